@@ -1,0 +1,3 @@
+from hsm_core.cli.main import main
+
+main()

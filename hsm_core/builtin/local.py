@@ -1,0 +1,168 @@
+"""Built-in plugin: the ``local`` compute source (processes on this machine).
+
+Tasks run in-process through :mod:`hsm_core.runner` (no extra interpreter per task); one small
+thread per running task waits for its exit, writes the final status and wakes the engine, so the
+controller never busy-polls. ``gpus: [0, 1]`` (or ``gpus_per_task``) hands each running task its
+own ``CUDA_VISIBLE_DEVICES`` slot.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from typing import Any, Iterable, Mapping, Sequence
+
+from hsm_core import runner
+from hsm_core.plugin import (
+    ComputeSource,
+    ComputeSourceRecord,
+    ConfigError,
+    HealthReport,
+    SourceContext,
+    SourceUnavailable,
+    TaskSpec,
+    TaskState,
+    TaskUpdate,
+    hookimpl,
+)
+
+LOCAL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "max_parallel_jobs": {"type": "integer", "minimum": 1, "description": "parallel tasks (default: CPUs)"},
+        "gpus": {"type": "array", "items": {"type": ["integer", "string"]}, "description": "GPU ids to share out"},
+        "gpus_per_task": {"type": "integer", "minimum": 1, "description": "GPUs per task (default 1 when gpus set)"},
+        "kill_grace": {"type": "number", "minimum": 0, "description": "seconds between SIGTERM and SIGKILL"},
+    },
+    "additionalProperties": False,
+}
+
+
+def _echo(name: str, line: bytes) -> None:
+    sys.stdout.write(f"[{name}] {line.decode('utf-8', 'replace')}")
+    if not line.endswith(b"\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+class LocalSource(ComputeSource):
+    """Runs tasks as child processes of the controller."""
+
+    poll_interval = 2.0  # finished tasks wake the engine at once; this is only a safety net
+
+    def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
+        super().__init__(name, options, context)
+        gpus = [str(g) for g in options.get("gpus") or []]
+        per_task = int(options.get("gpus_per_task") or (1 if gpus else 0))
+        if gpus and per_task > len(gpus):
+            raise ConfigError(f"gpus_per_task={per_task} but only {len(gpus)} GPUs listed", key=f"{name}.gpus_per_task")
+        self._gpu_slots: list[str] = (
+            [",".join(gpus[i : i + per_task]) for i in range(0, len(gpus) - per_task + 1, per_task)] if gpus else []
+        )
+        default = len(self._gpu_slots) if self._gpu_slots else (os.cpu_count() or 1)
+        requested = options.get("max_parallel_jobs")
+        self._capacity = int(requested) if requested else default
+        if self._gpu_slots:
+            self._capacity = min(self._capacity, len(self._gpu_slots))
+        self._grace = float(options.get("kill_grace", 10.0))
+        self._running: dict[str, runner.StartedTask] = {}
+        self._slot_of: dict[str, str] = {}
+        self._free_slots = list(self._gpu_slots)
+        self._updates: "queue.SimpleQueue[TaskUpdate]" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+
+    def capacity(self) -> int:
+        return self._capacity
+
+    def launch(self, tasks: Sequence[TaskSpec]) -> None:
+        for spec in tasks:
+            env: dict[str, str] = {}
+            with self._lock:
+                if self._gpu_slots:
+                    slot = self._free_slots.pop(0)
+                    self._slot_of[spec.task_id] = slot
+                    env["CUDA_VISIBLE_DEVICES"] = slot
+            try:
+                started = runner.start_task(
+                    spec.task_dir,
+                    source=self.name,
+                    runner="local",
+                    extra_env=env,
+                    echo=_echo if self.context.show_output else None,
+                )
+            except OSError as exc:
+                self._release(spec.task_id)
+                raise SourceUnavailable(f"cannot start a process: {exc}") from exc
+            with self._lock:
+                self._running[spec.task_id] = started
+            threading.Thread(target=self._wait, args=(spec.task_id, started), daemon=True).start()
+
+    def _release(self, task_id: str) -> None:
+        with self._lock:
+            slot = self._slot_of.pop(task_id, None)
+            if slot is not None:
+                self._free_slots.append(slot)
+
+    def _wait(self, task_id: str, started: runner.StartedTask) -> None:
+        rc = started.process.wait()
+        status = runner.finish_task(started, rc)
+        with self._lock:
+            self._running.pop(task_id, None)
+        self._release(task_id)
+        self._updates.put(TaskUpdate(task_id, TaskState(status["state"])))
+        self.context.wake()
+
+    def poll(self) -> list[TaskUpdate]:
+        out = []
+        while True:
+            try:
+                out.append(self._updates.get_nowait())
+            except queue.Empty:
+                return out
+
+    def cancel(self, task_ids: Iterable[str], reason: TaskState = TaskState.CANCELLED) -> None:
+        with self._lock:
+            targets = [self._running[t] for t in task_ids if t in self._running]
+        for t in targets:
+            t.stop_reason = reason
+            runner.signal_task(t, 15)
+        threads = [threading.Thread(target=runner.terminate, args=(t, self._grace, reason)) for t in targets]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop every running task (SIGTERM, SIGKILL after the grace period) as interrupted."""
+        with self._lock:
+            ids = list(self._running)
+        self.cancel(ids, reason=TaskState.INTERRUPTED)
+        # Let the waiter threads write the final statuses before the process exits.
+        for _ in range(200):
+            with self._lock:
+                if not self._running:
+                    break
+            threading.Event().wait(0.05)
+
+    def health(self) -> HealthReport:
+        return HealthReport(True, f"{len(self._running)}/{self._capacity} running")
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+
+@hookimpl
+def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
+    return [
+        ComputeSourceRecord(
+            "local",
+            "Processes on this machine",
+            LocalSource,
+            config_schema=LOCAL_SCHEMA,
+            detect=lambda: True,
+        )
+    ]

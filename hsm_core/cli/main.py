@@ -1,0 +1,75 @@
+"""Entry point of the ``hsm`` command: a click group that plugins extend.
+
+User errors (:class:`~hsm_core.plugin.HsmError`) are printed as one line and exit 2; a traceback is
+shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from hsm_core import __version__
+from hsm_core.plugin import HsmError
+
+
+class HsmGroup(click.Group):
+    """Turns HsmError into a one-line message with the error's exit code."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except HsmError as exc:
+            if os.environ.get("HSM_DEBUG") or (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=HsmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hsm")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """hsm: run hyperparameter sweeps on local processes, SSH hosts, Slurm and PBS clusters."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+_commands_added = False
+
+
+def build_cli() -> click.Group:
+    """Add every plugin's commands (built-ins included) to :data:`cli`, once."""
+    global _commands_added
+    if not _commands_added:
+        from hsm_core.plugins import get_registry
+
+        _commands_added = True
+        registry = get_registry()
+        # One plugin's broken commands must not take `hsm --help` down with it.
+        for impl in registry.pm.hook.hsm_register_commands.get_hookimpls():
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:
+                if impl.plugin_name.startswith("hsm_core."):
+                    raise
+                click.echo(f"hsm: warning: plugin {impl.plugin_name!r} failed to add its commands: {exc!r}", err=True)
+                for info in registry.plugins:
+                    if info.name == impl.plugin_name:
+                        info.status, info.error = "failed", f"hsm_register_commands: {exc!r}"
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    build_cli().main(args=argv, prog_name="hsm")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,288 @@
+"""``hsm run`` (v2), ``hsm sweep`` (v1 spelling) and ``hsm complete``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hsm_core.plugin import HsmError
+
+DEFAULT_CONFIGS = ("sweeps/sweep_config.yaml", "sweeps/sweep.yaml", "sweep.yaml")
+
+
+def _registry() -> Any:
+    from hsm_core.plugins import get_registry
+
+    return get_registry()
+
+
+def _project_root(project_dir: str | None) -> Path:
+    from hsm_core.config import find_project_root
+
+    return Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
+
+
+def _default_config(root: Path) -> Path:
+    for cand in DEFAULT_CONFIGS:
+        if (root / cand).exists():
+            return root / cand
+    raise HsmError("no sweep file given and none found", hint="pass --config FILE (e.g. sweeps/sweep_config.yaml)")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _print_dry_run(plan: Any, registry: Any, sources: str, total: int) -> None:
+    from rich.table import Table
+
+    from hsm_core.sources import parse_sources
+    from hsm_core.sweep import parameter_table
+
+    console = _console()
+    console.print(f"Total parameter combinations: {total}\n")
+    console.print("[bold]Dry Run Information[/bold]")
+    table = Table(title="Parameter Combinations")
+    table.add_column("Parameter")
+    table.add_column("Values")
+    for name, values in parameter_table(plan.spec):
+        table.add_row(name, values)
+    console.print(table)
+    requests = parse_sources(sources, plan.project.data, registry)
+    n = len(plan.to_run)
+    console.print("\nExecution Plan:")
+    console.print(f"  Total combinations: {total}")
+    console.print(f"  Tasks to execute: {n}")
+    console.print(f"  Sources: {', '.join(r.name + ' (' + r.kind + ')' for r in requests)}")
+    console.print(f"  Tasks per source: ~{-(-n // max(1, len(requests)))}")
+    for reason, k in plan.skipped.items():
+        console.print(f"  Skipped: {k} ({reason})")
+    if plan.to_run:
+        from hsm_core.prepare import command_plan
+
+        cmd = command_plan(plan.project, plan.spec.settings)
+        argv, _ = cmd.argv(plan.to_run[0].params)
+        import shlex
+
+        console.print(f"  First command: {shlex.join(argv)}", markup=False)
+        console.print(f"  Working directory: {plan.project.root}", markup=False)
+
+
+def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> None:
+    from hsm_core.lifecycle import execute
+
+    console = _console()
+    n = len(plan.to_run) + len(plan.to_adopt)
+    verb = "Starting" if plan.new_sweep else "Completing"
+    console.print(f"{verb} sweep [bold]{plan.sweep.sweep_id}[/bold]: {n} task(s) on {opts.sources}")
+    console.print(f"Sweep directory: {plan.sweep.path}", markup=False)
+    for reason, k in plan.skipped.items():
+        console.print(f"Skipped {k} task(s): {reason}")
+    if n == 0:
+        console.print("Nothing to run.")
+        return
+    progress = None
+    on_update = None
+    if sys.stderr.isatty() and not opts.show_output and not quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=_console_err(),
+        )
+        bar = progress.add_task(plan.sweep.sweep_id, total=n)
+
+        def on_update(rec: Any) -> None:
+            from hsm_core.plugin import TaskState
+
+            if TaskState(rec.state).finished:
+                progress.advance(bar)
+
+    else:
+
+        def on_update(rec: Any) -> None:
+            if rec.state not in ("completed", "submitted", "running", "pending"):
+                click.echo(f"{rec.name} {rec.state} (exit code {rec.exit_code}) on {rec.source}", err=True)
+
+    try:
+        if progress:
+            progress.start()
+        counts = execute(plan, opts, registry, on_update=on_update)
+    finally:
+        if progress:
+            progress.stop()
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    console.print(f"Done: {summary}")
+    console.print(f"Status: hsm status {plan.sweep.sweep_id}")
+    if counts.get("failed") or counts.get("timeout") or counts.get("lost"):
+        console.print(f"Some tasks failed: hsm monitor errors {plan.sweep.sweep_id}; retry with hsm complete {plan.sweep.sweep_id} --retry-failed")
+        raise SystemExit(1)
+
+
+def _console_err() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _default_sources(plan: Any) -> str:
+    return str((plan.project.data.get("compute") or {}).get("default_sources") or plan.spec.settings.get("sources") or "local")
+
+
+def _common_run(
+    config: str | None,
+    sources: str | None,
+    parallel_limit: int | None,
+    count_only: bool,
+    dry_run: bool,
+    max_runs: int | None,
+    show_output: bool,
+    strategy: str | None,
+    sweep_id: str | None,
+    no_wait: bool,
+    project_dir: str | None,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    from hsm_core.lifecycle import ExecOptions, plan_run
+    from hsm_core.sweep import count, load_spec
+
+    registry = _registry()
+    root = _project_root(project_dir)
+    cfg = Path(config) if config else _default_config(root)
+    if count_only:
+        spec = load_spec(cfg, registry)
+        total = count(spec, registry)
+        click.echo(f"Total parameter combinations: {total}")
+        return
+    plan = plan_run(cfg, registry, project_root=root, sweep_id=sweep_id, max_runs=max_runs)
+    sources = sources or _default_sources(plan)
+    strategy = strategy or str((plan.project.data.get("compute") or {}).get("strategy") or plan.spec.settings.get("strategy") or "round_robin")
+    if dry_run:
+        from hsm_core.sweep import count as _count
+
+        _print_dry_run(plan, registry, sources, _count(plan.spec, registry))
+        return
+    opts = ExecOptions(
+        sources=sources,
+        strategy=strategy,
+        parallel_limit=parallel_limit,
+        show_output=show_output,
+        no_wait=no_wait,
+        command_line=" ".join(["hsm", *sys.argv[1:]]),
+    )
+    if overrides:
+        opts.source_overrides = overrides
+    _run_plan(plan, opts, registry)
+
+
+_run_options = [
+    click.option("--config", "-c", "config", type=click.Path(dir_okay=False), help="Sweep file (default: sweeps/sweep_config.yaml)."),
+    click.option("--count-only", is_flag=True, help="Print the number of combinations and exit."),
+    click.option("--dry-run", is_flag=True, help="Show parameters and the execution plan; run nothing."),
+    click.option("--max-runs", type=click.IntRange(min=1), help="Run only the first N combinations."),
+    click.option("--show-output", is_flag=True, help="Stream task output to the terminal."),
+    click.option("--strategy", help="round_robin (default), least_loaded, random, or a plugin's."),
+    click.option("--sweep-id", help="Name of the sweep (default: sweep_YYYYMMDD_HHMMSS)."),
+    click.option("--no-wait", is_flag=True, help="Exit once tasks are submitted (schedulers); follow with hsm status."),
+    click.option("--project-dir", type=click.Path(file_okay=False), help="Project root (default: found from the current dir)."),
+]
+
+
+def _with_run_options(fn: Any) -> Any:
+    for opt in reversed(_run_options):
+        fn = opt(fn)
+    return fn
+
+
+@click.command("run")
+@click.option("--sources", "-s", help='Where to run: "local", "local:4", "ssh:host:8", "hpc", "hpc:cluster", comma separated.')
+@click.option("--parallel-limit", type=click.IntRange(min=1), help="Cap on tasks running at once over all sources.")
+@_with_run_options
+def run_command(sources, parallel_limit, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir):
+    """Run every combination of a sweep file as a task."""
+    _common_run(config, sources, parallel_limit, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir)
+
+
+@click.command("sweep")
+@click.argument("action", required=False, type=click.Choice(["run"]))
+@click.option("--mode", type=click.Choice(["local", "array", "remote", "distributed"]), default="local", show_default=True,
+              help="v1 spelling of --sources: local processes, an HPC array job, or one SSH remote.")
+@click.option("--parallel-jobs", type=click.IntRange(min=1), help="Parallel local jobs (v1 spelling of local:N).")
+@click.option("--remote", help="Remote name for --mode remote.")
+@click.option("--walltime", help="Walltime for --mode array, e.g. 04:00:00.")
+@click.option("--sources", "-s", help="As in hsm run (overrides --mode).")
+@_with_run_options
+def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir):
+    """Run a sweep (v1 spelling; same as hsm run)."""
+    if not sources:
+        if mode == "local":
+            sources = f"local:{parallel_jobs}" if parallel_jobs else "local"
+        elif mode == "array":
+            sources = "hpc"
+        elif mode == "remote":
+            if not remote:
+                raise HsmError("--mode remote needs --remote NAME", hint="list remotes with: hsm remote list")
+            sources = f"ssh:{remote}"
+        else:
+            sources = None
+    overrides = {"walltime": walltime} if walltime else None
+    _common_run(config, sources, None, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, overrides)
+
+
+@click.command("complete")
+@click.argument("sweep_id")
+@click.option("--sources", "-s", help="Where to run the missing tasks (default: the sweep's own sources).")
+@click.option("--retry-failed", is_flag=True, help="Also run tasks that failed.")
+@click.option("--dry-run", is_flag=True, help="Show what would run; run nothing.")
+@click.option("--parallel-limit", type=click.IntRange(min=1))
+@click.option("--strategy", help="Dispatch strategy.")
+@click.option("--show-output", is_flag=True)
+@click.option("--no-wait", is_flag=True)
+@click.option("--config", "-c", "config", type=click.Path(dir_okay=False), help="An edited sweep file to complete against.")
+@click.option("--project-dir", type=click.Path(file_okay=False))
+def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, strategy, show_output, no_wait, config, project_dir):
+    """Run the tasks of SWEEP_ID that have not completed (never re-runs completed ones)."""
+    from hsm_core.lifecycle import ExecOptions, plan_complete
+
+    registry = _registry()
+    root = Path(project_dir).resolve() if project_dir else None
+    if root is None:
+        from hsm_core.config import find_project_root
+
+        root = find_project_root(Path.cwd())
+    plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None)
+    meta = plan.sweep.read_metadata()
+    sources = sources or meta.get("sources") or "local"
+    console = _console()
+    if dry_run:
+        console.print(f"Sweep {sweep_id}: {len(plan.to_run)} task(s) would run on {sources}")
+        for reason, k in plan.skipped.items():
+            console.print(f"  skipped {k}: {reason}")
+        if plan.to_adopt:
+            console.print(f"  {len(plan.to_adopt)} still running locally (would be watched, not re-run)")
+        for rec in plan.to_run[:50]:
+            console.print(f"  {rec.name} [{rec.state}] {rec.params}", markup=False)
+        if len(plan.to_run) > 50:
+            console.print(f"  ... and {len(plan.to_run) - 50} more")
+        return
+    opts = ExecOptions(
+        sources=sources,
+        strategy=strategy or meta.get("strategy") or "round_robin",
+        parallel_limit=parallel_limit,
+        show_output=show_output,
+        no_wait=no_wait,
+        command_line=" ".join(["hsm", *sys.argv[1:]]),
+    )
+    _run_plan(plan, opts, registry)
+
+
+def register(cli: click.Group) -> None:
+    """Add run, sweep and complete."""
+    cli.add_command(run_command)
+    cli.add_command(sweep_command)
+    cli.add_command(complete_command)

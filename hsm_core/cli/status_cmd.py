@@ -1,0 +1,150 @@
+"""``hsm status``: counts, durations and sources of a sweep (or all sweeps), from the files alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hsm_core.plugin import HsmError
+
+STATE_ORDER = ("completed", "failed", "running", "submitted", "pending", "interrupted", "cancelled", "timeout", "preempted", "lost")
+
+
+def output_dir(project_dir: str | None) -> Path:
+    """The project's sweeps output dir (``paths.output_dir``, default ``sweeps/outputs``)."""
+    from hsm_core.config import find_project_root, load_project_config
+
+    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
+    return load_project_config(root).output_dir
+
+
+def list_sweeps(out: Path) -> list[Path]:
+    """Sweep dirs under ``out``, oldest first (by creation time recorded in the name or mtime)."""
+    if not out.is_dir():
+        return []
+    dirs = [p.parent for p in out.glob("*/sweep_metadata.yaml")]
+    return sorted(dirs, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
+    """Counts per state, durations and per-source numbers of one sweep."""
+    from hsm_core.state import SweepDir
+
+    sweep = SweepDir(sweep_path)
+    records = sweep.rebuild_index() if rebuild else sweep.records()
+    meta = sweep.read_metadata()
+    counts = {s: 0 for s in STATE_ORDER}
+    per_source: dict[str, dict[str, int]] = {}
+    durations = []
+    for r in records.values():
+        counts[r.state] = counts.get(r.state, 0) + 1
+        if r.source:
+            src = per_source.setdefault(r.source, {})
+            src[r.state] = src.get(r.state, 0) + 1
+        if r.state == "completed" and isinstance(r.duration, (int, float)):
+            durations.append(float(r.duration))
+    total = len(records)
+    done = counts.get("completed", 0)
+    return {
+        "sweep_id": sweep.sweep_id,
+        "path": str(sweep.path),
+        "status": meta.get("status"),
+        "created": meta.get("created"),
+        "sources": meta.get("sources"),
+        "total": total,
+        "counts": {k: v for k, v in counts.items() if v or k in ("completed", "failed", "running", "pending")},
+        "progress": round(100.0 * done / total, 1) if total else 0.0,
+        "per_source": per_source,
+        "duration": {
+            "mean": round(sum(durations) / len(durations), 3) if durations else None,
+            "max": max(durations) if durations else None,
+            "total": round(sum(durations), 3) if durations else None,
+        },
+    }
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = float(s)
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(int(s), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m}m" if h else f"{m}m {sec}s"
+
+
+def _print_one(info: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"Sweep Status: {info['sweep_id']}")
+    table.add_column("Metric")
+    table.add_column("Value")
+    table.add_row("Status", str(info.get("status") or "-"))
+    table.add_row("Progress", f"{info['counts'].get('completed', 0)}/{info['total']} ({info['progress']}%)")
+    for state, n in info["counts"].items():
+        table.add_row(state.capitalize(), str(n))
+    table.add_row("Mean duration", _fmt_seconds(info["duration"]["mean"]))
+    table.add_row("Total task time", _fmt_seconds(info["duration"]["total"]))
+    console.print(table)
+    if info["per_source"]:
+        st = Table(title="Per source")
+        st.add_column("Source")
+        states = sorted({s for d in info["per_source"].values() for s in d})
+        for s in states:
+            st.add_column(s.capitalize(), justify="right")
+        for name, d in sorted(info["per_source"].items()):
+            st.add_row(name, *(str(d.get(s, 0)) for s in states))
+        console.print(st)
+
+
+@click.command("status")
+@click.argument("sweep_id", required=False)
+@click.option("--all", "all_", is_flag=True, help="One line per sweep.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--rebuild", is_flag=True, help="Rebuild the index from the task dirs first.")
+@click.option("--project-dir", type=click.Path(file_okay=False))
+def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: bool, project_dir: str | None) -> None:
+    """Show the status of SWEEP_ID (default: the most recent sweep), or of all sweeps."""
+    from hsm_core.state import SweepDir
+
+    out = output_dir(project_dir)
+    if all_:
+        infos = [summarize(p, rebuild=rebuild) for p in list_sweeps(out)]
+        if as_json:
+            click.echo(json.dumps(infos, indent=1))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Sweeps in {out}")
+        for col in ("Sweep", "Created", "Status", "Tasks", "Completed", "Failed", "Running", "Pending"):
+            table.add_column(col)
+        for i in infos:
+            c = i["counts"]
+            table.add_row(i["sweep_id"], str(i["created"] or "-"), str(i["status"] or "-"), str(i["total"]),
+                          str(c.get("completed", 0)), str(c.get("failed", 0)), str(c.get("running", 0) + c.get("submitted", 0)), str(c.get("pending", 0)))
+        Console(highlight=False).print(table)
+        return
+    if sweep_id is None:
+        sweeps = list_sweeps(out)
+        if not sweeps:
+            raise HsmError(f"no sweeps in {out}", hint="start one with: hsm run --config sweeps/sweep_config.yaml")
+        path = sweeps[-1]
+    else:
+        path = SweepDir.locate(out, sweep_id).path
+    info = summarize(path, rebuild=rebuild)
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+    else:
+        _print_one(info)
+
+
+def register(cli: click.Group) -> None:
+    """Add status."""
+    cli.add_command(status_command)

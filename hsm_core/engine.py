@@ -1,0 +1,386 @@
+"""The dispatch loop: capacity per source, strategy, polling, health, failover, interrupts.
+
+The engine holds no state that is not also on disk: every state change is in the task's
+``status.yaml`` (written by the runner) and mirrored in the index, so killing the controller at
+any moment loses nothing that ``hsm complete`` cannot pick up.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from hsm_core.plugin import (
+    CollectorRecord,
+    ComputeSource,
+    DispatchStrategy,
+    HsmError,
+    SourceSlot,
+    SourceUnavailable,
+    TaskSpec,
+    TaskState,
+    TaskUpdate,
+)
+from hsm_core.state import SweepDir, TaskRecord, count_states, read_status, reconcile_status
+
+INDEX_SAVE_INTERVAL = 2.0
+
+
+class Interrupted(HsmError):
+    """The user interrupted the sweep; state is saved and ``hsm complete`` continues it."""
+
+    exit_code = 130
+
+
+@dataclass
+class SourceRuntime:
+    """The engine's bookkeeping for one source."""
+
+    source: ComputeSource
+    capacity: int
+    active: set[str] = field(default_factory=set)
+    launched_total: int = 0
+    consecutive_failures: int = 0
+    enabled: bool = True
+    next_poll: float = 0.0
+    next_health: float = 0.0
+    woken: bool = False
+    last_health: str = "not checked"
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+
+class Engine:
+    """Runs ``tasks`` of ``sweep`` on ``sources`` until each reaches a final state."""
+
+    def __init__(
+        self,
+        sweep: SweepDir,
+        records: dict[str, TaskRecord],
+        sources: Sequence[ComputeSource],
+        strategy: DispatchStrategy,
+        registry: Any,
+        *,
+        parallel_limit: int | None = None,
+        health_interval: float = 300.0,
+        max_failures: int = 3,
+        wake_event: threading.Event | None = None,
+        on_update: Callable[[TaskRecord], None] | None = None,
+        detach: bool = False,
+    ) -> None:
+        self.sweep = sweep
+        self.records = records
+        self.registry = registry
+        self.strategy = strategy
+        self.parallel_limit = parallel_limit
+        self.health_interval = health_interval
+        self.max_failures = max_failures
+        self.wake_event = wake_event or threading.Event()
+        self.on_update = on_update
+        self.detach = detach
+        self.sources = [SourceRuntime(s, max(1, int(s.capacity()))) for s in sources]
+        self.by_name = {rt.name: rt for rt in self.sources}
+        self._owner: dict[str, SourceRuntime] = {}
+        self._dirty = False
+        self._last_save = 0.0
+        self._collectors = [rec.load()() for rec in registry.components(CollectorRecord.kind).values()]
+
+    # ------------------------------------------------------------------------------------------
+    def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
+        """Dispatch ``tasks`` (and watch ``adopted`` ones already running) until all are final."""
+        pending = collections.deque(tasks)
+        adopted_left = {t.task_id: t for t in adopted}
+        self.registry.hook.hsm_sweep_started(
+            sweep_id=self.sweep.sweep_id, sweep_dir=str(self.sweep.path), total_tasks=len(tasks) + len(adopted)
+        )
+        self._log_sources()
+        old_term = _install_term_handler()
+        try:
+            while pending or self._owner or adopted_left:
+                self._health_checks()
+                self._dispatch(pending)
+                if self.detach and not pending and all(rt.source.detach() for rt in self.sources if rt.active):
+                    break
+                if not any(rt.enabled for rt in self.sources) and pending:
+                    self._log_health("all sources disabled; waiting for one to recover")
+                self._wait(bool(adopted_left))
+                self._poll(pending)
+                self._watch_adopted(adopted_left)
+                self._maybe_save()
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise Interrupted("interrupted", hint=f"state saved; continue with: hsm complete {self.sweep.sweep_id}")
+        finally:
+            signal.signal(signal.SIGTERM, old_term)
+            self._save(mapping=True)
+            for rt in self.sources:
+                try:
+                    rt.source.close()
+                except Exception:  # closing must not hide the real outcome
+                    pass
+            counts = count_states(self.records.values())
+            self.registry.hook.hsm_sweep_finished(sweep_id=self.sweep.sweep_id, sweep_dir=str(self.sweep.path), counts=counts)
+        return counts
+
+    # ------------------------------------------------------------------------------------------
+    def _total_active(self) -> int:
+        return sum(len(rt.active) for rt in self.sources)
+
+    def _dispatch(self, pending: "collections.deque[TaskSpec]") -> None:
+        if not pending:
+            return
+        batches: dict[str, list[TaskSpec]] = collections.defaultdict(list)
+        planned = {rt.name: len(rt.active) for rt in self.sources}
+        total = self._total_active()
+        while pending:
+            if self.parallel_limit is not None and total >= self.parallel_limit:
+                break
+            slots = [
+                SourceSlot(rt.name, rt.capacity, planned[rt.name], rt.launched_total)
+                for rt in self.sources
+                if rt.enabled and planned[rt.name] < rt.capacity
+            ]
+            if not slots:
+                break
+            choice = self.strategy.choose(pending[0], slots)
+            if choice is None:
+                break
+            batches[choice.name].append(pending.popleft())
+            planned[choice.name] += 1
+            total += 1
+        for name, batch in batches.items():
+            rt = self.by_name[name]
+            try:
+                rt.source.launch(batch)
+            except SourceUnavailable as exc:
+                # Infrastructure trouble: the tasks go back to the queue, the source loses health.
+                for spec in reversed(batch):
+                    pending.appendleft(spec)
+                self._source_failed(rt, f"launch failed: {exc}")
+                continue
+            now = time.time()
+            for spec in batch:
+                rt.active.add(spec.task_id)
+                self._owner[spec.task_id] = rt
+                rec = self.records[spec.task_id]
+                rec.source = rt.name
+                if TaskState(rec.state).finished or rec.state == TaskState.PENDING.value:
+                    rec.state = TaskState.SUBMITTED.value
+                self._dirty = True
+                self.sweep.log("task_assignments.log", f"{spec.name} {spec.task_id} -> {rt.name}")
+            rt.launched_total += len(batch)
+            rt.consecutive_failures = 0
+            rt.next_poll = min(rt.next_poll or now + rt.source.poll_interval, now + rt.source.poll_interval)
+        if batches:
+            self._log_utilization()
+
+    def _wait(self, watching_adopted: bool) -> None:
+        now = time.time()
+        deadlines = [rt.next_poll for rt in self.sources if rt.active]
+        deadlines += [rt.next_health for rt in self.sources if rt.next_health]
+        timeout = max(0.0, min(deadlines) - now) if deadlines else 1.0
+        if watching_adopted:
+            timeout = min(timeout, 0.5)
+        if self._dirty:
+            timeout = min(timeout, INDEX_SAVE_INTERVAL)
+        self.wake_event.wait(timeout=min(timeout, 30.0))
+        self.wake_event.clear()
+
+    def _poll(self, pending: "collections.deque[TaskSpec]") -> None:
+        now = time.time()
+        for rt in self.sources:
+            if not rt.active:
+                continue
+            if now < rt.next_poll and not getattr(rt.source, "wants_poll", lambda: True)():
+                continue
+            try:
+                updates = rt.source.poll()
+            except SourceUnavailable as exc:
+                self._source_failed(rt, f"poll failed: {exc}")
+                updates = []
+            rt.next_poll = now + rt.source.poll_interval
+            for upd in updates:
+                self._apply(rt, upd, pending)
+
+    def _apply(self, rt: SourceRuntime, upd: TaskUpdate, pending: "collections.deque[TaskSpec]") -> None:
+        rec = self.records.get(upd.task_id)
+        if rec is None:
+            return
+        d = self.sweep.task_dir(rec.index)
+        status = read_status(d) or {}
+        if upd.state.finished and upd.infrastructure_failure and upd.state != TaskState.COMPLETED:
+            # Lost to the infrastructure (host down, node failure): run it again elsewhere.
+            rt.active.discard(upd.task_id)
+            self._owner.pop(upd.task_id, None)
+            rec.state = TaskState.PENDING.value
+            self._dirty = True
+            pending.append(self._spec(rec))
+            self._source_failed(rt, f"{rec.name} lost: {upd.message or upd.state.value}")
+            return
+        if status.get("state") and TaskState(status["state"]).finished:
+            rec.update_from_status(status)
+        else:
+            rec.state = upd.state.value
+        if rec.source is None:
+            rec.source = rt.name
+        self._dirty = True
+        if TaskState(rec.state).finished:
+            rt.active.discard(upd.task_id)
+            self._owner.pop(upd.task_id, None)
+            self._finished(rec)
+        if self.on_update:
+            self.on_update(rec)
+
+    def _finished(self, rec: TaskRecord) -> None:
+        d = self.sweep.task_dir(rec.index)
+        if rec.state == TaskState.COMPLETED.value:
+            self._collect_metrics(d)
+        else:
+            self.sweep.log(
+                f"sources/{rec.source}.log", f"{rec.name} {rec.state} exit_code={rec.exit_code}"
+            )
+        self.registry.hook.hsm_task_finished(
+            sweep_id=self.sweep.sweep_id, task_id=rec.task_id, state=rec.state, task_dir=str(d)
+        )
+
+    def _collect_metrics(self, task_dir: Any) -> None:
+        import json
+
+        from hsm_core.atomic import atomic_write_text
+
+        metrics: dict[str, Any] = {}
+        for collector in self._collectors:
+            try:
+                found = collector.collect(task_dir)
+            except Exception:  # a collector bug must not stop the sweep
+                continue
+            for k, v in found.items():
+                metrics.setdefault(k, v)
+        if metrics and not (task_dir / "metrics.json").exists():
+            atomic_write_text(task_dir / "metrics.json", json.dumps(metrics, indent=1))
+
+    def _spec(self, rec: TaskRecord) -> TaskSpec:
+        d = self.sweep.task_dir(rec.index).resolve()
+        return TaskSpec(rec.task_id, rec.index, rec.params, d, self.sweep.sweep_id, self.sweep.path.resolve())
+
+    def _watch_adopted(self, adopted: dict[str, TaskSpec]) -> None:
+        for task_id, spec in list(adopted.items()):
+            status = reconcile_status(spec.task_dir, read_status(spec.task_dir))
+            if status and TaskState(status.get("state", "running")).finished:
+                rec = self.records[task_id]
+                rec.update_from_status(status)
+                self._dirty = True
+                del adopted[task_id]
+                self._finished(rec)
+                if self.on_update:
+                    self.on_update(rec)
+
+    # -- health -------------------------------------------------------------------------------
+    def _health_checks(self) -> None:
+        now = time.time()
+        for rt in self.sources:
+            if rt.next_health and now < rt.next_health:
+                continue
+            rt.next_health = now + self.health_interval
+            try:
+                report = rt.source.health()
+                ok, msg = report.healthy, report.message
+            except Exception as exc:  # an unreachable source may raise anything
+                ok, msg = False, f"{type(exc).__name__}: {exc}"
+            rt.last_health = ("healthy" if ok else "unhealthy") + (f": {msg}" if msg else "")
+            self._log_health(f"{rt.name} {rt.last_health}")
+            if ok:
+                if not rt.enabled:
+                    rt.enabled = True
+                    self._log_health(f"{rt.name} recovered: enabled again")
+                rt.consecutive_failures = 0
+            else:
+                self._source_failed(rt, msg or "health check failed")
+
+    def _source_failed(self, rt: SourceRuntime, why: str) -> None:
+        rt.consecutive_failures += 1
+        self.sweep.log(f"sources/{rt.name}.log", f"failure {rt.consecutive_failures}: {why}")
+        if rt.enabled and rt.consecutive_failures >= self.max_failures:
+            rt.enabled = False
+            self._log_health(f"{rt.name} disabled after {rt.consecutive_failures} consecutive failures ({why})")
+        # Check again soon so a recovered source comes back quickly.
+        rt.next_health = time.time() + min(self.health_interval, 5.0)
+
+    def _log_health(self, line: str) -> None:
+        self.sweep.log("health_status.log", line)
+
+    def _log_sources(self) -> None:
+        for rt in self.sources:
+            self.sweep.log(f"sources/{rt.name}.log", f"source {rt.name} ({type(rt.source).__name__}) capacity {rt.capacity}")
+
+    def _log_utilization(self) -> None:
+        parts = " ".join(f"{rt.name}={len(rt.active)}/{rt.capacity}" for rt in self.sources)
+        self.sweep.log("source_utilization.log", parts)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _maybe_save(self) -> None:
+        if self._dirty and time.time() - self._last_save >= INDEX_SAVE_INTERVAL:
+            self._save()
+
+    def _save(self, mapping: bool = False) -> None:
+        self.sweep.save_index(self.records.values(), mapping=mapping)
+        self._dirty = False
+        self._last_save = time.time()
+
+    def _interrupt(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        try:
+            for rt in self.sources:
+                if rt.active:
+                    try:
+                        rt.source.interrupt()
+                    except Exception:
+                        pass
+                    for upd in _safe_poll(rt.source):
+                        self._apply(rt, upd, collections.deque())
+            for task_id, rt in list(self._owner.items()):
+                rec = self.records[task_id]
+                status = read_status(self.sweep.task_dir(rec.index)) or {}
+                if status.get("state"):
+                    rec.update_from_status(status)
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def source_table(self) -> list[dict[str, Any]]:
+        """Per-source utilization and health (for status displays)."""
+        return [
+            {
+                "source": rt.name,
+                "active": len(rt.active),
+                "capacity": rt.capacity,
+                "launched": rt.launched_total,
+                "enabled": rt.enabled,
+                "health": rt.last_health,
+            }
+            for rt in self.sources
+        ]
+
+
+def _safe_poll(source: ComputeSource) -> Iterable[TaskUpdate]:
+    try:
+        return source.poll()
+    except Exception:
+        return []
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _install_term_handler() -> Any:
+    """SIGTERM to the controller behaves like Ctrl-C: stop cleanly, save state, exit 130."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not in the main thread (tests driving the engine from a thread)
+        return signal.getsignal(signal.SIGTERM)

@@ -1,0 +1,136 @@
+"""Hook specifications of hsm (pluggy project ``"hsm"``).
+
+Registration hooks return a list of records (see :mod:`hsm_core.plugin`); decision hooks are
+``firstresult``; event hooks only notify. Hook parameters never have defaults (pluggy does not pass
+defaulted arguments to implementations). Every hook is documented in ``docs/hooks.md`` with this
+exact signature; ``tests/test_docs.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+import pluggy
+
+from hsm_core.plugin import PROJECT_NAME
+
+if TYPE_CHECKING:  # pragma: no cover
+    import click
+
+    from hsm_core.plugin import (
+        CollectorRecord,
+        ComputeSourceRecord,
+        ExpanderRecord,
+        HostProviderRecord,
+        StrategyRecord,
+        SyncTransportRecord,
+        TaskRegistryRecord,
+        TaskSpec,
+    )
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+@hookspec
+def hsm_register_expanders() -> list[ExpanderRecord]:
+    """Register sweep-file sections that expand into parameter sets (``grid``, ``paired`` ...).
+
+    Called once when the plugin manager is built.
+    """
+
+
+@hookspec
+def hsm_register_dispatch_strategies() -> list[StrategyRecord]:
+    """Register strategies choosing which source gets the next task (``round_robin`` ...).
+
+    Called once when the plugin manager is built.
+    """
+
+
+@hookspec
+def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
+    """Register kinds of compute source (``local``, ``ssh``, ``slurm``, ``pbs``).
+
+    Called once when the plugin manager is built.
+    """
+
+
+@hookspec
+def hsm_register_result_collectors() -> list[CollectorRecord]:
+    """Register collectors that extract metrics from finished tasks.
+
+    Called once when the plugin manager is built.
+    """
+
+
+@hookspec
+def hsm_register_sync_transports() -> list[SyncTransportRecord]:
+    """Register transports used by ``hsm sync`` (``rsync`` ...).
+
+    Called once when the plugin manager is built.
+    """
+
+
+@hookspec
+def hsm_register_hosts() -> list[HostProviderRecord]:
+    """Register host providers: factories ``(name, config) -> Host`` for a scheme (``ssh`` ...).
+
+    Called once when the plugin manager is built.
+    """
+
+
+@hookspec
+def hsm_register_task_registries() -> list[TaskRegistryRecord]:
+    """Register task-state registries that pull-based workers ask before claiming a task.
+
+    Called once when the plugin manager is built.
+    """
+
+
+@hookspec
+def hsm_register_commands(cli: click.Group) -> None:
+    """Add click commands or groups to the ``hsm`` command line.
+
+    Called once when the CLI starts. ``cli`` is the top-level group.
+    """
+
+
+@hookspec(firstresult=True)
+def hsm_make_task_id(params: Mapping[str, Any]) -> str | None:
+    """Return the stable id of the task with these parameters.
+
+    Called for every task when a sweep is expanded. The default is a hash of the canonical JSON
+    of ``params``. Stops at the first non-None result.
+    """
+
+
+@hookspec
+def hsm_task_env(task: TaskSpec, sweep_config: Mapping[str, Any]) -> dict[str, str] | None:
+    """Return extra environment variables for a task (merged over all plugins).
+
+    Called when a task's ``command.json`` is written, before it is launched.
+    """
+
+
+@hookspec
+def hsm_sweep_started(sweep_id: str, sweep_dir: str, total_tasks: int) -> None:
+    """Notify that a sweep (or a ``complete`` of it) starts dispatching.
+
+    Called once by the engine before the first task is launched.
+    """
+
+
+@hookspec
+def hsm_task_finished(sweep_id: str, task_id: str, state: str, task_dir: str) -> None:
+    """Notify that a task reached a final state (``completed``, ``failed`` ...).
+
+    Called by the engine once per task when it sees the final state.
+    """
+
+
+@hookspec
+def hsm_sweep_finished(sweep_id: str, sweep_dir: str, counts: Mapping[str, int]) -> None:
+    """Notify that the engine stopped dispatching a sweep, with the count of tasks per state.
+
+    Called once when the engine returns (also after an interrupt).
+    """

@@ -1,0 +1,309 @@
+"""Starting and completing sweeps: from a sweep file (or a sweep dir) to an engine run.
+
+The CLI commands ``run``, ``sweep`` (v1) and ``complete`` are thin wrappers over
+:func:`plan_run`, :func:`plan_complete` and :func:`execute`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hsm_core import __version__
+from hsm_core.config import ProjectConfig, load_project_config
+from hsm_core.engine import Engine
+from hsm_core.plugin import HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
+from hsm_core.prepare import command_plan, materialize
+from hsm_core.sources import create_sources, parse_sources
+from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
+from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
+
+
+@dataclass
+class Plan:
+    """What a run or complete will do; ``execute`` carries it out."""
+
+    project: ProjectConfig
+    spec: SweepSpec
+    sweep: SweepDir
+    records: dict[str, TaskRecord]  #: every task of the sweep, by id
+    to_run: list[TaskRecord]  #: tasks to launch
+    to_adopt: list[TaskRecord] = field(default_factory=list)  #: still running locally: watch them
+    skipped: dict[str, int] = field(default_factory=dict)  #: reason -> count
+    new_sweep: bool = True
+    config_text: str | None = None
+    max_runs: int | None = None
+
+
+def _expand_records(spec: SweepSpec, registry: Any, max_runs: int | None, start_index: int = 1,
+                    existing: dict[str, TaskRecord] | None = None) -> tuple[dict[str, TaskRecord], int]:
+    """Records for every parameter set (existing ones reused by id); returns (records, duplicates)."""
+    records: dict[str, TaskRecord] = dict(existing or {})
+    next_index = start_index
+    duplicates = 0
+    seen: set[str] = set()
+    for params in expand(spec, registry):
+        if max_runs is not None and len(seen) >= max_runs:
+            break
+        task_id = make_task_id(params, registry)
+        if task_id in seen:
+            duplicates += 1
+            continue
+        seen.add(task_id)
+        if task_id not in records:
+            records[task_id] = TaskRecord(next_index, task_id, params)
+            next_index += 1
+    return records, duplicates
+
+
+MAX_TASKS = 1_000_000
+
+
+def _check_size(spec: SweepSpec, registry: Any, max_runs: int | None) -> int:
+    total = count(spec, registry)
+    effective = min(total, max_runs) if max_runs is not None else total
+    if effective > MAX_TASKS:
+        raise HsmError(
+            f"the sweep has {total:,} combinations; hsm runs at most {MAX_TASKS:,} tasks per sweep",
+            hint="narrow the grid, or use --max-runs N",
+        )
+    return total
+
+
+def plan_run(
+    config_file: Path,
+    registry: Any,
+    *,
+    project_root: Path | None = None,
+    sweep_id: str | None = None,
+    max_runs: int | None = None,
+) -> Plan:
+    """Plan a new sweep from ``config_file`` (nothing is written yet)."""
+    project = load_project_config(project_root or Path.cwd(), registry)
+    spec = load_spec(config_file, registry)
+    _check_size(spec, registry, max_runs)
+    records, dups = _expand_records(spec, registry, max_runs)
+    if sweep_id is None:
+        sweep_id = new_sweep_id()
+        base = sweep_id
+        n = 1
+        while (project.output_dir / sweep_id).exists():
+            n += 1
+            sweep_id = f"{base}_{n}"
+    else:
+        validate_sweep_id(sweep_id)
+        if (project.output_dir / sweep_id).exists():
+            raise HsmError(f"sweep {sweep_id!r} already exists", hint=f"continue it with: hsm complete {sweep_id}")
+    sweep = SweepDir(project.output_dir / sweep_id)
+    plan = Plan(project, spec, sweep, records, sorted(records.values(), key=lambda r: r.index), max_runs=max_runs)
+    if dups:
+        plan.skipped["duplicate parameter sets"] = dups
+    plan.config_text = Path(config_file).read_text(encoding="utf-8")
+    return plan
+
+
+def plan_complete(
+    sweep_id: str,
+    registry: Any,
+    *,
+    project_root: Path | None = None,
+    retry_failed: bool = False,
+    config_file: Path | None = None,
+) -> Plan:
+    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs."""
+    project = load_project_config(project_root or Path.cwd(), registry)
+    sweep = SweepDir.locate(project.output_dir, sweep_id)
+    meta = sweep.read_metadata()
+    if meta.get("project_root") and Path(meta["project_root"]).is_dir() and project_root is None:
+        project = load_project_config(Path(meta["project_root"]), registry)
+    cfg = config_file or (sweep.path / "sweep_config.yaml")
+    spec = load_spec(cfg, registry)
+    max_runs = meta.get("max_runs")
+    _check_size(spec, registry, max_runs)
+    existing = sweep.records()
+    start = max((r.index for r in existing.values()), default=0) + 1
+    records, dups = _expand_records(spec, registry, max_runs, start, existing)
+    wanted_ids = set()
+    for params in expand(spec, registry):
+        wanted_ids.add(make_task_id(params, registry))
+        if max_runs is not None and len(wanted_ids) >= max_runs:
+            break
+    plan = Plan(project, spec, sweep, records, [], new_sweep=False)
+    hostname = socket.gethostname()
+    for rec in sorted(records.values(), key=lambda r: r.index):
+        if rec.task_id not in wanted_ids:
+            continue
+        state = TaskState(rec.state)
+        if state == TaskState.COMPLETED:
+            plan.skipped["already completed"] = plan.skipped.get("already completed", 0) + 1
+        elif state == TaskState.FAILED and not retry_failed:
+            plan.skipped["failed (use --retry-failed)"] = plan.skipped.get("failed (use --retry-failed)", 0) + 1
+        elif state.active:
+            status = _status(sweep, rec)
+            if status.get("runner") == "local" and status.get("host") == hostname and state == TaskState.RUNNING:
+                plan.to_adopt.append(rec)
+            elif state == TaskState.SUBMITTED or status.get("state") in ("submitted", "running"):
+                plan.skipped["still running elsewhere"] = plan.skipped.get("still running elsewhere", 0) + 1
+            else:
+                plan.to_run.append(rec)
+        else:
+            plan.to_run.append(rec)
+    if config_file is not None:
+        plan.config_text = Path(config_file).read_text(encoding="utf-8")
+    return plan
+
+
+def _status(sweep: SweepDir, rec: TaskRecord) -> dict[str, Any]:
+    from hsm_core.state import read_status, reconcile_status
+
+    d = sweep.task_dir(rec.index)
+    status = reconcile_status(d, read_status(d)) or {}
+    if status.get("state"):
+        rec.update_from_status(status)
+    return status
+
+
+@dataclass
+class ExecOptions:
+    """How to execute a plan."""
+
+    sources: str = "local"
+    strategy: str = "round_robin"
+    parallel_limit: int | None = None
+    show_output: bool = False
+    no_wait: bool = False
+    command_line: str = ""
+    #: Options given on the command line for scheduler sources (v1 ``--walltime``).
+    source_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
+    sweep = plan.sweep
+    sweep.path.mkdir(parents=True, exist_ok=False)
+    sweep.create_layout()
+    from hsm_core.atomic import atomic_write_text
+
+    atomic_write_text(sweep.path / "sweep_config.yaml", plan.config_text or "")
+    sweep.write_metadata(
+        {
+            "sweep_id": sweep.sweep_id,
+            "created": now_iso(),
+            "hsm_version": __version__,
+            "host": socket.gethostname(),
+            "user": os.environ.get("USER") or os.environ.get("LOGNAME") or "",
+            "project_root": str(plan.project.root.resolve()),
+            "config_file": str(plan.spec.path.resolve()) if plan.spec.path else None,
+            "sources": opts.sources,
+            "strategy": opts.strategy,
+            "total_combinations": total,
+            "total_tasks": len(plan.records),
+            "max_runs": plan.max_runs,
+            "metadata": plan.spec.metadata,
+            "status": "running",
+            "command_line": opts.command_line,
+        }
+    )
+
+
+def execute(
+    plan: Plan,
+    opts: ExecOptions,
+    registry: Any,
+    *,
+    on_update: Callable[[TaskRecord], None] | None = None,
+    engine_hook: Callable[[Engine], None] | None = None,
+) -> dict[str, int]:
+    """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state."""
+    wake = threading.Event()
+    context = SourceContext(
+        sweep_id=plan.sweep.sweep_id,
+        sweep_dir=plan.sweep.path.resolve(),
+        project_root=plan.project.root.resolve(),
+        project_config=plan.project.data,
+        wake=wake.set,
+        show_output=opts.show_output,
+    )
+    from hsm_core.hosts import get_host
+
+    context.get_host = lambda name: get_host(name, plan.project.data, registry)
+    requests = parse_sources(opts.sources, plan.project.data, registry)
+    for req in requests:
+        if req.kind not in ("local", "ssh"):
+            req.options.update(opts.source_overrides)
+    strategy = registry.get(StrategyRecord.kind, opts.strategy).load()()
+    cmd = command_plan(plan.project, plan.spec.settings)
+    if plan.to_run:
+        cmd.argv(plan.to_run[0].params)  # fail on a bad command before anything is written
+    sources = create_sources(requests, registry, context)
+
+    if plan.new_sweep:
+        _write_new_sweep(plan, opts, count(plan.spec, registry))
+    else:
+        if plan.config_text is not None:
+            # A complete with an edited config: keep the old file beside the new one, never lose it.
+            old = plan.sweep.path / "sweep_config.yaml"
+            backup = plan.sweep.path / f"sweep_config.{now_iso().replace(':', '')}.yaml"
+            shutil.copy2(old, backup)
+            from hsm_core.atomic import atomic_write_text
+
+            atomic_write_text(old, plan.config_text)
+        plan.sweep.create_layout()
+        plan.sweep.update_metadata(status="running", last_complete=now_iso(), total_tasks=len(plan.records))
+
+    specs = materialize(plan.sweep, plan.to_run, cmd, registry, plan.spec.settings)
+    for rec in plan.to_run:
+        if rec.state != TaskState.PENDING.value:
+            rec.state = TaskState.PENDING.value
+    plan.sweep.save_index(plan.records.values(), mapping=True)
+    adopted = [
+        TaskSpec(r.task_id, r.index, r.params, plan.sweep.task_dir(r.index).resolve(), plan.sweep.sweep_id, plan.sweep.path.resolve())
+        for r in plan.to_adopt
+    ]
+    health_interval = float((plan.project.data.get("compute") or {}).get("health_check_interval", 300))
+    max_failures = int((plan.project.data.get("compute") or {}).get("max_consecutive_failures", 3))
+    engine = Engine(
+        plan.sweep,
+        plan.records,
+        sources,
+        strategy,
+        registry,
+        parallel_limit=opts.parallel_limit,
+        health_interval=health_interval,
+        max_failures=max_failures,
+        wake_event=wake,
+        on_update=on_update,
+        detach=opts.no_wait,
+    )
+    if engine_hook:
+        engine_hook(engine)
+    final_state = "interrupted"
+    try:
+        engine.run(specs, adopted)
+        mine = [plan.records[s.task_id] for s in specs] + [plan.records[a.task_id] for a in adopted]
+        counts: dict[str, int] = {}
+        for r in mine:
+            counts[r.state] = counts.get(r.state, 0) + 1
+        every = [r.state for r in plan.records.values()]
+        if opts.no_wait and any(TaskState(s).active for s in every):
+            final_state = "submitted"
+        elif all(s == TaskState.COMPLETED.value for s in every):
+            final_state = "completed"
+        elif any(TaskState(s).active for s in every):
+            final_state = "running"
+        else:
+            final_state = "incomplete"
+        return counts
+    finally:
+        plan.sweep.update_metadata(status=final_state, updated=now_iso())
+
+
+def spec_from_text(text: str, registry: Any) -> SweepSpec:
+    """A spec from YAML text (tests and tools)."""
+    import yaml
+
+    return spec_from_dict(yaml.safe_load(text), registry)

@@ -1,0 +1,514 @@
+"""The public plugin API of hsm.
+
+Plugin authors import from here (and from :mod:`hsm_core.testing` in their tests) and from nowhere
+else in ``hsm_core``. Everything in this module is a stable contract:
+
+* :data:`hookimpl` marks hook implementations (see :mod:`hsm_core.hookspecs` for the specs).
+* Registration records (:class:`ComponentRecord` and its subclasses) describe a component by name,
+  one-line summary, JSON-Schema fragment for its options, and a *lazy* factory ``"module:attr"``
+  so that heavy libraries are imported only when the component is used.
+* Small ABCs carry behaviour: :class:`ComputeSource`, :class:`DispatchStrategy`,
+  :class:`Expander`, :class:`ResultCollector`, :class:`SyncTransport`, :class:`Host`.
+* Value types the core hands to components: :class:`TaskSpec`, :class:`TaskState`,
+  :class:`HealthReport`, :class:`SourceContext`.
+* Errors: :class:`HsmError` and subclasses; the CLI prints them as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
+
+import pluggy
+
+PROJECT_NAME = "hsm"
+
+#: Decorator marking a function as an implementation of an ``hsm_*`` hook.
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class HsmError(Exception):
+    """An error the user can fix. The CLI prints ``Error: <message>`` and exits with ``exit_code``."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(HsmError):
+    """Invalid configuration: names the file, the line and the key when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.key = key
+        where = ""
+        if self.file:
+            where = self.file + (f":{line}" if line else "") + ": "
+        keypart = f"{key}: " if key else ""
+        super().__init__(f"{where}{keypart}{message}", hint=hint)
+
+
+class ComponentNotFound(HsmError):
+    """A component (source kind, strategy, expander, ...) that no installed plugin provides."""
+
+
+class SourceUnavailable(HsmError):
+    """A compute source cannot be reached or used right now (host down, scheduler not answering).
+
+    Raised by :meth:`ComputeSource.launch` for infrastructure failures; the engine counts these
+    against the source's health rather than against the task.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Registration records
+# --------------------------------------------------------------------------------------------
+
+
+def load_object(ref: str) -> Any:
+    """Import ``"package.module:attr"`` and return the attribute (used for lazy factories)."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"factory reference must look like 'module:attr', got {ref!r}")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class ComponentRecord:
+    """What a registration hook returns for one component.
+
+    ``factory`` is either a callable or a ``"module:attr"`` string imported on first use, so that
+    registering a component costs nothing at start-up.
+    """
+
+    name: str
+    summary: str
+    factory: str | Callable[..., Any]
+    #: JSON Schema (draft 2020-12) of the component's options; merged into ``hsm config schema``.
+    config_schema: Mapping[str, Any] = field(default_factory=dict)
+    #: Filled in by the plugin manager: the distribution that registered it.
+    distribution: str | None = None
+
+    kind: ClassVar[str] = "component"
+
+    def load(self) -> Any:
+        """Return the factory, importing it if it was given as a string."""
+        return load_object(self.factory) if isinstance(self.factory, str) else self.factory
+
+
+@dataclass(frozen=True)
+class ExpanderRecord(ComponentRecord):
+    """An expander turns one section of a sweep file (e.g. ``grid:``) into parameter sets."""
+
+    #: The sweep-file key this expander handles (``grid``, ``paired``, ``random`` ...).
+    section: str = ""
+    kind: ClassVar[str] = "expander"
+
+
+@dataclass(frozen=True)
+class StrategyRecord(ComponentRecord):
+    """A dispatch strategy: which source gets the next task."""
+
+    kind: ClassVar[str] = "strategy"
+
+
+@dataclass(frozen=True)
+class ComputeSourceRecord(ComponentRecord):
+    """A kind of compute source (``local``, ``ssh``, ``slurm``, ``pbs``)."""
+
+    #: Other spellings accepted in ``--sources`` (e.g. ``hpc`` resolves through ``detect``).
+    aliases: tuple[str, ...] = ()
+    #: Optional ``"module:attr"`` of a zero-argument callable returning True when this kind of
+    #: source is usable on this machine (``hpc`` auto-detection asks every record).
+    detect: str | Callable[[], bool] | None = None
+    kind: ClassVar[str] = "compute_source"
+
+    def detected(self) -> bool:
+        """True when ``detect`` says this source kind is available here."""
+        if self.detect is None:
+            return False
+        fn = load_object(self.detect) if isinstance(self.detect, str) else self.detect
+        return bool(fn())
+
+
+@dataclass(frozen=True)
+class CollectorRecord(ComponentRecord):
+    """A result collector: extracts metrics from a finished task."""
+
+    kind: ClassVar[str] = "result_collector"
+
+
+@dataclass(frozen=True)
+class SyncTransportRecord(ComponentRecord):
+    """A sync transport (``rsync``...): moves a directory tree to or from a target."""
+
+    kind: ClassVar[str] = "sync_transport"
+
+
+@dataclass(frozen=True)
+class HostProviderRecord(ComponentRecord):
+    """Provides :class:`Host` objects for a scheme (``local``, ``ssh``)."""
+
+    kind: ClassVar[str] = "host_provider"
+
+
+@dataclass(frozen=True)
+class TaskRegistryRecord(ComponentRecord):
+    """A task-state registry: answers "is this run finished elsewhere" for pull-based workers."""
+
+    kind: ClassVar[str] = "task_registry"
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks
+# --------------------------------------------------------------------------------------------
+
+
+class TaskState(str, enum.Enum):
+    """The state of one task, as written in its ``status.yaml``."""
+
+    PENDING = "pending"
+    SUBMITTED = "submitted"  # handed to a scheduler, not yet started
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # stopped by the user (Ctrl-C) or the controller going away
+    TIMEOUT = "timeout"
+    PREEMPTED = "preempted"
+    LOST = "lost"  # the source lost track of it (host down, node failure)
+
+    @property
+    def finished(self) -> bool:
+        """True for states a task does not leave by itself."""
+        return self in _FINISHED
+
+    @property
+    def active(self) -> bool:
+        """True while the task occupies (or is queued on) a source."""
+        return self in (TaskState.SUBMITTED, TaskState.RUNNING)
+
+
+_FINISHED = frozenset(
+    {
+        TaskState.COMPLETED,
+        TaskState.FAILED,
+        TaskState.CANCELLED,
+        TaskState.INTERRUPTED,
+        TaskState.TIMEOUT,
+        TaskState.PREEMPTED,
+        TaskState.LOST,
+    }
+)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a sweep, as handed to a compute source.
+
+    The task directory already holds ``params.yaml`` and ``command.json`` when a source receives
+    the spec; a source only has to run ``hsm-task <task_dir>`` (or the equivalent
+    ``python -m hsm_core.runner``) wherever the task runs, and make the task dir's content come
+    back to ``task_dir`` if it ran elsewhere.
+    """
+
+    task_id: str  #: stable id: hash of the canonical parameter set
+    index: int  #: 1-based position in the sweep; names the dir ``tasks/task_001``
+    params: Mapping[str, Any]
+    task_dir: Path  #: absolute path of the task dir in the local sweep directory
+    sweep_id: str
+    sweep_dir: Path
+
+    @property
+    def name(self) -> str:
+        """The task dir's name, e.g. ``task_001``."""
+        return self.task_dir.name
+
+
+@dataclass
+class TaskUpdate:
+    """What a source reports about one task when polled."""
+
+    task_id: str
+    state: TaskState
+    #: For failures: was the task's own command at fault (False) or the infrastructure (True)?
+    infrastructure_failure: bool = False
+    message: str = ""
+
+
+@dataclass
+class HealthReport:
+    """Result of :meth:`ComputeSource.health`."""
+
+    healthy: bool
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceContext:
+    """What the core gives a compute source when it is created."""
+
+    sweep_id: str
+    sweep_dir: Path
+    project_root: Path
+    #: The project's ``hsm_config.yaml`` content (already validated), for defaults such as ``hpc:``.
+    project_config: Mapping[str, Any]
+    #: Call to wake the engine early (e.g. a local task finished) instead of waiting for the next poll.
+    wake: Callable[[], None] = lambda: None
+    #: Returns a :class:`Host` for a name (``"local"`` or a configured remote); provided by plugins.
+    get_host: Callable[[str], "Host"] | None = None
+    #: Stream task output to the terminal (``--show-output``).
+    show_output: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Component ABCs
+# --------------------------------------------------------------------------------------------
+
+
+class ComputeSource(abc.ABC):
+    """Somewhere tasks run. One instance per entry of ``--sources``.
+
+    The engine calls :meth:`launch` with as many tasks as :meth:`capacity` leaves room for, calls
+    :meth:`poll` regularly (every :attr:`poll_interval` seconds, or sooner when woken), and reads
+    the final truth from each task's ``status.yaml``, which the task runner writes wherever the
+    task ran. Implementations must be safe to :meth:`poll` after a failed :meth:`launch`.
+    """
+
+    #: Seconds between polls when nothing wakes the engine; schedulers use longer intervals.
+    poll_interval: float = 1.0
+
+    def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
+        self.name = name
+        self.options = dict(options)
+        self.context = context
+
+    @abc.abstractmethod
+    def capacity(self) -> int:
+        """How many tasks this source may run (or hold queued) at once."""
+
+    @abc.abstractmethod
+    def launch(self, tasks: Sequence[TaskSpec]) -> None:
+        """Start (or submit) these tasks. Raise :class:`SourceUnavailable` on infrastructure failure.
+
+        After a successful return every task is either running or queued on the source.
+        """
+
+    @abc.abstractmethod
+    def poll(self) -> list[TaskUpdate]:
+        """Report tasks whose state changed since the last poll (at least every finished task once)."""
+
+    @abc.abstractmethod
+    def cancel(self, task_ids: Iterable[str]) -> None:
+        """Stop these tasks (SIGTERM then SIGKILL, scancel, qdel ...). Unknown ids are ignored."""
+
+    def health(self) -> HealthReport:
+        """Check the source can run tasks now. Default: healthy."""
+        return HealthReport(True)
+
+    def interrupt(self) -> None:
+        """The user pressed Ctrl-C: stop running tasks and mark them ``interrupted``.
+
+        Default: nothing is stopped (the tasks keep running where they are, and a later
+        ``hsm complete`` picks up their results).
+        """
+
+    def close(self) -> None:
+        """Release connections; called once when the engine stops using the source."""
+
+    def detach(self) -> bool:
+        """Keep launched tasks running after the controller exits (``--no-wait``).
+
+        Return True if this source's tasks survive the controller; the default is False.
+        """
+        return False
+
+
+class DispatchStrategy(abc.ABC):
+    """Chooses which source gets the next task."""
+
+    @abc.abstractmethod
+    def choose(self, task: TaskSpec, sources: Sequence["SourceSlot"]) -> "SourceSlot | None":
+        """Pick one of ``sources`` (all healthy with a free slot), or None to hold the task back."""
+
+
+@dataclass
+class SourceSlot:
+    """A view of one source for a :class:`DispatchStrategy`."""
+
+    name: str
+    capacity: int
+    active: int
+    launched_total: int
+
+    @property
+    def free(self) -> int:
+        """Slots left."""
+        return max(0, self.capacity - self.active)
+
+
+class Expander(abc.ABC):
+    """Expands one section of a sweep file into a list of parameter dicts."""
+
+    @abc.abstractmethod
+    def validate(self, section: Any, where: str) -> None:
+        """Raise :class:`ConfigError` when ``section`` is malformed. ``where`` names its location."""
+
+    @abc.abstractmethod
+    def count(self, section: Any) -> int:
+        """Number of parameter sets, without expanding them (must be fast for 10**9)."""
+
+    @abc.abstractmethod
+    def expand(self, section: Any) -> Iterator[dict[str, Any]]:
+        """Yield the parameter sets, lazily."""
+
+
+class ResultCollector(abc.ABC):
+    """Extracts metrics from a finished task's directory."""
+
+    @abc.abstractmethod
+    def collect(self, task_dir: Path) -> dict[str, Any]:
+        """Return metrics found for this task (empty dict when none)."""
+
+
+class SyncTransport(abc.ABC):
+    """Moves files between this machine and a target."""
+
+    @abc.abstractmethod
+    def push(self, sources: Sequence[Path], dest: str, *, dry_run: bool = False) -> "TransferResult":
+        """Copy ``sources`` (files or dirs) into ``dest`` without deleting anything there."""
+
+    @abc.abstractmethod
+    def pull(self, source: str, dest: Path, *, dry_run: bool = False) -> "TransferResult":
+        """Copy ``source`` on the target into the local ``dest``."""
+
+    @abc.abstractmethod
+    def list_remote(self, path: str) -> list[str]:
+        """Names of the entries directly under ``path`` on the target (empty if it is missing)."""
+
+
+@dataclass
+class TransferResult:
+    """What a transfer moved."""
+
+    files: int = 0
+    bytes: int = 0
+    skipped: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CommandResult:
+    """Result of :meth:`Host.run`."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Host(abc.ABC):
+    """A machine commands can run on: this one (core) or one reached over SSH (ssh plugin).
+
+    Scheduler plugins submit through a Host so that they work from a workstation against a remote
+    login node without importing any SSH library.
+    """
+
+    name: str = "local"
+
+    @abc.abstractmethod
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` (never through a shell on our side; quoted for the remote shell)."""
+
+    @abc.abstractmethod
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a local file or directory tree to ``remote``."""
+
+    @abc.abstractmethod
+    def get(self, remote: str, local: Path) -> None:
+        """Copy a remote file or directory tree to ``local``."""
+
+    def write_text(self, remote: str, text: str) -> None:
+        """Write a text file on the host atomically (default: via a temp file and ``put``)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / "f"
+            p.write_text(text)
+            self.put(p, remote)
+
+    def close(self) -> None:
+        """Release the connection."""
+
+    @property
+    def is_local(self) -> bool:
+        """True when paths on this host are paths on this machine."""
+        return False
+
+
+__all__ = [
+    "PROJECT_NAME",
+    "hookimpl",
+    "HsmError",
+    "ConfigError",
+    "ComponentNotFound",
+    "SourceUnavailable",
+    "load_object",
+    "ComponentRecord",
+    "ExpanderRecord",
+    "StrategyRecord",
+    "ComputeSourceRecord",
+    "CollectorRecord",
+    "SyncTransportRecord",
+    "HostProviderRecord",
+    "TaskRegistryRecord",
+    "TaskState",
+    "TaskSpec",
+    "TaskUpdate",
+    "HealthReport",
+    "SourceContext",
+    "ComputeSource",
+    "DispatchStrategy",
+    "SourceSlot",
+    "Expander",
+    "ResultCollector",
+    "SyncTransport",
+    "TransferResult",
+    "CommandResult",
+    "Host",
+]

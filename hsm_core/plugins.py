@@ -1,0 +1,272 @@
+"""The plugin manager: built-ins first, then entry points of group ``hsm``, one failure at a time.
+
+A plugin that fails to import (or implements a hook that does not exist) is reported as one warning
+line and listed as failed by ``hsm plugins``; it never breaks ``hsm --help``. Components are looked
+up by kind and name; a missing one is an error that lists what is available, what failed to load,
+and which package to install.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import import_module, metadata
+from types import ModuleType
+from typing import Any, Iterable
+
+import pluggy
+
+from hsm_core import __version__, hookspecs
+from hsm_core.plugin import (
+    PROJECT_NAME,
+    CollectorRecord,
+    ComponentNotFound,
+    ComponentRecord,
+    ComputeSourceRecord,
+    ExpanderRecord,
+    HostProviderRecord,
+    HsmError,
+    StrategyRecord,
+    SyncTransportRecord,
+    TaskRegistryRecord,
+)
+
+ENTRY_POINT_GROUP = "hsm"
+
+#: Built-in plugins, registered exactly like external ones (in this order, before them).
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "hsm_core.builtin.expanders",
+    "hsm_core.builtin.strategies",
+    "hsm_core.builtin.local",
+    "hsm_core.builtin.collectors",
+    "hsm_core.builtin.hosts",
+    "hsm_core.builtin.commands",
+)
+
+#: Registration hook per component kind.
+KIND_HOOKS: dict[str, str] = {
+    ExpanderRecord.kind: "hsm_register_expanders",
+    StrategyRecord.kind: "hsm_register_dispatch_strategies",
+    ComputeSourceRecord.kind: "hsm_register_compute_sources",
+    CollectorRecord.kind: "hsm_register_result_collectors",
+    SyncTransportRecord.kind: "hsm_register_sync_transports",
+    HostProviderRecord.kind: "hsm_register_hosts",
+    TaskRegistryRecord.kind: "hsm_register_task_registries",
+}
+
+#: Which distribution to install for a component nobody provides.
+PACKAGE_HINTS: dict[tuple[str, str], str] = {
+    (ComputeSourceRecord.kind, "slurm"): "hsm-plugin-slurm",
+    (ComputeSourceRecord.kind, "pbs"): "hsm-plugin-pbs",
+    (ComputeSourceRecord.kind, "torque"): "hsm-plugin-pbs",
+    (ComputeSourceRecord.kind, "hpc"): "hsm-plugin-slurm or hsm-plugin-pbs",
+    (ComputeSourceRecord.kind, "ssh"): "hsm-plugin-ssh",
+    (ComputeSourceRecord.kind, "remote"): "hsm-plugin-ssh",
+    (HostProviderRecord.kind, "ssh"): "hsm-plugin-ssh",
+    (TaskRegistryRecord.kind, "wandb"): "hsm-plugin-wandb-sync",
+}
+
+KIND_LABELS: dict[str, str] = {
+    ExpanderRecord.kind: "sweep section",
+    StrategyRecord.kind: "dispatch strategy",
+    ComputeSourceRecord.kind: "compute source",
+    CollectorRecord.kind: "result collector",
+    SyncTransportRecord.kind: "sync transport",
+    HostProviderRecord.kind: "host provider",
+    TaskRegistryRecord.kind: "task registry",
+}
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as ``hsm plugins`` lists it."""
+
+    name: str
+    distribution: str
+    version: str
+    status: str  # "loaded", "failed", "disabled"
+    builtin: bool = False
+    error: str | None = None
+    provides: dict[str, list[str]] = field(default_factory=dict)
+
+
+class PluginRegistry:
+    """A pluggy manager plus what each plugin registered. Build it with :func:`get_registry`."""
+
+    def __init__(self, pm: pluggy.PluginManager, plugins: list[PluginInfo]) -> None:
+        self.pm = pm
+        self.plugins = plugins
+        self._components: dict[str, dict[str, ComponentRecord]] = {}
+        self._conflicts: dict[str, dict[str, list[str]]] = {}
+        self._collected = False
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay (``registry.hook.hsm_task_env(...)``)."""
+        return self.pm.hook
+
+    def _collect(self) -> None:
+        if self._collected:
+            return
+        self._collected = True
+        by_plugin = {p.name: p for p in self.plugins}
+        for kind, hook_name in KIND_HOOKS.items():
+            found: dict[str, ComponentRecord] = {}
+            conflicts: dict[str, list[str]] = {}
+            # Builtins were registered first; pluggy calls later registrations first, so reverse.
+            for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+                info = by_plugin.get(impl.plugin_name)
+                dist = info.distribution if info else impl.plugin_name
+                try:
+                    records = impl.function() or []
+                except Exception as exc:  # a plugin's registration must not break the others
+                    _warn(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc!r}")
+                    if info:
+                        info.status, info.error = "failed", f"{hook_name}: {exc!r}"
+                    continue
+                for rec in records:
+                    rec = dataclasses.replace(rec, distribution=dist)
+                    if rec.name in found:
+                        conflicts.setdefault(rec.name, [found[rec.name].distribution or "?"]).append(dist)
+                        continue
+                    found[rec.name] = rec
+                    if info:
+                        info.provides.setdefault(kind, []).append(rec.name)
+            self._components[kind] = found
+            self._conflicts[kind] = conflicts
+
+    def components(self, kind: str) -> dict[str, ComponentRecord]:
+        """All records of a kind, by name."""
+        self._collect()
+        return self._components.get(kind, {})
+
+    def conflicts(self, kind: str) -> dict[str, list[str]]:
+        """Names registered by more than one distribution (name -> distributions)."""
+        self._collect()
+        return self._conflicts.get(kind, {})
+
+    def get(self, kind: str, name: str) -> Any:
+        """The record of ``kind`` named ``name``, or a :class:`ComponentNotFound` that says what to do."""
+        comps = self.components(kind)
+        label = KIND_LABELS.get(kind, kind)
+        if name in self.conflicts(kind):
+            dists = " and ".join(self.conflicts(kind)[name])
+            raise HsmError(
+                f"{label} {name!r} is registered by two plugins: {dists}",
+                hint="uninstall one, or disable it with HSM_DISABLE_PLUGINS",
+            )
+        if name in comps:
+            return comps[name]
+        for rec in comps.values():  # aliases (compute sources)
+            if name in getattr(rec, "aliases", ()):
+                return rec
+        raise ComponentNotFound(self.missing_message(kind, name))
+
+    def missing_message(self, kind: str, name: str) -> str:
+        """The one-line error for a component nobody provides."""
+        label = KIND_LABELS.get(kind, kind)
+        available = ", ".join(sorted(self.components(kind))) or "none"
+        parts = [f"unknown {label} {name!r} (available: {available})"]
+        failed = [p for p in self.plugins if p.status == "failed"]
+        if failed:
+            parts.append("plugins that failed to load: " + "; ".join(f"{p.name}: {p.error}" for p in failed))
+        pkg = PACKAGE_HINTS.get((kind, name))
+        if pkg:
+            parts.append(f"install {pkg} to get it (pip install {pkg})")
+        return "; ".join(parts)
+
+
+def _warn(msg: str) -> None:
+    print(f"hsm: warning: {msg}", file=sys.stderr)
+
+
+def _env_list(var: str) -> set[str] | None:
+    raw = os.environ.get(var)
+    if raw is None:
+        return None
+    return {x.strip() for x in raw.split(",") if x.strip()}
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, module: ModuleType) -> list[str]:
+    """Hook implementations in ``module`` with no spec: a misspelled hook name."""
+    marker = PROJECT_NAME + "_impl"
+    return [
+        name
+        for name in dir(module)
+        if name.startswith("hsm_")
+        and hasattr(getattr(module, name), marker)
+        and getattr(pm.hook, name, None) is None
+    ]
+
+
+def _register(pm: pluggy.PluginManager, module: ModuleType, name: str) -> str | None:
+    bad = _unknown_hooks(pm, module)
+    if bad:
+        return f"implements unknown hook(s) {', '.join(bad)} (misspelled?)"
+    pm.register(module, name=name)
+    return None
+
+
+def build_registry(
+    *,
+    builtins: Iterable[str] = BUILTIN_PLUGINS,
+    entry_points: bool = True,
+    extra: Iterable[tuple[str, ModuleType | object]] = (),
+) -> PluginRegistry:
+    """Build a fresh registry (tests use this; the CLI uses the cached :func:`get_registry`)."""
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    plugins: list[PluginInfo] = []
+    for modname in builtins:
+        module = import_module(modname)  # a broken built-in is a bug in hsm itself: let it raise
+        err = _register(pm, module, modname)
+        if err:
+            raise RuntimeError(f"built-in plugin {modname}: {err}")
+        plugins.append(PluginInfo(modname, "hsm-core", __version__, "loaded", builtin=True))
+
+    disabled = _env_list("HSM_DISABLE_PLUGINS") or set()
+    allowed = _env_list("HSM_LOAD_PLUGINS")
+    if entry_points:
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist else "?"
+            version = ep.dist.version if ep.dist else "?"
+            info = PluginInfo(ep.name, dist, version, "loaded")
+            plugins.append(info)
+            if ep.name in disabled or "all" in disabled or (allowed is not None and ep.name not in allowed):
+                info.status = "disabled"
+                continue
+            if pm.has_plugin(ep.name):
+                info.status, info.error = "failed", f"name {ep.name!r} is already taken by another plugin"
+                _warn(f"plugin {ep.name!r} ({dist}) not loaded: {info.error}")
+                continue
+            try:
+                module = ep.load()
+                err = _register(pm, module, ep.name)
+            except Exception as exc:  # one try/except per entry point, by design
+                err = f"{type(exc).__name__}: {exc}"
+            if err:
+                info.status, info.error = "failed", err
+                _warn(f"plugin {ep.name!r} ({dist} {version}) failed to load: {err}")
+    for name, obj in extra:
+        pm.register(obj, name=name)
+        plugins.append(PluginInfo(name, name, "0", "loaded"))
+    return PluginRegistry(pm, plugins)
+
+
+_REGISTRY: PluginRegistry | None = None
+
+
+def get_registry() -> PluginRegistry:
+    """The process-wide registry, built on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = build_registry()
+    return _REGISTRY
+
+
+def set_registry(registry: PluginRegistry | None) -> None:
+    """Replace the process-wide registry (for tests: ``hsm_core.testing`` fixtures use it)."""
+    global _REGISTRY
+    _REGISTRY = registry

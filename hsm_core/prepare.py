@@ -1,0 +1,159 @@
+"""Turning a sweep spec into task directories: parameters, command line, environment.
+
+Every parameter value reaches the script as one argv element (``key=value`` Hydra overrides by
+default, ``--key value`` with ``args_style: argparse``); a ``command:`` template is split into words
+*before* values are substituted, so a value is data and never shell code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from hsm_core.atomic import atomic_write_text, atomic_write_yaml
+from hsm_core.plugin import ConfigError, HsmError, TaskSpec
+from hsm_core.state import SweepDir, TaskRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hsm_core.config import ProjectConfig
+
+_PLACEHOLDER = re.compile(r"\{([^{}\s]+)\}")
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as the text of one command-line argument."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def override_args(params: Mapping[str, Any], style: str) -> list[str]:
+    """``key=value`` (hydra) or ``--key value`` (argparse) arguments, one argv element each."""
+    if style == "argparse":
+        out: list[str] = []
+        for k, v in params.items():
+            out += [f"--{k}", format_value(v)]
+        return out
+    return [f"{k}={format_value(v)}" for k, v in params.items()]
+
+
+@dataclass
+class CommandPlan:
+    """How to build each task's argv."""
+
+    template: list[str] | None  # words of a command template, placeholders unresolved
+    python: str
+    script: str | None
+    args_style: str
+    cwd: Path
+
+    def argv(self, params: Mapping[str, Any]) -> tuple[list[str], bool]:
+        """The argv for ``params`` and whether argv[0] is the configured Python interpreter."""
+        args = override_args(params, self.args_style)
+        if self.template is None:
+            if not self.script:
+                raise HsmError(
+                    "no command to run",
+                    hint="set paths.train_script in hsm_config.yaml, or 'command:' in the sweep file",
+                )
+            return [self.python, self.script, *args], True
+        out: list[str] = []
+        for word in self.template:
+            if word == "{args}":
+                out.extend(args)
+                continue
+            out.append(_PLACEHOLDER.sub(lambda m: self._fill(m.group(1), params), word))
+        return out, bool(self.template) and self.template[0] == "{python}"
+
+    def _fill(self, name: str, params: Mapping[str, Any]) -> str:
+        if name == "python":
+            return self.python
+        if name == "script":
+            if not self.script:
+                raise HsmError("the command uses {script} but paths.train_script is not set")
+            return self.script
+        if name in params:
+            return format_value(params[name])
+        raise ConfigError(f"unknown placeholder {{{name}}} in command (parameters: {', '.join(params)})", key="command")
+
+
+def command_plan(project: ProjectConfig, settings: Mapping[str, Any]) -> CommandPlan:
+    """Build the plan from the sweep's settings and the project config (sweep wins)."""
+    cmd_cfg = project.data.get("command") or {}
+    template_text = settings.get("command") or cmd_cfg.get("template")
+    style = settings.get("args_style") or cmd_cfg.get("args_style") or "hydra"
+    script = project.train_script
+    script_arg = None
+    if script is not None:
+        try:
+            script_arg = str(Path(script).resolve().relative_to(project.root.resolve()))
+        except ValueError:
+            script_arg = str(script)
+    template = None
+    if template_text:
+        try:
+            template = shlex.split(str(template_text))
+        except ValueError as exc:
+            raise ConfigError(f"cannot split command template: {exc}", key="command") from exc
+    return CommandPlan(template, project.python_interpreter, script_arg, style, project.root)
+
+
+def write_task(
+    sweep: SweepDir,
+    record: TaskRecord,
+    plan: CommandPlan,
+    env: Mapping[str, str],
+) -> TaskSpec:
+    """Create (or refresh) the task dir: ``params.yaml`` and ``command.json``. Never touches results."""
+    d = sweep.task_dir(record.index)
+    d.mkdir(parents=True, exist_ok=True)
+    argv, python_arg0 = plan.argv(record.params)
+    params_path = d / "params.yaml"
+    if not params_path.exists():
+        atomic_write_yaml(params_path, {"task_id": record.task_id, "index": record.index, "params": record.params}, fsync=False)
+    command = {
+        "sweep_id": sweep.sweep_id,
+        "task_id": record.task_id,
+        "index": record.index,
+        "argv": argv,
+        "python_arg0": python_arg0,
+        "cwd": str(plan.cwd),
+        "env": dict(env),
+    }
+    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False)
+    return TaskSpec(record.task_id, record.index, record.params, d.resolve(), sweep.sweep_id, sweep.path.resolve())
+
+
+def task_env(registry: Any, spec: TaskSpec, sweep_settings: Mapping[str, Any]) -> dict[str, str]:
+    """Merge ``hsm_task_env`` results of every plugin."""
+    env: dict[str, str] = {}
+    for part in registry.hook.hsm_task_env(task=spec, sweep_config=sweep_settings):
+        if part:
+            env.update({str(k): str(v) for k, v in part.items()})
+    return env
+
+
+def materialize(
+    sweep: SweepDir,
+    records: Iterable[TaskRecord],
+    plan: CommandPlan,
+    registry: Any,
+    settings: Mapping[str, Any],
+) -> list[TaskSpec]:
+    """Write task dirs for ``records`` and return their specs (plugin env included)."""
+    specs = []
+    for rec in records:
+        spec = write_task(sweep, rec, plan, {})
+        env = task_env(registry, spec, settings)
+        if env:
+            spec = write_task(sweep, rec, plan, env)
+        specs.append(spec)
+    return specs

@@ -1,0 +1,332 @@
+"""The task runner: what actually runs a task, wherever it runs.
+
+``hsm-task TASK_DIR`` (or ``python -m hsm_core.runner``) runs the command in ``command.json`` with
+the task's environment, sends stdout/stderr to the task dir, and writes ``status.yaml`` (state,
+times, exit code, host, attempts). Array jobs call ``hsm-task --list FILE`` and the runner picks its
+line from ``SLURM_ARRAY_TASK_ID`` / ``PBS_ARRAY_INDEX`` / ``PBS_ARRAYID``. SIGTERM, SIGINT and
+SIGUSR1/2 are forwarded to the task; a task stopped by such a signal is recorded as preempted.
+
+The local source uses :func:`start_task` / :func:`finish_task` in-process (no extra Python start-up
+per task). Either way the command runs under a tiny ``/bin/sh`` wrapper that leaves the exit code
+in ``.exit_code`` when the command ends, so a task finishing after its controller died is still
+recorded exactly (see :func:`hsm_core.state.reconcile_status`).
+
+This module is imported on execution hosts: it must stay light (stdlib + PyYAML only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Mapping, Sequence
+
+from hsm_core.state import (
+    EXIT_MARKER,
+    finalize_status,
+    now_iso,
+    process_identity,
+    read_status,
+    write_status,
+)
+from hsm_core.plugin import TaskState
+
+COMMAND_FILE = "command.json"
+ARRAY_INDEX_VARS = ("SLURM_ARRAY_TASK_ID", "PBS_ARRAY_INDEX", "PBS_ARRAYID")
+
+# "$@" is the user's argv, passed as separate words: never re-parsed by the shell.
+_WRAPPER = (
+    'trap "" HUP; "$@"; rc=$?; '
+    'printf "%s" "$rc" > "$HSM_TASK_DIR/.exit_code.tmp" && mv -f "$HSM_TASK_DIR/.exit_code.tmp" "$HSM_TASK_DIR/.exit_code"; '
+    "exit $rc"
+)
+
+
+def read_command(task_dir: Path) -> dict[str, Any]:
+    """The task's ``command.json``."""
+    with open(task_dir / COMMAND_FILE, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def task_environment(
+    command: Mapping[str, Any], task_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a task: inherited, plus ``command.json``'s env, plus paths of *this* host."""
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in (command.get("env") or {}).items()})
+    task_dir = task_dir.resolve()
+    env["HSM_TASK_DIR"] = str(task_dir)
+    env["HSM_OUTPUT_DIR"] = str(task_dir / "results")
+    env["HSM_SWEEP_DIR"] = str(task_dir.parent.parent)
+    env["HSM_SWEEP_ID"] = str(command.get("sweep_id", ""))
+    env["HSM_TASK_ID"] = str(command.get("task_id", ""))
+    env["HSM_TASK_INDEX"] = str(command.get("index", ""))
+    env["PYTHONUNBUFFERED"] = env.get("PYTHONUNBUFFERED", "1")
+    if extra_env:
+        env.update({k: str(v) for k, v in extra_env.items()})
+    return env
+
+
+@dataclass
+class StartedTask:
+    """A task whose process is running."""
+
+    task_dir: Path
+    process: subprocess.Popen
+    status: dict[str, Any]
+    _files: list[IO[bytes]] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    stop_reason: TaskState | None = None  #: set when hsm itself stops the task
+
+    def close_files(self) -> None:
+        for t in self._threads:
+            t.join(timeout=5)
+        for f in self._files:
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def _tee(src: IO[bytes], dest: IO[bytes], echo: Callable[[bytes], None]) -> None:
+    for line in iter(src.readline, b""):
+        dest.write(line)
+        dest.flush()
+        echo(line)
+    src.close()
+
+
+def start_task(
+    task_dir: Path,
+    *,
+    source: str,
+    runner: str = "local",
+    project_root: str | None = None,
+    python: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    echo: Callable[[str, bytes], None] | None = None,
+    status_extra: Mapping[str, Any] | None = None,
+) -> StartedTask:
+    """Start the task's command and write its ``running`` status. Raises OSError if it cannot start.
+
+    ``project_root`` / ``python`` override the working directory and interpreter recorded in
+    ``command.json`` (a remote host has its own). ``echo(task_name, line)`` receives output lines
+    for ``--show-output``.
+    """
+    task_dir = Path(task_dir)
+    command = read_command(task_dir)
+    argv = list(command["argv"])
+    if python and command.get("python_arg0"):
+        argv[0] = python
+    cwd = project_root or command.get("cwd") or os.getcwd()
+    env = task_environment(command, task_dir, extra_env)
+    (task_dir / "results").mkdir(exist_ok=True)
+    try:
+        (task_dir / EXIT_MARKER).unlink()
+    except FileNotFoundError:
+        pass
+
+    previous = read_status(task_dir) or {}
+    attempt = int(previous.get("attempt") or 0) + 1
+    out = open(task_dir / "stdout.log", "ab")
+    err = open(task_dir / "stderr.log", "ab")
+    if attempt > 1:
+        banner = f"==== hsm: attempt {attempt} on {socket.gethostname()} at {now_iso()} ====\n".encode()
+        out.write(banner)
+        err.write(banner)
+        out.flush()
+        err.flush()
+    stdout_target: Any = subprocess.PIPE if echo else out
+    stderr_target: Any = subprocess.PIPE if echo else err
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", _WRAPPER, "hsm-task", *argv],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout_target,
+            stderr=stderr_target,
+            start_new_session=True,  # our own process group: signals reach the whole task
+        )
+    except OSError:
+        out.close()
+        err.close()
+        raise
+    started = time.time()
+    status: dict[str, Any] = {
+        "task_id": command.get("task_id"),
+        "index": command.get("index"),
+        "state": TaskState.RUNNING.value,
+        "source": source,
+        "runner": runner,
+        "host": socket.gethostname(),
+        "attempt": attempt,
+        "start_time": now_iso(),
+        "start_epoch": round(started, 3),
+        "process": process_identity(proc.pid) or f"{proc.pid}:?",
+    }
+    if previous.get("attempts"):
+        status["attempts"] = previous["attempts"]
+    if status_extra:
+        status.update(status_extra)
+    write_status(task_dir, status)
+    task = StartedTask(task_dir, proc, status, [out, err])
+    if echo:
+        name = task_dir.name
+        for pipe, dest in ((proc.stdout, out), (proc.stderr, err)):
+            t = threading.Thread(target=_tee, args=(pipe, dest, lambda b, n=name: echo(n, b)), daemon=True)
+            t.start()
+            task._threads.append(t)
+    return task
+
+
+def signal_task(task: StartedTask, signum: int) -> None:
+    """Send ``signum`` to the task's whole process group."""
+    try:
+        os.killpg(task.process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
+    """Write the final status of a task whose process exited with ``returncode``."""
+    task.close_files()
+    state: TaskState | None = None
+    if task.stop_reason is not None:
+        state = task.stop_reason
+    elif returncode != 0 and returncode in (-signal.SIGTERM, 128 + signal.SIGTERM) and task.status.get("signal_received"):
+        state = TaskState.PREEMPTED
+    return finalize_status(task.task_dir, task.status, returncode, state=state)
+
+
+def terminate(task: StartedTask, grace: float = 10.0, reason: TaskState = TaskState.INTERRUPTED) -> None:
+    """SIGTERM the task's process group, SIGKILL it after ``grace`` seconds."""
+    task.stop_reason = reason
+    signal_task(task, signal.SIGTERM)
+    try:
+        task.process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        signal_task(task, signal.SIGKILL)
+        task.process.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# Standalone runner (remote hosts, array jobs, workers)
+# ---------------------------------------------------------------------------------------------
+
+
+def run_blocking(
+    task_dir: Path,
+    *,
+    source: str,
+    runner: str,
+    project_root: str | None = None,
+    python: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    status_extra: Mapping[str, Any] | None = None,
+    forward_signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2),
+    force: bool = False,
+) -> dict[str, Any]:
+    """Run one task to its end in this process, forwarding signals. Returns the final status.
+
+    A task already ``completed`` is not run again (a requeued array job must not repeat finished
+    work) unless ``force``.
+    """
+    previous = read_status(task_dir)
+    if previous and previous.get("state") == TaskState.COMPLETED.value and not force:
+        return previous
+    task = start_task(
+        task_dir,
+        source=source,
+        runner=runner,
+        project_root=project_root,
+        python=python,
+        extra_env=extra_env,
+        status_extra=status_extra,
+    )
+    received: list[int] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        if not task.status.get("signal_received"):
+            task.status["signal_received"] = signal.Signals(signum).name
+            write_status(task_dir, task.status)
+        signal_task(task, signum)
+
+    old = {s: signal.signal(s, forward) for s in forward_signals}
+    try:
+        while True:
+            try:
+                rc = task.process.wait()
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
+                continue
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return finish_task(task, rc)
+
+
+def _array_line(list_file: Path, index: int) -> Path:
+    with open(list_file, encoding="utf-8") as fh:
+        lines = [ln.rstrip("\n") for ln in fh if ln.strip()]
+    if not 0 <= index < len(lines):
+        raise SystemExit(f"hsm-task: array index {index} out of range (0-{len(lines) - 1}) in {list_file}")
+    p = Path(lines[index])
+    return p if p.is_absolute() else (list_file.parent / p).resolve()
+
+
+def _array_index(offset: int) -> int:
+    for var in ARRAY_INDEX_VARS:
+        value = os.environ.get(var)
+        if value not in (None, ""):
+            return int(value) - offset
+    raise SystemExit("hsm-task: --list given but none of " + ", ".join(ARRAY_INDEX_VARS) + " is set")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``hsm-task [--source S] [--project-root P] [--python PY] (TASK_DIR | --list FILE [--offset K])``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="hsm-task", description="Run one hsm task and record its status.")
+    parser.add_argument("task_dir", nargs="?", help="the task directory (tasks/task_NNN)")
+    parser.add_argument("--list", dest="list_file", help="array job: file of task dirs, one per line")
+    parser.add_argument("--offset", type=int, default=0, help="subtract from the array index (chunked arrays)")
+    parser.add_argument("--source", default=os.environ.get("HSM_SOURCE", "unknown"))
+    parser.add_argument("--runner", default="standalone", help=argparse.SUPPRESS)
+    parser.add_argument("--project-root", default=None)
+    parser.add_argument("--python", default=None)
+    parser.add_argument("--force", action="store_true", help="run even if the task already completed")
+    args = parser.parse_args(argv)
+    if args.list_file:
+        task_dir = _array_line(Path(args.list_file), _array_index(args.offset))
+    elif args.task_dir:
+        task_dir = Path(args.task_dir)
+    else:
+        parser.error("give TASK_DIR or --list FILE")
+    extra: dict[str, Any] = {}
+    for var, key in (("SLURM_JOB_ID", "job_id"), ("PBS_JOBID", "job_id"), ("SLURM_RESTART_COUNT", "restart_count")):
+        if os.environ.get(var):
+            extra.setdefault(key, os.environ[var])
+    status = run_blocking(
+        task_dir,
+        source=args.source,
+        runner=args.runner,
+        project_root=args.project_root,
+        python=args.python,
+        status_extra=extra,
+        force=args.force,
+    )
+    code = status.get("exit_code")
+    return int(code) if isinstance(code, int) and 0 <= code < 256 else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

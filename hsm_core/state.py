@@ -1,0 +1,378 @@
+"""The sweep directory: the product's database.
+
+``tasks/task_NNN/status.yaml``, written where the task ran, is the truth. ``task_index.json``
+(fast, internal) and ``task_mapping.yaml`` (for people) are summaries rebuilt from the task dirs
+whenever they are missing or stale. Everything is written atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from hsm_core.atomic import atomic_write_json, atomic_write_yaml, read_json, read_yaml
+from hsm_core.plugin import HsmError, TaskState
+
+_SWEEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+INDEX_FILE = "task_index.json"
+MAPPING_FILE = "task_mapping.yaml"
+EXIT_MARKER = ".exit_code"
+
+
+def validate_sweep_id(sweep_id: str) -> str:
+    """Return ``sweep_id`` if it is a safe single path component, else raise HsmError."""
+    if not isinstance(sweep_id, str) or not _SWEEP_ID.match(sweep_id) or ".." in sweep_id:
+        raise HsmError(
+            f"invalid sweep id {sweep_id!r}",
+            hint="use letters, digits, '_', '-' and '.', no '/' and no '..'",
+        )
+    return sweep_id
+
+
+def new_sweep_id(now: _dt.datetime | None = None) -> str:
+    """``sweep_YYYYMMDD_HHMMSS`` in local time."""
+    return (now or _dt.datetime.now()).strftime("sweep_%Y%m%d_%H%M%S")
+
+
+def now_iso() -> str:
+    """Current local time, ISO 8601 with offset, second precision."""
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def task_dir_name(index: int) -> str:
+    """``task_001`` for index 1; wider numbers just grow (``task_1234``)."""
+    return f"task_{index:03d}"
+
+
+@dataclass
+class TaskRecord:
+    """One row of the index."""
+
+    index: int
+    task_id: str
+    params: dict[str, Any]
+    state: str = TaskState.PENDING.value
+    source: str | None = None
+    duration: float | None = None
+    exit_code: int | None = None
+    attempt: int = 0
+    host: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The task dir's name."""
+        return task_dir_name(self.index)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {
+            "index": self.index,
+            "id": self.task_id,
+            "params": self.params,
+            "state": self.state,
+            "source": self.source,
+            "duration": self.duration,
+            "exit_code": self.exit_code,
+            "attempt": self.attempt,
+            "host": self.host,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+        }
+        if self.extra:
+            d["extra"] = self.extra
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "TaskRecord":
+        return cls(
+            index=int(d["index"]),
+            task_id=str(d["id"]),
+            params=dict(d.get("params") or {}),
+            state=str(d.get("state") or TaskState.PENDING.value),
+            source=d.get("source"),
+            duration=d.get("duration"),
+            exit_code=d.get("exit_code"),
+            attempt=int(d.get("attempt") or 0),
+            host=d.get("host"),
+            start_time=d.get("start_time"),
+            end_time=d.get("end_time"),
+            extra=dict(d.get("extra") or {}),
+        )
+
+    def update_from_status(self, status: Mapping[str, Any]) -> None:
+        """Copy the fields a ``status.yaml`` knows into this record."""
+        self.state = str(status.get("state") or self.state)
+        for key in ("source", "duration", "exit_code", "host", "start_time", "end_time"):
+            if key in status:
+                setattr(self, key, status[key])
+        self.attempt = int(status.get("attempt") or self.attempt)
+
+
+def read_status(task_dir: Path) -> dict[str, Any] | None:
+    """The task's ``status.yaml`` as a dict, or None when missing or unreadable (half-written by a
+    non-atomic writer, or corrupt): such a task is treated as not started."""
+    try:
+        data = read_yaml(task_dir / "status.yaml")
+    except FileNotFoundError:
+        return None
+    except Exception:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_status(task_dir: Path, status: Mapping[str, Any]) -> None:
+    """Write ``status.yaml`` atomically."""
+    atomic_write_yaml(task_dir / "status.yaml", dict(status))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _proc_start_ticks(pid: int) -> str | None:
+    # Field 22 of /proc/PID/stat: start time since boot; guards against pid reuse.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_identity(pid: int) -> str | None:
+    """A string identifying a live process (pid + start time), or None when it is gone."""
+    ticks = _proc_start_ticks(pid)
+    return f"{pid}:{ticks}" if ticks else None
+
+
+def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Finish the bookkeeping of a task whose controller died.
+
+    A local task leaves ``.exit_code`` when its command exits, even if nobody is waiting for it;
+    a ``running`` status with that marker is finalised from it. A ``running`` local task whose
+    process is gone without a marker is marked ``interrupted``. Returns the (possibly new) status.
+    """
+    if not status or status.get("state") != TaskState.RUNNING.value:
+        return status
+    marker = task_dir / EXIT_MARKER
+    if marker.exists():
+        try:
+            code = int(marker.read_text().strip() or "1")
+        except (OSError, ValueError):
+            code = 1
+        end = marker.stat().st_mtime
+        return finalize_status(task_dir, status, code, end_time=end)
+    proc = status.get("process")
+    if proc and status.get("host") == socket.gethostname() and status.get("runner") == "local":
+        pid = int(str(proc).split(":")[0])
+        if process_identity(pid) != proc:
+            new = dict(status)
+            new.update(state=TaskState.INTERRUPTED.value, end_time=now_iso(), error="process vanished")
+            write_status(task_dir, new)
+            return new
+    return status
+
+
+def finalize_status(
+    task_dir: Path,
+    status: Mapping[str, Any],
+    exit_code: int,
+    *,
+    end_time: float | None = None,
+    state: TaskState | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the final ``status.yaml`` of an attempt from its exit code and return it."""
+    end = end_time if end_time is not None else time.time()
+    new = dict(status)
+    if state is None:
+        state = TaskState.COMPLETED if exit_code == 0 else TaskState.FAILED
+    started = new.get("start_epoch")
+    new.update(
+        state=state.value,
+        exit_code=exit_code,
+        end_time=_dt.datetime.fromtimestamp(end).astimezone().isoformat(timespec="seconds"),
+        duration=round(end - started, 3) if isinstance(started, (int, float)) else None,
+    )
+    if exit_code < 0 or exit_code > 128:
+        import signal as _signal
+
+        signum = -exit_code if exit_code < 0 else exit_code - 128
+        try:
+            new["signal"] = _signal.Signals(signum).name
+        except ValueError:
+            pass
+    if extra:
+        new.update(extra)
+    history = list(new.get("attempts") or [])
+    history.append(
+        {k: new.get(k) for k in ("attempt", "state", "host", "source", "start_time", "end_time", "exit_code")}
+    )
+    new["attempts"] = history
+    new.pop("process", None)
+    write_status(task_dir, new)
+    try:
+        (task_dir / EXIT_MARKER).unlink()
+    except FileNotFoundError:
+        pass
+    return new
+
+
+class SweepDir:
+    """A sweep directory ``<output_dir>/<sweep_id>`` and its files."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.sweep_id = validate_sweep_id(self.path.name)
+
+    # -- locations -----------------------------------------------------------------------------
+    @property
+    def tasks_dir(self) -> Path:
+        return self.path / "tasks"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    def task_dir(self, index: int) -> Path:
+        """Path of task ``index`` (1-based)."""
+        return self.tasks_dir / task_dir_name(index)
+
+    @classmethod
+    def locate(cls, output_dir: Path, sweep_id: str) -> "SweepDir":
+        """The existing sweep ``sweep_id`` under ``output_dir``; a clear error when it is unknown."""
+        validate_sweep_id(sweep_id)
+        path = Path(output_dir) / sweep_id
+        if not (path / "sweep_metadata.yaml").exists():
+            recent = ", ".join(sorted((p.parent.name for p in Path(output_dir).glob("*/sweep_metadata.yaml")))[-5:])
+            raise HsmError(
+                f"unknown sweep id {sweep_id!r} in {output_dir}",
+                hint=f"recent sweeps: {recent}" if recent else "no sweeps there yet; start one with 'hsm run'",
+            )
+        return cls(path)
+
+    def create_layout(self) -> None:
+        """Make the directory skeleton of DESIGN.md section 3."""
+        for sub in (
+            "tasks",
+            "logs/sources",
+            "logs/errors",
+            "scripts/job_scripts",
+            "scripts/setup_scripts",
+            "reports",
+        ):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- metadata ------------------------------------------------------------------------------
+    def read_metadata(self) -> dict[str, Any]:
+        try:
+            return dict(read_yaml(self.path / "sweep_metadata.yaml") or {})
+        except FileNotFoundError:
+            return {}
+
+    def write_metadata(self, data: Mapping[str, Any]) -> None:
+        atomic_write_yaml(self.path / "sweep_metadata.yaml", dict(data))
+
+    def update_metadata(self, **changes: Any) -> dict[str, Any]:
+        meta = self.read_metadata()
+        meta.update(changes)
+        self.write_metadata(meta)
+        return meta
+
+    # -- index ---------------------------------------------------------------------------------
+    def load_index(self) -> dict[str, TaskRecord]:
+        """task_id -> record, from ``task_index.json`` (rebuilt from the task dirs when missing)."""
+        try:
+            data = read_json(self.path / INDEX_FILE)
+            return {d["id"]: TaskRecord.from_json(d) for d in data["tasks"]}
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return self.rebuild_index()
+
+    def save_index(self, records: Iterable[TaskRecord], *, mapping: bool = False) -> None:
+        """Write the index (and, when asked, the human-readable ``task_mapping.yaml``)."""
+        recs = sorted(records, key=lambda r: r.index)
+        atomic_write_json(self.path / INDEX_FILE, {"sweep_id": self.sweep_id, "tasks": [r.to_json() for r in recs]}, fsync=False)
+        if mapping:
+            self.write_mapping(recs)
+
+    def write_mapping(self, records: Iterable[TaskRecord]) -> None:
+        tasks = {}
+        for r in sorted(records, key=lambda r: r.index):
+            tasks[r.name] = {"task_id": r.task_id, "state": r.state, "source": r.source, "params": r.params}
+        atomic_write_yaml(self.path / MAPPING_FILE, {"sweep_id": self.sweep_id, "tasks": tasks}, fsync=False)
+
+    def rebuild_index(self) -> dict[str, TaskRecord]:
+        """Read every task dir (params.yaml + status.yaml) and write a fresh index."""
+        records: dict[str, TaskRecord] = {}
+        if self.tasks_dir.is_dir():
+            for d in self.tasks_dir.iterdir():
+                m = re.fullmatch(r"task_(\d+)", d.name)
+                if not m:
+                    continue
+                try:
+                    params_doc = read_yaml(d / "params.yaml") or {}
+                except Exception:
+                    continue
+                task_id = str(params_doc.get("task_id") or "")
+                if not task_id:
+                    continue
+                rec = TaskRecord(int(m.group(1)), task_id, dict(params_doc.get("params") or {}))
+                status = reconcile_status(d, read_status(d))
+                if status:
+                    rec.update_from_status(status)
+                records[task_id] = rec
+        self.save_index(records.values(), mapping=True)
+        return records
+
+    def refresh(self, records: dict[str, TaskRecord]) -> bool:
+        """Re-read ``status.yaml`` of every task not final in the index. Returns True if any changed."""
+        changed = False
+        for rec in records.values():
+            if TaskState(rec.state).finished:
+                continue
+            d = self.task_dir(rec.index)
+            status = reconcile_status(d, read_status(d))
+            if status and status.get("state") != rec.state:
+                rec.update_from_status(status)
+                changed = True
+        return changed
+
+    def records(self, *, refresh: bool = True) -> dict[str, TaskRecord]:
+        """The index, brought up to date with the task dirs of unfinished tasks."""
+        records = self.load_index()
+        if refresh and self.refresh(records):
+            self.save_index(records.values())
+        return records
+
+    def iter_task_dirs(self) -> Iterator[Path]:
+        if self.tasks_dir.is_dir():
+            yield from sorted(p for p in self.tasks_dir.iterdir() if p.name.startswith("task_"))
+
+    # -- logs ----------------------------------------------------------------------------------
+    def log(self, name: str, line: str) -> None:
+        """Append a timestamped line to ``logs/<name>`` (created as needed)."""
+        path = self.logs_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{now_iso()} {line}\n")
+
+
+def count_states(records: Iterable[TaskRecord]) -> dict[str, int]:
+    """Number of tasks per state."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    return counts

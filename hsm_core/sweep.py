@@ -1,0 +1,125 @@
+"""Sweep specification, expansion into parameter sets, and task identity.
+
+A sweep file is made of sections (``grid:``, ``paired:``, and what plugins add); each section is
+handled by an :class:`~hsm_core.plugin.Expander` and the sections combine by Cartesian product.
+Counting never expands (``--count-only`` is instant for 10**9 combinations); expansion is lazy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from hsm_core.plugin import ConfigError, ExpanderRecord
+
+#: Top-level sweep-file keys that are settings, not parameter sections.
+SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "sources", "strategy", "description"})
+
+
+@dataclass
+class SweepSpec:
+    """A validated sweep file."""
+
+    sections: dict[str, Any]  #: expander section name -> section content, in file order
+    settings: dict[str, Any] = field(default_factory=dict)  #: metadata, command, args_style ...
+    path: Path | None = None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The ``metadata:`` block (description, tags ...)."""
+        return dict(self.settings.get("metadata") or {})
+
+
+def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = None) -> SweepSpec:
+    """Split a normalised sweep dict into parameter sections and settings; validate the sections."""
+    expanders = _expanders(registry)
+    sections: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SETTING_KEYS:
+            settings[key] = value
+        elif key in expanders:
+            where = f"{path}: {key}" if path else key
+            expanders[key].validate(value, where)
+            sections[key] = value
+        else:
+            raise ConfigError(f"unknown sweep section (known: {', '.join(sorted(expanders))})", file=path, key=key)
+    if not sections:
+        raise ConfigError("no parameters: add a 'grid:' (or 'paired:') section", file=path)
+    return SweepSpec(sections, settings, path)
+
+
+def load_spec(path: Path, registry: Any) -> SweepSpec:
+    """Load, validate and normalise a sweep file."""
+    from hsm_core.config import load_sweep_file
+
+    return spec_from_dict(load_sweep_file(path, registry), registry, path)
+
+
+def _expanders(registry: Any) -> dict[str, Any]:
+    out = {}
+    for rec in registry.components(ExpanderRecord.kind).values():
+        out[rec.section or rec.name] = rec.load()()
+    return out
+
+
+def count(spec: SweepSpec, registry: Any) -> int:
+    """Number of parameter sets (product over sections), computed without expanding."""
+    exp = _expanders(registry)
+    return math.prod(exp[name].count(section) for name, section in spec.sections.items())
+
+
+def expand(spec: SweepSpec, registry: Any) -> Iterator[dict[str, Any]]:
+    """Yield every parameter set, lazily, sections combined by Cartesian product in file order."""
+    exp = _expanders(registry)
+    items = list(spec.sections.items())
+
+    def rec(i: int, acc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if i == len(items):
+            yield dict(acc)
+            return
+        name, section = items[i]
+        for params in exp[name].expand(section):
+            merged = dict(acc)
+            merged.update(params)
+            yield from rec(i + 1, merged)
+
+    return rec(0, {})
+
+
+def canonical_json(params: Mapping[str, Any]) -> str:
+    """The canonical text of a parameter set: sorted keys, no spaces, UTF-8."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def default_task_id(params: Mapping[str, Any]) -> str:
+    """Hash of the canonical parameter set: equal parameters give the same id on every machine."""
+    return hashlib.sha256(canonical_json(params).encode("utf-8")).hexdigest()[:16]
+
+
+def make_task_id(params: Mapping[str, Any], registry: Any) -> str:
+    """Ask ``hsm_make_task_id`` (first result wins), falling back to :func:`default_task_id`."""
+    result = registry.hook.hsm_make_task_id(params=params)
+    return result or default_task_id(params)
+
+
+def parameter_table(spec: SweepSpec) -> list[tuple[str, str]]:
+    """(parameter, "N values") rows for ``--dry-run``, in file order."""
+    rows: list[tuple[str, str]] = []
+    for name, section in spec.sections.items():
+        if name == "grid" and isinstance(section, Mapping):
+            for key, values in section.items():
+                n = len(values) if isinstance(values, list) else 1
+                rows.append((key, f"{n} value{'s' if n != 1 else ''}"))
+        elif name == "paired" and isinstance(section, list):
+            for group in section:
+                for gname, params in group.items():
+                    for key, values in params.items():
+                        rows.append((key, f"{len(values)} values (paired: {gname})"))
+        else:
+            rows.append((f"[{name}]", "plugin section"))
+    return rows

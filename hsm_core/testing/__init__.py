@@ -1,0 +1,30 @@
+"""Test helpers for hsm and its plugins (public API, like :mod:`hsm_core.plugin`).
+
+* :func:`fresh_registry` / the ``hsm_registry`` fixture: a plugin registry built for one test.
+* :func:`make_sweep`: a sweep directory with task dirs ready to hand to a compute source.
+* :func:`run_until_final`: launch tasks on a source and poll until each is final.
+* :class:`ComputeSourceContract`: the contract suite every compute source passes; subclass it and
+  implement :meth:`ComputeSourceContract.make_source`.
+* :mod:`hsm_core.testing.services`: start a real Slurm / sshd for integration tests.
+
+The pytest plugin (``hsm_core.testing.pytest_plugin``) is registered through the ``pytest11`` entry
+point, so the fixtures are available in any project that installs hsm-core.
+"""
+
+from hsm_core.testing.contracts import ComputeSourceContract
+from hsm_core.testing.helpers import (
+    SCRIPT,
+    fresh_registry,
+    make_sweep,
+    read_task_status,
+    run_until_final,
+)
+
+__all__ = [
+    "ComputeSourceContract",
+    "SCRIPT",
+    "fresh_registry",
+    "make_sweep",
+    "read_task_status",
+    "run_until_final",
+]
