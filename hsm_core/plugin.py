@@ -330,6 +330,15 @@ class ComputeSource(abc.ABC):
     def cancel(self, task_ids: Iterable[str]) -> None:
         """Stop these tasks (SIGTERM then SIGKILL, scancel, qdel ...). Unknown ids are ignored."""
 
+    def attach(self, tasks: Sequence[TaskSpec]) -> None:
+        """Track tasks an earlier controller launched on this source (``hsm complete``, ``hsm cancel``).
+
+        Everything needed (pid, job id, host) must come from the task dirs (``status.yaml``), since
+        the launching process may be gone. After this call :meth:`poll` reports these tasks and
+        :meth:`cancel` stops them. Default: not supported (the tasks are left alone).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot attach to running tasks")
+
     def health(self) -> HealthReport:
         """Check the source can run tasks now. Default: healthy."""
         return HealthReport(True)
