@@ -95,7 +95,7 @@ class Engine:
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
         """Dispatch ``tasks`` (and watch ``adopted`` ones already running) until all are final."""
         pending = collections.deque(tasks)
-        adopted_left = {t.task_id: t for t in adopted}
+        adopted_left = self._attach(adopted)
         self.registry.hook.hsm_sweep_started(
             sweep_id=self.sweep.sweep_id, sweep_dir=str(self.sweep.path), total_tasks=len(tasks) + len(adopted)
         )
@@ -268,6 +268,38 @@ class Engine:
     def _spec(self, rec: TaskRecord) -> TaskSpec:
         d = self.sweep.task_dir(rec.index).resolve()
         return TaskSpec(rec.task_id, rec.index, rec.params, d, self.sweep.sweep_id, self.sweep.path.resolve())
+
+    def _attach(self, adopted: Sequence[TaskSpec]) -> dict[str, TaskSpec]:
+        """Hand tasks an earlier controller launched to the source that runs them.
+
+        Returns the tasks to watch through their files instead (local orphans whose source is not
+        in this run, or a source that cannot attach); tasks running on a source that is not part
+        of this run and cannot be watched from here are left alone (logged).
+        """
+        watch: dict[str, TaskSpec] = {}
+        by_source: dict[str, list[TaskSpec]] = collections.defaultdict(list)
+        for spec in adopted:
+            status = read_status(spec.task_dir) or {}
+            by_source[str(status.get("source") or "")].append(spec)
+        for name, specs in by_source.items():
+            rt = self.by_name.get(name)
+            if rt is not None:
+                try:
+                    rt.source.attach(specs)
+                except NotImplementedError:
+                    pass
+                else:
+                    for spec in specs:
+                        rt.active.add(spec.task_id)
+                        self._owner[spec.task_id] = rt
+                    continue
+            for spec in specs:
+                status = read_status(spec.task_dir) or {}
+                if status.get("runner") == "local":
+                    watch[spec.task_id] = spec
+                else:
+                    self.sweep.log("sweep.log", f"{spec.name} still running on {name or 'an unknown source'}; not watched")
+        return watch
 
     def _watch_adopted(self, adopted: dict[str, TaskSpec]) -> None:
         for task_id, spec in list(adopted.items()):

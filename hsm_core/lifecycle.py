@@ -134,7 +134,6 @@ def plan_complete(
         if max_runs is not None and len(wanted_ids) >= max_runs:
             break
     plan = Plan(project, spec, sweep, records, [], new_sweep=False)
-    hostname = socket.gethostname()
     for rec in sorted(records.values(), key=lambda r: r.index):
         if rec.task_id not in wanted_ids:
             continue
@@ -145,10 +144,11 @@ def plan_complete(
             plan.skipped["failed (use --retry-failed)"] = plan.skipped.get("failed (use --retry-failed)", 0) + 1
         elif state.active:
             status = _status(sweep, rec)
-            if status.get("runner") == "local" and status.get("host") == hostname and state == TaskState.RUNNING:
+            if TaskState(status.get("state", rec.state)).active:
+                # Still running (or queued) where an earlier controller put it: watch, don't re-run.
                 plan.to_adopt.append(rec)
-            elif state == TaskState.SUBMITTED or status.get("state") in ("submitted", "running"):
-                plan.skipped["still running elsewhere"] = plan.skipped.get("still running elsewhere", 0) + 1
+            elif TaskState(rec.state) == TaskState.COMPLETED:
+                plan.skipped["already completed"] = plan.skipped.get("already completed", 0) + 1
             else:
                 plan.to_run.append(rec)
         else:

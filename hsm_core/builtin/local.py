@@ -12,9 +12,11 @@ import os
 import queue
 import sys
 import threading
+import time
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core import runner
+from hsm_core.state import read_status, reconcile_status
 from hsm_core.plugin import (
     ComputeSource,
     ComputeSourceRecord,
@@ -70,6 +72,7 @@ class LocalSource(ComputeSource):
         self._running: dict[str, runner.StartedTask] = {}
         self._slot_of: dict[str, str] = {}
         self._free_slots = list(self._gpu_slots)
+        self._attached: dict[str, int] = {}
         self._updates: "queue.SimpleQueue[TaskUpdate]" = queue.SimpleQueue()
         self._lock = threading.Lock()
 
@@ -114,6 +117,29 @@ class LocalSource(ComputeSource):
         self._updates.put(TaskUpdate(task_id, TaskState(status["state"])))
         self.context.wake()
 
+    def attach(self, tasks: Sequence[TaskSpec]) -> None:
+        """Watch tasks a previous controller started on this machine (pid from ``status.yaml``)."""
+        for spec in tasks:
+            status = read_status(spec.task_dir) or {}
+            pid = str(status.get("process") or "").split(":")[0]
+            if not pid.isdigit():
+                continue
+            with self._lock:
+                self._attached[spec.task_id] = int(pid)
+            threading.Thread(target=self._watch_attached, args=(spec,), daemon=True).start()
+
+    def _watch_attached(self, spec: TaskSpec) -> None:
+        while True:
+            status = reconcile_status(spec.task_dir, read_status(spec.task_dir)) or {}
+            state = TaskState(status.get("state", "lost"))
+            if state.finished:
+                with self._lock:
+                    self._attached.pop(spec.task_id, None)
+                self._updates.put(TaskUpdate(spec.task_id, state))
+                self.context.wake()
+                return
+            time.sleep(0.5)
+
     def poll(self) -> list[TaskUpdate]:
         out = []
         while True:
@@ -123,8 +149,16 @@ class LocalSource(ComputeSource):
                 return out
 
     def cancel(self, task_ids: Iterable[str], reason: TaskState = TaskState.CANCELLED) -> None:
+        task_ids = list(task_ids)
         with self._lock:
             targets = [self._running[t] for t in task_ids if t in self._running]
+            orphans = [self._attached[t] for t in task_ids if t in self._attached]
+        for pid in orphans:
+            # Not our child: signal its process group; the watcher records the end from the marker/pid.
+            try:
+                os.killpg(pid, 15)
+            except (ProcessLookupError, PermissionError):
+                pass
         for t in targets:
             t.stop_reason = reason
             runner.signal_task(t, 15)
