@@ -115,8 +115,8 @@ class PluginRegistry:
         for kind, hook_name in KIND_HOOKS.items():
             found: dict[str, ComponentRecord] = {}
             conflicts: dict[str, list[str]] = {}
-            # Builtins were registered first; pluggy calls later registrations first, so reverse.
-            for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            # get_hookimpls() lists plugins in registration order: built-ins first, then entry points.
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 info = by_plugin.get(impl.plugin_name)
                 dist = info.distribution if info else impl.plugin_name
                 try:
@@ -178,6 +178,11 @@ class PluginRegistry:
         return "; ".join(parts)
 
 
+def builtin_name(module: str) -> str:
+    """``hsm_core.builtin.local`` is listed as ``core.local``."""
+    return "core." + module.rsplit(".", 1)[-1]
+
+
 def _warn(msg: str) -> None:
     print(f"hsm: warning: {msg}", file=sys.stderr)
 
@@ -221,10 +226,11 @@ def build_registry(
     plugins: list[PluginInfo] = []
     for modname in builtins:
         module = import_module(modname)  # a broken built-in is a bug in hsm itself: let it raise
-        err = _register(pm, module, modname)
+        name = builtin_name(modname)
+        err = _register(pm, module, name)
         if err:
             raise RuntimeError(f"built-in plugin {modname}: {err}")
-        plugins.append(PluginInfo(modname, "hsm-core", __version__, "loaded", builtin=True))
+        plugins.append(PluginInfo(name, "hsm-core", __version__, "loaded", builtin=True))
 
     disabled = _env_list("HSM_DISABLE_PLUGINS") or set()
     allowed = _env_list("HSM_LOAD_PLUGINS")
