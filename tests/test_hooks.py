@@ -1,0 +1,151 @@
+"""Each hook does what docs/hooks.md says, shown with a small in-process plugin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Project
+from hsm_core.lifecycle import ExecOptions, execute, plan_complete, plan_run
+from hsm_core.plugin import (
+    CollectorRecord,
+    ComponentNotFound,
+    HostProviderRecord,
+    ResultCollector,
+    SyncTransportRecord,
+    TaskRegistryRecord,
+    hookimpl,
+)
+from hsm_core.plugins import build_registry
+
+
+class Recorder:
+    """A plugin that records events and customises ids, env and metrics."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    @hookimpl
+    def hsm_make_task_id(self, params):
+        return f"x{params['x']}"
+
+    @hookimpl
+    def hsm_task_env(self, task, sweep_config):
+        return {"MY_PLUGIN_VAR": f"{task.sweep_id}/{task.index}"}
+
+    @hookimpl
+    def hsm_sweep_started(self, sweep_id, sweep_dir, total_tasks):
+        self.events.append(("started", total_tasks))
+
+    @hookimpl
+    def hsm_task_finished(self, sweep_id, task_id, state, task_dir):
+        self.events.append(("finished", (task_id, state, Path(task_dir).name)))
+
+    @hookimpl
+    def hsm_sweep_finished(self, sweep_id, sweep_dir, counts):
+        self.events.append(("done", dict(counts)))
+
+    @hookimpl
+    def hsm_register_result_collectors(self):
+        class LineCount(ResultCollector):
+            def collect(self, task_dir: Path) -> dict[str, Any]:
+                return {"stdout_lines": len((task_dir / "stdout.log").read_text().splitlines())}
+
+        return [CollectorRecord("line_count", "lines of stdout", LineCount)]
+
+    @hookimpl
+    def hsm_register_sync_transports(self):
+        return [SyncTransportRecord("carrier_pigeon", "slow but scenic", "builtins:object")]
+
+    @hookimpl
+    def hsm_register_task_registries(self):
+        return [TaskRegistryRecord("ledger", "a paper ledger", "builtins:dict")]
+
+
+NO_METRICS_SCRIPT = """
+import os, sys
+print("ARGV", sys.argv[1:])
+print("VAR", os.environ.get("MY_PLUGIN_VAR"))
+"""
+
+
+@pytest.fixture
+def recorder_registry():
+    rec = Recorder()
+    return rec, build_registry(entry_points=False, extra=[("recorder", rec)])
+
+
+def test_ids_env_events_and_collectors(project: Project, recorder_registry) -> None:
+    rec, registry = recorder_registry
+    (project.root / "train.py").write_text(NO_METRICS_SCRIPT)
+    cfg = project.write_sweep({"grid": {"x": [1, 2]}})
+    plan = plan_run(cfg, registry, project_root=project.root, sweep_id="h1")
+    counts = execute(plan, ExecOptions(sources="local:2"), registry)
+    assert counts == {"completed": 2}
+    # hsm_make_task_id: our ids were used and recorded
+    assert sorted(plan.records) == ["x1", "x2"]
+    task1 = project.outputs / "h1" / "tasks" / "task_001"
+    assert "task_id: x1" in (task1 / "params.yaml").read_text()
+    # hsm_task_env: the variable reached the task
+    assert "VAR h1/1" in (task1 / "stdout.log").read_text()
+    # hsm_register_result_collectors: the plugin's metric landed in metrics.json
+    assert json.loads((task1 / "metrics.json").read_text()) == {"stdout_lines": 2}
+    # events: started once, one finished per task, done with the counts
+    assert rec.events[0] == ("started", 2)
+    finished = sorted(e[1] for e in rec.events if e[0] == "finished")
+    assert finished == [("x1", "completed", "task_001"), ("x2", "completed", "task_002")]
+    assert rec.events[-1] == ("done", {"completed": 2})
+    # complete of a finished sweep runs nothing and still reports
+    plan = plan_complete("h1", registry, project_root=project.root)
+    assert plan.to_run == [] and plan.skipped == {"already completed": 2}
+
+
+def test_sync_transport_and_task_registry_records_are_found_by_name(recorder_registry) -> None:
+    _, registry = recorder_registry
+    assert registry.get(SyncTransportRecord.kind, "carrier_pigeon").load() is object
+    assert registry.get(TaskRegistryRecord.kind, "ledger").distribution == "recorder"
+    with pytest.raises(ComponentNotFound, match="unknown task registry 'wandb'.*hsm-plugin-wandb-sync"):
+        registry.get(TaskRegistryRecord.kind, "wandb")
+
+
+def test_local_host_provider_runs_argv_without_a_shell(tmp_path: Path) -> None:
+    registry = build_registry(entry_points=False)
+    host = registry.get(HostProviderRecord.kind, "local").load()("local", {})
+    result = host.run(["echo", "$(touch pwned)", ";", "ls"], cwd=str(tmp_path))
+    assert result.returncode == 0 and result.stdout.strip() == "$(touch pwned) ; ls"
+    assert not (tmp_path / "pwned").exists()
+    host.write_text(str(tmp_path / "a" / "b.txt"), "hello")
+    host.get(str(tmp_path / "a"), tmp_path / "copy")
+    assert (tmp_path / "copy" / "b.txt").read_text() == "hello"
+
+
+class FakeSshProvider:
+    """Stands in for the ssh plugin's host provider, to show how core routes host names."""
+
+    @hookimpl
+    def hsm_register_hosts(self):
+        from hsm_core.builtin.hosts import LocalHost
+
+        class Named(LocalHost):
+            def __init__(self, name: str, config: dict) -> None:
+                super().__init__(name)
+                self.config = config
+
+        return [HostProviderRecord("ssh", "pretend ssh", Named)]
+
+
+def test_remote_host_names_go_to_the_ssh_provider() -> None:
+    from hsm_core.hosts import get_host
+
+    project = {"distributed": {"remotes": {"gpu1": {"host": "gpu1.example.org", "user": "me", "port": 2222}}}}
+    with pytest.raises(ComponentNotFound, match="hsm-plugin-ssh"):
+        get_host("gpu1", project, build_registry(entry_points=False))
+    registry = build_registry(entry_points=False, extra=[("fake_ssh", FakeSshProvider())])
+    host = get_host("gpu1", project, registry)
+    assert host.name == "gpu1" and host.config == {"host": "gpu1.example.org", "user": "me", "port": 2222}
+    adhoc = get_host("bob@login.example.org:2200", project, registry)
+    assert adhoc.config == {"host": "login.example.org", "user": "bob", "port": 2200}
+    assert get_host("local", project, registry).is_local
