@@ -1,0 +1,23 @@
+"""The template plugin passes the same contract suite as every hsm compute source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hsm_core.plugin import SourceContext
+from hsm_core.testing import ComputeSourceContract, fresh_registry
+from hsm_plugin_example.source import ExampleSource
+
+
+class TestExampleSource(ComputeSourceContract):
+    timeout = 60.0
+
+    def make_source(self, context: SourceContext, tmp_path: Path) -> ExampleSource:
+        return ExampleSource("example", {"max_parallel_jobs": 2}, context)
+
+
+def test_the_entry_point_registers_the_source() -> None:
+    registry = fresh_registry(entry_points=True)
+    record = registry.get("compute_source", "example")
+    assert record.distribution == "hsm-plugin-example"
+    assert record.load() is ExampleSource
