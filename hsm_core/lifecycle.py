@@ -282,6 +282,11 @@ def execute(
     if engine_hook:
         engine_hook(engine)
     final_state = "interrupted"
+    plan.sweep.log(
+        "sweep.log",
+        f"{'start' if plan.new_sweep else 'complete'}: {len(specs)} to run, {len(adopted)} to watch, "
+        f"sources={opts.sources} strategy={opts.strategy} parallel_limit={opts.parallel_limit}",
+    )
     try:
         engine.run(specs, adopted)
         mine = [plan.records[s.task_id] for s in specs] + [plan.records[a.task_id] for a in adopted]
@@ -300,6 +305,7 @@ def execute(
         return counts
     finally:
         plan.sweep.update_metadata(status=final_state, updated=now_iso())
+        plan.sweep.log("sweep.log", f"end: {final_state}")
 
 
 def spec_from_text(text: str, registry: Any) -> SweepSpec:

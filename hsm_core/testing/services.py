@@ -1,0 +1,266 @@
+"""Real services for integration tests: a Slurm cluster and sshd instances on this machine.
+
+hsm's integration tests run the real thing (DESIGN.md section 6). These helpers start it through the
+project's scripts (``scripts/slurm.sh``, ``scripts/sshd.sh``), which are idempotent, so every test
+may simply ask for what it needs::
+
+    try:
+        cluster = start_slurm(max_array_size=50)
+    except ServiceUnavailable as exc:
+        require_service("slurm", str(exc))
+    subprocess.run(["sbatch", "--array=0-49", script], env=cluster.env, check=True)
+
+When a service cannot be started (not installed, not root) the start functions raise
+:class:`ServiceUnavailable`; :func:`require_service` then skips the test, or fails it under
+``CI=true`` so that a skip cannot hide a broken install step.
+
+Stdlib only, and pytest is imported only inside :func:`require_service`: importing this module
+costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+__all__ = [
+    "ServiceUnavailable",
+    "SlurmCluster",
+    "SshHost",
+    "require_service",
+    "scripts_dir",
+    "start_slurm",
+    "start_sshd",
+]
+
+# slurm.sh gives up after 60 s and then prints log tails; leave it the time to do so.
+_SLURM_TIMEOUT = 120.0
+_SSHD_TIMEOUT = 30.0
+
+_HOW_TO_GET = {
+    "slurm": "as root, run scripts/install-test-services.sh, then scripts/slurm.sh start",
+    "pbs": "as root, run scripts/install-test-services.sh (slurm-wlm-torque gives "
+    "qsub/qstat/qdel), then scripts/slurm.sh start",
+    "sshd": "as root, run scripts/install-test-services.sh, then scripts/sshd.sh start NAME",
+    "rsync": "as root, run scripts/install-test-services.sh",
+}
+
+
+class ServiceUnavailable(Exception):
+    """A test service could not be started; the message says why."""
+
+
+def require_service(name: str, reason: str) -> NoReturn:
+    """Give up on a test whose service *name* is missing: skip it, or fail it under ``CI=true``.
+
+    The message names the service, the *reason* it is missing and the script that provides it.
+    """
+    import pytest
+
+    hint = _HOW_TO_GET.get(name, "as root, run scripts/install-test-services.sh")
+    message = f"test service {name!r} is not available: {reason}\nTo get it: {hint}."
+    if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+        pytest.fail(
+            message + "\nCI=true: a missing service fails the test instead of skipping it.",
+            pytrace=False,
+        )
+    pytest.skip(message)
+
+
+def scripts_dir() -> Path:
+    """The directory with ``slurm.sh`` and ``sshd.sh``: the repository's ``scripts/``, else
+    ``$HSM_SCRIPTS_DIR`` (for an hsm-core installed outside the repository).
+    """
+    repo_scripts = Path(__file__).resolve().parents[2] / "scripts"
+    if (repo_scripts / "slurm.sh").is_file():
+        return repo_scripts
+    from_env = os.environ.get("HSM_SCRIPTS_DIR")
+    if from_env:
+        return Path(from_env)
+    raise ServiceUnavailable(
+        f"hsm's scripts/ directory is not at {repo_scripts} (hsm-core is not run from its "
+        "repository); set HSM_SCRIPTS_DIR to the repository's scripts/ directory"
+    )
+
+
+def _run_script(script: str, args: list[str], timeout: float) -> str:
+    """Run ``scripts/<script> <args>``; return its stdout or raise ServiceUnavailable."""
+    path = scripts_dir() / script
+    if not path.is_file():
+        raise ServiceUnavailable(f"{path} does not exist")
+    argv = ["bash", str(path), *args]
+    try:
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ServiceUnavailable(f"`{shlex.join(argv)}` did not finish in {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        raise ServiceUnavailable(
+            f"`{shlex.join(argv)}` failed (exit {proc.returncode}):\n{proc.stderr.strip()}"
+        )
+    return proc.stdout
+
+
+# --- Slurm ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SlurmCluster:
+    """A running single-node Slurm cluster (with the Torque ``qsub``/``qstat``/``qdel`` front-end).
+
+    ``env`` is a copy of ``os.environ`` with ``SLURM_CONF`` set: pass it to every Slurm or Torque
+    command (``subprocess.run(["sbatch", ...], env=cluster.env)``).
+    """
+
+    conf: Path
+    state_dir: Path
+    env: dict[str, str]
+
+    def run(
+        self, argv: list[str], *, check: bool = True, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a client command (``sbatch``, ``squeue``, ``qsub`` ...) against this cluster.
+
+        Output is captured as text; with *check* a non-zero exit raises ``CalledProcessError``.
+        """
+        return subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, check=check, timeout=timeout
+        )
+
+
+def start_slurm(max_array_size: int | None = None, cred_expire: int | None = None) -> SlurmCluster:
+    """Start the local Slurm cluster, or reuse it when it already runs with these settings.
+
+    Each call states the whole configuration; settings left out return to their defaults, so a
+    test that changed them need not restore them. *max_array_size* is Slurm's ``MaxArraySize``
+    (default 100001: the largest index is one less). *cred_expire* (seconds, at least 5; default 10
+    here, 120 in Slurm) also sets how long a requeued job waits before it can run again
+    (cred_expire + 1 s). A change restarts the daemons (about 0.2 s; jobs survive it) because
+    slurmctld reads both only at startup. The cluster is shared by every test session on the
+    machine: a changed setting holds for all of them until the next call.
+
+    Raises ServiceUnavailable when Slurm is not installed or cannot be started (e.g. not root and
+    not already running with these settings).
+    """
+    if shutil.which("sbatch") is None or shutil.which("slurmctld") is None:
+        raise ServiceUnavailable("Slurm is not installed (no sbatch/slurmctld on PATH)")
+    args = ["start"]
+    if max_array_size is not None:
+        args += ["--max-array-size", str(max_array_size)]
+    if cred_expire is not None:
+        args += ["--cred-expire", str(cred_expire)]
+    stdout = _run_script("slurm.sh", args, _SLURM_TIMEOUT)
+    conf = _parse_slurm_conf(stdout)
+    env = dict(os.environ)
+    env["SLURM_CONF"] = str(conf)
+    return SlurmCluster(conf=conf, state_dir=conf.parent, env=env)
+
+
+def _parse_slurm_conf(stdout: str) -> Path:
+    """The path in slurm.sh's ``export SLURM_CONF=...`` line."""
+    for line in stdout.splitlines():
+        if line.startswith("export SLURM_CONF="):
+            words = shlex.split(line[len("export ") :])
+            return Path(words[0].split("=", 1)[1])
+    raise ServiceUnavailable(f"slurm.sh start printed no `export SLURM_CONF=` line: {stdout!r}")
+
+
+# --- SSH -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class SshHost:
+    """One sshd instance on 127.0.0.1 standing in for a remote host.
+
+    Log in with ``[*host.ssh_argv(), host.destination, "command"]``; for rsync use
+    ``["rsync", "-e", host.rsh(), ...]``. :meth:`stop` and :meth:`start` take the "host" down and
+    bring it back on the same port with the same host key.
+    """
+
+    name: str
+    host: str
+    port: int
+    user: str
+    key_file: Path
+    known_hosts: Path
+
+    @property
+    def destination(self) -> str:
+        """``user@host`` for ssh, scp and rsync."""
+        return f"{self.user}@{self.host}"
+
+    def ssh_argv(self) -> list[str]:
+        """The ``ssh`` command and options (key, port, this host's known_hosts, strict host key
+        checking, batch mode) without the destination."""
+        return [
+            "ssh",
+            "-i", str(self.key_file),
+            "-p", str(self.port),
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes",
+            # Only our key: keys from a developer's ssh-agent would count as failed attempts.
+            "-o", "IdentitiesOnly=yes",
+        ]  # fmt: skip
+
+    def rsh(self) -> str:
+        """:meth:`ssh_argv` as one shell string, for ``rsync -e``."""
+        return shlex.join(self.ssh_argv())
+
+    def stop(self) -> None:
+        """Stop this sshd and drop its open connections (and the commands they run), like a host
+        that goes down."""
+        _run_script("sshd.sh", ["stop", self.name], _SSHD_TIMEOUT)
+
+    def start(self) -> None:
+        """Start this sshd again on the same port (a no-op when it runs)."""
+        args = ["start", self.name, "--port", str(self.port)]
+        stdout = _run_script("sshd.sh", args, _SSHD_TIMEOUT)
+        port = int(stdout.split()[-1])
+        if port != self.port:  # the script honours --port or fails; guard against a future change
+            raise ServiceUnavailable(
+                f"sshd {self.name!r} came back on port {port}, not {self.port}"
+            )
+
+
+def start_sshd(name: str, port: int | None = None) -> SshHost:
+    """Start sshd instance *name* on 127.0.0.1, or reuse it when it already runs.
+
+    Without *port* it keeps the port of its last run, else picks a free one. The user is the
+    current user (root when tests run as root). Raises ServiceUnavailable when openssh-server is
+    missing or the instance cannot be started.
+    """
+    if not Path("/usr/sbin/sshd").is_file() or shutil.which("ssh") is None:
+        raise ServiceUnavailable("OpenSSH is not installed (no /usr/sbin/sshd or no ssh on PATH)")
+    args = ["start", name] + (["--port", str(port)] if port is not None else [])
+    stdout = _run_script("sshd.sh", args, _SSHD_TIMEOUT)
+    try:
+        actual_port = int(stdout.split()[-1])
+    except (IndexError, ValueError) as exc:
+        raise ServiceUnavailable(f"sshd.sh start {name} printed no port: {stdout!r}") from exc
+    base = Path(os.environ.get("HSM_SSHD_DIR", "/tmp/hsm-sshd"))
+    return SshHost(
+        name=name,
+        host="127.0.0.1",
+        port=actual_port,
+        user=_current_user(),
+        key_file=base / "client_key",
+        known_hosts=base / name / "known_hosts",
+    )
+
+
+def _current_user() -> str:
+    """The login name sshd.sh allows (``id -un``): the effective user, not $USER."""
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
