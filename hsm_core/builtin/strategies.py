@@ -12,14 +12,24 @@ class RoundRobin(DispatchStrategy):
     """Sources take turns, in the order given in ``--sources``; a full source is skipped."""
 
     def __init__(self) -> None:
-        self._next = 0
+        self._order: list[str] = []  # every source name seen, in --sources order
+        self._last: str | None = None
 
     def choose(self, task: TaskSpec, sources: Sequence[SourceSlot]) -> SourceSlot | None:
         if not sources:
             return None
-        slot = sources[self._next % len(sources)]
-        self._next += 1
-        return slot
+        for slot in sources:
+            if slot.name not in self._order:
+                self._order.append(slot.name)
+        # The turn passes to the next source after the last one served, whatever is full now.
+        start = self._order.index(self._last) + 1 if self._last in self._order else 0
+        free = {s.name: s for s in sources}
+        for i in range(len(self._order)):
+            name = self._order[(start + i) % len(self._order)]
+            if name in free:
+                self._last = name
+                return free[name]
+        return None
 
 
 class LeastLoaded(DispatchStrategy):

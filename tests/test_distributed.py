@@ -1,0 +1,160 @@
+"""Several sources in one sweep: strategies, the parallel limit, health, failover, redistribution.
+
+The sources here are real local processes behind the ComputeSource interface; the "bad" ones
+fail the way an unreachable host does (launch raises SourceUnavailable, or running tasks are
+reported lost). Integration tests with a real sshd and a real Slurm live with those plugins.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import pytest
+import yaml
+
+from conftest import Project
+from hsm_core.builtin.local import LocalSource
+from hsm_core.lifecycle import ExecOptions, execute, plan_run
+from hsm_core.plugin import (
+    ComputeSourceRecord,
+    HealthReport,
+    SourceContext,
+    SourceUnavailable,
+    TaskSpec,
+    TaskState,
+    TaskUpdate,
+    hookimpl,
+)
+from hsm_core.plugins import build_registry
+
+
+class DownSource(LocalSource):
+    """A host that never answers."""
+
+    def launch(self, tasks: Sequence[TaskSpec]) -> None:
+        raise SourceUnavailable("connection refused")
+
+    def health(self) -> HealthReport:
+        return HealthReport(False, "connection refused")
+
+
+class LosingSource(LocalSource):
+    """Accepts tasks, then loses every one of them (node failure) without running it."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self._lost: list[str] = []
+
+    def launch(self, tasks: Sequence[TaskSpec]) -> None:
+        self._lost += [t.task_id for t in tasks]
+        self.context.wake()
+
+    def poll(self) -> list[TaskUpdate]:
+        out = [TaskUpdate(t, TaskState.LOST, infrastructure_failure=True, message="node failure") for t in self._lost]
+        self._lost = []
+        return out
+
+
+class Sources:
+    @hookimpl
+    def hsm_register_compute_sources(self):
+        return [
+            ComputeSourceRecord("down", "never answers", DownSource),
+            ComputeSourceRecord("losing", "loses tasks", LosingSource),
+            ComputeSourceRecord("other", "a second local pool", LocalSource),
+        ]
+
+
+@pytest.fixture(autouse=True)
+def count_executions(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test script appends each execution to <project>/runs.log."""
+    monkeypatch.setenv("HSM_COUNT_DIR", str(project.root))
+
+
+@pytest.fixture
+def registry():
+    return build_registry(entry_points=False, extra=[("test_sources", Sources())])
+
+
+def _run(project: Project, registry: Any, grid: Mapping[str, Any], sources: str, **opts: Any):
+    cfg = project.write_sweep({"grid": dict(grid)})
+    plan = plan_run(cfg, registry, project_root=project.root, sweep_id="d1")
+    counts = execute(plan, ExecOptions(sources=sources, **opts), registry)
+    return plan, counts
+
+
+def _by_source(project: Project) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in (project.outputs / "d1" / "tasks").iterdir():
+        status = yaml.safe_load((d / "status.yaml").read_text())
+        out[status["source"]] = out.get(status["source"], 0) + 1
+    return out
+
+
+def test_round_robin_spreads_tasks_over_sources(project: Project, registry: Any) -> None:
+    _, counts = _run(project, registry, {"x": list(range(8))}, "local:2,other:2")
+    assert counts == {"completed": 8}
+    assert set(_by_source(project)) == {"local", "other"}
+    assignments = (project.outputs / "d1" / "logs" / "task_assignments.log").read_text().splitlines()
+    assert len(assignments) == 8
+    # The first round, with every slot free, takes turns: local, other, local, other.
+    assert [ln.rsplit(" ", 1)[1] for ln in assignments[:4]] == ["local", "other", "local", "other"]
+
+
+def test_least_loaded_prefers_the_bigger_free_pool(project: Project, registry: Any) -> None:
+    _, counts = _run(project, registry, {"x": list(range(6)), "sleep": [0.3]}, "local:1,other:5", strategy="least_loaded")
+    assert counts == {"completed": 6}
+    spread = _by_source(project)
+    assert spread["other"] > spread["local"]
+
+
+def test_parallel_limit_caps_tasks_running_at_once(project: Project, registry: Any) -> None:
+    _run(project, registry, {"x": list(range(6)), "sleep": [0.3]}, "local:4,other:4", parallel_limit=2)
+    spans = []
+    for d in (project.outputs / "d1" / "tasks").iterdir():
+        s = yaml.safe_load((d / "status.yaml").read_text())
+        spans.append((s["start_epoch"], s["start_epoch"] + s["duration"]))
+    most = max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
+    assert most <= 2
+
+
+def test_an_unreachable_source_is_disabled_and_the_sweep_completes_elsewhere(project: Project, registry: Any) -> None:
+    _, counts = _run(project, registry, {"x": list(range(6))}, "down:4,local:2")
+    assert counts == {"completed": 6}
+    assert _by_source(project) == {"local": 6}
+    health = (project.outputs / "d1" / "logs" / "health_status.log").read_text()
+    assert "down unhealthy: connection refused" in health and "down disabled after 3 consecutive failures" in health
+    assert "launch failed: connection refused" in (project.outputs / "d1" / "logs" / "sources" / "down.log").read_text()
+    assert sorted(project.executions()) == sorted(set(project.executions())) and len(project.executions()) == 6
+
+
+def test_lost_tasks_are_redistributed_and_run_exactly_once(project: Project, registry: Any) -> None:
+    _, counts = _run(project, registry, {"x": list(range(6))}, "losing:3,local:2")
+    assert counts == {"completed": 6}
+    runs = project.executions()
+    assert len(runs) == 6 and len(set(runs)) == 6
+    assert _by_source(project) == {"local": 6}
+    assert "lost: node failure" in (project.outputs / "d1" / "logs" / "sources" / "losing.log").read_text()
+
+
+def test_script_failures_do_not_disable_a_source(project: Project, registry: Any) -> None:
+    _, counts = _run(project, registry, {"x": list(range(6)), "exit": [1]}, "local:2,other:2")
+    assert counts == {"failed": 6}
+    assert set(_by_source(project)) == {"local", "other"}
+    health = project.outputs / "d1" / "logs" / "health_status.log"
+    assert "disabled" not in (health.read_text() if health.exists() else "")
+
+
+def test_cross_mode_complete_uses_other_sources(project: Project, registry: Any) -> None:
+    from hsm_core.lifecycle import plan_complete
+
+    plan, counts = _run(project, registry, {"x": list(range(4)), "fail_once": [1]}, "local:2")
+    assert counts == {"failed": 4}
+    plan = plan_complete("d1", registry, project_root=project.root, retry_failed=True)
+    counts = execute(plan, ExecOptions(sources="other:2"), registry)
+    assert counts == {"completed": 4}
+    for d in (project.outputs / "d1" / "tasks").iterdir():
+        s = yaml.safe_load((d / "status.yaml").read_text())
+        assert [a["source"] for a in s["attempts"]] == ["local", "other"]
