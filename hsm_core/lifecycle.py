@@ -6,6 +6,7 @@ The CLI commands ``run``, ``sweep`` (v1) and ``complete`` are thin wrappers over
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
@@ -210,7 +211,20 @@ def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     )
 
 
-def execute(
+def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str, int]:
+    """Run a plan (see :func:`_execute`); a full disk becomes a clear error naming the sweep."""
+    try:
+        return _execute(plan, opts, registry, **kw)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise HsmError(
+                f"no space left on device while running sweep {plan.sweep.sweep_id}",
+                hint=f"free some space, then continue with: hsm complete {plan.sweep.sweep_id}",
+            ) from exc
+        raise
+
+
+def _execute(
     plan: Plan,
     opts: ExecOptions,
     registry: Any,
@@ -304,8 +318,11 @@ def execute(
             final_state = "incomplete"
         return counts
     finally:
-        plan.sweep.update_metadata(status=final_state, updated=now_iso())
-        plan.sweep.log("sweep.log", f"end: {final_state}")
+        try:
+            plan.sweep.update_metadata(status=final_state, updated=now_iso())
+            plan.sweep.log("sweep.log", f"end: {final_state}")
+        except OSError:
+            pass  # the disk may still be full; the task dirs remain the truth
 
 
 def spec_from_text(text: str, registry: Any) -> SweepSpec:

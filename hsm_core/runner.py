@@ -299,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("task_dir", nargs="?", help="the task directory (tasks/task_NNN)")
     parser.add_argument("--list", dest="list_file", help="array job: file of task dirs, one per line")
     parser.add_argument("--offset", type=int, default=0, help="subtract from the array index (chunked arrays)")
+    # A job script that already worked out its index (PBS: the first of PBS_ARRAY_INDEX, PBS_ARRAYID,
+    # SLURM_ARRAY_TASK_ID that is set, 0 for a single-task job) passes it here.
+    parser.add_argument("--index", type=int, default=None, help="array index (default: from the scheduler's variables)")
     parser.add_argument("--source", default=os.environ.get("HSM_SOURCE", "unknown"))
     parser.add_argument("--runner", default="standalone", help=argparse.SUPPRESS)
     parser.add_argument("--project-root", default=None)
@@ -306,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="run even if the task already completed")
     args = parser.parse_args(argv)
     if args.list_file:
-        task_dir = _array_line(Path(args.list_file), _array_index(args.offset))
+        index = args.index - args.offset if args.index is not None else _array_index(args.offset)
+        task_dir = _array_line(Path(args.list_file), index)
     elif args.task_dir:
         task_dir = Path(args.task_dir)
     else:

@@ -20,6 +20,7 @@ from hsm_core.atomic import atomic_write_json, atomic_write_yaml, read_json, rea
 from hsm_core.plugin import HsmError, TaskState
 
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_STATES = frozenset(s.value for s in TaskState)
 INDEX_FILE = "task_index.json"
 MAPPING_FILE = "task_mapping.yaml"
 EXIT_MARKER = ".exit_code"
@@ -125,7 +126,9 @@ def read_status(task_dir: Path) -> dict[str, Any] | None:
         return None
     except Exception:
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("state") not in _STATES:
+        return None
+    return data
 
 
 def write_status(task_dir: Path, status: Mapping[str, Any]) -> None:

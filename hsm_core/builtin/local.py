@@ -110,11 +110,18 @@ class LocalSource(ComputeSource):
 
     def _wait(self, task_id: str, started: runner.StartedTask) -> None:
         rc = started.process.wait()
-        status = runner.finish_task(started, rc)
-        with self._lock:
-            self._running.pop(task_id, None)
-        self._release(task_id)
-        self._updates.put(TaskUpdate(task_id, TaskState(status["state"])))
+        try:
+            update = TaskUpdate(task_id, TaskState(runner.finish_task(started, rc)["state"]))
+        except OSError as exc:
+            # The status could not be written (disk full, directory removed): the engine must still
+            # hear about the end, or it would wait for this task forever.
+            state = TaskState.COMPLETED if rc == 0 else TaskState.FAILED
+            update = TaskUpdate(task_id, state, message=f"could not record the result: {exc}")
+        finally:
+            with self._lock:
+                self._running.pop(task_id, None)
+            self._release(task_id)
+        self._updates.put(update)
         self.context.wake()
 
     def attach(self, tasks: Sequence[TaskSpec]) -> None:

@@ -6,6 +6,7 @@ shown only with ``--debug``.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -29,6 +30,16 @@ class HsmGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except OSError as exc:
+            # Disk full, quota, permissions: the user's environment, not a bug. One line, exit 2.
+            if os.environ.get("HSM_DEBUG") or (ctx.obj or {}).get("debug"):
+                raise
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            hint = ""
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                hint = "; free some space, then continue with: hsm complete SWEEP_ID"
+            click.echo(f"Error: {exc.strerror or exc}{where}{hint}", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=HsmGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,92 @@
+"""Faults in the core's own files: a full disk, a half-written status file, a lost index."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import Project
+from hsm_core.testing import SCRIPT
+from hsm_core.testing.services import require_service
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 3 MiB tmpfs mounted for this test (needs root)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        require_service("tmpfs mount", "mounting a small filesystem needs root")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        require_service("tmpfs mount", proc.stderr.strip())
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_is_one_clear_line_and_complete_finishes_after_freeing_space(small_disk: Path) -> None:
+    root = small_disk / "proj"
+    root.mkdir()
+    (root / "train.py").write_text(SCRIPT)
+    (root / "hsm_config.yaml").write_text(f"paths:\n  python_interpreter: {sys.executable}\n  train_script: train.py\n")
+    project = Project(root)
+    cfg = project.write_sweep({"grid": {"x": list(range(40))}})
+    filler = small_disk / "filler"
+    # Leave a little room: the sweep starts, then runs out of space part-way.
+    with open(filler, "wb") as fh:
+        fh.write(b"\0" * (2 * 1024 * 1024 + 700 * 1024))
+    proc = project.hsm("run", "--config", str(cfg), "--sweep-id", "full", env={"HSM_COUNT_DIR": str(small_disk.parent)})
+    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    if proc.returncode == 2:
+        assert "no space left on device" in proc.stderr.lower() and "hsm complete full" in proc.stderr
+    completed_before = set()
+    status = project.hsm("status", "full", "--json")
+    if status.returncode == 0:
+        completed_before = {k for k, v in json.loads(status.stdout)["counts"].items() if k == "completed" and v}
+    filler.unlink()
+    done = project.hsm("complete", "full", "--retry-failed", env={"HSM_COUNT_DIR": str(small_disk.parent)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    info = json.loads(project.hsm("status", "full", "--json").stdout)
+    assert info["counts"]["completed"] == 40
+    assert completed_before <= {"completed"}
+
+
+def test_a_half_written_status_file_counts_as_not_run(project: Project) -> None:
+    cfg = project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    assert project.hsm("run", "--config", str(cfg), "--sweep-id", "hw").returncode == 0
+    task = project.outputs / "hw" / "tasks" / "task_002"
+    (task / "status.yaml").write_text("state: compl")  # truncated by a crash of a non-atomic writer
+    (project.outputs / "hw" / "task_index.json").unlink()
+    info = json.loads(project.hsm("status", "hw", "--json").stdout)
+    assert info["total"] == 3 and info["counts"]["completed"] == 2
+    done = project.hsm("complete", "hw")
+    assert done.returncode == 0 and "1 task(s)" in done.stdout
+    assert yaml.safe_load((task / "status.yaml").read_text())["state"] == "completed"
+    assert len(project.executions()) == 4  # the three first runs, plus task_002 again
+
+
+def test_a_corrupt_index_is_rebuilt_from_the_task_dirs(project: Project) -> None:
+    cfg = project.write_sweep({"grid": {"x": [1, 2]}})
+    assert project.hsm("run", "--config", str(cfg), "--sweep-id", "ci").returncode == 0
+    (project.outputs / "ci" / "task_index.json").write_text("{not json")
+    info = json.loads(project.hsm("status", "ci", "--json").stdout)
+    assert info["counts"]["completed"] == 2
+    assert json.loads((project.outputs / "ci" / "task_index.json").read_text())["tasks"]
+
+
+def test_a_removed_sweep_dir_is_a_clear_error(project: Project) -> None:
+    cfg = project.write_sweep({"grid": {"x": [1]}})
+    assert project.hsm("run", "--config", str(cfg), "--sweep-id", "gone").returncode == 0
+    shutil.rmtree(project.outputs / "gone")
+    proc = project.hsm("complete", "gone")
+    assert proc.returncode == 2 and "unknown sweep id 'gone'" in proc.stderr
