@@ -88,6 +88,7 @@ class Engine:
         self.by_name = {rt.name: rt for rt in self.sources}
         self._owner: dict[str, SourceRuntime] = {}
         self._dirty = False
+        self._all_down_logged = False
         self._last_save = 0.0
         self._collectors = [rec.load()() for rec in registry.components(CollectorRecord.kind).values()]
 
@@ -107,8 +108,10 @@ class Engine:
                 self._dispatch(pending)
                 if self.detach and not pending and all(rt.source.detach() for rt in self.sources if rt.active):
                     break
-                if not any(rt.enabled for rt in self.sources) and pending:
-                    self._log_health("all sources disabled; waiting for one to recover")
+                all_down = pending and not any(rt.enabled for rt in self.sources)
+                if all_down and not self._all_down_logged:
+                    self._log_health("all sources disabled; waiting for one to recover (Ctrl-C to stop)")
+                self._all_down_logged = bool(all_down)
                 self._wait(bool(adopted_left))
                 self._poll(pending)
                 self._watch_adopted(adopted_left)
@@ -117,7 +120,7 @@ class Engine:
             self._interrupt()
             raise Interrupted("interrupted", hint=f"state saved; continue with: hsm complete {self.sweep.sweep_id}")
         finally:
-            signal.signal(signal.SIGTERM, old_term)
+            _restore_signal(signal.SIGTERM, old_term)
             self._save(mapping=True)
             for rt in self.sources:
                 try:
@@ -366,7 +369,7 @@ class Engine:
         self._last_save = time.time()
 
     def _interrupt(self) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        old_int = _restore_signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         try:
             for rt in self.sources:
                 if rt.active:
@@ -382,7 +385,7 @@ class Engine:
                 if status.get("state"):
                     rec.update_from_status(status)
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            _restore_signal(signal.SIGINT, old_int if old_int is not None else signal.default_int_handler)
 
     def source_table(self) -> list[dict[str, Any]]:
         """Per-source utilization and health (for status displays)."""
@@ -408,6 +411,14 @@ def _safe_poll(source: ComputeSource) -> Iterable[TaskUpdate]:
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def _restore_signal(signum: int, handler: Any) -> Any:
+    """``signal.signal`` that is a no-op outside the main thread (engines driven from a thread)."""
+    try:
+        return signal.signal(signum, handler)
+    except ValueError:
+        return None
 
 
 def _install_term_handler() -> Any:
