@@ -73,6 +73,7 @@ class Engine:
         wake_event: threading.Event | None = None,
         on_update: Callable[[TaskRecord], None] | None = None,
         detach: bool = False,
+        prepare: Callable[[TaskSpec], TaskSpec] | None = None,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -84,12 +85,17 @@ class Engine:
         self.wake_event = wake_event or threading.Event()
         self.on_update = on_update
         self.detach = detach
+        # Task dirs are written when a task is first dispatched, not all up front: a 100,000-task
+        # sweep starts at once and holds only what is running.
+        self._prepare = prepare
+        self._prepared: set[str] = set()
         self.sources = [SourceRuntime(s, max(1, int(s.capacity()))) for s in sources]
         self.by_name = {rt.name: rt for rt in self.sources}
         self._owner: dict[str, SourceRuntime] = {}
         self._dirty = False
         self._all_down_logged = False
         self._last_save = 0.0
+        self._save_cost = 0.0
         self._collectors = [rec.load()() for rec in registry.components(CollectorRecord.kind).values()]
 
     # ------------------------------------------------------------------------------------------
@@ -151,6 +157,9 @@ class Engine:
             ]
             if not slots:
                 break
+            if self._prepare is not None and pending[0].task_id not in self._prepared:
+                pending[0] = self._prepare(pending[0])
+                self._prepared.add(pending[0].task_id)
             choice = self.strategy.choose(pending[0], slots)
             if choice is None:
                 break
@@ -360,13 +369,17 @@ class Engine:
 
     # -- persistence ---------------------------------------------------------------------------
     def _maybe_save(self) -> None:
-        if self._dirty and time.time() - self._last_save >= INDEX_SAVE_INTERVAL:
+        # Saving costs O(tasks): on huge sweeps save less often, so it stays a small share of time.
+        interval = max(INDEX_SAVE_INTERVAL, 20 * self._save_cost)
+        if self._dirty and time.time() - self._last_save >= interval:
             self._save()
 
     def _save(self, mapping: bool = False) -> None:
+        start = time.time()
         self.sweep.save_index(self.records.values(), mapping=mapping)
         self._dirty = False
         self._last_save = time.time()
+        self._save_cost = self._last_save - start
 
     def _interrupt(self) -> None:
         old_int = _restore_signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short

@@ -19,7 +19,7 @@ from hsm_core import __version__
 from hsm_core.config import ProjectConfig, load_project_config
 from hsm_core.engine import Engine
 from hsm_core.plugin import HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
-from hsm_core.prepare import command_plan, materialize
+from hsm_core.prepare import command_plan, prepare_task
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
@@ -269,7 +269,15 @@ def _execute(
         plan.sweep.create_layout()
         plan.sweep.update_metadata(status="running", last_complete=now_iso(), total_tasks=len(plan.records))
 
-    specs = materialize(plan.sweep, plan.to_run, cmd, registry, plan.spec.settings)
+    sweep_path = plan.sweep.path.resolve()
+    specs = [
+        TaskSpec(r.task_id, r.index, r.params, plan.sweep.task_dir(r.index).resolve(), plan.sweep.sweep_id, sweep_path)
+        for r in plan.to_run
+    ]
+
+    def prepare(spec: TaskSpec) -> TaskSpec:
+        return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)
+
     for rec in plan.to_run:
         if rec.state != TaskState.PENDING.value:
             rec.state = TaskState.PENDING.value
@@ -292,6 +300,7 @@ def _execute(
         wake_event=wake,
         on_update=on_update,
         detach=opts.no_wait,
+        prepare=prepare,
     )
     if engine_hook:
         engine_hook(engine)

@@ -141,6 +141,15 @@ def task_env(registry: Any, spec: TaskSpec, sweep_settings: Mapping[str, Any]) -
     return env
 
 
+def prepare_task(
+    sweep: SweepDir, record: TaskRecord, plan: CommandPlan, registry: Any, settings: Mapping[str, Any]
+) -> TaskSpec:
+    """Write one task dir (with plugin env) and return its spec."""
+    spec = write_task(sweep, record, plan, {})
+    env = task_env(registry, spec, settings)
+    return write_task(sweep, record, plan, env) if env else spec
+
+
 def materialize(
     sweep: SweepDir,
     records: Iterable[TaskRecord],
@@ -149,11 +158,4 @@ def materialize(
     settings: Mapping[str, Any],
 ) -> list[TaskSpec]:
     """Write task dirs for ``records`` and return their specs (plugin env included)."""
-    specs = []
-    for rec in records:
-        spec = write_task(sweep, rec, plan, {})
-        env = task_env(registry, spec, settings)
-        if env:
-            spec = write_task(sweep, rec, plan, env)
-        specs.append(spec)
-    return specs
+    return [prepare_task(sweep, rec, plan, registry, settings) for rec in records]

@@ -1,0 +1,1330 @@
+"""Shared machinery for batch-scheduler compute sources (Slurm, PBS Pro, Torque ...).
+
+A public module, like :mod:`hsm_core.plugin`: scheduler plugins build on it, and a plugin for
+another scheduler (LSF, SGE, HTCondor ...) needs only to fill in what differs. It provides
+
+* **Resources** in one generic vocabulary (:class:`Resources`: walltime, cpus, memory, gpus,
+  nodes, partition/queue, account, qos) read from the ``hpc:`` section of ``hsm_config.yaml``
+  (:func:`resources_from_options`, which also parses ``default_resources`` strings such as
+  ``select=1:ncpus=4:mem=16gb``), plus the two escape hatches of dask-jobqueue: extra directives
+  to add and generated lines to skip (:func:`finish_directives`).
+* **Array chunking** (:func:`chunk_ranges`): a sweep becomes one array job per chunk of at most
+  ``MaxArraySize`` tasks; every chunk uses array indices ``0..size-1`` and its own list file
+  maps an index to a task dir, so the scheduler's limit on the highest index never bites.
+* **Job-script inputs** (:class:`ArrayJob`) for the plugins' *pure* render functions, and helpers
+  those functions share (:func:`check_name`, :func:`check_line`, :func:`script_body`).
+* **State mapping** (:class:`QueueState`, :func:`resolve_task_state`): what a task's
+  ``status.yaml`` (written by the runner: the truth) and the scheduler's view together mean.
+* :class:`ArrayJobSource`, a :class:`~hsm_core.plugin.ComputeSource` that writes the list file
+  and job script under ``<sweep>/scripts/job_scripts/``, submits through a
+  :class:`~hsm_core.plugin.Host` (the local machine, or the login node named by the cluster's
+  ``host:``), retries transient submission failures, polls all jobs of the sweep with ONE
+  scheduler call per poll (backoff 0, 2, 4, 8 ... s, capped; a failed query is tolerated),
+  cancels, attaches to jobs an earlier controller submitted, and lets tasks outlive the
+  controller (``--no-wait``).
+
+A subclass implements the scheduler's commands: :meth:`ArrayJobSource.render_script`,
+:meth:`~ArrayJobSource.submit_argv`, :meth:`~ArrayJobSource.parse_job_id`,
+:meth:`~ArrayJobSource.query`, :meth:`~ArrayJobSource.cancel_argv` and a few optional ones.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+
+from hsm_core.plugin import (
+    CommandResult,
+    ComputeSource,
+    ConfigError,
+    HealthReport,
+    Host,
+    HsmError,
+    SourceContext,
+    SourceUnavailable,
+    TaskSpec,
+    TaskState,
+    TaskUpdate,
+)
+
+__all__ = [
+    "Resources",
+    "ArrayJob",
+    "JobInfo",
+    "QueueState",
+    "Verdict",
+    "SubmittedChunk",
+    "ArrayJobSource",
+    "QueryFailed",
+    "parse_walltime",
+    "format_walltime",
+    "parse_memory",
+    "format_memory",
+    "parse_resource_string",
+    "resources_from_options",
+    "check_name",
+    "check_line",
+    "finish_directives",
+    "script_body",
+    "chunk_ranges",
+    "resolve_task_state",
+    "COMMON_SCHEMA",
+]
+
+# --------------------------------------------------------------------------------------------
+# Resources
+# --------------------------------------------------------------------------------------------
+
+_WALLTIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<h>\d+)(?::(?P<m>\d{1,2}))?(?::(?P<s>\d{1,2}))?$")
+_UNIT_TIME = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<u>s|sec|m|min|h|hr|hours?|d|days?)$", re.I)
+
+
+def parse_walltime(value: Any, *, key: str = "walltime") -> int:
+    """Seconds from ``HH:MM:SS``, ``D-HH:MM:SS``, ``HH:MM``, ``90m``/``4h``/``2d``, or an integer
+    number of minutes (Slurm's convention for a bare number). Raises ConfigError otherwise."""
+    if isinstance(value, bool):
+        raise ConfigError(f"invalid walltime {value!r}", key=key, hint="use HH:MM:SS, e.g. 04:00:00")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ConfigError(f"walltime must be positive, got {value}", key=key)
+        return value * 60
+    text = str(value).strip()
+    m = _UNIT_TIME.match(text)
+    if m:
+        factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group("u")[0].lower()]
+        seconds = int(float(m.group("n")) * factor)
+    elif text.isdigit():
+        seconds = int(text) * 60
+    else:
+        m = _WALLTIME.match(text)
+        if not m:
+            raise ConfigError(f"invalid walltime {text!r}", key=key, hint="use HH:MM:SS or D-HH:MM:SS, e.g. 04:00:00")
+        d, h = int(m.group("d") or 0), int(m.group("h"))
+        mm, ss = int(m.group("m") or 0), int(m.group("s") or 0)
+        if m.group("m") is not None and m.group("s") is None:
+            # HH:MM (PBS accepts it; Slurm's MM:SS reading of two fields surprises people)
+            seconds = h * 3600 + mm * 60
+        else:
+            seconds = d * 86400 + h * 3600 + mm * 60 + ss
+        if mm > 59 or ss > 59:
+            raise ConfigError(f"invalid walltime {text!r} (minutes and seconds go up to 59)", key=key)
+    if seconds <= 0:
+        raise ConfigError(f"walltime must be positive, got {text!r}", key=key)
+    return seconds
+
+
+def format_walltime(seconds: int) -> str:
+    """``HH:MM:SS`` (hours may exceed 24), understood by Slurm, PBS Pro and Torque alike."""
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}"
+
+
+_MEMORY = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<u>[kmgt]?)(?:i?b)?$", re.I)
+_MEM_FACTOR = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def parse_memory(value: Any, *, key: str = "memory") -> int:
+    """Megabytes from ``16gb``, ``16G``, ``500mb``, ``500M``, ``2TB`` or a bare number of MB.
+
+    Units are binary (1 GB = 1024 MB), as in Slurm and PBS."""
+    if isinstance(value, bool):
+        raise ConfigError(f"invalid memory {value!r}", key=key, hint="e.g. 16gb or 500mb")
+    if isinstance(value, int):
+        mb = value
+    else:
+        m = _MEMORY.match(str(value).strip())
+        if not m:
+            raise ConfigError(f"invalid memory {value!r}", key=key, hint="e.g. 16gb, 16G or 500mb")
+        mb = int(float(m.group("n")) * _MEM_FACTOR[m.group("u").lower()])
+    if mb <= 0:
+        raise ConfigError(f"memory must be positive, got {value!r}", key=key)
+    return mb
+
+
+def format_memory(mb: int, style: str = "slurm") -> str:
+    """``16G``/``500M`` (Slurm) or ``16gb``/``500mb`` (PBS)."""
+    if mb % 1024 == 0:
+        n, unit = mb // 1024, "g"
+    else:
+        n, unit = mb, "m"
+    return f"{n}{unit.upper()}" if style == "slurm" else f"{n}{unit}b"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one task needs, in hsm's generic vocabulary (mapped per scheduler by the plugins).
+
+    ``cpus``, ``memory_mb`` and ``gpus`` are per task (one array element); ``nodes`` is the number
+    of nodes per task (1 unless a task is itself a multi-node job).
+    """
+
+    walltime: int | None = None  #: seconds
+    cpus: int | None = None
+    memory_mb: int | None = None
+    gpus: int | None = None
+    nodes: int | None = None
+    partition: str | None = None  #: Slurm partition, PBS queue
+    account: str | None = None
+    qos: str | None = None
+
+
+# Keys of default_resources strings, PBS Pro ("select=1:ncpus=4:mem=16gb"), Torque
+# ("nodes=1:ppn=4,mem=16gb") or generic ("cpus=4,mem=16G,gpus=1"), and the field they fill.
+_RESOURCE_KEYS = {
+    "select": "nodes",
+    "nodes": "nodes",
+    "ncpus": "cpus",
+    "ppn": "cpus",
+    "cpus": "cpus",
+    "cpus_per_task": "cpus",
+    "mem": "memory_mb",
+    "memory": "memory_mb",
+    "ngpus": "gpus",
+    "gpus": "gpus",
+    "walltime": "walltime",
+    "time": "walltime",
+    "partition": "partition",
+    "queue": "partition",
+    "account": "account",
+    "qos": "qos",
+}
+
+
+def parse_resource_string(text: str, *, key: str = "default_resources") -> dict[str, Any]:
+    """Generic resources from a PBS-style resource string.
+
+    ``select=1:ncpus=4:mem=16gb`` (PBS Pro), ``nodes=1:ppn=4:gpus=1,mem=16gb,walltime=04:00:00``
+    (Torque) and ``cpus=4,mem=16G`` all work. Returns the :class:`Resources` fields found; an
+    unknown resource is a ConfigError pointing at ``extra_directives``.
+    """
+    out: dict[str, Any] = {}
+    if not str(text).strip():
+        return out
+    check_line(str(text), key)
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith(("select=", "nodes=")):
+            # PBS Pro chunk / Torque node spec: the first value is the count, then key=value by ':'
+            head, *rest = item.split(":")
+            parts = [head, *rest]
+        else:
+            parts = [item]
+        for part in parts:
+            name, sep, value = part.partition("=")
+            name = name.strip().lower()
+            if not sep or not value.strip():
+                raise ConfigError(f"cannot read {part!r} in {text!r}", key=key, hint="use name=value, e.g. select=1:ncpus=4:mem=16gb")
+            value = value.strip()
+            target = _RESOURCE_KEYS.get(name)
+            if target is None:
+                raise ConfigError(
+                    f"unknown resource {name!r} in {text!r}",
+                    key=key,
+                    hint="known: " + ", ".join(sorted(_RESOURCE_KEYS)) + "; pass anything else with extra_directives",
+                )
+            if target == "walltime":
+                out[target] = parse_walltime(value, key=key)
+            elif target == "memory_mb":
+                out[target] = parse_memory(value, key=key)
+            elif target in ("partition", "account", "qos"):
+                out[target] = check_name(value, f"{key}.{name}")
+            else:
+                if not value.isdigit() or int(value) < 1:
+                    raise ConfigError(f"{name} must be a positive number, got {value!r}", key=key)
+                out[target] = int(value)
+    return out
+
+
+def _first(options: Mapping[str, Any], *names: str) -> Any:
+    for n in names:
+        v = options.get(n)
+        if v not in (None, ""):
+            return v
+    return None
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+        raise ConfigError(f"must be a positive whole number, got {value!r}", key=key)
+    return int(value)
+
+
+def resources_from_options(options: Mapping[str, Any]) -> Resources:
+    """The resources of an ``hpc:`` section / cluster entry (plus command-line overrides).
+
+    Later wins: ``default_resources`` string, ``default_walltime`` / ``default_partition`` /
+    ``default_queue``, the ``resources`` string, then the explicit keys (``walltime``, ``cpus``,
+    ``memory``, ``gpus``, ``nodes``, ``partition``/``queue``, ``account``, ``qos``).
+    """
+    fields: dict[str, Any] = {}
+    if options.get("default_resources"):
+        fields.update(parse_resource_string(str(options["default_resources"]), key="default_resources"))
+    if options.get("default_walltime") not in (None, ""):
+        fields["walltime"] = parse_walltime(options["default_walltime"], key="default_walltime")
+    default_part = _first(options, "default_partition", "default_queue")
+    if default_part is not None:
+        fields["partition"] = check_name(default_part, "default_partition")
+    if options.get("resources"):
+        fields.update(parse_resource_string(str(options["resources"]), key="resources"))
+    if options.get("walltime") not in (None, ""):
+        fields["walltime"] = parse_walltime(options["walltime"], key="walltime")
+    cpus = _first(options, "cpus", "cpus_per_task", "ncpus")
+    if cpus is not None:
+        fields["cpus"] = _positive_int(cpus, "cpus")
+    mem = _first(options, "memory", "mem")
+    if mem is not None:
+        fields["memory_mb"] = parse_memory(mem, key="memory")
+    gpus = options.get("gpus")
+    if gpus not in (None, "", 0):
+        fields["gpus"] = _positive_int(gpus, "gpus")
+    if options.get("nodes") not in (None, ""):
+        fields["nodes"] = _positive_int(options["nodes"], "nodes")
+    part = _first(options, "partition", "queue")
+    if part is not None:
+        fields["partition"] = check_name(part, "partition")
+    for name in ("account", "qos"):
+        if options.get(name) not in (None, ""):
+            fields[name] = check_name(options[name], name)
+    return Resources(**fields)
+
+
+# --------------------------------------------------------------------------------------------
+# Values in job scripts
+# --------------------------------------------------------------------------------------------
+
+# Names that end up in directives: no whitespace, quotes, '#', or shell metacharacters.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.,:+@=%/\[\]-]+$")
+
+
+def check_name(value: Any, key: str) -> str:
+    """Return ``value`` as a string if it is safe in a directive (partition, account, job name ...).
+
+    A value with whitespace, a newline, ``#``, quotes or shell characters could add a directive of
+    its own (``debug\\n#SBATCH --uid=0``), so it is refused with a ConfigError.
+    """
+    text = str(value)
+    if not _SAFE_NAME.match(text):
+        raise ConfigError(
+            f"{text!r} cannot be used in a job script",
+            key=key,
+            hint="use letters, digits and _ . , : + @ = % / [ ] - (no spaces, newlines, quotes or #)",
+        )
+    return text
+
+
+def check_line(value: Any, key: str) -> str:
+    """Return ``value`` if it is one line (no newline, carriage return or NUL); else ConfigError."""
+    text = str(value)
+    if any(c in text for c in "\n\r\x00"):
+        raise ConfigError(f"{text!r} must be a single line", key=key, hint="give one directive or command per list entry")
+    return text
+
+
+def finish_directives(
+    prefix: str, lines: Sequence[str], extra: Sequence[str] = (), skip: Sequence[str] = ()
+) -> list[str]:
+    """Directive lines with the escape hatches applied (dask-jobqueue's two knobs).
+
+    ``skip``: generated lines containing any of these strings are dropped (e.g. ``--mem`` on a
+    cluster that refuses it). ``extra``: directives appended as given; the ``prefix`` (``#SBATCH``,
+    ``#PBS``) is added unless the entry already starts with it.
+    """
+    out = [ln for ln in lines if not any(s and s in ln for s in skip)]
+    for i, item in enumerate(extra):
+        text = check_line(item, f"extra_directives[{i}]").strip()
+        if not text:
+            continue
+        out.append(text if text.startswith(prefix) else f"{prefix} {text}")
+    return out
+
+
+@dataclass(frozen=True)
+class ArrayJob:
+    """Everything a job script is rendered from (input of the plugins' pure render functions).
+
+    Paths are as seen on the execution host; ``log_dir`` is relative to the submission directory
+    (``scripts/job_scripts``) so that directives never carry user paths.
+    """
+
+    name: str  #: job name
+    size: int  #: array indices 0..size-1
+    list_file: str  #: task dirs, one per line, line i for index i
+    project_root: str  #: where the tasks run (cwd of the setup commands and of the runner)
+    runner: tuple[str, ...]  #: argv of the task runner, e.g. (python, "-m", "hsm_core.runner")
+    source: str  #: source name recorded in status.yaml
+    resources: Resources = Resources()
+    parallelism: int | None = None  #: at most this many elements run at once (``%N``)
+    log_dir: str = "../../logs/jobs"
+    setup_commands: tuple[str, ...] = ()
+    extra_directives: tuple[str, ...] = ()
+    skip_directives: tuple[str, ...] = ()
+    requeue: bool | None = None  #: True/False: ask the scheduler to (not) requeue on node failure/preemption
+    python: str | None = None  #: interpreter for the task command on the execution host (``--python``)
+    pass_project_root: bool = False  #: pass ``--project-root`` (execution host differs from this one)
+
+
+def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:
+    """The shell lines after the directives: cd, setup commands, ``exec`` of the task runner.
+
+    ``index_expr``: a shell expression for the array index passed as ``--index`` (PBS scripts);
+    None lets the runner read the scheduler's variables itself. Every path is shell-quoted.
+    """
+    q = shlex.quote
+    lines = [*header]
+    lines.append(f"cd {q(job.project_root)} || exit 1")
+    if job.setup_commands:
+        lines.append("# setup_commands from hsm_config.yaml")
+        for i, cmd in enumerate(job.setup_commands):
+            lines.append(check_line(cmd, f"setup_commands[{i}]"))
+    argv = [*job.runner, "--list", job.list_file, "--source", job.source]
+    if job.pass_project_root:
+        argv += ["--project-root", job.project_root]
+    if job.python:
+        argv += ["--python", job.python]
+    cmd = " ".join(q(a) for a in argv)
+    if index_expr is not None:
+        cmd += f' --index "{index_expr}"'
+    # exec: the runner is the job's main process, so the scheduler's signals reach it directly.
+    lines.append(f"exec {cmd}")
+    return lines
+
+
+def chunk_ranges(total: int, max_size: int) -> list[tuple[int, int]]:
+    """Split ``total`` tasks into (start, size) chunks of at most ``max_size`` (>= 1)."""
+    max_size = max(1, int(max_size))
+    return [(start, min(max_size, total - start)) for start in range(0, total, max_size)]
+
+
+# --------------------------------------------------------------------------------------------
+# States
+# --------------------------------------------------------------------------------------------
+
+
+class QueueState(str, enum.Enum):
+    """A job element's state as the scheduler reports it, after a plugin's mapping table."""
+
+    PENDING = "pending"  # queued, held, requeued, configuring
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    COMPLETING = "completing"  # processes still being cleaned up: wait before judging
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    PREEMPTED = "preempted"
+    NODE_FAIL = "node_fail"
+    OUT_OF_MEMORY = "out_of_memory"
+    ENDED = "ended"  # finished, the scheduler does not say how (PBS 'C'/'F'/'X')
+
+    @property
+    def active(self) -> bool:
+        """True while the element is queued, running or being cleaned up."""
+        return self in (QueueState.PENDING, QueueState.RUNNING, QueueState.SUSPENDED, QueueState.COMPLETING)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One line of the scheduler's answer."""
+
+    state: QueueState
+    raw: str = ""  #: the scheduler's own word for it (``TIMEOUT``, ``C`` ...)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to report for a task (see :func:`resolve_task_state`)."""
+
+    state: TaskState
+    final: bool = False
+    #: hsm must write this state into status.yaml (the runner could not: killed, never started).
+    write: bool = False
+    #: Decided from the task's absence or a terminal scheduler state: confirm on a second query.
+    confirm: bool = False
+    infrastructure: bool = False
+    message: str = ""
+
+
+_BY_QUEUE = {
+    QueueState.TIMEOUT: (TaskState.TIMEOUT, False, "the job reached its walltime"),
+    QueueState.PREEMPTED: (TaskState.PREEMPTED, False, "preempted by the scheduler and not requeued"),
+    QueueState.CANCELLED: (TaskState.CANCELLED, False, "the job was cancelled outside hsm (scancel/qdel)"),
+    QueueState.NODE_FAIL: (TaskState.LOST, True, "node failure"),
+    QueueState.OUT_OF_MEMORY: (TaskState.FAILED, False, "killed by the scheduler: out of memory"),
+    QueueState.FAILED: (
+        TaskState.FAILED,
+        False,
+        "the job failed before the task finished (setup commands or the runner: see logs/jobs/)",
+    ),
+}
+
+
+def resolve_task_state(status_state: str | None, queue: QueueState | None, *, stopping: TaskState | None = None) -> Verdict:
+    """The state of a scheduler task from its ``status.yaml`` state and the scheduler's view.
+
+    ``status_state`` is what the runner (or hsm at submission) wrote, None when no status exists;
+    ``queue`` the mapped scheduler state of the task's array element, None when the scheduler no
+    longer knows it (and accounting did not say); ``stopping`` the state hsm asked for
+    (CANCELLED by ``cancel``, INTERRUPTED by Ctrl-C). The table (tested line by line):
+
+    * completed / failed written by the runner: final as written (the runner saw the exit code).
+    * cancelled / timeout / lost / interrupted (written by hsm earlier): final as written.
+    * element active in the queue: pending -> ``submitted`` (also a requeued task whose last
+      attempt the runner recorded as preempted); running / suspended / completing -> ``running``
+      (``submitted`` when the runner has not started yet and the element is completing).
+    * element ended (or unknown) while status.yaml is not final -> decided by hsm (``write``,
+      ``confirm``): ``stopping`` if hsm stopped it, else by the scheduler's state: timeout,
+      preempted, cancelled outside hsm, node failure (lost, infrastructure: run it elsewhere),
+      out of memory / failed (failed); no word from the scheduler -> preempted if the runner saw
+      the signal, else lost ("left the queue without a final status").
+    """
+    s = status_state or TaskState.SUBMITTED.value
+    if s == TaskState.COMPLETED.value:
+        return Verdict(TaskState.COMPLETED, final=True)
+    if s == TaskState.FAILED.value:
+        return Verdict(TaskState.FAILED, final=True)
+    if s in (TaskState.CANCELLED.value, TaskState.TIMEOUT.value, TaskState.LOST.value, TaskState.INTERRUPTED.value):
+        return Verdict(TaskState(s), final=True)
+    if queue is not None and queue.active:
+        if queue is QueueState.PENDING:
+            return Verdict(TaskState.SUBMITTED)
+        if queue is QueueState.COMPLETING and s != TaskState.RUNNING.value:
+            return Verdict(TaskState.SUBMITTED if s in (TaskState.SUBMITTED.value, TaskState.PENDING.value) else TaskState.RUNNING)
+        return Verdict(TaskState.RUNNING)
+    # The element has ended (or is gone) but the runner left no final state.
+    if stopping is not None:
+        how = "cancelled by hsm" if stopping is TaskState.CANCELLED else "interrupted (Ctrl-C): the job was cancelled"
+        return Verdict(stopping, final=True, write=True, confirm=True, message=how)
+    if queue in _BY_QUEUE:
+        state, infra, message = _BY_QUEUE[queue]  # type: ignore[index]
+        return Verdict(state, final=True, write=True, confirm=True, infrastructure=infra, message=message)
+    if s == TaskState.PREEMPTED.value:
+        return Verdict(TaskState.PREEMPTED, final=True, write=True, confirm=True, message="stopped by a signal and not requeued")
+    if s == TaskState.RUNNING.value:
+        message = "the job ended while the task was running, without a final status (killed? see logs/jobs/)"
+    else:
+        message = "the job left the queue before the task started (see logs/jobs/)"
+    return Verdict(TaskState.LOST, final=True, write=True, confirm=True, message=message)
+
+
+_FINAL_BY_RUNNER = (TaskState.COMPLETED.value, TaskState.FAILED.value)
+
+
+def _is_final(state: str) -> bool:
+    try:
+        return TaskState(state).finished
+    except ValueError:
+        return False
+
+
+def _file_verdict(status_state: str | None) -> Verdict | None:
+    """What the task files alone say, between scheduler queries (None: nothing new to say)."""
+    if status_state in _FINAL_BY_RUNNER or status_state in (
+        TaskState.CANCELLED.value, TaskState.TIMEOUT.value, TaskState.LOST.value, TaskState.INTERRUPTED.value
+    ):
+        return Verdict(TaskState(status_state), final=True)
+    if status_state == TaskState.RUNNING.value:
+        return Verdict(TaskState.RUNNING)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The source
+# --------------------------------------------------------------------------------------------
+
+
+class QueryFailed(Exception):
+    """The scheduler's status command failed (not: some jobs are unknown). Tolerated by polls."""
+
+
+#: Scheduler messages that mean "try again" (Slurm socket timeouts, PBS server busy ...).
+TRANSIENT_PATTERNS = (
+    "socket timed out",
+    "timed out",
+    "unable to contact slurm controller",
+    "slurm_persist_conn",
+    "resource temporarily unavailable",
+    "try again",
+    "temporarily",
+    "connection refused",
+    "connection reset",
+    "communication failure",
+    "cannot connect to server",
+    "pbs_server busy",
+    "server is busy",
+    "transient",
+)
+
+#: JSON Schema of the options every ArrayJobSource understands (plugins add their own keys).
+COMMON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "system": {"type": "string", "description": "scheduler: slurm, pbs, torque (or auto)"},
+        "host": {"type": "string", "description": "login node to submit from (a distributed.remotes name); omit for this machine"},
+        "project_dir": {"type": "string", "description": "project root on the login node's file system (with host:)"},
+        "python_interpreter": {"type": "string", "description": "Python on the cluster (with host:)"},
+        "runner": {"type": "string", "description": "command starting the task runner on the compute nodes (default: this Python -m hsm_core.runner)"},
+        "walltime": {"type": ["string", "integer"], "description": "HH:MM:SS (or minutes)"},
+        "default_walltime": {"type": ["string", "integer"]},
+        "resources": {"type": "string", "description": "resource string, e.g. select=1:ncpus=4:mem=16gb"},
+        "default_resources": {"type": "string"},
+        "cpus": {"type": "integer", "minimum": 1, "description": "CPUs per task"},
+        "memory": {"type": ["string", "integer"], "description": "memory per task, e.g. 16gb (integer: MB)"},
+        "gpus": {"type": "integer", "minimum": 0, "description": "GPUs per task"},
+        "nodes": {"type": "integer", "minimum": 1, "description": "nodes per task"},
+        "partition": {"type": "string"},
+        "default_partition": {"type": "string"},
+        "queue": {"type": "string"},
+        "default_queue": {"type": "string"},
+        "account": {"type": "string"},
+        "qos": {"type": "string"},
+        "array_parallelism": {"type": "integer", "minimum": 1, "description": "at most N elements of an array job run at once (%N)"},
+        "max_array_size": {"type": "integer", "minimum": 1, "description": "tasks per array job (default: the scheduler's limit)"},
+        "max_parallel_jobs": {"type": "integer", "minimum": 1, "description": "tasks hsm keeps queued or running on this source"},
+        "setup_commands": {"type": "array", "items": {"type": "string"}, "description": "shell lines run before each task (module load, conda activate)"},
+        "extra_directives": {"type": "array", "items": {"type": "string"}, "description": "directives added to every job script"},
+        "skip_directives": {"type": "array", "items": {"type": "string"}, "description": "generated directive lines containing one of these are left out"},
+        "requeue": {"type": "boolean", "description": "let the scheduler requeue tasks on node failure or preemption"},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "environment for scheduler commands (e.g. SLURM_CONF)"},
+        "job_name": {"type": "string", "description": "job name prefix (default hsm_<sweep_id>)"},
+        "poll_interval": {"type": "number", "minimum": 0.1, "description": "seconds between checks of the task files"},
+        "poll_interval_max": {"type": "number", "minimum": 1, "description": "cap of the backoff between scheduler queries"},
+        "submit_retries": {"type": "integer", "minimum": 0, "description": "retries of a transient submission failure"},
+    },
+}
+
+
+@dataclass
+class SubmittedChunk:
+    """One array job of the sweep."""
+
+    job_id: str
+    name: str
+    script: str
+    list_file: str
+    task_ids: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "name": self.name, "script": self.script, "list": self.list_file, "tasks": self.task_ids}
+
+
+@dataclass
+class _Tracked:
+    spec: TaskSpec
+    keys: list[str]  # scheduler ids that name this task's element, most specific first
+    chunk_id: str | None = None
+    reported: TaskState | None = None
+    confirmations: int = 0
+    stat_key: tuple[int, int] | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+_LIST_READER = r"""
+import json, os, sys
+out = {}
+for line in sys.stdin:
+    d = line.strip()
+    if not d:
+        continue
+    try:
+        with open(os.path.join(d, "status.yaml"), encoding="utf-8") as fh:
+            out[d] = fh.read()
+    except OSError:
+        out[d] = None
+json.dump(out, sys.stdout)
+"""
+
+
+class ArrayJobSource(ComputeSource):
+    """A compute source submitting batches of tasks as array jobs to a batch scheduler.
+
+    Subclasses implement the scheduler's commands; everything else (files, chunking, retries,
+    polling with backoff, state mapping, cancel, attach, interrupt, remote login nodes) is here.
+    Options are the merged ``hpc:`` section and cluster entry (see :data:`COMMON_SCHEMA`).
+    """
+
+    #: Shown in messages ("Slurm", "PBS").
+    scheduler_name: ClassVar[str] = "scheduler"
+    #: Directive prefix of job scripts (``#SBATCH``, ``#PBS``).
+    directive_prefix: ClassVar[str] = "#"
+    #: Tasks per array job when neither the scheduler nor the config says.
+    default_max_array_size: ClassVar[int] = 1000
+    #: Tasks hsm keeps queued or running on this source unless ``max_parallel_jobs`` says.
+    default_capacity: ClassVar[int] = 100_000
+    #: True when the status query lists every array element on its own line (Slurm with -r).
+    lists_array_elements: ClassVar[bool] = False
+    poll_interval = 1.0  # file checks are cheap; scheduler queries back off separately
+
+    def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
+        super().__init__(name, options, context)
+        self.resources = resources_from_options(self.options)
+        self.setup_commands = tuple(check_line(c, f"setup_commands[{i}]") for i, c in enumerate(self.options.get("setup_commands") or ()))
+        self.extra_directives = tuple(check_line(c, f"extra_directives[{i}]") for i, c in enumerate(self.options.get("extra_directives") or ()))
+        self.skip_directives = tuple(str(c) for c in self.options.get("skip_directives") or ())
+        par = self.options.get("array_parallelism")
+        self.array_parallelism = _positive_int(par, "array_parallelism") if par not in (None, "") else None
+        self.job_name = check_name(self.options.get("job_name") or f"hsm_{context.sweep_id}", "job_name")
+        self.env = {str(k): str(v) for k, v in (self.options.get("env") or {}).items()}
+        self.poll_interval = float(self.options.get("poll_interval") or type(self).poll_interval)
+        self.poll_interval_max = float(self.options.get("poll_interval_max") or 30.0)
+        self.submit_retries = int(self.options.get("submit_retries", 3))
+        self.submit_backoff = 1.0  # seconds before the first retry, doubled each time
+        self._host: Host | None = None
+        self._tracked: dict[str, _Tracked] = {}
+        self._chunks: dict[str, SubmittedChunk] = {}
+        self._extra_ids: set[str] = set()
+        self._stopping: dict[str, TaskState] = {}
+        self._query_delay = 0.0
+        self._next_query = 0.0
+        self._query_failures = 0
+        self._last_query_error = ""
+        self._accounting_ok = True
+        self._max_array_size: int | None = None
+        self._seq: int | None = None
+        self._remote_root: PurePosixPath | None = None
+        self._capacity = int(self.options.get("max_parallel_jobs") or self.default_capacity)
+        self._pending_updates: list[TaskUpdate] = []
+
+    # ------------------------------------------------------------------ scheduler specifics
+    @abc.abstractmethod
+    def render_script(self, job: ArrayJob) -> str:
+        """The job script for ``job`` (call the plugin's pure render function)."""
+
+    @abc.abstractmethod
+    def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
+        """The submission command, run in the job-scripts directory (``sbatch --parsable X``)."""
+
+    @abc.abstractmethod
+    def parse_job_id(self, stdout: str) -> str:
+        """The job id in the submission command's output; raise ValueError if there is none."""
+
+    @abc.abstractmethod
+    def query(self, ids: Sequence[str]) -> dict[str, JobInfo]:
+        """States of these jobs (array job ids and element ids) in ONE scheduler call.
+
+        Keys: every id the scheduler prints for an element (ids it does not know are simply
+        absent). Raise :class:`QueryFailed` when the command itself fails.
+        """
+
+    @abc.abstractmethod
+    def cancel_argv(self, ids: Sequence[str]) -> list[str]:
+        """The command cancelling these jobs / elements."""
+
+    def element_keys(self, job_id: str, index: int) -> list[str]:
+        """Ids naming element ``index`` of array job ``job_id`` (default: none known)."""
+        return []
+
+    def status_keys(self, status: Mapping[str, Any]) -> list[str]:
+        """Ids naming a task's element found in its ``status.yaml`` (the runner's job_id)."""
+        job_id = status.get("job_id")
+        return [str(job_id)] if job_id not in (None, "") else []
+
+    def accounting(self, ids: Sequence[str]) -> dict[str, JobInfo]:
+        """Final states of jobs the queue forgot (Slurm: sacct). Default: no accounting."""
+        return {}
+
+    def scheduler_max_array_size(self) -> int | None:
+        """The scheduler's array size limit, if it can be read (Slurm: MaxArraySize)."""
+        return None
+
+    def health_argv(self) -> list[str]:
+        """A cheap command that succeeds when the scheduler answers."""
+        raise NotImplementedError
+
+    def queue_argv(self) -> list[str]:
+        """The command listing the user's jobs (``hsm queue``)."""
+        raise NotImplementedError
+
+    def find_submitted(self, job_name: str) -> str | None:
+        """After an ambiguous submission failure: the id of a job named ``job_name``, if any."""
+        return None
+
+    def is_transient(self, result: CommandResult) -> bool:
+        """True when a failed command is worth retrying (timeouts, controller busy)."""
+        text = (result.stdout + "\n" + result.stderr).lower()
+        return result.returncode in (124, 255) or any(p in text for p in TRANSIENT_PATTERNS)
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def host(self) -> Host:
+        """Where scheduler commands run: the cluster's ``host:`` or this machine."""
+        if self._host is None:
+            name = self.options.get("host")
+            if name and name not in ("local", "localhost"):
+                if self.context.get_host is None:
+                    raise HsmError(f"source {self.name!r} has host: {name} but no host provider is available",
+                                   hint="install hsm-plugin-ssh")
+                self._host = self.context.get_host(str(name))
+            else:
+                from hsm_core.builtin.hosts import LocalHost
+
+                self._host = LocalHost()
+        return self._host
+
+    def run(self, argv: Sequence[str], *, cwd: str | None = None, input: str | None = None, timeout: float = 120.0) -> CommandResult:
+        """Run a scheduler command on the host with the configured ``env``."""
+        return self.host.run(list(argv), cwd=cwd, env=self.env or None, input=input, timeout=timeout)
+
+    @property
+    def remote(self) -> bool:
+        """True when tasks run on a file system other than this machine's."""
+        return not self.host.is_local
+
+    def exec_path(self, local: Path) -> str:
+        """``local`` (inside the project) as the execution host sees it."""
+        local = Path(local)
+        if not self.remote:
+            return str(local)
+        if self._remote_root is None:
+            root = self.options.get("project_dir")
+            if not root:
+                raise ConfigError(
+                    f"source {self.name!r} submits through host {self.options.get('host')!r} but has no project_dir",
+                    key="hpc.clusters.*.project_dir",
+                    hint="set project_dir to the project's path on the cluster",
+                )
+            self._remote_root = PurePosixPath(str(root))
+        try:
+            rel = local.resolve().relative_to(Path(self.context.project_root).resolve())
+        except ValueError:
+            raise HsmError(f"{local} is outside the project; cannot map it to the cluster") from None
+        return str(self._remote_root / PurePosixPath(*rel.parts))
+
+    @property
+    def job_dir(self) -> Path:
+        """``<sweep>/scripts/job_scripts`` on this machine."""
+        return Path(self.context.sweep_dir) / "scripts" / "job_scripts"
+
+    def runner_argv(self) -> tuple[str, ...]:
+        """How the job script starts the task runner."""
+        if self.options.get("runner"):
+            return tuple(shlex.split(str(self.options["runner"])))
+        if self.remote:
+            py = self.options.get("python_interpreter")
+            return (str(py), "-m", "hsm_core.runner") if py else ("hsm-task",)
+        return (sys.executable, "-m", "hsm_core.runner")
+
+    def log(self, line: str) -> None:
+        """Append to the sweep's ``logs/sources/<name>.log``."""
+        path = Path(self.context.sweep_dir) / "logs" / "sources" / f"{self.name}.log"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            from hsm_core.state import now_iso
+
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(f"{now_iso()} {line}\n")
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ ComputeSource
+    def capacity(self) -> int:
+        return self._capacity
+
+    def detach(self) -> bool:
+        # Queued jobs belong to the scheduler: they run whether or not hsm is watching.
+        return True
+
+    def max_array_size(self) -> int:
+        """Tasks per array job: the smaller of ``max_array_size`` and the scheduler's limit."""
+        if self._max_array_size is None:
+            limits = []
+            if self.options.get("max_array_size"):
+                limits.append(_positive_int(self.options["max_array_size"], "max_array_size"))
+            try:
+                sched = self.scheduler_max_array_size()
+            except Exception:  # an unreadable config must not stop a sweep: fall back
+                sched = None
+            if sched:
+                limits.append(int(sched))
+            self._max_array_size = min(limits) if limits else self.default_max_array_size
+        return self._max_array_size
+
+    def make_job(self, name: str, size: int, list_file: Path) -> ArrayJob:
+        """The :class:`ArrayJob` of one chunk (paths as the execution host sees them)."""
+        return ArrayJob(
+            name=name,
+            size=size,
+            list_file=self.exec_path(list_file),
+            project_root=self.exec_path(Path(self.context.project_root)) if self.remote else str(self.context.project_root),
+            runner=self.runner_argv(),
+            source=self.name,
+            resources=self.resources,
+            parallelism=self.array_parallelism,
+            setup_commands=self.setup_commands,
+            extra_directives=self.extra_directives,
+            skip_directives=self.skip_directives,
+            requeue=self.options.get("requeue"),
+            python=str(self.options["python_interpreter"]) if self.remote and self.options.get("python_interpreter") else None,
+            pass_project_root=self.remote,
+        )
+
+    def _next_seq(self) -> int:
+        if self._seq is None:
+            seen = [0]
+            if self.job_dir.is_dir():
+                for p in self.job_dir.glob("*.sh"):
+                    m = re.search(r"_(\d+)\.sh$", p.name)
+                    if m:
+                        seen.append(int(m.group(1)))
+            self._seq = max(seen)
+        self._seq += 1
+        return self._seq
+
+    def launch(self, tasks: Sequence[TaskSpec]) -> None:
+        """Submit ``tasks`` as array jobs (one per chunk); all or nothing per call."""
+        tasks = list(tasks)
+        if not tasks:
+            return
+        from hsm_core.atomic import atomic_write_text
+
+        self.job_dir.mkdir(parents=True, exist_ok=True)
+        log_dir = Path(self.context.sweep_dir) / "logs" / "jobs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if self.remote:
+            self._prepare_remote(tasks)
+        submitted: list[SubmittedChunk] = []
+        try:
+            for start, size in chunk_ranges(len(tasks), self.max_array_size()):
+                chunk = tasks[start : start + size]
+                seq = self._next_seq()
+                stem = f"{self.name}_{seq:03d}"
+                name = f"{self.job_name}_{seq:03d}"
+                list_path = self.job_dir / f"{stem}.list"
+                script_path = self.job_dir / f"{stem}.sh"
+                # Relative to the list file: the list stays valid on a cluster with another root.
+                lines = [os.path.relpath(s.task_dir, self.job_dir) for s in chunk]
+                atomic_write_text(list_path, "\n".join(lines) + "\n", fsync=False)
+                job = self.make_job(name, len(chunk), list_path)
+                text = self.render_script(job)
+                atomic_write_text(script_path, text, fsync=False)
+                if self.remote:
+                    self.host.write_text(self.exec_path(list_path), list_path.read_text())
+                    self.host.write_text(self.exec_path(script_path), text)
+                job_id = self._submit(script_path.name, job)
+                sub = SubmittedChunk(job_id, name, script_path.name, list_path.name, [s.task_id for s in chunk])
+                submitted.append(sub)
+                self._record_submission(sub, chunk)
+        except BaseException:
+            if submitted:
+                # All or nothing: the engine puts the whole batch back in the queue.
+                self._cancel_ids([c.job_id for c in submitted])
+                for c in submitted:
+                    self._forget_chunk(c)
+                self.log("launch failed: cancelled the chunks already submitted: " + ", ".join(c.job_id for c in submitted))
+            raise
+        self._query_delay = 0.0
+        self._next_query = 0.0
+
+    def _prepare_remote(self, tasks: Sequence[TaskSpec]) -> None:
+        dirs = {self.exec_path(self.job_dir), self.exec_path(Path(self.context.sweep_dir) / "logs" / "jobs")}
+        res = self.run(["mkdir", "-p", *sorted(dirs)])
+        if res.returncode != 0:
+            raise SourceUnavailable(f"cannot create the sweep directory on {self.host.name}: {res.stderr.strip()}")
+        for spec in tasks:
+            try:
+                self.host.put(spec.task_dir, self.exec_path(spec.task_dir))
+            except Exception as exc:
+                raise SourceUnavailable(f"cannot copy {spec.name} to {self.host.name}: {exc}") from exc
+
+    def _submit(self, script_name: str, job: ArrayJob) -> str:
+        """Submit with retries; the job id, or an error with what the scheduler printed."""
+        argv = self.submit_argv(script_name, job)
+        cwd = self.exec_path(self.job_dir)
+        delay = self.submit_backoff
+        result = CommandResult(1, "", "")
+        for attempt in range(self.submit_retries + 1):
+            result = self.run(argv, cwd=cwd)
+            if result.returncode == 0:
+                try:
+                    return self.parse_job_id(result.stdout)
+                except ValueError:
+                    raise HsmError(
+                        f"{self.scheduler_name} accepted the job but printed no job id: {_said(result)}",
+                        hint="check the submission command with 'hsm test hpc'",
+                    ) from None
+            if not self.is_transient(result):
+                break
+            # A timed-out submission may have gone through: never submit the same chunk twice.
+            found = self.find_submitted(job.name)
+            if found:
+                self.log(f"submission of {job.name} timed out but the job exists: {found}")
+                return found
+            self.log(f"transient submission failure ({_said(result)}); retry {attempt + 1}/{self.submit_retries} in {delay:.0f}s")
+            if attempt < self.submit_retries:
+                time.sleep(delay)
+                delay *= 2
+        cmd = " ".join(shlex.quote(a) for a in argv)
+        if self.is_transient(result):
+            raise SourceUnavailable(f"{self.scheduler_name} did not accept the job after {self.submit_retries + 1} tries: {_said(result)}")
+        raise HsmError(
+            f"{self.scheduler_name} rejected the job ({cmd}, exit {result.returncode}): {_said(result)}",
+            hint=f"fix the resources in hsm_config.yaml (hpc:); the job script is {self.job_dir / script_name}",
+        )
+
+    def _record_submission(self, sub: SubmittedChunk, chunk: Sequence[TaskSpec]) -> None:
+        from hsm_core.state import now_iso, read_status
+
+        self._chunks[sub.job_id] = sub
+        with open(self.job_dir / "jobs.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({**sub.to_json(), "source": self.name, "submitted": now_iso()}) + "\n")
+        stamp = now_iso()
+        for i, spec in enumerate(chunk):
+            previous = read_status(spec.task_dir) or {}
+            keys = self.element_keys(sub.job_id, i)
+            status: dict[str, Any] = {
+                "task_id": spec.task_id,
+                "index": spec.index,
+                "state": TaskState.SUBMITTED.value,
+                "source": self.name,
+                "runner": "batch",
+                "attempt": int(previous.get("attempt") or 0),
+                "job_id": keys[0] if keys else sub.job_id,
+                "array_job_id": sub.job_id,
+                "array_index": i,
+                "submit_time": stamp,
+            }
+            if not keys:
+                del status["job_id"]  # the element's own id is known once it runs (the runner records it)
+            if previous.get("attempts"):
+                status["attempts"] = previous["attempts"]
+            # 10,000 tasks at once: no fsync per file (a crash here leaves 'pending', which is safe).
+            from hsm_core.atomic import atomic_write_yaml
+
+            atomic_write_yaml(spec.task_dir / "status.yaml", status, fsync=False)
+            self._tracked[spec.task_id] = _Tracked(spec, keys, chunk_id=sub.job_id, status=status)
+
+    def _forget_chunk(self, sub: SubmittedChunk) -> None:
+        from hsm_core.state import read_status, write_status
+
+        self._chunks.pop(sub.job_id, None)
+        for tid in sub.task_ids:
+            t = self._tracked.pop(tid, None)
+            if t is not None:
+                status = read_status(t.spec.task_dir) or {}
+                if status.get("state") == TaskState.SUBMITTED.value:
+                    status["state"] = TaskState.PENDING.value
+                    write_status(t.spec.task_dir, status)
+
+    # ------------------------------------------------------------------ polling
+    def _read_statuses(self, fetch_remote: bool) -> None:
+        """Bring each tracked task's status up to date (local: only files whose stat changed)."""
+        from hsm_core.state import read_status
+
+        if not self.remote:
+            for t in self._tracked.values():
+                path = t.spec.task_dir / "status.yaml"
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                key = (st.st_mtime_ns, st.st_size)
+                if key != t.stat_key:
+                    t.stat_key = key
+                    t.status = read_status(t.spec.task_dir) or t.status
+            return
+        if not fetch_remote or not self._tracked:
+            return
+        import yaml
+
+        by_dir = {self.exec_path(t.spec.task_dir): t for t in self._tracked.values()}
+        py = str(self.options.get("python_interpreter") or "python3")
+        res = self.run([py, "-c", _LIST_READER], input="\n".join(by_dir) + "\n")
+        if res.returncode != 0:
+            self.log(f"cannot read task statuses on {self.host.name}: {res.stderr.strip()[:300]}")
+            return
+        try:
+            found = json.loads(res.stdout or "{}")
+        except ValueError:
+            return
+        for d, text in found.items():
+            t = by_dir.get(d)
+            if t is None or not text:
+                continue
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError:
+                continue
+            if isinstance(data, dict) and data.get("state"):
+                t.status = data
+
+    def _query_ids(self) -> list[str]:
+        ids = {t.chunk_id for t in self._tracked.values() if t.chunk_id}
+        for t in self._tracked.values():
+            if not t.chunk_id:
+                ids.update(t.keys)
+            ids.update(self.status_keys(t.status))
+        return sorted(i for i in ids if i)
+
+    def _schedule_query(self, now: float) -> None:
+        self._next_query = now + self._query_delay
+        self._query_delay = min(max(2.0, self._query_delay * 2), self.poll_interval_max)
+
+    def poll(self) -> list[TaskUpdate]:
+        """Report changed tasks: status files every poll, the scheduler on a backoff schedule."""
+        updates, self._pending_updates = self._pending_updates, []
+        if not self._tracked:
+            return updates
+        now = time.monotonic()
+        queue: dict[str, JobInfo] | None = None
+        query_due = now >= self._next_query
+        self._read_statuses(fetch_remote=query_due)
+        if query_due:
+            self._schedule_query(now)
+            try:
+                queue = self.query(self._query_ids())
+                self._query_failures = 0
+            except QueryFailed as exc:
+                self._query_failures += 1
+                self._last_query_error = str(exc)
+                self.log(f"status query failed ({self._query_failures} in a row): {exc}")
+        gone: list[_Tracked] = []
+        for task_id, t in list(self._tracked.items()):
+            status_state = t.status.get("state")
+            if queue is None:
+                # No fresh word from the scheduler: report only what the files say.
+                verdict = _file_verdict(status_state)
+                if verdict is not None:
+                    self._apply_verdict(t, verdict, None, updates)
+                continue
+            info = self._lookup(t, queue)
+            if info is None and self._accounting_ok and status_state not in ("completed", "failed"):
+                gone.append(t)
+                continue
+            verdict = resolve_task_state(status_state, info.state if info else None, stopping=self._stopping.get(task_id))
+            self._apply_verdict(t, verdict, info, updates)
+        if gone:
+            acct = self._ask_accounting(gone)
+            for t in gone:
+                info = next((acct[k] for k in self._keys_of(t) if k in acct), None)
+                verdict = resolve_task_state(t.status.get("state"), info.state if info else None, stopping=self._stopping.get(t.spec.task_id))
+                self._apply_verdict(t, verdict, info, updates)
+        return updates
+
+    def _keys_of(self, t: _Tracked) -> list[str]:
+        return [*self.status_keys(t.status), *t.keys]
+
+    def _lookup(self, t: _Tracked, queue: Mapping[str, JobInfo]) -> JobInfo | None:
+        for k in self._keys_of(t):
+            if k in queue:
+                return queue[k]
+        if self.lists_array_elements or not t.chunk_id or t.chunk_id not in queue:
+            return None
+        # Schedulers that show a pending array as one line (PBS, Slurm's qsub front-end): the
+        # array's own line speaks for tasks whose element id is not known yet.
+        info = queue[t.chunk_id]
+        if not info.state.active:
+            return None
+        if t.status.get("state") in (None, TaskState.SUBMITTED.value, TaskState.PENDING.value):
+            return JobInfo(QueueState.PENDING, info.raw, info.reason)
+        if not self.status_keys(t.status):
+            return JobInfo(QueueState.RUNNING, info.raw, info.reason)
+        return None
+
+    def _ask_accounting(self, gone: Sequence[_Tracked]) -> dict[str, JobInfo]:
+        ids = sorted({k for t in gone for k in self._keys_of(t)})
+        if not ids:
+            return {}
+        try:
+            return self.accounting(ids)
+        except QueryFailed as exc:
+            # No accounting (sacct missing or disabled) is normal: do not ask again.
+            self._accounting_ok = False
+            self.log(f"accounting not available ({exc}); final states come from the queue and the task files")
+            return {}
+
+    def _apply_verdict(self, t: _Tracked, verdict: Verdict, info: JobInfo | None, updates: list[TaskUpdate]) -> None:
+        if verdict.confirm:
+            t.confirmations += 1
+            if t.confirmations < 2:
+                return  # decided from an absence: look once more before writing anything
+        else:
+            t.confirmations = 0
+        if verdict.final:
+            self.fetch_results(t.spec)
+        if verdict.write:
+            self._write_final(t, verdict, info)
+        if verdict.final:
+            self._tracked.pop(t.spec.task_id, None)
+            self._stopping.pop(t.spec.task_id, None)
+            updates.append(TaskUpdate(t.spec.task_id, verdict.state, infrastructure_failure=verdict.infrastructure, message=verdict.message))
+        elif verdict.state != t.reported:
+            t.reported = verdict.state
+            updates.append(TaskUpdate(t.spec.task_id, verdict.state))
+
+    def _write_final(self, t: _Tracked, verdict: Verdict, info: JobInfo | None) -> None:
+        from hsm_core.state import now_iso, read_status, write_status
+
+        status = read_status(t.spec.task_dir) or dict(t.status)
+        current = status.get("state", TaskState.SUBMITTED.value)
+        if current in _FINAL_BY_RUNNER or (current != TaskState.PREEMPTED.value and _is_final(current)):
+            return  # the runner (or an earlier decision) already said how it ended
+        new = dict(status)
+        new.update(state=verdict.state.value, end_time=now_iso(), message=verdict.message)
+        if info is not None and info.raw:
+            new["scheduler_state"] = info.raw
+        new.pop("process", None)
+        write_status(t.spec.task_dir, new)
+        t.status = new
+        if self.remote:
+            try:
+                from hsm_core.atomic import dump_yaml
+
+                self.host.write_text(self.exec_path(t.spec.task_dir / "status.yaml"), dump_yaml(new))
+            except Exception as exc:
+                self.log(f"cannot write the final status of {t.spec.name} on {self.host.name}: {exc}")
+        self.log(f"{t.spec.name} {verdict.state.value}: {verdict.message}")
+
+    # ------------------------------------------------------------------ bringing results back
+    def fetch_results(self, spec: TaskSpec) -> None:
+        """Copy a finished task dir back from the cluster (no-op on a shared file system)."""
+        if self.remote:
+            try:
+                self.host.get(self.exec_path(spec.task_dir), spec.task_dir)
+            except Exception as exc:
+                self.log(f"cannot copy {spec.name} back from {self.host.name}: {exc}")
+
+    # ------------------------------------------------------------------ cancel / attach / stop
+    def _cancel_ids(self, ids: Sequence[str]) -> CommandResult | None:
+        if not ids:
+            return None
+        res = self.run(self.cancel_argv(list(ids)))
+        if res.returncode != 0:
+            self.log(f"cancel of {' '.join(ids)} returned {res.returncode}: {_said(res)}")
+        return res
+
+    def cancel(self, task_ids: Iterable[str], reason: TaskState = TaskState.CANCELLED) -> None:
+        """Cancel the jobs of these tasks; polls then mark them ``reason`` once the jobs ended."""
+        wanted = [tid for tid in task_ids if tid in self._tracked]
+        if not wanted:
+            return
+        wanted_set = set(wanted)
+        ids: list[str] = []
+        whole: set[str] = set()
+        for chunk_id, chunk in self._chunks.items():
+            remaining = [tid for tid in chunk.task_ids if tid in self._tracked]
+            if remaining and set(remaining) <= wanted_set:
+                whole.add(chunk_id)
+                ids.append(chunk_id)
+        for tid in wanted:
+            t = self._tracked[tid]
+            self._stopping[tid] = reason
+            if t.chunk_id in whole:
+                continue
+            keys = self._keys_of(t)
+            if keys:
+                ids.append(keys[0])
+            else:
+                # Cancelling the whole array would stop its other tasks too.
+                self.log(f"{t.spec.name}: {self.scheduler_name} does not name this array element yet; "
+                         "it is marked cancelled once its job ends")
+        self._cancel_ids(sorted(set(ids)))
+        self._query_delay = 0.0
+        self._next_query = 0.0
+
+    def attach(self, tasks: Sequence[TaskSpec]) -> None:
+        """Follow tasks an earlier controller submitted (job ids from status.yaml and jobs.jsonl)."""
+        from hsm_core.state import read_status
+
+        chunks = self._read_manifest()
+        owner = {tid: c for c in chunks.values() for tid in c.task_ids}
+        for spec in tasks:
+            status = read_status(spec.task_dir) or {}
+            chunk = owner.get(spec.task_id)
+            if chunk is None and status.get("array_job_id"):
+                chunk_id = str(status["array_job_id"])
+                chunk = chunks.get(chunk_id)
+            keys: list[str] = []
+            chunk_id = chunk.job_id if chunk else (str(status.get("array_job_id")) if status.get("array_job_id") else None)
+            if chunk is not None:
+                keys = self.element_keys(chunk.job_id, chunk.task_ids.index(spec.task_id))
+                self._chunks.setdefault(chunk.job_id, chunk)
+            elif status.get("array_index") is not None and chunk_id:
+                keys = self.element_keys(chunk_id, int(status["array_index"]))
+            if not keys and not chunk_id and not self.status_keys(status):
+                raise NotImplementedError(f"{spec.name}: no job id in status.yaml; cannot follow it")
+            self._tracked[spec.task_id] = _Tracked(spec, keys, chunk_id=chunk_id, status=status)
+        self._query_delay = 0.0
+        self._next_query = 0.0
+
+    def _read_manifest(self) -> dict[str, SubmittedChunk]:
+        out: dict[str, SubmittedChunk] = {}
+        path = self.job_dir / "jobs.jsonl"
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if d.get("source") not in (None, self.name):
+                continue
+            out[str(d["job_id"])] = SubmittedChunk(str(d["job_id"]), d.get("name", ""), d.get("script", ""), d.get("list", ""), list(d.get("tasks") or []))
+        return out
+
+    def interrupt(self, wait: float = 30.0) -> None:
+        """Ctrl-C: cancel every job of this source and mark the tasks ``interrupted``."""
+        ids = list(self._tracked)
+        if not ids:
+            return
+        self.cancel(ids, reason=TaskState.INTERRUPTED)
+        deadline = time.monotonic() + wait
+        collected: list[TaskUpdate] = []
+        while self._tracked and time.monotonic() < deadline:
+            self._next_query = 0.0
+            collected += self.poll()
+            if self._tracked:
+                time.sleep(0.5)
+        # Whatever the scheduler still shows: hsm stopped it, so say so in the files.
+        for t in list(self._tracked.values()):
+            verdict = Verdict(TaskState.INTERRUPTED, final=True, write=True, message="interrupted (Ctrl-C): the job was cancelled")
+            self._write_final(t, verdict, None)
+            collected.append(TaskUpdate(t.spec.task_id, TaskState.INTERRUPTED, message=verdict.message))
+        self._tracked.clear()
+        self._stopping.clear()
+        self._pending_updates += collected  # the engine's next poll reports them
+
+    def health(self) -> HealthReport:
+        """Healthy when the scheduler answers its cheapest command."""
+        try:
+            argv = self.health_argv()
+        except NotImplementedError:
+            return HealthReport(True, "no health command")
+        res = self.run(argv, timeout=60)
+        if res.returncode != 0:
+            return HealthReport(False, f"{' '.join(argv)} failed: {_said(res)}")
+        extra = f"; last status query failed: {self._last_query_error}" if self._query_failures else ""
+        return HealthReport(True, f"{self.scheduler_name} answers ({len(self._tracked)} tasks followed){extra}")
+
+    @property
+    def followed(self) -> int:
+        """Number of tasks this source is following."""
+        return len(self._tracked)
+
+
+def _said(result: CommandResult) -> str:
+    """What a command printed, on one line."""
+    text = " ".join((result.stderr.strip() + " " + result.stdout.strip()).split())
+    return text[:500] or f"no output (exit {result.returncode})"
+
+
+def replace_resources(job: ArrayJob, **changes: Any) -> ArrayJob:
+    """A copy of ``job`` with some resources changed (tests, previews)."""
+    return replace(job, resources=replace(job.resources, **changes))
+
+
+#: Type of the pure render functions plugins provide.
+ScriptRenderer = Callable[[ArrayJob], str]

@@ -1,0 +1,338 @@
+"""One sweep at one moment: counts, duration, ETA and per-source rows, read cheaply.
+
+The monitor refreshes every few seconds, so a refresh must not read 10,000 ``status.yaml`` files:
+it reads ``task_index.json`` (only when the file changed), then the ``status.yaml`` of the few
+tasks the index says are running or queued (the engine saves the index every 2 s, so pending tasks
+that started since are picked up on the next save). It never writes anything: a monitor must not
+race the engine that owns the index.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from hsm_core.monitor.logs import HealthTracker, SourceHealth, Utilization, latest_utilization, parse_time
+from hsm_core.plugin import TaskState
+from hsm_core.state import INDEX_FILE, SweepDir, TaskRecord, read_status
+
+#: Sweep statuses (``sweep_metadata.yaml``) of a sweep whose controller is (or should be) at work.
+ACTIVE_SWEEP_STATUSES = ("running", "submitted")
+#: Task states that count as failures in the monitor (and in ``hsm monitor errors``).
+FAILED_STATES = ("failed", "timeout", "lost", "preempted")
+STOPPED_STATES = ("interrupted", "cancelled")
+
+
+def _finished(state: str) -> bool:
+    try:
+        return TaskState(state).finished
+    except ValueError:
+        return False
+
+
+def _active(state: str) -> bool:
+    try:
+        return TaskState(state).active
+    except ValueError:
+        return False
+
+
+class RecordCache:
+    """Keeps a sweep's index in memory and reloads it only when ``task_index.json`` changed."""
+
+    def __init__(self, sweep: SweepDir) -> None:
+        self.sweep = sweep
+        self._stamp: tuple[int, int] | None = None
+        self._records: dict[str, TaskRecord] = {}
+
+    def _index_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.sweep.path / INDEX_FILE)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def load(self) -> dict[str, TaskRecord]:
+        """The records, with running/queued tasks brought up to date from their ``status.yaml``."""
+        stamp = self._index_stamp()
+        if stamp is None or stamp != self._stamp:
+            # No index yet: load_index rebuilds it from the task dirs (once).
+            self._records = self.sweep.records(refresh=False)
+            self._stamp = self._index_stamp()
+        for rec in self._records.values():
+            if _active(rec.state):
+                status = read_status(self.sweep.task_dir(rec.index))
+                if status and status.get("state") and status.get("state") != rec.state:
+                    rec.update_from_status(status)
+        return self._records
+
+
+def load_records(sweep: SweepDir) -> dict[str, TaskRecord]:
+    """The index of a sweep with its running tasks refreshed (see :class:`RecordCache`)."""
+    return RecordCache(sweep).load()
+
+
+@dataclass
+class SourceRow:
+    """One line of the source utilization table."""
+
+    name: str
+    active: int
+    capacity: int | None
+    health: SourceHealth
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Snapshot:
+    """What the monitor shows for one sweep."""
+
+    sweep_id: str
+    path: Path
+    status: str  #: from sweep_metadata.yaml (running, completed, incomplete, interrupted ...)
+    created: _dt.datetime | None
+    total: int
+    counts: dict[str, int]
+    sources: list[SourceRow]
+    mean_duration: float | None
+    elapsed: float | None  #: seconds since the sweep was created (to its end when it is over)
+    eta: float | None  #: seconds until every task is done, None when unknown or over
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def n(self, *states: str) -> int:
+        """Number of tasks in any of ``states``."""
+        return sum(self.counts.get(s, 0) for s in states)
+
+    @property
+    def completed(self) -> int:
+        return self.n("completed")
+
+    @property
+    def failed(self) -> int:
+        return self.n(*FAILED_STATES)
+
+    @property
+    def running(self) -> int:
+        return self.n("running")
+
+    @property
+    def queued(self) -> int:
+        return self.n("submitted")
+
+    @property
+    def pending(self) -> int:
+        return self.n("pending")
+
+    @property
+    def stopped(self) -> int:
+        return self.n(*STOPPED_STATES)
+
+    @property
+    def done(self) -> int:
+        """Tasks in a final state."""
+        return sum(v for k, v in self.counts.items() if _finished(k))
+
+    @property
+    def progress(self) -> float:
+        return 100.0 * self.done / self.total if self.total else 0.0
+
+    @property
+    def finished(self) -> bool:
+        """True when nothing will change any more: the controller is done, or every task is final.
+
+        A sweep submitted with ``--no-wait`` stays "submitted" in its metadata while the scheduler
+        runs it, so the task states decide as well.
+        """
+        if self.status not in ACTIVE_SWEEP_STATUSES:
+            return True
+        return self.total > 0 and self.done == self.total
+
+
+def _metadata_times(meta: dict[str, Any]) -> tuple[_dt.datetime | None, _dt.datetime | None]:
+    created = parse_time(meta.get("created"))
+    ended = parse_time(meta.get("updated"))
+    return created, ended
+
+
+def source_rows(
+    records: Iterable[TaskRecord],
+    utilization: Utilization | None,
+    health: dict[str, SourceHealth],
+) -> list[SourceRow]:
+    """Per-source rows: active tasks from the index, capacity from the utilization log."""
+    per: dict[str, dict[str, int]] = {}
+    for r in records:
+        if r.source:
+            d = per.setdefault(r.source, {})
+            d[r.state] = d.get(r.state, 0) + 1
+    names = list((utilization.sources if utilization else {}).keys())
+    names += sorted(n for n in set(per) | set(health) if n not in names)
+    rows = []
+    for name in names:
+        counts = per.get(name, {})
+        active = sum(v for k, v in counts.items() if _active(k))
+        cap = utilization.sources[name][1] if utilization and name in utilization.sources else None
+        rows.append(SourceRow(name, active, cap, health.get(name) or SourceHealth(), counts))
+    return rows
+
+
+def estimate_eta(mean: float | None, remaining: int, active: int, capacity: int | None) -> float | None:
+    """Seconds left: mean task duration x remaining tasks / tasks running at once.
+
+    Parallelism is the number of tasks active now; between two launches (nothing active) the
+    sources' total capacity stands in. Never more than the tasks left.
+    """
+    if mean is None or remaining <= 0:
+        return None if remaining > 0 else 0.0
+    parallel = active if active > 0 else (capacity or 1)
+    parallel = max(1, min(parallel, remaining))
+    return mean * remaining / parallel
+
+
+def take_snapshot(
+    sweep: SweepDir,
+    *,
+    cache: RecordCache | None = None,
+    health: HealthTracker | None = None,
+    now: _dt.datetime | None = None,
+) -> Snapshot:
+    """A :class:`Snapshot` of ``sweep``; pass the same ``cache``/``health`` on every refresh."""
+    records = (cache or RecordCache(sweep)).load()
+    meta = sweep.read_metadata()
+    if health is None:
+        health = HealthTracker(sweep.logs_dir / "health_status.log")
+    health.update()
+    counts: dict[str, int] = {}
+    durations: list[float] = []
+    for r in records.values():
+        counts[r.state] = counts.get(r.state, 0) + 1
+        if r.state == "completed" and isinstance(r.duration, (int, float)):
+            durations.append(float(r.duration))
+    utilization = latest_utilization(sweep.logs_dir)
+    rows = source_rows(records.values(), utilization, health.current)
+    mean = sum(durations) / len(durations) if durations else None
+    status = str(meta.get("status") or "unknown")
+    created, ended = _metadata_times(meta)
+    now = now or _dt.datetime.now().astimezone()
+    snap = Snapshot(
+        sweep_id=sweep.sweep_id,
+        path=sweep.path,
+        status=status,
+        created=created,
+        total=len(records),
+        counts=counts,
+        sources=rows,
+        mean_duration=mean,
+        elapsed=None,
+        eta=None,
+        metadata=meta,
+    )
+    over = snap.finished
+    end = (ended or now) if over else now
+    if created is not None:
+        snap.elapsed = max(0.0, (end - created).total_seconds())
+    if not over:
+        remaining = snap.total - snap.done
+        active = snap.running + snap.queued
+        capacity = sum(r.capacity or 0 for r in rows) or None
+        snap.eta = estimate_eta(mean, remaining, active, capacity)
+    return snap
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``2h 15m``, ``4m 10s``, ``12.5s``, ``3d 4h``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    s = float(seconds)
+    if s < 60:
+        return f"{s:.1f}s" if s < 10 else f"{int(s)}s"
+    m, sec = divmod(int(round(s)), 60)
+    h, m = divmod(m, 60)
+    d, h = divmod(h, 24)
+    if d:
+        return f"{d}d {h}h"
+    return f"{h}h {m}m" if h else f"{m}m {sec}s"
+
+
+# -- finding sweeps ---------------------------------------------------------------------------------
+
+
+def sweep_dirs(output_dir: Path) -> list[SweepDir]:
+    """Every sweep under ``output_dir`` (dirs with a ``sweep_metadata.yaml``), by name."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return []
+    found = []
+    for meta in out.glob("*/sweep_metadata.yaml"):
+        try:
+            found.append(SweepDir(meta.parent))
+        except Exception:  # a directory whose name is not a valid sweep id is not ours
+            continue
+    return sorted(found, key=lambda s: s.path.name)
+
+
+def created_time(sweep: SweepDir, meta: dict[str, Any] | None = None) -> _dt.datetime:
+    """When the sweep was created (metadata), else the mtime of its metadata file."""
+    meta = sweep.read_metadata() if meta is None else meta
+    when = parse_time(meta.get("created"))
+    if when is None:
+        try:
+            when = _dt.datetime.fromtimestamp((sweep.path / "sweep_metadata.yaml").stat().st_mtime).astimezone()
+        except OSError:
+            when = _dt.datetime.fromtimestamp(0).astimezone()
+    return when
+
+
+def last_activity(sweep: SweepDir, meta: dict[str, Any] | None = None) -> _dt.datetime:
+    """The latest of created / last complete / last update: how old a sweep is for ``cleanup``."""
+    meta = sweep.read_metadata() if meta is None else meta
+    times = [created_time(sweep, meta)]
+    for key in ("updated", "last_complete"):
+        t = parse_time(meta.get(key))
+        if t is not None:
+            times.append(t)
+    return max(times)
+
+
+def active_sweeps(output_dir: Path) -> list[SweepDir]:
+    """Sweeps whose metadata says running or submitted, oldest first."""
+    out = []
+    for sweep in sweep_dirs(output_dir):
+        meta = sweep.read_metadata()
+        if meta.get("status") in ACTIVE_SWEEP_STATUSES:
+            out.append((created_time(sweep, meta), sweep))
+    return [s for _, s in sorted(out, key=lambda t: (t[0], t[1].path.name))]
+
+
+def recent_sweeps(output_dir: Path, days: float, now: _dt.datetime | None = None) -> list[SweepDir]:
+    """Sweeps created (or last run) within ``days`` days, newest first."""
+    now = now or _dt.datetime.now().astimezone()
+    cutoff = now - _dt.timedelta(days=days)
+    found = []
+    for sweep in sweep_dirs(output_dir):
+        meta = sweep.read_metadata()
+        when = last_activity(sweep, meta)
+        if when >= cutoff:
+            found.append((created_time(sweep, meta), sweep))
+    return [s for _, s in sorted(found, key=lambda t: (t[0], t[1].path.name), reverse=True)]
+
+
+def has_active_tasks(sweep: SweepDir) -> bool:
+    """True when a task of the sweep runs or is queued according to its own ``status.yaml``.
+
+    Every unfinished task is checked (not only those the index calls running: the index may be up
+    to 2 s behind), and a local task whose process is gone counts as not running.
+    """
+    from hsm_core.state import reconcile_status
+
+    for rec in sweep.records(refresh=False).values():
+        if _finished(rec.state):
+            continue
+        d = sweep.task_dir(rec.index)
+        status = reconcile_status(d, read_status(d))
+        if status and _active(str(status.get("state"))):
+            return True
+    return False
