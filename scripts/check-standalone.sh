@@ -1,35 +1,88 @@
 #!/usr/bin/env bash
-# Check that a distribution installs and works alone with hsm-core, in a fresh venv:
+# Check that a distribution installs and works alone with hsm-core, in a fresh venv (no site
+# packages, no other plugin):
 #   scripts/check-standalone.sh               hsm-core alone: hsm --help, hsm plugins, a local sweep
-#   scripts/check-standalone.sh PLUGIN_DIR    hsm-core + that one plugin: also listed as loaded, no other plugin
+#   scripts/check-standalone.sh PLUGIN_DIR    hsm-core + that one plugin: also listed as loaded and
+#                                             providing something, no other plugin, no conflict
+#
+# Fast on purpose: hsm-core's dependencies, and setuptools + wheel to build the wheels, come from a wheelhouse
+# ($HSM_WHEELHOUSE, default /tmp/hsm-wheelhouse) filled once from pip's cache or the package
+# index; later runs need no network. Wheels are built from a copy of the sources, so no build/
+# directory is left in the repository.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 plugin=${1:-}
+python=${PYTHON:-python3}
+wheelhouse=${HSM_WHEELHOUSE:-/tmp/hsm-wheelhouse}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 say() { printf 'check-standalone: %s\n' "$*"; }
+# pip, minus its warnings about index locations this machine does not have.
+quiet_pip() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
-python3 -m venv "$work/venv"
-pip=("$work/venv/bin/pip" install --quiet --disable-pip-version-check)
-"${pip[@]}" "$repo"
+plugin_dir=""
 if [[ -n "$plugin" ]]; then
-    "${pip[@]}" "$repo/$plugin"
+    for cand in "$plugin" "$repo/$plugin"; do
+        if [[ -f "$cand/pyproject.toml" ]]; then plugin_dir=$(cd "$cand" && pwd); break; fi
+    done
+    [[ -n "$plugin_dir" ]] || { say "no pyproject.toml in $plugin"; exit 2; }
 fi
+
+# hsm-core's runtime dependencies, read from its pyproject.toml.
+mapfile -t deps < <("$python" - "$repo/pyproject.toml" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as fh:
+    print("\n".join(tomllib.load(fh)["project"]["dependencies"]))
+PY
+)
+build=("setuptools>=64" "wheel")
+mkdir -p "$wheelhouse"
+if ! "$python" -m pip download --quiet --no-index --find-links "$wheelhouse" -d "$work/probe" "${deps[@]}" "${build[@]}" >/dev/null 2>&1; then
+    say "filling the wheelhouse $wheelhouse (once)"
+    quiet_pip "$python" -m pip wheel --quiet --disable-pip-version-check -w "$wheelhouse" "${deps[@]}" "${build[@]}" >&2
+fi
+
+# Copies of the sources: building in place would leave build/ and *.egg-info behind.
+copy() { mkdir -p "$2" && tar -C "$1" --exclude=build --exclude=dist --exclude='*.egg-info' --exclude=__pycache__ \
+    --exclude=tests --exclude=.pytest_cache -cf - "${@:3}" | tar -C "$2" -xf -; }
+copy "$repo" "$work/src/core" pyproject.toml README.md hsm_core
+srcs=("$work/src/core")
+if [[ -n "$plugin_dir" ]]; then
+    copy "$plugin_dir" "$work/src/plugin" .
+    srcs+=("$work/src/plugin")
+fi
+PIP_NO_INDEX=1 PIP_FIND_LINKS="$wheelhouse" quiet_pip "$python" -m pip wheel --quiet --disable-pip-version-check \
+    --no-deps -w "$work/dist" "${srcs[@]}" >&2
+
+"$python" -m venv "$work/venv"
+vpy="$work/venv/bin/python"
+pip=(quiet_pip "$vpy" -m pip install --quiet --disable-pip-version-check --no-index)
+"${pip[@]}" --find-links "$wheelhouse" --find-links "$work/dist" hsm-core >&2
+if [[ -n "$plugin_dir" ]]; then
+    # The plugin's own dependencies (paramiko, wandb ...) come from the package index: "works
+    # alone" means with exactly what its pyproject.toml asks for, and `pip check` proves it.
+    plugin_wheel=$(ls "$work"/dist/*.whl | grep -v '/hsm_core-')
+    quiet_pip "$vpy" -m pip install --quiet --disable-pip-version-check --find-links "$wheelhouse" "$plugin_wheel" >&2
+fi
+quiet_pip "$vpy" -m pip check >&2
 hsm="$work/venv/bin/hsm"
 
+cd "$work"  # nothing from the repository is importable from here
 "$hsm" --help >/dev/null
 "$hsm" plugins --json >"$work/plugins.json"
-"$work/venv/bin/python" - "$work/plugins.json" "$plugin" <<'PY'
+"$vpy" - "$work/plugins.json" "$plugin" <<'PY'
 import json, sys
 data = json.load(open(sys.argv[1]))
 external = [p for p in data["plugins"] if not p["builtin"]]
 failed = [p for p in data["plugins"] if p["status"] == "failed"]
 assert not failed, f"plugins failed to load: {failed}"
+assert not data["conflicts"], data["conflicts"]
 if sys.argv[2]:
-    assert len(external) >= 1, "the plugin is not listed by hsm plugins"
-    assert all(p["status"] == "loaded" for p in external), external
-    print("check-standalone: loaded", ", ".join(f"{p['name']} ({p['distribution']} {p['version']}) provides {p['provides']}" for p in external))
+    assert len(external) == 1, f"expected one plugin, got {[p['distribution'] for p in external]}"
+    p = external[0]
+    assert p["status"] == "loaded" and p["provides"], p
+    print(f"check-standalone: loaded {p['name']} ({p['distribution']} {p['version']}) provides {p['provides']}")
 else:
     assert not external, f"unexpected plugins: {external}"
 PY
@@ -37,5 +90,5 @@ PY
 # A local sweep must work with whatever is installed.
 cp -r "$repo/examples/demo_project" "$work/demo"
 (cd "$work/demo" && "$hsm" run --config sweeps/sweep_config.yaml --max-runs 3 --sources local:2 >/dev/null)
-(cd "$work/demo" && "$hsm" status --json | "$work/venv/bin/python" -c 'import json,sys; d=json.load(sys.stdin); assert d["counts"]["completed"] == 3, d')
+(cd "$work/demo" && "$hsm" status --json | "$vpy" -c 'import json,sys; d=json.load(sys.stdin); assert d["counts"]["completed"] == 3, d')
 say "ok: hsm-core${plugin:+ + $plugin} installs and runs a local sweep alone"

@@ -178,7 +178,7 @@ start_munge() {
     fi
     # As the munge user, like the Debian service: munged refuses to run as root without --force.
     # --force here only overrides a stale socket left by a munged that died.
-    runuser -u munge -- munged --force </dev/null >>"$DIR/log/munged.stderr" 2>&1 \
+    runuser -u munge -- munged --force </dev/null >>"$DIR/log/munged.stderr" 2>&1 9>&- \
         || { log_tails; die "munged did not start"; }
     local i
     for i in $(seq 50); do
@@ -190,14 +190,15 @@ start_munge() {
 }
 
 # Daemons get stdio detached from ours: if they kept a caller's pipe open (pytest's subprocess.run
-# with capture_output), the caller would wait for EOF forever.
+# with capture_output), the caller would wait for EOF forever. They must not inherit fd 9 either:
+# a daemon holding our lock file open keeps the flock, and the next restart would wait forever.
 start_daemons() {
     if [[ -z "$(daemon_pid slurmctld)" ]]; then
-        slurmctld -f "$CONF" </dev/null >>"$DIR/log/ctld.stderr" 2>&1 \
+        slurmctld -f "$CONF" </dev/null >>"$DIR/log/ctld.stderr" 2>&1 9>&- \
             || { log_tails; die "slurmctld did not start"; }
     fi
     if [[ -z "$(daemon_pid slurmd)" ]]; then
-        slurmd -f "$CONF" </dev/null >>"$DIR/log/d.stderr" 2>&1 \
+        slurmd -f "$CONF" </dev/null >>"$DIR/log/d.stderr" 2>&1 9>&- \
             || { log_tails; die "slurmd did not start"; }
     fi
 }

@@ -29,7 +29,7 @@ step "Installing hsm-core, the plugins and test dependencies into $venv"
 "$venv/bin/pip" install --quiet --upgrade pip
 editables=(-e "$repo")
 for dir in "$repo"/hsm_plugin_*/ "$repo"/plugins/template/; do
-    [[ -f "$dir/pyproject.toml" ]] && editables+=(-e "$dir")
+    [[ -f "$dir/pyproject.toml" ]] && editables+=(-e "${dir%/}[test]")  # [test]: e.g. wandb for the wandb plugin
 done
 "$venv/bin/pip" install --quiet "${editables[@]}" pytest hypothesis submitit
 

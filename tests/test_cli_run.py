@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Project
+from hsm_project import Project, wait_for
 
 
 def _only_sweep(project: Project) -> Path:
@@ -199,8 +199,11 @@ def test_sigkill_of_the_controller_loses_nothing(project: Project) -> None:
     rng = random.Random(7)
     cfg = project.write_sweep({"grid": {"x": list(range(12)), "sleep": [0.2]}})
     proc = project.popen("run", "--config", str(cfg), "--sweep-id", "k1")
+    # Killed before it wrote anything there is no sweep at all (nothing to lose): start the clock
+    # once the sweep exists, whatever the load on this machine.
+    wait_for(lambda: (project.outputs / "k1" / "sweep_metadata.yaml").exists(), timeout=60, what="the sweep dir")
     for round_ in range(3):
-        time.sleep(rng.uniform(0.3, 1.2))
+        time.sleep(rng.uniform(0.0, 1.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         status = project.hsm("status", "k1", "--json")

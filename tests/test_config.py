@@ -562,7 +562,9 @@ def test_check_sync_without_remotes(tmp_path):
 
 def test_check_sync_needs_ssh_plugin(tmp_path, monkeypatch):
     write(tmp_path / "hsm_config.yaml", "distributed:\n  remotes:\n    a: {host: a.example.org}\n")
+    # As if it were not installed, even after another test imported it.
     monkeypatch.setitem(sys.modules, "hsm_plugin_ssh", None)
+    monkeypatch.setitem(sys.modules, "hsm_plugin_ssh.sync_check", None)
     result = invoke(["config", "validate", "--check-sync"], cwd=tmp_path)
     assert result.exit_code == 2 and "needs hsm-plugin-ssh" in result.stderr
 

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pytest
 import yaml
 
-from conftest import Project
+from hsm_project import Project
 from hsm_core.builtin.local import LocalSource
 from hsm_core.lifecycle import ExecOptions, execute, plan_run
 from hsm_core.plugin import (

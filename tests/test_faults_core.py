@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Project
+from hsm_project import Project
 from hsm_core.testing import SCRIPT
 from hsm_core.testing.services import require_service
 

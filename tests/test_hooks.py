@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Project
+from hsm_project import Project
 from hsm_core.lifecycle import ExecOptions, execute, plan_complete, plan_run
 from hsm_core.plugin import (
     CollectorRecord,

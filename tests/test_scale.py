@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import Project
+from hsm_project import Project
 
 
 def _cpu_seconds(pid: int) -> float:
