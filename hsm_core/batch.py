@@ -38,7 +38,7 @@ import re
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
@@ -373,6 +373,7 @@ class ArrayJob:
     requeue: bool | None = None  #: True/False: ask the scheduler to (not) requeue on node failure/preemption
     python: str | None = None  #: interpreter for the task command on the execution host (``--python``)
     pass_project_root: bool = False  #: pass ``--project-root`` (execution host differs from this one)
+    per_element: int = 1  #: tasks run one after the other by each array element (packing)
 
 
 def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:
@@ -393,6 +394,8 @@ def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequenc
         argv += ["--project-root", job.project_root]
     if job.python:
         argv += ["--python", job.python]
+    if job.per_element > 1:
+        argv += ["--count", str(job.per_element)]
     cmd = " ".join(q(a) for a in argv)
     if index_expr is not None:
         cmd += f' --index "{index_expr}"'
@@ -593,6 +596,7 @@ COMMON_SCHEMA: dict[str, Any] = {
         "array_parallelism": {"type": "integer", "minimum": 1, "description": "at most N elements of an array job run at once (%N)"},
         "max_array_size": {"type": "integer", "minimum": 1, "description": "tasks per array job (default: the scheduler's limit)"},
         "max_parallel_jobs": {"type": "integer", "minimum": 1, "description": "tasks hsm keeps queued or running on this source"},
+        "tasks_per_element": {"type": "integer", "minimum": 1, "description": "run N tasks one after the other in each array element (many short tasks)"},
         "setup_commands": {"type": "array", "items": {"type": "string"}, "description": "shell lines run before each task (module load, conda activate)"},
         "extra_directives": {"type": "array", "items": {"type": "string"}, "description": "directives added to every job script"},
         "skip_directives": {"type": "array", "items": {"type": "string"}, "description": "generated directive lines containing one of these are left out"},
@@ -615,9 +619,15 @@ class SubmittedChunk:
     script: str
     list_file: str
     task_ids: list[str]
+    per_element: int = 1
+
+    def element_of(self, task_id: str) -> int:
+        """The array index running ``task_id``."""
+        return self.task_ids.index(task_id) // self.per_element
 
     def to_json(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "name": self.name, "script": self.script, "list": self.list_file, "tasks": self.task_ids}
+        return {"job_id": self.job_id, "name": self.name, "script": self.script, "list": self.list_file,
+                "per_element": self.per_element, "tasks": self.task_ids}
 
 
 @dataclass
@@ -684,7 +694,6 @@ class ArrayJobSource(ComputeSource):
         self._host: Host | None = None
         self._tracked: dict[str, _Tracked] = {}
         self._chunks: dict[str, SubmittedChunk] = {}
-        self._extra_ids: set[str] = set()
         self._stopping: dict[str, TaskState] = {}
         self._query_delay = 0.0
         self._next_query = 0.0
@@ -695,6 +704,8 @@ class ArrayJobSource(ComputeSource):
         self._seq: int | None = None
         self._remote_root: PurePosixPath | None = None
         self._capacity = int(self.options.get("max_parallel_jobs") or self.default_capacity)
+        per = self.options.get("tasks_per_element")
+        self.per_element = _positive_int(per, "tasks_per_element") if per not in (None, "") else 1
         self._pending_updates: list[TaskUpdate] = []
 
     # ------------------------------------------------------------------ scheduler specifics
@@ -851,11 +862,12 @@ class ArrayJobSource(ComputeSource):
             self._max_array_size = min(limits) if limits else self.default_max_array_size
         return self._max_array_size
 
-    def make_job(self, name: str, size: int, list_file: Path) -> ArrayJob:
-        """The :class:`ArrayJob` of one chunk (paths as the execution host sees them)."""
+    def make_job(self, name: str, tasks: int, list_file: Path) -> ArrayJob:
+        """The :class:`ArrayJob` of a chunk of ``tasks`` tasks (paths as the execution host sees them)."""
         return ArrayJob(
             name=name,
-            size=size,
+            size=-(-tasks // self.per_element),
+            per_element=self.per_element,
             list_file=self.exec_path(list_file),
             project_root=self.exec_path(Path(self.context.project_root)) if self.remote else str(self.context.project_root),
             runner=self.runner_argv(),
@@ -896,7 +908,7 @@ class ArrayJobSource(ComputeSource):
             self._prepare_remote(tasks)
         submitted: list[SubmittedChunk] = []
         try:
-            for start, size in chunk_ranges(len(tasks), self.max_array_size()):
+            for start, size in chunk_ranges(len(tasks), self.max_array_size() * self.per_element):
                 chunk = tasks[start : start + size]
                 seq = self._next_seq()
                 stem = f"{self.name}_{seq:03d}"
@@ -913,7 +925,7 @@ class ArrayJobSource(ComputeSource):
                     self.host.write_text(self.exec_path(list_path), list_path.read_text())
                     self.host.write_text(self.exec_path(script_path), text)
                 job_id = self._submit(script_path.name, job)
-                sub = SubmittedChunk(job_id, name, script_path.name, list_path.name, [s.task_id for s in chunk])
+                sub = SubmittedChunk(job_id, name, script_path.name, list_path.name, [s.task_id for s in chunk], self.per_element)
                 submitted.append(sub)
                 self._record_submission(sub, chunk)
         except BaseException:
@@ -966,6 +978,11 @@ class ArrayJobSource(ComputeSource):
                 time.sleep(delay)
                 delay *= 2
         cmd = " ".join(shlex.quote(a) for a in argv)
+        if result.returncode == 127:
+            raise HsmError(
+                f"{argv[0]} is not available on {self.host.name}: {_said(result)}",
+                hint=f"install the {self.scheduler_name} client commands there, or run with --sources local",
+            )
         if self.is_transient(result):
             raise SourceUnavailable(f"{self.scheduler_name} did not accept the job after {self.submit_retries + 1} tries: {_said(result)}")
         raise HsmError(
@@ -982,7 +999,8 @@ class ArrayJobSource(ComputeSource):
         stamp = now_iso()
         for i, spec in enumerate(chunk):
             previous = read_status(spec.task_dir) or {}
-            keys = self.element_keys(sub.job_id, i)
+            element = i // sub.per_element
+            keys = self.element_keys(sub.job_id, element)
             status: dict[str, Any] = {
                 "task_id": spec.task_id,
                 "index": spec.index,
@@ -992,7 +1010,7 @@ class ArrayJobSource(ComputeSource):
                 "attempt": int(previous.get("attempt") or 0),
                 "job_id": keys[0] if keys else sub.job_id,
                 "array_job_id": sub.job_id,
-                "array_index": i,
+                "array_index": element,
                 "submit_time": stamp,
             }
             if not keys:
@@ -1068,8 +1086,9 @@ class ArrayJobSource(ComputeSource):
         return sorted(i for i in ids if i)
 
     def _schedule_query(self, now: float) -> None:
-        self._next_query = now + self._query_delay
+        # 0 (right after a launch, cancel or attach), then 2, 4, 8 ... s, capped.
         self._query_delay = min(max(2.0, self._query_delay * 2), self.poll_interval_max)
+        self._next_query = now + self._query_delay
 
     def poll(self) -> list[TaskUpdate]:
         """Report changed tasks: status files every poll, the scheduler on a backoff schedule."""
@@ -1098,8 +1117,12 @@ class ArrayJobSource(ComputeSource):
                 if verdict is not None:
                     self._apply_verdict(t, verdict, None, updates)
                 continue
+            known = _file_verdict(status_state)
+            if known is not None and known.final:
+                self._apply_verdict(t, known, None, updates)
+                continue
             info = self._lookup(t, queue)
-            if info is None and self._accounting_ok and status_state not in ("completed", "failed"):
+            if info is None and self._accounting_ok:
                 gone.append(t)
                 continue
             verdict = resolve_task_state(status_state, info.state if info else None, stopping=self._stopping.get(task_id))
@@ -1118,7 +1141,12 @@ class ArrayJobSource(ComputeSource):
     def _lookup(self, t: _Tracked, queue: Mapping[str, JobInfo]) -> JobInfo | None:
         for k in self._keys_of(t):
             if k in queue:
-                return queue[k]
+                info = queue[k]
+                chunk = self._chunks.get(t.chunk_id or "")
+                if (chunk is not None and chunk.per_element > 1 and info.state is QueueState.RUNNING
+                        and t.status.get("state") in (None, TaskState.SUBMITTED.value, TaskState.PENDING.value)):
+                    return JobInfo(QueueState.PENDING, info.raw, "waiting for its turn in a packed element")
+                return info
         if self.lists_array_elements or not t.chunk_id or t.chunk_id not in queue:
             return None
         # Schedulers that show a pending array as one line (PBS, Slurm's qsub front-end): the
@@ -1159,6 +1187,10 @@ class ArrayJobSource(ComputeSource):
             self._tracked.pop(t.spec.task_id, None)
             self._stopping.pop(t.spec.task_id, None)
             updates.append(TaskUpdate(t.spec.task_id, verdict.state, infrastructure_failure=verdict.infrastructure, message=verdict.message))
+        elif t.status.get("state") == TaskState.PREEMPTED.value:
+            # The runner recorded a preempted attempt and the scheduler requeued the element: say
+            # nothing until the next attempt starts (the engine would take 'preempted' as the end).
+            return
         elif verdict.state != t.reported:
             t.reported = verdict.state
             updates.append(TaskUpdate(t.spec.task_id, verdict.state))
@@ -1222,6 +1254,14 @@ class ArrayJobSource(ComputeSource):
             self._stopping[tid] = reason
             if t.chunk_id in whole:
                 continue
+            chunk = self._chunks.get(t.chunk_id or "")
+            if chunk is not None and chunk.per_element > 1:
+                element = chunk.element_of(tid)
+                mates = [x for x in chunk.task_ids if x in self._tracked and chunk.element_of(x) == element]
+                if not set(mates) <= wanted_set:
+                    self.log(f"{t.spec.name}: shares its array element with tasks not being cancelled; left to run")
+                    self._stopping.pop(tid, None)
+                    continue
             keys = self._keys_of(t)
             if keys:
                 ids.append(keys[0])
@@ -1241,19 +1281,21 @@ class ArrayJobSource(ComputeSource):
         owner = {tid: c for c in chunks.values() for tid in c.task_ids}
         for spec in tasks:
             status = read_status(spec.task_dir) or {}
-            chunk = owner.get(spec.task_id)
-            if chunk is None and status.get("array_job_id"):
-                chunk_id = str(status["array_job_id"])
-                chunk = chunks.get(chunk_id)
-            keys: list[str] = []
-            chunk_id = chunk.job_id if chunk else (str(status.get("array_job_id")) if status.get("array_job_id") else None)
+            # The latest submission of the task: its status, else the last manifest line naming it.
+            chunk_id = str(status["array_job_id"]) if status.get("array_job_id") else None
+            chunk = chunks.get(chunk_id) if chunk_id else owner.get(spec.task_id)
             if chunk is not None:
-                keys = self.element_keys(chunk.job_id, chunk.task_ids.index(spec.task_id))
+                chunk_id = chunk.job_id
+            keys: list[str] = []
+            if chunk is not None:
                 self._chunks.setdefault(chunk.job_id, chunk)
+                keys = self.element_keys(chunk.job_id, chunk.element_of(spec.task_id))
             elif status.get("array_index") is not None and chunk_id:
                 keys = self.element_keys(chunk_id, int(status["array_index"]))
             if not keys and not chunk_id and not self.status_keys(status):
-                raise NotImplementedError(f"{spec.name}: no job id in status.yaml; cannot follow it")
+                # Nothing names its job: the scheduler cannot know it either, so polls record it
+                # as lost (after the usual second look) rather than waiting for it forever.
+                self.log(f"{spec.name}: no job id in status.yaml")
             self._tracked[spec.task_id] = _Tracked(spec, keys, chunk_id=chunk_id, status=status)
         self._query_delay = 0.0
         self._next_query = 0.0
@@ -1272,7 +1314,10 @@ class ArrayJobSource(ComputeSource):
                 continue
             if d.get("source") not in (None, self.name):
                 continue
-            out[str(d["job_id"])] = SubmittedChunk(str(d["job_id"]), d.get("name", ""), d.get("script", ""), d.get("list", ""), list(d.get("tasks") or []))
+            out[str(d["job_id"])] = SubmittedChunk(
+                str(d["job_id"]), d.get("name", ""), d.get("script", ""), d.get("list", ""), list(d.get("tasks") or []),
+                int(d.get("per_element") or 1),
+            )
         return out
 
     def interrupt(self, wait: float = 30.0) -> None:
@@ -1319,11 +1364,6 @@ def _said(result: CommandResult) -> str:
     """What a command printed, on one line."""
     text = " ".join((result.stderr.strip() + " " + result.stdout.strip()).split())
     return text[:500] or f"no output (exit {result.returncode})"
-
-
-def replace_resources(job: ArrayJob, **changes: Any) -> ArrayJob:
-    """A copy of ``job`` with some resources changed (tests, previews)."""
-    return replace(job, resources=replace(job.resources, **changes))
 
 
 #: Type of the pure render functions plugins provide.

@@ -69,9 +69,25 @@ def task_environment(
     env["HSM_TASK_ID"] = str(command.get("task_id", ""))
     env["HSM_TASK_INDEX"] = str(command.get("index", ""))
     env["PYTHONUNBUFFERED"] = env.get("PYTHONUNBUFFERED", "1")
+    # Plugins write command.json before the task runs and cannot know where its dir will be on the
+    # host that runs it: "${HSM_TASK_DIR}" (and the other path variables) in a value mean this host's.
+    for key, value in (command.get("env") or {}).items():
+        if "${HSM_" in str(value):
+            env[key] = expand_task_paths(str(value), env)
     if extra_env:
         env.update({k: str(v) for k, v in extra_env.items()})
     return env
+
+
+TASK_PATH_VARS = ("HSM_TASK_DIR", "HSM_OUTPUT_DIR", "HSM_SWEEP_DIR")
+
+
+def expand_task_paths(value: str, env: Mapping[str, str]) -> str:
+    """``value`` with ``${HSM_TASK_DIR}``, ``${HSM_OUTPUT_DIR}`` and ``${HSM_SWEEP_DIR}`` replaced by
+    their values in ``env`` (nothing else is expanded: a value stays data, never shell code)."""
+    for var in TASK_PATH_VARS:
+        value = value.replace("${" + var + "}", str(env.get(var, "")))
+    return value
 
 
 @dataclass
@@ -199,11 +215,38 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
     """Write the final status of a task whose process exited with ``returncode``."""
     task.close_files()
     state: TaskState | None = None
+    extra: dict[str, Any] | None = None
     if task.stop_reason is not None:
         state = task.stop_reason
     elif returncode != 0 and returncode in (-signal.SIGTERM, 128 + signal.SIGTERM) and task.status.get("signal_received"):
         state = TaskState.PREEMPTED
-    return finalize_status(task.task_dir, task.status, returncode, state=state)
+    elif returncode < 0 and not task.status.get("signal_received"):
+        # The /bin/sh wrapper itself was killed from outside (a command killed by a signal makes it
+        # exit 128+N, never negative), so its command may still be running, unwatched: left alone
+        # it would finish behind our back and a rerun would repeat it. Use the exit code it left if
+        # it got that far, else stop the whole group and record the attempt as lost.
+        code = _exit_marker(task.task_dir)
+        if code is not None:
+            return finalize_status(task.task_dir, task.status, code)
+        signal_task(task, signal.SIGKILL)
+        state = TaskState.LOST
+        extra = {"error": f"the task runner was killed ({_signal_name(-returncode)}); its command was stopped"}
+    return finalize_status(task.task_dir, task.status, returncode, state=state, extra=extra)
+
+
+def _exit_marker(task_dir: Path) -> int | None:
+    """The exit code in the task's ``.exit_code`` marker, None when there is none."""
+    try:
+        return int((task_dir / EXIT_MARKER).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def terminate(task: StartedTask, grace: float = 10.0, reason: TaskState = TaskState.INTERRUPTED) -> None:
@@ -291,6 +334,44 @@ def _array_index(offset: int) -> int:
     raise SystemExit("hsm-task: --list given but none of " + ", ".join(ARRAY_INDEX_VARS) + " is set")
 
 
+def _scheduler_extra() -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for var, key in (("SLURM_JOB_ID", "job_id"), ("PBS_JOBID", "job_id"), ("SLURM_RESTART_COUNT", "restart_count")):
+        if os.environ.get(var):
+            extra.setdefault(key, os.environ[var])
+    return extra
+
+
+def _run_packed(list_file: Path, element: int, args: Any) -> int:
+    """Run the ``args.count`` tasks of array element ``element`` one after the other.
+
+    Stops after a task ended by a signal (the element is being preempted or cancelled: the rest
+    must wait for the next attempt); tasks already completed are skipped as always.
+    """
+    with open(list_file, encoding="utf-8") as fh:
+        total = sum(1 for ln in fh if ln.strip())
+    first = element * args.count
+    if not 0 <= first < total:
+        raise SystemExit(f"hsm-task: array element {element} out of range for {total} tasks in {list_file}")
+    worst = 0
+    for i in range(first, min(first + args.count, total)):
+        status = run_blocking(
+            _array_line(list_file, i),
+            source=args.source,
+            runner=args.runner,
+            project_root=args.project_root,
+            python=args.python,
+            status_extra=_scheduler_extra(),
+            force=args.force,
+        )
+        code = status.get("exit_code")
+        code = int(code) if isinstance(code, int) and 0 <= code < 256 else (0 if status.get("state") == "completed" else 1)
+        worst = worst or code
+        if status.get("state") == TaskState.PREEMPTED.value:
+            return code or 143
+    return worst
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``hsm-task [--source S] [--project-root P] [--python PY] (TASK_DIR | --list FILE [--offset K])``."""
     import argparse
@@ -302,12 +383,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A job script that already worked out its index (PBS: the first of PBS_ARRAY_INDEX, PBS_ARRAYID,
     # SLURM_ARRAY_TASK_ID that is set, 0 for a single-task job) passes it here.
     parser.add_argument("--index", type=int, default=None, help="array index (default: from the scheduler's variables)")
+    # Packed array jobs (many short tasks): element i runs lines i*N .. i*N+N-1 one after the other,
+    # so the scheduler starts one job and one runner per N tasks.
+    parser.add_argument("--count", type=int, default=1, help="tasks per array element (default 1)")
     parser.add_argument("--source", default=os.environ.get("HSM_SOURCE", "unknown"))
     parser.add_argument("--runner", default="standalone", help=argparse.SUPPRESS)
     parser.add_argument("--project-root", default=None)
     parser.add_argument("--python", default=None)
     parser.add_argument("--force", action="store_true", help="run even if the task already completed")
     args = parser.parse_args(argv)
+    if args.list_file and args.count > 1:
+        index = args.index - args.offset if args.index is not None else _array_index(args.offset)
+        return _run_packed(Path(args.list_file), index, args)
     if args.list_file:
         index = args.index - args.offset if args.index is not None else _array_index(args.offset)
         task_dir = _array_line(Path(args.list_file), index)

@@ -359,10 +359,12 @@ class SweepDir:
         return records
 
     def refresh(self, records: dict[str, TaskRecord]) -> bool:
-        """Re-read ``status.yaml`` of every task not final in the index. Returns True if any changed."""
+        """Re-read ``status.yaml`` of every task not final (or preempted) in the index. True if any changed."""
         changed = False
         for rec in records.values():
-            if TaskState(rec.state).finished:
+            # A preempted task may be requeued by its scheduler and run again with no controller
+            # watching: its status.yaml, not the index, says how it went.
+            if TaskState(rec.state).finished and rec.state != TaskState.PREEMPTED.value:
                 continue
             d = self.record_dir(rec)
             status = reconcile_status(d, read_status(d))

@@ -1,0 +1,167 @@
+"""Slurm: 200 trivial tasks on the local cluster — hsm vs a hand-written ``sbatch --array`` vs
+submitit's ``map_array``, in one run; and the submission time of a 10,000-task sweep.
+
+* hand-written: one ``sbatch --array=0-199`` script running ``python task.py x=$SLURM_ARRAY_TASK_ID``
+  with its output in a file per element, then ``squeue`` every 0.5 s until the array is gone.
+* hsm: ``hsm run --sources slurm`` on a sweep of the same 200 commands, end to end (expansion,
+  task dirs, one array job, status per task, index) until the command exits; once as configured
+  by default (one task per array element) and once with ``tasks_per_element: 10`` (packing: each
+  element runs 10 tasks one after the other, so one task runner starts per 10 tasks).
+* submitit: ``AutoExecutor(...).map_array(fn, range(200))`` then every ``result()``.
+
+All three use this interpreter. Then ``hsm run --no-wait`` of 10,000 tasks (held with the
+``--hold`` escape hatch, so nothing runs; cancelled afterwards) against ``sbatch --array=0-9999``
+of a held script.
+
+    SLURM_CONF=... python bench/bench_slurm.py [--tasks 200] [--big 10000] [--repeat 1]
+
+The cluster is started with hsm_core.testing.services.start_slurm() when SLURM_CONF is not set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASK = "import sys\nargs = dict(a.split('=', 1) for a in sys.argv[1:])\nprint(args)\n"
+
+
+def square(x: int) -> int:
+    """The submitit task (module level so that it pickles)."""
+    return x * x
+
+
+def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=True, capture_output=True, text=True, **kw)
+
+
+def wait_gone(job_id: str, interval: float = 0.5) -> None:
+    while run(["squeue", "-h", "-j", job_id, "-o", "%i"]).stdout.strip():
+        time.sleep(interval)
+
+
+def project(root: Path, n: int, hpc_extra: str = "") -> Path:
+    root.mkdir(parents=True)
+    (root / "task.py").write_text(TASK)
+    (root / "hsm_config.yaml").write_text(
+        f"paths:\n  python_interpreter: {sys.executable}\n  train_script: task.py\n"
+        f"hpc:\n  system: slurm\n  default_walltime: \"00:10:00\"\n{hpc_extra}"
+    )
+    (root / "sweeps").mkdir()
+    sweep = root / "sweeps" / "sweep.yaml"
+    sweep.write_text("grid:\n  x: [" + ", ".join(str(i) for i in range(n)) + "]\n")
+    return sweep
+
+
+def bench_hand_written(root: Path, n: int) -> float:
+    root.mkdir(parents=True)
+    (root / "task.py").write_text(TASK)
+    (root / "out").mkdir()
+    script = root / "array.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        f"#SBATCH --array=0-{n - 1}\n"
+        f"#SBATCH --output={root}/out/%A_%a.log\n"
+        "#SBATCH --time=00:10:00\n"
+        f"cd {root}\n"
+        f"exec {sys.executable} task.py x=$SLURM_ARRAY_TASK_ID\n"
+    )
+    start = time.perf_counter()
+    job_id = run(["sbatch", "--parsable", str(script)], cwd=root).stdout.strip().split(";")[0]
+    wait_gone(job_id)
+    elapsed = time.perf_counter() - start
+    assert len(list((root / "out").iterdir())) == n
+    return elapsed
+
+
+def bench_hsm(root: Path, n: int, hpc_extra: str = "") -> float:
+    sweep = project(root, n, hpc_extra)
+    start = time.perf_counter()
+    run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", "slurm"], cwd=root)
+    elapsed = time.perf_counter() - start
+    out = run([sys.executable, "-m", "hsm_core", "status", "--json"], cwd=root).stdout
+    assert json.loads(out)["counts"]["completed"] == n, out
+    return elapsed
+
+
+def bench_submitit(root: Path, n: int) -> float | None:
+    try:
+        import submitit
+    except ImportError:
+        return None
+    executor = submitit.AutoExecutor(folder=str(root / "submitit"), cluster="slurm")
+    executor.update_parameters(timeout_min=10, slurm_array_parallelism=n)
+    start = time.perf_counter()
+    jobs = executor.map_array(square, range(n))
+    results = [j.result() for j in jobs]
+    elapsed = time.perf_counter() - start
+    assert results == [x * x for x in range(n)]
+    return elapsed
+
+
+def bench_big_submission(root: Path, n: int) -> tuple[float, float]:
+    """Seconds to submit n held tasks: hsm run --no-wait vs a bare sbatch --array."""
+    sweep = project(root / "hsm", n, '  extra_directives: ["--hold"]\n')
+    start = time.perf_counter()
+    run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", "slurm", "--no-wait"], cwd=root / "hsm")
+    hsm_s = time.perf_counter() - start
+    out_dir = root / "hsm" / "sweeps" / "outputs"
+    jobs = [json.loads(line)["job_id"] for d in out_dir.iterdir() for line in (d / "scripts/job_scripts/jobs.jsonl").read_text().splitlines()]
+    run(["scancel", *jobs])
+    bare = root / "bare.sh"
+    bare.write_text(f"#!/bin/bash\n#SBATCH --array=0-{n - 1}\n#SBATCH --hold\n#SBATCH --output=/dev/null\ntrue\n")
+    start = time.perf_counter()
+    job = run(["sbatch", "--parsable", str(bare)]).stdout.strip().split(";")[0]
+    bare_s = time.perf_counter() - start
+    run(["scancel", job])
+    return hsm_s, bare_s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", type=int, default=200)
+    ap.add_argument("--big", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=1, help="best of N for each tool")
+    args = ap.parse_args()
+    if not os.environ.get("SLURM_CONF"):
+        from hsm_core.testing.services import start_slurm
+
+        os.environ["SLURM_CONF"] = str(start_slurm().conf)
+    n = args.tasks
+    logging.getLogger("submitit").setLevel(logging.ERROR)  # it warns at every poll that sacct is off
+    hsm_packed = "hsm, tasks_per_element: 10"
+    results: dict[str, list[float]] = {
+        "hand-written sbatch --array": [], "hsm run --sources slurm": [], hsm_packed: [], "submitit map_array": [],
+    }
+    with tempfile.TemporaryDirectory(dir=os.environ.get("HSM_BENCH_DIR")) as tmp:
+        for i in range(args.repeat):
+            base = Path(tmp) / f"r{i}"
+            results["hand-written sbatch --array"].append(bench_hand_written(base / "hand", n))
+            results["hsm run --sources slurm"].append(bench_hsm(base / "hsm", n))
+            results[hsm_packed].append(bench_hsm(base / "hsm_packed", n, "  tasks_per_element: 10\n"))
+            s = bench_submitit(base / "submitit", n)
+            if s is not None:
+                results["submitit map_array"].append(s)
+        big = bench_big_submission(Path(tmp) / "big", args.big) if args.big else None
+    base_s = min(results["hand-written sbatch --array"])
+    print(f"Slurm, {n} trivial tasks (best of {args.repeat}; lower is better)")
+    print(f"{'tool':34s} {'seconds':>8s} {'vs hand-written':>16s}")
+    for name, times in results.items():
+        if times:
+            print(f"{name:34s} {min(times):8.2f} {min(times) / base_s:15.2f}x")
+    if results["submitit map_array"]:
+        sub = min(results["submitit map_array"])
+        print(f"vs submitit: hsm {min(results['hsm run --sources slurm']) / sub:.2f}x, packed {min(results[hsm_packed]) / sub:.2f}x")
+    if big:
+        print(f"Submission of {args.big:,} held tasks: hsm run --no-wait {big[0]:.2f}s (whole command), bare sbatch --array {big[1]:.2f}s")
+
+
+if __name__ == "__main__":
+    main()

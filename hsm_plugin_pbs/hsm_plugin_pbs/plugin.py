@@ -1,0 +1,37 @@
+"""Hook implementations. Cheap to import: the source itself loads only when a sweep uses it."""
+
+from __future__ import annotations
+
+import shutil
+
+from hsm_core.plugin import ComputeSourceRecord, hookimpl
+
+
+def qsub_available() -> bool:
+    """True when ``qsub`` is on PATH and is not Slurm's translation layer.
+
+    On a Slurm cluster ``qsub`` (slurm-wlm-torque) only forwards to ``sbatch``: ``--sources hpc``
+    then picks the slurm plugin, which talks to Slurm directly. ``--sources pbs`` still works there.
+    """
+    return shutil.which("qsub") is not None and shutil.which("sbatch") is None
+
+
+@hookimpl
+def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
+    from hsm_plugin_pbs.schema import PBS_SCHEMA
+
+    return [
+        ComputeSourceRecord(
+            name="pbs",
+            summary="PBS Pro / OpenPBS cluster: array jobs (qsub -J, PBS_ARRAY_INDEX, select=); system: torque switches to Torque",
+            factory="hsm_plugin_pbs.source:PbsSource",
+            config_schema=PBS_SCHEMA,
+            detect=qsub_available,
+        ),
+        ComputeSourceRecord(
+            name="torque",
+            summary="Torque cluster: array jobs (qsub -t, PBS_ARRAYID, nodes=N:ppn=M)",
+            factory="hsm_plugin_pbs.source:TorqueSource",
+            config_schema=PBS_SCHEMA,
+        ),
+    ]

@@ -1,0 +1,19 @@
+"""The options of the ``pbs`` and ``torque`` sources (``hpc:`` or ``hpc.clusters.NAME``)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hsm_core.batch import COMMON_SCHEMA
+
+PBS_SCHEMA: dict[str, Any] = copy.deepcopy(COMMON_SCHEMA)
+PBS_SCHEMA["properties"].update(
+    {
+        "qstat_args": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "extra qstat options for status polls (default: -x -t for PBS Pro, -t for Torque)",
+        },
+    }
+)

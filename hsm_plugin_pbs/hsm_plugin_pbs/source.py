@@ -1,0 +1,196 @@
+"""The ``pbs`` (PBS Pro / OpenPBS) and ``torque`` compute sources: qsub / qstat / qdel.
+
+The same code talks to Slurm's ``qsub``/``qstat``/``qdel`` front-ends (slurm-wlm-torque), which
+accept fewer options: a status query that the front-end refuses (``qstat -x -t``) is retried once
+with plain ``qstat -f`` and the plainer form is kept.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+from typing import Any, ClassVar, Mapping, Sequence
+
+from hsm_core.batch import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState
+from hsm_core.plugin import CommandResult, ConfigError, SourceContext
+from hsm_plugin_pbs.script import pbs_is_array, render_pbs_script
+
+#: PBS job_state letters (PBS Pro, Torque and Slurm's qstat front-end) -> generic queue states.
+PBS_STATES: dict[str, QueueState] = {
+    "Q": QueueState.PENDING,  # queued
+    "H": QueueState.PENDING,  # held
+    "W": QueueState.PENDING,  # waiting for its start time
+    "T": QueueState.PENDING,  # being moved to a new location
+    "M": QueueState.PENDING,  # moved to another server (PBS Pro)
+    "R": QueueState.RUNNING,
+    "B": QueueState.RUNNING,  # array job: at least one subjob has started (PBS Pro)
+    "E": QueueState.COMPLETING,  # exiting after having run
+    "S": QueueState.SUSPENDED,
+    "U": QueueState.SUSPENDED,  # suspended because the workstation is busy (PBS Pro)
+    "C": QueueState.ENDED,  # completed (Torque, Slurm's front-end: whatever the outcome)
+    "F": QueueState.ENDED,  # finished (PBS Pro, qstat -x)
+    "X": QueueState.ENDED,  # subjob finished (PBS Pro)
+}
+
+#: Exit_status values meaning "killed at the walltime limit" (JOB_EXEC_KILL_WALLTIME).
+WALLTIME_EXIT = {"pbs": "-29", "torque": "-11"}
+
+
+def map_pbs_state(letter: str, exit_status: str | None = None, flavour: str = "pbs") -> QueueState:
+    """Map a job_state letter (and, for a finished job, its Exit_status) to a QueueState."""
+    state = PBS_STATES.get(letter.strip().upper()[:1], QueueState.PENDING)
+    if state is QueueState.ENDED and exit_status is not None:
+        code = exit_status.strip()
+        if code == WALLTIME_EXIT.get(flavour):
+            return QueueState.TIMEOUT
+        if code == "0":
+            return QueueState.COMPLETED
+    return state
+
+
+def short_id(job_id: str) -> str:
+    """``123[4].server.domain`` -> ``123[4]`` (qstat prints the server part in several ways)."""
+    return job_id.split(".", 1)[0]
+
+
+_JOB_ID = re.compile(r"^(?P<job_id>\d+(?:\[\d*\])?(?:\.[\w.-]+)?)$")
+_BLOCK = re.compile(r"^Job Id:\s*(?P<id>\S+)", re.M)
+_ATTR = re.compile(r"^\s+(?P<key>[\w.]+)\s*=\s*(?P<value>.*)$")
+
+
+def parse_qstat_full(stdout: str, flavour: str = "pbs") -> dict[str, JobInfo]:
+    """``qstat -f`` output -> id -> JobInfo (keyed by the full and the short id)."""
+    out: dict[str, JobInfo] = {}
+    current: str | None = None
+    attrs: dict[str, str] = {}
+
+    def flush() -> None:
+        if current and "job_state" in attrs:
+            exit_status = attrs.get("exit_status") or attrs.get("Exit_status")
+            raw = attrs["job_state"] + (f" exit={exit_status}" if exit_status is not None else "")
+            info = JobInfo(map_pbs_state(attrs["job_state"], exit_status, flavour), raw, attrs.get("comment", ""))
+            out[current] = info
+            out.setdefault(short_id(current), info)
+
+    for line in stdout.splitlines():
+        m = _BLOCK.match(line)
+        if m:
+            flush()
+            current, attrs = m.group("id"), {}
+            continue
+        a = _ATTR.match(line)
+        if a and current:
+            attrs[a.group("key")] = a.group("value").strip()
+    flush()
+    return out
+
+
+class PbsSource(ArrayJobSource):
+    """Tasks as subjobs of PBS array jobs (``system: pbs`` = PBS Pro/OpenPBS, ``system: torque``)."""
+
+    scheduler_name = "PBS"
+    directive_prefix = "#PBS"
+    default_max_array_size = 10000  # PBS Pro's default max_array_size
+    #: The flavour when ``system:`` does not say.
+    default_flavour: ClassVar[str] = "pbs"
+
+    def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
+        super().__init__(name, options, context)
+        system = str(self.options.get("system") or self.default_flavour).lower()
+        self.flavour = system if system in ("pbs", "torque") else self.default_flavour
+        if system not in ("pbs", "torque", "auto", "hpc", "openpbs", "pbspro"):
+            raise ConfigError(f"system {system!r} is not PBS", key="system", hint="use pbs or torque")
+        if self.flavour == "torque":
+            self.scheduler_name = "Torque"
+        default_args = ["-x", "-t"] if self.flavour == "pbs" else ["-t"]
+        self.qstat_args = [str(a) for a in self.options.get("qstat_args", default_args)]
+
+    # -- submission
+    def render_script(self, job: ArrayJob) -> str:
+        return render_pbs_script(job, self.flavour)
+
+    def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
+        return ["qsub", script_name]
+
+    def parse_job_id(self, stdout: str) -> str:
+        lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+        m = _JOB_ID.match(lines[-1]) if lines else None
+        if not m:
+            raise ValueError(stdout)
+        return m.group("job_id")
+
+    def element_keys(self, job_id: str, index: int) -> list[str]:
+        if "[]" in job_id:
+            full = job_id.replace("[]", f"[{index}]", 1)
+            return [full, short_id(full)]
+        chunk = self._chunks.get(job_id)
+        if chunk is not None and not pbs_is_array(_sized(len(chunk.task_ids)), self.flavour):
+            return [job_id, short_id(job_id)]  # a one-task PBS Pro job is its own element
+        # Slurm's front-end names elements by numbers known only once they run.
+        return []
+
+    def status_keys(self, status: Mapping[str, Any]) -> list[str]:
+        job_id = status.get("job_id")
+        if job_id in (None, ""):
+            return []
+        return list(dict.fromkeys([str(job_id), short_id(str(job_id))]))
+
+    # -- status
+    def query(self, ids: Sequence[str]) -> dict[str, JobInfo]:
+        if not ids:
+            return {}
+        res = self._qstat(ids)
+        if res.returncode != 0 and self.qstat_args and _refused_options(res):
+            self.log(f"qstat refused {' '.join(self.qstat_args)}; polling with plain qstat -f")
+            self.qstat_args = []
+            res = self._qstat(ids)
+        found = parse_qstat_full(res.stdout, self.flavour)
+        if res.returncode != 0 and not found:
+            said = (res.stderr + res.stdout).lower()
+            # Only unknown (finished and purged) ids: an answer, not a failure.
+            if "unknown job" in said or not said.strip():
+                return {}
+            raise QueryFailed(f"qstat exit {res.returncode}: {(res.stderr or res.stdout).strip()[:300]}")
+        return found
+
+    def _qstat(self, ids: Sequence[str]) -> CommandResult:
+        return self.run(["qstat", "-f", *self.qstat_args, *ids], timeout=60)
+
+    def cancel_argv(self, ids: Sequence[str]) -> list[str]:
+        return ["qdel", *ids]
+
+    # -- commands
+    def health_argv(self) -> list[str]:
+        return ["qstat", "-Q"]
+
+    def queue_argv(self) -> list[str]:
+        return ["qstat", "-u", str(self.options.get("user") or getpass.getuser())]
+
+    def partitions(self) -> list[dict[str, str]]:
+        """Queues as ``qstat -Q`` lists them."""
+        res = self.run(["qstat", "-Q"], timeout=60)
+        rows = []
+        for line in res.stdout.splitlines():
+            parts = line.split()
+            if not parts or parts[0] in ("Queue",) or set(parts[0]) <= {"-"}:
+                continue
+            rows.append({"name": parts[0], "state": "enabled" if "yes" in (p.lower() for p in parts[1:]) else "?", "timelimit": "?"})
+        return rows
+
+
+class TorqueSource(PbsSource):
+    """``--sources torque``: PBS with Torque syntax whatever ``system:`` says."""
+
+    default_flavour = "torque"
+
+    def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
+        super().__init__(name, {**dict(options), "system": "torque"}, context)
+
+
+def _sized(n: int) -> ArrayJob:
+    return ArrayJob(name="x", size=n, list_file="", project_root="", runner=(), source="")
+
+
+def _refused_options(res: CommandResult) -> bool:
+    said = (res.stderr + res.stdout).lower()
+    return "unknown option" in said or "invalid option" in said or "usage:" in said

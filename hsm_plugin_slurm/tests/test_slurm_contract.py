@@ -1,0 +1,28 @@
+"""The Slurm source passes the contract every compute source passes, on the real local Slurm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hsm_core.plugin import SourceContext
+from hsm_core.testing import ComputeSourceContract, fresh_registry
+from hsm_plugin_slurm.source import SlurmSource
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_env")
+class TestSlurmSource(ComputeSourceContract):
+    timeout = 90.0
+
+    def make_source(self, context: SourceContext, tmp_path: Path) -> SlurmSource:
+        return SlurmSource("slurm", {"default_walltime": "00:10:00"}, context)
+
+
+def test_the_entry_point_registers_the_source() -> None:
+    registry = fresh_registry(entry_points=True)
+    record = registry.get("compute_source", "slurm")
+    assert record.distribution == "hsm-plugin-slurm"
+    assert record.load() is SlurmSource
+    assert record.config_schema["properties"]["array_parallelism"]["minimum"] == 1

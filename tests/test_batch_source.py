@@ -1,0 +1,163 @@
+"""ArrayJobSource's own logic with a scheduler made of plain commands: the queue is a dict the test
+controls, jobs "run" by calling the real task runner. Covers what a healthy Slurm never shows:
+failed status queries, the query backoff, elements that vanish, submissions without a job id."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+import hsm_core.batch as batch
+from hsm_core import runner
+from hsm_core.batch import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState
+from hsm_core.plugin import HsmError, TaskState
+from hsm_core.testing import make_sweep, read_task_status
+
+
+class DictScheduler(ArrayJobSource):
+    """Submits with ``echo``; the queue is ``self.queue``; ``fail_queries`` makes queries fail."""
+
+    scheduler_name = "Dict"
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.queue: dict[str, JobInfo] = {}
+        self.fail_queries = 0
+        self.queries = 0
+        self.submit_output = "77"
+
+    def render_script(self, job: ArrayJob) -> str:
+        return f"#!/bin/sh\n# {job.size} tasks\n"
+
+    def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
+        return [sys.executable, "-c", f"print({self.submit_output!r})"]
+
+    def parse_job_id(self, stdout: str) -> str:
+        if not stdout.strip().isdigit():
+            raise ValueError(stdout)
+        return stdout.strip()
+
+    def element_keys(self, job_id: str, index: int) -> list[str]:
+        return [f"{job_id}_{index}"]
+
+    def query(self, ids: Sequence[str]) -> dict[str, JobInfo]:
+        self.queries += 1
+        if self.fail_queries:
+            self.fail_queries -= 1
+            raise QueryFailed("controller not answering")
+        return dict(self.queue)
+
+    def cancel_argv(self, ids: Sequence[str]) -> list[str]:
+        return ["true"]
+
+
+def _setup(tmp_path: Path, n: int = 2, **options):
+    sweep, specs, ctx = make_sweep(tmp_path / "p", [{"x": i} for i in range(n)])
+    src = DictScheduler("dict", options, ctx)
+    return sweep, specs, src
+
+
+def _run_element(src: DictScheduler, index: int) -> None:
+    """What the job script does for array element ``index``."""
+    lst = next(src.job_dir.glob("*.list"))
+    assert runner.main(["--list", str(lst), "--index", str(index), "--source", src.name]) in (0, 1)
+
+
+def test_launch_writes_list_script_and_submitted_statuses(tmp_path: Path) -> None:
+    _, specs, src = _setup(tmp_path, 3)
+    src.launch(specs)
+    assert (src.job_dir / "dict_001.sh").read_text().startswith("#!/bin/sh")
+    assert (src.job_dir / "dict_001.list").read_text().split() == [f"../../tasks/task_00{i}" for i in (1, 2, 3)]
+    for i, spec in enumerate(specs):
+        st = read_task_status(spec)
+        assert st["state"] == "submitted" and st["job_id"] == f"77_{i}" and st["array_job_id"] == "77"
+
+
+def test_no_job_id_no_submitted_status(tmp_path: Path) -> None:
+    _, specs, src = _setup(tmp_path)
+    src.submit_output = "queued, maybe"
+    with pytest.raises(HsmError, match="printed no job id"):
+        src.launch(specs)
+    assert all(read_task_status(s).get("state") != "submitted" for s in specs)
+
+
+def test_query_backoff_is_0_2_4_8_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, specs, src = _setup(tmp_path, poll_interval_max=10)
+    now = [1000.0]
+    monkeypatch.setattr(batch.time, "monotonic", lambda: now[0])
+    src.launch(specs)
+    src.queue = {f"77_{i}": JobInfo(QueueState.PENDING, "PENDING") for i in range(2)}
+    asked_at = []
+    for _ in range(400):  # 40 s in steps of 0.1 s
+        before = src.queries
+        src.poll()
+        if src.queries > before:
+            asked_at.append(round(now[0] - 1000.0, 1))
+        now[0] += 0.1
+    gaps = [round(b - a) for a, b in zip(asked_at, asked_at[1:])]
+    assert asked_at[0] == 0.0
+    assert gaps[:5] == [2, 4, 8, 10, 10]  # capped by poll_interval_max
+
+
+def test_a_failed_query_is_tolerated_and_files_still_tell(tmp_path: Path) -> None:
+    _, specs, src = _setup(tmp_path, 1)
+    src.launch(specs)
+    src.fail_queries = 100
+    _run_element(src, 0)
+    updates = src.poll()
+    assert [(u.task_id, u.state) for u in updates] == [(specs[0].task_id, TaskState.COMPLETED)]
+    assert "status query failed" in (specs[0].sweep_dir / "logs" / "sources" / "dict.log").read_text()
+    assert src.health().healthy is True
+
+
+def test_an_element_that_vanishes_mid_run_is_lost_after_a_second_look(tmp_path: Path) -> None:
+    _, specs, src = _setup(tmp_path, 1)
+    src.launch(specs)
+    status = read_task_status(specs[0])
+    status["state"] = "running"  # the runner started, then its node went away
+    from hsm_core.state import write_status
+
+    write_status(specs[0].task_dir, status)
+    src.queue = {}
+    src._next_query = 0.0
+    assert src.poll() == []  # gone from the queue: look once more before deciding
+    src._next_query = 0.0
+    assert [u.state for u in src.poll()] == [TaskState.LOST]
+    written = read_task_status(specs[0])
+    assert written["state"] == "lost" and "without a final status" in written["message"]
+
+
+def test_timeout_reported_by_the_scheduler_wins_over_the_runner_s_preempted(tmp_path: Path) -> None:
+    _, specs, src = _setup(tmp_path, 1)
+    src.launch(specs)
+    st = read_task_status(specs[0])
+    st.update(state="preempted", signal_received="SIGTERM", exit_code=-15)
+    from hsm_core.state import write_status
+
+    write_status(specs[0].task_dir, st)
+    src.queue = {"77_0": JobInfo(QueueState.TIMEOUT, "TIMEOUT")}
+    for _ in range(2):
+        src._next_query = 0.0
+        updates = src.poll()
+    assert [u.state for u in updates] == [TaskState.TIMEOUT]
+    written = read_task_status(specs[0])
+    assert written["state"] == "timeout" and written["scheduler_state"] == "TIMEOUT"
+    assert written["exit_code"] == -15  # what the runner saw is kept
+
+
+def test_packed_elements_run_their_tasks_in_turn(tmp_path: Path) -> None:
+    _, specs, src = _setup(tmp_path, 5, tasks_per_element=2)
+    src.launch(specs)
+    assert [read_task_status(s)["job_id"] for s in specs] == ["77_0", "77_0", "77_1", "77_1", "77_2"]
+    src.queue = {"77_0": JobInfo(QueueState.RUNNING, "RUNNING"), "77_1": JobInfo(QueueState.PENDING, "PENDING"),
+                 "77_2": JobInfo(QueueState.PENDING, "PENDING")}
+    lst = next(src.job_dir.glob("*.list"))
+    assert runner.main(["--list", str(lst), "--index", "1", "--count", "2", "--source", "dict"]) == 0
+    assert [read_task_status(s)["state"] for s in specs] == ["submitted", "submitted", "completed", "completed", "submitted"]
+    updates = {u.task_id: u.state for u in src.poll()}
+    assert updates[specs[2].task_id] == TaskState.COMPLETED and updates[specs[3].task_id] == TaskState.COMPLETED
+    # Waiting for its turn in a running element is not "running".
+    assert updates.get(specs[0].task_id, TaskState.SUBMITTED) == TaskState.SUBMITTED
