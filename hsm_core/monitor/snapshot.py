@@ -26,22 +26,31 @@ FAILED_STATES = ("failed", "timeout", "lost", "preempted")
 STOPPED_STATES = ("interrupted", "cancelled")
 
 
+_FINISHED = frozenset(s.value for s in TaskState if s.finished)
+_ACTIVE = frozenset(s.value for s in TaskState if s.active)
+#: Waiting tasks probed per refresh for a start the index does not show yet. Tasks are launched
+#: in index order, so the first few waiting ones are those that may have started; probing all of
+#: a 100,000-task sweep every 5 s would cost a stat each.
+PENDING_PROBE = 512
+
+
 def _finished(state: str) -> bool:
-    try:
-        return TaskState(state).finished
-    except ValueError:
-        return False
+    return state in _FINISHED
 
 
 def _active(state: str) -> bool:
-    try:
-        return TaskState(state).active
-    except ValueError:
-        return False
+    return state in _ACTIVE
 
 
 class RecordCache:
-    """Keeps a sweep's index in memory and reloads it only when ``task_index.json`` changed."""
+    """Keeps a sweep's index in memory and reloads it only when ``task_index.json`` changed.
+
+    On every :meth:`load`, the ``status.yaml`` of each task the index calls queued or running is
+    read again, and that of any other unfinished task whose ``status.yaml`` is newer than the
+    index: that catches tasks that started or ended since the engine's last index save (one
+    ``stat`` per unfinished task, a read only for the few that are active or changed). An older
+    ``status.yaml`` (a failed attempt of a task queued again) is left alone.
+    """
 
     def __init__(self, sweep: SweepDir) -> None:
         self.sweep = sweep
@@ -56,15 +65,31 @@ class RecordCache:
         return (st.st_mtime_ns, st.st_size)
 
     def load(self) -> dict[str, TaskRecord]:
-        """The records, with running/queued tasks brought up to date from their ``status.yaml``."""
+        """The records, with tasks changed since the last index save brought up to date."""
         stamp = self._index_stamp()
         if stamp is None or stamp != self._stamp:
             # No index yet: load_index rebuilds it from the task dirs (once).
             self._records = self.sweep.records(refresh=False)
             self._stamp = self._index_stamp()
+        index_mtime = self._stamp[0] if self._stamp else 0
+        probes = 0
         for rec in self._records.values():
-            if _active(rec.state):
-                status = read_status(self.sweep.task_dir(rec.index))
+            if rec.state in _FINISHED:
+                continue
+            d = self.sweep.record_dir(rec)
+            # Queued/running in the index: the engine may not have saved its end (or, for
+            # "submitted", its start) yet. Others: only when the file changed after the index.
+            changed = rec.state in _ACTIVE
+            if not changed:
+                probes += 1
+                if probes > PENDING_PROBE:
+                    continue
+                try:
+                    changed = os.stat(d / "status.yaml").st_mtime_ns >= index_mtime
+                except OSError:
+                    continue
+            if changed:
+                status = read_status(d)
                 if status and status.get("state") and status.get("state") != rec.state:
                     rec.update_from_status(status)
         return self._records
@@ -331,7 +356,7 @@ def has_active_tasks(sweep: SweepDir) -> bool:
     for rec in sweep.records(refresh=False).values():
         if _finished(rec.state):
             continue
-        d = sweep.task_dir(rec.index)
+        d = sweep.record_dir(rec)
         status = reconcile_status(d, read_status(d))
         if status and _active(str(status.get("state"))):
             return True

@@ -1,0 +1,57 @@
+"""``hsm export SWEEP_ID --format csv|json`` and ``hsm report SWEEP_ID [--metric NAME]``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("export")
+@click.argument("sweep_id")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@click.option("--project-dir", type=click.Path(file_okay=False))
+def export_command(sweep_id: str, fmt: str, output: str | None, project_dir: str | None) -> None:
+    """One row per task of SWEEP_ID: id, parameters, status, source, duration, exit code, metrics."""
+    from hsm_core.atomic import atomic_write_text
+    from hsm_core.cli.status_cmd import output_dir
+    from hsm_core.monitor.export import export_text
+    from hsm_core.state import SweepDir
+
+    sweep = SweepDir.locate(output_dir(project_dir), sweep_id)
+    text = export_text(sweep, sweep.records().values(), fmt)
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(output)
+    if path.parent and not path.parent.is_dir():
+        from hsm_core.plugin import HsmError
+
+        raise HsmError(f"cannot write {output}: directory {path.parent} does not exist", hint="create it first or choose another --output")
+    atomic_write_text(path, text, fsync=False)
+    rows = max(0, text.count("\n") - 1) if fmt == "csv" else None
+    click.echo(f"Wrote {output}" + (f" ({rows} task rows)" if rows is not None else ""), err=True)
+
+
+@click.command("report")
+@click.argument("sweep_id")
+@click.option("--metric", help="Metric to plot against each parameter (default: the first one found).")
+@click.option("--project-dir", type=click.Path(file_okay=False))
+def report_command(sweep_id: str, metric: str | None, project_dir: str | None) -> None:
+    """Write reports/completion_report.html (and error_analysis.html, performance_analysis.yaml)."""
+    from hsm_core.cli.status_cmd import output_dir
+    from hsm_core.monitor.report import build_reports
+    from hsm_core.state import SweepDir
+
+    sweep = SweepDir.locate(output_dir(project_dir), sweep_id)
+    for path in build_reports(sweep, metric=metric, records=sweep.records()):
+        click.echo(f"Wrote {path}")
+
+
+def register(cli: click.Group) -> None:
+    """Add export and report."""
+    cli.add_command(export_command)
+    cli.add_command(report_command)

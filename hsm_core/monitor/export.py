@@ -1,0 +1,146 @@
+"""``hsm export``: one row per task with its parameters, status and metrics.
+
+Columns: ``task`` (task_001), ``id``, one column per parameter (union over tasks, in the order
+they first appear), ``status``, ``source``, ``duration``, ``exit_code``, then one column per metric
+(``metrics.json`` flattened with dots: ``{"val": {"loss": 1}}`` gives ``val.loss``). A parameter
+or metric whose name clashes with a fixed column or an earlier column gets a ``param.`` /
+``metric.`` prefix, so no value is ever hidden.
+
+Task facts come from the index; only ``metrics.json`` is read per task (and only for tasks that
+started), so exporting 10,000 tasks takes a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from hsm_core.state import SweepDir, TaskRecord
+
+FIXED_HEAD = ("task", "id")
+FIXED_TAIL = ("status", "source", "duration", "exit_code")
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": 2}`` -> ``{"a.b": 1, "c": 2}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def read_metrics(task_dir: Path) -> dict[str, Any]:
+    """The task's ``metrics.json`` flattened; {} when missing, unreadable or not an object."""
+    try:
+        with open(Path(task_dir) / "metrics.json", "rb") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return flatten(data) if isinstance(data, dict) else {}
+
+
+@dataclass
+class Table:
+    """The export of a sweep: column names and rows (dicts keyed by column)."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    param_columns: dict[str, str]  #: parameter name -> its column
+    metric_columns: dict[str, str]  #: metric name -> its column
+
+
+def _ordered_union(dicts: Iterable[Mapping[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for d in dicts:
+        for k in d:
+            if k not in seen:
+                seen[k] = None
+    return list(seen)
+
+
+def build_table(sweep: SweepDir, records: Iterable[TaskRecord], *, metrics: bool = True) -> Table:
+    """The rows of ``records`` (sorted by task index) with their metrics read from disk."""
+    recs = sorted(records, key=lambda r: r.index)
+    per_task_metrics = [
+        read_metrics(sweep.record_dir(r)) if metrics and r.state != "pending" else {} for r in recs
+    ]
+    params = _ordered_union(r.params for r in recs)
+    metric_names = _ordered_union(per_task_metrics)
+    taken = set(FIXED_HEAD) | set(FIXED_TAIL)
+    param_columns: dict[str, str] = {}
+    for p in params:
+        col = p if p not in taken else f"param.{p}"
+        param_columns[p] = col
+        taken.add(col)
+    metric_columns: dict[str, str] = {}
+    for m in metric_names:
+        col = m if m not in taken else f"metric.{m}"
+        while col in taken:
+            col = f"metric.{col}"
+        metric_columns[m] = col
+        taken.add(col)
+    columns = [*FIXED_HEAD, *param_columns.values(), *FIXED_TAIL, *metric_columns.values()]
+    rows = []
+    for rec, found in zip(recs, per_task_metrics):
+        row: dict[str, Any] = {"task": rec.name, "id": rec.task_id}
+        for p, col in param_columns.items():
+            row[col] = rec.params.get(p)
+        row.update(status=rec.state, source=rec.source, duration=rec.duration, exit_code=rec.exit_code)
+        for m, col in metric_columns.items():
+            row[col] = found.get(m)
+        rows.append(row)
+    return Table(columns, rows, param_columns, metric_columns)
+
+
+def _json_safe(value: Any) -> Any:
+    # JSON has no NaN/Infinity: a diverged loss becomes null rather than an invalid file.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def to_csv(table: Table) -> str:
+    """The table as CSV text (header row first; empty cell for a missing value)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(table.columns)
+    for row in table.rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in table.columns])
+    return buf.getvalue()
+
+
+def to_json(table: Table) -> str:
+    """The table as a JSON list of objects, one per task, keys in column order."""
+    rows = [{c: _json_safe(row.get(c)) for c in table.columns} for row in table.rows]
+    return json.dumps(rows, indent=1, default=str, allow_nan=False) + "\n"
+
+
+def export_text(sweep: SweepDir, records: Iterable[TaskRecord], fmt: str) -> str:
+    """The export of a sweep in ``fmt`` (csv or json)."""
+    table = build_table(sweep, records)
+    return to_csv(table) if fmt == "csv" else to_json(table)
