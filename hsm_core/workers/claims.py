@@ -1,0 +1,564 @@
+"""Claims: one lock file per run, created atomically, refreshed by a heartbeat, taken over once.
+
+Protocol (all on the sweep's ``.locks/`` directory, which may be on NFS v3+):
+
+* **Claim**: ``open(.locks/<run_id>.lock, O_CREAT | O_EXCL)``. Exactly one creator succeeds; it
+  writes JSON naming itself (host, pid, cluster, scheduler job, a random token, start time,
+  heartbeat).
+* **Heartbeat**: the holder checks the file still carries its token, then rewrites it atomically
+  (temp file + rename) every few seconds. Finding another token (or no file) means the claim was
+  taken over: the holder must stop its task without writing anything more.
+* **Verdict** on someone else's lock: *dead* when its process is provably gone (same machine and
+  the pid is not that process any more, or an earlier incarnation of this very Slurm job, which
+  Slurm only requeues after killing it); *stale* when its file was not rewritten for
+  ``stale_timeout`` seconds. Ages use the file's mtime against the *filesystem's* clock (measured
+  by writing a probe file), never only the time written inside the file: a holder whose clock is
+  ahead cannot make its lock look fresh forever, and client/server clock skew on NFS cancels out.
+* **Takeover** (dead or stale): a taker first creates the run's takeover mutex
+  (``.locks/.<run_id>.takeover``, ``O_EXCL``; one left by a dead taker is cleared the same way
+  as a lock), judges the lock again, renames it to a unique tombstone name (``rename`` is atomic)
+  and checks the tombstone is the very file it judged (inode and mtime): if the holder rewrote it
+  in between (it was slow, not dead), the fresh lock is put back with ``link`` (which never
+  overwrites). Only then does the taker ``O_EXCL``-create its own lock, delete the tombstone and
+  leave the mutex. The mutex matters: without it a slow taker that judged the old lock could move
+  aside the fresh lock a faster taker had just created, and both would run the task.
+* **Release**: the same rename-verify step, so a holder never deletes a lock that is not its own.
+
+Stdlib only: this module runs inside every worker.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+LOCK_SUFFIX = ".lock"
+TOMB_MARK = ".lock.tomb-"
+MUTEX_SUFFIX = ".takeover"
+#: Seconds a measured filesystem clock offset stays valid.
+_CLOCK_TTL = 60.0
+
+
+# --------------------------------------------------------------------------------------------
+# Who we are
+# --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def machine_id() -> str:
+    """Identifies this OS instance and pid namespace: ``host|boot id|pid namespace``.
+
+    Two processes with the same machine id can check each other's pids; containers sharing a
+    host name and kernel but not a pid namespace get different ids.
+    """
+    host = socket.gethostname()
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = "?"
+    try:
+        pidns = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        pidns = "?"
+    return f"{host}|{boot}|{pidns}"
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state letter, start ticks) of a process, or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0], fields[19]
+
+
+def process_start(pid: int) -> str | None:
+    """Start time (clock ticks since boot) of a live process: with the pid, it names the process."""
+    st = _proc_stat(pid)
+    return st[1] if st else None
+
+
+def process_alive(pid: int, start: str | None) -> bool:
+    """True when ``pid`` is still the process that started at ``start`` and is not a zombie."""
+    st = _proc_stat(pid)
+    if st is None:
+        if not Path("/proc/self/stat").exists():  # no /proc (not Linux): fall back to kill(0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        return False
+    state, ticks = st
+    if state in ("Z", "X"):
+        return False
+    return start is None or ticks == str(start)
+
+
+def processes_of(task_dir: Path) -> list[tuple[int, str | None]]:
+    """Live processes on this machine running in ``task_dir`` (``HSM_TASK_DIR`` in their
+    environment): (pid, start ticks). Finds a task whose worker died before recording its pid."""
+    target = f"HSM_TASK_DIR={Path(task_dir).resolve()}".encode()
+    found: list[tuple[int, str | None]] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    me = os.getpid()
+    for name in entries:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                env = fh.read()
+        except OSError:
+            continue
+        if target in env.split(b"\0"):
+            pid = int(name)
+            start = process_start(pid)
+            if start is not None and process_alive(pid, start):
+                found.append((pid, start))
+    return found
+
+
+def scheduler_job(env: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """The scheduler job this process runs in: ``{"key": ..., "restart": N}``, or None.
+
+    The key names the array element (``SLURM_ARRAY_JOB_ID_SLURM_ARRAY_TASK_ID``) or the job; the
+    restart count (``SLURM_RESTART_COUNT``) grows each time Slurm requeues it.
+    """
+    env = os.environ if env is None else env
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        key = f"slurm:{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    elif env.get("SLURM_JOB_ID"):
+        key = f"slurm:{env['SLURM_JOB_ID']}"
+    elif env.get("PBS_JOBID"):
+        return {"key": f"pbs:{env['PBS_JOBID']}", "restart": None}
+    else:
+        return None
+    try:
+        restart = int(env.get("SLURM_RESTART_COUNT") or 0)
+    except ValueError:
+        restart = 0
+    # A worker started in the background of a job step has its own step/proc ids: keep them apart.
+    step = env.get("SLURM_STEP_ID", "")
+    proc = env.get("SLURM_PROCID", "")
+    return {"key": key, "restart": restart, "step": f"{step}.{proc}"}
+
+
+def identity(cluster: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What a lock says about its holder (without token and times)."""
+    pid = os.getpid()
+    return {
+        "host": socket.gethostname(),
+        "machine": machine_id(),
+        "pid": pid,
+        "pid_start": process_start(pid),
+        "cluster": cluster,
+        "job": scheduler_job(env),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    """A lock this process holds."""
+
+    run_id: str
+    path: Path
+    token: str
+    info: dict[str, Any]
+    ino: int = 0
+    #: Set by the heartbeat when another worker took the lock over.
+    lost: bool = False
+    #: True when this claim replaced a dead or stale one (its worker may have left a process).
+    taken_over: bool = False
+
+
+@dataclass
+class LockView:
+    """Someone's lock as seen now."""
+
+    run_id: str
+    path: Path
+    holder: dict[str, Any] | None  #: the JSON content (None: empty or unreadable)
+    ino: int
+    mtime_ns: int
+    age: float  #: seconds since the last rewrite, on the filesystem's clock
+    verdict: str  #: "live", "stale", "dead" or "mine"
+    reason: str = ""
+
+    @property
+    def takeable(self) -> bool:
+        """True when the lock may be taken over."""
+        return self.verdict in ("stale", "dead")
+
+
+@dataclass
+class ClaimStore:
+    """The locks of one sweep (``<sweep>/.locks``) as seen by one worker."""
+
+    locks_dir: Path
+    cluster: str = "local"
+    stale_timeout: float = 300.0
+    me: dict[str, Any] = field(default_factory=dict)
+    _offset: float = 0.0
+    _offset_at: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        self.locks_dir = Path(self.locks_dir)
+        if not self.me:
+            self.me = identity(self.cluster)
+
+    # -- paths ---------------------------------------------------------------------------------
+    def lock_path(self, run_id: str) -> Path:
+        """``.locks/<run_id>.lock``."""
+        if "/" in run_id or run_id.startswith("."):
+            raise ValueError(f"bad run id {run_id!r}")
+        return self.locks_dir / f"{run_id}{LOCK_SUFFIX}"
+
+    def _tomb(self, run_id: str) -> Path:
+        return self.locks_dir / f"{run_id}{TOMB_MARK}{self.me['pid']}-{uuid.uuid4().hex[:12]}"
+
+    # -- the filesystem's clock ----------------------------------------------------------------
+    def fs_now(self) -> float:
+        """The current time on the filesystem holding the locks (its mtimes use this clock)."""
+        now = time.time()
+        # Measure again after the TTL, and at once when our clock went backwards (an NTP step):
+        # the old offset would make every lock look younger by the step and none ever stale.
+        if not 0.0 <= now - self._offset_at <= _CLOCK_TTL:
+            self._measure_clock()
+        return time.time() + self._offset
+
+    def _measure_clock(self) -> None:
+        probe = self.locks_dir / f".clock-{self.me['pid']}-{uuid.uuid4().hex[:8]}"
+        before = time.time()
+        try:
+            fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.close(fd)
+            mtime = os.stat(probe).st_mtime
+        except OSError:
+            return
+        finally:
+            try:
+                os.unlink(probe)
+            except OSError:
+                pass
+        after = time.time()
+        self._note_mtime(mtime, (before + after) / 2)
+
+    def _note_mtime(self, mtime: float, local: float) -> None:
+        self._offset = mtime - local
+        self._offset_at = local
+
+    # -- reading -------------------------------------------------------------------------------
+    def inspect(self, run_id: str) -> LockView | None:
+        """The lock of ``run_id`` with a verdict, or None when there is none."""
+        path = self.lock_path(run_id)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        holder = _read_json(path)
+        age = self.fs_now() - st.st_mtime
+        verdict, reason = self._verdict(holder, age)
+        return LockView(run_id, path, holder, st.st_ino, st.st_mtime_ns, age, verdict, reason)
+
+    def _verdict(self, holder: dict[str, Any] | None, age: float) -> tuple[str, str]:
+        if holder:
+            if holder.get("machine") == self.me["machine"]:
+                pid = holder.get("pid")
+                if pid == self.me["pid"]:
+                    return "mine", ""
+                if isinstance(pid, int) and not process_alive(pid, holder.get("pid_start")):
+                    return "dead", f"process {pid} on {holder.get('host')} is gone"
+            mine, theirs = self.me.get("job"), holder.get("job")
+            if (
+                mine
+                and theirs
+                and mine.get("key") == theirs.get("key")
+                and mine.get("step") == theirs.get("step")
+                and isinstance(theirs.get("restart"), int)
+                and isinstance(mine.get("restart"), int)
+                and theirs["restart"] < mine["restart"]
+            ):
+                # Slurm requeues a job only after killing it: an earlier run of our own job is dead.
+                return "dead", f"earlier run of job {theirs['key']} (restart {theirs['restart']})"
+        if age > self.stale_timeout:
+            return "stale", f"no heartbeat for {age:.0f}s (timeout {self.stale_timeout:g}s)"
+        return "live", ""
+
+    def locks(self) -> dict[str, LockView]:
+        """Every lock in the directory, by run id."""
+        out: dict[str, LockView] = {}
+        for run_id in self.locked_ids():
+            view = self.inspect(run_id)
+            if view is not None:
+                out[run_id] = view
+        return out
+
+    def locked_ids(self) -> set[str]:
+        """Run ids that have a lock file (one directory listing, no reads)."""
+        try:
+            names = os.listdir(self.locks_dir)
+        except FileNotFoundError:
+            return set()
+        return {n[: -len(LOCK_SUFFIX)] for n in names if n.endswith(LOCK_SUFFIX) and not n.startswith(".")}
+
+    # -- claiming ------------------------------------------------------------------------------
+    def acquire(self, run_id: str) -> Claim | None:
+        """Claim ``run_id``: create its lock, or take over a dead or stale one. None when held."""
+        path = self.lock_path(run_id)
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            claim = self._create(run_id, path)
+            if claim is not None:
+                return claim
+            view = self.inspect(run_id)
+            if view is None:
+                continue  # released between our create and our look: try again
+            if not view.takeable:
+                return None
+            return self._take_over(run_id, path)
+        return None
+
+    def _take_over(self, run_id: str, path: Path) -> Claim | None:
+        """Replace a dead or stale lock by ours; exactly one of several racing takers succeeds."""
+        # Takers serialise on a per-run mutex, and judge the lock again while holding it. Without
+        # it, a slow taker could move aside the *fresh* lock a faster taker had just created.
+        mutex = self._enter(run_id)
+        if mutex is None:
+            return None  # another worker is taking it over right now
+        try:
+            view = self.inspect(run_id)
+            if view is None:
+                return self._create(run_id, path)
+            if not view.takeable:
+                return None
+            tomb = self._move_aside(view)
+            if tomb is None:
+                return None
+            try:
+                claim = self._create(run_id, path)
+            finally:
+                _unlink(tomb)
+            if claim is not None:
+                claim.taken_over = True
+            return claim
+        finally:
+            _unlink(mutex)
+
+    def _mutex_path(self, run_id: str) -> Path:
+        return self.locks_dir / f".{run_id}{MUTEX_SUFFIX}"
+
+    def _enter(self, run_id: str) -> Path | None:
+        """Create the takeover mutex of ``run_id`` (clearing one left by a dead taker)."""
+        mpath = self._mutex_path(run_id)
+        for attempt in range(2):
+            try:
+                fd = os.open(mpath, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if attempt:
+                    return None
+                try:
+                    st = os.stat(mpath)
+                except FileNotFoundError:
+                    continue
+                verdict, _ = self._verdict(_read_json(mpath), self.fs_now() - st.st_mtime)
+                if verdict not in ("stale", "dead"):
+                    return None
+                stale = LockView(run_id, mpath, None, st.st_ino, st.st_mtime_ns, 0.0, verdict)
+                tomb = self._move_aside(stale)
+                if tomb is None:
+                    return None
+                _unlink(tomb)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.me, fh)
+            return mpath
+        return None
+
+    def _create(self, run_id: str, path: Path) -> Claim | None:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return None
+        token = uuid.uuid4().hex
+        now = time.time()
+        info = dict(self.me)
+        info.update(
+            run_id=run_id,
+            token=token,
+            start_time=_iso(now),
+            start_epoch=round(now, 3),
+            heartbeat=round(now, 3),
+            heartbeat_time=_iso(now),
+            beats=0,
+        )
+        try:
+            # No fsync: O_EXCL already made the claim; a lock emptied by a crash ages out by mtime.
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(info, fh)
+        except BaseException:
+            _unlink(path)
+            raise
+        st = os.stat(path)
+        self._note_mtime(st.st_mtime, time.time())
+        return Claim(run_id, path, token, info, st.st_ino)
+
+    def _move_aside(self, view: LockView) -> Path | None:
+        """Rename the judged lock to a tombstone. Returns the tombstone, or None if we lost the race
+        or moved a different (fresh) lock, which is then put back."""
+        tomb = self._tomb(view.run_id)
+        try:
+            os.rename(view.path, tomb)
+        except FileNotFoundError:
+            return None  # another taker moved it first
+        try:
+            st = os.stat(tomb)
+        except FileNotFoundError:
+            return None
+        if (st.st_ino, st.st_mtime_ns) == (view.ino, view.mtime_ns):
+            return tomb
+        # Not the file we judged: its holder rewrote it meanwhile. Put it back unless the path
+        # was claimed again already (link never overwrites); its holder then notices the loss.
+        try:
+            os.link(tomb, view.path)
+        except OSError:
+            pass
+        _unlink(tomb)
+        return None
+
+    def clear(self, run_id: str) -> bool:
+        """Remove a dead or stale lock (of a task that is finished anyway). True if removed."""
+        view = self.inspect(run_id)
+        if view is None or not view.takeable:
+            return False
+        mutex = self._enter(run_id)
+        if mutex is None:
+            return False
+        try:
+            view = self.inspect(run_id)
+            if view is None or not view.takeable:
+                return False
+            tomb = self._move_aside(view)
+            if tomb is None:
+                return False
+            _unlink(tomb)
+            return True
+        finally:
+            _unlink(mutex)
+
+    # -- holding -------------------------------------------------------------------------------
+    def owns(self, claim: Claim) -> bool:
+        """True when the lock file still carries this claim's token."""
+        for attempt in range(2):
+            holder = _read_json(claim.path)
+            if holder is not None:
+                return holder.get("token") == claim.token
+            if attempt == 0:
+                # Missing or unreadable for a moment: a taker may be putting back a lock it
+                # moved by mistake (see _move_aside). Look once more before calling it lost.
+                time.sleep(0.05)
+        return False
+
+    def refresh(self, claim: Claim) -> bool:
+        """Heartbeat: rewrite the lock with a new time if it is still ours. False when lost."""
+        if claim.lost or not self.owns(claim):
+            claim.lost = True
+            return False
+        now = time.time()
+        claim.info["heartbeat"] = round(now, 3)
+        claim.info["heartbeat_time"] = _iso(now)
+        claim.info["beats"] = int(claim.info.get("beats", 0)) + 1
+        tmp = self.locks_dir / f".{claim.run_id}.{claim.token[:8]}.{uuid.uuid4().hex[:6]}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(claim.info, fh)
+            os.replace(tmp, claim.path)
+            st = os.stat(claim.path)
+        except OSError:
+            _unlink(tmp)
+            return True  # a failed heartbeat is not a lost claim; the next one may succeed
+        claim.ino = st.st_ino
+        self._note_mtime(st.st_mtime, time.time())
+        return True
+
+    def release(self, claim: Claim) -> bool:
+        """Delete our lock (never someone else's). True if it was ours."""
+        view_path = claim.path
+        tomb = self._tomb(claim.run_id)
+        try:
+            os.rename(view_path, tomb)
+        except FileNotFoundError:
+            return False
+        holder = _read_json(tomb)
+        if holder is not None and holder.get("token") == claim.token:
+            _unlink(tomb)
+            return True
+        try:
+            os.link(tomb, view_path)  # someone else's: put it back
+        except OSError:
+            pass
+        _unlink(tomb)
+        return False
+
+    # -- housekeeping --------------------------------------------------------------------------
+    def sweep_leftovers(self, older_than: float | None = None) -> int:
+        """Delete tombstones, temp and probe files left by killed workers. Returns the count."""
+        limit = self.stale_timeout if older_than is None else older_than
+        now = self.fs_now()
+        removed = 0
+        try:
+            entries = list(os.scandir(self.locks_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            name = entry.name
+            if not (TOMB_MARK in name or name.endswith((".tmp", MUTEX_SUFFIX)) or name.startswith(".clock-")):
+                continue
+            try:
+                if now - entry.stat().st_mtime > limit:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                pass
+        return removed
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def _iso(epoch: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")

@@ -1,0 +1,284 @@
+"""Running one claimed task: heartbeat, signals, an earlier attempt still running, the core runner.
+
+The task runs under the core runner (:func:`hsm_core.runner.start_task` /
+:func:`~hsm_core.runner.finish_task`, the pieces :func:`~hsm_core.runner.run_blocking` is made of),
+so ``status.yaml``, ``stdout.log`` and ``stderr.log`` land exactly as for any other source. The
+worker needs the process handle itself for one thing ``run_blocking`` cannot do: when the
+heartbeat finds the claim taken over, the task is killed at once and *nothing* more is written to
+its dir, since the task now belongs to another worker.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from hsm_core.plugin import TaskState
+from hsm_core.runner import StartedTask, finish_task, signal_task, start_task
+from hsm_core.state import EXIT_MARKER, finalize_status, now_iso, read_status, reconcile_status, write_status
+from hsm_core.workers.claims import Claim, ClaimStore, process_alive, processes_of
+
+#: Signals a scheduler (or a user) sends to stop a worker; forwarded to the running task.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+#: States of an attempt that stopped before the task finished: the task is resumed.
+RESUMABLE_STATES = frozenset(
+    {
+        TaskState.PREEMPTED.value,
+        TaskState.INTERRUPTED.value,
+        TaskState.LOST.value,
+        TaskState.TIMEOUT.value,
+        TaskState.CANCELLED.value,
+        TaskState.RUNNING.value,  # only ever seen without a live lock: its worker died
+        TaskState.SUBMITTED.value,
+    }
+)
+
+
+class Signals:
+    """The worker's handlers for :data:`STOP_SIGNALS`: remember the signal, forward it to the task."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._task: StartedTask | None = None
+        self._forwarded = 0
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Install the handlers (main thread only)."""
+        for s in STOP_SIGNALS:
+            self._old[s] = signal.signal(s, self._handle)
+
+    def restore(self) -> None:
+        """Put the previous handlers back."""
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old.clear()
+
+    @property
+    def stop_signal(self) -> int | None:
+        """The first signal received, or None."""
+        return self.received[0] if self.received else None
+
+    def attach(self, task: StartedTask | None) -> None:
+        """Forward further signals to ``task`` (None: no task running). Signals that arrived while
+        the task was being started are forwarded now."""
+        self._task = task
+        if task is not None:
+            self._forwarded = 0
+            for s in list(self.received):
+                self._forward(task, s)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.received.append(signum)
+        task = self._task
+        if task is not None:
+            self._forward(task, signum)
+
+    def _forward(self, task: StartedTask, signum: int) -> None:
+        if not task.status.get("signal_received"):
+            task.status["signal_received"] = signal.Signals(signum).name
+        self._forwarded += 1
+        signal_task(task, signum)
+
+
+class Heartbeat(threading.Thread):
+    """Refreshes a claim every ``interval`` seconds; calls ``on_lost`` once if it is taken over."""
+
+    def __init__(
+        self,
+        store: ClaimStore,
+        claim: Claim,
+        interval: float,
+        on_lost: Callable[[], None],
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(name=f"heartbeat-{claim.run_id}", daemon=True)
+        self.store, self.claim, self.interval = store, claim, interval
+        self.on_lost, self.on_tick = on_lost, on_tick
+        self.lost = threading.Event()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            if not self.store.refresh(self.claim):
+                self.lost.set()
+                self.on_lost()
+                return
+            if self.on_tick is not None:
+                try:
+                    self.on_tick()
+                except Exception:  # a failing extra (wandb sync) must never stop the heartbeat
+                    pass
+
+    def stop(self) -> None:
+        """Stop refreshing (the claim stays held until released)."""
+        self._stop_event.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join()
+
+
+@dataclass
+class Session:
+    """A held claim with its heartbeat: what is running under it and whether it was lost."""
+
+    store: ClaimStore
+    claim: Claim
+    interval: float
+    on_tick: Callable[[], None] | None = None
+    task: StartedTask | None = None
+    heartbeat: Heartbeat | None = field(default=None, repr=False)
+
+    def __enter__(self) -> "Session":
+        self.heartbeat = Heartbeat(self.store, self.claim, self.interval, self._lost, self.on_tick)
+        self.heartbeat.start()
+        return self
+
+    def _lost(self) -> None:
+        # Another worker owns the task now: stop ours at once (SIGKILL: no time to write anything).
+        task = self.task
+        if task is not None:
+            signal_task(task, signal.SIGKILL)
+
+    @property
+    def lost(self) -> bool:
+        """True once the heartbeat found the claim taken over."""
+        return self.claim.lost
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self.heartbeat is not None
+        self.heartbeat.stop()
+        if not self.claim.lost:
+            self.store.release(self.claim)
+
+
+def mark_attempt(task_dir: Path, status: Mapping[str, Any], state: TaskState, reason: str) -> dict[str, Any]:
+    """Close an attempt that nobody finished (its worker died) as ``state``, keeping its history."""
+    new = dict(status)
+    new.update(state=state.value, end_time=now_iso(), error=reason)
+    new.pop("process", None)
+    history = list(new.get("attempts") or [])
+    history.append({k: new.get(k) for k in ("attempt", "state", "host", "source", "start_time", "end_time", "exit_code")})
+    new["attempts"] = history
+    write_status(task_dir, new)
+    return new
+
+
+def settle_previous(
+    task_dir: Path,
+    store: ClaimStore,
+    session: Session,
+    signals: Signals,
+    log: Callable[[str], None],
+    poll: float = 0.2,
+) -> dict[str, Any] | None:
+    """Bring the status of a task we just claimed up to date before deciding to run it.
+
+    After taking over the claim of a dead worker, its task may still run on this machine (a
+    worker killed with SIGKILL leaves its task running, possibly before it even recorded the pid):
+    wait for every process working in the task dir while holding the claim, so that a second copy
+    never starts next to a live one. Then the exit code the last attempt left decides (completed
+    stays completed); a ``running`` attempt without one is closed as ``lost``.
+    """
+    status = read_status(task_dir)
+    running = bool(status and status.get("state") == TaskState.RUNNING.value)
+    if session.claim.taken_over or running:
+        procs = processes_of(task_dir)
+        if procs:
+            log(f"{task_dir.name}: an earlier attempt still runs as pid {', '.join(str(p) for p, _ in procs)}; waiting for it")
+        while any(process_alive(pid, start) for pid, start in procs):
+            if session.lost or signals.stop_signal is not None:
+                return status
+            time.sleep(poll)
+        status = read_status(task_dir)
+        running = bool(status and status.get("state") == TaskState.RUNNING.value)
+    marker = task_dir / EXIT_MARKER
+    if running:
+        status = reconcile_status(task_dir, status)
+        if status and status.get("state") == TaskState.RUNNING.value:
+            status = mark_attempt(task_dir, status, TaskState.LOST, "worker lost (killed or its node went down)")
+            log(f"{task_dir.name}: attempt {status.get('attempt')} recorded as lost")
+    elif marker.exists():
+        # An attempt ran to its end but its worker died before even recording that it started:
+        # the exit code it left is the only record. Write it down instead of running it again.
+        try:
+            code = int(marker.read_text().strip() or "1")
+        except (OSError, ValueError):
+            code = 1
+        base = dict(status or {})
+        attempt = int(base.get("attempt") or 0) + 1
+        base.update(state=TaskState.RUNNING.value, attempt=attempt, start_time=None, start_epoch=None,
+                    note="attempt not recorded by its worker (killed while starting it)")
+        status = finalize_status(task_dir, base, code, end_time=marker.stat().st_mtime)
+        log(f"{task_dir.name}: unrecorded attempt {attempt} found finished with exit code {code}")
+    return status
+
+
+@dataclass
+class Outcome:
+    """How one run of a task ended."""
+
+    state: str  #: final state written, or "lost" when the claim was taken over mid-run
+    status: dict[str, Any]
+    claim_lost: bool = False
+    signal: int | None = None
+
+
+def run_task(
+    task_dir: Path,
+    session: Session,
+    signals: Signals,
+    *,
+    source: str,
+    extra_env: Mapping[str, str],
+    status_extra: Mapping[str, Any],
+    grace: float = 60.0,
+) -> Outcome:
+    """Run the claimed task once, to its end, under the core runner."""
+    task = start_task(task_dir, source=source, runner="worker", extra_env=extra_env, status_extra=status_extra)
+    session.task = task
+    signals.attach(task)
+    try:
+        if session.lost:  # taken over while we were starting it
+            signal_task(task, signal.SIGKILL)
+        while True:
+            try:
+                rc = task.process.wait()
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+    finally:
+        signals.attach(None)
+        session.task = None
+    if session.lost or not session.store.owns(session.claim):
+        # Another worker took the task over: its status is theirs now. Leave the dir alone.
+        session.claim.lost = True
+        task.close_files()
+        return Outcome("lost", dict(task.status), claim_lost=True)
+    name = task.status.get("signal_received")
+    sig = int(signal.Signals[name]) if name else None
+    if sig is not None:
+        # The signal also reached the runner's /bin/sh wrapper, which dies at once: the command
+        # itself may still be writing its checkpoint. Let it finish before the claim is released,
+        # or the next worker would resume from a half-written checkpoint next to a live process.
+        _wait_for_leftovers(task, task_dir, session, grace)
+    if sig is not None and rc != 0:
+        # Stopped by the scheduler (or the user): the attempt is resumable, not a failure.
+        task.stop_reason = TaskState.INTERRUPTED if sig == signal.SIGINT else TaskState.PREEMPTED
+    status = finish_task(task, rc)
+    return Outcome(str(status.get("state")), status, signal=sig)
+
+
+def _wait_for_leftovers(task: StartedTask, task_dir: Path, session: Session, grace: float) -> None:
+    """Wait up to ``grace`` seconds for the task's processes to exit, then SIGKILL its group."""
+    deadline = time.time() + grace
+    while processes_of(task_dir):
+        if session.lost:
+            return
+        if time.time() > deadline:
+            signal_task(task, signal.SIGKILL)
+            return
+        time.sleep(0.05)
