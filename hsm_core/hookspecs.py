@@ -8,7 +8,7 @@ exact signature; ``tests/test_docs.py`` keeps the two in step.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pluggy
 
@@ -19,10 +19,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from hsm_core.plugin import (
         CollectorRecord,
+        ComputeSource,
         ComputeSourceRecord,
         ExpanderRecord,
         HostProviderRecord,
         StrategyRecord,
+        SyncItem,
         SyncTransportRecord,
         TaskRegistryRecord,
         TaskSpec,
@@ -72,6 +74,17 @@ def hsm_register_sync_transports() -> list[SyncTransportRecord]:
 
 
 @hookspec
+def hsm_sync_items(
+    sweep_id: str, sweep_dir: str, project_root: str, project_config: Mapping[str, Any], options: Mapping[str, Any]
+) -> list[SyncItem] | None:
+    """Return what ``hsm sync`` copies for a sweep besides its own directory (W&B runs ...).
+
+    Called once per target of a sync (``options``: that target's options after the command-line
+    flags, e.g. ``latest_only``, ``target``). Results of all plugins are concatenated.
+    """
+
+
+@hookspec
 def hsm_register_hosts() -> list[HostProviderRecord]:
     """Register host providers: factories ``(name, config) -> Host`` for a scheme (``ssh`` ...).
 
@@ -109,6 +122,18 @@ def hsm_task_env(task: TaskSpec, sweep_config: Mapping[str, Any]) -> dict[str, s
     """Return extra environment variables for a task (merged over all plugins).
 
     Called when a task's ``command.json`` is written, before it is launched.
+    """
+
+
+@hookspec
+def hsm_before_run(sources: Sequence[ComputeSource], project_config: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """Check or prepare the sources of a run before anything is written (e.g. the ssh plugin
+    connects, finds the remote project and verifies it is in sync with this one).
+
+    Called once by ``hsm run`` / ``hsm sweep`` / ``hsm complete`` after the sources are created and
+    before the sweep directory is written or a task is launched. ``options`` holds ``verify_sync``
+    (False with ``--no-verify-sync``), ``sweep_id``, ``project_root`` and ``interactive`` (a
+    terminal is attached). Raise :class:`~hsm_core.plugin.HsmError` to stop the run (exit 2).
     """
 
 

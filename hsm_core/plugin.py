@@ -409,7 +409,14 @@ class ResultCollector(abc.ABC):
 
 
 class SyncTransport(abc.ABC):
-    """Moves files between this machine and a target."""
+    """Moves files between this machine and a target.
+
+    The factory of a :class:`SyncTransportRecord` is called as ``factory(name, settings)`` with the
+    target's name and its settings from ``.hsm/sync_config.yaml`` (``host``, ``user``, ``port``,
+    ``identity_file``, ``known_hosts``, ``ssh_options``, ``rsync_options``; no ``host`` means a
+    path on this machine). ``hsm sync`` calls :meth:`open` once, then :meth:`list_remote` and
+    :meth:`send` (from several threads at once), and :meth:`close` at the end.
+    """
 
     @abc.abstractmethod
     def push(self, sources: Sequence[Path], dest: str, *, dry_run: bool = False) -> "TransferResult":
@@ -423,6 +430,46 @@ class SyncTransport(abc.ABC):
     def list_remote(self, path: str) -> list[str]:
         """Names of the entries directly under ``path`` on the target (empty if it is missing)."""
 
+    def open(self) -> None:
+        """Connect (e.g. one multiplexed SSH connection); raise :class:`HsmError` saying how to fix
+        access problems. Default: nothing to do."""
+
+    def close(self) -> None:
+        """Release what :meth:`open` set up. Default: nothing to do."""
+
+    def send(
+        self,
+        entries: Sequence[tuple[Path, str]],
+        dest: str,
+        *,
+        dry_run: bool = False,
+        excludes: Sequence[str] = (),
+        on_file: Callable[[str, int], None] | None = None,
+        prune_empty_dirs: bool = False,
+    ) -> "TransferResult":
+        """Copy each ``(local path, relative path)`` to ``dest/<relative path>`` in one transfer.
+
+        Nothing is deleted on the target and an interrupted transfer never leaves a half-written
+        file in place of a complete one. ``excludes`` are rsync-style patterns anchored at ``dest``
+        (``/outputs/s1/*/*/*``), ``prune_empty_dirs`` drops directories they leave empty;
+        ``on_file(relative path, size)`` is called as files arrive.
+        Default: :meth:`push` per entry, which only works when an entry keeps its own name.
+        """
+        total = TransferResult()
+        for local, rel in entries:
+            rel = rel.strip("/")
+            if Path(rel).name != Path(local).name:
+                raise NotImplementedError(f"{type(self).__name__} cannot copy {local} under another name ({rel})")
+            parent = rel.rpartition("/")[0]
+            part = self.push([Path(local)], f"{dest.rstrip('/')}/{parent}" if parent else dest, dry_run=dry_run)
+            total.files += part.files
+            total.bytes += part.bytes
+            total.skipped += part.skipped
+            total.messages += part.messages
+            if on_file is not None:
+                on_file(rel, part.bytes)
+        return total
+
 
 @dataclass
 class TransferResult:
@@ -432,6 +479,41 @@ class TransferResult:
     bytes: int = 0
     skipped: int = 0
     messages: list[str] = field(default_factory=list)
+    #: Relative paths of the files copied (or that would be, in a dry run).
+    changed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SyncItem:
+    """One unit of ``hsm sync``: files that go to a target together (the sweep's metadata, one W&B
+    run with its artifact payloads ...). Plugins return these from ``hsm_sync_items``.
+    """
+
+    #: Groups the summary: ``"sweep"``, ``"wandb_run"`` ...
+    kind: str
+    #: Shown in the progress bar and the summary (``run 3f9a2c (2 dirs)``).
+    label: str
+    #: Which path of the target receives it: ``"sweeps"``, ``"wandb"`` or ``"project_root"``.
+    dest_root: str
+    #: ``(local file or directory, path relative to the dest root)`` pairs.
+    entries: list[tuple[Path, str]] = field(default_factory=list)
+    #: Bytes on this machine, for the progress bar.
+    size: int = 0
+    #: Set for finished items: with ``check_remote_first`` a target that already received this
+    #: fingerprint skips the item. None means always send (e.g. a run still writing).
+    fingerprint: str | None = None
+    #: rsync-style exclude patterns relative to the dest root (``/outputs/s1/tasks/*/wandb/``).
+    excludes: tuple[str, ...] = ()
+    #: Also drop directories left empty by the excludes.
+    prune_empty_dirs: bool = False
+    #: When set the item is listed in the summary with this reason and not sent.
+    skip_reason: str | None = None
+    #: Counts for the summary ("older artifact versions not sent": 3).
+    details: dict[str, int] = field(default_factory=dict)
+    #: One-line notes shown after the summary.
+    notes: list[str] = field(default_factory=list)
+    #: Free-form facts for plugins and ``--json`` output (``{"run_id": ..., "finished": True}``).
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -441,6 +523,67 @@ class CommandResult:
     returncode: int
     stdout: str
     stderr: str
+
+
+class TaskRegistry(abc.ABC):
+    """Answers "is this run finished elsewhere?" for pull-based workers (e.g. from W&B run states).
+
+    The factory of a :class:`TaskRegistryRecord` is called as ``factory(options)``; ``options`` is
+    a mapping (``sweep_id``, ``project_root``, ``project_config`` and the registry's own settings).
+    """
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = dict(options or {})
+
+    @abc.abstractmethod
+    def is_finished(self, run_id: str) -> bool | None:
+        """True when the run finished, False when it is known and not finished (running, crashed),
+        None when the registry cannot tell (unknown run, service unreachable)."""
+
+    def finished(self, run_ids: Iterable[str]) -> dict[str, bool | None]:
+        """:meth:`is_finished` for many runs (implementations answer with one query)."""
+        return {r: self.is_finished(r) for r in run_ids}
+
+    def run_id(self, sweep_id: str, task_id: str) -> str:
+        """The id this registry knows a task's run by. Default: the task id."""
+        return task_id
+
+    def refresh(self) -> None:
+        """Forget cached answers, so the next question asks the service again."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass(frozen=True)
+class SweepLocation:
+    """Where a sweep lives: what commands of plugins need to work on one sweep."""
+
+    sweep_id: str
+    sweep_dir: Path
+    project_root: Path
+    #: The project's validated ``hsm_config.yaml`` content (defaults applied).
+    project_config: Mapping[str, Any]
+
+
+def locate_sweep(sweep_id: str | None = None, project_dir: str | Path | None = None) -> SweepLocation:
+    """The sweep ``sweep_id`` of the project at ``project_dir`` (default: the project holding the
+    current directory); the most recent sweep when ``sweep_id`` is None. Raises :class:`HsmError`
+    for an unknown sweep or a bad ``hsm_config.yaml``."""
+    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.state import SweepDir
+
+    root = Path(project_dir).expanduser().absolute() if project_dir else find_project_root(Path.cwd())
+    project = load_project_config(root)
+    out = project.output_dir
+    if sweep_id is None:
+        found = sorted(Path(out).glob("*/sweep_metadata.yaml"), key=lambda p: (p.stat().st_mtime, p.parent.name))
+        if not found:
+            raise HsmError(f"no sweeps in {out}", hint="give a sweep id, or start a sweep with 'hsm run'")
+        sweep = SweepDir(found[-1].parent)
+    else:
+        sweep = SweepDir.locate(out, sweep_id)
+    return SweepLocation(sweep.sweep_id, sweep.path.absolute(), project.root, project.data)
 
 
 class Host(abc.ABC):
@@ -518,6 +661,10 @@ __all__ = [
     "ResultCollector",
     "SyncTransport",
     "TransferResult",
+    "SyncItem",
+    "TaskRegistry",
+    "SweepLocation",
+    "locate_sweep",
     "CommandResult",
     "Host",
 ]

@@ -42,6 +42,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hsm_core.builtin.local",
     "hsm_core.builtin.collectors",
     "hsm_core.builtin.hosts",
+    "hsm_core.builtin.transports",
     "hsm_core.builtin.commands",
 )
 

@@ -1,0 +1,115 @@
+"""The W&B environment of each task, and deterministic run ids.
+
+For every task hsm writes (``hsm_task_env``):
+
+``WANDB_DIR=${HSM_TASK_DIR}``
+    the run's files land in ``<task dir>/wandb/`` (wandb puts ``wandb/`` under ``WANDB_DIR``), so a
+    sweep's runs are found by path, come back with the task dir from remote hosts and array jobs,
+    and two tasks never share a ``latest-run`` link. ``${HSM_TASK_DIR}`` is replaced by the task
+    runner with the task dir *on the host that runs it*.
+``WANDB_DATA_DIR=${HSM_TASK_DIR}/wandb/data``
+    wandb's artifact staging copies (the payloads of ``log_artifact``) stay with the task too,
+    instead of ``~/.local/share/wandb`` on whichever node ran it: ``hsm sync`` can send them.
+``WANDB_RUN_GROUP=<sweep id>``, ``WANDB_TAGS=hsm,<sweep id>``
+    W&B shows the sweep as one group; runs in a shared ``wandb/`` dir are recognised by them.
+``WANDB_RUN_ID=<12 chars from sweep id and task id>``, ``WANDB_RESUME=allow``
+    a retried or requeued task resumes *its* run instead of starting a new one; the same
+    parameters in another sweep get another run.
+
+A variable already set in hsm's own environment when the sweep starts is left to the user (their
+``WANDB_DIR`` or ``WANDB_RUN_ID`` win; their ``WANDB_TAGS`` are kept and ours added). In
+``hsm_config.yaml``, ``wandb.task_env: false`` turns all of this off, and ``wandb.project``,
+``wandb.entity`` and ``wandb.mode`` are passed as ``WANDB_PROJECT``, ``WANDB_ENTITY``,
+``WANDB_MODE``. The user's code still wins when it passes ``dir=``, ``group=``, ``id=`` ... to
+``wandb.init``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+CONFIG_NAMES = ("hsm_config.yaml", "sweeps/hsm_config.yaml")
+
+
+def run_id_for(sweep_id: str, task_id: str) -> str:
+    """The W&B run id of a task: 12 lowercase letters and digits, the same on every host and every
+    attempt, different for the same parameters in another sweep."""
+    digest = hashlib.sha256(f"hsm:{sweep_id}:{task_id}".encode()).digest()
+    n = int.from_bytes(digest[:10], "big")
+    out = []
+    for _ in range(12):
+        n, r = divmod(n, 36)
+        out.append(_ALPHABET[r])
+    return "".join(out)
+
+
+_settings_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def project_wandb_settings(sweep_dir: Path) -> dict[str, Any]:
+    """The ``wandb:`` section of the project's ``hsm_config.yaml`` (found above the sweep dir)."""
+    for parent in Path(sweep_dir).absolute().parents:
+        for name in CONFIG_NAMES:
+            path = parent / name
+            if path.is_file():
+                if name.startswith("sweeps/") and parent.name == "sweeps":
+                    continue
+                return _read_section(path)
+    return {}
+
+
+def _read_section(path: Path) -> dict[str, Any]:
+    import yaml
+
+    key = str(path)
+    mtime = path.stat().st_mtime
+    hit = _settings_cache.get(key)
+    if hit and hit[0] == mtime:
+        return hit[1]
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        data = {}  # hsm itself reports a broken config before any task is written
+    section = data.get("wandb") if isinstance(data, dict) else None
+    section = dict(section) if isinstance(section, dict) else {}
+    _settings_cache[key] = (mtime, section)
+    return section
+
+
+def task_env(
+    sweep_id: str,
+    task_id: str,
+    settings: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The ``WANDB_*`` variables for one task (see the module docstring)."""
+    environ = os.environ if environ is None else environ
+    if settings.get("task_env", True) is False:
+        return {}
+    env: dict[str, str] = {}
+
+    def put(name: str, value: str) -> None:
+        if not environ.get(name):
+            env[name] = value
+
+    put("WANDB_DIR", "${HSM_TASK_DIR}")
+    if settings.get("data_dir_per_task", True):
+        put("WANDB_DATA_DIR", "${HSM_TASK_DIR}/wandb/data")
+    put("WANDB_RUN_GROUP", sweep_id)
+    tags = [t for t in (environ.get("WANDB_TAGS") or "").split(",") if t]
+    for t in ("hsm", sweep_id):
+        if t not in tags:
+            tags.append(t)
+    env["WANDB_TAGS"] = ",".join(tags)
+    if settings.get("run_id", True) and not environ.get("WANDB_RUN_ID"):
+        env["WANDB_RUN_ID"] = run_id_for(sweep_id, task_id)
+        put("WANDB_RESUME", "allow")
+    for key, var in (("project", "WANDB_PROJECT"), ("entity", "WANDB_ENTITY"), ("mode", "WANDB_MODE")):
+        value = settings.get(key)
+        if value:
+            put(var, str(value))
+    return env

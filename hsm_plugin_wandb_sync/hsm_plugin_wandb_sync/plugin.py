@@ -1,0 +1,62 @@
+"""Hook implementations of hsm-plugin-wandb-sync. Cheap to import: hsm loads it for every command;
+wandb and the modules doing the work are imported inside the hooks."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import click
+
+from hsm_core.plugin import SyncItem, TaskRegistryRecord, TaskSpec, hookimpl
+
+REGISTRY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "entity": {"type": "string"},
+        "project": {"type": "string"},
+        "sweep_id": {"type": "string", "description": "only runs of this group (one query for all)"},
+        "local_dirs": {"type": "array", "items": {"type": "string"}, "description": "wandb dirs to check first"},
+    },
+}
+
+
+@hookimpl
+def hsm_task_env(task: TaskSpec, sweep_config: Mapping[str, Any]) -> dict[str, str] | None:
+    from hsm_plugin_wandb_sync.env import project_wandb_settings, task_env
+
+    return task_env(task.sweep_id, task.task_id, project_wandb_settings(task.sweep_dir)) or None
+
+
+@hookimpl
+def hsm_sync_items(
+    sweep_id: str, sweep_dir: str, project_root: str, project_config: Mapping[str, Any], options: Mapping[str, Any]
+) -> list[SyncItem] | None:
+    if not options.get("sync_wandb_runs", True):
+        return None
+    from pathlib import Path
+
+    from hsm_plugin_wandb_sync.items import sync_items
+
+    return sync_items(sweep_id, Path(sweep_dir), Path(project_root), project_config, options)
+
+
+@hookimpl
+def hsm_register_task_registries() -> list[TaskRegistryRecord]:
+    return [
+        TaskRegistryRecord(
+            "wandb",
+            "W&B run states: is run X finished (on disk or on the W&B server)",
+            "hsm_plugin_wandb_sync.registry:WandbTaskRegistry",
+            config_schema=REGISTRY_SCHEMA,
+        )
+    ]
+
+
+@hookimpl
+def hsm_register_commands(cli: click.Group) -> None:
+    from hsm_plugin_wandb_sync.cli import prune_command, wandb_group
+
+    cli.add_command(wandb_group)
+    sync = cli.commands.get("sync")
+    if isinstance(sync, click.Group):  # `hsm sync prune` too, as the issue spells it
+        sync.add_command(prune_command, "prune")

@@ -1,0 +1,35 @@
+"""Fixtures: one project with real W&B runs (built once per session), an sshd "remote"."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from wandb_project import WandbProject, build  # noqa: E402
+
+from hsm_core.testing.services import ServiceUnavailable, SshHost, require_service, start_sshd  # noqa: E402
+
+SSHD_NAME = "hsm-wandb-sync-tests"
+
+
+@pytest.fixture(scope="session")
+def wandb_project(tmp_path_factory: pytest.TempPathFactory) -> WandbProject:
+    """The project of ``wandb_project.py`` (read-only for tests: copy it to change it)."""
+    if importlib.util.find_spec("wandb") is None:
+        pytest.skip("the wandb package is not installed (pip install hsm-plugin-wandb-sync[test])")
+    return build(tmp_path_factory.mktemp("wandb"))
+
+
+@pytest.fixture(scope="session")
+def ssh_host() -> Iterator[SshHost]:
+    try:
+        host = start_sshd(SSHD_NAME)
+    except ServiceUnavailable as exc:
+        require_service("sshd", str(exc))
+    yield host
