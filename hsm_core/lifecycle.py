@@ -181,6 +181,8 @@ class ExecOptions:
     command_line: str = ""
     #: Options given on the command line for scheduler sources (v1 ``--walltime``).
     source_overrides: dict[str, Any] = field(default_factory=dict)
+    #: Let plugins verify that remote projects match this one before running (``--no-verify-sync``).
+    verify_sync: bool = True
 
 
 def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
@@ -254,6 +256,7 @@ def _execute(
     if plan.to_run:
         cmd.argv(plan.to_run[0].params)  # fail on a bad command before anything is written
     sources = create_sources(requests, registry, context)
+    _before_run(sources, plan, opts, registry)
 
     if plan.new_sweep:
         _write_new_sweep(plan, opts, count(plan.spec, registry))
@@ -332,6 +335,31 @@ def _execute(
             plan.sweep.log("sweep.log", f"end: {final_state}")
         except OSError:
             pass  # the disk may still be full; the task dirs remain the truth
+        if final_state in ("completed", "incomplete"):
+            from hsm_core.monitor.report import write_reports
+
+            write_reports(plan.sweep)  # never raises: a report must not fail a finished sweep
+
+
+def _before_run(sources: list[Any], plan: Plan, opts: ExecOptions, registry: Any) -> None:
+    """The ``hsm_before_run`` hook (remote checks); the sources are closed if a plugin stops the run."""
+    import sys
+
+    options = {
+        "verify_sync": opts.verify_sync,
+        "sweep_id": plan.sweep.sweep_id,
+        "project_root": str(plan.project.root.resolve()),
+        "interactive": sys.stdin.isatty() and sys.stdout.isatty(),
+    }
+    try:
+        registry.hook.hsm_before_run(sources=sources, project_config=plan.project.data, options=options)
+    except BaseException:
+        for source in sources:
+            try:
+                source.close()
+            except Exception:  # closing must not hide why the run stopped
+                pass
+        raise
 
 
 def spec_from_text(text: str, registry: Any) -> SweepSpec:

@@ -10,7 +10,8 @@ from hsm_core.plugin import hookimpl
 @hookimpl
 def hsm_register_commands(cli: click.Group) -> None:
     # Each module adds its commands; imports stay here so `hsm --help` loads only click code.
-    from hsm_core.cli import config_cmd, plugins_cmd, run_cmd, status_cmd
+    from hsm_core.cli import config_cmd, hpc_cmd, plugins_cmd, run_cmd, status_cmd, worker_cmd, sync_cmd
+    from hsm_core.cli import export_cmd, manage_cmd, monitor_cmd
 
-    for module in (config_cmd, plugins_cmd, run_cmd, status_cmd):
+    for module in (config_cmd, plugins_cmd, run_cmd, status_cmd, hpc_cmd, worker_cmd, sync_cmd, monitor_cmd, export_cmd, manage_cmd):
         module.register(cli)

@@ -147,6 +147,7 @@ def _common_run(
     no_wait: bool,
     project_dir: str | None,
     overrides: dict[str, Any] | None = None,
+    no_verify_sync: bool = False,
 ) -> None:
     from hsm_core.lifecycle import ExecOptions, plan_run
     from hsm_core.sweep import count, load_spec
@@ -174,6 +175,7 @@ def _common_run(
         show_output=show_output,
         no_wait=no_wait,
         command_line=" ".join(["hsm", *sys.argv[1:]]),
+        verify_sync=not no_verify_sync,
     )
     if overrides:
         opts.source_overrides = overrides
@@ -190,6 +192,7 @@ _run_options = [
     click.option("--sweep-id", help="Name of the sweep (default: sweep_YYYYMMDD_HHMMSS)."),
     click.option("--no-wait", is_flag=True, help="Exit once tasks are submitted (schedulers); follow with hsm status."),
     click.option("--project-dir", type=click.Path(file_okay=False), help="Project root (default: found from the current dir)."),
+    click.option("--no-verify-sync", is_flag=True, help="Skip the check that remote (ssh:) projects match this one."),
 ]
 
 
@@ -203,9 +206,10 @@ def _with_run_options(fn: Any) -> Any:
 @click.option("--sources", "-s", help='Where to run: "local", "local:4", "ssh:host:8", "hpc", "hpc:cluster", comma separated.')
 @click.option("--parallel-limit", type=click.IntRange(min=1), help="Cap on tasks running at once over all sources.")
 @_with_run_options
-def run_command(sources, parallel_limit, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir):
+def run_command(sources, parallel_limit, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, no_verify_sync):
     """Run every combination of a sweep file as a task."""
-    _common_run(config, sources, parallel_limit, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir)
+    _common_run(config, sources, parallel_limit, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir,
+                no_verify_sync=no_verify_sync)
 
 
 @click.command("sweep")
@@ -217,7 +221,7 @@ def run_command(sources, parallel_limit, config, count_only, dry_run, max_runs, 
 @click.option("--walltime", help="Walltime for --mode array, e.g. 04:00:00.")
 @click.option("--sources", "-s", help="As in hsm run (overrides --mode).")
 @_with_run_options
-def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir):
+def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, no_verify_sync):
     """Run a sweep (v1 spelling; same as hsm run)."""
     if not sources:
         if mode == "local":
@@ -231,7 +235,8 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
         else:
             sources = None
     overrides = {"walltime": walltime} if walltime else None
-    _common_run(config, sources, None, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, overrides)
+    _common_run(config, sources, None, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, overrides,
+                no_verify_sync=no_verify_sync)
 
 
 @click.command("complete")
@@ -245,7 +250,8 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
 @click.option("--no-wait", is_flag=True)
 @click.option("--config", "-c", "config", type=click.Path(dir_okay=False), help="An edited sweep file to complete against.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, strategy, show_output, no_wait, config, project_dir):
+@click.option("--no-verify-sync", is_flag=True, help="Skip the check that remote (ssh:) projects match this one.")
+def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, strategy, show_output, no_wait, config, project_dir, no_verify_sync):
     """Run the tasks of SWEEP_ID that have not completed (never re-runs completed ones)."""
     from hsm_core.lifecycle import ExecOptions, plan_complete
 
@@ -277,6 +283,7 @@ def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, s
         show_output=show_output,
         no_wait=no_wait,
         command_line=" ".join(["hsm", *sys.argv[1:]]),
+        verify_sync=not no_verify_sync,
     )
     _run_plan(plan, opts, registry)
 

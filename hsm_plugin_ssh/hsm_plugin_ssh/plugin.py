@@ -1,0 +1,46 @@
+"""Hook implementations. Cheap to import: paramiko loads only when a connection is opened."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import click
+
+from hsm_core.plugin import ComputeSource, ComputeSourceRecord, HostProviderRecord, hookimpl
+
+
+@hookimpl
+def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
+    from hsm_plugin_ssh.schema import REMOTE_SCHEMA
+
+    return [
+        ComputeSourceRecord(
+            name="ssh",
+            summary="A remote machine over SSH: tasks run detached under hsm's runner, results copied back",
+            factory="hsm_plugin_ssh.source:SshSource",
+            config_schema=REMOTE_SCHEMA,
+        )
+    ]
+
+
+@hookimpl
+def hsm_register_hosts() -> list[HostProviderRecord]:
+    return [HostProviderRecord("ssh", "Hosts reached over SSH (paramiko; ~/.ssh/config, known_hosts)",
+                               "hsm_plugin_ssh.host:ssh_host")]
+
+
+@hookimpl
+def hsm_register_commands(cli: click.Group) -> None:
+    from hsm_plugin_ssh.commands import register
+
+    register(cli)
+
+
+@hookimpl
+def hsm_before_run(sources: Sequence[ComputeSource], project_config: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    # Most runs have no ssh source: decide that without importing anything.
+    if not any(type(s).__module__ == "hsm_plugin_ssh.source" for s in sources):
+        return
+    from hsm_plugin_ssh.preflight import before_run
+
+    before_run(sources, project_config, options)

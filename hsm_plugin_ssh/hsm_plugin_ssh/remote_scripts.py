@@ -1,0 +1,248 @@
+"""Small Python programs run on the remote with ``PYTHON -c CODE`` (their input is JSON on stdin).
+
+They use the standard library, plus ``hsm_core.state`` where a status must be rewritten (hsm-core
+is installed there: the tasks run under its runner). Each one is a single SSH command however many
+tasks it handles, so a poll costs one round trip.
+"""
+
+from __future__ import annotations
+
+# Shared helpers: is a process alive (and the same process: start time from /proc, so a reused
+# pid is not mistaken for ours; a zombie counts as dead).
+_ALIVE = r'''
+import json, os, signal, sys, time
+def _ticks(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields
+def alive(pid, ticks=None):
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    fields = _ticks(int(pid))
+    if fields is None:
+        return not os.path.isdir("/proc")  # no /proc (macOS): trust kill(0)
+    if fields[0] == "Z":
+        return False
+    return ticks in (None, "", "?") or fields[19] == str(ticks)
+def find_runner(d):
+    found = []
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if b"hsm_core.runner" in args and d.encode() in args:
+            found.append(int(name))
+    return found
+def task_process(status_text):
+    for line in (status_text or "").splitlines():
+        if line.startswith("process:"):
+            value = line.split(":", 1)[1].strip().strip("'\"")
+            pid, _, ticks = value.partition(":")
+            if pid.isdigit():
+                return int(pid), ticks
+    return None, None
+'''
+
+#: Start one detached runner per task: its own session (setsid), output to runner.log, so neither
+#: a dropped connection nor the end of this command stops it. Prints {dir: {pid, ticks}}.
+LAUNCH = _ALIVE + r'''
+import subprocess
+req = json.load(sys.stdin)
+out = {}
+for t in req["tasks"]:
+    d = t["dir"]
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in (t.get("env") or {}).items()})
+    argv = [req["python"], "-m", "hsm_core.runner", "--source", req["source"],
+            "--project-root", req["project_root"], "--python", req["python"], d]
+    try:
+        log = open(os.path.join(d, "runner.log"), "ab")
+        try:
+            p = subprocess.Popen(argv, cwd=req["project_root"], env=env, stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        finally:
+            log.close()
+    except OSError as exc:
+        out[d] = {"error": str(exc)}
+        continue
+    fields = _ticks(p.pid)
+    out[d] = {"pid": p.pid, "ticks": fields[19] if fields else None}
+print(json.dumps(out))
+'''
+
+#: Read every task's status.yaml in one go. Liveness is checked BEFORE the status is read: a runner
+#: seen dead has already written its last status. A task whose runner and command are both gone is
+#: finished here (exit code from .exit_code), or marked lost/failed, so the truth stays on disk.
+READ = _ALIVE + r'''
+def text(path, limit=None):
+    try:
+        with open(path, "rb") as fh:
+            if limit:
+                fh.seek(0, 2)
+                fh.seek(max(0, fh.tell() - limit))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+req = json.load(sys.stdin)
+out = {}
+for t in req["tasks"]:
+    d = t["dir"]
+    # No pid recorded (the controller died while launching): look the runner up by its task dir.
+    runner_alive = alive(t.get("pid"), t.get("ticks")) if t.get("pid") else any(alive(p) for p in find_runner(d))
+    status = text(os.path.join(d, "status.yaml"))
+    pid, ticks = task_process(status)
+    task_alive = alive(pid, ticks) if pid else False
+    r = {"status": status, "alive": runner_alive or task_alive}
+    if not r["alive"]:
+        state = None
+        for line in (status or "").splitlines():
+            if line.startswith("state:"):
+                state = line.split(":", 1)[1].strip().strip("'\"")
+        if state in (None, "pending", "submitted", "running"):
+            from hsm_core.state import now_iso, read_status, reconcile_status, write_status
+            from pathlib import Path
+            p = Path(d)
+            st = read_status(p)
+            if st and st.get("state") == "running" and os.path.exists(os.path.join(d, ".exit_code")):
+                reconcile_status(p, st)
+                r["note"] = "finished while nobody watched"
+            elif st and st.get("state") == "running":
+                st = dict(st, state="lost", end_time=now_iso(), error="the runner and the task vanished (killed, or the host restarted)")
+                st.pop("process", None)
+                write_status(p, st)
+                r["note"] = "vanished"
+            else:
+                st = dict(st or {}, state="failed", end_time=now_iso(),
+                          error="the task runner exited before starting the task; see runner.log")
+                write_status(p, st)
+                r["note"] = "runner failed"
+                r["log"] = text(os.path.join(d, "runner.log"), 2000)
+            r["status"] = text(os.path.join(d, "status.yaml"))
+    out[d] = r
+print(json.dumps(out))
+'''
+
+#: Stop tasks: SIGTERM to the runner's and the command's process groups, SIGKILL after the grace
+#: period, then record the requested final state (cancelled / interrupted / lost) unless the task
+#: finished on its own first. Tasks without a known pid are found by their dir on the command line.
+KILL = _ALIVE + r'''
+req = json.load(sys.stdin)
+grace = float(req.get("grace", 10))
+wanted = req["state"]
+groups = {}
+for t in req["tasks"]:
+    d = t["dir"]
+    pids = [t["pid"]] if t.get("pid") and alive(t["pid"], t.get("ticks")) else (find_runner(d) if not t.get("pid") else [])
+    try:
+        with open(os.path.join(d, "status.yaml")) as fh:
+            pid, ticks = task_process(fh.read())
+    except OSError:
+        pid, ticks = None, None
+    if pid and alive(pid, ticks):
+        pids.append(pid)
+    groups[d] = pids
+def signal_all(sig):
+    for pids in groups.values():
+        for pid in pids:
+            try:
+                os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    os.kill(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+signal_all(signal.SIGTERM)
+deadline = time.time() + grace
+while time.time() < deadline and any(alive(p) for ps in groups.values() for p in ps):
+    time.sleep(0.05)
+if any(alive(p) for ps in groups.values() for p in ps):
+    signal_all(signal.SIGKILL)
+    end = time.time() + 5
+    while time.time() < end and any(alive(p) for ps in groups.values() for p in ps):
+        time.sleep(0.05)
+from pathlib import Path
+from hsm_core.state import now_iso, read_status, write_status
+out = {}
+for d in groups:
+    p = Path(d)
+    st = read_status(p) or {}
+    if st.get("state") == "completed" or (st.get("state") in ("failed", "timeout") and not st.get("signal_received")):
+        out[d] = st["state"]
+        continue
+    st = dict(st, state=wanted)
+    st.setdefault("end_time", now_iso())
+    st.pop("process", None)
+    history = list(st.get("attempts") or [])
+    if history and history[-1].get("attempt") == st.get("attempt"):
+        history[-1] = dict(history[-1], state=wanted)
+    st["attempts"] = history
+    write_status(p, st)
+    out[d] = wanted
+print(json.dumps(out))
+'''
+
+#: Everything ``hsm collect-results`` needs about a remote sweep dir: task dir names and states.
+LIST = r'''
+import json, os, sys
+req = json.load(sys.stdin)
+tasks = os.path.join(req["sweep_dir"], "tasks")
+out = {}
+try:
+    names = sorted(os.listdir(tasks))
+except OSError:
+    names = []
+for n in names:
+    state = None
+    try:
+        with open(os.path.join(tasks, n, "status.yaml")) as fh:
+            for line in fh:
+                if line.startswith("state:"):
+                    state = line.split(":", 1)[1].strip().strip("'\"")
+    except OSError:
+        pass
+    out[n] = state
+print(json.dumps(out))
+'''
+
+#: The project's state on the remote for the sync check: git commit/branch/uncommitted paths, and
+#: SHA-256 of the files asked for (null when missing).
+SYNC = r'''
+import hashlib, json, os, subprocess, sys
+req = json.load(sys.stdin)
+root = req["root"]
+out = {"git": None, "hashes": {}}
+if req.get("git"):
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", root] + list(args), capture_output=True, text=True)
+        except OSError:
+            return None
+    head = git("rev-parse", "HEAD")
+    if head is not None and head.returncode == 0:
+        branch = git("rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+        status = git("status", "--porcelain", "-z", "--", ".").stdout
+        out["git"] = {"commit": head.stdout.strip(), "branch": branch, "porcelain": status}
+for rel in req.get("files") or []:
+    h = hashlib.sha256()
+    try:
+        with open(os.path.join(root, rel), "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        out["hashes"][rel] = h.hexdigest()
+    except OSError:
+        out["hashes"][rel] = None
+print(json.dumps(out))
+'''

@@ -1,0 +1,3 @@
+"""Fixtures (defined in ssh_support.py, shared with the tests that import its helpers)."""
+
+from ssh_support import project, sshd  # noqa: F401
