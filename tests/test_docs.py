@@ -45,3 +45,44 @@ def test_every_hook_has_a_test(hook: str) -> None:
         if path.name != "test_docs.py" and pattern.search(path.read_text()):
             return
     pytest.fail(f"no test mentions {hook}")
+
+
+def _readme_commands() -> list[list[str]]:
+    """The command path of every ``hsm ...`` line in the README's shell blocks (``hsm sync to``)."""
+    text = (ROOT / "README.md").read_text()
+    paths: list[list[str]] = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            for part in re.split(r"&&|\|", line.split("#", 1)[0]):
+                words = part.split()
+                if not words or words[0] != "hsm":
+                    continue
+                path = []
+                for word in words[1:]:
+                    if not re.fullmatch(r"[a-z][a-z-]*", word):
+                        break
+                    path.append(word)
+                if path not in paths:
+                    paths.append(path)
+    return paths
+
+
+def test_every_command_in_the_readme_exists() -> None:
+    """A new user copies these lines: each command (and subcommand) must be there, with its help."""
+    import click
+
+    from hsm_core.cli.main import build_cli
+
+    paths = _readme_commands()
+    assert len(paths) >= 15
+    cli = build_cli()
+    for path in paths:
+        group: click.Command = cli
+        walked = []
+        for word in path:
+            if not isinstance(group, click.Group):
+                break  # an argument (e.g. a sweep id in lower case)
+            sub = group.get_command(click.Context(group), word)
+            assert sub is not None, f"README: `hsm {' '.join(walked + [word])}` is not a command"
+            group, walked = sub, walked + [word]
+        assert walked, f"README: `hsm {' '.join(path)}` names no command"
