@@ -353,8 +353,11 @@ class Engine:
         if rt.enabled and rt.consecutive_failures >= self.max_failures:
             rt.enabled = False
             self._log_health(f"{rt.name} disabled after {rt.consecutive_failures} consecutive failures ({why})")
-        # Check again soon so a recovered source comes back quickly.
-        rt.next_health = time.time() + min(self.health_interval, 5.0)
+        # Check again soon so a recovered source comes back quickly. Only ever bring the check
+        # forward: polls failing every second must not postpone it forever (no health check, no
+        # "unhealthy" in health_status.log, no recovery while tasks are stuck on the source).
+        soon = time.time() + min(self.health_interval, 5.0)
+        rt.next_health = min(rt.next_health, soon) if rt.next_health else soon
 
     def _log_health(self, line: str) -> None:
         self.sweep.log("health_status.log", line)
