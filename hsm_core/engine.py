@@ -3,6 +3,11 @@
 The engine holds no state that is not also on disk: every state change is in the task's
 ``status.yaml`` (written by the runner) and mirrored in the index, so killing the controller at
 any moment loses nothing that ``hsm complete`` cannot pick up.
+
+Each source's calls (launch, poll, health) run on a thread of its own, one call at a time, and
+their results are applied on the engine's thread in the order the calls were made. So a slow source
+(an SSH round trip, a scheduler command) never keeps the others waiting, and Ctrl-C never lands in
+the middle of a launch: a task whose process was started is always known, and stopped, on interrupt.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import collections
 import signal
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -36,12 +42,42 @@ class Interrupted(HsmError):
     exit_code = 130
 
 
+class WakeEvent(threading.Event):
+    """Wakes the engine. ``set()``, what sources call through ``context.wake()``, also asks for a
+    poll of every source before its ``poll_interval`` is up (the plugin contract); the engine's own
+    wake-ups when a call on a source returns (:meth:`notify`) do not, or each poll would wake the
+    engine for the next one, for ever.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.poll_requested = False
+
+    def set(self) -> None:
+        self.poll_requested = True
+        super().set()
+
+    def notify(self) -> None:
+        super().set()
+
+
+@dataclass
+class _Op:
+    """A call made on a source and not yet applied: ``launch`` (of ``batch``), ``poll`` or ``health``."""
+
+    kind: str
+    future: "Future[Any]"
+    batch: list[TaskSpec] = field(default_factory=list)
+
+
 @dataclass
 class SourceRuntime:
     """The engine's bookkeeping for one source."""
 
     source: ComputeSource
     capacity: int
+    io: ThreadPoolExecutor | None = None
+    ops: "collections.deque[_Op]" = field(default_factory=collections.deque)
     active: set[str] = field(default_factory=set)
     launched_total: int = 0
     consecutive_failures: int = 0
@@ -70,7 +106,7 @@ class Engine:
         parallel_limit: int | None = None,
         health_interval: float = 300.0,
         max_failures: int = 3,
-        wake_event: threading.Event | None = None,
+        wake_event: WakeEvent | None = None,
         on_update: Callable[[TaskRecord], None] | None = None,
         detach: bool = False,
         prepare: Callable[[TaskSpec], TaskSpec] | None = None,
@@ -82,7 +118,7 @@ class Engine:
         self.parallel_limit = parallel_limit
         self.health_interval = health_interval
         self.max_failures = max_failures
-        self.wake_event = wake_event or threading.Event()
+        self.wake_event = wake_event or WakeEvent()
         self.on_update = on_update
         self.detach = detach
         # Task dirs are written when a task is first dispatched, not all up front: a 100,000-task
@@ -108,18 +144,29 @@ class Engine:
         )
         self._log_sources()
         old_term = _install_term_handler()
+        for rt in self.sources:
+            rt.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hsm-source-{rt.name}")
         try:
             while pending or self._owner or adopted_left:
+                self._reap(pending)
                 self._health_checks()
                 self._dispatch(pending)
-                if self.detach and not pending and all(rt.source.detach() for rt in self.sources if rt.active):
+                self._reap(pending)
+                if (
+                    self.detach
+                    and not pending
+                    and not any(rt.ops for rt in self.sources)
+                    and all(rt.source.detach() for rt in self.sources if rt.active)
+                ):
                     break
                 all_down = pending and not any(rt.enabled for rt in self.sources)
                 if all_down and not self._all_down_logged:
                     self._log_health("all sources disabled; waiting for one to recover (Ctrl-C to stop)")
                 self._all_down_logged = bool(all_down)
                 self._wait(bool(adopted_left))
+                self._reap(pending)
                 self._poll(pending)
+                self._reap(pending)
                 self._watch_adopted(adopted_left)
                 self._maybe_save()
         except KeyboardInterrupt:
@@ -127,8 +174,11 @@ class Engine:
             raise Interrupted("interrupted", hint=f"state saved; continue with: hsm complete {self.sweep.sweep_id}")
         finally:
             _restore_signal(signal.SIGTERM, old_term)
+            self._settle()
             self._save(mapping=True)
             for rt in self.sources:
+                if rt.io is not None:
+                    rt.io.shutdown(wait=True)
                 try:
                     rt.source.close()
                 except Exception:  # closing must not hide the real outcome
@@ -168,33 +218,77 @@ class Engine:
             total += 1
         for name, batch in batches.items():
             rt = self.by_name[name]
-            try:
-                rt.source.launch(batch)
-            except SourceUnavailable as exc:
-                # Infrastructure trouble: the tasks go back to the queue, the source loses health.
-                for spec in reversed(batch):
-                    pending.appendleft(spec)
-                self._source_failed(rt, f"launch failed: {exc}")
-                continue
-            now = time.time()
+            # The tasks hold their slots from now on; a failed launch gives them back (_launched).
             for spec in batch:
                 rt.active.add(spec.task_id)
                 self._owner[spec.task_id] = rt
-                rec = self.records[spec.task_id]
-                rec.source = rt.name
-                if TaskState(rec.state).finished or rec.state == TaskState.PENDING.value:
-                    rec.state = TaskState.SUBMITTED.value
-                self._dirty = True
-                self.sweep.log("task_assignments.log", f"{spec.name} {spec.task_id} -> {rt.name}")
             rt.launched_total += len(batch)
-            rt.consecutive_failures = 0
-            rt.next_poll = min(rt.next_poll or now + rt.source.poll_interval, now + rt.source.poll_interval)
-        if batches:
-            self._log_utilization()
+            self._submit(rt, "launch", rt.source.launch, batch)
+
+    def _launched(self, rt: SourceRuntime, batch: list[TaskSpec], error: BaseException | None, pending: "collections.deque[TaskSpec]") -> None:
+        """Apply the outcome of ``rt.source.launch(batch)``."""
+        if error is not None:
+            for spec in batch:
+                rt.active.discard(spec.task_id)
+                self._owner.pop(spec.task_id, None)
+            rt.launched_total -= len(batch)
+            if not isinstance(error, SourceUnavailable):
+                raise error
+            # Infrastructure trouble: the tasks go back to the queue, the source loses health.
+            for spec in reversed(batch):
+                pending.appendleft(spec)
+            self._source_failed(rt, f"launch failed: {error}")
+            return
+        now = time.time()
+        for spec in batch:
+            rec = self.records[spec.task_id]
+            rec.source = rt.name
+            if TaskState(rec.state).finished or rec.state == TaskState.PENDING.value:
+                rec.state = TaskState.SUBMITTED.value
+            self._dirty = True
+            self.sweep.log("task_assignments.log", f"{spec.name} {spec.task_id} -> {rt.name}")
+        rt.consecutive_failures = 0
+        rt.next_poll = min(rt.next_poll or now + rt.source.poll_interval, now + rt.source.poll_interval)
+        self._log_utilization()
+
+    # -- calls on sources ---------------------------------------------------------------------
+    def _submit(self, rt: SourceRuntime, kind: str, fn: Callable[..., Any], *args: Any) -> None:
+        assert rt.io is not None, "sources are called only while the engine runs"
+        future = rt.io.submit(fn, *args)
+        future.add_done_callback(lambda _f: self.wake_event.notify())
+        rt.ops.append(_Op(kind, future, list(args[0]) if kind == "launch" else []))
+
+    def _reap(self, pending: "collections.deque[TaskSpec]") -> None:
+        """Apply the calls that have returned, per source in the order they were made."""
+        for rt in self.sources:
+            while rt.ops and rt.ops[0].future.done():
+                op = rt.ops.popleft()
+                error = op.future.exception()
+                if op.kind == "launch":
+                    self._launched(rt, op.batch, error, pending)
+                elif op.kind == "poll":
+                    self._polled(rt, None if error else op.future.result(), error, pending)
+                else:
+                    self._checked(rt, None if error else op.future.result(), error)
+
+    def _settle(self) -> None:
+        """Wait for every call in flight and apply it (before interrupting or closing the sources)."""
+        pending: "collections.deque[TaskSpec]" = collections.deque()
+        for rt in self.sources:
+            for op in list(rt.ops):
+                try:
+                    op.future.exception()  # waits
+                except BaseException:
+                    pass
+        try:
+            self._reap(pending)
+        except Exception:  # an unexpected launch error was already raised once from the loop
+            pass
 
     def _wait(self, watching_adopted: bool) -> None:
         now = time.time()
-        deadlines = [rt.next_poll for rt in self.sources if rt.active]
+        # A call in flight wakes us when it returns (_submit), so only the idle sources count here.
+        deadlines = [rt.next_poll for rt in self.sources if rt.active and not rt.ops]
         deadlines += [rt.next_health for rt in self.sources if rt.next_health]
         timeout = max(0.0, min(deadlines) - now) if deadlines else 1.0
         if watching_adopted:
@@ -206,19 +300,24 @@ class Engine:
 
     def _poll(self, pending: "collections.deque[TaskSpec]") -> None:
         now = time.time()
+        requested, self.wake_event.poll_requested = self.wake_event.poll_requested, False
         for rt in self.sources:
-            if not rt.active:
+            if not rt.active or any(op.kind == "poll" for op in rt.ops):
                 continue
-            if now < rt.next_poll and not getattr(rt.source, "wants_poll", lambda: True)():
+            if now < rt.next_poll and not requested and not rt.source.wants_poll():
                 continue
-            try:
-                updates = rt.source.poll()
-            except SourceUnavailable as exc:
-                self._source_failed(rt, f"poll failed: {exc}")
-                updates = []
             rt.next_poll = now + rt.source.poll_interval
-            for upd in updates:
-                self._apply(rt, upd, pending)
+            self._submit(rt, "poll", _poll_list, rt.source)
+
+    def _polled(self, rt: SourceRuntime, updates: Any, error: BaseException | None, pending: "collections.deque[TaskSpec]") -> None:
+        """Apply the outcome of ``rt.source.poll()``."""
+        if error is not None:
+            if not isinstance(error, SourceUnavailable):
+                raise error
+            self._source_failed(rt, f"poll failed: {error}")
+            return
+        for upd in updates:
+            self._apply(rt, upd, pending)
 
     def _apply(self, rt: SourceRuntime, upd: TaskUpdate, pending: "collections.deque[TaskSpec]") -> None:
         rec = self.records.get(upd.task_id)
@@ -331,21 +430,26 @@ class Engine:
         for rt in self.sources:
             if rt.next_health and now < rt.next_health:
                 continue
+            if any(op.kind == "health" for op in rt.ops):
+                continue
             rt.next_health = now + self.health_interval
-            try:
-                report = rt.source.health()
-                ok, msg = report.healthy, report.message
-            except Exception as exc:  # an unreachable source may raise anything
-                ok, msg = False, f"{type(exc).__name__}: {exc}"
-            rt.last_health = ("healthy" if ok else "unhealthy") + (f": {msg}" if msg else "")
-            self._log_health(f"{rt.name} {rt.last_health}")
-            if ok:
-                if not rt.enabled:
-                    rt.enabled = True
-                    self._log_health(f"{rt.name} recovered: enabled again")
-                rt.consecutive_failures = 0
-            else:
-                self._source_failed(rt, msg or "health check failed")
+            self._submit(rt, "health", rt.source.health)
+
+    def _checked(self, rt: SourceRuntime, report: Any, error: BaseException | None) -> None:
+        """Apply the outcome of ``rt.source.health()``."""
+        if error is None:
+            ok, msg = report.healthy, report.message
+        else:  # an unreachable source may raise anything
+            ok, msg = False, f"{type(error).__name__}: {error}"
+        rt.last_health = ("healthy" if ok else "unhealthy") + (f": {msg}" if msg else "")
+        self._log_health(f"{rt.name} {rt.last_health}")
+        if ok:
+            if not rt.enabled:
+                rt.enabled = True
+                self._log_health(f"{rt.name} recovered: enabled again")
+            rt.consecutive_failures = 0
+        else:
+            self._source_failed(rt, msg or "health check failed")
 
     def _source_failed(self, rt: SourceRuntime, why: str) -> None:
         rt.consecutive_failures += 1
@@ -387,6 +491,7 @@ class Engine:
     def _interrupt(self) -> None:
         old_int = _restore_signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         try:
+            self._settle()  # launches in flight finish first: their tasks must be stopped too
             for rt in self.sources:
                 if rt.active:
                     try:
@@ -416,6 +521,11 @@ class Engine:
             }
             for rt in self.sources
         ]
+
+
+def _poll_list(source: ComputeSource) -> list[TaskUpdate]:
+    """``source.poll()`` run to the end on the source's own thread (it may be a generator)."""
+    return list(source.poll())
 
 
 def _safe_poll(source: ComputeSource) -> Iterable[TaskUpdate]:

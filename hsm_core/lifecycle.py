@@ -10,14 +10,13 @@ import errno
 import os
 import shutil
 import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from hsm_core import __version__
 from hsm_core.config import ProjectConfig, load_project_config
-from hsm_core.engine import Engine
+from hsm_core.engine import Engine, WakeEvent
 from hsm_core.plugin import HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
 from hsm_core.sources import create_sources, parse_sources
@@ -235,7 +234,7 @@ def _execute(
     engine_hook: Callable[[Engine], None] | None = None,
 ) -> dict[str, int]:
     """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state."""
-    wake = threading.Event()
+    wake = WakeEvent()
     context = SourceContext(
         sweep_id=plan.sweep.sweep_id,
         sweep_dir=plan.sweep.path.resolve(),

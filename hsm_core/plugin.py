@@ -301,6 +301,9 @@ class ComputeSource(abc.ABC):
     :meth:`poll` regularly (every :attr:`poll_interval` seconds, or sooner when woken), and reads
     the final truth from each task's ``status.yaml``, which the task runner writes wherever the
     task ran. Implementations must be safe to :meth:`poll` after a failed :meth:`launch`.
+
+    The engine calls each source's methods from a thread of that source's own, one call at a time
+    (never two at once): a slow source never holds up the others.
     """
 
     #: Seconds between polls when nothing wakes the engine; schedulers use longer intervals.
@@ -338,6 +341,14 @@ class ComputeSource(abc.ABC):
         :meth:`cancel` stops them. Default: not supported (the tasks are left alone).
         """
         raise NotImplementedError(f"{type(self).__name__} cannot attach to running tasks")
+
+    def wants_poll(self) -> bool:
+        """True to be polled before :attr:`poll_interval` is up (an update is already queued).
+
+        Default: False. ``context.wake()`` has the same effect for every source; this is for a
+        source whose own calls (``launch``, ``cancel``) queued updates without waking the engine.
+        """
+        return False
 
     def health(self) -> HealthReport:
         """Check the source can run tasks now. Default: healthy."""
@@ -614,6 +625,18 @@ class Host(abc.ABC):
     @abc.abstractmethod
     def get(self, remote: str, local: Path) -> None:
         """Copy a remote file or directory tree to ``local``."""
+
+    def put_many(self, local_parent: Path, names: Sequence[str], remote_parent: str) -> None:
+        """Copy ``local_parent/NAME`` to ``remote_parent/NAME`` for each name (default: one ``put``
+        each; a remote host does it in one transfer)."""
+        for n in names:
+            self.put(Path(local_parent) / n, f"{str(remote_parent).rstrip('/')}/{n}")
+
+    def get_many(self, remote_parent: str, names: Sequence[str], local_parent: Path) -> None:
+        """Copy ``remote_parent/NAME`` to ``local_parent/NAME`` for each name (default: one ``get``
+        each; a remote host does it in one transfer)."""
+        for n in names:
+            self.get(f"{str(remote_parent).rstrip('/')}/{n}", Path(local_parent) / n)
 
     def write_text(self, remote: str, text: str) -> None:
         """Write a text file on the host atomically (default: via a temp file and ``put``)."""

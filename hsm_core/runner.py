@@ -30,6 +30,8 @@ from typing import IO, Any, Callable, Mapping, Sequence
 
 from hsm_core.state import (
     EXIT_MARKER,
+    PID_FILE,
+    STARTING,
     finalize_status,
     now_iso,
     process_identity,
@@ -43,7 +45,7 @@ ARRAY_INDEX_VARS = ("SLURM_ARRAY_TASK_ID", "PBS_ARRAY_INDEX", "PBS_ARRAYID")
 
 # "$@" is the user's argv, passed as separate words: never re-parsed by the shell.
 _WRAPPER = (
-    'trap "" HUP; "$@"; rc=$?; '
+    'trap "" HUP; printf "%s" "$$" > "$HSM_TASK_DIR/.hsm_pid"; "$@"; rc=$?; '
     'printf "%s" "$rc" > "$HSM_TASK_DIR/.exit_code.tmp" && mv -f "$HSM_TASK_DIR/.exit_code.tmp" "$HSM_TASK_DIR/.exit_code"; '
     "exit $rc"
 )
@@ -144,10 +146,11 @@ def start_task(
     cwd = project_root or command.get("cwd") or os.getcwd()
     env = task_environment(command, task_dir, extra_env)
     (task_dir / "results").mkdir(exist_ok=True)
-    try:
-        (task_dir / EXIT_MARKER).unlink()
-    except FileNotFoundError:
-        pass
+    for stale in (EXIT_MARKER, PID_FILE):
+        try:
+            (task_dir / stale).unlink()
+        except FileNotFoundError:
+            pass
 
     previous = read_status(task_dir) or {}
     attempt = int(previous.get("attempt") or 0) + 1
@@ -161,6 +164,27 @@ def start_task(
         err.flush()
     stdout_target: Any = subprocess.PIPE if echo else out
     stderr_target: Any = subprocess.PIPE if echo else err
+    started = time.time()
+    status: dict[str, Any] = {
+        "task_id": command.get("task_id"),
+        "index": command.get("index"),
+        "state": TaskState.RUNNING.value,
+        "source": source,
+        "runner": runner,
+        "host": socket.gethostname(),
+        "attempt": attempt,
+        "start_time": now_iso(),
+        "start_epoch": round(started, 3),
+        "process": STARTING,
+    }
+    if previous.get("attempts"):
+        status["attempts"] = previous["attempts"]
+    if status_extra:
+        status.update(status_extra)
+    # Recorded before the process starts, so that a controller killed at any moment leaves a
+    # trace of this attempt: reconcile_status finds the process through the wrapper's pid file.
+    # No fsync: only processes read it before the one written next, which is synced.
+    write_status(task_dir, status, fsync=False)
     try:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", _WRAPPER, "hsm-task", *argv],
@@ -174,24 +198,16 @@ def start_task(
     except OSError:
         out.close()
         err.close()
+        # Nothing started: put back what was there (the caller records the failure).
+        try:
+            if previous:
+                write_status(task_dir, previous)
+            else:
+                (task_dir / "status.yaml").unlink()
+        except OSError:
+            pass
         raise
-    started = time.time()
-    status: dict[str, Any] = {
-        "task_id": command.get("task_id"),
-        "index": command.get("index"),
-        "state": TaskState.RUNNING.value,
-        "source": source,
-        "runner": runner,
-        "host": socket.gethostname(),
-        "attempt": attempt,
-        "start_time": now_iso(),
-        "start_epoch": round(started, 3),
-        "process": process_identity(proc.pid) or f"{proc.pid}:?",
-    }
-    if previous.get("attempts"):
-        status["attempts"] = previous["attempts"]
-    if status_extra:
-        status.update(status_extra)
+    status["process"] = process_identity(proc.pid) or f"{proc.pid}:?"
     write_status(task_dir, status)
     task = StartedTask(task_dir, proc, status, [out, err])
     if echo:
@@ -250,7 +266,13 @@ def _signal_name(signum: int) -> str:
 
 
 def terminate(task: StartedTask, grace: float = 10.0, reason: TaskState = TaskState.INTERRUPTED) -> None:
-    """SIGTERM the task's process group, SIGKILL it after ``grace`` seconds."""
+    """SIGTERM the task's process group, SIGKILL it after ``grace`` seconds.
+
+    A task whose process has already exited is left as it ended: it finished by itself (a
+    completed task stopped "too late" must not be recorded as interrupted and run again).
+    """
+    if task.process.poll() is not None:
+        return
     task.stop_reason = reason
     signal_task(task, signal.SIGTERM)
     try:

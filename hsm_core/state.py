@@ -25,6 +25,12 @@ _STATES = frozenset(s.value for s in TaskState)
 INDEX_FILE = "task_index.json"
 MAPPING_FILE = "task_mapping.yaml"
 EXIT_MARKER = ".exit_code"
+#: Written by the task's shell wrapper as it starts: its pid (see ``reconcile_status``).
+PID_FILE = ".hsm_pid"
+#: ``process`` of a status written just before the task's process is started.
+STARTING = "starting"
+#: A ``starting`` status older than this with no process behind it never started.
+STARTING_GRACE = 10.0
 
 
 def validate_sweep_id(sweep_id: str) -> str:
@@ -133,9 +139,9 @@ def read_status(task_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def write_status(task_dir: Path, status: Mapping[str, Any]) -> None:
+def write_status(task_dir: Path, status: Mapping[str, Any], *, fsync: bool = True) -> None:
     """Write ``status.yaml`` atomically."""
-    atomic_write_yaml(task_dir / "status.yaml", dict(status))
+    atomic_write_yaml(task_dir / "status.yaml", dict(status), fsync=fsync)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -179,16 +185,51 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
         except (OSError, ValueError):
             code = 1
         end = marker.stat().st_mtime
-        return finalize_status(task_dir, status, code, end_time=end)
+        try:
+            return finalize_status(task_dir, status, code, end_time=end)
+        except OSError:
+            # Cannot record it now (disk full, read-only, not ours): report it all the same; the
+            # marker stays, so the next look records it.
+            return _final_status(status, code, end_time=end)
     proc = status.get("process")
     if proc and status.get("host") == socket.gethostname() and status.get("runner") == "local":
-        pid = int(str(proc).split(":")[0])
-        if process_identity(pid) != proc:
+        if proc == STARTING:
+            # The controller died between writing this and recording the process it started: the
+            # wrapper's pid file says whether a process is running the task (adopt it, never run
+            # it a second time) or none was ever started.
+            started = _started_process(task_dir)
+            if started:
+                new = dict(status, process=started)
+                try:
+                    write_status(task_dir, new)
+                except OSError:
+                    pass
+                return new
+            if time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
+                return status  # being started right now
+        pid = int(str(proc).split(":")[0]) if proc != STARTING else 0
+        if not pid or process_identity(pid) != proc:
             new = dict(status)
             new.update(state=TaskState.INTERRUPTED.value, end_time=now_iso(), error="process vanished")
-            write_status(task_dir, new)
+            new.pop("process", None)
+            # Keep the attempt in the history, as finalize_status does for every other ending.
+            new["attempts"] = [*(new.get("attempts") or []), {
+                k: new.get(k) for k in ("attempt", "state", "host", "source", "start_time", "end_time", "exit_code")}]
+            try:
+                write_status(task_dir, new)
+            except OSError:
+                pass  # as above: the next look writes it
             return new
     return status
+
+
+def _started_process(task_dir: Path) -> str | None:
+    """Identity of the live process whose pid the task's wrapper wrote, None if there is none."""
+    try:
+        pid = int((task_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return process_identity(pid)
 
 
 def finalize_status(
@@ -201,6 +242,24 @@ def finalize_status(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the final ``status.yaml`` of an attempt from its exit code and return it."""
+    new = _final_status(status, exit_code, end_time=end_time, state=state, extra=extra)
+    write_status(task_dir, new)
+    try:
+        (task_dir / EXIT_MARKER).unlink()
+    except FileNotFoundError:
+        pass
+    return new
+
+
+def _final_status(
+    status: Mapping[str, Any],
+    exit_code: int,
+    *,
+    end_time: float | None = None,
+    state: TaskState | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The final status of an attempt (what :func:`finalize_status` writes)."""
     end = end_time if end_time is not None else time.time()
     new = dict(status)
     if state is None:
@@ -228,11 +287,6 @@ def finalize_status(
     )
     new["attempts"] = history
     new.pop("process", None)
-    write_status(task_dir, new)
-    try:
-        (task_dir / EXIT_MARKER).unlink()
-    except FileNotFoundError:
-        pass
     return new
 
 
@@ -355,8 +409,16 @@ class SweepDir:
                 if status:
                     rec.update_from_status(status)
                 records[task_id] = rec
-        self.save_index(records.values(), mapping=True)
+        self._save_cache(records.values(), mapping=True)
         return records
+
+    def _save_cache(self, records: Iterable[TaskRecord], *, mapping: bool = False) -> None:
+        """Save the index from a read path: it is a cache, so a disk that is full, read-only or
+        not ours must not stop ``hsm status`` from answering (the next writer saves it)."""
+        try:
+            self.save_index(records, mapping=mapping)
+        except OSError:
+            pass
 
     def refresh(self, records: dict[str, TaskRecord]) -> bool:
         """Re-read ``status.yaml`` of every task not final (or preempted) in the index. True if any changed."""
@@ -377,7 +439,7 @@ class SweepDir:
         """The index, brought up to date with the task dirs of unfinished tasks."""
         records = self.load_index()
         if refresh and self.refresh(records):
-            self.save_index(records.values())
+            self._save_cache(records.values())
         return records
 
     def iter_task_dirs(self) -> Iterator[Path]:

@@ -90,3 +90,54 @@ def test_a_removed_sweep_dir_is_a_clear_error(project: Project) -> None:
     shutil.rmtree(project.outputs / "gone")
     proc = project.hsm("complete", "gone")
     assert proc.returncode == 2 and "unknown sweep id 'gone'" in proc.stderr
+
+
+def _kill_while_starting(project: Project, sweep_id: str, sleep: float) -> Path:
+    """Run a 1-task sweep, SIGKILL the controller once its task runs, then rewrite the task's
+    status as the controller left it when killed between recording the attempt and its process."""
+    import signal
+
+    from hsm_core.testing.project import wait_for
+
+    cfg = project.write_sweep({"grid": {"x": [1], "sleep": [sleep]}}, name=f"{sweep_id}.yaml")
+    proc = project.popen("run", "--config", str(cfg), "--sweep-id", sweep_id)
+    task = project.outputs / sweep_id / "tasks" / "task_001"
+
+    def running_with_pid() -> bool:
+        status = yaml.safe_load((task / "status.yaml").read_text()) if (task / "status.yaml").exists() else None
+        return bool(status and str(status.get("process", "")).split(":")[0].isdigit())
+
+    wait_for(running_with_pid, timeout=60, what="the task to run")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    status = yaml.safe_load((task / "status.yaml").read_text())
+    status["process"] = "starting"
+    (task / "status.yaml").write_text(yaml.safe_dump(status, sort_keys=False))
+    return task
+
+
+def test_a_controller_killed_while_starting_a_task_never_runs_it_twice(project: Project) -> None:
+    """The window between starting a task's process and recording it: complete adopts the process."""
+    _kill_while_starting(project, "window", sleep=3)
+    done = project.hsm("complete", "window")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(project.executions()) == 1  # adopted and waited for, not started again
+    info = json.loads(project.hsm("status", "window", "--json").stdout)
+    assert info["counts"]["completed"] == 1
+
+
+def test_a_task_recorded_as_starting_whose_process_never_started_runs_again(project: Project) -> None:
+    import time
+
+    task = _kill_while_starting(project, "never", sleep=1)
+    time.sleep(2.5)  # the process that did start ends; then remove every trace it left
+    # As if the kill came before the process existed: no pid file, no exit code, long enough ago.
+    for name in (".hsm_pid", ".exit_code"):
+        (task / name).unlink(missing_ok=True)
+    status = yaml.safe_load((task / "status.yaml").read_text())
+    status["start_epoch"] = status["start_epoch"] - 60
+    (task / "status.yaml").write_text(yaml.safe_dump(status, sort_keys=False))
+    done = project.hsm("complete", "never")
+    assert done.returncode == 0, done.stdout + done.stderr
+    final = yaml.safe_load((task / "status.yaml").read_text())
+    assert final["state"] == "completed" and [a["state"] for a in final["attempts"]] == ["interrupted", "completed"]

@@ -36,11 +36,13 @@ def test_controller_of_100k_tasks_idles_cheaply(project: Project) -> None:
             time.sleep(0.2)
         time.sleep(8)  # let the first index save after dispatch pass
         before = _cpu_seconds(proc.pid)
-        time.sleep(5)
+        time.sleep(10)
         used = _cpu_seconds(proc.pid) - before
         rss = _rss_mb(proc.pid)
-        # Two tasks run, 99,998 wait: the controller should be asleep, not polling in a loop.
-        assert used < 0.5, f"controller used {used:.2f} s of CPU in 5 s while waiting"
+        # Two tasks run, 99,998 wait: the controller should be asleep, not polling in a loop. A
+        # loop would burn most of the 10 s; on a loaded machine one late save of the 100,000-task
+        # index (about a second of CPU) may still fall in the window, so that much is allowed.
+        assert used < 2.0, f"controller used {used:.2f} s of CPU in 10 s while waiting"
         assert rss < 400, f"controller holds {rss:.0f} MB for 100,000 tasks"
         # Only dispatched tasks have a directory yet.
         assert len(list((project.outputs / "huge" / "tasks").iterdir())) < 10

@@ -147,6 +147,9 @@ class LocalSource(ComputeSource):
                 return
             time.sleep(0.5)
 
+    def wants_poll(self) -> bool:
+        return not self._updates.empty()
+
     def poll(self) -> list[TaskUpdate]:
         out = []
         while True:
