@@ -944,11 +944,12 @@ class ArrayJobSource(ComputeSource):
         res = self.run(["mkdir", "-p", *sorted(dirs)])
         if res.returncode != 0:
             raise SourceUnavailable(f"cannot create the sweep directory on {self.host.name}: {res.stderr.strip()}")
-        for spec in tasks:
+        # One transfer per tasks/ dir, not one per task: a copy costs a round trip (or a process).
+        for parent, names in _by_parent(tasks).items():
             try:
-                self.host.put(spec.task_dir, self.exec_path(spec.task_dir))
+                self.host.put_many(parent, names, self.exec_path(parent))
             except Exception as exc:
-                raise SourceUnavailable(f"cannot copy {spec.name} to {self.host.name}: {exc}") from exc
+                raise SourceUnavailable(f"cannot copy {len(names)} task dir(s) to {self.host.name}: {exc}") from exc
 
     def _submit(self, script_name: str, job: ArrayJob) -> str:
         """Submit with retries; the job id, or an error with what the scheduler printed."""
@@ -1109,30 +1110,34 @@ class ArrayJobSource(ComputeSource):
                 self._last_query_error = str(exc)
                 self.log(f"status query failed ({self._query_failures} in a row): {exc}")
         gone: list[_Tracked] = []
+        decided: list[tuple[_Tracked, Verdict, JobInfo | None]] = []
         for task_id, t in list(self._tracked.items()):
             status_state = t.status.get("state")
             if queue is None:
                 # No fresh word from the scheduler: report only what the files say.
                 verdict = _file_verdict(status_state)
                 if verdict is not None:
-                    self._apply_verdict(t, verdict, None, updates)
+                    decided.append((t, verdict, None))
                 continue
             known = _file_verdict(status_state)
             if known is not None and known.final:
-                self._apply_verdict(t, known, None, updates)
+                decided.append((t, known, None))
                 continue
             info = self._lookup(t, queue)
             if info is None and self._accounting_ok:
                 gone.append(t)
                 continue
             verdict = resolve_task_state(status_state, info.state if info else None, stopping=self._stopping.get(task_id))
-            self._apply_verdict(t, verdict, info, updates)
+            decided.append((t, verdict, info))
         if gone:
             acct = self._ask_accounting(gone)
             for t in gone:
                 info = next((acct[k] for k in self._keys_of(t) if k in acct), None)
                 verdict = resolve_task_state(t.status.get("state"), info.state if info else None, stopping=self._stopping.get(t.spec.task_id))
-                self._apply_verdict(t, verdict, info, updates)
+                decided.append((t, verdict, info))
+        self._fetch_finished(decided)
+        for t, verdict, info in decided:
+            self._apply_verdict(t, verdict, info, updates, fetched=True)
         return updates
 
     def _keys_of(self, t: _Tracked) -> list[str]:
@@ -1172,14 +1177,15 @@ class ArrayJobSource(ComputeSource):
             self.log(f"accounting not available ({exc}); final states come from the queue and the task files")
             return {}
 
-    def _apply_verdict(self, t: _Tracked, verdict: Verdict, info: JobInfo | None, updates: list[TaskUpdate]) -> None:
+    def _apply_verdict(self, t: _Tracked, verdict: Verdict, info: JobInfo | None, updates: list[TaskUpdate],
+                       fetched: bool = False) -> None:
         if verdict.confirm:
             t.confirmations += 1
             if t.confirmations < 2:
                 return  # decided from an absence: look once more before writing anything
         else:
             t.confirmations = 0
-        if verdict.final:
+        if verdict.final and not fetched:
             self.fetch_results(t.spec)
         if verdict.write:
             self._write_final(t, verdict, info)
@@ -1226,6 +1232,18 @@ class ArrayJobSource(ComputeSource):
                 self.host.get(self.exec_path(spec.task_dir), spec.task_dir)
             except Exception as exc:
                 self.log(f"cannot copy {spec.name} back from {self.host.name}: {exc}")
+
+    def _fetch_finished(self, decided: Sequence[tuple[_Tracked, Verdict, JobInfo | None]]) -> None:
+        """Copy back, in one transfer per tasks/ dir, every task that ``_apply_verdict`` will
+        report final in this poll (one copy per task would cost a round trip each)."""
+        if not self.remote:
+            return
+        specs = [t.spec for t, v, _ in decided if v.final and (not v.confirm or t.confirmations >= 1)]
+        for parent, names in _by_parent(specs).items():
+            try:
+                self.host.get_many(self.exec_path(parent), names, parent)
+            except Exception as exc:
+                self.log(f"cannot copy {len(names)} task dir(s) back from {self.host.name}: {exc}")
 
     # ------------------------------------------------------------------ cancel / attach / stop
     def _cancel_ids(self, ids: Sequence[str]) -> CommandResult | None:
@@ -1358,6 +1376,14 @@ class ArrayJobSource(ComputeSource):
     def followed(self) -> int:
         """Number of tasks this source is following."""
         return len(self._tracked)
+
+
+def _by_parent(specs: Iterable[TaskSpec]) -> dict[Path, list[str]]:
+    """Task dir names grouped by their parent directory (the sweep's ``tasks/``)."""
+    out: dict[Path, list[str]] = {}
+    for spec in specs:
+        out.setdefault(Path(spec.task_dir).parent, []).append(Path(spec.task_dir).name)
+    return out
 
 
 def _said(result: CommandResult) -> str:
