@@ -333,6 +333,13 @@ def run_blocking(
                 break
             except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
                 continue
+        if rc in (-signal.SIGTERM, 128 + signal.SIGTERM) and not received:
+            # A scheduler (scancel, qdel, preemption) signals every process of the job at once:
+            # the task may die of it before our own handler runs. Give that signal a moment, so
+            # the attempt is recorded as stopped by a signal, not as a failure of the task.
+            deadline = time.monotonic() + 2.0
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.05)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
