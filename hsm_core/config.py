@@ -1167,6 +1167,10 @@ def _edit_text(text: str, data: Any, keys: Sequence[str], value: Any) -> str | N
     return out
 
 
+#: Keys whose values are secrets (``env.WANDB_API_KEY``, ``password``, ``HF_TOKEN`` ...).
+_SECRET_KEY = re.compile(r"api[_-]?key|passw(or)?d|passphrase|secret|token", re.IGNORECASE)
+
+
 def set_config_value(path: Path, dotted_key: str, raw_value: str, registry: Any = None) -> Any:
     """Set one key of ``hsm_config.yaml`` (``hsm config set compute.health_check_interval 300``).
 
@@ -1223,5 +1227,7 @@ def set_config_value(path: Path, dotted_key: str, raw_value: str, registry: Any 
         os.umask(umask)
         mode = 0o666 & ~umask
         path.parent.mkdir(parents=True, exist_ok=True)
+    if _SECRET_KEY.search(dotted_key):
+        mode &= ~0o077  # the file now holds a password, token or API key: for its owner only
     atomic_write_text(path, new_text, mode=mode)
     return value

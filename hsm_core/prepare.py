@@ -40,7 +40,10 @@ def override_args(params: Mapping[str, Any], style: str) -> list[str]:
     if style == "argparse":
         out: list[str] = []
         for k, v in params.items():
-            out += [f"--{k}", format_value(v)]
+            text = format_value(v)
+            # A value that looks like an option ("-rf", "--help", "-1e-3") would be read as one by
+            # argparse: the "--key=value" form keeps it the value of --key.
+            out += [f"--{k}={text}"] if text.startswith("-") else [f"--{k}", text]
         return out
     return [f"{k}={format_value(v)}" for k, v in params.items()]
 

@@ -45,12 +45,42 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
         elif key in expanders:
             where = f"{path}: {key}" if path else key
             expanders[key].validate(value, where)
+            _check_passable(value, path, key)
             sections[key] = value
         else:
             raise ConfigError(f"unknown sweep section (known: {', '.join(sorted(expanders))})", file=path, key=key)
     if not sections:
         raise ConfigError("no parameters: add a 'grid:' (or 'paired:') section", file=path)
     return SweepSpec(sections, settings, path)
+
+
+#: Linux refuses a single command-line argument of 128 KiB or more (MAX_ARG_STRLEN) with E2BIG.
+MAX_ARGUMENT_BYTES = 131072
+
+
+def _check_passable(value: Any, path: Path | None, where: str, name: str = "") -> None:
+    """Refuse parameter names and values that no command line can carry: a NUL character (the
+    end of a C string), or a ``name=value`` argument of 128 KiB or more. Caught here, before
+    anything is written, they are one clear error instead of a task that can never start."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            key = f"{where}.{k}"
+            if isinstance(k, str) and "\0" in k:
+                raise ConfigError("a parameter name contains a NUL character, which cannot be passed to a command",
+                                  file=path, key=where, hint="remove it")
+            _check_passable(v, path, key, str(k))
+    elif isinstance(value, list):
+        for item in value:
+            _check_passable(item, path, where, name)
+    elif isinstance(value, str):
+        if "\0" in value:
+            raise ConfigError(f"the value {value[:40]!r} contains a NUL character, which cannot be passed to a command",
+                              file=path, key=where, hint="remove it")
+        size = len(name.encode()) + 1 + len(value.encode())
+        if size >= MAX_ARGUMENT_BYTES:
+            raise ConfigError(f"a value of {size:,} bytes is too long for a command-line argument "
+                              f"(at most {MAX_ARGUMENT_BYTES - 1:,})", file=path, key=where,
+                              hint="pass a file name instead, and read the file in the script")
 
 
 def load_spec(path: Path, registry: Any) -> SweepSpec:

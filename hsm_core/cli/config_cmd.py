@@ -570,13 +570,14 @@ def set_command(key: str, value: str, project_dir: Path | None) -> None:
     The result is validated before anything is written; the file is replaced atomically and its
     comments are kept when the change is a single line.
     """
-    from hsm_core.config import CONFIG_FILENAME, dump_yaml, find_config_file, set_config_value
+    from hsm_core.config import _SECRET_KEY, CONFIG_FILENAME, dump_yaml, find_config_file, set_config_value
     from hsm_core.plugins import get_registry
 
     root = _root(project_dir)
     path = find_config_file(root) or root / CONFIG_FILENAME
     parsed = set_config_value(path, key, value, get_registry())
-    shown = dump_yaml({key: parsed}).strip()
+    # A secret is not echoed: terminal output ends up in CI logs and screen shares.
+    shown = f"{key}: (hidden)" if _SECRET_KEY.search(key) else dump_yaml({key: parsed}).strip()
     click.echo(f"{shown}  (in {_rel(path, Path.cwd().absolute())})")
 
 

@@ -10,6 +10,7 @@ and the key.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,6 +292,11 @@ def _check_rsync_options(opts: Sequence[str], file: str, line: int | None, name:
             )
 
 
+#: A host or user name as ssh and rsync take it on their command line: no leading '-' (an option to
+#: ssh, e.g. -oProxyCommand=...), no whitespace, control characters, quotes or shell characters.
+_SAFE_WORD = re.compile(r"^(?!-)[^\s'\"`$;&|<>(){}*?!#\\]+$")
+
+
 def load_sync_config(project_root: Path) -> SyncConfig:
     """Read and validate ``<project_root>/.hsm/sync_config.yaml``.
 
@@ -334,6 +340,13 @@ def load_sync_config(project_root: Path) -> SyncConfig:
                         line=getattr(raw_entry, "lines", {}).get(bad, line),
                         key=f"sync_targets.{name}.{bad}",
                     )
+        for word in ("host", "user"):
+            if entry.get(word) is not None and not _SAFE_WORD.match(str(entry[word])):
+                raise ConfigError(
+                    f"{str(entry[word])!r} cannot be used as an SSH {word}: it starts with '-' (ssh would read "
+                    "it as an option) or holds spaces, quotes or shell characters",
+                    file=shown, line=getattr(raw_entry, "lines", {}).get(word, line), key=f"sync_targets.{name}.{word}",
+                    hint="give the plain host name or address; ssh options go in ssh_options")
         rsync_opts = list(entry.get("rsync_options") or [])
         _check_rsync_options(rsync_opts, shown, getattr(raw_entry, "lines", {}).get("rsync_options", line), name)
         raw_paths = raw_entry.get("paths") if isinstance(raw_entry, dict) else None

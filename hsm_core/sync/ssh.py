@@ -10,6 +10,7 @@ few minutes only, so a crashed hsm never leaves a connection behind for long.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -24,6 +25,11 @@ CONNECT_TIMEOUT = 15
 PERSIST = 300
 
 
+#: A host or user name as ssh and rsync take it on their command line: no leading '-', no
+#: whitespace, control characters, quotes or shell characters.
+_SAFE_WORD = re.compile(r"^(?!-)[^\s'\"`$;&|<>(){}*?!#\\]+$")
+
+
 class SshConnection:
     """``ssh`` to one host with a master connection that rsync and remote commands share."""
 
@@ -36,6 +42,12 @@ class SshConnection:
         self.ssh_options = list(settings.get("ssh_options") or [])
         self.check_path = str(settings.get("check_path") or ".")
         self.label = label or self.host
+        for word, value in (("host", self.host), ("user", self.user)):
+            # ssh takes "-oProxyCommand=..." where the destination should be as an option (and runs it).
+            if value is not None and not _SAFE_WORD.match(str(value)):
+                raise HsmError(f"{str(value)!r} cannot be used as the SSH {word} of {self.label}: it starts with '-' "
+                               "(ssh would read it as an option) or holds spaces, quotes or shell characters",
+                               hint="give the plain host or user name")
         self._dir: str | None = None
         self._opened = False
 

@@ -226,9 +226,9 @@ class Worker:
 
     def _sleep(self, seconds: float) -> None:
         # Monotonic: a clock step must not stretch a nap into an hour of not watching claims.
-        end = time.time() + seconds
-        while self.signals.stop_signal is None and time.time() < end:
-            time.sleep(min(0.1, max(0.0, end - time.time())))
+        end = time.monotonic() + seconds
+        while self.signals.stop_signal is None and time.monotonic() < end:
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
 
     # -- picking -------------------------------------------------------------------------------
     def _is_final(self, state: str | None) -> bool:

@@ -393,6 +393,10 @@ class SshHost(Host):
         if not chan.exit_status_ready():
             raise EOFError("the connection closed before the command ended")
         code = chan.recv_exit_status()
+        if code == -1 and not self.connected:
+            # paramiko's "no exit status": the channel closed because the connection died (sshd
+            # stopped, network gone), not because the command failed.
+            raise EOFError("the connection closed before the command ended")
         return CommandResult(code, b"".join(out).decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"))
 
     def check(self) -> None:

@@ -46,6 +46,32 @@ def find_runner(d):
         if b"hsm_core.runner" in args and d.encode() in args:
             found.append(int(name))
     return found
+def group_alive(pgid):
+    # A task runs in its wrapper's process group; the group outlives a killed wrapper.
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+def wrapper_pid(d):
+    # The runner's /bin/sh wrapper writes its pid to .hsm_pid as it starts: a runner killed after
+    # starting it, but before recording it in status.yaml, leaves the task findable. The pid
+    # counts only if that process still works in this task dir (pids are reused).
+    try:
+        with open(os.path.join(d, ".hsm_pid")) as fh:
+            pid = int(fh.read().strip())
+        with open("/proc/%d/environ" % pid, "rb") as fh:
+            env = fh.read().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    mine = [("HSM_TASK_DIR=" + p).encode() for p in {d, os.path.realpath(d)}]
+    return pid if alive(pid) and any(m in env for m in mine) else None
 def task_process(status_text):
     for line in (status_text or "").splitlines():
         if line.startswith("process:"):
@@ -104,7 +130,19 @@ for t in req["tasks"]:
     runner_alive = alive(t.get("pid"), t.get("ticks")) if t.get("pid") else any(alive(p) for p in find_runner(d))
     status = text(os.path.join(d, "status.yaml"))
     pid, ticks = task_process(status)
-    task_alive = alive(pid, ticks) if pid else False
+    task_alive = (alive(pid, ticks) if pid else False) or wrapper_pid(d) is not None
+    if pid and not runner_alive and not task_alive and group_alive(pid):
+        # The runner and its wrapper were killed but the command runs on, where nothing can
+        # record how it ends: stop it now (it is run again), rather than let it finish unseen.
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for _ in range(100):
+            if not group_alive(pid):
+                break
+            time.sleep(0.02)
+        status = text(os.path.join(d, "status.yaml"))
     r = {"status": status, "alive": runner_alive or task_alive}
     if not r["alive"]:
         state = None
@@ -122,6 +160,13 @@ for t in req["tasks"]:
             elif st and st.get("state") == "running":
                 st = dict(st, state="lost", end_time=now_iso(), error="the runner and the task vanished (killed, or the host restarted)")
                 st.pop("process", None)
+                write_status(p, st)
+                r["note"] = "vanished"
+            elif not (text(os.path.join(d, "runner.log")) or "").strip():
+                # A runner that fails says why in runner.log; one that left nothing was killed
+                # (SIGKILL, OOM killer) before it started the task: nothing ran, run it again.
+                st = dict(st or {}, state="lost", end_time=now_iso(),
+                          error="the task runner vanished before starting the task (killed?)")
                 write_status(p, st)
                 r["note"] = "vanished"
             else:
@@ -151,8 +196,11 @@ for t in req["tasks"]:
             pid, ticks = task_process(fh.read())
     except OSError:
         pid, ticks = None, None
-    if pid and alive(pid, ticks):
+    if pid and (alive(pid, ticks) or group_alive(pid)):
         pids.append(pid)
+    started = wrapper_pid(d)
+    if started and started not in pids:
+        pids.append(started)
     groups[d] = pids
 def signal_all(sig):
     for pids in groups.values():
@@ -178,6 +226,11 @@ from hsm_core.state import now_iso, read_status, write_status
 out = {}
 for d in groups:
     p = Path(d)
+    if not p.is_dir():
+        # The copy of the task dir never arrived (the connection dropped while launching): no
+        # runner can have started there, so there is nothing to stop and nowhere to record it.
+        out[d] = wanted
+        continue
     st = read_status(p) or {}
     if st.get("state") == "completed" or (st.get("state") in ("failed", "timeout") and not st.get("signal_received")):
         out[d] = st["state"]

@@ -121,6 +121,11 @@ def _ssh_config(path: Path | None, host: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc}", hint="fix the file, or point ssh_config: elsewhere") from None
 
 
+#: A host or user name as ssh and rsync take it on their command line: no leading '-' (an option,
+#: e.g. -oProxyCommand=...), no whitespace, control characters, quotes or shell characters.
+_SAFE_WORD = re.compile(r"^(?!-)[^\s'\"`$;&|<>(){}*?!#\\]+$")
+
+
 def resolve(name: str, config: Mapping[str, Any], global_ssh: Mapping[str, Any] | None = None) -> ConnectSettings:
     """Connection settings of remote ``name`` from its config entry, ``~/.ssh/config`` and
     ``global_ssh`` (the project's top-level ``ssh:`` section: ``compression``, ``connect_timeout``)."""
@@ -140,6 +145,11 @@ def resolve(name: str, config: Mapping[str, Any], global_ssh: Mapping[str, Any] 
     except (TypeError, ValueError):
         raise ConfigError(f"invalid port {port_raw!r} for remote {name!r}", key=f"distributed.remotes.{name}.port") from None
     user = str(config.get("user") or sshc.get("user") or getpass.getuser())
+    for word, value in (("host", alias), ("host", str(sshc.get("hostname") or alias)), ("user", user)):
+        if not _SAFE_WORD.match(value):
+            raise ConfigError(f"{value!r} cannot be used as the SSH {word} of remote {name!r}: it starts with '-' "
+                              "(ssh and rsync would read it as an option) or holds spaces, quotes or shell characters",
+                              key=f"distributed.remotes.{name}.{word}", hint="give the plain host or user name")
 
     key = config.get("key") or config.get("ssh_key")
     if key:
