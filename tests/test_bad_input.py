@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Project
+from hsm_project import Project
 
 #: Address-space limit for the hsm process: about 3x what `hsm run` needs; expanding 10^12
 #: combinations (or even 10^8) would need far more.

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Project
+from hsm_project import Project
 from hsm_core.testing.services import ServiceUnavailable, require_service, start_slurm
 
 #: Shell syntax, a newline that would start a directive, and option-like words. "{d}" is the

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Project
+from hsm_project import Project
 from hsm_core.testing.services import ServiceUnavailable, require_service, start_slurm, start_sshd
 
 API_KEY = "0123456789abcdef0123456789abcdef01234567"  # the shape of a W&B key (40 hex characters)
