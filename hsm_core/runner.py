@@ -183,8 +183,9 @@ def start_task(
         status.update(status_extra)
     # Recorded before the process starts, so that a controller killed at any moment leaves a
     # trace of this attempt: reconcile_status finds the process through the wrapper's pid file.
-    # No fsync: only processes read it before the one written next, which is synced.
-    write_status(task_dir, status, fsync=False)
+    # No fsync: only processes read it before the one written next, which is synced. "starter"
+    # says which controller is starting it, so that nobody waits for a dead one.
+    write_status(task_dir, {**status, "starter": process_identity(os.getpid())}, fsync=False)
     try:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", _WRAPPER, "hsm-task", *argv],
@@ -208,7 +209,16 @@ def start_task(
             pass
         raise
     status["process"] = process_identity(proc.pid) or f"{proc.pid}:?"
-    write_status(task_dir, status)
+    try:
+        write_status(task_dir, status)
+    except OSError:
+        # Started but not recorded (disk full): stop it rather than let it run unwatched while
+        # the caller counts the launch as failed and runs the task again later.
+        signal_task_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        out.close()
+        err.close()
+        raise
     task = StartedTask(task_dir, proc, status, [out, err])
     if echo:
         name = task_dir.name
@@ -221,8 +231,13 @@ def start_task(
 
 def signal_task(task: StartedTask, signum: int) -> None:
     """Send ``signum`` to the task's whole process group."""
+    signal_task_group(task.process.pid, signum)
+
+
+def signal_task_group(pgid: int, signum: int) -> None:
+    """Send ``signum`` to the process group ``pgid`` (a task's wrapper and everything it started)."""
     try:
-        os.killpg(task.process.pid, signum)
+        os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
         pass
 

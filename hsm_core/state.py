@@ -29,7 +29,8 @@ EXIT_MARKER = ".exit_code"
 PID_FILE = ".hsm_pid"
 #: ``process`` of a status written just before the task's process is started.
 STARTING = "starting"
-#: A ``starting`` status older than this with no process behind it never started.
+#: A ``starting`` status older than this, or whose controller is gone, with no process behind it
+#: never started.
 STARTING_GRACE = 10.0
 
 
@@ -205,8 +206,10 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
                 except OSError:
                     pass
                 return new
-            if time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
-                return status  # being started right now
+            starter = str(status.get("starter") or "")
+            starting = starter.split(":")[0].isdigit() and process_identity(int(starter.split(":")[0])) == starter
+            if starting and time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
+                return status  # its controller is starting it right now
         pid = int(str(proc).split(":")[0]) if proc != STARTING else 0
         if not pid or process_identity(pid) != proc:
             new = dict(status)
