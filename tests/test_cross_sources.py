@@ -184,8 +184,10 @@ def test_host_back_after_its_tasks_ran_elsewhere_stops_them_there(tmp_path: Path
     require_plugins("hsm_plugin_ssh")
     host, cluster = services()
     cross = make_project(tmp_path, host, cluster, script=SLOW_THERE, compute_extra={"health_check_interval": 2},
-                         remote_extra={"lost_after": 2}, remote_env={"SLOW_FACTOR": "15"})
-    cfg = cross.write_sweep({"grid": {"x": list(range(4)), "sleep": [2]}})
+                         remote_extra={"lost_after": 2}, remote_env={"SLOW_FACTOR": "50"})
+    # 4 s locally, 200 s on the host: the reruns here outlast sshd's restart, and a runner left
+    # going there is still running (a survivor) when the test ends, whatever the machine's load.
+    cfg = cross.write_sweep({"grid": {"x": list(range(4)), "sleep": [4]}})
     proc = cross.popen("run", "--config", str(cfg), "--sources", f"local:2,ssh:{REMOTE}:2", "--sweep-id", "b3")
     try:
         on_host = wait_for(lambda: _running_on_host(cross, "b3"), 60, "two tasks running on the ssh host", proc)
@@ -198,7 +200,8 @@ def test_host_back_after_its_tasks_ran_elsewhere_stops_them_there(tmp_path: Path
         stop_process(proc)
         survivors = _crash(cross.remote_dir)  # never leave a runner behind, whatever happened
     assert proc.returncode == 0, out + err
-    assert survivors == 0  # hsm stopped them (they would have run 30 s)
+    source_log = cross.log("b3", f"sources/{REMOTE}.log")
+    assert survivors == 0, source_log  # hsm stopped them (they would have run 200 s)
     assert {n: s for n, s in cross.remote_states("b3").items() if n in on_host} == {n: "lost" for n in on_host}
     assert f"stopped 2 abandoned task(s) on {REMOTE}" in cross.log("b3", f"sources/{REMOTE}.log")
     statuses = _assert_each_task_ran_once(cross, "b3", 4)

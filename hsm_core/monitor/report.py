@@ -10,6 +10,7 @@ not turn a finished sweep into an error) and logs a warning instead.
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import math
 import statistics
@@ -149,6 +150,14 @@ def duration_stats(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def _end_time(record: TaskRecord) -> _dt.datetime | None:
+    end, start, duration = parse_time(record.end_time), parse_time(record.start_time), _number(record.duration)
+    if start is not None and duration is not None:
+        by_duration = start + _dt.timedelta(seconds=float(duration))
+        return by_duration if end is None or by_duration > end else end
+    return end
+
+
 def performance(data: ReportData) -> dict[str, Any]:
     """The content of ``performance_analysis.yaml``."""
     recs = list(data.records.values())
@@ -157,7 +166,9 @@ def performance(data: ReportData) -> dict[str, Any]:
     for r in done:
         per_source.setdefault(r.source or "unknown", []).append(float(r.duration))  # type: ignore[arg-type]
     starts = [t for t in (parse_time(r.start_time) for r in recs) if t is not None]
-    ends = [t for t in (parse_time(r.end_time) for r in recs) if t is not None]
+    # Times are stored to the second, durations to the millisecond: a task ends no earlier than its
+    # start plus its duration, so a sweep that ran within one clock second still has a wall time.
+    ends = [t for t in (_end_time(r) for r in recs) if t is not None]
     wall = (max(ends) - min(starts)).total_seconds() if starts and ends and max(ends) > min(starts) else None
     caps = {row.name: row.capacity for row in data.snapshot.sources}
     sources: dict[str, Any] = {}

@@ -472,8 +472,10 @@ class SshSource(ComputeSource):
             # reconnect backoff says (a host still down refuses at once, or after connect_timeout).
             try:
                 self.host.connect()
-            except HsmError:
-                pass
+            except HsmError as exc:
+                names = ", ".join(t.spec.name for t in self._abandoned)
+                self._log(f"could not stop {len(self._abandoned)} abandoned task(s) ({names}): {exc.message}; "
+                          f"their runners may still be going on {self.host.settings.describe()}")
             else:
                 self._stop_abandoned_quietly()
         self.host.close()
