@@ -97,7 +97,12 @@ def plan_run(
             sweep_id = f"{base}_{n}"
     else:
         validate_sweep_id(sweep_id)
-        if (project.output_dir / sweep_id).exists():
+        existing = project.output_dir / sweep_id
+        if existing.exists() and not (existing / "sweep_metadata.yaml").exists():
+            # hsm was killed while creating it: "hsm complete" cannot continue what has no metadata.
+            raise HsmError(f"{existing} exists but is not a sweep (no sweep_metadata.yaml: its creation was interrupted)",
+                           hint=f"remove it with rm -r {existing}, or choose another --sweep-id")
+        if existing.exists():
             raise HsmError(f"sweep {sweep_id!r} already exists", hint=f"continue it with: hsm complete {sweep_id}")
     sweep = SweepDir(project.output_dir / sweep_id)
     plan = Plan(project, spec, sweep, records, sorted(records.values(), key=lambda r: r.index), max_runs=max_runs)

@@ -211,6 +211,10 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
             if starting and time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
                 return status  # its controller is starting it right now
         pid = int(str(proc).split(":")[0]) if proc != STARTING else 0
+        if pid and process_identity(pid) != proc and process_group_alive(pid):
+            # Only the wrapper was killed: its command still runs in the wrapper's process group.
+            # Still running, then: a rerun now would run it twice at once.
+            return status
         if not pid or process_identity(pid) != proc:
             new = dict(status)
             new.update(state=TaskState.INTERRUPTED.value, end_time=now_iso(), error="process vanished")
@@ -224,6 +228,52 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
                 pass  # as above: the next look writes it
             return new
     return status
+
+
+def process_group_alive(pgid: int) -> bool:
+    """True while a live process is in process group ``pgid``. A task runs in the group of its
+    wrapper (``start_new_session``), which outlives the wrapper as long as the command runs."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return False
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def stop_orphaned_command(task_dir: Path, status: Mapping[str, Any] | None) -> bool:
+    """SIGKILL the command of a ``running`` local task whose wrapper was killed together with its
+    controller (``kill -9`` of the hsm processes, e.g. ``pkill -9 -f hsm``, but not of the
+    command): nothing could record how it ends, so it would finish unrecorded and be run again.
+    True when something was stopped. For controllers only (``hsm status`` just looks)."""
+    if not status or status.get("state") != TaskState.RUNNING.value or (task_dir / EXIT_MARKER).exists():
+        return False
+    proc = str(status.get("process") or "")
+    head = proc.split(":")[0]
+    if not head.isdigit() or status.get("host") != socket.gethostname() or process_identity(int(head)) == proc:
+        return False
+    pid = int(head)
+    if not process_group_alive(pid):
+        return False
+    import signal
+
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    for _ in range(100):
+        if not process_group_alive(pid):
+            break
+        time.sleep(0.02)
+    return True
 
 
 def _started_process(task_dir: Path) -> str | None:

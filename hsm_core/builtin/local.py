@@ -16,7 +16,7 @@ import time
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core import runner
-from hsm_core.state import read_status, reconcile_status
+from hsm_core.state import read_status, reconcile_status, stop_orphaned_command
 from hsm_core.plugin import (
     ComputeSource,
     ComputeSourceRecord,
@@ -137,6 +137,7 @@ class LocalSource(ComputeSource):
 
     def _watch_attached(self, spec: TaskSpec) -> None:
         while True:
+            stop_orphaned_command(spec.task_dir, read_status(spec.task_dir))
             status = reconcile_status(spec.task_dir, read_status(spec.task_dir)) or {}
             state = TaskState(status.get("state", "lost"))
             if state.finished:

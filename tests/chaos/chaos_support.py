@@ -43,9 +43,9 @@ ROUNDS = max(1, int(os.environ.get("HSM_CHAOS_ROUNDS", "2") or 2))
 BASE_SEED = int(os.environ.get("HSM_CHAOS_SEED") or (time.time_ns() // 1000) % 1_000_000_007)
 REPORT = os.environ.get("HSM_CHAOS_REPORT")
 
-#: Faults that ``make chaos`` found not to hold yet (docs/reliability.md says how they fail). The
-#: normal suite skips them, so a known and documented failure cannot hide a new one in CI;
-#: ``scripts/chaos.sh`` (``make chaos``) runs them all (HSM_CHAOS_ALL=1).
+#: For a fault that ``make chaos`` finds not to hold yet (docs/reliability.md says how it fails):
+#: the normal suite skips it, so a known and documented failure cannot hide a new one in CI;
+#: ``scripts/chaos.sh`` (``make chaos``) runs it (HSM_CHAOS_ALL=1). None at the moment.
 KNOWN_FAILING = pytest.mark.skipif(
     os.environ.get("HSM_CHAOS_ALL") != "1",
     reason="does not hold yet (see docs/reliability.md); run it with: make chaos",

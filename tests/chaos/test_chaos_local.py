@@ -83,7 +83,11 @@ def test_sigkill_of_the_controller(chaos: Chaos, tmp_path: Path) -> None:
                     assert not count.exists() or not count.read_text().strip()
                     chaos.note("killed before the sweep directory existed: `hsm run` again starts it")
                     if sweep_dir.exists():
-                        chaos.note(f"a sweep dir without metadata was left behind: {sorted(p.name for p in sweep_dir.iterdir())}")
+                        # Killed between creating the dir and writing its metadata: the same id is
+                        # refused with one line saying so (not "already exists: hsm complete it").
+                        again = hsm(root, "run", "--config", str(cfg), "--sweep-id", sweep_id)
+                        assert again.returncode == 2 and "creation was interrupted" in again.stderr, again.stderr
+                        chaos.count("sweep dirs left half-created (refused with one line)")
                     sweep_id = f"{sweep_id}x"
                     sweep_dir = root / "sweeps" / "outputs" / sweep_id
                     proc = hsm_popen(root, "run", "--config", str(cfg), "--sweep-id", sweep_id)
@@ -222,3 +226,60 @@ def assert_exactly_once_allowing_torn(sweep_dir: Path, count: Path, n: int, seen
     torn_and_completed = {name for name, s in states(sweep_dir).items() if s is None}
     assert all(ids[name] in runs for name in torn_and_completed)
     assert seen <= set(runs)
+
+
+def test_a_sweep_dir_left_half_created_is_one_clear_line(tmp_path: Path) -> None:
+    """What a controller killed between creating the sweep dir and writing its metadata leaves:
+    `hsm run` with that id says so (it used to say "already exists: hsm complete it", and `hsm
+    complete` then said "unknown sweep id")."""
+    root = tmp_path / "p"
+    write_chaos_project(root)
+    (root / "sweeps" / "outputs" / "half" / "tasks").mkdir(parents=True)
+    cfg = root / "sweeps" / "sweep.yaml"
+    cfg.write_text("grid:\n  x: [1]\n")
+    proc = hsm(root, "run", "--config", str(cfg), "--sweep-id", "half")
+    assert proc.returncode == 2 and "creation was interrupted" in proc.stderr and "rm -r" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_controller_and_wrapper_killed_together_the_command_is_stopped_not_run_twice(tmp_path: Path) -> None:
+    """`pkill -9 -f hsm` kills the controller and the `hsm-task` wrappers but not the training
+    script. `hsm status` shows that task still running; `hsm complete` stops it (nothing could
+    record how it ends) instead of starting a second copy next to it, and runs it again once."""
+    import time
+
+    root = tmp_path / "p"
+    count = write_chaos_project(root, parallel=2)
+    cfg = root / "sweeps" / "sweep.yaml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("grid:\n  x: [1, 2]\n  sleep: [6]\n")
+    sweep_dir = root / "sweeps" / "outputs" / "pk"
+    proc = hsm_popen(root, "run", "--config", str(cfg), "--sweep-id", "pk")
+    try:
+        def running() -> list[tuple[str, tuple[int, str]]]:
+            out = []
+            for name, state in states(sweep_dir).items():
+                p = process_of(read_state(sweep_dir / "tasks" / name))
+                if state == "running" and p and same_process(*p):
+                    out.append((name, p))
+            return out
+
+        found = wait_until(lambda: len(running()) == 2 and running(), 60, "two running tasks")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for _, (pid, _) in found:
+            os.kill(pid, signal.SIGKILL)  # the wrappers; their commands (python train.py) run on
+        time.sleep(0.3)
+        status = hsm(root, "status", "pk", "--json")
+        assert_clean_exit(status, (0,))
+        assert set(states(sweep_dir).values()) == {"running"}  # not "interrupted": the commands run
+        for _ in range(2):
+            done = hsm(root, "complete", "pk")
+            assert_clean_exit(done, (0, 1))
+        assert set(states(sweep_dir).values()) == {"completed"}
+    finally:
+        stop(proc, timeout=1)
+    assert_exactly_once(sweep_dir, count, 2)
+    for d in (sweep_dir / "tasks").iterdir():
+        attempts = read_state(d)["attempts"]
+        assert [a["state"] for a in attempts] == ["interrupted", "completed"], attempts

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from chaos_support import (  # noqa: F401 - chaos is a fixture
-    KNOWN_FAILING,
     Chaos,
     assert_clean_exit,
     assert_exactly_once,
@@ -85,7 +84,6 @@ def _complete(chaos: Chaos, root: Path, sweep_id: str, sources: str, env: dict[s
     raise AssertionError(f"hsm complete {sweep_id} did not finish the sweep:\n{done.stdout}\n{done.stderr}")
 
 
-@KNOWN_FAILING
 def test_sshd_stopped_and_restarted_mid_sweep(chaos: Chaos, host: SshHost, tmp_path: Path) -> None:
     """The remote host's sshd goes down 1-2 times at a random moment, for a random 0.5-6 s (its
     connections cut; the detached remote runners keep going), with tasks on the remote alone or
@@ -156,7 +154,6 @@ def _remote_processes(remote_dir: Path, skip: set[str] = frozenset()) -> list[tu
     return out
 
 
-@KNOWN_FAILING
 def test_sigkill_of_the_remote_task_runner(chaos: Chaos, host: SshHost, tmp_path: Path) -> None:
     """On the remote, the task runner of 1-3 running tasks is SIGKILLed at a random moment: the
     Python runner (its command runs on and leaves its exit code: recorded as it ended) or the
