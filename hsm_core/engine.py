@@ -228,17 +228,22 @@ class Engine:
     def _launched(self, rt: SourceRuntime, batch: list[TaskSpec], error: BaseException | None, pending: "collections.deque[TaskSpec]") -> None:
         """Apply the outcome of ``rt.source.launch(batch)``."""
         if error is not None:
-            for spec in batch:
+            started = error.started if isinstance(error, SourceUnavailable) else frozenset()
+            failed = [spec for spec in batch if spec.task_id not in started]
+            for spec in failed:
                 rt.active.discard(spec.task_id)
                 self._owner.pop(spec.task_id, None)
-            rt.launched_total -= len(batch)
+            rt.launched_total -= len(failed)
             if not isinstance(error, SourceUnavailable):
                 raise error
-            # Infrastructure trouble: the tasks go back to the queue, the source loses health.
-            for spec in reversed(batch):
+            # Infrastructure trouble: the tasks that did not start go back to the queue, the source
+            # loses health; those that started stay with it (they run, and are polled as usual).
+            for spec in reversed(failed):
                 pending.appendleft(spec)
             self._source_failed(rt, f"launch failed: {error}")
-            return
+            batch = [spec for spec in batch if spec.task_id in started]
+            if not batch:
+                return
         now = time.time()
         for spec in batch:
             rec = self.records[spec.task_id]
@@ -247,7 +252,8 @@ class Engine:
                 rec.state = TaskState.SUBMITTED.value
             self._dirty = True
             self.sweep.log("task_assignments.log", f"{spec.name} {spec.task_id} -> {rt.name}")
-        rt.consecutive_failures = 0
+        if error is None:
+            rt.consecutive_failures = 0
         rt.next_poll = min(rt.next_poll or now + rt.source.poll_interval, now + rt.source.poll_interval)
         self._log_utilization()
 

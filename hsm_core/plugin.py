@@ -80,8 +80,14 @@ class SourceUnavailable(HsmError):
     """A compute source cannot be reached or used right now (host down, scheduler not answering).
 
     Raised by :meth:`ComputeSource.launch` for infrastructure failures; the engine counts these
-    against the source's health rather than against the task.
+    against the source's health rather than against the task. A launch that fails part-way names
+    the task ids it did start in *started*: the engine keeps those on the source (it polls them as
+    usual) and queues only the others again, so no task runs twice.
     """
+
+    def __init__(self, message: str, *, hint: str | None = None, started: Iterable[str] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.started: frozenset[str] = frozenset(started)
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,7 +328,9 @@ class ComputeSource(abc.ABC):
     def launch(self, tasks: Sequence[TaskSpec]) -> None:
         """Start (or submit) these tasks. Raise :class:`SourceUnavailable` on infrastructure failure.
 
-        After a successful return every task is either running or queued on the source.
+        After a successful return every task is either running or queued on the source. When the
+        failure comes after some tasks started, pass their ids as ``started=`` so that only the
+        others are run again.
         """
 
     @abc.abstractmethod

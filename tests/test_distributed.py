@@ -57,10 +57,22 @@ class LosingSource(LocalSource):
         return out
 
 
+class HalfSource(LocalSource):
+    """Starts the first task of a batch for real, then fails for the rest (the process table is
+    full, a connection drops half-way through a batch), saying which one did start."""
+
+    def launch(self, tasks: Sequence[TaskSpec]) -> None:
+        super().launch(tasks[:1])
+        if len(tasks) > 1:
+            raise SourceUnavailable("cannot start a process: resource temporarily unavailable",
+                                    started=[tasks[0].task_id])
+
+
 class Sources:
     @hookimpl
     def hsm_register_compute_sources(self):
         return [
+            ComputeSourceRecord("half", "starts one task per batch", HalfSource),
             ComputeSourceRecord("down", "never answers", DownSource),
             ComputeSourceRecord("losing", "loses tasks", LosingSource),
             ComputeSourceRecord("other", "a second local pool", LocalSource),
@@ -137,6 +149,16 @@ def test_lost_tasks_are_redistributed_and_run_exactly_once(project: Project, reg
     assert len(runs) == 6 and len(set(runs)) == 6
     assert _by_source(project) == {"local": 6}
     assert "lost: node failure" in (project.outputs / "d1" / "logs" / "sources" / "losing.log").read_text()
+
+
+def test_a_launch_failing_part_way_runs_the_started_tasks_once(project: Project, registry: Any) -> None:
+    # Every batch of 3 starts one task and fails for two: the one started is not started again.
+    _, counts = _run(project, registry, {"x": list(range(6)), "sleep": [0.2]}, "half:3,local:1")
+    assert counts == {"completed": 6}
+    runs = project.executions()
+    assert len(runs) == 6 and len(set(runs)) == 6, runs
+    assert "half" in _by_source(project)
+    assert "launch failed: cannot start a process" in (project.outputs / "d1" / "logs" / "sources" / "half.log").read_text()
 
 
 def test_script_failures_do_not_disable_a_source(project: Project, registry: Any) -> None:

@@ -80,6 +80,7 @@ class LocalSource(ComputeSource):
         return self._capacity
 
     def launch(self, tasks: Sequence[TaskSpec]) -> None:
+        started_ids: list[str] = []
         for spec in tasks:
             env: dict[str, str] = {}
             with self._lock:
@@ -97,9 +98,11 @@ class LocalSource(ComputeSource):
                 )
             except OSError as exc:
                 self._release(spec.task_id)
-                raise SourceUnavailable(f"cannot start a process: {exc}") from exc
+                # The ones started before this one run on: only the rest are to be started again.
+                raise SourceUnavailable(f"cannot start a process: {exc}", started=started_ids) from exc
             with self._lock:
                 self._running[spec.task_id] = started
+            started_ids.append(spec.task_id)
             threading.Thread(target=self._wait, args=(spec.task_id, started), daemon=True).start()
 
     def _release(self, task_id: str) -> None:
