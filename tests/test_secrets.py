@@ -180,6 +180,8 @@ def test_secrets_of_an_ssh_remote_stay_off_command_lines_and_files(project: Proj
             proc.communicate()
     assert proc.returncode == 0, out + err
     printed.append(out + err)
+    # The password is not used, and hsm says so (without printing it).
+    assert "distributed.remotes.srv.password is not used" in printed[0]
     assert all(seen_key(d) for d in (project.outputs / "sec" / "tasks").iterdir())  # the env reached the task
     for secret in (API_KEY, PASSWORD):
         assert not any(secret in text for text in printed), secret
@@ -226,3 +228,14 @@ def test_config_set_of_a_secret_makes_the_file_owner_only(project: Project) -> N
     assert API_KEY not in res.stdout + res.stderr and "WANDB_API_KEY: (hidden)" in res.stdout
     assert_owner_only(path)
     assert yaml.safe_load(path.read_text())["distributed"]["remotes"]["srv"]["env"]["WANDB_API_KEY"] == API_KEY
+
+
+def test_config_show_hides_secret_values(project: Project) -> None:
+    assert project.hsm("config", "set", "distributed.remotes.srv.host", "gpu1.example.org").returncode == 0
+    assert project.hsm("config", "set", "distributed.remotes.srv.env.WANDB_API_KEY", API_KEY).returncode == 0
+    for args in (("config", "show"), ("config", "show", "--json")):
+        res = project.hsm(*args)
+        assert res.returncode == 0, res.stderr
+        assert API_KEY not in res.stdout + res.stderr
+        assert "WANDB_API_KEY" in res.stdout and "(hidden)" in res.stdout
+        assert "gpu1.example.org" in res.stdout  # only the secret is hidden

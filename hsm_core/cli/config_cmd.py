@@ -590,12 +590,27 @@ def show_command(project_dir: Path | None, as_json: bool) -> None:
     from hsm_core.plugins import get_registry
 
     cfg = load_project_config(_root(project_dir), get_registry())
+    data = _hide_secrets(cfg.data)
     if as_json:
-        click.echo(json.dumps(cfg.data, indent=2, default=str))
+        click.echo(json.dumps(data, indent=2, default=str))
         return
     where = str(cfg.path) if cfg.path else f"no hsm_config.yaml in {cfg.root}: defaults only"
     click.echo(f"# {where}")
-    click.echo(dump_yaml(cfg.data), nl=False)
+    click.echo(dump_yaml(data), nl=False)
+
+
+def _hide_secrets(value: Any, key: str = "") -> Any:
+    """A copy of a config tree with the values of secret-looking keys (``WANDB_API_KEY``,
+    ``password``, ``token`` ...) replaced by ``(hidden)``: what is shown ends up in CI logs."""
+    from hsm_core.config import _SECRET_KEY
+
+    if key and _SECRET_KEY.search(key) and value not in (None, ""):
+        return "(hidden)"
+    if isinstance(value, dict):
+        return {k: _hide_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide_secrets(v, key) for v in value]
+    return value
 
 
 def register(cli: click.Group) -> None:

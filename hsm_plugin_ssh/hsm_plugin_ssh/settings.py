@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -126,6 +127,9 @@ def _ssh_config(path: Path | None, host: str) -> dict[str, Any]:
 _SAFE_WORD = re.compile(r"^(?!-)[^\s'\"`$;&|<>(){}*?!#\\]+$")
 
 
+_WARNED_PASSWORD: set[str] = set()
+
+
 def resolve(name: str, config: Mapping[str, Any], global_ssh: Mapping[str, Any] | None = None) -> ConnectSettings:
     """Connection settings of remote ``name`` from its config entry, ``~/.ssh/config`` and
     ``global_ssh`` (the project's top-level ``ssh:`` section: ``compression``, ``connect_timeout``)."""
@@ -151,6 +155,11 @@ def resolve(name: str, config: Mapping[str, Any], global_ssh: Mapping[str, Any] 
                               "(ssh and rsync would read it as an option) or holds spaces, quotes or shell characters",
                               key=f"distributed.remotes.{name}.{word}", hint="give the plain host or user name")
 
+    if config.get("password") and name not in _WARNED_PASSWORD:
+        # Said once per remote and process: a password that is silently unused looks like a bug.
+        _WARNED_PASSWORD.add(name)
+        print(f"hsm: warning: distributed.remotes.{name}.password is not used: hsm logs in with SSH keys or "
+              "ssh-agent only (set key: and remove password: from hsm_config.yaml)", file=sys.stderr)
     key = config.get("key") or config.get("ssh_key")
     if key:
         keys: tuple[str, ...] = (str(_path(key)),)
