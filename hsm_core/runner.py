@@ -33,6 +33,7 @@ from hsm_core.state import (
     PID_FILE,
     STARTING,
     finalize_status,
+    left_exit_code,
     now_iso,
     process_identity,
     read_status,
@@ -44,8 +45,12 @@ COMMAND_FILE = "command.json"
 ARRAY_INDEX_VARS = ("SLURM_ARRAY_TASK_ID", "PBS_ARRAY_INDEX", "PBS_ARRAYID")
 
 # "$@" is the user's argv, passed as separate words: never re-parsed by the shell.
+# The exit code goes to .exit_code and, first, onto the end of .hsm_pid: that file exists and
+# its disk block is already allocated, so the append works on a full disk where creating
+# .exit_code fails (see state.left_exit_code).
 _WRAPPER = (
     'trap "" HUP; printf "%s" "$$" > "$HSM_TASK_DIR/.hsm_pid"; "$@"; rc=$?; '
+    'printf " exit %s" "$rc" >> "$HSM_TASK_DIR/.hsm_pid"; '
     'printf "%s" "$rc" > "$HSM_TASK_DIR/.exit_code.tmp" && mv -f "$HSM_TASK_DIR/.exit_code.tmp" "$HSM_TASK_DIR/.exit_code"; '
     "exit $rc"
 )
@@ -256,21 +261,13 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
         # exit 128+N, never negative), so its command may still be running, unwatched: left alone
         # it would finish behind our back and a rerun would repeat it. Use the exit code it left if
         # it got that far, else stop the whole group and record the attempt as lost.
-        code = _exit_marker(task.task_dir)
-        if code is not None:
-            return finalize_status(task.task_dir, task.status, code)
+        left = left_exit_code(task.task_dir)
+        if left is not None:
+            return finalize_status(task.task_dir, task.status, left[0])
         signal_task(task, signal.SIGKILL)
         state = TaskState.LOST
         extra = {"error": f"the task runner was killed ({_signal_name(-returncode)}); its command was stopped"}
     return finalize_status(task.task_dir, task.status, returncode, state=state, extra=extra)
-
-
-def _exit_marker(task_dir: Path) -> int | None:
-    """The exit code in the task's ``.exit_code`` marker, None when there is none."""
-    try:
-        return int((task_dir / EXIT_MARKER).read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def _signal_name(signum: int) -> str:

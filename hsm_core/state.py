@@ -179,13 +179,9 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
     """
     if not status or status.get("state") != TaskState.RUNNING.value:
         return status
-    marker = task_dir / EXIT_MARKER
-    if marker.exists():
-        try:
-            code = int(marker.read_text().strip() or "1")
-        except (OSError, ValueError):
-            code = 1
-        end = marker.stat().st_mtime
+    left = left_exit_code(task_dir)
+    if left is not None:
+        code, end = left
         try:
             return finalize_status(task_dir, status, code, end_time=end)
         except OSError:
@@ -254,7 +250,7 @@ def stop_orphaned_command(task_dir: Path, status: Mapping[str, Any] | None) -> b
     controller (``kill -9`` of the hsm processes, e.g. ``pkill -9 -f hsm``, but not of the
     command): nothing could record how it ends, so it would finish unrecorded and be run again.
     True when something was stopped. For controllers only (``hsm status`` just looks)."""
-    if not status or status.get("state") != TaskState.RUNNING.value or (task_dir / EXIT_MARKER).exists():
+    if not status or status.get("state") != TaskState.RUNNING.value or left_exit_code(task_dir) is not None:
         return False
     proc = str(status.get("process") or "")
     head = proc.split(":")[0]
@@ -279,10 +275,39 @@ def stop_orphaned_command(task_dir: Path, status: Mapping[str, Any] | None) -> b
 def _started_process(task_dir: Path) -> str | None:
     """Identity of the live process whose pid the task's wrapper wrote, None if there is none."""
     try:
-        pid = int((task_dir / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
+        pid = int((task_dir / PID_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
     return process_identity(pid)
+
+
+def left_exit_code(task_dir: Path) -> tuple[int, float] | None:
+    """The exit code a task's wrapper left when its command ended, and when (epoch seconds);
+    None while it runs or when it left none.
+
+    From ``.exit_code`` (an unreadable one counts as 1), else from the `` exit N`` the wrapper
+    appended to ``.hsm_pid``: on a full disk creating ``.exit_code`` fails while that append, into
+    a block the file already has, works. A task that ended then is recorded, not run again.
+    """
+    marker = task_dir / EXIT_MARKER
+    try:
+        end = marker.stat().st_mtime
+    except OSError:
+        pass
+    else:
+        try:
+            return int(marker.read_text().strip() or "1"), end
+        except (OSError, ValueError):
+            return 1, end
+    pid_file = task_dir / PID_FILE
+    try:
+        words = pid_file.read_text().split()
+        end = pid_file.stat().st_mtime
+    except OSError:
+        return None
+    if len(words) >= 3 and words[1] == "exit" and words[2].lstrip("-").isdigit():
+        return int(words[2]), end
+    return None
 
 
 def finalize_status(

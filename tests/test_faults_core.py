@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,23 +12,14 @@ import yaml
 
 from hsm_project import Project
 from hsm_core.testing import SCRIPT
-from hsm_core.testing.services import require_service
+from hsm_core.testing.services import small_filesystem
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 3 MiB tmpfs mounted for this test (needs root)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        require_service("tmpfs mount", "mounting a small filesystem needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        require_service("tmpfs mount", proc.stderr.strip())
-    try:
+    with small_filesystem(tmp_path / "small", 3) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_disk_full_is_one_clear_line_and_complete_finishes_after_freeing_space(small_disk: Path) -> None:
@@ -57,7 +46,10 @@ def test_disk_full_is_one_clear_line_and_complete_finishes_after_freeing_space(s
     done = project.hsm("complete", "full", "--retry-failed", env={"HSM_COUNT_DIR": str(small_disk.parent)})
     assert done.returncode == 0, done.stdout + done.stderr
     info = json.loads(project.hsm("status", "full", "--json").stdout)
-    assert info["counts"]["completed"] == 40
+    unfinished = {d.name: (d / "status.yaml").read_text() if (d / "status.yaml").exists() else None
+                  for d in (project.outputs / "full" / "tasks").iterdir()
+                  if "state: completed" not in ((d / "status.yaml").read_text() if (d / "status.yaml").exists() else "")}
+    assert info["counts"]["completed"] == 40, (done.stdout, unfinished)
     assert completed_before <= {"completed"}
 
 
@@ -141,3 +133,45 @@ def test_a_task_recorded_as_starting_whose_process_never_started_runs_again(proj
     assert done.returncode == 0, done.stdout + done.stderr
     final = yaml.safe_load((task / "status.yaml").read_text())
     assert final["state"] == "completed" and [a["state"] for a in final["attempts"]] == ["interrupted", "completed"]
+
+
+def test_a_task_that_ended_with_no_room_for_its_exit_code_is_recorded_not_run_again(project: Project) -> None:
+    """On a full disk the wrapper cannot create ``.exit_code``; it appends the code to its pid file
+    (a block the file already has). With the controller dead too, `hsm complete` records the task
+    from that, instead of taking it for vanished and running it a second time."""
+    import signal
+
+    from hsm_core.testing.project import wait_for
+
+    cfg = project.write_sweep({"grid": {"x": [1], "sleep": [2]}})
+    proc = project.popen("run", "--config", str(cfg), "--sweep-id", "nr")
+    task = project.outputs / "nr" / "tasks" / "task_001"
+    pid_file = task / ".hsm_pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), timeout=60, what="the task to run")
+    (task / ".exit_code.tmp").mkdir()  # creating the marker now fails, as on a full disk
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: " exit 0" in pid_file.read_text(), timeout=60, what="the task to end")
+    assert not (task / ".exit_code").exists()
+    assert yaml.safe_load((task / "status.yaml").read_text())["state"] == "running"
+    done = project.hsm("complete", "nr")
+    assert done.returncode == 0, done.stdout + done.stderr
+    final = yaml.safe_load((task / "status.yaml").read_text())
+    assert final["state"] == "completed" and final["exit_code"] == 0
+    assert len(project.executions()) == 1  # recorded, not run again
+
+
+def test_left_exit_code_reads_the_marker_then_the_pid_file(tmp_path: Path) -> None:
+    from hsm_core.state import left_exit_code
+
+    assert left_exit_code(tmp_path) is None
+    (tmp_path / ".hsm_pid").write_text("4242")
+    assert left_exit_code(tmp_path) is None  # the command still runs
+    (tmp_path / ".hsm_pid").write_text("4242 exit 3")
+    assert left_exit_code(tmp_path)[0] == 3
+    (tmp_path / ".hsm_pid").write_text("4242 exit -")  # cut short: not an exit code
+    assert left_exit_code(tmp_path) is None
+    (tmp_path / ".exit_code").write_text("0")
+    assert left_exit_code(tmp_path)[0] == 0  # the marker wins
+    (tmp_path / ".exit_code").write_text("")
+    assert left_exit_code(tmp_path)[0] == 1  # a marker cut short counts as a failure

@@ -24,9 +24,10 @@ import os
 import shlex
 import shutil
 import subprocess
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 __all__ = [
     "ServiceUnavailable",
@@ -34,6 +35,7 @@ __all__ = [
     "SshHost",
     "require_service",
     "scripts_dir",
+    "small_filesystem",
     "start_slurm",
     "start_sshd",
 ]
@@ -264,3 +266,20 @@ def _current_user() -> str:
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size_mib: int) -> Iterator[Path]:
+    """Mount a tmpfs of *size_mib* MiB at *path* (created) for the ``with`` block, to fill it up:
+    a disk-full fault. Needs root; otherwise the test is skipped (or fails under ``CI=true``)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        require_service("tmpfs mount", "mounting a small filesystem needs root")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        require_service("tmpfs mount", proc.stderr.strip())
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from hsm_core.plugin import TaskState
 from hsm_core.runner import StartedTask, finish_task, signal_task, start_task
-from hsm_core.state import EXIT_MARKER, finalize_status, now_iso, read_status, reconcile_status, write_status
+from hsm_core.state import finalize_status, left_exit_code, now_iso, read_status, reconcile_status, write_status
 from hsm_core.workers.claims import Claim, ClaimStore, process_alive, processes_of
 
 #: Signals a scheduler (or a user) sends to stop a worker; forwarded to the running task.
@@ -195,24 +195,21 @@ def settle_previous(
             time.sleep(poll)
         status = read_status(task_dir)
         running = bool(status and status.get("state") == TaskState.RUNNING.value)
-    marker = task_dir / EXIT_MARKER
+    left = left_exit_code(task_dir)
     if running:
         status = reconcile_status(task_dir, status)
         if status and status.get("state") == TaskState.RUNNING.value:
             status = mark_attempt(task_dir, status, TaskState.LOST, "worker lost (killed or its node went down)")
             log(f"{task_dir.name}: attempt {status.get('attempt')} recorded as lost")
-    elif marker.exists():
+    elif left is not None:
         # An attempt ran to its end but its worker died before even recording that it started:
         # the exit code it left is the only record. Write it down instead of running it again.
-        try:
-            code = int(marker.read_text().strip() or "1")
-        except (OSError, ValueError):
-            code = 1
+        code, end = left
         base = dict(status or {})
         attempt = int(base.get("attempt") or 0) + 1
         base.update(state=TaskState.RUNNING.value, attempt=attempt, start_time=None, start_epoch=None,
                     note="attempt not recorded by its worker (killed while starting it)")
-        status = finalize_status(task_dir, base, code, end_time=marker.stat().st_mtime)
+        status = finalize_status(task_dir, base, code, end_time=end)
         log(f"{task_dir.name}: unrecorded attempt {attempt} found finished with exit code {code}")
     return status
 

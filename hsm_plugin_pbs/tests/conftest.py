@@ -1,3 +1,5 @@
-"""Fixtures (defined in pbs_support.py, shared with the tests that import its helpers)."""
+"""Fixtures: the local Slurm cluster (hsm_core.testing.slurm_fixtures) and a throw-away project
+(pbs_support.py, shared with the tests that import its helpers)."""
 
-from pbs_support import project, slurm_cluster, slurm_env, squeue  # noqa: F401
+from hsm_core.testing.slurm_fixtures import slurm_cluster, slurm_env, squeue  # noqa: F401
+from pbs_support import project  # noqa: F401

@@ -65,10 +65,10 @@ def wrapper_pid(d):
     # counts only if that process still works in this task dir (pids are reused).
     try:
         with open(os.path.join(d, ".hsm_pid")) as fh:
-            pid = int(fh.read().strip())
+            pid = int(fh.read().split()[0])  # "PID", or "PID exit CODE" once its command ended
         with open("/proc/%d/environ" % pid, "rb") as fh:
             env = fh.read().split(b"\0")
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         return None
     mine = [("HSM_TASK_DIR=" + p).encode() for p in {d, os.path.realpath(d)}]
     return pid if alive(pid) and any(m in env for m in mine) else None
@@ -150,11 +150,11 @@ for t in req["tasks"]:
             if line.startswith("state:"):
                 state = line.split(":", 1)[1].strip().strip("'\"")
         if state in (None, "pending", "submitted", "running"):
-            from hsm_core.state import now_iso, read_status, reconcile_status, write_status
+            from hsm_core.state import left_exit_code, now_iso, read_status, reconcile_status, write_status
             from pathlib import Path
             p = Path(d)
             st = read_status(p)
-            if st and st.get("state") == "running" and os.path.exists(os.path.join(d, ".exit_code")):
+            if st and st.get("state") == "running" and left_exit_code(p) is not None:
                 reconcile_status(p, st)
                 r["note"] = "finished while nobody watched"
             elif st and st.get("state") == "running":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +11,6 @@ import pytest
 import yaml
 
 from chaos_support import (  # noqa: F401 - chaos is a fixture
-    KNOWN_FAILING,
     Chaos,
     assert_clean_exit,
     assert_exactly_once,
@@ -26,23 +24,14 @@ from chaos_support import (  # noqa: F401 - chaos is a fixture
     wait_until,
     write_chaos_project,
 )
-from hsm_core.testing.services import require_service
+from hsm_core.testing.services import small_filesystem
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 16 MiB tmpfs mounted for this test (needs root)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        require_service("tmpfs mount", "mounting a small filesystem needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        require_service("tmpfs mount", proc.stderr.strip())
-    try:
+    with small_filesystem(tmp_path / "small", 16) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def fill(path: Path) -> int:
@@ -68,7 +57,6 @@ def fill(path: Path) -> int:
     return written
 
 
-@KNOWN_FAILING
 def test_disk_full_in_the_sweep_directory(chaos: Chaos, small_disk: Path, tmp_path: Path) -> None:
     """The file system of the sweep directory fills up completely at a random moment (before the
     sweep starts, while tasks start and end) for 0.2-2 s. `hsm run` ends cleanly (a full disk is
