@@ -223,7 +223,7 @@ class Engine:
                 rt.active.add(spec.task_id)
                 self._owner[spec.task_id] = rt
             rt.launched_total += len(batch)
-            self._submit(rt, "launch", rt.source.launch, batch)
+            self._submit(rt, "launch", rt.source.launch, batch, batch=batch)
 
     def _launched(self, rt: SourceRuntime, batch: list[TaskSpec], error: BaseException | None, pending: "collections.deque[TaskSpec]") -> None:
         """Apply the outcome of ``rt.source.launch(batch)``."""
@@ -258,11 +258,13 @@ class Engine:
         self._log_utilization()
 
     # -- calls on sources ---------------------------------------------------------------------
-    def _submit(self, rt: SourceRuntime, kind: str, fn: Callable[..., Any], *args: Any) -> None:
+    def _submit(self, rt: SourceRuntime, kind: str, fn: Callable[..., Any], *args: Any,
+                batch: Sequence[TaskSpec] = ()) -> None:
+        """Call ``fn(*args)`` on the source's own thread; ``batch``: the tasks a launch starts."""
         assert rt.io is not None, "sources are called only while the engine runs"
         future = rt.io.submit(fn, *args)
         future.add_done_callback(lambda _f: self.wake_event.notify())
-        rt.ops.append(_Op(kind, future, list(args[0]) if kind == "launch" else []))
+        rt.ops.append(_Op(kind, future, list(batch)))
 
     def _reap(self, pending: "collections.deque[TaskSpec]") -> None:
         """Apply the calls that have returned, per source in the order they were made."""
@@ -344,6 +346,11 @@ class Engine:
             rec.update_from_status(status)
         else:
             rec.state = upd.state.value
+            if upd.state.finished:
+                # The source could not write status.yaml (disk full): the index, only a cache,
+                # must not be the one place that says so. Readers re-read this task's files and
+                # record it from what its wrapper left (state.left_exit_code), or run it again.
+                rec.extra["unrecorded"] = True
         if rec.source is None:
             rec.source = rt.name
         self._dirty = True

@@ -22,6 +22,7 @@ from hsm_core.plugin import HsmError, TaskState
 
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _STATES = frozenset(s.value for s in TaskState)
+_FINISHED = frozenset(s.value for s in TaskState if s.finished)
 INDEX_FILE = "task_index.json"
 MAPPING_FILE = "task_mapping.yaml"
 EXIT_MARKER = ".exit_code"
@@ -120,6 +121,8 @@ class TaskRecord:
     def update_from_status(self, status: Mapping[str, Any]) -> None:
         """Copy the fields a ``status.yaml`` knows into this record."""
         self.state = str(status.get("state") or self.state)
+        if self.state in _FINISHED:
+            self.extra.pop("unrecorded", None)  # status.yaml says how it ended now
         for key in ("source", "duration", "exit_code", "host", "start_time", "end_time"):
             if key in status:
                 setattr(self, key, status[key])
@@ -504,10 +507,21 @@ class SweepDir:
         for rec in records.values():
             # A preempted task may be requeued by its scheduler and run again with no controller
             # watching: its status.yaml, not the index, says how it went.
-            if TaskState(rec.state).finished and rec.state != TaskState.PREEMPTED.value:
+            # An end the controller knew but could not write (disk full) is read again too.
+            if (TaskState(rec.state).finished and rec.state != TaskState.PREEMPTED.value
+                    and not rec.extra.get("unrecorded")):
                 continue
             d = self.record_dir(rec)
             status = reconcile_status(d, read_status(d))
+            if rec.extra.get("unrecorded"):
+                # Only an end the files confirm replaces the controller's word (never a downgrade
+                # to a state that merely was not updated).
+                if status and status.get("state") in _FINISHED:
+                    rec.update_from_status(status)
+                    if (read_status(d) or {}).get("state") not in _FINISHED:
+                        rec.extra["unrecorded"] = True  # still not written (the disk is still full)
+                    changed = True
+                continue
             if status and status.get("state") != rec.state:
                 rec.update_from_status(status)
                 changed = True

@@ -175,3 +175,91 @@ def test_left_exit_code_reads_the_marker_then_the_pid_file(tmp_path: Path) -> No
     assert left_exit_code(tmp_path)[0] == 0  # the marker wins
     (tmp_path / ".exit_code").write_text("")
     assert left_exit_code(tmp_path)[0] == 1  # a marker cut short counts as a failure
+
+
+QUIET_TASK = r'''
+import os, sys, time
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+time.sleep(float(args.get("sleep", 0)))
+with open(os.path.join(os.environ["HSM_COUNT_DIR"], "runs.log"), "a") as fh:
+    fh.write(os.environ["HSM_TASK_ID"] + "\n")
+os._exit(0)  # prints nothing: on a full disk even flushing stdout would fail the task
+'''
+
+
+def test_a_task_ending_while_the_disk_is_full_is_recorded_once_there_is_room(small_disk: Path) -> None:
+    """A task ends on a full disk: neither its wrapper's .exit_code nor its status.yaml can be
+    written, and the run stops with "no space left". Once there is room, `hsm complete` records
+    the task from the exit code the wrapper appended to its pid file: not run again, and
+    status.yaml no longer says running."""
+    import errno
+    import time
+
+    from hsm_core.testing.project import wait_for
+
+    root = small_disk / "proj"
+    root.mkdir()
+    (root / "train.py").write_text(QUIET_TASK)
+    (root / "hsm_config.yaml").write_text(f"paths:\n  python_interpreter: {sys.executable}\n  train_script: train.py\n")
+    project = Project(root, env={"HSM_COUNT_DIR": str(small_disk.parent)})
+    cfg = project.write_sweep({"grid": {"x": [1, 2], "sleep": [2]}})
+    proc = project.popen("run", "--config", str(cfg), "--sources", "local:1", "--sweep-id", "df")
+    task = project.outputs / "df" / "tasks" / "task_001"
+    pid_file = task / ".hsm_pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), timeout=60, what="the task to run")
+    filler = small_disk / "filler"
+    with open(filler, "wb", buffering=0) as fh:  # every byte, while the task runs
+        for size in (65536, 4096, 512, 1):
+            while True:
+                try:
+                    fh.write(b"\0" * size)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
+    wait_for(lambda: " exit 0" in pid_file.read_text(), timeout=60, what="the task to end")
+    time.sleep(0.5)  # the controller tries to record it, and cannot
+    assert yaml.safe_load((task / "status.yaml").read_text())["state"] == "running"
+    filler.unlink()
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    done = project.hsm("complete", "df")
+    assert done.returncode == 0, done.stdout + done.stderr
+    final = yaml.safe_load((task / "status.yaml").read_text())
+    assert final["state"] == "completed" and final["exit_code"] == 0
+    assert sorted(project.executions()) == sorted(set(project.executions())) and len(project.executions()) == 2
+    info = json.loads(project.hsm("status", "df", "--json").stdout)
+    assert info["counts"]["completed"] == 2 and info["total"] == 2
+
+
+def test_an_end_the_controller_could_not_write_is_recorded_from_the_task_files(project: Project, monkeypatch) -> None:
+    """The controller hears that a task ended but cannot write its status.yaml (disk full for a
+    moment), then saves its index: the index alone says "completed". The next reader does not
+    trust that alone: it records the task from the files it left (here .exit_code), so
+    status.yaml is final too."""
+    from hsm_core import runner
+    from hsm_core.lifecycle import ExecOptions, execute, plan_run
+    from hsm_core.plugins import build_registry
+
+    def no_room(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setenv("HSM_COUNT_DIR", str(project.root))
+    monkeypatch.setattr(runner, "finish_task", no_room)
+    registry = build_registry(entry_points=False)
+    cfg = project.write_sweep({"grid": {"x": [1, 2]}})
+    plan = plan_run(cfg, registry, project_root=project.root, sweep_id="nw")
+    assert execute(plan, ExecOptions(sources="local:2"), registry) == {"completed": 2}
+    monkeypatch.undo()
+    tasks = project.outputs / "nw" / "tasks"
+    assert {yaml.safe_load((d / "status.yaml").read_text())["state"] for d in tasks.iterdir()} == {"running"}
+    index = json.loads((project.outputs / "nw" / "task_index.json").read_text())["tasks"]
+    assert [(t["state"], t.get("extra", {}).get("unrecorded")) for t in index] == [("completed", True)] * 2
+    info = json.loads(project.hsm("status", "nw", "--json").stdout)
+    assert info["counts"]["completed"] == 2
+    for d in tasks.iterdir():
+        final = yaml.safe_load((d / "status.yaml").read_text())
+        assert final["state"] == "completed" and final["exit_code"] == 0
+    index = json.loads((project.outputs / "nw" / "task_index.json").read_text())["tasks"]
+    assert all("unrecorded" not in t.get("extra", {}) for t in index)
+    done = project.hsm("complete", "nw")
+    assert done.returncode == 0 and len(project.executions()) == 2  # nothing ran again

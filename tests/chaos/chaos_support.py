@@ -34,7 +34,7 @@ import zlib
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pytest
 import yaml
@@ -209,7 +209,7 @@ def assert_exactly_once(sweep_dir: Path, count_file: Path, expected_tasks: int, 
     st = states(sweep_dir)
     assert len(ids) == expected_tasks, f"{len(ids)} task dirs, expected {expected_tasks}"
     not_done = {name: s for name, s in st.items() if s != "completed"}
-    assert not not_done, f"tasks not completed: {not_done}"
+    assert not not_done, f"tasks not completed: {not_done}\n" + _task_files(sweep_dir, not_done)
     runs = Counter(executions(count_file))
     twice = {t: n for t, n in runs.items() if n > 1}
     assert not twice, f"tasks that ran to their end more than once: {twice}"
@@ -218,6 +218,26 @@ def assert_exactly_once(sweep_dir: Path, count_file: Path, expected_tasks: int, 
     assert set(runs) <= set(ids.values()), f"executions of unknown tasks: {set(runs) - set(ids.values())}"
     lost = set(seen_completed) - completed_ids(sweep_dir)
     assert not lost, f"tasks seen completed earlier are not completed any more: {lost}"
+
+
+def _task_files(sweep_dir: Path, names: Iterable[str]) -> str:
+    """What the bookkeeping files of these tasks say (for a failure message)."""
+    out = []
+    for name in names:
+        for f in ("status.yaml", ".hsm_pid", ".exit_code"):
+            path = sweep_dir / "tasks" / name / f
+            try:
+                out.append(f"--- {name}/{f}:\n{path.read_text(errors='replace')[-1500:]}")
+            except OSError as exc:
+                out.append(f"--- {name}/{f}: {exc.strerror}")
+    index = sweep_dir / "task_index.json"
+    try:
+        tasks = json.loads(index.read_text()).get("tasks") or {}
+        out.append("--- index: " + repr({k: v for k, v in tasks.items() if isinstance(v, dict) and v.get("name") in set(names)}
+                                          if isinstance(tasks, dict) else tasks)[:1500])
+    except (OSError, ValueError) as exc:
+        out.append(f"--- index: {exc}")
+    return "\n".join(out)
 
 
 def wait_until(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
