@@ -1210,6 +1210,13 @@ class ArrayJobSource(ComputeSource):
             return  # the runner (or an earlier decision) already said how it ended
         new = dict(status)
         new.update(state=verdict.state.value, end_time=now_iso(), message=verdict.message)
+        attempts = list(new.get("attempts") or [])
+        if (current == TaskState.PREEMPTED.value and t.spec.task_id in self._stopping and attempts
+                and isinstance(attempts[-1], dict) and attempts[-1].get("state") == TaskState.PREEMPTED.value):
+            # The SIGTERM the runner saw was hsm's own scancel/qdel, not the scheduler preempting:
+            # the attempt ended the way hsm asked (cancelled, interrupted).
+            attempts[-1] = {**attempts[-1], "state": verdict.state.value}
+            new["attempts"] = attempts
         if info is not None and info.raw:
             new["scheduler_state"] = info.raw
         new.pop("process", None)

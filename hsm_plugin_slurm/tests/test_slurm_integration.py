@@ -101,6 +101,8 @@ def test_hsm_cancel_stops_queued_and_running_jobs(project: Project, squeue) -> N
     statuses = project.statuses(sweep)
     assert {s["state"] for s in statuses.values()} == {"cancelled"}
     assert all(s["message"] for s in statuses.values())
+    # The runners saw Slurm's SIGTERM; the attempt still reads cancelled (hsm asked), not preempted.
+    assert {a["state"] for s in statuses.values() for a in s.get("attempts") or []} <= {"cancelled"}
     active = squeue("-j", ",".join(job_ids), "-t", "PD,R,CG", "-o", "%i")
     assert active.strip() == ""
     meta = yaml.safe_load((sweep / "sweep_metadata.yaml").read_text())
@@ -177,6 +179,7 @@ def test_ctrl_c_cancels_the_jobs_and_marks_tasks_interrupted(project: Project, s
             proc.kill()
     assert proc.returncode == 130, out + err
     assert set(_states(project, sweep).values()) == {"interrupted"}
+    assert {a["state"] for s in project.statuses(sweep).values() for a in s.get("attempts") or []} <= {"interrupted"}
     assert squeue("-j", _job_ids(sweep)[0], "-t", "PD,R,CG", "-o", "%i").strip() == ""
 
 
