@@ -314,6 +314,11 @@ class Engine:
                 continue
             if now < rt.next_poll and not requested and not rt.source.wants_poll():
                 continue
+            if self.detach and not pending and rt.source.detach() and not rt.source.wants_poll():
+                # --no-wait with everything handed over: only news a source holds is still
+                # fetched (a poll in flight would keep the run from ending; a long poll
+                # always is).
+                continue
             rt.next_poll = now + rt.source.poll_interval
             self._submit(rt, "poll", _poll_list, rt.source)
 

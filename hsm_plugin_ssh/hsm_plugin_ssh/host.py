@@ -110,6 +110,7 @@ class SshHost(Host):
         self._rsync_ok: bool | None = None
         self._home: str | None = None
         self._ctl_dir: str | None = None
+        self._made_dirs: set[str] = set()  # remote dirs put_many made (they exist unless removed)
         #: When the host became unreachable (None while it is reachable).
         self.down_since: float | None = None
 
@@ -658,9 +659,24 @@ class SshHost(Host):
         if not names:
             return
         if self.has_rsync():
-            self.run(["mkdir", "-p", "--", remote_parent])
-            self.rsync(["-r", "--files-from=-", f"{local_parent}/", self.remote_spec(f"{remote_parent.rstrip('/')}/")],
-                        input="\n".join(names) + "\n")
+            args = ["-r", "--files-from=-", f"{local_parent}/", self.remote_spec(f"{remote_parent.rstrip('/')}/")]
+            listing = "\n".join(names) + "\n"
+            # Each command costs a round trip (~0.1 s with OpenSSH's sshd even on loopback): make
+            # the destination once per connection, and again only if it went away.
+            if remote_parent not in self._made_dirs:
+                self.run(["mkdir", "-p", "--", remote_parent])
+                self._made_dirs.add(remote_parent)
+                self.rsync(args, input=listing)
+                return
+            try:
+                self.rsync(args, input=listing)
+            except HostUnreachable:
+                raise
+            except HsmError:
+                self._made_dirs.discard(remote_parent)
+                self.run(["mkdir", "-p", "--", remote_parent])
+                self._made_dirs.add(remote_parent)
+                self.rsync(args, input=listing)
             return
         for n in names:
             self._put_tree_sftp(Path(local_parent) / n, f"{remote_parent.rstrip('/')}/{n}")

@@ -109,8 +109,8 @@ for t in req["tasks"]:
 print(json.dumps(out))
 '''
 
-#: Read every task's status.yaml in one go. Liveness is checked BEFORE the status is read: a runner
-#: seen dead has already written its last status. A task whose runner and command are both gone is
+#: Read every task's status.yaml in one go, waiting up to ``wait`` seconds for a change. Liveness
+#: is checked BEFORE the status is read: a runner seen dead has already written its last status. A task whose runner and command are both gone is
 #: finished here (exit code from .exit_code), or marked lost/failed, so the truth stays on disk.
 READ = _ALIVE + r'''
 def text(path, limit=None):
@@ -122,12 +122,29 @@ def text(path, limit=None):
             return fh.read().decode("utf-8", "replace")
     except OSError:
         return None
-req = json.load(sys.stdin)
-out = {}
-for t in req["tasks"]:
+def state_of(status):
+    for line in (status or "").splitlines():
+        if line.startswith("state:"):
+            return line.split(":", 1)[1].strip().strip("'\"")
+    return None
+FINAL = ("completed", "failed", "cancelled", "timeout", "lost", "interrupted", "preempted")
+def changed(t, r):
+    # Worth reporting now: the task ended (or its runner is gone), or it started running.
+    state = state_of(r["status"])
+    return not r["alive"] or state in FINAL or (state == "running" and t.get("known") != "running")
+def scan(t):
     d = t["dir"]
-    # No pid recorded (the controller died while launching): look the runner up by its task dir.
-    runner_alive = alive(t.get("pid"), t.get("ticks")) if t.get("pid") else any(alive(p) for p in find_runner(d))
+    # No pid recorded (the controller died while launching, or the launch was cut off): look the
+    # runner up by its task dir, once; the controller learns its pid from "runner".
+    found = None
+    if not t.get("pid"):
+        for p in find_runner(d):
+            fields = _ticks(p)
+            if alive(p) and fields:
+                t["pid"], t["ticks"] = p, fields[19]
+                found = [p, fields[19]]
+                break
+    runner_alive = alive(t.get("pid"), t.get("ticks")) if t.get("pid") else False
     status = text(os.path.join(d, "status.yaml"))
     pid, ticks = task_process(status)
     task_alive = (alive(pid, ticks) if pid else False) or wrapper_pid(d) is not None
@@ -144,12 +161,10 @@ for t in req["tasks"]:
             time.sleep(0.02)
         status = text(os.path.join(d, "status.yaml"))
     r = {"status": status, "alive": runner_alive or task_alive}
+    if found:
+        r["runner"] = found
     if not r["alive"]:
-        state = None
-        for line in (status or "").splitlines():
-            if line.startswith("state:"):
-                state = line.split(":", 1)[1].strip().strip("'\"")
-        if state in (None, "pending", "submitted", "running"):
+        if state_of(status) in (None, "pending", "submitted", "running"):
             from hsm_core.state import left_exit_code, now_iso, read_status, reconcile_status, write_status
             from pathlib import Path
             p = Path(d)
@@ -176,7 +191,22 @@ for t in req["tasks"]:
                 r["note"] = "runner failed"
                 r["log"] = text(os.path.join(d, "runner.log"), 2000)
             r["status"] = text(os.path.join(d, "status.yaml"))
-    out[d] = r
+    return r
+# A long poll: look again every 0.1 s, for up to "wait" seconds, until something is worth
+# reporting. One SSH command then covers the wait, and an end is seen within 0.1 s of it.
+# After the first change, a short linger gathers the ends that come with it into one report (the
+# controller then copies them back and starts their successors in one go each).
+req = json.load(sys.stdin)
+deadline = time.time() + min(float(req.get("wait") or 0), 30.0)
+while True:
+    out = {t["dir"]: scan(t) for t in req["tasks"]}
+    if time.time() >= deadline:
+        break
+    if any(changed(t, out[t["dir"]]) for t in req["tasks"]):
+        deadline = min(deadline, time.time() + float(req.get("linger") or 0))
+        if time.time() >= deadline or all(changed(t, out[t["dir"]]) for t in req["tasks"]):
+            break
+    time.sleep(0.1)
 print(json.dumps(out))
 '''
 

@@ -3,7 +3,8 @@
 Launch: the task dirs are copied to ``<remote project>/<sweep dir relative to the project>/tasks/``
 and one detached runner per task is started there (own session, output in ``runner.log``), so a
 dropped connection or a controller that goes away does not stop it. Poll: one remote command reads
-every running task's ``status.yaml``; finished task dirs are copied back *before* they are reported
+every running task's ``status.yaml``, watching for up to ``long_poll_max`` seconds until one starts
+or ends (so an end is seen within 0.1 s without a round trip per look); finished task dirs are copied back *before* they are reported
 final. While the host is unreachable polls raise :class:`SourceUnavailable` (the engine counts them
 against the source's health) and the tasks keep running; after ``lost_after`` seconds (default 600)
 they are reported lost so that the engine runs them elsewhere.
@@ -66,6 +67,10 @@ class SshSource(ComputeSource):
     #: Polls come quickly after a launch or a change (0.5 s), then less often up to this
     #: (``poll_interval:`` of the remote, else ``compute.result_collection_interval``).
     default_max_poll = 5.0
+    #: A poll watches the tasks on the host for up to this long (of each poll interval) and
+    #: returns as soon as one starts or ends: a task's end is seen within 0.1 s, in one SSH
+    #: command. Kept short because a call in flight delays a Ctrl-C by up to this much.
+    long_poll_max = 2.0
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
@@ -83,6 +88,7 @@ class SshSource(ComputeSource):
         self.max_poll_interval = float(options.get("poll_interval") or compute.get("result_collection_interval")
                                        or self.default_max_poll)
         self._interval = min(0.5, self.max_poll_interval)
+        self._gap = 0.05
         self.lost_after = float(options.get("lost_after", 600.0))
         self.kill_grace = float(options.get("kill_grace", 10.0))
         self.env = {str(k): str(v) for k, v in (options.get("env") or {}).items()}
@@ -142,11 +148,16 @@ class SshSource(ComputeSource):
 
     @property  # type: ignore[override]
     def poll_interval(self) -> float:
-        """Seconds until the next poll: short after a change, growing while nothing happens."""
-        return self._interval
+        """Seconds between two polls: the part of the interval a poll does not spend watching the
+        host (the interval is short after a change and grows while nothing happens)."""
+        return self._gap
 
     def _poll_soon(self) -> None:
         self._interval = min(0.5, self.max_poll_interval)
+        self._gap = self._gap_for(self._interval)
+
+    def _gap_for(self, interval: float) -> float:
+        return max(0.05, interval - min(interval, self.long_poll_max))
 
     def capacity(self) -> int:
         if self._configured_capacity:
@@ -224,20 +235,30 @@ class SshSource(ComputeSource):
             local_parents = {t.spec.task_dir.parent for t in batch}
             for parent in local_parents:
                 self.host.put_many(parent, [t.spec.name for t in batch if t.spec.task_dir.parent == parent], remote_tasks)
-            request = {
-                "python": rp.python,
-                "project_root": rp.project_dir,
-                "source": self.name,
-                "tasks": [{"dir": t.remote_dir, "env": self._task_env(t)} for t in batch],
-            }
-            res = self.host.run([rp.python, "-c", remote_scripts.LAUNCH], input=json.dumps(request), timeout=120)
-        except HostUnreachable:
-            # Some runners may have started before the connection dropped: stop them when the host
-            # is back, since the engine will run these tasks again.
+        except BaseException:
+            # Nothing was started there yet: the engine may run these anywhere.
             for t in batch:
                 self._release(t)
-            self._abandoned.extend(batch)
             raise
+        request = {
+            "python": rp.python,
+            "project_root": rp.project_dir,
+            "source": self.name,
+            "tasks": [{"dir": t.remote_dir, "env": self._task_env(t)} for t in batch],
+        }
+        try:
+            res = self.host.run([rp.python, "-c", remote_scripts.LAUNCH], input=json.dumps(request), timeout=120)
+        except HostUnreachable as exc:
+            # The connection dropped while the runners were being started: some may run there now.
+            # Running these elsewhere could run them twice, so they stay here with their pids
+            # unknown: the next poll that reaches the host finds each runner by its task dir, or
+            # reports the task lost when none started (and after lost_after, as for any task here).
+            for t in batch:
+                self._tasks[t.spec.task_id] = t
+            self._log(f"launch of {len(batch)} task(s) cut off ({exc.message}); "
+                      "they are looked up there when the host answers")
+            raise SourceUnavailable(f"launch on {self.name} cut off: {exc.message}",
+                                    started=[t.spec.task_id for t in batch]) from exc
         except BaseException:
             for t in batch:
                 self._release(t)
@@ -290,7 +311,9 @@ class SshSource(ComputeSource):
             return updates
         try:
             self._kill_abandoned()
-            found = self._read_remote(list(self._tasks.values()))
+            # Watch the host for a while, unless there is news to report already.
+            wait = 0.0 if updates else min(self._interval, self.long_poll_max)
+            found = self._read_remote(list(self._tasks.values()), wait=wait)
         except HostUnreachable as exc:
             down = self.host.down_since
             if down is not None and time.time() - down >= self.lost_after:
@@ -301,6 +324,9 @@ class SshSource(ComputeSource):
         finished: list[tuple[RemoteTask, dict[str, Any], str]] = []
         for t in list(self._tasks.values()):
             r = found.get(t.remote_dir) or {}
+            if t.pid is None and r.get("runner"):
+                # A runner found by its task dir (launch cut off, or attached without a pid).
+                t.pid, t.ticks = int(r["runner"][0]), r["runner"][1]
             status = self._parse(r.get("status"))
             state = str(status.get("state") or "")
             if state and TaskState(state).finished:
@@ -316,6 +342,7 @@ class SshSource(ComputeSource):
             self._poll_soon()
         else:
             self._interval = min(self.max_poll_interval, self._interval * 1.5)
+            self._gap = self._gap_for(self._interval)
         return updates
 
     @staticmethod
@@ -332,10 +359,12 @@ class SshSource(ComputeSource):
             return {}
         return data
 
-    def _read_remote(self, tasks: Sequence[RemoteTask]) -> dict[str, Any]:
+    def _read_remote(self, tasks: Sequence[RemoteTask], wait: float = 0.0) -> dict[str, Any]:
+        """The remote files of ``tasks``, once one of them starts or ends or ``wait`` s have passed."""
         rp = self.prepare()
-        request = {"tasks": [{"dir": t.remote_dir, "pid": t.pid, "ticks": t.ticks} for t in tasks]}
-        res = self.host.run([rp.python, "-c", remote_scripts.READ], input=json.dumps(request), timeout=120)
+        request = {"wait": wait, "linger": min(wait, 0.3), "tasks": [{"dir": t.remote_dir, "pid": t.pid, "ticks": t.ticks, "known": t.reported}
+                                           for t in tasks]}
+        res = self.host.run([rp.python, "-c", remote_scripts.READ], input=json.dumps(request), timeout=120 + wait)
         try:
             data = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else None
         except (ValueError, IndexError):

@@ -140,3 +140,40 @@ def test_killed_controller_then_complete_adopts_remote_tasks(project: Project, s
     assert all(s["state"] == "completed" for s in local_statuses(project, "k1").values())
     runs = count.read_text().split()
     assert len(runs) == 3 and len(set(runs)) == 3, runs  # adopted, not run again
+
+
+def test_a_launch_whose_answer_is_lost_runs_each_task_once(project: Project, sshd, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection drops after the launch command started the runners but before their pids
+    came back. The tasks are not handed to the local source (they would run twice): the next poll
+    finds each runner by its task dir and follows it to the end."""
+    from hsm_core.lifecycle import ExecOptions, execute, plan_run
+    from hsm_core.plugins import build_registry
+    from hsm_plugin_ssh import remote_scripts
+    from hsm_plugin_ssh.host import HostUnreachable, SshHost
+
+    count = tmp_path / "executions.log"
+    counting_project(project, count)
+    project.set_remote("srv", remote_entry(sshd, project.remote_dir, max_parallel_jobs=2))
+    push(project, "srv")
+    real_run = SshHost.run
+    cut: list[str] = []
+
+    def run(self, argv, **kw):
+        res = real_run(self, argv, **kw)
+        if remote_scripts.LAUNCH in argv and not cut:
+            cut.append("launch")
+            raise HostUnreachable("connection to srv lost while running a command (simulated)")
+        return res
+
+    monkeypatch.setattr(SshHost, "run", run)
+    monkeypatch.chdir(project.root)
+    registry = build_registry()
+    cfg = project.write_sweep({"grid": {"x": [1, 2, 3, 4], "sleep": [1]}})
+    plan = plan_run(cfg, registry, project_root=project.root, sweep_id="cut")
+    counts = execute(plan, ExecOptions(sources="ssh:srv:2,local:1", verify_sync=False), registry)
+    assert cut == ["launch"] and counts == {"completed": 4}
+    runs = count.read_text().split()
+    assert len(runs) == 4 and len(set(runs)) == 4, runs  # every task ran exactly once
+    log = (project.outputs / "cut" / "logs" / "sources" / "srv.log").read_text()
+    assert "launch of 2 task(s) cut off" in log
