@@ -17,7 +17,6 @@ else in ``hsm_core``. Everything in this module is a stable contract:
 from __future__ import annotations
 
 import abc
-import enum
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,69 +24,15 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequenc
 
 import pluggy
 
+# Errors and task states live in small modules of their own, so that the task runner (started once
+# per array job element) can use them without importing this one; they are part of this API.
+from hsm_core.errors import ComponentNotFound, ConfigError, HsmError, SourceUnavailable
+from hsm_core.taskstate import TaskState
+
 PROJECT_NAME = "hsm"
 
 #: Decorator marking a function as an implementation of an ``hsm_*`` hook.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------------
-
-
-class HsmError(Exception):
-    """An error the user can fix. The CLI prints ``Error: <message>`` and exits with ``exit_code``."""
-
-    exit_code: int = 2
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
-
-
-class ConfigError(HsmError):
-    """Invalid configuration: names the file, the line and the key when known."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | Path | None = None,
-        line: int | None = None,
-        key: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        self.file = str(file) if file is not None else None
-        self.line = line
-        self.key = key
-        where = ""
-        if self.file:
-            where = self.file + (f":{line}" if line else "") + ": "
-        keypart = f"{key}: " if key else ""
-        super().__init__(f"{where}{keypart}{message}", hint=hint)
-
-
-class ComponentNotFound(HsmError):
-    """A component (source kind, strategy, expander, ...) that no installed plugin provides."""
-
-
-class SourceUnavailable(HsmError):
-    """A compute source cannot be reached or used right now (host down, scheduler not answering).
-
-    Raised by :meth:`ComputeSource.launch` for infrastructure failures; the engine counts these
-    against the source's health rather than against the task. A launch that fails part-way names
-    the task ids it did start in *started*: the engine keeps those on the source (it polls them as
-    usual) and queues only the others again, so no task runs twice.
-    """
-
-    def __init__(self, message: str, *, hint: str | None = None, started: Iterable[str] = ()) -> None:
-        super().__init__(message, hint=hint)
-        self.started: frozenset[str] = frozenset(started)
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,44 +140,6 @@ class TaskRegistryRecord(ComponentRecord):
 # --------------------------------------------------------------------------------------------
 # Tasks
 # --------------------------------------------------------------------------------------------
-
-
-class TaskState(str, enum.Enum):
-    """The state of one task, as written in its ``status.yaml``."""
-
-    PENDING = "pending"
-    SUBMITTED = "submitted"  # handed to a scheduler, not yet started
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"  # stopped by the user (Ctrl-C) or the controller going away
-    TIMEOUT = "timeout"
-    PREEMPTED = "preempted"
-    LOST = "lost"  # the source lost track of it (host down, node failure)
-
-    @property
-    def finished(self) -> bool:
-        """True for states a task does not leave by itself."""
-        return self in _FINISHED
-
-    @property
-    def active(self) -> bool:
-        """True while the task occupies (or is queued on) a source."""
-        return self in (TaskState.SUBMITTED, TaskState.RUNNING)
-
-
-_FINISHED = frozenset(
-    {
-        TaskState.COMPLETED,
-        TaskState.FAILED,
-        TaskState.CANCELLED,
-        TaskState.INTERRUPTED,
-        TaskState.TIMEOUT,
-        TaskState.PREEMPTED,
-        TaskState.LOST,
-    }
-)
 
 
 @dataclass(frozen=True)

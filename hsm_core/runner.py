@@ -11,7 +11,9 @@ per task). Either way the command runs under a tiny ``/bin/sh`` wrapper that lea
 in ``.exit_code`` when the command ends, so a task finishing after its controller died is still
 recorded exactly (see :func:`hsm_core.state.reconcile_status`).
 
-This module is imported on execution hosts: it must stay light (stdlib + PyYAML only).
+This module is imported on execution hosts, once per array job element: it must stay light
+(stdlib + PyYAML only; tests/test_batch.py checks that the plugin API, pluggy, click and rich
+stay out).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from hsm_core.state import (
     read_status,
     write_status,
 )
-from hsm_core.plugin import TaskState
+from hsm_core.taskstate import TaskState
 
 COMMAND_FILE = "command.json"
 ARRAY_INDEX_VARS = ("SLURM_ARRAY_TASK_ID", "PBS_ARRAY_INDEX", "PBS_ARRAYID")
@@ -443,17 +445,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         task_dir = Path(args.task_dir)
     else:
         parser.error("give TASK_DIR or --list FILE")
-    extra: dict[str, Any] = {}
-    for var, key in (("SLURM_JOB_ID", "job_id"), ("PBS_JOBID", "job_id"), ("SLURM_RESTART_COUNT", "restart_count")):
-        if os.environ.get(var):
-            extra.setdefault(key, os.environ[var])
     status = run_blocking(
         task_dir,
         source=args.source,
         runner=args.runner,
         project_root=args.project_root,
         python=args.python,
-        status_extra=extra,
+        status_extra=_scheduler_extra(),
         force=args.force,
     )
     code = status.get("exit_code")

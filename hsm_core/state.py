@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from hsm_core.atomic import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json, read_yaml
-from hsm_core.plugin import HsmError, TaskState
+from hsm_core.errors import HsmError
+from hsm_core.taskstate import TaskState
 
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _STATES = frozenset(s.value for s in TaskState)

@@ -169,3 +169,15 @@ def test_only_node_failure_sends_a_task_elsewhere() -> None:
 def test_every_queue_state_is_in_the_table() -> None:
     covered = {row[1] for row in TABLE}
     assert set(QueueState) <= covered | {None}
+
+
+def test_the_task_runner_started_by_every_array_element_stays_light() -> None:
+    # Each array job element starts a fresh interpreter for the runner, so every module it imports
+    # is paid once per task: the plugin API, pluggy, click, rich and jsonschema must stay out.
+    import subprocess
+    import sys
+
+    heavy = ["pluggy", "click", "rich", "jsonschema", "hsm_core.plugin", "hsm_core.plugins", "hsm_core.engine"]
+    code = f"import sys, hsm_core.runner; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
