@@ -7,8 +7,9 @@ line from ``SLURM_ARRAY_TASK_ID`` / ``PBS_ARRAY_INDEX`` / ``PBS_ARRAYID``. SIGTE
 SIGUSR1/2 are forwarded to the task; a task stopped by such a signal is recorded as preempted.
 
 The local source uses :func:`start_task` / :func:`finish_task` in-process (no extra Python start-up
-per task). Either way the command runs under a tiny ``/bin/sh`` wrapper that leaves the exit code
-in ``.exit_code`` when the command ends, so a task finishing after its controller died is still
+per task). Either way the command runs under a tiny ``/bin/sh`` wrapper that writes its pid to
+``.hsm_pid`` before starting the command (and does not start it if it cannot) and leaves the exit
+code in ``.exit_code`` when the command ends, so a task finishing after its controller died is still
 recorded exactly (see :func:`hsm_core.state.reconcile_status`).
 
 This module is imported on execution hosts, once per array job element: it must stay light
@@ -46,12 +47,17 @@ from hsm_core.taskstate import TaskState
 COMMAND_FILE = "command.json"
 ARRAY_INDEX_VARS = ("SLURM_ARRAY_TASK_ID", "PBS_ARRAY_INDEX", "PBS_ARRAYID")
 
+#: The wrapper's exit code when it could not write its pid file (a full disk): it does not start
+#: the command then, because nothing could tell afterwards whether the command ran (EX_TEMPFAIL).
+NOT_STARTED_EXIT = 75
+
 # "$@" is the user's argv, passed as separate words: never re-parsed by the shell.
-# The exit code goes to .exit_code and, first, onto the end of .hsm_pid: that file exists and
-# its disk block is already allocated, so the append works on a full disk where creating
-# .exit_code fails (see state.left_exit_code).
+# The pid file is what says, after any crash, that the command was started: without it the
+# command is not started at all. The exit code goes to .exit_code and, first, onto the end of
+# .hsm_pid: that file exists and its disk block is already allocated, so the append works on a
+# full disk where creating .exit_code fails (see state.left_exit_code).
 _WRAPPER = (
-    'trap "" HUP; printf "%s" "$$" > "$HSM_TASK_DIR/.hsm_pid"; "$@"; rc=$?; '
+    f'trap "" HUP; printf "%s" "$$" > "$HSM_TASK_DIR/.hsm_pid" || exit {NOT_STARTED_EXIT}; "$@"; rc=$?; '
     'printf " exit %s" "$rc" >> "$HSM_TASK_DIR/.hsm_pid"; '
     'printf "%s" "$rc" > "$HSM_TASK_DIR/.exit_code.tmp" && mv -f "$HSM_TASK_DIR/.exit_code.tmp" "$HSM_TASK_DIR/.exit_code"; '
     "exit $rc"
@@ -254,7 +260,12 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
     task.close_files()
     state: TaskState | None = None
     extra: dict[str, Any] | None = None
-    if task.stop_reason is not None:
+    if returncode == NOT_STARTED_EXIT and not _pid_recorded(task.task_dir):
+        # The wrapper could not write its pid file and did not start the command: nothing ran,
+        # so the attempt is lost (run again by hsm complete), not failed.
+        state = TaskState.LOST
+        extra = {"error": f"could not write {PID_FILE} (no space left on device?): the command was not started"}
+    elif task.stop_reason is not None:
         state = task.stop_reason
     elif returncode != 0 and returncode in (-signal.SIGTERM, 128 + signal.SIGTERM) and task.status.get("signal_received"):
         state = TaskState.PREEMPTED
@@ -270,6 +281,14 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
         state = TaskState.LOST
         extra = {"error": f"the task runner was killed ({_signal_name(-returncode)}); its command was stopped"}
     return finalize_status(task.task_dir, task.status, returncode, state=state, extra=extra)
+
+
+def _pid_recorded(task_dir: Path) -> bool:
+    """True when the wrapper wrote its pid into ``.hsm_pid`` (so it went on to start the command)."""
+    try:
+        return bool((task_dir / PID_FILE).read_text().strip())
+    except OSError:
+        return False
 
 
 def _signal_name(signum: int) -> str:

@@ -177,6 +177,26 @@ def test_left_exit_code_reads_the_marker_then_the_pid_file(tmp_path: Path) -> No
     assert left_exit_code(tmp_path)[0] == 1  # a marker cut short counts as a failure
 
 
+def test_a_command_whose_pid_file_cannot_be_written_is_not_started(tmp_path: Path) -> None:
+    """The pid file is what tells, after a crash, that a command was started. A wrapper that cannot
+    write it (a full disk; here its directory is missing) must not start the command, and the
+    attempt must read lost, so that hsm complete runs it (once) rather than leave it failed."""
+    from hsm_core.runner import run_blocking
+
+    task = tmp_path / "tasks" / "task_001"
+    task.mkdir(parents=True)
+    ran = tmp_path / "ran"
+    (task / "command.json").write_text(json.dumps(
+        {"argv": ["/bin/sh", "-c", f"touch {ran}"], "cwd": str(tmp_path), "task_id": "t1", "index": 1}))
+    status = run_blocking(task, source="local", runner="standalone", extra_env={"HSM_TASK_DIR": str(tmp_path / "gone")})
+    assert not ran.exists()
+    assert status["state"] == "lost" and "was not started" in status["error"]
+    assert yaml.safe_load((task / "status.yaml").read_text())["state"] == "lost"
+    # A command that itself exits 75 after starting is an ordinary failure.
+    (task / "command.json").write_text(json.dumps({"argv": ["/bin/sh", "-c", "exit 75"], "cwd": str(tmp_path), "task_id": "t1", "index": 1}))
+    assert run_blocking(task, source="local", runner="standalone")["state"] == "failed"
+
+
 QUIET_TASK = r'''
 import os, sys, time
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
