@@ -8,7 +8,7 @@ exact signature; ``tests/test_docs.py`` keeps the two in step.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import pluggy
 
@@ -114,6 +114,18 @@ def hsm_make_task_id(params: Mapping[str, Any]) -> str | None:
 
     Called for every task when a sweep is expanded. The default is a hash of the canonical JSON
     of ``params``. Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def hsm_test_target(target: str, project_root: str, timeout: float, echo: Callable[[str], None]) -> bool | None:
+    """Check a compute target for ``hsm test TARGET`` (e.g. ``hpc:NAME``, ``ssh:NAME``).
+
+    Return None when ``target`` is not one of this plugin's kinds (the part before the first
+    ``:``); otherwise run the checks (connect, find the commands, submit a tiny task within
+    ``timeout`` seconds), print one line per check through ``echo`` and return True when every
+    check passed, False when one failed (the command then exits 1). ``project_root`` is the
+    project the command runs in. Stops at the first non-None result.
     """
 
 

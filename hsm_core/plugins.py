@@ -44,6 +44,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hsm_core.builtin.hosts",
     "hsm_core.builtin.transports",
     "hsm_core.builtin.commands",
+    "hsm_core.builtin.testers",
 )
 
 #: Registration hook per component kind.

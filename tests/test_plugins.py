@@ -93,6 +93,32 @@ def test_a_plugin_adds_a_strategy_and_a_command(project: Project, site: Path) ->
     assert builtin["core.local"]["provides"]["compute_source"] == ["local"]
 
 
+TESTER = """
+from hsm_core.plugin import hookimpl
+
+@hookimpl
+def hsm_test_target(target, project_root, timeout, echo):
+    kind, _, name = target.partition(":")
+    if kind != "mine":
+        return None
+    echo(f"checking {name} from {project_root}")
+    return name == "good"
+"""
+
+
+def test_a_plugin_answers_hsm_test_for_its_own_targets(project: Project, site: Path) -> None:
+    make_dist(site, "hsm-plugin-mine", "mine", "hsm_mine_plugin", TESTER)
+    good = project.hsm("test", "mine:good", env=_env(site))
+    assert good.returncode == 0, good.stderr
+    assert f"checking good from {project.root}" in good.stdout and "All checks passed." in good.stdout
+    bad = project.hsm("test", "mine:bad", env=_env(site))
+    assert bad.returncode == 1 and "mine:bad: some checks failed" in bad.stderr
+    # Nobody answers: one line, exit 2. Core still answers its own targets (checked with Slurm).
+    unknown = project.hsm("test", "nowhere:x", env=_env(site))
+    assert unknown.returncode == 2 and "no installed plugin tests 'nowhere:x'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
+
+
 def test_a_broken_plugin_is_one_warning_and_never_breaks_help(project: Project, site: Path) -> None:
     make_dist(site, "hsm-plugin-broken", "broken", "hsm_broken_plugin", BROKEN)
     proc = project.hsm("--help", env=_env(site))

@@ -286,13 +286,19 @@ def test_hpc(target: str, project: Any, registry: Any, *, timeout: float = 120.0
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the test job.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 def test_command(target: str, timeout: float, project_dir: str | None) -> None:
-    """Check a compute target: hpc, hpc:NAME, slurm, pbs or torque (commands, partitions, a tiny job)."""
-    kind = target.split(":")[0].lower()
-    if kind not in ("hpc", "slurm", "pbs", "torque"):
-        raise HsmError(f"no test for {target!r} here", hint="use hpc, hpc:NAME, slurm, pbs or torque")
+    """Check a compute target: hpc, hpc:NAME, slurm, pbs, torque, or what a plugin adds (ssh:NAME).
+
+    Each installed plugin answers for its own targets through the hsm_test_target hook.
+    """
+    from hsm_core.config import find_project_root
+
     registry = _registry()
-    project = _project(project_dir, registry)
-    if not test_hpc(target, project, registry, timeout=timeout, echo=click.echo):
+    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
+    passed = registry.hook.hsm_test_target(target=target, project_root=str(root), timeout=timeout, echo=click.echo)
+    if passed is None:
+        raise HsmError(f"no installed plugin tests {target!r}",
+                       hint="targets: hpc, hpc:NAME, slurm, pbs, torque; ssh:NAME with hsm-plugin-ssh")
+    if not passed:
         click.echo(f"{target}: some checks failed (see above).", err=True)
         click.get_current_context().exit(1)
     click.echo("All checks passed.")

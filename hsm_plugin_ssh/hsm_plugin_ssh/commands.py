@@ -401,48 +401,15 @@ def collect_command(sweep_id: str | None, only: str | None, local_dir: str | Non
         raise HsmError(f"sweep {loc.sweep_id} has no tasks that ran over SSH", hint="nothing to collect")
 
 
-def _ssh_test(target: str, timeout: float, project_dir: str | None) -> None:
+def test_target(target: str, project_root: str, timeout: float, echo: Callable[[str], None]) -> bool:
+    """``hsm test ssh:NAME``: connect, find the project, Python and hsm there, run a test task."""
     name = target.split(":", 1)[1] if ":" in target else ""
     if not name:
         raise HsmError(f"{target!r} names no remote", hint="use hsm test ssh:NAME")
-    project = _project(project_dir)
-    if not test_remote(name, project, run_task=True, timeout=timeout):
-        click.echo(f"{target}: some checks failed (see above).", err=True)
-        click.get_current_context().exit(1)
-    click.echo("All checks passed.")
-
-
-def _extend_test(cli: click.Group) -> None:
-    """Make ``hsm test ssh:NAME`` work: core's ``test`` command (schedulers) keeps every other
-    target; its parameters are reused as they are, so the two never drift apart."""
-    original = cli.commands.get("test")
-    if original is None or original.callback is None:
-        @click.command("test")
-        @click.argument("target")
-        @click.option("--timeout", type=float, default=120.0, show_default=True)
-        @click.option("--project-dir", type=click.Path(file_okay=False))
-        def test_ssh_only(target: str, timeout: float, project_dir: str | None) -> None:
-            """Check a compute target: ssh:NAME (connect, project, Python, hsm, a test task)."""
-            if target.split(":")[0].lower() not in ("ssh", "remote"):
-                raise HsmError(f"no test for {target!r} here", hint="use ssh:NAME")
-            _ssh_test(target, timeout, project_dir)
-
-        cli.add_command(test_ssh_only)
-        return
-
-    def callback(**kwargs: Any) -> Any:
-        target = str(kwargs.get("target") or "")
-        if target.split(":")[0].lower() in ("ssh", "remote"):
-            return _ssh_test(target, float(kwargs.get("timeout") or 120.0), kwargs.get("project_dir"))
-        return click.get_current_context().invoke(original.callback, **kwargs)
-
-    help_text = (original.help or "").rstrip(".") + "; or ssh:NAME (connect, project, Python, hsm, a test task)."
-    cli.add_command(click.Command("test", callback=callback, params=list(original.params), help=help_text,
-                                  short_help=original.short_help))
+    return test_remote(name, _project(project_root), run_task=True, timeout=timeout, echo=echo)
 
 
 def register(cli: click.Group) -> None:
-    """Add ``remote`` and ``collect-results``; teach ``test`` the ``ssh:NAME`` target."""
+    """Add ``remote`` and ``collect-results`` (``hsm test ssh:NAME`` comes through hsm_test_target)."""
     cli.add_command(remote_group)
     cli.add_command(collect_command)
-    _extend_test(cli)

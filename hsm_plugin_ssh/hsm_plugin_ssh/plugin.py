@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import click
 
@@ -44,3 +44,12 @@ def hsm_before_run(sources: Sequence[ComputeSource], project_config: Mapping[str
     from hsm_plugin_ssh.preflight import before_run
 
     before_run(sources, project_config, options)
+
+
+@hookimpl
+def hsm_test_target(target: str, project_root: str, timeout: float, echo: Callable[[str], None]) -> bool | None:
+    if target.split(":")[0].lower() not in ("ssh", "remote"):
+        return None
+    from hsm_plugin_ssh.commands import test_target
+
+    return test_target(target, project_root, timeout, echo)
