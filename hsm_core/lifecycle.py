@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -124,6 +125,15 @@ def plan_complete(
     project = load_project_config(project_root or Path.cwd(), registry)
     sweep = SweepDir.locate(project.output_dir, sweep_id)
     meta = sweep.read_metadata()
+    if meta.get("mode") == "workers":
+        # Its configurations are claimed by pull-based workers through lock files: running them
+        # here behind the workers' back could run one twice. More workers finish it.
+        sweep_file = shlex.quote(str(meta["config_file"])) if meta.get("config_file") else "SWEEP.yaml"
+        raise HsmError(
+            f"sweep {sweep_id!r} is run by pull-based workers, not by hsm complete",
+            hint=f"finish it with: hsm worker --sweep {sweep_file}{' --retry-failed' if retry_failed else ''}"
+            " (or hsm worker submit on a cluster)",
+        )
     if meta.get("project_root") and Path(meta["project_root"]).is_dir() and project_root is None:
         project = load_project_config(Path(meta["project_root"]), registry)
     cfg = config_file or (sweep.path / "sweep_config.yaml")

@@ -324,6 +324,17 @@ def test_failed_tasks_are_not_retried_unless_asked(wp: Project) -> None:
     assert proc.returncode == 1 and len(executions(wp)) == 4  # each retried once, not forever
 
 
+def test_hsm_complete_of_a_worker_sweep_says_how_to_finish_it(wp: Project) -> None:
+    cfg = wp.write_sweep({"name": "wk", "command": "sh task.sh {args}", "grid": {"x": [1, 2, 3]}}, "wk.yaml")
+    assert wp.hsm("worker", "--sweep", str(cfg), "--max-tasks", "1", env=FAST).returncode == 0
+    proc = wp.hsm("complete", "wk", "--retry-failed")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert f"hsm worker --sweep {cfg} --retry-failed" in proc.stderr
+    assert len(executions(wp)) == 1  # nothing ran behind the workers' back
+    assert wp.hsm("worker", "--sweep", str(cfg), env=FAST).returncode == 0 and len(executions(wp)) == 3
+
+
 def test_git_check_refuses_a_project_behind_its_upstream(wp: Project, tmp_path: Path) -> None:
     def git(*args: str, cwd: Path) -> None:
         subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
