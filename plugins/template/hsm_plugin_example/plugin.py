@@ -6,6 +6,8 @@ when someone actually runs ``--sources example``.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from hsm_core.plugin import ComputeSourceRecord, hookimpl
 
 
@@ -22,3 +24,19 @@ def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
             },
         )
     ]
+
+
+@hookimpl
+def hsm_test_target(target: str, project_root: str, timeout: float, echo: Callable[[str], None]) -> bool | None:
+    """``hsm test example``: answer only for your own target kinds (None lets other plugins answer),
+    print one line per check, return whether all passed."""
+    if target.split(":")[0] != "example":
+        return None
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import hsm_core.runner"], capture_output=True, text=True, timeout=timeout)
+    passed = proc.returncode == 0
+    detail = "" if passed else ": " + (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    echo(f"  [{'ok' if passed else 'FAIL'}] the task runner starts with {sys.executable}{detail}")
+    return passed

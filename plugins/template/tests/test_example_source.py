@@ -21,3 +21,12 @@ def test_the_entry_point_registers_the_source() -> None:
     record = registry.get("compute_source", "example")
     assert record.distribution == "hsm-plugin-example"
     assert record.load() is ExampleSource
+
+
+def test_hsm_test_example_runs_the_plugins_check(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "hsm_core", "test", "example"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "[ok] the task runner starts with" in proc.stdout and "All checks passed." in proc.stdout
