@@ -116,3 +116,16 @@ def test_clashing_names_nested_metrics_and_bad_values(tmp_path: Path) -> None:
     data = json.loads(to_json(table))  # NaN is not JSON: it becomes null
     assert data[1]["val.loss"] is None and data[0]["curve"] == [1, 2] and data[1]["extra"] is True
     assert math.isnan(float(rows[1]["val.loss"]))
+
+
+def test_metrics_written_to_the_output_dir_are_exported_too(project: Project) -> None:
+    """A script that puts every output in $HSM_OUTPUT_DIR, metrics.json included: its metrics
+    still reach hsm export, as when it writes them to $HSM_TASK_DIR."""
+    (project.root / "to_output.py").write_text(
+        "import json, os, sys\n"
+        "x = int(sys.argv[1].split('=')[1])\n"
+        "json.dump({'loss': x / 10}, open(os.path.join(os.environ['HSM_OUTPUT_DIR'], 'metrics.json'), 'w'))\n")
+    cfg = project.write_sweep({"command": "{python} to_output.py {args}", "grid": {"x": [1, 2]}})
+    assert project.hsm("run", "--config", str(cfg), "--sweep-id", "outdir").returncode == 0
+    rows = list(csv.DictReader(io.StringIO(project.hsm("export", "outdir", "--format", "csv").stdout)))
+    assert sorted(float(r["loss"]) for r in rows) == [0.1, 0.2]

@@ -16,14 +16,19 @@ _METRIC_LINE = re.compile(
 
 
 class MetricsJson(ResultCollector):
-    """Metrics the script wrote itself to ``$HSM_TASK_DIR/metrics.json`` (a JSON object)."""
+    """Metrics the script wrote itself to ``$HSM_TASK_DIR/metrics.json`` (a JSON object), or else to
+    ``$HSM_OUTPUT_DIR/metrics.json``: scripts that put every output in the output dir put it there."""
 
     def collect(self, task_dir: Path) -> dict[str, Any]:
-        try:
-            data = json.loads((task_dir / "metrics.json").read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        for path in (task_dir / "metrics.json", task_dir / "results" / "metrics.json"):
+            try:
+                data = json.loads(path.read_text())
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError):
+                return {}
+            return data if isinstance(data, dict) else {}
+        return {}
 
 
 class StdoutMetrics(ResultCollector):
