@@ -20,8 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from hsm_core.metrics import collect_metrics, load_collectors
 from hsm_core.plugin import (
-    CollectorRecord,
     ComputeSource,
     DispatchStrategy,
     HsmError,
@@ -132,7 +132,7 @@ class Engine:
         self._all_down_logged = False
         self._last_save = 0.0
         self._save_cost = 0.0
-        self._collectors = [rec.load()() for rec in registry.components(CollectorRecord.kind).values()]
+        self._collectors = load_collectors(registry)
 
     # ------------------------------------------------------------------------------------------
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
@@ -379,20 +379,7 @@ class Engine:
         )
 
     def _collect_metrics(self, task_dir: Any) -> None:
-        import json
-
-        from hsm_core.atomic import atomic_write_text
-
-        metrics: dict[str, Any] = {}
-        for collector in self._collectors:
-            try:
-                found = collector.collect(task_dir)
-            except Exception:  # a collector bug must not stop the sweep
-                continue
-            for k, v in found.items():
-                metrics.setdefault(k, v)
-        if metrics and not (task_dir / "metrics.json").exists():
-            atomic_write_text(task_dir / "metrics.json", json.dumps(metrics, indent=1))
+        collect_metrics(task_dir, self._collectors)
 
     def _spec(self, rec: TaskRecord) -> TaskSpec:
         d = self.sweep.task_dir(rec.index).resolve()

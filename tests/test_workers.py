@@ -335,6 +335,16 @@ def test_hsm_complete_of_a_worker_sweep_says_how_to_finish_it(wp: Project) -> No
     assert wp.hsm("worker", "--sweep", str(cfg), env=FAST).returncode == 0 and len(executions(wp)) == 3
 
 
+def test_metrics_of_worker_tasks_reach_hsm_export(wp: Project) -> None:
+    """Workers run the result collectors as hsm run does: METRIC lines in stdout become metrics."""
+    (wp.root / "metric.sh").write_text('echo "METRIC loss=0.$1"\n')
+    cfg = wp.write_sweep({"name": "met", "command": "sh metric.sh {x}", "grid": {"x": [1, 2]}}, "met.yaml")
+    assert wp.hsm("worker", "--sweep", str(cfg), env=FAST).returncode == 0
+    out = wp.hsm("export", "met", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert sorted(row["loss"] for row in json.loads(out.stdout)) == [0.1, 0.2]
+
+
 def test_git_check_refuses_a_project_behind_its_upstream(wp: Project, tmp_path: Path) -> None:
     def git(*args: str, cwd: Path) -> None:
         subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hsm_core.config import ProjectConfig
+from hsm_core.metrics import collect_metrics, load_collectors
 from hsm_core.plugin import TaskState
 from hsm_core.prepare import command_plan, task_env
 from hsm_core.state import now_iso, read_status
@@ -143,6 +144,7 @@ class Worker:
                                       sweep_id=self.sweep.sweep_id, project_root=setup.project.root,
                                       project_config=setup.project.data)
             self.task_registry = RegistryView(impl, self.settings.registry, self.sweep.sweep_id, self.log)
+        self.collectors = load_collectors(registry)
         self.wandb = None
         if options.wandb_buffer:
             from hsm_core.workers.wandb_buffer import WandbBuffer
@@ -326,6 +328,10 @@ class Worker:
                 self.wandb.finish(timeout=20.0 if self.signals.stop_signal is not None else None)
             if outcome.state == COMPLETED:
                 self.final[t.run_id] = COMPLETED
+                try:
+                    collect_metrics(task_dir, self.collectors)  # as the engine does for every source
+                except OSError as exc:
+                    self.log(f"{t.name}: cannot write its metrics.json ({exc})")
             elif outcome.state == FAILED:
                 self.tried_failed.add(t.run_id)
                 if not self.options.retry_failed:
