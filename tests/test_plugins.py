@@ -119,6 +119,28 @@ def test_a_plugin_answers_hsm_test_for_its_own_targets(project: Project, site: P
     assert "Traceback" not in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
 
 
+LISTENER = """
+import os
+from hsm_core.plugin import hookimpl
+
+@hookimpl
+def hsm_task_finished(sweep_id, task_id, state, task_dir):
+    with open(os.path.join(os.environ["HSM_COUNT_DIR"], "events.log"), "a") as fh:
+        fh.write(f"{sweep_id} {task_id} {state} {os.path.basename(task_dir)}\\n")
+"""
+
+
+def test_an_event_plugin_hears_of_tasks_run_by_workers(project: Project, site: Path) -> None:
+    make_dist(site, "hsm-plugin-listen", "listen", "hsm_listen_plugin", LISTENER)
+    (project.root / "ok.sh").write_text("exit $(( $1 - 1 ))\n")
+    cfg = project.write_sweep({"name": "ev", "command": "sh ok.sh {x}", "grid": {"x": [1, 2]}}, "ev.yaml")
+    proc = project.hsm("worker", "--sweep", str(cfg), env=_env(site))
+    assert proc.returncode == 1, proc.stderr  # one task failed
+    events = sorted(ln.split() for ln in (project.root / "events.log").read_text().splitlines())
+    assert [e[0] for e in events] == ["ev", "ev"] and sorted(e[2] for e in events) == ["completed", "failed"]
+    assert all(e[3].startswith(e[1]) for e in events)  # the run's own dir, named after its id
+
+
 def test_a_broken_plugin_is_one_warning_and_never_breaks_help(project: Project, site: Path) -> None:
     make_dist(site, "hsm-plugin-broken", "broken", "hsm_broken_plugin", BROKEN)
     proc = project.hsm("--help", env=_env(site))
