@@ -132,6 +132,12 @@ def write_task(
         "env": dict(env),
     }
     atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False)
+    return task_spec(sweep, record)
+
+
+def task_spec(sweep: SweepDir, record: TaskRecord) -> TaskSpec:
+    """The spec of a task (its dir need not exist yet)."""
+    d = sweep.task_dir(record.index)
     return TaskSpec(record.task_id, record.index, record.params, d.resolve(), sweep.sweep_id, sweep.path.resolve())
 
 
@@ -148,9 +154,9 @@ def prepare_task(
     sweep: SweepDir, record: TaskRecord, plan: CommandPlan, registry: Any, settings: Mapping[str, Any]
 ) -> TaskSpec:
     """Write one task dir (with plugin env) and return its spec."""
-    spec = write_task(sweep, record, plan, {})
-    env = task_env(registry, spec, settings)
-    return write_task(sweep, record, plan, env) if env else spec
+    # The plugins' env first, from the spec alone, so that each file is written once.
+    env = task_env(registry, task_spec(sweep, record), settings)
+    return write_task(sweep, record, plan, env)
 
 
 def materialize(
