@@ -193,8 +193,10 @@ def test_remote(name: str, project: Any, *, run_task: bool = False, timeout: flo
     if rp.exists and rp.python_ok:
         report = check_remote(name, options, project.root, project.data, host=host, remote=rp)
         check("project in sync", report.in_sync, report.summary() if not report.in_sync else f"{report.checked} file(s) compared")
+        said = {*rp.problems, *(f"{p} ({h})" for p, h in zip(rp.problems, rp.hints))}
         for note in report.notes:
-            echo(f"    ! {note}")
+            if note not in said:  # a discovery problem was already its own check line above
+                echo(f"    ! {note}")
     if run_task and ok:
         passed, detail = _run_test_task(name, options, project, rp, timeout)
         check("test task completed", passed, detail)
