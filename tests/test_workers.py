@@ -345,6 +345,36 @@ def test_metrics_of_worker_tasks_reach_hsm_export(wp: Project) -> None:
     assert sorted(row["loss"] for row in json.loads(out.stdout)) == [0.1, 0.2]
 
 
+def test_hsm_cancel_of_a_worker_sweep_names_what_stops_its_workers(wp: Project) -> None:
+    cfg = ckpt_sweep(wp, "stopme", steps=30, delay=0.1)
+    w1 = wp.popen("worker", "--sweep", str(cfg), env=FAST)
+    wait_for(lambda: ckpt_step(wp, "stopme") >= 2, what="first checkpoints")
+    proc = wp.hsm("cancel", "stopme")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"kill {w1.pid}" in proc.stderr and f"hsm worker --sweep {cfg}" in proc.stderr
+    assert w1.poll() is None  # hsm cancel itself stopped nothing
+    os.kill(w1.pid, signal.SIGTERM)  # what it said to run
+    w1.communicate(timeout=30)
+    (st,) = statuses(wp, "stopme").values()
+    assert st["state"] == "preempted"
+    assert wp.hsm("worker", "--sweep", str(cfg), env=FAST).returncode == 0  # resumed, then done
+    (st,) = statuses(wp, "stopme").values()
+    assert st["state"] == "completed"
+
+
+def test_stop_commands_name_the_recorded_scheduler_jobs(tmp_path: Path) -> None:
+    from hsm_core.workers.stop import stop_commands
+
+    (tmp_path / "logs" / "workers").mkdir(parents=True)
+    (tmp_path / "logs" / "workers" / "submissions.jsonl").write_text("\n".join(json.dumps(e) for e in [
+        {"source": "slurm", "submitter": "sbatch", "job_id": "3458"},
+        {"source": "hpc", "submitter": "sbatch", "job_id": "3460"},
+        {"source": "pbs", "submitter": "qsub", "job_id": "12.server"},
+        {"source": "local", "pids": [2 ** 22 + 7]},  # long gone: not named
+    ]) + "\nnot json\n")
+    assert stop_commands(tmp_path) == ["scancel 3458 3460", "qdel 12.server"]
+
+
 def test_git_check_refuses_a_project_behind_its_upstream(wp: Project, tmp_path: Path) -> None:
     def git(*args: str, cwd: Path) -> None:
         subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,

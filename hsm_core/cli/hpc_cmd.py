@@ -140,6 +140,22 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
     return counts
 
 
+def _refuse_worker_sweep(sweep: Any, meta: dict[str, Any]) -> None:
+    """Pull-based workers are stopped where they run (a stopped worker's task is resumed by the
+    next one); say exactly how, instead of cancelling tasks behind their back."""
+    import shlex
+
+    from hsm_core.workers.stop import stop_commands
+
+    commands = stop_commands(sweep.path)
+    sweep_file = shlex.quote(str(meta["config_file"])) if meta.get("config_file") else "SWEEP.yaml"
+    how = "; ".join(commands) if commands else "stop each hsm worker where it runs (Ctrl-C, kill, or its scheduler job)"
+    raise HsmError(
+        f"sweep {sweep.sweep_id!r} is run by pull-based workers: stop them with: {how}",
+        hint=f"each stopped worker's task is resumed by the next: hsm worker --sweep {sweep_file}",
+    )
+
+
 @click.command("cancel")
 @click.argument("sweep_id")
 @click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to wait for the tasks to stop.")
@@ -151,6 +167,9 @@ def cancel_command(sweep_id: str, wait: float, project_dir: str | None) -> None:
     registry = _registry()
     project = _project(project_dir, registry)
     sweep = SweepDir.locate(project.output_dir, sweep_id)
+    meta = sweep.read_metadata()
+    if meta.get("mode") == "workers":
+        _refuse_worker_sweep(sweep, meta)
     counts = cancel_sweep(project, sweep, registry, wait=wait, echo=click.echo)
     if not counts:
         click.echo(f"Sweep {sweep_id}: nothing queued or running; marked cancelled.")

@@ -201,7 +201,7 @@ def submit(req: SubmitRequest, *, dry_run: bool = False, env: Mapping[str, str] 
         raise HsmError(f"{exe} refused the workers job: {said[-1] if said else 'exit ' + str(proc.returncode)}",
                        hint=f"script: {script}")
     job_id = proc.stdout.strip().splitlines()[-1].split(";")[0].strip() if proc.stdout.strip() else None
-    _record(req, {"source": req.source, "job_id": job_id, "script": str(script), "workers": req.workers})
+    _record(req, {"source": req.source, "submitter": exe, "job_id": job_id, "script": str(script), "workers": req.workers})
     return Submitted(req.source, script, job_id=job_id, command=argv)
 
 
