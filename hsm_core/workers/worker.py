@@ -336,9 +336,13 @@ class Worker:
                 self.tried_failed.add(t.run_id)
                 if not self.options.retry_failed:
                     self.final[t.run_id] = FAILED
-            # Event plugins hear of worker tasks as of tasks a controller ran (docs/hooks.md).
-            self.registry.hook.hsm_task_finished(sweep_id=self.sweep.sweep_id, task_id=t.run_id,
-                                                 state=outcome.state, task_dir=str(task_dir))
+            # Event plugins hear of worker tasks as of tasks a controller ran (docs/hooks.md). A
+            # plugin's bug must not stop an unattended worker: the task itself is recorded already.
+            try:
+                self.registry.hook.hsm_task_finished(sweep_id=self.sweep.sweep_id, task_id=t.run_id,
+                                                     state=outcome.state, task_dir=str(task_dir))
+            except Exception as exc:
+                self.log(f"{t.name}: a plugin's hsm_task_finished failed: {exc!r}")
             code = outcome.status.get("exit_code")
             extra = f" by {signal.Signals(outcome.signal).name}" if outcome.signal else ""
             self.log(f"{t.name}: {outcome.state}{extra} (exit code {code}, {outcome.status.get('duration')}s)")
