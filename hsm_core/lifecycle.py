@@ -123,7 +123,9 @@ def plan_complete(
 ) -> Plan:
     """Plan finishing an existing sweep: run what has no completed task, adopt what still runs."""
     project = load_project_config(project_root or Path.cwd(), registry)
-    sweep = SweepDir.locate(project.output_dir, sweep_id)
+    from hsm_core.workers.layout import find_sweep
+
+    sweep = find_sweep(project, sweep_id)
     meta = sweep.read_metadata()
     if meta.get("mode") == "workers":
         # Its configurations are claimed by pull-based workers through lock files: running them

@@ -508,7 +508,9 @@ def locate_sweep(sweep_id: str | None = None, project_dir: str | Path | None = N
             raise HsmError(f"no sweeps in {out}", hint="give a sweep id, or start a sweep with 'hsm run'")
         sweep = SweepDir(found[-1].parent)
     else:
-        sweep = SweepDir.locate(out, sweep_id)
+        from hsm_core.workers.layout import find_sweep  # a pull-based sweep may live under its storage root
+
+        sweep = find_sweep(project, sweep_id)
     return SweepLocation(sweep.sweep_id, sweep.path.absolute(), project.root, project.data)
 
 

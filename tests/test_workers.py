@@ -179,6 +179,22 @@ def test_storage_root_gives_project_and_group_dirs(wp: Project, tmp_path: Path) 
     assert len(list((tmp_path / "big" / "testproj" / "bpe16384-n3" / "tasks").iterdir())) == 2
 
 
+def test_commands_given_a_group_find_the_sweep_under_the_storage_root(wp: Project, tmp_path: Path) -> None:
+    (wp.root / "metric.sh").write_text('echo "METRIC loss=0.$1"\n')
+    cfg = wp.write_sweep({"name": "grp", "command": "sh metric.sh {x}", "grid": {"x": [1, 2]}}, "grp.yaml")
+    env = {**FAST, "HSM_STORAGE_ROOT": str(tmp_path / "store")}
+    assert wp.hsm("worker", "--sweep", str(cfg), env=env).returncode == 0
+    status = wp.hsm("status", "grp", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["counts"]["completed"] == 2
+    export = wp.hsm("export", "grp", "--format", "json", env=env)
+    assert sorted(row["loss"] for row in json.loads(export.stdout)) == [0.1, 0.2]
+    assert "hsm worker --sweep" in wp.hsm("complete", "grp", env=env).stderr
+    # Without the storage root this machine cannot know where it is: the usual unknown-id line.
+    lost = wp.hsm("status", "grp", env={k: v for k, v in env.items() if k != "HSM_STORAGE_ROOT"})
+    assert lost.returncode == 2 and "unknown sweep id 'grp'" in lost.stderr
+
+
 def test_eight_workers_300_tasks_random_sigkills_every_task_completes_exactly_once(wp: Project) -> None:
     cfg = wp.write_sweep({"name": "many", "command": "sh task.sh {args}", "grid": {"x": list(range(300))}}, "many.yaml")
     rng = random.Random(5)

@@ -16,11 +16,10 @@ import click
 def export_command(sweep_id: str, fmt: str, output: str | None, project_dir: str | None) -> None:
     """One row per task of SWEEP_ID: id, parameters, status, source, duration, exit code, metrics."""
     from hsm_core.atomic import atomic_write_text
-    from hsm_core.cli.status_cmd import output_dir
+    from hsm_core.cli.status_cmd import locate_sweep
     from hsm_core.monitor.export import export_text
-    from hsm_core.state import SweepDir
 
-    sweep = SweepDir.locate(output_dir(project_dir), sweep_id)
+    sweep = locate_sweep(project_dir, sweep_id)
     text = export_text(sweep, sweep.records().values(), fmt)
     if output is None:
         sys.stdout.write(text)
@@ -42,11 +41,10 @@ def export_command(sweep_id: str, fmt: str, output: str | None, project_dir: str
 @click.option("--project-dir", type=click.Path(file_okay=False))
 def report_command(sweep_id: str, metric: str | None, project_dir: str | None) -> None:
     """Write reports/completion_report.html (and error_analysis.html, performance_analysis.yaml)."""
-    from hsm_core.cli.status_cmd import output_dir
+    from hsm_core.cli.status_cmd import locate_sweep
     from hsm_core.monitor.report import build_reports
-    from hsm_core.state import SweepDir
 
-    sweep = SweepDir.locate(output_dir(project_dir), sweep_id)
+    sweep = locate_sweep(project_dir, sweep_id)
     for path in build_reports(sweep, metric=metric, records=sweep.records()):
         click.echo(f"Wrote {path}")
 

@@ -162,11 +162,11 @@ def _refuse_worker_sweep(sweep: Any, meta: dict[str, Any]) -> None:
 @click.option("--project-dir", type=click.Path(file_okay=False))
 def cancel_command(sweep_id: str, wait: float, project_dir: str | None) -> None:
     """Cancel the queued and running tasks of SWEEP_ID (scancel/qdel for scheduler jobs)."""
-    from hsm_core.state import SweepDir
+    from hsm_core.workers.layout import find_sweep
 
     registry = _registry()
     project = _project(project_dir, registry)
-    sweep = SweepDir.locate(project.output_dir, sweep_id)
+    sweep = find_sweep(project, sweep_id)
     meta = sweep.read_metadata()
     if meta.get("mode") == "workers":
         _refuse_worker_sweep(sweep, meta)

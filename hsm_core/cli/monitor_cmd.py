@@ -13,13 +13,18 @@ import click
 from hsm_core.plugin import HsmError
 
 
-def _out(ctx: click.Context, project_dir: str | None) -> Path:
-    """The output dir, from this command's --project-dir or the monitor group's."""
-    from hsm_core.cli.status_cmd import output_dir
-
+def _project_dir(ctx: click.Context, project_dir: str | None) -> str | None:
+    """This command's --project-dir, else the monitor group's."""
     if project_dir is None and ctx.parent is not None and ctx.parent.command.name == "monitor":
         project_dir = ctx.parent.params.get("project_dir")
-    return output_dir(project_dir)
+    return project_dir
+
+
+def _out(ctx: click.Context, project_dir: str | None) -> Path:
+    """The output dir of the project."""
+    from hsm_core.cli.status_cmd import output_dir
+
+    return output_dir(_project_dir(ctx, project_dir))
 
 
 def _console() -> Any:
@@ -279,7 +284,9 @@ def errors_command(ctx: click.Context, sweep_id: str, as_json: bool, project_dir
     from hsm_core.monitor.errors import CATEGORY_TITLES, analyze, write_error_files
     from hsm_core.monitor.view import errors_table
 
-    sweep = _locate(_out(ctx, project_dir), sweep_id)
+    from hsm_core.cli.status_cmd import locate_sweep
+
+    sweep = locate_sweep(_project_dir(ctx, project_dir), sweep_id)
     report = analyze(sweep, sweep.records().values())
     paths = write_error_files(sweep, report)
     if as_json:

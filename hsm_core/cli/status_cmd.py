@@ -21,6 +21,16 @@ def output_dir(project_dir: str | None) -> Path:
     return load_project_config(root).output_dir
 
 
+def locate_sweep(project_dir: str | None, sweep_id: str) -> Any:
+    """SWEEP_ID of the project: in its output dir, else a pull-based sweep under the workers'
+    storage root (``HSM_STORAGE_ROOT`` / ``workers.storage_root``)."""
+    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.workers.layout import find_sweep
+
+    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
+    return find_sweep(load_project_config(root), sweep_id)
+
+
 def list_sweeps(out: Path) -> list[Path]:
     """Sweep dirs under ``out``, oldest first (by creation time recorded in the name or mtime)."""
     if not out.is_dir():
@@ -111,8 +121,6 @@ def _print_one(info: dict[str, Any]) -> None:
 @click.option("--project-dir", type=click.Path(file_okay=False))
 def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: bool, project_dir: str | None) -> None:
     """Show the status of SWEEP_ID (default: the most recent sweep), or of all sweeps."""
-    from hsm_core.state import SweepDir
-
     out = output_dir(project_dir)
     if all_:
         infos = [summarize(p, rebuild=rebuild) for p in list_sweeps(out)]
@@ -137,7 +145,7 @@ def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: boo
             raise HsmError(f"no sweeps in {out}", hint="start one with: hsm run --config sweeps/sweep_config.yaml")
         path = sweeps[-1]
     else:
-        path = SweepDir.locate(out, sweep_id).path
+        path = locate_sweep(project_dir, sweep_id).path
     info = summarize(path, rebuild=rebuild)
     if as_json:
         click.echo(json.dumps(info, indent=1))

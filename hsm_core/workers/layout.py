@@ -62,6 +62,34 @@ def sweep_location(output_dir: Path, project_name: str, group: str, storage_root
     return Path(storage_root) / safe_name(project_name, "the project name") / group
 
 
+def storage_parent(project: Any, env: Mapping[str, str] | None = None) -> Path | None:
+    """``{storage_root}/{project}``: where this project's pull-based sweeps live when a storage root
+    is configured for this machine's cluster (``HSM_CLUSTER``, default ``local``), else None. Lets
+    ``hsm status/export/report/sync GROUP`` find them outside the project's output dir."""
+    from hsm_core.workers.settings import resolve_settings
+
+    env = os.environ if env is None else env
+    try:
+        settings = resolve_settings(project.root, project.data, cluster=env.get("HSM_CLUSTER") or "local", env=env)
+    except HsmError:
+        return None  # a settings problem is reported by hsm worker itself, not by every command
+    if settings.storage_root is None:
+        return None
+    return sweep_location(project.output_dir, project.name, "_", settings.storage_root).parent
+
+
+def find_sweep(project: Any, sweep_id: str) -> SweepDir:
+    """The sweep ``sweep_id`` of ``project``: in its output dir, else a pull-based sweep under the
+    workers' storage root (looked up only then); the output dir's clear error when neither has it."""
+    try:
+        return SweepDir.locate(project.output_dir, sweep_id)
+    except HsmError as not_here:
+        parent = storage_parent(project)
+        if parent is None or not (parent / sweep_id / "sweep_metadata.yaml").exists():
+            raise not_here from None
+        return SweepDir(parent / sweep_id)
+
+
 def seed_of(params: Mapping[str, Any]) -> Any:
     """The value of the ``seed`` parameter (or ``<anything>.seed``), None when there is none."""
     if "seed" in params:
