@@ -33,10 +33,11 @@ def _console() -> Any:
     return make_console()
 
 
-def _locate(out: Path, sweep_id: str) -> Any:
-    from hsm_core.state import SweepDir
+def _locate(ctx: click.Context, project_dir: str | None, sweep_id: str) -> Any:
+    """SWEEP_ID of the project (a pull-based sweep may live under the workers' storage root)."""
+    from hsm_core.cli.status_cmd import locate_sweep
 
-    return SweepDir.locate(out, sweep_id)
+    return locate_sweep(_project_dir(ctx, project_dir), sweep_id)
 
 
 def _latest(out: Path) -> Any:
@@ -52,17 +53,19 @@ def _latest(out: Path) -> Any:
 
 #: In "all active sweeps" mode, look for newly started sweeps this often (seconds).
 REDISCOVER_EVERY = 30.0
+#: How long a finished watch waits for the controller to record how the sweep ended (seconds).
+SETTLE_SECONDS = 5.0
 
 
-def watch(out: Path, sweep_id: str | None, interval: float, once: bool) -> None:
+def watch(out: Path, only: Any | None, interval: float, once: bool) -> None:
     """Show one sweep (or every active sweep) until it is finished; ``once``: one frame."""
     from hsm_core.monitor.logs import HealthTracker
     from hsm_core.monitor.snapshot import RecordCache, active_sweeps, take_snapshot
     from hsm_core.monitor.view import frame
 
     console = _console()
-    fixed = sweep_id is not None
-    tracked = [_locate(out, sweep_id)] if fixed else active_sweeps(out)
+    fixed = only is not None
+    tracked = [only] if fixed else active_sweeps(out)
     if not tracked:
         console.print(f"No active sweeps in {out}.", markup=False)
         console.print("Recent sweeps: hsm monitor recent; one sweep: hsm monitor watch SWEEP_ID")
@@ -127,8 +130,18 @@ def watch(out: Path, sweep_id: str | None, interval: float, once: bool) -> None:
     finally:
         if live is not None:
             live.stop()
+    # Every task is final, but a controller at work ("running") writes the sweep's own status a
+    # moment later: give it that moment, so the last line says how the sweep ended.
+    deadline = time.monotonic() + SETTLE_SECONDS
+    try:
+        while any(s.status == "running" for s in snaps) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            snaps = snapshots()
+    except KeyboardInterrupt:
+        return
     for s in snaps:
-        console.print(f"Sweep {s.sweep_id} finished: {s.status} ({s.completed} completed, {s.failed} failed).", markup=False)
+        status = "all tasks done" if s.status in ("running", "submitted") else s.status
+        console.print(f"Sweep {s.sweep_id} finished: {status} ({s.completed} completed, {s.failed} failed).", markup=False)
 
 
 class MonitorGroup(click.Group):
@@ -182,7 +195,7 @@ def monitor_group(ctx: click.Context, watch_flag: bool, interval: float | None, 
 @click.pass_context
 def watch_command(ctx: click.Context, sweep_id: str | None, interval: float, once: bool, project_dir: str | None) -> None:
     """Live progress of SWEEP_ID (default: every active sweep) until it finishes; Ctrl-C exits."""
-    watch(_out(ctx, project_dir), sweep_id, interval, once)
+    watch(_out(ctx, project_dir), _locate(ctx, project_dir, sweep_id) if sweep_id else None, interval, once)
 
 
 def recent(out: Path, days: float, as_json: bool) -> None:
@@ -242,7 +255,7 @@ def health_command(ctx: click.Context, sweep_id: str | None, limit: int, as_json
     from hsm_core.monitor.view import health_current_table, health_history_table
 
     out = _out(ctx, project_dir)
-    sweeps = [_locate(out, sweep_id)] if sweep_id else (active_sweeps(out) or [_latest(out)])
+    sweeps = [_locate(ctx, project_dir, sweep_id)] if sweep_id else (active_sweeps(out) or [_latest(out)])
     console = _console()
     docs = []
     for i, sweep in enumerate(sweeps):
@@ -284,9 +297,7 @@ def errors_command(ctx: click.Context, sweep_id: str, as_json: bool, project_dir
     from hsm_core.monitor.errors import CATEGORY_TITLES, analyze, write_error_files
     from hsm_core.monitor.view import errors_table
 
-    from hsm_core.cli.status_cmd import locate_sweep
-
-    sweep = locate_sweep(_project_dir(ctx, project_dir), sweep_id)
+    sweep = _locate(ctx, project_dir, sweep_id)
     report = analyze(sweep, sweep.records().values())
     paths = write_error_files(sweep, report)
     if as_json:
