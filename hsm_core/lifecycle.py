@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -123,18 +122,16 @@ def plan_complete(
 ) -> Plan:
     """Plan finishing an existing sweep: run what has no completed task, adopt what still runs."""
     project = load_project_config(project_root or Path.cwd(), registry)
-    from hsm_core.workers.layout import find_sweep
+    from hsm_core.workers.layout import continue_command, find_sweep
 
     sweep = find_sweep(project, sweep_id)
     meta = sweep.read_metadata()
     if meta.get("mode") == "workers":
         # Its configurations are claimed by pull-based workers through lock files: running them
         # here behind the workers' back could run one twice. More workers finish it.
-        sweep_file = shlex.quote(str(meta["config_file"])) if meta.get("config_file") else "SWEEP.yaml"
         raise HsmError(
             f"sweep {sweep_id!r} is run by pull-based workers, not by hsm complete",
-            hint=f"finish it with: hsm worker --sweep {sweep_file}{' --retry-failed' if retry_failed else ''}"
-            " (or hsm worker submit on a cluster)",
+            hint=f"finish it with: {continue_command(meta, retry_failed=retry_failed)} (or hsm worker submit on a cluster)",
         )
     if meta.get("project_root") and Path(meta["project_root"]).is_dir() and project_root is None:
         project = load_project_config(Path(meta["project_root"]), registry)

@@ -143,16 +143,14 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
 def _refuse_worker_sweep(sweep: Any, meta: dict[str, Any]) -> None:
     """Pull-based workers are stopped where they run (a stopped worker's task is resumed by the
     next one); say exactly how, instead of cancelling tasks behind their back."""
-    import shlex
-
+    from hsm_core.workers.layout import continue_command
     from hsm_core.workers.stop import stop_commands
 
     commands = stop_commands(sweep.path)
-    sweep_file = shlex.quote(str(meta["config_file"])) if meta.get("config_file") else "SWEEP.yaml"
     how = "; ".join(commands) if commands else "stop each hsm worker where it runs (Ctrl-C, kill, or its scheduler job)"
     raise HsmError(
         f"sweep {sweep.sweep_id!r} is run by pull-based workers: stop them with: {how}",
-        hint=f"each stopped worker's task is resumed by the next: hsm worker --sweep {sweep_file}",
+        hint=f"each stopped worker's task is resumed by the next: {continue_command(meta)}",
     )
 
 

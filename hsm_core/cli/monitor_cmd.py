@@ -60,7 +60,7 @@ SETTLE_SECONDS = 5.0
 def watch(out: Path, only: Any | None, interval: float, once: bool) -> None:
     """Show one sweep (or every active sweep) until it is finished; ``once``: one frame."""
     from hsm_core.monitor.logs import HealthTracker
-    from hsm_core.monitor.snapshot import RecordCache, active_sweeps, take_snapshot
+    from hsm_core.monitor.snapshot import ACTIVE_SWEEP_STATUSES, RecordCache, active_sweeps, take_snapshot
     from hsm_core.monitor.view import frame
 
     console = _console()
@@ -140,7 +140,7 @@ def watch(out: Path, only: Any | None, interval: float, once: bool) -> None:
     except KeyboardInterrupt:
         return
     for s in snaps:
-        status = "all tasks done" if s.status in ("running", "submitted") else s.status
+        status = "all tasks done" if s.status in ACTIVE_SWEEP_STATUSES else s.status
         console.print(f"Sweep {s.sweep_id} finished: {status} ({s.completed} completed, {s.failed} failed).", markup=False)
 
 

@@ -22,13 +22,12 @@ def output_dir(project_dir: str | None) -> Path:
 
 
 def locate_sweep(project_dir: str | None, sweep_id: str) -> Any:
-    """SWEEP_ID of the project: in its output dir, else a pull-based sweep under the workers'
-    storage root (``HSM_STORAGE_ROOT`` / ``workers.storage_root``)."""
-    from hsm_core.config import find_project_root, load_project_config
-    from hsm_core.workers.layout import find_sweep
+    """SWEEP_ID of the project as a SweepDir: in its output dir, else a pull-based sweep under the
+    workers' storage root (:func:`hsm_core.plugin.locate_sweep`)."""
+    from hsm_core.plugin import locate_sweep as locate
+    from hsm_core.state import SweepDir
 
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
-    return find_sweep(load_project_config(root), sweep_id)
+    return SweepDir(locate(sweep_id, project_dir).sweep_dir)
 
 
 def list_sweeps(out: Path) -> list[Path]:

@@ -78,6 +78,14 @@ def storage_parent(project: Any, env: Mapping[str, str] | None = None) -> Path |
     return sweep_location(project.output_dir, project.name, "_", settings.storage_root).parent
 
 
+def continue_command(meta: Mapping[str, Any], *, retry_failed: bool = False) -> str:
+    """The ``hsm worker`` command that carries on a pull-based sweep, from its metadata."""
+    import shlex
+
+    sweep_file = shlex.quote(str(meta["config_file"])) if meta.get("config_file") else "SWEEP.yaml"
+    return f"hsm worker --sweep {sweep_file}" + (" --retry-failed" if retry_failed else "")
+
+
 def find_sweep(project: Any, sweep_id: str) -> SweepDir:
     """The sweep ``sweep_id`` of ``project``: in its output dir, else a pull-based sweep under the
     workers' storage root (looked up only then); the output dir's clear error when neither has it."""

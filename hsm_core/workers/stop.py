@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import shlex
-import socket
 from pathlib import Path
 from typing import Any, Iterator
 
-from hsm_core.workers.claims import machine_id, process_alive
+from hsm_core.workers.claims import ClaimStore, process_alive
+from hsm_core.workers.layout import LOCKS_DIR
 
 #: The command that cancels a job of the program that submitted it.
 _CANCEL_BY_SUBMITTER = {"sbatch": "scancel", "qsub": "qdel"}
@@ -34,16 +34,6 @@ def _submissions(sweep_path: Path) -> Iterator[dict[str, Any]]:
             yield entry
 
 
-def _claim_holders(sweep_path: Path) -> Iterator[dict[str, Any]]:
-    for lock in sorted((sweep_path / ".locks").glob("*.lock")):
-        try:
-            holder = json.loads(lock.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(holder, dict):
-            yield holder
-
-
 def stop_commands(sweep_path: Path) -> list[str]:
     """Commands that stop the sweep's workers known here: scheduler jobs and local processes."""
     jobs: dict[str, list[str]] = {}
@@ -57,11 +47,12 @@ def stop_commands(sweep_path: Path) -> list[str]:
         for pid in entry.get("pids") or []:
             if isinstance(pid, int) and process_alive(pid, None):
                 pids.append(pid)
-    here, me = socket.gethostname(), machine_id()
-    for holder in _claim_holders(sweep_path):
+    store = ClaimStore(sweep_path / LOCKS_DIR)
+    for view in store.locks().values():
+        holder = view.holder or {}
         pid = holder.get("pid")
-        on_this_machine = holder.get("machine") == me if holder.get("machine") else holder.get("host") == here
-        if isinstance(pid, int) and on_this_machine and process_alive(pid, holder.get("pid_start")):
+        # A holder on this machine whose process lives (the store judges the others by age only).
+        if holder.get("machine") == store.me["machine"] and isinstance(pid, int) and process_alive(pid, holder.get("pid_start")):
             pids.append(pid)
     out = [f"{cancel} {' '.join(shlex.quote(j) for j in ids)}" for cancel, ids in jobs.items()]
     if pids:
