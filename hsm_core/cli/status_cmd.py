@@ -34,7 +34,14 @@ def list_sweeps(out: Path) -> list[Path]:
     """Sweep dirs under ``out``, oldest first (by creation time recorded in the name or mtime)."""
     if not out.is_dir():
         return []
-    dirs = [p.parent for p in out.glob("*/sweep_metadata.yaml")]
+    from hsm_core.state import validate_sweep_id
+
+    dirs = []
+    for meta in out.glob("*/sweep_metadata.yaml"):
+        try:
+            dirs.append(Path(meta.parent.parent, validate_sweep_id(meta.parent.name)))
+        except HsmError:  # a directory whose name is not a sweep id is not one of ours
+            continue
     return sorted(dirs, key=lambda p: (p.stat().st_mtime, p.name))
 
 
@@ -122,7 +129,15 @@ def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: boo
     """Show the status of SWEEP_ID (default: the most recent sweep), or of all sweeps."""
     out = output_dir(project_dir)
     if all_:
-        infos = [summarize(p, rebuild=rebuild) for p in list_sweeps(out)]
+        from hsm_core.monitor.snapshot import warn_damaged
+        from hsm_core.state import DamagedSweepError
+
+        infos = []
+        for p in list_sweeps(out):
+            try:
+                infos.append(summarize(p, rebuild=rebuild))
+            except DamagedSweepError as exc:  # one damaged sweep must not hide all the others
+                warn_damaged(exc)
         if as_json:
             click.echo(json.dumps(infos, indent=1))
             return
