@@ -130,10 +130,6 @@ def _console_err() -> Any:
     return Console(stderr=True)
 
 
-def _default_sources(plan: Any) -> str:
-    return str((plan.project.data.get("compute") or {}).get("default_sources") or plan.spec.settings.get("sources") or "local")
-
-
 def _common_run(
     config: str | None,
     sources: str | None,
@@ -161,8 +157,14 @@ def _common_run(
         click.echo(f"Total parameter combinations: {total}")
         return
     plan = plan_run(cfg, registry, project_root=root, sweep_id=sweep_id, max_runs=max_runs)
-    sources = sources or _default_sources(plan)
-    strategy = strategy or str((plan.project.data.get("compute") or {}).get("strategy") or plan.spec.settings.get("strategy") or "round_robin")
+    from hsm_core.preflight import check_run, sources_setting, strategy_setting
+
+    # Everything that can be checked is checked now, for --dry-run too: a refused run writes nothing.
+    chosen_sources = sources_setting(sources, plan.project, plan.spec)
+    chosen_strategy = strategy_setting(strategy, plan.project, plan.spec)
+    check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
+              sources=chosen_sources, strategy=chosen_strategy)
+    sources, strategy = chosen_sources[0], chosen_strategy[0]
     if dry_run:
         from hsm_core.sweep import count as _count
 
@@ -263,7 +265,14 @@ def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, s
         root = find_project_root(Path.cwd())
     plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None)
     meta = plan.sweep.read_metadata()
-    sources = sources or meta.get("sources") or "local"
+    from hsm_core.preflight import Origin, check_run
+
+    meta_file = str(plan.sweep.path / "sweep_metadata.yaml")
+    chosen_sources = (sources, Origin("--sources")) if sources else (meta.get("sources") or "local", Origin("sources", meta_file))
+    chosen_strategy = (strategy, Origin("--strategy")) if strategy else (meta.get("strategy") or "round_robin", Origin("strategy", meta_file))
+    check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
+              sources=chosen_sources, strategy=chosen_strategy)
+    sources, strategy = chosen_sources[0], chosen_strategy[0]
     console = _console()
     if dry_run:
         console.print(f"Sweep {sweep_id}: {len(plan.to_run)} task(s) would run on {sources}")
@@ -278,7 +287,7 @@ def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, s
         return
     opts = ExecOptions(
         sources=sources,
-        strategy=strategy or meta.get("strategy") or "round_robin",
+        strategy=strategy,
         parallel_limit=parallel_limit,
         show_output=show_output,
         no_wait=no_wait,
