@@ -38,6 +38,9 @@ class Plan:
     new_sweep: bool = True
     config_text: str | None = None
     max_runs: int | None = None
+    #: The id hsm chose (``sweep_YYYYMMDD_HHMMSS``): another free one is taken if a run started in
+    #: the same second claims it first. None when the user named the sweep (``--sweep-id``).
+    id_base: str | None = None
 
 
 def _expand_records(spec: SweepSpec, registry: Any, max_runs: int | None, start_index: int = 1,
@@ -88,9 +91,9 @@ def plan_run(
     spec = load_spec(config_file, registry)
     _check_size(spec, registry, max_runs)
     records, dups = _expand_records(spec, registry, max_runs)
+    base = None
     if sweep_id is None:
-        sweep_id = new_sweep_id()
-        base = sweep_id
+        sweep_id = base = new_sweep_id()
         n = 1
         while (project.output_dir / sweep_id).exists():
             n += 1
@@ -105,7 +108,8 @@ def plan_run(
         if existing.exists():
             raise HsmError(f"sweep {sweep_id!r} already exists", hint=f"continue it with: hsm complete {sweep_id}")
     sweep = SweepDir(project.output_dir / sweep_id)
-    plan = Plan(project, spec, sweep, records, sorted(records.values(), key=lambda r: r.index), max_runs=max_runs)
+    plan = Plan(project, spec, sweep, records, sorted(records.values(), key=lambda r: r.index), max_runs=max_runs,
+                id_base=base)
     if dups:
         plan.skipped["duplicate parameter sets"] = dups
     plan.config_text = Path(config_file).read_text(encoding="utf-8")
@@ -198,9 +202,58 @@ class ExecOptions:
     verify_sync: bool = True
 
 
+def _claim_sweep_dir(plan: Plan) -> None:
+    """Create the new sweep's directory, atomically: ``mkdir`` fails if it exists, so two runs
+    started in the same second never share one; the second takes the next free id
+    (``sweep_..._2``). A name the user chose that exists by now is an error."""
+    output_dir = plan.sweep.path.parent
+    for n in range(1, 10_000):
+        if plan.id_base is None:
+            candidate = plan.sweep.path
+        else:
+            candidate = output_dir / (plan.id_base if n == 1 else f"{plan.id_base}_{n}")
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            candidate.mkdir()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HsmError(f"no space left on device to create sweep {candidate.name} in {output_dir}; nothing was created",
+                               hint="free some space, then run the same command again") from exc
+            if not isinstance(exc, FileExistsError):
+                raise
+            if plan.id_base is None:
+                raise HsmError(f"sweep {plan.sweep.sweep_id!r} already exists (another run just created it)",
+                               hint=f"choose another --sweep-id, or continue it with: hsm complete {plan.sweep.sweep_id}") from None
+            continue
+        plan.sweep = SweepDir(candidate)
+        return
+    raise HsmError(f"no free sweep id left for {plan.id_base} in {output_dir}", hint="pass --sweep-id NAME")
+
+
+def _release_sweep_dir(plan: Plan, exc: BaseException) -> None:
+    """Undo :func:`_claim_sweep_dir` for a run refused or failed before its sweep was written
+    (no ``sweep_metadata.yaml`` yet): this run made everything in the directory, and a half-made
+    sweep can be neither completed nor trusted. A full disk says so, and what to run next."""
+    path = plan.sweep.path
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    try:
+        shutil.rmtree(path)
+    except OSError:
+        if full:
+            raise HsmError(
+                f"no space left on device while creating sweep {plan.sweep.sweep_id}; its directory is incomplete",
+                hint=f"remove it (rm -r {path}), free some space, then run the same command again",
+            ) from exc
+        return
+    if full:
+        raise HsmError(
+            f"no space left on device while creating sweep {plan.sweep.sweep_id}; nothing was created",
+            hint="free some space, then run the same command again",
+        ) from exc
+
+
 def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     sweep = plan.sweep
-    sweep.path.mkdir(parents=True, exist_ok=False)
     sweep.create_layout()
     from hsm_core.atomic import atomic_write_text
 
@@ -249,6 +302,14 @@ def _execute(
 ) -> dict[str, int]:
     """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state."""
     wake = WakeEvent()
+    # What needs no sweep directory is checked before one is made.
+    requests = parse_sources(opts.sources, plan.project.data, registry)
+    strategy = registry.get(StrategyRecord.kind, opts.strategy).load()()
+    cmd = command_plan(plan.project, plan.spec.settings)
+    if plan.to_run:
+        cmd.argv(plan.to_run[0].params)  # fail on a bad command before anything is written
+    if plan.new_sweep:
+        _claim_sweep_dir(plan)  # released below if the run stops before the sweep is written
     context = SourceContext(
         sweep_id=plan.sweep.sweep_id,
         sweep_dir=plan.sweep.path.resolve(),
@@ -260,19 +321,24 @@ def _execute(
     from hsm_core.hosts import get_host
 
     context.get_host = lambda name: get_host(name, plan.project.data, registry)
-    requests = parse_sources(opts.sources, plan.project.data, registry)
     for req in requests:
         if req.kind not in ("local", "ssh"):
             req.options.update(opts.source_overrides)
-    strategy = registry.get(StrategyRecord.kind, opts.strategy).load()()
-    cmd = command_plan(plan.project, plan.spec.settings)
-    if plan.to_run:
-        cmd.argv(plan.to_run[0].params)  # fail on a bad command before anything is written
-    sources = create_sources(requests, registry, context)
-    _before_run(sources, plan, opts, registry)
+    try:
+        sources = create_sources(requests, registry, context)
+        _before_run(sources, plan, opts, registry)  # closes the sources if a plugin stops the run
+    except BaseException as exc:
+        if plan.new_sweep:  # a refused run leaves no sweep directory behind
+            _release_sweep_dir(plan, exc)
+        raise
 
     if plan.new_sweep:
-        _write_new_sweep(plan, opts, count(plan.spec, registry))
+        try:
+            _write_new_sweep(plan, opts, count(plan.spec, registry))
+        except BaseException as exc:
+            _close(sources)
+            _release_sweep_dir(plan, exc)
+            raise
     else:
         if plan.config_text is not None:
             # A complete with an edited config: keep the old file beside the new one, never lose it.
@@ -367,12 +433,16 @@ def _before_run(sources: list[Any], plan: Plan, opts: ExecOptions, registry: Any
     try:
         registry.hook.hsm_before_run(sources=sources, project_config=plan.project.data, options=options)
     except BaseException:
-        for source in sources:
-            try:
-                source.close()
-            except Exception:  # closing must not hide why the run stopped
-                pass
+        _close(sources)
         raise
+
+
+def _close(sources: list[Any]) -> None:
+    for source in sources:
+        try:
+            source.close()
+        except Exception:  # closing must not hide why the run stopped
+            pass
 
 
 def spec_from_text(text: str, registry: Any) -> SweepSpec:
