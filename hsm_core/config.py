@@ -45,6 +45,7 @@ __all__ = [
     "ProjectConfig",
     "build_schema",
     "core_schema",
+    "display_path",
     "dump_yaml",
     "find_config_file",
     "find_project_root",
@@ -216,6 +217,11 @@ def _display(path: str | Path) -> str:
         return str(p.absolute().relative_to(Path.cwd()))
     except ValueError:
         return str(p)
+
+
+def display_path(path: str | Path) -> str:
+    """A path for messages, as the user would type it: relative to the cwd when below it."""
+    return _display(path)
 
 
 def _one_line(text: str, limit: int = 300) -> str:

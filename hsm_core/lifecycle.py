@@ -299,8 +299,10 @@ def _execute(
     *,
     on_update: Callable[[TaskRecord], None] | None = None,
     engine_hook: Callable[[Engine], None] | None = None,
+    on_ready: Callable[[Plan], None] | None = None,
 ) -> dict[str, int]:
-    """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state."""
+    """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state.
+    ``on_ready(plan)`` is called once the sweep exists (its id final), before any task starts."""
     wake = WakeEvent()
     # What needs no sweep directory is checked before one is made.
     requests = parse_sources(opts.sources, plan.project.data, registry)
@@ -351,6 +353,8 @@ def _execute(
         plan.sweep.create_layout()
         plan.sweep.update_metadata(status="running", last_complete=now_iso(), total_tasks=len(plan.records))
 
+    if on_ready is not None:
+        on_ready(plan)
     sweep_path = plan.sweep.path.resolve()
     specs = [
         TaskSpec(r.task_id, r.index, r.params, plan.sweep.task_dir(r.index).resolve(), plan.sweep.sweep_id, sweep_path)

@@ -39,12 +39,12 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
 
     ``settings`` keeps the line of each key when ``data`` came from the file (``line_of``).
     """
-    from hsm_core.config import _display
+    from hsm_core.config import display_path
 
     expanders = _expanders(registry)
     sections: dict[str, Any] = {}
     settings: dict[str, Any] = _with_lines(data, {})
-    shown = _display(path) if path is not None else None  # as the user would type it
+    shown = display_path(path) if path is not None else None  # as the user would type it
     for key, value in data.items():
         if key in SETTING_KEYS:
             settings[key] = value

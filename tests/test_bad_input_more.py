@@ -392,6 +392,9 @@ def test_two_runs_started_together_take_two_ids(project: Project) -> None:
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
     assert len(project.sweep_ids()) == 3 and len(project.executions()) == 6
+    # Each run names the sweep it really created.
+    said = sorted(re.search(r"^Starting sweep (\S+):", out, re.M).group(1) for out, _ in outs)
+    assert said == project.sweep_ids()
 
 
 def test_an_id_taken_between_plan_and_start_moves_to_the_next(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -79,11 +79,17 @@ def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> No
     console = _console()
     n = len(plan.to_run) + len(plan.to_adopt)
     verb = "Starting" if plan.new_sweep else "Completing"
-    console.print(f"{verb} sweep [bold]{plan.sweep.sweep_id}[/bold]: {n} task(s) on {opts.sources}")
-    console.print(f"Sweep directory: {plan.sweep.path}", markup=False)
-    for reason, k in plan.skipped.items():
-        console.print(f"Skipped {k} task(s): {reason}")
+
+    def header(plan: Any) -> None:
+        # Said once the sweep exists: its id is final then (a run started in the same second may
+        # have taken the one planned).
+        console.print(f"{verb} sweep [bold]{plan.sweep.sweep_id}[/bold]: {n} task(s) on {opts.sources}")
+        console.print(f"Sweep directory: {plan.sweep.path}", markup=False)
+        for reason, k in plan.skipped.items():
+            console.print(f"Skipped {k} task(s): {reason}")
+
     if n == 0:
+        header(plan)
         console.print("Nothing to run.")
         return
     progress = None
@@ -112,7 +118,7 @@ def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> No
     try:
         if progress:
             progress.start()
-        counts = execute(plan, opts, registry, on_update=on_update)
+        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header)
     finally:
         if progress:
             progress.stop()
@@ -265,9 +271,10 @@ def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, s
         root = find_project_root(Path.cwd())
     plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None)
     meta = plan.sweep.read_metadata()
+    from hsm_core.config import display_path
     from hsm_core.preflight import Origin, check_run
 
-    meta_file = str(plan.sweep.path / "sweep_metadata.yaml")
+    meta_file = display_path(plan.sweep.path / "sweep_metadata.yaml")
     chosen_sources = (sources, Origin("--sources")) if sources else (meta.get("sources") or "local", Origin("sources", meta_file))
     chosen_strategy = (strategy, Origin("--strategy")) if strategy else (meta.get("strategy") or "round_robin", Origin("strategy", meta_file))
     check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,

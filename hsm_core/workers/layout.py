@@ -57,7 +57,7 @@ def safe_name(text: str, what: str) -> str:
 
 def sweep_group(spec: SweepSpec, sweep_file: Path) -> str:
     """The group of a sweep: its ``name:``, else the sweep file's stem."""
-    from hsm_core.config import _display, line_of
+    from hsm_core.config import display_path, line_of
 
     name = spec.settings.get("name")
     try:
@@ -65,7 +65,7 @@ def sweep_group(spec: SweepSpec, sweep_file: Path) -> str:
     except HsmError as exc:
         if not name:
             raise HsmError(exc.message, hint="rename the file, or give the sweep a name: in it") from None
-        raise ConfigError(exc.message, file=_display(sweep_file), line=line_of(spec.settings, ["name"]), key="name",
+        raise ConfigError(exc.message, file=display_path(sweep_file), line=line_of(spec.settings, ["name"]), key="name",
                           hint=exc.hint) from None
 
 
