@@ -30,14 +30,12 @@ if [[ -n "$plugin" ]]; then
 fi
 
 # hsm-core's runtime dependencies and the build requirements of both distributions, read from
-# their pyproject.toml files (tomllib: Python 3.11+; the tomli package on 3.10).
+# their pyproject.toml files (with tomllib: the Python under test if it has it (3.11+), else python3).
+toml_python=python3
+"$python" -c 'import tomllib' 2>/dev/null && toml_python=$python
 read_toml() {
-    "$python" - "$@" <<'PY'
-import sys
-try:
-    import tomllib
-except ModuleNotFoundError:
-    import tomli as tomllib
+    "$toml_python" - "$@" <<'PY'
+import sys, tomllib
 key, *paths = sys.argv[1:]
 for path in paths:
     with open(path, "rb") as fh:
