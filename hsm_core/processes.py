@@ -125,9 +125,11 @@ def members(leader: int) -> list[int]:
 
 
 def _session(pid: int) -> int | None:
+    if portable():
+        return None  # as on macOS, which refuses the session of a process outside ours
     try:
         return os.getsid(pid)
-    except OSError:  # macOS may refuse the session of a process outside ours
+    except OSError:
         return None
 
 

@@ -11,6 +11,7 @@ its dir, since the task now belongs to another worker.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -200,6 +201,8 @@ def settle_previous(
         # with this task dir in its environment": a daemon child (wandb service, a data loader)
         # may outlive the attempt by far. A recorded exit code ends the wait: the attempt is over.
         ident = recorded_process(task_dir, status) if running else started_process(task_dir)
+        if running and status and status.get("host") != socket.gethostname():
+            ident = None  # another machine's process: its pid means nothing here
         parsed = processes.parse_identity(ident)
         if parsed and left_exit_code(task_dir) is None and _attempt_alive(ident, parsed[0]):
             log(f"{task_dir.name}: an earlier attempt still runs as pid {parsed[0]}; waiting for it")
