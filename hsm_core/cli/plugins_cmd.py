@@ -6,6 +6,7 @@ component is first used) and exits 1 when anything failed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -62,11 +63,7 @@ def plugins_command(ctx: click.Context, as_json: bool, check: bool) -> None:
     if as_json:
         out: dict[str, Any] = {"plugin_api": api_text(), "plugins": rows, "conflicts": conflicts}
         if check:
-            out["check"] = [
-                {"kind": c.kind, "name": c.name, "plugin": c.plugin, "distribution": c.distribution,
-                 "part": c.part, "error": c.error}
-                for c in checks
-            ]
+            out["check"] = [dataclasses.asdict(c) for c in checks]
             out["problems"] = problems
         click.echo(json.dumps(out, indent=1))
     else:
