@@ -73,6 +73,7 @@ def _with_lines(src: Any, dst: dict[str, Any]) -> dict[str, Any]:
 
 
 def _line(data: Any, keys: list[Any]) -> int | None:
+    """The line of ``keys`` in ``data`` (a tree read from a file), None when unknown (or no tree)."""
     from hsm_core.config import line_of
 
     return line_of(data, keys)
@@ -101,29 +102,27 @@ def _refuse_nul(value: Any, path: str | None, root: Any, keys: list[Any]) -> Non
 
 
 def _check_passable(value: Any, path: str | None, where: str, name: str = "", *,
-                    lines: tuple[Any, list[Any]] | None = None) -> None:
+                    lines: tuple[Any, list[Any]] = (None, [])) -> None:
     """Refuse parameter names and values that no command line can carry: an empty name, a NUL
     character (the end of a C string), or a ``name=value`` argument of 128 KiB or more. Caught
     here, before anything is written, they are one clear error (file:line and key) instead of a
     task that can never start. ``lines``: the file's tree and the keys leading to ``value``."""
-    root, keys = lines if lines is not None else (None, [])
-    line = _line(root, keys) if root is not None else None
+    root, keys = lines
     if isinstance(value, dict):
         for k, v in value.items():
-            key = f"{where}.{k}"
-            sub = (root, keys + [k]) if root is not None else None
+            line = _line(root, keys + [k])
             if isinstance(k, str) and not k.strip() and not isinstance(v, dict):  # (a dict: a paired group)
-                raise ConfigError(f"empty parameter name {k!r}", file=path, line=_line(root, keys + [k]) if root is not None else line,
-                                  key=where, hint="give the parameter a name: it becomes the argument name=value")
+                raise ConfigError(f"empty parameter name {k!r}", file=path, line=line, key=where,
+                                  hint="give the parameter a name: it becomes the argument name=value")
             if isinstance(k, str) and "\0" in k:
                 raise ConfigError("a parameter name contains a NUL character, which cannot be passed to a command",
-                                  file=path, line=_line(root, keys + [k]) if root is not None else line, key=where,
-                                  hint="remove it")
-            _check_passable(v, path, key, str(k), lines=sub)
+                                  file=path, line=line, key=where, hint="remove it")
+            _check_passable(v, path, f"{where}.{k}", str(k), lines=(root, keys + [k]))
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _check_passable(item, path, where, name, lines=(root, keys + [i]) if root is not None else None)
+            _check_passable(item, path, where, name, lines=(root, keys + [i]))
     elif isinstance(value, str):
+        line = _line(root, keys)
         if "\0" in value:
             raise ConfigError(f"the value {value[:40]!r} contains a NUL character, which cannot be passed to a command",
                               file=path, line=line, key=where, hint="remove it")
