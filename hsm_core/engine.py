@@ -110,6 +110,7 @@ class Engine:
         on_update: Callable[[TaskRecord], None] | None = None,
         detach: bool = False,
         prepare: Callable[[TaskSpec], TaskSpec] | None = None,
+        may_launch: Callable[[], bool] | None = None,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -125,6 +126,10 @@ class Engine:
         # sweep starts at once and holds only what is running.
         self._prepare = prepare
         self._prepared: set[str] = set()
+        # Asked before every launch batch: False once another controller took the sweep over
+        # (hsm_core.lease); from then on this engine launches nothing and writes no index.
+        self._may_launch = may_launch
+        self.launch_stopped = False
         self.sources = [SourceRuntime(s, max(1, int(s.capacity()))) for s in sources]
         self.by_name = {rt.name: rt for rt in self.sources}
         self._owner: dict[str, SourceRuntime] = {}
@@ -191,8 +196,23 @@ class Engine:
     def _total_active(self) -> int:
         return sum(len(rt.active) for rt in self.sources)
 
+    def _in_charge(self) -> bool:
+        """True while this engine may launch tasks and write the index (see ``may_launch``)."""
+        if self._may_launch is not None and not self.launch_stopped and not self._may_launch():
+            self.launch_stopped = True
+        return not self.launch_stopped
+
+    def _stop_launching(self, pending: "collections.deque[TaskSpec]") -> None:
+        """Leave what is not launched yet to the controller that holds the sweep now."""
+        self.sweep.log("sweep.log", f"launching stopped: {len(pending)} task(s) left to the controller holding the sweep; "
+                                    f"{self._total_active()} started here are watched to their end")
+        pending.clear()
+
     def _dispatch(self, pending: "collections.deque[TaskSpec]") -> None:
         if not pending:
+            return
+        if self.launch_stopped:
+            pending.clear()
             return
         batches: dict[str, list[TaskSpec]] = collections.defaultdict(list)
         planned = {rt.name: len(rt.active) for rt in self.sources}
@@ -207,6 +227,9 @@ class Engine:
             ]
             if not slots:
                 break
+            if not batches and not self._in_charge():
+                self._stop_launching(pending)
+                return
             if self._prepare is not None and pending[0].task_id not in self._prepared:
                 pending[0] = self._prepare(pending[0])
                 self._prepared.add(pending[0].task_id)
@@ -216,6 +239,13 @@ class Engine:
             batches[choice.name].append(pending.popleft())
             planned[choice.name] += 1
             total += 1
+        if batches and not self._in_charge():
+            # Asked again after preparing, right before the launch: a controller stopped (SIGSTOP,
+            # a suspended laptop) in between may have been replaced meanwhile.
+            for batch in batches.values():
+                pending.extendleft(reversed(batch))
+            self._stop_launching(pending)
+            return
         for name, batch in batches.items():
             rt = self.by_name[name]
             # The tasks hold their slots from now on; a failed launch gives them back (_launched).
@@ -487,6 +517,8 @@ class Engine:
             self._save()
 
     def _save(self, mapping: bool = False) -> None:
+        if not self._in_charge():
+            return  # the controller holding the sweep now keeps its index
         start = time.time()
         self.sweep.save_index(self.records.values(), mapping=mapping)
         self._dirty = False

@@ -1,7 +1,9 @@
 """Starting and completing sweeps: from a sweep file (or a sweep dir) to an engine run.
 
 The CLI commands ``run``, ``sweep`` (v1) and ``complete`` are thin wrappers over
-:func:`plan_run`, :func:`plan_complete` and :func:`execute`.
+:func:`plan_run`, :func:`plan_complete` and :func:`execute`. A controller holds the sweep's lease
+(:mod:`hsm_core.lease`) from before it plans until it ends: ``hsm run`` takes it right after
+creating the sweep dir, ``hsm complete`` before reading what is left to do.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Callable
 from hsm_core import __version__
 from hsm_core.config import ProjectConfig, load_project_config
 from hsm_core.engine import Engine, WakeEvent
+from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.plugin import HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
 from hsm_core.sources import create_sources, parse_sources
@@ -38,6 +41,13 @@ class Plan:
     new_sweep: bool = True
     config_text: str | None = None
     max_runs: int | None = None
+    #: The sweep's controller lease while this plan is carried out (see :mod:`hsm_core.lease`).
+    lease: ControllerLease | None = None
+
+    def release_lease(self) -> None:
+        """Give the sweep's lease back, if held (idempotent)."""
+        if self.lease is not None:
+            self.lease.release()
 
 
 def _expand_records(spec: SweepSpec, registry: Any, max_runs: int | None, start_index: int = 1,
@@ -119,8 +129,17 @@ def plan_complete(
     project_root: Path | None = None,
     retry_failed: bool = False,
     config_file: Path | None = None,
+    take_lease: bool = True,
+    wait: bool = False,
+    on_wait: Callable[[Holder], None] | None = None,
 ) -> Plan:
-    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs."""
+    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs.
+
+    With ``take_lease`` (not for ``--dry-run``) the sweep's controller lease is taken *before*
+    anything is read, and held by the returned plan (:func:`execute` gives it back): a plan made
+    while another controller runs would be stale. A held lease raises
+    :class:`~hsm_core.lease.LeaseHeld`, or with ``wait`` is waited for (``on_wait(holder)`` once).
+    """
     project = load_project_config(project_root or Path.cwd(), registry)
     from hsm_core.workers.layout import continue_command, find_sweep
 
@@ -135,6 +154,24 @@ def plan_complete(
         )
     if meta.get("project_root") and Path(meta["project_root"]).is_dir() and project_root is None:
         project = load_project_config(Path(meta["project_root"]), registry)
+    lease = None
+    if take_lease:
+        lease = ControllerLease.acquire(sweep, command="hsm complete", timeout=lease_timeout(project.data),
+                                        wait=wait, on_wait=on_wait)
+    try:
+        plan = _plan_complete(project, sweep, registry, retry_failed=retry_failed, config_file=config_file)
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise
+    plan.lease = lease
+    return plan
+
+
+def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, retry_failed: bool,
+                   config_file: Path | None) -> Plan:
+    """The plan of :func:`plan_complete`, read from the sweep's files."""
+    meta = sweep.read_metadata()
     cfg = config_file or (sweep.path / "sweep_config.yaml")
     spec = load_spec(cfg, registry)
     max_runs = meta.get("max_runs")
@@ -201,6 +238,8 @@ class ExecOptions:
 def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     sweep = plan.sweep
     sweep.path.mkdir(parents=True, exist_ok=False)
+    # The lease first: once the metadata exists, "hsm complete" can find the sweep.
+    plan.lease = ControllerLease.acquire(sweep, command=_controller_name(opts), timeout=lease_timeout(plan.project.data))
     sweep.create_layout()
     from hsm_core.atomic import atomic_write_text
 
@@ -226,8 +265,15 @@ def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     )
 
 
+def _controller_name(opts: ExecOptions) -> str:
+    """``hsm run`` / ``hsm sweep``: what the lease says holds the sweep."""
+    words = opts.command_line.split()
+    return " ".join(words[:2]) if len(words) >= 2 and words[0] == "hsm" else "hsm run"
+
+
 def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str, int]:
-    """Run a plan (see :func:`_execute`); a full disk becomes a clear error naming the sweep."""
+    """Run a plan (see :func:`_execute`); a full disk becomes a clear error naming the sweep.
+    The sweep's lease is given back when it ends, however it ends."""
     try:
         return _execute(plan, opts, registry, **kw)
     except OSError as exc:
@@ -237,6 +283,8 @@ def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str
                 hint=f"free some space, then continue with: hsm complete {plan.sweep.sweep_id}",
             ) from exc
         raise
+    finally:
+        plan.release_lease()
 
 
 def _execute(
@@ -317,6 +365,7 @@ def _execute(
         on_update=on_update,
         detach=opts.no_wait,
         prepare=prepare,
+        may_launch=plan.lease.may_launch if plan.lease is not None else None,
     )
     if engine_hook:
         engine_hook(engine)
@@ -343,11 +392,19 @@ def _execute(
             final_state = "incomplete"
         return counts
     finally:
-        try:
-            plan.sweep.update_metadata(status=final_state, updated=now_iso())
-            plan.sweep.log("sweep.log", f"end: {final_state}")
-        except OSError:
-            pass  # the disk may still be full; the task dirs remain the truth
+        if plan.lease is not None and plan.lease.lost:
+            # The sweep is another controller's now: its status is not ours to write.
+            final_state = "lease lost"
+            try:
+                plan.sweep.log("sweep.log", f"end of the controller that lost its lease (pid {os.getpid()})")
+            except OSError:
+                pass
+        else:
+            try:
+                plan.sweep.update_metadata(status=final_state, updated=now_iso())
+                plan.sweep.log("sweep.log", f"end: {final_state}")
+            except OSError:
+                pass  # the disk may still be full; the task dirs remain the truth
         if final_state in ("completed", "incomplete"):
             from hsm_core.monitor.report import write_reports
 
