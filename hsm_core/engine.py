@@ -42,6 +42,10 @@ class Interrupted(HsmError):
     exit_code = 130
 
 
+class _NotInCharge(Exception):
+    """A launch refused because another controller took the sweep over (``may_launch``)."""
+
+
 class WakeEvent(threading.Event):
     """Wakes the engine. ``set()``, what sources call through ``context.wake()``, also asks for a
     poll of every source before its ``poll_interval`` is up (the plugin contract); the engine's own
@@ -130,6 +134,7 @@ class Engine:
         # (hsm_core.lease); from then on this engine launches nothing and writes no index.
         self._may_launch = may_launch
         self.launch_stopped = False
+        self._stop_logged = False
         self.sources = [SourceRuntime(s, max(1, int(s.capacity()))) for s in sources]
         self.by_name = {rt.name: rt for rt in self.sources}
         self._owner: dict[str, SourceRuntime] = {}
@@ -204,8 +209,11 @@ class Engine:
 
     def _stop_launching(self, pending: "collections.deque[TaskSpec]") -> None:
         """Leave what is not launched yet to the controller that holds the sweep now."""
-        self.sweep.log("sweep.log", f"launching stopped: {len(pending)} task(s) left to the controller holding the sweep; "
-                                    f"{self._total_active()} started here are watched to their end")
+        self.launch_stopped = True
+        if pending or not self._stop_logged:
+            self._stop_logged = True
+            self.sweep.log("sweep.log", f"launching stopped: {len(pending)} task(s) left to the controller holding the sweep; "
+                                        f"{self._total_active()} started here are watched to their end")
         pending.clear()
 
     def _dispatch(self, pending: "collections.deque[TaskSpec]") -> None:
@@ -239,13 +247,6 @@ class Engine:
             batches[choice.name].append(pending.popleft())
             planned[choice.name] += 1
             total += 1
-        if batches and not self._in_charge():
-            # Asked again after preparing, right before the launch: a controller stopped (SIGSTOP,
-            # a suspended laptop) in between may have been replaced meanwhile.
-            for batch in batches.values():
-                pending.extendleft(reversed(batch))
-            self._stop_launching(pending)
-            return
         for name, batch in batches.items():
             rt = self.by_name[name]
             # The tasks hold their slots from now on; a failed launch gives them back (_launched).
@@ -253,10 +254,26 @@ class Engine:
                 rt.active.add(spec.task_id)
                 self._owner[spec.task_id] = rt
             rt.launched_total += len(batch)
-            self._submit(rt, "launch", rt.source.launch, batch, batch=batch)
+            self._submit(rt, "launch", self._launch_if_in_charge, rt, batch, batch=batch)
+
+    def _launch_if_in_charge(self, rt: SourceRuntime, batch: list[TaskSpec]) -> None:
+        """``rt.source.launch(batch)`` on the source's thread, asking ``may_launch`` once more right
+        before: a controller stopped (SIGSTOP, a suspended laptop) since the engine's own check may
+        have been replaced meanwhile."""
+        if self._may_launch is not None and not self._may_launch():
+            raise _NotInCharge()
+        rt.source.launch(batch)
 
     def _launched(self, rt: SourceRuntime, batch: list[TaskSpec], error: BaseException | None, pending: "collections.deque[TaskSpec]") -> None:
         """Apply the outcome of ``rt.source.launch(batch)``."""
+        if isinstance(error, _NotInCharge):
+            for spec in batch:
+                rt.active.discard(spec.task_id)
+                self._owner.pop(spec.task_id, None)
+            rt.launched_total -= len(batch)
+            pending.extendleft(reversed(batch))
+            self._stop_launching(pending)
+            return
         if error is not None:
             started = error.started if isinstance(error, SourceUnavailable) else frozenset()
             failed = [spec for spec in batch if spec.task_id not in started]

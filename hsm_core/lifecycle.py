@@ -265,6 +265,26 @@ def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     )
 
 
+def settle_sweep_status(plan: Plan) -> str:
+    """For a controller with nothing to run: record how the sweep stands (``completed`` or
+    ``incomplete``, or ``running`` while tasks it watches run elsewhere). The controller before
+    it may have been killed, or replaced after losing its lease, before it could say so.
+    Only the lease holder writes it; returns the state."""
+    every = [r.state for r in plan.records.values()]
+    if all(s == TaskState.COMPLETED.value for s in every):
+        state = "completed"
+    elif any(TaskState(s).active for s in every):
+        state = "running"
+    else:
+        state = "incomplete"
+    if plan.lease is not None and plan.lease.may_launch():
+        try:
+            plan.sweep.update_metadata(status=state, updated=now_iso())
+        except OSError:
+            pass  # a read-only or full disk: the task dirs remain the truth
+    return state
+
+
 def _controller_name(opts: ExecOptions) -> str:
     """``hsm run`` / ``hsm sweep``: what the lease says holds the sweep."""
     words = opts.command_line.split()

@@ -92,6 +92,9 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
     for reason, k in plan.skipped.items():
         console.print(f"Skipped {k} task(s): {reason}")
     if n == 0:
+        from hsm_core.lifecycle import settle_sweep_status
+
+        settle_sweep_status(plan)
         console.print("Nothing to run.")
         return
     progress = None
