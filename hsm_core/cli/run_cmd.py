@@ -316,8 +316,7 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
 
         holder = current_holder(plan.sweep.path)
         if holder is not None:
-            console.print(f"  being run now by {holder.describe()}: hsm complete would stop (or wait, with --wait-for-controller)",
-                          markup=False)
+            click.echo(f"  being run now by {holder.describe()}: hsm complete would stop (or wait, with --wait-for-controller)")
         return
     opts = ExecOptions(
         sources=sources,
