@@ -412,8 +412,9 @@ def _execute(
             final_state = "incomplete"
         return counts
     finally:
-        if plan.lease is not None and plan.lease.lost:
-            # The sweep is another controller's now: its status is not ours to write.
+        if plan.lease is not None and not plan.lease.may_launch():
+            # The sweep is another controller's now (asked again: a replaced controller whose
+            # tasks all ended may not have looked since): its status is not ours to write.
             final_state = "lease lost"
             try:
                 plan.sweep.log("sweep.log", f"end of the controller that lost its lease (pid {os.getpid()})")
