@@ -1,7 +1,9 @@
 """Starting and completing sweeps: from a sweep file (or a sweep dir) to an engine run.
 
 The CLI commands ``run``, ``sweep`` (v1) and ``complete`` are thin wrappers over
-:func:`plan_run`, :func:`plan_complete` and :func:`execute`.
+:func:`plan_run`, :func:`plan_complete` and :func:`execute`. A controller holds the sweep's lease
+(:mod:`hsm_core.lease`) from before it plans until it ends: ``hsm run`` takes it right after
+creating the sweep dir, ``hsm complete`` before reading what is left to do.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Callable
 from hsm_core import __version__
 from hsm_core.config import ProjectConfig, load_project_config
 from hsm_core.engine import Engine, WakeEvent
+from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.plugin import HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
 from hsm_core.sources import create_sources, parse_sources
@@ -41,6 +44,13 @@ class Plan:
     #: The id hsm chose (``sweep_YYYYMMDD_HHMMSS``): another free one is taken if a run started in
     #: the same second claims it first. None when the user named the sweep (``--sweep-id``).
     id_base: str | None = None
+    #: The sweep's controller lease while this plan is carried out (see :mod:`hsm_core.lease`).
+    lease: ControllerLease | None = None
+
+    def release_lease(self) -> None:
+        """Give the sweep's lease back, if held (idempotent)."""
+        if self.lease is not None:
+            self.lease.release()
 
 
 def _expand_records(spec: SweepSpec, registry: Any, max_runs: int | None, start_index: int = 1,
@@ -123,8 +133,17 @@ def plan_complete(
     project_root: Path | None = None,
     retry_failed: bool = False,
     config_file: Path | None = None,
+    take_lease: bool = True,
+    wait: bool = False,
+    on_wait: Callable[[Holder], None] | None = None,
 ) -> Plan:
-    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs."""
+    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs.
+
+    With ``take_lease`` (not for ``--dry-run``) the sweep's controller lease is taken *before*
+    anything is read, and held by the returned plan (:func:`execute` gives it back): a plan made
+    while another controller runs would be stale. A held lease raises
+    :class:`~hsm_core.lease.LeaseHeld`, or with ``wait`` is waited for (``on_wait(holder)`` once).
+    """
     project = load_project_config(project_root or Path.cwd(), registry)
     from hsm_core.workers.layout import continue_command, find_sweep
 
@@ -139,6 +158,24 @@ def plan_complete(
         )
     if meta.get("project_root") and Path(meta["project_root"]).is_dir() and project_root is None:
         project = load_project_config(Path(meta["project_root"]), registry)
+    lease = None
+    if take_lease:
+        lease = ControllerLease.acquire(sweep, command="hsm complete", timeout=lease_timeout(project.data),
+                                        wait=wait, on_wait=on_wait)
+    try:
+        plan = _plan_complete(project, sweep, registry, retry_failed=retry_failed, config_file=config_file)
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise
+    plan.lease = lease
+    return plan
+
+
+def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, retry_failed: bool,
+                   config_file: Path | None) -> Plan:
+    """The plan of :func:`plan_complete`, read from the sweep's files."""
+    meta = sweep.read_metadata()
     cfg = config_file or (sweep.path / "sweep_config.yaml")
     spec = load_spec(cfg, registry)
     max_runs = meta.get("max_runs")
@@ -254,6 +291,9 @@ def _release_sweep_dir(plan: Plan, exc: BaseException) -> None:
 
 def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     sweep = plan.sweep
+    # The lease first (the directory is ours: _claim_sweep_dir made it): once the metadata
+    # exists, "hsm complete" can find the sweep.
+    plan.lease = ControllerLease.acquire(sweep, command=_controller_name(opts), timeout=lease_timeout(plan.project.data))
     sweep.create_layout()
     from hsm_core.atomic import atomic_write_text
 
@@ -279,8 +319,35 @@ def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     )
 
 
+def settle_sweep_status(plan: Plan) -> str:
+    """For a controller with nothing to run: record how the sweep stands (``completed`` or
+    ``incomplete``, or ``running`` while tasks it watches run elsewhere). The controller before
+    it may have been killed, or replaced after losing its lease, before it could say so.
+    Only the lease holder writes it; returns the state."""
+    every = [r.state for r in plan.records.values()]
+    if all(s == TaskState.COMPLETED.value for s in every):
+        state = "completed"
+    elif any(TaskState(s).active for s in every):
+        state = "running"
+    else:
+        state = "incomplete"
+    if plan.lease is not None and plan.lease.may_launch():
+        try:
+            plan.sweep.update_metadata(status=state, updated=now_iso())
+        except OSError:
+            pass  # a read-only or full disk: the task dirs remain the truth
+    return state
+
+
+def _controller_name(opts: ExecOptions) -> str:
+    """``hsm run`` / ``hsm sweep``: what the lease says holds the sweep."""
+    words = opts.command_line.split()
+    return " ".join(words[:2]) if len(words) >= 2 and words[0] == "hsm" else "hsm run"
+
+
 def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str, int]:
-    """Run a plan (see :func:`_execute`); a full disk becomes a clear error naming the sweep."""
+    """Run a plan (see :func:`_execute`); a full disk becomes a clear error naming the sweep.
+    The sweep's lease is given back when it ends, however it ends."""
     try:
         return _execute(plan, opts, registry, **kw)
     except OSError as exc:
@@ -290,6 +357,8 @@ def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str
                 hint=f"free some space, then continue with: hsm complete {plan.sweep.sweep_id}",
             ) from exc
         raise
+    finally:
+        plan.release_lease()
 
 
 def _execute(
@@ -339,6 +408,7 @@ def _execute(
             _write_new_sweep(plan, opts, count(plan.spec, registry))
         except BaseException as exc:
             _close(sources)
+            plan.release_lease()  # its heartbeat must not outlive the directory removed next
             _release_sweep_dir(plan, exc)
             raise
     else:
@@ -390,6 +460,7 @@ def _execute(
         detach=opts.no_wait,
         prepare=prepare,
         kill_grace=kill_grace,
+        may_launch=plan.lease.may_launch if plan.lease is not None else None,
     )
     if engine_hook:
         engine_hook(engine)
@@ -416,11 +487,20 @@ def _execute(
             final_state = "incomplete"
         return counts
     finally:
-        try:
-            plan.sweep.update_metadata(status=final_state, updated=now_iso())
-            plan.sweep.log("sweep.log", f"end: {final_state}")
-        except OSError:
-            pass  # the disk may still be full; the task dirs remain the truth
+        if plan.lease is not None and not plan.lease.may_launch():
+            # The sweep is another controller's now (asked again: a replaced controller whose
+            # tasks all ended may not have looked since): its status is not ours to write.
+            final_state = "lease lost"
+            try:
+                plan.sweep.log("sweep.log", f"end of the controller that lost its lease (pid {os.getpid()})")
+            except OSError:
+                pass
+        else:
+            try:
+                plan.sweep.update_metadata(status=final_state, updated=now_iso())
+                plan.sweep.log("sweep.log", f"end: {final_state}")
+            except OSError:
+                pass  # the disk may still be full; the task dirs remain the truth
         if final_state in ("completed", "incomplete"):
             from hsm_core.monitor.report import write_reports
 

@@ -74,6 +74,14 @@ def _print_dry_run(plan: Any, registry: Any, sources: str, total: int) -> None:
 
 
 def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> None:
+    """Carry out ``plan``; the sweep's lease (if the plan holds it) is given back however it ends."""
+    try:
+        _carry_out(plan, opts, registry, quiet=quiet)
+    finally:
+        plan.release_lease()
+
+
+def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> None:
     from hsm_core.lifecycle import execute
 
     console = _console()
@@ -89,7 +97,10 @@ def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> No
             console.print(f"Skipped {k} task(s): {reason}")
 
     if n == 0:
+        from hsm_core.lifecycle import settle_sweep_status
+
         header(plan)
+        settle_sweep_status(plan)
         console.print("Nothing to run.")
         return
     progress = None
@@ -123,6 +134,9 @@ def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> No
         if progress:
             progress.stop()
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    if plan.lease is not None and plan.lease.lost:
+        console.print(f"This controller's tasks: {summary}")
+        raise plan.lease.lost_error()
     console.print(f"Done: {summary}")
     console.print(f"Status: hsm status {plan.sweep.sweep_id}")
     if counts.get("failed") or counts.get("timeout") or counts.get("lost"):
@@ -256,12 +270,19 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
 @click.option("--strategy", help="Dispatch strategy.")
 @click.option("--show-output", is_flag=True)
 @click.option("--no-wait", is_flag=True)
+@click.option("--wait-for-controller", "wait_for_lease", is_flag=True,
+              help="If another hsm run/complete is running the sweep, wait for it to end, then run what it left "
+                   "(default: stop at once, exit 2).")
 @click.option("--config", "-c", "config", type=click.Path(dir_okay=False), help="An edited sweep file to complete against.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 @click.option("--no-verify-sync", is_flag=True, help="Skip the check that remote (ssh:) projects match this one.")
-def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, strategy, show_output, no_wait, config, project_dir, no_verify_sync):
-    """Run the tasks of SWEEP_ID that have not completed (never re-runs completed ones)."""
-    from hsm_core.lifecycle import ExecOptions, plan_complete
+def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, strategy, show_output, no_wait, wait_for_lease,
+                     config, project_dir, no_verify_sync):
+    """Run the tasks of SWEEP_ID that have not completed (never re-runs completed ones).
+
+    One controller runs a sweep at a time: while another hsm run/complete runs it, this one stops
+    at once (exit 2) saying who does, or with --wait-for-controller waits for it."""
+    from hsm_core.lifecycle import plan_complete
 
     registry = _registry()
     root = Path(project_dir).resolve() if project_dir else None
@@ -269,7 +290,23 @@ def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, s
         from hsm_core.config import find_project_root
 
         root = find_project_root(Path.cwd())
-    plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None)
+
+    def waiting(holder: Any) -> None:
+        click.echo(f"hsm: sweep {sweep_id} is being run by {holder.describe()}; waiting for it to end (Ctrl-C to stop waiting)",
+                   err=True)
+
+    plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None,
+                         take_lease=not dry_run, wait=wait_for_lease, on_wait=waiting)
+    try:
+        _complete(plan, sweep_id, registry, sources, dry_run, parallel_limit, strategy, show_output, no_wait, no_verify_sync)
+    finally:
+        plan.release_lease()
+
+
+def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_run: bool, parallel_limit: int | None,
+              strategy: str | None, show_output: bool, no_wait: bool, no_verify_sync: bool) -> None:
+    from hsm_core.lifecycle import ExecOptions
+
     meta = plan.sweep.read_metadata()
     from hsm_core.config import display_path
     from hsm_core.preflight import Origin, check_run
@@ -291,6 +328,11 @@ def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, s
             console.print(f"  {rec.name} [{rec.state}] {rec.params}", markup=False)
         if len(plan.to_run) > 50:
             console.print(f"  ... and {len(plan.to_run) - 50} more")
+        from hsm_core.lease import current_holder
+
+        holder = current_holder(plan.sweep.path)
+        if holder is not None:
+            click.echo(f"  being run now by {holder.describe()}: hsm complete would stop (or wait, with --wait-for-controller)")
         return
     opts = ExecOptions(
         sources=sources,

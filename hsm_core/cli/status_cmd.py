@@ -64,12 +64,17 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
             durations.append(float(r.duration))
     total = len(records)
     done = counts.get("completed", 0)
+    from hsm_core.lease import current_holder
+
+    holder = current_holder(sweep.path)
     return {
         "sweep_id": sweep.sweep_id,
         "path": str(sweep.path),
         "status": meta.get("status"),
         "created": meta.get("created"),
         "sources": meta.get("sources"),
+        #: The hsm run/complete running the sweep right now (None when none is).
+        "controller": holder.to_json() if holder is not None else None,
         "total": total,
         "counts": {k: v for k, v in counts.items() if v or k in ("completed", "failed", "running", "pending")},
         "progress": round(100.0 * done / total, 1) if total else 0.0,
@@ -102,6 +107,11 @@ def _print_one(info: dict[str, Any]) -> None:
     table.add_column("Metric")
     table.add_column("Value")
     table.add_row("Status", str(info.get("status") or "-"))
+    ctl = info.get("controller")
+    if ctl:
+        from hsm_core.lease import short_time
+
+        table.add_row("Controller", f"{ctl['command']} (pid {ctl['pid']} on host {ctl['host']}, since {short_time(ctl['since'])})")
     table.add_row("Progress", f"{info['counts'].get('completed', 0)}/{info['total']} ({info['progress']}%)")
     for state, n in info["counts"].items():
         table.add_row(state.capitalize(), str(n))
