@@ -179,7 +179,13 @@ class LocalSource(ComputeSource):
                 status = runner.settle_stopped(spec.task_dir, reason) or {}
             else:
                 stop_orphaned_command(spec.task_dir, read_status(spec.task_dir))
-                status = reconcile_status(spec.task_dir, read_status(spec.task_dir)) or {}
+                with self._lock:
+                    # cancel() notes a stop under this lock before it sends a signal: an end read
+                    # here under the lock was not caused by a stop (else it would read failed, not
+                    # cancelled).
+                    if spec.task_id in self._stopping:
+                        continue
+                    status = reconcile_status(spec.task_dir, read_status(spec.task_dir)) or {}
             state = TaskState(status.get("state", "lost"))
             if state.finished:
                 with self._lock:
