@@ -3,8 +3,13 @@
 * :func:`fresh_registry` / the ``hsm_registry`` fixture: a plugin registry built for one test.
 * :func:`make_sweep`: a sweep directory with task dirs ready to hand to a compute source.
 * :func:`run_until_final`: launch tasks on a source and poll until each is final.
-* :class:`ComputeSourceContract`: the contract suite every compute source passes; subclass it and
-  implement :meth:`ComputeSourceContract.make_source`.
+* Contract suites, one per kind of component; subclass one in your plugin's tests:
+  :class:`ComputeSourceContract` (implement ``make_source``; it covers what exactly-once depends
+  on: tasks that outlive a killed controller, ``attach``, ``interrupt``, ``detach``, ``cancel``),
+  :class:`ExpanderContract` (set ``expander`` and the example sections) and
+  :class:`SyncTransportContract` (implement ``make_transport``).
+* :mod:`hsm_core.testing.observer`: the contract tests' task script and what it logs;
+  :mod:`hsm_core.testing.runlog`: counting executions from the tasks' own log.
 * :mod:`hsm_core.testing.services`: start a real Slurm / sshd for integration tests.
 
 The fixtures come from the pytest plugin ``hsm_core.testing.pytest_plugin``, which is opt-in (hsm-core
@@ -12,7 +17,8 @@ declares no ``pytest11`` entry point, so it changes no other project's pytest se
 directory's ``conftest.py`` says ``pytest_plugins = ["hsm_core.testing.pytest_plugin"]``.
 """
 
-from hsm_core.testing.contracts import ComputeSourceContract
+from typing import Any
+
 from hsm_core.testing.helpers import (
     SCRIPT,
     fresh_registry,
@@ -21,9 +27,28 @@ from hsm_core.testing.helpers import (
     run_until_final,
 )
 
+# The contract suites need pytest; they are imported when first named, so that the services and
+# helpers of this package (used by benchmarks too) do not.
+_CONTRACTS = {
+    "ComputeSourceContract": "hsm_core.testing.contracts",
+    "ExpanderContract": "hsm_core.testing.expanders",
+    "SyncTransportContract": "hsm_core.testing.sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CONTRACTS:
+        from importlib import import_module
+
+        return getattr(import_module(_CONTRACTS[name]), name)
+    raise AttributeError(f"module 'hsm_core.testing' has no attribute {name!r}")
+
+
 __all__ = [
     "ComputeSourceContract",
+    "ExpanderContract",
     "SCRIPT",
+    "SyncTransportContract",
     "fresh_registry",
     "make_sweep",
     "read_task_status",

@@ -57,8 +57,8 @@ def read_runs(log: Path) -> dict[str, list[Execution]]:
         return {}
     for line in lines:
         parts = line.split()
-        if len(parts) != 3:
-            continue
+        if len(parts) != 3 or parts[0] not in ("start", "end"):
+            continue  # other words (the contract suite's "seen", "term") are not executions
         word, task, when = parts[0], parts[1], float(parts[2])
         if word == "start":
             runs[task].append(Execution(task, when))

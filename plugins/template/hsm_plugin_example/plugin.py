@@ -24,7 +24,10 @@ def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
             factory="hsm_plugin_example.source:ExampleSource",
             config_schema={
                 "type": "object",
-                "properties": {"max_parallel_jobs": {"type": "integer", "minimum": 1}},
+                "properties": {
+                    "max_parallel_jobs": {"type": "integer", "minimum": 1},
+                    "kill_grace": {"type": "number", "minimum": 0, "description": "seconds between SIGTERM and SIGKILL"},
+                },
             },
         )
     ]

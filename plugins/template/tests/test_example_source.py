@@ -13,7 +13,7 @@ class TestExampleSource(ComputeSourceContract):
     timeout = 60.0
 
     def make_source(self, context: SourceContext, tmp_path: Path) -> ExampleSource:
-        return ExampleSource("example", {"max_parallel_jobs": 2}, context)
+        return ExampleSource("example", {"max_parallel_jobs": 2, "kill_grace": 2}, context)
 
 
 def test_the_entry_point_registers_the_source(hsm_registry) -> None:  # fixture: tests/conftest.py
