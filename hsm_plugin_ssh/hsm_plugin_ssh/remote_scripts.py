@@ -245,14 +245,18 @@ def signal_all(sig):
                     os.kill(pid, sig)
                 except (ProcessLookupError, PermissionError):
                     pass
+def anything_left():
+    # The groups, not only their leaders: a helper the command started (a data loader that
+    # ignores SIGTERM) outlives the wrapper and the runner, and must not be left running.
+    return any(alive(p) or group_alive(p) for ps in groups.values() for p in ps)
 signal_all(signal.SIGTERM)
 deadline = time.time() + grace
-while time.time() < deadline and any(alive(p) for ps in groups.values() for p in ps):
+while time.time() < deadline and anything_left():
     time.sleep(0.05)
-if any(alive(p) for ps in groups.values() for p in ps):
+if anything_left():
     signal_all(signal.SIGKILL)
     end = time.time() + 5
-    while time.time() < end and any(alive(p) for ps in groups.values() for p in ps):
+    while time.time() < end and anything_left():
         time.sleep(0.05)
 from pathlib import Path
 from hsm_core.state import now_iso, read_status, write_status
