@@ -50,7 +50,10 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
             settings[key] = value
             _refuse_nul(value, shown, data, [key])
         elif key in expanders:
-            where = f"{path}: {key}" if path else key
+            # An expander only gets this text for its errors (ConfigError(key=where)): give it the
+            # file and the section's line, so that its errors point into the file too.
+            line = _line(data, [key])
+            where = f"{shown}{f':{line}' if line else ''}: {key}" if path else key
             expanders[key].validate(value, where)
             _check_passable(value, shown, key, lines=(data, [key]))
             sections[key] = value
