@@ -508,7 +508,7 @@ def test_hsm_sync_items_hook_renames_fingerprints_and_skips(proj: Proj, tmp_path
 # The rsync transport passes the transport contract, locally and over SSH
 # --------------------------------------------------------------------------------------------
 
-from hsm_core.testing.sync import SyncTransportContract  # noqa: E402
+from hsm_core.testing import SyncTransportContract  # noqa: E402
 
 
 class TestRsyncLocal(SyncTransportContract):
