@@ -31,6 +31,7 @@ from hsm_core.testing.helpers import (
 # helpers of this package (used by benchmarks too) do not.
 _CONTRACTS = {
     "ComputeSourceContract": "hsm_core.testing.contracts",
+    "ContractCase": "hsm_core.testing.contracts",
     "ExpanderContract": "hsm_core.testing.expanders",
     "SyncTransportContract": "hsm_core.testing.sync",
 }
@@ -46,6 +47,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ComputeSourceContract",
+    "ContractCase",
     "ExpanderContract",
     "SCRIPT",
     "SyncTransportContract",

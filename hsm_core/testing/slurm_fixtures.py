@@ -41,3 +41,15 @@ def squeue(slurm_cluster: SlurmCluster) -> Iterator[Callable[..., str]]:
         return slurm_cluster.run(["squeue", "-h", *args], check=False).stdout
 
     yield run
+
+
+def cancel_sweep_jobs(cluster: SlurmCluster, sweep_id: str) -> list[str]:
+    """``scancel`` every job of the local cluster named after ``sweep_id`` (hsm names a sweep's
+    jobs ``hsm_<sweep_id>_NNN``): a contract test's ``clean_up`` after a source that failed to
+    stop its jobs. Returns the job ids cancelled."""
+    out = cluster.run(["squeue", "-h", "-o", "%A %j"], check=False).stdout
+    ids = [parts[0] for parts in (line.split() for line in out.splitlines())
+           if len(parts) == 2 and sweep_id in parts[1]]
+    if ids:
+        cluster.run(["scancel", *ids], check=False)
+    return ids

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from hsm_core.plugin import SourceContext
-from hsm_core.testing import ComputeSourceContract, fresh_registry
+from hsm_core.testing import ComputeSourceContract, ContractCase, fresh_registry
+from hsm_core.testing.services import SlurmCluster
+from hsm_core.testing.slurm_fixtures import cancel_sweep_jobs
 from hsm_plugin_pbs.source import PbsSource, TorqueSource
 
 
@@ -22,20 +24,27 @@ def pbs_env(slurm_env):
     return slurm_env
 
 
-@pytest.mark.slurm
-@pytest.mark.usefixtures("pbs_env")
-class TestPbsSource(ComputeSourceContract):
+class PbsContract(ComputeSourceContract):
+    """Shared set-up: the local cluster behind slurm-wlm-torque's qsub/qstat/qdel."""
+
     timeout = 90.0
 
+    @pytest.fixture(autouse=True)
+    def _cluster(self, pbs_env: SlurmCluster) -> None:
+        self.cluster = pbs_env
+
+    def clean_up(self, case: ContractCase) -> None:
+        cancel_sweep_jobs(self.cluster, case.sweep_id)
+
+
+@pytest.mark.slurm
+class TestPbsSource(PbsContract):
     def make_source(self, context: SourceContext, tmp_path: Path) -> PbsSource:
         return PbsSource("pbs", {"system": "pbs", "default_walltime": "00:10:00"}, context)
 
 
 @pytest.mark.slurm
-@pytest.mark.usefixtures("pbs_env")
-class TestTorqueSource(ComputeSourceContract):
-    timeout = 90.0
-
+class TestTorqueSource(PbsContract):
     def make_source(self, context: SourceContext, tmp_path: Path) -> TorqueSource:
         return TorqueSource("torque", {"default_resources": "nodes=1:ppn=1"}, context)
 

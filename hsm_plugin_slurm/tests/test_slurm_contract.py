@@ -7,17 +7,25 @@ from pathlib import Path
 import pytest
 
 from hsm_core.plugin import SourceContext
-from hsm_core.testing import ComputeSourceContract, fresh_registry
+from hsm_core.testing import ComputeSourceContract, ContractCase, fresh_registry
+from hsm_core.testing.services import SlurmCluster
+from hsm_core.testing.slurm_fixtures import cancel_sweep_jobs
 from hsm_plugin_slurm.source import SlurmSource
 
 
 @pytest.mark.slurm
-@pytest.mark.usefixtures("slurm_env")
 class TestSlurmSource(ComputeSourceContract):
     timeout = 90.0
 
+    @pytest.fixture(autouse=True)
+    def _cluster(self, slurm_env: SlurmCluster) -> None:
+        self.cluster = slurm_env
+
     def make_source(self, context: SourceContext, tmp_path: Path) -> SlurmSource:
         return SlurmSource("slurm", {"default_walltime": "00:10:00"}, context)
+
+    def clean_up(self, case: ContractCase) -> None:
+        cancel_sweep_jobs(self.cluster, case.sweep_id)
 
 
 def test_the_entry_point_registers_the_source() -> None:
