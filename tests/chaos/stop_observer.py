@@ -458,6 +458,16 @@ class Observer:
                     if alive(pid, tk):
                         self.problem("leftover", f"{what}: {kind} child {pid} of stopped {ex} still running")
 
+    def check_grace(self, plans: list[dict[str, Any]], grace: float, what: str, *, keys: Iterable[str] | None = None) -> None:
+        """A script that traps SIGTERM and needs clearly less than ``grace`` seconds to save was let
+        finish: it has its end line (it was not SIGKILLed, nor killed with its wrapper, mid-save)."""
+        for ex in self.all_executions():
+            if keys is not None and ex.key not in keys:
+                continue
+            plan = plans[int(ex.key[1:])]
+            if ex.term is not None and ex.end is None and plan["term"] in ("save0", "saveN") and float(plan["save"]) + 0.5 < grace:
+                self.problem("killed in the grace", f"{what}: {ex} needed {plan['save']}s to save, the grace is {grace}s")
+
     def check_states(self, sweep_dir: Path, what: str, *, allowed_stopped: Iterable[str] = ("interrupted", "cancelled", "preempted", "lost", "failed"),
                      before: float | None = None, keys: Iterable[str] | None = None) -> None:
         """hsm's record of each task agrees with its log: the last execution's own exit code 0 reads

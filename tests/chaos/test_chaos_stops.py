@@ -111,6 +111,7 @@ def test_ctrl_c_of_hsm_run_and_of_hsm_complete_watching_adopted_tasks(chaos: Cha
             sleep_until(_moment(rng, obs, plans))
             exited = _interrupt(obs, proc, grace + 2.0 + SLACK, what)
             obs.check_gone(exited, f"after Ctrl-C of {what}")
+            obs.check_grace(plans, grace, f"Ctrl-C of {what}")
             obs.check_states(sweep_dir, f"after Ctrl-C of {what}", allowed_stopped=("interrupted",))
             obs.complete(sweep_id, sweep_dir)
             obs.check_no_overlap(f"round {r + 1}")
@@ -133,10 +134,13 @@ def test_ctrl_c_racing_the_end_of_very_short_tasks(chaos: Chaos, tmp_path: Path)
             sweep_dir = obs.root / "sweeps" / "outputs" / sweep_id
             proc = obs.start("run", "--config", str(cfg), "--sweep-id", sweep_id)
             for i in range(rng.randint(2, 3)):
-                wait_for(lambda: obs.all_executions() or proc.poll() is not None, 30, "a task to start")
+                # Once it works (not while Python still imports hsm: that is no stop path).
+                wait_for(lambda: _sweep_log_lines(sweep_dir, "start") + _sweep_log_lines(sweep_dir, "complete") > i
+                         or proc.poll() is not None, 30, "the controller to start")
                 time.sleep(rng.uniform(0.0, 0.6))
                 exited = _interrupt(obs, proc, 1.0 + SLACK, f"interrupt {i + 1}")
                 obs.check_gone(exited, f"after Ctrl-C {i + 1}")
+                obs.check_grace(plans, 1.0, f"Ctrl-C {i + 1}")
                 obs.check_states(sweep_dir, f"after Ctrl-C {i + 1}", allowed_stopped=("interrupted",))
                 proc = obs.start("complete", sweep_id)
             exited = obs.wait_exit(proc, 60, "hsm complete, not interrupted")
@@ -179,6 +183,7 @@ def test_hsm_cancel_from_a_second_terminal(chaos: Chaos, tmp_path: Path) -> None
             if cancel.returncode != 0 or "Traceback" in output_of(cancel):
                 obs.problem("crash", f"hsm cancel exited {cancel.returncode}:\n{output_of(cancel)[-1500:]}")
             obs.check_gone(cancel.exited_at, "after hsm cancel returned", before=asked)  # type: ignore[attr-defined]
+            obs.check_grace(plans, grace, "hsm cancel")
             obs.check_states(sweep_dir, "after hsm cancel", allowed_stopped=("cancelled",), before=asked)
             if not orphans:
                 exited = obs.wait_exit(proc, 60, "hsm run after its tasks were cancelled")
@@ -234,6 +239,7 @@ def test_stopped_wrappers(chaos: Chaos, tmp_path: Path) -> None:
                 obs.check_states(sweep_dir, "after hsm cancel with stopped wrappers", allowed_stopped=("cancelled",), before=asked)
                 exited = obs.wait_exit(proc, 60, "hsm run after hsm cancel")
             obs.check_gone(exited, f"after hsm run exited ({action})")
+            obs.check_grace(plans, grace, f"stopped wrappers, then {action}")
             for ex in frozen:  # if one survived (a leftover, counted above), let the round go on
                 signal_pid(ex.parent, ex.parent_ticks, signal.SIGCONT)
             obs.complete(sweep_id, sweep_dir)
@@ -325,6 +331,8 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
                     if worker.returncode != 128 + signal.SIGTERM:
                         obs.problem("crash", f"worker exited {worker.returncode} after SIGTERM, not 143:\n{output_of(worker)[-1500:]}")
                     if key:  # its task: the script's own ending, as preempted (resumable) unless it exited 0
+                        # (saves take at most 2 s: any worker grace worth the name lets them finish)
+                        obs.check_grace(plans, 10.0, "SIGTERM of its worker", keys=[key])
                         obs.check_states(sweep_dir, "after SIGTERM of its worker", keys=[key],
                                          allowed_stopped=("preempted", "interrupted"))
                     workers.append(obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS))
