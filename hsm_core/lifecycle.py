@@ -304,6 +304,8 @@ def _execute(
     ]
     health_interval = float((plan.project.data.get("compute") or {}).get("health_check_interval", 300))
     max_failures = int((plan.project.data.get("compute") or {}).get("max_consecutive_failures", 3))
+    local_options = (plan.project.data.get("compute") or {}).get("local") or {}
+    kill_grace = float(local_options.get("kill_grace", 10.0)) if isinstance(local_options, dict) else 10.0
     engine = Engine(
         plan.sweep,
         plan.records,
@@ -317,6 +319,7 @@ def _execute(
         on_update=on_update,
         detach=opts.no_wait,
         prepare=prepare,
+        kill_grace=kill_grace,
     )
     if engine_hook:
         engine_hook(engine)
