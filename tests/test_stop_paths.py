@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent / "chaos"))
 from chaos_support import kill_tree, output_of, read_state  # noqa: E402
 from stop_observer import (  # noqa: E402
     FAST_WORKERS,
+    Hang,
     Observer,
     alive,
     signal_pid,
@@ -380,6 +381,17 @@ def a_stranger(obs: Observer, *, own_session: bool = True) -> subprocess.Popen:
     return p
 
 
+def complete_next_to(obs: Observer, stranger: subprocess.Popen, ticks: str | None, why: str) -> subprocess.Popen:
+    """``hsm complete s`` (bounded); a hang says whether the unrelated process survived it."""
+    try:
+        proc = obs.run("complete", "s", bound=SLACK, why=why)
+    except Hang as exc:
+        fate = "is still alive" if alive(stranger.pid, ticks) else "was KILLED by hsm"
+        raise Hang(f"{exc}\nthe unrelated process {stranger.pid} {fate}") from None
+    assert alive(stranger.pid, ticks), "hsm killed the unrelated process that got the wrapper's pid"
+    return proc
+
+
 def test_an_adopted_task_whose_status_says_starting_reaches_a_verdict(tmp_path: Path) -> None:
     """Item 5: the status says `process: starting`, written by a controller that is alive while
     `hsm complete` plans, then dies without having started the command. hsm complete must not wait
@@ -398,8 +410,12 @@ def test_an_adopted_task_whose_status_says_starting_reaches_a_verdict(tmp_path: 
         starter.kill()  # that controller dies before starting anything
         starter.wait()
         exited = obs.wait_exit(proc, 10 + SLACK, "hsm complete adopting a task that was being started")
-        assert proc.returncode == 0, output_of(proc)
+        assert proc.returncode in (0, 1) and "Traceback" not in output_of(proc), output_of(proc)
         obs.check_gone(exited, "after hsm complete")
+        obs.check_states(sweep, "after hsm complete", allowed_stopped=("interrupted", "lost"))
+        # The verdict is what item 5 asks for; whether that same hsm complete then runs the task is
+        # not specified, so the next one may (a user runs hsm complete until it says completed).
+        obs.complete("s", sweep)
         obs.check_no_overlap("starting")
         obs.check_exactly_once(sweep, 1)
         obs.assert_no_problems("an adopted `process: starting`")
@@ -419,9 +435,8 @@ def test_a_pid_file_naming_a_pid_now_used_by_another_process_is_not_adopted(tmp_
         old = int(re.match(r"\s*(\d+)", text).group(1))
         (d / ".hsm_pid").write_text(re.sub(rf"(?<!\d){old}(?!\d)", str(stranger.pid), text))
         rewrite_status(d, process="starting", starter=controller)
-        proc = obs.run("complete", "s", bound=SLACK, why="a pid file naming another process")
+        proc = complete_next_to(obs, stranger, ticks, "a pid file naming another process")
         assert proc.returncode == 0, output_of(proc)
-        assert alive(stranger.pid, ticks), "hsm killed the unrelated process that got the wrapper's pid"
         obs.check_gone(proc.exited_at, "after hsm complete")  # type: ignore[attr-defined]
         obs.check_exactly_once(sweep, 1)
         obs.assert_no_problems("a reused pid in .hsm_pid")
@@ -439,9 +454,8 @@ def test_a_status_naming_a_reused_pid_is_neither_waited_for_nor_killed(tmp_path:
         ticks = start_ticks(stranger.pid)
         recorded = str(status_of(obs, sweep)["process"])
         rewrite_status(d, process=f"{stranger.pid}:{recorded.split(':', 1)[1]}")
-        proc = obs.run("complete", "s", bound=SLACK, why="a status naming a reused pid")
+        proc = complete_next_to(obs, stranger, ticks, "a status naming a reused pid")
         assert proc.returncode == 0, output_of(proc)
-        assert alive(stranger.pid, ticks), "hsm killed the unrelated process that got the wrapper's pid"
         obs.check_gone(proc.exited_at, "after hsm complete")  # type: ignore[attr-defined]
         obs.check_exactly_once(sweep, 1)
         obs.assert_no_problems("a reused pid in status.yaml")
