@@ -141,7 +141,7 @@ DAEMON_SECONDS = 120
 FAST_WORKERS = {"HSM_WORKER_HEARTBEAT": "0.3", "HSM_WORKER_STALE_TIMEOUT": "2", "HSM_DISABLE_PLUGINS": "all"}
 
 
-def random_plans(rng: random.Random, n: int, variants: str = "abcde", *, run: tuple[float, float] = (1.5, 3.0),
+def random_plans(rng: random.Random, n: int, variants: str = "abcde", *, run: tuple[float, float] = (1.0, 2.5),
                  save: tuple[float, float] = (0.5, 2.0)) -> list[dict[str, Any]]:
     """Parameters of ``n`` tasks, variants drawn from ``variants`` (each at least once when n allows)."""
     kinds = list(variants)[:n]
@@ -157,7 +157,7 @@ def random_plans(rng: random.Random, n: int, variants: str = "abcde", *, run: tu
         elif kind == "b":
             p.update(term="saveN", code=rng.choice([1, 143]))
         elif kind == "c":
-            p.update(term="ignore", run=round(rng.uniform(run[1], 2 * run[1]), 3))  # outlives any grace
+            p.update(term="ignore", run=round(rng.uniform(run[1], 1.6 * run[1]), 3))  # outlives the stop and its grace
         elif kind == "d":
             p.update(daemon=DAEMON_SECONDS, term=rng.choice(["default", "save0"]), run=round(rng.uniform(0.4, run[1]), 3))
         elif kind == "e":

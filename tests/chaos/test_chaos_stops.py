@@ -339,6 +339,8 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
                 else:
                     os.kill(pid, signal.SIGKILL)
                     worker.wait()
+                    if plan and plan["daemon"]:
+                        chaos.count("workers: takeovers next to daemon children")
                     workers.append(obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS))
             last = time.monotonic()
             for w in workers:
