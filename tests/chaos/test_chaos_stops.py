@@ -74,10 +74,10 @@ def _interrupt(obs: Observer, proc: subprocess.Popen, bound: float, what: str) -
         if obs.chaos is not None:
             obs.chaos.count(f"Ctrl-C of {proc.args_text.split()[1]}")  # type: ignore[attr-defined]
         exited = obs.wait_exit(proc, bound, f"after Ctrl-C ({what})")
-        if proc.returncode != 130 or "Traceback" in output_of(proc):
-            # 130 unless it had just finished by itself.
-            if not (proc.returncode in (0, 1) and "Traceback" not in output_of(proc)):
-                obs.problem("crash", f"{what}: exit {proc.returncode} after Ctrl-C:\n{output_of(proc)[-1500:]}")
+        # 130 (or killed by the SIGINT itself, which a shell reports as 130 too: a Ctrl-C in the
+        # last instant of the exit); 0 or 1 if it had just finished by itself. Never a traceback.
+        if proc.returncode not in (130, -signal.SIGINT, 0, 1) or "Traceback" in output_of(proc):
+            obs.problem("crash", f"{what}: exit {proc.returncode} after Ctrl-C:\n{output_of(proc)[-1500:]}")
         return exited
     return time.monotonic()
 
