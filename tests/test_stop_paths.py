@@ -84,15 +84,15 @@ def interrupt(obs: Observer, proc: subprocess.Popen, bound: float) -> float:
 
 
 def test_ctrl_c_waits_for_a_script_saving_its_checkpoint_and_records_its_exit_0_as_completed(tmp_path: Path) -> None:
-    obs, cfg = setup(tmp_path, [plan(term="save0", save=1.5)], grace=5)
+    obs, cfg = setup(tmp_path, [plan(term="save0", save=1.0)], grace=4)
     with obs:
         proc = obs.start("run", "--config", str(cfg), "--sweep-id", "s")
         started(obs, 1, proc)
         time.sleep(0.3)
         asked = time.monotonic()
-        exited = interrupt(obs, proc, 5 + SLACK)
+        exited = interrupt(obs, proc, 4 + SLACK)
         (ex,) = the(obs)
-        # It saves for 1.5 s after SIGTERM, well inside the 5 s grace: hsm must wait for it.
+        # It saves for 1 s after SIGTERM, well inside the 4 s grace: hsm must wait for it.
         assert not alive(ex.pid, ex.ticks), \
             f"hsm run exited {exited - asked:.2f}s after Ctrl-C while the script still saved its checkpoint: {ex}"
         assert ex.term is not None and ex.code == 0, f"the script was killed before it finished its checkpoint: {ex}"
@@ -109,12 +109,12 @@ def test_ctrl_c_waits_for_a_script_saving_its_checkpoint_and_records_its_exit_0_
 
 
 def test_ctrl_c_records_the_scripts_own_exit_code_and_no_second_copy_starts_next_to_it(tmp_path: Path) -> None:
-    obs, cfg = setup(tmp_path, [plan(term="saveN", code=3, save=1.5)], grace=5)
+    obs, cfg = setup(tmp_path, [plan(term="saveN", code=3, save=1.0)], grace=4)
     with obs:
         proc = obs.start("run", "--config", str(cfg), "--sweep-id", "s")
         started(obs, 1, proc)
         time.sleep(0.3)
-        exited = interrupt(obs, proc, 5 + SLACK)
+        exited = interrupt(obs, proc, 4 + SLACK)
         sweep = sweep_dir_of(obs, "s")
         obs.check_gone(exited, "after Ctrl-C")
         st = status_of(obs, sweep)
