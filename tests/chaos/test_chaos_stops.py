@@ -91,7 +91,7 @@ def test_ctrl_c_of_hsm_run_and_of_hsm_complete_watching_adopted_tasks(chaos: Cha
         with chaos.round(r) as rng, Observer(tmp_path / f"r{r}", chaos) as obs:
             grace = round(rng.uniform(1.0, 2.5), 2)
             write_project(obs.root, parallel=rng.choice([2, 3]), grace=grace)
-            n = rng.randint(4, 6)
+            n = rng.randint(3, 5)
             plans = random_plans(rng, n)
             cfg = write_sweep(obs.root, plans)
             sweep_id = f"i{r}"
@@ -162,7 +162,7 @@ def test_hsm_cancel_from_a_second_terminal(chaos: Chaos, tmp_path: Path) -> None
             grace = round(rng.uniform(1.0, 2.0), 2)
             parallel = rng.choice([2, 3])
             write_project(obs.root, parallel=parallel, grace=grace)
-            n = rng.randint(3, 5)
+            n = rng.randint(3, 4)
             plans = random_plans(rng, n, "abcd")
             cfg = write_sweep(obs.root, plans)
             sweep_id = f"c{r}"
@@ -277,7 +277,7 @@ def _tree(pid: int) -> list[int]:
 
 
 def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(chaos: Chaos, tmp_path: Path) -> None:
-    """Two workers share a sweep; 1-3 times a worker that holds a claim is (a) frozen with SIGSTOP -
+    """Two workers share a sweep; once or twice a worker that holds a claim is (a) frozen with SIGSTOP -
     alone or with its task - for longer than the stale timeout, so another worker takes the claim
     over, then continued (item 2: it must stop its copy, and the taker must not start a second copy
     next to it; item 3: a script that had ended keeps its result); (b) SIGTERMed like a preempted
@@ -286,13 +286,13 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
     for r in range(chaos.rounds):
         with chaos.round(r) as rng, Observer(tmp_path / f"r{r}", chaos) as obs:
             write_project(obs.root)
-            n = rng.randint(4, 6)
+            n = rng.randint(4, 5)
             plans = random_plans(rng, n, "abcde", run=(0.8, 2.5))
             group = f"g{r}"
             cfg = write_sweep(obs.root, plans, name=group)
             sweep_dir = obs.root / "sweeps" / "outputs" / group
             workers = [obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS) for _ in range(2)]
-            for _ in range(rng.randint(1, 3)):
+            for _ in range(rng.randint(1, 2)):
                 held = wait_for(lambda: _holders(obs, sweep_dir, workers) or all(w.poll() is not None for w in workers), 30,
                                 "a worker holding a claim")
                 if held is True:
@@ -300,16 +300,16 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
                 pid, task_dir = rng.choice(sorted(held.items()))
                 key = next((k for k, d in obs.task_dirs(sweep_dir).items() if d == task_dir), None)
                 plan = plans[int(key[1:])] if key else None
-                def started() -> list:
-                    return [e for e in obs.executions().get(key, []) if e.end is None and alive(e.pid, e.ticks)]
-
                 try:
-                    live = wait_for(started, 5, "its task to start") if key else []
+                    live = wait_for(lambda: [e for e in obs.executions().get(key, []) if e.end is None and alive(e.pid, e.ticks)],
+                                    5, "its task to start") if key else []
                 except AssertionError:
                     live = []  # ended already (or never started): strike anyway
                 if live and plan and rng.random() < 0.5:
                     sleep_until(expected_end(live[-1], plans, obs.executions()[key]) - rng.uniform(-0.02, 0.05))
                 worker = next(w for w in workers if w.pid == pid)
+                if worker.poll() is not None:
+                    continue  # it finished the sweep meanwhile
                 action = rng.choice(["freeze", "freeze with its task", "sigterm", "sigkill"])
                 if action == "sigterm" and plan and plan["term"] == "ignore":
                     action = "freeze"  # a worker's grace for a script ignoring SIGTERM is not the point here
@@ -317,7 +317,10 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
                 if action.startswith("freeze"):
                     victims = _tree(pid) if action.endswith("task") else [pid]
                     for p in victims:
-                        os.kill(p, signal.SIGSTOP)
+                        try:
+                            os.kill(p, signal.SIGSTOP)
+                        except ProcessLookupError:
+                            pass
                     workers.append(obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS))
                     time.sleep(2.0 + rng.uniform(0.6, 2.0))  # past HSM_WORKER_STALE_TIMEOUT
                     for p in victims:
@@ -342,10 +345,9 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
                     if plan and plan["daemon"]:
                         chaos.count("workers: takeovers next to daemon children")
                     workers.append(obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS))
-            last = time.monotonic()
             for w in workers:
                 if w.poll() is None:
-                    last = obs.wait_exit(w, 45, "a worker finishing the sweep")
+                    obs.wait_exit(w, 45, "a worker finishing the sweep")
                 if w.returncode not in (0, 1, 128 + signal.SIGTERM, -signal.SIGKILL) or "Traceback" in output_of(w):
                     obs.problem("crash", f"worker exited {w.returncode}:\n{output_of(w)[-1500:]}")
             final = obs.run("worker", "--sweep", str(cfg), bound=45, why="a last worker", env=FAST_WORKERS)
