@@ -394,7 +394,7 @@ def test_pid_reuse_and_half_started_attempts_after_a_node_loss(chaos: Chaos, tmp
             proc.wait()
             obs.kill_tasks()  # a node lost: every process of the task goes, daemon children included
             wait_for(lambda: not obs.running(), 10, "the task processes to die")
-            strangers: list[tuple[subprocess.Popen, str]] = []
+            strangers: list[tuple[subprocess.Popen, str, str]] = []  # (process, its start, what it stands for)
             starters: list[subprocess.Popen] = []  # stand-ins for a controller busy starting a task
             for key, d in obs.task_dirs(sweep_dir).items():
                 status = read_state(d) or {}
@@ -405,9 +405,11 @@ def test_pid_reuse_and_half_started_attempts_after_a_node_loss(chaos: Chaos, tmp
                 chaos.count(f"running tasks left: {kind}")
                 stranger = None
                 if "reused" in kind:
-                    stranger = subprocess.Popen(["sleep", "300"], start_new_session=rng.random() < 0.8)
+                    leader = rng.random() < 0.8
+                    stranger = subprocess.Popen(["sleep", "300"], start_new_session=leader)
                     obs.strangers.append(stranger)
-                    strangers.append((stranger, start_ticks(stranger.pid) or "?"))
+                    strangers.append((stranger, start_ticks(stranger.pid) or "?",
+                                      f"{key} {kind}, {'leading its own session' if leader else 'in our session'}"))
                 pid_file = d / ".hsm_pid"
                 wrapper = re.match(r"\s*(\d+)", pid_file.read_text()) if pid_file.exists() else None
                 recorded = str(status.get("process") or "")
@@ -434,9 +436,9 @@ def test_pid_reuse_and_half_started_attempts_after_a_node_loss(chaos: Chaos, tmp
             done.exited_at = obs.wait_exit(done, 40, "adopting tasks whose pids were reused or that were being started")  # type: ignore[attr-defined]
             if done.returncode not in (0, 1) or "Traceback" in output_of(done):
                 obs.problem("crash", f"hsm complete exited {done.returncode}:\n{output_of(done)[-1500:]}")
-            for stranger, ticks in strangers:
+            for stranger, ticks, what in strangers:
                 if not alive(stranger.pid, ticks):
-                    obs.problem("killed a stranger", f"the unrelated process {stranger.pid} (given a task's old pid) was killed")
+                    obs.problem("killed a stranger", f"the unrelated process {stranger.pid} ({what}) was killed")
             obs.check_gone(done.exited_at, "after hsm complete")  # type: ignore[attr-defined]
             obs.complete(sweep_id, sweep_dir)
             obs.check_no_overlap(f"round {r + 1}")
