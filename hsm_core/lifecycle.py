@@ -246,6 +246,7 @@ def _execute(
     *,
     on_update: Callable[[TaskRecord], None] | None = None,
     engine_hook: Callable[[Engine], None] | None = None,
+    on_outage: Callable[[str, Any], None] | None = None,
 ) -> dict[str, int]:
     """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state."""
     wake = WakeEvent()
@@ -317,6 +318,7 @@ def _execute(
         on_update=on_update,
         detach=opts.no_wait,
         prepare=prepare,
+        on_outage=on_outage,
     )
     if engine_hook:
         engine_hook(engine)

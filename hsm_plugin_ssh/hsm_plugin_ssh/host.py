@@ -17,6 +17,7 @@ import base64
 import errno
 import hashlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -37,6 +38,11 @@ from hsm_plugin_ssh.settings import ConnectSettings, GLOBAL_KNOWN_HOSTS, resolve
 #: Delays (seconds) between reconnection attempts while a host stays unreachable.
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
 KEEPALIVE = 15
+
+# paramiko's transport thread logs each failed handshake with a traceback; with no logging set up,
+# Python prints those on stderr: one traceback per reconnection attempt in the user's terminal.
+# What failed is reported as HostUnreachable (and logged once per outage) instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class HostUnreachable(SourceUnavailable):
@@ -131,6 +137,11 @@ class SshHost(Host):
         """True when a live connection is open (no network traffic)."""
         t = self._client.get_transport() if self._client is not None else None
         return bool(t is not None and t.is_active())
+
+    def retry_in(self) -> float:
+        """Seconds until the next connection attempt the reconnect backoff allows (0: now)."""
+        with self._lock:
+            return max(0.0, self._next_attempt - time.monotonic()) if self._failures else 0.0
 
     def connect(self) -> None:
         """Open the connection now (no-op when open); raises :class:`HostUnreachable`,
