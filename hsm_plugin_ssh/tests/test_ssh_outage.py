@@ -190,3 +190,47 @@ def test_a_dead_host_is_polled_at_the_backoff_pace_and_its_waiting_tasks_are_sho
     # Over: nothing waits any more.
     assert json.loads(project.hsm("status", "o1", "--json").stdout)["waiting"] == []
     assert not (project.outputs / "o1" / "logs" / "source_outages.json").exists()
+
+
+def test_stopping_the_controller_and_cancelling_while_the_host_is_down(project: Project, tmp_path: Path) -> None:
+    """What the hints say, done: Ctrl-C while the host is down, then ``hsm cancel``: the tasks on
+    the host cannot be stopped, and it says so (not a failure, and they are not marked cancelled);
+    once the host is back ``hsm complete`` follows them to their end, each run once."""
+    import signal
+
+    host = sshd_instance("hsm-plugin-ssh-outage")
+    count = tmp_path / "executions.log"
+    (project.root / "train.py").write_text(
+        f"COUNT_FILE = {str(count)!r}\nLOCAL_ROOT = {str(project.root.resolve())!r}\nREMOTE_SLEEP = 10\n" + SCRIPT)
+    (project.root / "hsm_config.yaml").write_text(
+        (project.root / "hsm_config.yaml").read_text() + "compute:\n  local:\n    max_parallel_jobs: 1\n")
+    project.set_remote("r2", remote_entry(host, project.remote_dir, max_parallel_jobs=2, lost_after=LOST_AFTER))
+    push(project, "r2")
+    project.write_sweep({"grid": {"x": list(range(4))}})
+    proc = project.popen("run", "--config", "sweeps/sweep.yaml", "--sources", "ssh:r2:2,local:1", "--sweep-id", "o2")
+    try:
+        on_host = wait_for(lambda: len(remote_running(project, "o2")) == 2 and remote_running(project, "o2"), 60,
+                           "two tasks running on the host")
+        host.stop()
+        wait_for(lambda: (project.outputs / "o2" / "logs" / "source_outages.json").exists(), 20, "the outage noticed")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, out + err
+        cancel = project.hsm("cancel", "o2", "--wait", "2")
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        assert "cannot cancel 2 task(s) on 'r2'" in cancel.stdout and "2 not cancelled" in cancel.stdout, cancel.stdout
+        statuses = project.statuses(project.outputs / "o2")
+        assert all(statuses[name]["state"] in ("submitted", "running") for name in on_host), statuses
+    finally:
+        host.start()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    done = project.hsm("complete", "o2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    statuses = project.statuses(project.outputs / "o2")
+    assert all(s["state"] == "completed" for s in statuses.values()), statuses
+    assert all(statuses[name]["attempt"] == 1 and statuses[name]["source"] == "r2" for name in on_host), statuses
+    runs = count.read_text().split()
+    on_host_ids = {statuses[name]["task_id"] for name in on_host}
+    assert all(runs.count(t) == 1 for t in on_host_ids), runs  # followed, not run again
