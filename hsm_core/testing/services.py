@@ -195,6 +195,7 @@ class SshHost:
     user: str
     key_file: Path
     known_hosts: Path
+    sftp: bool = True  #: False: started without the SFTP subsystem
 
     @property
     def destination(self) -> str:
@@ -226,7 +227,7 @@ class SshHost:
 
     def start(self) -> None:
         """Start this sshd again on the same port (a no-op when it runs)."""
-        args = ["start", self.name, "--port", str(self.port)]
+        args = ["start", self.name, "--port", str(self.port)] + ([] if self.sftp else ["--no-sftp"])
         stdout = _run_script("sshd.sh", args, _SSHD_TIMEOUT)
         port = int(stdout.split()[-1])
         if port != self.port:  # the script honours --port or fails; guard against a future change
@@ -235,16 +236,17 @@ class SshHost:
             )
 
 
-def start_sshd(name: str, port: int | None = None) -> SshHost:
+def start_sshd(name: str, port: int | None = None, *, sftp: bool = True) -> SshHost:
     """Start sshd instance *name* on 127.0.0.1, or reuse it when it already runs.
 
-    Without *port* it keeps the port of its last run, else picks a free one. The user is the
-    current user (root when tests run as root). Raises ServiceUnavailable when openssh-server is
-    missing or the instance cannot be started.
+    Without *port* it keeps the port of its last run, else picks a free one. ``sftp=False``
+    starts it without the SFTP subsystem (a running instance with the other setting is restarted).
+    The user is the current user (root when tests run as root). Raises ServiceUnavailable when
+    openssh-server is missing or the instance cannot be started.
     """
     if not Path("/usr/sbin/sshd").is_file() or shutil.which("ssh") is None:
         raise ServiceUnavailable("OpenSSH is not installed (no /usr/sbin/sshd or no ssh on PATH)")
-    args = ["start", name] + (["--port", str(port)] if port is not None else [])
+    args = ["start", name] + (["--port", str(port)] if port is not None else []) + ([] if sftp else ["--no-sftp"])
     stdout = _run_script("sshd.sh", args, _SSHD_TIMEOUT)
     try:
         actual_port = int(stdout.split()[-1])
@@ -258,6 +260,7 @@ def start_sshd(name: str, port: int | None = None) -> SshHost:
         user=_current_user(),
         key_file=base / "client_key",
         known_hosts=base / name / "known_hosts",
+        sftp=sftp,
     )
 
 
