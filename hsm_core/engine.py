@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from hsm_core import runner
 from hsm_core.metrics import collect_metrics, load_collectors
 from hsm_core.outages import Outage, backoff, write_outages
 from hsm_core.plugin import (
@@ -116,6 +117,7 @@ class Engine:
         detach: bool = False,
         prepare: Callable[[TaskSpec], TaskSpec] | None = None,
         on_outage: Callable[[str, Outage], None] | None = None,
+        kill_grace: float = 10.0,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -142,12 +144,15 @@ class Engine:
         self._last_save = 0.0
         self._save_cost = 0.0
         self._collectors = load_collectors(registry)
+        #: Adopted tasks watched through their files (no source of this run can attach them).
+        self._watched: dict[str, TaskSpec] = {}
+        self.kill_grace = kill_grace
 
     # ------------------------------------------------------------------------------------------
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
         """Dispatch ``tasks`` (and watch ``adopted`` ones already running) until all are final."""
         pending = collections.deque(tasks)
-        adopted_left = self._attach(adopted)
+        adopted_left = self._watched = self._attach(adopted)
         self.registry.hook.hsm_sweep_started(
             sweep_id=self.sweep.sweep_id, sweep_dir=str(self.sweep.path), total_tasks=len(tasks) + len(adopted)
         )
@@ -606,6 +611,7 @@ class Engine:
                         pass
                     for upd in _safe_poll(rt.source):
                         self._apply(rt, upd, collections.deque())
+            self._stop_watched()
             for task_id, rt in list(self._owner.items()):
                 rec = self.records[task_id]
                 status = read_status(self.sweep.task_dir(rec.index)) or {}
@@ -613,6 +619,25 @@ class Engine:
                     rec.update_from_status(status)
         finally:
             _restore_signal(signal.SIGINT, old_int if old_int is not None else signal.default_int_handler)
+
+    def _stop_watched(self) -> None:
+        """Ctrl-C stops the adopted tasks watched through their files too (local ones of this
+        machine): left running, they would read ``running`` with nobody watching them."""
+        specs = list(self._watched.values())
+        threads = [threading.Thread(target=runner.stop_recorded, args=(spec.task_dir, self.kill_grace)) for spec in specs]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        for spec in specs:
+            status = runner.settle_stopped(spec.task_dir, TaskState.INTERRUPTED)
+            deadline = time.monotonic() + 5.0
+            while status and status.get("state") == TaskState.RUNNING.value and time.monotonic() < deadline:
+                time.sleep(0.05)
+                status = runner.settle_stopped(spec.task_dir, TaskState.INTERRUPTED)
+            if status and status.get("state"):
+                self.records[spec.task_id].update_from_status(status)
+                self._dirty = True
 
     def source_table(self) -> list[dict[str, Any]]:
         """Per-source utilization and health (for status displays)."""

@@ -305,6 +305,8 @@ def _execute(
     ]
     health_interval = float((plan.project.data.get("compute") or {}).get("health_check_interval", 300))
     max_failures = int((plan.project.data.get("compute") or {}).get("max_consecutive_failures", 3))
+    local_options = (plan.project.data.get("compute") or {}).get("local") or {}
+    kill_grace = float(local_options.get("kill_grace", 10.0)) if isinstance(local_options, dict) else 10.0
     engine = Engine(
         plan.sweep,
         plan.records,
@@ -319,6 +321,7 @@ def _execute(
         detach=opts.no_wait,
         prepare=prepare,
         on_outage=on_outage,
+        kill_grace=kill_grace,
     )
     if engine_hook:
         engine_hook(engine)

@@ -35,11 +35,14 @@ from hsm_core.state import (
     EXIT_MARKER,
     PID_FILE,
     STARTING,
+    STARTING_GRACE,
+    WRAPPER_NAME,
     finalize_status,
     left_exit_code,
     now_iso,
     process_identity,
     read_status,
+    started_process,
     write_status,
 )
 from hsm_core.taskstate import TaskState
@@ -56,8 +59,12 @@ NOT_STARTED_EXIT = 75
 # command is not started at all. The exit code goes to .exit_code and, first, onto the end of
 # .hsm_pid: that file exists and its disk block is already allocated, so the append works on a
 # full disk where creating .exit_code fails (see state.left_exit_code).
+# The wrapper traps the stop signals (its command gets them at default, as a trap is not
+# inherited): a signal sent to the task's group must not kill the wrapper before its command has
+# ended, or the command's own exit code (0 from a script that saved its checkpoint and exited)
+# would be lost; the trap runs only once the command has ended.
 _WRAPPER = (
-    f'trap "" HUP; printf "%s" "$$" > "$HSM_TASK_DIR/.hsm_pid" || exit {NOT_STARTED_EXIT}; "$@"; rc=$?; '
+    f'trap "" HUP; trap : TERM INT USR1 USR2; printf "%s" "$$" > "$HSM_TASK_DIR/.hsm_pid" || exit {NOT_STARTED_EXIT}; "$@"; rc=$?; '
     'printf " exit %s" "$rc" >> "$HSM_TASK_DIR/.hsm_pid"; '
     'printf "%s" "$rc" > "$HSM_TASK_DIR/.exit_code.tmp" && mv -f "$HSM_TASK_DIR/.exit_code.tmp" "$HSM_TASK_DIR/.exit_code"; '
     "exit $rc"
@@ -166,6 +173,7 @@ def start_task(
             pass
 
     previous = read_status(task_dir) or {}
+    _stop_leftovers(task_dir, previous)
     attempt = int(previous.get("attempt") or 0) + 1
     out = open(task_dir / "stdout.log", "ab")
     err = open(task_dir / "stderr.log", "ab")
@@ -201,7 +209,7 @@ def start_task(
     write_status(task_dir, {**status, "starter": process_identity(os.getpid())}, fsync=False)
     try:
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", _WRAPPER, "hsm-task", *argv],
+            ["/bin/sh", "-c", _WRAPPER, WRAPPER_NAME, *argv],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -242,17 +250,53 @@ def start_task(
     return task
 
 
+#: Seconds the processes an ended attempt left behind get to exit after SIGTERM before a new
+#: attempt of the task starts.
+LEFTOVER_GRACE = 10.0
+
+
+def _stop_leftovers(task_dir: Path, previous: Mapping[str, Any]) -> None:
+    """Never start an attempt while processes of an earlier one run: a daemon child of an attempt
+    that ended (a data loader, a logging service) would share the task dir and its checkpoint with
+    the new one. Only processes that provably belong to this task (``HSM_TASK_DIR``) are stopped."""
+    ident = previous.get("process") or previous.get("last_process")
+    if not ident or previous.get("host") != socket.gethostname():
+        return
+    from hsm_core import processes
+
+    parsed = processes.parse_identity(ident)
+    if not parsed:
+        return
+    mine = str(task_dir.resolve())
+    left = [p for p in processes.members(parsed[0]) if processes.environ_value(p, "HSM_TASK_DIR") == mine]
+    if not left:
+        return
+    for pid in left:
+        _kill(pid, signal.SIGTERM)
+    if not processes.wait_gone(parsed[0], LEFTOVER_GRACE, until=left):
+        for pid in left:
+            _kill(pid, signal.SIGKILL)
+        processes.wait_gone(parsed[0], 2.0, until=left)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def signal_task(task: StartedTask, signum: int) -> None:
     """Send ``signum`` to the task's whole process group."""
     signal_task_group(task.process.pid, signum)
 
 
 def signal_task_group(pgid: int, signum: int) -> None:
-    """Send ``signum`` to the process group ``pgid`` (a task's wrapper and everything it started)."""
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
+    """Send ``signum`` to every process of the task whose wrapper is ``pgid`` (its process group
+    and session: the wrapper and everything it started)."""
+    from hsm_core import processes
+
+    processes.signal_group(pgid, signum)
 
 
 def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
@@ -265,6 +309,8 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
         # so the attempt is lost (run again by hsm complete), not failed.
         state = TaskState.LOST
         extra = {"error": f"could not write {PID_FILE} (no space left on device?): the command was not started"}
+    elif returncode == 0:
+        state = TaskState.COMPLETED  # even when stopped: it finished (saved its work) in the grace
     elif task.stop_reason is not None:
         state = task.stop_reason
     elif returncode != 0 and returncode in (-signal.SIGTERM, 128 + signal.SIGTERM) and task.status.get("signal_received"):
@@ -299,20 +345,71 @@ def _signal_name(signum: int) -> str:
 
 
 def terminate(task: StartedTask, grace: float = 10.0, reason: TaskState = TaskState.INTERRUPTED) -> None:
-    """SIGTERM the task's process group, SIGKILL it after ``grace`` seconds.
+    """Stop the task: SIGTERM to all its processes, up to ``grace`` seconds for all of them to end
+    (not only the wrapper: a training script traps SIGTERM to save a checkpoint), then SIGKILL.
+    Returns once the wrapper has ended; the command's own exit code is what it recorded (a script
+    that exits 0 in the grace is ``completed``, see :func:`finish_task`).
 
     A task whose process has already exited is left as it ended: it finished by itself (a
     completed task stopped "too late" must not be recorded as interrupted and run again).
     """
+    from hsm_core import processes
+
     if task.process.poll() is not None:
         return
     task.stop_reason = reason
-    signal_task(task, signal.SIGTERM)
-    try:
-        task.process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        signal_task(task, signal.SIGKILL)
-        task.process.wait()
+    processes.stop_group(task.process.pid, grace)
+    task.process.wait()
+
+
+def recorded_process(task_dir: Path, status: Mapping[str, Any] | None) -> str | None:
+    """Identity of the wrapper of a ``running`` task as its files record it (``status.yaml``'s
+    ``process``, or the verified ``.hsm_pid`` when the status says it was only ``starting``)."""
+    if not status or status.get("state") != TaskState.RUNNING.value:
+        return None
+    ident = status.get("process")
+    if ident == STARTING or not ident:
+        return started_process(task_dir)
+    return str(ident)
+
+
+def stop_recorded(task_dir: Path, grace: float) -> None:
+    """Stop a running task of this machine that is not our child (a task adopted from a controller
+    that died), from what its files say: SIGTERM to all its processes, SIGKILL after ``grace``."""
+    from hsm_core import processes
+
+    status = read_status(task_dir)
+    if not status or status.get("host") != socket.gethostname():
+        return
+    parsed = processes.parse_identity(recorded_process(task_dir, status))
+    if parsed:
+        processes.stop_group(parsed[0], grace)
+
+
+def settle_stopped(task_dir: Path, reason: TaskState) -> dict[str, Any] | None:
+    """The status of a task hsm stopped that is not its child, recorded once its processes are
+    gone: the command's own exit code decides (0: completed, it finished in the grace), any other
+    ending reads ``reason``. Returns the status unchanged while the task still runs."""
+    from hsm_core import processes
+
+    status = read_status(task_dir)
+    if not status or status.get("state") != TaskState.RUNNING.value:
+        return status
+    left = left_exit_code(task_dir)
+    if left is not None:
+        code, end = left
+        return finalize_status(task_dir, status, code, end_time=end, state=None if code == 0 else reason)
+    ident = recorded_process(task_dir, status)
+    parsed = processes.parse_identity(ident)
+    if parsed and (processes.is_running(ident) is not False or processes.group_alive(parsed[0])):
+        return status
+    if status.get("process") == STARTING and not parsed:
+        starter = status.get("starter")
+        if processes.is_running(starter) is not False and time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
+            return status  # its controller may still be starting it
+    # Nothing recorded how it ended (its wrapper was killed as well): it was stopped, not finished.
+    return finalize_status(task_dir, status, -int(signal.SIGKILL), state=reason,
+                           extra={"error": "stopped by hsm; its exit code was not recorded"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from hsm_core import processes
 from hsm_core.atomic import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json, read_yaml
 from hsm_core.errors import HsmError
 from hsm_core.taskstate import TaskState
@@ -29,6 +30,8 @@ MAPPING_FILE = "task_mapping.yaml"
 EXIT_MARKER = ".exit_code"
 #: Written by the task's shell wrapper as it starts: its pid (see ``reconcile_status``).
 PID_FILE = ".hsm_pid"
+#: ``$0`` of the task's shell wrapper: how its process is recognised (see :func:`started_process`).
+WRAPPER_NAME = "hsm-task"
 #: ``process`` of a status written just before the task's process is started.
 STARTING = "starting"
 #: A ``starting`` status older than this, or whose controller is gone, with no process behind it
@@ -149,29 +152,15 @@ def write_status(task_dir: Path, status: Mapping[str, Any], *, fsync: bool = Tru
     atomic_write_yaml(task_dir / "status.yaml", dict(status), fsync=fsync)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _proc_start_ticks(pid: int) -> str | None:
-    # Field 22 of /proc/PID/stat: start time since boot; guards against pid reuse.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def process_identity(pid: int) -> str | None:
     """A string identifying a live process (pid + start time), or None when it is gone."""
-    ticks = _proc_start_ticks(pid)
-    return f"{pid}:{ticks}" if ticks else None
+    return processes.identity(pid)
+
+
+def _gone(ident: object) -> bool:
+    """True only when the process ``ident`` names is provably gone: a process that cannot be
+    checked counts as running (never start a second copy because the first could not be seen)."""
+    return processes.is_running(ident) is False
 
 
 def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -198,7 +187,7 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
             # The controller died between writing this and recording the process it started: the
             # wrapper's pid file says whether a process is running the task (adopt it, never run
             # it a second time) or none was ever started.
-            started = _started_process(task_dir)
+            started = started_process(task_dir)
             if started:
                 new = dict(status, process=started)
                 try:
@@ -206,16 +195,16 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
                 except OSError:
                     pass
                 return new
-            starter = str(status.get("starter") or "")
-            starting = starter.split(":")[0].isdigit() and process_identity(int(starter.split(":")[0])) == starter
-            if starting and time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
+            starter = status.get("starter")
+            if not _gone(starter) and time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
                 return status  # its controller is starting it right now
-        pid = int(str(proc).split(":")[0]) if proc != STARTING else 0
-        if pid and process_identity(pid) != proc and process_group_alive(pid):
+        parsed = processes.parse_identity(proc) if proc != STARTING else None
+        pid = parsed[0] if parsed else 0
+        if pid and _gone(proc) and processes.group_alive(pid):
             # Only the wrapper was killed: its command still runs in the wrapper's process group.
             # Still running, then: a rerun now would run it twice at once.
             return status
-        if not pid or process_identity(pid) != proc:
+        if not pid or _gone(proc):
             new = dict(status)
             new.update(state=TaskState.INTERRUPTED.value, end_time=now_iso(), error="process vanished")
             new.pop("process", None)
@@ -231,22 +220,9 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
 
 
 def process_group_alive(pgid: int) -> bool:
-    """True while a live process is in process group ``pgid``. A task runs in the group of its
-    wrapper (``start_new_session``), which outlives the wrapper as long as the command runs."""
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return False
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
+    """True while a live process of the task whose wrapper was ``pgid`` runs (its process group
+    or session, which outlive the wrapper as long as the command runs)."""
+    return processes.group_alive(pgid)
 
 
 def stop_orphaned_command(task_dir: Path, status: Mapping[str, Any] | None) -> bool:
@@ -256,33 +232,47 @@ def stop_orphaned_command(task_dir: Path, status: Mapping[str, Any] | None) -> b
     True when something was stopped. For controllers only (``hsm status`` just looks)."""
     if not status or status.get("state") != TaskState.RUNNING.value or left_exit_code(task_dir) is not None:
         return False
-    proc = str(status.get("process") or "")
-    head = proc.split(":")[0]
-    if not head.isdigit() or status.get("host") != socket.gethostname() or process_identity(int(head)) == proc:
+    proc = status.get("process")
+    parsed = processes.parse_identity(proc)
+    if not parsed or status.get("host") != socket.gethostname() or not _gone(proc):
         return False
-    pid = int(head)
-    if not process_group_alive(pid):
+    pid = parsed[0]
+    if not processes.group_alive(pid):
         return False
     import signal
 
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return False
-    for _ in range(100):
-        if not process_group_alive(pid):
-            break
-        time.sleep(0.02)
+    processes.signal_group(pid, signal.SIGKILL)
+    processes.wait_gone(pid, 2.0, poll=0.02)
     return True
 
 
-def _started_process(task_dir: Path) -> str | None:
-    """Identity of the live process whose pid the task's wrapper wrote, None if there is none."""
+def started_process(task_dir: Path) -> str | None:
+    """Identity of the live wrapper whose pid the task's ``.hsm_pid`` names, None if there is none.
+
+    A pid alone proves nothing (pids are reused, files get corrupted): the process must have been
+    alive when the file was written (it started no later than the file's last change: two live
+    processes never share a pid), lead its own process group as the wrapper does, and, where its
+    command line can be read, be an hsm task wrapper.
+    """
+    path = task_dir / PID_FILE
     try:
-        pid = int((task_dir / PID_FILE).read_text().split()[0])
+        pid = int(path.read_text().split()[0])
+        written = path.stat().st_mtime
     except (OSError, ValueError, IndexError):
         return None
-    return process_identity(pid)
+    ident = processes.identity(pid)
+    parsed = processes.parse_identity(ident)
+    if parsed is None or parsed[1] is None or parsed[1] > written + 1.0:
+        return None
+    try:
+        if os.getpgid(pid) != pid:
+            return None
+    except OSError:
+        return None
+    argv = processes.cmdline(pid)
+    if argv is not None and WRAPPER_NAME not in argv:
+        return None
+    return ident
 
 
 def left_exit_code(task_dir: Path) -> tuple[int, float] | None:
@@ -326,10 +316,12 @@ def finalize_status(
     """Write the final ``status.yaml`` of an attempt from its exit code and return it."""
     new = _final_status(status, exit_code, end_time=end_time, state=state, extra=extra)
     write_status(task_dir, new)
-    try:
-        (task_dir / EXIT_MARKER).unlink()
-    except FileNotFoundError:
-        pass
+    # The wrapper's files have served: left behind, they would read as an end nobody recorded.
+    for marker in (EXIT_MARKER, PID_FILE):
+        try:
+            (task_dir / marker).unlink()
+        except FileNotFoundError:
+            pass
     return new
 
 
@@ -368,7 +360,10 @@ def _final_status(
         {k: new.get(k) for k in ("attempt", "state", "host", "source", "start_time", "end_time", "exit_code")}
     )
     new["attempts"] = history
-    new.pop("process", None)
+    # Kept so that the next attempt can make sure nothing of this one still runs (a daemon child).
+    last = new.pop("process", None)
+    if last and last != STARTING:
+        new["last_process"] = last
     return new
 
 

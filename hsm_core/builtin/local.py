@@ -72,7 +72,9 @@ class LocalSource(ComputeSource):
         self._running: dict[str, runner.StartedTask] = {}
         self._slot_of: dict[str, str] = {}
         self._free_slots = list(self._gpu_slots)
-        self._attached: dict[str, int] = {}
+        self._attached: dict[str, TaskSpec] = {}
+        #: Adopted tasks being stopped, and why (their watcher records the end).
+        self._stopping: dict[str, TaskState] = {}
         self._updates: "queue.SimpleQueue[TaskUpdate]" = queue.SimpleQueue()
         self._lock = threading.Lock()
 
@@ -128,28 +130,32 @@ class LocalSource(ComputeSource):
         self.context.wake()
 
     def attach(self, tasks: Sequence[TaskSpec]) -> None:
-        """Watch tasks a previous controller started on this machine (pid from ``status.yaml``)."""
+        """Watch tasks a previous controller started on this machine, through their files: also
+        one it died while starting (``process: starting``), which reaches a verdict from its
+        wrapper's pid file (adopted if it runs, ``interrupted`` if it never started)."""
         for spec in tasks:
-            status = read_status(spec.task_dir) or {}
-            pid = str(status.get("process") or "").split(":")[0]
-            if not pid.isdigit():
-                continue
             with self._lock:
-                self._attached[spec.task_id] = int(pid)
+                self._attached[spec.task_id] = spec
             threading.Thread(target=self._watch_attached, args=(spec,), daemon=True).start()
 
     def _watch_attached(self, spec: TaskSpec) -> None:
         while True:
-            stop_orphaned_command(spec.task_dir, read_status(spec.task_dir))
-            status = reconcile_status(spec.task_dir, read_status(spec.task_dir)) or {}
+            with self._lock:
+                reason = self._stopping.get(spec.task_id)
+            if reason is not None:
+                status = runner.settle_stopped(spec.task_dir, reason) or {}
+            else:
+                stop_orphaned_command(spec.task_dir, read_status(spec.task_dir))
+                status = reconcile_status(spec.task_dir, read_status(spec.task_dir)) or {}
             state = TaskState(status.get("state", "lost"))
             if state.finished:
                 with self._lock:
                     self._attached.pop(spec.task_id, None)
+                    self._stopping.pop(spec.task_id, None)
                 self._updates.put(TaskUpdate(spec.task_id, state))
                 self.context.wake()
                 return
-            time.sleep(0.5)
+            time.sleep(0.1 if reason is not None else 0.5)
 
     def wants_poll(self) -> bool:
         return not self._updates.empty()
@@ -163,36 +169,34 @@ class LocalSource(ComputeSource):
                 return out
 
     def cancel(self, task_ids: Iterable[str], reason: TaskState = TaskState.CANCELLED) -> None:
+        """Stop tasks: SIGTERM to all their processes, up to ``kill_grace`` for all of them to end,
+        then SIGKILL; each keeps its command's own exit code (0 in the grace: completed)."""
         task_ids = list(task_ids)
         with self._lock:
             targets = [self._running[t] for t in task_ids if t in self._running]
-            orphans = [self._attached[t] for t in task_ids if t in self._attached]
-        for pid in orphans:
-            # Not our child: signal its process group; the watcher records the end from the marker/pid.
-            try:
-                os.killpg(pid, 15)
-            except (ProcessLookupError, PermissionError):
-                pass
-        for t in targets:
-            t.stop_reason = reason
-            runner.signal_task(t, 15)
+            adopted = [self._attached[t] for t in task_ids if t in self._attached]
+            for spec in adopted:
+                self._stopping[spec.task_id] = reason
         threads = [threading.Thread(target=runner.terminate, args=(t, self._grace, reason)) for t in targets]
+        threads += [threading.Thread(target=runner.stop_recorded, args=(spec.task_dir, self._grace)) for spec in adopted]
         for th in threads:
             th.start()
         for th in threads:
             th.join()
 
     def interrupt(self) -> None:
-        """Ctrl-C: stop every running task (SIGTERM, SIGKILL after the grace period) as interrupted."""
+        """Ctrl-C: stop every task this source runs or adopted (SIGTERM, SIGKILL after the grace
+        period); what did not finish in the grace reads ``interrupted``."""
         with self._lock:
-            ids = list(self._running)
+            ids = list(self._running) + list(self._attached)
         self.cancel(ids, reason=TaskState.INTERRUPTED)
-        # Let the waiter threads write the final statuses before the process exits.
-        for _ in range(200):
+        # Let the waiter and watcher threads write the final statuses before the process exits.
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
             with self._lock:
-                if not self._running:
+                if not self._running and not self._attached:
                     break
-            threading.Event().wait(0.05)
+            time.sleep(0.05)
 
     def health(self) -> HealthReport:
         return HealthReport(True, f"{len(self._running)}/{self._capacity} running")
@@ -200,7 +204,7 @@ class LocalSource(ComputeSource):
     @property
     def active(self) -> int:
         with self._lock:
-            return len(self._running)
+            return len(self._running) + len(self._attached)
 
 
 @hookimpl

@@ -24,7 +24,7 @@ Protocol (all on the sweep's ``.locks/`` directory, which may be on NFS v3+):
   aside the fresh lock a faster taker had just created, and both would run the task.
 * **Release**: the same rename-verify step, so a holder never deletes a lock that is not its own.
 
-Stdlib only: this module runs inside every worker.
+Stdlib and psutil (through :mod:`hsm_core.processes`) only: this module runs inside every worker.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
+
+from hsm_core import processes
 
 LOCK_SUFFIX = ".lock"
 TOMB_MARK = ".lock.tomb-"
@@ -52,84 +53,22 @@ _CLOCK_TTL = 60.0
 # --------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
 def machine_id() -> str:
-    """Identifies this OS instance and pid namespace: ``host|boot id|pid namespace``.
-
-    Two processes with the same machine id can check each other's pids; containers sharing a
-    host name and kernel but not a pid namespace get different ids.
-    """
-    host = socket.gethostname()
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        boot = "?"
-    try:
-        pidns = str(os.stat("/proc/self/ns/pid").st_ino)
-    except OSError:
-        pidns = "?"
-    return f"{host}|{boot}|{pidns}"
-
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state letter, start ticks) of a process, or None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[0], fields[19]
+    """Identifies this OS instance and pid namespace (see :func:`hsm_core.processes.machine_id`):
+    two processes with the same machine id can check each other's pids."""
+    return processes.machine_id()
 
 
 def process_start(pid: int) -> str | None:
-    """Start time (clock ticks since boot) of a live process: with the pid, it names the process."""
-    st = _proc_stat(pid)
-    return st[1] if st else None
+    """Start time of a live process (epoch seconds, as text): with the pid, it names the process."""
+    ident = processes.identity(pid)
+    return ident.split(":", 1)[1] if ident else None
 
 
 def process_alive(pid: int, start: str | None) -> bool:
-    """True when ``pid`` is still the process that started at ``start`` and is not a zombie."""
-    st = _proc_stat(pid)
-    if st is None:
-        if not Path("/proc/self/stat").exists():  # no /proc (not Linux): fall back to kill(0)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                return True
-            return True
-        return False
-    state, ticks = st
-    if state in ("Z", "X"):
-        return False
-    return start is None or ticks == str(start)
-
-
-def processes_of(task_dir: Path) -> list[tuple[int, str | None]]:
-    """Live processes on this machine running in ``task_dir`` (``HSM_TASK_DIR`` in their
-    environment): (pid, start ticks). Finds a task whose worker died before recording its pid."""
-    target = f"HSM_TASK_DIR={Path(task_dir).resolve()}".encode()
-    found: list[tuple[int, str | None]] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    me = os.getpid()
-    for name in entries:
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                env = fh.read()
-        except OSError:
-            continue
-        if target in env.split(b"\0"):
-            pid = int(name)
-            start = process_start(pid)
-            if start is not None and process_alive(pid, start):
-                found.append((pid, start))
-    return found
+    """True when ``pid`` is still the process that started at ``start`` and is not a zombie, or
+    when that cannot be checked (a lock is never judged dead on a guess)."""
+    return processes.is_running(f"{pid}:{start if start is not None else '?'}") is not False
 
 
 def scheduler_job(env: Mapping[str, str] | None = None) -> dict[str, Any] | None:

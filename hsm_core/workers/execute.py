@@ -11,6 +11,8 @@ its dir, since the task now belongs to another worker.
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,9 +20,18 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from hsm_core.plugin import TaskState
-from hsm_core.runner import StartedTask, finish_task, signal_task, start_task
-from hsm_core.state import finalize_status, left_exit_code, now_iso, read_status, reconcile_status, write_status
-from hsm_core.workers.claims import Claim, ClaimStore, process_alive, processes_of
+from hsm_core import processes
+from hsm_core.runner import StartedTask, finish_task, recorded_process, signal_task, start_task
+from hsm_core.state import (
+    finalize_status,
+    left_exit_code,
+    now_iso,
+    read_status,
+    reconcile_status,
+    started_process,
+    write_status,
+)
+from hsm_core.workers.claims import Claim, ClaimStore
 
 #: Signals a scheduler (or a user) sends to stop a worker; forwarded to the running task.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
@@ -186,13 +197,19 @@ def settle_previous(
     status = read_status(task_dir)
     running = bool(status and status.get("state") == TaskState.RUNNING.value)
     if session.claim.taken_over or running:
-        procs = processes_of(task_dir)
-        if procs:
-            log(f"{task_dir.name}: an earlier attempt still runs as pid {', '.join(str(p) for p, _ in procs)}; waiting for it")
-        while any(process_alive(pid, start) for pid, start in procs):
-            if session.lost or signals.stop_signal is not None:
-                return status
-            time.sleep(poll)
+        # The earlier attempt's own processes (its wrapper's group and session), never "any process
+        # with this task dir in its environment": a daemon child (wandb service, a data loader)
+        # may outlive the attempt by far. A recorded exit code ends the wait: the attempt is over.
+        ident = recorded_process(task_dir, status) if running else started_process(task_dir)
+        if running and status and status.get("host") != socket.gethostname():
+            ident = None  # another machine's process: its pid means nothing here
+        parsed = processes.parse_identity(ident)
+        if parsed and left_exit_code(task_dir) is None and _attempt_alive(ident, parsed[0]):
+            log(f"{task_dir.name}: an earlier attempt still runs as pid {parsed[0]}; waiting for it")
+            while left_exit_code(task_dir) is None and _attempt_alive(ident, parsed[0]):
+                if session.lost or signals.stop_signal is not None:
+                    return status
+                time.sleep(poll)
         status = read_status(task_dir)
         running = bool(status and status.get("state") == TaskState.RUNNING.value)
     left = left_exit_code(task_dir)
@@ -212,6 +229,11 @@ def settle_previous(
         status = finalize_status(task_dir, base, code, end_time=end)
         log(f"{task_dir.name}: unrecorded attempt {attempt} found finished with exit code {code}")
     return status
+
+
+def _attempt_alive(ident: str | None, leader: int) -> bool:
+    """True while the wrapper ``ident`` or anything in its group runs (unknown counts as alive)."""
+    return processes.is_running(ident) is not False or processes.group_alive(leader)
 
 
 @dataclass
@@ -241,12 +263,7 @@ def run_task(
     try:
         if session.lost:  # taken over while we were starting it
             signal_task(task, signal.SIGKILL)
-        while True:
-            try:
-                rc = task.process.wait()
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries
-                continue
+        rc = _wait(task, signals, grace)
     finally:
         signals.attach(None)
         session.task = None
@@ -269,13 +286,34 @@ def run_task(
     return Outcome(str(status.get("state")), status, signal=sig)
 
 
+def _wait(task: StartedTask, signals: Signals, grace: float) -> int:
+    """Wait for the task's wrapper to end (it records its command's exit code). Once a stop signal
+    was forwarded, the command gets ``grace`` seconds: then it and its children are SIGKILLed
+    (the wrapper spared, so that it still records how its command ended)."""
+    killed_at: float | None = None
+    stop_by: float | None = None
+    while True:
+        try:
+            return task.process.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        if signals.stop_signal is None or killed_at is not None:
+            continue
+        if stop_by is None:
+            stop_by = time.monotonic() + grace
+        elif time.monotonic() > stop_by:
+            processes.signal_group(task.process.pid, signal.SIGKILL, spare=task.process.pid)
+            killed_at = time.monotonic()
+
+
 def _wait_for_leftovers(task: StartedTask, task_dir: Path, session: Session, grace: float) -> None:
-    """Wait up to ``grace`` seconds for the task's processes to exit, then SIGKILL its group."""
-    deadline = time.time() + grace
-    while processes_of(task_dir):
+    """Wait up to ``grace`` seconds for what the task started to exit, then SIGKILL it all."""
+    leader = task.process.pid
+    deadline = time.monotonic() + grace
+    while processes.group_alive(leader):
         if session.lost:
             return
-        if time.time() > deadline:
+        if time.monotonic() > deadline:
             signal_task(task, signal.SIGKILL)
             return
         time.sleep(0.05)

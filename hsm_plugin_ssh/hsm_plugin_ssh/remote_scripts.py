@@ -7,34 +7,43 @@ tasks it handles, so a poll costs one round trip.
 
 from __future__ import annotations
 
-# Shared helpers: is a process alive (and the same process: start time from /proc, so a reused
-# pid is not mistaken for ours; a zombie counts as dead).
+# Shared helpers: is a process alive, and the same process (pid + start time, as hsm-core's
+# hsm_core.processes records it, so a reused pid is not mistaken for ours; a zombie counts as
+# dead). Through psutil, which hsm-core brings; on a host without it the answers are only ever
+# "alive" or "unknown", never a guessed "dead" (a guess would run a task a second time).
 _ALIVE = r'''
 import json, os, signal, sys, time
-def _ticks(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
+try:
+    import psutil as _psutil
+    from hsm_core import processes as _procs
+except Exception:
+    _procs = None
+def start_of(pid):
+    if _procs is None:
         return None
-    return fields
+    ident = _procs.identity(pid)
+    return ident.split(":", 1)[1] if ident else None
 def alive(pid, ticks=None):
     if not pid:
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    fields = _ticks(int(pid))
-    if fields is None:
-        return not os.path.isdir("/proc")  # no /proc (macOS): trust kill(0)
-    if fields[0] == "Z":
-        return False
-    return ticks in (None, "", "?") or fields[19] == str(ticks)
+    if _procs is None:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    return _procs.is_running("%d:%s" % (int(pid), ticks if ticks not in (None, "") else "?")) is not False
 def find_runner(d):
+    # The detached Python runner of task dir d, by its command line.
     found = []
+    if _procs is not None:
+        for p in _psutil.process_iter(["cmdline"]):
+            args = p.info.get("cmdline") or []
+            if "hsm_core.runner" in args and d in args:
+                found.append(p.pid)
+        return found
     for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not name.isdigit():
             continue
@@ -48,30 +57,25 @@ def find_runner(d):
     return found
 def group_alive(pgid):
     # A task runs in its wrapper's process group; the group outlives a killed wrapper.
-    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
+    if _procs is not None:
+        return _procs.group_alive(int(pgid))
+    try:
+        os.killpg(int(pgid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 def wrapper_pid(d):
     # The runner's /bin/sh wrapper writes its pid to .hsm_pid as it starts: a runner killed after
     # starting it, but before recording it in status.yaml, leaves the task findable. The pid
-    # counts only if that process still works in this task dir (pids are reused).
-    try:
-        with open(os.path.join(d, ".hsm_pid")) as fh:
-            pid = int(fh.read().split()[0])  # "PID", or "PID exit CODE" once its command ended
-        with open("/proc/%d/environ" % pid, "rb") as fh:
-            env = fh.read().split(b"\0")
-    except (OSError, ValueError, IndexError):
+    # counts only if it is still that wrapper (pids are reused: see hsm_core.state.started_process).
+    if _procs is None:
         return None
-    mine = [("HSM_TASK_DIR=" + p).encode() for p in {d, os.path.realpath(d)}]
-    return pid if alive(pid) and any(m in env for m in mine) else None
+    from pathlib import Path
+    from hsm_core.state import started_process
+    ident = started_process(Path(d))
+    return int(ident.split(":", 1)[0]) if ident else None
 def task_process(status_text):
     for line in (status_text or "").splitlines():
         if line.startswith("process:"):
@@ -104,8 +108,7 @@ for t in req["tasks"]:
     except OSError as exc:
         out[d] = {"error": str(exc)}
         continue
-    fields = _ticks(p.pid)
-    out[d] = {"pid": p.pid, "ticks": fields[19] if fields else None}
+    out[d] = {"pid": p.pid, "ticks": start_of(p.pid)}
 print(json.dumps(out))
 '''
 
@@ -139,10 +142,10 @@ def scan(t):
     found = None
     if not t.get("pid"):
         for p in find_runner(d):
-            fields = _ticks(p)
-            if alive(p) and fields:
-                t["pid"], t["ticks"] = p, fields[19]
-                found = [p, fields[19]]
+            start = start_of(p)
+            if alive(p) and start:
+                t["pid"], t["ticks"] = p, start
+                found = [p, start]
                 break
     runner_alive = alive(t.get("pid"), t.get("ticks")) if t.get("pid") else False
     status = text(os.path.join(d, "status.yaml"))

@@ -355,20 +355,25 @@ def cmdline(pid: int) -> list[str]:
 
 
 def process_of(status: dict[str, Any] | None) -> tuple[int, str] | None:
-    """(pid, start ticks) of the ``process`` a running status.yaml names."""
+    """(pid, start time) of the ``process`` a running status.yaml names."""
     if not status or not status.get("process"):
         return None
-    pid, _, ticks = str(status["process"]).partition(":")
-    return (int(pid), ticks) if pid.isdigit() else None
+    pid, _, start = str(status["process"]).partition(":")
+    return (int(pid), start) if pid.isdigit() else None
 
 
-def same_process(pid: int, ticks: str) -> bool:
-    """True when ``pid`` is alive and is the process that started at ``ticks``."""
+def same_process(pid: int, start: str) -> bool:
+    """True when ``pid`` is alive (not a zombie) and is the process that started at ``start``
+    (epoch seconds, as hsm records it), read independently of hsm through psutil."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return abs(proc.create_time() - float(start)) < 0.05
+    except (psutil.Error, ValueError):
         return False
-    return fields[0] not in ("Z", "X") and fields[19] == ticks
 
 
 def stop(proc: subprocess.Popen, timeout: float = 10) -> None:

@@ -1,0 +1,235 @@
+"""Process identity: is this still *that* process, which processes belong to a task, stop them.
+
+Everything hsm decides about processes goes through this module: whether a task's process still
+runs (a ``pid:start`` identity, so a reused pid is never mistaken for ours), which processes make
+up a task (its wrapper's process group and session), stopping them, and which machine and pid
+namespace a pid belongs to. It uses psutil, so it works the same on Linux, macOS and the BSDs.
+
+Every question has three answers, not two: a process can be provably alive, provably gone, or
+*unknown* (``None``: permission denied, a hidden ``/proc``). Callers stay on the safe side with
+unknown: hsm never starts a second copy of a task because it could not check the first.
+
+``HSM_PROCESS_PORTABLE=1`` forces the behaviour of a system without ``/proc`` (macOS): nothing
+here reads ``/proc`` itself (no Linux pid namespace, no boot id), so the whole test suite can
+exercise the paths a laptop takes. psutil is imported on first use: the task runner, started
+once per array element, pays for it only when it needs an identity.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from functools import lru_cache
+from typing import Iterable
+
+#: Seconds two start times of one process may differ by (psutil derives them from boot time and
+#: clock ticks; identities written by another psutil version or a legacy tick count compare loosely).
+_START_SLACK = 0.05
+
+
+def portable() -> bool:
+    """True when told to behave as on a system without ``/proc`` (``HSM_PROCESS_PORTABLE=1``)."""
+    return os.environ.get("HSM_PROCESS_PORTABLE", "") not in ("", "0")
+
+
+def _psutil():  # noqa: ANN202 - the module, imported on first use
+    import psutil
+
+    return psutil
+
+
+def start_time(pid: int) -> float | None:
+    """When ``pid`` started (epoch seconds), or None when there is no such live process or it
+    cannot be seen. A zombie counts as gone: it has exited, only its exit status is left."""
+    ps = _psutil()
+    try:
+        proc = ps.Process(pid)
+        created = proc.create_time()
+        if proc.status() == ps.STATUS_ZOMBIE:
+            return None
+    except (ps.NoSuchProcess, ps.AccessDenied, ValueError, OSError):
+        return None
+    return created
+
+
+def identity(pid: int) -> str | None:
+    """``"PID:START"`` naming the live process ``pid`` (pid + start time), None when it is gone."""
+    start = start_time(pid)
+    return None if start is None else f"{pid}:{start:.3f}"
+
+
+def parse_identity(ident: object) -> tuple[int, float | None] | None:
+    """``(pid, start)`` from an identity; start None when the identity has none (``"PID:?"``).
+    None for anything that is not an identity."""
+    head, _, tail = str(ident or "").partition(":")
+    if not head.isdigit() or int(head) <= 0:
+        return None
+    if "." not in tail:
+        return int(head), None  # "PID:?", or a legacy identity (Linux clock ticks): the pid must do
+    try:
+        return int(head), float(tail)
+    except ValueError:
+        return int(head), None
+
+
+def is_running(ident: object) -> bool | None:
+    """Whether the process an identity names still runs: True, False (provably gone: no such
+    pid, a zombie, or another process that reused the pid), or None when it cannot be told
+    (permission denied). An identity without a start time matches any live process with its pid."""
+    parsed = parse_identity(ident)
+    if parsed is None:
+        return False
+    pid, start = parsed
+    ps = _psutil()
+    try:
+        proc = ps.Process(pid)
+        created = proc.create_time()
+        if proc.status() == ps.STATUS_ZOMBIE:
+            return False
+    except ps.NoSuchProcess:
+        return False
+    except (ps.AccessDenied, OSError):
+        return None
+    return start is None or abs(created - start) <= _START_SLACK
+
+
+def pid_exists(pid: int) -> bool:
+    """True when some process (any user's, zombies included) has ``pid``."""
+    return pid > 0 and _psutil().pid_exists(pid)
+
+
+def members(leader: int) -> list[int]:
+    """Live processes of the task whose wrapper is ``leader``: those in its process group or its
+    session (the wrapper starts both, and both outlive it while the command runs). A process that
+    left both (``setsid`` of its own) is beyond reach and not counted."""
+    ps = _psutil()
+    found: list[int] = []
+    me = os.getpid()
+    for proc in ps.process_iter():
+        pid = proc.pid
+        if pid == me:
+            continue
+        try:
+            if os.getpgid(pid) != leader and _session(pid) != leader:
+                continue
+            if proc.status() == ps.STATUS_ZOMBIE:
+                continue
+        except (ps.NoSuchProcess, ProcessLookupError):
+            continue
+        except (ps.AccessDenied, PermissionError, OSError):
+            continue
+        found.append(pid)
+    return found
+
+
+def _session(pid: int) -> int | None:
+    if portable():
+        return None  # as on macOS, which refuses the session of a process outside ours
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def group_alive(leader: int) -> bool:
+    """True while any process of the task whose wrapper is ``leader`` lives (see :func:`members`)."""
+    return bool(members(leader))
+
+
+def signal_group(leader: int, signum: int, *, spare: int | None = None) -> None:
+    """Send ``signum`` to every process of the task whose wrapper is ``leader``. ``spare``: a pid
+    left out (the wrapper, so that it lives to record how its command ended)."""
+    grouped = False
+    if spare is None:
+        try:
+            os.killpg(leader, signum)
+            grouped = True
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+    for pid in members(leader):
+        if pid == spare:
+            continue
+        try:
+            if grouped and os.getpgid(pid) == leader:
+                continue  # reached by killpg already: one signal each (a second SIGTERM aborts many checkpoints)
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def wait_gone(leader: int, timeout: float, *, poll: float = 0.05, until: Iterable[int] = ()) -> bool:
+    """Wait up to ``timeout`` seconds until no process of the task led by ``leader`` lives (or
+    none of the pids ``until`` when given). True when they are gone."""
+    deadline = time.monotonic() + timeout
+    watch = list(until)
+    while True:
+        left = [p for p in watch if start_time(p) is not None] if watch else members(leader)
+        if not left:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+
+
+def stop_group(leader: int, grace: float) -> bool:
+    """Stop a task's processes: SIGTERM to all of them, up to ``grace`` seconds for them to end
+    (a training script saving its checkpoint), then SIGKILL for what is left.
+
+    The wrapper (``leader``) is killed last: killed first, it could not record how its command
+    ended. True when nothing of the task is left."""
+    signal_group(leader, signal.SIGTERM)
+    if wait_gone(leader, grace):
+        return True
+    # Kill the command and its children first, so the wrapper lives to record the exit status.
+    for _ in range(20):
+        others = [p for p in members(leader) if p != leader]
+        if not others:
+            break
+        signal_group(leader, signal.SIGKILL, spare=leader)
+        time.sleep(0.02)
+    if wait_gone(leader, 2.0):
+        return True
+    signal_group(leader, signal.SIGKILL)
+    return wait_gone(leader, 2.0)
+
+
+@lru_cache(maxsize=1)
+def machine_id() -> str:
+    """Identifies this OS instance and pid namespace: ``host|boot|pid namespace``.
+
+    Two processes with the same machine id can check each other's pids; containers sharing a
+    host name and kernel but not a pid namespace get different ids (on Linux).
+    """
+    host = socket.gethostname()
+    try:
+        boot = str(int(_psutil().boot_time()))
+    except Exception:  # noqa: BLE001 - an unknown boot time only makes ids less precise
+        boot = "?"
+    pidns = "?"
+    if not portable():
+        try:
+            pidns = str(os.stat("/proc/self/ns/pid").st_ino)
+        except OSError:
+            pass
+    return f"{host}|{boot}|{pidns}"
+
+
+def cmdline(pid: int) -> list[str] | None:
+    """The command line of ``pid``, or None when it cannot be read (gone, or not ours to read)."""
+    ps = _psutil()
+    try:
+        return ps.Process(pid).cmdline()
+    except (ps.NoSuchProcess, ps.AccessDenied, OSError):
+        return None
+
+
+def environ_value(pid: int, key: str) -> str | None:
+    """The value of ``key`` in the environment ``pid`` started with; None when unset or when the
+    environment cannot be read (another user's process, or a platform that hides it)."""
+    ps = _psutil()
+    try:
+        return ps.Process(pid).environ().get(key)
+    except (ps.NoSuchProcess, ps.AccessDenied, OSError):
+        return None

@@ -1,0 +1,226 @@
+"""hsm_core.processes: process identity, a task's processes, stopping them, and the safe side.
+
+Real processes throughout; psutil is replaced only to make a process impossible to inspect (the
+"unknown" answer of a hidden /proc or another user's process), which cannot be arranged here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hsm_core import processes
+from hsm_core.runner import start_task, terminate
+from hsm_core.state import PID_FILE, STARTING, reconcile_status, started_process, write_status
+from hsm_core.taskstate import TaskState
+
+
+def _spawn(code: str, **kw: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], **kw)  # type: ignore[call-overload]
+
+
+def test_identity_names_one_process_and_tells_a_reused_pid_apart() -> None:
+    proc = _spawn("import time; time.sleep(30)")
+    try:
+        ident = processes.identity(proc.pid)
+        assert ident and ident.startswith(f"{proc.pid}:")
+        assert processes.is_running(ident) is True
+        # The same pid with another start time is another process (the pid was reused).
+        pid, start = processes.parse_identity(ident)
+        assert processes.is_running(f"{pid}:{start - 5:.3f}") is False
+        assert processes.is_running(f"{pid}:?") is True  # no start time: the pid must do
+    finally:
+        proc.kill()
+        proc.wait()
+    assert processes.is_running(ident) is False
+    assert processes.identity(proc.pid) is None
+
+
+def test_a_zombie_counts_as_gone() -> None:
+    proc = _spawn("pass")
+    ident = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # exited, not yet reaped: a zombie
+        if processes.identity(proc.pid) is None:
+            break
+        ident = processes.identity(proc.pid)
+        time.sleep(0.02)
+    assert processes.identity(proc.pid) is None and processes.pid_exists(proc.pid)
+    if ident:
+        assert processes.is_running(ident) is False
+    proc.wait()
+
+
+def test_members_are_the_group_and_the_session_of_the_wrapper(tmp_path: Path) -> None:
+    # A wrapper in its own session, a child in its group, and a grandchild that made a group of
+    # its own inside the session (what a shell with job control does): all three are the task.
+    script = (
+        "import os, subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import os, time; os.setpgid(0, 0); time.sleep(30)'])\n"
+        "time.sleep(30)\n"
+    )
+    wrapper = subprocess.Popen(["/bin/sh", "-c", f'"{sys.executable}" -c "$0"; :', script], start_new_session=True)
+    try:
+        found = lambda: processes.members(wrapper.pid)  # noqa: E731
+        deadline = time.monotonic() + 10
+        while len(found()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert wrapper.pid in found() and len(found()) == 3
+        assert processes.group_alive(wrapper.pid)
+    finally:
+        processes.signal_group(wrapper.pid, signal.SIGKILL)
+        wrapper.wait()
+    assert processes.wait_gone(wrapper.pid, 5)
+
+
+def _task_dir(tmp_path: Path, code: str) -> Path:
+    import json
+
+    d = tmp_path / "tasks" / "task_001"
+    d.mkdir(parents=True)
+    (d / "command.json").write_text(json.dumps({"argv": [sys.executable, "-c", code], "task_id": "t1", "index": 1}))
+    return d
+
+
+TRAPS_TERM = (
+    "import signal, sys, time\n"
+    "def stop(*a):\n"
+    "    time.sleep(0.5)  # saving a checkpoint\n"
+    "    sys.exit({code})\n"
+    "signal.signal(signal.SIGTERM, stop)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def _ready(d: Path) -> None:
+    deadline = time.monotonic() + 20
+    while b"ready" not in (d / "stdout.log").read_bytes():
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("code,state", [(0, "completed"), (3, "interrupted")])
+def test_a_stopped_task_keeps_its_commands_own_exit_code(tmp_path: Path, code: int, state: str) -> None:
+    from hsm_core.runner import finish_task
+
+    d = _task_dir(tmp_path, TRAPS_TERM.format(code=code))
+    task = start_task(d, source="local")
+    _ready(d)
+    terminate(task, grace=10, reason=TaskState.INTERRUPTED)
+    status = finish_task(task, task.process.returncode)
+    assert (status["state"], status["exit_code"]) == (state, code)
+    assert not processes.group_alive(task.process.pid)
+
+
+def test_a_task_ignoring_sigterm_is_killed_after_the_grace_and_the_kill_recorded(tmp_path: Path) -> None:
+    from hsm_core.runner import finish_task
+
+    d = _task_dir(tmp_path, "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)\n")
+    task = start_task(d, source="local")
+    _ready(d)
+    began = time.monotonic()
+    terminate(task, grace=1.0, reason=TaskState.CANCELLED)
+    assert time.monotonic() - began >= 1.0  # it had its grace
+    status = finish_task(task, task.process.returncode)
+    # The wrapper outlived its command and recorded how it ended: killed by SIGKILL.
+    assert (status["state"], status["exit_code"], status.get("signal")) == ("cancelled", 137, "SIGKILL")
+    assert not processes.group_alive(task.process.pid)
+
+
+def test_a_pid_file_naming_another_process_is_not_adopted(tmp_path: Path) -> None:
+    d = tmp_path / "t"
+    d.mkdir()
+    # A live process that started before the file was written, but is no task wrapper (it leads
+    # no group of its own): corruption, or a pid reused between two runs.
+    other = _spawn("import time; time.sleep(30)")
+    try:
+        (d / PID_FILE).write_text(str(other.pid))
+        assert started_process(d) is None
+        # A process that started after the file was written cannot have written it.
+        (d / PID_FILE).write_text(str(os.getpid()))
+        old = time.time() - 3600
+        os.utime(d / PID_FILE, (old, old))
+        assert started_process(d) is None
+        # The real thing is recognised.
+        wrapper = subprocess.Popen(["/bin/sh", "-c", 'printf %s $$ > "$0/.hsm_pid"; sleep 30', str(d)],
+                                   start_new_session=True)
+        try:
+            deadline = time.monotonic() + 10
+            while not (d / PID_FILE).read_text().strip() == str(wrapper.pid):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            # $0 is the task dir here, not "hsm-task": not a wrapper of hsm's.
+            assert started_process(d) is None
+        finally:
+            wrapper.kill()
+            wrapper.wait()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def _running_status(tmp_path: Path, process: str) -> tuple[Path, dict]:
+    import socket
+
+    d = tmp_path / "t"
+    d.mkdir(exist_ok=True)
+    status = {"state": "running", "runner": "local", "host": socket.gethostname(), "process": process,
+              "attempt": 1, "start_epoch": time.time()}
+    write_status(d, status)
+    return d, status
+
+
+def test_a_process_that_cannot_be_checked_is_never_taken_for_dead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a fact cannot be known (permission denied, a hidden /proc), hsm stays on the safe
+    side: the task stays running, so nothing starts a second copy next to it."""
+    import psutil
+
+    d, status = _running_status(tmp_path, "999999:12345.000")
+
+    class Hidden:
+        def __init__(self, pid: int) -> None:
+            raise psutil.AccessDenied(pid)
+
+    monkeypatch.setattr(psutil, "Process", Hidden)
+    assert processes.is_running(status["process"]) is None
+    assert reconcile_status(d, status)["state"] == "running"
+    monkeypatch.undo()
+    # Visible and provably gone: the attempt is over.
+    assert reconcile_status(d, status)["state"] == "interrupted"
+
+
+def test_a_starting_task_whose_controller_died_reaches_a_verdict(tmp_path: Path) -> None:
+    d, status = _running_status(tmp_path, STARTING)
+    dead = _spawn("pass")
+    dead.wait()
+    status = dict(status, starter=f"{dead.pid}:1.000")
+    write_status(d, status)
+    assert reconcile_status(d, status)["state"] == "interrupted"  # never started: run it again
+
+
+def test_portable_mode_reads_nothing_from_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The behaviour of a system without /proc (macOS): no pid namespace in the machine id, no
+    sessions of other processes; identities, groups and stops still work through psutil."""
+    monkeypatch.setenv("HSM_PROCESS_PORTABLE", "1")
+    processes.machine_id.cache_clear()
+    try:
+        assert processes.machine_id().endswith("|?")
+        wrapper = subprocess.Popen(["/bin/sh", "-c", "sleep 30 & wait"], start_new_session=True)
+        try:
+            deadline = time.monotonic() + 10
+            while len(processes.members(wrapper.pid)) < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            assert processes.stop_group(wrapper.pid, 2.0)
+        finally:
+            wrapper.kill()
+            wrapper.wait()
+    finally:
+        processes.machine_id.cache_clear()
