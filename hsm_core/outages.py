@@ -79,10 +79,11 @@ def _iso(epoch: float) -> str:
 
 def _controller() -> dict[str, Any]:
     """Who writes the file: enough for a reader to tell whether that process still runs."""
-    from hsm_core.state import process_identity
+    from hsm_core import processes
 
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "identity": process_identity(pid)}
+    return {"host": socket.gethostname(), "machine": processes.machine_id(), "pid": pid,
+            "identity": processes.identity(pid)}
 
 
 def write_outages(logs_dir: Path, sweep_id: str, outages: list[Outage]) -> None:
@@ -108,8 +109,8 @@ def write_outages(logs_dir: Path, sweep_id: str, outages: list[Outage]) -> None:
 def read_outages(logs_dir: Path) -> dict[str, Any] | None:
     """The outages a running controller wrote for a sweep, or None (none, unreadable, or written
     by a controller on this machine that is gone: it was killed before it could remove them)."""
+    from hsm_core import processes
     from hsm_core.atomic import read_json
-    from hsm_core.state import process_identity
 
     try:
         data = read_json(Path(logs_dir) / OUTAGES_FILE)
@@ -118,10 +119,8 @@ def read_outages(logs_dir: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
         return None
     ctl = data.get("controller") if isinstance(data.get("controller"), dict) else {}
-    pid = ctl.get("pid")
-    if ctl.get("host") == socket.gethostname() and isinstance(pid, int):
-        if ctl.get("identity") is None or process_identity(pid) != ctl.get("identity"):
-            return None
+    if ctl.get("machine") == processes.machine_id() and processes.is_running(ctl.get("identity")) is False:
+        return None  # its controller is gone (killed): nothing waits any more
     data["sources"] = [s for s in data["sources"] if isinstance(s, dict) and s.get("source")]
     for s in data["sources"]:
         s["hints"] = action_hints(s, str(data.get("sweep_id") or ""), ctl)
