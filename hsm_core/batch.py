@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
+from hsm_core.install_hints import install_hint
 from hsm_core.plugin import (
     CommandResult,
     ComputeSource,
@@ -776,7 +777,7 @@ class ArrayJobSource(ComputeSource):
             if name and name not in ("local", "localhost"):
                 if self.context.get_host is None:
                     raise HsmError(f"source {self.name!r} has host: {name} but no host provider is available",
-                                   hint="install hsm-plugin-ssh")
+                                   hint=install_hint("hsm-plugin-ssh"))
                 self._host = self.context.get_host(str(name))
             else:
                 from hsm_core.builtin.hosts import LocalHost

@@ -31,6 +31,15 @@ from hsm_core.taskstate import TaskState
 
 PROJECT_NAME = "hsm"
 
+#: The version of this API, ``(major, minor)``. A plugin declares the version it was written for in
+#: its entry-point module, ``HSM_PLUGIN_API = "1.0"``, and hsm loads it only when the majors are
+#: equal and the plugin's minor is not newer than this one. The major grows when something a plugin
+#: may use changes or goes away (plugins written for the old major are then listed as failed, "upgrade
+#: the plugin"); the minor grows when something is only added (a plugin that needs the addition
+#: declares the new minor, and an older core says "upgrade hsm-core"). A new major comes only with a
+#: new hsm-core release line (0.1 -> 0.2), so a plugin for API 1.0 requires ``hsm-core>=0.1,<0.2``.
+PLUGIN_API_VERSION: tuple[int, int] = (1, 0)
+
 #: Decorator marking a function as an implementation of an ``hsm_*`` hook.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
@@ -575,6 +584,7 @@ class Host(abc.ABC):
 
 __all__ = [
     "PROJECT_NAME",
+    "PLUGIN_API_VERSION",
     "hookimpl",
     "HsmError",
     "ConfigError",

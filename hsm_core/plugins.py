@@ -1,9 +1,12 @@
 """The plugin manager: built-ins first, then entry points of group ``hsm``, one failure at a time.
 
-A plugin that fails to import (or implements a hook that does not exist) is reported as one warning
-line and listed as failed by ``hsm plugins``; it never breaks ``hsm --help``. Components are looked
-up by kind and name; a missing one is an error that lists what is available, what failed to load,
-and which package to install.
+A plugin that fails to import (even with ``SystemExit``), implements a hook that does not exist, or
+was written for another plugin-API version (:data:`~hsm_core.plugin.PLUGIN_API_VERSION`, declared as
+``HSM_PLUGIN_API`` in its entry-point module) is reported as one warning line and listed as failed
+by ``hsm plugins``; it never breaks ``hsm --help``. Components are looked up by kind and name; a
+missing one is an error that lists what is available, what failed to load, and what to install. A
+plugin's component whose lazy factory fails to import when first used is a one-line
+:class:`~hsm_core.plugin.HsmError` too; ``hsm plugins --check`` imports them all up front.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Iterable
 import pluggy
 
 from hsm_core import __version__, hookspecs
+from hsm_core.install_hints import install_hint
 from hsm_core.plugin import (
     PROJECT_NAME,
     CollectorRecord,
@@ -31,7 +35,9 @@ from hsm_core.plugin import (
     StrategyRecord,
     SyncTransportRecord,
     TaskRegistryRecord,
+    load_object,
 )
+from hsm_core.plugin_compat import API_ATTRIBUTE, api_incompatibility, api_text, describe_failure
 
 ENTRY_POINT_GROUP = "hsm"
 
@@ -58,16 +64,16 @@ KIND_HOOKS: dict[str, str] = {
     TaskRegistryRecord.kind: "hsm_register_task_registries",
 }
 
-#: Which distribution to install for a component nobody provides.
-PACKAGE_HINTS: dict[tuple[str, str], str] = {
-    (ComputeSourceRecord.kind, "slurm"): "hsm-plugin-slurm",
-    (ComputeSourceRecord.kind, "pbs"): "hsm-plugin-pbs",
-    (ComputeSourceRecord.kind, "torque"): "hsm-plugin-pbs",
-    (ComputeSourceRecord.kind, "hpc"): "hsm-plugin-slurm or hsm-plugin-pbs",
-    (ComputeSourceRecord.kind, "ssh"): "hsm-plugin-ssh",
-    (ComputeSourceRecord.kind, "remote"): "hsm-plugin-ssh",
-    (HostProviderRecord.kind, "ssh"): "hsm-plugin-ssh",
-    (TaskRegistryRecord.kind, "wandb"): "hsm-plugin-wandb-sync",
+#: Which of hsm's own distributions provides a component nobody provides here.
+PACKAGE_HINTS: dict[tuple[str, str], tuple[str, ...]] = {
+    (ComputeSourceRecord.kind, "slurm"): ("hsm-plugin-slurm",),
+    (ComputeSourceRecord.kind, "pbs"): ("hsm-plugin-pbs",),
+    (ComputeSourceRecord.kind, "torque"): ("hsm-plugin-pbs",),
+    (ComputeSourceRecord.kind, "hpc"): ("hsm-plugin-slurm", "hsm-plugin-pbs"),
+    (ComputeSourceRecord.kind, "ssh"): ("hsm-plugin-ssh",),
+    (ComputeSourceRecord.kind, "remote"): ("hsm-plugin-ssh",),
+    (HostProviderRecord.kind, "ssh"): ("hsm-plugin-ssh",),
+    (TaskRegistryRecord.kind, "wandb"): ("hsm-plugin-wandb-sync",),
 }
 
 KIND_LABELS: dict[str, str] = {
@@ -92,6 +98,72 @@ class PluginInfo:
     builtin: bool = False
     error: str | None = None
     provides: dict[str, list[str]] = field(default_factory=dict)
+    #: The plugin-API version the plugin declares (built-ins: the core's own).
+    api: str | None = None
+
+
+@dataclass
+class ComponentCheck:
+    """One lazy part of a registered component (its factory, or a source's ``detect``), imported."""
+
+    kind: str
+    name: str
+    plugin: str
+    distribution: str
+    part: str  # "factory" or "detect"
+    error: str | None = None
+
+
+class PluginLoadError(HsmError):
+    """A plugin's component could not be imported when it was first used."""
+
+
+def _call_plugin(record: ComponentRecord, part: str, call: Any) -> Any:
+    """``call()``, with any failure but Ctrl-C turned into a one-line :class:`PluginLoadError`."""
+    try:
+        return call()
+    except (HsmError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # SystemExit from a plugin's import must not end hsm with no word
+        dist = record.distribution or "?"
+        label = KIND_LABELS.get(record.kind, record.kind)
+        raise PluginLoadError(
+            f"{label} {record.name!r} of {dist} {_dist_version(dist)} failed to load ({part}): {describe_failure(exc)}",
+            hint="`hsm plugins --check` imports every plugin's components",
+        ) from exc
+
+
+class _GuardedLoad:
+    """Mixed into a plugin's records: :meth:`load` (and ``detected``) fail with a one-line error."""
+
+    def load(self) -> Any:
+        return _call_plugin(self, "factory", super().load)  # type: ignore[arg-type, misc]
+
+
+class _GuardedDetect:
+    def detected(self) -> bool:
+        return _call_plugin(self, "detect", super().detected)  # type: ignore[arg-type, misc]
+
+
+_GUARDED_CLASSES: dict[type, type] = {}
+
+
+def _guarded(record: ComponentRecord) -> ComponentRecord:
+    """The same record, as an instance of a subclass whose lazy imports fail with a one-line error."""
+    cls = type(record)
+    guarded = _GUARDED_CLASSES.get(cls)
+    if guarded is None:
+        mixins = (_GuardedLoad, _GuardedDetect) if hasattr(cls, "detected") else (_GuardedLoad,)
+        names = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
+        guarded = _GUARDED_CLASSES[cls] = type(cls.__name__, (*mixins, cls), names)
+    return guarded(**{f.name: getattr(record, f.name) for f in dataclasses.fields(record)})
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except Exception:  # not installed as a distribution (tests register plain modules)
+        return "?"
 
 
 class PluginRegistry:
@@ -122,14 +194,16 @@ class PluginRegistry:
                 info = by_plugin.get(impl.plugin_name)
                 dist = info.distribution if info else impl.plugin_name
                 try:
-                    records = impl.function() or []
-                except Exception as exc:  # a plugin's registration must not break the others
+                    records = [_own_record(rec, dist, hook_name, guard=not (info and info.builtin))
+                               for rec in impl.function() or []]
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # a plugin's registration must not break the others
                     _warn(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc!r}")
                     if info:
                         info.status, info.error = "failed", f"{hook_name}: {exc!r}"
                     continue
                 for rec in records:
-                    rec = dataclasses.replace(rec, distribution=dist)
                     if rec.name in found:
                         conflicts.setdefault(rec.name, [found[rec.name].distribution or "?"]).append(dist)
                         continue
@@ -138,6 +212,29 @@ class PluginRegistry:
                         info.provides.setdefault(kind, []).append(rec.name)
             self._components[kind] = found
             self._conflicts[kind] = conflicts
+
+    def check(self) -> list[ComponentCheck]:
+        """Import every lazy part (factory, ``detect``) of every registered component, built-ins too."""
+        self._collect()
+        owner = {(kind, name): p for p in self.plugins for kind, names in p.provides.items() for name in names}
+        checks = []
+        for kind in KIND_HOOKS:
+            for name, rec in sorted(self.components(kind).items()):
+                plugin = owner.get((kind, name))
+                for part in ("factory", "detect"):
+                    ref = getattr(rec, part, None)
+                    if ref is None:
+                        continue
+                    check = ComponentCheck(kind, name, plugin.name if plugin else "?", rec.distribution or "?", part)
+                    if isinstance(ref, str):
+                        try:
+                            load_object(ref)
+                        except KeyboardInterrupt:
+                            raise
+                        except BaseException as exc:
+                            check.error = describe_failure(exc)
+                    checks.append(check)
+        return checks
 
     def components(self, kind: str) -> dict[str, ComponentRecord]:
         """All records of a kind, by name."""
@@ -174,10 +271,18 @@ class PluginRegistry:
         failed = [p for p in self.plugins if p.status == "failed"]
         if failed:
             parts.append("plugins that failed to load: " + "; ".join(f"{p.name}: {p.error}" for p in failed))
-        pkg = PACKAGE_HINTS.get((kind, name))
-        if pkg:
-            parts.append(f"install {pkg} to get it (pip install {pkg})")
+        dists = PACKAGE_HINTS.get((kind, name))
+        if dists:
+            parts.append(f"to get it, {install_hint(*dists)}")
         return "; ".join(parts)
+
+
+def _own_record(record: object, dist: str, hook_name: str, *, guard: bool) -> ComponentRecord:
+    """``record`` stamped with the distribution that registered it (guarded when it is a plugin's)."""
+    if not isinstance(record, ComponentRecord):
+        raise TypeError(f"{hook_name} returned {record!r}, not a record of hsm_core.plugin")
+    record = dataclasses.replace(record, distribution=dist)
+    return _guarded(record) if guard else record
 
 
 def builtin_name(module: str) -> str:
@@ -232,7 +337,7 @@ def build_registry(
         err = _register(pm, module, name)
         if err:
             raise RuntimeError(f"built-in plugin {modname}: {err}")
-        plugins.append(PluginInfo(name, "hsm-core", __version__, "loaded", builtin=True))
+        plugins.append(PluginInfo(name, "hsm-core", __version__, "loaded", builtin=True, api=api_text()))
 
     disabled = _env_list("HSM_DISABLE_PLUGINS") or set()
     allowed = _env_list("HSM_LOAD_PLUGINS")
@@ -251,9 +356,15 @@ def build_registry(
                 continue
             try:
                 module = ep.load()
-                err = _register(pm, module, ep.name)
-            except Exception as exc:  # one try/except per entry point, by design
-                err = f"{type(exc).__name__}: {exc}"
+                declared = getattr(module, API_ATTRIBUTE, None)
+                info.api = None if declared is None else str(declared)
+                err = api_incompatibility(declared, ep.value.partition(":")[0])
+                if err is None:
+                    err = _register(pm, module, ep.name)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # one try/except per entry point, by design (SystemExit too)
+                err = describe_failure(exc)
             if err:
                 info.status, info.error = "failed", err
                 _warn(f"plugin {ep.name!r} ({dist} {version}) failed to load: {err}")

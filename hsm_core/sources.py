@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from hsm_core.install_hints import install_hint
 from hsm_core.plugin import (
     ComputeSource,
     ComputeSourceRecord,
@@ -48,7 +49,7 @@ def _detect_hpc(registry: Any) -> str:
             continue
     raise HsmError(
         "no HPC scheduler found on this machine (no sbatch or qsub on PATH, none configured)",
-        hint="set hpc.system in hsm_config.yaml, or install hsm-plugin-slurm / hsm-plugin-pbs",
+        hint=f"set hpc.system in hsm_config.yaml, or {install_hint('hsm-plugin-slurm', 'hsm-plugin-pbs')}",
     )
 
 

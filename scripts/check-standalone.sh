@@ -29,14 +29,25 @@ if [[ -n "$plugin" ]]; then
     [[ -n "$plugin_dir" ]] || { say "no pyproject.toml in $plugin"; exit 2; }
 fi
 
-# hsm-core's runtime dependencies, read from its pyproject.toml.
-mapfile -t deps < <("$python" - "$repo/pyproject.toml" <<'PY'
+# hsm-core's runtime dependencies and the build requirements of both distributions, read from
+# their pyproject.toml files (with tomllib: the Python under test if it has it (3.11+), else python3).
+toml_python=python3
+"$python" -c 'import tomllib' 2>/dev/null && toml_python=$python
+read_toml() {
+    "$toml_python" - "$@" <<'PY'
 import sys, tomllib
-with open(sys.argv[1], "rb") as fh:
-    print("\n".join(tomllib.load(fh)["project"]["dependencies"]))
+key, *paths = sys.argv[1:]
+for path in paths:
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    for part in key.split("."):
+        data = data[part]
+    print("\n".join(data))
 PY
-)
-build=("setuptools>=64" "wheel")
+}
+mapfile -t deps < <(read_toml project.dependencies "$repo/pyproject.toml")
+mapfile -t build < <(read_toml build-system.requires "$repo/pyproject.toml" ${plugin_dir:+"$plugin_dir/pyproject.toml"} | sort -u)
+build+=("wheel")
 mkdir -p "$wheelhouse"
 if ! "$python" -m pip download --quiet --no-index --find-links "$wheelhouse" -d "$work/probe" "${deps[@]}" "${build[@]}" >/dev/null 2>&1; then
     say "filling the wheelhouse $wheelhouse (once)"
@@ -46,7 +57,7 @@ fi
 # Copies of the sources: building in place would leave build/ and *.egg-info behind.
 copy() { mkdir -p "$2" && tar -C "$1" --exclude=build --exclude=dist --exclude='*.egg-info' --exclude=__pycache__ \
     --exclude=tests --exclude=.pytest_cache -cf - "${@:3}" | tar -C "$2" -xf -; }
-copy "$repo" "$work/src/core" pyproject.toml README.md hsm_core
+copy "$repo" "$work/src/core" pyproject.toml README.md LICENSE hsm_core
 srcs=("$work/src/core")
 if [[ -n "$plugin_dir" ]]; then
     copy "$plugin_dir" "$work/src/plugin" .
@@ -68,8 +79,30 @@ fi
 quiet_pip "$vpy" -m pip check >&2
 hsm="$work/venv/bin/hsm"
 
+# What a packager checks in each wheel: the license file and SPDX expression, the py.typed marker,
+# one version (the metadata's is the package's __version__), and no pytest plugin forced on every
+# pytest session of the environment (the test kit is opt-in).
+"$vpy" - "$work"/dist/*.whl <<'PY'
+import sys, zipfile
+from email.parser import Parser
+for wheel in sys.argv[1:]:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        meta = Parser().parsestr(zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode())
+        eps = next((zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt")), "")
+        name = meta["Name"]
+        init = zf.read(f"{name.replace('-', '_')}/__init__.py").decode()  # each package is named after its distribution
+    assert meta["License-Expression"] == "MIT", (name, meta["License-Expression"])
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), f"{name}: no LICENSE in the wheel"
+    assert any(n.endswith("/py.typed") for n in names), f"{name}: no py.typed in the wheel"
+    assert "[pytest11]" not in eps, f"{name} registers a pytest plugin for every session"
+    assert f'__version__ = "{meta["Version"]}"' in init, f"{name}: metadata version {meta['Version']} is not __version__"
+PY
+
 cd "$work"  # nothing from the repository is importable from here
 "$hsm" --help >/dev/null
+"$hsm" --version | grep -q "plugin API"
+"$hsm" plugins --check >/dev/null || { "$hsm" plugins --check; say "hsm plugins --check failed"; exit 1; }
 "$hsm" plugins --json >"$work/plugins.json"
 "$vpy" - "$work/plugins.json" "$plugin" <<'PY'
 import json, sys
@@ -91,4 +124,12 @@ PY
 cp -r "$repo/examples/demo_project" "$work/demo"
 (cd "$work/demo" && "$hsm" run --config sweeps/sweep_config.yaml --max-runs 3 --sources local:2 >/dev/null)
 (cd "$work/demo" && "$hsm" status --json | "$vpy" -c 'import json,sys; d=json.load(sys.stdin); assert d["counts"]["completed"] == 3, d')
+if [[ -z "$plugin" ]]; then
+    # A plugin that is not installed: one line naming what installs it (no package index has it).
+    if (cd "$work/demo" && "$hsm" run --config sweeps/sweep_config.yaml --sources slurm >/dev/null 2>"$work/hint"); then
+        say "hsm run --sources slurm worked without the Slurm plugin"; exit 1
+    fi
+    grep -q "install hsm-plugin-slurm with: pip install ./hsm_plugin_slurm in a checkout of hsm's repository" "$work/hint" \
+        || { cat "$work/hint"; say "the install hint does not name the plugin's directory"; exit 1; }
+fi
 say "ok: hsm-core${plugin:+ + $plugin} installs and runs a local sweep alone"

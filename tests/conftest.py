@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 from hsm_project import Project, make_project
 
+# The test kit's fixtures (hsm_registry, hsm_builtin_registry) are opt-in: hsm-core registers no
+# pytest plugin of its own, so every test directory names it here.
+pytest_plugins = ["hsm_core.testing.pytest_plugin"]
+
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:

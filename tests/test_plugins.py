@@ -10,10 +10,17 @@ import pytest
 
 from hsm_project import Project
 
+from hsm_core.plugin import PLUGIN_API_VERSION
 
-def make_dist(site: Path, dist: str, ep_name: str, module: str, code: str) -> None:
-    """A minimal installed distribution (dist-info + module) exposing one ``hsm`` entry point."""
-    (site / f"{module}.py").write_text(textwrap.dedent(code))
+CURRENT_API = f"{PLUGIN_API_VERSION[0]}.{PLUGIN_API_VERSION[1]}"
+
+
+def make_dist(site: Path, dist: str, ep_name: str, module: str, code: str, *, api: str | None = CURRENT_API) -> None:
+    """A minimal installed distribution (dist-info + module) exposing one ``hsm`` entry point.
+
+    The module declares plugin API ``api`` as shipped plugins do (None: declares nothing)."""
+    declaration = f"HSM_PLUGIN_API = {api!r}\n" if api is not None else ""
+    (site / f"{module}.py").write_text(declaration + textwrap.dedent(code))
     info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
@@ -193,3 +200,215 @@ def test_plugins_table_lists_builtins(project: Project) -> None:
     proc = project.hsm("plugins")
     assert proc.returncode == 0
     assert "core.local" in proc.stdout and "hsm-core" in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Plugin-API versions, lazy components, plugins that end the interpreter
+# --------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+NAMED_STRATEGY = """
+from hsm_core.plugin import hookimpl, StrategyRecord
+
+@hookimpl
+def hsm_register_dispatch_strategies():
+    return [StrategyRecord("{name}_fit", "a strategy", "hsm_core.builtin.strategies:RoundRobin")]
+"""
+
+
+def _one_error_line(proc: object) -> str:
+    """The only line a failed command printed on stderr (no traceback), besides plugin warnings."""
+    lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("hsm: warning: ")]  # type: ignore[attr-defined]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr  # type: ignore[attr-defined]
+    return lines[0]
+
+
+def test_a_plugin_for_another_plugin_api_is_not_loaded_and_says_what_to_upgrade(project: Project, site: Path) -> None:
+    major, minor = PLUGIN_API_VERSION
+    declared = {
+        "current": CURRENT_API,
+        "older": f"{major}",  # "1" is "1.0": fine under any 1.x core
+        "oldmajor": f"{major - 1}.9",
+        "newminor": f"{major}.{minor + 1}",
+        "newmajor": f"{major + 1}.0",
+        "silent": None,
+        "garbled": "one",
+    }
+    for name, api in declared.items():
+        make_dist(site, f"hsm-plugin-{name}", name, f"hsm_{name}_plugin", NAMED_STRATEGY.replace("{name}", name), api=api)
+    env = _env(site, HSM_DISABLE_PLUGINS="example,pbs,slurm,ssh,wandb_sync")  # only these plugins
+
+    help_ = project.hsm("--help", env=env)
+    assert help_.returncode == 0 and "Usage" in help_.stdout
+    warned = {ln.split("'")[1] for ln in help_.stderr.splitlines() if "failed to load" in ln}
+    assert warned == {"oldmajor", "newminor", "newmajor", "silent", "garbled"}
+
+    listing = json.loads(project.hsm("plugins", "--json", env=env).stdout)
+    assert listing["plugin_api"] == CURRENT_API
+    mine = {p["name"]: p for p in listing["plugins"] if p["name"] in declared}
+    assert mine["current"]["status"] == "loaded" and mine["current"]["api"] == CURRENT_API
+    assert mine["older"]["status"] == "loaded"
+    core = f"provides plugin API {CURRENT_API}"
+    assert mine["oldmajor"]["error"].endswith(f"{core}: upgrade the plugin")
+    assert f"written for plugin API {major - 1}.x" in mine["oldmajor"]["error"]
+    assert mine["newminor"]["error"].startswith(f"needs plugin API {major}.{minor + 1} ")
+    assert mine["newminor"]["error"].endswith("upgrade hsm-core")
+    assert mine["newmajor"]["error"].endswith("upgrade hsm-core")
+    assert "declares no plugin API version (HSM_PLUGIN_API in hsm_silent_plugin)" in mine["silent"]["error"]
+    assert mine["silent"]["error"].endswith("upgrade the plugin")
+    assert "HSM_PLUGIN_API = 'one' in hsm_garbled_plugin is not a string like" in mine["garbled"]["error"]
+    assert all(mine[n]["status"] == "failed" for n in warned) and all(not mine[n]["provides"] for n in warned)
+
+    # The table says the same, one readable line per failed plugin.
+    table = project.hsm("plugins", env=env).stdout
+    assert any(ln.startswith("failed: oldmajor (hsm-plugin-oldmajor 1.2.3)") and ln.endswith("upgrade the plugin")
+               for ln in table.splitlines()), table
+
+    cfg = project.write_sweep({"grid": {"x": [1]}})
+    assert project.hsm("run", "--config", str(cfg), "--strategy", "current_fit", env=env).returncode == 0
+    line = _one_error_line(project.hsm("run", "--config", str(cfg), "--strategy", "oldmajor_fit", env=env))
+    assert "unknown dispatch strategy 'oldmajor_fit'" in line and "oldmajor: written for plugin API" in line
+
+
+STALE = """
+from hsm_core.plugin import hookimpl, ComputeSourceRecord, StrategyRecord
+
+@hookimpl
+def hsm_register_dispatch_strategies():
+    return [StrategyRecord("stale_fit", "its module imports a core name that is gone", "hsm_stale_impl:Strategy")]
+
+@hookimpl
+def hsm_register_compute_sources():
+    return [ComputeSourceRecord("stale", "same", "hsm_stale_impl:Source", detect="hsm_stale_impl:detect")]
+"""
+
+# What an old plugin meets after an internal function of the core was renamed.
+STALE_IMPL = "from hsm_core.batch import a_function_renamed_since_this_plugin_was_written\n"
+
+
+def test_hsm_plugins_check_imports_every_component_and_first_use_fails_in_one_line(project: Project, site: Path) -> None:
+    make_dist(site, "hsm-plugin-stale", "stale", "hsm_stale_plugin", STALE)
+    (site / "hsm_stale_impl.py").write_text(STALE_IMPL)
+    env = _env(site)
+    listing = json.loads(project.hsm("plugins", "--json", env=env).stdout)
+    assert next(p for p in listing["plugins"] if p["name"] == "stale")["status"] == "loaded"  # registering is fine
+
+    check = project.hsm("plugins", "--check", env=env)
+    assert check.returncode == 1, check.stdout + check.stderr
+    fails = [ln.strip() for ln in check.stdout.splitlines() if "[FAIL]" in ln]
+    assert [ln.split(":")[0] for ln in fails] == [
+        "[FAIL] dispatch strategy stale_fit (factory, hsm-plugin-stale)",
+        "[FAIL] compute source stale (factory, hsm-plugin-stale)",
+        "[FAIL] compute source stale (detect, hsm-plugin-stale)",
+    ], check.stdout
+    assert all("upgrade the plugin or hsm-core" in ln for ln in fails)
+    assert "[ok] compute source local (factory, hsm-core)" in check.stdout and "3 problem(s)." in check.stdout
+    as_json = json.loads(project.hsm("plugins", "--check", "--json", env=env).stdout)
+    assert len(as_json["problems"]) == 3 and all(c["error"] is None for c in as_json["check"] if c["plugin"] != "stale")
+
+    cfg = project.write_sweep({"grid": {"x": [1, 2]}})
+    for selection in (["--strategy", "stale_fit"], ["--sources", "stale"]):
+        line = _one_error_line(project.hsm("run", "--config", str(cfg), *selection, env=env))
+        assert "of hsm-plugin-stale 1.2.3 failed to load (factory): ImportError: cannot import name" in line, line
+        assert "upgrade the plugin or hsm-core" in line and "hsm plugins --check" in line
+    # Without the broken plugin, --check passes.
+    assert project.hsm("plugins", "--check", env=_env(site, HSM_DISABLE_PLUGINS="stale")).returncode == 0
+
+
+EXITS_AT_IMPORT = "raise SystemExit('this plugin ends the interpreter')\n"
+
+EXITS_IN_COMMANDS = """
+from hsm_core.plugin import hookimpl
+
+@hookimpl
+def hsm_register_commands(cli):
+    raise SystemExit(3)
+"""
+
+EXITS_ON_FIRST_USE = """
+from hsm_core.plugin import hookimpl, StrategyRecord
+
+@hookimpl
+def hsm_register_dispatch_strategies():
+    return [StrategyRecord("exit_fit", "its module exits", "hsm_exit_impl:Strategy")]
+"""
+
+
+def test_a_plugin_raising_systemexit_never_ends_help_version_or_run(project: Project, site: Path) -> None:
+    make_dist(site, "hsm-plugin-exits", "exits", "hsm_exits_plugin", EXITS_AT_IMPORT)
+    make_dist(site, "hsm-plugin-quits", "quits", "hsm_quits_plugin", EXITS_IN_COMMANDS)
+    make_dist(site, "hsm-plugin-later", "later", "hsm_later_plugin", EXITS_ON_FIRST_USE)
+    (site / "hsm_exit_impl.py").write_text("import sys\nsys.exit(4)\n")
+    env = _env(site)
+    help_ = project.hsm("--help", env=env)
+    assert help_.returncode == 0 and "Usage" in help_.stdout and "plugins" in help_.stdout
+    warnings = [ln for ln in help_.stderr.splitlines() if "warning" in ln]
+    assert len(warnings) == 2 and "this plugin ends the interpreter" in warnings[0] and "SystemExit(3)" in warnings[1]
+    version = project.hsm("--version", env=env)
+    assert version.returncode == 0 and version.stdout.strip().endswith(f"(plugin API {CURRENT_API})"), version.stdout
+    listing = {p["name"]: p for p in json.loads(project.hsm("plugins", "--json", env=env).stdout)["plugins"]}
+    assert listing["exits"]["status"] == "failed" and listing["exits"]["error"] == "SystemExit: this plugin ends the interpreter"
+    assert listing["quits"]["status"] == "failed" and "SystemExit(3)" in listing["quits"]["error"]
+    cfg = project.write_sweep({"grid": {"x": [1]}})
+    line = _one_error_line(project.hsm("run", "--config", str(cfg), "--strategy", "exit_fit", env=env))
+    assert "dispatch strategy 'exit_fit' of hsm-plugin-later 1.2.3 failed to load (factory): SystemExit: 4" in line
+
+
+def test_install_hints_name_what_installs_the_plugin(project: Project) -> None:
+    cfg = project.write_sweep({"grid": {"x": [1]}})
+    proc = project.hsm("run", "--config", str(cfg), "--sources", "slurm", env={"HSM_DISABLE_PLUGINS": "slurm"})
+    line = _one_error_line(proc)
+    # hsm-core runs from this checkout: the hint is the plugin's directory in it, never a bare name
+    # that no package index has (and a stranger could register).
+    assert f"install hsm-plugin-slurm with: pip install {REPO / 'hsm_plugin_slurm'}" in line, line
+    assert "pip install hsm-plugin" not in line
+    # A site says how its users get plugins.
+    site_env = {"HSM_DISABLE_PLUGINS": "pbs,slurm", "HSM_INSTALL_HINT": "module load hsm/{directory}"}
+    line = _one_error_line(project.hsm("run", "--config", str(cfg), "--sources", "hpc", env=site_env))
+    assert ("install hsm-plugin-slurm with: module load hsm/hsm_plugin_slurm"
+            " or hsm-plugin-pbs with: module load hsm/hsm_plugin_pbs") in line, line
+    line = _one_error_line(project.hsm("run", "--config", str(cfg), "--sources", "pbs", env=site_env))
+    assert "to get it, install hsm-plugin-pbs with: module load hsm/hsm_plugin_pbs" in line, line
+
+
+OPT_IN_TEST = """
+def test_uses_the_kit(hsm_builtin_registry):
+    assert "local" in hsm_builtin_registry.components("compute_source")
+"""
+
+
+def test_the_test_kit_is_opt_in(tmp_path: Path) -> None:
+    """Installing hsm-core adds no fixtures to other projects' pytest sessions; one line adds them."""
+    import subprocess
+    import sys
+
+    def pytest_in(directory: Path) -> subprocess.CompletedProcess:
+        (directory / "test_kit.py").write_text(OPT_IN_TEST)
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(directory)],
+                              cwd=directory, capture_output=True, text=True, timeout=120)
+
+    (tmp_path / "plain").mkdir()
+    proc = pytest_in(tmp_path / "plain")
+    assert proc.returncode == 1 and "fixture 'hsm_builtin_registry' not found" in proc.stdout, proc.stdout
+    (tmp_path / "opted").mkdir()
+    (tmp_path / "opted" / "conftest.py").write_text('pytest_plugins = ["hsm_core.testing.pytest_plugin"]\n')
+    proc = pytest_in(tmp_path / "opted")
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout
+
+
+TEST_DIRS = ["tests", *sorted(str(p.parent.relative_to(REPO)) for p in REPO.glob("hsm_plugin_*/tests/conftest.py")),
+             "plugins/template/tests"]
+
+
+@pytest.mark.parametrize("test_dir", TEST_DIRS)
+def test_every_test_dir_of_the_repository_gets_the_kit(test_dir: str) -> None:
+    import subprocess
+    import sys
+
+    # -p no:hsm: an hsm-core installed before the kit became opt-in still has a pytest11 entry point.
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hsm", "--fixtures",
+                           str(REPO / test_dir / "conftest.py")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 5), proc.stdout + proc.stderr  # 5: no tests collected
+    fixtures = {ln.split()[0] for ln in proc.stdout.splitlines() if ln and not ln[0].isspace() and " -- " in ln}
+    assert {"hsm_registry", "hsm_builtin_registry"} <= fixtures, proc.stdout

@@ -534,9 +534,9 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
             from hsm_plugin_ssh.sync_check import check_all  # type: ignore[import-not-found]
         except ModuleNotFoundError as exc:
             if exc.name in ("hsm_plugin_ssh", "hsm_plugin_ssh.sync_check"):
-                raise HsmError(
-                    "--check-sync needs hsm-plugin-ssh", hint="pip install hsm-plugin-ssh"
-                ) from None
+                from hsm_core.install_hints import install_hint
+
+                raise HsmError("--check-sync needs hsm-plugin-ssh", hint=install_hint("hsm-plugin-ssh")) from None
             raise HsmError(f"hsm-plugin-ssh could not be loaded: {exc}") from None
         except ImportError as exc:
             raise HsmError(f"hsm-plugin-ssh could not be loaded: {exc}") from None

@@ -14,6 +14,7 @@ import click
 
 from hsm_core import __version__
 from hsm_core.plugin import HsmError
+from hsm_core.plugin_compat import api_text
 
 
 class HsmGroup(click.Group):
@@ -43,7 +44,7 @@ class HsmGroup(click.Group):
 
 
 @click.group(cls=HsmGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="hsm")
+@click.version_option(__version__, prog_name="hsm", message=f"%(prog)s, version %(version)s (plugin API {api_text()})")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -67,7 +68,9 @@ def build_cli() -> click.Group:
         for impl in registry.pm.hook.hsm_register_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit too: a plugin must not end `hsm --help`
                 if impl.plugin_name.startswith("core."):
                     raise  # a broken built-in command is a bug in hsm itself
                 click.echo(f"hsm: warning: plugin {impl.plugin_name!r} failed to add its commands: {exc!r}", err=True)

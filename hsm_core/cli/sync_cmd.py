@@ -48,8 +48,10 @@ def sync_group(ctx: click.Context, group_targets: tuple[str, ...], force: bool) 
         remote = getattr(root_cli, "commands", {}).get("remote")
         push = getattr(remote, "commands", {}).get("sync") if remote is not None else None
         if push is None:
+            from hsm_core.install_hints import install_hint
+
             raise HsmError("pushing the project to an SSH host needs the ssh plugin",
-                           hint="pip install hsm-plugin-ssh, then: hsm remote sync NAME")
+                           hint=f"{install_hint('hsm-plugin-ssh')}, then: hsm remote sync NAME")
         for t in ssh_targets:
             push.main(args=[t.split(":", 1)[1], *(["--force"] if force else [])], prog_name="hsm remote sync",
                       standalone_mode=False, obj=ctx.obj)

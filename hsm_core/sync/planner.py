@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from hsm_core.install_hints import install_hint
 from hsm_core.plugin import HsmError, SweepLocation, SyncItem
 from hsm_core.sync.config import MARKER_DIR, SyncTarget
 
@@ -153,7 +154,7 @@ def plan_target(
     if options.get("sync_wandb_runs", True):
         items, implemented = plugin_items(loc, options, registry)
         if not implemented:
-            plan.notes.append("W&B runs not synced: no plugin provides them (pip install hsm-plugin-wandb-sync)")
+            plan.notes.append(f"W&B runs not synced: no plugin provides them ({install_hint('hsm-plugin-wandb-sync')})")
         candidates.extend(items)
     for item in candidates:
         if item.skip_reason:

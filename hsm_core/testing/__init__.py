@@ -7,8 +7,9 @@
   implement :meth:`ComputeSourceContract.make_source`.
 * :mod:`hsm_core.testing.services`: start a real Slurm / sshd for integration tests.
 
-The pytest plugin (``hsm_core.testing.pytest_plugin``) is registered through the ``pytest11`` entry
-point, so the fixtures are available in any project that installs hsm-core.
+The fixtures come from the pytest plugin ``hsm_core.testing.pytest_plugin``, which is opt-in (hsm-core
+declares no ``pytest11`` entry point, so it changes no other project's pytest sessions): a test
+directory's ``conftest.py`` says ``pytest_plugins = ["hsm_core.testing.pytest_plugin"]``.
 """
 
 from hsm_core.testing.contracts import ComputeSourceContract

@@ -1,4 +1,9 @@
-"""pytest plugin (entry point ``pytest11``): fixtures for hsm and plugin tests."""
+"""pytest plugin: fixtures for hsm and plugin tests.
+
+Opt-in: ``pytest_plugins = ["hsm_core.testing.pytest_plugin"]`` in a test directory's
+``conftest.py`` (hsm-core declares no ``pytest11`` entry point, so that merely installing it changes
+no other project's pytest sessions).
+"""
 
 from __future__ import annotations
 

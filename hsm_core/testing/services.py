@@ -14,12 +14,13 @@ When a service cannot be started (not installed, not root) the start functions r
 :class:`ServiceUnavailable`; :func:`require_service` then skips the test, or fails it under
 ``CI=true`` so that a skip cannot hide a broken install step.
 
-What a test session starts, it stops: the pytest plugin (``hsm_core.testing.pytest_plugin``) calls
-:func:`isolate_sshd` when the session starts (its sshd instances then live in a directory of their
-own, so concurrent sessions on one machine never stop or restart each other's) and
+What a test session starts, it stops: the test kit's pytest plugin (``hsm_core.testing.pytest_plugin``)
+calls :func:`isolate_sshd` when the session starts (its sshd instances then live in a directory of
+their own, so concurrent sessions on one machine never stop or restart each other's) and
 :func:`stop_started_services` when it ends: every sshd instance this process started, and the Slurm
 daemons and munged only if a test session started them and no other live session still uses them.
-A cluster that was running before (started by an operator, or by CI) is left alone.
+A cluster that was running before (started by an operator, or by CI) is left alone. Without the
+plugin, the same is done when the process exits.
 
 Stdlib only, and pytest is imported only inside :func:`require_service`: importing this module
 costs nothing.
@@ -27,6 +28,7 @@ costs nothing.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -270,6 +272,7 @@ def start_sshd(name: str, port: int | None = None, *, sftp: bool = True) -> SshH
         raise ServiceUnavailable(f"sshd.sh start {name} printed no port: {stdout!r}") from exc
     if not was_running:
         _STARTED_SSHD.setdefault(name, base)
+        _stop_at_exit()
     return SshHost(
         name=name,
         host="127.0.0.1",
@@ -320,6 +323,18 @@ _munge_was_running = True
 #: started (lines "slurm", "munge"), so that the last session to leave stops only that.
 _LEASES = "test-sessions"
 _STARTED_MARKER = "started-by-test-sessions"
+
+
+_at_exit = False
+
+
+def _stop_at_exit() -> None:
+    """Stop what this process started when it exits, should nothing have done it before (a
+    session without the pytest plugin; the plugin does it earlier, and then there is nothing left)."""
+    global _at_exit
+    if not _at_exit:
+        _at_exit = True
+        atexit.register(stop_started_services)
 
 
 def isolate_sshd() -> None:
@@ -398,6 +413,7 @@ def _join_slurm_users() -> None:
             lease.parent.mkdir(parents=True, exist_ok=True)
             lease.write_text(ident + "\n")
             _slurm_lease = lease
+            _stop_at_exit()
     except OSError:
         pass  # cannot keep a lease (read-only dir): this process then never stops the cluster
 

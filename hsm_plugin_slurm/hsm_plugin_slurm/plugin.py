@@ -6,6 +6,10 @@ import shutil
 
 from hsm_core.plugin import ComputeSourceRecord, hookimpl
 
+#: The plugin-API version this plugin is written for (see hsm_core.plugin.PLUGIN_API_VERSION): hsm
+#: loads it only under a core whose API has the same major, else says "upgrade the plugin/hsm-core".
+HSM_PLUGIN_API = "1.0"
+
 
 def sbatch_available() -> bool:
     """True when ``sbatch`` is on PATH (``--sources hpc`` then picks Slurm)."""

@@ -3,3 +3,7 @@
 
 from hsm_core.testing.slurm_fixtures import slurm_cluster, slurm_env, squeue  # noqa: F401
 from slurm_support import project  # noqa: F401
+
+# The test kit's fixtures (hsm_registry, hsm_builtin_registry) are opt-in: hsm-core registers no
+# pytest plugin of its own, so every test directory names it here.
+pytest_plugins = ["hsm_core.testing.pytest_plugin"]

@@ -153,7 +153,9 @@ def discover(host: SshHost, options: Mapping[str, Any], local_root: Path) -> Rem
         rp.cpus = int(parts[-1]) if parts[-1].isdigit() else None
     elif res.returncode == 0 and line.startswith("NOHSM"):
         rp.problems.append(f"hsm is not installed on {host.name} ({python} cannot import hsm_core: {line[6:]})")
-        rp.hints.append(f"pip install hsm-core there (with {python}), or set python_interpreter for {host.name}")
+        # hsm-core is on no package index: name what installs it (a checkout of hsm), not a bare name.
+        rp.hints.append(f"install hsm-core there ({python} -m pip install ./ in a checkout of hsm's repository),"
+                        f" or set python_interpreter for {host.name}")
     elif res.returncode == 127 or "not found" in res.stderr.lower() or "no such file" in res.stderr.lower():
         rp.problems.append(f"Python {python} ({rp.python_from}) was not found on {host.name}")
         rp.hints.append(f"set python_interpreter for {host.name} (hsm remote add {host.name} --python PATH)")

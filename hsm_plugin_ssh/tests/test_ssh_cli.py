@@ -194,7 +194,7 @@ def test_remote_python_from_remote_config_and_missing_hsm(project: Project, sshd
     test = project.hsm("remote", "test", "srv")
     if "hsm-core installed: version" in test.stdout:
         pytest.skip("/usr/bin/python3 has hsm-core here")
-    assert "hsm is not installed on srv" in test.stdout and "pip install hsm-core there" in test.stdout
+    assert "hsm is not installed on srv" in test.stdout and "install hsm-core there" in test.stdout
     assert test.stdout.count("hsm is not installed on srv") == 1, test.stdout  # said once, not again as a note
     project.write_sweep(SWEEP)
     run = project.hsm("run", "--config", "sweeps/sweep.yaml", "--sources", "ssh:srv")

@@ -100,7 +100,7 @@ def record_pb() -> Any:
     except ImportError as exc:
         raise HsmError(
             f"reading W&B run logs needs the wandb package ({exc})",
-            hint="pip install wandb (or hsm-plugin-wandb-sync[wandb])",
+            hint="pip install wandb",
         ) from None
     return wandb_internal_pb2.Record
 

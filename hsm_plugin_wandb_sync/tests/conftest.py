@@ -15,6 +15,10 @@ from wandb_project import WandbProject, build  # noqa: E402
 
 from hsm_core.testing.services import ServiceUnavailable, SshHost, require_service, start_sshd  # noqa: E402
 
+# The test kit's fixtures (hsm_registry, hsm_builtin_registry) are opt-in: hsm-core registers no
+# pytest plugin of its own, so every test directory names it here.
+pytest_plugins = ["hsm_core.testing.pytest_plugin"]
+
 SSHD_NAME = "hsm-wandb-sync-tests"
 
 
@@ -22,7 +26,7 @@ SSHD_NAME = "hsm-wandb-sync-tests"
 def wandb_project(tmp_path_factory: pytest.TempPathFactory) -> WandbProject:
     """The project of ``wandb_project.py`` (read-only for tests: copy it to change it)."""
     if importlib.util.find_spec("wandb") is None:
-        pytest.skip("the wandb package is not installed (pip install hsm-plugin-wandb-sync[test])")
+        pytest.skip("the wandb package is not installed (pip install -e 'hsm_plugin_wandb_sync[test]')")
     return build(tmp_path_factory.mktemp("wandb"))
 
 

@@ -215,6 +215,7 @@ def test_a_session_stops_the_sshd_instances_it_started_and_only_those(tmp_path: 
     env = dict(os.environ, HSM_SSHD_DIR=str(shared))
     try:
         before = start_sshd_in(shared, "already-running")
+        (tmp_path / "conftest.py").write_text('pytest_plugins = ["hsm_core.testing.pytest_plugin"]\n')
         test = tmp_path / "test_inner.py"
         test.write_text(textwrap.dedent(f"""
             import os

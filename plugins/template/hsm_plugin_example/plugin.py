@@ -10,6 +10,10 @@ from typing import Callable
 
 from hsm_core.plugin import ComputeSourceRecord, hookimpl
 
+#: The plugin-API version this plugin is written for (see hsm_core.plugin.PLUGIN_API_VERSION): hsm
+#: loads it only under a core whose API has the same major, else says "upgrade the plugin/hsm-core".
+HSM_PLUGIN_API = "1.0"
+
 
 @hookimpl
 def hsm_register_compute_sources() -> list[ComputeSourceRecord]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hsm_core.plugin import SourceContext
-from hsm_core.testing import ComputeSourceContract, fresh_registry
+from hsm_core.testing import ComputeSourceContract
 from hsm_plugin_example.source import ExampleSource
 
 
@@ -16,9 +16,11 @@ class TestExampleSource(ComputeSourceContract):
         return ExampleSource("example", {"max_parallel_jobs": 2}, context)
 
 
-def test_the_entry_point_registers_the_source() -> None:
-    registry = fresh_registry(entry_points=True)
-    record = registry.get("compute_source", "example")
+def test_the_entry_point_registers_the_source(hsm_registry) -> None:  # fixture: tests/conftest.py
+    plugin = next(p for p in hsm_registry.plugins if p.name == "example")
+    # Not loaded, with "upgrade the plugin / hsm-core", when HSM_PLUGIN_API does not fit this core.
+    assert plugin.status == "loaded", plugin.error
+    record = hsm_registry.get("compute_source", "example")
     assert record.distribution == "hsm-plugin-example"
     assert record.load() is ExampleSource
 
