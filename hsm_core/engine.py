@@ -44,6 +44,10 @@ class Interrupted(HsmError):
     exit_code = 130
 
 
+class _NotInCharge(Exception):
+    """A launch refused because another controller took the sweep over (``may_launch``)."""
+
+
 class WakeEvent(threading.Event):
     """Wakes the engine. ``set()``, what sources call through ``context.wake()``, also asks for a
     poll of every source before its ``poll_interval`` is up (the plugin contract); the engine's own
@@ -118,6 +122,7 @@ class Engine:
         prepare: Callable[[TaskSpec], TaskSpec] | None = None,
         on_outage: Callable[[str, Outage], None] | None = None,
         kill_grace: float = 10.0,
+        may_launch: Callable[[], bool] | None = None,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -136,6 +141,11 @@ class Engine:
         # sweep starts at once and holds only what is running.
         self._prepare = prepare
         self._prepared: set[str] = set()
+        # Asked before every launch batch: False once another controller took the sweep over
+        # (hsm_core.lease); from then on this engine launches nothing and writes no index.
+        self._may_launch = may_launch
+        self.launch_stopped = False
+        self._stop_logged = False
         self.sources = [SourceRuntime(s, max(1, int(s.capacity()))) for s in sources]
         self.by_name = {rt.name: rt for rt in self.sources}
         self._owner: dict[str, SourceRuntime] = {}
@@ -206,8 +216,26 @@ class Engine:
     def _total_active(self) -> int:
         return sum(len(rt.active) for rt in self.sources)
 
+    def _in_charge(self) -> bool:
+        """True while this engine may launch tasks and write the index (see ``may_launch``)."""
+        if self._may_launch is not None and not self.launch_stopped and not self._may_launch():
+            self.launch_stopped = True
+        return not self.launch_stopped
+
+    def _stop_launching(self, pending: "collections.deque[TaskSpec]") -> None:
+        """Leave what is not launched yet to the controller that holds the sweep now."""
+        self.launch_stopped = True
+        if pending or not self._stop_logged:
+            self._stop_logged = True
+            self.sweep.log("sweep.log", f"launching stopped: {len(pending)} task(s) left to the controller holding the sweep; "
+                                        f"{self._total_active()} started here are watched to their end")
+        pending.clear()
+
     def _dispatch(self, pending: "collections.deque[TaskSpec]") -> None:
         if not pending:
+            return
+        if self.launch_stopped:
+            pending.clear()
             return
         batches: dict[str, list[TaskSpec]] = collections.defaultdict(list)
         planned = {rt.name: len(rt.active) for rt in self.sources}
@@ -222,6 +250,9 @@ class Engine:
             ]
             if not slots:
                 break
+            if not batches and not self._in_charge():
+                self._stop_launching(pending)
+                return
             if self._prepare is not None and pending[0].task_id not in self._prepared:
                 pending[0] = self._prepare(pending[0])
                 self._prepared.add(pending[0].task_id)
@@ -238,10 +269,26 @@ class Engine:
                 rt.active.add(spec.task_id)
                 self._owner[spec.task_id] = rt
             rt.launched_total += len(batch)
-            self._submit(rt, "launch", rt.source.launch, batch, batch=batch)
+            self._submit(rt, "launch", self._launch_if_in_charge, rt, batch, batch=batch)
+
+    def _launch_if_in_charge(self, rt: SourceRuntime, batch: list[TaskSpec]) -> None:
+        """``rt.source.launch(batch)`` on the source's thread, asking ``may_launch`` once more right
+        before: a controller stopped (SIGSTOP, a suspended laptop) since the engine's own check may
+        have been replaced meanwhile."""
+        if self._may_launch is not None and not self._may_launch():
+            raise _NotInCharge()
+        rt.source.launch(batch)
 
     def _launched(self, rt: SourceRuntime, batch: list[TaskSpec], error: BaseException | None, pending: "collections.deque[TaskSpec]") -> None:
         """Apply the outcome of ``rt.source.launch(batch)``."""
+        if isinstance(error, _NotInCharge):
+            for spec in batch:
+                rt.active.discard(spec.task_id)
+                self._owner.pop(spec.task_id, None)
+            rt.launched_total -= len(batch)
+            pending.extendleft(reversed(batch))
+            self._stop_launching(pending)
+            return
         if error is not None:
             started = error.started if isinstance(error, SourceUnavailable) else frozenset()
             failed = [spec for spec in batch if spec.task_id not in started]
@@ -593,6 +640,8 @@ class Engine:
             self._save()
 
     def _save(self, mapping: bool = False) -> None:
+        if not self._in_charge():
+            return  # the controller holding the sweep now keeps its index
         start = time.time()
         self.sweep.save_index(self.records.values(), mapping=mapping)
         self._dirty = False

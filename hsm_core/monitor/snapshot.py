@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from hsm_core.monitor.logs import HealthTracker, SourceHealth, Utilization, latest_utilization, parse_time
 from hsm_core.plugin import TaskState
-from hsm_core.state import INDEX_FILE, SweepDir, TaskRecord, read_status
+from hsm_core.state import INDEX_FILE, DamagedSweepError, SweepDir, TaskRecord, read_status
 
 #: Sweep statuses (``sweep_metadata.yaml``) of a sweep whose controller is (or should be) at work.
 ACTIVE_SWEEP_STATUSES = ("running", "submitted")
@@ -306,6 +307,31 @@ def sweep_dirs(output_dir: Path) -> list[SweepDir]:
     return sorted(found, key=lambda s: s.path.name)
 
 
+_warned: set[str] = set()
+
+
+def warn_damaged(exc: DamagedSweepError) -> None:
+    """Say once per process, in one line on stderr, that a listing skips a damaged sweep."""
+    if str(exc) in _warned:
+        return
+    _warned.add(str(exc))
+    sys.stderr.write(f"Warning: skipped a damaged sweep: {exc}\n")
+    sys.stderr.flush()
+
+
+def sweeps_with_metadata(output_dir: Path) -> list[tuple[SweepDir, dict[str, Any]]]:
+    """(sweep, metadata) of every sweep under ``output_dir`` whose metadata can be read, by name.
+    A damaged sweep is skipped with one warning line (:func:`warn_damaged`): one sweep must not
+    break the listing of all the others."""
+    found = []
+    for sweep in sweep_dirs(output_dir):
+        try:
+            found.append((sweep, sweep.read_metadata()))
+        except DamagedSweepError as exc:
+            warn_damaged(exc)
+    return found
+
+
 def created_time(sweep: SweepDir, meta: dict[str, Any] | None = None) -> _dt.datetime:
     """When the sweep was created (metadata), else the mtime of its metadata file."""
     meta = sweep.read_metadata() if meta is None else meta
@@ -332,8 +358,7 @@ def last_activity(sweep: SweepDir, meta: dict[str, Any] | None = None) -> _dt.da
 def active_sweeps(output_dir: Path) -> list[SweepDir]:
     """Sweeps whose metadata says running or submitted, oldest first."""
     out = []
-    for sweep in sweep_dirs(output_dir):
-        meta = sweep.read_metadata()
+    for sweep, meta in sweeps_with_metadata(output_dir):
         if meta.get("status") in ACTIVE_SWEEP_STATUSES:
             out.append((created_time(sweep, meta), sweep))
     return [s for _, s in sorted(out, key=lambda t: (t[0], t[1].path.name))]
@@ -344,8 +369,7 @@ def recent_sweeps(output_dir: Path, days: float, now: _dt.datetime | None = None
     now = now or _dt.datetime.now().astimezone()
     cutoff = now - _dt.timedelta(days=days)
     found = []
-    for sweep in sweep_dirs(output_dir):
-        meta = sweep.read_metadata()
+    for sweep, meta in sweeps_with_metadata(output_dir):
         when = last_activity(sweep, meta)
         if when >= cutoff:
             found.append((created_time(sweep, meta), sweep))
