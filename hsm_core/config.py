@@ -45,6 +45,7 @@ __all__ = [
     "ProjectConfig",
     "build_schema",
     "core_schema",
+    "display_path",
     "dump_yaml",
     "find_config_file",
     "find_project_root",
@@ -218,16 +219,87 @@ def _display(path: str | Path) -> str:
         return str(p)
 
 
+def display_path(path: str | Path) -> str:
+    """A path for messages, as the user would type it: relative to the cwd when below it."""
+    return _display(path)
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: How many nodes aliases may add to a YAML document once expanded. A real sweep file reuses a
+#: list or a mapping a few times; a "billion laughs" file nests aliases of aliases so that a
+#: few lines stand for 10**9 values, and would keep hsm busy (and growing) for hours.
+MAX_ALIAS_EXPANSION = 1_000_000
+
+
+def _check_aliases(root: yaml.Node, file: str | None) -> None:
+    """Refuse a document whose aliases expand to more than :data:`MAX_ALIAS_EXPANSION` extra nodes.
+
+    The composed document is a graph in which an alias is the anchored node itself, so the size
+    of each node once expanded (1 + the sizes of its children) is counted once per node
+    (memoised): linear in the file, whatever the expansion. The error points at the smallest
+    node that is too big by itself (the anchor of the level that crosses the limit).
+    """
+    size: dict[int, int] = {}
+    distinct = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            total = 1
+            for child in _children(node):
+                total += size[id(child)]
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise ConfigError("a YAML alias refers to the node that contains it (a recursive alias)",
+                              file=file, line=node.start_mark.line + 1, hint="remove the alias")
+        distinct += 1
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+    if size[id(root)] - distinct <= MAX_ALIAS_EXPANSION:
+        return
+    node = root
+    while True:
+        bigger = [c for c in _children(node) if size[id(c)] > MAX_ALIAS_EXPANSION]
+        if not bigger:
+            break
+        node = max(bigger, key=lambda c: size[id(c)])
+    raise ConfigError(
+        f"YAML aliases here expand to {size[id(node)]:,} values, and the whole file to {size[id(root)]:,} "
+        f"(at most {MAX_ALIAS_EXPANSION:,} more than the file holds)",
+        file=file,
+        line=node.start_mark.line + 1,
+        hint="write the values out, or reuse a list fewer times",
+    )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def _load_text(text: str, file: str | None) -> Any:
     loader = _LineLoader(text)
     loader.hsm_file = file
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node, file)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
@@ -878,6 +950,23 @@ def _check_project(raw: Any, schema: Mapping[str, Any], file: Path) -> None:
         )
     validate(raw, schema, file=file)
     _check_near_misses(raw, schema, file)
+    _refuse_nul(raw, file)
+
+
+def _refuse_nul(data: Any, file: Path, path: tuple[Any, ...] = ()) -> None:
+    """Refuse a NUL character anywhere in the file: every string of it may end up in a command
+    line, a path or an environment variable, none of which can hold one (exec fails with
+    "embedded null byte" once tasks start)."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for k, v in items:
+        full = path + (k,)
+        if isinstance(k, str) and "\0" in k or isinstance(v, str) and "\0" in v:
+            text = k if isinstance(k, str) and "\0" in k else v
+            raise ConfigError(
+                f"{_describe(text)} contains a NUL character, which no command line, path or environment variable can hold",
+                file=_display(file), line=line_of(data, [k]), key=key_path(full), hint="remove it",
+            )
+        _refuse_nul(v, file, full)
 
 
 def load_project_config(project_root: Path, registry: Any = None) -> ProjectConfig:

@@ -1,7 +1,9 @@
 """Starting and completing sweeps: from a sweep file (or a sweep dir) to an engine run.
 
 The CLI commands ``run``, ``sweep`` (v1) and ``complete`` are thin wrappers over
-:func:`plan_run`, :func:`plan_complete` and :func:`execute`.
+:func:`plan_run`, :func:`plan_complete` and :func:`execute`. A controller holds the sweep's lease
+(:mod:`hsm_core.lease`) from before it plans until it ends: ``hsm run`` takes it right after
+creating the sweep dir, ``hsm complete`` before reading what is left to do.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Callable
 from hsm_core import __version__
 from hsm_core.config import ProjectConfig, load_project_config
 from hsm_core.engine import Engine, WakeEvent
+from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.plugin import HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
 from hsm_core.sources import create_sources, parse_sources
@@ -38,6 +41,16 @@ class Plan:
     new_sweep: bool = True
     config_text: str | None = None
     max_runs: int | None = None
+    #: The id hsm chose (``sweep_YYYYMMDD_HHMMSS``): another free one is taken if a run started in
+    #: the same second claims it first. None when the user named the sweep (``--sweep-id``).
+    id_base: str | None = None
+    #: The sweep's controller lease while this plan is carried out (see :mod:`hsm_core.lease`).
+    lease: ControllerLease | None = None
+
+    def release_lease(self) -> None:
+        """Give the sweep's lease back, if held (idempotent)."""
+        if self.lease is not None:
+            self.lease.release()
 
 
 def _expand_records(spec: SweepSpec, registry: Any, max_runs: int | None, start_index: int = 1,
@@ -88,9 +101,9 @@ def plan_run(
     spec = load_spec(config_file, registry)
     _check_size(spec, registry, max_runs)
     records, dups = _expand_records(spec, registry, max_runs)
+    base = None
     if sweep_id is None:
-        sweep_id = new_sweep_id()
-        base = sweep_id
+        sweep_id = base = new_sweep_id()
         n = 1
         while (project.output_dir / sweep_id).exists():
             n += 1
@@ -105,7 +118,8 @@ def plan_run(
         if existing.exists():
             raise HsmError(f"sweep {sweep_id!r} already exists", hint=f"continue it with: hsm complete {sweep_id}")
     sweep = SweepDir(project.output_dir / sweep_id)
-    plan = Plan(project, spec, sweep, records, sorted(records.values(), key=lambda r: r.index), max_runs=max_runs)
+    plan = Plan(project, spec, sweep, records, sorted(records.values(), key=lambda r: r.index), max_runs=max_runs,
+                id_base=base)
     if dups:
         plan.skipped["duplicate parameter sets"] = dups
     plan.config_text = Path(config_file).read_text(encoding="utf-8")
@@ -119,8 +133,17 @@ def plan_complete(
     project_root: Path | None = None,
     retry_failed: bool = False,
     config_file: Path | None = None,
+    take_lease: bool = True,
+    wait: bool = False,
+    on_wait: Callable[[Holder], None] | None = None,
 ) -> Plan:
-    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs."""
+    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs.
+
+    With ``take_lease`` (not for ``--dry-run``) the sweep's controller lease is taken *before*
+    anything is read, and held by the returned plan (:func:`execute` gives it back): a plan made
+    while another controller runs would be stale. A held lease raises
+    :class:`~hsm_core.lease.LeaseHeld`, or with ``wait`` is waited for (``on_wait(holder)`` once).
+    """
     project = load_project_config(project_root or Path.cwd(), registry)
     from hsm_core.workers.layout import continue_command, find_sweep
 
@@ -135,6 +158,24 @@ def plan_complete(
         )
     if meta.get("project_root") and Path(meta["project_root"]).is_dir() and project_root is None:
         project = load_project_config(Path(meta["project_root"]), registry)
+    lease = None
+    if take_lease:
+        lease = ControllerLease.acquire(sweep, command="hsm complete", timeout=lease_timeout(project.data),
+                                        wait=wait, on_wait=on_wait)
+    try:
+        plan = _plan_complete(project, sweep, registry, retry_failed=retry_failed, config_file=config_file)
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise
+    plan.lease = lease
+    return plan
+
+
+def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, retry_failed: bool,
+                   config_file: Path | None) -> Plan:
+    """The plan of :func:`plan_complete`, read from the sweep's files."""
+    meta = sweep.read_metadata()
     cfg = config_file or (sweep.path / "sweep_config.yaml")
     spec = load_spec(cfg, registry)
     max_runs = meta.get("max_runs")
@@ -198,9 +239,61 @@ class ExecOptions:
     verify_sync: bool = True
 
 
+def _claim_sweep_dir(plan: Plan) -> None:
+    """Create the new sweep's directory, atomically: ``mkdir`` fails if it exists, so two runs
+    started in the same second never share one; the second takes the next free id
+    (``sweep_..._2``). A name the user chose that exists by now is an error."""
+    output_dir = plan.sweep.path.parent
+    for n in range(1, 10_000):
+        if plan.id_base is None:
+            candidate = plan.sweep.path
+        else:
+            candidate = output_dir / (plan.id_base if n == 1 else f"{plan.id_base}_{n}")
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            candidate.mkdir()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HsmError(f"no space left on device to create sweep {candidate.name} in {output_dir}; nothing was created",
+                               hint="free some space, then run the same command again") from exc
+            if not isinstance(exc, FileExistsError):
+                raise
+            if plan.id_base is None:
+                raise HsmError(f"sweep {plan.sweep.sweep_id!r} already exists (another run just created it)",
+                               hint=f"choose another --sweep-id, or continue it with: hsm complete {plan.sweep.sweep_id}") from None
+            continue
+        plan.sweep = SweepDir(candidate)
+        return
+    raise HsmError(f"no free sweep id left for {plan.id_base} in {output_dir}", hint="pass --sweep-id NAME")
+
+
+def _release_sweep_dir(plan: Plan, exc: BaseException) -> None:
+    """Undo :func:`_claim_sweep_dir` for a run refused or failed before its sweep was written
+    (no ``sweep_metadata.yaml`` yet): this run made everything in the directory, and a half-made
+    sweep can be neither completed nor trusted. A full disk says so, and what to run next."""
+    path = plan.sweep.path
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    try:
+        shutil.rmtree(path)
+    except OSError:
+        if full:
+            raise HsmError(
+                f"no space left on device while creating sweep {plan.sweep.sweep_id}; its directory is incomplete",
+                hint=f"remove it (rm -r {path}), free some space, then run the same command again",
+            ) from exc
+        return
+    if full:
+        raise HsmError(
+            f"no space left on device while creating sweep {plan.sweep.sweep_id}; nothing was created",
+            hint="free some space, then run the same command again",
+        ) from exc
+
+
 def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     sweep = plan.sweep
-    sweep.path.mkdir(parents=True, exist_ok=False)
+    # The lease first (the directory is ours: _claim_sweep_dir made it): once the metadata
+    # exists, "hsm complete" can find the sweep.
+    plan.lease = ControllerLease.acquire(sweep, command=_controller_name(opts), timeout=lease_timeout(plan.project.data))
     sweep.create_layout()
     from hsm_core.atomic import atomic_write_text
 
@@ -226,8 +319,35 @@ def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     )
 
 
+def settle_sweep_status(plan: Plan) -> str:
+    """For a controller with nothing to run: record how the sweep stands (``completed`` or
+    ``incomplete``, or ``running`` while tasks it watches run elsewhere). The controller before
+    it may have been killed, or replaced after losing its lease, before it could say so.
+    Only the lease holder writes it; returns the state."""
+    every = [r.state for r in plan.records.values()]
+    if all(s == TaskState.COMPLETED.value for s in every):
+        state = "completed"
+    elif any(TaskState(s).active for s in every):
+        state = "running"
+    else:
+        state = "incomplete"
+    if plan.lease is not None and plan.lease.may_launch():
+        try:
+            plan.sweep.update_metadata(status=state, updated=now_iso())
+        except OSError:
+            pass  # a read-only or full disk: the task dirs remain the truth
+    return state
+
+
+def _controller_name(opts: ExecOptions) -> str:
+    """``hsm run`` / ``hsm sweep``: what the lease says holds the sweep."""
+    words = opts.command_line.split()
+    return " ".join(words[:2]) if len(words) >= 2 and words[0] == "hsm" else "hsm run"
+
+
 def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str, int]:
-    """Run a plan (see :func:`_execute`); a full disk becomes a clear error naming the sweep."""
+    """Run a plan (see :func:`_execute`); a full disk becomes a clear error naming the sweep.
+    The sweep's lease is given back when it ends, however it ends."""
     try:
         return _execute(plan, opts, registry, **kw)
     except OSError as exc:
@@ -237,6 +357,8 @@ def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str
                 hint=f"free some space, then continue with: hsm complete {plan.sweep.sweep_id}",
             ) from exc
         raise
+    finally:
+        plan.release_lease()
 
 
 def _execute(
@@ -246,9 +368,20 @@ def _execute(
     *,
     on_update: Callable[[TaskRecord], None] | None = None,
     engine_hook: Callable[[Engine], None] | None = None,
+    on_ready: Callable[[Plan], None] | None = None,
+    on_outage: Callable[[str, Any], None] | None = None,
 ) -> dict[str, int]:
-    """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state."""
+    """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state.
+    ``on_ready(plan)`` is called once the sweep exists (its id final), before any task starts."""
     wake = WakeEvent()
+    # What needs no sweep directory is checked before one is made.
+    requests = parse_sources(opts.sources, plan.project.data, registry)
+    strategy = registry.get(StrategyRecord.kind, opts.strategy).load()()
+    cmd = command_plan(plan.project, plan.spec.settings)
+    if plan.to_run:
+        cmd.argv(plan.to_run[0].params)  # fail on a bad command before anything is written
+    if plan.new_sweep:
+        _claim_sweep_dir(plan)  # released below if the run stops before the sweep is written
     context = SourceContext(
         sweep_id=plan.sweep.sweep_id,
         sweep_dir=plan.sweep.path.resolve(),
@@ -260,19 +393,25 @@ def _execute(
     from hsm_core.hosts import get_host
 
     context.get_host = lambda name: get_host(name, plan.project.data, registry)
-    requests = parse_sources(opts.sources, plan.project.data, registry)
     for req in requests:
         if req.kind not in ("local", "ssh"):
             req.options.update(opts.source_overrides)
-    strategy = registry.get(StrategyRecord.kind, opts.strategy).load()()
-    cmd = command_plan(plan.project, plan.spec.settings)
-    if plan.to_run:
-        cmd.argv(plan.to_run[0].params)  # fail on a bad command before anything is written
-    sources = create_sources(requests, registry, context)
-    _before_run(sources, plan, opts, registry)
+    try:
+        sources = create_sources(requests, registry, context)
+        _before_run(sources, plan, opts, registry)  # closes the sources if a plugin stops the run
+    except BaseException as exc:
+        if plan.new_sweep:  # a refused run leaves no sweep directory behind
+            _release_sweep_dir(plan, exc)
+        raise
 
     if plan.new_sweep:
-        _write_new_sweep(plan, opts, count(plan.spec, registry))
+        try:
+            _write_new_sweep(plan, opts, count(plan.spec, registry))
+        except BaseException as exc:
+            _close(sources)
+            plan.release_lease()  # its heartbeat must not outlive the directory removed next
+            _release_sweep_dir(plan, exc)
+            raise
     else:
         if plan.config_text is not None:
             # A complete with an edited config: keep the old file beside the new one, never lose it.
@@ -285,6 +424,8 @@ def _execute(
         plan.sweep.create_layout()
         plan.sweep.update_metadata(status="running", last_complete=now_iso(), total_tasks=len(plan.records))
 
+    if on_ready is not None:
+        on_ready(plan)
     sweep_path = plan.sweep.path.resolve()
     specs = [
         TaskSpec(r.task_id, r.index, r.params, plan.sweep.task_dir(r.index).resolve(), plan.sweep.sweep_id, sweep_path)
@@ -319,7 +460,9 @@ def _execute(
         on_update=on_update,
         detach=opts.no_wait,
         prepare=prepare,
+        on_outage=on_outage,
         kill_grace=kill_grace,
+        may_launch=plan.lease.may_launch if plan.lease is not None else None,
     )
     if engine_hook:
         engine_hook(engine)
@@ -346,11 +489,20 @@ def _execute(
             final_state = "incomplete"
         return counts
     finally:
-        try:
-            plan.sweep.update_metadata(status=final_state, updated=now_iso())
-            plan.sweep.log("sweep.log", f"end: {final_state}")
-        except OSError:
-            pass  # the disk may still be full; the task dirs remain the truth
+        if plan.lease is not None and not plan.lease.may_launch():
+            # The sweep is another controller's now (asked again: a replaced controller whose
+            # tasks all ended may not have looked since): its status is not ours to write.
+            final_state = "lease lost"
+            try:
+                plan.sweep.log("sweep.log", f"end of the controller that lost its lease (pid {os.getpid()})")
+            except OSError:
+                pass
+        else:
+            try:
+                plan.sweep.update_metadata(status=final_state, updated=now_iso())
+                plan.sweep.log("sweep.log", f"end: {final_state}")
+            except OSError:
+                pass  # the disk may still be full; the task dirs remain the truth
         if final_state in ("completed", "incomplete"):
             from hsm_core.monitor.report import write_reports
 
@@ -370,12 +522,16 @@ def _before_run(sources: list[Any], plan: Plan, opts: ExecOptions, registry: Any
     try:
         registry.hook.hsm_before_run(sources=sources, project_config=plan.project.data, options=options)
     except BaseException:
-        for source in sources:
-            try:
-                source.close()
-            except Exception:  # closing must not hide why the run stopped
-                pass
+        _close(sources)
         raise
+
+
+def _close(sources: list[Any]) -> None:
+    for source in sources:
+        try:
+            source.close()
+        except Exception:  # closing must not hide why the run stopped
+            pass
 
 
 def spec_from_text(text: str, registry: Any) -> SweepSpec:

@@ -108,6 +108,10 @@ class ComputeSourceRecord(ComponentRecord):
     #: Optional ``"module:attr"`` of a zero-argument callable returning True when this kind of
     #: source is usable on this machine (``hpc`` auto-detection asks every record).
     detect: str | Callable[[], bool] | None = None
+    #: Programs the source runs on this machine when its options name no login-node ``host:``
+    #: (a scheduler's client commands, e.g. ``("sbatch", "squeue", "scancel")``): ``hsm run``,
+    #: ``--dry-run`` and ``hsm config validate`` refuse up front, naming the first one missing.
+    local_commands: tuple[str, ...] = ()
     kind: ClassVar[str] = "compute_source"
 
     def detected(self) -> bool:

@@ -267,7 +267,11 @@ class PluginRegistry:
         """The one-line error for a component nobody provides."""
         label = KIND_LABELS.get(kind, kind)
         available = ", ".join(sorted(self.components(kind))) or "none"
-        parts = [f"unknown {label} {name!r} (available: {available})"]
+        import difflib
+
+        close = difflib.get_close_matches(str(name), sorted(self.components(kind)), n=1, cutoff=0.6)
+        guess = f", did you mean {close[0]!r}?" if close else ""
+        parts = [f"unknown {label} {name!r}{guess} (available: {available})"]
         failed = [p for p in self.plugins if p.status == "failed"]
         if failed:
             parts.append("plugins that failed to load: " + "; ".join(f"{p.name}: {p.error}" for p in failed))

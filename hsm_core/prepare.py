@@ -83,9 +83,25 @@ class CommandPlan:
             if not self.script:
                 raise HsmError("the command uses {script} but paths.train_script is not set")
             return self.script
-        if name in params:
-            return format_value(params[name])
-        raise ConfigError(f"unknown placeholder {{{name}}} in command (parameters: {', '.join(params)})", key="command")
+        param = placeholder_param(name, params)
+        if param is not None:
+            return format_value(params[param])
+        raise ConfigError(f"unknown placeholder {{{name}}} in command (parameters: {', '.join(map(str, params))})",
+                          key="command")
+
+    def placeholders(self) -> list[str]:
+        """The ``{name}`` placeholders of the template (``python``, ``script``, ``param.lr`` ...)."""
+        return [m.group(1) for word in self.template or () for m in _PLACEHOLDER.finditer(word) if word != "{args}"]
+
+
+def placeholder_param(name: str, params: Mapping[str, Any]) -> str | None:
+    """The parameter a command placeholder inserts: ``{lr}`` or ``{param.lr}`` (the documented
+    spelling, also for dotted names: ``{param.optimizer.lr}``); None when it names none."""
+    if name in params:
+        return name
+    if name.startswith("param.") and name[len("param."):] in params:
+        return name[len("param."):]
+    return None
 
 
 def command_plan(project: ProjectConfig, settings: Mapping[str, Any]) -> CommandPlan:

@@ -217,7 +217,7 @@ def start_task(
             stderr=stderr_target,
             start_new_session=True,  # our own process group: signals reach the whole task
         )
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in an argument or variable ("embedded null byte")
         out.close()
         err.close()
         # Nothing started: put back what was there (the caller records the failure).

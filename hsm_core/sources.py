@@ -9,7 +9,7 @@ on this machine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from hsm_core.install_hints import install_hint
 from hsm_core.plugin import (
@@ -32,9 +32,9 @@ class SourceRequest:
     spelled: str = ""
 
 
-def _int(text: str, item: str) -> int:
+def _int(text: str, item: str, where: str = "--sources") -> int:
     if not text.isdigit() or int(text) < 1:
-        raise HsmError(f"invalid capacity {text!r} in --sources entry {item!r}", hint="use a positive number, e.g. local:4")
+        raise HsmError(f"invalid capacity {text!r} in {where} entry {item!r}", hint="use a positive number, e.g. local:4")
     return int(text)
 
 
@@ -53,8 +53,18 @@ def _detect_hpc(registry: Any) -> str:
     )
 
 
-def parse_sources(text: str, project_data: Mapping[str, Any], registry: Any) -> list[SourceRequest]:
-    """Turn ``--sources`` text into requests, with options from ``hsm_config.yaml``."""
+def parse_sources(
+    text: str | Sequence[str], project_data: Mapping[str, Any], registry: Any, *, where: str = "--sources"
+) -> list[SourceRequest]:
+    """Turn ``--sources`` text into requests, with options from ``hsm_config.yaml``.
+
+    ``text`` may also be a list of entries (a sweep file's ``sources: [local, ssh:gpu1]``). Every
+    entry must name an installed compute source: a misspelled one (``lcoal:2``) is an error here,
+    before anything is written; ``where`` names the setting in messages (``--sources``,
+    ``compute.default_sources`` ...).
+    """
+    if not isinstance(text, str):
+        text = ",".join(str(x) for x in text)
     requests: list[SourceRequest] = []
     compute = project_data.get("compute") or {}
     hpc = dict(project_data.get("hpc") or {})
@@ -71,32 +81,39 @@ def parse_sources(text: str, project_data: Mapping[str, Any], registry: Any) -> 
         options: dict[str, Any] = {}
         if kind == "local":
             if len(rest) > 1:
-                raise HsmError(f"invalid --sources entry {raw!r}", hint="use local or local:N")
+                raise HsmError(f"invalid {where} entry {raw!r}", hint="use local or local:N")
             if rest:
-                capacity = _int(rest[0], raw)
+                capacity = _int(rest[0], raw, where)
             name = "local"
             options = dict(compute.get("local") or {})
         elif kind in ("ssh", "remote"):
             kind = "ssh"
             if not rest or not rest[0]:
-                raise HsmError(f"--sources entry {raw!r} needs a host", hint="use ssh:NAME or ssh:NAME:N")
+                raise HsmError(f"{where} entry {raw!r} needs a host", hint="use ssh:NAME or ssh:NAME:N")
+            if len(rest) > 2:
+                raise HsmError(f"invalid {where} entry {raw!r}", hint="use ssh:NAME or ssh:NAME:N")
+            _known_kind(registry, kind, raw, where)
             name = rest[0]
             if len(rest) > 1:
-                capacity = _int(rest[1], raw)
+                capacity = _int(rest[1], raw, where)
             if name in remotes:
                 options = dict(remotes[name])
             else:
                 options = {"host": name}
         else:
             # hpc / slurm / pbs / a third-party kind: [kind][:cluster][:N]
+            if kind != "hpc":
+                _known_kind(registry, kind, raw, where)
+            if len(rest) > 2:
+                raise HsmError(f"invalid {where} entry {raw!r}", hint=f"use {kind}, {kind}:CLUSTER or {kind}:CLUSTER:N")
             if rest and rest[-1].isdigit() and (len(rest) == 2 or (len(rest) == 1 and rest[0] not in clusters)):
-                capacity = _int(rest.pop(), raw)
+                capacity = _int(rest.pop(), raw, where)
             cluster = rest[0] if rest else None
             if cluster is not None:
                 if cluster not in clusters:
                     known = ", ".join(sorted(clusters)) or "none configured"
                     raise ConfigError(
-                        f"unknown cluster {cluster!r} in --sources (clusters: {known})",
+                        f"unknown cluster {cluster!r} in {where} entry {raw!r} (clusters: {known})",
                         key="hpc.clusters",
                         hint="add it under hpc.clusters in hsm_config.yaml",
                     )
@@ -111,13 +128,37 @@ def parse_sources(text: str, project_data: Mapping[str, Any], registry: Any) -> 
             capacity = options.get("max_parallel_jobs") or options.get("max_tasks")
         requests.append(SourceRequest(kind, name, capacity, options, raw))
     if not requests:
-        raise HsmError("no sources given", hint="e.g. --sources local or --sources local:4,ssh:server1")
+        raise HsmError(f"no sources given in {where}", hint="e.g. --sources local or --sources local:4,ssh:server1")
     seen: set[str] = set()
     for req in requests:
         if req.name in seen:
-            raise HsmError(f"source {req.name!r} given twice in --sources")
+            raise HsmError(f"source {req.name!r} given twice in {where}")
         seen.add(req.name)
     return requests
+
+
+def _known_kind(registry: Any, kind: str, raw: str, where: str) -> None:
+    """Refuse an entry whose kind no installed plugin provides (with a "did you mean")."""
+    from hsm_core.plugin import ComponentNotFound
+
+    try:
+        registry.get(ComputeSourceRecord.kind, kind)
+    except ComponentNotFound as exc:
+        raise HsmError(f"{where} entry {raw!r}: {exc.message}") from None
+
+
+def missing_local_commands(request: SourceRequest, record: Any) -> list[str]:
+    """The programs ``record.local_commands`` (a scheduler's client commands) that are not on this
+    machine's PATH (or the ``env: {PATH: ...}`` of the source's options), when the source runs
+    them here, i.e. its options name no login-node ``host:``."""
+    import shutil
+
+    commands = tuple(getattr(record, "local_commands", ()) or ())
+    host = request.options.get("host")
+    if not commands or (host and str(host) not in ("local", "localhost")):
+        return []
+    path = (request.options.get("env") or {}).get("PATH")
+    return [c for c in commands if shutil.which(c, path=path) is None]
 
 
 def create_sources(requests: list[SourceRequest], registry: Any, context: SourceContext) -> list[ComputeSource]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+import yaml
+
 from hsm_core import processes
 from hsm_core.atomic import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json, read_yaml
 from hsm_core.errors import HsmError
@@ -26,6 +28,25 @@ _SWEEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _STATES = frozenset(s.value for s in TaskState)
 _FINISHED = frozenset(s.value for s in TaskState if s.finished)
 INDEX_FILE = "task_index.json"
+METADATA_FILE = "sweep_metadata.yaml"
+#: Keys of ``sweep_metadata.yaml`` that hsm reads, and the types it can use (times may have been
+#: read back by YAML as datetimes). Other keys are informational and taken as they are.
+_METADATA_TYPES: dict[str, type | tuple[type, ...]] = {
+    "sweep_id": str,
+    "status": str,
+    "mode": str,
+    "sources": str,
+    "strategy": str,
+    "project_root": str,
+    "config_file": str,
+    "total_tasks": int,
+    "total_combinations": int,
+    "max_runs": int,
+    "metadata": dict,
+    "created": (str, _dt.datetime),
+    "updated": (str, _dt.datetime),
+    "last_complete": (str, _dt.datetime),
+}
 MAPPING_FILE = "task_mapping.yaml"
 EXIT_MARKER = ".exit_code"
 #: Written by the task's shell wrapper as it starts: its pid (see ``reconcile_status``).
@@ -37,6 +58,24 @@ STARTING = "starting"
 #: A ``starting`` status older than this, or whose controller is gone, with no process behind it
 #: never started.
 STARTING_GRACE = 10.0
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user would type it: relative to the cwd when below it."""
+    try:
+        return str(Path(path).absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+class DamagedSweepError(HsmError):
+    """A sweep whose own files hsm cannot read (``sweep_metadata.yaml`` damaged by hand or by a
+    disk fault). Commands about that sweep stop with the one-line message; listings of every
+    sweep skip it with that line and go on."""
+
+    def __init__(self, message: str, *, hint: str | None = None, sweep_id: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.sweep_id = sweep_id
 
 
 def validate_sweep_id(sweep_id: str) -> str:
@@ -107,15 +146,32 @@ class TaskRecord:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "TaskRecord":
+        """A record from its index entry. Raises ValueError for an entry hsm did not write (an
+        unknown state, a field of the wrong type): the index is a cache, and its readers rebuild
+        it from the task dirs rather than trust, or crash on, a damaged one."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"an index entry must be a mapping, not {type(d).__name__}")
+        state = d.get("state") or TaskState.PENDING.value
+        if state not in _STATES:
+            raise ValueError(f"unknown task state {state!r} in the index")
+        _expect(d, "index", int)
+        _expect(d, "id", str)
+        _expect(d, "attempt", int, optional=True)
+        _expect(d, "params", dict, optional=True)
+        _expect(d, "extra", dict, optional=True)
+        _expect(d, "exit_code", int, optional=True)
+        _expect(d, "duration", (int, float), optional=True)
+        for key in ("source", "host", "start_time", "end_time"):
+            _expect(d, key, str, optional=True)
         return cls(
-            index=int(d["index"]),
-            task_id=str(d["id"]),
+            index=d["index"],
+            task_id=d["id"],
             params=dict(d.get("params") or {}),
-            state=str(d.get("state") or TaskState.PENDING.value),
+            state=str(state),
             source=d.get("source"),
             duration=d.get("duration"),
             exit_code=d.get("exit_code"),
-            attempt=int(d.get("attempt") or 0),
+            attempt=d.get("attempt") or 0,
             host=d.get("host"),
             start_time=d.get("start_time"),
             end_time=d.get("end_time"),
@@ -131,6 +187,15 @@ class TaskRecord:
             if key in status:
                 setattr(self, key, status[key])
         self.attempt = int(status.get("attempt") or self.attempt)
+
+
+def _expect(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, optional: bool = False) -> None:
+    """Raise ValueError unless ``d[key]`` is a ``kind`` (or missing/None when ``optional``)."""
+    value = d.get(key)
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, kind):  # True is an int to Python, not to us
+        raise ValueError(f"{key}: unexpected {type(value).__name__} {value!r:.40}")
 
 
 def read_status(task_dir: Path) -> dict[str, Any] | None:
@@ -420,13 +485,42 @@ class SweepDir:
 
     # -- metadata ------------------------------------------------------------------------------
     def read_metadata(self) -> dict[str, Any]:
+        """``sweep_metadata.yaml`` as a dict (empty when missing). Raises :class:`DamagedSweepError`
+        (one line naming the file and the problem) when it is not UTF-8, not YAML, not a mapping,
+        or a key hsm relies on has the wrong type: callers never see a parser's exception, and
+        listings skip such a sweep with that line."""
+        path = self.path / METADATA_FILE
         try:
-            return dict(read_yaml(self.path / "sweep_metadata.yaml") or {})
+            data = read_yaml(path)
         except FileNotFoundError:
             return {}
+        except UnicodeDecodeError:
+            raise self._damaged("not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            if isinstance(exc, yaml.reader.ReaderError):
+                raise self._damaged("not UTF-8 text" if exc.encoding else "holds a character YAML does not allow") from None
+            raise self._damaged(f"not valid YAML{where}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise self._damaged(f"expected a mapping, found a {type(data).__name__}")
+        for key, kinds in _METADATA_TYPES.items():
+            value = data.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+                raise self._damaged(f"{key}: unexpected {type(value).__name__} {value!r:.40}")
+        return dict(data)
+
+    def _damaged(self, problem: str) -> "DamagedSweepError":
+        return DamagedSweepError(
+            f"{_shown(self.path / METADATA_FILE)}: {problem} (the sweep's metadata is damaged)",
+            hint="fix or restore that file; the tasks under tasks/ are not affected",
+            sweep_id=self.sweep_id,
+        )
 
     def write_metadata(self, data: Mapping[str, Any]) -> None:
-        atomic_write_yaml(self.path / "sweep_metadata.yaml", dict(data))
+        atomic_write_yaml(self.path / METADATA_FILE, dict(data))
 
     def update_metadata(self, **changes: Any) -> dict[str, Any]:
         meta = self.read_metadata()

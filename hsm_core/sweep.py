@@ -35,52 +35,115 @@ class SweepSpec:
 
 
 def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = None) -> SweepSpec:
-    """Split a normalised sweep dict into parameter sections and settings; validate the sections."""
+    """Split a normalised sweep dict into parameter sections and settings; validate the sections.
+
+    ``settings`` keeps the line of each key when ``data`` came from the file (``line_of``).
+    """
+    from hsm_core.config import display_path
+
     expanders = _expanders(registry)
     sections: dict[str, Any] = {}
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = _with_lines(data, {})
+    shown = display_path(path) if path is not None else None  # as the user would type it
     for key, value in data.items():
         if key in SETTING_KEYS:
             settings[key] = value
+            _refuse_nul(value, shown, data, [key])
         elif key in expanders:
             where = f"{path}: {key}" if path else key
             expanders[key].validate(value, where)
-            _check_passable(value, path, key)
+            _check_passable(value, shown, key, lines=(data, [key]))
             sections[key] = value
         else:
-            raise ConfigError(f"unknown sweep section (known: {', '.join(sorted(expanders))})", file=path, key=key)
+            raise ConfigError(f"unknown sweep section (known: {', '.join(sorted(expanders))})", file=shown,
+                              line=_line(data, [key]), key=key)
     if not sections:
-        raise ConfigError("no parameters: add a 'grid:' (or 'paired:') section", file=path)
+        raise ConfigError("no parameters: add a 'grid:' (or 'paired:') section", file=shown)
     return SweepSpec(sections, settings, path)
+
+
+def _with_lines(src: Any, dst: dict[str, Any]) -> dict[str, Any]:
+    """``dst`` as a LineDict knowing the lines of ``src``'s keys (when it has them)."""
+    from hsm_core.config import LineDict
+
+    out = LineDict(dst)
+    out.lines = dict(getattr(src, "lines", {}) or {})
+    out.line, out.file = getattr(src, "line", None), getattr(src, "file", None)
+    return out
+
+
+def _line(data: Any, keys: list[Any]) -> int | None:
+    """The line of ``keys`` in ``data`` (a tree read from a file), None when unknown (or no tree)."""
+    from hsm_core.config import line_of
+
+    return line_of(data, keys)
 
 
 #: Linux refuses a single command-line argument of 128 KiB or more (MAX_ARG_STRLEN) with E2BIG.
 MAX_ARGUMENT_BYTES = 131072
 
+_NUL_MESSAGE = "contains a NUL character, which no command line, path or environment variable can hold"
 
-def _check_passable(value: Any, path: Path | None, where: str, name: str = "") -> None:
-    """Refuse parameter names and values that no command line can carry: a NUL character (the
-    end of a C string), or a ``name=value`` argument of 128 KiB or more. Caught here, before
-    anything is written, they are one clear error instead of a task that can never start."""
+
+def _refuse_nul(value: Any, path: str | None, root: Any, keys: list[Any]) -> None:
+    """Refuse a NUL anywhere in a setting (``command:`` ...): it would reach ``exec`` and fail there."""
     if isinstance(value, dict):
         for k, v in value.items():
-            key = f"{where}.{k}"
+            if isinstance(k, str) and "\0" in k:
+                raise ConfigError(f"the key {k[:40]!r} {_NUL_MESSAGE}", file=path, line=_line(root, keys + [k]),
+                                  key=".".join(map(str, keys)), hint="remove it")
+            _refuse_nul(v, path, root, keys + [k])
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(item, path, root, keys + [i])
+    elif isinstance(value, str) and "\0" in value:
+        raise ConfigError(f"{value[:40]!r} {_NUL_MESSAGE}", file=path, line=_line(root, keys),
+                          key=".".join(map(str, keys)), hint="remove it")
+
+
+def _check_passable(value: Any, path: str | None, where: str, name: str = "", *,
+                    lines: tuple[Any, list[Any]] = (None, [])) -> None:
+    """Refuse parameter names and values that no command line can carry: an empty name, a NUL
+    character (the end of a C string), or a ``name=value`` argument of 128 KiB or more. Caught
+    here, before anything is written, they are one clear error (file:line and key) instead of a
+    task that can never start. ``lines``: the file's tree and the keys leading to ``value``."""
+    root, keys = lines
+    if isinstance(value, dict):
+        for k, v in value.items():
+            line = _line(root, keys + [k])
+            if isinstance(k, str) and not k.strip() and not isinstance(v, dict):  # (a dict: a paired group)
+                raise ConfigError(f"empty parameter name {k!r}", file=path, line=line, key=where,
+                                  hint="give the parameter a name: it becomes the argument name=value")
             if isinstance(k, str) and "\0" in k:
                 raise ConfigError("a parameter name contains a NUL character, which cannot be passed to a command",
-                                  file=path, key=where, hint="remove it")
-            _check_passable(v, path, key, str(k))
+                                  file=path, line=line, key=where, hint="remove it")
+            _check_passable(v, path, f"{where}.{k}", str(k), lines=(root, keys + [k]))
     elif isinstance(value, list):
-        for item in value:
-            _check_passable(item, path, where, name)
+        for i, item in enumerate(value):
+            _check_passable(item, path, where, name, lines=(root, keys + [i]))
     elif isinstance(value, str):
+        line = _line(root, keys)
         if "\0" in value:
             raise ConfigError(f"the value {value[:40]!r} contains a NUL character, which cannot be passed to a command",
-                              file=path, key=where, hint="remove it")
+                              file=path, line=line, key=where, hint="remove it")
         size = len(name.encode()) + 1 + len(value.encode())
         if size >= MAX_ARGUMENT_BYTES:
             raise ConfigError(f"a value of {size:,} bytes is too long for a command-line argument "
-                              f"(at most {MAX_ARGUMENT_BYTES - 1:,})", file=path, key=where,
+                              f"(at most {MAX_ARGUMENT_BYTES - 1:,})", file=path, line=line, key=where,
                               hint="pass a file name instead, and read the file in the script")
+
+
+def param_location(spec: SweepSpec, name: str) -> tuple[str, int | None]:
+    """(dotted key, line) of parameter ``name`` in the sweep file (``grid.lr``, ``paired[0].g.lr``)."""
+    for section, content in spec.sections.items():
+        if isinstance(content, dict) and name in content:
+            return f"{section}.{name}", _line(spec.sections, [section, name])
+        if isinstance(content, list):
+            for i, item in enumerate(content):
+                for group, params in (item.items() if isinstance(item, dict) else ()):
+                    if isinstance(params, dict) and name in params:
+                        return f"{section}[{i}].{group}.{name}", _line(spec.sections, [section, i, group, name])
+    return name, None
 
 
 def load_spec(path: Path, registry: Any) -> SweepSpec:

@@ -43,15 +43,36 @@ def test_claim_is_exclusive_and_release_frees_it(tmp_path: Path) -> None:
     assert b.acquire("run1") is not None
 
 
-def test_heartbeat_rewrites_the_lock_and_keeps_it_fresh(tmp_path: Path) -> None:
+def test_heartbeat_touches_the_lock_and_keeps_it_fresh(tmp_path: Path) -> None:
     a, b = other(tmp_path, 1, stale=1.0), other(tmp_path, 2, stale=1.0)
     claim = a.acquire("r")
+    before = claim.path.read_text()
     make_stale(claim.path, 10)
     assert b.inspect("r").verdict == "stale"
     assert a.refresh(claim)
     view = b.inspect("r")
     assert view.verdict == "live" and view.age < 1.0
-    assert json.loads(claim.path.read_text())["beats"] == 1
+    assert claim.path.read_text() == before  # touched, never rewritten
+
+
+def test_a_heartbeat_late_after_its_check_never_puts_back_a_lost_claim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A holder stopped between its ownership check and its heartbeat write (SIGSTOP, a laptop
+    lid) while another worker takes the claim over: the late heartbeat must leave the new lock."""
+    a, b = other(tmp_path, 1, stale=1.0), other(tmp_path, 2, stale=1.0)
+    old = a.acquire("r")
+    make_stale(old.path, 5)
+    real_owns = a.owns
+
+    def owns_then_lose(claim):  # the check passes, then the takeover happens before the write
+        mine = real_owns(claim)
+        assert b.acquire("r") is not None
+        return mine
+
+    monkeypatch.setattr(a, "owns", owns_then_lose)
+    a.refresh(old)
+    monkeypatch.undo()
+    assert json.loads(old.path.read_text())["token"] != old.token  # the new holder's lock stands
+    assert not a.refresh(old) and old.lost
 
 
 def test_stale_lock_is_taken_over_and_the_old_holder_notices(tmp_path: Path) -> None:

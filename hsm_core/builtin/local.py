@@ -8,15 +8,17 @@ own ``CUDA_VISIBLE_DEVICES`` slot.
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
+import socket
 import sys
 import threading
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core import runner
-from hsm_core.state import read_status, reconcile_status, stop_orphaned_command
+from hsm_core.state import now_iso, read_status, reconcile_status, stop_orphaned_command, write_status
 from hsm_core.plugin import (
     ComputeSource,
     ComputeSourceRecord,
@@ -47,6 +49,29 @@ def _echo(name: str, line: bytes) -> None:
     if not line.endswith(b"\n"):
         sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def _cannot_exec(exc: BaseException) -> bool:
+    """True for a launch error caused by the task's command itself, not by this machine: E2BIG
+    (arguments plus environment too long) or a ValueError ("embedded null byte")."""
+    return isinstance(exc, ValueError) or getattr(exc, "errno", None) == errno.E2BIG
+
+
+def _record_not_started(spec: TaskSpec, source: str, exc: BaseException) -> TaskUpdate:
+    """Write a ``failed`` status for a task whose command could not be started, and its update."""
+    previous = read_status(spec.task_dir) or {}
+    now = now_iso()
+    status = {"task_id": spec.task_id, "index": spec.index, "state": TaskState.FAILED.value, "source": source,
+              "runner": "local", "host": socket.gethostname(), "attempt": int(previous.get("attempt") or 0) + 1,
+              "start_time": now, "end_time": now, "exit_code": None,
+              "error": f"the command could not be started: {exc}"}
+    status["attempts"] = [*(previous.get("attempts") or []),
+                          {k: status.get(k) for k in ("attempt", "state", "host", "source", "start_time", "end_time", "exit_code")}]
+    try:
+        write_status(spec.task_dir, status)
+    except OSError:
+        pass  # the engine records the failure in the index all the same
+    return TaskUpdate(spec.task_id, TaskState.FAILED, message=status["error"])
 
 
 class LocalSource(ComputeSource):
@@ -98,8 +123,16 @@ class LocalSource(ComputeSource):
                     extra_env=env,
                     echo=_echo if self.context.show_output else None,
                 )
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self._release(spec.task_id)
+                if _cannot_exec(exc):
+                    # This task's own command can never start (too long for exec, a NUL in it): the
+                    # task fails, the source stays healthy (retrying it anywhere fails the same way,
+                    # and counting it against the source would disable and re-enable it forever).
+                    self._updates.put(_record_not_started(spec, self.name, exc))
+                    self.context.wake()
+                    started_ids.append(spec.task_id)
+                    continue
                 # The ones started before this one run on: only the rest are to be started again.
                 raise SourceUnavailable(f"cannot start a process: {exc}", started=started_ids) from exc
             with self._lock:

@@ -15,7 +15,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import click
 
@@ -517,6 +517,11 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
     registry = get_registry()
     root = _root(project_dir)
     cfg = load_project_config(root, registry)
+    # What hsm run would refuse before creating a sweep is refused here too (sources, strategy,
+    # command, programs, command-line length).
+    from hsm_core.preflight import check_project, check_run, sources_setting, strategy_setting
+
+    check_project(cfg, registry)
     if cfg.path is not None:
         click.echo(f"OK  {_rel(cfg.path, Path.cwd().absolute())}")
     else:
@@ -525,6 +530,8 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
         data = load_sweep_file(path, registry)
         spec = spec_from_dict(data, registry, path)
         n = count(spec, registry)
+        check_run(cfg, spec, _first_tasks(spec, registry), registry,
+                  sources=sources_setting(None, cfg, spec), strategy=strategy_setting(None, cfg, spec))
         click.echo(f"OK  {path} ({n} task{'s' if n != 1 else ''})")
     if check_sync:
         if not cfg.remotes:
@@ -542,6 +549,17 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
             raise HsmError(f"hsm-plugin-ssh could not be loaded: {exc}") from None
         if check_all(cfg) is False:
             ctx.exit(1)
+
+
+def _first_tasks(spec: Any, registry: Any, limit: int = 1_000_000) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(task dir name, parameters) of the sweep's first ``limit`` combinations, lazily."""
+    import itertools
+
+    from hsm_core.state import task_dir_name
+    from hsm_core.sweep import expand
+
+    for i, params in enumerate(itertools.islice(expand(spec, registry), limit), 1):
+        yield task_dir_name(i), params
 
 
 @config_group.command("schema")

@@ -38,14 +38,23 @@ def export_command(sweep_id: str, fmt: str, output: str | None, project_dir: str
 @click.command("report")
 @click.argument("sweep_id")
 @click.option("--metric", help="Metric to plot against each parameter (default: the first one found).")
+@click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the reports here instead of the sweep's reports/ (e.g. for a read-only sweep).")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def report_command(sweep_id: str, metric: str | None, project_dir: str | None) -> None:
+def report_command(sweep_id: str, metric: str | None, output_dir: Path | None, project_dir: str | None) -> None:
     """Write reports/completion_report.html (and error_analysis.html, performance_analysis.yaml)."""
     from hsm_core.cli.status_cmd import locate_sweep
     from hsm_core.monitor.report import build_reports
+    from hsm_core.plugin import HsmError
 
     sweep = locate_sweep(project_dir, sweep_id)
-    for path in build_reports(sweep, metric=metric, records=sweep.records()):
+    try:
+        paths = build_reports(sweep, metric=metric, records=sweep.records(), output_dir=output_dir)
+    except OSError as exc:
+        where = output_dir if output_dir is not None else sweep.path / "reports"
+        hint = f"write them elsewhere with: hsm report {sweep.sweep_id} --output-dir DIR" if output_dir is None else None
+        raise HsmError(f"cannot write the reports into {where}: {exc.strerror or exc}", hint=hint) from None
+    for path in paths:
         click.echo(f"Wrote {path}")
 
 

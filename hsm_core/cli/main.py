@@ -38,7 +38,8 @@ class HsmGroup(click.Group):
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             hint = ""
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                hint = "; free some space, then continue with: hsm complete SWEEP_ID"
+                # (A sweep that was running says which one to complete: lifecycle.execute.)
+                hint = "; free some space, then run the command again"
             click.echo(f"Error: {exc.strerror or exc}{where}{hint}", err=True)
             ctx.exit(2)
 

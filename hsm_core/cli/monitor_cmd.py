@@ -41,12 +41,12 @@ def _locate(ctx: click.Context, project_dir: str | None, sweep_id: str) -> Any:
 
 
 def _latest(out: Path) -> Any:
-    from hsm_core.monitor.snapshot import created_time, sweep_dirs
+    from hsm_core.monitor.snapshot import created_time, sweeps_with_metadata
 
-    sweeps = sweep_dirs(out)
+    sweeps = sweeps_with_metadata(out)
     if not sweeps:
         raise HsmError(f"no sweeps in {out}", hint="start one with: hsm run --config sweeps/sweep_config.yaml")
-    return max(sweeps, key=lambda s: (created_time(s), s.path.name))
+    return max(sweeps, key=lambda s: (created_time(*s), s[0].path.name))[0]
 
 
 # -- watch ------------------------------------------------------------------------------------------
@@ -100,7 +100,9 @@ def watch(out: Path, only: Any | None, interval: float, once: bool) -> None:
                 live.update(view, refresh=True)
             else:
                 # Not a terminal (a log file, a pipe): a new frame only when something changed.
-                signature = [(s.sweep_id, s.status, sorted(s.counts.items())) for s in snaps]
+                signature = [(s.sweep_id, s.status, sorted(s.counts.items()),
+                              [(o.get("source"), o.get("tasks"), o.get("run_elsewhere_epoch")) for o in s.outages])
+                             for s in snaps]
                 if signature != last_signature:
                     console.print(view)
                     last_signature = signature
@@ -293,15 +295,18 @@ def health_command(ctx: click.Context, sweep_id: str | None, limit: int, as_json
 @click.pass_context
 def errors_command(ctx: click.Context, sweep_id: str, as_json: bool, project_dir: str | None) -> None:
     """Failed tasks of SWEEP_ID grouped by error pattern; writes logs/errors/*.yaml."""
-    from hsm_core.atomic import read_yaml
-    from hsm_core.monitor.errors import CATEGORY_TITLES, analyze, write_error_files
+    from hsm_core.monitor.errors import CATEGORY_TITLES, analyze, error_documents, write_error_files
     from hsm_core.monitor.view import errors_table
 
     sweep = _locate(ctx, project_dir, sweep_id)
     report = analyze(sweep, sweep.records().values())
-    paths = write_error_files(sweep, report)
+    try:
+        paths = write_error_files(sweep, report)
+    except OSError as exc:  # a read-only sweep (someone else's, an archive): the analysis is what matters
+        paths = []
+        click.echo(f"Note: logs/errors/*.yaml not written ({exc.strerror or exc}); the analysis follows", err=True)
     if as_json:
-        click.echo(json.dumps(read_yaml(paths[1]), indent=1, default=str))
+        click.echo(json.dumps(error_documents(report)[1], indent=1, default=str))
         return
     console = _console()
     if not report.failed:

@@ -74,16 +74,33 @@ def _print_dry_run(plan: Any, registry: Any, sources: str, total: int) -> None:
 
 
 def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> None:
+    """Carry out ``plan``; the sweep's lease (if the plan holds it) is given back however it ends."""
+    try:
+        _carry_out(plan, opts, registry, quiet=quiet)
+    finally:
+        plan.release_lease()
+
+
+def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> None:
     from hsm_core.lifecycle import execute
 
     console = _console()
     n = len(plan.to_run) + len(plan.to_adopt)
     verb = "Starting" if plan.new_sweep else "Completing"
-    console.print(f"{verb} sweep [bold]{plan.sweep.sweep_id}[/bold]: {n} task(s) on {opts.sources}")
-    console.print(f"Sweep directory: {plan.sweep.path}", markup=False)
-    for reason, k in plan.skipped.items():
-        console.print(f"Skipped {k} task(s): {reason}")
+
+    def header(plan: Any) -> None:
+        # Said once the sweep exists: its id is final then (a run started in the same second may
+        # have taken the one planned).
+        console.print(f"{verb} sweep [bold]{plan.sweep.sweep_id}[/bold]: {n} task(s) on {opts.sources}")
+        console.print(f"Sweep directory: {plan.sweep.path}", markup=False)
+        for reason, k in plan.skipped.items():
+            console.print(f"Skipped {k} task(s): {reason}")
+
     if n == 0:
+        from hsm_core.lifecycle import settle_sweep_status
+
+        header(plan)
+        settle_sweep_status(plan)
         console.print("Nothing to run.")
         return
     progress = None
@@ -109,14 +126,38 @@ def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> No
             if rec.state not in ("completed", "submitted", "running", "pending"):
                 click.echo(f"{rec.name} {rec.state} (exit code {rec.exit_code}) on {rec.source}", err=True)
 
+    print_err = progress.console.print if progress else _console_err().print
+
+    def on_outage(event: str, outage: Any) -> None:
+        # Once when a source stops answering (what waits on it, until when, what to do), when
+        # that changes, and once when it answers again: never a line per failed poll.
+        from rich.text import Text
+
+        from hsm_core.outages import describe, shown
+
+        if event == "back":
+            import time
+
+            from hsm_core.monitor.snapshot import fmt_duration
+
+            took = fmt_duration(time.time() - outage.since)
+            text = f"{outage.source} answers again after {took} ({outage.failures_text()} meanwhile)"
+            print_err(Text(text, style="green"), soft_wrap=True)
+            return
+        lines = describe(shown(outage, plan.sweep.sweep_id), hints=bool(outage.tasks))
+        print_err(Text("\n".join(lines), style="yellow"), soft_wrap=True)
+
     try:
         if progress:
             progress.start()
-        counts = execute(plan, opts, registry, on_update=on_update)
+        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header, on_outage=on_outage)
     finally:
         if progress:
             progress.stop()
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    if plan.lease is not None and plan.lease.lost:
+        console.print(f"This controller's tasks: {summary}")
+        raise plan.lease.lost_error()
     console.print(f"Done: {summary}")
     console.print(f"Status: hsm status {plan.sweep.sweep_id}")
     if counts.get("failed") or counts.get("timeout") or counts.get("lost"):
@@ -128,10 +169,6 @@ def _console_err() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def _default_sources(plan: Any) -> str:
-    return str((plan.project.data.get("compute") or {}).get("default_sources") or plan.spec.settings.get("sources") or "local")
 
 
 def _common_run(
@@ -161,8 +198,14 @@ def _common_run(
         click.echo(f"Total parameter combinations: {total}")
         return
     plan = plan_run(cfg, registry, project_root=root, sweep_id=sweep_id, max_runs=max_runs)
-    sources = sources or _default_sources(plan)
-    strategy = strategy or str((plan.project.data.get("compute") or {}).get("strategy") or plan.spec.settings.get("strategy") or "round_robin")
+    from hsm_core.preflight import check_run, sources_setting, strategy_setting
+
+    # Everything that can be checked is checked now, for --dry-run too: a refused run writes nothing.
+    chosen_sources = sources_setting(sources, plan.project, plan.spec)
+    chosen_strategy = strategy_setting(strategy, plan.project, plan.spec)
+    check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
+              sources=chosen_sources, strategy=chosen_strategy)
+    sources, strategy = chosen_sources[0], chosen_strategy[0]
     if dry_run:
         from hsm_core.sweep import count as _count
 
@@ -248,12 +291,19 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
 @click.option("--strategy", help="Dispatch strategy.")
 @click.option("--show-output", is_flag=True)
 @click.option("--no-wait", is_flag=True)
+@click.option("--wait-for-controller", "wait_for_lease", is_flag=True,
+              help="If another hsm run/complete is running the sweep, wait for it to end, then run what it left "
+                   "(default: stop at once, exit 2).")
 @click.option("--config", "-c", "config", type=click.Path(dir_okay=False), help="An edited sweep file to complete against.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 @click.option("--no-verify-sync", is_flag=True, help="Skip the check that remote (ssh:) projects match this one.")
-def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, strategy, show_output, no_wait, config, project_dir, no_verify_sync):
-    """Run the tasks of SWEEP_ID that have not completed (never re-runs completed ones)."""
-    from hsm_core.lifecycle import ExecOptions, plan_complete
+def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, strategy, show_output, no_wait, wait_for_lease,
+                     config, project_dir, no_verify_sync):
+    """Run the tasks of SWEEP_ID that have not completed (never re-runs completed ones).
+
+    One controller runs a sweep at a time: while another hsm run/complete runs it, this one stops
+    at once (exit 2) saying who does, or with --wait-for-controller waits for it."""
+    from hsm_core.lifecycle import plan_complete
 
     registry = _registry()
     root = Path(project_dir).resolve() if project_dir else None
@@ -261,9 +311,33 @@ def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, s
         from hsm_core.config import find_project_root
 
         root = find_project_root(Path.cwd())
-    plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None)
+
+    def waiting(holder: Any) -> None:
+        click.echo(f"hsm: sweep {sweep_id} is being run by {holder.describe()}; waiting for it to end (Ctrl-C to stop waiting)",
+                   err=True)
+
+    plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None,
+                         take_lease=not dry_run, wait=wait_for_lease, on_wait=waiting)
+    try:
+        _complete(plan, sweep_id, registry, sources, dry_run, parallel_limit, strategy, show_output, no_wait, no_verify_sync)
+    finally:
+        plan.release_lease()
+
+
+def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_run: bool, parallel_limit: int | None,
+              strategy: str | None, show_output: bool, no_wait: bool, no_verify_sync: bool) -> None:
+    from hsm_core.lifecycle import ExecOptions
+
     meta = plan.sweep.read_metadata()
-    sources = sources or meta.get("sources") or "local"
+    from hsm_core.config import display_path
+    from hsm_core.preflight import Origin, check_run
+
+    meta_file = display_path(plan.sweep.path / "sweep_metadata.yaml")
+    chosen_sources = (sources, Origin("--sources")) if sources else (meta.get("sources") or "local", Origin("sources", meta_file))
+    chosen_strategy = (strategy, Origin("--strategy")) if strategy else (meta.get("strategy") or "round_robin", Origin("strategy", meta_file))
+    check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
+              sources=chosen_sources, strategy=chosen_strategy)
+    sources, strategy = chosen_sources[0], chosen_strategy[0]
     console = _console()
     if dry_run:
         console.print(f"Sweep {sweep_id}: {len(plan.to_run)} task(s) would run on {sources}")
@@ -275,10 +349,15 @@ def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, s
             console.print(f"  {rec.name} [{rec.state}] {rec.params}", markup=False)
         if len(plan.to_run) > 50:
             console.print(f"  ... and {len(plan.to_run) - 50} more")
+        from hsm_core.lease import current_holder
+
+        holder = current_holder(plan.sweep.path)
+        if holder is not None:
+            click.echo(f"  being run now by {holder.describe()}: hsm complete would stop (or wait, with --wait-for-controller)")
         return
     opts = ExecOptions(
         sources=sources,
-        strategy=strategy or meta.get("strategy") or "round_robin",
+        strategy=strategy,
         parallel_limit=parallel_limit,
         show_output=show_output,
         no_wait=no_wait,

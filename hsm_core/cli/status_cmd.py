@@ -34,7 +34,14 @@ def list_sweeps(out: Path) -> list[Path]:
     """Sweep dirs under ``out``, oldest first (by creation time recorded in the name or mtime)."""
     if not out.is_dir():
         return []
-    dirs = [p.parent for p in out.glob("*/sweep_metadata.yaml")]
+    from hsm_core.state import validate_sweep_id
+
+    dirs = []
+    for meta in out.glob("*/sweep_metadata.yaml"):
+        try:
+            dirs.append(Path(meta.parent.parent, validate_sweep_id(meta.parent.name)))
+        except HsmError:  # a directory whose name is not a sweep id is not one of ours
+            continue
     return sorted(dirs, key=lambda p: (p.stat().st_mtime, p.name))
 
 
@@ -57,12 +64,19 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
             durations.append(float(r.duration))
     total = len(records)
     done = counts.get("completed", 0)
+    from hsm_core.lease import current_holder
+    from hsm_core.outages import read_outages
+
+    holder = current_holder(sweep.path)
+    outages = read_outages(sweep.logs_dir)
     return {
         "sweep_id": sweep.sweep_id,
         "path": str(sweep.path),
         "status": meta.get("status"),
         "created": meta.get("created"),
         "sources": meta.get("sources"),
+        #: The hsm run/complete running the sweep right now (None when none is).
+        "controller": holder.to_json() if holder is not None else None,
         "total": total,
         "counts": {k: v for k, v in counts.items() if v or k in ("completed", "failed", "running", "pending")},
         "progress": round(100.0 * done / total, 1) if total else 0.0,
@@ -72,6 +86,9 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
             "max": max(durations) if durations else None,
             "total": round(sum(durations), 3) if durations else None,
         },
+        # Sources the running controller cannot reach: the tasks waiting on each, since when,
+        # when they run elsewhere, and what the user can do (logs/source_outages.json).
+        "waiting": outages["sources"] if outages else [],
     }
 
 
@@ -95,6 +112,11 @@ def _print_one(info: dict[str, Any]) -> None:
     table.add_column("Metric")
     table.add_column("Value")
     table.add_row("Status", str(info.get("status") or "-"))
+    ctl = info.get("controller")
+    if ctl:
+        from hsm_core.lease import short_time
+
+        table.add_row("Controller", f"{ctl['command']} (pid {ctl['pid']} on host {ctl['host']}, since {short_time(ctl['since'])})")
     table.add_row("Progress", f"{info['counts'].get('completed', 0)}/{info['total']} ({info['progress']}%)")
     for state, n in info["counts"].items():
         table.add_row(state.capitalize(), str(n))
@@ -110,6 +132,13 @@ def _print_one(info: dict[str, Any]) -> None:
         for name, d in sorted(info["per_source"].items()):
             st.add_row(name, *(str(d.get(s, 0)) for s in states))
         console.print(st)
+    if info.get("waiting"):
+        from rich.text import Text
+
+        from hsm_core.outages import describe
+
+        for outage in info["waiting"]:
+            console.print(Text("\n".join(describe(outage)), style="yellow"), soft_wrap=True)
 
 
 @click.command("status")
@@ -122,7 +151,15 @@ def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: boo
     """Show the status of SWEEP_ID (default: the most recent sweep), or of all sweeps."""
     out = output_dir(project_dir)
     if all_:
-        infos = [summarize(p, rebuild=rebuild) for p in list_sweeps(out)]
+        from hsm_core.monitor.snapshot import warn_damaged
+        from hsm_core.state import DamagedSweepError
+
+        infos = []
+        for p in list_sweeps(out):
+            try:
+                infos.append(summarize(p, rebuild=rebuild))
+            except DamagedSweepError as exc:  # one damaged sweep must not hide all the others
+                warn_damaged(exc)
         if as_json:
             click.echo(json.dumps(infos, indent=1))
             return

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from hsm_core.monitor.snapshot import ACTIVE_SWEEP_STATUSES, created_time, has_active_tasks, last_activity, sweep_dirs
+from hsm_core.monitor.snapshot import ACTIVE_SWEEP_STATUSES, created_time, has_active_tasks, last_activity, sweeps_with_metadata
 from hsm_core.state import SweepDir
 
 
@@ -67,8 +67,7 @@ def find_candidates(output_dir: Path, days: float, now: _dt.datetime | None = No
     now = now or _dt.datetime.now().astimezone()
     cutoff = now - _dt.timedelta(days=days)
     found = []
-    for sweep in sweep_dirs(output_dir):
-        meta = sweep.read_metadata()
+    for sweep, meta in sweeps_with_metadata(output_dir):  # a damaged sweep is never a candidate
         last = last_activity(sweep, meta)
         if last >= cutoff:
             continue

@@ -247,8 +247,18 @@ def analyze(sweep: SweepDir, records: Iterable[TaskRecord]) -> ErrorReport:
 
 def write_error_files(sweep: SweepDir, report: ErrorReport) -> list[Path]:
     """Write ``logs/errors/failed_tasks.yaml`` and ``logs/errors/error_patterns.yaml``."""
+    failed_doc, patterns_doc = error_documents(report)
     out = sweep.logs_dir / "errors"
     out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "failed_tasks.yaml", out / "error_patterns.yaml"]
+    atomic_write_yaml(paths[0], failed_doc)
+    atomic_write_yaml(paths[1], patterns_doc)
+    return paths
+
+
+def error_documents(report: ErrorReport) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The contents of ``failed_tasks.yaml`` and ``error_patterns.yaml`` (what
+    :func:`write_error_files` writes; a read-only sweep gets them without the files)."""
     generated = now_iso()
     tasks: dict[str, Any] = {}
     for f in report.failed:
@@ -294,7 +304,4 @@ def write_error_files(sweep: SweepDir, report: ErrorReport) -> list[Path]:
             for g in report.groups
         ],
     }
-    paths = [out / "failed_tasks.yaml", out / "error_patterns.yaml"]
-    atomic_write_yaml(paths[0], failed_doc)
-    atomic_write_yaml(paths[1], patterns_doc)
-    return paths
+    return failed_doc, patterns_doc

@@ -480,12 +480,20 @@ def error_html(data: ReportData) -> str:
 
 
 def build_reports(sweep: SweepDir, *, metric: str | None = None, records: dict[str, TaskRecord] | None = None,
-                  strict: bool = True) -> list[Path]:
-    """Write every report of ``sweep`` and return the paths written. Raises on errors."""
+                  strict: bool = True, output_dir: Path | None = None) -> list[Path]:
+    """Write every report of ``sweep`` (into ``output_dir``, default the sweep's ``reports/``) and
+    return the paths written. Raises on errors; the sweep's ``logs/errors/*.yaml`` are written
+    too when the sweep can be written to (they are a by-product: a read-only sweep gets its
+    reports elsewhere all the same)."""
     data = collect(sweep, metric=metric, records=records, strict=strict)
-    reports = sweep.path / "reports"
+    reports = Path(output_dir) if output_dir is not None else sweep.path / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    written = write_error_files(sweep, data.errors)
+    try:
+        written = write_error_files(sweep, data.errors)
+    except OSError:
+        if output_dir is None:
+            raise
+        written = []
     perf = performance(data)
     atomic_write_yaml(reports / PERFORMANCE_FILE, perf, fsync=False)
     atomic_write_text(reports / ERROR_REPORT, error_html(data), fsync=False)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from hsm_core.monitor.logs import HealthTracker, SourceHealth, Utilization, latest_utilization, parse_time
 from hsm_core.plugin import TaskState
-from hsm_core.state import INDEX_FILE, SweepDir, TaskRecord, read_status
+from hsm_core.state import INDEX_FILE, DamagedSweepError, SweepDir, TaskRecord, read_status
 
 #: Sweep statuses (``sweep_metadata.yaml``) of a sweep whose controller is (or should be) at work.
 ACTIVE_SWEEP_STATUSES = ("running", "submitted")
@@ -126,6 +127,8 @@ class Snapshot:
     elapsed: float | None  #: seconds since the sweep was created (to its end when it is over)
     eta: float | None  #: seconds until every task is done, None when unknown or over
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Sources the controller cannot reach, with the tasks waiting on them (hsm_core.outages).
+    outages: list[dict[str, Any]] = field(default_factory=list)
 
     def n(self, *states: str) -> int:
         """Number of tasks in any of ``states``."""
@@ -256,6 +259,11 @@ def take_snapshot(
         metadata=meta,
     )
     over = snap.finished
+    if not over:
+        from hsm_core.outages import read_outages
+
+        outages = read_outages(sweep.logs_dir)
+        snap.outages = outages["sources"] if outages else []
     end = (ended or now) if over else now
     if created is not None:
         snap.elapsed = max(0.0, (end - created).total_seconds())
@@ -299,6 +307,31 @@ def sweep_dirs(output_dir: Path) -> list[SweepDir]:
     return sorted(found, key=lambda s: s.path.name)
 
 
+_warned: set[str] = set()
+
+
+def warn_damaged(exc: DamagedSweepError) -> None:
+    """Say once per process, in one line on stderr, that a listing skips a damaged sweep."""
+    if str(exc) in _warned:
+        return
+    _warned.add(str(exc))
+    sys.stderr.write(f"Warning: skipped a damaged sweep: {exc}\n")
+    sys.stderr.flush()
+
+
+def sweeps_with_metadata(output_dir: Path) -> list[tuple[SweepDir, dict[str, Any]]]:
+    """(sweep, metadata) of every sweep under ``output_dir`` whose metadata can be read, by name.
+    A damaged sweep is skipped with one warning line (:func:`warn_damaged`): one sweep must not
+    break the listing of all the others."""
+    found = []
+    for sweep in sweep_dirs(output_dir):
+        try:
+            found.append((sweep, sweep.read_metadata()))
+        except DamagedSweepError as exc:
+            warn_damaged(exc)
+    return found
+
+
 def created_time(sweep: SweepDir, meta: dict[str, Any] | None = None) -> _dt.datetime:
     """When the sweep was created (metadata), else the mtime of its metadata file."""
     meta = sweep.read_metadata() if meta is None else meta
@@ -325,8 +358,7 @@ def last_activity(sweep: SweepDir, meta: dict[str, Any] | None = None) -> _dt.da
 def active_sweeps(output_dir: Path) -> list[SweepDir]:
     """Sweeps whose metadata says running or submitted, oldest first."""
     out = []
-    for sweep in sweep_dirs(output_dir):
-        meta = sweep.read_metadata()
+    for sweep, meta in sweeps_with_metadata(output_dir):
         if meta.get("status") in ACTIVE_SWEEP_STATUSES:
             out.append((created_time(sweep, meta), sweep))
     return [s for _, s in sorted(out, key=lambda t: (t[0], t[1].path.name))]
@@ -337,8 +369,7 @@ def recent_sweeps(output_dir: Path, days: float, now: _dt.datetime | None = None
     now = now or _dt.datetime.now().astimezone()
     cutoff = now - _dt.timedelta(days=days)
     found = []
-    for sweep in sweep_dirs(output_dir):
-        meta = sweep.read_metadata()
+    for sweep, meta in sweeps_with_metadata(output_dir):
         when = last_activity(sweep, meta)
         if when >= cutoff:
             found.append((created_time(sweep, meta), sweep))

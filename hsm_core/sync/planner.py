@@ -103,6 +103,7 @@ def sweep_item(loc: SweepLocation, target: SyncTarget, max_depth: int | None) ->
     excludes = (
         f"/{rel}/tasks/*/wandb/",  # W&B runs are items of their own
         ".*.tmp",  # hsm's atomic writes in flight
+        f"/{rel}/.controller/",  # the controller lease names a process on this machine (hsm_core.lease)
         *depth_excludes(rel, max_depth),
     )
     return SyncItem(

@@ -5,9 +5,10 @@ Protocol (all on the sweep's ``.locks/`` directory, which may be on NFS v3+):
 * **Claim**: ``open(.locks/<run_id>.lock, O_CREAT | O_EXCL)``. Exactly one creator succeeds; it
   writes JSON naming itself (host, pid, cluster, scheduler job, a random token, start time,
   heartbeat).
-* **Heartbeat**: the holder checks the file still carries its token, then rewrites it atomically
-  (temp file + rename) every few seconds. Finding another token (or no file) means the claim was
-  taken over: the holder must stop its task without writing anything more.
+* **Heartbeat**: the holder checks the file still carries its token, then touches it (sets its
+  mtime) every few seconds; it never rewrites it (see :meth:`ClaimStore.refresh`). Finding another
+  token (or no file) means the claim was taken over: the holder must stop its task without
+  writing anything more.
 * **Verdict** on someone else's lock: *dead* when its process is provably gone (same machine and
   the pid is not that process any more, or an earlier incarnation of this very Slurm job, which
   Slurm only requeues after killing it); *stale* when its file was not rewritten for
@@ -417,24 +418,27 @@ class ClaimStore:
         return False
 
     def refresh(self, claim: Claim) -> bool:
-        """Heartbeat: rewrite the lock with a new time if it is still ours. False when lost."""
+        """Heartbeat: touch the lock if it is still ours. False when lost.
+
+        Only the file's mtime says how fresh a lock is, so the heartbeat sets it and never rewrites
+        the file: a rewrite by a holder stopped between its ownership check and its rename would
+        put its lock back over the one of the worker that took over meanwhile, and both would run
+        the task. A touch that lands on the new holder's file only makes that one fresher."""
         if claim.lost or not self.owns(claim):
             claim.lost = True
             return False
-        now = time.time()
-        claim.info["heartbeat"] = round(now, 3)
-        claim.info["heartbeat_time"] = _iso(now)
-        claim.info["beats"] = int(claim.info.get("beats", 0)) + 1
-        tmp = self.locks_dir / f".{claim.run_id}.{claim.token[:8]}.{uuid.uuid4().hex[:6]}.tmp"
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(claim.info, fh)
-            os.replace(tmp, claim.path)
+            os.utime(claim.path)
             st = os.stat(claim.path)
+        except FileNotFoundError:
+            # Moved aside for a moment by a taker that then put it back, or really taken.
+            if not self.owns(claim):
+                claim.lost = True
+                return False
+            return True
         except OSError:
-            _unlink(tmp)
             return True  # a failed heartbeat is not a lost claim; the next one may succeed
-        claim.ino = st.st_ino
+        claim.info["beats"] = int(claim.info.get("beats", 0)) + 1
         self._note_mtime(st.st_mtime, time.time())
         return True
 

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 from hsm_core import __version__
 from hsm_core.atomic import atomic_write_text, atomic_write_yaml, read_json
-from hsm_core.plugin import HsmError, TaskSpec
+from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, expand, make_task_id
 
@@ -40,8 +40,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def safe_name(text: str, what: str) -> str:
-    """``text`` as one safe path component (other characters become ``-``)."""
-    name = _UNSAFE.sub("-", str(text)).strip("-.") or "x"
+    """``text`` as one safe path component (other characters become ``-``).
+
+    A name with no letter or digit to keep (``.``, ``..``, ``---``, only non-ASCII letters) is
+    refused: every such name would map to the same directory, and so share one sweep.
+    """
+    name = _UNSAFE.sub("-", str(text)).strip("-.")
+    if not name:
+        raise HsmError(f"cannot make a directory name from {what} {text!r}: it needs an ASCII letter or digit",
+                       hint="use letters, digits, '_', '-' and '.'")
     try:
         return validate_sweep_id(name[:128])
     except HsmError:
@@ -50,8 +57,16 @@ def safe_name(text: str, what: str) -> str:
 
 def sweep_group(spec: SweepSpec, sweep_file: Path) -> str:
     """The group of a sweep: its ``name:``, else the sweep file's stem."""
-    name = spec.settings.get("name") or Path(sweep_file).stem
-    return safe_name(str(name), "the sweep name")
+    from hsm_core.config import display_path, line_of
+
+    name = spec.settings.get("name")
+    try:
+        return safe_name(str(name or Path(sweep_file).stem), "the sweep name" if name else "the sweep file's name")
+    except HsmError as exc:
+        if not name:
+            raise HsmError(exc.message, hint="rename the file, or give the sweep a name: in it") from None
+        raise ConfigError(exc.message, file=display_path(sweep_file), line=line_of(spec.settings, ["name"]), key="name",
+                          hint=exc.hint) from None
 
 
 def sweep_location(output_dir: Path, project_name: str, group: str, storage_root: Path | None) -> Path:

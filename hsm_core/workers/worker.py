@@ -173,7 +173,11 @@ class Worker:
         """Work until nothing is left (or a signal, or ``max_tasks``). Returns the report."""
         setup = self.setup
         if self.tasks:
-            self.plan.argv(self.tasks[0].params)  # a bad command fails here, before anything is claimed
+            from hsm_core.preflight import check_command
+
+            # A bad command (unknown placeholder, missing script, too long for exec) fails here,
+            # before anything is created or claimed.
+            check_command(setup.project, setup.spec, ((t.name, t.params) for t in self.tasks))
         self.sweep.ensure(project_root=setup.project.root, sweep_file=setup.sweep_file, tasks=self.tasks,
                           cluster=self.settings.cluster)
         self.log(

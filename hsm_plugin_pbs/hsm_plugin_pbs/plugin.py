@@ -31,11 +31,13 @@ def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
             factory="hsm_plugin_pbs.source:PbsSource",
             config_schema=PBS_SCHEMA,
             detect=qsub_available,
+            local_commands=("qsub", "qstat", "qdel"),
         ),
         ComputeSourceRecord(
             name="torque",
             summary="Torque cluster: array jobs (qsub -t, PBS_ARRAYID, nodes=N:ppn=M)",
             factory="hsm_plugin_pbs.source:TorqueSource",
             config_schema=PBS_SCHEMA,
+            local_commands=("qsub", "qstat", "qdel"),
         ),
     ]

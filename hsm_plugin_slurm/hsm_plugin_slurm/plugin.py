@@ -27,5 +27,6 @@ def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
             factory="hsm_plugin_slurm.source:SlurmSource",
             config_schema=SLURM_SCHEMA,
             detect=sbatch_available,
+            local_commands=("sbatch", "squeue", "scancel"),
         )
     ]
