@@ -10,7 +10,8 @@ or a dataloader worker). It appends to ``observed/t<x>.log`` (O_APPEND, fsync af
 * ``overlap KEY PID OTHER_PID``: at its start, an earlier copy of the same task was still alive;
 * ``child KEY PID TICKS KIND MAIN_PID``: a daemon child it started;
 * ``term KEY PID MONO``: it received SIGTERM;
-* ``end KEY CODE MONO PID``: its own exit code, written just before ``os._exit(CODE)``.
+* ``end KEY CODE MONO PID``: its own exit code, written just before ``os._exit(CODE)`` (catchable
+  signals blocked from before the line until the exit: the line is the exit code).
 
 ``MONO`` is ``time.monotonic()``, one clock for every process of the machine, so the observer can
 compare it with when a controller exited. ``TICKS`` is the start time from ``/proc/PID/stat``: with
@@ -73,6 +74,10 @@ def log(*words):
 
 
 def finish(code):
+    # No signal may land between the end line and the exit (a SIGTERM there would make an
+    # execution that logged "end 0" die of the signal): block them first. Only SIGKILL remains,
+    # and hsm sends that only after the grace.
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2])
     log("end", key, code, repr(time.monotonic()), me)
     os._exit(code)
 
@@ -235,6 +240,14 @@ def stopped(pid: int) -> bool:
         return False
 
 
+def parent_of(pid: int) -> int | None:
+    """The parent pid of a live process, None when it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def signal_pid(pid: int | None, ticks: str | None, sig: int) -> bool:
     """Send ``sig`` to ``pid`` only if it is still the process that started at ``ticks``."""
     if not alive(pid, ticks):
@@ -388,7 +401,8 @@ class Observer:
         """Fail with every problem seen so far (counts by kind first)."""
         if self.problems:
             counts = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
-            raise AssertionError(f"{what}: {counts}\n" + "\n".join(self.problems[:40]))
+            raise AssertionError(f"{what}: {counts}\n" + "\n".join(self.problems[:40])
+                                 + f"\n(task logs: {self.log_dir}; hsm's output: {self.root.parent / (self.root.name + '-logs')})")
 
     # -- commands ---------------------------------------------------------------------------
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:

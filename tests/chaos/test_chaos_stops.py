@@ -36,6 +36,7 @@ from stop_observer import (
     Observer,
     alive,
     expected_end,
+    parent_of,
     random_plans,
     signal_pid,
     sleep_until,
@@ -329,12 +330,17 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
                         except ProcessLookupError:
                             pass
                 elif action == "sigterm":
+                    # The script of key this very worker runs (its wrapper is the worker's child):
+                    # the worker may also be waiting for another worker's copy, which is not its own.
+                    own = [e for e in obs.executions().get(key, []) if e.end is None and alive(e.parent, e.parent_ticks)
+                           and parent_of(e.parent) == pid] if key else []
                     worker.send_signal(signal.SIGTERM)
                     obs.wait_exit(worker, 2.0 + SLACK, "a worker after SIGTERM")
                     if worker.returncode != 128 + signal.SIGTERM:
                         obs.problem("crash", f"worker exited {worker.returncode} after SIGTERM, not 143:\n{output_of(worker)[-1500:]}")
-                    if key:  # its task: the script's own ending, as preempted (resumable) unless it exited 0
-                        # (saves take at most 2 s: any worker grace worth the name lets them finish)
+                    if own and obs.executions()[key][-1].pid == own[-1].pid:  # (not resumed elsewhere yet)
+                        # Its task: the script's own ending, preempted (resumable) unless it exited 0;
+                        # saves take at most 2 s: any worker grace worth the name lets them finish.
                         obs.check_grace(plans, 10.0, "SIGTERM of its worker", keys=[key])
                         obs.check_states(sweep_dir, "after SIGTERM of its worker", keys=[key],
                                          allowed_stopped=("preempted", "interrupted"))
