@@ -61,15 +61,9 @@ def _run(pytester: pytest.Pytester, suite: str, name: str, checks: list[str]) ->
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-components\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[hsm]\nbroken_components = broken_components\n")
     selected = [f"test_under_contract.py::TestUnderContract::{c}" for c in checks]
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), str(pytester.path), old]))
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), str(pytester.path), os.environ.get("PYTHONPATH")])))
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", *selected, timeout=600)
-    finally:
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
     text = "\n".join(result.outlines)
     outcomes = {}
     for check in checks:
