@@ -103,6 +103,18 @@ def test_a_remote_script_loads_only_the_task_files() -> None:
     assert "pluggy" not in loaded
 
 
+def test_a_scheduler_plugins_schema_does_not_load_the_array_job_source() -> None:
+    """Every ``hsm`` command registers the plugins, and the Slurm and PBS plugins' schemas use
+    COMMON_SCHEMA: that must not cost the import of ArrayJobSource."""
+    loaded = _fresh(
+        "import json, sys\n"
+        "from hsm_core.plugin import COMMON_SCHEMA, hookimpl, ComputeSourceRecord\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('hsm_core.plugin.'))))"
+    )
+    assert "hsm_core.plugin.arrayjob.schema" in loaded
+    assert "hsm_core.plugin.arrayjob.source" not in loaded and "hsm_core.plugin.components" not in loaded
+
+
 def test_no_module_of_the_package_imports_an_upper_layer_at_module_level() -> None:
     """Upper layers (config, sweeps, prepare ...) are reached only inside the functions of
     ``project.py`` (the services for plugin commands), and by no other module even there."""

@@ -31,30 +31,26 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, for type checkers
-    from hsm_core.plugin.arrayjob import (
-        COMMON_SCHEMA,
-        TRANSIENT_PATTERNS,
-        ArrayJob,
-        ArrayJobSource,
-        JobInfo,
-        QueryFailed,
-        QueueState,
+    from hsm_core.plugin.arrayjob.directives import check_line, check_name, finish_directives
+    from hsm_core.plugin.arrayjob.resources import (
         Resources,
-        ScriptRenderer,
-        SubmittedChunk,
-        Verdict,
-        check_line,
-        check_name,
-        chunk_ranges,
-        finish_directives,
         format_memory,
         format_walltime,
         parse_memory,
         parse_resource_string,
         parse_walltime,
-        resolve_task_state,
         resources_from_options,
-        script_body,
+    )
+    from hsm_core.plugin.arrayjob.schema import COMMON_SCHEMA
+    from hsm_core.plugin.arrayjob.script import ArrayJob, ScriptRenderer, chunk_ranges, script_body
+    from hsm_core.plugin.arrayjob.source import ArrayJobSource, SubmittedChunk
+    from hsm_core.plugin.arrayjob.states import (
+        TRANSIENT_PATTERNS,
+        JobInfo,
+        QueryFailed,
+        QueueState,
+        Verdict,
+        resolve_task_state,
     )
     from hsm_core.plugin.components import (
         ComputeSource,
@@ -130,7 +126,7 @@ def _names(submodule: str, *names: str) -> dict[str, str]:
     return dict.fromkeys(names, submodule)
 
 
-#: Each exported name -> the submodule of this package that defines it (or re-exports it).
+#: Each exported name -> the module of this package that defines it (or re-exports it).
 _SUBMODULE: dict[str, str] = {
     **_names("version", "PLUGIN_API_VERSION", "CORE_VERSION"),
     **_names("hooks", "PROJECT_NAME", "hookimpl"),
@@ -206,14 +202,10 @@ _SUBMODULE: dict[str, str] = {
         "locate_sweep",
         "make_probe_task",
     ),
+    **_names("arrayjob.source", "ArrayJobSource", "SubmittedChunk"),
+    **_names("arrayjob.script", "ArrayJob", "ScriptRenderer", "script_body", "chunk_ranges"),
     **_names(
-        "arrayjob",
-        "ArrayJobSource",
-        "SubmittedChunk",
-        "ArrayJob",
-        "ScriptRenderer",
-        "script_body",
-        "chunk_ranges",
+        "arrayjob.resources",
         "Resources",
         "resources_from_options",
         "parse_resource_string",
@@ -221,16 +213,11 @@ _SUBMODULE: dict[str, str] = {
         "format_walltime",
         "parse_memory",
         "format_memory",
-        "check_name",
-        "check_line",
-        "finish_directives",
-        "COMMON_SCHEMA",
-        "QueueState",
-        "JobInfo",
-        "Verdict",
-        "QueryFailed",
-        "TRANSIENT_PATTERNS",
-        "resolve_task_state",
+    ),
+    **_names("arrayjob.directives", "check_name", "check_line", "finish_directives"),
+    **_names("arrayjob.schema", "COMMON_SCHEMA"),
+    **_names(
+        "arrayjob.states", "QueueState", "JobInfo", "Verdict", "QueryFailed", "TRANSIENT_PATTERNS", "resolve_task_state"
     ),
 }
 

@@ -18,55 +18,7 @@ in what differs. One concern per module:
   :meth:`~ArrayJobSource.parse_job_id`, :meth:`~ArrayJobSource.query`,
   :meth:`~ArrayJobSource.cancel_argv` and a few optional ones.
 
-Plugins import these names from :mod:`hsm_core.plugin`, not from here.
+Plugins import these names from :mod:`hsm_core.plugin`, not from here; this package imports none of
+its modules itself, so that a plugin asking for :data:`COMMON_SCHEMA` (every ``hsm`` command, as
+plugins register) does not load :class:`ArrayJobSource`.
 """
-
-from __future__ import annotations
-
-from hsm_core.plugin.arrayjob.directives import check_line, check_name, finish_directives
-from hsm_core.plugin.arrayjob.resources import (
-    Resources,
-    format_memory,
-    format_walltime,
-    parse_memory,
-    parse_resource_string,
-    parse_walltime,
-    resources_from_options,
-)
-from hsm_core.plugin.arrayjob.schema import COMMON_SCHEMA
-from hsm_core.plugin.arrayjob.script import ArrayJob, ScriptRenderer, chunk_ranges, script_body
-from hsm_core.plugin.arrayjob.source import ArrayJobSource, SubmittedChunk
-from hsm_core.plugin.arrayjob.states import (
-    TRANSIENT_PATTERNS,
-    JobInfo,
-    QueryFailed,
-    QueueState,
-    Verdict,
-    resolve_task_state,
-)
-
-__all__ = [
-    "ArrayJobSource",
-    "SubmittedChunk",
-    "ArrayJob",
-    "ScriptRenderer",
-    "script_body",
-    "chunk_ranges",
-    "Resources",
-    "resources_from_options",
-    "parse_resource_string",
-    "parse_walltime",
-    "format_walltime",
-    "parse_memory",
-    "format_memory",
-    "check_name",
-    "check_line",
-    "finish_directives",
-    "COMMON_SCHEMA",
-    "QueueState",
-    "JobInfo",
-    "Verdict",
-    "QueryFailed",
-    "TRANSIENT_PATTERNS",
-    "resolve_task_state",
-]

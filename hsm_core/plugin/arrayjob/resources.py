@@ -23,7 +23,6 @@ __all__ = [
     "format_memory",
     "parse_resource_string",
     "resources_from_options",
-    "positive_int",
 ]
 
 _WALLTIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<h>\d+)(?::(?P<m>\d{1,2}))?(?::(?P<s>\d{1,2}))?$")
