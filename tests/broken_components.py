@@ -24,8 +24,11 @@ from hsm_core.plugin import (
     TaskState,
     TaskUpdate,
     hookimpl,
+    processes,
+    read_status,
+    write_status,
 )
-from hsm_plugin_example.source import ExampleSource, _Task, identity, read_status, write_status
+from hsm_plugin_example.source import ExampleSource, _Task
 
 #: Loaded as a plugin (through a test-made entry point) for the expander contract runs.
 HSM_PLUGIN_API = "1.0"
@@ -43,7 +46,7 @@ class NoSubmittedSource(ExampleSource):
             proc = subprocess.Popen([sys.executable, "-c", delayed, "--source", self.name, str(spec.task_dir)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     start_new_session=True)
-            self._tasks[spec.task_id] = _Task(spec, identity(proc.pid), proc)
+            self._tasks[spec.task_id] = _Task(spec, processes.identity(proc.pid), proc)
 
 
 class NoAttachSource(ExampleSource):
@@ -72,7 +75,7 @@ class InterruptLeavesProcessesSource(ExampleSource):
 
     def interrupt(self) -> None:
         for task_id, task in list(self._tasks.items()):
-            status = read_status(task.spec.task_dir)
+            status = read_status(task.spec.task_dir) or {}
             write_status(task.spec.task_dir, {**status, "state": TaskState.INTERRUPTED.value})
             self._stopped.append(TaskUpdate(task_id, TaskState.INTERRUPTED))
             del self._tasks[task_id]
@@ -85,7 +88,8 @@ class FalseDetachSource(ExampleSource):
     def close(self) -> None:
         for task in self._tasks.values():
             leader = task.leader()
-            for pid in [int(task.runner.split(":")[0])] if task.runner else []:
+            pid = task.runner_pid()
+            if pid:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:

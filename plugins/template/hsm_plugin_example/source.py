@@ -15,9 +15,9 @@ What makes a task run exactly once, even when the controller is killed at any mo
   first, so a later ``hsm complete`` finds it (``attach``) instead of running it a second time.
 * The runner is in a session of its own: it outlives the controller, runs the task and writes
   its final status, watched or not (``detach`` is True).
-* A task is over when its runner and every process of its command are gone (training scripts
-  start helpers); stopping one is SIGTERM to the runner (which passes it on to the command),
-  ``kill_grace`` seconds, then SIGKILL for all that is left, and the final state on disk.
+* A task is over when its runner has ended (it records the end first); stopping one is SIGTERM
+  to the runner (which passes it on to the command), ``kill_grace`` seconds, then SIGKILL for all
+  that is left of the task (training scripts start helpers), and the final state on disk.
 """
 
 from __future__ import annotations
@@ -28,13 +28,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import psutil
-import yaml
-
 from hsm_core.plugin import (
+    RUNNER_MODULE,
     ComputeSource,
     HealthReport,
     SourceContext,
@@ -42,6 +39,10 @@ from hsm_core.plugin import (
     TaskSpec,
     TaskState,
     TaskUpdate,
+    now_iso,
+    processes,
+    read_status,
+    write_status,
 )
 
 #: Where the runner's identity is kept: the runner rewrites status.yaml with its own keys only.
@@ -53,71 +54,11 @@ _HELD_RUNNER = (
     "import os, sys\n"
     "if sys.stdin.buffer.read(1) != b'1':\n"
     "    sys.exit(75)\n"
-    "os.execv(sys.executable, [sys.executable, '-m', 'hsm_core.runner', *sys.argv[1:]])\n"
+    f"os.execv(sys.executable, [sys.executable, '-m', {RUNNER_MODULE!r}, *sys.argv[1:]])\n"
 )
 
 
-# -- the task's files ---------------------------------------------------------------------------
-def read_status(task_dir: Path) -> dict[str, Any]:
-    """The task's ``status.yaml`` (empty when missing or unreadable)."""
-    try:
-        data = yaml.safe_load((task_dir / "status.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_status(task_dir: Path, status: Mapping[str, Any]) -> None:
-    """Write ``status.yaml`` atomically: a reader sees the old file or the new one, never half."""
-    tmp = task_dir / f".status.yaml.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(dict(status), fh, sort_keys=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, task_dir / "status.yaml")
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-# -- processes ------------------------------------------------------------------------------------
-def identity(pid: int) -> str | None:
-    """``"PID:START"``: names one process for good (a pid alone may be reused by another)."""
-    try:
-        return f"{pid}:{psutil.Process(pid).create_time():.3f}"
-    except psutil.Error:
-        return None
-
-
-def alive(ident: str | None) -> bool:
-    """True while the process ``ident`` names runs (a zombie has ended)."""
-    try:
-        pid, start = str(ident).split(":")
-        proc = psutil.Process(int(pid))
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return abs(proc.create_time() - float(start)) < 0.05
-    except (ValueError, psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    except psutil.Error:
-        return True  # cannot look (permission): never assume it ended
-
-
-def group_members(leader: int) -> list[int]:
-    """Live processes of the task whose wrapper is ``leader``: its process group (the runner
-    starts the command in a session of its own, led by the wrapper)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == leader and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc.pid)
-        except (OSError, psutil.Error):
-            continue
-    return found
-
-
-def _signal(pid: int, signum: int) -> None:
+def _kill(pid: int, signum: int) -> None:
     try:
         os.kill(pid, signum)
     except (ProcessLookupError, PermissionError):
@@ -127,28 +68,39 @@ def _signal(pid: int, signum: int) -> None:
 @dataclass
 class _Task:
     spec: TaskSpec
-    runner: str | None  #: identity of the runner process
+    runner: str | None  #: identity of the runner process ("PID:START")
     proc: subprocess.Popen | None = None  #: when this controller started it
+
+    def status(self) -> dict[str, Any]:
+        return read_status(self.spec.task_dir) or {}
 
     def leader(self) -> int | None:
         """The pid leading the command's process group (the runner's wrapper), once recorded."""
-        status = read_status(self.spec.task_dir)
+        status = self.status()
         # "process" while it runs; the runner keeps it as "last_process" in the final status.
-        head = str(status.get("process") or status.get("last_process") or "").split(":")[0]
-        return int(head) if head.isdigit() else None
+        parsed = processes.parse_identity(status.get("process") or status.get("last_process"))
+        return parsed[0] if parsed else None
+
+    def leftovers(self, *, unknown: bool = True) -> list[int]:
+        """Live processes of the task's command (confirmed by their environment)."""
+        leader = self.leader()
+        return processes.task_members(leader, self.spec.task_dir, unknown=unknown) if leader else []
+
+    def runner_pid(self) -> int | None:
+        parsed = processes.parse_identity(self.runner)
+        return parsed[0] if parsed else None
 
     def runner_alive(self) -> bool:
         if self.proc is not None:
             return self.proc.poll() is None
-        return alive(self.runner)
+        return processes.is_running(self.runner) is not False  # unknown counts as running
 
     def anything_alive(self) -> bool:
-        leader = self.leader()
-        return self.runner_alive() or bool(leader and group_members(leader))
+        return self.runner_alive() or bool(self.leftovers())
 
 
 class ExampleSource(ComputeSource):
-    """Each task is ``python -m hsm_core.runner TASK_DIR`` in a session of its own."""
+    """Each task is ``python -m hsm_core.runner TASK_DIR`` (:data:`RUNNER_MODULE`) in a session of its own."""
 
     poll_interval = 0.2
 
@@ -169,7 +121,7 @@ class ExampleSource(ComputeSource):
     def launch(self, tasks: Sequence[TaskSpec]) -> None:
         started: list[str] = []
         for spec in tasks:
-            previous = read_status(spec.task_dir)
+            previous = read_status(spec.task_dir) or {}
             try:
                 (spec.task_dir / RUNNER_FILE).unlink()
             except FileNotFoundError:
@@ -177,7 +129,7 @@ class ExampleSource(ComputeSource):
             # Recorded before the task can start; the runner counts the attempt on from here.
             status = {k: previous[k] for k in ("attempt", "attempts") if k in previous}
             status.update(task_id=spec.task_id, index=spec.index, state=TaskState.SUBMITTED.value,
-                          source=self.name, submit_time=_now())
+                          source=self.name, submit_time=now_iso())
             write_status(spec.task_dir, status)
             try:
                 proc = subprocess.Popen(
@@ -188,7 +140,7 @@ class ExampleSource(ComputeSource):
             except OSError as exc:
                 write_status(spec.task_dir, previous or {**status, "state": TaskState.PENDING.value})
                 raise SourceUnavailable(f"cannot start hsm-task: {exc}", started=started) from exc
-            runner = identity(proc.pid) or f"{proc.pid}:0"
+            runner = processes.identity(proc.pid) or f"{proc.pid}:?"
             tmp = spec.task_dir / (RUNNER_FILE + ".tmp")
             tmp.write_text(runner)
             os.replace(tmp, spec.task_dir / RUNNER_FILE)
@@ -213,24 +165,23 @@ class ExampleSource(ComputeSource):
         for task_id, task in list(self._tasks.items()):
             if task.runner_alive():
                 continue  # the runner records the end, then exits
-            status = read_status(task.spec.task_dir)
-            leader = task.leader()
-            if not TaskState(status.get("state") or "lost").finished and leader and group_members(leader):
+            state = TaskState(task.status().get("state") or TaskState.LOST.value)
+            if not state.finished and task.leftovers():
                 continue  # the runner was killed but the command runs on: not over yet
             del self._tasks[task_id]
             updates.append(self._ended(task))
         return updates
 
     def _ended(self, task: _Task) -> TaskUpdate:
-        """The update of a task whose processes are all gone (recording the end if nobody did)."""
-        status = read_status(task.spec.task_dir)
+        """The update of a task whose runner is gone (recording the end if nobody did)."""
+        status = task.status()
         state = TaskState(status.get("state") or TaskState.LOST.value)
         if state.finished:
             return TaskUpdate(task.spec.task_id, state)
         # Its runner ended without recording the end: it never started the task (submitted), or
         # was killed from outside. Either way the task may run again.
         why = "never started" if state == TaskState.SUBMITTED else "its runner was killed"
-        write_status(task.spec.task_dir, {**status, "state": TaskState.LOST.value, "end_time": _now(), "error": why})
+        write_status(task.spec.task_dir, {**status, "state": TaskState.LOST.value, "end_time": now_iso(), "error": why})
         return TaskUpdate(task.spec.task_id, TaskState.LOST, infrastructure_failure=True, message=why)
 
     # -- stopping -------------------------------------------------------------------------------
@@ -241,24 +192,25 @@ class ExampleSource(ComputeSource):
             return
         for task in targets:
             self._wait_recorded(task)
-            if task.runner_alive() and task.runner:
-                _signal(int(task.runner.split(":")[0]), signal.SIGTERM)  # the runner passes it on
+            pid = task.runner_pid()
+            if pid and task.runner_alive():
+                _kill(pid, signal.SIGTERM)  # the runner passes it on to the command
         deadline = time.monotonic() + self._grace
         while any(t.anything_alive() for t in targets) and time.monotonic() < deadline:
             time.sleep(0.05)
         for task in targets:
-            leader = task.leader()
-            for pid in group_members(leader) if leader else []:
-                _signal(pid, signal.SIGKILL)
-            if task.runner_alive() and task.runner:
-                _signal(int(task.runner.split(":")[0]), signal.SIGKILL)
+            for pid in task.leftovers(unknown=False):  # helpers that ignore SIGTERM
+                _kill(pid, signal.SIGKILL)
+            pid = task.runner_pid()
+            if pid and task.runner_alive():
+                _kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5.0
         while any(t.anything_alive() for t in targets) and time.monotonic() < deadline:
             time.sleep(0.05)
         for task in targets:
-            status = read_status(task.spec.task_dir)
+            status = task.status()
             if status.get("state") != TaskState.COMPLETED.value:  # finished in the grace: it did its work
-                status.update(state=reason.value, end_time=status.get("end_time") or _now())
+                status.update(state=reason.value, end_time=status.get("end_time") or now_iso())
                 write_status(task.spec.task_dir, status)
             self._stopped.append(TaskUpdate(task.spec.task_id, TaskState(status["state"])))
 
