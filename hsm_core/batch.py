@@ -25,7 +25,10 @@ another scheduler (LSF, SGE, HTCondor ...) needs only to fill in what differs. I
 
 A subclass implements the scheduler's commands: :meth:`ArrayJobSource.render_script`,
 :meth:`~ArrayJobSource.submit_argv`, :meth:`~ArrayJobSource.parse_job_id`,
-:meth:`~ArrayJobSource.query`, :meth:`~ArrayJobSource.cancel_argv` and a few optional ones.
+:meth:`~ArrayJobSource.query`, :attr:`~ArrayJobSource.cancel_command` and a few optional ones
+(:meth:`~ArrayJobSource.render_worker_script` for ``hsm worker submit``). Its job scripts export
+the job under hsm's names (``HSM_ARRAY_INDEX``, ``HSM_JOB_ID``, ``HSM_JOB_RESTART``: see
+:mod:`hsm_core.jobenv`), which the task runner reads; core never reads a scheduler's own variables.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ from hsm_core.plugin import (
     TaskSpec,
     TaskState,
     TaskUpdate,
+    WorkerArray,
+    WorkersSubmitted,
 )
 
 __all__ = [
@@ -375,13 +380,17 @@ class ArrayJob:
     python: str | None = None  #: interpreter for the task command on the execution host (``--python``)
     pass_project_root: bool = False  #: pass ``--project-root`` (execution host differs from this one)
     per_element: int = 1  #: tasks run one after the other by each array element (packing)
+    #: When set, every element runs this argv instead of the task runner (``hsm worker submit``:
+    #: one pull-based worker per element); ``list_file``, ``runner`` and ``--index`` are unused then.
+    command: tuple[str, ...] = ()
 
 
 def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:
-    """The shell lines after the directives: cd, setup commands, ``exec`` of the task runner.
+    """The shell lines after the directives: cd, setup commands, ``exec`` of the task runner (or of
+    ``job.command``).
 
-    ``index_expr``: a shell expression for the array index passed as ``--index`` (PBS scripts);
-    None lets the runner read the scheduler's variables itself. Every path is shell-quoted.
+    ``index_expr``: a shell expression for the array index passed as ``--index``; None lets the
+    runner read ``$HSM_ARRAY_INDEX`` itself. Every path is shell-quoted.
     """
     q = shlex.quote
     lines = [*header]
@@ -390,6 +399,10 @@ def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequenc
         lines.append("# setup_commands from hsm_config.yaml")
         for i, cmd in enumerate(job.setup_commands):
             lines.append(check_line(cmd, f"setup_commands[{i}]"))
+    if job.command:
+        # exec: the command is the job's main process, so the scheduler's signals reach it directly.
+        lines.append("exec " + " ".join(q(a) for a in job.command))
+        return lines
     argv = [*job.runner, "--list", job.list_file, "--source", job.source]
     if job.pass_project_root:
         argv += ["--project-root", job.project_root]
@@ -553,12 +566,11 @@ class QueryFailed(Exception):
     """The scheduler's status command failed (not: some jobs are unknown). Tolerated by polls."""
 
 
-#: Scheduler messages that mean "try again" (Slurm socket timeouts, PBS server busy ...).
+#: Scheduler messages that mean "try again" (socket timeouts, a busy server ...); a plugin adds its
+#: scheduler's own through :attr:`ArrayJobSource.transient_patterns`.
 TRANSIENT_PATTERNS = (
     "socket timed out",
     "timed out",
-    "unable to contact slurm controller",
-    "slurm_persist_conn",
     "resource temporarily unavailable",
     "try again",
     "temporarily",
@@ -566,7 +578,6 @@ TRANSIENT_PATTERNS = (
     "connection reset",
     "communication failure",
     "cannot connect to server",
-    "pbs_server busy",
     "server is busy",
     "transient",
 )
@@ -575,7 +586,7 @@ TRANSIENT_PATTERNS = (
 COMMON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "system": {"type": "string", "description": "scheduler: slurm, pbs, torque (or auto)"},
+        "system": {"type": "string", "description": "the batch scheduler: an installed scheduler plugin's name, or auto"},
         "host": {"type": "string", "description": "login node to submit from (a distributed.remotes name); omit for this machine"},
         "project_dir": {"type": "string", "description": "project root on the login node's file system (with host:)"},
         "python_interpreter": {"type": "string", "description": "Python on the cluster (with host:)"},
@@ -602,7 +613,7 @@ COMMON_SCHEMA: dict[str, Any] = {
         "extra_directives": {"type": "array", "items": {"type": "string"}, "description": "directives added to every job script"},
         "skip_directives": {"type": "array", "items": {"type": "string"}, "description": "generated directive lines containing one of these are left out"},
         "requeue": {"type": "boolean", "description": "let the scheduler requeue tasks on node failure or preemption"},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "environment for scheduler commands (e.g. SLURM_CONF)"},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "environment for the scheduler's commands (e.g. where its configuration file is)"},
         "job_name": {"type": "string", "description": "job name prefix (default hsm_<sweep_id>)"},
         "poll_interval": {"type": "number", "minimum": 0.1, "description": "seconds between checks of the task files"},
         "poll_interval_max": {"type": "number", "minimum": 1, "description": "cap of the backoff between scheduler queries"},
@@ -676,6 +687,13 @@ class ArrayJobSource(ComputeSource):
     default_capacity: ClassVar[int] = 100_000
     #: True when the status query lists every array element on its own line (Slurm with -r).
     lists_array_elements: ClassVar[bool] = False
+    #: The command (and fixed arguments) that cancels jobs given their ids: the default
+    #: :meth:`cancel_argv`, and how ``hsm cancel`` says to stop workers ``hsm worker submit`` started.
+    cancel_command: ClassVar[tuple[str, ...]] = ()
+    #: Messages of this scheduler's commands that mean "try again", besides :data:`TRANSIENT_PATTERNS`.
+    transient_patterns: ClassVar[tuple[str, ...]] = ()
+    #: File name suffix of worker job scripts (``workers_<stamp><suffix>``).
+    script_suffix: ClassVar[str] = ".sh"
     poll_interval = 1.0  # file checks are cheap; scheduler queries back off separately
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
@@ -730,9 +748,17 @@ class ArrayJobSource(ComputeSource):
         absent). Raise :class:`QueryFailed` when the command itself fails.
         """
 
-    @abc.abstractmethod
     def cancel_argv(self, ids: Sequence[str]) -> list[str]:
-        """The command cancelling these jobs / elements."""
+        """The command cancelling these jobs / elements (default: :attr:`cancel_command` + ids)."""
+        if not self.cancel_command:
+            raise NotImplementedError(f"{type(self).__name__} sets no cancel_command and has no cancel_argv")
+        return [*self.cancel_command, *ids]
+
+    def render_worker_script(self, job: ArrayJob) -> str:
+        """The job script of ``hsm worker submit``: ``job.size`` elements, each running ``job.command``
+        (a pull-based worker), requeued by the scheduler when preempted (``job.requeue``), output
+        appended to a log in ``job.log_dir``. Default: not supported by this scheduler."""
+        raise NotImplementedError(f"{self.scheduler_name} cannot run hsm workers (its plugin renders no worker script)")
 
     def element_keys(self, job_id: str, index: int) -> list[str]:
         """Ids naming element ``index`` of array job ``job_id`` (default: none known)."""
@@ -766,7 +792,7 @@ class ArrayJobSource(ComputeSource):
     def is_transient(self, result: CommandResult) -> bool:
         """True when a failed command is worth retrying (timeouts, controller busy)."""
         text = (result.stdout + "\n" + result.stderr).lower()
-        return result.returncode in (124, 255) or any(p in text for p in TRANSIENT_PATTERNS)
+        return result.returncode in (124, 255) or any(p in text for p in (*TRANSIENT_PATTERNS, *self.transient_patterns))
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -939,6 +965,50 @@ class ArrayJobSource(ComputeSource):
             raise
         self._query_delay = 0.0
         self._next_query = 0.0
+
+    def submit_workers(self, workers: WorkerArray, *, dry_run: bool = False) -> WorkersSubmitted:
+        """``hsm worker submit``: one array job of ``workers.count`` elements, each running one
+        worker (:meth:`render_worker_script`), submitted as the tasks' array jobs are."""
+        from hsm_core.atomic import atomic_write_text
+
+        if self.remote:
+            raise HsmError(f"hsm worker submit submits from this machine, but source {self.name!r} submits through "
+                           f"host {self.options.get('host')!r}", hint="run hsm worker submit on the cluster's login node")
+        script_dir = Path(workers.script_dir)
+        script_dir.mkdir(parents=True, exist_ok=True)
+        Path(workers.log_dir).mkdir(parents=True, exist_ok=True)
+        job = ArrayJob(
+            name=check_name(workers.job_name, "job_name"),
+            size=workers.count,
+            list_file="",
+            project_root=str(workers.project_root),
+            runner=(),
+            source=self.name,
+            resources=self.resources,
+            setup_commands=self.setup_commands,
+            extra_directives=self.extra_directives,
+            skip_directives=self.skip_directives,
+            requeue=True,  # a preempted or requeued element restarts its worker, which resumes its task
+            # Relative to the submission dir: user paths (spaces ...) stay out of directives.
+            log_dir=os.path.relpath(workers.log_dir, script_dir),
+            command=tuple(workers.command),
+        )
+        script = script_dir / f"workers_{workers.stamp}{self.script_suffix}"
+        atomic_write_text(script, self.render_worker_script(job))
+        os.chmod(script, 0o755)
+        argv = self.submit_argv(script.name, job)
+        if dry_run:
+            return WorkersSubmitted(script, None, argv)
+        result = self.run(argv, cwd=str(script_dir))
+        if result.returncode != 0:
+            raise HsmError(f"{self.scheduler_name} refused the workers job ({' '.join(argv)}, exit {result.returncode}): "
+                           f"{_said(result)}", hint=f"the job script is {script}")
+        try:
+            job_id = self.parse_job_id(result.stdout)
+        except ValueError:
+            raise HsmError(f"{self.scheduler_name} accepted the workers job but printed no job id: {_said(result)}",
+                           hint=f"the job script is {script}") from None
+        return WorkersSubmitted(script, job_id, argv, self.cancel_argv([job_id]))
 
     def _prepare_remote(self, tasks: Sequence[TaskSpec]) -> None:
         dirs = {self.exec_path(self.job_dir), self.exec_path(Path(self.context.sweep_dir) / "logs" / "jobs")}

@@ -101,17 +101,34 @@ class StrategyRecord(ComponentRecord):
 
 @dataclass(frozen=True)
 class ComputeSourceRecord(ComponentRecord):
-    """A kind of compute source (``local``, ``ssh``, ``slurm``, ``pbs``)."""
+    """A kind of compute source (``local``, ``ssh``, a batch scheduler ...).
 
-    #: Other spellings accepted in ``--sources`` (e.g. ``hpc`` resolves through ``detect``).
+    Core learns everything it needs about a kind from this record and its class (docs/hpc.md,
+    "Scheduler plugins"): where its options live, whether it is a batch scheduler, its aliases,
+    how to detect it, and how to recognise its own jobs from their environment.
+    """
+
+    #: Other spellings accepted in ``--sources`` and ``hpc.system``.
     aliases: tuple[str, ...] = ()
     #: Optional ``"module:attr"`` of a zero-argument callable returning True when this kind of
-    #: source is usable on this machine (``hpc`` auto-detection asks every record).
+    #: source is usable on this machine (``--sources hpc`` asks every batch scheduler's record).
     detect: str | Callable[[], bool] | None = None
     #: Programs the source runs on this machine when its options name no login-node ``host:``
-    #: (a scheduler's client commands, e.g. ``("sbatch", "squeue", "scancel")``): ``hsm run``,
-    #: ``--dry-run`` and ``hsm config validate`` refuse up front, naming the first one missing.
+    #: (a scheduler's client commands, e.g. submit, query, cancel): ``hsm run``, ``--dry-run`` and
+    #: ``hsm config validate`` refuse up front, naming the first one missing.
     local_commands: tuple[str, ...] = ()
+    #: A batch scheduler (array jobs): ``hpc.system`` and ``--sources hpc[:CLUSTER]`` may name it, its
+    #: options are also read from ``hpc:`` and ``hpc.clusters.NAME``, and ``hsm worker submit``,
+    #: ``hsm queue`` and ``hsm test`` accept it (its class is a ``hsm_core.batch.ArrayJobSource``).
+    batch_scheduler: bool = False
+    #: Where the kind's options live in ``hsm_config.yaml`` (dotted; ``config_schema`` validates them
+    #: there). Default ``compute.<name>``. A section ending in ``.*`` holds one entry per instance,
+    #: selected as ``KIND:NAME`` (the ssh plugin: ``distributed.remotes.*``).
+    config_section: str = ""
+    #: Optional ``"module:attr"`` of ``f(environ) -> dict | None``: when ``environ`` is that of one
+    #: of this scheduler's jobs, the job as ``HSM_JOB_*`` variables (``hsm_core.jobenv``), else None.
+    #: Pull-based workers started by hand inside a job (``sbatch run_worker.sh``) use it for claims.
+    job_from_env: str | Callable[[Mapping[str, str]], Mapping[str, str] | None] | None = None
     kind: ClassVar[str] = "compute_source"
 
     def detected(self) -> bool:
@@ -120,6 +137,18 @@ class ComputeSourceRecord(ComponentRecord):
             return False
         fn = load_object(self.detect) if isinstance(self.detect, str) else self.detect
         return bool(fn())
+
+    def options_section(self) -> str:
+        """``config_section``, or ``compute.<name>`` when the record names none."""
+        return self.config_section or f"compute.{self.name}"
+
+    def running_job(self, environ: Mapping[str, str]) -> dict[str, str] | None:
+        """The job of this scheduler that ``environ`` belongs to, as ``HSM_JOB_*`` variables, or None."""
+        if self.job_from_env is None:
+            return None
+        fn = load_object(self.job_from_env) if isinstance(self.job_from_env, str) else self.job_from_env
+        job = fn(environ)
+        return {str(k): str(v) for k, v in job.items()} if job else None
 
 
 @dataclass(frozen=True)
@@ -298,6 +327,65 @@ class ComputeSource(abc.ABC):
         Return True if this source's tasks survive the controller; the default is False.
         """
         return False
+
+    def submit_workers(self, workers: "WorkerArray", *, dry_run: bool = False) -> "WorkersSubmitted":
+        """Start ``workers.count`` pull-based workers as one job of this source (``hsm worker submit
+        --sources KIND``): write the job script into ``workers.script_dir``, then submit it unless
+        ``dry_run``. Default: not supported (``hsm_core.batch.ArrayJobSource`` implements it)."""
+        raise NotImplementedError(f"the {self.name} source cannot start workers")
+
+
+@dataclass(frozen=True)
+class WorkerArray:
+    """What ``hsm worker submit`` asks a scheduler for: ``count`` identical workers, one per element."""
+
+    count: int
+    #: The argv each worker runs (``python -m hsm_core worker --sweep FILE --cluster NAME ...``).
+    command: tuple[str, ...]
+    job_name: str
+    #: The workers' working directory.
+    project_root: Path
+    #: Where the job script is written (and kept, to be read, edited or submitted again by hand).
+    script_dir: Path
+    #: Where the scheduler writes each worker's output.
+    log_dir: Path
+    #: Makes the script's file name unique (``workers_<stamp><suffix>``).
+    stamp: str
+
+
+@dataclass
+class WorkersSubmitted:
+    """What :meth:`ComputeSource.submit_workers` did."""
+
+    script: Path
+    #: The scheduler's job id (None for a dry run).
+    job_id: str | None
+    #: How the script is submitted, run in its directory (``["sbatch", "--parsable", "workers_1.sbatch"]``).
+    submit_command: list[str]
+    #: What stops the workers (``hsm cancel`` of the sweep prints it); empty for a dry run.
+    cancel_command: list[str] = field(default_factory=list)
+
+
+class WorkerFeature:
+    """Something a pull-based worker does around every task it runs, turned on by a worker option.
+
+    ``hsm worker --wandb-buffer`` asks the ``hsm_worker_feature`` hook for ``"wandb-buffer"``; the
+    plugin that provides it returns one of these. Every method has a default that does nothing.
+    """
+
+    def task_env(self, task_dir: Path, project_root: Path, environ: Mapping[str, str]) -> dict[str, str]:
+        """Extra environment for the task; ``environ`` is what it gets otherwise. Default: none."""
+        return {}
+
+    def task_started(self, task_dir: Path, checkpoint_dir: Path, environ: Mapping[str, str]) -> None:
+        """The task starts with ``environ`` (its whole environment)."""
+
+    def heartbeat(self) -> None:
+        """Called on every heartbeat of the worker's claim while the task runs (keep it short)."""
+
+    def task_ended(self, state: str, stopping: bool) -> None:
+        """The task ended in ``state``; ``stopping``: the worker was signalled and exits soon (a
+        preempted job: the scheduler's SIGKILL follows)."""
 
 
 class DispatchStrategy(abc.ABC):
@@ -619,6 +707,9 @@ __all__ = [
     "TaskRegistry",
     "SweepLocation",
     "locate_sweep",
+    "WorkerArray",
+    "WorkersSubmitted",
+    "WorkerFeature",
     "CommandResult",
     "Host",
 ]

@@ -23,6 +23,9 @@ def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
             summary="A remote machine over SSH: tasks run detached under hsm's runner, results copied back",
             factory="hsm_plugin_ssh.source:SshSource",
             config_schema=REMOTE_SCHEMA,
+            aliases=("remote",),
+            # ssh:NAME is the entry NAME of distributed.remotes (a name not listed there is the host).
+            config_section="distributed.remotes.*",
         )
     ]
 
