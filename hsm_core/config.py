@@ -500,7 +500,9 @@ def _schema_node(schema: dict[str, Any], section: str, create: bool) -> dict[str
         elif part in node.get("properties", {}):
             node = node["properties"][part]
         elif create and i == len(parts) - 1 and node.get("type") == "object":
-            node = node.setdefault("properties", {})[part] = {"type": "object"}
+            created: dict[str, Any] = {"type": "object"}
+            node.setdefault("properties", {})[part] = created
+            node = created
         else:
             return None
     node = _deref(node, schema)

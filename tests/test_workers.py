@@ -547,7 +547,7 @@ def test_wandb_buffer_without_wandb_or_its_plugin_is_a_clear_error(wp: Project) 
     # W&B is the plugin's business: without it the option says what to install, before any claim.
     proc = wp.hsm("worker", "--sweep", str(cfg), "--wandb-buffer", env=FAST)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("Error: --wandb-buffer needs a plugin that provides it")
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: the worker option 'wandb-buffer' needs a plugin that provides it")
     assert "install hsm-plugin-wandb-sync with: " in proc.stderr
     assert executions(wp) == [] and lock_files(wp, "nowb") == []
 

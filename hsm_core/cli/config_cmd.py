@@ -524,10 +524,20 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
     from hsm_core.preflight import check_project, check_run, sources_setting, strategy_setting
 
     check_project(cfg, registry)
+    for name, path in cfg.layers:
+        if name != "project":
+            click.echo(f"OK  {_rel(path, Path.cwd().absolute())} ({name} layer)")
     if cfg.path is not None:
         click.echo(f"OK  {_rel(cfg.path, Path.cwd().absolute())}")
     else:
         click.echo(f"no hsm_config.yaml in {root} (defaults apply; `hsm config init` creates one)")
+    from hsm_core.config import key_path
+    from hsm_core.sources import unprovided_sources
+
+    for path, message in unprovided_sources(cfg.data, registry):
+        line = cfg.line_of(path)
+        where = (cfg.file_of(path) or "") + (f":{line}" if line else "")
+        click.echo(f"warning: {where + ': ' if where else ''}{key_path(path)}: {message}", err=True)
     for path in configs:
         data = load_sweep_file(path, registry)
         spec = spec_from_dict(data, registry, path)
@@ -616,7 +626,32 @@ def show_command(project_dir: Path | None, as_json: bool) -> None:
         return
     where = str(cfg.path) if cfg.path else f"no hsm_config.yaml in {cfg.root}: defaults only"
     click.echo(f"# {where}")
-    click.echo(dump_yaml(data), nl=False)
+    for name, path in cfg.layers:
+        click.echo(f"# layer {name}: {path}")
+    if not cfg.layers:
+        click.echo(dump_yaml(data), nl=False)
+        return
+    from hsm_core.config import display_path
+    from hsm_core.config_layers import origins
+
+    names = {display_path(path): name for name, path in cfg.layers}
+    click.echo("# each value says the layer it comes from (lowest first: site, user, HSM_CONFIG, project)")
+    click.echo("\n".join(_annotated(data, origins(cfg.raw, names))))
+
+
+def _annotated(data: Any, where: Mapping[tuple[Any, ...], str], prefix: tuple[Any, ...] = (), indent: str = "") -> list[str]:
+    """``data`` as block YAML, each value followed by ``# <layer>`` (``default`` when no file set it)."""
+    from hsm_core.config import yaml_inline
+
+    lines = []
+    for key, value in data.items():
+        path = prefix + (key,)
+        if isinstance(value, dict) and value:
+            lines.append(f"{indent}{yaml_inline(key)}:")
+            lines += _annotated(value, where, path, indent + "  ")
+        else:
+            lines.append(f"{indent}{yaml_inline(key)}: {yaml_inline(value)}  # {where.get(path, 'default')}")
+    return lines
 
 
 def _hide_secrets(value: Any, key: str = "") -> Any:

@@ -47,6 +47,8 @@ def _setup(sweep_file: str | None, project_dir: str | None, cluster: str, storag
               help="Name of this cluster: recorded with each claim, selects workers.clusters.NAME settings.")
 @click.option("--wandb-buffer", is_flag=True,
               help="Run wandb offline in the task and sync at checkpoints and at the end (hsm-plugin-wandb-sync).")
+@click.option("--feature", "features", multiple=True, metavar="NAME",
+              help="A worker option a plugin provides (repeatable); --wandb-buffer is --feature wandb-buffer.")
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Stop after running N tasks.")
 @click.option("--allow-behind", is_flag=True, help="Run even if the project is behind its git upstream.")
 @click.option("--storage-root", type=click.Path(file_okay=False),
@@ -60,8 +62,8 @@ def _setup(sweep_file: str | None, project_dir: str | None, cluster: str, storag
 @click.option("--all", "all_rows", is_flag=True, help="With --status: list every configuration, even in a long sweep.")
 @click.option("--project-dir", type=click.Path(file_okay=False), help="Project root (default: found from the current dir).")
 @click.pass_context
-def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, max_tasks, allow_behind, storage_root, idle_exit,
-                 retry_failed, registry_name, show_status, as_json, summary, all_rows, project_dir) -> None:
+def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, features, max_tasks, allow_behind, storage_root,
+                 idle_exit, retry_failed, registry_name, show_status, as_json, summary, all_rows, project_dir) -> None:
     """Claim and run the configurations of a sweep file until none is left.
 
     Start as many identical workers as you like (by hand, as an array job of your scheduler, or
@@ -91,7 +93,7 @@ def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, max_task
     from hsm_core.workers.worker import Worker, WorkerOptions
 
     check_not_behind(setup.project.root, allow_behind)
-    features = ("wandb-buffer",) if wandb_buffer else ()
+    features = tuple(dict.fromkeys((*(("wandb-buffer",) if wandb_buffer else ()), *features)))
     worker = Worker(setup, registry, WorkerOptions(features=features, max_tasks=max_tasks, idle_exit=idle_exit,
                                                    retry_failed=retry_failed))
     report = worker.run()
@@ -112,6 +114,7 @@ def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, max_task
 @click.option("--cpus", type=click.IntRange(min=1), help="CPUs per worker.")
 @click.option("--memory", help="Memory per worker, e.g. 16G.")
 @click.option("--wandb-buffer", is_flag=True, help="Passed to every worker.")
+@click.option("--feature", "features", multiple=True, metavar="NAME", help="Passed to every worker (repeatable).")
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Passed to every worker.")
 @click.option("--allow-behind", is_flag=True, help="Skip the git check here and in the workers.")
 @click.option("--storage-root", type=click.Path(file_okay=False), help="Passed to every worker.")
@@ -120,8 +123,8 @@ def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, max_task
 @click.option("--registry", "registry_name", help="Passed to every worker.")
 @click.option("--dry-run", is_flag=True, help="Write the job script and print it; submit nothing.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def submit_command(sweep_file, count, source, cluster, walltime, partition, gpus, cpus, memory, wandb_buffer, max_tasks,
-                   allow_behind, storage_root, idle_exit, retry_failed, registry_name, dry_run, project_dir) -> None:
+def submit_command(sweep_file, count, source, cluster, walltime, partition, gpus, cpus, memory, wandb_buffer, features,
+                   max_tasks, allow_behind, storage_root, idle_exit, retry_failed, registry_name, dry_run, project_dir) -> None:
     """Start N workers on SWEEP: one array job of N elements on a batch scheduler, or N local processes."""
     from hsm_core.workers.gitcheck import check_not_behind
     from hsm_core.workers.submit import SubmitRequest, scheduler_request, submit
@@ -139,6 +142,8 @@ def submit_command(sweep_file, count, source, cluster, walltime, partition, gpus
                      ("--retry-failed", retry_failed)):
         if on:
             args.append(flag)
+    for name in features:
+        args += ["--feature", name]
     if max_tasks:
         args += ["--max-tasks", str(max_tasks)]
     if registry_name:

@@ -100,7 +100,7 @@ def load_feature(registry: Any, name: str, log: Callable[[str], None]) -> Any:
         from hsm_core.plugins import PACKAGE_HINTS, WORKER_FEATURE
 
         dists = PACKAGE_HINTS.get((WORKER_FEATURE, name))
-        raise HsmError(f"--{name} needs a plugin that provides it, and none of the installed plugins does",
+        raise HsmError(f"the worker option {name!r} needs a plugin that provides it, and none of the installed plugins does",
                        hint=install_hint(*dists) if dists else "`hsm plugins` lists what is installed")
     return feature
 
