@@ -477,7 +477,7 @@ class Verdict:
 _BY_QUEUE = {
     QueueState.TIMEOUT: (TaskState.TIMEOUT, False, "the job reached its walltime"),
     QueueState.PREEMPTED: (TaskState.PREEMPTED, False, "preempted by the scheduler and not requeued"),
-    QueueState.CANCELLED: (TaskState.CANCELLED, False, "the job was cancelled outside hsm (scancel/qdel)"),
+    QueueState.CANCELLED: (TaskState.CANCELLED, False, "the job was cancelled outside hsm (with the scheduler's cancel command)"),
     QueueState.NODE_FAIL: (TaskState.LOST, True, "node failure"),
     QueueState.OUT_OF_MEMORY: (TaskState.FAILED, False, "killed by the scheduler: out of memory"),
     QueueState.FAILED: (
