@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from hsm_core import runner
 from hsm_core.metrics import collect_metrics, load_collectors
+from hsm_core.outages import Outage, backoff, write_outages
 from hsm_core.plugin import (
     ComputeSource,
     DispatchStrategy,
@@ -91,6 +92,10 @@ class SourceRuntime:
     next_health: float = 0.0
     woken: bool = False
     last_health: str = "not checked"
+    #: Polls that raised SourceUnavailable in a row: the next poll waits for their backoff.
+    poll_failures: int = 0
+    #: Set while calls on the source fail (from the first failure to the first success).
+    outage: Outage | None = None
 
     @property
     def name(self) -> str:
@@ -115,6 +120,7 @@ class Engine:
         on_update: Callable[[TaskRecord], None] | None = None,
         detach: bool = False,
         prepare: Callable[[TaskSpec], TaskSpec] | None = None,
+        on_outage: Callable[[str, Outage], None] | None = None,
         kill_grace: float = 10.0,
         may_launch: Callable[[], bool] | None = None,
     ) -> None:
@@ -127,6 +133,9 @@ class Engine:
         self.max_failures = max_failures
         self.wake_event = wake_event or WakeEvent()
         self.on_update = on_update
+        #: Called with ("down" | "changed" | "back", outage) when a source stops answering, when
+        #: what waits on it changes, and when it answers again (``hsm run`` prints them).
+        self.on_outage = on_outage
         self.detach = detach
         # Task dirs are written when a task is first dispatched, not all up front: a 100,000-task
         # sweep starts at once and holds only what is running.
@@ -191,6 +200,7 @@ class Engine:
             _restore_signal(signal.SIGTERM, old_term)
             self._settle()
             self._save(mapping=True)
+            self._end_outages()
             for rt in self.sources:
                 if rt.io is not None:
                     rt.io.shutdown(wait=True)
@@ -292,7 +302,7 @@ class Engine:
             # loses health; those that started stay with it (they run, and are polled as usual).
             for spec in reversed(failed):
                 pending.appendleft(spec)
-            self._source_failed(rt, f"launch failed: {error}")
+            self._source_failed(rt, f"launch failed: {error}", "launch", error)
             batch = [spec for spec in batch if spec.task_id in started]
             if not batch:
                 return
@@ -306,6 +316,8 @@ class Engine:
             self.sweep.log("task_assignments.log", f"{spec.name} {spec.task_id} -> {rt.name}")
         if error is None:
             rt.consecutive_failures = 0
+            rt.poll_failures = 0
+            self._recovered(rt)
         rt.next_poll = min(rt.next_poll or now + rt.source.poll_interval, now + rt.source.poll_interval)
         self._log_utilization()
 
@@ -364,6 +376,10 @@ class Engine:
         for rt in self.sources:
             if not rt.active or any(op.kind == "poll" for op in rt.ops):
                 continue
+            if rt.poll_failures and now < rt.next_poll:
+                # Backing off after a failed poll: no wake-up brings it forward (other sources'
+                # tasks ending must not have a dead host polled 20 times a second).
+                continue
             if now < rt.next_poll and not requested and not rt.source.wants_poll():
                 continue
             if self.detach and not pending and rt.source.detach() and not rt.source.wants_poll():
@@ -379,10 +395,23 @@ class Engine:
         if error is not None:
             if not isinstance(error, SourceUnavailable):
                 raise error
-            self._source_failed(rt, f"poll failed: {error}")
+            rt.poll_failures += 1
+            now = time.time()
+            wait = max(rt.source.poll_interval, backoff(rt.poll_failures), error.retry_after or 0.0)
+            rt.next_poll = now + wait
+            if error.lost_at is not None and error.lost_at > now:
+                # The source gives its tasks up then: look on time, so they run elsewhere on time.
+                rt.next_poll = min(rt.next_poll, error.lost_at + 0.01)
+            self._source_failed(rt, f"poll failed: {error}", "poll", error)
             return
+        rt.poll_failures = 0
         for upd in updates:
             self._apply(rt, upd, pending)
+        if not any(u.infrastructure_failure and u.state.finished for u in updates):
+            # It answered (tasks it gives up on, as after lost_after, prove nothing).
+            self._recovered(rt)
+        elif rt.outage is not None:
+            self._outage_changed(rt)
 
     def _apply(self, rt: SourceRuntime, upd: TaskUpdate, pending: "collections.deque[TaskSpec]") -> None:
         rec = self.records.get(upd.task_id)
@@ -505,20 +534,92 @@ class Engine:
                 rt.enabled = True
                 self._log_health(f"{rt.name} recovered: enabled again")
             rt.consecutive_failures = 0
+            if rt.poll_failures and rt.active:
+                # Reachable again, but only a poll says its tasks can be watched: poll now.
+                rt.next_poll = time.time()
+            else:
+                self._recovered(rt)
         else:
-            self._source_failed(rt, msg or "health check failed")
+            self._source_failed(rt, msg or "health check failed", "health", error)
 
-    def _source_failed(self, rt: SourceRuntime, why: str) -> None:
+    def _source_failed(self, rt: SourceRuntime, why: str, kind: str = "lost", error: BaseException | None = None) -> None:
+        """A call on ``rt`` failed (``kind``: poll, launch, health) or it lost a task (``lost``).
+
+        A lost task is logged each time; failed calls are logged when an outage starts (and for
+        the first failure of each kind in it), then only counted until the source answers.
+        """
         rt.consecutive_failures += 1
-        self.sweep.log(f"sources/{rt.name}.log", f"failure {rt.consecutive_failures}: {why}")
+        log = f"sources/{rt.name}.log"
+        if kind == "lost":
+            self.sweep.log(log, f"failure {rt.consecutive_failures}: {why}")
+        else:
+            o = rt.outage
+            started = o is None
+            if o is None:
+                o = rt.outage = Outage(rt.name, time.time(), why)
+                self.sweep.log(log, f"failure {rt.consecutive_failures}: {why}; not answering: further failures "
+                                    "are counted, and logged when it answers again")
+            elif kind not in o.failed:
+                self.sweep.log(log, f"failure {rt.consecutive_failures}: {why}")
+            o.failed[kind] = o.failed.get(kind, 0) + 1
+            o.error = why
+            if isinstance(error, SourceUnavailable) and error.lost_at is not None:
+                o.lost_at, o.lost_setting = error.lost_at, error.lost_setting
+            self._outage_changed(rt, "down" if started else None)
         if rt.enabled and rt.consecutive_failures >= self.max_failures:
             rt.enabled = False
             self._log_health(f"{rt.name} disabled after {rt.consecutive_failures} consecutive failures ({why})")
         # Check again soon so a recovered source comes back quickly. Only ever bring the check
         # forward: polls failing every second must not postpone it forever (no health check, no
-        # "unhealthy" in health_status.log, no recovery while tasks are stuck on the source).
-        soon = time.time() + min(self.health_interval, 5.0)
+        # "unhealthy" in health_status.log, no recovery while tasks are stuck on the source). In a
+        # long outage the checks follow the backoff, up to its last step.
+        soon = time.time() + min(self.health_interval, max(5.0, backoff(rt.consecutive_failures)))
         rt.next_health = min(rt.next_health, soon) if rt.next_health else soon
+
+    # -- outages -------------------------------------------------------------------------------
+    def _outage_changed(self, rt: SourceRuntime, event: str | None = None) -> None:
+        """Bring ``rt.outage``'s waiting tasks up to date; write the outages; tell ``on_outage``."""
+        o = rt.outage
+        if o is None:
+            return
+        before = (list(o.tasks), o.lost_at)
+        o.tasks = sorted(self.records[t].name for t in rt.active if t in self.records)
+        if event is None and (list(o.tasks), o.lost_at) != before:
+            event = "changed"
+        self._write_outages()
+        if event and self.on_outage:
+            self.on_outage(event, o)
+
+    def _recovered(self, rt: SourceRuntime) -> None:
+        """``rt`` answered: end its outage (logged once, with what failed meanwhile)."""
+        o = rt.outage
+        if o is None:
+            return
+        rt.outage = None
+        took = time.time() - o.since
+        self.sweep.log(f"sources/{rt.name}.log", f"answering again after {took:.1f}s ({o.failures_text()})")
+        self._write_outages()
+        if self.on_outage:
+            self.on_outage("back", o)
+
+    def _write_outages(self) -> None:
+        try:
+            write_outages(self.sweep.logs_dir, self.sweep.sweep_id, [rt.outage for rt in self.sources if rt.outage])
+        except OSError:
+            pass  # a status display must never stop the sweep (disk full)
+
+    def _end_outages(self) -> None:
+        """The run is over: note sources still not answering, and remove the outage file."""
+        for rt in self.sources:
+            if rt.outage is not None:
+                took = time.time() - rt.outage.since
+                try:
+                    self.sweep.log(f"sources/{rt.name}.log", "still not answering when the run ended, after "
+                                   f"{took:.1f}s ({rt.outage.failures_text()})")
+                except OSError:
+                    pass
+                rt.outage = None
+        self._write_outages()
 
     def _log_health(self, line: str) -> None:
         self.sweep.log("health_status.log", line)

@@ -57,8 +57,27 @@ class SourceUnavailable(HsmError):
     against the source's health rather than against the task. A launch that fails part-way names
     the task ids it did start in *started*: the engine keeps those on the source (it polls them as
     usual) and queues only the others again, so no task runs twice.
+
+    Raised by :meth:`ComputeSource.poll`, it tells the engine the source cannot be watched now; the
+    engine then polls it again no sooner than its backoff (0.5 s growing to 10 s) allows. A source
+    that knows more says so: *retry_after* (seconds until trying again is worth it, e.g. a
+    reconnect delay), *lost_at* (epoch seconds at which it will report the tasks still on it lost,
+    so that they run elsewhere) and *lost_setting* (the configuration key that sets that delay).
+    ``hsm status``, ``hsm monitor`` and ``hsm run`` show them to the user.
     """
 
-    def __init__(self, message: str, *, hint: str | None = None, started: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        started: Iterable[str] = (),
+        retry_after: float | None = None,
+        lost_at: float | None = None,
+        lost_setting: str | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.started: frozenset[str] = frozenset(started)
+        self.retry_after = retry_after
+        self.lost_at = lost_at
+        self.lost_setting = lost_setting

@@ -369,6 +369,7 @@ def _execute(
     on_update: Callable[[TaskRecord], None] | None = None,
     engine_hook: Callable[[Engine], None] | None = None,
     on_ready: Callable[[Plan], None] | None = None,
+    on_outage: Callable[[str, Any], None] | None = None,
 ) -> dict[str, int]:
     """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state.
     ``on_ready(plan)`` is called once the sweep exists (its id final), before any task starts."""
@@ -460,6 +461,7 @@ def _execute(
         on_update=on_update,
         detach=opts.no_wait,
         prepare=prepare,
+        on_outage=on_outage,
         kill_grace=kill_grace,
         may_launch=plan.lease.may_launch if plan.lease is not None else None,
     )

@@ -8,6 +8,7 @@
 #                                         start the cluster, or restart it with new settings;
 #                                         prints the export line
 #   slurm.sh stop                         stop slurmctld and slurmd (munged keeps running)
+#   slurm.sh stop-munge                   stop munged (test sessions that started it, when done)
 #   slurm.sh status                       exit 0 when the cluster answers, 3 when it is down
 #   slurm.sh env                          print `export SLURM_CONF=...`
 #
@@ -250,6 +251,30 @@ cmd_stop() {
     log "stopped slurmctld and slurmd (munged keeps running)"
 }
 
+# munged as started by start_munge (or by the munge package): its pid file names a live munged.
+cmd_stop_munge() {
+    local pidfile=/run/munge/munged.pid pid cmdline i
+    pid="$(cat "$pidfile" 2>/dev/null || true)"
+    if [[ ! "$pid" =~ ^[0-9]+$ ]] || ! cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"; then
+        log "munged is not running"
+        return 0
+    fi
+    if [[ "$cmdline" != munged* && "$cmdline" != */munged* ]]; then
+        log "pid $pid in $pidfile is not munged ($cmdline); left alone"
+        return 0
+    fi
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 100); do
+        is_alive "$pid" || break
+        sleep 0.1
+    done
+    if is_alive "$pid"; then
+        log "munged (pid $pid) ignored SIGTERM for 10s; killing it"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    log "stopped munged"
+}
+
 cmd_start() {
     local max_array_size="$DEFAULT_MAX_ARRAY_SIZE" cred_expire="$DEFAULT_CRED_EXPIRE"
     while (($#)); do
@@ -331,6 +356,7 @@ case "${1:-}" in
     install) shift; cmd_install "$@" ;;
     start) shift; cmd_start "$@" ;;
     stop) shift; cmd_stop "$@" ;;
+    stop-munge) shift; cmd_stop_munge "$@" ;;
     status) shift; cmd_status "$@" ;;
     env) export_line ;;
     -h | --help | help | "") usage ;;

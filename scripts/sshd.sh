@@ -3,7 +3,9 @@
 # integration tests. Each instance has its own config, host key, authorized_keys, pid file, log and
 # port under $HSM_SSHD_DIR/NAME/, so the system sshd and ~/.ssh are never touched.
 #
-#   sshd.sh start NAME [--port P]   start instance NAME (idempotent); prints its port on stdout
+#   sshd.sh start NAME [--port P] [--no-sftp]
+#                                   start instance NAME (idempotent); prints its port on stdout;
+#                                   --no-sftp: without the SFTP subsystem (as some servers are)
 #   sshd.sh stop NAME               stop it and drop its open connections, like a host going down
 #   sshd.sh status NAME             exit 0 when it runs (prints the port), 3 when it does not
 #   sshd.sh client-key              print the path of the client private key (created if needed)
@@ -72,13 +74,14 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 is_alive() { [[ -d "/proc/$1" ]] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
 
 cmd_start() {
-    local name="${1:-}" port=""
+    local name="${1:-}" port="" sftp=1
     check_name "$name"
     shift
     while (($#)); do
         case "$1" in
             --port) port="${2:?--port needs a value}"; shift 2 ;;
             --port=*) port="${1#*=}"; shift ;;
+            --no-sftp) sftp=0; shift ;;
             *) die "start: unknown option '$1'" ;;
         esac
     done
@@ -89,11 +92,14 @@ cmd_start() {
     mkdir -p "$inst" 2>/dev/null || die "cannot create $inst; set HSM_SSHD_DIR to a directory you can write"
     pid="$(listener_pid "$inst")"
     if [[ -n "$pid" ]]; then
-        if [[ -z "$port" || "$port" == "$(<"$inst/port")" ]]; then
+        local has_sftp=0
+        grep -q '^Subsystem sftp' "$inst/sshd_config" && has_sftp=1
+        if [[ (-z "$port" || "$port" == "$(<"$inst/port")") && "$has_sftp" == "$sftp" ]]; then
             cat "$inst/port"
             return 0
         fi
-        log "$name runs on port $(<"$inst/port"); restarting it on port $port"
+        [[ -n "$port" ]] || port="$(<"$inst/port")" # same port: clients' known_hosts stay valid
+        log "$name runs on port $(<"$inst/port") with sftp=$has_sftp; restarting it on port $port with sftp=$sftp"
         cmd_stop "$name"
     fi
 
@@ -143,8 +149,10 @@ UsePAM no
 StrictModes no
 PrintMotd no
 LogLevel INFO
-Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
+    if ((sftp)); then
+        echo "Subsystem sftp /usr/lib/openssh/sftp-server" >>"$inst/sshd_config"
+    fi
     printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$inst/ssh_host_ed25519_key.pub")" >"$inst/known_hosts"
     echo "$port" >"$inst/port"
 

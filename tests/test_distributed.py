@@ -8,6 +8,7 @@ reported lost). Integration tests with a real sshd and a real Slurm live with th
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -68,10 +69,36 @@ class HalfSource(LocalSource):
                                     started=[tasks[0].task_id])
 
 
+class FlakySource(LocalSource):
+    """Its tasks run, but its polls fail for ``OUTAGE`` seconds after its first launch (a scheduler
+    or host that stops answering). Records when each failed poll came, and the outage file the
+    controller had written by then."""
+
+    OUTAGE = 4.0
+    down_until: float | None = None
+    failed_polls: list[float] = []
+    files_seen: list[Any] = []
+
+    def launch(self, tasks: Sequence[TaskSpec]) -> None:
+        super().launch(tasks)
+        if FlakySource.down_until is None:
+            FlakySource.down_until = time.monotonic() + self.OUTAGE
+
+    def poll(self) -> list[TaskUpdate]:
+        from hsm_core.outages import read_outages
+
+        if FlakySource.down_until is not None and time.monotonic() < FlakySource.down_until:
+            FlakySource.failed_polls.append(time.monotonic())
+            FlakySource.files_seen.append(read_outages(self.context.sweep_dir / "logs"))
+            raise SourceUnavailable("not answering", lost_at=time.time() + 3600, lost_setting="flaky.lost_after")
+        return super().poll()
+
+
 class Sources:
     @hookimpl
     def hsm_register_compute_sources(self):
         return [
+            ComputeSourceRecord("flaky", "stops answering for a while", FlakySource),
             ComputeSourceRecord("half", "starts one task per batch", HalfSource),
             ComputeSourceRecord("down", "never answers", DownSource),
             ComputeSourceRecord("losing", "loses tasks", LosingSource),
@@ -180,3 +207,32 @@ def test_cross_mode_complete_uses_other_sources(project: Project, registry: Any)
     for d in (project.outputs / "d1" / "tasks").iterdir():
         s = yaml.safe_load((d / "status.yaml").read_text())
         assert [a["source"] for a in s["attempts"]] == ["local", "other"]
+
+
+def test_a_source_whose_polls_fail_is_polled_at_the_backoff_pace_and_logged_twice(project: Project, registry: Any) -> None:
+    """Tasks ending on the other source wake the engine all the time: the failing source is still
+    polled no faster than the backoff (0.5 s, 1 s, 2 s ...), its log says when it stopped and when
+    it answered again, and the outage file says which tasks wait on it until when."""
+    from hsm_core.outages import BACKOFF
+
+    FlakySource.down_until, FlakySource.failed_polls, FlakySource.files_seen = None, [], []
+    _, counts = _run(project, registry, {"x": list(range(12))}, "flaky:2,local:1")
+    assert counts == {"completed": 12}
+    runs = project.executions()
+    assert len(runs) == 12 and len(set(runs)) == 12, runs
+    polls = FlakySource.failed_polls
+    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    assert 2 <= len(polls) <= 5, gaps  # 0, 0.5, 1.5, 3.5 s into a 4 s outage (+1 for timing)
+    assert all(gap >= 0.9 * BACKOFF[i] for i, gap in enumerate(gaps)), gaps
+    log = (project.outputs / "d1" / "logs" / "sources" / "flaky.log").read_text().splitlines()
+    assert len(log) <= 4, log  # capacity line, down, first failed health check at most, back
+    assert sum("not answering: further failures are counted" in ln for ln in log) == 1, log
+    (back,) = [ln for ln in log if "answering again after" in ln]
+    assert f"{len(polls)} failed poll" in back, (back, len(polls))
+    # What another terminal saw meanwhile: the tasks waiting on it, and when they run elsewhere.
+    seen = [f for f in FlakySource.files_seen[1:] if f]
+    assert seen, FlakySource.files_seen
+    (outage,) = seen[-1]["sources"]
+    assert outage["source"] == "flaky" and len(outage["tasks"]) == 2 and outage["lost_setting"] == "flaky.lost_after"
+    assert outage["run_elsewhere_epoch"] > time.time() + 3000
+    assert not (project.outputs / "d1" / "logs" / "source_outages.json").exists()

@@ -101,7 +101,18 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
             echo(f"cannot cancel {len(items)} task(s) on {name!r}: {exc}")
             unreachable += len(items)
             continue
-        src.cancel([s.task_id for s in specs])
+        try:
+            src.cancel([s.task_id for s in specs])
+        except HsmError as exc:
+            # A host that is down: its tasks cannot be stopped now, and are not marked cancelled
+            # (they may still run there; hsm complete follows them once it answers).
+            echo(f"cannot cancel {len(items)} task(s) on {name!r}: {exc}")
+            unreachable += len(items)
+            try:
+                src.close()
+            except Exception:
+                pass
+            continue
         followed[name] = (src, {s.task_id: s for s in specs})
         echo(f"{name}: cancel requested for {len(specs)} task(s)")
     # Wait for the sources to see the tasks end (jobs leave the queue, processes exit).

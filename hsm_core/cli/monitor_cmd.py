@@ -100,7 +100,9 @@ def watch(out: Path, only: Any | None, interval: float, once: bool) -> None:
                 live.update(view, refresh=True)
             else:
                 # Not a terminal (a log file, a pipe): a new frame only when something changed.
-                signature = [(s.sweep_id, s.status, sorted(s.counts.items())) for s in snaps]
+                signature = [(s.sweep_id, s.status, sorted(s.counts.items()),
+                              [(o.get("source"), o.get("tasks"), o.get("run_elsewhere_epoch")) for o in s.outages])
+                             for s in snaps]
                 if signature != last_signature:
                     console.print(view)
                     last_signature = signature

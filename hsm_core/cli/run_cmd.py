@@ -126,10 +126,31 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
             if rec.state not in ("completed", "submitted", "running", "pending"):
                 click.echo(f"{rec.name} {rec.state} (exit code {rec.exit_code}) on {rec.source}", err=True)
 
+    print_err = progress.console.print if progress else _console_err().print
+
+    def on_outage(event: str, outage: Any) -> None:
+        # Once when a source stops answering (what waits on it, until when, what to do), when
+        # that changes, and once when it answers again: never a line per failed poll.
+        from rich.text import Text
+
+        from hsm_core.outages import describe, shown
+
+        if event == "back":
+            import time
+
+            from hsm_core.monitor.snapshot import fmt_duration
+
+            took = fmt_duration(time.time() - outage.since)
+            text = f"{outage.source} answers again after {took} ({outage.failures_text()} meanwhile)"
+            print_err(Text(text, style="green"), soft_wrap=True)
+            return
+        lines = describe(shown(outage, plan.sweep.sweep_id), hints=bool(outage.tasks))
+        print_err(Text("\n".join(lines), style="yellow"), soft_wrap=True)
+
     try:
         if progress:
             progress.start()
-        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header)
+        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header, on_outage=on_outage)
     finally:
         if progress:
             progress.stop()

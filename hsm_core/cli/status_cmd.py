@@ -65,8 +65,10 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
     total = len(records)
     done = counts.get("completed", 0)
     from hsm_core.lease import current_holder
+    from hsm_core.outages import read_outages
 
     holder = current_holder(sweep.path)
+    outages = read_outages(sweep.logs_dir)
     return {
         "sweep_id": sweep.sweep_id,
         "path": str(sweep.path),
@@ -84,6 +86,9 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
             "max": max(durations) if durations else None,
             "total": round(sum(durations), 3) if durations else None,
         },
+        # Sources the running controller cannot reach: the tasks waiting on each, since when,
+        # when they run elsewhere, and what the user can do (logs/source_outages.json).
+        "waiting": outages["sources"] if outages else [],
     }
 
 
@@ -127,6 +132,13 @@ def _print_one(info: dict[str, Any]) -> None:
         for name, d in sorted(info["per_source"].items()):
             st.add_row(name, *(str(d.get(s, 0)) for s in states))
         console.print(st)
+    if info.get("waiting"):
+        from rich.text import Text
+
+        from hsm_core.outages import describe
+
+        for outage in info["waiting"]:
+            console.print(Text("\n".join(describe(outage)), style="yellow"), soft_wrap=True)
 
 
 @click.command("status")

@@ -127,6 +127,8 @@ class Snapshot:
     elapsed: float | None  #: seconds since the sweep was created (to its end when it is over)
     eta: float | None  #: seconds until every task is done, None when unknown or over
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Sources the controller cannot reach, with the tasks waiting on them (hsm_core.outages).
+    outages: list[dict[str, Any]] = field(default_factory=list)
 
     def n(self, *states: str) -> int:
         """Number of tasks in any of ``states``."""
@@ -257,6 +259,11 @@ def take_snapshot(
         metadata=meta,
     )
     over = snap.finished
+    if not over:
+        from hsm_core.outages import read_outages
+
+        outages = read_outages(sweep.logs_dir)
+        snap.outages = outages["sources"] if outages else []
     end = (ended or now) if over else now
     if created is not None:
         snap.elapsed = max(0.0, (end - created).total_seconds())

@@ -107,6 +107,10 @@ def sweep_view(snap: Snapshot, *, interval: float | None = None, now: _dt.dateti
     if snap.sources:
         parts.append(Text("Source Utilization:"))
         parts.append(source_table(snap))
+    for outage in snap.outages:
+        from hsm_core.outages import describe
+
+        parts.append(Text("\n".join(describe(outage, now.timestamp() if now else None)), style="yellow"))
     if snap.finished and snap.failed:
         parts.append(Text(f"{snap.failed} task(s) failed: hsm monitor errors {snap.sweep_id}", style="yellow"))
     return Group(*parts)

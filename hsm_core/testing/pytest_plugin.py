@@ -14,6 +14,24 @@ import pytest
 from hsm_core.plugins import PluginRegistry, get_registry, set_registry
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """sshd instances of this session live apart from other sessions' (see services.isolate_sshd)."""
+    from hsm_core.testing import services
+
+    services.isolate_sshd()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the services this session started (sshd instances; Slurm and munge only if a test
+    session started them and no other one still uses them)."""
+    from hsm_core.testing import services
+
+    stopped = services.stop_started_services()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if stopped and reporter is not None:
+        reporter.write_line(f"hsm: stopped the test services this session started: {', '.join(stopped)}")
+
+
 @pytest.fixture
 def hsm_registry() -> Iterator[PluginRegistry]:
     """A fresh registry (built-ins + installed plugins) installed as the process-wide one."""

@@ -54,11 +54,8 @@ def write_sync_config(project_root: Path, targets: Mapping[str, Any], default: s
 
 
 def auth_count(host: Any) -> int:
-    """SSH logins the sshd instance has accepted so far (from its log)."""
-    import os
-
-    base = Path(os.environ.get("HSM_SSHD_DIR", "/tmp/hsm-sshd"))
-    log = base / host.name / "sshd.log"
+    """SSH logins the sshd instance has accepted so far (from its log, beside its known_hosts)."""
+    log = Path(host.known_hosts).parent / "sshd.log"
     try:
         return log.read_text(errors="replace").count("Accepted publickey")
     except FileNotFoundError:

@@ -17,6 +17,7 @@ import base64
 import errno
 import hashlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -31,12 +32,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core.plugin import CommandResult, Host, HsmError, SourceUnavailable
+from hsm_plugin_ssh import shell_files
 from hsm_plugin_ssh.quoting import build_command
 from hsm_plugin_ssh.settings import ConnectSettings, GLOBAL_KNOWN_HOSTS, resolve
 
 #: Delays (seconds) between reconnection attempts while a host stays unreachable.
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
 KEEPALIVE = 15
+
+# paramiko's transport thread logs each failed handshake with a traceback; with no logging set up,
+# Python prints those on stderr: one traceback per reconnection attempt in the user's terminal.
+# What failed is reported as HostUnreachable (and logged once per outage) instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class HostUnreachable(SourceUnavailable):
@@ -75,6 +82,14 @@ def _reject_policy(settings: ConnectSettings) -> Any:
     return RejectUnknown()
 
 
+def _refused_subsystem(exc: BaseException, host: "SshHost") -> bool:
+    """True when opening SFTP failed on a live connection: the server has no SFTP subsystem
+    (paramiko says "Channel closed." when sshd refuses the subsystem request)."""
+    import paramiko
+
+    return isinstance(exc, paramiko.SSHException) and host.connected and "channel closed" in str(exc).lower()
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     """True for errors that mean the connection is gone (not 'no such file' over SFTP)."""
     import paramiko
@@ -109,6 +124,7 @@ class SshHost(Host):
         self._last_error = ""
         self._rsync_ok: bool | None = None
         self._home: str | None = None
+        self._sftp_missing = False  # the server refused the SFTP subsystem
         self._ctl_dir: str | None = None
         self._made_dirs: set[str] = set()  # remote dirs put_many made (they exist unless removed)
         #: When the host became unreachable (None while it is reachable).
@@ -131,6 +147,11 @@ class SshHost(Host):
         """True when a live connection is open (no network traffic)."""
         t = self._client.get_transport() if self._client is not None else None
         return bool(t is not None and t.is_active())
+
+    def retry_in(self) -> float:
+        """Seconds until the next connection attempt the reconnect backoff allows (0: now)."""
+        with self._lock:
+            return max(0.0, self._next_attempt - time.monotonic()) if self._failures else 0.0
 
     def connect(self) -> None:
         """Open the connection now (no-op when open); raises :class:`HostUnreachable`,
@@ -407,13 +428,31 @@ class SshHost(Host):
             raise HostUnreachable(f"{self.describe()}: 'true' exited {res.returncode}: {res.stderr.strip()[:200]}")
 
     # -- SFTP ---------------------------------------------------------------------------------
-    def _sftp_call(self, doing: str, fn: Any) -> Any:
+    def _sftp_call(self, doing: str, fn: Any, without_sftp: Any = None) -> Any:
+        """``fn(sftp)``; on a server without the SFTP subsystem ``without_sftp()`` (the same done
+        with commands), or a clear error naming what is missing when there is no such way."""
         with self._sftp_lock:
             for attempt in (1, 2):
                 client = self._get_client()
-                try:
-                    if self._sftp is None:
+                if self._sftp is None:
+                    if self._sftp_missing:
+                        return self._no_sftp(doing, without_sftp)
+                    try:
                         self._sftp = client.open_sftp()
+                    except HsmError:
+                        raise
+                    except Exception as exc:
+                        if _refused_subsystem(exc, self):
+                            # The connection is fine: the server refused the subsystem itself.
+                            self._sftp_missing = True
+                            return self._no_sftp(doing, without_sftp)
+                        if not _is_connection_error(exc):
+                            raise
+                        err = self._lost(exc, doing)
+                        if attempt == 2:
+                            raise err from None
+                        continue
+                try:
                     return fn(self._sftp)
                 except HsmError:
                     raise
@@ -425,10 +464,25 @@ class SshHost(Host):
                         raise err from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _no_sftp(self, doing: str, without_sftp: Any) -> Any:
+        if without_sftp is not None:
+            return without_sftp()
+        raise HsmError(
+            f"the SSH server of {self.describe()} has no SFTP subsystem, which {doing} needs",
+            hint="enable it in that server's sshd_config (Subsystem sftp ...), or install rsync on both "
+            "sides: hsm then copies with rsync",
+        )
+
+    @property
+    def has_sftp(self) -> bool | None:
+        """False once the server refused the SFTP subsystem (None: not asked yet)."""
+        return False if self._sftp_missing else (True if self._sftp is not None else None)
+
     def home(self) -> str:
-        """The remote user's home directory (the SFTP start directory)."""
+        """The remote user's home directory (the SFTP start directory; ``pwd`` without SFTP)."""
         if self._home is None:
-            self._home = str(self._sftp_call("finding the home directory", lambda s: s.normalize(".")))
+            self._home = str(self._sftp_call("finding the home directory", lambda s: s.normalize("."),
+                                             lambda: shell_files.home(self)))
         return self._home
 
     def exists(self, path: str) -> str | None:
@@ -443,7 +497,7 @@ class SshHost(Host):
                 raise
             return "dir" if stat.S_ISDIR(st.st_mode or 0) else "file"
 
-        return self._sftp_call(f"checking {path}", probe)
+        return self._sftp_call(f"checking {path}", probe, lambda: shell_files.exists(self, path))
 
     def read_text(self, path: str, limit: int = 1 << 20) -> str | None:
         """The content of a remote text file (None when it does not exist)."""
@@ -457,7 +511,7 @@ class SshHost(Host):
                     return None
                 raise
 
-        return self._sftp_call(f"reading {path}", read)
+        return self._sftp_call(f"reading {path}", read, lambda: shell_files.read_text(self, path, limit))
 
     def _makedirs(self, sftp: Any, path: str) -> None:
         parts = PurePosixPath(path).parts
@@ -484,7 +538,7 @@ class SshHost(Host):
                 fh.write(data)
             sftp.posix_rename(tmp, remote)
 
-        self._sftp_call(f"writing {remote}", write)
+        self._sftp_call(f"writing {remote}", write, lambda: shell_files.write_text(self, remote, text))
 
     def _put_tree_sftp(self, local: Path, remote: str) -> None:
         def put(sftp: Any) -> None:
@@ -507,7 +561,7 @@ class SshHost(Host):
                 self._makedirs(sftp, str(PurePosixPath(remote).parent))
                 sftp.put(str(local), remote)
 
-        self._sftp_call(f"copying {local} to {remote}", put)
+        self._sftp_call(f"copying {local} to {remote} (rsync is not used{self._why_no_rsync()})", put)
 
     def _get_tree_sftp(self, remote: str, local: Path) -> None:
         def get_file(sftp: Any, src: str, dst: Path) -> None:
@@ -544,7 +598,14 @@ class SshHost(Host):
             else:
                 get_file(sftp, remote, local)
 
-        self._sftp_call(f"copying {remote} back", get)
+        self._sftp_call(f"copying {remote} back (rsync is not used{self._why_no_rsync()})", get)
+
+    def _why_no_rsync(self) -> str:
+        if str(self.config.get("transfer") or "auto") == "sftp":
+            return ": transfer: sftp is set"
+        if shutil.which("rsync") is None or shutil.which("ssh") is None:
+            return ": rsync or ssh is missing here"
+        return ": it is missing on the remote" if self._rsync_ok is False else ""
 
     # -- rsync over the system ssh ------------------------------------------------------------
     def has_rsync(self) -> bool:

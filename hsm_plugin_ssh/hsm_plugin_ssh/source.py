@@ -321,6 +321,11 @@ class SshSource(ComputeSource):
                 return updates + self._give_up(exc)
             if updates:
                 return updates
+            # Poll again when the reconnect backoff allows a new attempt (the engine never polls
+            # sooner than its own backoff either); the tasks here are run elsewhere at lost_at.
+            exc.retry_after = self.host.retry_in()
+            exc.lost_at = (down if down is not None else time.time()) + self.lost_after
+            exc.lost_setting = f"distributed.remotes.{self.name}.lost_after"
             raise
         finished: list[tuple[RemoteTask, dict[str, Any], str]] = []
         for t in list(self._tasks.values()):

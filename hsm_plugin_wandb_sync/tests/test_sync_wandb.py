@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,22 @@ def sync(p: WandbProject, *args: str, code: int = 0) -> dict[str, Any]:
     assert r.returncode == code, r.stdout + r.stderr
     [report] = json.loads(r.stdout)
     return report
+
+
+#: Runs of the shared wandb dir that belong to sweep_10, not to sweep_1 (wandb_project.py).
+SWEEP_10_RUNS = {"shared-g10", "shared-tag10", "shared-cfg10"}
+
+
+def run_id(dir_name: str) -> str:
+    """The run id of a run dir ``[offline-]run-YYYYMMDD_HHMMSS-RUNID``."""
+    m = re.fullmatch(r"(?:offline-)?run-\d{8}_\d{6}-(.+)", dir_name)
+    assert m, dir_name
+    return m.group(1)
+
+
+def test_run_id_ignores_the_start_time() -> None:
+    assert run_id("offline-run-20261210_101010-shared-g1") == "shared-g1"
+    assert run_id("run-20260101_000000-shared-g10") == "shared-g10"
 
 
 def expected_dirs(p: WandbProject) -> set[str]:
@@ -44,7 +61,9 @@ def test_sync_runs_over_ssh_latest_only_then_incremental(wandb_project: WandbPro
     wandb_dest = remote / "wandb"
     on_target = {d.name for d in wandb_dest.iterdir() if d.name.startswith("offline-run-")}
     assert on_target == expected_dirs(p)  # exactly the sweep's runs, every dir of the resumed one
-    assert len(on_target) == 7 and not any("10" in n for n in on_target if "shared" in n)
+    # sweep_10's runs stay behind. By run id: the dir name also holds the run's start time, which
+    # contains "10" at 10:xx or on the 10th (the test used to fail then).
+    assert len(on_target) == 7 and not {run_id(n) for n in on_target} & SWEEP_10_RUNS, on_target
     # Run dirs arrive whole; wandb.save's symlink arrives as the file it points to.
     for name in on_target:
         src = next(p.sweep_dir.glob(f"tasks/*/wandb/{name}"), None) or p.root / "wandb" / name

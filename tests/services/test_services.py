@@ -198,3 +198,125 @@ def test_rsync_over_sshd(ssh_host: SshHost, tmp_path: Path) -> None:
         check=True, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert (dst / "sub" / "result.txt").read_text() == "42\n"
+
+
+# -- what a test session started, it stops ---------------------------------------------------------
+
+
+@pytest.mark.sshd
+def test_a_session_stops_the_sshd_instances_it_started_and_only_those(tmp_path: Path) -> None:
+    """A pytest session in a subprocess starts an instance and reuses one that already ran: at
+    its end the first is stopped (its private directory removed), the second still runs."""
+    import os
+    import sys
+    import textwrap
+
+    shared = tmp_path / "shared-sshd"
+    env = dict(os.environ, HSM_SSHD_DIR=str(shared))
+    try:
+        before = start_sshd_in(shared, "already-running")
+        (tmp_path / "conftest.py").write_text('pytest_plugins = ["hsm_core.testing.pytest_plugin"]\n')
+        test = tmp_path / "test_inner.py"
+        test.write_text(textwrap.dedent(f"""
+            import os
+            from hsm_core.testing.services import start_sshd
+
+            def test_start():
+                mine = start_sshd("started-here")
+                again = start_sshd("already-running")
+                assert again.port == {before.port}
+                open({str(tmp_path / "mine")!r}, "w").write(str(mine.known_hosts.parent))
+        """))
+        res = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(test)],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "stopped the test services this session started: sshd started-here" in res.stdout, res.stdout
+        status = subprocess.run(["bash", str(Path(__file__).parents[2] / "scripts" / "sshd.sh"), "status", "started-here"],
+                                env=env, capture_output=True, text=True)
+        assert status.returncode == 3, status.stdout  # stopped
+        still = subprocess.run(["bash", str(Path(__file__).parents[2] / "scripts" / "sshd.sh"), "status", "already-running"],
+                               env=env, capture_output=True, text=True)
+        assert still.returncode == 0, still.stdout  # not this session's to stop
+    finally:
+        subprocess.run(["bash", str(Path(__file__).parents[2] / "scripts" / "sshd.sh"), "stop", "already-running"],
+                       env=env, capture_output=True)
+        subprocess.run(["bash", str(Path(__file__).parents[2] / "scripts" / "sshd.sh"), "stop", "started-here"],
+                       env=env, capture_output=True)
+
+
+def start_sshd_in(base: Path, name: str) -> SshHost:
+    import os
+
+    old = os.environ.get("HSM_SSHD_DIR")
+    os.environ["HSM_SSHD_DIR"] = str(base)
+    try:
+        return start_sshd(name)
+    except ServiceUnavailable as exc:
+        require_service("sshd", str(exc))
+    finally:
+        if old is None:
+            del os.environ["HSM_SSHD_DIR"]
+        else:
+            os.environ["HSM_SSHD_DIR"] = old
+
+
+def _fake_daemon(conf: Path, name: str) -> subprocess.Popen:
+    """A process whose command line is ``NAME ... -f CONF ...``, as slurm.sh recognises its daemons."""
+    import sys
+
+    code = "import time; time.sleep(600)"
+    proc = subprocess.Popen(["bash", "-c", f'exec -a {name} "$0" -c "{code}" -f {conf} x', sys.executable])
+    (conf.parent / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+def test_the_last_session_out_stops_the_slurm_daemons_a_test_session_started(tmp_path: Path, monkeypatch) -> None:
+    """The lease logic, on a Slurm directory of its own (HSM_SLURM_DIR) with stand-in daemons, so
+    the machine's real cluster is never touched: a cluster found stopped and started by this
+    session is stopped when the session ends, unless another live session still uses it; a
+    cluster this session found running is left alone."""
+    from hsm_core.testing import services
+
+    slurm_dir = tmp_path / "slurm"
+    slurm_dir.mkdir()
+    conf = slurm_dir / "slurm.conf"
+    conf.write_text("# stand-in\n")
+    monkeypatch.setenv("HSM_SLURM_DIR", str(slurm_dir))
+    # This session's own lease on the real cluster (if a test used it) is kept aside.
+    for name in ("_slurm_lease", "_slurm_was_running", "_munge_was_running"):
+        monkeypatch.setattr(services, name, None if name == "_slurm_lease" else True)
+    daemons = []
+    try:
+        # Found stopped (slurm.sh status fails here), "started" by this session, another session
+        # still in: nothing is stopped; that one, last out, stops it.
+        services._join_slurm_users()
+        assert services._slurm_was_running is False
+        services._munge_was_running = True  # munged is not what this test is about
+        daemons = [_fake_daemon(conf, "slurmctld"), _fake_daemon(conf, "slurmd")]
+        services._note_slurm_started()
+        other = subprocess.Popen(["sleep", "600"])
+        try:
+            lease = slurm_dir / services._LEASES / f"{other.pid}-x"
+            lease.write_text(services._identity(other.pid) + "\n")
+            assert services._leave_slurm() == []
+            assert all(d.poll() is None for d in daemons)
+        finally:
+            other.kill()
+            other.wait()
+        services._join_slurm_users()  # the other session, leaving last (its peer is gone)
+        assert services._leave_slurm() == ["slurmctld and slurmd"]
+        for d in daemons:
+            d.wait(timeout=20)  # stopped by slurm.sh stop
+        assert not (slurm_dir / services._STARTED_MARKER).exists()
+
+        # Found running (no marker: no test session started it): left alone.
+        daemons = [_fake_daemon(conf, "slurmctld"), _fake_daemon(conf, "slurmd")]
+        services._join_slurm_users()
+        services._slurm_was_running = services._munge_was_running = True
+        services._note_slurm_started()
+        assert services._leave_slurm() == []
+        assert all(d.poll() is None for d in daemons)
+    finally:
+        for d in daemons:
+            d.kill()
+            d.wait()
