@@ -38,7 +38,9 @@ PROJECT_NAME = "hsm"
 #: the plugin"); the minor grows when something is only added (a plugin that needs the addition
 #: declares the new minor, and an older core says "upgrade hsm-core"). A new major comes only with a
 #: new hsm-core release line (0.1 -> 0.2), so a plugin for API 1.0 requires ``hsm-core>=0.1,<0.2``.
-PLUGIN_API_VERSION: tuple[int, int] = (1, 0)
+PLUGIN_API_VERSION: tuple[int, int] = (1, 1)
+#: 1.1 added: ComputeSourceRecord.batch_scheduler, config_section, job_from_env; ComputeSource.submit_workers,
+#: WorkerArray, WorkersSubmitted, WorkerFeature and the hsm_worker_feature hook.
 
 #: Decorator marking a function as an implementation of an ``hsm_*`` hook.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

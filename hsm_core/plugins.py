@@ -116,7 +116,7 @@ class ComponentCheck:
     name: str
     plugin: str
     distribution: str
-    part: str  # "factory" or "detect"
+    part: str  # "factory", "detect" or "job_from_env"
     error: str | None = None
 
 
