@@ -907,11 +907,11 @@ class ProjectConfig:
         the lower layer the value came from; the project file when ``key`` is None or unknown."""
         from hsm_core.config_layers import file_of
 
-        if key is not None and self.raw is not None and getattr(self.raw, "files", None) is not None:
+        if key is not None and self.raw is not None:
             found = file_of(self.raw, key.split(".") if isinstance(key, str) else list(key))
             if found:
                 return found
-        return _display(self.path) if self.path else None
+        return _display(self.path) if self.path else getattr(self.raw, "file", None)
 
     def error(
         self, message: str, *, key: str | Sequence[Any] | None = None, hint: str | None = None
