@@ -104,7 +104,7 @@ def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, features
 @click.option("--sweep", "sweep_file", required=True, type=click.Path(dir_okay=False), help="The sweep file (YAML).")
 @click.option("--workers", "-n", "count", required=True, type=click.IntRange(min=1), help="How many workers.")
 @click.option("--sources", "-s", "source", default="hpc", show_default=True,
-              help="Where the workers run: an installed batch scheduler (slurm, pbs ...: one array job), hpc "
+              help="Where the workers run: an installed batch scheduler (one array job; `hsm plugins` lists them), hpc "
                    "(hpc.system, else the scheduler found here), or local (background processes).")
 @click.option("--cluster", default=None, help="Cluster name passed to the workers, and its hpc.clusters entry "
                                               "(default: the source's name).")

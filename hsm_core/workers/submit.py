@@ -74,7 +74,7 @@ def scheduler_request(
         return LOCAL, cluster or LOCAL, {}
     requests = parse_sources(text, project_config, registry)
     if len(requests) != 1:
-        raise HsmError(f"give one place for the workers, not {text!r}", hint="e.g. --sources slurm")
+        raise HsmError(f"give one place for the workers, not {text!r}", hint="e.g. --sources hpc")
     req = requests[0]
     schedulers = scheduler_records(registry)
     if req.kind not in schedulers:

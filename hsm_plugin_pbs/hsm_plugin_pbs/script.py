@@ -58,7 +58,7 @@ def pbs_directives(job: ArrayJob, flavour: str) -> list[str]:
         if r.cpus:
             chunk.append(f"ncpus={r.cpus}")
         if r.memory_mb:
-            chunk.append(f"mem={format_memory(r.memory_mb, 'pbs')}")
+            chunk.append(f"mem={format_memory(r.memory_mb, 'gb')}")
         if r.gpus:
             chunk.append(f"ngpus={r.gpus}")
         if r.nodes or len(chunk) > 1:
@@ -77,7 +77,7 @@ def pbs_directives(job: ArrayJob, flavour: str) -> list[str]:
                 spec += f":gpus={r.gpus}"
             lines.append(f"{PREFIX} -l {spec}")
         if r.memory_mb:
-            lines.append(f"{PREFIX} -l mem={format_memory(r.memory_mb, 'pbs')}")
+            lines.append(f"{PREFIX} -l mem={format_memory(r.memory_mb, 'gb')}")
         if r.qos:
             lines.append(f"{PREFIX} -l qos={check_name(r.qos, 'qos')}")
     if r.walltime:

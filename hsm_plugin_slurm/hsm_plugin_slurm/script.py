@@ -49,7 +49,7 @@ def slurm_directives(job: ArrayJob) -> list[str]:
     if r.cpus:
         lines.append(f"{PREFIX} --cpus-per-task={r.cpus}")
     if r.memory_mb:
-        lines.append(f"{PREFIX} --mem={format_memory(r.memory_mb, 'slurm')}")
+        lines.append(f"{PREFIX} --mem={format_memory(r.memory_mb, 'G')}")
     if r.gpus:
         lines.append(f"{PREFIX} --gres=gpu:{r.gpus}")
     if r.partition:
@@ -100,7 +100,7 @@ def render_slurm_worker_script(job: ArrayJob) -> str:
     if r.cpus:
         d.append(f"{PREFIX} --cpus-per-task={r.cpus}")
     if r.memory_mb:
-        d.append(f"{PREFIX} --mem={format_memory(r.memory_mb, 'slurm')}")
+        d.append(f"{PREFIX} --mem={format_memory(r.memory_mb, 'G')}")
     if r.gpus:
         d.append(f"{PREFIX} --gres=gpu:{r.gpus}")
     d = finish_directives(PREFIX, d, job.extra_directives, job.skip_directives)
