@@ -146,7 +146,7 @@ IMPL = '''
 import os, sys
 from pathlib import Path
 
-from hsm_core.batch import ArrayJobSource, JobInfo, QueryFailed, QueueState, script_body
+from hsm_core.plugin import ArrayJobSource, JobInfo, QueryFailed, QueueState, script_body
 
 SPOOLQ = str(Path(__file__).with_name("spoolq.py"))
 STATES = {"Q": QueueState.PENDING, "R": QueueState.RUNNING, "X": QueueState.CANCELLED}

@@ -2,7 +2,7 @@
 
 A scheduler's workers are one array job of N elements, which its plugin renders and submits
 (:meth:`~hsm_core.plugin.ComputeSource.submit_workers`, implemented once for every scheduler by
-:class:`~hsm_core.batch.ArrayJobSource`): each element runs one ``hsm worker``, and is requeued
+:class:`~hsm_core.plugin.ArrayJobSource`): each element runs one ``hsm worker``, and is requeued
 when preempted (its worker then resumes the interrupted task first). Local: N background processes.
 
 Options come from where the scheduler's source reads them (``hpc:``, ``compute.<kind>``,
