@@ -126,10 +126,10 @@ def test_one_pbs_pro_worker_is_a_plain_job() -> None:
 
 
 def test_the_plugin_recognises_its_jobs_under_hsm_names() -> None:
-    from hsm_core.jobenv import claim_job, status_fields
+    """job_from_env answers with hsm's HSM_JOB_* names (see docs/hooks.md)."""
     from hsm_plugin_pbs.plugin import pbs_job
 
     assert pbs_job({"SLURM_JOB_ID": "3"}) is None
-    job = pbs_job({"PBS_JOBID": "12[3].server", "PBS_ARRAY_INDEX": "3"})
-    assert claim_job(job) == {"key": "pbs:12[3].server", "restart": 0, "step": ""}
-    assert status_fields(job) == {"job_id": "12[3].server", "array_index": "3"}
+    assert pbs_job({"PBS_JOBID": "12[3].server", "PBS_ARRAY_INDEX": "3"}) == {
+        "HSM_JOB_ID": "12[3].server", "HSM_JOB_KEY": "pbs:12[3].server", "HSM_ARRAY_INDEX": "3"}
+    assert pbs_job({"PBS_JOBID": "12[4].server", "PBS_ARRAYID": "4"})["HSM_ARRAY_INDEX"] == "4"  # Torque

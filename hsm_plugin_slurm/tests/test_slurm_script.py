@@ -153,12 +153,14 @@ def test_submit_workers_dry_run_writes_the_script_the_source_would_submit(tmp_pa
 
 
 def test_the_plugin_recognises_its_jobs_under_hsm_names() -> None:
-    from hsm_core.jobenv import claim_job, status_fields
+    """job_from_env answers with hsm's HSM_JOB_* names (see docs/hooks.md): what a worker started by
+    a hand-written sbatch script records, and how it knows an earlier run of its requeued job."""
     from hsm_plugin_slurm.plugin import slurm_job
 
     assert slurm_job({"PBS_JOBID": "1.server"}) is None
     job = slurm_job({"SLURM_JOB_ID": "81", "SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3", "SLURM_RESTART_COUNT": "2"})
-    assert claim_job(job) == {"key": "slurm:77_3", "restart": 2, "step": "."}
-    assert status_fields(job) == {"job_id": "81", "array_index": "3", "restart_count": "2"}
+    assert job == {"HSM_JOB_ID": "81", "HSM_JOB_KEY": "slurm:77_3", "HSM_JOB_RESTART": "2", "HSM_JOB_STEP": ".",
+                   "HSM_ARRAY_INDEX": "3"}
     first = slurm_job({"SLURM_JOB_ID": "81", "SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3"})
-    assert claim_job(first)["restart"] == 0  # an earlier run than the one above: its claims are dead
+    assert first["HSM_JOB_KEY"] == job["HSM_JOB_KEY"] and first["HSM_JOB_RESTART"] == "0"  # an earlier run of the same job
+    assert slurm_job({"SLURM_JOB_ID": "90"})["HSM_JOB_KEY"] == "slurm:90"
