@@ -483,19 +483,23 @@ class Observer:
                 self.problem("killed in the grace", f"{what}: {ex} needed {plan['save']}s to save, the grace is {grace}s")
 
     def check_states(self, sweep_dir: Path, what: str, *, allowed_stopped: Iterable[str] = ("interrupted", "cancelled", "preempted", "lost", "failed"),
-                     before: float | None = None, keys: Iterable[str] | None = None) -> None:
+                     before: float | None = None, keys: Iterable[str] | None = None, attempt: int | None = None) -> None:
         """hsm's record of each task agrees with its log: the last execution's own exit code 0 reads
         ``completed``; a non-zero one, or none (killed), reads a stopped state with that exit code;
         a task never started is not completed; nothing reads ``running``. With ``before`` (when a
         stop was asked while a controller lives on), only tasks whose last execution started
-        before then are judged; with ``keys``, only those tasks."""
+        before then are judged; with ``keys``, only those tasks; with ``attempt``, only a status of
+        that attempt (a later one is another stopper's, started since)."""
+        dirs = {key: d for key, d in self.task_dirs(sweep_dir).items() if keys is None or key in keys}
+        statuses = {key: read_state(d) or {} for key, d in dirs.items()}
+        read_at = time.monotonic()
         execs = self.executions()
-        for key, d in self.task_dirs(sweep_dir).items():
-            if keys is not None and key not in keys:
+        for key, d in dirs.items():
+            status = statuses[key]
+            if attempt is not None and status.get("attempt") != attempt:
                 continue
-            status = read_state(d) or {}
             state = status.get("state")
-            mine = execs.get(key, [])
+            mine = [ex for ex in execs.get(key, []) if ex.start <= read_at]
             if before is not None:
                 if not mine or mine[-1].start > before:
                     continue  # not running when the stop was asked: a live controller's business

@@ -334,15 +334,17 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
                     # the worker may also be waiting for another worker's copy, which is not its own.
                     own = [e for e in obs.executions().get(key, []) if e.end is None and alive(e.parent, e.parent_ticks)
                            and parent_of(e.parent) == pid] if key else []
+                    attempt = (read_state(task_dir) or {}).get("attempt")
                     worker.send_signal(signal.SIGTERM)
                     obs.wait_exit(worker, 2.0 + SLACK, "a worker after SIGTERM")
                     if worker.returncode != 128 + signal.SIGTERM:
                         obs.problem("crash", f"worker exited {worker.returncode} after SIGTERM, not 143:\n{output_of(worker)[-1500:]}")
-                    if own and obs.executions()[key][-1].pid == own[-1].pid:  # (not resumed elsewhere yet)
-                        # Its task: the script's own ending, preempted (resumable) unless it exited 0;
+                    if own:
+                        # Its task: the script's own ending, preempted (resumable) unless it exited 0
+                        # (unless another worker resumed it since: a later attempt is not judged here);
                         # saves take at most 2 s: any worker grace worth the name lets them finish.
                         obs.check_grace(plans, 10.0, "SIGTERM of its worker", keys=[key])
-                        obs.check_states(sweep_dir, "after SIGTERM of its worker", keys=[key],
+                        obs.check_states(sweep_dir, "after SIGTERM of its worker", keys=[key], attempt=attempt,
                                          allowed_stopped=("preempted", "interrupted"))
                     workers.append(obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS))
                 else:
