@@ -146,7 +146,7 @@ DAEMON_SECONDS = 120
 FAST_WORKERS = {"HSM_WORKER_HEARTBEAT": "0.3", "HSM_WORKER_STALE_TIMEOUT": "2", "HSM_DISABLE_PLUGINS": "all"}
 
 
-def random_plans(rng: random.Random, n: int, variants: str = "abcde", *, run: tuple[float, float] = (1.0, 2.5),
+def random_plans(rng: random.Random, n: int, variants: str = "abcde", *, run: tuple[float, float] = (0.8, 2.0),
                  save: tuple[float, float] = (0.5, 2.0)) -> list[dict[str, Any]]:
     """Parameters of ``n`` tasks, variants drawn from ``variants`` (each at least once when n allows)."""
     kinds = list(variants)[:n]
