@@ -138,6 +138,24 @@ def group_alive(leader: int) -> bool:
     return bool(members(leader))
 
 
+def task_members(leader: int, task_dir: "os.PathLike[str] | str", *, unknown: bool = True) -> list[int]:
+    """:func:`members` of ``leader`` that belong to the task in ``task_dir`` (``HSM_TASK_DIR`` in
+    the environment they started with). Once the wrapper is gone its pid, and so the group and
+    session id, may be another process's: only this tells the task's processes from a stranger's.
+    ``unknown``: whether a process whose environment cannot be read counts (yes to decide whether
+    to wait for it; no before killing it)."""
+    target = os.path.realpath(os.fspath(task_dir))
+    found = []
+    for pid in members(leader):
+        env = _environ(pid)
+        if env is None:
+            if unknown:
+                found.append(pid)
+        elif env.get("HSM_TASK_DIR") and os.path.realpath(env["HSM_TASK_DIR"]) == target:
+            found.append(pid)
+    return found
+
+
 def signal_group(leader: int, signum: int, *, spare: int | None = None) -> None:
     """Send ``signum`` to every process of the task whose wrapper is ``leader``. ``spare``: a pid
     left out (the wrapper, so that it lives to record how its command ended)."""
@@ -157,6 +175,25 @@ def signal_group(leader: int, signum: int, *, spare: int | None = None) -> None:
             os.kill(pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def kill_now(leader: int) -> bool:
+    """Stop a task at once (its claim was lost): SIGKILL everything but the wrapper, then let the
+    wrapper (woken with SIGCONT if it was suspended) reap its command and record how it ended: a
+    command that had already exited keeps its exit code. True when nothing of the task is left."""
+    signal_group(leader, signal.SIGKILL, spare=leader)
+    _cont(leader)
+    if wait_gone(leader, 2.0):
+        return True
+    signal_group(leader, signal.SIGKILL)
+    return wait_gone(leader, 2.0)
+
+
+def _cont(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def wait_gone(leader: int, timeout: float, *, poll: float = 0.05, until: Iterable[int] = ()) -> bool:
@@ -180,6 +217,9 @@ def stop_group(leader: int, grace: float) -> bool:
     The wrapper (``leader``) is killed last: killed first, it could not record how its command
     ended. True when nothing of the task is left."""
     signal_group(leader, signal.SIGTERM)
+    # A suspended process acts on SIGTERM only once continued: a wrapper stopped after its command
+    # exited would otherwise be killed in the end, and the command's exit code lost with it.
+    signal_group(leader, signal.SIGCONT)
     if wait_gone(leader, grace):
         return True
     # Kill the command and its children first, so the wrapper lives to record the exit status.
@@ -189,10 +229,31 @@ def stop_group(leader: int, grace: float) -> bool:
             break
         signal_group(leader, signal.SIGKILL, spare=leader)
         time.sleep(0.02)
+    _cont(leader)
     if wait_gone(leader, 2.0):
         return True
     signal_group(leader, signal.SIGKILL)
     return wait_gone(leader, 2.0)
+
+
+def stop_pids(pids: Iterable[int], grace: float) -> bool:
+    """Stop processes that are known one by one (a task whose wrapper, and so its group id, is
+    gone): SIGTERM, up to ``grace`` seconds, SIGKILL. True when all are gone."""
+    pids = list(pids)
+    for sig in (signal.SIGTERM, signal.SIGCONT):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+    if wait_gone(0, grace, until=pids):
+        return True
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return wait_gone(0, 2.0, until=pids)
 
 
 @lru_cache(maxsize=1)
@@ -228,8 +289,13 @@ def cmdline(pid: int) -> list[str] | None:
 def environ_value(pid: int, key: str) -> str | None:
     """The value of ``key`` in the environment ``pid`` started with; None when unset or when the
     environment cannot be read (another user's process, or a platform that hides it)."""
+    env = _environ(pid)
+    return None if env is None else env.get(key)
+
+
+def _environ(pid: int) -> dict[str, str] | None:
     ps = _psutil()
     try:
-        return ps.Process(pid).environ().get(key)
+        return ps.Process(pid).environ()
     except (ps.NoSuchProcess, ps.AccessDenied, OSError):
         return None

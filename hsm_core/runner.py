@@ -381,9 +381,15 @@ def stop_recorded(task_dir: Path, grace: float) -> None:
     status = read_status(task_dir)
     if not status or status.get("host") != socket.gethostname():
         return
-    parsed = processes.parse_identity(recorded_process(task_dir, status))
-    if parsed:
+    ident = recorded_process(task_dir, status)
+    parsed = processes.parse_identity(ident)
+    if not parsed:
+        return
+    if processes.is_running(ident):
         processes.stop_group(parsed[0], grace)
+    else:
+        # The wrapper is gone (its pid may be a stranger's): stop what provably runs the task.
+        processes.stop_pids(processes.task_members(parsed[0], task_dir, unknown=False), grace)
 
 
 def settle_stopped(task_dir: Path, reason: TaskState) -> dict[str, Any] | None:
@@ -401,7 +407,7 @@ def settle_stopped(task_dir: Path, reason: TaskState) -> dict[str, Any] | None:
         return finalize_status(task_dir, status, code, end_time=end, state=None if code == 0 else reason)
     ident = recorded_process(task_dir, status)
     parsed = processes.parse_identity(ident)
-    if parsed and (processes.is_running(ident) is not False or processes.group_alive(parsed[0])):
+    if parsed and (processes.is_running(ident) is not False or processes.task_members(parsed[0], task_dir)):
         return status
     if status.get("process") == STARTING and not parsed:
         starter = status.get("starter")

@@ -265,7 +265,7 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
                 return status  # its controller is starting it right now
         parsed = processes.parse_identity(proc) if proc != STARTING else None
         pid = parsed[0] if parsed else 0
-        if pid and _gone(proc) and processes.group_alive(pid):
+        if pid and _gone(proc) and processes.task_members(pid, task_dir):
             # Only the wrapper was killed: its command still runs in the wrapper's process group.
             # Still running, then: a rerun now would run it twice at once.
             return status
@@ -301,13 +301,12 @@ def stop_orphaned_command(task_dir: Path, status: Mapping[str, Any] | None) -> b
     parsed = processes.parse_identity(proc)
     if not parsed or status.get("host") != socket.gethostname() or not _gone(proc):
         return False
-    pid = parsed[0]
-    if not processes.group_alive(pid):
+    # The wrapper is gone, so its pid (the group's id) may be a stranger's now: only processes
+    # that provably run this task are stopped.
+    victims = processes.task_members(parsed[0], task_dir, unknown=False)
+    if not victims:
         return False
-    import signal
-
-    processes.signal_group(pid, signal.SIGKILL)
-    processes.wait_gone(pid, 2.0, poll=0.02)
+    processes.stop_pids(victims, 0.0)
     return True
 
 

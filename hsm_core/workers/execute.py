@@ -149,10 +149,12 @@ class Session:
         return self
 
     def _lost(self) -> None:
-        # Another worker owns the task now: stop ours at once (SIGKILL: no time to write anything).
+        # Another worker owns the task now: stop ours at once (SIGKILL), all but the wrapper, which
+        # still records how its command ended: a command that had finished keeps its result, and
+        # the new owner, waiting for our processes, records it instead of running the task again.
         task = self.task
         if task is not None:
-            signal_task(task, signal.SIGKILL)
+            processes.kill_now(task.process.pid)
 
     @property
     def lost(self) -> bool:
@@ -204,16 +206,23 @@ def settle_previous(
         if running and status and status.get("host") != socket.gethostname():
             ident = None  # another machine's process: its pid means nothing here
         parsed = processes.parse_identity(ident)
-        if parsed and left_exit_code(task_dir) is None and _attempt_alive(ident, parsed[0]):
+        if parsed and left_exit_code(task_dir) is None and _attempt_alive(ident, parsed[0], task_dir):
             log(f"{task_dir.name}: an earlier attempt still runs as pid {parsed[0]}; waiting for it")
-            while left_exit_code(task_dir) is None and _attempt_alive(ident, parsed[0]):
+            while left_exit_code(task_dir) is None and _attempt_alive(ident, parsed[0], task_dir):
                 if session.lost or signals.stop_signal is not None:
                     return status
                 time.sleep(poll)
         status = read_status(task_dir)
         running = bool(status and status.get("state") == TaskState.RUNNING.value)
     left = left_exit_code(task_dir)
-    if running:
+    if running and session.claim.taken_over and left is not None and not 0 <= left[0] <= 128:
+        # Killed by a signal while its worker had lost the claim: that worker stopped its copy (or
+        # the worker's whole machine went down). Nothing says the task failed: resume it.
+        code, end = left
+        status = finalize_status(task_dir, status, code, end_time=end, state=TaskState.LOST,
+                                 extra={"error": "stopped by a signal after its worker lost the claim"})
+        log(f"{task_dir.name}: attempt {status.get('attempt')} was stopped ({code}); recorded as lost")
+    elif running:
         status = reconcile_status(task_dir, status)
         if status and status.get("state") == TaskState.RUNNING.value:
             status = mark_attempt(task_dir, status, TaskState.LOST, "worker lost (killed or its node went down)")
@@ -231,9 +240,10 @@ def settle_previous(
     return status
 
 
-def _attempt_alive(ident: str | None, leader: int) -> bool:
-    """True while the wrapper ``ident`` or anything in its group runs (unknown counts as alive)."""
-    return processes.is_running(ident) is not False or processes.group_alive(leader)
+def _attempt_alive(ident: str | None, leader: int, task_dir: Path) -> bool:
+    """True while the wrapper ``ident`` or a process of the task in its group runs (unknown
+    counts as alive; a stranger that reused the pid does not)."""
+    return processes.is_running(ident) is not False or bool(processes.task_members(leader, task_dir))
 
 
 @dataclass
@@ -262,7 +272,7 @@ def run_task(
     signals.attach(task)
     try:
         if session.lost:  # taken over while we were starting it
-            signal_task(task, signal.SIGKILL)
+            processes.kill_now(task.process.pid)
         rc = _wait(task, signals, grace)
     finally:
         signals.attach(None)
@@ -310,7 +320,7 @@ def _wait_for_leftovers(task: StartedTask, task_dir: Path, session: Session, gra
     """Wait up to ``grace`` seconds for what the task started to exit, then SIGKILL it all."""
     leader = task.process.pid
     deadline = time.monotonic() + grace
-    while processes.group_alive(leader):
+    while processes.task_members(leader, task_dir):
         if session.lost:
             return
         if time.monotonic() > deadline:

@@ -55,10 +55,11 @@ def find_runner(d):
         if b"hsm_core.runner" in args and d.encode() in args:
             found.append(int(name))
     return found
-def group_alive(pgid):
-    # A task runs in its wrapper's process group; the group outlives a killed wrapper.
+def group_alive(pgid, d=None):
+    # A task runs in its wrapper's process group; the group outlives a killed wrapper. Once the
+    # wrapper is gone its pid may be a stranger's: with the task dir, only the task's processes count.
     if _procs is not None:
-        return _procs.group_alive(int(pgid))
+        return bool(_procs.task_members(int(pgid), d)) if d else _procs.group_alive(int(pgid))
     try:
         os.killpg(int(pgid), 0)
     except ProcessLookupError:
@@ -151,15 +152,18 @@ def scan(t):
     status = text(os.path.join(d, "status.yaml"))
     pid, ticks = task_process(status)
     task_alive = (alive(pid, ticks) if pid else False) or wrapper_pid(d) is not None
-    if pid and not runner_alive and not task_alive and group_alive(pid):
+    if pid and not runner_alive and not task_alive and group_alive(pid, d):
         # The runner and its wrapper were killed but the command runs on, where nothing can
         # record how it ends: stop it now (it is run again), rather than let it finish unseen.
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if _procs is not None:
+            _procs.stop_pids(_procs.task_members(int(pid), d, unknown=False), 0.0)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         for _ in range(100):
-            if not group_alive(pid):
+            if not group_alive(pid, d):
                 break
             time.sleep(0.02)
         status = text(os.path.join(d, "status.yaml"))
@@ -229,7 +233,7 @@ for t in req["tasks"]:
             pid, ticks = task_process(fh.read())
     except OSError:
         pid, ticks = None, None
-    if pid and (alive(pid, ticks) or group_alive(pid)):
+    if pid and (alive(pid, ticks) or group_alive(pid, d)):
         pids.append(pid)
     started = wrapper_pid(d)
     if started and started not in pids:
