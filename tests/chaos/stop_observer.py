@@ -4,14 +4,16 @@ keep their own log, and the checks that judge hsm from that log alone.
 The task script (:data:`TASK_SCRIPT`) is what ML training scripts do when they are stopped: it
 traps SIGTERM to "save a checkpoint" and exits 0 or non-zero, or ignores SIGTERM, or leaves daemon
 children behind (a ``sleep`` started with Popen and a multiprocessing child, like a wandb service
-or a dataloader worker). It appends to ``observed/t<x>.log`` (O_APPEND, fsync after every line):
+or a dataloader worker). It appends to ``observed/t<x>.log`` (O_APPEND, fsync after every line
+but the last):
 
 * ``start KEY PID MONO TICKS PPID PPID_TICKS``: an execution begins (PPID is hsm's wrapper);
 * ``overlap KEY PID OTHER_PID``: at its start, an earlier copy of the same task was still alive;
 * ``child KEY PID TICKS KIND MAIN_PID``: a daemon child it started;
 * ``term KEY PID MONO``: it received SIGTERM;
 * ``end KEY CODE MONO PID``: its own exit code, written just before ``os._exit(CODE)`` (catchable
-  signals blocked from before the line until the exit: the line is the exit code).
+  signals blocked from before the line until the exit, and nothing but one write() between the
+  two, so that a SIGKILL cannot fall between them in practice: the line is the exit code).
 
 ``MONO`` is ``time.monotonic()``, one clock for every process of the machine, so the observer can
 compare it with when a controller exited. ``TICKS`` is the start time from ``/proc/PID/stat``: with
@@ -74,16 +76,18 @@ def log(*words):
 
 
 def finish(code):
-    # No signal may land between the end line and the exit (a SIGTERM there would make an
-    # execution that logged "end 0" die of the signal): block them first. Only SIGKILL remains,
-    # and hsm sends that only after the grace.
+    # The end line must be the exit code: no signal may land between the two. Catchable ones are
+    # blocked; SIGKILL cannot be, so the window is made as small as it gets - one write() on a file
+    # opened at the start, then the exit (no fsync there: the line is visible to every process as
+    # soon as write() returns; fsync only guards against power loss, which is not tested here).
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2])
-    log("end", key, code, repr(time.monotonic()), me)
+    os.write(end_fd, ("end %s %s %r %s\n" % (key, code, time.monotonic(), me)).encode())
     os._exit(code)
 
 
 parent = os.getppid()
 log("start", key, me, repr(time.monotonic()), ticks(me), parent, ticks(parent))
+end_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 # Another copy of this task alive right now? (started, not ended, and still that very process)
 ended = set()
 starts = []
