@@ -261,15 +261,8 @@ def test_a_suspended_worker_whose_claim_was_taken_over_after_its_script_exited_0
         wait_for(lambda: the(obs)[0].end is not None, 10, "the script to end")
         os.kill(w1.pid, signal.SIGSTOP)
         w2 = obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS)
-
-        def taken_over() -> bool:
-            import json
-
-            locks = list((sweep / ".locks").glob("*.lock"))
-            return any(json.loads(p.read_text()).get("pid") == w2.pid for p in locks if p.stat().st_size)
-
         try:
-            wait_for(taken_over, 20, "the second worker to take the stale claim over")
+            wait_for(lambda: claimed_by(sweep, w2.pid), 20, "the second worker to take the stale claim over")
         finally:
             os.kill(w1.pid, signal.SIGCONT)  # its heartbeat finds the claim gone and stops its copy
         time.sleep(1.0)
@@ -283,9 +276,51 @@ def test_a_suspended_worker_whose_claim_was_taken_over_after_its_script_exited_0
         obs.assert_no_problems("a suspended worker's finished script")
 
 
+def claimed_by(sweep: Path, pid: int) -> bool:
+    """True when a claim lock of ``sweep`` names the worker ``pid``."""
+    import json
+
+    for lock in (sweep / ".locks").glob("*.lock") if (sweep / ".locks").is_dir() else []:
+        try:
+            if json.loads(lock.read_text()).get("pid") == pid:
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 # --------------------------------------------------------------------------------------------
-# Workers: SIGTERM, takeover next to daemon children (items 2, 6)
+# Workers: claim loss, SIGTERM, takeover next to daemon children (items 2, 6)
 # --------------------------------------------------------------------------------------------
+
+
+def test_a_worker_losing_its_claim_stops_its_copy_with_the_grace_and_its_exit_0_stands(tmp_path: Path) -> None:
+    """Item 2 names every stop, a worker losing its claim included: the worker is frozen past the
+    stale timeout while its script runs on; another worker takes the claim over and waits for that
+    copy. Woken, the first worker finds its claim gone and stops its copy the way every stop does -
+    SIGTERM, the grace, then SIGKILL - so the script saves its checkpoint and exits 0, and that is
+    the task's result: it is not run again. (docs/workers.md still says "SIGKILL: no time to write
+    anything"; the taker now waits for the copy, so the grace costs nothing.)"""
+    obs, cfg = setup(tmp_path, [plan(term="save0", save=1.0)], name="loss")
+    with obs:
+        sweep = sweep_dir_of(obs, "loss")
+        w1 = obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS)
+        started(obs, 1, w1)
+        os.kill(w1.pid, signal.SIGSTOP)  # its script runs on
+        w2 = obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS)
+        try:
+            wait_for(lambda: claimed_by(sweep, w2.pid), 20, "the second worker to take the stale claim over")
+        finally:
+            os.kill(w1.pid, signal.SIGCONT)
+        obs.wait_exit(w1, SLACK, "the worker that lost its claim")
+        exited = obs.wait_exit(w2, 1.0 + SLACK, "the worker that took the claim over")
+        obs.check_gone(exited, "after both workers exited")
+        obs.check_no_overlap("claim loss")
+        ex = the(obs)[0]  # the copy of the worker that lost its claim
+        assert ex.term is not None, f"the worker that lost its claim killed its copy without SIGTERM (no chance to save): {ex}"
+        assert ex.code == 0, f"the copy was killed before it finished saving: {ex}"
+        obs.check_exactly_once(sweep, 1)
+        obs.assert_no_problems("a worker losing its claim")
 
 
 def test_a_sigtermed_worker_records_the_scripts_exit_0_in_the_grace_as_completed(tmp_path: Path) -> None:
