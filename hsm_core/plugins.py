@@ -21,7 +21,8 @@ from typing import Any, Iterable
 
 import pluggy
 
-from hsm_core import __version__, hookspecs
+from hsm_core import __version__
+from hsm_core.plugin import hooks as hookspecs
 from hsm_core.install_hints import install_hint
 from hsm_core.plugin import (
     PROJECT_NAME,

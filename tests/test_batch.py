@@ -1,10 +1,10 @@
-"""hsm_core.batch: resources, chunking and the state table shared by the scheduler plugins."""
+"""The array-job toolkit of hsm_core.plugin: resources, chunking and the state table shared by the scheduler plugins."""
 
 from __future__ import annotations
 
 import pytest
 
-from hsm_core.batch import (
+from hsm_core.plugin import (
     QueueState,
     Resources,
     chunk_ranges,

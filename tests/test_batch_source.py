@@ -10,9 +10,9 @@ from typing import Sequence
 
 import pytest
 
-import hsm_core.batch as batch
+import hsm_core.plugin.arrayjob.source as batch
 from hsm_core import runner
-from hsm_core.batch import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState
+from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState
 from hsm_core.plugin import HsmError, TaskState
 from hsm_core.testing import make_sweep, read_task_status
 

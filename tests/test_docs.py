@@ -1,4 +1,5 @@
-"""The plugin API stays honest: every hook is documented with its exact signature and tested."""
+"""The plugin API stays honest: every hook is documented with its exact signature and tested, and every
+name of ``hsm_core.plugin`` is documented in docs/plugin-api.md."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import hsm_core.hookspecs as hookspecs
+import hsm_core.plugin as hsm_plugin
+import hsm_core.plugin.hooks as hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("hsm_"))
@@ -45,6 +47,43 @@ def test_every_hook_has_a_test(hook: str) -> None:
         if path.name != "test_docs.py" and pattern.search(path.read_text()):
             return
     pytest.fail(f"no test mentions {hook}")
+
+
+def _api_sections() -> dict[str, str]:
+    """The sections of docs/plugin-api.md that document a submodule: ``## Title (submodule)`` -> text."""
+    text = (ROOT / "docs" / "plugin-api.md").read_text()
+    sections: dict[str, str] = {}
+    for chunk in re.split(r"^## ", text, flags=re.M)[1:]:
+        heading, _, body = chunk.partition("\n")
+        m = re.search(r"\((\w+)\)\s*$", heading)
+        if m:
+            sections[m.group(1)] = body
+    return sections
+
+
+def _documented(body: str) -> list[str]:
+    """The names in the first column of a section's table rows (``| `name` | ... |``)."""
+    return re.findall(r"^\| `([A-Za-z_][A-Za-z0-9_]*)` \|", body, flags=re.M)
+
+
+@pytest.mark.parametrize("name", hsm_plugin.__all__)
+def test_every_name_of_the_plugin_api_is_documented_in_its_section(name: str) -> None:
+    """docs/plugin-api.md has a table row for every exported name, in the section of the submodule
+    that defines it (so the page is grouped like the package)."""
+    submodule = hsm_plugin._SUBMODULE[name].split(".")[0]  # arrayjob.source -> the arrayjob section
+    sections = _api_sections()
+    assert submodule in sections, f"docs/plugin-api.md has no section '## ... ({submodule})'"
+    assert name in _documented(sections[submodule]), f"{name} is not documented in the ({submodule}) section"
+
+
+def test_the_plugin_api_page_documents_nothing_that_is_not_exported() -> None:
+    stale = [n for body in _api_sections().values() for n in _documented(body) if n not in hsm_plugin.__all__]
+    assert stale == [], f"docs/plugin-api.md documents names hsm_core.plugin does not export: {stale}"
+
+
+def test_the_plugin_api_page_is_linked_from_the_plugin_guide_and_the_hooks_page() -> None:
+    for page in ("plugins/README.md", "docs/hooks.md", "README.md"):
+        assert "plugin-api.md" in (ROOT / page).read_text(), page
 
 
 def _readme_commands() -> list[list[str]]:

@@ -127,7 +127,7 @@ class FakeSshProvider:
 
     @hookimpl
     def hsm_register_hosts(self):
-        from hsm_core.builtin.hosts import LocalHost
+        from hsm_core.plugin import LocalHost
 
         class Named(LocalHost):
             def __init__(self, name: str, config: dict) -> None:

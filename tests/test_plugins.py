@@ -283,8 +283,8 @@ def hsm_register_compute_sources():
     return [ComputeSourceRecord("stale", "same", "hsm_stale_impl:Source", detect="hsm_stale_impl:detect")]
 """
 
-# What an old plugin meets after an internal function of the core was renamed.
-STALE_IMPL = "from hsm_core.batch import a_function_renamed_since_this_plugin_was_written\n"
+# What an old plugin meets after a name of the plugin API it was written for went away.
+STALE_IMPL = "from hsm_core.plugin import a_function_renamed_since_this_plugin_was_written\n"
 
 
 def test_hsm_plugins_check_imports_every_component_and_first_use_fails_in_one_line(project: Project, site: Path) -> None:

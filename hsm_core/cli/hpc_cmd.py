@@ -194,7 +194,7 @@ def cancel_command(sweep_id: str, wait: float, project_dir: str | None) -> None:
 
 def scheduler_source(target: str, project: Any, registry: Any, sweep_dir: Path | None = None, sweep_id: str = "hsm_test") -> Any:
     """The scheduler source ``--sources TARGET`` would create (``hpc``, ``hpc:NAME``, ``slurm``)."""
-    from hsm_core.batch import ArrayJobSource
+    from hsm_core.plugin import ArrayJobSource
     from hsm_core.sources import create_sources, parse_sources
 
     requests = parse_sources(target, project.data, registry)

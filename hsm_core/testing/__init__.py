@@ -5,6 +5,8 @@
 * :func:`run_until_final`: launch tasks on a source and poll until each is final.
 * :class:`ComputeSourceContract`: the contract suite every compute source passes; subclass it and
   implement :meth:`ComputeSourceContract.make_source`.
+* :func:`run_sweep` / :func:`host_for`: a sweep run and a host by name, in-process
+  (:mod:`hsm_core.testing.inprocess`).
 * :mod:`hsm_core.testing.services`: start a real Slurm / sshd for integration tests.
 
 The fixtures come from the pytest plugin ``hsm_core.testing.pytest_plugin``, which is opt-in (hsm-core
@@ -20,6 +22,7 @@ from hsm_core.testing.helpers import (
     read_task_status,
     run_until_final,
 )
+from hsm_core.testing.inprocess import host_for, run_sweep
 
 __all__ = [
     "ComputeSourceContract",
@@ -28,4 +31,6 @@ __all__ = [
     "make_sweep",
     "read_task_status",
     "run_until_final",
+    "run_sweep",
+    "host_for",
 ]

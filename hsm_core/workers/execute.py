@@ -142,6 +142,8 @@ class Session:
     on_tick: Callable[[], None] | None = None
     task: StartedTask | None = None
     heartbeat: Heartbeat | None = field(default=None, repr=False)
+    #: The claim went to a worker on this machine, which records our copy's end: it ran on.
+    handed_over: bool = False
 
     def __enter__(self) -> "Session":
         self.heartbeat = Heartbeat(self.store, self.claim, self.interval, self._lost, self.on_tick)
@@ -149,12 +151,19 @@ class Session:
         return self
 
     def _lost(self) -> None:
-        # Another worker owns the task now: stop ours at once (SIGKILL), all but the wrapper, which
-        # still records how its command ended: a command that had finished keeps its result, and
-        # the new owner, waiting for our processes, records it instead of running the task again.
+        # Another worker owns the task now. On this machine it waits for our copy to end and then
+        # records its result (settle_previous): killing it would only throw that result away. On
+        # another machine it cannot see our processes and runs the task at once: stop ours now
+        # (SIGKILL), all but the wrapper, which still records how its command ended.
         task = self.task
-        if task is not None:
-            processes.kill_now(task.process.pid)
+        if task is None:
+            return
+        view = self.store.inspect(self.claim.run_id)
+        holder = (view.holder or {}) if view is not None else {}
+        if holder.get("machine") == self.store.me.get("machine") and holder.get("token") != self.claim.token:
+            self.handed_over = True
+            return
+        processes.kill_now(task.process.pid)
 
     @property
     def lost(self) -> bool:

@@ -6,7 +6,7 @@ requeued element's output is added to its log, not truncated). PBS (Pro, Torque,
 Torque front-end): ``qsub -J 0-(N-1)`` with ``-r y``. Local: N background processes.
 
 Resources come from ``hpc:`` (and ``hpc.clusters.<cluster>``) in ``hsm_config.yaml``, read with
-the same rules as the scheduler sources (:func:`hsm_core.batch.resources_from_options`), and
+the same rules as the scheduler sources (:func:`hsm_core.plugin.resources_from_options`), and
 command-line overrides. The job script is written under ``<sweep>/scripts/job_scripts/`` and is
 kept, so it can be read, edited and resubmitted by hand.
 """
@@ -83,7 +83,7 @@ def worker_command(req: SubmitRequest) -> list[str]:
 
 
 def _body(req: SubmitRequest) -> list[str]:
-    from hsm_core.batch import check_line
+    from hsm_core.plugin import check_line
 
     q = shlex.quote
     lines = [f"cd {q(str(req.project_root.resolve()))} || exit 1"]
@@ -98,7 +98,7 @@ def _body(req: SubmitRequest) -> list[str]:
 
 def render_slurm(req: SubmitRequest, log_dir: str) -> str:
     """A Slurm batch script running one worker per array element (pure function)."""
-    from hsm_core.batch import check_name, finish_directives, format_memory, format_walltime, resources_from_options
+    from hsm_core.plugin import check_name, finish_directives, format_memory, format_walltime, resources_from_options
 
     res = resources_from_options(req.options)
     name = check_name(req.job_name or f"hsm-w-{req.sweep.sweep_id}", "job_name")
@@ -131,7 +131,7 @@ def render_slurm(req: SubmitRequest, log_dir: str) -> str:
 
 def render_pbs(req: SubmitRequest, log_dir: str) -> str:
     """A PBS (Pro/Torque) script running one worker per array element (pure function)."""
-    from hsm_core.batch import check_name, finish_directives, format_memory, format_walltime, resources_from_options
+    from hsm_core.plugin import check_name, finish_directives, format_memory, format_walltime, resources_from_options
 
     res = resources_from_options(req.options)
     name = check_name(req.job_name or f"hsm-w-{req.sweep.sweep_id}", "job_name")[:15]

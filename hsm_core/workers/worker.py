@@ -323,7 +323,8 @@ class Worker:
             outcome = run_task(task_dir, session, self.signals, source=f"worker:{self.settings.cluster}",
                                extra_env=extra_env, status_extra=status_extra)
             if outcome.claim_lost:
-                self.log(f"{t.name}: claim taken over by another worker; stopped our copy")
+                self.log(f"{t.name}: claim taken over by another worker; "
+                         + ("it records how our copy ended" if session.handed_over else "stopped our copy"))
                 return
             self.report.ran += 1
             self.report.states[outcome.state] = self.report.states.get(outcome.state, 0) + 1

@@ -24,8 +24,15 @@ The script reads its index from the first of ``PBS_ARRAY_INDEX``, ``PBS_ARRAYID`
 
 from __future__ import annotations
 
-from hsm_core.batch import ArrayJob, check_name, finish_directives, format_memory, format_walltime, script_body
-from hsm_core.plugin import ConfigError
+from hsm_core.plugin import (
+    ArrayJob,
+    ConfigError,
+    check_name,
+    finish_directives,
+    format_memory,
+    format_walltime,
+    script_body,
+)
 
 PREFIX = "#PBS"
 FLAVOURS = ("pbs", "torque")

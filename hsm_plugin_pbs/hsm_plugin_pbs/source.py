@@ -11,8 +11,16 @@ import getpass
 import re
 from typing import Any, ClassVar, Mapping, Sequence
 
-from hsm_core.batch import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState
-from hsm_core.plugin import CommandResult, ConfigError, SourceContext
+from hsm_core.plugin import (
+    ArrayJob,
+    ArrayJobSource,
+    CommandResult,
+    ConfigError,
+    JobInfo,
+    QueryFailed,
+    QueueState,
+    SourceContext,
+)
 from hsm_plugin_pbs.script import pbs_is_array, render_pbs_script
 
 #: PBS job_state letters (PBS Pro, Torque and Slurm's qstat front-end) -> generic queue states.

@@ -9,8 +9,7 @@ import dataclasses
 import pytest
 
 from pbs_support import assert_golden
-from hsm_core.batch import ArrayJob, Resources, resources_from_options
-from hsm_core.plugin import ConfigError
+from hsm_core.plugin import ArrayJob, ConfigError, Resources, resources_from_options
 from hsm_plugin_pbs.script import render_pbs_script
 
 FULL = ArrayJob(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hsm_core.batch import QueueState
+from hsm_core.plugin import QueueState
 from hsm_plugin_pbs.source import PBS_STATES, PbsSource, map_pbs_state, parse_qstat_full
 
 EXPECTED = {

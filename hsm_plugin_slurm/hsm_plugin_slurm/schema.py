@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from hsm_core.batch import COMMON_SCHEMA
+from hsm_core.plugin import COMMON_SCHEMA
 
 SLURM_SCHEMA: dict[str, Any] = copy.deepcopy(COMMON_SCHEMA)
 SLURM_SCHEMA["properties"].update(

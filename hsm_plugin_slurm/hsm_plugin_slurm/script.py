@@ -1,4 +1,4 @@
-"""The Slurm job script: a pure function of an :class:`~hsm_core.batch.ArrayJob` (golden-tested).
+"""The Slurm job script: a pure function of an :class:`~hsm_core.plugin.ArrayJob` (golden-tested).
 
 Generic resources map to ``#SBATCH`` options one by one:
 
@@ -19,7 +19,7 @@ parallelism    ``--array=0-N%P``
 
 from __future__ import annotations
 
-from hsm_core.batch import ArrayJob, check_name, finish_directives, format_memory, format_walltime, script_body
+from hsm_core.plugin import ArrayJob, check_name, finish_directives, format_memory, format_walltime, script_body
 
 PREFIX = "#SBATCH"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
-from hsm_core.batch import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState
-from hsm_core.plugin import SourceContext
+from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState, SourceContext
 from hsm_plugin_slurm.script import render_slurm_script
 
 #: Slurm job states (squeue %T, sacct State) -> generic queue states. Every state Slurm 22.05

@@ -7,8 +7,7 @@ import dataclasses
 import pytest
 
 from slurm_support import assert_golden
-from hsm_core.batch import ArrayJob, Resources, resources_from_options
-from hsm_core.plugin import ConfigError
+from hsm_core.plugin import ArrayJob, ConfigError, Resources, resources_from_options
 from hsm_plugin_slurm.script import render_slurm_script
 
 FULL = ArrayJob(

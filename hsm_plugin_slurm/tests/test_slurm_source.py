@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hsm_core.builtin.hosts import LocalHost
-from hsm_core.plugin import HsmError, TaskState
+from hsm_core.plugin import HsmError, LocalHost, TaskState
 from hsm_core.testing import SCRIPT, make_sweep, read_task_status, run_until_final
 from hsm_plugin_slurm.source import SlurmSource
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hsm_core.batch import QueueState
+from hsm_core.plugin import QueueState
 from hsm_plugin_slurm.source import SLURM_STATES, SlurmSource, map_slurm_state, parse_max_array_size, parse_squeue
 
 US = "\x1f"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from hsm_core.plugin import HsmError, SweepLocation, TaskState
+from hsm_core.plugin import HsmError, SweepLocation, TaskState, read_status, refresh_sweep_index
 
 from hsm_plugin_ssh import remote_scripts
 from hsm_plugin_ssh.source import MANIFEST
@@ -30,12 +30,10 @@ def _remotes_of(sweep_dir: Path) -> dict[str, dict[str, Any]]:
 
 def collect_sweep(loc: SweepLocation, *, only: str | None = None, echo: Callable[[str], None] = print) -> int | None:
     """Copy back the finished remote task dirs of a sweep; the number copied (None: no remotes)."""
-    from hsm_core.state import SweepDir, read_status
-
     from hsm_plugin_ssh.host import shared_host
 
-    sweep = SweepDir(loc.sweep_dir)
-    remotes = _remotes_of(sweep.path)
+    tasks_dir = Path(loc.sweep_dir) / "tasks"
+    remotes = _remotes_of(Path(loc.sweep_dir))
     if only:
         if only not in remotes:
             raise HsmError(f"sweep {loc.sweep_id} did not run on {only!r}",
@@ -61,7 +59,7 @@ def collect_sweep(loc: SweepLocation, *, only: str | None = None, echo: Callable
             continue
         to_copy, running, skipped = [], 0, 0
         for task, state in sorted(states.items()):
-            local = read_status(sweep.tasks_dir / task) or {}
+            local = read_status(tasks_dir / task) or {}
             if state not in _FINAL:
                 running += state in ("running", "submitted")
                 continue
@@ -71,15 +69,14 @@ def collect_sweep(loc: SweepLocation, *, only: str | None = None, echo: Callable
                 skipped += 1
                 continue
             to_copy.append(task)
-        host.get_many(f"{info['sweep_dir']}/tasks", to_copy, sweep.tasks_dir)
+        host.get_many(f"{info['sweep_dir']}/tasks", to_copy, tasks_dir)
         by_state: dict[str, int] = {}
         for task in to_copy:
-            st = str((read_status(sweep.tasks_dir / task) or {}).get("state"))
+            st = str((read_status(tasks_dir / task) or {}).get("state"))
             by_state[st] = by_state.get(st, 0) + 1
         detail = ", ".join(f"{v} {k}" for k, v in sorted(by_state.items()))
         echo(f"{name}: copied {len(to_copy)} task dir(s) from {host.settings.describe()}:{info['sweep_dir']}"
              + (f" ({detail})" if detail else "") + f"; {running} still running; {skipped} already here")
         total += len(to_copy)
-    records = sweep.records()
-    sweep.save_index(records.values(), mapping=True)
+    refresh_sweep_index(loc.sweep_dir)
     return total

@@ -16,38 +16,47 @@ from typing import Any, Callable
 
 import click
 
-from hsm_core.plugin import HsmError
+from hsm_core.plugin import HsmError, ProjectLocation
 
 LOCAL_DIR = click.option("--local-dir", "local_dir", type=click.Path(file_okay=False),
                          help="Local project root (default: found from the current directory).")
 
 
-def _project(local_dir: str | None) -> Any:
-    from hsm_core.config import find_project_root, load_project_config
+def _project(local_dir: str | None) -> ProjectLocation:
+    from hsm_core.plugin import locate_project
 
-    root = Path(local_dir).expanduser().absolute() if local_dir else find_project_root(Path.cwd())
-    return load_project_config(root)
+    return locate_project(local_dir)
 
 
-def _remote(project: Any, name: str) -> dict[str, Any]:
-    remotes = project.remotes
+def _remotes(project: ProjectLocation) -> dict[str, Any]:
+    """``distributed.remotes`` by name (empty when none)."""
+    return dict(project.setting("distributed.remotes") or {})
+
+
+def _ssh_defaults(project: ProjectLocation) -> dict[str, Any]:
+    """The project's ``ssh:`` section (defaults of every remote)."""
+    return dict(project.setting("ssh") or {})
+
+
+def _remote(project: ProjectLocation, name: str) -> dict[str, Any]:
+    remotes = _remotes(project)
     if name not in remotes:
         known = ", ".join(sorted(remotes)) or "none configured"
         raise HsmError(f"unknown remote {name!r} (remotes: {known})", hint=f"add it with: hsm remote add {name} --host HOST")
     return dict(remotes[name] or {})
 
 
-def _host(project: Any, name: str) -> Any:
+def _host(project: ProjectLocation, name: str) -> Any:
     from hsm_plugin_ssh.host import shared_host
 
-    return shared_host(name, _remote(project, name), project.data.get("ssh") or {})
+    return shared_host(name, _remote(project, name), _ssh_defaults(project))
 
 
-def _names(project: Any, name: str | None) -> list[str]:
+def _names(project: ProjectLocation, name: str | None) -> list[str]:
     if name:
         _remote(project, name)
         return [name]
-    names = sorted(project.remotes)
+    names = sorted(_remotes(project))
     if not names:
         raise HsmError("no remotes configured (distributed.remotes is empty)", hint="add one with: hsm remote add NAME --host HOST")
     return names
@@ -75,7 +84,7 @@ def add_command(name: str, host: str, user: str | None, port: int | None, key: s
                 python: str | None, max_parallel_jobs: int | None, known_hosts: str | None, trust_host_key: bool,
                 local_dir: str | None) -> None:
     """Add (or update) remote NAME in hsm_config.yaml; the rest of the file is kept."""
-    from hsm_core.config import CONFIG_FILENAME, find_config_file, set_config_value, yaml_inline
+    from hsm_core.plugin import set_project_setting
 
     from hsm_plugin_ssh.settings import check_remote_name
 
@@ -84,28 +93,28 @@ def add_command(name: str, host: str, user: str | None, port: int | None, key: s
     given = {"host": host, "user": user, "port": port, "key": key, "project_dir": project_dir,
              "python_interpreter": python, "max_parallel_jobs": max_parallel_jobs, "known_hosts": known_hosts}
     given = {k: v for k, v in given.items() if v is not None}
-    existing = dict(project.remotes.get(name) or {})
+    existing = dict(_remotes(project).get(name) or {})
     if key and "ssh_key" in existing:
         given["ssh_key"] = key  # the v1 spelling is what the file uses: keep one key setting
         given.pop("key")
     entry = {**existing, **given}
-    path = find_config_file(project.root) or project.root / CONFIG_FILENAME
+    path = project.settings_file
     if entry == existing:
         click.echo(f"Remote {name} unchanged in {path}")
     elif not existing:
-        set_config_value(path, f"distributed.remotes.{name}", yaml_inline(entry))
+        path = set_project_setting(project.root, f"distributed.remotes.{name}", entry)
         click.echo(f"Added remote {name} ({_where(entry)}) to {path}")
     else:
         # One key at a time keeps the file's comments (each write is atomic and validated).
         for k, v in given.items():
             if existing.get(k) != v:
-                set_config_value(path, f"distributed.remotes.{name}.{k}", yaml_inline(v))
+                path = set_project_setting(project.root, f"distributed.remotes.{name}.{k}", v)
         click.echo(f"Updated remote {name} ({_where(entry)}) in {path}")
     if trust_host_key:
         from hsm_plugin_ssh.settings import resolve
         from hsm_plugin_ssh.trust import trust_host_key as trust
 
-        s = resolve(name, entry, project.data.get("ssh") or {})
+        s = resolve(name, entry, _ssh_defaults(project))
         res = trust(s)
         if res.added:
             click.echo(f"Trusted {s.known_hosts_name}: {res.key_type} {res.fingerprint} (added to {res.file})")
@@ -127,7 +136,7 @@ def _where(entry: dict[str, Any]) -> str:
 def list_command(as_json: bool, local_dir: str | None) -> None:
     """List the configured remotes."""
     project = _project(local_dir)
-    remotes = project.remotes
+    remotes = _remotes(project)
     if as_json:
         click.echo(json.dumps(remotes, indent=1, sort_keys=True, default=str))
         return
@@ -137,7 +146,7 @@ def list_command(as_json: bool, local_dir: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Remotes ({project.path or project.root})")
+    table = Table(title=f"Remotes ({project.config_file or project.root})")
     for col in ("Name", "Host", "Key", "Max jobs", "Project dir", "Python"):
         table.add_column(col, overflow="fold")
     for name, e in sorted(remotes.items()):
@@ -149,7 +158,7 @@ def list_command(as_json: bool, local_dir: str | None) -> None:
 
 
 # -- test -----------------------------------------------------------------------------------------
-def test_remote(name: str, project: Any, *, run_task: bool = False, timeout: float = 120.0,
+def test_remote(name: str, project: ProjectLocation, *, run_task: bool = False, timeout: float = 120.0,
                 echo: Callable[[str], None] = click.echo) -> bool:
     """Connect to ``name``, find the project, Python and hsm there, check sync; optionally run a
     one-task sweep through the ssh source. Returns True when every check passed."""
@@ -181,7 +190,7 @@ def test_remote(name: str, project: Any, *, run_task: bool = False, timeout: flo
     else:
         check("python", False, f"{rp.problems[-1]} ({rp.hints[-1]})" if rp.problems else rp.python)
     if rp.python_ok:
-        from hsm_core import __version__ as local_version
+        from hsm_core.plugin import CORE_VERSION as local_version
 
         if rp.hsm_version:
             same = rp.hsm_version == local_version
@@ -191,7 +200,7 @@ def test_remote(name: str, project: Any, *, run_task: bool = False, timeout: flo
     rsync = host.has_rsync()
     echo(f"  file transfer: {'rsync over ssh' if rsync else 'SFTP (no rsync on one side)'}")
     if rp.exists and rp.python_ok:
-        report = check_remote(name, options, project.root, project.data, host=host, remote=rp)
+        report = check_remote(name, options, project.root, project.config, host=host, remote=rp)
         check("project in sync", report.in_sync, report.summary() if not report.in_sync else f"{report.checked} file(s) compared")
         said = {*rp.problems, *(f"{p} ({h})" for p, h in zip(rp.problems, rp.hints))}
         for note in report.notes:
@@ -205,21 +214,16 @@ def test_remote(name: str, project: Any, *, run_task: bool = False, timeout: flo
     return ok
 
 
-def _run_test_task(name: str, options: dict[str, Any], project: Any, rp: Any, timeout: float) -> tuple[bool, str]:
-    from hsm_core.plugin import SourceContext, TaskState
-    from hsm_core.prepare import CommandPlan, write_task
-    from hsm_core.state import SweepDir, TaskRecord, now_iso
+def _run_test_task(name: str, options: dict[str, Any], project: ProjectLocation, rp: Any, timeout: float) -> tuple[bool, str]:
+    from hsm_core.plugin import SourceContext, TaskState, make_probe_task, now_iso
 
     from hsm_plugin_ssh.source import SshSource
 
     stamp = now_iso().replace(":", "").replace("+", "_").replace("-", "")[:15]
-    sweep = SweepDir(project.root / ".hsm" / "ssh_test" / f"test_{stamp}")
-    sweep.path.mkdir(parents=True, exist_ok=True)
-    sweep.create_layout()
-    plan = CommandPlan(["{python}", "-c", "import socket; print('hsm test ok on', socket.gethostname())"],
-                       sys.executable, None, "hydra", project.root)
-    spec = write_task(sweep, TaskRecord(1, "ssh-test", {}), plan, {})
-    context = SourceContext(sweep.sweep_id, sweep.path.resolve(), project.root.resolve(), project.data)
+    spec = make_probe_task(project.root / ".hsm" / "ssh_test" / f"test_{stamp}",
+                           "import socket; print('hsm test ok on', socket.gethostname())",
+                           project_root=project.root, python=sys.executable, task_id="ssh-test")
+    context = SourceContext(spec.sweep_id, spec.sweep_dir, project.root.resolve(), project.config)
     source = SshSource(name, options, context)
     source.remote = rp
     try:
@@ -234,14 +238,14 @@ def _run_test_task(name: str, options: dict[str, Any], project: Any, rp: Any, ti
                 time.sleep(0.3)
         if final is None:
             source.cancel([spec.task_id])
-            return False, f"not finished after {timeout:g}s; cancelled (files in {sweep.path})"
+            return False, f"not finished after {timeout:g}s; cancelled (files in {spec.sweep_dir})"
         out = (spec.task_dir / "stdout.log").read_text(errors="replace").strip() if (spec.task_dir / "stdout.log").exists() else ""
         passed = final.state == TaskState.COMPLETED and "hsm test ok" in out
         if passed:
             source.host.run(["rm", "-rf", "--", str(Path(source.remote_sweep_dir))])
-            shutil.rmtree(sweep.path, ignore_errors=True)
+            shutil.rmtree(spec.sweep_dir, ignore_errors=True)
             return True, out
-        return False, f"{final.state.value} {final.message} (files kept in {sweep.path})"
+        return False, f"{final.state.value} {final.message} (files kept in {spec.sweep_dir})"
     except HsmError as exc:
         return False, str(exc)
     finally:
@@ -373,7 +377,7 @@ def sync_command(name: str, delete_extra: bool, force: bool, dry_run: bool, loca
 
     project = _project(local_dir)
     host = _host(project, name)
-    result = push_project(host, _remote(project, name), project.root, project.data,
+    result = push_project(host, _remote(project, name), project.root, project.config,
                           delete_extra=delete_extra, force=force, dry_run=dry_run)
     verb = "Would copy" if dry_run else "Copied"
     where = f"{name}:{result.remote_dir}" + (" (new)" if result.created else "")

@@ -4,7 +4,8 @@
   the same absolute path. The first that exists is used.
 * Python: ``python_interpreter:`` of the remote; else ``paths.python_interpreter`` of the remote
   project's own ``hsm_config.yaml``; else ``python3``.
-* hsm-core: ``PYTHON -c "import hsm_core.runner"`` must work there (tasks run under its runner).
+* hsm-core: its task runner (:data:`~hsm_core.plugin.RUNNER_MODULE`) must import there (tasks run
+  under it), through the same plugin API this plugin uses.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
-from hsm_core.plugin import HsmError
+from hsm_core.plugin import CORE_VERSION, HsmError
 
 from hsm_plugin_ssh.host import SshHost
 
 CONFIG_LOCATIONS = ("hsm_config.yaml", "sweeps/hsm_config.yaml")
 _PROBE = (
-    "import sys, os\n"
+    "import importlib, os, sys\n"
     "try:\n"
-    "    import hsm_core, hsm_core.runner\n"
+    "    from hsm_core.plugin import CORE_VERSION, RUNNER_MODULE\n"
+    "    importlib.import_module(RUNNER_MODULE)\n"
     "except Exception as exc:\n"
     "    print('NOHSM ' + type(exc).__name__ + ': ' + str(exc)); sys.exit(0)\n"
-    "print('HSM ' + getattr(hsm_core, '__version__', '?') + ' ' + sys.executable + ' ' + str(os.cpu_count() or 1))\n"
+    "print('HSM ' + CORE_VERSION + ' ' + sys.executable + ' ' + str(os.cpu_count() or 1))\n"
 )
 
 
@@ -151,6 +153,11 @@ def discover(host: SshHost, options: Mapping[str, Any], local_root: Path) -> Rem
         rp.hsm_version = parts[1]
         rp.python_path = " ".join(parts[2:-1])
         rp.cpus = int(parts[-1]) if parts[-1].isdigit() else None
+    elif res.returncode == 0 and line.startswith("NOHSM") and "cannot import name" in line and "'hsm_core.plugin'" in line:
+        # hsm-core is there, but older than the plugin API this plugin was written for.
+        rp.problems.append(f"hsm-core on {host.name} is too old for this hsm ({python}: {line[6:]})")
+        rp.hints.append(f"install hsm-core {CORE_VERSION} there, as here ({python} -m pip install ./ in a checkout"
+                        f" of hsm's repository), or set python_interpreter for {host.name}")
     elif res.returncode == 0 and line.startswith("NOHSM"):
         rp.problems.append(f"hsm is not installed on {host.name} ({python} cannot import hsm_core: {line[6:]})")
         # hsm-core is on no package index: name what installs it (a checkout of hsm), not a bare name.

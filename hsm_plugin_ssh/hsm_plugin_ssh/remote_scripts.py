@@ -1,21 +1,23 @@
 """Small Python programs run on the remote with ``PYTHON -c CODE`` (their input is JSON on stdin).
 
-They use the standard library, plus ``hsm_core.state`` where a status must be rewritten (hsm-core
-is installed there: the tasks run under its runner). Each one is a single SSH command however many
-tasks it handles, so a poll costs one round trip.
+They use the standard library, plus hsm's plugin API (``hsm_core.plugin``: process identity, and
+the task-file functions where a status must be rewritten; hsm-core is installed there: the tasks
+run under its runner). The plugin API loads only the names a script asks for, so these imports
+cost what the modules behind them cost, plus about 1 ms (``python -X importtime``). Each script is
+a single SSH command however many tasks it handles, so a poll costs one round trip.
 """
 
 from __future__ import annotations
 
 # Shared helpers: is a process alive, and the same process (pid + start time, as hsm-core's
-# hsm_core.processes records it, so a reused pid is not mistaken for ours; a zombie counts as
+# process identity records it, so a reused pid is not mistaken for ours; a zombie counts as
 # dead). Through psutil, which hsm-core brings; on a host without it the answers are only ever
 # "alive" or "unknown", never a guessed "dead" (a guess would run a task a second time).
 _ALIVE = r'''
 import json, os, signal, sys, time
 try:
     import psutil as _psutil
-    from hsm_core import processes as _procs
+    from hsm_core.plugin import processes as _procs
 except Exception:
     _procs = None
 def start_of(pid):
@@ -70,11 +72,11 @@ def group_alive(pgid, d=None):
 def wrapper_pid(d):
     # The runner's /bin/sh wrapper writes its pid to .hsm_pid as it starts: a runner killed after
     # starting it, but before recording it in status.yaml, leaves the task findable. The pid
-    # counts only if it is still that wrapper (pids are reused: see hsm_core.state.started_process).
+    # counts only if it is still that wrapper (pids are reused: see started_process in hsm_core.plugin).
     if _procs is None:
         return None
     from pathlib import Path
-    from hsm_core.state import started_process
+    from hsm_core.plugin import started_process
     ident = started_process(Path(d))
     return int(ident.split(":", 1)[0]) if ident else None
 def task_process(status_text):
@@ -172,7 +174,7 @@ def scan(t):
         r["runner"] = found
     if not r["alive"]:
         if state_of(status) in (None, "pending", "submitted", "running"):
-            from hsm_core.state import left_exit_code, now_iso, read_status, reconcile_status, write_status
+            from hsm_core.plugin import left_exit_code, now_iso, read_status, reconcile_status, write_status
             from pathlib import Path
             p = Path(d)
             st = read_status(p)
@@ -259,7 +261,7 @@ if any(alive(p) for ps in groups.values() for p in ps):
     while time.time() < end and any(alive(p) for ps in groups.values() for p in ps):
         time.sleep(0.05)
 from pathlib import Path
-from hsm_core.state import now_iso, read_status, write_status
+from hsm_core.plugin import now_iso, read_status, write_status
 out = {}
 for d in groups:
     p = Path(d)

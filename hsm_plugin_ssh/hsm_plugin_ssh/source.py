@@ -29,6 +29,11 @@ from hsm_core.plugin import (
     TaskSpec,
     TaskState,
     TaskUpdate,
+    atomic_write_text,
+    now_iso,
+    read_status,
+    source_log,
+    write_status,
 )
 
 from hsm_plugin_ssh import remote_scripts
@@ -125,8 +130,6 @@ class SshSource(ComputeSource):
 
     def _write_manifest(self) -> None:
         """Remember where this sweep lives on the remote (``hsm collect-results`` reads it)."""
-        from hsm_core.atomic import atomic_write_text
-
         path = Path(self.context.sweep_dir) / MANIFEST
         if not Path(self.context.sweep_dir).is_dir():
             return  # the sweep dir is written after the sources are prepared; launch writes it
@@ -180,12 +183,7 @@ class SshSource(ComputeSource):
 
     # -- local bookkeeping --------------------------------------------------------------------
     def _log(self, line: str) -> None:
-        from hsm_core.state import SweepDir
-
-        try:
-            SweepDir(Path(self.context.sweep_dir)).log(f"sources/{self.name}.log", line)
-        except (OSError, Exception):
-            pass
+        source_log(Path(self.context.sweep_dir), self.name, line)
 
     def _ssh_info(self, t: RemoteTask) -> dict[str, Any]:
         info: dict[str, Any] = {"remote": self.name, "host": self.host.settings.describe(), "dir": t.remote_dir}
@@ -196,8 +194,6 @@ class SshSource(ComputeSource):
         return info
 
     def _write_local(self, t: RemoteTask, status: Mapping[str, Any]) -> None:
-        from hsm_core.state import write_status
-
         new = dict(status)
         new["ssh"] = self._ssh_info(t)
         write_status(t.spec.task_dir, new)
@@ -209,8 +205,6 @@ class SshSource(ComputeSource):
 
     # -- launch -------------------------------------------------------------------------------
     def launch(self, tasks: Sequence[TaskSpec]) -> None:
-        from hsm_core.state import read_status
-
         rp = self.prepare()
         self._write_manifest()
         self._kill_abandoned()
@@ -408,8 +402,6 @@ class SshSource(ComputeSource):
 
     def _give_up(self, exc: HsmError) -> list[TaskUpdate]:
         """The host stayed unreachable for lost_after seconds: hand its tasks back to the engine."""
-        from hsm_core.state import now_iso, read_status
-
         updates = []
         down = time.time() - (self.host.down_since or time.time())
         message = f"{self.name} unreachable for {down:.0f}s ({exc.message})"
@@ -473,8 +465,6 @@ class SshSource(ComputeSource):
 
     def attach(self, tasks: Sequence[TaskSpec]) -> None:
         """Watch tasks an earlier controller started here (remote dir and pid from status.yaml)."""
-        from hsm_core.state import read_status
-
         for spec in tasks:
             info = (read_status(spec.task_dir) or {}).get("ssh") or {}
             if not info.get("dir"):

@@ -93,14 +93,15 @@ def project(tmp_path: Path) -> Iterator[Project]:
 
 def push(project: Project, name: str = "srv") -> None:
     """Copy the project to its remote directory with the plugin's own push."""
-    from hsm_core.config import load_project_config
+    from hsm_core.plugin import locate_project
 
     from hsm_plugin_ssh.host import SshHost as Host
     from hsm_plugin_ssh.project_sync import push_project
 
-    cfg = load_project_config(project.root)
-    host = Host(name, cfg.remotes[name])
+    cfg = locate_project(project.root)
+    entry = cfg.setting("distributed.remotes")[name]
+    host = Host(name, entry)
     try:
-        push_project(host, cfg.remotes[name], project.root, cfg.data)
+        push_project(host, entry, project.root, cfg.config)
     finally:
         host.close()

@@ -201,6 +201,27 @@ def test_remote_python_from_remote_config_and_missing_hsm(project: Project, sshd
     assert run.returncode == 2 and "Error: hsm is not installed on srv" in run.stderr
 
 
+def test_remote_with_an_hsm_core_older_than_the_plugin_api_is_named_so(project: Project, sshd, tmp_path: Path) -> None:
+    """An hsm-core there that lacks what the plugin API provides here: "too old", with the version to
+    install, not "not installed"."""
+    from hsm_core.plugin import CORE_VERSION
+
+    old = tmp_path / "old_core"
+    (old / "hsm_core").mkdir(parents=True)
+    (old / "hsm_core" / "__init__.py").write_text('__version__ = "0.0.1"\n')
+    (old / "hsm_core" / "plugin.py").write_text("# an hsm-core from before the plugin API had CORE_VERSION\n")
+    (old / "hsm_core" / "runner.py").write_text("")
+    python = tmp_path / "old_python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={old} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    project.set_remote("srv", remote_entry(sshd, project.remote_dir, python_interpreter=str(python)))
+    push(project)
+    test = project.hsm("remote", "test", "srv")
+    assert test.returncode == 1
+    assert "hsm-core on srv is too old for this hsm" in test.stdout, test.stdout
+    assert f"install hsm-core {CORE_VERSION} there" in test.stdout and "not installed" not in test.stdout
+
+
 def test_remote_sync_honours_gitignore_and_never_deletes_unless_asked(project: Project, sshd) -> None:
     project.set_remote("srv", remote_entry(sshd, project.remote_dir))
     root, remote = project.root, project.remote_dir

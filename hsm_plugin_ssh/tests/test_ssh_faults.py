@@ -147,8 +147,7 @@ def test_a_launch_whose_answer_is_lost_runs_each_task_once(project: Project, ssh
     """The connection drops after the launch command started the runners but before their pids
     came back. The tasks are not handed to the local source (they would run twice): the next poll
     finds each runner by its task dir and follows it to the end."""
-    from hsm_core.lifecycle import ExecOptions, execute, plan_run
-    from hsm_core.plugins import build_registry
+    from hsm_core.testing import run_sweep
     from hsm_plugin_ssh import remote_scripts
     from hsm_plugin_ssh.host import HostUnreachable, SshHost
 
@@ -168,10 +167,8 @@ def test_a_launch_whose_answer_is_lost_runs_each_task_once(project: Project, ssh
 
     monkeypatch.setattr(SshHost, "run", run)
     monkeypatch.chdir(project.root)
-    registry = build_registry()
     cfg = project.write_sweep({"grid": {"x": [1, 2, 3, 4], "sleep": [1]}})
-    plan = plan_run(cfg, registry, project_root=project.root, sweep_id="cut")
-    counts = execute(plan, ExecOptions(sources="ssh:srv:2,local:1", verify_sync=False), registry)
+    counts = run_sweep(cfg, project_root=project.root, sweep_id="cut", sources="ssh:srv:2,local:1", verify_sync=False)
     assert cut == ["launch"] and counts == {"completed": 4}
     runs = count.read_text().split()
     assert len(runs) == 4 and len(set(runs)) == 4, runs  # every task ran exactly once

@@ -93,20 +93,19 @@ def test_passphrase_protected_key_says_to_use_the_agent(project: Project, sshd, 
 
 def test_known_hosts_trust_never_automatic_in_python_api(sshd, tmp_path: Path) -> None:
     """The Host provider used by scheduler plugins refuses unknown hosts just the same."""
-    from hsm_core.hosts import get_host
-    from hsm_core.plugins import build_registry
+    from hsm_core.testing import host_for
 
     from hsm_plugin_ssh.host import HostKeyError
 
     known = tmp_path / "kh"
     known.write_text("")
     cfg = {"distributed": {"remotes": {"login": remote_entry(sshd, known_hosts=str(known))}}}
-    host = get_host("login", cfg, build_registry())
+    host = host_for("login", cfg)
     with pytest.raises(HostKeyError, match="is not known"):
         host.run(["true"])
     assert known.read_text() == ""
     cfg["distributed"]["remotes"]["login"]["known_hosts"] = str(sshd.known_hosts)
-    host = get_host("login", cfg, build_registry())
+    host = host_for("login", cfg)
     res = host.run([sys.executable, "-c", "import sys; print(sys.argv[1:])", "$(id)", "a b"], cwd=str(tmp_path),
                    env={"HSM_X": "$(touch PWNED_ENV)"})
     assert res.returncode == 0 and res.stdout.strip() == "['$(id)', 'a b']"

@@ -194,7 +194,7 @@ class LogCache:
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        from hsm_core.atomic import atomic_write_text
+        from hsm_core.plugin import atomic_write_text
 
         # Forget logs that are gone, so the cache does not grow forever.
         self.entries = {k: v for k, v in self.entries.items() if os.path.exists(k)}

@@ -6,13 +6,13 @@ from fake_wandb_api import FakeApi, FakeRun
 from wandb_project import WandbProject
 
 from hsm_core.plugin import TaskRegistry, TaskRegistryRecord
-from hsm_core.plugins import build_registry
+from hsm_core.testing import fresh_registry
 from hsm_plugin_wandb_sync.env import run_id_for
 from hsm_plugin_wandb_sync.registry import WandbTaskRegistry
 
 
 def test_registered_through_the_plugin_hook() -> None:
-    rec = build_registry().get(TaskRegistryRecord.kind, "wandb")
+    rec = fresh_registry(entry_points=True).get(TaskRegistryRecord.kind, "wandb")
     assert rec.distribution == "hsm-plugin-wandb-sync"
     reg = rec.load()({"sweep_id": "s", "project": "p"})
     assert isinstance(reg, TaskRegistry) and reg.run_id("s", "t") == run_id_for("s", "t")

@@ -39,7 +39,9 @@ def hsm_test_target(target: str, project_root: str, timeout: float, echo: Callab
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", "import hsm_core.runner"], capture_output=True, text=True, timeout=timeout)
+    from hsm_core.plugin import RUNNER_MODULE
+
+    proc = subprocess.run([sys.executable, "-c", f"import {RUNNER_MODULE}"], capture_output=True, text=True, timeout=timeout)
     passed = proc.returncode == 0
     detail = "" if passed else ": " + (proc.stderr.strip().splitlines() or ["no output"])[-1]
     echo(f"  [{'ok' if passed else 'FAIL'}] the task runner starts with {sys.executable}{detail}")

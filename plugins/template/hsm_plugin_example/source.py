@@ -15,28 +15,26 @@ import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core.plugin import (
+    RUNNER_MODULE,
     ComputeSource,
     SourceContext,
     SourceUnavailable,
     TaskSpec,
     TaskState,
     TaskUpdate,
+    read_status,
+    write_status,
 )
 
 
 def _final_state(task_dir: Any) -> TaskState:
-    """Read the state the runner wrote (plugins may use hsm_core.state; this keeps the template bare)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load((task_dir / "status.yaml").read_text()) or {}
-    except OSError:
-        return TaskState.LOST
-    return TaskState(data.get("state", "lost"))
+    """The state the runner wrote in the task's ``status.yaml`` (lost when it wrote none)."""
+    status = read_status(task_dir) or {}
+    return TaskState(status.get("state", "lost"))
 
 
 class ExampleSource(ComputeSource):
-    """Each task is ``python -m hsm_core.runner TASK_DIR`` in its own process group."""
+    """Each task is ``python -m hsm_core.runner TASK_DIR`` (:data:`RUNNER_MODULE`) in its own process group."""
 
     poll_interval = 0.2
 
@@ -52,7 +50,7 @@ class ExampleSource(ComputeSource):
         for spec in tasks:
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "hsm_core.runner", "--source", self.name, str(spec.task_dir)],
+                    [sys.executable, "-m", RUNNER_MODULE, "--source", self.name, str(spec.task_dir)],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     start_new_session=True,
@@ -79,8 +77,6 @@ class ExampleSource(ComputeSource):
                     pass
                 proc.wait()
                 # ...but a cancel asked by hsm is recorded as cancelled.
-                from hsm_core.state import read_status, write_status
-
                 status = read_status(self._procs[task_id][1].task_dir) or {}
                 status["state"] = TaskState.CANCELLED.value
                 write_status(self._procs[task_id][1].task_dir, status)

@@ -1,9 +1,11 @@
-"""Hook specifications of hsm (pluggy project ``"hsm"``).
+"""The hooks of hsm: :data:`hookimpl` and the hook specifications (part of :mod:`hsm_core.plugin`).
 
-Registration hooks return a list of records (see :mod:`hsm_core.plugin`); decision hooks are
-``firstresult``; event hooks only notify. Hook parameters never have defaults (pluggy does not pass
-defaulted arguments to implementations). Every hook is documented in ``docs/hooks.md`` with this
-exact signature; ``tests/test_docs.py`` keeps the two in step.
+pluggy project ``"hsm"``; a plugin's entry-point module holds functions marked ``@hookimpl`` whose
+names are hooks below. Registration hooks return a list of records (see
+:mod:`hsm_core.plugin.records`); decision hooks are ``firstresult``; event hooks only notify. Hook
+parameters never have defaults (pluggy does not pass defaulted arguments to implementations).
+Every hook is documented in ``docs/hooks.md`` with this exact signature; ``tests/test_docs.py``
+keeps the two in step.
 """
 
 from __future__ import annotations
@@ -12,24 +14,30 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import pluggy
 
-from hsm_core.plugin import PROJECT_NAME
-
 if TYPE_CHECKING:  # pragma: no cover
     import click
 
-    from hsm_core.plugin import (
+    from hsm_core.plugin.components import ComputeSource
+    from hsm_core.plugin.records import (
         CollectorRecord,
-        ComputeSource,
         ComputeSourceRecord,
         ExpanderRecord,
         HostProviderRecord,
         StrategyRecord,
-        SyncItem,
         SyncTransportRecord,
         TaskRegistryRecord,
-        TaskSpec,
     )
+    from hsm_core.plugin.values import SyncItem, TaskSpec
 
+__all__ = ["PROJECT_NAME", "hookimpl"]
+
+#: The pluggy project name: hooks are ``hsm_*``, entry points are of group ``hsm``.
+PROJECT_NAME = "hsm"
+
+#: Decorator marking a function as an implementation of an ``hsm_*`` hook.
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+#: Marks the specifications below (core's own; plugins do not add hooks).
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 

@@ -1,37 +1,16 @@
-"""Shared machinery for batch-scheduler compute sources (Slurm, PBS Pro, Torque ...).
+"""The array-job compute source (part of the array-job toolkit of :mod:`hsm_core.plugin`).
 
-A public module, like :mod:`hsm_core.plugin`: scheduler plugins build on it, and a plugin for
-another scheduler (LSF, SGE, HTCondor ...) needs only to fill in what differs. It provides
-
-* **Resources** in one generic vocabulary (:class:`Resources`: walltime, cpus, memory, gpus,
-  nodes, partition/queue, account, qos) read from the ``hpc:`` section of ``hsm_config.yaml``
-  (:func:`resources_from_options`, which also parses ``default_resources`` strings such as
-  ``select=1:ncpus=4:mem=16gb``), plus the two escape hatches of dask-jobqueue: extra directives
-  to add and generated lines to skip (:func:`finish_directives`).
-* **Array chunking** (:func:`chunk_ranges`): a sweep becomes one array job per chunk of at most
-  ``MaxArraySize`` tasks; every chunk uses array indices ``0..size-1`` and its own list file
-  maps an index to a task dir, so the scheduler's limit on the highest index never bites.
-* **Job-script inputs** (:class:`ArrayJob`) for the plugins' *pure* render functions, and helpers
-  those functions share (:func:`check_name`, :func:`check_line`, :func:`script_body`).
-* **State mapping** (:class:`QueueState`, :func:`resolve_task_state`): what a task's
-  ``status.yaml`` (written by the runner: the truth) and the scheduler's view together mean.
-* :class:`ArrayJobSource`, a :class:`~hsm_core.plugin.ComputeSource` that writes the list file
-  and job script under ``<sweep>/scripts/job_scripts/``, submits through a
-  :class:`~hsm_core.plugin.Host` (the local machine, or the login node named by the cluster's
-  ``host:``), retries transient submission failures, polls all jobs of the sweep with ONE
-  scheduler call per poll (backoff 0, 2, 4, 8 ... s, capped; a failed query is tolerated),
-  cancels, attaches to jobs an earlier controller submitted, and lets tasks outlive the
-  controller (``--no-wait``).
-
-A subclass implements the scheduler's commands: :meth:`ArrayJobSource.render_script`,
-:meth:`~ArrayJobSource.submit_argv`, :meth:`~ArrayJobSource.parse_job_id`,
-:meth:`~ArrayJobSource.query`, :meth:`~ArrayJobSource.cancel_argv` and a few optional ones.
+:class:`ArrayJobSource` writes the list file and job script under ``<sweep>/scripts/job_scripts/``,
+submits through a :class:`~hsm_core.plugin.Host` (the local machine, or the login node named by the
+cluster's ``host:``), retries transient submission failures, polls all jobs of the sweep with ONE
+scheduler call per poll (backoff 0, 2, 4, 8 ... s, capped; a failed query is tolerated), cancels,
+attaches to jobs an earlier controller submitted, and lets tasks outlive the controller
+(``--no-wait``). A subclass implements the scheduler's commands.
 """
 
 from __future__ import annotations
 
 import abc
-import enum
 import json
 import os
 import re
@@ -40,575 +19,28 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
+from hsm_core.errors import ConfigError, HsmError, SourceUnavailable
 from hsm_core.install_hints import install_hint
-from hsm_core.plugin import (
-    CommandResult,
-    ComputeSource,
-    ConfigError,
-    HealthReport,
-    Host,
-    HsmError,
-    SourceContext,
-    SourceUnavailable,
-    TaskSpec,
-    TaskState,
-    TaskUpdate,
+from hsm_core.plugin.arrayjob.directives import check_line, check_name
+from hsm_core.plugin.arrayjob.resources import positive_int, resources_from_options
+from hsm_core.plugin.arrayjob.script import ArrayJob, chunk_ranges
+from hsm_core.plugin.arrayjob.states import (
+    FINAL_BY_RUNNER,
+    TRANSIENT_PATTERNS,
+    JobInfo,
+    QueryFailed,
+    QueueState,
+    Verdict,
+    is_final_state,
+    resolve_task_state,
+    verdict_from_files,
 )
+from hsm_core.plugin.components import ComputeSource, Host
+from hsm_core.plugin.values import CommandResult, HealthReport, SourceContext, TaskSpec, TaskState, TaskUpdate
 
-__all__ = [
-    "Resources",
-    "ArrayJob",
-    "JobInfo",
-    "QueueState",
-    "Verdict",
-    "SubmittedChunk",
-    "ArrayJobSource",
-    "QueryFailed",
-    "parse_walltime",
-    "format_walltime",
-    "parse_memory",
-    "format_memory",
-    "parse_resource_string",
-    "resources_from_options",
-    "check_name",
-    "check_line",
-    "finish_directives",
-    "script_body",
-    "chunk_ranges",
-    "resolve_task_state",
-    "COMMON_SCHEMA",
-]
-
-# --------------------------------------------------------------------------------------------
-# Resources
-# --------------------------------------------------------------------------------------------
-
-_WALLTIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<h>\d+)(?::(?P<m>\d{1,2}))?(?::(?P<s>\d{1,2}))?$")
-_UNIT_TIME = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<u>s|sec|m|min|h|hr|hours?|d|days?)$", re.I)
-
-
-def parse_walltime(value: Any, *, key: str = "walltime") -> int:
-    """Seconds from ``HH:MM:SS``, ``D-HH:MM:SS``, ``HH:MM``, ``90m``/``4h``/``2d``, or an integer
-    number of minutes (Slurm's convention for a bare number). Raises ConfigError otherwise."""
-    if isinstance(value, bool):
-        raise ConfigError(f"invalid walltime {value!r}", key=key, hint="use HH:MM:SS, e.g. 04:00:00")
-    if isinstance(value, int):
-        if value <= 0:
-            raise ConfigError(f"walltime must be positive, got {value}", key=key)
-        return value * 60
-    text = str(value).strip()
-    m = _UNIT_TIME.match(text)
-    if m:
-        factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group("u")[0].lower()]
-        seconds = int(float(m.group("n")) * factor)
-    elif text.isdigit():
-        seconds = int(text) * 60
-    else:
-        m = _WALLTIME.match(text)
-        if not m:
-            raise ConfigError(f"invalid walltime {text!r}", key=key, hint="use HH:MM:SS or D-HH:MM:SS, e.g. 04:00:00")
-        d, h = int(m.group("d") or 0), int(m.group("h"))
-        mm, ss = int(m.group("m") or 0), int(m.group("s") or 0)
-        if m.group("m") is not None and m.group("s") is None:
-            # HH:MM (PBS accepts it; Slurm's MM:SS reading of two fields surprises people)
-            seconds = h * 3600 + mm * 60
-        else:
-            seconds = d * 86400 + h * 3600 + mm * 60 + ss
-        if mm > 59 or ss > 59:
-            raise ConfigError(f"invalid walltime {text!r} (minutes and seconds go up to 59)", key=key)
-    if seconds <= 0:
-        raise ConfigError(f"walltime must be positive, got {text!r}", key=key)
-    return seconds
-
-
-def format_walltime(seconds: int) -> str:
-    """``HH:MM:SS`` (hours may exceed 24), understood by Slurm, PBS Pro and Torque alike."""
-    h, rest = divmod(int(seconds), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h:02d}:{m:02d}:{s:02d}"
-
-
-_MEMORY = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<u>[kmgt]?)(?:i?b)?$", re.I)
-_MEM_FACTOR = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
-
-
-def parse_memory(value: Any, *, key: str = "memory") -> int:
-    """Megabytes from ``16gb``, ``16G``, ``500mb``, ``500M``, ``2TB`` or a bare number of MB.
-
-    Units are binary (1 GB = 1024 MB), as in Slurm and PBS."""
-    if isinstance(value, bool):
-        raise ConfigError(f"invalid memory {value!r}", key=key, hint="e.g. 16gb or 500mb")
-    if isinstance(value, int):
-        mb = value
-    else:
-        m = _MEMORY.match(str(value).strip())
-        if not m:
-            raise ConfigError(f"invalid memory {value!r}", key=key, hint="e.g. 16gb, 16G or 500mb")
-        mb = int(float(m.group("n")) * _MEM_FACTOR[m.group("u").lower()])
-    if mb <= 0:
-        raise ConfigError(f"memory must be positive, got {value!r}", key=key)
-    return mb
-
-
-def format_memory(mb: int, style: str = "slurm") -> str:
-    """``16G``/``500M`` (Slurm) or ``16gb``/``500mb`` (PBS)."""
-    if mb % 1024 == 0:
-        n, unit = mb // 1024, "g"
-    else:
-        n, unit = mb, "m"
-    return f"{n}{unit.upper()}" if style == "slurm" else f"{n}{unit}b"
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one task needs, in hsm's generic vocabulary (mapped per scheduler by the plugins).
-
-    ``cpus``, ``memory_mb`` and ``gpus`` are per task (one array element); ``nodes`` is the number
-    of nodes per task (1 unless a task is itself a multi-node job).
-    """
-
-    walltime: int | None = None  #: seconds
-    cpus: int | None = None
-    memory_mb: int | None = None
-    gpus: int | None = None
-    nodes: int | None = None
-    partition: str | None = None  #: Slurm partition, PBS queue
-    account: str | None = None
-    qos: str | None = None
-
-
-# Keys of default_resources strings, PBS Pro ("select=1:ncpus=4:mem=16gb"), Torque
-# ("nodes=1:ppn=4,mem=16gb") or generic ("cpus=4,mem=16G,gpus=1"), and the field they fill.
-_RESOURCE_KEYS = {
-    "select": "nodes",
-    "nodes": "nodes",
-    "ncpus": "cpus",
-    "ppn": "cpus",
-    "cpus": "cpus",
-    "cpus_per_task": "cpus",
-    "mem": "memory_mb",
-    "memory": "memory_mb",
-    "ngpus": "gpus",
-    "gpus": "gpus",
-    "walltime": "walltime",
-    "time": "walltime",
-    "partition": "partition",
-    "queue": "partition",
-    "account": "account",
-    "qos": "qos",
-}
-
-
-def parse_resource_string(text: str, *, key: str = "default_resources") -> dict[str, Any]:
-    """Generic resources from a PBS-style resource string.
-
-    ``select=1:ncpus=4:mem=16gb`` (PBS Pro), ``nodes=1:ppn=4:gpus=1,mem=16gb,walltime=04:00:00``
-    (Torque) and ``cpus=4,mem=16G`` all work. Returns the :class:`Resources` fields found; an
-    unknown resource is a ConfigError pointing at ``extra_directives``.
-    """
-    out: dict[str, Any] = {}
-    if not str(text).strip():
-        return out
-    check_line(str(text), key)
-    for item in str(text).split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if item.startswith(("select=", "nodes=")):
-            # PBS Pro chunk / Torque node spec: the first value is the count, then key=value by ':'
-            head, *rest = item.split(":")
-            parts = [head, *rest]
-        else:
-            parts = [item]
-        for part in parts:
-            name, sep, value = part.partition("=")
-            name = name.strip().lower()
-            if not sep or not value.strip():
-                raise ConfigError(f"cannot read {part!r} in {text!r}", key=key, hint="use name=value, e.g. select=1:ncpus=4:mem=16gb")
-            value = value.strip()
-            target = _RESOURCE_KEYS.get(name)
-            if target is None:
-                raise ConfigError(
-                    f"unknown resource {name!r} in {text!r}",
-                    key=key,
-                    hint="known: " + ", ".join(sorted(_RESOURCE_KEYS)) + "; pass anything else with extra_directives",
-                )
-            if target == "walltime":
-                out[target] = parse_walltime(value, key=key)
-            elif target == "memory_mb":
-                out[target] = parse_memory(value, key=key)
-            elif target in ("partition", "account", "qos"):
-                out[target] = check_name(value, f"{key}.{name}")
-            else:
-                if not value.isdigit() or int(value) < 1:
-                    raise ConfigError(f"{name} must be a positive number, got {value!r}", key=key)
-                out[target] = int(value)
-    return out
-
-
-def _first(options: Mapping[str, Any], *names: str) -> Any:
-    for n in names:
-        v = options.get(n)
-        if v not in (None, ""):
-            return v
-    return None
-
-
-def _positive_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
-        raise ConfigError(f"must be a positive whole number, got {value!r}", key=key)
-    return int(value)
-
-
-def resources_from_options(options: Mapping[str, Any]) -> Resources:
-    """The resources of an ``hpc:`` section / cluster entry (plus command-line overrides).
-
-    Later wins: ``default_resources`` string, ``default_walltime`` / ``default_partition`` /
-    ``default_queue``, the ``resources`` string, then the explicit keys (``walltime``, ``cpus``,
-    ``memory``, ``gpus``, ``nodes``, ``partition``/``queue``, ``account``, ``qos``).
-    """
-    fields: dict[str, Any] = {}
-    if options.get("default_resources"):
-        fields.update(parse_resource_string(str(options["default_resources"]), key="default_resources"))
-    if options.get("default_walltime") not in (None, ""):
-        fields["walltime"] = parse_walltime(options["default_walltime"], key="default_walltime")
-    default_part = _first(options, "default_partition", "default_queue")
-    if default_part is not None:
-        fields["partition"] = check_name(default_part, "default_partition")
-    if options.get("resources"):
-        fields.update(parse_resource_string(str(options["resources"]), key="resources"))
-    if options.get("walltime") not in (None, ""):
-        fields["walltime"] = parse_walltime(options["walltime"], key="walltime")
-    cpus = _first(options, "cpus", "cpus_per_task", "ncpus")
-    if cpus is not None:
-        fields["cpus"] = _positive_int(cpus, "cpus")
-    mem = _first(options, "memory", "mem")
-    if mem is not None:
-        fields["memory_mb"] = parse_memory(mem, key="memory")
-    gpus = options.get("gpus")
-    if gpus not in (None, "", 0):
-        fields["gpus"] = _positive_int(gpus, "gpus")
-    if options.get("nodes") not in (None, ""):
-        fields["nodes"] = _positive_int(options["nodes"], "nodes")
-    part = _first(options, "partition", "queue")
-    if part is not None:
-        fields["partition"] = check_name(part, "partition")
-    for name in ("account", "qos"):
-        if options.get(name) not in (None, ""):
-            fields[name] = check_name(options[name], name)
-    return Resources(**fields)
-
-
-# --------------------------------------------------------------------------------------------
-# Values in job scripts
-# --------------------------------------------------------------------------------------------
-
-# Names that end up in directives: no whitespace, quotes, '#', or shell metacharacters.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.,:+@=%/\[\]-]+$")
-
-
-def check_name(value: Any, key: str) -> str:
-    """Return ``value`` as a string if it is safe in a directive (partition, account, job name ...).
-
-    A value with whitespace, a newline, ``#``, quotes or shell characters could add a directive of
-    its own (``debug\\n#SBATCH --uid=0``), so it is refused with a ConfigError.
-    """
-    text = str(value)
-    if not _SAFE_NAME.match(text):
-        raise ConfigError(
-            f"{text!r} cannot be used in a job script",
-            key=key,
-            hint="use letters, digits and _ . , : + @ = % / [ ] - (no spaces, newlines, quotes or #)",
-        )
-    return text
-
-
-def check_line(value: Any, key: str) -> str:
-    """Return ``value`` if it is one line (no newline, carriage return or NUL); else ConfigError."""
-    text = str(value)
-    if any(c in text for c in "\n\r\x00"):
-        raise ConfigError(f"{text!r} must be a single line", key=key, hint="give one directive or command per list entry")
-    return text
-
-
-def finish_directives(
-    prefix: str, lines: Sequence[str], extra: Sequence[str] = (), skip: Sequence[str] = ()
-) -> list[str]:
-    """Directive lines with the escape hatches applied (dask-jobqueue's two knobs).
-
-    ``skip``: generated lines containing any of these strings are dropped (e.g. ``--mem`` on a
-    cluster that refuses it). ``extra``: directives appended as given; the ``prefix`` (``#SBATCH``,
-    ``#PBS``) is added unless the entry already starts with it.
-    """
-    out = [ln for ln in lines if not any(s and s in ln for s in skip)]
-    for i, item in enumerate(extra):
-        text = check_line(item, f"extra_directives[{i}]").strip()
-        if not text:
-            continue
-        out.append(text if text.startswith(prefix) else f"{prefix} {text}")
-    return out
-
-
-@dataclass(frozen=True)
-class ArrayJob:
-    """Everything a job script is rendered from (input of the plugins' pure render functions).
-
-    Paths are as seen on the execution host; ``log_dir`` is relative to the submission directory
-    (``scripts/job_scripts``) so that directives never carry user paths.
-    """
-
-    name: str  #: job name
-    size: int  #: array indices 0..size-1
-    list_file: str  #: task dirs, one per line, line i for index i
-    project_root: str  #: where the tasks run (cwd of the setup commands and of the runner)
-    runner: tuple[str, ...]  #: argv of the task runner, e.g. (python, "-m", "hsm_core.runner")
-    source: str  #: source name recorded in status.yaml
-    resources: Resources = Resources()
-    parallelism: int | None = None  #: at most this many elements run at once (``%N``)
-    log_dir: str = "../../logs/jobs"
-    setup_commands: tuple[str, ...] = ()
-    extra_directives: tuple[str, ...] = ()
-    skip_directives: tuple[str, ...] = ()
-    requeue: bool | None = None  #: True/False: ask the scheduler to (not) requeue on node failure/preemption
-    python: str | None = None  #: interpreter for the task command on the execution host (``--python``)
-    pass_project_root: bool = False  #: pass ``--project-root`` (execution host differs from this one)
-    per_element: int = 1  #: tasks run one after the other by each array element (packing)
-
-
-def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:
-    """The shell lines after the directives: cd, setup commands, ``exec`` of the task runner.
-
-    ``index_expr``: a shell expression for the array index passed as ``--index`` (PBS scripts);
-    None lets the runner read the scheduler's variables itself. Every path is shell-quoted.
-    """
-    q = shlex.quote
-    lines = [*header]
-    lines.append(f"cd {q(job.project_root)} || exit 1")
-    if job.setup_commands:
-        lines.append("# setup_commands from hsm_config.yaml")
-        for i, cmd in enumerate(job.setup_commands):
-            lines.append(check_line(cmd, f"setup_commands[{i}]"))
-    argv = [*job.runner, "--list", job.list_file, "--source", job.source]
-    if job.pass_project_root:
-        argv += ["--project-root", job.project_root]
-    if job.python:
-        argv += ["--python", job.python]
-    if job.per_element > 1:
-        argv += ["--count", str(job.per_element)]
-    cmd = " ".join(q(a) for a in argv)
-    if index_expr is not None:
-        cmd += f' --index "{index_expr}"'
-    # exec: the runner is the job's main process, so the scheduler's signals reach it directly.
-    lines.append(f"exec {cmd}")
-    return lines
-
-
-def chunk_ranges(total: int, max_size: int) -> list[tuple[int, int]]:
-    """Split ``total`` tasks into (start, size) chunks of at most ``max_size`` (>= 1)."""
-    max_size = max(1, int(max_size))
-    return [(start, min(max_size, total - start)) for start in range(0, total, max_size)]
-
-
-# --------------------------------------------------------------------------------------------
-# States
-# --------------------------------------------------------------------------------------------
-
-
-class QueueState(str, enum.Enum):
-    """A job element's state as the scheduler reports it, after a plugin's mapping table."""
-
-    PENDING = "pending"  # queued, held, requeued, configuring
-    RUNNING = "running"
-    SUSPENDED = "suspended"
-    COMPLETING = "completing"  # processes still being cleaned up: wait before judging
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
-    PREEMPTED = "preempted"
-    NODE_FAIL = "node_fail"
-    OUT_OF_MEMORY = "out_of_memory"
-    ENDED = "ended"  # finished, the scheduler does not say how (PBS 'C'/'F'/'X')
-
-    @property
-    def active(self) -> bool:
-        """True while the element is queued, running or being cleaned up."""
-        return self in (QueueState.PENDING, QueueState.RUNNING, QueueState.SUSPENDED, QueueState.COMPLETING)
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """One line of the scheduler's answer."""
-
-    state: QueueState
-    raw: str = ""  #: the scheduler's own word for it (``TIMEOUT``, ``C`` ...)
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What to report for a task (see :func:`resolve_task_state`)."""
-
-    state: TaskState
-    final: bool = False
-    #: hsm must write this state into status.yaml (the runner could not: killed, never started).
-    write: bool = False
-    #: Decided from the task's absence or a terminal scheduler state: confirm on a second query.
-    confirm: bool = False
-    infrastructure: bool = False
-    message: str = ""
-
-
-_BY_QUEUE = {
-    QueueState.TIMEOUT: (TaskState.TIMEOUT, False, "the job reached its walltime"),
-    QueueState.PREEMPTED: (TaskState.PREEMPTED, False, "preempted by the scheduler and not requeued"),
-    QueueState.CANCELLED: (TaskState.CANCELLED, False, "the job was cancelled outside hsm (scancel/qdel)"),
-    QueueState.NODE_FAIL: (TaskState.LOST, True, "node failure"),
-    QueueState.OUT_OF_MEMORY: (TaskState.FAILED, False, "killed by the scheduler: out of memory"),
-    QueueState.FAILED: (
-        TaskState.FAILED,
-        False,
-        "the job failed before the task finished (setup commands or the runner: see logs/jobs/)",
-    ),
-}
-
-
-def resolve_task_state(status_state: str | None, queue: QueueState | None, *, stopping: TaskState | None = None) -> Verdict:
-    """The state of a scheduler task from its ``status.yaml`` state and the scheduler's view.
-
-    ``status_state`` is what the runner (or hsm at submission) wrote, None when no status exists;
-    ``queue`` the mapped scheduler state of the task's array element, None when the scheduler no
-    longer knows it (and accounting did not say); ``stopping`` the state hsm asked for
-    (CANCELLED by ``cancel``, INTERRUPTED by Ctrl-C). The table (tested line by line):
-
-    * completed / failed written by the runner: final as written (the runner saw the exit code).
-    * cancelled / timeout / lost / interrupted (written by hsm earlier): final as written.
-    * element active in the queue: pending -> ``submitted`` (also a requeued task whose last
-      attempt the runner recorded as preempted); running / suspended / completing -> ``running``
-      (``submitted`` when the runner has not started yet and the element is completing).
-    * element ended (or unknown) while status.yaml is not final -> decided by hsm (``write``,
-      ``confirm``): ``stopping`` if hsm stopped it, else by the scheduler's state: timeout,
-      preempted, cancelled outside hsm, node failure (lost, infrastructure: run it elsewhere),
-      out of memory / failed (failed); no word from the scheduler -> preempted if the runner saw
-      the signal, else lost ("left the queue without a final status").
-    """
-    s = status_state or TaskState.SUBMITTED.value
-    if s == TaskState.COMPLETED.value:
-        return Verdict(TaskState.COMPLETED, final=True)
-    if s == TaskState.FAILED.value:
-        return Verdict(TaskState.FAILED, final=True)
-    if s in (TaskState.CANCELLED.value, TaskState.TIMEOUT.value, TaskState.LOST.value, TaskState.INTERRUPTED.value):
-        return Verdict(TaskState(s), final=True)
-    if queue is not None and queue.active:
-        if queue is QueueState.PENDING:
-            return Verdict(TaskState.SUBMITTED)
-        if queue is QueueState.COMPLETING and s != TaskState.RUNNING.value:
-            return Verdict(TaskState.SUBMITTED if s in (TaskState.SUBMITTED.value, TaskState.PENDING.value) else TaskState.RUNNING)
-        return Verdict(TaskState.RUNNING)
-    # The element has ended (or is gone) but the runner left no final state.
-    if stopping is not None:
-        how = "cancelled by hsm" if stopping is TaskState.CANCELLED else "interrupted (Ctrl-C): the job was cancelled"
-        return Verdict(stopping, final=True, write=True, confirm=True, message=how)
-    if queue in _BY_QUEUE:
-        state, infra, message = _BY_QUEUE[queue]  # type: ignore[index]
-        return Verdict(state, final=True, write=True, confirm=True, infrastructure=infra, message=message)
-    if s == TaskState.PREEMPTED.value:
-        return Verdict(TaskState.PREEMPTED, final=True, write=True, confirm=True, message="stopped by a signal and not requeued")
-    if s == TaskState.RUNNING.value:
-        message = "the job ended while the task was running, without a final status (killed? see logs/jobs/)"
-    else:
-        message = "the job left the queue before the task started (see logs/jobs/)"
-    return Verdict(TaskState.LOST, final=True, write=True, confirm=True, message=message)
-
-
-_FINAL_BY_RUNNER = (TaskState.COMPLETED.value, TaskState.FAILED.value)
-
-
-def _is_final(state: str) -> bool:
-    try:
-        return TaskState(state).finished
-    except ValueError:
-        return False
-
-
-def _file_verdict(status_state: str | None) -> Verdict | None:
-    """What the task files alone say, between scheduler queries (None: nothing new to say)."""
-    if status_state in _FINAL_BY_RUNNER or status_state in (
-        TaskState.CANCELLED.value, TaskState.TIMEOUT.value, TaskState.LOST.value, TaskState.INTERRUPTED.value
-    ):
-        return Verdict(TaskState(status_state), final=True)
-    if status_state == TaskState.RUNNING.value:
-        return Verdict(TaskState.RUNNING)
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# The source
-# --------------------------------------------------------------------------------------------
-
-
-class QueryFailed(Exception):
-    """The scheduler's status command failed (not: some jobs are unknown). Tolerated by polls."""
-
-
-#: Scheduler messages that mean "try again" (Slurm socket timeouts, PBS server busy ...).
-TRANSIENT_PATTERNS = (
-    "socket timed out",
-    "timed out",
-    "unable to contact slurm controller",
-    "slurm_persist_conn",
-    "resource temporarily unavailable",
-    "try again",
-    "temporarily",
-    "connection refused",
-    "connection reset",
-    "communication failure",
-    "cannot connect to server",
-    "pbs_server busy",
-    "server is busy",
-    "transient",
-)
-
-#: JSON Schema of the options every ArrayJobSource understands (plugins add their own keys).
-COMMON_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "system": {"type": "string", "description": "scheduler: slurm, pbs, torque (or auto)"},
-        "host": {"type": "string", "description": "login node to submit from (a distributed.remotes name); omit for this machine"},
-        "project_dir": {"type": "string", "description": "project root on the login node's file system (with host:)"},
-        "python_interpreter": {"type": "string", "description": "Python on the cluster (with host:)"},
-        "runner": {"type": "string", "description": "command starting the task runner on the compute nodes (default: this Python -m hsm_core.runner)"},
-        "walltime": {"type": ["string", "integer"], "description": "HH:MM:SS (or minutes)"},
-        "default_walltime": {"type": ["string", "integer"]},
-        "resources": {"type": "string", "description": "resource string, e.g. select=1:ncpus=4:mem=16gb"},
-        "default_resources": {"type": "string"},
-        "cpus": {"type": "integer", "minimum": 1, "description": "CPUs per task"},
-        "memory": {"type": ["string", "integer"], "description": "memory per task, e.g. 16gb (integer: MB)"},
-        "gpus": {"type": "integer", "minimum": 0, "description": "GPUs per task"},
-        "nodes": {"type": "integer", "minimum": 1, "description": "nodes per task"},
-        "partition": {"type": "string"},
-        "default_partition": {"type": "string"},
-        "queue": {"type": "string"},
-        "default_queue": {"type": "string"},
-        "account": {"type": "string"},
-        "qos": {"type": "string"},
-        "array_parallelism": {"type": "integer", "minimum": 1, "description": "at most N elements of an array job run at once (%N)"},
-        "max_array_size": {"type": "integer", "minimum": 1, "description": "tasks per array job (default: the scheduler's limit)"},
-        "max_parallel_jobs": {"type": "integer", "minimum": 1, "description": "tasks hsm keeps queued or running on this source"},
-        "tasks_per_element": {"type": "integer", "minimum": 1, "description": "run N tasks one after the other in each array element (many short tasks)"},
-        "setup_commands": {"type": "array", "items": {"type": "string"}, "description": "shell lines run before each task (module load, conda activate)"},
-        "extra_directives": {"type": "array", "items": {"type": "string"}, "description": "directives added to every job script"},
-        "skip_directives": {"type": "array", "items": {"type": "string"}, "description": "generated directive lines containing one of these are left out"},
-        "requeue": {"type": "boolean", "description": "let the scheduler requeue tasks on node failure or preemption"},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "environment for scheduler commands (e.g. SLURM_CONF)"},
-        "job_name": {"type": "string", "description": "job name prefix (default hsm_<sweep_id>)"},
-        "poll_interval": {"type": "number", "minimum": 0.1, "description": "seconds between checks of the task files"},
-        "poll_interval_max": {"type": "number", "minimum": 1, "description": "cap of the backoff between scheduler queries"},
-        "submit_retries": {"type": "integer", "minimum": 0, "description": "retries of a transient submission failure"},
-    },
-}
+__all__ = ["ArrayJobSource", "SubmittedChunk"]
 
 
 @dataclass
@@ -685,7 +117,7 @@ class ArrayJobSource(ComputeSource):
         self.extra_directives = tuple(check_line(c, f"extra_directives[{i}]") for i, c in enumerate(self.options.get("extra_directives") or ()))
         self.skip_directives = tuple(str(c) for c in self.options.get("skip_directives") or ())
         par = self.options.get("array_parallelism")
-        self.array_parallelism = _positive_int(par, "array_parallelism") if par not in (None, "") else None
+        self.array_parallelism = positive_int(par, "array_parallelism") if par not in (None, "") else None
         self.job_name = check_name(self.options.get("job_name") or f"hsm_{context.sweep_id}", "job_name")
         self.env = {str(k): str(v) for k, v in (self.options.get("env") or {}).items()}
         self.poll_interval = float(self.options.get("poll_interval") or type(self).poll_interval)
@@ -706,7 +138,7 @@ class ArrayJobSource(ComputeSource):
         self._remote_root: PurePosixPath | None = None
         self._capacity = int(self.options.get("max_parallel_jobs") or self.default_capacity)
         per = self.options.get("tasks_per_element")
-        self.per_element = _positive_int(per, "tasks_per_element") if per not in (None, "") else 1
+        self.per_element = positive_int(per, "tasks_per_element") if per not in (None, "") else 1
         self._pending_updates: list[TaskUpdate] = []
 
     # ------------------------------------------------------------------ scheduler specifics
@@ -780,7 +212,7 @@ class ArrayJobSource(ComputeSource):
                                    hint=install_hint("hsm-plugin-ssh"))
                 self._host = self.context.get_host(str(name))
             else:
-                from hsm_core.builtin.hosts import LocalHost
+                from hsm_core.plugin.local_host import LocalHost
 
                 self._host = LocalHost()
         return self._host
@@ -853,7 +285,7 @@ class ArrayJobSource(ComputeSource):
         if self._max_array_size is None:
             limits = []
             if self.options.get("max_array_size"):
-                limits.append(_positive_int(self.options["max_array_size"], "max_array_size"))
+                limits.append(positive_int(self.options["max_array_size"], "max_array_size"))
             try:
                 sched = self.scheduler_max_array_size()
             except Exception:  # an unreadable config must not stop a sweep: fall back
@@ -1116,11 +548,11 @@ class ArrayJobSource(ComputeSource):
             status_state = t.status.get("state")
             if queue is None:
                 # No fresh word from the scheduler: report only what the files say.
-                verdict = _file_verdict(status_state)
+                verdict = verdict_from_files(status_state)
                 if verdict is not None:
                     decided.append((t, verdict, None))
                 continue
-            known = _file_verdict(status_state)
+            known = verdict_from_files(status_state)
             if known is not None and known.final:
                 decided.append((t, known, None))
                 continue
@@ -1207,7 +639,7 @@ class ArrayJobSource(ComputeSource):
 
         status = read_status(t.spec.task_dir) or dict(t.status)
         current = status.get("state", TaskState.SUBMITTED.value)
-        if current in _FINAL_BY_RUNNER or (current != TaskState.PREEMPTED.value and _is_final(current)):
+        if current in FINAL_BY_RUNNER or (current != TaskState.PREEMPTED.value and is_final_state(current)):
             return  # the runner (or an earlier decision) already said how it ended
         new = dict(status)
         new.update(state=verdict.state.value, end_time=now_iso(), message=verdict.message)
@@ -1398,7 +830,3 @@ def _said(result: CommandResult) -> str:
     """What a command printed, on one line."""
     text = " ".join((result.stderr.strip() + " " + result.stdout.strip()).split())
     return text[:500] or f"no output (exit {result.returncode})"
-
-
-#: Type of the pure render functions plugins provide.
-ScriptRenderer = Callable[[ArrayJob], str]

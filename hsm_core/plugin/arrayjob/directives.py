@@ -1,0 +1,63 @@
+"""Text that goes into job scripts, made safe (part of the array-job toolkit of :mod:`hsm_core.plugin`).
+
+A partition, an account or a job name ends up in a directive line: :func:`check_name` refuses
+anything that could add a directive of its own, :func:`check_line` anything of more than one line,
+and :func:`finish_directives` applies dask-jobqueue's two escape hatches (extra directives to add,
+generated lines to skip).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from hsm_core.errors import ConfigError
+
+__all__ = ["check_name", "check_line", "finish_directives"]
+
+# Names that end up in directives: no whitespace, quotes, '#', or shell metacharacters.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.,:+@=%/\[\]-]+$")
+
+
+def check_name(value: Any, key: str) -> str:
+    """Return ``value`` as a string if it is safe in a directive (partition, account, job name ...).
+
+    A value with whitespace, a newline, ``#``, quotes or shell characters could add a directive of
+    its own (``debug\\n#SBATCH --uid=0``), so it is refused with a ConfigError.
+    """
+    text = str(value)
+    if not _SAFE_NAME.match(text):
+        raise ConfigError(
+            f"{text!r} cannot be used in a job script",
+            key=key,
+            hint="use letters, digits and _ . , : + @ = % / [ ] - (no spaces, newlines, quotes or #)",
+        )
+    return text
+
+
+def check_line(value: Any, key: str) -> str:
+    """Return ``value`` if it is one line (no newline, carriage return or NUL); else ConfigError."""
+    text = str(value)
+    if any(c in text for c in "\n\r\x00"):
+        raise ConfigError(f"{text!r} must be a single line", key=key, hint="give one directive or command per list entry")
+    return text
+
+
+def finish_directives(
+    prefix: str, lines: Sequence[str], extra: Sequence[str] = (), skip: Sequence[str] = ()
+) -> list[str]:
+    """Directive lines with the escape hatches applied (dask-jobqueue's two knobs).
+
+    ``skip``: generated lines containing any of these strings are dropped (e.g. ``--mem`` on a
+    cluster that refuses it). ``extra``: directives appended as given; the ``prefix`` (``#SBATCH``,
+    ``#PBS``) is added unless the entry already starts with it.
+    """
+    out = [ln for ln in lines if not any(s and s in ln for s in skip)]
+    for i, item in enumerate(extra):
+        text = check_line(item, f"extra_directives[{i}]").strip()
+        if not text:
+            continue
+        out.append(text if text.startswith(prefix) else f"{prefix} {text}")
+    return out
+
+

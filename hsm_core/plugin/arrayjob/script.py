@@ -1,0 +1,84 @@
+"""Job-script inputs and the parts every job script shares (part of the array-job toolkit of
+:mod:`hsm_core.plugin`).
+
+A scheduler plugin renders its job script with a *pure* function of an :class:`ArrayJob`
+(golden-tested); :func:`script_body` gives the lines after the directives (cd, setup commands,
+``exec`` of the task runner), and :func:`chunk_ranges` splits a sweep into array jobs of at most
+``MaxArraySize`` tasks: every chunk uses array indices ``0..size-1`` and its own list file maps an
+index to a task dir, so the scheduler's limit on the highest index never bites.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from hsm_core.plugin.arrayjob.directives import check_line
+from hsm_core.plugin.arrayjob.resources import Resources
+
+__all__ = ["ArrayJob", "script_body", "chunk_ranges", "ScriptRenderer"]
+
+
+@dataclass(frozen=True)
+class ArrayJob:
+    """Everything a job script is rendered from (input of the plugins' pure render functions).
+
+    Paths are as seen on the execution host; ``log_dir`` is relative to the submission directory
+    (``scripts/job_scripts``) so that directives never carry user paths.
+    """
+
+    name: str  #: job name
+    size: int  #: array indices 0..size-1
+    list_file: str  #: task dirs, one per line, line i for index i
+    project_root: str  #: where the tasks run (cwd of the setup commands and of the runner)
+    runner: tuple[str, ...]  #: argv of the task runner, e.g. (python, "-m", "hsm_core.runner")
+    source: str  #: source name recorded in status.yaml
+    resources: Resources = Resources()
+    parallelism: int | None = None  #: at most this many elements run at once (``%N``)
+    log_dir: str = "../../logs/jobs"
+    setup_commands: tuple[str, ...] = ()
+    extra_directives: tuple[str, ...] = ()
+    skip_directives: tuple[str, ...] = ()
+    requeue: bool | None = None  #: True/False: ask the scheduler to (not) requeue on node failure/preemption
+    python: str | None = None  #: interpreter for the task command on the execution host (``--python``)
+    pass_project_root: bool = False  #: pass ``--project-root`` (execution host differs from this one)
+    per_element: int = 1  #: tasks run one after the other by each array element (packing)
+
+
+def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:
+    """The shell lines after the directives: cd, setup commands, ``exec`` of the task runner.
+
+    ``index_expr``: a shell expression for the array index passed as ``--index`` (PBS scripts);
+    None lets the runner read the scheduler's variables itself. Every path is shell-quoted.
+    """
+    q = shlex.quote
+    lines = [*header]
+    lines.append(f"cd {q(job.project_root)} || exit 1")
+    if job.setup_commands:
+        lines.append("# setup_commands from hsm_config.yaml")
+        for i, cmd in enumerate(job.setup_commands):
+            lines.append(check_line(cmd, f"setup_commands[{i}]"))
+    argv = [*job.runner, "--list", job.list_file, "--source", job.source]
+    if job.pass_project_root:
+        argv += ["--project-root", job.project_root]
+    if job.python:
+        argv += ["--python", job.python]
+    if job.per_element > 1:
+        argv += ["--count", str(job.per_element)]
+    cmd = " ".join(q(a) for a in argv)
+    if index_expr is not None:
+        cmd += f' --index "{index_expr}"'
+    # exec: the runner is the job's main process, so the scheduler's signals reach it directly.
+    lines.append(f"exec {cmd}")
+    return lines
+
+
+def chunk_ranges(total: int, max_size: int) -> list[tuple[int, int]]:
+    """Split ``total`` tasks into (start, size) chunks of at most ``max_size`` (>= 1)."""
+    max_size = max(1, int(max_size))
+    return [(start, min(max_size, total - start)) for start in range(0, total, max_size)]
+
+
+#: Type of the pure render functions plugins provide.
+ScriptRenderer = Callable[[ArrayJob], str]

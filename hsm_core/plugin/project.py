@@ -1,0 +1,132 @@
+"""The project and its sweeps, for a plugin's own commands (part of :mod:`hsm_core.plugin`).
+
+A plugin command (``hsm remote add``, ``hsm collect-results``, ``hsm test KIND``) works on the
+project the user is in: :func:`locate_project` reads its validated ``hsm_config.yaml``,
+:func:`set_project_setting` changes one setting in it (comments kept, validated first),
+:func:`locate_sweep` finds one of its sweeps, and :func:`make_probe_task` writes a throw-away
+one-task sweep for checks such as ``hsm test``.
+
+These are services of hsm's upper layers (configuration, sweeps), reached at call time: this is
+the one module of the contract that imports them, and only inside its functions, so that
+importing :mod:`hsm_core.plugin` never loads them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from hsm_core.errors import HsmError
+from hsm_core.plugin.values import TaskSpec
+
+__all__ = [
+    "ProjectLocation",
+    "locate_project",
+    "set_project_setting",
+    "SweepLocation",
+    "locate_sweep",
+    "make_probe_task",
+]
+
+
+@dataclass(frozen=True)
+class ProjectLocation:
+    """A project as a plugin command sees it."""
+
+    #: The project root (absolute): the directory holding ``hsm_config.yaml``.
+    root: Path
+    #: The ``hsm_config.yaml`` that was read; None when the project has none (defaults apply).
+    config_file: Path | None
+    #: Where :func:`set_project_setting` writes: ``config_file``, or a new ``hsm_config.yaml`` in root.
+    settings_file: Path
+    #: The validated configuration, defaults applied (plain dicts and lists).
+    config: Mapping[str, Any]
+
+    def setting(self, dotted: str, default: Any = None) -> Any:
+        """The value at a dotted key (``distributed.remotes``), or ``default`` when it is not set."""
+        node: Any = self.config
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return default if node is None else node
+
+
+def locate_project(project_dir: str | Path | None = None) -> ProjectLocation:
+    """The project at ``project_dir`` (default: the one holding the current directory, else the
+    current directory itself). Raises :class:`HsmError` (file:line) for a bad ``hsm_config.yaml``."""
+    from hsm_core.config import CONFIG_FILENAME, find_project_root, load_project_config
+
+    root = Path(project_dir).expanduser().absolute() if project_dir else find_project_root(Path.cwd())
+    project = load_project_config(root)
+    return ProjectLocation(project.root, project.path, project.path or project.root / CONFIG_FILENAME, project.data)
+
+
+def set_project_setting(project_root: str | Path, dotted_key: str, value: Any) -> Path:
+    """Set ``dotted_key`` (``distributed.remotes.gpu1``) to ``value`` (any YAML-able value) in the
+    project's ``hsm_config.yaml``, creating the file when there is none; returns the file.
+
+    The whole resulting configuration is validated first: a bad key or value raises
+    :class:`~hsm_core.plugin.ConfigError` and leaves the file as it was. The file is written
+    atomically, and a change of one key keeps the file's comments.
+    """
+    from hsm_core.config import CONFIG_FILENAME, find_config_file, set_config_value, yaml_inline
+
+    root = Path(project_root).expanduser().absolute()
+    path = find_config_file(root) or root / CONFIG_FILENAME
+    set_config_value(path, dotted_key, yaml_inline(value))
+    return path
+
+
+@dataclass(frozen=True)
+class SweepLocation:
+    """Where a sweep lives: what commands of plugins need to work on one sweep."""
+
+    sweep_id: str
+    sweep_dir: Path
+    project_root: Path
+    #: The project's validated ``hsm_config.yaml`` content (defaults applied).
+    project_config: Mapping[str, Any]
+
+
+def locate_sweep(sweep_id: str | None = None, project_dir: str | Path | None = None) -> SweepLocation:
+    """The sweep ``sweep_id`` of the project at ``project_dir`` (default: the project holding the
+    current directory); the most recent sweep when ``sweep_id`` is None. Raises :class:`HsmError`
+    for an unknown sweep or a bad ``hsm_config.yaml``."""
+    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.state import SweepDir
+
+    root = Path(project_dir).expanduser().absolute() if project_dir else find_project_root(Path.cwd())
+    project = load_project_config(root)
+    out = project.output_dir
+    if sweep_id is None:
+        found = sorted(Path(out).glob("*/sweep_metadata.yaml"), key=lambda p: (p.stat().st_mtime, p.parent.name))
+        if not found:
+            raise HsmError(f"no sweeps in {out}", hint="give a sweep id, or start a sweep with 'hsm run'")
+        sweep = SweepDir(found[-1].parent)
+    else:
+        from hsm_core.workers.layout import find_sweep  # a pull-based sweep may live under its storage root
+
+        sweep = find_sweep(project, sweep_id)
+    return SweepLocation(sweep.sweep_id, sweep.path.absolute(), project.root, project.data)
+
+
+def make_probe_task(
+    directory: str | Path, code: str, *, project_root: str | Path, python: str | None = None, task_id: str = "probe"
+) -> TaskSpec:
+    """A throw-away sweep at ``directory`` with one task running ``PYTHON -c code`` in the project
+    root (for ``hsm test``-style checks: launch it on a source, poll until final, read its
+    ``stdout.log``). ``python`` defaults to this interpreter; where the task runs, the runner uses
+    the source's configured Python instead. ``directory``'s name must be a valid sweep id
+    (``test_20260101_120000``); remove the directory when done.
+    """
+    from hsm_core.prepare import CommandPlan, write_task
+    from hsm_core.state import SweepDir, TaskRecord
+
+    sweep = SweepDir(Path(directory))
+    sweep.path.mkdir(parents=True, exist_ok=True)
+    sweep.create_layout()
+    plan = CommandPlan(["{python}", "-c", code], python or sys.executable, None, "hydra", Path(project_root))
+    return write_task(sweep, TaskRecord(1, task_id, {}), plan, {})

@@ -1,0 +1,125 @@
+"""Registration records: what the ``hsm_register_*`` hooks return (part of :mod:`hsm_core.plugin`).
+
+A record describes one component by name, one-line summary, JSON-Schema fragment for its options,
+and a *lazy* factory ``"module:attr"``, so that heavy libraries are imported only when the
+component is used and registering costs nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+__all__ = [
+    "load_object",
+    "ComponentRecord",
+    "ExpanderRecord",
+    "StrategyRecord",
+    "ComputeSourceRecord",
+    "CollectorRecord",
+    "SyncTransportRecord",
+    "HostProviderRecord",
+    "TaskRegistryRecord",
+]
+
+
+def load_object(ref: str) -> Any:
+    """Import ``"package.module:attr"`` and return the attribute (used for lazy factories)."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"factory reference must look like 'module:attr', got {ref!r}")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class ComponentRecord:
+    """What a registration hook returns for one component.
+
+    ``factory`` is either a callable or a ``"module:attr"`` string imported on first use, so that
+    registering a component costs nothing at start-up.
+    """
+
+    name: str
+    summary: str
+    factory: str | Callable[..., Any]
+    #: JSON Schema (draft 2020-12) of the component's options; merged into ``hsm config schema``.
+    config_schema: Mapping[str, Any] = field(default_factory=dict)
+    #: Filled in by the plugin manager: the distribution that registered it.
+    distribution: str | None = None
+
+    kind: ClassVar[str] = "component"
+
+    def load(self) -> Any:
+        """Return the factory, importing it if it was given as a string."""
+        return load_object(self.factory) if isinstance(self.factory, str) else self.factory
+
+
+@dataclass(frozen=True)
+class ExpanderRecord(ComponentRecord):
+    """An expander turns one section of a sweep file (e.g. ``grid:``) into parameter sets."""
+
+    #: The sweep-file key this expander handles (``grid``, ``paired``, ``random`` ...).
+    section: str = ""
+    kind: ClassVar[str] = "expander"
+
+
+@dataclass(frozen=True)
+class StrategyRecord(ComponentRecord):
+    """A dispatch strategy: which source gets the next task."""
+
+    kind: ClassVar[str] = "strategy"
+
+
+@dataclass(frozen=True)
+class ComputeSourceRecord(ComponentRecord):
+    """A kind of compute source (``local``, ``ssh``, ``slurm``, ``pbs``)."""
+
+    #: Other spellings accepted in ``--sources`` (e.g. ``hpc`` resolves through ``detect``).
+    aliases: tuple[str, ...] = ()
+    #: Optional ``"module:attr"`` of a zero-argument callable returning True when this kind of
+    #: source is usable on this machine (``hpc`` auto-detection asks every record).
+    detect: str | Callable[[], bool] | None = None
+    #: Programs the source runs on this machine when its options name no login-node ``host:``
+    #: (a scheduler's client commands, e.g. ``("sbatch", "squeue", "scancel")``): ``hsm run``,
+    #: ``--dry-run`` and ``hsm config validate`` refuse up front, naming the first one missing.
+    local_commands: tuple[str, ...] = ()
+    kind: ClassVar[str] = "compute_source"
+
+    def detected(self) -> bool:
+        """True when ``detect`` says this source kind is available here."""
+        if self.detect is None:
+            return False
+        fn = load_object(self.detect) if isinstance(self.detect, str) else self.detect
+        return bool(fn())
+
+
+@dataclass(frozen=True)
+class CollectorRecord(ComponentRecord):
+    """A result collector: extracts metrics from a finished task."""
+
+    kind: ClassVar[str] = "result_collector"
+
+
+@dataclass(frozen=True)
+class SyncTransportRecord(ComponentRecord):
+    """A sync transport (``rsync``...): moves a directory tree to or from a target."""
+
+    kind: ClassVar[str] = "sync_transport"
+
+
+@dataclass(frozen=True)
+class HostProviderRecord(ComponentRecord):
+    """Provides :class:`Host` objects for a scheme (``local``, ``ssh``)."""
+
+    kind: ClassVar[str] = "host_provider"
+
+
+@dataclass(frozen=True)
+class TaskRegistryRecord(ComponentRecord):
+    """A task-state registry: answers "is this run finished elsewhere" for pull-based workers."""
+
+    kind: ClassVar[str] = "task_registry"

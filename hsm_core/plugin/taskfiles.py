@@ -1,0 +1,53 @@
+"""A task directory's files, read and written the way core does (part of :mod:`hsm_core.plugin`).
+
+``tasks/task_NNN/status.yaml``, written where the task ran, is the truth about a task. The task
+runner (``python -m hsm_core.runner TASK_DIR``, see :data:`RUNNER_MODULE`) writes it as the task
+starts and ends; a source writes it only for what the runner cannot know: ``submitted`` before the
+task can start (a scheduler source), and the final state of a task it stopped or lost
+(``cancelled``, ``interrupted``, ``lost``). Its keys: ``state`` (a :class:`~hsm_core.plugin.TaskState`
+value), ``attempt`` and ``attempts`` (the history, one entry per ended attempt), ``source``,
+``host``, ``process`` (the identity of the running task's wrapper, see
+:mod:`~hsm_core.plugin.processes`), ``start_time``, ``end_time``, ``exit_code``, ``duration``; a
+source may keep its own keys there (the ssh source keeps ``ssh:``).
+
+The runner starts the task's command under a ``/bin/sh`` wrapper (``$0`` = :data:`WRAPPER_NAME`)
+that writes its pid to :data:`PID_FILE` before the command starts and leaves the exit code in
+:data:`EXIT_MARKER` when it ends, so a task that ends while nobody watches is still recorded
+exactly (:func:`left_exit_code`, :func:`reconcile_status`).
+"""
+
+from __future__ import annotations
+
+from hsm_core.state import (
+    EXIT_MARKER,
+    PID_FILE,
+    WRAPPER_NAME,
+    finalize_status,
+    left_exit_code,
+    now_iso,
+    read_status,
+    reconcile_status,
+    started_process,
+    stop_orphaned_command,
+    write_status,
+)
+
+__all__ = [
+    "RUNNER_MODULE",
+    "read_status",
+    "write_status",
+    "finalize_status",
+    "reconcile_status",
+    "left_exit_code",
+    "started_process",
+    "stop_orphaned_command",
+    "now_iso",
+    "EXIT_MARKER",
+    "PID_FILE",
+    "WRAPPER_NAME",
+]
+
+#: The task runner's module: a source runs ``PYTHON -m hsm_core.runner [--source NAME] TASK_DIR``
+#: (or the console script ``hsm-task``) wherever the task runs; ``import`` it there to check that
+#: hsm-core is installed.
+RUNNER_MODULE = "hsm_core.runner"

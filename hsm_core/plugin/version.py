@@ -1,0 +1,20 @@
+"""Versions: of the plugin API, and of the hsm-core running it (part of :mod:`hsm_core.plugin`)."""
+
+from __future__ import annotations
+
+from hsm_core import __version__ as _core_version
+
+__all__ = ["PLUGIN_API_VERSION", "CORE_VERSION"]
+
+#: The version of this API, ``(major, minor)``. A plugin declares the version it was written for in
+#: its entry-point module, ``HSM_PLUGIN_API = "1.0"``, and hsm loads it only when the majors are
+#: equal and the plugin's minor is not newer than this one. The major grows when something a plugin
+#: may use changes or goes away (plugins written for the old major are then listed as failed, "upgrade
+#: the plugin"); the minor grows when something is only added (a plugin that needs the addition
+#: declares the new minor, and an older core says "upgrade hsm-core"). A new major comes only with a
+#: new hsm-core release line (0.1 -> 0.2), so a plugin for API 1.0 requires ``hsm-core>=0.1,<0.2``.
+PLUGIN_API_VERSION: tuple[int, int] = (1, 0)
+
+#: The version of the hsm-core distribution (``"0.1.0"``), e.g. to compare with the hsm-core a
+#: remote host has.
+CORE_VERSION: str = _core_version
