@@ -298,13 +298,28 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
             cfg = write_sweep(obs.root, plans, name=group)
             sweep_dir = obs.root / "sweeps" / "outputs" / group
             workers = [obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS) for _ in range(2)]
-            for _ in range(rng.randint(1, 2)):
-                held = wait_for(lambda: _holders(obs, sweep_dir, workers) or all(w.poll() is not None for w in workers), 30,
-                                "a worker holding a claim")
+            def key_of(task_dir: Path) -> str | None:
+                return next((k for k, d in obs.task_dirs(sweep_dir).items() if d == task_dir), None)
+
+            def daemon_holders() -> dict[int, Path]:
+                return {p: d for p, d in _holders(obs, sweep_dir, workers).items()
+                        if key_of(d) and plans[int(key_of(d)[1:])]["daemon"]}
+
+            for i in range(rng.randint(1, 2)):
+                # Half the rounds begin with the takeover of item 6: the worker of the task with
+                # daemon children is SIGKILLed (if that task comes up within a few seconds).
+                takeover = i == 0 and any(p["daemon"] for p in plans) and rng.random() < 0.5
+                try:
+                    held = wait_for(daemon_holders, 5, "the task with daemon children") if takeover else None
+                except AssertionError:
+                    held = None
+                takeover = bool(held)
+                held = held or wait_for(lambda: _holders(obs, sweep_dir, workers) or all(w.poll() is not None for w in workers),
+                                        30, "a worker holding a claim")
                 if held is True:
                     break
                 pid, task_dir = rng.choice(sorted(held.items()))
-                key = next((k for k, d in obs.task_dirs(sweep_dir).items() if d == task_dir), None)
+                key = key_of(task_dir)
                 plan = plans[int(key[1:])] if key else None
                 try:
                     live = wait_for(lambda: [e for e in obs.executions().get(key, []) if e.end is None and alive(e.pid, e.ticks)],
@@ -316,7 +331,7 @@ def test_workers_losing_their_claim_sigtermed_or_killed_next_to_daemon_children(
                 worker = next(w for w in workers if w.pid == pid)
                 if worker.poll() is not None:
                     continue  # it finished the sweep meanwhile
-                action = rng.choice(["freeze", "freeze with its task", "sigterm", "sigkill"])
+                action = "sigkill" if takeover else rng.choice(["freeze", "freeze with its task", "sigterm", "sigkill"])
                 if action == "sigterm" and plan and plan["term"] == "ignore":
                     action = "freeze"  # a worker's grace for a script ignoring SIGTERM is not the point here
                 chaos.count(f"workers: {action}")
