@@ -4,7 +4,8 @@ Every mode runs the same N tasks (``sh task.sh x=N``, which sleeps 20 ms) eight 
 
 * **bare**: ``xargs -P 8 sh task.sh`` - the tasks alone, no bookkeeping (the floor).
 * **array (local)**: what one element of a task-per-job array does, ``hsm-task --list LIST``
-  with ``SLURM_ARRAY_TASK_ID`` set, started per task by ``xargs -P 8`` (one Python start-up per task).
+  with ``HSM_ARRAY_INDEX`` set (as a scheduler plugin's job script does), started per task by
+  ``xargs -P 8`` (one Python start-up per task).
 * **workers (local)**: 8 ``hsm worker`` processes sharing the sweep through lock files.
 * With the local Slurm running (``scripts/slurm.sh``): **array (slurm)**, one
   ``sbatch --array=0-(N-1)%8`` of ``hsm-task --list``, and **workers (slurm)**,
@@ -83,7 +84,7 @@ def run_local(root: Path, sweep: Path, n: int, w: int) -> dict[str, float]:
     lst = array_sweep(root, n)
     idx = "".join(f"{i}\n" for i in range(n))
     start = time.perf_counter()
-    subprocess.run(["xargs", "-P", str(w), "-I{}", "env", "SLURM_ARRAY_TASK_ID={}", sys.executable, "-m", "hsm_core.runner",
+    subprocess.run(["xargs", "-P", str(w), "-I{}", "env", "HSM_ARRAY_INDEX={}", sys.executable, "-m", "hsm_core.runner",
                     "--list", str(lst), "--source", "array"], input=idx, text=True, cwd=root, check=True, env=ENV)
     res["array (local)"] = time.perf_counter() - start
 
@@ -118,10 +119,11 @@ def wait_job(cluster, job: str, timeout: float = 900) -> None:
 
 def run_slurm(cluster, root: Path, sweep: Path, n: int, w: int) -> dict[str, float]:
     res: dict[str, float] = {}
-    env = {**ENV, **cluster.env, "HSM_DISABLE_PLUGINS": "all"}
+    # The Slurm plugin writes the workers' array (core names no scheduler).
+    env = {**ENV, **cluster.env, "HSM_DISABLE_PLUGINS": "", "HSM_LOAD_PLUGINS": "slurm"}
     lst = array_sweep(root, n)
     script = lst.parent / "array.sbatch"
-    script.write_text(f"#!/bin/bash\ncd {root}\nexec {sys.executable} -m hsm_core.runner --list {lst} --source slurm\n")
+    script.write_text(f"#!/bin/bash\ncd {root}\nexec {sys.executable} -m hsm_core.runner --list {lst} --source slurm --index \"$SLURM_ARRAY_TASK_ID\"\n")
     start = time.perf_counter()
     out = subprocess.run(["sbatch", "--parsable", f"--array=0-{n - 1}%{w}", "--output=/dev/null", str(script)],
                          env=env, capture_output=True, text=True, check=True).stdout.strip()

@@ -453,10 +453,6 @@ def core_schema(which: SchemaName) -> dict[str, Any]:
     return json.loads(_core_schema_text(which))
 
 
-#: Compute sources whose options live in ``hpc:`` / ``hpc.clusters.NAME`` (keyed on ``system``).
-SCHEDULER_SOURCES: frozenset[str] = frozenset({"slurm", "pbs", "torque"})
-
-
 def _open_fragment(fragment: Mapping[str, Any]) -> dict[str, Any]:
     # A plugin's "additionalProperties: false" would reject the core keys of the same entry.
     frag = copy.deepcopy(dict(fragment))
@@ -473,25 +469,66 @@ def _resolve_registry(registry: Any) -> Any:
     return registry
 
 
+def _merge_fragment(node: dict[str, Any], fragment: Mapping[str, Any]) -> None:
+    """Add a plugin's fragment to a node of the core schema: its properties join the node's (a key
+    both define must satisfy both), ``additionalProperties: false`` closes the node, any other rule
+    of the fragment applies through ``allOf``."""
+    frag = copy.deepcopy(dict(fragment))
+    props = node.setdefault("properties", {})
+    for key, sub in (frag.pop("properties", None) or {}).items():
+        props[key] = {"allOf": [props[key], sub]} if key in props else sub
+    if frag.pop("additionalProperties", None) is False:
+        node["additionalProperties"] = False
+    for key in ("type", "description", "title", "$schema", "$id"):
+        frag.pop(key, None)
+    if frag:
+        node.setdefault("allOf", []).append(frag)
+
+
+def _schema_node(schema: dict[str, Any], section: str, create: bool) -> dict[str, Any] | None:
+    """The node of the project schema at a dotted ``section`` (``compute.local``;
+    ``distributed.remotes.*`` is one entry of that mapping); with ``create``, a missing last key is
+    added as an empty object under an existing parent."""
+    parts = section.split(".")
+    node: Any = schema
+    for i, part in enumerate(parts):
+        node = _deref(node, schema)
+        if not isinstance(node, dict):
+            return None
+        if part == "*":
+            node = node.get("additionalProperties")
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        elif create and i == len(parts) - 1 and node.get("type") == "object":
+            created: dict[str, Any] = {"type": "object"}
+            node.setdefault("properties", {})[part] = created
+            node = created
+        else:
+            return None
+    node = _deref(node, schema)
+    return node if isinstance(node, dict) else None
+
+
 def build_schema(registry: Any, which: SchemaName) -> dict[str, Any]:
     """The core schema of ``which`` plus the fragments plugins registered (``hsm config schema``).
 
     ``registry`` is a :class:`~hsm_core.plugins.PluginRegistry` (None: the process-wide one).
     Fragments are merged this way:
 
-    * project, compute source ``local``: its ``config_schema`` *is* the schema of ``compute.local``.
-    * project, compute sources ``slurm``/``pbs``/``torque`` (and any whose aliases include
-      ``hpc``): the fragment applies to ``hpc:`` and to every ``hpc.clusters.NAME`` whose
-      ``system`` is that name (``if``/``then``); the name is added to the allowed ``system`` values.
-    * project, compute source ``ssh`` and host provider ``ssh``: the fragment applies to every
-      ``distributed.remotes.NAME``.
+    * project, every compute source: its ``config_schema`` validates its options where its record
+      says they live (``config_section``): ``compute.<name>`` by default (``compute.local`` for the
+      built-in source), one entry of a mapping for a section ending in ``.*`` (the ssh plugin:
+      every ``distributed.remotes.NAME``).
+    * project, batch schedulers (``batch_scheduler=True``) also: the fragment applies to ``hpc:``
+      and to every ``hpc.clusters.NAME`` whose ``system`` is that name (``if``/``then``).
     * sweep, expanders: a top-level section (and one under the v1 ``sweep:``) named after the
       record's ``section``; for ``grid``/``paired`` the fragment is added to the core rules.
     * Every other fragment is listed under ``$defs.plugins.KIND.NAME`` for reference only.
 
-    Fragments applied to open entries lose ``additionalProperties``: entries keep accepting keys
-    for other plugins, and near-misses of known keys are still reported by
-    :func:`load_project_config` with a "did you mean".
+    ``hpc.system`` accepts any name at load (a project may name a scheduler whose plugin is not
+    installed on this machine: ``hsm config validate`` warns, a run that uses it fails); the
+    installed ones are listed as ``examples``. ``compute`` accepts a mapping under any other key,
+    for the same reason.
     """
     registry = _resolve_registry(registry)
     schema = core_schema(which)
@@ -502,35 +539,41 @@ def build_schema(registry: Any, which: SchemaName) -> dict[str, Any]:
 
     if which == "project":
         props = schema["properties"]
-        hpc = props["hpc"]
-        cluster = defs["cluster"]
-        remote = defs["remote"]
-        system_enum = defs["hpc_system"]["enum"]
+        compute = props["compute"]
+        core_compute = set(compute["properties"])
+        hpc, cluster = props["hpc"], defs["cluster"]
+        systems: list[str] = []
         for name, rec in sorted(registry.components("compute_source").items()):
             frag = dict(rec.config_schema or {})
-            scheduler = name in SCHEDULER_SOURCES or "hpc" in tuple(getattr(rec, "aliases", ()) or ())
-            if scheduler and name not in system_enum:
-                system_enum.append(name)
-            if not frag:
-                continue
-            if name == "local":
-                props["compute"]["properties"]["local"] = copy.deepcopy(frag)
-            elif name == "ssh":
-                remote.setdefault("allOf", []).append(_open_fragment(frag))
-            elif scheduler:
+            scheduler = bool(getattr(rec, "batch_scheduler", False))
+            if scheduler:
+                systems += [name, *getattr(rec, "aliases", ())]
+            section = rec.options_section() if hasattr(rec, "options_section") else f"compute.{name}"
+            own_default = section == f"compute.{name}"
+            if own_default and name in core_compute and name != "local":
+                continue  # a kind may not take over a core setting such as compute.strategy
+            node = _schema_node(schema, section, create=own_default)
+            if node is not None:
+                if own_default and name != "local":
+                    node.setdefault("properties", {}).setdefault("max_parallel_jobs", {"type": "integer", "minimum": 1})
+                    node.setdefault("description", f"options of the {name} compute source ({rec.summary})")
+                if frag:
+                    _merge_fragment(node, frag)
+            if frag and scheduler:
                 cond = {
-                    "if": {"properties": {"system": {"const": name}}, "required": ["system"]},
+                    "if": {"properties": {"system": {"enum": [name, *getattr(rec, "aliases", ())]}}, "required": ["system"]},
                     "then": _open_fragment(frag),
                 }
                 hpc.setdefault("allOf", []).append(cond)
                 cluster.setdefault("allOf", []).append(copy.deepcopy(cond))
-            else:
-                continue
-            used.add(("compute_source", name))
-        ssh_host = registry.components("host_provider").get("ssh")
-        if ssh_host is not None and ssh_host.config_schema:
-            remote.setdefault("allOf", []).append(_open_fragment(ssh_host.config_schema))
-            used.add(("host_provider", "ssh"))
+            if frag and (node is not None or scheduler):
+                used.add(("compute_source", name))
+        defs["hpc_system"]["examples"] = [*systems, "auto"]
+        known = ", ".join(sorted(compute["properties"]))
+        compute["additionalProperties"] = {
+            "type": "object",
+            "x-message": f"not a compute setting ({known}); under compute:, a mapping is the options of a compute source",
+        }
     else:
         props = schema["properties"]
         inner = props["sweep"]["properties"]
@@ -705,8 +748,18 @@ def validate(data: Any, schema: Mapping[str, Any], *, file: str | Path | None) -
     if error is None:
         return
     path, message = _message(error)
-    shown = _display(file) if file is not None else None
-    raise ConfigError(message, file=shown, line=line_of(data, path), key=key_path(path) or None)
+    raise ConfigError(message, file=_file_at(data, path, file), line=line_of(data, path), key=key_path(path) or None)
+
+
+def _file_at(data: Any, path: Sequence[Any], file: str | Path | None) -> str | None:
+    """The file to name for an error at ``path``: the layer the value came from when ``data``
+    merges several files (:mod:`hsm_core.config_layers`), else ``file``."""
+    from hsm_core.config_layers import file_of
+
+    found = file_of(data, path) if getattr(data, "files", None) is not None else None
+    if found:
+        return found
+    return _display(file) if file is not None else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -721,7 +774,11 @@ _OPEN_LOCATIONS: tuple[tuple[str, ...], ...] = (
     ("ssh",),
     ("wandb",),
     ("workers",),
+    ("compute", "*"),
 )
+#: Checked before the schema: ``compute`` accepts a mapping under any name (the options of a
+#: source whose plugin may not be installed here), so a typo of a setting must be caught first.
+_CLOSED_BEFORE_SCHEMA: tuple[tuple[str, ...], ...] = (("compute",),)
 
 
 def _deref(node: Any, root: Mapping[str, Any]) -> Any:
@@ -751,16 +808,20 @@ def _known_keys(node: Any, root: Mapping[str, Any], depth: int = 0) -> set[str]:
     return keys
 
 
-def _schema_at(schema: Mapping[str, Any], loc: Sequence[str]) -> Any:
+def _schema_at(schema: Mapping[str, Any], path: Sequence[Any]) -> Any:
+    """The schema node validating the value at ``path`` (a key the node does not name falls to
+    its ``additionalProperties``)."""
     node: Any = schema
-    for part in loc:
+    for part in path:
         node = _deref(node, schema)
         if not isinstance(node, dict):
             return {}
-        if part == "*":
-            node = node.get("additionalProperties", {})
+        props = node.get("properties", {})
+        if part in props:
+            node = props[part]
         else:
-            node = node.get("properties", {}).get(part, {})
+            extra = node.get("additionalProperties", {})
+            node = extra if isinstance(extra, dict) else {}
     return _deref(node, schema)
 
 
@@ -778,14 +839,14 @@ def _nodes_at(data: Any, loc: Sequence[str], prefix: tuple[Any, ...] = ()) -> It
         yield from _nodes_at(data[head], rest, prefix + (head,))
 
 
-def _check_near_misses(data: Any, schema: Mapping[str, Any], file: str | Path | None) -> None:
-    for loc in _OPEN_LOCATIONS:
-        known = None
+def _check_near_misses(
+    data: Any, schema: Mapping[str, Any], file: str | Path | None, locations: Sequence[tuple[str, ...]] = _OPEN_LOCATIONS
+) -> None:
+    for loc in locations:
         for path, node in _nodes_at(data, loc):
             if not isinstance(node, dict):
                 continue
-            if known is None:
-                known = _known_keys(_schema_at(schema, loc), schema)
+            known = _known_keys(_schema_at(schema, path), schema)
             for key in node:
                 if not isinstance(key, str) or key in known:
                     continue
@@ -794,7 +855,7 @@ def _check_near_misses(data: Any, schema: Mapping[str, Any], file: str | Path | 
                     full = list(path) + [key]
                     raise ConfigError(
                         f"unknown key {key!r}, did you mean {guess!r}?",
-                        file=_display(file) if file is not None else None,
+                        file=_file_at(data, full, file),
                         line=line_of(data, full),
                         key=key_path(full),
                     )
@@ -826,6 +887,9 @@ class ProjectConfig:
     path: Path | None = None
     data: dict[str, Any] = field(default_factory=dict)
     raw: Any = field(default=None, repr=False, compare=False)
+    #: ``(layer, file)`` of every file read, lowest first (``project`` is ``path``; see
+    #: :mod:`hsm_core.config_layers`).
+    layers: list[tuple[str, Path]] = field(default_factory=list)
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """The value at a dotted key (``compute.local.max_parallel_jobs``), or ``default``."""
@@ -838,13 +902,24 @@ class ProjectConfig:
             return None
         return line_of(self.raw, key.split(".") if isinstance(key, str) else list(key))
 
+    def file_of(self, key: str | Sequence[Any] | None = None) -> str | None:
+        """The file (as shown in messages) holding ``key``: the project's ``hsm_config.yaml``, or
+        the lower layer the value came from; the project file when ``key`` is None or unknown."""
+        from hsm_core.config_layers import file_of
+
+        if key is not None and self.raw is not None:
+            found = file_of(self.raw, key.split(".") if isinstance(key, str) else list(key))
+            if found:
+                return found
+        return _display(self.path) if self.path else getattr(self.raw, "file", None)
+
     def error(
         self, message: str, *, key: str | Sequence[Any] | None = None, hint: str | None = None
     ) -> ConfigError:
         """A ConfigError pointing at ``key`` in this file (for checks made after loading)."""
         return ConfigError(
             message,
-            file=_display(self.path) if self.path else None,
+            file=self.file_of(key),
             line=self.line_of(key) if key else None,
             key=(key if isinstance(key, str) else key_path(key)) if key else None,
             hint=hint,
@@ -941,47 +1016,96 @@ def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _check_project(raw: Any, schema: Mapping[str, Any], file: Path) -> None:
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            f"expected a mapping of settings at the top level, got {_describe(raw)}",
-            file=_display(file),
-            line=getattr(raw, "line", 1),
-        )
+def _check_project(raw: Any, schema: Mapping[str, Any], file: Path | None, registry: Any = None) -> None:
+    _check_mapping(raw, file)
+    _check_near_misses(raw, schema, file, _CLOSED_BEFORE_SCHEMA)
     validate(raw, schema, file=file)
     _check_near_misses(raw, schema, file)
     _refuse_nul(raw, file)
+    if registry is not None:
+        _check_systems(raw, registry, file)
 
 
-def _refuse_nul(data: Any, file: Path, path: tuple[Any, ...] = ()) -> None:
+def _check_mapping(raw: Any, file: Path | None) -> None:
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"expected a mapping of settings at the top level, got {_describe(raw)}",
+            file=_display(file) if file is not None else getattr(raw, "file", None),
+            line=getattr(raw, "line", 1),
+        )
+
+
+def _check_systems(raw: Any, registry: Any, file: Path | None) -> None:
+    """``hpc.system`` (and each cluster's) may name a scheduler whose plugin is not installed here
+    (``hsm config validate`` warns about it), but a near-miss of an installed one is a typo."""
+    from hsm_core.sources import scheduler_names
+
+    installed = scheduler_names(registry)
+    hpc = raw.get("hpc") if isinstance(raw, dict) else None
+    if not isinstance(hpc, dict):
+        return
+    places: list[tuple[tuple[Any, ...], Any]] = [(("hpc", "system"), hpc.get("system"))]
+    clusters = hpc.get("clusters")
+    if isinstance(clusters, dict):
+        places += [(("hpc", "clusters", n, "system"), c.get("system")) for n, c in clusters.items() if isinstance(c, dict)]
+    for place, value in places:
+        if not isinstance(value, str) or value.lower() in installed or value.lower() == "auto":
+            continue
+        guess = _did_you_mean(value.lower(), installed, cutoff=0.75)
+        if guess:
+            raise ConfigError(
+                f"unknown scheduler {value!r}, did you mean {guess!r}? (installed: {', '.join(installed)}, or auto)",
+                file=_file_at(raw, list(place), file), line=line_of(raw, list(place)), key=key_path(place),
+            )
+
+
+def _refuse_nul(data: Any, file: Path | str | None, path: tuple[Any, ...] = ()) -> None:
     """Refuse a NUL character anywhere in the file: every string of it may end up in a command
     line, a path or an environment variable, none of which can hold one (exec fails with
     "embedded null byte" once tasks start)."""
     items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
     for k, v in items:
         full = path + (k,)
+        here = (getattr(data, "files", None) or {}).get(k) if isinstance(data, dict) else None
         if isinstance(k, str) and "\0" in k or isinstance(v, str) and "\0" in v:
             text = k if isinstance(k, str) and "\0" in k else v
             raise ConfigError(
                 f"{_describe(text)} contains a NUL character, which no command line, path or environment variable can hold",
-                file=_display(file), line=line_of(data, [k]), key=key_path(full), hint="remove it",
+                file=here or (_display(file) if file is not None else None), line=line_of(data, [k]), key=key_path(full),
+                hint="remove it",
             )
-        _refuse_nul(v, file, full)
+        _refuse_nul(v, here or file, full)
 
 
 def load_project_config(project_root: Path, registry: Any = None) -> ProjectConfig:
-    """Load and validate the project's ``hsm_config.yaml`` (a missing file means defaults).
+    """Load and validate the project's configuration: the layers of :mod:`hsm_core.config_layers`
+    (site, user, ``HSM_CONFIG``) merged key by key under the project's ``hsm_config.yaml``. No
+    file at all means defaults.
 
-    ``registry`` supplies plugin schema fragments (None: the process-wide registry).
+    ``registry`` supplies plugin schema fragments (None: the process-wide registry). An error names
+    the file and line of the layer the offending value came from.
     """
+    from hsm_core.config_layers import PROJECT, layer_files, merge
+
     root = Path(project_root).expanduser().absolute()
     path = find_config_file(root)
+    layers: list[tuple[str, Path]] = []
     raw: Any = LineDict()
+    for name, layer_path in layer_files():
+        data = load_yaml(layer_path)
+        _check_mapping(data, layer_path)
+        raw = merge(raw, data) if raw else data
+        layers.append((name, layer_path))
     if path is not None:
-        raw = load_yaml(path)
-        _check_project(raw, build_schema(_resolve_registry(registry), "project"), path)
+        data = load_yaml(path)
+        _check_mapping(data, path)
+        raw = merge(raw, data) if layers else data
+        layers.append((PROJECT, path))
+    if layers:
+        registry = _resolve_registry(registry)
+        _check_project(raw, build_schema(registry, "project"), path or layers[-1][1], registry)
     data = _apply_defaults(to_plain(raw))
-    return ProjectConfig(root=root, path=path, data=data, raw=raw)
+    return ProjectConfig(root=root, path=path, data=data, raw=raw, layers=layers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1295,9 +1419,12 @@ def set_config_value(path: Path, dotted_key: str, raw_value: str, registry: Any 
         _set_nested(new_data, keys, value, dotted_key)
     except ConfigError as exc:
         raise ConfigError(exc.message, file=shown, line=line_of(data, keys), key=dotted_key) from None
-    schema = build_schema(_resolve_registry(registry), "project")
+    registry = _resolve_registry(registry)
+    schema = build_schema(registry, "project")
+    _check_near_misses(new_data, schema, path, _CLOSED_BEFORE_SCHEMA)
     validate(new_data, schema, file=path)
     _check_near_misses(new_data, schema, path)
+    _check_systems(new_data, registry, path)
 
     new_text = None
     try:

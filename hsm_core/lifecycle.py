@@ -20,7 +20,7 @@ from hsm_core import __version__
 from hsm_core.config import ProjectConfig, load_project_config
 from hsm_core.engine import Engine, WakeEvent
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
-from hsm_core.plugin import HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
+from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
@@ -394,7 +394,8 @@ def _execute(
 
     context.get_host = lambda name: get_host(name, plan.project.data, registry)
     for req in requests:
-        if req.kind not in ("local", "ssh"):
+        # --walltime and the like are batch-scheduler resources.
+        if getattr(registry.get(ComputeSourceRecord.kind, req.kind), "batch_scheduler", False):
             req.options.update(opts.source_overrides)
     try:
         sources = create_sources(requests, registry, context)

@@ -65,7 +65,11 @@ KIND_HOOKS: dict[str, str] = {
     TaskRegistryRecord.kind: "hsm_register_task_registries",
 }
 
-#: Which of hsm's own distributions provides a component nobody provides here.
+#: The kind of ``hsm worker`` options plugins provide through the ``hsm_worker_feature`` hook.
+WORKER_FEATURE = "worker_feature"
+
+#: Which of hsm's own distributions provides a component nobody provides here (a catalog of the
+#: plugins shipped in hsm's repository, for install hints: core itself never uses these names).
 PACKAGE_HINTS: dict[tuple[str, str], tuple[str, ...]] = {
     (ComputeSourceRecord.kind, "slurm"): ("hsm-plugin-slurm",),
     (ComputeSourceRecord.kind, "pbs"): ("hsm-plugin-pbs",),
@@ -75,6 +79,7 @@ PACKAGE_HINTS: dict[tuple[str, str], tuple[str, ...]] = {
     (ComputeSourceRecord.kind, "remote"): ("hsm-plugin-ssh",),
     (HostProviderRecord.kind, "ssh"): ("hsm-plugin-ssh",),
     (TaskRegistryRecord.kind, "wandb"): ("hsm-plugin-wandb-sync",),
+    (WORKER_FEATURE, "wandb-buffer"): ("hsm-plugin-wandb-sync",),
 }
 
 KIND_LABELS: dict[str, str] = {
@@ -85,6 +90,7 @@ KIND_LABELS: dict[str, str] = {
     SyncTransportRecord.kind: "sync transport",
     HostProviderRecord.kind: "host provider",
     TaskRegistryRecord.kind: "task registry",
+    WORKER_FEATURE: "worker option",
 }
 
 
@@ -111,7 +117,7 @@ class ComponentCheck:
     name: str
     plugin: str
     distribution: str
-    part: str  # "factory" or "detect"
+    part: str  # "factory", "detect" or "job_from_env"
     error: str | None = None
 
 
@@ -144,6 +150,9 @@ class _GuardedLoad:
 class _GuardedDetect:
     def detected(self) -> bool:
         return _call_plugin(self, "detect", super().detected)  # type: ignore[arg-type, misc]
+
+    def running_job(self, environ: Any) -> Any:
+        return _call_plugin(self, "job_from_env", lambda: super(_GuardedDetect, self).running_job(environ))  # type: ignore[misc]
 
 
 _GUARDED_CLASSES: dict[type, type] = {}
@@ -222,7 +231,7 @@ class PluginRegistry:
         for kind in KIND_HOOKS:
             for name, rec in sorted(self.components(kind).items()):
                 plugin = owner.get((kind, name))
-                for part in ("factory", "detect"):
+                for part in ("factory", "detect", "job_from_env"):
                     ref = getattr(rec, part, None)
                     if ref is None:
                         continue

@@ -67,7 +67,7 @@ def _spec_origin(spec: SweepSpec, key: str) -> Origin:
 
 def project_origin(project: ProjectConfig, dotted: str) -> Origin:
     """A key of hsm_config.yaml as an :class:`Origin` (``compute.default_sources``)."""
-    return Origin(dotted, display_path(project.path) if project.path else None, project.line_of(dotted))
+    return Origin(dotted, project.file_of(dotted), project.line_of(dotted))
 
 
 def sources_setting(cli_value: str | None, project: ProjectConfig, spec: SweepSpec) -> tuple[str, Origin]:

@@ -3,7 +3,8 @@
 ``hsm-task TASK_DIR`` (or ``python -m hsm_core.runner``) runs the command in ``command.json`` with
 the task's environment, sends stdout/stderr to the task dir, and writes ``status.yaml`` (state,
 times, exit code, host, attempts). Array jobs call ``hsm-task --list FILE`` and the runner picks its
-line from ``SLURM_ARRAY_TASK_ID`` / ``PBS_ARRAY_INDEX`` / ``PBS_ARRAYID``. SIGTERM, SIGINT and
+line from ``--index`` or ``HSM_ARRAY_INDEX``, which the scheduler plugin's job script sets (with the
+other ``HSM_JOB_*`` variables of :mod:`hsm_core.jobenv`, recorded in ``status.yaml``). SIGTERM, SIGINT and
 SIGUSR1/2 are forwarded to the task; a task stopped by such a signal is recorded as preempted.
 
 The local source uses :func:`start_task` / :func:`finish_task` in-process (no extra Python start-up
@@ -45,10 +46,10 @@ from hsm_core.state import (
     started_process,
     write_status,
 )
+from hsm_core import jobenv
 from hsm_core.taskstate import TaskState
 
 COMMAND_FILE = "command.json"
-ARRAY_INDEX_VARS = ("SLURM_ARRAY_TASK_ID", "PBS_ARRAY_INDEX", "PBS_ARRAYID")
 
 #: The wrapper's exit code when it could not write its pid file (a full disk): it does not start
 #: the command then, because nothing could tell afterwards whether the command ran (EX_TEMPFAIL).
@@ -470,7 +471,7 @@ def run_blocking(
             except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
                 continue
         if rc in (-signal.SIGTERM, 128 + signal.SIGTERM) and not received:
-            # A scheduler (scancel, qdel, preemption) signals every process of the job at once:
+            # A scheduler (a cancel, a preemption) signals every process of the job at once:
             # the task may die of it before our own handler runs. Give that signal a moment, so
             # the attempt is recorded as stopped by a signal, not as a failure of the task.
             deadline = time.monotonic() + 2.0
@@ -492,19 +493,18 @@ def _array_line(list_file: Path, index: int) -> Path:
 
 
 def _array_index(offset: int) -> int:
-    for var in ARRAY_INDEX_VARS:
-        value = os.environ.get(var)
-        if value not in (None, ""):
-            return int(value) - offset
-    raise SystemExit("hsm-task: --list given but none of " + ", ".join(ARRAY_INDEX_VARS) + " is set")
+    value = os.environ.get(jobenv.ARRAY_INDEX)
+    if value not in (None, ""):
+        return int(value) - offset
+    raise SystemExit(f"hsm-task: --list given without --index, and {jobenv.ARRAY_INDEX} is not set "
+                     "(a job script written by an older hsm: run the sweep's tasks again with hsm complete)")
 
 
 def _scheduler_extra() -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    for var, key in (("SLURM_JOB_ID", "job_id"), ("PBS_JOBID", "job_id"), ("SLURM_RESTART_COUNT", "restart_count")):
-        if os.environ.get(var):
-            extra.setdefault(key, os.environ[var])
-    return extra
+    # job_id and restart_count from the HSM_JOB_* variables the plugin's job script exported.
+    fields: dict[str, Any] = jobenv.status_fields(jobenv.job_from_variables())
+    fields.pop("array_index", None)  # the task's line is recorded with the chunk at submission
+    return fields
 
 
 def _run_packed(list_file: Path, element: int, args: Any) -> int:
@@ -545,9 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("task_dir", nargs="?", help="the task directory (tasks/task_NNN)")
     parser.add_argument("--list", dest="list_file", help="array job: file of task dirs, one per line")
     parser.add_argument("--offset", type=int, default=0, help="subtract from the array index (chunked arrays)")
-    # A job script that already worked out its index (PBS: the first of PBS_ARRAY_INDEX, PBS_ARRAYID,
-    # SLURM_ARRAY_TASK_ID that is set, 0 for a single-task job) passes it here.
-    parser.add_argument("--index", type=int, default=None, help="array index (default: from the scheduler's variables)")
+    # A job script that already worked out its index (from the scheduler's own variables) passes it here.
+    parser.add_argument("--index", type=int, default=None, help=f"array index (default: ${jobenv.ARRAY_INDEX})")
     # Packed array jobs (many short tasks): element i runs lines i*N .. i*N+N-1 one after the other,
     # so the scheduler starts one job and one runner per N tasks.
     parser.add_argument("--count", type=int, default=1, help="tasks per array element (default 1)")

@@ -1,9 +1,15 @@
 """Parsing ``--sources`` and creating compute sources.
 
-Syntax (comma separated): ``local``, ``local:4``, ``ssh:NAME``, ``ssh:NAME:8``, ``hpc``,
-``hpc:CLUSTER``, ``hpc:CLUSTER:16``, or a source kind directly (``slurm``, ``pbs:CLUSTER``).
-``hpc`` resolves to the cluster's ``system`` from ``hsm_config.yaml`` or to the scheduler detected
-on this machine.
+Syntax (comma separated): ``local``, ``local:4``, ``KIND``, ``KIND:N``, ``KIND:NAME``,
+``KIND:NAME:N`` where KIND is any installed compute source (``ssh:NAME`` with the ssh plugin, a
+batch scheduler such as ``slurm:CLUSTER``), and ``hpc``, ``hpc:CLUSTER``, ``hpc:CLUSTER:16``: the
+batch scheduler that the cluster's ``system`` names in ``hsm_config.yaml``, or the one detected on
+this machine.
+
+Where a kind's options come from is told by its record (:class:`~hsm_core.plugin.ComputeSourceRecord`),
+never by its name: ``compute.<kind>`` (or the record's ``config_section``); for a batch scheduler
+also ``hpc:`` below it and ``hpc.clusters.NAME`` above it; for a section of named entries
+(``distributed.remotes.*``), the entry ``KIND:NAME`` selects.
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ from hsm_core.plugin import (
     SourceContext,
 )
 
+#: The ``--sources`` kind standing for "the batch scheduler of hpc.system, or the one detected here".
+HPC = "hpc"
+
 
 @dataclass
 class SourceRequest:
     """One entry of ``--sources`` after parsing."""
 
-    kind: str  #: registered compute-source name (``local``, ``ssh``, ``slurm`` ...)
+    kind: str  #: registered compute-source name (``local``, ``ssh``, a scheduler ...)
     name: str  #: instance name, unique in the sweep (``local``, ``server1``, ``cluster``)
     capacity: int | None
     options: dict[str, Any] = field(default_factory=dict)
@@ -38,19 +47,71 @@ def _int(text: str, item: str, where: str = "--sources") -> int:
     return int(text)
 
 
+def scheduler_records(registry: Any) -> dict[str, ComputeSourceRecord]:
+    """The installed batch schedulers, by name."""
+    return {n: r for n, r in sorted(registry.components(ComputeSourceRecord.kind).items())
+            if getattr(r, "batch_scheduler", False)}
+
+
+def scheduler_names(registry: Any) -> list[str]:
+    """Names and aliases of the installed batch schedulers (what ``hpc.system`` may say)."""
+    names: list[str] = []
+    for name, rec in scheduler_records(registry).items():
+        names += [name, *getattr(rec, "aliases", ())]
+    return names
+
+
+def _hpc_hint() -> str:
+    from hsm_core.plugins import PACKAGE_HINTS
+
+    return install_hint(*PACKAGE_HINTS.get((ComputeSourceRecord.kind, HPC), ()))
+
+
 def _detect_hpc(registry: Any) -> str:
-    for rec in registry.components(ComputeSourceRecord.kind).values():
-        if rec.name in ("local", "ssh"):
-            continue
+    installed = scheduler_records(registry)
+    for rec in installed.values():
         try:
             if rec.detected():
                 return rec.name
         except Exception:
             continue
-    raise HsmError(
-        "no HPC scheduler found on this machine (no sbatch or qsub on PATH, none configured)",
-        hint=f"set hpc.system in hsm_config.yaml, or {install_hint('hsm-plugin-slurm', 'hsm-plugin-pbs')}",
-    )
+    found = f"none of the installed schedulers ({', '.join(installed)}) is usable here" if installed else "no scheduler plugin is installed"
+    hint = "set hpc.system in hsm_config.yaml" + ("" if installed else f", or {_hpc_hint()}")
+    raise HsmError(f"no HPC scheduler found on this machine ({found})", hint=hint)
+
+
+def _section(data: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def kind_options(record: Any, project_data: Mapping[str, Any]) -> dict[str, Any]:
+    """The options every source of ``record``'s kind starts from: ``hpc:`` (batch schedulers;
+    without ``clusters``), then the kind's own section (``compute.<kind>``; later wins)."""
+    out: dict[str, Any] = {}
+    if getattr(record, "batch_scheduler", False):
+        out.update({k: v for k, v in dict(project_data.get("hpc") or {}).items() if k != "clusters"})
+    section = record.options_section() if hasattr(record, "options_section") else f"compute.{record.name}"
+    if not section.endswith(".*"):
+        own = _section(project_data, section)
+        if isinstance(own, Mapping):
+            out.update({k: v for k, v in own.items() if k != "clusters"})
+    return out
+
+
+def named_entries(record: Any, project_data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(dotted section, entries)`` when the kind's instances are named entries of a section
+    (``distributed.remotes`` for ``ssh:NAME``); None for the others."""
+    section = record.options_section() if hasattr(record, "options_section") else ""
+    if not section.endswith(".*"):
+        return None
+    base = section[:-2]
+    entries = _section(project_data, base)
+    return base, dict(entries) if isinstance(entries, Mapping) else {}
 
 
 def parse_sources(
@@ -67,9 +128,7 @@ def parse_sources(
         text = ",".join(str(x) for x in text)
     requests: list[SourceRequest] = []
     compute = project_data.get("compute") or {}
-    hpc = dict(project_data.get("hpc") or {})
-    clusters = hpc.pop("clusters", None) or {}
-    remotes = ((project_data.get("distributed") or {}).get("remotes")) or {}
+    clusters = dict((project_data.get("hpc") or {}).get("clusters") or {})
     for raw in (x.strip() for x in text.split(",")):
         if not raw:
             continue
@@ -79,6 +138,10 @@ def parse_sources(
         capacity: int | None = None
         name: str | None = None
         options: dict[str, Any] = {}
+        record = None if kind == HPC else _known_kind(registry, kind, raw, where)
+        if record is not None:
+            kind = record.name  # an alias (``remote``) stands for its kind
+        entries = named_entries(record, project_data) if record is not None else None
         if kind == "local":
             if len(rest) > 1:
                 raise HsmError(f"invalid {where} entry {raw!r}", hint="use local or local:N")
@@ -86,29 +149,24 @@ def parse_sources(
                 capacity = _int(rest[0], raw, where)
             name = "local"
             options = dict(compute.get("local") or {})
-        elif kind in ("ssh", "remote"):
-            kind = "ssh"
+        elif entries is not None:
+            # A kind whose instances are named entries (ssh:NAME[:N] -> distributed.remotes.NAME).
             if not rest or not rest[0]:
-                raise HsmError(f"{where} entry {raw!r} needs a host", hint="use ssh:NAME or ssh:NAME:N")
+                raise HsmError(f"{where} entry {raw!r} needs a name", hint=f"use {kind}:NAME or {kind}:NAME:N")
             if len(rest) > 2:
-                raise HsmError(f"invalid {where} entry {raw!r}", hint="use ssh:NAME or ssh:NAME:N")
-            _known_kind(registry, kind, raw, where)
+                raise HsmError(f"invalid {where} entry {raw!r}", hint=f"use {kind}:NAME or {kind}:NAME:N")
             name = rest[0]
             if len(rest) > 1:
                 capacity = _int(rest[1], raw, where)
-            if name in remotes:
-                options = dict(remotes[name])
-            else:
-                options = {"host": name}
+            options = {**kind_options(record, project_data), **dict(entries[1].get(name) or {})}
         else:
-            # hpc / slurm / pbs / a third-party kind: [kind][:cluster][:N]
-            if kind != "hpc":
-                _known_kind(registry, kind, raw, where)
+            # hpc / a scheduler / any other kind: [kind][:cluster][:N]
             if len(rest) > 2:
                 raise HsmError(f"invalid {where} entry {raw!r}", hint=f"use {kind}, {kind}:CLUSTER or {kind}:CLUSTER:N")
             if rest and rest[-1].isdigit() and (len(rest) == 2 or (len(rest) == 1 and rest[0] not in clusters)):
                 capacity = _int(rest.pop(), raw, where)
             cluster = rest[0] if rest else None
+            entry: dict[str, Any] = {}
             if cluster is not None:
                 if cluster not in clusters:
                     known = ", ".join(sorted(clusters)) or "none configured"
@@ -117,12 +175,13 @@ def parse_sources(
                         key="hpc.clusters",
                         hint="add it under hpc.clusters in hsm_config.yaml",
                     )
-                options = {**hpc, **dict(clusters[cluster])}
-            else:
-                options = dict(hpc)
-            if kind == "hpc":
-                system = str(options.get("system") or "auto").lower()
+                entry = dict(clusters[cluster])
+            if kind == HPC:
+                system = str(entry.get("system") or (project_data.get("hpc") or {}).get("system") or "auto").lower()
                 kind = _detect_hpc(registry) if system == "auto" else system
+                record = _known_kind(registry, kind, raw, f"{where} (hpc.system)")
+                kind = record.name
+            options = {**kind_options(record, project_data), **entry}
             name = cluster or kind
         if capacity is None:
             capacity = options.get("max_parallel_jobs") or options.get("max_tasks")
@@ -137,12 +196,13 @@ def parse_sources(
     return requests
 
 
-def _known_kind(registry: Any, kind: str, raw: str, where: str) -> None:
-    """Refuse an entry whose kind no installed plugin provides (with a "did you mean")."""
+def _known_kind(registry: Any, kind: str, raw: str, where: str) -> Any:
+    """The record of ``kind`` (or of the kind it is an alias of); an entry whose kind no installed
+    plugin provides is refused (with a "did you mean" and what to install)."""
     from hsm_core.plugin import ComponentNotFound
 
     try:
-        registry.get(ComputeSourceRecord.kind, kind)
+        return registry.get(ComputeSourceRecord.kind, kind)
     except ComponentNotFound as exc:
         raise HsmError(f"{where} entry {raw!r}: {exc.message}") from None
 
@@ -171,3 +231,36 @@ def create_sources(requests: list[SourceRequest], registry: Any, context: Source
             options["max_parallel_jobs"] = req.capacity
         sources.append(rec.load()(req.name, options, context))
     return sources
+
+
+def unprovided_sources(project_data: Mapping[str, Any], registry: Any) -> list[tuple[list[Any], str]]:
+    """Settings naming a compute source that no installed plugin provides, as ``(key path, message)``:
+    ``hpc.system`` and each cluster's ``system``, and ``compute.<kind>`` sections. Loading the config
+    accepts them (the plugin may be installed where the project runs); ``hsm config validate`` warns."""
+    from hsm_core.config import core_schema
+    from hsm_core.plugins import PACKAGE_HINTS
+
+    kinds = registry.components(ComputeSourceRecord.kind)
+    systems = scheduler_names(registry)
+
+    def hint(name: str) -> str:
+        dists = PACKAGE_HINTS.get((ComputeSourceRecord.kind, name))
+        return f"; to get it, {install_hint(*dists)}" if dists else ""
+
+    out: list[tuple[list[Any], str]] = []
+    hpc = project_data.get("hpc") or {}
+    places: list[tuple[list[Any], Any]] = [(["hpc", "system"], hpc.get("system"))]
+    for name, entry in (hpc.get("clusters") or {}).items():
+        if isinstance(entry, Mapping):
+            places.append((["hpc", "clusters", name, "system"], entry.get("system")))
+    for path, value in places:
+        if isinstance(value, str) and value.lower() not in (*systems, "auto"):
+            installed = ", ".join(systems) or "none"
+            out.append((path, f"no installed plugin provides the scheduler {value!r} (installed: {installed}); "
+                              f"runs that use it fail here{hint(value.lower())}"))
+    core_keys = set(core_schema("project")["properties"]["compute"]["properties"])
+    for name, value in (project_data.get("compute") or {}).items():
+        if name not in core_keys and name not in kinds and isinstance(value, Mapping):
+            out.append((["compute", name], f"no installed plugin provides the compute source {name!r}; "
+                                           f"these options are not checked{hint(str(name))}"))
+    return out

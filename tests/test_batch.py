@@ -57,8 +57,9 @@ def test_memory_forms(text, mb) -> None:
 
 
 def test_memory_is_written_per_scheduler() -> None:
-    assert format_memory(16384, "slurm") == "16G" and format_memory(16384, "pbs") == "16gb"
-    assert format_memory(500, "slurm") == "500M" and format_memory(500, "pbs") == "500mb"
+    assert format_memory(16384, "G") == "16G" and format_memory(16384, "gb") == "16gb"
+    assert format_memory(500, "G") == "500M" and format_memory(500, "gb") == "500mb"
+    assert format_memory(500, "slurm") == "500M" and format_memory(500, "pbs") == "500mb"  # API 1.0 spellings
 
 
 def test_pbs_pro_torque_and_generic_resource_strings() -> None:

@@ -258,9 +258,11 @@ class FakeSchedulerPlugin:
                     "properties": {"max_array_size": {"type": "integer", "minimum": 1}},
                     "additionalProperties": False,
                 },
+                batch_scheduler=True,  # core knows it from its record, never from its name
             ),
             ComputeSourceRecord(
-                "ssh", "fake ssh", "x:y", config_schema={"properties": {"known_hosts": {"type": "string"}}}
+                "ssh", "fake ssh", "x:y", config_schema={"properties": {"known_hosts": {"type": "string"}}},
+                config_section="distributed.remotes.*",
             ),
         ]
 
@@ -440,6 +442,17 @@ def fake_bin(tmp_path: Path, *names: str) -> Path:
 
 
 @pytest.fixture
+def schedulers(builtin_registry):
+    """The Slurm and PBS plugins besides the built-ins: core detects a scheduler only through the
+    ``detect`` of its plugin's record."""
+    slurm = pytest.importorskip("hsm_plugin_slurm.plugin")
+    pbs = pytest.importorskip("hsm_plugin_pbs.plugin")
+    reg = build_registry(entry_points=False, extra=[("slurm", slurm), ("pbs", pbs)])
+    set_registry(reg)
+    return reg
+
+
+@pytest.fixture
 def project(tmp_path):
     root = tmp_path / "my_project"
     write(root / "train.py", "import hydra\n")
@@ -447,7 +460,7 @@ def project(tmp_path):
     return root
 
 
-def test_init_detects_project_and_creates_files(tmp_path, project):
+def test_init_detects_project_and_creates_files(tmp_path, project, schedulers):
     bindir = fake_bin(tmp_path, "sbatch")
     result = invoke(["config", "init"], env={"PATH": str(bindir)}, cwd=project)
     assert result.exit_code == 0, result.output
@@ -472,7 +485,7 @@ def test_init_detects_project_and_creates_files(tmp_path, project):
 
 
 @pytest.mark.parametrize("exes, system", [(("qsub",), "pbs"), (("sbatch", "qsub"), "slurm"), ((), "auto")])
-def test_init_hpc_detection(tmp_path, project, exes, system):
+def test_init_hpc_detection(tmp_path, project, exes, system, schedulers):
     bindir = fake_bin(tmp_path, *exes)
     result = invoke(["init", "--project-dir", str(project)], env={"PATH": str(bindir)})
     assert result.exit_code == 0, result.output
@@ -512,7 +525,7 @@ def test_init_keeps_v1_layout(tmp_path, project):
     assert "hsm run --config sweeps/sweep.yaml --dry-run" in result.output
 
 
-def test_init_interactive_answers(tmp_path, project):
+def test_init_interactive_answers(tmp_path, project, schedulers):
     write(project / "scripts" / "run.py", "import argparse\n")
     answers = "\n".join(["vision", "scripts/run.py", "/opt/py/bin/python", "pbs", "", "argparse", "2"]) + "\n"
     result = invoke(["config", "init", "--interactive"], env={"PATH": str(fake_bin(tmp_path))}, input=answers, cwd=project)
@@ -527,7 +540,7 @@ def test_init_interactive_answers(tmp_path, project):
     assert cfg.get("compute.local.max_parallel_jobs") == 2
 
 
-def test_init_interactive_without_input_uses_detected_values(tmp_path, project):
+def test_init_interactive_without_input_uses_detected_values(tmp_path, project, schedulers):
     bindir = fake_bin(tmp_path, "qsub")
     result = invoke(["config", "init", "-i"], env={"PATH": str(bindir)}, input="", cwd=project)
     assert result.exit_code == 0, result.output

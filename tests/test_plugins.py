@@ -148,6 +148,49 @@ def test_an_event_plugin_hears_of_tasks_run_by_workers(project: Project, site: P
     assert all(e[3].startswith(e[1]) for e in events)  # the run's own dir, named after its id
 
 
+FEATURE = """
+import os
+from hsm_core.plugin import WorkerFeature, hookimpl
+
+
+class Stamp(WorkerFeature):
+    def __init__(self, log):
+        self.log = log
+
+    def task_env(self, task_dir, project_root, environ):
+        return {"STAMP": "stamped:" + environ["HSM_RUN_ID"]}
+
+    def task_started(self, task_dir, checkpoint_dir, environ):
+        self.log("stamp: started " + environ["STAMP"])
+
+    def task_ended(self, state, stopping):
+        self.log(f"stamp: ended {state} stopping={stopping}")
+        raise RuntimeError("a bug in the plugin")  # logged; the worker carries on
+
+
+@hookimpl
+def hsm_worker_feature(name, log):
+    return Stamp(log) if name == "stamp" else None
+"""
+
+
+def test_a_plugin_provides_a_worker_option(project: Project, site: Path) -> None:
+    make_dist(site, "hsm-plugin-stamp", "stamp", "hsm_stamp_plugin", FEATURE)
+    (project.root / "t.sh").write_text('echo "$STAMP" >> "$HSM_COUNT_DIR/stamps.log"\n')
+    cfg = project.write_sweep({"name": "st", "command": "sh t.sh {x}", "grid": {"x": [1, 2]}}, "st.yaml")
+    proc = project.hsm("worker", "--sweep", str(cfg), "--feature", "stamp", env=_env(site))
+    assert proc.returncode == 0, proc.stderr
+    stamps = (project.root / "stamps.log").read_text().split()
+    assert len(stamps) == 2 and all(s.startswith("stamped:") for s in stamps)
+    assert proc.stderr.count("hsm worker: stamp: started stamped:") == 2
+    assert proc.stderr.count("stamp: ended completed stopping=False") == 2 and "a bug in the plugin" in proc.stderr
+    # An option nobody provides stops the worker before it claims anything.
+    other = project.write_sweep({"name": "st2", "command": "sh t.sh {x}", "grid": {"x": [1]}}, "st2.yaml")
+    proc = project.hsm("worker", "--sweep", str(other), "--feature", "nope", env=_env(site))
+    assert _one_error_line(proc).startswith("Error: the worker option 'nope' needs a plugin that provides it")
+    assert len((project.root / "stamps.log").read_text().split()) == 2
+
+
 def test_a_broken_plugin_is_one_warning_and_never_breaks_help(project: Project, site: Path) -> None:
     make_dist(site, "hsm-plugin-broken", "broken", "hsm_broken_plugin", BROKEN)
     proc = project.hsm("--help", env=_env(site))

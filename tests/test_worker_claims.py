@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hsm_core.plugin import ComputeSourceRecord, hookimpl
 from hsm_core.workers.claims import ClaimStore, identity, machine_id, process_start
 
 
@@ -261,27 +262,34 @@ def test_run_dir_names_are_deterministic_and_carry_the_seed() -> None:
     assert safe_name("bpe 16384/n3", "x") == "bpe-16384-n3"
 
 
-def test_job_scripts_for_slurm_and_pbs(tmp_path: Path) -> None:
-    from hsm_core.workers.layout import WorkerSweep
-    from hsm_core.workers.submit import SubmitRequest, render_pbs, render_slurm
+class _QueuePlugin:
+    """A batch scheduler that core knows nothing of but its record: its jobs set QUEUE_JOB."""
 
-    req = SubmitRequest(WorkerSweep(tmp_path / "grp"), tmp_path, tmp_path / "s.yaml", 4, "slurm", "slurm",
-                        ["--wandb-buffer"], {"walltime": "4:00:00", "gpus": 1, "memory": "16G", "partition": "gpu",
-                                             "setup_commands": ["module load cuda"]}, python="/usr/bin/python3")
-    text = render_slurm(req, "../../logs/workers")
-    assert text.splitlines()[:5] == ["#!/bin/bash", "#SBATCH --job-name=hsm-w-grp", "#SBATCH --array=0-3",
-                                     "#SBATCH --requeue", "#SBATCH --open-mode=append"]
-    for line in ("#SBATCH --time=04:00:00", "#SBATCH --partition=gpu", "#SBATCH --mem=16G", "#SBATCH --gres=gpu:1",
-                 "module load cuda"):
-        assert line in text
-    assert text.rstrip().splitlines()[-1] == (
-        f"exec /usr/bin/python3 -m hsm_core worker --sweep {tmp_path / 's.yaml'} --cluster slurm "
-        f"--project-dir {tmp_path} --wandb-buffer")
-    pbs = render_pbs(req, "../../logs/workers")
-    for line in ("#PBS -J 0-3", "#PBS -r y", "#PBS -l walltime=04:00:00", "#PBS -q gpu", "#PBS -l select=1:mem=16gb:ngpus=1"):
-        assert line in pbs
-    from hsm_core.plugin import ConfigError
+    @hookimpl
+    def hsm_register_compute_sources(self):
+        def job(env):
+            return {"HSM_JOB_ID": env["QUEUE_JOB"], "HSM_JOB_RESTART": env.get("QUEUE_RUNS", "")} if env.get("QUEUE_JOB") else None
 
-    req.options["partition"] = "gpu\n#SBATCH --uid=0"
-    with pytest.raises(ConfigError):
-        render_slurm(req, "logs")
+        def broken(env):
+            raise RuntimeError("a plugin bug")
+
+        return [ComputeSourceRecord("queue", "q", "x:y", batch_scheduler=True, job_from_env=job),
+                ComputeSourceRecord("aaa_broken", "b", "x:y", batch_scheduler=True, job_from_env=broken),
+                ComputeSourceRecord("plain", "not a scheduler", "x:y", job_from_env=broken)]
+
+
+def test_a_worker_knows_its_scheduler_job_from_hsm_variables_or_the_plugin_record() -> None:
+    from hsm_core.jobenv import claim_job, current_job, status_fields
+    from hsm_core.plugins import build_registry
+
+    registry = build_registry(entry_points=False, extra=[("queue", _QueuePlugin())])
+    assert current_job({}, registry) is None
+    # A job script of a scheduler plugin exports hsm's names: they win, no plugin is asked.
+    exported = {"HSM_JOB_ID": "9", "HSM_ARRAY_INDEX": "2", "HSM_JOB_RESTART": "", "QUEUE_JOB": "1"}
+    assert status_fields(current_job(exported, registry)) == {"job_id": "9", "array_index": "2"}
+    # A script the user wrote: the plugin recognises its own job (a broken one is passed over).
+    job = current_job({"QUEUE_JOB": "41", "QUEUE_RUNS": "3"}, registry)
+    assert claim_job(job) == {"key": "41", "restart": 3, "step": ""}
+    store = ClaimStore(Path("/nonexistent"), cluster="c", job=claim_job(job))
+    assert store.me["job"] == {"key": "41", "restart": 3, "step": ""}
+

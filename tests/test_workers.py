@@ -387,8 +387,15 @@ def test_stop_commands_name_the_recorded_scheduler_jobs(tmp_path: Path) -> None:
         {"source": "hpc", "submitter": "sbatch", "job_id": "3460"},
         {"source": "pbs", "submitter": "qsub", "job_id": "12.server"},
         {"source": "local", "pids": [2 ** 22 + 7]},  # long gone: not named
+        # Since issue 15 each submission records the command its scheduler's plugin gave to stop it
+        # (the entries above, from an older hsm, get theirs from the installed plugins).
+        {"source": "myqueue", "job_id": "5", "cancel": ["myq", "cancel", "5"]},
+        {"source": "myqueue", "job_id": "6", "cancel": ["myq", "cancel", "6"]},
+        {"source": "gone", "job_id": "7"},
     ]) + "\nnot json\n")
-    assert stop_commands(tmp_path) == ["scancel 3458 3460", "qdel 12.server"]
+    pytest.importorskip("hsm_plugin_slurm")
+    pytest.importorskip("hsm_plugin_pbs")
+    assert stop_commands(tmp_path) == ["scancel 3458 3460", "qdel 12.server", "myq cancel 5 6", "cancel job 7 of gone"]
 
 
 def test_git_check_refuses_a_project_behind_its_upstream(wp: Project, tmp_path: Path) -> None:
@@ -491,14 +498,14 @@ def test_submit_slurm_dry_run_writes_a_requeueable_array_script(wp: Project) -> 
     assert "--cluster slurm" in script
 
 
-@pytest.mark.parametrize("with_plugin", [False, True], ids=["core", "wandb-plugin"])
-def test_wandb_buffer_runs_offline_and_syncs_the_run_by_its_id(wp: Project, with_plugin: bool) -> None:
+#: Only the wandb plugin, which provides --wandb-buffer (the hsm_worker_feature hook).
+WANDB_PLUGIN = {"HSM_DISABLE_PLUGINS": "", "HSM_LOAD_PLUGINS": "wandb_sync"}
+
+
+def test_wandb_buffer_runs_offline_and_syncs_the_run_by_its_id(wp: Project) -> None:
     pytest.importorskip("wandb")
-    env = {**FAST, "WANDB_API_KEY": "", "WANDB_SILENT": "true"}
-    if with_plugin:
-        pytest.importorskip("hsm_plugin_wandb_sync")
-        env["HSM_DISABLE_PLUGINS"] = ""
-        env["HSM_LOAD_PLUGINS"] = "wandb_sync"
+    pytest.importorskip("hsm_plugin_wandb_sync")
+    env = {**FAST, **WANDB_PLUGIN, "WANDB_API_KEY": "", "WANDB_SILENT": "true"}
     (wp.root / "wb.py").write_text(
         "import os, wandb\n"
         "run = wandb.init(project='p')\n"
@@ -513,12 +520,9 @@ def test_wandb_buffer_runs_offline_and_syncs_the_run_by_its_id(wp: Project, with
     (line,) = (wp.root / "executions.log").read_text().splitlines()
     hsm_run_id, wandb_id, mode = line.split()
     assert mode == "offline"
-    if with_plugin:
-        from hsm_plugin_wandb_sync.env import run_id_for
+    from hsm_plugin_wandb_sync.env import run_id_for
 
-        assert wandb_id == run_id_for("wb", hsm_run_id)  # the plugin's per-sweep id, which its registry asks by
-    else:
-        assert wandb_id == hsm_run_id
+    assert wandb_id == run_id_for("wb", hsm_run_id)  # the plugin's per-sweep id, which its registry asks by
     (task,) = (sweep_dir(wp, "wb") / "tasks").iterdir()
     assert list(task.glob(f"wandb/offline-run-*/run-{wandb_id}.wandb"))
     # No W&B server here: the upload fails, is reported with the command to retry, and the task
@@ -528,16 +532,24 @@ def test_wandb_buffer_runs_offline_and_syncs_the_run_by_its_id(wp: Project, with
     assert st["state"] == "completed"
 
 
-def test_wandb_buffer_without_wandb_is_a_clear_error(wp: Project) -> None:
+def test_wandb_buffer_without_wandb_or_its_plugin_is_a_clear_error(wp: Project) -> None:
+    pytest.importorskip("hsm_plugin_wandb_sync")
     cfg = wp.write_sweep({"name": "nowb", "command": "sh task.sh {args}", "grid": {"x": [1]}}, "nowb.yaml")
     code = ("import sys; sys.modules['wandb'] = None; import importlib.util as u; "
             "u.find_spec = (lambda f: (lambda n, *a: None if n == 'wandb' else f(n, *a)))(u.find_spec); "
             "from hsm_core.cli.main import main; main(sys.argv[1:])")
+    env = {**os.environ, **FAST, **WANDB_PLUGIN, "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-c", code, "worker", "--sweep", str(cfg), "--wandb-buffer"], cwd=wp.root,
-                          capture_output=True, text=True, env={**os.environ, **FAST, "PATH": "/usr/bin:/bin"}, timeout=60)
+                          capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "--wandb-buffer needs the wandb package" in proc.stderr and "pip install wandb" in proc.stderr
     assert "Traceback" not in proc.stderr
+    # W&B is the plugin's business: without it the option says what to install, before any claim.
+    proc = wp.hsm("worker", "--sweep", str(cfg), "--wandb-buffer", env=FAST)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: the worker option 'wandb-buffer' needs a plugin that provides it")
+    assert "install hsm-plugin-wandb-sync with: " in proc.stderr
+    assert executions(wp) == [] and lock_files(wp, "nowb") == []
 
 
 def test_two_clusters_without_shared_storage_skip_runs_the_wandb_registry_calls_finished(wp: Project, tmp_path: Path) -> None:

@@ -33,7 +33,8 @@ def _element_running_a_task(project: Project, group: str, element: str) -> bool:
 def test_slurm_array_of_workers_survives_a_requeue(project: Project, cluster) -> None:
     (project.root / "ckpt.py").write_text(CKPT_PY)
     cfg = ckpt_sweep(project, "slurmw", steps=12, delay=0.1, seeds=list(range(8)))
-    env = {**cluster.env, **FAST, "HSM_COUNT_DIR": str(project.root)}
+    # The Slurm plugin writes and submits the array; in the job it tells each worker its element.
+    env = {**cluster.env, **FAST, "HSM_DISABLE_PLUGINS": "", "HSM_LOAD_PLUGINS": "slurm", "HSM_COUNT_DIR": str(project.root)}
     proc = project.hsm("worker", "submit", "--sweep", str(cfg), "--workers", "2", "--sources", "slurm", env=env)
     assert proc.returncode == 0, proc.stderr
     job = re.search(r"job (\d+)", proc.stdout).group(1)

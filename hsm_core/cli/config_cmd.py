@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import click
 
@@ -34,7 +33,6 @@ SCRIPT_CANDIDATES: tuple[str, ...] = (
 )
 #: Hydra config directories tried in this order.
 CONFIG_DIR_CANDIDATES: tuple[str, ...] = ("configs", "conf", "config")
-HPC_SYSTEMS: tuple[str, ...] = ("slurm", "pbs", "torque", "auto")
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,10 +50,12 @@ class ProjectInfo:
     train_script: str | None  # relative to root when inside it
     python: str
     conda_env: str | None
-    hpc_system: str | None  # "slurm", "pbs", "torque" or None
+    hpc_system: str | None  # the batch scheduler detected here (an installed plugin's), or None
     config_dir: str | None
     args_style: str  # "hydra" or "argparse"
     max_parallel_jobs: int = 4
+    #: Names ``hpc.system`` may take: the installed batch schedulers (and their aliases).
+    hpc_choices: list[str] = field(default_factory=list)
 
 
 def _pyproject_name(root: Path) -> str | None:
@@ -128,12 +128,9 @@ def _args_style(root: Path, script: str | None, config_dir: str | None) -> str:
     return "hydra"
 
 
-def detect_project(
-    root: Path,
-    environ: Mapping[str, str] | None = None,
-    which: Callable[..., str | None] = shutil.which,
-) -> ProjectInfo:
-    """Look at ``root`` and the environment; nothing is written."""
+def detect_project(root: Path, environ: Mapping[str, str] | None = None, registry: Any = None) -> ProjectInfo:
+    """Look at ``root`` and the environment; nothing is written. The batch scheduler is the first
+    installed one whose plugin detects it here (``registry``: default the process-wide one)."""
     env = os.environ if environ is None else environ
     root = Path(root).absolute()
     name, source = _pyproject_name(root), "pyproject.toml"
@@ -155,12 +152,18 @@ def detect_project(
         if cand.exists():
             python = str(cand)
 
-    path = env.get("PATH", "")
+    from hsm_core.plugins import get_registry
+    from hsm_core.sources import scheduler_names, scheduler_records
+
+    registry = registry if registry is not None else get_registry()
     hpc = None
-    if which("sbatch", path=path):
-        hpc = "slurm"  # Slurm sites often ship qsub wrappers too: prefer the native scheduler
-    elif which("qsub", path=path):
-        hpc = "pbs"
+    for rec in scheduler_records(registry).values():
+        try:
+            if rec.detected():  # a plugin's detect keeps schedulers apart (a native one over a wrapper)
+                hpc = rec.name
+                break
+        except HsmError:
+            continue
 
     script = _find_script(root)
     config_dir = _find_config_dir(root)
@@ -172,6 +175,7 @@ def detect_project(
         python=python,
         conda_env=conda_env,
         hpc_system=hpc,
+        hpc_choices=scheduler_names(registry),
         config_dir=config_dir,
         args_style=_args_style(root, script, config_dir),
     )
@@ -214,17 +218,14 @@ def render_project_config(info: ProjectInfo) -> str:
         '  # template: "{python} {script} {args}"',
         "",
         "hpc:",
-        f"  system: {info.hpc_system or 'auto'}  # slurm, pbs, torque, or auto (detected when used)",
+        f"  system: {info.hpc_system or 'auto'}  # {', '.join([*info.hpc_choices, 'auto'])} (auto: detected when used)",
         '  default_walltime: "04:00:00"',
-    ]
-    if info.hpc_system in ("pbs", "torque"):
-        out.append('  default_resources: "select=1:ncpus=4:mem=16gb"')
-    out += [
+        '  # default_resources: "cpus=4,mem=16G,gpus=1"',
         "  # default_queue: gpu",
         "  # setup_commands: [\"module load cuda\"]",
         "  # clusters:            # named clusters for --sources hpc:NAME",
         "  #   mycluster:",
-        "  #     system: slurm",
+        f"  #     system: {info.hpc_system or (info.hpc_choices or ['auto'])[0]}",
         "  #     host: login.example.org",
         "",
         "compute:",
@@ -330,7 +331,7 @@ def _ask_interactively(info: ProjectInfo) -> ProjectInfo:
     script = str(_ask("Training script (empty for none)", info.train_script or "", show_default=True)).strip()
     info.train_script = script or None
     info.python = str(_ask("Python interpreter", info.python)).strip() or info.python
-    choice = click.Choice(list(HPC_SYSTEMS), case_sensitive=False)
+    choice = click.Choice([*info.hpc_choices, "auto"], case_sensitive=False)
     info.hpc_system = str(_ask("HPC system", info.hpc_system or "auto", type=choice)).lower()
     if info.hpc_system == "auto":
         info.hpc_system = None
@@ -361,7 +362,8 @@ def _info_table(info: ProjectInfo) -> Any:
     if info.hpc_system:
         table.add_row("HPC System", "✅ Detected", info.hpc_system.upper())
     else:
-        table.add_row("HPC System", "➖ None", "no sbatch or qsub on PATH (local and SSH sources work)")
+        found = ", ".join(info.hpc_choices) or "no scheduler plugin installed"
+        table.add_row("HPC System", "➖ None", f"none found here ({found}; local and SSH sources work)")
     if info.config_dir:
         table.add_row("Config Directory", "✅ Found", str(info.root / info.config_dir))
     else:
@@ -522,10 +524,20 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
     from hsm_core.preflight import check_project, check_run, sources_setting, strategy_setting
 
     check_project(cfg, registry)
+    for name, path in cfg.layers:
+        if name != "project":
+            click.echo(f"OK  {_rel(path, Path.cwd().absolute())} ({name} layer)")
     if cfg.path is not None:
         click.echo(f"OK  {_rel(cfg.path, Path.cwd().absolute())}")
     else:
         click.echo(f"no hsm_config.yaml in {root} (defaults apply; `hsm config init` creates one)")
+    from hsm_core.config import key_path
+    from hsm_core.sources import unprovided_sources
+
+    for path, message in unprovided_sources(cfg.data, registry):
+        line = cfg.line_of(path)
+        where = (cfg.file_of(path) or "") + (f":{line}" if line else "")
+        click.echo(f"warning: {where + ': ' if where else ''}{key_path(path)}: {message}", err=True)
     for path in configs:
         data = load_sweep_file(path, registry)
         spec = spec_from_dict(data, registry, path)
@@ -614,7 +626,32 @@ def show_command(project_dir: Path | None, as_json: bool) -> None:
         return
     where = str(cfg.path) if cfg.path else f"no hsm_config.yaml in {cfg.root}: defaults only"
     click.echo(f"# {where}")
-    click.echo(dump_yaml(data), nl=False)
+    for name, path in cfg.layers:
+        click.echo(f"# layer {name}: {path}")
+    if not cfg.layers:
+        click.echo(dump_yaml(data), nl=False)
+        return
+    from hsm_core.config import display_path
+    from hsm_core.config_layers import origins
+
+    names = {display_path(path): name for name, path in cfg.layers}
+    click.echo("# each value says the layer it comes from (lowest first: site, user, HSM_CONFIG, project)")
+    click.echo("\n".join(_annotated(data, origins(cfg.raw, names))))
+
+
+def _annotated(data: Any, where: Mapping[tuple[Any, ...], str], prefix: tuple[Any, ...] = (), indent: str = "") -> list[str]:
+    """``data`` as block YAML, each value followed by ``# <layer>`` (``default`` when no file set it)."""
+    from hsm_core.config import yaml_inline
+
+    lines = []
+    for key, value in data.items():
+        path = prefix + (key,)
+        if isinstance(value, dict) and value:
+            lines.append(f"{indent}{yaml_inline(key)}:")
+            lines += _annotated(value, where, path, indent + "  ")
+        else:
+            lines.append(f"{indent}{yaml_inline(key)}: {yaml_inline(value)}  # {where.get(path, 'default')}")
+    return lines
 
 
 def _hide_secrets(value: Any, key: str = "") -> Any:

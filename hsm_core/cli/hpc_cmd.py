@@ -1,6 +1,6 @@
 """``hsm cancel``, ``hsm queue`` and ``hsm test hpc[:NAME]``.
 
-``cancel`` works for every source that can attach to running tasks (local processes, Slurm and PBS
+``cancel`` works for every source that can attach to running tasks (local processes, scheduler
 jobs ...): it rebuilds the sweep's sources from ``sweep_metadata.yaml``, attaches to the active
 tasks, cancels them and marks them cancelled. ``queue`` and ``test`` talk to a batch scheduler
 through the source that ``--sources hpc[:NAME]`` would use.
@@ -157,7 +157,7 @@ def _refuse_worker_sweep(sweep: Any, meta: dict[str, Any]) -> None:
     from hsm_core.workers.layout import continue_command
     from hsm_core.workers.stop import stop_commands
 
-    commands = stop_commands(sweep.path)
+    commands = stop_commands(sweep.path, _registry())
     how = "; ".join(commands) if commands else "stop each hsm worker where it runs (Ctrl-C, kill, or its scheduler job)"
     raise HsmError(
         f"sweep {sweep.sweep_id!r} is run by pull-based workers: stop them with: {how}",
@@ -170,7 +170,7 @@ def _refuse_worker_sweep(sweep: Any, meta: dict[str, Any]) -> None:
 @click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to wait for the tasks to stop.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 def cancel_command(sweep_id: str, wait: float, project_dir: str | None) -> None:
-    """Cancel the queued and running tasks of SWEEP_ID (scancel/qdel for scheduler jobs)."""
+    """Cancel the queued and running tasks of SWEEP_ID (scheduler jobs are cancelled through the scheduler)."""
     from hsm_core.workers.layout import find_sweep
 
     registry = _registry()
@@ -193,9 +193,9 @@ def cancel_command(sweep_id: str, wait: float, project_dir: str | None) -> None:
 
 
 def scheduler_source(target: str, project: Any, registry: Any, sweep_dir: Path | None = None, sweep_id: str = "hsm_test") -> Any:
-    """The scheduler source ``--sources TARGET`` would create (``hpc``, ``hpc:NAME``, ``slurm``)."""
+    """The scheduler source ``--sources TARGET`` would create (``hpc``, ``hpc:NAME``, a scheduler's name)."""
     from hsm_core.plugin import ArrayJobSource
-    from hsm_core.sources import create_sources, parse_sources
+    from hsm_core.sources import create_sources, parse_sources, scheduler_names
 
     requests = parse_sources(target, project.data, registry)
     if len(requests) != 1:
@@ -203,7 +203,8 @@ def scheduler_source(target: str, project: Any, registry: Any, sweep_dir: Path |
     context = _context(project, registry, sweep_id, sweep_dir or project.output_dir)
     source = create_sources(requests, registry, context)[0]
     if not isinstance(source, ArrayJobSource):
-        raise HsmError(f"{target!r} is a {type(source).__name__}, not a batch scheduler", hint="use hpc, hpc:NAME, slurm or pbs")
+        raise HsmError(f"{target!r} is a {type(source).__name__}, not a batch scheduler",
+                       hint="use " + ", ".join(["hpc", "hpc:NAME", *scheduler_names(registry)]))
     return source
 
 
@@ -213,7 +214,7 @@ def scheduler_source(target: str, project: Any, registry: Any, sweep_dir: Path |
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes with --watch.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 def queue_command(cluster: str | None, watch: bool, interval: float, project_dir: str | None) -> None:
-    """Show your jobs in the scheduler's queue (squeue / qstat)."""
+    """Show your jobs in the batch scheduler's queue (hpc.system, or the one found here)."""
     registry = _registry()
     project = _project(project_dir, registry)
     source = scheduler_source(f"hpc:{cluster}" if cluster else "hpc", project, registry)
@@ -314,7 +315,7 @@ def test_hpc(target: str, project: Any, registry: Any, *, timeout: float = 120.0
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the test job.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 def test_command(target: str, timeout: float, project_dir: str | None) -> None:
-    """Check a compute target: hpc, hpc:NAME, slurm, pbs, torque, or what a plugin adds (ssh:NAME).
+    """Check a compute target: hpc, hpc:NAME, an installed scheduler, or what a plugin adds (ssh:NAME).
 
     Each installed plugin answers for its own targets through the hsm_test_target hook.
     """
@@ -324,8 +325,10 @@ def test_command(target: str, timeout: float, project_dir: str | None) -> None:
     root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
     passed = registry.hook.hsm_test_target(target=target, project_root=str(root), timeout=timeout, echo=click.echo)
     if passed is None:
+        from hsm_core.sources import scheduler_names
+
         raise HsmError(f"no installed plugin tests {target!r}",
-                       hint="targets: hpc, hpc:NAME, slurm, pbs, torque; ssh:NAME with hsm-plugin-ssh")
+                       hint="targets: " + ", ".join(["hpc", "hpc:NAME", *scheduler_names(registry)]) + "; other kinds with their plugins")
     if not passed:
         click.echo(f"{target}: some checks failed (see above).", err=True)
         click.get_current_context().exit(1)

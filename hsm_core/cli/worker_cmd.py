@@ -45,7 +45,10 @@ def _setup(sweep_file: str | None, project_dir: str | None, cluster: str, storag
 @click.option("--sweep", "sweep_file", type=click.Path(dir_okay=False), help="The sweep file (YAML) to work on.")
 @click.option("--cluster", default="local", show_default=True, envvar="HSM_CLUSTER",
               help="Name of this cluster: recorded with each claim, selects workers.clusters.NAME settings.")
-@click.option("--wandb-buffer", is_flag=True, help="Run wandb offline in the task and sync at checkpoints and at the end.")
+@click.option("--wandb-buffer", is_flag=True,
+              help="Run wandb offline in the task and sync at checkpoints and at the end (hsm-plugin-wandb-sync).")
+@click.option("--feature", "features", multiple=True, metavar="NAME",
+              help="A worker option a plugin provides (repeatable); --wandb-buffer is --feature wandb-buffer.")
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Stop after running N tasks.")
 @click.option("--allow-behind", is_flag=True, help="Run even if the project is behind its git upstream.")
 @click.option("--storage-root", type=click.Path(file_okay=False),
@@ -59,12 +62,12 @@ def _setup(sweep_file: str | None, project_dir: str | None, cluster: str, storag
 @click.option("--all", "all_rows", is_flag=True, help="With --status: list every configuration, even in a long sweep.")
 @click.option("--project-dir", type=click.Path(file_okay=False), help="Project root (default: found from the current dir).")
 @click.pass_context
-def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, max_tasks, allow_behind, storage_root, idle_exit,
-                 retry_failed, registry_name, show_status, as_json, summary, all_rows, project_dir) -> None:
+def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, features, max_tasks, allow_behind, storage_root,
+                 idle_exit, retry_failed, registry_name, show_status, as_json, summary, all_rows, project_dir) -> None:
     """Claim and run the configurations of a sweep file until none is left.
 
-    Start as many identical workers as you like (by hand, or `sbatch --array=0-7 run_sweep.sh`,
-    or `hsm worker submit`); they coordinate through lock files in the sweep directory.
+    Start as many identical workers as you like (by hand, as an array job of your scheduler, or
+    with `hsm worker submit`); they coordinate through lock files in the sweep directory.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -90,7 +93,8 @@ def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, max_task
     from hsm_core.workers.worker import Worker, WorkerOptions
 
     check_not_behind(setup.project.root, allow_behind)
-    worker = Worker(setup, registry, WorkerOptions(wandb_buffer=wandb_buffer, max_tasks=max_tasks, idle_exit=idle_exit,
+    features = tuple(dict.fromkeys((*(("wandb-buffer",) if wandb_buffer else ()), *features)))
+    worker = Worker(setup, registry, WorkerOptions(features=features, max_tasks=max_tasks, idle_exit=idle_exit,
                                                    retry_failed=retry_failed))
     report = worker.run()
     ctx.exit(report.exit_code)
@@ -99,15 +103,18 @@ def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, max_task
 @worker_group.command("submit")
 @click.option("--sweep", "sweep_file", required=True, type=click.Path(dir_okay=False), help="The sweep file (YAML).")
 @click.option("--workers", "-n", "count", required=True, type=click.IntRange(min=1), help="How many workers.")
-@click.option("--sources", "-s", "source", default="slurm", show_default=True, type=click.Choice(["slurm", "pbs", "local"]),
-              help="Where the workers run: a Slurm array, a PBS array, or local background processes.")
-@click.option("--cluster", default=None, help="Cluster name passed to the workers (default: the source's name).")
+@click.option("--sources", "-s", "source", default="hpc", show_default=True,
+              help="Where the workers run: an installed batch scheduler (one array job; `hsm plugins` lists them), hpc "
+                   "(hpc.system, else the scheduler found here), or local (background processes).")
+@click.option("--cluster", default=None, help="Cluster name passed to the workers, and its hpc.clusters entry "
+                                              "(default: the source's name).")
 @click.option("--walltime", help="Per worker, e.g. 04:00:00 (default: hpc.default_walltime).")
-@click.option("--partition", help="Partition (Slurm) or queue (PBS).")
+@click.option("--partition", help="The scheduler's partition or queue.")
 @click.option("--gpus", type=click.IntRange(min=1), help="GPUs per worker.")
 @click.option("--cpus", type=click.IntRange(min=1), help="CPUs per worker.")
 @click.option("--memory", help="Memory per worker, e.g. 16G.")
 @click.option("--wandb-buffer", is_flag=True, help="Passed to every worker.")
+@click.option("--feature", "features", multiple=True, metavar="NAME", help="Passed to every worker (repeatable).")
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Passed to every worker.")
 @click.option("--allow-behind", is_flag=True, help="Skip the git check here and in the workers.")
 @click.option("--storage-root", type=click.Path(file_okay=False), help="Passed to every worker.")
@@ -116,13 +123,15 @@ def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, max_task
 @click.option("--registry", "registry_name", help="Passed to every worker.")
 @click.option("--dry-run", is_flag=True, help="Write the job script and print it; submit nothing.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def submit_command(sweep_file, count, source, cluster, walltime, partition, gpus, cpus, memory, wandb_buffer, max_tasks,
-                   allow_behind, storage_root, idle_exit, retry_failed, registry_name, dry_run, project_dir) -> None:
-    """Start N workers on SWEEP: one Slurm/PBS array job of N elements, or N local processes."""
+def submit_command(sweep_file, count, source, cluster, walltime, partition, gpus, cpus, memory, wandb_buffer, features,
+                   max_tasks, allow_behind, storage_root, idle_exit, retry_failed, registry_name, dry_run, project_dir) -> None:
+    """Start N workers on SWEEP: one array job of N elements on a batch scheduler, or N local processes."""
     from hsm_core.workers.gitcheck import check_not_behind
-    from hsm_core.workers.submit import SubmitRequest, scheduler_options, submit
+    from hsm_core.workers.submit import SubmitRequest, scheduler_request, submit
 
-    cluster = cluster or source
+    registry = _registry()
+    overrides = {"walltime": walltime, "partition": partition, "gpus": gpus, "cpus": cpus, "memory": memory}
+    kind, cluster, options = scheduler_request(source, _project(project_dir, registry).data, registry, cluster, overrides)
     setup, _registry_obj, settings = _setup(sweep_file, project_dir, cluster, storage_root, registry_name)
     check_not_behind(setup.project.root, allow_behind)
     setup.sweep.ensure(project_root=setup.project.root, sweep_file=setup.sweep_file, tasks=setup.tasks, cluster=cluster)
@@ -133,14 +142,14 @@ def submit_command(sweep_file, count, source, cluster, walltime, partition, gpus
                      ("--retry-failed", retry_failed)):
         if on:
             args.append(flag)
+    for name in features:
+        args += ["--feature", name]
     if max_tasks:
         args += ["--max-tasks", str(max_tasks)]
     if registry_name:
         args += ["--registry", registry_name]
-    options = scheduler_options(setup.project.data, cluster,
-                                {"walltime": walltime, "partition": partition, "gpus": gpus, "cpus": cpus, "memory": memory})
-    req = SubmitRequest(setup.sweep, setup.project.root, setup.sweep_file, count, source, cluster, args, options)
-    result = submit(req, dry_run=dry_run)
+    req = SubmitRequest(setup.sweep, setup.project.root, setup.sweep_file, count, kind, cluster, args, options)
+    result = submit(req, registry, setup.project.data, dry_run=dry_run)
     if result.script is not None and dry_run:
         click.echo(result.script.read_text(), nl=False)
         click.echo(f"# written to {result.script}; submit with: cd {result.script.parent} && {' '.join(result.command)}")
@@ -151,7 +160,7 @@ def submit_command(sweep_file, count, source, cluster, walltime, partition, gpus
     if result.source == "local":
         click.echo(f"Started {count} local worker(s): pids {' '.join(map(str, result.pids))}")
     else:
-        click.echo(f"Submitted {count} worker(s) to {source}: job {result.job_id} ({result.script})")
+        click.echo(f"Submitted {count} worker(s) to {kind}: job {result.job_id} ({result.script})")
     click.echo(f"Status: hsm worker --sweep {sweep_file} --status")
 
 

@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         ResultCollector,
         SyncTransport,
         TaskRegistry,
+        WorkerFeature,
     )
     from hsm_core.plugin.errors import ComponentNotFound, ConfigError, HsmError, SourceUnavailable
     from hsm_core.plugin.files import (
@@ -118,6 +119,8 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         TaskState,
         TaskUpdate,
         TransferResult,
+        WorkerArray,
+        WorkersSubmitted,
     )
     from hsm_core.plugin.version import CORE_VERSION, PLUGIN_API_VERSION
 
@@ -151,6 +154,7 @@ _SUBMODULE: dict[str, str] = {
         "SyncTransport",
         "TaskRegistry",
         "Host",
+        "WorkerFeature",
     ),
     **_names(
         "values",
@@ -163,6 +167,8 @@ _SUBMODULE: dict[str, str] = {
         "CommandResult",
         "TransferResult",
         "SyncItem",
+        "WorkerArray",
+        "WorkersSubmitted",
     ),
     **_names("errors", "HsmError", "ConfigError", "ComponentNotFound", "SourceUnavailable"),
     **_names(
@@ -246,6 +252,7 @@ __all__ = [
     "SyncTransport",
     "TaskRegistry",
     "Host",
+    "WorkerFeature",
     # values
     "TaskState",
     "TaskSpec",
@@ -256,6 +263,8 @@ __all__ = [
     "CommandResult",
     "TransferResult",
     "SyncItem",
+    "WorkerArray",
+    "WorkersSubmitted",
     # errors
     "HsmError",
     "ConfigError",

@@ -22,6 +22,8 @@ from hsm_core.plugin.values import (
     TaskSpec,
     TaskUpdate,
     TransferResult,
+    WorkerArray,
+    WorkersSubmitted,
 )
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "SyncTransport",
     "TaskRegistry",
     "Host",
+    "WorkerFeature",
 ]
 
 
@@ -113,6 +116,12 @@ class ComputeSource(abc.ABC):
         Return True if this source's tasks survive the controller; the default is False.
         """
         return False
+
+    def submit_workers(self, workers: "WorkerArray", *, dry_run: bool = False) -> "WorkersSubmitted":
+        """Start ``workers.count`` pull-based workers as one job of this source (``hsm worker submit
+        --sources KIND``): write the job script into ``workers.script_dir``, then submit it unless
+        ``dry_run``. Default: not supported (``hsm_core.plugin.ArrayJobSource`` implements it)."""
+        raise NotImplementedError(f"the {self.name} source cannot start workers")
 
 
 class DispatchStrategy(abc.ABC):
@@ -297,3 +306,25 @@ class Host(abc.ABC):
     def is_local(self) -> bool:
         """True when paths on this host are paths on this machine."""
         return False
+
+
+class WorkerFeature:
+    """Something a pull-based worker does around every task it runs, turned on by a worker option.
+
+    ``hsm worker --wandb-buffer`` asks the ``hsm_worker_feature`` hook for ``"wandb-buffer"``; the
+    plugin that provides it returns one of these. Every method has a default that does nothing.
+    """
+
+    def task_env(self, task_dir: Path, project_root: Path, environ: Mapping[str, str]) -> dict[str, str]:
+        """Extra environment for the task; ``environ`` is what it gets otherwise. Default: none."""
+        return {}
+
+    def task_started(self, task_dir: Path, checkpoint_dir: Path, environ: Mapping[str, str]) -> None:
+        """The task starts with ``environ`` (its whole environment)."""
+
+    def heartbeat(self) -> None:
+        """Called on every heartbeat of the worker's claim while the task runs (keep it short)."""
+
+    def task_ended(self, state: str, stopping: bool) -> None:
+        """The task ended in ``state``; ``stopping``: the worker was signalled and exits soon (a
+        preempted job: the scheduler's SIGKILL follows)."""

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SyncTransportRecord,
         TaskRegistryRecord,
     )
+    from hsm_core.plugin.components import WorkerFeature
     from hsm_core.plugin.values import SyncItem, TaskSpec
 
 __all__ = ["PROJECT_NAME", "hookimpl"]
@@ -134,6 +135,17 @@ def hsm_test_target(target: str, project_root: str, timeout: float, echo: Callab
     ``timeout`` seconds), print one line per check through ``echo`` and return True when every
     check passed, False when one failed (the command then exits 1). ``project_root`` is the
     project the command runs in. Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def hsm_worker_feature(name: str, log: Callable[[str], None]) -> WorkerFeature | None:
+    """Return the :class:`~hsm_core.plugin.WorkerFeature` that implements worker option ``name``
+    (``"wandb-buffer"`` for ``hsm worker --wandb-buffer``), or None when it is not this plugin's.
+
+    Called once per requested option when an ``hsm worker`` starts; ``log`` writes a line to the
+    worker's log. A requested option that no plugin provides stops the worker (exit 2) before it
+    claims anything. Stops at the first non-None result.
     """
 
 

@@ -76,17 +76,34 @@ class StrategyRecord(ComponentRecord):
 
 @dataclass(frozen=True)
 class ComputeSourceRecord(ComponentRecord):
-    """A kind of compute source (``local``, ``ssh``, ``slurm``, ``pbs``)."""
+    """A kind of compute source (``local``, ``ssh``, a batch scheduler ...).
 
-    #: Other spellings accepted in ``--sources`` (e.g. ``hpc`` resolves through ``detect``).
+    Core learns everything it needs about a kind from this record and its class (docs/hpc.md,
+    "Scheduler plugins"): where its options live, whether it is a batch scheduler, its aliases,
+    how to detect it, and how to recognise its own jobs from their environment.
+    """
+
+    #: Other spellings accepted in ``--sources`` and ``hpc.system``.
     aliases: tuple[str, ...] = ()
     #: Optional ``"module:attr"`` of a zero-argument callable returning True when this kind of
-    #: source is usable on this machine (``hpc`` auto-detection asks every record).
+    #: source is usable on this machine (``--sources hpc`` asks every batch scheduler's record).
     detect: str | Callable[[], bool] | None = None
     #: Programs the source runs on this machine when its options name no login-node ``host:``
-    #: (a scheduler's client commands, e.g. ``("sbatch", "squeue", "scancel")``): ``hsm run``,
-    #: ``--dry-run`` and ``hsm config validate`` refuse up front, naming the first one missing.
+    #: (a scheduler's client commands, e.g. submit, query, cancel): ``hsm run``, ``--dry-run`` and
+    #: ``hsm config validate`` refuse up front, naming the first one missing.
     local_commands: tuple[str, ...] = ()
+    #: A batch scheduler (array jobs): ``hpc.system`` and ``--sources hpc[:CLUSTER]`` may name it, its
+    #: options are also read from ``hpc:`` and ``hpc.clusters.NAME``, and ``hsm worker submit``,
+    #: ``hsm queue`` and ``hsm test`` accept it (its class is a ``hsm_core.plugin.ArrayJobSource``).
+    batch_scheduler: bool = False
+    #: Where the kind's options live in ``hsm_config.yaml`` (dotted; ``config_schema`` validates them
+    #: there). Default ``compute.<name>``. A section ending in ``.*`` holds one entry per instance,
+    #: selected as ``KIND:NAME`` (the ssh plugin: ``distributed.remotes.*``).
+    config_section: str = ""
+    #: Optional ``"module:attr"`` of ``f(environ) -> dict | None``: when ``environ`` is that of one
+    #: of this scheduler's jobs, the job as ``HSM_JOB_*`` variables (``hsm_core.jobenv``), else None.
+    #: Pull-based workers started by hand inside a job (``sbatch run_worker.sh``) use it for claims.
+    job_from_env: str | Callable[[Mapping[str, str]], Mapping[str, str] | None] | None = None
     kind: ClassVar[str] = "compute_source"
 
     def detected(self) -> bool:
@@ -95,6 +112,18 @@ class ComputeSourceRecord(ComponentRecord):
             return False
         fn = load_object(self.detect) if isinstance(self.detect, str) else self.detect
         return bool(fn())
+
+    def options_section(self) -> str:
+        """``config_section``, or ``compute.<name>`` when the record names none."""
+        return self.config_section or f"compute.{self.name}"
+
+    def running_job(self, environ: Mapping[str, str]) -> dict[str, str] | None:
+        """The job of this scheduler that ``environ`` belongs to, as ``HSM_JOB_*`` variables, or None."""
+        if self.job_from_env is None:
+            return None
+        fn = load_object(self.job_from_env) if isinstance(self.job_from_env, str) else self.job_from_env
+        job = fn(environ)
+        return {str(k): str(v) for k, v in job.items()} if job else None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ __all__ = [
     "CommandResult",
     "TransferResult",
     "SyncItem",
+    "WorkerArray",
+    "WorkersSubmitted",
 ]
 
 
@@ -160,3 +162,34 @@ class CommandResult:
     returncode: int
     stdout: str
     stderr: str
+
+
+@dataclass(frozen=True)
+class WorkerArray:
+    """What ``hsm worker submit`` asks a scheduler for: ``count`` identical workers, one per element."""
+
+    count: int
+    #: The argv each worker runs (``python -m hsm_core worker --sweep FILE --cluster NAME ...``).
+    command: tuple[str, ...]
+    job_name: str
+    #: The workers' working directory.
+    project_root: Path
+    #: Where the job script is written (and kept, to be read, edited or submitted again by hand).
+    script_dir: Path
+    #: Where the scheduler writes each worker's output.
+    log_dir: Path
+    #: Makes the script's file name unique (``workers_<stamp><suffix>``).
+    stamp: str
+
+
+@dataclass
+class WorkersSubmitted:
+    """What :meth:`ComputeSource.submit_workers` did."""
+
+    script: Path
+    #: The scheduler's job id (None for a dry run).
+    job_id: str | None
+    #: How the script is submitted, run in its directory (``["sbatch", "--parsable", "workers_1.sbatch"]``).
+    submit_command: list[str]
+    #: What stops the workers (``hsm cancel`` of the sweep prints it); empty for a dry run.
+    cancel_command: list[str] = field(default_factory=list)

@@ -3,7 +3,7 @@
 Each worker expands the sweep file, claims the next unfinished configuration with an atomic lock
 file (``.locks/<run id>.lock``), runs it with the core task runner and loops until nothing is left.
 No server and no database: the sweep directory on (shared) storage is the whole state, so workers
-may be started by hand, as a Slurm/PBS array, on several clusters, killed and restarted at will.
+may be started by hand, as a scheduler's array job, on several clusters, killed and restarted at will.
 
 Modules, one concern each:
 
@@ -13,6 +13,7 @@ Modules, one concern each:
 * :mod:`~hsm_core.workers.execute` - running one claimed task under the core runner.
 * :mod:`~hsm_core.workers.worker` - the worker loop (resume first, then new work).
 * :mod:`~hsm_core.workers.status` - the status table (``hsm worker --status``).
-* :mod:`~hsm_core.workers.gitcheck`, :mod:`~hsm_core.workers.wandb_buffer`,
-  :mod:`~hsm_core.workers.registries`, :mod:`~hsm_core.workers.submit` - the extras.
+* :mod:`~hsm_core.workers.gitcheck`, :mod:`~hsm_core.workers.registries`,
+  :mod:`~hsm_core.workers.submit`, :mod:`~hsm_core.workers.stop` - the extras. Options such as
+  ``--wandb-buffer`` come from plugins (the ``hsm_worker_feature`` hook).
 """

@@ -10,8 +10,8 @@ Protocol (all on the sweep's ``.locks/`` directory, which may be on NFS v3+):
   token (or no file) means the claim was taken over: the holder must stop its task without
   writing anything more.
 * **Verdict** on someone else's lock: *dead* when its process is provably gone (same machine and
-  the pid is not that process any more, or an earlier incarnation of this very Slurm job, which
-  Slurm only requeues after killing it); *stale* when its file was not rewritten for
+  the pid is not that process any more, or an earlier incarnation of this very scheduler job, which
+  a scheduler only requeues after killing it); *stale* when its file was not rewritten for
   ``stale_timeout`` seconds. Ages use the file's mtime against the *filesystem's* clock (measured
   by writing a probe file), never only the time written inside the file: a holder whose clock is
   ahead cannot make its lock look fresh forever, and client/server clock skew on NFS cancels out.
@@ -72,33 +72,9 @@ def process_alive(pid: int, start: str | None) -> bool:
     return processes.is_running(f"{pid}:{start if start is not None else '?'}") is not False
 
 
-def scheduler_job(env: Mapping[str, str] | None = None) -> dict[str, Any] | None:
-    """The scheduler job this process runs in: ``{"key": ..., "restart": N}``, or None.
-
-    The key names the array element (``SLURM_ARRAY_JOB_ID_SLURM_ARRAY_TASK_ID``) or the job; the
-    restart count (``SLURM_RESTART_COUNT``) grows each time Slurm requeues it.
-    """
-    env = os.environ if env is None else env
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        key = f"slurm:{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    elif env.get("SLURM_JOB_ID"):
-        key = f"slurm:{env['SLURM_JOB_ID']}"
-    elif env.get("PBS_JOBID"):
-        return {"key": f"pbs:{env['PBS_JOBID']}", "restart": None}
-    else:
-        return None
-    try:
-        restart = int(env.get("SLURM_RESTART_COUNT") or 0)
-    except ValueError:
-        restart = 0
-    # A worker started in the background of a job step has its own step/proc ids: keep them apart.
-    step = env.get("SLURM_STEP_ID", "")
-    proc = env.get("SLURM_PROCID", "")
-    return {"key": key, "restart": restart, "step": f"{step}.{proc}"}
-
-
-def identity(cluster: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """What a lock says about its holder (without token and times)."""
+def identity(cluster: str, job: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a lock says about its holder (without token and times). ``job``: the scheduler job
+    this process runs in, ``{"key", "restart", "step"}`` (:func:`hsm_core.jobenv.claim_job`)."""
     pid = os.getpid()
     return {
         "host": socket.gethostname(),
@@ -106,7 +82,7 @@ def identity(cluster: str, env: Mapping[str, str] | None = None) -> dict[str, An
         "pid": pid,
         "pid_start": process_start(pid),
         "cluster": cluster,
-        "job": scheduler_job(env),
+        "job": dict(job) if job else None,
     }
 
 
@@ -157,13 +133,15 @@ class ClaimStore:
     cluster: str = "local"
     stale_timeout: float = 300.0
     me: dict[str, Any] = field(default_factory=dict)
+    #: The scheduler job this worker runs in (see :func:`identity`), when ``me`` is not given.
+    job: Mapping[str, Any] | None = None
     _offset: float = 0.0
     _offset_at: float = float("-inf")
 
     def __post_init__(self) -> None:
         self.locks_dir = Path(self.locks_dir)
         if not self.me:
-            self.me = identity(self.cluster)
+            self.me = identity(self.cluster, self.job)
 
     # -- paths ---------------------------------------------------------------------------------
     def lock_path(self, run_id: str) -> Path:
@@ -237,7 +215,7 @@ class ClaimStore:
                 and isinstance(mine.get("restart"), int)
                 and theirs["restart"] < mine["restart"]
             ):
-                # Slurm requeues a job only after killing it: an earlier run of our own job is dead.
+                # A scheduler requeues a job only after killing it: an earlier run of our own job is dead.
                 return "dead", f"earlier run of job {theirs['key']} (restart {theirs['restart']})"
         if age > self.stale_timeout:
             return "stale", f"no heartbeat for {age:.0f}s (timeout {self.stale_timeout:g}s)"

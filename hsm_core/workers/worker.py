@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hsm_core.config import ProjectConfig
+from hsm_core.jobenv import claim_job, current_job, status_fields
 from hsm_core.metrics import collect_metrics, load_collectors
-from hsm_core.plugin import TaskState
+from hsm_core.plugin import HsmError, TaskState
 from hsm_core.prepare import command_plan, task_env
 from hsm_core.state import now_iso, read_status
 from hsm_core.sweep import SweepSpec, load_spec
@@ -48,7 +49,9 @@ DONE_ELSEWHERE = "done elsewhere"
 class WorkerOptions:
     """Command-line choices of one worker."""
 
-    wandb_buffer: bool = False
+    #: Worker options plugins provide (``wandb-buffer`` for ``--wandb-buffer``: the
+    #: ``hsm_worker_feature`` hook), each run around every task.
+    features: tuple[str, ...] = ()
     max_tasks: int | None = None
     idle_exit: bool = False
     retry_failed: bool = False
@@ -88,6 +91,20 @@ def has_checkpoint(path: Path) -> bool:
         return False
 
 
+def load_feature(registry: Any, name: str, log: Callable[[str], None]) -> Any:
+    """The :class:`~hsm_core.plugin.WorkerFeature` a plugin provides for worker option ``name``
+    (``hsm_worker_feature`` hook); an option no installed plugin provides is a one-line error."""
+    feature = registry.hook.hsm_worker_feature(name=name, log=log)
+    if feature is None:
+        from hsm_core.install_hints import install_hint
+        from hsm_core.plugins import PACKAGE_HINTS, WORKER_FEATURE
+
+        dists = PACKAGE_HINTS.get((WORKER_FEATURE, name))
+        raise HsmError(f"the worker option {name!r} needs a plugin that provides it, and none of the installed plugins does",
+                       hint=install_hint(*dists) if dists else "`hsm plugins` lists what is installed")
+    return feature
+
+
 @dataclass
 class WorkerSweepSetup:
     """Everything a worker or the status table needs about one sweep file."""
@@ -109,7 +126,8 @@ def open_sweep(project: ProjectConfig, sweep_file: Path, registry: Any, settings
     tasks = expand_tasks(spec, registry)
     path = sweep_location(project.output_dir, project.name, group, settings.storage_root)
     sweep = WorkerSweep(path)
-    store = ClaimStore(sweep.locks_dir, cluster=settings.cluster, stale_timeout=settings.stale_timeout)
+    store = ClaimStore(sweep.locks_dir, cluster=settings.cluster, stale_timeout=settings.stale_timeout,
+                       job=claim_job(current_job(os.environ, registry)))
     return WorkerSweepSetup(project, Path(sweep_file), spec, group, tasks, sweep, store, settings)
 
 
@@ -145,11 +163,9 @@ class Worker:
                                       project_config=setup.project.data)
             self.task_registry = RegistryView(impl, self.settings.registry, self.sweep.sweep_id, self.log)
         self.collectors = load_collectors(registry)
-        self.wandb = None
-        if options.wandb_buffer:
-            from hsm_core.workers.wandb_buffer import WandbBuffer
-
-            self.wandb = WandbBuffer(self.log)
+        self.features = [load_feature(registry, name, self.log) for name in options.features]
+        #: The scheduler job this worker runs in, under hsm's names (recorded with each task).
+        self.job = current_job(os.environ, registry)
         if options.poll is not None:
             self.poll = options.poll
         else:
@@ -300,7 +316,7 @@ class Worker:
         the task's start is the worker's overhead per task, logged as "picked in")."""
         task_dir = self.sweep.path_of(t)
         with Session(self.store, claim, self.settings.heartbeat_interval,
-                     on_tick=self.wandb.tick if self.wandb else None) as session:
+                     on_tick=self._heartbeat if self.features else None) as session:
             status = settle_previous(task_dir, self.store, session, self.signals, self.log) if task_dir.is_dir() else None
             if session.lost or self.signals.stop_signal is not None:
                 return
@@ -318,8 +334,8 @@ class Worker:
                 if self._lost_races:
                     picked += f" after {self._lost_races} lost race(s)"
             self.log(f"{'resume' if resuming else 'start'} {t.name} (run {t.run_id}, attempt {attempt}{picked})")
-            if self.wandb is not None:
-                self.wandb.start(extra_env["WANDB_RUN_ID"], self.sweep.checkpoint_dir(t))
+            for feature in self.features:
+                feature.task_started(task_dir.resolve(), self.sweep.checkpoint_dir(t), {**os.environ, **extra_env})
             outcome = run_task(task_dir, session, self.signals, source=f"worker:{self.settings.cluster}",
                                extra_env=extra_env, status_extra=status_extra)
             if outcome.claim_lost:
@@ -328,9 +344,9 @@ class Worker:
                 return
             self.report.ran += 1
             self.report.states[outcome.state] = self.report.states.get(outcome.state, 0) + 1
-            if self.wandb is not None:
-                # Preempted: the scheduler's SIGKILL comes soon (Slurm's KillWait: 30 s by default).
-                self.wandb.finish(timeout=20.0 if self.signals.stop_signal is not None else None)
+            for feature in self.features:
+                # Stopping: a preempted job's SIGKILL comes soon (30 s after SIGTERM by default on Slurm).
+                self._call(feature.task_ended, outcome.state, self.signals.stop_signal is not None)
             if outcome.state == COMPLETED:
                 self.final[t.run_id] = COMPLETED
                 try:
@@ -373,20 +389,29 @@ class Worker:
         }
         if not os.environ.get("WANDB_RUN_GROUP") and "WANDB_RUN_GROUP" not in plugin_env:
             env["WANDB_RUN_GROUP"] = self.setup.group
-        if self.wandb is not None:
-            inherited = {**os.environ, **expand_paths(plugin_env, task_dir.resolve(), self.sweep.path.resolve())}
-            env.update(self.wandb.task_env(task_dir.resolve(), self.setup.project.root, inherited))
+        if self.features:
+            inherited = {**os.environ, **expand_paths(plugin_env, task_dir.resolve(), self.sweep.path.resolve()), **env}
+            for feature in self.features:
+                env.update(feature.task_env(task_dir.resolve(), self.setup.project.root, inherited))
         status_extra: dict[str, Any] = {
             "run_id": t.run_id,
             "cluster": self.settings.cluster,
             "machine": machine_id(),
             "worker": {"host": socket.gethostname(), "pid": os.getpid(), "claim": claim.token[:12]},
         }
-        for var, key in (("SLURM_JOB_ID", "job_id"), ("PBS_JOBID", "job_id"), ("SLURM_ARRAY_TASK_ID", "array_index"),
-                         ("SLURM_RESTART_COUNT", "restart_count")):
-            if os.environ.get(var):
-                status_extra.setdefault(key, os.environ[var])
+        status_extra.update(status_fields(self.job))  # job_id, array_index, restart_count
         return env, status_extra
+
+    def _heartbeat(self) -> None:
+        for feature in self.features:
+            self._call(feature.heartbeat)
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """A plugin's feature must not stop an unattended worker: its failure is logged."""
+        try:
+            fn(*args)
+        except Exception as exc:
+            self.log(f"a plugin's worker feature failed ({getattr(fn, '__qualname__', fn)}): {exc!r}")
 
     # -- end -----------------------------------------------------------------------------------
     def _mark_sweep_finished(self) -> None:

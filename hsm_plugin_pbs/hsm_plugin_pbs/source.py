@@ -21,7 +21,7 @@ from hsm_core.plugin import (
     QueueState,
     SourceContext,
 )
-from hsm_plugin_pbs.script import pbs_is_array, render_pbs_script
+from hsm_plugin_pbs.script import pbs_is_array, render_pbs_script, render_pbs_worker_script
 
 #: PBS job_state letters (PBS Pro, Torque and Slurm's qstat front-end) -> generic queue states.
 PBS_STATES: dict[str, QueueState] = {
@@ -99,6 +99,9 @@ class PbsSource(ArrayJobSource):
     scheduler_name = "PBS"
     directive_prefix = "#PBS"
     default_max_array_size = 10000  # PBS Pro's default max_array_size
+    cancel_command = ("qdel",)
+    transient_patterns = ("pbs_server busy",)
+    script_suffix = ".pbs"
     #: The flavour when ``system:`` does not say.
     default_flavour: ClassVar[str] = "pbs"
 
@@ -116,6 +119,9 @@ class PbsSource(ArrayJobSource):
     # -- submission
     def render_script(self, job: ArrayJob) -> str:
         return render_pbs_script(job, self.flavour)
+
+    def render_worker_script(self, job: ArrayJob) -> str:
+        return render_pbs_worker_script(job, self.flavour)
 
     def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
         return ["qsub", script_name]
@@ -163,9 +169,6 @@ class PbsSource(ArrayJobSource):
 
     def _qstat(self, ids: Sequence[str]) -> CommandResult:
         return self.run(["qstat", "-f", *self.qstat_args, *ids], timeout=60)
-
-    def cancel_argv(self, ids: Sequence[str]) -> list[str]:
-        return ["qdel", *ids]
 
     # -- commands
     def health_argv(self) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from pbs_support import assert_golden
 from hsm_core.plugin import ArrayJob, ConfigError, Resources, resources_from_options
-from hsm_plugin_pbs.script import render_pbs_script
+from hsm_plugin_pbs.script import render_pbs_script, render_pbs_worker_script
 
 FULL = ArrayJob(
     name="hsm_sweep_20250101_120000_001",
@@ -89,3 +89,47 @@ def test_a_value_cannot_add_a_directive(flavour: str, field: str, value: str) ->
         render_pbs_script(dataclasses.replace(SINGLE, name="x\n#PBS -q evil"), flavour)
     with pytest.raises(ConfigError):
         render_pbs_script(dataclasses.replace(SINGLE, extra_directives=("-m ae\n#PBS -q evil",)), flavour)
+
+
+# -- hsm worker submit: one pull-based worker per array element --------------------------------
+
+WORKERS = ArrayJob(
+    name="hsm-w-a-long-sweep-name",
+    size=4,
+    list_file="",
+    project_root="/p",
+    runner=(),
+    source="pbs",
+    resources=resources_from_options({"walltime": "4:00:00", "gpus": 1, "memory": "16G", "partition": "gpu"}),
+    setup_commands=("module load cuda",),
+    requeue=True,
+    log_dir="../../logs/workers",
+    command=("/usr/bin/python3", "-m", "hsm_core", "worker", "--sweep", "/p/s.yaml", "--cluster", "pbs"),
+)
+
+
+@pytest.mark.parametrize("flavour", ["pbs", "torque"])
+def test_worker_array_script_matches_golden(flavour: str) -> None:
+    text = render_pbs_worker_script(WORKERS, flavour)
+    assert_golden(text, f"{flavour}_workers.sh")
+    array = "#PBS -J 0-3" if flavour == "pbs" else "#PBS -t 0-3"
+    for line in (array, "#PBS -N hsm-w-a-long-sw", "#PBS -r y", "#PBS -l walltime=04:00:00", "#PBS -q gpu",
+                 "#PBS -j oe", "#PBS -o ../../logs/workers/", "module load cuda"):
+        assert line in text.splitlines()
+    if flavour == "pbs":
+        assert "#PBS -l select=1:mem=16gb:ngpus=1" in text.splitlines()
+    assert text.rstrip().splitlines()[-1] == "exec /usr/bin/python3 -m hsm_core worker --sweep /p/s.yaml --cluster pbs"
+
+
+def test_one_pbs_pro_worker_is_a_plain_job() -> None:
+    assert "#PBS -J" not in render_pbs_worker_script(dataclasses.replace(WORKERS, size=1), "pbs")
+
+
+def test_the_plugin_recognises_its_jobs_under_hsm_names() -> None:
+    """job_from_env answers with hsm's HSM_JOB_* names (see docs/hooks.md)."""
+    from hsm_plugin_pbs.plugin import pbs_job
+
+    assert pbs_job({"SLURM_JOB_ID": "3"}) is None
+    assert pbs_job({"PBS_JOBID": "12[3].server", "PBS_ARRAY_INDEX": "3"}) == {
+        "HSM_JOB_ID": "12[3].server", "HSM_JOB_KEY": "pbs:12[3].server", "HSM_ARRAY_INDEX": "3"}
+    assert pbs_job({"PBS_JOBID": "12[4].server", "PBS_ARRAYID": "4"})["HSM_ARRAY_INDEX"] == "4"  # Torque

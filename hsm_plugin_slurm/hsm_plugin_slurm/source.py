@@ -6,7 +6,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState, SourceContext
-from hsm_plugin_slurm.script import render_slurm_script
+from hsm_plugin_slurm.script import render_slurm_script, render_slurm_worker_script
 
 #: Slurm job states (squeue %T, sacct State) -> generic queue states. Every state Slurm 22.05
 #: documents is listed; an unknown one is treated as still active (never as finished).
@@ -56,6 +56,9 @@ class SlurmSource(ArrayJobSource):
     directive_prefix = "#SBATCH"
     default_max_array_size = 1001  # Slurm's own default MaxArraySize
     lists_array_elements = True
+    cancel_command = ("scancel",)
+    transient_patterns = ("unable to contact slurm controller", "slurm_persist_conn")
+    script_suffix = ".sbatch"
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
@@ -65,6 +68,9 @@ class SlurmSource(ArrayJobSource):
     # -- submission
     def render_script(self, job: ArrayJob) -> str:
         return render_slurm_script(job)
+
+    def render_worker_script(self, job: ArrayJob) -> str:
+        return render_slurm_worker_script(job)
 
     def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
         return ["sbatch", "--parsable", script_name]
@@ -114,9 +120,6 @@ class SlurmSource(ArrayJobSource):
             if len(parts) >= 2 and parts[0].strip():
                 out[parts[0].strip()] = JobInfo(map_slurm_state(parts[1]), parts[1].strip())
         return out
-
-    def cancel_argv(self, ids: Sequence[str]) -> list[str]:
-        return ["scancel", *ids]
 
     def scheduler_max_array_size(self) -> int | None:
         res = self.run(["scontrol", "show", "config"], timeout=60)

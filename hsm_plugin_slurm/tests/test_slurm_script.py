@@ -8,7 +8,7 @@ import pytest
 
 from slurm_support import assert_golden
 from hsm_core.plugin import ArrayJob, ConfigError, Resources, resources_from_options
-from hsm_plugin_slurm.script import render_slurm_script
+from hsm_plugin_slurm.script import render_slurm_script, render_slurm_worker_script
 
 FULL = ArrayJob(
     name="hsm_sweep_20250101_120000_001",
@@ -98,3 +98,69 @@ def test_paths_with_spaces_and_quotes_are_shell_quoted() -> None:
     assert "cd '/home/o'\"'\"'neil/my proj' || exit 1" in text
     directives = [ln for ln in text.splitlines() if ln.startswith("#SBATCH")]
     assert all("neil" not in ln for ln in directives)
+
+
+# -- hsm worker submit: one pull-based worker per array element --------------------------------
+
+WORKERS = ArrayJob(
+    name="hsm-w-grp",
+    size=4,
+    list_file="",
+    project_root="/home/me/my project",
+    runner=(),
+    source="slurm",
+    resources=resources_from_options({"walltime": "4:00:00", "gpus": 1, "memory": "16G", "partition": "gpu"}),
+    setup_commands=("module load cuda",),
+    requeue=True,
+    log_dir="../../logs/workers",
+    command=("/usr/bin/python3", "-m", "hsm_core", "worker", "--sweep", "/home/me/my project/s.yaml",
+             "--cluster", "slurm", "--project-dir", "/home/me/my project", "--wandb-buffer"),
+)
+
+
+def test_worker_array_script_matches_golden_and_requeues_with_appended_output() -> None:
+    text = render_slurm_worker_script(WORKERS)
+    assert_golden(text, "slurm_workers.sh")
+    assert text.splitlines()[:5] == ["#!/bin/bash", "#SBATCH --job-name=hsm-w-grp", "#SBATCH --array=0-3",
+                                     "#SBATCH --requeue", "#SBATCH --open-mode=append"]
+    for line in ("#SBATCH --time=04:00:00", "#SBATCH --partition=gpu", "#SBATCH --mem=16G", "#SBATCH --gres=gpu:1",
+                 "#SBATCH --output=../../logs/workers/slurm-%A_%a.out", "module load cuda"):
+        assert line in text.splitlines()
+    assert text.rstrip().splitlines()[-1] == (
+        "exec /usr/bin/python3 -m hsm_core worker --sweep '/home/me/my project/s.yaml' --cluster slurm "
+        "--project-dir '/home/me/my project' --wandb-buffer")
+    with pytest.raises(ConfigError):
+        render_slurm_worker_script(dataclasses.replace(WORKERS, resources=Resources(partition="gpu\n#SBATCH --uid=0")))
+
+
+def test_submit_workers_dry_run_writes_the_script_the_source_would_submit(tmp_path) -> None:
+    from hsm_core.plugin import SourceContext, WorkerArray
+    from hsm_plugin_slurm.source import SlurmSource
+
+    sweep = tmp_path / "out" / "grp"
+    ctx = SourceContext(sweep_id="grp", sweep_dir=sweep, project_root=tmp_path, project_config={})
+    src = SlurmSource("slurm", {"walltime": "1:00:00", "extra_directives": ["--mail-type=END"]}, ctx)
+    array = WorkerArray(count=2, command=("python", "-m", "hsm_core", "worker"), job_name="hsm-w-grp",
+                        project_root=tmp_path, script_dir=sweep / "scripts" / "job_scripts", log_dir=sweep / "logs" / "workers",
+                        stamp="1")
+    done = src.submit_workers(array, dry_run=True)
+    assert done.script == sweep / "scripts" / "job_scripts" / "workers_1.sbatch" and done.job_id is None
+    assert done.submit_command == ["sbatch", "--parsable", "workers_1.sbatch"]
+    text = done.script.read_text()
+    assert "#SBATCH --array=0-1" in text and "#SBATCH --time=01:00:00" in text and "#SBATCH --mail-type=END" in text
+    assert "#SBATCH --output=../../logs/workers/slurm-%A_%a.out" in text
+    assert src.cancel_argv(["77"]) == ["scancel", "77"]
+
+
+def test_the_plugin_recognises_its_jobs_under_hsm_names() -> None:
+    """job_from_env answers with hsm's HSM_JOB_* names (see docs/hooks.md): what a worker started by
+    a hand-written sbatch script records, and how it knows an earlier run of its requeued job."""
+    from hsm_plugin_slurm.plugin import slurm_job
+
+    assert slurm_job({"PBS_JOBID": "1.server"}) is None
+    job = slurm_job({"SLURM_JOB_ID": "81", "SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3", "SLURM_RESTART_COUNT": "2"})
+    assert job == {"HSM_JOB_ID": "81", "HSM_JOB_KEY": "slurm:77_3", "HSM_JOB_RESTART": "2", "HSM_JOB_STEP": ".",
+                   "HSM_ARRAY_INDEX": "3"}
+    first = slurm_job({"SLURM_JOB_ID": "81", "SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3"})
+    assert first["HSM_JOB_KEY"] == job["HSM_JOB_KEY"] and first["HSM_JOB_RESTART"] == "0"  # an earlier run of the same job
+    assert slurm_job({"SLURM_JOB_ID": "90"})["HSM_JOB_KEY"] == "slurm:90"

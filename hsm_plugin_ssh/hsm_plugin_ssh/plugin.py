@@ -10,7 +10,7 @@ from hsm_core.plugin import ComputeSource, ComputeSourceRecord, HostProviderReco
 
 #: The plugin-API version this plugin is written for (see hsm_core.plugin.PLUGIN_API_VERSION): hsm
 #: loads it only under a core whose API has the same major, else says "upgrade the plugin/hsm-core".
-HSM_PLUGIN_API = "1.0"
+HSM_PLUGIN_API = "1.1"  # 1.1: the record says config_section
 
 
 @hookimpl
@@ -23,6 +23,9 @@ def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
             summary="A remote machine over SSH: tasks run detached under hsm's runner, results copied back",
             factory="hsm_plugin_ssh.source:SshSource",
             config_schema=REMOTE_SCHEMA,
+            aliases=("remote",),
+            # ssh:NAME is the entry NAME of distributed.remotes (a name not listed there is the host).
+            config_section="distributed.remotes.*",
         )
     ]
 

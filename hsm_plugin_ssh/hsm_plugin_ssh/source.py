@@ -79,6 +79,7 @@ class SshSource(ComputeSource):
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
+        self.options.setdefault("host", name)  # ssh:HOST with no distributed.remotes entry of that name
         gpus = [str(g) for g in options.get("gpus") or []]
         per_task = int(options.get("gpus_per_task") or (1 if gpus else 0))
         if gpus and per_task > len(gpus):
@@ -97,7 +98,7 @@ class SshSource(ComputeSource):
         self.lost_after = float(options.get("lost_after", 600.0))
         self.kill_grace = float(options.get("kill_grace", 10.0))
         self.env = {str(k): str(v) for k, v in (options.get("env") or {}).items()}
-        host_cfg = {k: v for k, v in options.items() if k not in ("max_parallel_jobs",)}
+        host_cfg = {k: v for k, v in self.options.items() if k not in ("max_parallel_jobs",)}
         self.host: SshHost = shared_host(name, host_cfg, project_config.get("ssh") or {})
         self.remote: RemoteProject | None = None
         self._tasks: dict[str, RemoteTask] = {}

@@ -7,6 +7,7 @@
 * :mod:`~hsm_plugin_wandb_sync.items` — what ``hsm sync`` sends for each run.
 * :mod:`~hsm_plugin_wandb_sync.prune` — old artifact versions on the server and in staging.
 * :mod:`~hsm_plugin_wandb_sync.registry` — "is run X finished on W&B?" for workers.
+* :mod:`~hsm_plugin_wandb_sync.buffer` — ``hsm worker --wandb-buffer``: offline runs, synced at checkpoints.
 
 wandb itself is imported only by the functions that need it.
 """

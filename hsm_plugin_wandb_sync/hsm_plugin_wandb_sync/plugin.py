@@ -3,15 +3,15 @@ wandb and the modules doing the work are imported inside the hooks."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import click
 
-from hsm_core.plugin import SyncItem, TaskRegistryRecord, TaskSpec, hookimpl
+from hsm_core.plugin import SyncItem, TaskRegistryRecord, TaskSpec, WorkerFeature, hookimpl
 
 #: The plugin-API version this plugin is written for (see hsm_core.plugin.PLUGIN_API_VERSION): hsm
 #: loads it only under a core whose API has the same major, else says "upgrade the plugin/hsm-core".
-HSM_PLUGIN_API = "1.0"
+HSM_PLUGIN_API = "1.1"  # 1.1: hsm_worker_feature (--wandb-buffer)
 
 REGISTRY_SCHEMA = {
     "type": "object",
@@ -42,6 +42,16 @@ def hsm_sync_items(
     from hsm_plugin_wandb_sync.items import sync_items
 
     return sync_items(sweep_id, Path(sweep_dir), Path(project_root), project_config, options)
+
+
+@hookimpl
+def hsm_worker_feature(name: str, log: Callable[[str], None]) -> WorkerFeature | None:
+    """``hsm worker --wandb-buffer``: offline W&B runs, uploaded at checkpoints and at the end."""
+    if name != "wandb-buffer":
+        return None
+    from hsm_plugin_wandb_sync.buffer import WandbBuffer
+
+    return WandbBuffer(log)
 
 
 @hookimpl

@@ -92,13 +92,18 @@ def parse_memory(value: Any, *, key: str = "memory") -> int:
     return mb
 
 
-def format_memory(mb: int, style: str = "slurm") -> str:
-    """``16G``/``500M`` (Slurm) or ``16gb``/``500mb`` (PBS)."""
+#: The style names format_memory took in plugin API 1.0, still accepted.
+_LEGACY_MEMORY_STYLES = {"slurm": "G", "pbs": "gb"}
+
+
+def format_memory(mb: int, style: str = "G") -> str:
+    """``style`` ``"G"``: ``16G``/``500M`` (Slurm's form); ``"gb"``: ``16gb``/``500mb`` (PBS's)."""
+    style = _LEGACY_MEMORY_STYLES.get(style, style)
     if mb % 1024 == 0:
         n, unit = mb // 1024, "g"
     else:
         n, unit = mb, "m"
-    return f"{n}{unit.upper()}" if style == "slurm" else f"{n}{unit}b"
+    return f"{n}{unit.upper()}" if style == "G" else f"{n}{unit}b"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ __all__ = ["COMMON_SCHEMA"]
 COMMON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "system": {"type": "string", "description": "scheduler: slurm, pbs, torque (or auto)"},
+        "system": {"type": "string", "description": "the batch scheduler: an installed scheduler plugin's name, or auto"},
         "host": {"type": "string", "description": "login node to submit from (a distributed.remotes name); omit for this machine"},
         "project_dir": {"type": "string", "description": "project root on the login node's file system (with host:)"},
         "python_interpreter": {"type": "string", "description": "Python on the cluster (with host:)"},
@@ -38,7 +38,7 @@ COMMON_SCHEMA: dict[str, Any] = {
         "extra_directives": {"type": "array", "items": {"type": "string"}, "description": "directives added to every job script"},
         "skip_directives": {"type": "array", "items": {"type": "string"}, "description": "generated directive lines containing one of these are left out"},
         "requeue": {"type": "boolean", "description": "let the scheduler requeue tasks on node failure or preemption"},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "environment for scheduler commands (e.g. SLURM_CONF)"},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "environment for the scheduler's commands (e.g. where its configuration file is)"},
         "job_name": {"type": "string", "description": "job name prefix (default hsm_<sweep_id>)"},
         "poll_interval": {"type": "number", "minimum": 0.1, "description": "seconds between checks of the task files"},
         "poll_interval_max": {"type": "number", "minimum": 1, "description": "cap of the backoff between scheduler queries"},

@@ -44,13 +44,17 @@ class ArrayJob:
     python: str | None = None  #: interpreter for the task command on the execution host (``--python``)
     pass_project_root: bool = False  #: pass ``--project-root`` (execution host differs from this one)
     per_element: int = 1  #: tasks run one after the other by each array element (packing)
+    #: When set, every element runs this argv instead of the task runner (``hsm worker submit``:
+    #: one pull-based worker per element); ``list_file``, ``runner`` and ``--index`` are unused then.
+    command: tuple[str, ...] = ()
 
 
 def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:
-    """The shell lines after the directives: cd, setup commands, ``exec`` of the task runner.
+    """The shell lines after the directives: cd, setup commands, ``exec`` of the task runner (or of
+    ``job.command``).
 
-    ``index_expr``: a shell expression for the array index passed as ``--index`` (PBS scripts);
-    None lets the runner read the scheduler's variables itself. Every path is shell-quoted.
+    ``index_expr``: a shell expression for the array index passed as ``--index``; None lets the
+    runner read ``$HSM_ARRAY_INDEX`` itself. Every path is shell-quoted.
     """
     q = shlex.quote
     lines = [*header]
@@ -59,6 +63,10 @@ def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequenc
         lines.append("# setup_commands from hsm_config.yaml")
         for i, cmd in enumerate(job.setup_commands):
             lines.append(check_line(cmd, f"setup_commands[{i}]"))
+    if job.command:
+        # exec: the command is the job's main process, so the scheduler's signals reach it directly.
+        lines.append("exec " + " ".join(q(a) for a in job.command))
+        return lines
     argv = [*job.runner, "--list", job.list_file, "--source", job.source]
     if job.pass_project_root:
         argv += ["--project-root", job.project_root]

@@ -5,7 +5,10 @@ submits through a :class:`~hsm_core.plugin.Host` (the local machine, or the logi
 cluster's ``host:``), retries transient submission failures, polls all jobs of the sweep with ONE
 scheduler call per poll (backoff 0, 2, 4, 8 ... s, capped; a failed query is tolerated), cancels,
 attaches to jobs an earlier controller submitted, and lets tasks outlive the controller
-(``--no-wait``). A subclass implements the scheduler's commands.
+(``--no-wait``). A subclass implements the scheduler's commands (``cancel_command`` among them, and
+``render_worker_script`` for ``hsm worker submit``). Its job scripts export the job under hsm's
+names (``HSM_ARRAY_INDEX``, ``HSM_JOB_ID``, ``HSM_JOB_RESTART``: see :mod:`hsm_core.jobenv`), which
+the task runner reads; core never reads a scheduler's own variables.
 """
 
 from __future__ import annotations
@@ -38,7 +41,16 @@ from hsm_core.plugin.arrayjob.states import (
     verdict_from_files,
 )
 from hsm_core.plugin.components import ComputeSource, Host
-from hsm_core.plugin.values import CommandResult, HealthReport, SourceContext, TaskSpec, TaskState, TaskUpdate
+from hsm_core.plugin.values import (
+    CommandResult,
+    HealthReport,
+    SourceContext,
+    TaskSpec,
+    TaskState,
+    TaskUpdate,
+    WorkerArray,
+    WorkersSubmitted,
+)
 
 __all__ = ["ArrayJobSource", "SubmittedChunk"]
 
@@ -108,6 +120,13 @@ class ArrayJobSource(ComputeSource):
     default_capacity: ClassVar[int] = 100_000
     #: True when the status query lists every array element on its own line (Slurm with -r).
     lists_array_elements: ClassVar[bool] = False
+    #: The command (and fixed arguments) that cancels jobs given their ids: the default
+    #: :meth:`cancel_argv`, and how ``hsm cancel`` says to stop workers ``hsm worker submit`` started.
+    cancel_command: ClassVar[tuple[str, ...]] = ()
+    #: Messages of this scheduler's commands that mean "try again", besides :data:`TRANSIENT_PATTERNS`.
+    transient_patterns: ClassVar[tuple[str, ...]] = ()
+    #: File name suffix of worker job scripts (``workers_<stamp><suffix>``).
+    script_suffix: ClassVar[str] = ".sh"
     poll_interval = 1.0  # file checks are cheap; scheduler queries back off separately
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
@@ -162,9 +181,17 @@ class ArrayJobSource(ComputeSource):
         absent). Raise :class:`QueryFailed` when the command itself fails.
         """
 
-    @abc.abstractmethod
     def cancel_argv(self, ids: Sequence[str]) -> list[str]:
-        """The command cancelling these jobs / elements."""
+        """The command cancelling these jobs / elements (default: :attr:`cancel_command` + ids)."""
+        if not self.cancel_command:
+            raise NotImplementedError(f"{type(self).__name__} sets no cancel_command and has no cancel_argv")
+        return [*self.cancel_command, *ids]
+
+    def render_worker_script(self, job: ArrayJob) -> str:
+        """The job script of ``hsm worker submit``: ``job.size`` elements, each running ``job.command``
+        (a pull-based worker), requeued by the scheduler when preempted (``job.requeue``), output
+        appended to a log in ``job.log_dir``. Default: not supported by this scheduler."""
+        raise NotImplementedError(f"{self.scheduler_name} cannot run hsm workers (its plugin renders no worker script)")
 
     def element_keys(self, job_id: str, index: int) -> list[str]:
         """Ids naming element ``index`` of array job ``job_id`` (default: none known)."""
@@ -198,7 +225,7 @@ class ArrayJobSource(ComputeSource):
     def is_transient(self, result: CommandResult) -> bool:
         """True when a failed command is worth retrying (timeouts, controller busy)."""
         text = (result.stdout + "\n" + result.stderr).lower()
-        return result.returncode in (124, 255) or any(p in text for p in TRANSIENT_PATTERNS)
+        return result.returncode in (124, 255) or any(p in text for p in (*TRANSIENT_PATTERNS, *self.transient_patterns))
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -371,6 +398,50 @@ class ArrayJobSource(ComputeSource):
             raise
         self._query_delay = 0.0
         self._next_query = 0.0
+
+    def submit_workers(self, workers: WorkerArray, *, dry_run: bool = False) -> WorkersSubmitted:
+        """``hsm worker submit``: one array job of ``workers.count`` elements, each running one
+        worker (:meth:`render_worker_script`), submitted as the tasks' array jobs are."""
+        from hsm_core.atomic import atomic_write_text
+
+        if self.remote:
+            raise HsmError(f"hsm worker submit submits from this machine, but source {self.name!r} submits through "
+                           f"host {self.options.get('host')!r}", hint="run hsm worker submit on the cluster's login node")
+        script_dir = Path(workers.script_dir)
+        script_dir.mkdir(parents=True, exist_ok=True)
+        Path(workers.log_dir).mkdir(parents=True, exist_ok=True)
+        job = ArrayJob(
+            name=check_name(workers.job_name, "job_name"),
+            size=workers.count,
+            list_file="",
+            project_root=str(workers.project_root),
+            runner=(),
+            source=self.name,
+            resources=self.resources,
+            setup_commands=self.setup_commands,
+            extra_directives=self.extra_directives,
+            skip_directives=self.skip_directives,
+            requeue=True,  # a preempted or requeued element restarts its worker, which resumes its task
+            # Relative to the submission dir: user paths (spaces ...) stay out of directives.
+            log_dir=os.path.relpath(workers.log_dir, script_dir),
+            command=tuple(workers.command),
+        )
+        script = script_dir / f"workers_{workers.stamp}{self.script_suffix}"
+        atomic_write_text(script, self.render_worker_script(job))
+        os.chmod(script, 0o755)
+        argv = self.submit_argv(script.name, job)
+        if dry_run:
+            return WorkersSubmitted(script, None, argv)
+        result = self.run(argv, cwd=str(script_dir))
+        if result.returncode != 0:
+            raise HsmError(f"{self.scheduler_name} refused the workers job ({' '.join(argv)}, exit {result.returncode}): "
+                           f"{_said(result)}", hint=f"the job script is {script}")
+        try:
+            job_id = self.parse_job_id(result.stdout)
+        except ValueError:
+            raise HsmError(f"{self.scheduler_name} accepted the workers job but printed no job id: {_said(result)}",
+                           hint=f"the job script is {script}") from None
+        return WorkersSubmitted(script, job_id, argv, self.cancel_argv([job_id]))
 
     def _prepare_remote(self, tasks: Sequence[TaskSpec]) -> None:
         dirs = {self.exec_path(self.job_dir), self.exec_path(Path(self.context.sweep_dir) / "logs" / "jobs")}

@@ -63,7 +63,7 @@ class Verdict:
 _BY_QUEUE = {
     QueueState.TIMEOUT: (TaskState.TIMEOUT, False, "the job reached its walltime"),
     QueueState.PREEMPTED: (TaskState.PREEMPTED, False, "preempted by the scheduler and not requeued"),
-    QueueState.CANCELLED: (TaskState.CANCELLED, False, "the job was cancelled outside hsm (scancel/qdel)"),
+    QueueState.CANCELLED: (TaskState.CANCELLED, False, "the job was cancelled outside hsm (with the scheduler's cancel command)"),
     QueueState.NODE_FAIL: (TaskState.LOST, True, "node failure"),
     QueueState.OUT_OF_MEMORY: (TaskState.FAILED, False, "killed by the scheduler: out of memory"),
     QueueState.FAILED: (
@@ -149,12 +149,11 @@ class QueryFailed(Exception):
     """The scheduler's status command failed (not: some jobs are unknown). Tolerated by polls."""
 
 
-#: Scheduler messages that mean "try again" (Slurm socket timeouts, PBS server busy ...).
+#: Scheduler messages that mean "try again" (socket timeouts, a busy server ...); a plugin adds its
+#: scheduler's own through :attr:`ArrayJobSource.transient_patterns`.
 TRANSIENT_PATTERNS = (
     "socket timed out",
     "timed out",
-    "unable to contact slurm controller",
-    "slurm_persist_conn",
     "resource temporarily unavailable",
     "try again",
     "temporarily",
@@ -162,7 +161,6 @@ TRANSIENT_PATTERNS = (
     "connection reset",
     "communication failure",
     "cannot connect to server",
-    "pbs_server busy",
     "server is busy",
     "transient",
 )

@@ -16,6 +16,7 @@
 # the list; the task runner writes status.yaml, stdout.log and stderr.log in that dir.
 # PBS Pro sets PBS_ARRAY_INDEX, Torque PBS_ARRAYID, Slurm's qsub front-end SLURM_ARRAY_TASK_ID.
 HSM_ARRAY_INDEX="${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SLURM_ARRAY_TASK_ID:-0}}}"
+export HSM_JOB_ID="${SLURM_JOB_ID:-${PBS_JOBID:-}}" HSM_JOB_RESTART="${SLURM_RESTART_COUNT:-}"
 cd '/home/me/my project' || exit 1
 # setup_commands from hsm_config.yaml
 module load cuda/12.1

@@ -7,5 +7,6 @@
 # the list; the task runner writes status.yaml, stdout.log and stderr.log in that dir.
 # PBS Pro sets PBS_ARRAY_INDEX, Torque PBS_ARRAYID, Slurm's qsub front-end SLURM_ARRAY_TASK_ID.
 HSM_ARRAY_INDEX="${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SLURM_ARRAY_TASK_ID:-0}}}"
+export HSM_JOB_ID="${SLURM_JOB_ID:-${PBS_JOBID:-}}" HSM_JOB_RESTART="${SLURM_RESTART_COUNT:-}"
 cd /p || exit 1
 exec hsm-task --list /p/sweeps/outputs/sweep_x/scripts/job_scripts/pbs_001.list --source pbs --index "$HSM_ARRAY_INDEX"

@@ -1,4 +1,7 @@
-"""``--wandb-buffer``: the task logs to W&B offline; the worker uploads with ``wandb sync``.
+"""``hsm worker --wandb-buffer``: the task logs to W&B offline; the worker uploads with ``wandb sync``.
+
+The worker asks the ``hsm_worker_feature`` hook for ``wandb-buffer`` (see plugin.py) and runs this
+:class:`~hsm_core.plugin.WorkerFeature` around every task it claims.
 
 On a preemptible cluster a run that streams to W&B online loses (or duplicates) what it logged
 after its last checkpoint when it is killed and resumed. With the buffer the task runs with
@@ -20,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-from hsm_core.plugin import HsmError
+from hsm_core.plugin import HsmError, WorkerFeature
 
 
 def wandb_command() -> list[str]:
@@ -45,7 +48,7 @@ def offline_run_dirs(wandb_dir: Path, run_id: str) -> list[Path]:
     return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
 
 
-class WandbBuffer:
+class WandbBuffer(WorkerFeature):
     """Offline logging plus ``wandb sync`` for the task a worker runs."""
 
     def __init__(
@@ -78,14 +81,15 @@ class WandbBuffer:
             env["WANDB_DIR"] = str(task_dir)
         return env
 
-    def start(self, run_id: str, checkpoint_dir: Path) -> None:
-        """A task starts: watch its checkpoint dir."""
-        self._run_id = run_id
+    def task_started(self, task_dir: Path, checkpoint_dir: Path, environ: Mapping[str, str]) -> None:
+        """A task starts: remember its run id (``WANDB_RUN_ID``, the same on every attempt) and
+        watch its checkpoint dir."""
+        self._run_id = str(environ.get("WANDB_RUN_ID") or "")
         self._checkpoints = checkpoint_dir
         self._last_mark = _newest_mtime(checkpoint_dir)
         self._last_sync = time.time()
 
-    def tick(self) -> None:
+    def heartbeat(self) -> None:
         """Called on every heartbeat: sync in the background when a new checkpoint appeared."""
         if self._checkpoints is None or time.time() - self._last_sync < self.sync_interval:
             return
@@ -103,6 +107,10 @@ class WandbBuffer:
             self._argv(dirs), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=_online_env(),
         )
+
+    def task_ended(self, state: str, stopping: bool) -> None:
+        """Upload the run now; when the worker is stopping (a preemption's SIGKILL follows), within 20 s."""
+        self.finish(timeout=20.0 if stopping else None)
 
     def finish(self, timeout: float | None = None) -> bool:
         """The task ended (or the worker is being stopped): upload everything now. True on success."""
