@@ -261,15 +261,8 @@ def test_a_suspended_worker_whose_claim_was_taken_over_after_its_script_exited_0
         wait_for(lambda: the(obs)[0].end is not None, 10, "the script to end")
         os.kill(w1.pid, signal.SIGSTOP)
         w2 = obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS)
-
-        def taken_over() -> bool:
-            import json
-
-            locks = list((sweep / ".locks").glob("*.lock"))
-            return any(json.loads(p.read_text()).get("pid") == w2.pid for p in locks if p.stat().st_size)
-
         try:
-            wait_for(taken_over, 20, "the second worker to take the stale claim over")
+            wait_for(lambda: claimed_by(sweep, w2.pid), 20, "the second worker to take the stale claim over")
         finally:
             os.kill(w1.pid, signal.SIGCONT)  # its heartbeat finds the claim gone and stops its copy
         time.sleep(1.0)
@@ -283,9 +276,50 @@ def test_a_suspended_worker_whose_claim_was_taken_over_after_its_script_exited_0
         obs.assert_no_problems("a suspended worker's finished script")
 
 
+def claimed_by(sweep: Path, pid: int) -> bool:
+    """True when a claim lock of ``sweep`` names the worker ``pid``."""
+    import json
+
+    for lock in (sweep / ".locks").glob("*.lock") if (sweep / ".locks").is_dir() else []:
+        try:
+            if json.loads(lock.read_text()).get("pid") == pid:
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 # --------------------------------------------------------------------------------------------
-# Workers: SIGTERM, takeover next to daemon children (items 2, 6)
+# Workers: claim loss, SIGTERM, takeover next to daemon children (items 2, 6)
 # --------------------------------------------------------------------------------------------
+
+
+def test_a_worker_losing_its_claim_never_kills_its_copy_without_the_grace(tmp_path: Path) -> None:
+    """Item 2 names every stop, a worker losing its claim included: the worker is frozen past the
+    stale timeout while its script runs on; another worker on this machine takes the claim over and
+    waits for that copy. Woken, the first worker finds its claim gone. Either it stops its copy the
+    way every stop does (SIGTERM, the grace, then SIGKILL: the script saves and exits 0) or it lets
+    it finish (the new owner records the end): either way the script's exit 0 is the task's
+    result, and it is not run again. Killing it without the grace would throw its work away."""
+    obs, cfg = setup(tmp_path, [plan(term="save0", save=1.0, run=6.0)], name="loss")
+    with obs:
+        sweep = sweep_dir_of(obs, "loss")
+        w1 = obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS)
+        started(obs, 1, w1)
+        os.kill(w1.pid, signal.SIGSTOP)  # its script runs on
+        w2 = obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS)
+        try:
+            wait_for(lambda: claimed_by(sweep, w2.pid), 20, "the second worker to take the stale claim over")
+        finally:
+            os.kill(w1.pid, signal.SIGCONT)
+        obs.wait_exit(w1, 6.0 + SLACK, "the worker that lost its claim")
+        exited = obs.wait_exit(w2, 6.0 + SLACK, "the worker that took the claim over")
+        obs.check_gone(exited, "after both workers exited")
+        obs.check_no_overlap("claim loss")
+        ex = the(obs)[0]  # the copy of the worker that lost its claim
+        assert ex.code == 0, f"the worker that lost its claim killed its copy without the grace (its work is lost): {ex}"
+        obs.check_exactly_once(sweep, 1)
+        obs.assert_no_problems("a worker losing its claim")
 
 
 def test_a_sigtermed_worker_records_the_scripts_exit_0_in_the_grace_as_completed(tmp_path: Path) -> None:
@@ -358,6 +392,9 @@ def node_lost(obs: Observer, cfg: Path, sweep_id: str, n: int = 1) -> tuple[Path
     once. Returns the sweep dir and the dead controller's identity (pid:start ticks)."""
     proc = obs.start("run", "--config", str(cfg), "--sweep-id", sweep_id)
     started(obs, n, proc)
+    # A pid is reused long after its first process started (the pid space wraps first): the
+    # strangers the tests start next must not look like the wrapper's twin by their start time.
+    time.sleep(0.3)
     controller = f"{proc.pid}:{start_ticks(proc.pid)}"
     kill_tree(proc.pid)
     proc.wait()

@@ -4,14 +4,16 @@ keep their own log, and the checks that judge hsm from that log alone.
 The task script (:data:`TASK_SCRIPT`) is what ML training scripts do when they are stopped: it
 traps SIGTERM to "save a checkpoint" and exits 0 or non-zero, or ignores SIGTERM, or leaves daemon
 children behind (a ``sleep`` started with Popen and a multiprocessing child, like a wandb service
-or a dataloader worker). It appends to ``observed/t<x>.log`` (O_APPEND, fsync after every line):
+or a dataloader worker). It appends to ``observed/t<x>.log`` (O_APPEND, fsync after every line
+but the last):
 
 * ``start KEY PID MONO TICKS PPID PPID_TICKS``: an execution begins (PPID is hsm's wrapper);
 * ``overlap KEY PID OTHER_PID``: at its start, an earlier copy of the same task was still alive;
 * ``child KEY PID TICKS KIND MAIN_PID``: a daemon child it started;
 * ``term KEY PID MONO``: it received SIGTERM;
 * ``end KEY CODE MONO PID``: its own exit code, written just before ``os._exit(CODE)`` (catchable
-  signals blocked from before the line until the exit: the line is the exit code).
+  signals blocked from before the line until the exit, and nothing but one write() between the
+  two, so that a SIGKILL cannot fall between them in practice: the line is the exit code).
 
 ``MONO`` is ``time.monotonic()``, one clock for every process of the machine, so the observer can
 compare it with when a controller exited. ``TICKS`` is the start time from ``/proc/PID/stat``: with
@@ -74,16 +76,18 @@ def log(*words):
 
 
 def finish(code):
-    # No signal may land between the end line and the exit (a SIGTERM there would make an
-    # execution that logged "end 0" die of the signal): block them first. Only SIGKILL remains,
-    # and hsm sends that only after the grace.
+    # The end line must be the exit code: no signal may land between the two. Catchable ones are
+    # blocked; SIGKILL cannot be, so the window is made as small as it gets - one write() on a file
+    # opened at the start, then the exit (no fsync there: the line is visible to every process as
+    # soon as write() returns; fsync only guards against power loss, which is not tested here).
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2])
-    log("end", key, code, repr(time.monotonic()), me)
+    os.write(end_fd, ("end %s %s %r %s\n" % (key, code, time.monotonic(), me)).encode())
     os._exit(code)
 
 
 parent = os.getppid()
 log("start", key, me, repr(time.monotonic()), ticks(me), parent, ticks(parent))
+end_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 # Another copy of this task alive right now? (started, not ended, and still that very process)
 ended = set()
 starts = []
@@ -146,7 +150,7 @@ DAEMON_SECONDS = 120
 FAST_WORKERS = {"HSM_WORKER_HEARTBEAT": "0.3", "HSM_WORKER_STALE_TIMEOUT": "2", "HSM_DISABLE_PLUGINS": "all"}
 
 
-def random_plans(rng: random.Random, n: int, variants: str = "abcde", *, run: tuple[float, float] = (1.0, 2.5),
+def random_plans(rng: random.Random, n: int, variants: str = "abcde", *, run: tuple[float, float] = (0.8, 2.0),
                  save: tuple[float, float] = (0.5, 2.0)) -> list[dict[str, Any]]:
     """Parameters of ``n`` tasks, variants drawn from ``variants`` (each at least once when n allows)."""
     kinds = list(variants)[:n]
@@ -483,19 +487,23 @@ class Observer:
                 self.problem("killed in the grace", f"{what}: {ex} needed {plan['save']}s to save, the grace is {grace}s")
 
     def check_states(self, sweep_dir: Path, what: str, *, allowed_stopped: Iterable[str] = ("interrupted", "cancelled", "preempted", "lost", "failed"),
-                     before: float | None = None, keys: Iterable[str] | None = None) -> None:
+                     before: float | None = None, keys: Iterable[str] | None = None, attempt: int | None = None) -> None:
         """hsm's record of each task agrees with its log: the last execution's own exit code 0 reads
         ``completed``; a non-zero one, or none (killed), reads a stopped state with that exit code;
         a task never started is not completed; nothing reads ``running``. With ``before`` (when a
         stop was asked while a controller lives on), only tasks whose last execution started
-        before then are judged; with ``keys``, only those tasks."""
+        before then are judged; with ``keys``, only those tasks; with ``attempt``, only a status of
+        that attempt (a later one is another stopper's, started since)."""
+        dirs = {key: d for key, d in self.task_dirs(sweep_dir).items() if keys is None or key in keys}
+        statuses = {key: read_state(d) or {} for key, d in dirs.items()}
+        read_at = time.monotonic()
         execs = self.executions()
-        for key, d in self.task_dirs(sweep_dir).items():
-            if keys is not None and key not in keys:
+        for key, d in dirs.items():
+            status = statuses[key]
+            if attempt is not None and status.get("attempt") != attempt:
                 continue
-            status = read_state(d) or {}
             state = status.get("state")
-            mine = execs.get(key, [])
+            mine = [ex for ex in execs.get(key, []) if ex.start <= read_at]
             if before is not None:
                 if not mine or mine[-1].start > before:
                     continue  # not running when the stop was asked: a live controller's business
