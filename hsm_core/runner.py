@@ -480,6 +480,11 @@ def run_blocking(
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    if received:
+        # The job is being stopped and its command has ended: what it left behind (a helper that
+        # ignores SIGTERM) goes too. The scheduler may not: a process reparented to init escapes
+        # proctrack/linuxproc and PBS without cpusets, and would outlive the job.
+        signal_task(task, signal.SIGKILL)
     return finish_task(task, rc)
 
 
