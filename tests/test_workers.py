@@ -583,3 +583,17 @@ def test_two_clusters_without_shared_storage_skip_runs_the_wandb_registry_calls_
     runs = executions(wp)
     assert len(runs) == 2 and len(set(runs)) == 2  # B ran only the one A had not finished
     assert "done after 1 task(s)" in b.stderr
+
+
+def test_a_worker_refuses_a_sweep_that_controllers_run(wp: Project) -> None:
+    """A worker sweep named like a sweep of hsm run would share its dir: the same parameters would
+    run once in task_NNN (the controller's) and once in a run-id dir (the worker's)."""
+    cfg = wp.write_sweep({"name": "shared", "command": "{python} -c pass {args}", "grid": {"x": [1, 2]}}, "shared.yaml")
+    run = wp.hsm("run", "--config", str(cfg), "--sweep-id", "shared", env=FAST)
+    assert run.returncode == 0, run.stderr
+    before = sorted(p.name for p in (sweep_dir(wp, "shared") / "tasks").iterdir())
+    worker = wp.hsm("worker", "--sweep", str(cfg), env=FAST)
+    assert worker.returncode == 2, worker.stderr
+    assert "is a sweep run by hsm run / hsm complete, not by workers" in worker.stderr
+    assert len(worker.stderr.strip().splitlines()) == 1, worker.stderr
+    assert sorted(p.name for p in (sweep_dir(wp, "shared") / "tasks").iterdir()) == before == ["task_001", "task_002"]

@@ -187,10 +187,23 @@ class WorkerSweep(SweepDir):
     def ensure(self, *, project_root: Path, sweep_file: Path, tasks: list[WorkTask], cluster: str) -> None:
         """Create the layout, the metadata and the index if missing or out of date (idempotent,
         safe with many workers starting at once: every write is atomic and equivalent)."""
+        meta_path = self.path / "sweep_metadata.yaml"
+        if meta_path.exists():
+            mode = (self.read_metadata() or {}).get("mode")
+            if mode != "workers":
+                # A sweep of hsm run / hsm complete: its tasks live in task_NNN dirs under a
+                # controller's lease, ours in run-id dirs under claims. Sharing the dir would run
+                # the same parameters twice.
+                from hsm_core.errors import HsmError
+
+                raise HsmError(
+                    f"{self.path} is a sweep run by hsm run / hsm complete, not by workers",
+                    hint=f"give the worker sweep another name (name: in {Path(sweep_file).name}), "
+                         f"or finish that sweep with: hsm complete {self.sweep_id}",
+                )
         self.path.mkdir(parents=True, exist_ok=True)
         for sub in ("tasks", LOCKS_DIR, "logs/workers", "scripts/job_scripts"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
-        meta_path = self.path / "sweep_metadata.yaml"
         text = Path(sweep_file).read_text(encoding="utf-8")
         if not meta_path.exists():
             self.write_metadata(
