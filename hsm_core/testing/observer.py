@@ -61,11 +61,11 @@ if args.get("kill_controller") == "1":
     try:
         os.rename(CONTROLLER_PID, CONTROLLER_PID + ".taken")
         pid = int(open(CONTROLLER_PID + ".taken").read().split()[0])
-        with open("/proc/%d/cmdline" % pid, "rb") as fh:
-            if b"hsm_core.testing.controller" in fh.read():
-                os.kill(pid, signal.SIGKILL)
-                note("killed", str(pid))
-    except (OSError, ValueError, IndexError):
+        import psutil
+        if "hsm_core.testing.controller" in " ".join(psutil.Process(pid).cmdline()):
+            os.kill(pid, signal.SIGKILL)
+            note("killed", str(pid))
+    except Exception:  # gone already, not ours to read: nothing to kill
         pass
 if args.get("trap") == "1":
     def on_term(signum, frame):

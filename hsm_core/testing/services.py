@@ -371,12 +371,10 @@ def _slurm_dir() -> Path:
 
 
 def _identity(pid: int) -> str | None:
-    """``PID:START_TICKS`` of a live process (a reused pid is another process), else None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+    """``PID:START`` of a live process (a reused pid is another process), else None."""
+    from hsm_core.plugin import processes
+
+    return processes.identity(pid)
 
 
 @contextlib.contextmanager
