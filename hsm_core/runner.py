@@ -268,23 +268,9 @@ def _stop_leftovers(task_dir: Path, previous: Mapping[str, Any]) -> None:
     parsed = processes.parse_identity(ident)
     if not parsed:
         return
-    mine = str(task_dir.resolve())
-    left = [p for p in processes.members(parsed[0]) if processes.environ_value(p, "HSM_TASK_DIR") == mine]
-    if not left:
-        return
-    for pid in left:
-        _kill(pid, signal.SIGTERM)
-    if not processes.wait_gone(parsed[0], LEFTOVER_GRACE, until=left):
-        for pid in left:
-            _kill(pid, signal.SIGKILL)
-        processes.wait_gone(parsed[0], 2.0, until=left)
-
-
-def _kill(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
+    left = processes.task_members(parsed[0], task_dir, unknown=False)
+    if left:
+        processes.stop_pids(left, LEFTOVER_GRACE)
 
 
 def signal_task(task: StartedTask, signum: int) -> None:
