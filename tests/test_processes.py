@@ -224,3 +224,36 @@ def test_portable_mode_reads_nothing_from_proc(monkeypatch: pytest.MonkeyPatch) 
             wrapper.wait()
     finally:
         processes.machine_id.cache_clear()
+
+
+def test_a_retry_never_starts_next_to_a_daemon_child_of_the_earlier_attempt(tmp_path: Path) -> None:
+    """An attempt that failed but left a child running (a data-loader worker, a logging service)
+    in the task dir: the next attempt starts only once that child is gone, and a stranger in no
+    way related to the task is left alone."""
+    from hsm_core.runner import finish_task
+
+    code = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen(['sleep', '60'])\n"
+        "open('child.pid', 'w').write(str(p.pid))\n"
+        "sys.exit(1)\n"
+    )
+    d = _task_dir(tmp_path, code)
+    import json
+
+    command = json.loads((d / "command.json").read_text())
+    command["cwd"] = str(d)
+    (d / "command.json").write_text(json.dumps(command))
+    stranger = _spawn("import time; time.sleep(60)", start_new_session=True)
+    try:
+        first = start_task(d, source="local")
+        assert finish_task(first, first.process.wait())["state"] == "failed"
+        child = int((d / "child.pid").read_text())
+        assert processes.identity(child) is not None  # the daemon child outlived its attempt
+        second = start_task(d, source="local")
+        assert processes.identity(child) is None  # stopped before the new attempt started
+        finish_task(second, second.process.wait())
+        assert processes.identity(stranger.pid) is not None
+    finally:
+        stranger.kill()
+        stranger.wait()
