@@ -401,6 +401,11 @@ def settle_stopped(task_dir: Path, reason: TaskState) -> dict[str, Any] | None:
         if processes.is_running(starter) is not False and time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
             return status  # its controller may still be starting it
     # Nothing recorded how it ended (its wrapper was killed as well): it was stopped, not finished.
+    # Unless its own controller recorded the end meanwhile (the status first, then the markers
+    # removed): read again rather than overwrite that.
+    fresh = read_status(task_dir)
+    if fresh is not None and fresh.get("state") != TaskState.RUNNING.value:
+        return fresh
     return finalize_status(task_dir, status, -int(signal.SIGKILL), state=reason,
                            extra={"error": "stopped by hsm; its exit code was not recorded"})
 

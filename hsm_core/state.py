@@ -270,6 +270,11 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
             # Still running, then: a rerun now would run it twice at once.
             return status
         if not pid or _gone(proc):
+            # Its controller may have just recorded the end (status first, then the markers
+            # removed): read again, or this would overwrite a completed task with "vanished".
+            fresh = read_status(task_dir)
+            if fresh is not None and fresh.get("state") != TaskState.RUNNING.value:
+                return fresh
             new = dict(status)
             new.update(state=TaskState.INTERRUPTED.value, end_time=now_iso(), error="process vanished")
             new.pop("process", None)
