@@ -69,9 +69,12 @@ def test_members_are_the_group_and_the_session_of_the_wrapper(tmp_path: Path) ->
     try:
         found = lambda: processes.members(wrapper.pid)  # noqa: E731
         deadline = time.monotonic() + 10
-        while len(found()) < 3 and time.monotonic() < deadline:
+        while len(found()) < (2 if processes.portable() else 3) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert wrapper.pid in found() and len(found()) == 3
+        # Without sessions (macOS refuses the session of another process), the grandchild that
+        # made a group of its own is out of reach: the group alone counts there.
+        expected = 2 if processes.portable() else 3
+        assert wrapper.pid in found() and len(found()) == expected
         assert processes.group_alive(wrapper.pid)
     finally:
         processes.signal_group(wrapper.pid, signal.SIGKILL)
