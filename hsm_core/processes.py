@@ -286,13 +286,6 @@ def cmdline(pid: int) -> list[str] | None:
         return None
 
 
-def environ_value(pid: int, key: str) -> str | None:
-    """The value of ``key`` in the environment ``pid`` started with; None when unset or when the
-    environment cannot be read (another user's process, or a platform that hides it)."""
-    env = _environ(pid)
-    return None if env is None else env.get(key)
-
-
 def _environ(pid: int) -> dict[str, str] | None:
     ps = _psutil()
     try:

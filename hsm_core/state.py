@@ -289,12 +289,6 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
     return status
 
 
-def process_group_alive(pgid: int) -> bool:
-    """True while a live process of the task whose wrapper was ``pgid`` runs (its process group
-    or session, which outlive the wrapper as long as the command runs)."""
-    return processes.group_alive(pgid)
-
-
 def stop_orphaned_command(task_dir: Path, status: Mapping[str, Any] | None) -> bool:
     """SIGKILL the command of a ``running`` local task whose wrapper was killed together with its
     controller (``kill -9`` of the hsm processes, e.g. ``pkill -9 -f hsm``, but not of the
