@@ -275,12 +275,7 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
             fresh = read_status(task_dir)
             if fresh is not None and fresh.get("state") != TaskState.RUNNING.value:
                 return fresh
-            new = dict(status)
-            new.update(state=TaskState.INTERRUPTED.value, end_time=now_iso(), error="process vanished")
-            new.pop("process", None)
-            # Keep the attempt in the history, as finalize_status does for every other ending.
-            new["attempts"] = [*(new.get("attempts") or []), {
-                k: new.get(k) for k in ("attempt", "state", "host", "source", "start_time", "end_time", "exit_code")}]
+            new = closed_attempt(status, TaskState.INTERRUPTED, "process vanished")
             try:
                 write_status(task_dir, new)
             except OSError:
@@ -418,16 +413,32 @@ def _final_status(
             pass
     if extra:
         new.update(extra)
-    history = list(new.get("attempts") or [])
-    history.append(
-        {k: new.get(k) for k in ("attempt", "state", "host", "source", "start_time", "end_time", "exit_code")}
-    )
-    new["attempts"] = history
+    new = with_history(new)
     # Kept so that the next attempt can make sure nothing of this one still runs (a daemon child).
     last = new.pop("process", None)
     if last and last != STARTING:
         new["last_process"] = last
     return new
+
+
+#: What the ``attempts:`` history of ``status.yaml`` keeps of each attempt.
+ATTEMPT_FIELDS = ("attempt", "state", "host", "source", "start_time", "end_time", "exit_code")
+
+
+def with_history(status: Mapping[str, Any]) -> dict[str, Any]:
+    """``status`` with its current attempt appended to its ``attempts:`` history."""
+    new = dict(status)
+    new["attempts"] = [*(new.get("attempts") or []), {k: new.get(k) for k in ATTEMPT_FIELDS}]
+    return new
+
+
+def closed_attempt(status: Mapping[str, Any], state: TaskState, error: str) -> dict[str, Any]:
+    """The status of an attempt nobody finished (its process vanished, its worker died), closed as
+    ``state`` now, with the attempt kept in the history as every other ending is."""
+    new = dict(status)
+    new.update(state=state.value, end_time=now_iso(), error=error)
+    new.pop("process", None)
+    return with_history(new)
 
 
 class SweepDir:

@@ -23,9 +23,9 @@ from hsm_core.plugin import TaskState
 from hsm_core import processes
 from hsm_core.runner import StartedTask, finish_task, recorded_process, signal_task, start_task
 from hsm_core.state import (
+    closed_attempt,
     finalize_status,
     left_exit_code,
-    now_iso,
     read_status,
     reconcile_status,
     started_process,
@@ -179,12 +179,7 @@ class Session:
 
 def mark_attempt(task_dir: Path, status: Mapping[str, Any], state: TaskState, reason: str) -> dict[str, Any]:
     """Close an attempt that nobody finished (its worker died) as ``state``, keeping its history."""
-    new = dict(status)
-    new.update(state=state.value, end_time=now_iso(), error=reason)
-    new.pop("process", None)
-    history = list(new.get("attempts") or [])
-    history.append({k: new.get(k) for k in ("attempt", "state", "host", "source", "start_time", "end_time", "exit_code")})
-    new["attempts"] = history
+    new = closed_attempt(status, state, reason)
     write_status(task_dir, new)
     return new
 
