@@ -36,14 +36,26 @@ HSM_PLUGIN_API = "1.0"
 
 # -- compute sources -------------------------------------------------------------------------------
 class NoSubmittedSource(ExampleSource):
-    """A queue: the task starts a second after launch() returned, and nothing on disk says it was
-    launched until the runner writes ``running``."""
+    """A queue: the task starts some time after launch() returned, and nothing on disk says it was
+    launched until the runner writes ``running``.
+
+    How long the queue holds a task must not decide what the suite sees (a slow machine would
+    let the first copy write ``running`` before a new controller looks): each launch of a task
+    leaves a mark, and a queued copy starts once a second launch of its task marked it too, or
+    after 8 s when nothing launches it again."""
 
     def launch(self, tasks: Sequence[TaskSpec]) -> None:
-        delayed = ("import os, sys, time\ntime.sleep(1)\n"
-                   "os.execv(sys.executable, [sys.executable, '-m', 'hsm_core.runner', *sys.argv[1:]])\n")
+        queued = ("import os, sys, time\n"
+                  "marks = sys.argv[1]\n"
+                  "os.makedirs(marks, exist_ok=True)\n"
+                  "open(os.path.join(marks, str(os.getpid())), 'w').close()\n"
+                  "deadline = time.monotonic() + 8\n"
+                  "while len(os.listdir(marks)) < 2 and time.monotonic() < deadline:\n"
+                  "    time.sleep(0.05)\n"
+                  "os.execv(sys.executable, [sys.executable, '-m', 'hsm_core.runner', *sys.argv[2:]])\n")
         for spec in tasks:
-            proc = subprocess.Popen([sys.executable, "-c", delayed, "--source", self.name, str(spec.task_dir)],
+            marks = spec.task_dir.parent / f".{spec.task_dir.name}.launches"
+            proc = subprocess.Popen([sys.executable, "-c", queued, str(marks), "--source", self.name, str(spec.task_dir)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     start_new_session=True)
             self._tasks[spec.task_id] = _Task(spec, processes.identity(proc.pid), proc)
