@@ -127,7 +127,7 @@ def plan_run(
 
 
 def plan_complete(
-    sweep_id: str,
+    sweep_id: str | None,
     registry: Any,
     *,
     project_root: Path | None = None,
@@ -137,7 +137,8 @@ def plan_complete(
     wait: bool = False,
     on_wait: Callable[[Holder], None] | None = None,
 ) -> Plan:
-    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs.
+    """Plan finishing an existing sweep (``sweep_id`` None or ``latest``: the latest one): run what
+    has no completed task, adopt what still runs.
 
     With ``take_lease`` (not for ``--dry-run``) the sweep's controller lease is taken *before*
     anything is read, and held by the returned plan (:func:`execute` gives it back): a plan made
@@ -145,9 +146,11 @@ def plan_complete(
     :class:`~hsm_core.lease.LeaseHeld`, or with ``wait`` is waited for (``on_wait(holder)`` once).
     """
     project = load_project_config(project_root or Path.cwd(), registry)
-    from hsm_core.workers.layout import continue_command, find_sweep
+    from hsm_core.sweep_select import resolve_sweep
+    from hsm_core.workers.layout import continue_command
 
-    sweep = find_sweep(project, sweep_id)
+    sweep = resolve_sweep(project, sweep_id)  # None or "latest": the latest sweep
+    sweep_id = sweep.sweep_id
     meta = sweep.read_metadata()
     if meta.get("mode") == "workers":
         # Its configurations are claimed by pull-based workers through lock files: running them
