@@ -444,7 +444,15 @@ def _execute(plan: Any, registry: Any, sources: str, strategy: str, parallel_lim
                 settle_sweep_status(plan)
             return
         opts = ExecOptions(sources=sources, strategy=strategy, parallel_limit=parallel_limit, command_line=command_line)
-        execute(plan, opts, registry)
+        from hsm_core.engine import Interrupted
+
+        try:
+            execute(plan, opts, registry)
+        except Interrupted:
+            # The engine stopped the tasks (Ctrl-C, "interrupt kernel"): to Python code this is
+            # the KeyboardInterrupt it asked for, not an error of the sweep.
+            raise KeyboardInterrupt(f"sweep {plan.sweep.sweep_id} interrupted; its tasks were stopped, "
+                                    "continue with sweep.complete()") from None
         if plan.lease is not None and plan.lease.lost:
             raise plan.lease.lost_error()
     finally:

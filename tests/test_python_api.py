@@ -152,3 +152,35 @@ def test_background_run_wait_and_one_controller_at_a_time(project: Project, monk
     assert sw.status == "completed" and sw.counts == {"completed": 2}
     assert sorted(project.executions()) == sorted(t.id for t in sw)  # each ran once
     assert "Done: 2 completed" in sw.controller_log.read_text()
+
+
+def test_interrupting_a_blocking_run_is_ctrl_c(project: Project) -> None:
+    """A notebook's "interrupt kernel" (SIGINT) during hsm.run(): the tasks are stopped, the caller
+    gets KeyboardInterrupt, the sweep is left for complete()."""
+    code = ("import sys, hsm\n"
+            "try:\n"
+            "    hsm.run({'grid': {'x': [1, 2], 'sleep': [60]}}, project=sys.argv[1], sources='local:2')\n"
+            "except KeyboardInterrupt:\n"
+            "    print('KeyboardInterrupt', flush=True)\n"
+            "sw = hsm.load_sweep(project=sys.argv[1])\n"
+            "print(sw.status, sw.counts, flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(project.root)], cwd=project.root, env=project.environ(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        from hsm_project import wait_for
+
+        def both_running() -> bool:
+            ids = project.sweep_ids()
+            return bool(ids) and [s.get("state") for s in project.statuses(project.outputs / ids[0]).values()] == ["running"] * 2
+
+        wait_for(both_running, timeout=60, what="both tasks running")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started < 30  # the 60 s tasks were stopped, not waited for
+    assert out.splitlines() == ["KeyboardInterrupt", "interrupted {'interrupted': 2}"]
+    assert json.loads(project.hsm("status", "--json", check=True).stdout)["controller"] is None  # the lease was given back
