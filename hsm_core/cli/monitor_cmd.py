@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from hsm_core.plugin import HsmError
 
 
 def _project_dir(ctx: click.Context, project_dir: str | None) -> str | None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from hsm_core.plugin import HsmError
 
 STATE_ORDER = ("completed", "failed", "running", "submitted", "pending", "interrupted", "cancelled", "timeout", "preempted", "lost")
 

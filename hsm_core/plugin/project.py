@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from hsm_core.errors import HsmError
 from hsm_core.plugin.values import TaskSpec
 
 __all__ = [
