@@ -20,12 +20,22 @@ LATEST = "latest"
 
 
 def sweeps_by_creation(output_dir: Path) -> list[SweepDir]:
-    """The sweeps under ``output_dir``, oldest first (creation time, then id); damaged ones are
-    skipped with one warning line."""
+    """The sweeps under ``output_dir``, oldest first; damaged ones are skipped with one warning line.
+
+    Ordered by the ``created`` time of their metadata (second precision); sweeps created in the
+    same second by when their ``sweep_config.yaml`` was written (nanoseconds, written once when
+    the sweep is made), then by id.
+    """
     from hsm_core.monitor.snapshot import created_time, sweeps_with_metadata
 
+    def written(sweep: SweepDir) -> int:
+        try:
+            return (sweep.path / "sweep_config.yaml").stat().st_mtime_ns
+        except OSError:
+            return 0
+
     found = sweeps_with_metadata(Path(output_dir))
-    return [s for s, meta in sorted(found, key=lambda sm: (created_time(*sm), sm[0].path.name))]
+    return [s for s, meta in sorted(found, key=lambda sm: (created_time(*sm), written(sm[0]), sm[0].path.name))]
 
 
 def latest_sweep(output_dir: Path) -> SweepDir:
