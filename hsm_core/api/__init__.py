@@ -18,7 +18,6 @@ is imported when first used, so ``import hsm`` costs almost nothing. Errors are
 :class:`~hsm_core.errors.HsmError` with the same one-line message the command prints.
 """
 
-
 from __future__ import annotations
 
 from hsm_core.api.starting import run

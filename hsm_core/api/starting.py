@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from hsm_core.api.background import CONTROLLER_DIR, start_controller
-from hsm_core.api.sweeps import Sweep, _project, load_sweep
+from hsm_core.api.sweeps import Sweep, load_sweep, project_of
 from hsm_core.errors import HsmError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,7 +36,7 @@ def run(config: str | Path | Mapping[str, Any], *, project: str | Path | None = 
     from hsm_core.lifecycle import plan_run
     from hsm_core.plugins import get_registry
 
-    proj = _project(project)
+    proj = project_of(project)
     registry = get_registry()
     path = _config_file(config, proj)
     # A dict is written to a file for the controller to read; the sweep keeps its own copy.

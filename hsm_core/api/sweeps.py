@@ -252,7 +252,7 @@ class Sweep:
         return f"<Sweep {self.id}: {self.status}, {progress_text(self.counts, len(self.tasks))}>"
 
 
-def _project(project: str | Path | None) -> ProjectConfig:
+def project_of(project: str | Path | None) -> ProjectConfig:
     """The project holding ``project`` (a directory; default: the cwd), like the ``hsm`` command finds it."""
     from hsm_core.config import find_project_root, load_project_config
 
@@ -267,7 +267,7 @@ def load_sweep(sweep_id: str | None = "latest", *, project: str | Path | None = 
     ``project`` (default: the current directory; a notebook in ``proj/notebooks/`` finds ``proj``)."""
     from hsm_core.sweep_select import resolve_sweep
 
-    proj = _project(project)
+    proj = project_of(project)
     return Sweep(resolve_sweep(proj, sweep_id), proj)
 
 
@@ -275,5 +275,5 @@ def list_sweeps(*, project: str | Path | None = None) -> list[Sweep]:
     """Every sweep of the project, oldest first (tasks are read when first used)."""
     from hsm_core.sweep_select import sweeps_by_creation
 
-    proj = _project(project)
+    proj = project_of(project)
     return [Sweep(s, proj) for s in sweeps_by_creation(proj.output_dir)]
