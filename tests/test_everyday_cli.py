@@ -54,6 +54,10 @@ def test_every_sweep_id_command_defaults_to_the_latest_sweep(project: Project) -
     watch = project.hsm("monitor", "watch", "latest", "--once", check=True)
     assert "Sweep Status: alpha_second" in watch.stdout
 
+    cancel = project.hsm("cancel", check=True)  # last: it marks the sweep cancelled
+    assert cancel.stdout.startswith("Sweep alpha_second: nothing queued or running; marked cancelled.")
+    assert json.loads(project.hsm("status", "--json", "zeta_first", check=True).stdout)["status"] == "completed"
+
 
 def test_no_sweep_yet_is_one_clear_line(project: Project) -> None:
     for args in (("export",), ("report",), ("monitor", "errors"), ("complete",)):
