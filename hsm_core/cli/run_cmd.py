@@ -71,6 +71,10 @@ def _print_dry_run(plan: Any, registry: Any, sources: str, total: int) -> None:
 
         console.print(f"  First command: {shlex.join(argv)}", markup=False)
         console.print(f"  Working directory: {plan.project.root}", markup=False)
+        if cmd.hydra is not None:
+            from hsm_core.hydra_app import describe
+
+            console.print(f"  Hydra app: {describe(cmd.hydra)}", markup=False)
 
 
 def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> None:
