@@ -123,6 +123,7 @@ class Engine:
         on_outage: Callable[[str, Outage], None] | None = None,
         kill_grace: float = 10.0,
         may_launch: Callable[[], bool] | None = None,
+        fail_fast: Any = None,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -157,6 +158,8 @@ class Engine:
         #: Adopted tasks watched through their files (no source of this run can attach them).
         self._watched: dict[str, TaskSpec] = {}
         self.kill_grace = kill_grace
+        #: hsm_core.failfast.FailFast: no more launches once the first finished tasks all failed alike.
+        self.fail_fast = fail_fast
 
     # ------------------------------------------------------------------------------------------
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
@@ -236,6 +239,9 @@ class Engine:
             return
         if self.launch_stopped:
             pending.clear()
+            return
+        if self.fail_fast is not None and self.fail_fast.stops(len(pending), self._total_active()):
+            pending.clear()  # they stay pending on disk, for hsm complete
             return
         batches: dict[str, list[TaskSpec]] = collections.defaultdict(list)
         planned = {rt.name: len(rt.active) for rt in self.sources}
@@ -449,6 +455,8 @@ class Engine:
 
     def _finished(self, rec: TaskRecord) -> None:
         d = self.sweep.task_dir(rec.index)
+        if self.fail_fast is not None:
+            self.fail_fast.observe(rec)
         if rec.state == TaskState.COMPLETED.value:
             self._collect_metrics(d)
         else:

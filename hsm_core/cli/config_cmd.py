@@ -544,7 +544,12 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
         n = count(spec, registry)
         check_run(cfg, spec, _first_tasks(spec, registry), registry,
                   sources=sources_setting(None, cfg, spec), strategy=strategy_setting(None, cfg, spec))
+        from hsm_core.hydra_check import hydra_preflight
+
+        hydra_note = hydra_preflight(cfg, spec, _first_tasks(spec, registry))
         click.echo(f"OK  {path} ({n} task{'s' if n != 1 else ''})")
+        if hydra_note:
+            click.echo(f"    Hydra pre-flight: {hydra_note}")
     if check_sync:
         if not cfg.remotes:
             click.echo("no remotes configured (distributed.remotes is empty): nothing to check")

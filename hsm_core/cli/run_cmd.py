@@ -154,7 +154,8 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
     try:
         if progress:
             progress.start()
-        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header, on_outage=on_outage)
+        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header, on_outage=on_outage,
+                         on_fail_fast=lambda line: print_err(line, style="yellow", soft_wrap=True, markup=False))
     finally:
         if progress:
             progress.stop()
@@ -211,9 +212,13 @@ def _common_run(
               sources=chosen_sources, strategy=chosen_strategy)
     sources, strategy = chosen_sources[0], chosen_strategy[0]
     if dry_run:
+        from hsm_core.hydra_check import hydra_preflight
         from hsm_core.sweep import count as _count
 
+        hydra_note = hydra_preflight(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run])
         _print_dry_run(plan, registry, sources, _count(plan.spec, registry))
+        if hydra_note:
+            _console().print(f"  Hydra pre-flight: {hydra_note}", markup=False)
         return
     opts = ExecOptions(
         sources=sources,
@@ -344,7 +349,12 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
     sources, strategy = chosen_sources[0], chosen_strategy[0]
     console = _console()
     if dry_run:
+        from hsm_core.hydra_check import hydra_preflight
+
+        hydra_note = hydra_preflight(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run])
         console.print(f"Sweep {sweep_id}: {len(plan.to_run)} task(s) would run on {sources}")
+        if hydra_note:
+            console.print(f"  Hydra pre-flight: {hydra_note}", markup=False)
         for reason, k in plan.skipped.items():
             console.print(f"  skipped {k}: {reason}")
         if plan.to_adopt:
