@@ -48,6 +48,16 @@ def _fix_for(category: str, message: str) -> str:
     return "fix the script or its parameters"
 
 
+def _what(category: str, pattern: str, message: str) -> str:
+    """The shared failure as the verdict names it: the error line itself where it says what went
+    wrong, else the pattern (with the last line of stderr for a bare exit code)."""
+    if category in ("hydra_config", "python_exception", "cuda_error") and message:
+        return f'"{message}"'
+    if category == "exit_code" and message and message != pattern:
+        return f'{pattern} (last line of stderr: "{message}")'
+    return pattern
+
+
 class FailFast:
     """Watches the first ``limit`` finished tasks of a run; :meth:`stops` says when to stop starting
     tasks. ``notify(line)`` receives the one-line verdict (``hsm run`` prints it)."""
@@ -103,7 +113,7 @@ class FailFast:
         pattern, category, message, first = self._patterns[0]
         sid = self.sweep.sweep_id
         ran = f"{running} running task(s) finish, " if running else ""
-        return (f"Fail fast: the first {len(self._patterns)} finished tasks all failed with \"{message}\" "
+        return (f"Fail fast: the first {len(self._patterns)} finished tasks all failed with {_what(category, pattern, message)} "
                 f"(see tasks/{first}/stderr.log); no more tasks are started: {ran}{pending} stay pending. "
                 f"Fix: {_fix_for(category, message)}, then run hsm complete {sid} --retry-failed "
                 f"(compute.fail_fast: 0 in hsm_config.yaml turns this check off)")

@@ -450,7 +450,11 @@ def init_command(interactive: bool, force: bool, project_dir: Path | None) -> No
         sweep_file = v1_sweep  # a v1 project: its sweep file stays the one `hsm run` finds
     else:
         sweep_file = sweeps / "sweep_config.yaml"
-        files.append((sweep_file, SWEEP_TEMPLATE))
+        from hsm_core.hydra_example import hydra_example_sweep
+
+        # A Hydra app gets an example made of its own config keys (the generic one may name keys it lacks).
+        example = hydra_example_sweep(root, info.python, info.train_script, info.config_dir)
+        files.append((sweep_file, example or SWEEP_TEMPLATE))
     files.append((sweeps / "README.md", README_TEMPLATE))
 
     console.print()
