@@ -190,7 +190,7 @@ def check_hydra_overrides(project: Any, spec: Any, app: HydraApp, tasks: Iterabl
             raise _missing(bare, result.keys, config, file, line, key)
         raise ConfigError(f"Hydra refuses {override!r} for the app's config ({config}): {message}",
                           file=file, line=line, key=key or None,
-                          hint="fix the value or the key in the sweep file (hsm monitor errors would show the same on every task)")
+                          hint="fix the value or the key in the sweep file: every task with it would fail")
     n = len(sets)
     return f"checked: every override key exists in {config} ({n} key set{'s' if n != 1 else ''} composed)"
 

@@ -216,6 +216,7 @@ def render_project_config(info: ProjectInfo) -> str:
         "command:",
         f"  args_style: {info.args_style}  # hydra: key=value, argparse: --key value",
         '  # template: "{python} {script} {args}"',
+        "  # hydra: true  # a Hydra app: each task gets its own Hydra run dir (default: detected from @hydra.main)",
         "",
         "hpc:",
         f"  system: {info.hpc_system or 'auto'}  # {', '.join([*info.hpc_choices, 'auto'])} (auto: detected when used)",
