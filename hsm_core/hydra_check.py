@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from hsm_core.hydra_app import UNSPECIFIED, HydraApp
+from hsm_core.hydra_app import HydraApp
 from hsm_core.plugin import ConfigError
 
 #: Distinct override-key sets composed at most (a plugin's expansion may vary the keys per task).
@@ -229,8 +229,6 @@ def _param_of(override: str | None, params: Mapping[str, Any]) -> str | None:
 def example_leaves(python: str, app: HydraApp, cwd: Path) -> list[tuple[str, Any]] | None:
     """The app's config as (dotted key, value) leaves, composed without overrides; None when it
     cannot be composed here (``hsm config init`` then writes its generic example)."""
-    if app.version_base == UNSPECIFIED and app.config_path == UNSPECIFIED and app.script is None:
-        return None
     result = compose(python, app, [], cwd)
     return None if result.skipped else result.leaves
 
