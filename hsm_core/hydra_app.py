@@ -33,6 +33,8 @@ RUN_DIR_NAME = "hydra"
 RUN_DIR_OVERRIDE = f"{RUN_DIR_KEY}=${{oc.env:HSM_TASK_DIR}}/{RUN_DIR_NAME}"
 #: ``version_base`` / ``config_path`` not given in the decorator (Hydra's own defaults apply).
 UNSPECIFIED = "<unspecified>"
+#: An argument of the decorator that is no literal (``config_path=os.path.join(...)``).
+UNSPECIFIED_VALUE = object()
 _TEXT_HINT = re.compile(r"@\s*(?:hydra\s*\.\s*)?main\s*\(")
 _MAX_SCRIPT_BYTES = 2_000_000
 
@@ -148,8 +150,6 @@ def _literal(node: ast.AST) -> Any:
     except (ValueError, SyntaxError, TypeError):
         return UNSPECIFIED_VALUE
 
-
-UNSPECIFIED_VALUE = object()
 
 
 def _decorator_args(call: ast.Call) -> dict[str, Any]:

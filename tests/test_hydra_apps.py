@@ -334,3 +334,71 @@ def test_config_init_writes_an_example_from_the_apps_own_keys(tmp_path: Path) ->
     proc = project.hsm("run", "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert "Hydra pre-flight: checked" in proc.stdout
+
+
+# -- recognising an app, and Hydra's messages ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ('import hydra\n@hydra.main(config_path="conf", config_name="config", version_base=None)\ndef f(c): pass\n',
+         {"config_path": "conf", "config_name": "config", "version_base": None}),
+        ('from hydra import main as hmain\n@hmain("cfgs", "base")\ndef f(c): pass\n',
+         {"config_path": "cfgs", "config_name": "base"}),
+        ('import hydra as h\n@h.main(version_base="1.1")\ndef f(c): pass\n', {"version_base": "1.1"}),
+        # Mentioning it is not using it; key=value parsing alone is no Hydra app.
+        ('# like @hydra.main(config_path="conf")\nimport sys\nargs = dict(a.split("=") for a in sys.argv[1:])\n', None),
+        ('from mylib import main\n@main()\ndef f(): pass\n', None),
+    ],
+)
+def test_the_decorator_is_found_in_the_source_without_importing_it(source: str, expected: dict | None) -> None:
+    from hsm_core.hydra_app import find_main_decorator
+
+    assert find_main_decorator(source) == expected
+
+
+def test_the_script_of_a_template_or_a_module(tmp_path: Path) -> None:
+    from hsm_core.hydra_app import script_of
+
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "train.py").write_text("")
+    assert script_of(None, "train.py", tmp_path) == tmp_path / "train.py"
+    assert script_of(["{python}", "-m", "pkg.train", "{args}"], None, tmp_path) == tmp_path / "src" / "pkg" / "train.py"
+    assert script_of(["torchrun", "--nproc_per_node=2", "tools/fit.py", "{args}"], None, tmp_path) == tmp_path / "tools" / "fit.py"
+    assert script_of(["{python}", "{script}", "{args}"], "a/b.py", tmp_path) == tmp_path / "a" / "b.py"
+
+
+# Hydra 1.3's stderr for mistakes of a sweep (blank lines dropped, as hsm reads the tail).
+HYDRA_OUTPUTS = {
+    "Error merging override lr=abc": "Error merging override lr=abc\nValue 'abc' of type 'str' could not be converted to Float\n"
+                                     "    full_key: lr\n    object_type=C",
+    "no viable alternative at input '[1,'": "no viable alternative at input '[1,'\n"
+                                            "See https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details",
+    "Could not append to config. An item is already at 'lr'.": "Could not append to config. An item is already at 'lr'.\n"
+                                                               "Either remove + prefix: 'lr=1'\n"
+                                                               "Or add a second + to add or override 'lr': '++lr=1'",
+    "Cannot find primary config 'nope'. Check that it's in your config search path.":
+        "Cannot find primary config 'nope'. Check that it's in your config search path.\nConfig search path:\n"
+        "\tprovider=hydra, path=pkg://hydra.conf",
+}
+
+
+@pytest.mark.parametrize("cause", sorted(HYDRA_OUTPUTS))
+def test_monitor_errors_picks_hydras_cause_not_its_footer(cause: str) -> None:
+    from hsm_core.monitor.errors import classify
+
+    lines = ["some warning printed at import", *HYDRA_OUTPUTS[cause].split("\n"),
+             "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."]
+    diag = classify("failed", 1, lines)
+    assert (diag.category, diag.message) == ("hydra_config", cause)
+
+
+def test_an_exception_of_the_app_itself_stays_a_python_exception() -> None:
+    from hsm_core.monitor.errors import classify
+
+    lines = ["Error executing job with overrides: ['lr=5']", "Traceback (most recent call last):",
+             '  File "/p/train.py", line 13, in main', "    raise ValueError(x)", "ValueError: lr too big: 5.0",
+             "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."]
+    diag = classify("failed", 1, lines)
+    assert (diag.category, diag.message) == ("python_exception", "ValueError: lr too big: 5.0")
