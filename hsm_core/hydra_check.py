@@ -2,7 +2,8 @@
 
 ``hsm run --dry-run``, ``hsm complete --dry-run`` and ``hsm config validate`` compose the app's
 config (Hydra's compose API) once per distinct set of override keys the sweep gives its tasks,
-with the values of the first task that has that set. A key the config lacks (``learning_rate``
+with the values of the first task that has that set, and once more for every other value of a
+config group (``model: [small, large]``: ``model=large`` too). A key the config lacks (``learning_rate``
 for an app whose config says ``lr``) is reported with the file and line of the sweep file and a
 "did you mean", exit code 2, before any task fails on it.
 
@@ -20,7 +21,7 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core.hydra_app import HydraApp
 from hsm_core.plugin import ConfigError
@@ -29,6 +30,8 @@ from hsm_core.plugin import ConfigError
 MAX_KEY_SETS = 20
 #: Tasks looked at for their key sets (a grid has one; this bounds a 10^6-task sweep's cost).
 MAX_TASKS_SCANNED = 100_000
+#: Values of one config-group key composed at most.
+MAX_VALUES_PER_KEY = 50
 COMPOSE_TIMEOUT = 120.0
 
 # Runs in the project's interpreter: reads a request (JSON) on stdin, writes one JSON line.
@@ -47,7 +50,19 @@ except Exception as exc:
 kw = {} if req["version_base"] == "<unspecified>" else {"version_base": req["version_base"]}
 def first_line(exc):
     lines = [l for l in str(exc).splitlines() if l.strip()]
-    return lines[0].strip() if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    head = lines[0].strip()
+    for i, line in enumerate(lines):
+        if line.startswith("Available options in"):
+            options = []
+            for opt in lines[i + 1:]:
+                if not opt[:1].isspace():
+                    break
+                options.append(opt.strip())
+            head += " (available: %s)" % ", ".join(options)
+            break
+    return head
 def keys(node, prefix=""):
     found = []
     if isinstance(node, dict):
@@ -91,7 +106,21 @@ try:
                     bad = [one, first_line(exc)]
                     break
             results.append(bad or [None, whole])
-        out(keys=keys(plain), leaves=leaves, results=results)
+        # Other values of a config group (model=large where the set had model=small): composed
+        # only for keys whose node in the config is a mapping, as a group's choice makes it.
+        refused = None
+        from omegaconf import DictConfig
+        for index, name, override in req.get("variants") or []:
+            if refused is not None or results[index] is not None:
+                continue
+            if not isinstance(OmegaConf.select(base, name, default=None), DictConfig):
+                continue
+            others = [o for o in req["sets"][index] if o.split("=", 1)[0] != name]
+            try:
+                compose(config_name=req["config_name"], overrides=others + [override])
+            except Exception as exc:
+                refused = [override, first_line(exc)]
+        out(keys=keys(plain), leaves=leaves, results=results, refused=refused)
 except SystemExit:
     raise
 except Exception as exc:
@@ -108,10 +137,15 @@ class ComposeResult:
     keys: list[str] = field(default_factory=list)
     leaves: list[tuple[str, Any]] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)
+    #: ``[override, Hydra's message]`` of another value of a config group that Hydra refused.
+    refused: list[str] | None = None
 
 
-def compose(python: str, app: HydraApp, override_sets: list[list[str]], cwd: Path) -> ComposeResult:
-    """Compose ``app``'s config with each list of ``override_sets`` in the interpreter ``python``."""
+def compose(python: str, app: HydraApp, override_sets: list[list[str]], cwd: Path,
+            variants: Sequence[tuple[int, str, str]] = ()) -> ComposeResult:
+    """Compose ``app``'s config with each list of ``override_sets`` in the interpreter ``python``;
+    ``variants`` (set index, key, override): other values of a key, composed when the key is a
+    config group."""
     module = app.config_module
     directory = app.config_dir
     if not app.config_name:
@@ -124,6 +158,7 @@ def compose(python: str, app: HydraApp, override_sets: list[list[str]], cwd: Pat
         "config_name": app.config_name,
         "version_base": app.version_base if app.version_base is not None else None,
         "sets": override_sets,
+        "variants": [list(v) for v in variants],
     }
     try:
         proc = subprocess.run([python, "-c", _COMPOSE_SCRIPT], input=json.dumps(request), capture_output=True,
@@ -140,17 +175,35 @@ def compose(python: str, app: HydraApp, override_sets: list[list[str]], cwd: Pat
     if data.get("base_error"):
         return ComposeResult(skipped=f"the app's config does not compose without running the app: {data['base_error']}")
     return ComposeResult(keys=list(data.get("keys") or []), leaves=[tuple(x) for x in data.get("leaves") or []],
-                         results=list(data.get("results") or []))
+                         results=list(data.get("results") or []), refused=data.get("refused"))
 
 
-def override_key_sets(tasks: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Mapping[str, Any]]:
-    """The parameters of the first task of each distinct set of keys (at most :data:`MAX_KEY_SETS`)."""
-    seen: dict[frozenset[str], Mapping[str, Any]] = {}
+def override_key_sets(tasks: Iterable[tuple[str, Mapping[str, Any]]]) -> tuple[list[Mapping[str, Any]], list[tuple[int, str, str]]]:
+    """The parameters of the first task of each distinct set of keys (at most :data:`MAX_KEY_SETS`),
+    and the other text values of their keys as ``(set index, key, override)`` (at most
+    :data:`MAX_VALUES_PER_KEY` per key): a config group's choices, when the key is one."""
+    from hsm_core.prepare import override_args
+
+    seen: dict[frozenset[str], int] = {}
+    firsts: list[Mapping[str, Any]] = []
+    variants: dict[tuple[int, str], dict[str, None]] = {}
     for i, (_, params) in enumerate(tasks):
-        if i >= MAX_TASKS_SCANNED or len(seen) >= MAX_KEY_SETS:
+        if i >= MAX_TASKS_SCANNED:
             break
-        seen.setdefault(frozenset(map(str, params)), params)
-    return list(seen.values())
+        keys = frozenset(map(str, params))
+        if keys not in seen:
+            if len(seen) >= MAX_KEY_SETS:
+                continue
+            seen[keys] = len(firsts)
+            firsts.append(params)
+        index = seen[keys]
+        for key, value in params.items():
+            if not isinstance(value, str) or str(key).startswith(("+", "~")) or value == firsts[index][key]:
+                continue
+            found = variants.setdefault((index, str(key)), {})
+            if len(found) < MAX_VALUES_PER_KEY:
+                found[override_args({key: value}, "hydra")[0]] = None
+    return firsts, [(index, key, override) for (index, key), found in variants.items() for override in found]
 
 
 def _config_shown(app: HydraApp, root: Path) -> str:
@@ -170,15 +223,19 @@ def check_hydra_overrides(project: Any, spec: Any, app: HydraApp, tasks: Iterabl
     from hsm_core.prepare import override_args
     from hsm_core.sweep import param_location
 
-    params_sets = override_key_sets(tasks)
+    params_sets, variants = override_key_sets(tasks)
     if not params_sets:
         return "no tasks: nothing to check"
     sets = [override_args(params, "hydra") for params in params_sets]
-    result = compose(project.python_interpreter, app, sets, project.root)
+    result = compose(project.python_interpreter, app, sets, project.root, variants)
     if result.skipped:
         return f"not checked: {result.skipped}"
     config = _config_shown(app, project.root)
-    for params, outcome in zip(params_sets, result.results):
+    outcomes = list(zip(params_sets, result.results))
+    if result.refused and not any(outcome for _, outcome in outcomes):
+        name = result.refused[0].split("=", 1)[0]
+        outcomes = [(next(p for p in params_sets if name in p), result.refused)]
+    for params, outcome in outcomes:
         if not outcome:
             continue
         override, message = outcome

@@ -289,12 +289,17 @@ def test_preflight_reports_a_config_group_option_that_does_not_exist(tmp_path: P
     project = hydra_project(tmp_path, config="defaults:\n  - model: small\n  - _self_\nlr: 0.1\n")
     (project.root / "conf" / "model").mkdir()
     (project.root / "conf" / "model" / "small.yaml").write_text("hidden: 64\n")
-    sweep = project.write_sweep("grid:\n  lr: [0.1]\n  model: [large]\n")
+    # The first task's choice exists; the second's does not.
+    sweep = project.write_sweep("grid:\n  lr: [0.1]\n  model: [small, large]\n")
     proc = project.hsm("run", "--config", str(sweep), "--dry-run")
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith(
+    assert proc.stderr.strip() == (
         "Error: sweeps/sweep.yaml:3: grid.model: Hydra refuses 'model=large' for the app's config (conf/config.yaml): "
-        "In 'config': Could not find 'model/large'"), proc.stderr
+        "In 'config': Could not find 'model/large' (available: small) (fix the value or the key in the sweep file: "
+        "every task with it would fail)"), proc.stderr
+    (project.root / "conf" / "model" / "large.yaml").write_text("hidden: 1024\n")
+    proc = project.hsm("run", "--config", str(sweep), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_preflight_is_skipped_with_the_reason_when_hydra_is_not_importable(tmp_path: Path) -> None:
