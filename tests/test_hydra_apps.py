@@ -145,6 +145,21 @@ def test_a_run_dir_the_user_chose_is_left_alone(tmp_path: Path) -> None:
     assert sorted(p.name for p in (project.root / "custom").iterdir()) == ["0.25", "0.5"]
 
 
+def test_with_hydra_job_chdir_each_task_works_in_its_own_run_dir(tmp_path: Path) -> None:
+    # An app of the old habit: relative paths, and Hydra changing into the run dir.
+    app = HYDRA_APP.replace("    with open(os.path.join(os.environ[\"HSM_COUNT_DIR\"]",
+                            "    with open(\"relative.txt\", \"w\") as fh:\n        fh.write(str(cfg.lr))\n"
+                            "    with open(os.path.join(os.environ[\"HSM_COUNT_DIR\"]")
+    assert "relative.txt" in app
+    project = hydra_project(tmp_path, script=app)
+    sweep = project.write_sweep({"grid": {"lr": [0.1, 0.2], "hydra.job.chdir": [True]}})
+    project.hsm("run", "--config", str(sweep), "--sources", "local:2", check=True)
+    for task in (_sweep_dir(project) / "tasks").iterdir():
+        lr = yaml.safe_load((task / "params.yaml").read_text())["params"]["lr"]
+        assert (task / "hydra" / "relative.txt").read_text() == str(lr)
+    assert not (project.root / "relative.txt").exists()
+
+
 def test_non_hydra_scripts_and_hydra_false_keep_their_command(tmp_path: Path) -> None:
     # A script that takes key=value arguments but is no Hydra app: its argv is what it was.
     project = make_project(tmp_path / "plain")

@@ -233,6 +233,7 @@ def render_project_config(info: ProjectInfo) -> str:
         "  health_check_interval: 300       # seconds between source health checks",
         "  result_collection_interval: 60   # seconds between result collections",
         "  max_consecutive_failures: 3      # infrastructure failures before a source is disabled",
+        "  fail_fast: 3                     # stop starting tasks when the first 3 to finish all failed alike (0: off)",
         "  local:",
         f"    max_parallel_jobs: {int(info.max_parallel_jobs)}",
         "    # gpus: [0, 1]                 # one CUDA_VISIBLE_DEVICES slot per running task",
