@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from hsm_core import runner
 from hsm_core.metrics import collect_metrics, load_collectors
@@ -34,6 +34,9 @@ from hsm_core.plugin import (
     TaskUpdate,
 )
 from hsm_core.state import SweepDir, TaskRecord, count_states, read_status, reconcile_status
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hsm_core.failfast import FailFast
 
 INDEX_SAVE_INTERVAL = 2.0
 
@@ -123,7 +126,7 @@ class Engine:
         on_outage: Callable[[str, Outage], None] | None = None,
         kill_grace: float = 10.0,
         may_launch: Callable[[], bool] | None = None,
-        fail_fast: Any = None,
+        fail_fast: "FailFast | None" = None,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -158,7 +161,7 @@ class Engine:
         #: Adopted tasks watched through their files (no source of this run can attach them).
         self._watched: dict[str, TaskSpec] = {}
         self.kill_grace = kill_grace
-        #: hsm_core.failfast.FailFast: no more launches once the first finished tasks all failed alike.
+        #: No more launches once the first finished tasks all failed alike (hsm_core.failfast).
         self.fail_fast = fail_fast
 
     # ------------------------------------------------------------------------------------------
