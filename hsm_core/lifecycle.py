@@ -19,6 +19,7 @@ from typing import Any, Callable
 from hsm_core import __version__
 from hsm_core.config import ProjectConfig, load_project_config
 from hsm_core.engine import Engine, WakeEvent
+from hsm_core.failfast import FailFast, fail_fast_limit
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
@@ -373,9 +374,11 @@ def _execute(
     engine_hook: Callable[[Engine], None] | None = None,
     on_ready: Callable[[Plan], None] | None = None,
     on_outage: Callable[[str, Any], None] | None = None,
+    on_fail_fast: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state.
-    ``on_ready(plan)`` is called once the sweep exists (its id final), before any task starts."""
+    ``on_ready(plan)`` is called once the sweep exists (its id final), before any task starts;
+    ``on_fail_fast(line)`` when the first finished tasks all failed alike (hsm_core.failfast)."""
     wake = WakeEvent()
     # What needs no sweep directory is checked before one is made.
     requests = parse_sources(opts.sources, plan.project.data, registry)
@@ -467,6 +470,7 @@ def _execute(
         on_outage=on_outage,
         kill_grace=kill_grace,
         may_launch=plan.lease.may_launch if plan.lease is not None else None,
+        fail_fast=FailFast(plan.sweep, fail_fast_limit(plan.project.data), on_fail_fast),
     )
     if engine_hook:
         engine_hook(engine)

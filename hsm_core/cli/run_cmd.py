@@ -62,6 +62,10 @@ def _print_dry_run(info: dict[str, Any]) -> None:
     if info["first_command"]:
         console.print(f"  First command: {info['first_command']['shell']}", markup=False)
         console.print(f"  Working directory: {info['working_directory']}", markup=False)
+        if info["hydra_app"]:
+            console.print(f"  Hydra app: {info['hydra_app']}", markup=False)
+    if info.get("hydra_preflight"):
+        console.print(f"  Hydra pre-flight: {info['hydra_preflight']}", markup=False)
 
 
 def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> None:
@@ -141,7 +145,8 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
     try:
         if progress:
             progress.start()
-        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header, on_outage=on_outage)
+        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header, on_outage=on_outage,
+                         on_fail_fast=lambda line: print_err(line, style="yellow", soft_wrap=True, markup=False))
     finally:
         if progress:
             progress.stop()
@@ -205,8 +210,10 @@ def _common_run(
     sources, strategy = chosen_sources[0], chosen_strategy[0]
     if dry_run:
         from hsm_core.dry_run import describe_plan
+        from hsm_core.hydra_check import hydra_preflight
 
         info = describe_plan(plan, registry, sources, strategy, count(plan.spec, registry))
+        info["hydra_preflight"] = hydra_preflight(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run])
         if as_json:
             click.echo(json.dumps(info, indent=1, default=str))
         else:
@@ -356,7 +363,12 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
     sources, strategy = chosen_sources[0], chosen_strategy[0]
     console = _console()
     if dry_run:
+        from hsm_core.hydra_check import hydra_preflight
+
+        hydra_note = hydra_preflight(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run])
         console.print(f"Sweep {sweep_id}: {len(plan.to_run)} task(s) would run on {sources}")
+        if hydra_note:
+            console.print(f"  Hydra pre-flight: {hydra_note}", markup=False)
         for reason, k in plan.skipped.items():
             console.print(f"  skipped {k}: {reason}")
         if plan.to_adopt:
