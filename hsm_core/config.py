@@ -1128,13 +1128,47 @@ def _copy_lines(src: Any, dst: Any) -> Any:
     return dst
 
 
-def _normalise_grid(grid: Any) -> Any:
+def _flat_params(params: Any, file: str, where: str) -> Any:
+    """``params`` (a grid, or one paired group) with nested mappings flattened to dotted keys
+    (``optimizer: {lr: ..}`` -> ``optimizer.lr``), each keeping its line; a string written as a
+    sweep (``0.1,0.01``, ``range(1,5)``) is checked here, where its line is known."""
+    from hsm_core.sweep_syntax import SweepSyntaxError, flatten_parameters, value_axis
+
+    if not isinstance(params, dict):
+        return params
+    out = _copy_lines(params, LineDict())
+    try:
+        flat = flatten_parameters(params)
+    except SweepSyntaxError as exc:
+        raise ConfigError(str(exc), file=file, line=getattr(params, "line", None), key=where) from None
+    for name, value, path in flat:
+        line = line_of(params, path)
+        if name in out:
+            raise ConfigError("parameter given twice (as a dotted key and in a nested mapping); keep one",
+                              file=file, line=line, key=f"{where}.{name}")
+        if isinstance(value, str):
+            try:
+                value_axis(value)
+            except SweepSyntaxError as exc:
+                hint = "to pass the text as one value, write it as a one-item list [\"...\"]" if exc.quotable else None
+                raise ConfigError(str(exc), file=file, line=line, key=f"{where}.{name}", hint=hint) from None
+        out[name] = value
+        if line:
+            out.lines[name] = line
+    return out
+
+
+def _normalise_grid(grid: Any, file: str = "") -> Any:
     if not isinstance(grid, dict):
         return grid
+    grid = _flat_params(grid, file, "grid")
     out = _copy_lines(grid, LineDict())
+    from hsm_core.sweep_syntax import looks_like_sweep
+
     for key, value in grid.items():
         line = grid.lines.get(key) if isinstance(grid, LineDict) else None
-        if not isinstance(value, list):
+        # A scalar is one value; a string written as a sweep stays a string (its values).
+        if not isinstance(value, list) and not (isinstance(value, str) and looks_like_sweep(value)):
             wrapped = LineList([value])
             wrapped.line, wrapped.file = line, getattr(grid, "file", None)
             wrapped.lines = [line] if line else []
@@ -1145,14 +1179,20 @@ def _normalise_grid(grid: Any) -> Any:
     return out
 
 
-def _normalise_paired(paired: Any) -> Any:
-    # The mapping-of-groups form becomes the seed's list form: one item per group.
+def _normalise_paired(paired: Any, file: str = "") -> Any:
+    # The mapping-of-groups form becomes the seed's list form: one item per group; nested
+    # mappings in a group become dotted parameters.
+    if isinstance(paired, list):
+        for i, item in enumerate(paired):
+            if isinstance(item, dict):
+                for name in list(item):
+                    item[name] = _flat_params(item[name], file, f"paired[{i}].{name}")
     if not isinstance(paired, dict):
         return paired
     out = _copy_lines(paired, LineList())
     for name, group in paired.items():
         item = _copy_lines(paired, LineDict())
-        item[name] = group
+        item[name] = _flat_params(group, file, f"paired.{name}")
         line = paired.lines.get(name) if isinstance(paired, LineDict) else None
         if line:
             item.lines[name] = line
@@ -1183,9 +1223,9 @@ def _normalise_sweep(data: LineDict, file: str) -> LineDict:
             out[key] = value
             out.lines[key] = line or data.lines.get("sweep", 1)
     if "grid" in out:
-        out["grid"] = _normalise_grid(out["grid"])
+        out["grid"] = _normalise_grid(out["grid"], file)
     if "paired" in out:
-        out["paired"] = _normalise_paired(out["paired"])
+        out["paired"] = _normalise_paired(out["paired"], file)
     return out
 
 

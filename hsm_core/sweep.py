@@ -203,19 +203,21 @@ def make_task_id(params: Mapping[str, Any], registry: Any) -> str:
     return result or default_task_id(params)
 
 
-def parameter_table(spec: SweepSpec) -> list[tuple[str, str]]:
-    """(parameter, "N values") rows for ``--dry-run``, in file order."""
+def parameter_table(spec: SweepSpec, registry: Any = None) -> list[tuple[str, str]]:
+    """(parameter, "N values") rows for ``--dry-run``, in file order.
+
+    An expander with a ``describe(section)`` method gives its own rows (``random:`` shows each
+    parameter's distribution); another section is one row ``[name]``."""
+    if registry is None:
+        from hsm_core.plugins import get_registry
+
+        registry = get_registry()
+    expanders = _expanders(registry)
     rows: list[tuple[str, str]] = []
     for name, section in spec.sections.items():
-        if name == "grid" and isinstance(section, Mapping):
-            for key, values in section.items():
-                n = len(values) if isinstance(values, list) else 1
-                rows.append((key, f"{n} value{'s' if n != 1 else ''}"))
-        elif name == "paired" and isinstance(section, list):
-            for group in section:
-                for gname, params in group.items():
-                    for key, values in params.items():
-                        rows.append((key, f"{len(values)} values (paired: {gname})"))
+        describe = getattr(expanders.get(name), "describe", None)
+        if describe is not None:
+            rows.extend(describe(section))
         else:
             rows.append((f"[{name}]", "plugin section"))
     return rows
