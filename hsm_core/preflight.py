@@ -256,6 +256,8 @@ def _largest_from_sections(spec: SweepSpec, sizes: "_ArgSizes") -> tuple[int, in
     """(bytes, largest argument) of the longest value of every parameter together: a bound on
     every task's arguments, from the grid and paired lists alone. None when a section is a
     plugin's, whose values only its expansion knows."""
+    from hsm_core.sweep_syntax import looks_like_sweep
+
     total = widest = 0
     for name, section in spec.sections.items():
         if name == "grid" and isinstance(section, Mapping):
@@ -265,6 +267,8 @@ def _largest_from_sections(spec: SweepSpec, sizes: "_ArgSizes") -> tuple[int, in
         else:
             return None
         for key, values in lists:
+            if isinstance(values, str) and looks_like_sweep(values):
+                return None  # a,b / range(..): only the expansion knows its values' texts
             measured = [sizes.of(key, v) for v in (values if isinstance(values, list) else [values])]
             total += max(m[0] for m in measured)
             widest = max(widest, max(m[1] for m in measured))
