@@ -1277,6 +1277,24 @@ def _check_overlap(data: LineDict, file: str) -> None:
                 owner[p] = f"paired group {name!r}"
 
 
+def _with_file_lines(translated: Mapping[str, Any], original: Any) -> LineDict:
+    """A translated sweep file (a wandb file in hsm's form) whose keys point at the original's
+    lines: a section at the line of ``parameters:``, a parameter at its own line."""
+    out = _copy_lines(original, LineDict())
+    params_line = original.lines.get("parameters", original.line)
+    for key, value in translated.items():
+        if isinstance(value, dict) and key in ("grid", "random"):
+            section = _copy_lines(original, LineDict(value))
+            section.lines = {k: params_line for k in value}
+            if key == "random":
+                section.lines["samples"] = original.lines.get("run_cap", params_line)
+            value = section
+        out[key] = value
+        out.lines[key] = original.lines.get(key, params_line if key in ("grid", "random") else
+                                            original.lines.get("command", original.line))
+    return out
+
+
 def load_sweep_file(path: Path, registry: Any = None) -> LineDict:
     """Load and validate a sweep file; return it normalised to the v2 form.
 
@@ -1301,6 +1319,10 @@ def load_sweep_file(path: Path, registry: Any = None) -> LineDict:
             line=getattr(data, "line", 1),
         )
     registry = _resolve_registry(registry)
+    from hsm_core.wandb_sweep import is_wandb_sweep, translate
+
+    if is_wandb_sweep(data):  # wandb's form (method:, parameters:): hsm's form, lines kept
+        data = _with_file_lines(translate(data, shown), data)
     validate(data, build_schema(registry, "sweep"), file=path)
     out = _normalise_sweep(data, shown)
     sections = _expander_sections(registry)

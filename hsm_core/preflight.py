@@ -219,6 +219,8 @@ def check_command_lines(
     # two arguments per parameter: their sizes are computed once per distinct value, and a bound
     # from the grid's longest values usually settles every task at once (100,000 in ~10 ms).
     sizes = _ArgSizes(cmd) if all(p in ("python", "script") for p in cmd.placeholders()) else None
+    if any(str(word).startswith("{args:") for word in cmd.template or ()):
+        sizes = None  # wandb's argument forms ({args:wandb} ...): measured task by task
     repeat = 1 if cmd.template is None else sum(word == "{args}" for word in cmd.template)
     fixed = sum(_entry_bytes(a) for a in cmd.argv({})[0]) if sizes is not None else 0
     if sizes is not None:

@@ -68,13 +68,13 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
 
 def _check_one_place(sections: Mapping[str, Any], expanders: Mapping[str, Any], data: Any, shown: str | None) -> None:
     """Refuse a parameter set by two sections (``lr`` in ``grid:`` and in ``random:``): the later
-    would silently win. Sections name their parameters through ``describe`` (rows ``[..]`` are notes)."""
+    would silently win. Sections name their parameters through ``describe`` (rows ``(..)`` are notes)."""
     owner: dict[str, str] = {}
     for name, section in sections.items():
         describe = getattr(expanders.get(name), "describe", None)
         if describe is None:
             continue
-        for param in dict.fromkeys(row[0] for row in describe(section) if not str(row[0]).startswith("[")):
+        for param in dict.fromkeys(row[0] for row in describe(section) if not str(row[0]).startswith("(")):
             if param in owner and owner[param] != name:
                 raise ConfigError(f"parameter {param!r} is also set in {owner[param]}; give each parameter one place",
                                   file=shown, line=_line(data, [name, param]), key=f"{name}.{param}")

@@ -140,7 +140,7 @@ def test_dry_run_shows_the_distributions(project):
     cfg = project.write_sweep("random:\n  samples: 7\n  seed: 3\n  lr: tag(log, interval(1e-5, 1e-1))\n"
                               "  width: {int: [32, 512], q: 32}\ngrid:\n  seed: [1, 2]\n")
     out = project.hsm("run", "--config", str(cfg), "--dry-run", check=True).stdout
-    assert "7 samples drawn, seed 3" in out
+    assert "(random)" in out and "7 samples drawn, seed 3" in out
     assert "log-uniform [1e-05, 0.1]" in out and "integer [32, 512], step 32" in out
     assert "Total parameter combinations: 14" in out
 

@@ -48,6 +48,7 @@ DISTRIBUTIONS = {
     "log_int": "[low, high] (both included, > 0)",
     "normal": "[mu, sigma]",
     "log_normal": "[mu, sigma] (of the logarithm)",
+    "beta": "[a, b] (both > 0; values in [0, 1])",
     "choice": "[value, ...]",
 }
 _ALIASES = {"loguniform": "log_uniform", "randint": "int", "int_uniform": "int", "lognormal": "log_normal",
@@ -88,11 +89,12 @@ class Distribution:
             x = math.exp(math.log(a[0]) + uniform() * (math.log(a[1] + 1) - math.log(a[0])))
             return self._quantise(min(max(int(x), a[0]), a[1]))
         elif kind in ("normal", "log_normal"):
-            # Box-Muller from two uniforms (1 - u keeps the logarithm finite).
-            z = math.sqrt(-2.0 * math.log(1.0 - uniform())) * math.cos(2.0 * math.pi * uniform())
-            x = a[0] + a[1] * z
+            x = a[0] + a[1] * _standard_normal(uniform)
             if kind == "log_normal":
                 x = math.exp(x)
+        elif kind == "beta":
+            g1, g2 = _gamma(a[0], uniform), _gamma(a[1], uniform)
+            x = g1 / (g1 + g2) if g1 + g2 > 0 else 0.5
         else:  # pragma: no cover - parse_distribution admits no other kind
             raise ValueError(kind)
         return self._quantise(x)
@@ -120,12 +122,34 @@ class Distribution:
         kind, a = self.kind, self.args
         if kind == "constant":
             return f"{a[0]!r}"
+        if kind == "choice" and len(a) == 1:
+            return f"{a[0]!r}"
         if kind == "choice":
             return f"choice of {len(a)}: {', '.join(map(str, a[:5]))}{', ...' if len(a) > 5 else ''}"
         text = {"uniform": "uniform", "log_uniform": "log-uniform", "int": "integer", "log_int": "log-integer",
-                "normal": "normal", "log_normal": "log-normal"}[kind]
-        args = f"mu={a[0]}, sigma={a[1]}" if kind in ("normal", "log_normal") else f"[{a[0]}, {a[1]}]"
+                "normal": "normal", "log_normal": "log-normal", "beta": "beta"}[kind]
+        args = (f"mu={a[0]}, sigma={a[1]}" if kind in ("normal", "log_normal") else
+                f"a={a[0]}, b={a[1]}" if kind == "beta" else f"[{a[0]}, {a[1]}]")
         return f"{text} {args}" + (f", step {self.q}" if self.q is not None else "")
+
+
+def _standard_normal(uniform: Any) -> float:
+    # Box-Muller from two uniforms (1 - u keeps the logarithm finite).
+    return math.sqrt(-2.0 * math.log(1.0 - uniform())) * math.cos(2.0 * math.pi * uniform())
+
+
+def _gamma(shape: float, uniform: Any) -> float:
+    """A Gamma(shape, 1) draw (Marsaglia and Tsang's method), from the same uniform stream."""
+    if shape < 1:
+        return _gamma(shape + 1, uniform) * (1.0 - uniform()) ** (1.0 / shape)
+    d = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    for _ in range(1000):  # accepts about 98% of tries
+        x = _standard_normal(uniform)
+        v = (1.0 + c * x) ** 3
+        if v > 0 and math.log(1.0 - uniform()) < 0.5 * x * x + d - d * v + d * math.log(v):
+            return d * v
+    return d  # pragma: no cover - the mode, after a thousand rejections in a row
 
 
 def _clean(x: float) -> float:
@@ -210,6 +234,10 @@ def _checked(kind: str, args: tuple[Any, ...], q: Any) -> Distribution:
     if kind in ("normal", "log_normal"):
         if not high > 0:
             raise ValueError(f"{kind}: sigma must be above 0, not {high!r}")
+        return Distribution(kind, args, q)
+    if kind == "beta":
+        if not (low > 0 and high > 0):
+            raise ValueError(f"beta: a and b must be above 0, not {list(args)!r}")
         return Distribution(kind, args, q)
     if kind in ("int", "log_int"):
         if low != int(low) or high != int(high):
@@ -386,7 +414,7 @@ class RandomExpander(Expander):
     def describe(self, section: Any) -> list[tuple[str, str]]:
         """(parameter, distribution) rows for ``--dry-run``."""
         parsed = parse_section(section)
-        rows = [("[random]", f"{parsed.samples} samples drawn, seed {parsed.seed}")]
+        rows = [("(random)", f"{parsed.samples} samples drawn, seed {parsed.seed}")]
         return rows + [(name, dist.describe()) for name, dist in parsed.params]
 
 
