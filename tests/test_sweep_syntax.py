@@ -206,3 +206,52 @@ def test_hsm_runs_a_hydra_style_sweep(project):
     assert sorted(argvs) == sorted(
         [f"optimizer.lr={lr}", f"layers={n}", "path=a,b"] for lr in ("0.001", "0.01", "0.1") for n in (1, 2)
     )
+
+
+HYDRA_APP = """\
+import json
+import hydra
+from omegaconf import OmegaConf
+
+
+@hydra.main(version_base=None, config_path=".", config_name="config")
+def main(cfg):
+    print("CFG", json.dumps(OmegaConf.to_container(cfg, resolve=True)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+HYDRA_CONFIG = """\
+optimizer: {lr: 0.0, name: none}
+layers: 0
+tag: ""
+hydra:
+  run:
+    dir: ${oc.env:HSM_TASK_DIR}/hydra
+  output_subdir: null
+"""
+
+
+def test_a_real_hydra_app_gets_what_the_sweep_file_says(tmp_path):
+    """hsm's reading of Hydra's syntax agrees with Hydra's own: a real Hydra app, run by the real
+    ``hsm``, reports the configuration it composed from the arguments hsm gave it."""
+    pytest.importorskip("hydra")
+    from hsm_core.testing.project import make_project as make
+
+    project = make(tmp_path / "proj", script=HYDRA_APP)
+    (project.root / "config.yaml").write_text(HYDRA_CONFIG)
+    cfg = project.write_sweep(
+        "grid:\n  optimizer:\n    lr: 0.001,0.01\n  layers: range(1,3)\n  tag: \"'a,b'\"\n"
+        "random:\n  samples: 2\n  seed: 4\n  optimizer.name: choice(adam,sgd)\n"
+    )
+    project.hsm("run", "--config", str(cfg), "--sources", "local:2", check=True)
+    seen = []
+    for task in sorted((project.only_sweep() / "tasks").iterdir()):
+        line = next(ln for ln in (task / "stdout.log").read_text().splitlines() if ln.startswith("CFG "))
+        seen.append(json.loads(line[4:]))
+    assert len(seen) == 8
+    assert {(c["optimizer"]["lr"], c["layers"]) for c in seen} == {(lr, n) for lr in (0.001, 0.01) for n in (1, 2)}
+    assert all(c["tag"] == "a,b" and c["optimizer"]["name"] in ("adam", "sgd") for c in seen)
+    assert isinstance(seen[0]["layers"], int) and isinstance(seen[0]["optimizer"]["lr"], float)
