@@ -180,6 +180,8 @@ def sweep_of(text: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 _ESCAPABLE = set("\\()[]{}:=, \t")
+#: Characters Hydra's lexer takes in an unquoted value (letters are ASCII only, as in Hydra).
+_UNQUOTED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-/\\+.$%*@?|: \t")
 _SPECIAL = set("()[]{},:=")
 _INT = re.compile(r"^[+-]?(?:0|[1-9](?:_?[0-9])*)$")
 _DIGITS = r"[0-9](?:_?[0-9])*"
@@ -305,9 +307,11 @@ class _Parser:
                     self.pos += 1
                     continue
                 break
-            else:
+            elif c in _UNQUOTED:
                 out.append(c)
                 self.pos += 1
+            else:
+                raise self.error(f"{c!r} cannot appear unquoted in Hydra's syntax (quote the value: 'text')")
         text = "".join(out)
         # Leading and trailing whitespace is not part of an unquoted value (Hydra strips it).
         return _Unquoted(text.strip(" \t") if not escaped else text.lstrip(" \t"), escaped)

@@ -55,6 +55,8 @@ CASES = [
     ("12:00:00,13:00:00", ["12:00:00", "13:00:00"]),
     ("hello world, foo bar", ["hello world", "foo bar"]),
     ("a/b.c,d-e", ["a/b.c", "d-e"]),
+    ("?|%,*@,-1,+2", ["?|%", "*@", -1, 2]),
+    ("a b,c", ["a b", "c"]),
     ("interval(0,1)", ("interval", 0.0, 1.0, [])),
     ("tag(log,interval(1e-5,1e-1))", ("interval", 1e-5, 0.1, ["log"])),
     ("'a,b'", "a,b"),
@@ -113,6 +115,8 @@ def test_text_without_a_sweep_is_left_as_written(text):
     ("frobnicate(1),2", "unknown function"),
     ("x,'y", "unterminated"),
     ("a,choice(b,c)", "cannot be one value"),
+    ("Hello, world!", "'!' cannot appear unquoted"),  # as Hydra's lexer: quote such text
+    ("café,b", "'é' cannot appear unquoted"),
 ])
 def test_bad_sweep_syntax_says_why(text, words):
     assert looks_like_sweep(text)
