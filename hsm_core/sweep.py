@@ -223,7 +223,7 @@ def parameter_table(spec: SweepSpec, registry: Any = None) -> list[tuple[str, st
     """(parameter, "N values") rows for ``--dry-run``, in file order.
 
     An expander with a ``describe(section)`` method gives its own rows (``random:`` shows each
-    parameter's distribution); another section is one row ``[name]``."""
+    parameter's distribution); another section is one row ``(name)``."""
     if registry is None:
         from hsm_core.plugins import get_registry
 
@@ -235,5 +235,5 @@ def parameter_table(spec: SweepSpec, registry: Any = None) -> list[tuple[str, st
         if describe is not None:
             rows.extend(describe(section))
         else:
-            rows.append((f"[{name}]", "plugin section"))
+            rows.append((f"({name})", "plugin section"))  # (not [..]: rich would read it as markup)
     return rows
