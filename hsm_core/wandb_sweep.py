@@ -6,8 +6,8 @@ translates it here into hsm's own form, then checks and runs it like any sweep f
 * ``method: grid`` -> a ``grid:`` section; ``method: random`` -> a ``random:`` section drawing
   ``run_cap`` parameter sets (seed 0); ``method: bayes`` is refused (adaptive search is not in hsm
   yet), and so are ``metric`` and ``early_terminate``;
-* ``parameters``: ``values``, ``value``, ``min``/``max`` (+ ``distribution``, ``q``, ``mu``/``sigma``,
-  ``a``/``b``), nested ``parameters`` (dotted names ``optimizer.lr``);
+* ``parameters``: ``values`` (+ ``probabilities``), ``value``, ``min``/``max`` (+ ``distribution``,
+  ``q``, ``mu``/``sigma``, ``a``/``b``), nested ``parameters`` (dotted names ``optimizer.lr``);
 * ``program`` and ``command`` with wandb's macros ``${env}``, ``${interpreter}``, ``${program}``,
   ``${args}``, ``${args_no_hyphens}``, ``${args_no_boolean_flags}``, ``${args_json}``; the default
   command is wandb's, ``${env} ${interpreter} ${program} ${args}``;
@@ -170,7 +170,8 @@ def _flatten(params: Mapping[str, Any], keys: list[Any], where: _Where,
 
 
 _DISTRIBUTION_KEYS = {
-    "constant": {"value"}, "categorical": {"values"}, "int_uniform": {"min", "max"}, "uniform": {"min", "max"},
+    "constant": {"value"}, "categorical": {"values"}, "categorical_w_probabilities": {"values", "probabilities"},
+    "int_uniform": {"min", "max"}, "uniform": {"min", "max"},
     "q_uniform": {"min", "max", "q"}, "log_uniform": {"min", "max"}, "log_uniform_values": {"min", "max"},
     "q_log_uniform": {"min", "max", "q"}, "q_log_uniform_values": {"min", "max", "q"},
     "inv_log_uniform": {"min", "max"}, "inv_log_uniform_values": {"min", "max"},
@@ -178,12 +179,14 @@ _DISTRIBUTION_KEYS = {
     "q_log_normal": {"mu", "sigma", "q"}, "beta": {"a", "b"}, "q_beta": {"a", "b", "q"},
 }
 _DEFAULTS = {"mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0, "q": 1.0}
-_REQUIRED = {"value", "values", "min", "max"}
+_REQUIRED = {"value", "values", "min", "max", "probabilities"}
 
 
 def _kind(spec: Mapping[str, Any], keys: list[Any], where: _Where) -> str:
     """wandb's distribution of a parameter, as wandb infers it when ``distribution`` is not given."""
     kind = spec.get("distribution")
+    if kind is None and "probabilities" in spec:
+        kind = "categorical_w_probabilities"
     if kind is None:
         if "values" in spec:
             kind = "categorical"
@@ -194,9 +197,6 @@ def _kind(spec: Mapping[str, Any], keys: list[Any], where: _Where) -> str:
             kind = "int_uniform" if both_int else "uniform"
         else:
             raise where.error("give values: [..], value: x, or min and max", keys)
-    if kind == "categorical_w_probabilities" or "probabilities" in spec:
-        raise where.error("categorical values with probabilities are not supported; give values: [..] (each as likely)",
-                          keys + ["probabilities" if "probabilities" in spec else "distribution"])
     if kind not in _DISTRIBUTION_KEYS:
         raise where.error(f"unknown distribution {kind!r} (wandb's: {', '.join(_DISTRIBUTION_KEYS)})",
                           keys + ["distribution"])
@@ -208,12 +208,19 @@ def _kind(spec: Mapping[str, Any], keys: list[Any], where: _Where) -> str:
     for key in _DISTRIBUTION_KEYS[kind] & _REQUIRED:
         if key not in spec:
             raise where.error(f"distribution {kind} needs '{key}'", keys)
-    for key in _DISTRIBUTION_KEYS[kind] - {"value", "values"}:
+    for key in _DISTRIBUTION_KEYS[kind] - {"value", "values", "probabilities"}:
         value = spec.get(key, _DEFAULTS.get(key))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise where.error(f"'{key}' must be a number, not {value!r}", keys + [key])
-    if kind == "categorical" and (not isinstance(spec["values"], list) or not spec["values"]):
+    if kind.startswith("categorical") and (not isinstance(spec["values"], list) or not spec["values"]):
         raise where.error("values must be a non-empty list", keys + ["values"])
+    if kind == "categorical_w_probabilities":
+        probabilities = spec["probabilities"]
+        if (not isinstance(probabilities, list) or len(probabilities) != len(spec["values"])
+                or not all(isinstance(p, (int, float)) and not isinstance(p, bool) and p >= 0 for p in probabilities)
+                or not sum(probabilities) > 0):
+            raise where.error(f"probabilities must be {len(spec['values'])} numbers of at least 0, one per value",
+                              keys + ["probabilities"])
     return kind
 
 
@@ -221,6 +228,9 @@ def _grid_values(spec: Mapping[str, Any], keys: list[Any], where: _Where) -> lis
     kind = _kind(spec, keys, where)
     if kind == "categorical":
         return list(spec["values"])
+    if kind == "categorical_w_probabilities":
+        raise where.error("method: grid runs every value; probabilities apply to method: random",
+                          keys + ["probabilities"])
     if kind == "constant":
         return [spec["value"]]
     if kind == "int_uniform":
@@ -245,6 +255,8 @@ def _distribution(spec: Mapping[str, Any], keys: list[Any], where: _Where) -> An
             return [spec["value"]]  # a one-item list: the value as written, never parsed
         if base == "categorical":
             return list(spec["values"])
+        if base == "categorical_w_probabilities":
+            return {"choice": list(spec["values"]), "weights": list(spec["probabilities"])}
         if base == "int_uniform":
             return {"int": [spec["min"], spec["max"]]}
         if base == "uniform":

@@ -83,6 +83,16 @@ def test_each_distribution_stays_in_its_range():
     assert set(col["r"]) == {0, 5}
 
 
+def test_weighted_choice_follows_its_weights():
+    sets = _draw({"samples": 1000, "x": {"uniform": [0, 1]}, "c": {"choice": ["a", "b", "never"], "weights": [3, 1, 0]}})
+    counts = {v: sum(s["c"] == v for s in sets) for v in ("a", "b", "never")}
+    assert counts["never"] == 0 and 680 < counts["a"] < 820, counts
+    with pytest.raises(ConfigError, match="weights must be 2 numbers"):
+        parse_section({"samples": 1, "c": {"choice": ["a", "b"], "weights": [1]}}, "random")
+    with pytest.raises(ConfigError, match="more than the 1 distinct"):  # a value of weight 0 is never drawn
+        parse_section({"samples": 2, "c": {"choice": ["a", "b"], "weights": [1, 0]}}, "random")
+
+
 def test_the_seed_decides_and_a_new_parameter_leaves_the_others_alone():
     base = {"samples": 10, "seed": 1, "lr": {"log_uniform": [1e-5, 1e-1]}, "opt": ["adam", "sgd"]}
     assert _draw(base) == _draw(dict(base))

@@ -78,6 +78,7 @@ def test_the_docs_example_becomes_a_random_section(tmp_path):
     ({"distribution": "normal"}, {"normal": [0.0, 1.0]}),
     ({"distribution": "q_log_normal", "mu": 1, "sigma": 0.5, "q": 2}, {"log_normal": [1, 0.5], "q": 2}),
     ({"distribution": "beta", "a": 2, "b": 5}, {"beta": [2, 5]}),
+    ({"values": ["a", "b"], "probabilities": [0.9, 0.1]}, {"choice": ["a", "b"], "weights": [0.9, 0.1]}),
 ])
 def test_each_wandb_distribution_has_its_hsm_form(tmp_path, spec, expected):
     data = {"method": "random", "run_cap": 3, "program": "train.py", "parameters": {"p": spec}}
@@ -118,7 +119,9 @@ def test_grid_and_nested_parameters(tmp_path):
      "use method: random"),
     ("program: t.py\nmethod: grid\nrun_cap: 1\nparameters:\n  a: {values: [1, 2]}\n", 3, "run_cap", "below the 2"),
     ("program: t.py\nmethod: grid\nparameters:\n  a:\n    values: [1]\n    probabilities: [1]\n", 6,
-     "parameters.a.probabilities", "probabilities"),
+     "parameters.a.probabilities", "apply to method: random"),
+    ("program: t.py\nmethod: random\nrun_cap: 1\nparameters:\n  a:\n    values: [1, 2]\n    probabilities: [1]\n", 7,
+     "parameters.a.probabilities", "2 numbers of at least 0"),
     ("program: t.py\nmethod: grid\nparameters:\n  a: {values: [1]}\ncommand:\n  - ${env}\n  - ${envvar:HOME}\n", 7,
      "command.1", "not supported yet"),
     ("program: t.py\nmethod: grid\nparameters:\n  a: {values: [1]}\nproject_name: x\n", 5, "project_name",

@@ -71,12 +71,21 @@ class Distribution:
     kind: str
     args: tuple[Any, ...]
     q: float | int | None = None
+    weights: tuple[float, ...] | None = None  #: choice: relative weight of each value
+
 
     def sample(self, uniform: Any) -> Any:
         """A value, from ``uniform()`` (called for each number in [0, 1) it needs)."""
         kind, a = self.kind, self.args
         if kind == "constant":
             return a[0]
+        if kind == "choice" and self.weights is not None:
+            point = uniform() * sum(self.weights)
+            for value, weight in zip(a, self.weights):
+                if point < weight:
+                    return value
+                point -= weight
+            return next(v for v, w in zip(reversed(a), reversed(self.weights)) if w > 0)
         if kind == "choice":
             return a[min(int(uniform() * len(a)), len(a) - 1)]
         if kind == "uniform":
@@ -111,7 +120,8 @@ class Distribution:
         if self.kind == "constant":
             return 1
         if self.kind == "choice":
-            return len({_canonical(v) for v in self.args})
+            weights = self.weights or (1,) * len(self.args)
+            return len({_canonical(v) for v, w in zip(self.args, weights) if w > 0})
         if self.q is not None and self.kind in ("uniform", "log_uniform", "int", "log_int"):
             return int(round(self.args[1] / self.q) - round(self.args[0] / self.q)) + 1
         if self.kind in ("int", "log_int"):
@@ -124,6 +134,9 @@ class Distribution:
             return f"{a[0]!r}"
         if kind == "choice" and len(a) == 1:
             return f"{a[0]!r}"
+        if kind == "choice" and self.weights is not None:
+            return f"weighted choice of {len(a)}: " + ", ".join(
+                f"{v} ({w / sum(self.weights):.0%})" for v, w in list(zip(a, self.weights))[:5]) + (", ..." if len(a) > 5 else "")
         if kind == "choice":
             return f"choice of {len(a)}: {', '.join(map(str, a[:5]))}{', ...' if len(a) > 5 else ''}"
         text = {"uniform": "uniform", "log_uniform": "log-uniform", "int": "integer", "log_int": "log-integer",
@@ -206,25 +219,42 @@ def _from_sweep(sweep: Any, text: str) -> Distribution:
 
 
 def _from_mapping(spec: Mapping[str, Any]) -> Distribution:
-    names = [k for k in spec if k != "q"]
-    extra = [k for k in spec if k != "q" and _ALIASES.get(k, k) not in DISTRIBUTIONS]
+    names = [k for k in spec if k not in _OPTIONS]
+    extra = [k for k in names if _ALIASES.get(k, k) not in DISTRIBUTIONS]
     if extra or len(names) != 1:
         known = ", ".join(DISTRIBUTIONS)
-        raise ValueError(f"expected one distribution ({known}) and optionally q, got {', '.join(map(str, spec)) or 'nothing'}")
+        raise ValueError(f"expected one distribution ({known}) and optionally q (or, for choice, weights), "
+                         f"got {', '.join(map(str, spec)) or 'nothing'}")
     kind = _ALIASES.get(names[0], names[0])
     args = spec[names[0]]
     q = spec.get("q")
     if "q" in spec and not (_number(q) and q > 0):
         raise ValueError(f"q must be a number above 0 (the step values are multiples of), not {q!r}")
+    if "weights" in spec and kind != "choice":
+        raise ValueError(f"weights apply to choice, not to {kind}")
     if kind == "choice":
         if q is not None:
             raise ValueError("q does not apply to choice")
         if not isinstance(args, list) or not args:
             raise ValueError("choice takes a non-empty list of values")
-        return Distribution("choice", tuple(args))
+        return Distribution("choice", tuple(args), weights=_weights(spec.get("weights"), len(args)))
     if not isinstance(args, list) or len(args) != 2:
         raise ValueError(f"{kind} takes {DISTRIBUTIONS[kind]}, not {args!r}")
     return _checked(kind, tuple(args), q)
+
+
+_OPTIONS = ("q", "weights")
+
+
+def _weights(weights: Any, n: int) -> tuple[float, ...] | None:
+    """Relative weights of a choice's values (None: each as likely)."""
+    if weights is None:
+        return None
+    if not isinstance(weights, list) or len(weights) != n or not all(_number(w) and w >= 0 for w in weights):
+        raise ValueError(f"weights must be {n} numbers of at least 0, one per value, not {weights!r}")
+    if not sum(weights) > 0:
+        raise ValueError("weights must not all be 0")
+    return tuple(float(w) for w in weights)
 
 
 def _checked(kind: str, args: tuple[Any, ...], q: Any) -> Distribution:
@@ -315,7 +345,7 @@ def _error(message: str, where: str, section: Any, keys: Sequence[Any], hint: st
 
 def _is_distribution(value: Any) -> bool:
     return isinstance(value, Mapping) and bool(value) and all(
-        k == "q" or _ALIASES.get(k, k) in DISTRIBUTIONS for k in value)
+        k in _OPTIONS or _ALIASES.get(k, k) in DISTRIBUTIONS for k in value)
 
 
 def _parameters(section: Mapping[str, Any], where: str) -> list[tuple[str, Any, list[Any]]]:
