@@ -414,13 +414,14 @@ def parse_section(section: Any, where: str = "random") -> RandomSection:
 
 def draw(section: RandomSection) -> Iterator[dict[str, Any]]:
     """The section's ``samples`` distinct parameter sets, in draw order (lazily)."""
-    seen: set[str] = set()
+    seen: set[bytes] = set()
     draw_number = 0
     for _ in range(section.samples):
         for _attempt in range(MAX_REDRAWS):
             params = {name: dist.sample(_uniforms(section.seed, draw_number, name)) for name, dist in section.params}
             draw_number += 1
-            key = _canonical(params)
+            # (a short digest, not the text: a million samples keep their memory small)
+            key = hashlib.blake2b(_canonical(params).encode("utf-8"), digest_size=12).digest()
             if key not in seen:
                 seen.add(key)
                 break
