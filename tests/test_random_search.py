@@ -174,7 +174,7 @@ def _argvs(sweep: Path) -> list[dict[str, str]]:
 def test_hsm_runs_a_random_times_grid_sweep_and_complete_finds_nothing_new(project):
     """The real ``hsm run``: 4 samples x 2 grid values = 8 tasks, each told its drawn values; the
     same 4 draws meet each grid value, and ``hsm complete`` (a new process) re-draws the same
-    sets, so there is nothing left to run."""
+    sets, so there is nothing left to run; with samples raised to 5 it runs just the new draw."""
     cfg = project.write_sweep(
         "grid:\n  x: [1, 2]\n"
         "random:\n  samples: 4\n  seed: 11\n"
@@ -197,3 +197,8 @@ def test_hsm_runs_a_random_times_grid_sweep_and_complete_finds_nothing_new(proje
     assert draws["1"] == expected
     proc = project.hsm("complete", sweep.name, "--sources", "local:2", check=True)
     assert len(project.executions()) == 8, proc.stdout
+    # More samples keep the first draws: complete runs only the new sets (1 more x 2 grid values).
+    cfg.write_text(cfg.read_text().replace("samples: 4", "samples: 5"))
+    proc = project.hsm("complete", sweep.name, "--config", str(cfg), "--sources", "local:2", check=True)
+    assert len(project.executions()) == 10, proc.stdout
+    assert len(_argvs(sweep)) == 10
