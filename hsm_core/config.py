@@ -1128,43 +1128,14 @@ def _copy_lines(src: Any, dst: Any) -> Any:
     return dst
 
 
-def _flat_params(params: Any, file: str, where: str) -> Any:
-    """``params`` (a grid, or one paired group) with nested mappings flattened to dotted keys
-    (``optimizer: {lr: ..}`` -> ``optimizer.lr``), each keeping its line; a string written as a
-    sweep (``0.1,0.01``, ``range(1,5)``) is checked here, where its line is known."""
-    from hsm_core.sweep_syntax import SweepSyntaxError, flatten_parameters, value_axis
-
-    if not isinstance(params, dict):
-        return params
-    out = _copy_lines(params, LineDict())
-    try:
-        flat = flatten_parameters(params)
-    except SweepSyntaxError as exc:
-        raise ConfigError(str(exc), file=file, line=getattr(params, "line", None), key=where) from None
-    for name, value, path in flat:
-        line = line_of(params, path)
-        if name in out:
-            raise ConfigError("parameter given twice (as a dotted key and in a nested mapping); keep one",
-                              file=file, line=line, key=f"{where}.{name}")
-        if isinstance(value, str):
-            try:
-                value_axis(value)
-            except SweepSyntaxError as exc:
-                hint = "to pass the text as one value, write it as a one-item list [\"...\"]" if exc.quotable else None
-                raise ConfigError(str(exc), file=file, line=line, key=f"{where}.{name}", hint=hint) from None
-        out[name] = value
-        if line:
-            out.lines[name] = line
-    return out
-
-
 def _normalise_grid(grid: Any, file: str = "") -> Any:
     if not isinstance(grid, dict):
         return grid
-    grid = _flat_params(grid, file, "grid")
-    out = _copy_lines(grid, LineDict())
+    from hsm_core.sweep_forms import flatten_section
     from hsm_core.sweep_syntax import looks_like_sweep
 
+    grid = flatten_section(grid, file, "grid")
+    out = _copy_lines(grid, LineDict())
     for key, value in grid.items():
         line = grid.lines.get(key) if isinstance(grid, LineDict) else None
         # A scalar is one value; a string written as a sweep stays a string (its values).
@@ -1182,17 +1153,19 @@ def _normalise_grid(grid: Any, file: str = "") -> Any:
 def _normalise_paired(paired: Any, file: str = "") -> Any:
     # The mapping-of-groups form becomes the seed's list form: one item per group; nested
     # mappings in a group become dotted parameters.
+    from hsm_core.sweep_forms import flatten_section
+
     if isinstance(paired, list):
         for i, item in enumerate(paired):
             if isinstance(item, dict):
                 for name in list(item):
-                    item[name] = _flat_params(item[name], file, f"paired[{i}].{name}")
+                    item[name] = flatten_section(item[name], file, f"paired[{i}].{name}")
     if not isinstance(paired, dict):
         return paired
     out = _copy_lines(paired, LineList())
     for name, group in paired.items():
         item = _copy_lines(paired, LineDict())
-        item[name] = _flat_params(group, file, f"paired.{name}")
+        item[name] = flatten_section(group, file, f"paired.{name}")
         line = paired.lines.get(name) if isinstance(paired, LineDict) else None
         if line:
             item.lines[name] = line
@@ -1277,24 +1250,6 @@ def _check_overlap(data: LineDict, file: str) -> None:
                 owner[p] = f"paired group {name!r}"
 
 
-def _with_file_lines(translated: Mapping[str, Any], original: Any) -> LineDict:
-    """A translated sweep file (a wandb file in hsm's form) whose keys point at the original's
-    lines: a section at the line of ``parameters:``, a parameter at its own line."""
-    out = _copy_lines(original, LineDict())
-    params_line = original.lines.get("parameters", original.line)
-    for key, value in translated.items():
-        if isinstance(value, dict) and key in ("grid", "random"):
-            section = _copy_lines(original, LineDict(value))
-            section.lines = {k: params_line for k in value}
-            if key == "random":
-                section.lines["samples"] = original.lines.get("run_cap", params_line)
-            value = section
-        out[key] = value
-        out.lines[key] = original.lines.get(key, params_line if key in ("grid", "random") else
-                                            original.lines.get("command", original.line))
-    return out
-
-
 def load_sweep_file(path: Path, registry: Any = None) -> LineDict:
     """Load and validate a sweep file; return it normalised to the v2 form.
 
@@ -1319,10 +1274,10 @@ def load_sweep_file(path: Path, registry: Any = None) -> LineDict:
             line=getattr(data, "line", 1),
         )
     registry = _resolve_registry(registry)
-    from hsm_core.wandb_sweep import is_wandb_sweep, translate
+    from hsm_core.sweep_forms import from_wandb_form, is_wandb_sweep
 
     if is_wandb_sweep(data):  # wandb's form (method:, parameters:): hsm's form, lines kept
-        data = _with_file_lines(translate(data, shown), data)
+        data = from_wandb_form(data, shown)
     validate(data, build_schema(registry, "sweep"), file=path)
     out = _normalise_sweep(data, shown)
     sections = _expander_sections(registry)
