@@ -20,6 +20,7 @@ key, and what hsm supports instead: nothing in the file is silently ignored.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -115,7 +116,10 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
         if key in _REFUSED_KEYS:
             raise where.error(f"not supported: {_REFUSED_KEYS[key]}", [key])
         if key not in SUPPORTED_KEYS:
-            raise where.error(f"unknown key of a wandb sweep file (hsm supports: {', '.join(SUPPORTED_KEYS)})", [key])
+            near = difflib.get_close_matches(str(key), [*SUPPORTED_KEYS, *_REFUSED_KEYS], n=1)
+            guess = f"did you mean {near[0]!r}? " if near else ""
+            raise where.error(f"unknown key of a wandb sweep file ({guess}hsm supports: {', '.join(SUPPORTED_KEYS)})",
+                              [key])
     method = data.get("method")
     if method == "bayes":
         raise where.error("bayes is adaptive search, which hsm does not run yet; use method: random "
@@ -198,7 +202,9 @@ def _kind(spec: Mapping[str, Any], keys: list[Any], where: _Where) -> str:
         else:
             raise where.error("give values: [..], value: x, or min and max", keys)
     if kind not in _DISTRIBUTION_KEYS:
-        raise where.error(f"unknown distribution {kind!r} (wandb's: {', '.join(_DISTRIBUTION_KEYS)})",
+        near = difflib.get_close_matches(str(kind), list(_DISTRIBUTION_KEYS), n=1)
+        guess = f", did you mean {near[0]!r}?" if near else ""
+        raise where.error(f"unknown distribution {kind!r}{guess} (wandb's: {', '.join(_DISTRIBUTION_KEYS)})",
                           keys + ["distribution"])
     allowed = _DISTRIBUTION_KEYS[kind] | {"distribution"}
     for key in spec:
