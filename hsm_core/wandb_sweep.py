@@ -115,6 +115,9 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
     for key in data:
         if key in _REFUSED_KEYS:
             raise where.error(f"not supported: {_REFUSED_KEYS[key]}", [key])
+        if key in ("grid", "paired", "random", "sweep", "metadata", "args_style", "sources", "strategy"):
+            raise where.error(f"'{key}' is hsm's own form, this file is in wandb's (method:, parameters:): "
+                              "write the sweep in one form", [key])
         if key not in SUPPORTED_KEYS:
             near = difflib.get_close_matches(str(key), [*SUPPORTED_KEYS, *_REFUSED_KEYS], n=1)
             guess = f"did you mean {near[0]!r}? " if near else ""

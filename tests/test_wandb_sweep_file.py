@@ -127,6 +127,7 @@ def test_grid_and_nested_parameters(tmp_path):
     ("program: t.py\nmethod: grid\nparameters:\n  a: {values: [1]}\nproject_name: x\n", 5, "project_name",
      "hsm supports: method"),
     ("method: grid\nparameters:\n  a: {values: [1]}\n", None, None, "'program' is missing"),
+    ("program: t.py\nmethod: grid\nparameters:\n  a: {values: [1]}\ngrid:\n  b: [1]\n", 5, "grid", "one form"),
 ])
 def test_what_hsm_cannot_honour_is_refused_at_its_line(tmp_path, text, line, key, words):
     err = _error(tmp_path, text)
