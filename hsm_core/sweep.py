@@ -72,9 +72,10 @@ def _check_one_place(sections: Mapping[str, Any], expanders: Mapping[str, Any], 
     owner: dict[str, str] = {}
     for name, section in sections.items():
         describe = getattr(expanders.get(name), "describe", None)
-        if describe is None:
+        rows = describe(section) if describe is not None else None
+        if rows is None:
             continue
-        for param in dict.fromkeys(row[0] for row in describe(section) if not str(row[0]).startswith("(")):
+        for param in dict.fromkeys(row[0] for row in rows if not str(row[0]).startswith("(")):
             if param in owner and owner[param] != name:
                 raise ConfigError(f"parameter {param!r} is also set in {owner[param]}; give each parameter one place",
                                   file=shown, line=_line(data, [name, param]), key=f"{name}.{param}")
@@ -232,8 +233,9 @@ def parameter_table(spec: SweepSpec, registry: Any = None) -> list[tuple[str, st
     rows: list[tuple[str, str]] = []
     for name, section in spec.sections.items():
         describe = getattr(expanders.get(name), "describe", None)
-        if describe is not None:
-            rows.extend(describe(section))
+        described = describe(section) if describe is not None else None
+        if described is not None:
+            rows.extend(described)
         else:
             rows.append((f"({name})", "plugin section"))  # (not [..]: rich would read it as markup)
     return rows
