@@ -1128,13 +1128,18 @@ def _copy_lines(src: Any, dst: Any) -> Any:
     return dst
 
 
-def _normalise_grid(grid: Any) -> Any:
+def _normalise_grid(grid: Any, file: str = "") -> Any:
     if not isinstance(grid, dict):
         return grid
+    from hsm_core.sweep_forms import flatten_section
+    from hsm_core.sweep_syntax import looks_like_sweep
+
+    grid = flatten_section(grid, file, "grid")
     out = _copy_lines(grid, LineDict())
     for key, value in grid.items():
         line = grid.lines.get(key) if isinstance(grid, LineDict) else None
-        if not isinstance(value, list):
+        # A scalar is one value; a string written as a sweep stays a string (its values).
+        if not isinstance(value, list) and not (isinstance(value, str) and looks_like_sweep(value)):
             wrapped = LineList([value])
             wrapped.line, wrapped.file = line, getattr(grid, "file", None)
             wrapped.lines = [line] if line else []
@@ -1145,14 +1150,22 @@ def _normalise_grid(grid: Any) -> Any:
     return out
 
 
-def _normalise_paired(paired: Any) -> Any:
-    # The mapping-of-groups form becomes the seed's list form: one item per group.
+def _normalise_paired(paired: Any, file: str = "") -> Any:
+    # The mapping-of-groups form becomes the seed's list form: one item per group; nested
+    # mappings in a group become dotted parameters.
+    from hsm_core.sweep_forms import flatten_section
+
+    if isinstance(paired, list):
+        for i, item in enumerate(paired):
+            if isinstance(item, dict):
+                for name in list(item):
+                    item[name] = flatten_section(item[name], file, f"paired[{i}].{name}")
     if not isinstance(paired, dict):
         return paired
     out = _copy_lines(paired, LineList())
     for name, group in paired.items():
         item = _copy_lines(paired, LineDict())
-        item[name] = group
+        item[name] = flatten_section(group, file, f"paired.{name}")
         line = paired.lines.get(name) if isinstance(paired, LineDict) else None
         if line:
             item.lines[name] = line
@@ -1183,9 +1196,9 @@ def _normalise_sweep(data: LineDict, file: str) -> LineDict:
             out[key] = value
             out.lines[key] = line or data.lines.get("sweep", 1)
     if "grid" in out:
-        out["grid"] = _normalise_grid(out["grid"])
+        out["grid"] = _normalise_grid(out["grid"], file)
     if "paired" in out:
-        out["paired"] = _normalise_paired(out["paired"])
+        out["paired"] = _normalise_paired(out["paired"], file)
     return out
 
 
@@ -1261,6 +1274,10 @@ def load_sweep_file(path: Path, registry: Any = None) -> LineDict:
             line=getattr(data, "line", 1),
         )
     registry = _resolve_registry(registry)
+    from hsm_core.sweep_forms import from_wandb_form, is_wandb_sweep
+
+    if is_wandb_sweep(data):  # wandb's form (method:, parameters:): hsm's form, lines kept
+        data = from_wandb_form(data, shown)
     validate(data, build_schema(registry, "sweep"), file=path)
     out = _normalise_sweep(data, shown)
     sections = _expander_sections(registry)

@@ -45,6 +45,7 @@ ENTRY_POINT_GROUP = "hsm"
 #: Built-in plugins, registered exactly like external ones (in this order, before them).
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "hsm_core.builtin.expanders",
+    "hsm_core.builtin.random_search",
     "hsm_core.builtin.strategies",
     "hsm_core.builtin.local",
     "hsm_core.builtin.collectors",

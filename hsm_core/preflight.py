@@ -219,6 +219,8 @@ def check_command_lines(
     # two arguments per parameter: their sizes are computed once per distinct value, and a bound
     # from the grid's longest values usually settles every task at once (100,000 in ~10 ms).
     sizes = _ArgSizes(cmd) if all(p in ("python", "script") for p in cmd.placeholders()) else None
+    if any(str(word).startswith("{args:") for word in cmd.template or ()):
+        sizes = None  # wandb's argument forms ({args:wandb} ...): measured task by task
     repeat = 1 if cmd.template is None else sum(word == "{args}" for word in cmd.template)
     fixed = sum(_entry_bytes(a) for a in cmd.argv({})[0]) if sizes is not None else 0
     if sizes is not None:
@@ -256,6 +258,8 @@ def _largest_from_sections(spec: SweepSpec, sizes: "_ArgSizes") -> tuple[int, in
     """(bytes, largest argument) of the longest value of every parameter together: a bound on
     every task's arguments, from the grid and paired lists alone. None when a section is a
     plugin's, whose values only its expansion knows."""
+    from hsm_core.sweep_syntax import looks_like_sweep
+
     total = widest = 0
     for name, section in spec.sections.items():
         if name == "grid" and isinstance(section, Mapping):
@@ -265,6 +269,8 @@ def _largest_from_sections(spec: SweepSpec, sizes: "_ArgSizes") -> tuple[int, in
         else:
             return None
         for key, values in lists:
+            if isinstance(values, str) and looks_like_sweep(values):
+                return None  # a,b / range(..): only the expansion knows its values' texts
             measured = [sizes.of(key, v) for v in (values if isinstance(values, list) else [values])]
             total += max(m[0] for m in measured)
             widest = max(widest, max(m[1] for m in measured))

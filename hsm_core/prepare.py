@@ -46,7 +46,31 @@ def override_args(params: Mapping[str, Any], style: str) -> list[str]:
             # argparse: the "--key=value" form keeps it the value of --key.
             out += [f"--{k}={text}"] if text.startswith("-") else [f"--{k}", text]
         return out
+    if style.startswith("wandb"):
+        from hsm_core.wandb_sweep import WANDB_ARG_STYLES, wandb_args
+
+        if style in WANDB_ARG_STYLES:
+            return wandb_args(params, style)
+    if style not in ("hydra", ""):
+        raise ConfigError(f"unknown argument style {style!r} (hydra, argparse, {', '.join(_wandb_styles())})",
+                          key="command")
     return [f"{k}={format_value(v)}" for k, v in params.items()]
+
+
+def _wandb_styles() -> tuple[str, ...]:
+    from hsm_core.wandb_sweep import WANDB_ARG_STYLES
+
+    return WANDB_ARG_STYLES
+
+
+def _args_word(word: str) -> str | None:
+    """The argument style of a word that inserts every parameter: ``{args}`` (the plan's style,
+    "") or ``{args:STYLE}`` (wandb's forms, from a wandb sweep file); None for another word."""
+    if word == "{args}":
+        return ""
+    if word.startswith("{args:") and word.endswith("}"):
+        return word[len("{args:"):-1]
+    return None
 
 
 @dataclass
@@ -74,8 +98,9 @@ class CommandPlan:
             return [self.python, self.script, *args, *extra], True
         out: list[str] = []
         for word in self.template:
-            if word == "{args}":
-                out.extend(args)
+            style = _args_word(word)
+            if style is not None:
+                out.extend(override_args(params, style) if style else args)
                 out.extend(extra)  # once, with the first {args}
                 extra = []
                 continue
@@ -98,7 +123,8 @@ class CommandPlan:
 
     def placeholders(self) -> list[str]:
         """The ``{name}`` placeholders of the template (``python``, ``script``, ``param.lr`` ...)."""
-        return [m.group(1) for word in self.template or () for m in _PLACEHOLDER.finditer(word) if word != "{args}"]
+        return [m.group(1) for word in self.template or () for m in _PLACEHOLDER.finditer(word)
+                if _args_word(word) is None]
 
 
 def placeholder_param(name: str, params: Mapping[str, Any]) -> str | None:

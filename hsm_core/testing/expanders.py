@@ -162,6 +162,22 @@ class ExpanderContract:
             ids = [default_task_id(p) for p in expander.expand(section)]
             assert len(set(ids)) == len(ids), f"{section!r} yields the same parameter set twice"
 
+    def test_describe_names_the_parameters(self) -> None:
+        """An expander with ``describe(section)`` (the ``--dry-run`` rows, also how core finds a
+        parameter set by two sections) names exactly the parameters its sets hold; rows whose
+        name is in parentheses are notes."""
+        expander = self._make()
+        describe = getattr(expander, "describe", None)
+        if describe is None or all(describe(section) is None for section in self.valid_sections()):
+            pytest.skip("the expander has no describe(); --dry-run shows one row for its section")
+        for section in self.valid_sections():
+            rows = describe(section)
+            assert rows is not None, f"describe() describes some examples but not {section!r}"
+            named = [str(row[0]) for row in rows if not str(row[0]).startswith("(")]
+            held = sorted({key for params in expander.expand(section) for key in params})
+            assert sorted(named) == held, f"describe() names {sorted(named)}, the sets hold {held}"
+            assert all(isinstance(row[1], str) for row in describe(section))
+
     def test_bad_input_is_one_line_with_file_and_line(self, tmp_path: Path) -> None:
         """``hsm run`` on a sweep file with a malformed section: exit 2, one line naming the file
         and a line of the section, with the expected words; no traceback."""
