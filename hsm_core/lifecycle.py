@@ -22,6 +22,7 @@ from hsm_core.engine import Engine, WakeEvent
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
+from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
@@ -189,13 +190,15 @@ def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, re
         if max_runs is not None and len(wanted_ids) >= max_runs:
             break
     plan = Plan(project, spec, sweep, records, [], new_sweep=False)
+    retries = policy_from(spec.settings, project.data)
     for rec in sorted(records.values(), key=lambda r: r.index):
         if rec.task_id not in wanted_ids:
             continue
         state = TaskState(rec.state)
         if state == TaskState.COMPLETED:
             plan.skipped["already completed"] = plan.skipped.get("already completed", 0) + 1
-        elif state == TaskState.FAILED and not retry_failed:
+        elif state == TaskState.FAILED and not retry_failed and not due_for_retry(sweep, rec, retries):
+            # (A transient failure with retries left runs again: its controller ended before it could.)
             plan.skipped["failed (use --retry-failed)"] = plan.skipped.get("failed (use --retry-failed)", 0) + 1
         elif state.active:
             status = _status(sweep, rec)
@@ -464,6 +467,7 @@ def _execute(
         on_outage=on_outage,
         kill_grace=kill_grace,
         may_launch=plan.lease.may_launch if plan.lease is not None else None,
+        retry=Retrier(plan.sweep, policy_from(plan.spec.settings, plan.project.data)),
     )
     if engine_hook:
         engine_hook(engine)
