@@ -22,6 +22,7 @@ from hsm_core.engine import Engine, WakeEvent
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
+from hsm_core.on_finish import ENDED, run_on_finish
 from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
@@ -336,9 +337,13 @@ def settle_sweep_status(plan: Plan) -> str:
         state = "incomplete"
     if plan.lease is not None and plan.lease.may_launch():
         try:
+            before = plan.sweep.read_metadata().get("status")
             plan.sweep.update_metadata(status=state, updated=now_iso())
         except OSError:
-            pass  # a read-only or full disk: the task dirs remain the truth
+            return state  # a read-only or full disk: the task dirs remain the truth
+        if state in ENDED and before not in ENDED:
+            # Its tasks ended with nobody watching (--no-wait, a killed controller): it ends now.
+            run_on_finish(plan.project.data, plan.project.root, plan.sweep, plan.records.values(), state)
     return state
 
 
@@ -512,6 +517,7 @@ def _execute(
             from hsm_core.monitor.report import write_reports
 
             write_reports(plan.sweep)  # never raises: a report must not fail a finished sweep
+            run_on_finish(plan.project.data, plan.project.root, plan.sweep, plan.records.values(), final_state)
 
 
 def _before_run(sources: list[Any], plan: Plan, opts: ExecOptions, registry: Any) -> None:
