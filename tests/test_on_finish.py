@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -40,8 +41,6 @@ def calls(project: Project) -> list[str]:
 
 
 def test_the_command_gets_the_summary_once_when_the_sweep_ends(project: Project) -> None:
-    import sys
-
     with_on_finish(project, [sys.executable, "notify.py"])
     cfg = project.write_sweep({"grid": {"x": [1, 2], "exit": [0, 1]}})
     proc = project.hsm("run", "--config", str(cfg), "--sweep-id", "n1")
@@ -69,8 +68,6 @@ def test_the_command_gets_the_summary_once_when_the_sweep_ends(project: Project)
 
 
 def test_a_failing_or_hanging_command_is_a_warning_only(project: Project) -> None:
-    import sys
-
     with_on_finish(project, f"{sys.executable} notify.py")  # a string: run by /bin/sh
     cfg = project.write_sweep({"grid": {"x": [1]}})
     proc = project.hsm("run", "--config", str(cfg), "--sweep-id", "f", env={"NOTIFY_EXIT": "3"})
@@ -92,8 +89,6 @@ def test_a_failing_or_hanging_command_is_a_warning_only(project: Project) -> Non
 def test_a_sweep_whose_controller_left_ends_when_complete_finds_its_tasks_done(project: Project) -> None:
     """The tasks of a killed ``hsm run`` go on and end with nobody watching; the ``hsm complete``
     that finds them all ended is where the sweep ends, and says so once."""
-    import sys
-
     with_on_finish(project, [sys.executable, "notify.py"])
     cfg = project.write_sweep({"grid": {"x": [1, 2], "sleep": [2]}})
     proc = project.popen("run", "--config", str(cfg), "--sweep-id", "k")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-import time
 from pathlib import Path
 
 import yaml
