@@ -20,9 +20,9 @@ from hsm_core import __version__
 from hsm_core.config import ProjectConfig, load_project_config
 from hsm_core.engine import Engine, WakeEvent
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
+from hsm_core.on_finish import ENDED, run_on_finish
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
-from hsm_core.on_finish import ENDED, run_on_finish
 from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
