@@ -19,6 +19,7 @@ retry is a new attempt in the task's history and a line in ``logs/retries.log``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from hsm_core.state import SweepDir, TaskRecord, read_status
@@ -79,20 +80,35 @@ class RetryDecision:
     number: int = 0  #: which retry this is (1 for the first)
 
 
-def decide(sweep: SweepDir, rec: TaskRecord, policy: RetryPolicy, *, failures: int = 0) -> RetryDecision:
-    """Should ``rec``, which just ended, run again? ``failures``: failed attempts this controller
-    saw (at least what the task's history says)."""
-    from hsm_core.monitor.errors import diagnose
+def failure_category(task_dir: Path, state: str, exit_code: int | None = None) -> str:
+    """The category ``hsm monitor errors`` gives the last attempt of the task in ``task_dir``."""
+    from hsm_core.monitor.errors import classify, read_stderr_tail
 
-    if rec.state not in FAILED_STATES:
-        return RetryDecision(False, "", f"state {rec.state}")
-    category = diagnose(sweep, rec).diagnosis.category
+    status = read_status(task_dir) or {}
+    code = exit_code if exit_code is not None else status.get("exit_code")
+    error = status.get("error")
+    return classify(state, code if isinstance(code, int) else None, read_stderr_tail(task_dir),
+                    str(error) if error else None).category
+
+
+def decide_for(task_dir: Path, state: str, policy: RetryPolicy, *, exit_code: int | None = None,
+               failures: int = 0) -> RetryDecision:
+    """Should the task in ``task_dir``, whose attempt just ended as ``state``, run again?
+    ``failures``: failed attempts the caller saw (the task's history may say more)."""
+    if state not in FAILED_STATES:
+        return RetryDecision(False, "", f"state {state}")
+    category = failure_category(task_dir, state, exit_code)
     if category not in TRANSIENT_CATEGORIES:
         return RetryDecision(False, category, f"{category} is not transient: the same parameters would fail again")
-    failed = max(1, failures, failures_in_history(read_status(sweep.record_dir(rec))))
+    failed = max(1, failures, failures_in_history(read_status(task_dir)))
     if failed > policy.max_retries:
         return RetryDecision(False, category, f"failed {failed} time(s); retries: {policy.max_retries}")
     return RetryDecision(True, category, f"transient ({category})", policy.delay(failed), failed)
+
+
+def decide(sweep: SweepDir, rec: TaskRecord, policy: RetryPolicy, *, failures: int = 0) -> RetryDecision:
+    """:func:`decide_for` a task of a sweep's index."""
+    return decide_for(sweep.record_dir(rec), rec.state, policy, exit_code=rec.exit_code, failures=failures)
 
 
 class Retrier:

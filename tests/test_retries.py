@@ -169,3 +169,19 @@ def test_bad_retries_settings_are_config_errors_with_file_and_line(project: Proj
     assert res.returncode == 2
     assert "typo.yaml:5: retries.backof: unknown key 'backof', did you mean 'backoff'?" in res.stderr
     assert not project.outputs.exists() or project.sweep_ids() == []
+
+
+def test_a_pull_based_worker_retries_transient_failures_too(project: Project) -> None:
+    """``hsm worker`` (no controller) honours the sweep's ``retries:`` the same way: the flaky task
+    runs twice under the same worker, the OOM once, and the worker exits 1 for the OOM only."""
+    (project.root / "train.py").write_text(SCRIPT)
+    cfg = project.write_sweep({"name": "wr", "retries": {"max": 2, "backoff": 0.5},
+                               "grid": {"kind": ["flaky", "oom", "node"]}})
+    env = {"HSM_WORKER_HEARTBEAT": "0.3", "HSM_WORKER_STALE_TIMEOUT": "2", "HSM_DISABLE_PLUGINS": "all"}
+    proc = project.hsm("worker", "--sweep", str(cfg), "--idle-exit", env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    sweep = project.outputs / "wr"
+    tasks = by_kind(project, sweep)
+    assert {k: runs(d) for k, d in tasks.items()} == {"flaky": 2, "oom": 1, "node": 3}
+    assert yaml.safe_load((tasks["flaky"] / "status.yaml").read_text())["state"] == "completed"
+    assert [a["state"] for a in yaml.safe_load((tasks["node"] / "status.yaml").read_text())["attempts"]] == ["failed"] * 3
