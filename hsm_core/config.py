@@ -1381,7 +1381,7 @@ def _edit_text(text: str, data: Any, keys: Sequence[str], value: Any) -> str | N
 
 
 #: Keys whose values are secrets (``env.WANDB_API_KEY``, ``password``, ``HF_TOKEN`` ...).
-from hsm_core.secrecy import SECRET_KEY as _SECRET_KEY  # noqa: E402
+_SECRET_KEY = re.compile(r"api[_-]?key|passw(or)?d|passphrase|secret|token", re.IGNORECASE)
 
 
 def set_config_value(path: Path, dotted_key: str, raw_value: str, registry: Any = None) -> Any:

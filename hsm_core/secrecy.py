@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-#: Names of keys (config keys, environment variables) whose values are secrets.
+#: Names of keys (config keys, environment variables) whose values are secrets. (``hsm config
+#: set`` keeps the same pattern beside it in hsm_core.config: a split of that module is under way,
+#: after which it imports this one.)
 SECRET_KEY = re.compile(r"api[_-]?key|passw(or)?d|passphrase|secret|token", re.IGNORECASE)
 
 
