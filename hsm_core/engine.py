@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from hsm_core import runner
 from hsm_core.metrics import collect_metrics, load_collectors
@@ -34,6 +34,9 @@ from hsm_core.plugin import (
     TaskUpdate,
 )
 from hsm_core.state import SweepDir, TaskRecord, count_states, read_status, reconcile_status
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hsm_core.failfast import FailFast
 
 INDEX_SAVE_INTERVAL = 2.0
 
@@ -124,6 +127,7 @@ class Engine:
         kill_grace: float = 10.0,
         may_launch: Callable[[], bool] | None = None,
         retry: Callable[[TaskRecord], float | None] | None = None,
+        fail_fast: "FailFast | None" = None,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -162,6 +166,8 @@ class Engine:
         self._retry = retry
         self._retry_at: list[tuple[float, TaskSpec]] = []
         self._interrupting = False
+        #: No more launches once the first finished tasks all failed alike (hsm_core.failfast).
+        self.fail_fast = fail_fast
 
     # ------------------------------------------------------------------------------------------
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
@@ -243,6 +249,9 @@ class Engine:
             return
         if self.launch_stopped:
             pending.clear()
+            return
+        if self.fail_fast is not None and self.fail_fast.stops(len(pending), self._total_active()):
+            pending.clear()  # they stay pending on disk, for hsm complete
             return
         batches: dict[str, list[TaskSpec]] = collections.defaultdict(list)
         planned = {rt.name: len(rt.active) for rt in self.sources}
@@ -457,6 +466,11 @@ class Engine:
 
     def _finished(self, rec: TaskRecord) -> None:
         d = self.sweep.task_dir(rec.index)
+        retry_in = None
+        if self._retry is not None and not self._interrupting and rec.state != TaskState.COMPLETED.value:
+            retry_in = self._retry(rec)
+        if self.fail_fast is not None and retry_in is None:
+            self.fail_fast.observe(rec)  # (a transient failure about to be retried says nothing about the script)
         if rec.state == TaskState.COMPLETED.value:
             self._collect_metrics(d)
         else:
@@ -466,11 +480,9 @@ class Engine:
         self.registry.hook.hsm_task_finished(
             sweep_id=self.sweep.sweep_id, task_id=rec.task_id, state=rec.state, task_dir=str(d)
         )
-        if self._retry is not None and not self._interrupting and rec.state != TaskState.COMPLETED.value:
-            delay = self._retry(rec)
-            if delay is not None:
-                rec.state = TaskState.PENDING.value
-                self._retry_at.append((time.time() + delay, self._spec(rec)))
+        if retry_in is not None:
+            rec.state = TaskState.PENDING.value
+            self._retry_at.append((time.time() + retry_in, self._spec(rec)))
 
     def _release_retries(self, pending: "collections.deque[TaskSpec]") -> None:
         """Queue the retries whose backoff is over (none once another controller took over)."""

@@ -185,3 +185,16 @@ def test_a_pull_based_worker_retries_transient_failures_too(project: Project) ->
     assert {k: runs(d) for k, d in tasks.items()} == {"flaky": 2, "oom": 1, "node": 3}
     assert yaml.safe_load((tasks["flaky"] / "status.yaml").read_text())["state"] == "completed"
     assert [a["state"] for a in yaml.safe_load((tasks["node"] / "status.yaml").read_text())["attempts"]] == ["failed"] * 3
+
+
+def test_transient_failures_being_retried_do_not_trip_fail_fast(project: Project) -> None:
+    """Fail fast stops a run whose first finished tasks all failed alike (compute.fail_fast,
+    default 3); the same NCCL hiccup in the first four tasks says nothing about the script when
+    each is retried, so the run goes on and every task completes."""
+    (project.root / "train.py").write_text(SCRIPT)
+    cfg = project.write_sweep({"retries": {"max": 1, "backoff": 0}, "grid": {"kind": ["flaky"], "seed": [1, 2, 3, 4, 5]}})
+    proc = project.hsm("run", "--config", str(cfg), "--sweep-id", "ff")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Fail fast" not in proc.stdout + proc.stderr
+    for d in (project.outputs / "ff" / "tasks").iterdir():
+        assert runs(d) == 2, d
