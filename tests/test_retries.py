@@ -143,6 +143,10 @@ def test_complete_retry_failed_only_one_category(project: Project) -> None:
     alone = project.hsm("complete", "c", "--only", "out_of_memory")
     assert alone.returncode == 2 and "--only CATEGORY narrows --retry-failed" in alone.stderr
     assert {k: runs(d) for k, d in tasks.items()} == {"oom": 2, "value": 1, "node": 1}  # the refusals ran nothing
+    # Tab after --only offers the categories.
+    tab = project.hsm(env={"_HSM_COMPLETE": "bash_complete", "COMP_WORDS": "hsm complete c --retry-failed --only n",
+                           "COMP_CWORD": "5"}, check=True)
+    assert [line.split(",", 1)[1] for line in tab.stdout.splitlines()] == ["node_failure", "nccl_error"]
 
 
 def test_monitor_errors_names_the_values_the_failures_of_a_category_share(project: Project) -> None:

@@ -164,6 +164,13 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
         raise SystemExit(1)
 
 
+def _failure_categories(prefix: str) -> list[str]:
+    """The failure categories of ``hsm monitor errors`` starting with ``prefix`` (Tab after --only)."""
+    from hsm_core.monitor.errors import CATEGORY_TITLES
+
+    return [c for c in CATEGORY_TITLES if c.startswith(prefix)]
+
+
 def _console_err() -> Any:
     from rich.console import Console
 
@@ -310,7 +317,7 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
 @click.argument("sweep_id", required=False)
 @click.option("--sources", "-s", help="Where to run the missing tasks (default: the sweep's own sources).")
 @click.option("--retry-failed", is_flag=True, help="Also run tasks that failed.")
-@click.option("--only", "only_category", metavar="CATEGORY",
+@click.option("--only", "only_category", metavar="CATEGORY", shell_complete=lambda ctx, param, text: _failure_categories(text),
               help="With --retry-failed: run only the tasks that failed with CATEGORY (out_of_memory, nccl_error, ... "
                    "as hsm monitor errors shows them), nothing else.")
 @click.option("--dry-run", is_flag=True, help="Show what would run; run nothing.")
