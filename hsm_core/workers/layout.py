@@ -28,8 +28,8 @@ from typing import Any, Mapping
 
 from hsm_core import __version__
 from hsm_core.atomic import atomic_write_text, atomic_write_yaml, read_json
-from hsm_core.secrecy import holds_secret
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
+from hsm_core.secrecy import holds_secret
 from hsm_core.state import SweepDir, TaskRecord, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, expand, make_task_id
 
