@@ -21,8 +21,10 @@ from hsm_core.config import ProjectConfig, load_project_config
 from hsm_core.engine import Engine, WakeEvent
 from hsm_core.failfast import FailFast, fail_fast_limit
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
+from hsm_core.on_finish import ENDED, run_on_finish
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
+from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
@@ -193,13 +195,15 @@ def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, re
         if max_runs is not None and len(wanted_ids) >= max_runs:
             break
     plan = Plan(project, spec, sweep, records, [], new_sweep=False)
+    retries = policy_from(spec.settings, project.data)
     for rec in sorted(records.values(), key=lambda r: r.index):
         if rec.task_id not in wanted_ids:
             continue
         state = TaskState(rec.state)
         if state == TaskState.COMPLETED:
             plan.skipped["already completed"] = plan.skipped.get("already completed", 0) + 1
-        elif state == TaskState.FAILED and not retry_failed:
+        elif state == TaskState.FAILED and not retry_failed and not due_for_retry(sweep, rec, retries):
+            # (A transient failure with retries left runs again: its controller ended before it could.)
             plan.skipped["failed (use --retry-failed)"] = plan.skipped.get("failed (use --retry-failed)", 0) + 1
         elif state.active:
             status = _status(sweep, rec)
@@ -337,9 +341,13 @@ def settle_sweep_status(plan: Plan) -> str:
         state = "incomplete"
     if plan.lease is not None and plan.lease.may_launch():
         try:
+            before = plan.sweep.read_metadata().get("status")
             plan.sweep.update_metadata(status=state, updated=now_iso())
         except OSError:
-            pass  # a read-only or full disk: the task dirs remain the truth
+            return state  # a read-only or full disk: the task dirs remain the truth
+        if state in ENDED and before not in ENDED:
+            # Its tasks ended with nobody watching (--no-wait, a killed controller): it ends now.
+            run_on_finish(plan.project.data, plan.project.root, plan.sweep, plan.records.values(), state)
     return state
 
 
@@ -470,6 +478,7 @@ def _execute(
         on_outage=on_outage,
         kill_grace=kill_grace,
         may_launch=plan.lease.may_launch if plan.lease is not None else None,
+        retry=Retrier(plan.sweep, policy_from(plan.spec.settings, plan.project.data)),
         fail_fast=FailFast(plan.sweep, fail_fast_limit(plan.project.data), on_fail_fast),
     )
     if engine_hook:
@@ -515,6 +524,7 @@ def _execute(
             from hsm_core.monitor.report import write_reports
 
             write_reports(plan.sweep)  # never raises: a report must not fail a finished sweep
+            run_on_finish(plan.project.data, plan.project.root, plan.sweep, plan.records.values(), final_state)
 
 
 def _before_run(sources: list[Any], plan: Plan, opts: ExecOptions, registry: Any) -> None:

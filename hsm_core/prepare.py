@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from hsm_core.atomic import atomic_write_text, atomic_write_yaml
 from hsm_core.hydra_app import HydraApp, find_hydra_app
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
+from hsm_core.secrecy import holds_secret
 from hsm_core.state import SweepDir, TaskRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -181,7 +182,8 @@ def write_task(
         "cwd": str(plan.cwd),
         "env": dict(env),
     }
-    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False)
+    # Its environment may carry a plugin's token: then it is the owner's only, else it follows the umask.
+    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False, private=holds_secret(command["env"]))
     return task_spec(sweep, record)
 
 

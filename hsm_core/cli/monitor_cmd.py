@@ -293,17 +293,22 @@ def health_command(ctx: click.Context, sweep_id: str | None, limit: int, as_json
 def errors_command(ctx: click.Context, sweep_id: str | None, as_json: bool, project_dir: str | None) -> None:
     """Failed tasks of SWEEP_ID (default: the latest sweep) grouped by error pattern; writes logs/errors/*.yaml."""
     from hsm_core.monitor.errors import CATEGORY_TITLES, analyze, error_documents, write_error_files
+    from hsm_core.monitor.shared_params import shared_by_category
     from hsm_core.monitor.view import errors_table
 
     sweep = _locate(ctx, project_dir, sweep_id)
-    report = analyze(sweep, sweep.records().values())
+    records = sweep.records()
+    report = analyze(sweep, records.values())
+    shared = shared_by_category(((f.diagnosis.category, f.record) for f in report.failed), records.values())
     try:
         paths = write_error_files(sweep, report)
     except OSError as exc:  # a read-only sweep (someone else's, an archive): the analysis is what matters
         paths = []
         click.echo(f"Note: logs/errors/*.yaml not written ({exc.strerror or exc}); the analysis follows", err=True)
     if as_json:
-        click.echo(json.dumps(error_documents(report)[1], indent=1, default=str))
+        doc = error_documents(report)[1]
+        doc["shared_params"] = {s.category: {"count": s.count, "values": s.values, "explains_all": s.complete} for s in shared}
+        click.echo(json.dumps(doc, indent=1, default=str))
         return
     console = _console()
     if not report.failed:
@@ -312,9 +317,12 @@ def errors_command(ctx: click.Context, sweep_id: str | None, as_json: bool, proj
         cats = ", ".join(f"{CATEGORY_TITLES.get(c, c)}: {n}" for c, n in report.by_category().items())
         console.print(errors_table(report))
         console.print(f"By category: {cats}", markup=False)
+        for s in shared:
+            console.print(s.describe(CATEGORY_TITLES.get(s.category, s.category)), markup=False, soft_wrap=True)
         for i, g in enumerate(report.groups, 1):
             console.print(f"  {i}. {g.pattern}\n     e.g. {g.tasks[0].record.name}: {g.example}", markup=False)
-        console.print(f"Retry them with: hsm complete {sweep.sweep_id} --retry-failed", markup=False)
+        console.print(f"Retry them with: hsm complete {sweep.sweep_id} --retry-failed (only one category: add --only CATEGORY)",
+                      markup=False)
     for p in paths:
         console.print(f"Wrote {p.relative_to(sweep.path)}", markup=False)
 

@@ -118,7 +118,10 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
     else:
 
         def on_update(rec: Any) -> None:
-            if rec.state not in ("completed", "submitted", "running", "pending"):
+            if rec.state == "pending" and rec.attempt:  # back in the queue after a failure: retries
+                click.echo(f"{rec.name} attempt {rec.attempt} failed (exit code {rec.exit_code}) on {rec.source}; "
+                           f"retrying (logs/retries.log)", err=True)
+            elif rec.state not in ("completed", "submitted", "running", "pending"):
                 click.echo(f"{rec.name} {rec.state} (exit code {rec.exit_code}) on {rec.source}", err=True)
 
     print_err = progress.console.print if progress else _console_err().print
@@ -159,6 +162,13 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
     if counts.get("failed") or counts.get("timeout") or counts.get("lost"):
         console.print(f"Some tasks failed: hsm monitor errors {plan.sweep.sweep_id}; retry with hsm complete {plan.sweep.sweep_id} --retry-failed")
         raise SystemExit(1)
+
+
+def _failure_categories(prefix: str) -> list[str]:
+    """The failure categories of ``hsm monitor errors`` starting with ``prefix`` (Tab after --only)."""
+    from hsm_core.monitor.errors import CATEGORY_TITLES
+
+    return [c for c in CATEGORY_TITLES if c.startswith(prefix)]
 
 
 def _console_err() -> Any:
@@ -307,6 +317,9 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
 @click.argument("sweep_id", required=False)
 @click.option("--sources", "-s", help="Where to run the missing tasks (default: the sweep's own sources).")
 @click.option("--retry-failed", is_flag=True, help="Also run tasks that failed.")
+@click.option("--only", "only_category", metavar="CATEGORY", shell_complete=lambda ctx, param, text: _failure_categories(text),
+              help="With --retry-failed: run only the tasks that failed with CATEGORY (out_of_memory, nccl_error, ... "
+                   "as hsm monitor errors shows them), nothing else.")
 @click.option("--dry-run", is_flag=True, help="Show what would run; run nothing.")
 @click.option("--parallel-limit", type=click.IntRange(min=1))
 @click.option("--strategy", help="Dispatch strategy.")
@@ -318,14 +331,16 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
 @click.option("--config", "-c", "config", type=click.Path(dir_okay=False), help="An edited sweep file to complete against.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 @click.option("--no-verify-sync", is_flag=True, help="Skip the check that remote (ssh:) projects match this one.")
-def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, strategy, show_output, no_wait, wait_for_lease,
-                     config, project_dir, no_verify_sync):
+def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, parallel_limit, strategy, show_output, no_wait,
+                     wait_for_lease, config, project_dir, no_verify_sync):
     """Run the tasks of SWEEP_ID (default: the latest sweep) that have not completed (never re-runs completed ones).
 
     One controller runs a sweep at a time: while another hsm run/complete runs it, this one stops
     at once (exit 2) saying who does, or with --wait-for-controller waits for it."""
     from hsm_core.lifecycle import plan_complete
 
+    if only_category and not retry_failed:
+        raise HsmError("--only CATEGORY narrows --retry-failed", hint=f"hsm complete {sweep_id + ' ' if sweep_id else ''}--retry-failed --only {only_category}")
     registry = _registry()
     root = Path(project_dir).resolve() if project_dir else None
     if root is None:
@@ -342,6 +357,10 @@ def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, s
                          take_lease=not dry_run, wait=wait_for_lease, on_wait=waiting)
     sweep_id = plan.sweep.sweep_id
     try:
+        if only_category:
+            from hsm_core.retries import keep_only_category
+
+            keep_only_category(plan, only_category)
         _complete(plan, sweep_id, registry, sources, dry_run, parallel_limit, strategy, show_output, no_wait, no_verify_sync)
     finally:
         plan.release_lease()

@@ -9,7 +9,9 @@ that the same error in two tasks gives the same pattern: numbers, paths and hex 
 timeout            state ``timeout`` or a scheduler's time-limit message
 preempted / lost   state ``preempted`` / ``lost``
 out_of_memory      CUDA OOM, ``MemoryError``, the OOM killer, a lone ``Killed`` line or exit 137
-cuda_error         ``CUDA error: ...``, cuDNN / NCCL / cuBLAS errors
+node_failure       the node failed under the task (Slurm's ``DUE TO NODE FAILURE``, an ECC error ...)
+nccl_error         NCCL communication errors and collective timeouts (not NCCL's "invalid usage")
+cuda_error         ``CUDA error: ...``, cuDNN / cuBLAS errors
 hydra_config       a Hydra app refused its overrides or config (the line saying what went wrong,
                    not Hydra's "Set the environment variable HYDRA_FULL_ERROR=1" footer)
 python_exception   the last ``XxxError: message`` line of a traceback
@@ -36,6 +38,8 @@ from hsm_core.state import SweepDir, TaskRecord, now_iso, read_status
 
 CATEGORY_TITLES = {
     "out_of_memory": "Out of memory",
+    "node_failure": "Node failure",
+    "nccl_error": "NCCL error",
     "cuda_error": "CUDA error",
     "timeout": "Timeout",
     "hydra_config": "Hydra configuration error",
@@ -57,6 +61,12 @@ _OOM_CUDA = re.compile(r"CUDA out of memory|CUDA error: out of memory|OutOfMemor
 _OOM_HOST = re.compile(r"(?:^|[\s.:])(?:MemoryError|_ArrayMemoryError)\b|Cannot allocate memory|std::bad_alloc|Unable to allocate \S+ (?:[KMGT]i?B|bytes)")
 _OOM_KILLER = re.compile(r"oom[-_ ]kill|Out of memory: Kill|Exceeded job memory limit|exceeded memory limit|job killed: mem|OUT_OF_MEMORY", re.I)
 _CUDA = re.compile(r"CUDA error|CUDA_ERROR_\w+|cudaError\w*|CUDNN_STATUS_\w+|cuDNN error|NCCL error|CUBLAS_STATUS_\w+|no CUDA-capable device", re.I)
+_NODE_FAILURE = re.compile(r"DUE TO NODE FAIL|NODE_FAIL|\bnode failure|uncorrectable ECC error|Socket timed out on send/recv|"
+                           r"Transport endpoint is not connected|Stale file handle", re.I)
+_NCCL = re.compile(r"NCCL error|NCCL (?:WARN|timeout)|nccl(?:System|Remote|Internal|UnhandledCuda)Error|"
+                   r"NCCL communicator was aborted|Watchdog caught collective operation timeout", re.I)
+#: NCCL errors that a bug in the program causes: run again, they fail again.
+_NCCL_MISUSE = re.compile(r"invalid usage|invalid argument|ncclInvalid", re.I)
 _TRACEBACK = "Traceback (most recent call last):"
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 _EXC_ANYWHERE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning)): (.*)$")
@@ -199,6 +209,11 @@ def classify(state: str, exit_code: int | None, lines: list[str], error: str | N
         return Diagnosis("out_of_memory", "out of memory (MemoryError)", hit)
     if _KILLED.search(last) or exit_code in (137, -9):
         return Diagnosis("out_of_memory", "out of memory? (killed with SIGKILL, exit code 137)", last or f"exit code {exit_code}")
+    if hit := _find(_NODE_FAILURE, lines):
+        return Diagnosis("node_failure", "node failure", hit)
+    if (hit := _find(_NCCL, lines)) and not _NCCL_MISUSE.search(hit):
+        m = _NCCL.search(hit)
+        return Diagnosis("nccl_error", normalize(hit[m.start():] if m else hit), hit)
     if hit := _find(_CUDA, lines):
         m = _CUDA.search(hit)
         return Diagnosis("cuda_error", normalize(hit[m.start():] if m else hit), hit)

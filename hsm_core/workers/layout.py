@@ -29,6 +29,7 @@ from typing import Any, Mapping
 from hsm_core import __version__
 from hsm_core.atomic import atomic_write_text, atomic_write_yaml, read_json
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
+from hsm_core.secrecy import holds_secret
 from hsm_core.state import SweepDir, TaskRecord, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, expand, make_task_id
 
@@ -281,7 +282,8 @@ def write_task_files(
         "cwd": str(cwd),
         "env": dict(env),
     }
-    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False)
+    # Its environment may carry a plugin's token: then it is the owner's only, else it follows the umask.
+    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False, private=holds_secret(command["env"]))
     return d
 
 

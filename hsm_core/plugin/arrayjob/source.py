@@ -402,7 +402,7 @@ class ArrayJobSource(ComputeSource):
     def submit_workers(self, workers: WorkerArray, *, dry_run: bool = False) -> WorkersSubmitted:
         """``hsm worker submit``: one array job of ``workers.count`` elements, each running one
         worker (:meth:`render_worker_script`), submitted as the tasks' array jobs are."""
-        from hsm_core.atomic import atomic_write_text
+        from hsm_core.atomic import atomic_write_text, executable_mode
 
         if self.remote:
             raise HsmError(f"hsm worker submit submits from this machine, but source {self.name!r} submits through "
@@ -428,7 +428,7 @@ class ArrayJobSource(ComputeSource):
         )
         script = script_dir / f"workers_{workers.stamp}{self.script_suffix}"
         atomic_write_text(script, self.render_worker_script(job))
-        os.chmod(script, 0o755)
+        os.chmod(script, executable_mode(script))  # executable; readable by whom the umask says
         argv = self.submit_argv(script.name, job)
         if dry_run:
             return WorkersSubmitted(script, None, argv)
