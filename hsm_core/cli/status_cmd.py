@@ -15,10 +15,10 @@ STATE_ORDER = ("completed", "failed", "running", "submitted", "pending", "interr
 
 def output_dir(project_dir: str | None) -> Path:
     """The project's sweeps output dir (``paths.output_dir``, default ``sweeps/outputs``)."""
-    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
 
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
-    return load_project_config(root).output_dir
+    return load_project_config(resolve_project_root(project_dir)).output_dir
 
 
 def locate_sweep(project_dir: str | None, sweep_id: str) -> Any:
