@@ -14,12 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from hsm_core import config
 from hsm_core.cli.main import build_cli
-from hsm_core.config.editing import set_config_value
-from hsm_core.config.project_config import load_project_config
-from hsm_core.config.project_root import find_project_root
-from hsm_core.config.sweep_file import load_sweep_file
-from hsm_core.config.yaml_io import dump_yaml, load_yaml
 from hsm_core.plugin import ComputeSourceRecord, ConfigError, ExpanderRecord, hookimpl
 from hsm_core.plugins import build_registry, get_registry, set_registry
 
@@ -79,7 +75,7 @@ compute:
 
 def test_unknown_nested_key_gives_line_key_and_did_you_mean(tmp_path):
     write(tmp_path / "hsm_config.yaml", PROJECT + "  health_chek_interval: 300\n")
-    err = error_of(load_project_config, tmp_path)
+    err = error_of(config.load_project_config, tmp_path)
     assert err.line == 9
     assert err.key == "compute.health_chek_interval"
     assert str(err).endswith(
@@ -91,7 +87,7 @@ def test_unknown_nested_key_gives_line_key_and_did_you_mean(tmp_path):
 def test_typo_in_plugin_open_section_still_gets_did_you_mean(tmp_path):
     # hpc: accepts plugin options, so the schema cannot reject unknown keys there; near misses still fail
     write(tmp_path / "hsm_config.yaml", "hpc:\n  system: slurm\n  default_walltim: '01:00:00'\n")
-    err = error_of(load_project_config, tmp_path)
+    err = error_of(config.load_project_config, tmp_path)
     assert (err.line, err.key) == (3, "hpc.default_walltim")
     assert "did you mean 'default_walltime'" in str(err)
 
@@ -101,55 +97,55 @@ def test_wrong_type_deep_in_remote_entry(tmp_path):
         tmp_path / "hsm_config.yaml",
         "distributed:\n  remotes:\n    gpu1:\n      host: gpu1.example.org\n      port: twenty-two\n",
     )
-    err = error_of(load_project_config, tmp_path)
+    err = error_of(config.load_project_config, tmp_path)
     assert (err.line, err.key) == (5, "distributed.remotes.gpu1.port")
     assert "expected an integer, got 'twenty-two'" in str(err)
 
 
 def test_sweep_top_level_typo_did_you_mean(tmp_path):
     path = write(tmp_path / "sweep.yaml", "gird:\n  lr: [0.1, 0.01]\n")
-    err = error_of(load_sweep_file, path)
+    err = error_of(config.load_sweep_file, path)
     assert err.line == 1
     assert "unknown key 'gird', did you mean 'grid'?" in str(err)
 
 
 def test_duplicate_key_is_refused_with_both_lines(tmp_path):
     path = write(tmp_path / "sweep.yaml", "grid:\n  lr: [0.1]\n  bs: [32]\n  lr: [0.2]\n")
-    err = error_of(load_yaml, path)
+    err = error_of(config.load_yaml, path)
     assert (err.line, err.key) == (4, "lr")
     assert "duplicate key (first defined on line 2)" in str(err)
 
 
 def test_yaml_merge_override_is_not_a_duplicate(tmp_path):
     path = write(tmp_path / "a.yaml", "base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  x: 3\n")
-    assert load_yaml(path)["other"] == {"x": 3, "y": 2}
+    assert config.load_yaml(path)["other"] == {"x": 3, "y": 2}
 
 
 def test_yaml_syntax_error_is_one_line_with_file_and_line(tmp_path):
     path = write(tmp_path / "sweep.yaml", "grid:\n  lr: [0.1, 0.01\n  bs: [32]\nmetadata: {}\n")
-    err = error_of(load_sweep_file, path)
+    err = error_of(config.load_sweep_file, path)
     assert err.file.endswith("sweep.yaml") and err.line is not None
     assert "invalid YAML" in str(err)
 
 
 def test_tab_indentation_is_explained(tmp_path):
     path = write(tmp_path / "sweep.yaml", "grid:\n\tlr: [0.1]\n")
-    err = error_of(load_sweep_file, path)
+    err = error_of(config.load_sweep_file, path)
     assert err.line == 2 and "indent with spaces" in str(err)
 
 
 def test_non_utf8_file_is_refused_with_its_line(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_bytes(b"grid:\n  name: [caf\xe9]\n")
-    err = error_of(load_sweep_file, path)
+    err = error_of(config.load_sweep_file, path)
     assert err.line == 2 and "not UTF-8" in str(err)
 
 
 def test_missing_and_empty_sweep_files(tmp_path):
-    assert "file not found" in str(error_of(load_sweep_file, tmp_path / "nope.yaml"))
+    assert "file not found" in str(error_of(config.load_sweep_file, tmp_path / "nope.yaml"))
     empty = write(tmp_path / "empty.yaml", "")
-    assert "sweep file is empty" in str(error_of(load_sweep_file, empty))
-    assert load_yaml(empty) == {}
+    assert "sweep file is empty" in str(error_of(config.load_sweep_file, empty))
+    assert config.load_yaml(empty) == {}
 
 
 def test_paired_lists_of_unequal_length_name_group_and_lengths(tmp_path):
@@ -157,7 +153,7 @@ def test_paired_lists_of_unequal_length_name_group_and_lengths(tmp_path):
         tmp_path / "sweep.yaml",
         "paired:\n  - model_and_data:\n      model.name: [cnn, transformer, mlp]\n      data.aug: [basic, none]\n",
     )
-    err = error_of(load_sweep_file, path)
+    err = error_of(config.load_sweep_file, path)
     assert err.line == 2
     assert "paired group 'model_and_data'" in str(err)
     assert "model.name: 3, data.aug: 2" in str(err)
@@ -165,13 +161,13 @@ def test_paired_lists_of_unequal_length_name_group_and_lengths(tmp_path):
 
 def test_parameter_in_grid_and_paired_is_refused(tmp_path):
     path = write(tmp_path / "s.yaml", "grid:\n  seed: [1, 2]\npaired:\n  - g:\n      seed: [1, 2]\n      lr: [1, 2]\n")
-    err = error_of(load_sweep_file, path)
+    err = error_of(config.load_sweep_file, path)
     assert err.line == 5 and "'seed' is also set in grid" in str(err)
 
 
 def test_empty_value_list_is_refused(tmp_path):
     path = write(tmp_path / "s.yaml", "grid:\n  lr: []\n")
-    err = error_of(load_sweep_file, path)
+    err = error_of(config.load_sweep_file, path)
     assert (err.line, err.key) == (2, "grid.lr") and "empty list" in str(err)
 
 
@@ -216,7 +212,7 @@ sweep:
         data.augmentation: [basic, none]
 """,
     )
-    a, b = load_sweep_file(v2), load_sweep_file(v1)
+    a, b = config.load_sweep_file(v2), config.load_sweep_file(v1)
     assert a == b
     assert a["grid"]["epochs"] == [10]  # a scalar is one value
     assert "sweep" not in b
@@ -226,11 +222,11 @@ sweep:
 
 def test_normalised_sweep_dumps_as_plain_yaml(tmp_path):
     path = write(tmp_path / "s.yaml", "grid:\n  lr: [1e-3, 0.01]\n  walltime: 12:00:00\n")
-    data = load_sweep_file(path)
+    data = config.load_sweep_file(path)
     # YAML 1.2 numbers: 1e-3 is a float, 12:00:00 stays text (YAML 1.1 reads 43200)
     assert data["grid"] == {"lr": [0.001, 0.01], "walltime": ["12:00:00"]}
     assert yaml.safe_load(yaml.safe_dump(data)) == data
-    assert yaml.safe_load(dump_yaml(data)) == data
+    assert yaml.safe_load(config.dump_yaml(data)) == data
 
 
 def test_loading_a_large_file_is_quick(tmp_path):
@@ -238,7 +234,7 @@ def test_loading_a_large_file_is_quick(tmp_path):
     path = write(tmp_path / "big.yaml", "\n".join(lines) + "\n")
     assert path.stat().st_size > 1_000_000
     t0 = time.perf_counter()
-    data = load_yaml(path)
+    data = config.load_yaml(path)
     elapsed = time.perf_counter() - t0
     assert len(data["grid"]) == 30000 and data["grid"].lines["p29999"] == 30001
     assert elapsed < 10, f"loading 1 MB took {elapsed:.1f}s"
@@ -289,22 +285,22 @@ def test_plugin_fragments_validate_their_cluster_and_remote_options(tmp_path, pl
         tmp_path / "hsm_config.yaml",
         "hpc:\n  clusters:\n    big:\n      system: slurm\n      host: login1\n      max_array_size: 0\n",
     )
-    err = error_of(load_project_config, tmp_path, plugin_registry)
+    err = error_of(config.load_project_config, tmp_path, plugin_registry)
     assert (err.line, err.key) == (6, "hpc.clusters.big.max_array_size")
     write(
         tmp_path / "hsm_config.yaml",
         "hpc:\n  clusters:\n    big:\n      system: slurm\n      host: login1\n      max_array_size: 1000\n"
         "distributed:\n  remotes:\n    a:\n      host: a.example.org\n      known_host: x\n",
     )
-    err = error_of(load_project_config, tmp_path, plugin_registry)
+    err = error_of(config.load_project_config, tmp_path, plugin_registry)
     assert err.line == 11 and "did you mean 'known_hosts'" in str(err)
 
 
 def test_plugin_expander_section_is_accepted_in_sweep_files(tmp_path, plugin_registry):
     path = write(tmp_path / "s.yaml", "random:\n  n: 5\n")
-    assert load_sweep_file(path, plugin_registry) == {"random": {"n": 5}}
+    assert config.load_sweep_file(path, plugin_registry) == {"random": {"n": 5}}
     path = write(tmp_path / "s.yaml", "random: 5\n")
-    assert "expected a mapping" in str(error_of(load_sweep_file, path, plugin_registry))
+    assert "expected a mapping" in str(error_of(config.load_sweep_file, path, plugin_registry))
 
 
 def test_config_schema_command_prints_merged_schema(plugin_registry):
@@ -323,15 +319,15 @@ def test_config_schema_command_prints_merged_schema(plugin_registry):
 
 
 def test_project_config_defaults_and_v1_location(tmp_path):
-    cfg = load_project_config(tmp_path)
+    cfg = config.load_project_config(tmp_path)
     assert cfg.path is None
     assert cfg.output_dir == tmp_path / "sweeps" / "outputs"
     assert cfg.python_interpreter == sys.executable
     assert cfg.train_script is None and cfg.args_style == "hydra"
 
     write(tmp_path / "sweeps" / "hsm_config.yaml", "paths:\n  train_script: src/train.py\n")
-    assert find_project_root(tmp_path / "sweeps") == tmp_path
-    cfg = load_project_config(find_project_root(tmp_path / "sweeps"))
+    assert config.find_project_root(tmp_path / "sweeps") == tmp_path
+    cfg = config.load_project_config(config.find_project_root(tmp_path / "sweeps"))
     assert cfg.path == tmp_path / "sweeps" / "hsm_config.yaml"
     assert cfg.train_script == tmp_path / "src" / "train.py"
     assert cfg.data["paths"]["output_dir"] == "sweeps/outputs"
@@ -341,7 +337,7 @@ def test_find_project_root_walks_up(tmp_path):
     write(tmp_path / "hsm_config.yaml", "project: {name: x}\n")
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)
-    assert find_project_root(deep) == tmp_path
+    assert config.find_project_root(deep) == tmp_path
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,18 +361,18 @@ def test_config_set_changes_one_line_and_keeps_comments(tmp_path):
     assert result.exit_code == 0, result.output
     text = path.read_text()
     assert text == COMMENTED.replace("60  # seconds", "300 # seconds")
-    assert load_project_config(tmp_path).data["compute"]["health_check_interval"] == 300
+    assert config.load_project_config(tmp_path).data["compute"]["health_check_interval"] == 300
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["hsm_config.yaml"]  # no temp file left
 
 
 def test_config_set_adds_new_keys_with_typed_values(tmp_path):
     path = write(tmp_path / "hsm_config.yaml", COMMENTED)
-    set_config_value(path, "ssh.compression", "true")
-    set_config_value(path, "compute.local.gpus", "[0, 1]")
-    set_config_value(path, "hpc.default_walltime", "12:00:00")
-    set_config_value(path, "project.name", "my run # 2")
-    data = load_project_config(tmp_path).data
+    config.set_config_value(path, "ssh.compression", "true")
+    config.set_config_value(path, "compute.local.gpus", "[0, 1]")
+    config.set_config_value(path, "hpc.default_walltime", "12:00:00")
+    config.set_config_value(path, "project.name", "my run # 2")
+    data = config.load_project_config(tmp_path).data
     assert data["ssh"] == {"compression": True}
     assert data["compute"]["local"] == {"max_parallel_jobs": 4, "gpus": [0, 1]}
     assert data["hpc"]["default_walltime"] == "12:00:00"
@@ -385,8 +381,8 @@ def test_config_set_adds_new_keys_with_typed_values(tmp_path):
 
 
 def test_config_set_creates_the_file_when_missing(tmp_path):
-    set_config_value(tmp_path / "hsm_config.yaml", "compute.result_collection_interval", "120")
-    assert load_project_config(tmp_path).get("compute.result_collection_interval") == 120
+    config.set_config_value(tmp_path / "hsm_config.yaml", "compute.result_collection_interval", "120")
+    assert config.load_project_config(tmp_path).get("compute.result_collection_interval") == 120
 
 
 @pytest.mark.parametrize(
@@ -416,7 +412,7 @@ def test_config_set_interrupted_write_keeps_old_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError):
-        set_config_value(path, "compute.health_check_interval", "300")
+        config.set_config_value(path, "compute.health_check_interval", "300")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["hsm_config.yaml"]
 
@@ -477,12 +473,12 @@ def test_init_detects_project_and_creates_files(tmp_path, project, schedulers):
     assert (project / "sweeps" / "outputs").is_dir()
     assert "hsm run --config sweeps/sweep_config.yaml --dry-run" in out
 
-    cfg = load_project_config(project)
+    cfg = config.load_project_config(project)
     assert cfg.data["hpc"]["system"] == "slurm"
     assert cfg.train_script == project / "train.py"
     assert cfg.config_dir == project / "configs"
     assert cfg.args_style == "hydra"
-    sweep = load_sweep_file(project / "sweeps" / "sweep_config.yaml")
+    sweep = config.load_sweep_file(project / "sweeps" / "sweep_config.yaml")
     assert sweep["grid"]["learning_rate"] == [0.001, 0.01, 0.1]
     validated = invoke(["config", "validate", "--config", "sweeps/sweep_config.yaml"], cwd=project)
     assert validated.exit_code == 0 and "(6 tasks)" in validated.output
@@ -493,7 +489,7 @@ def test_init_hpc_detection(tmp_path, project, exes, system, schedulers):
     bindir = fake_bin(tmp_path, *exes)
     result = invoke(["init", "--project-dir", str(project)], env={"PATH": str(bindir)})
     assert result.exit_code == 0, result.output
-    assert load_project_config(project).data["hpc"]["system"] == system
+    assert config.load_project_config(project).data["hpc"]["system"] == system
 
 
 def test_init_keeps_existing_files_without_force_and_replaces_with_force(tmp_path, project):
@@ -534,7 +530,7 @@ def test_init_interactive_answers(tmp_path, project, schedulers):
     answers = "\n".join(["vision", "scripts/run.py", "/opt/py/bin/python", "pbs", "", "argparse", "2"]) + "\n"
     result = invoke(["config", "init", "--interactive"], env={"PATH": str(fake_bin(tmp_path))}, input=answers, cwd=project)
     assert result.exit_code == 0, result.output
-    cfg = load_project_config(project)
+    cfg = config.load_project_config(project)
     assert cfg.name == "vision"
     assert cfg.train_script == project / "scripts" / "run.py"
     assert cfg.python_interpreter == "/opt/py/bin/python"
@@ -548,7 +544,7 @@ def test_init_interactive_without_input_uses_detected_values(tmp_path, project, 
     bindir = fake_bin(tmp_path, "qsub")
     result = invoke(["config", "init", "-i"], env={"PATH": str(bindir)}, input="", cwd=project)
     assert result.exit_code == 0, result.output
-    cfg = load_project_config(project)
+    cfg = config.load_project_config(project)
     assert cfg.name == "my_project" and cfg.data["hpc"]["system"] == "pbs"
     assert cfg.train_script == project / "train.py"
 
@@ -563,7 +559,7 @@ def test_init_reports_conda_environment(tmp_path, project):
     )
     assert result.exit_code == 0
     assert "myenv" in result.output
-    assert load_project_config(project).python_interpreter == str(env_dir / "bin" / "python")
+    assert config.load_project_config(project).python_interpreter == str(env_dir / "bin" / "python")
 
 
 # --------------------------------------------------------------------------------------------

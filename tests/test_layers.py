@@ -10,7 +10,8 @@ each other).
 
 ``from hsm_core.plugin import X`` counts as an import of the submodule that defines ``X``: the
 contract package loads nothing itself and imports each name from its submodule on first use
-(``hsm_core.plugin._SUBMODULE``), which is exactly what runs.
+(``hsm_core.plugin._SUBMODULE``), which is exactly what runs. ``hsm_core.config`` does the same
+for the names of the former single module; hsm's own modules import them from their owners.
 
 A new module must be added to :data:`LAYERS`; the test says where it is missing.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+import hsm_core.config
 import hsm_core.plugin
 
 CORE = Path(hsm_core.plugin.__file__).resolve().parent.parent
@@ -46,7 +48,7 @@ LAYERS: list[tuple[str, str]] = [
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
     ("config", """
         config config.lines config.project_root config.yaml_io config.layers config.schema
-        config.validate config.installed config.project_config config.sweep_file config.editing
+        config.validation config.installed config.project_config config.sweep_file config.editing
         sync.config
     """),
     # Sweeps: expansion, task directories, the layout of a worker sweep.
@@ -82,6 +84,7 @@ LAYERS: list[tuple[str, str]] = [
 #: Packages whose names are loaded lazily from their submodules: name -> submodule table.
 FACADES: dict[str, dict[str, str]] = {
     "hsm_core.plugin": {name: f"hsm_core.plugin.{sub}" for name, sub in hsm_core.plugin._SUBMODULE.items()},
+    "hsm_core.config": {name: f"hsm_core.config.{sub}" for name, sub in hsm_core.config._SUBMODULE.items()},
 }
 
 
@@ -256,6 +259,16 @@ def test_every_module_is_placed_in_one_layer() -> None:
 def test_no_module_imports_a_higher_layer() -> None:
     found = layer_violations(all_imports(), layer_of())
     assert not found, "imports against the layer order (move the function to the layer that owns it):\n" + "\n".join(found)
+
+
+def test_core_imports_config_names_from_their_owners() -> None:
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "hsm_core.config" and not node.level:
+                found += [f"{path.relative_to(CORE.parent)}:{node.lineno}: from {FACADES['hsm_core.config'][a.name]} "
+                          f"import {a.name}" for a in node.names if a.name in FACADES["hsm_core.config"]]
+    assert not found, "import these names from the module that owns them:\n" + "\n".join(found)
 
 
 def test_no_import_circle() -> None:

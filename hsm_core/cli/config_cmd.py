@@ -418,7 +418,7 @@ def init_command(interactive: bool, force: bool, project_dir: Path | None) -> No
     from hsm_core.config.project_config import load_project_config
     from hsm_core.config.project_root import CONFIG_FILENAME, find_config_file, new_project_root
     from hsm_core.config.schema import build_schema
-    from hsm_core.config.validate import validate
+    from hsm_core.config.validation import validate
     from hsm_core.config.yaml_io import load_yaml_text
     from hsm_core.plugins import get_registry
 

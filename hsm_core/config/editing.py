@@ -14,7 +14,7 @@ from hsm_core.atomic import atomic_write_text
 from hsm_core.config.installed import check_systems
 from hsm_core.config.lines import LineDict, describe_value, display_path, key_path, line_of, to_plain
 from hsm_core.config.schema import build_schema, resolve_registry
-from hsm_core.config.validate import CLOSED_BEFORE_SCHEMA, check_near_misses, validate
+from hsm_core.config.validation import CLOSED_BEFORE_SCHEMA, check_near_misses, validate
 from hsm_core.config.yaml_io import dump_yaml, load_yaml, load_yaml_text, parse_value, yaml_inline
 from hsm_core.errors import ConfigError
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from hsm_core.config.lines import key_path, line_of
 from hsm_core.config.schema import core_schema
-from hsm_core.config.validate import did_you_mean, file_at
+from hsm_core.config.validation import did_you_mean, file_at
 from hsm_core.errors import ConfigError
 from hsm_core.install_hints import install_hint
 from hsm_core.plugin import ComputeSourceRecord

@@ -20,7 +20,7 @@ from hsm_core.config.layers import PROJECT, file_of, layer_files, merge
 from hsm_core.config.lines import LineDict, describe_value, display_path, key_path, line_of, to_plain
 from hsm_core.config.project_root import find_config_file
 from hsm_core.config.schema import build_schema, resolve_registry
-from hsm_core.config.validate import CLOSED_BEFORE_SCHEMA, check_near_misses, validate
+from hsm_core.config.validation import CLOSED_BEFORE_SCHEMA, check_near_misses, validate
 from hsm_core.config.yaml_io import load_yaml
 from hsm_core.errors import ConfigError
 

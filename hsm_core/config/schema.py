@@ -3,7 +3,7 @@
 :func:`core_schema` reads ``hsm_core/schemas/{project,sweep}.json``; :func:`build_schema` merges
 in the ``config_schema`` fragments of the installed plugins' components (``hsm config schema``
 prints the result). :func:`deref`, :func:`known_keys` and :func:`schema_at` walk a schema for the
-checks of :mod:`hsm_core.config.validate`.
+checks of :mod:`hsm_core.config.validation`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 from hsm_core.config.lines import LineDict, LineList, describe_value, display_path, line_of
 from hsm_core.config.schema import CORE_SECTIONS, build_schema, resolve_registry
-from hsm_core.config.validate import validate
+from hsm_core.config.validation import validate
 from hsm_core.config.yaml_io import load_yaml
 from hsm_core.errors import ConfigError
 

@@ -303,7 +303,7 @@ def load_sync_config(project_root: Path) -> SyncConfig:
     Raises the guide's "No sync configuration found" error (with the fix) when the file is missing.
     """
     from hsm_core.config.lines import display_path, to_plain
-    from hsm_core.config.validate import validate
+    from hsm_core.config.validation import validate
     from hsm_core.config.yaml_io import load_yaml
 
     path = config_path(project_root)
