@@ -19,7 +19,7 @@ from hsm_core.config.sweep_file import load_sweep_file
 from hsm_core.plugin import ConfigError, ExpanderRecord
 
 #: Top-level sweep-file keys that are settings, not parameter sections.
-SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "sources", "strategy", "description"})
+SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "hydra", "sources", "strategy", "description"})
 
 
 @dataclass

@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, str]] = [
     # Errors, atomic files, processes, task states and the sweep directory on disk: what the
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
-        hsm_core errors atomic processes taskstate jobenv install_hints durations state
+        hsm_core errors atomic processes taskstate jobenv install_hints durations progress state
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
     # entry points are: they are in the cli layer).
@@ -51,27 +51,32 @@ LAYERS: list[tuple[str, str]] = [
         config.validation config.installed config.project_config config.sweep_file config.editing
         sync.config
     """),
-    # Sweeps: expansion, task directories, the layout of a worker sweep.
+    # Sweeps: expansion, task directories (and the Hydra app they may run), the layout of a
+    # worker sweep.
     ("sweep", """
-        sweep prepare workers.settings workers.layout
+        sweep hydra_app prepare workers.settings workers.layout
     """),
-    # A project's services: its sources and hosts, pre-flight checks, and the contract's window
-    # onto the project for plugin commands (locate_project, locate_sweep ...).
+    # A project's services: its sources and hosts, pre-flight checks.
     ("project", """
-        sources hosts preflight plugin.project
+        sources hosts preflight dry_run hydra_check hydra_example
     """),
-    # What runs and watches sweeps.
+    # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
+    # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        runner engine metrics outages lease lifecycle
+        runner failfast engine metrics outages lease sweep_select lifecycle plugin.project
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
         monitor.cleanup monitor.view monitor.report
         sync sync.ssh sync.rsync sync.planner sync.pull sync.runner
     """),
+    # What Python users and the shell call: the Python API, shell completion.
+    ("api", """
+        api api.background api.starting api.sweeps completion
+    """),
     # The command line, the built-in plugins (they add commands) and the test kit.
     ("cli", """
-        cli cli.main cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
+        cli cli.main cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
         cli.plugins_cmd cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
         builtin builtin.collectors builtin.commands builtin.expanders builtin.hosts builtin.local
         builtin.strategies builtin.testers builtin.transports

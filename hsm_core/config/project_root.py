@@ -67,14 +67,16 @@ def find_project_root(start: Path | None = None) -> Path:
     return start
 
 
-def resolve_project_root(project_dir: str | Path | None = None) -> Path:
+def resolve_project_root(project_dir: str | Path | None = None, *, climb: bool = False) -> Path:
     """The root of the project a command works on, as an absolute path with symlinks resolved.
 
     ``project_dir`` (``--project-dir``; ``~`` is expanded, a relative path is taken from the
     current directory) must be an existing directory: the project need not have an
     ``hsm_config.yaml`` (defaults apply), but a mistyped path must not quietly become an empty
-    project. Without it (None or empty), the project is the nearest directory at or above the
-    current one that holds the config (:func:`find_project_root`), else the current directory.
+    project. With ``climb`` it may be any directory inside the project (the Python API's
+    ``project=``: a notebook's folder finds the project above it). Without it (None or empty),
+    the project is the nearest directory at or above the current one that holds the config
+    (:func:`find_project_root`), else the current directory.
 
     Symlinks are resolved because the current directory always comes without them
     (:func:`current_dir`): the same project reached through a link or from inside it is one path.
@@ -92,7 +94,7 @@ def resolve_project_root(project_dir: str | Path | None = None) -> Path:
         )
     if not path.is_dir():
         raise HsmError(f"project directory {str(project_dir)!r} is not a directory", hint="give the project's directory")
-    return path.resolve()
+    return find_project_root(path.resolve()) if climb else path.resolve()
 
 
 def new_project_root(project_dir: str | Path | None = None) -> Path:

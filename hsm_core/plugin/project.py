@@ -6,9 +6,9 @@ project the user is in: :func:`locate_project` reads its validated ``hsm_config.
 :func:`locate_sweep` finds one of its sweeps, and :func:`make_probe_task` writes a throw-away
 one-task sweep for checks such as ``hsm test``.
 
-These are services of hsm's upper layers (configuration, sweeps, the workers' sweep layout), so
-this module of the contract sits above them in hsm's layer order (``tests/test_layers.py``): it is
-the contract's window onto the project, and nothing in core below the command line imports it.
+These are services of hsm's upper layers (configuration, sweeps, finding a sweep), so this module
+of the contract sits above them in hsm's layer order (``tests/test_layers.py``), with the engine:
+it is the contract's window onto the project, and no module of a lower layer may import it.
 Importing :mod:`hsm_core.plugin` does not load it (each name is loaded on first use).
 """
 
@@ -23,11 +23,10 @@ from hsm_core.config.editing import set_config_value
 from hsm_core.config.project_config import load_project_config
 from hsm_core.config.project_root import CONFIG_FILENAME, find_config_file, resolve_project_root
 from hsm_core.config.yaml_io import yaml_inline
-from hsm_core.errors import HsmError
 from hsm_core.plugin.values import TaskSpec
 from hsm_core.prepare import CommandPlan, write_task
 from hsm_core.state import SweepDir, TaskRecord
-from hsm_core.workers.layout import find_sweep
+from hsm_core.sweep_select import resolve_sweep
 
 __all__ = [
     "ProjectLocation",
@@ -97,17 +96,10 @@ class SweepLocation:
 
 def locate_sweep(sweep_id: str | None = None, project_dir: str | Path | None = None) -> SweepLocation:
     """The sweep ``sweep_id`` of the project at ``project_dir`` (default: the project holding the
-    current directory); the most recent sweep when ``sweep_id`` is None. Raises :class:`HsmError`
-    for an unknown sweep or a bad ``hsm_config.yaml``."""
+    current directory); the most recently created sweep when ``sweep_id`` is None or ``latest``.
+    Raises :class:`HsmError` for an unknown sweep or a bad ``hsm_config.yaml``."""
     project = load_project_config(resolve_project_root(project_dir))
-    out = project.output_dir
-    if sweep_id is None:
-        found = sorted(Path(out).glob("*/sweep_metadata.yaml"), key=lambda p: (p.stat().st_mtime, p.parent.name))
-        if not found:
-            raise HsmError(f"no sweeps in {out}", hint="give a sweep id, or start a sweep with 'hsm run'")
-        sweep = SweepDir(found[-1].parent)
-    else:
-        sweep = find_sweep(project, sweep_id)  # a pull-based sweep may live under its storage root
+    sweep = resolve_sweep(project, sweep_id)  # a pull-based sweep may live under its storage root
     return SweepLocation(sweep.sweep_id, sweep.path.absolute(), project.root, project.data)
 
 
