@@ -6,15 +6,14 @@ project's ``hsm_config.yaml``) and never fails: any error means "no suggestions"
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 
 def _project(project_dir: str | None) -> Any:
-    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
 
-    root = Path(project_dir).expanduser().resolve() if project_dir else find_project_root(Path.cwd())
-    return load_project_config(root)
+    return load_project_config(resolve_project_root(project_dir))
 
 
 def sweep_id_candidates(project_dir: str | None) -> list[str]:

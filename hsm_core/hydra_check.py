@@ -219,7 +219,7 @@ def check_hydra_overrides(project: Any, spec: Any, app: HydraApp, tasks: Iterabl
     """Compose ``app``'s config with every distinct set of override keys of ``tasks``; raise a
     :class:`ConfigError` (file, line, key of the sweep file) for the first one Hydra refuses.
     Returns one line for the dry run: what was checked, or why it was skipped."""
-    from hsm_core.config import display_path
+    from hsm_core.config.lines import display_path
     from hsm_core.prepare import override_args
     from hsm_core.sweep import param_location
 

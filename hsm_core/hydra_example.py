@@ -40,7 +40,7 @@ def _values(value: Any) -> list[Any]:
 def render_sweep(leaves: Sequence[tuple[str, Any]], app_label: str, config_label: str) -> str | None:
     """The text of the example sweep from the app's config ``leaves`` ((dotted key, value)), or
     None when the config has no numeric key to sweep (the generic example is written then)."""
-    from hsm_core.config import yaml_inline
+    from hsm_core.config.yaml_io import yaml_inline
 
     usable = [(k, v) for k, v in leaves if not str(k).startswith("hydra.")]
     numeric = sorted((kv for kv in usable if _numeric(kv[1])), key=lambda kv: _rank(kv[0]))
@@ -74,7 +74,7 @@ def hydra_example_sweep(root: Any, python: str, train_script: str | None, config
     config composes with ``python``; None otherwise."""
     from pathlib import Path
 
-    from hsm_core.config import ProjectConfig
+    from hsm_core.config.project_config import ProjectConfig
     from hsm_core.hydra_app import _shown, find_hydra_app
     from hsm_core.hydra_check import example_leaves
 

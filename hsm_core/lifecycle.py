@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hsm_core import __version__
-from hsm_core.config import ProjectConfig, load_project_config
+from hsm_core.config.project_config import ProjectConfig, load_project_config
+from hsm_core.config.project_root import resolve_project_root
 from hsm_core.engine import Engine, WakeEvent
 from hsm_core.failfast import FailFast, fail_fast_limit
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
@@ -99,8 +100,9 @@ def plan_run(
     sweep_id: str | None = None,
     max_runs: int | None = None,
 ) -> Plan:
-    """Plan a new sweep from ``config_file`` (nothing is written yet)."""
-    project = load_project_config(project_root or Path.cwd(), registry)
+    """Plan a new sweep from ``config_file`` (nothing is written yet) in the project at ``project_root``
+    (default: the project holding the current directory)."""
+    project = load_project_config(project_root or resolve_project_root(), registry)
     spec = load_spec(config_file, registry)
     _check_size(spec, registry, max_runs)
     records, dups = _expand_records(spec, registry, max_runs)
@@ -148,7 +150,7 @@ def plan_complete(
     while another controller runs would be stale. A held lease raises
     :class:`~hsm_core.lease.LeaseHeld`, or with ``wait`` is waited for (``on_wait(holder)`` once).
     """
-    project = load_project_config(project_root or Path.cwd(), registry)
+    project = load_project_config(project_root or resolve_project_root(), registry)
     from hsm_core.sweep_select import resolve_sweep
     from hsm_core.workers.layout import continue_command
 

@@ -22,17 +22,14 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from hsm_core.config import display_path
+from hsm_core.config.lines import display_path, line_of
+from hsm_core.config.project_config import ProjectConfig
 from hsm_core.plugin import ComponentNotFound, ComputeSourceRecord, ConfigError, HsmError, StrategyRecord
 from hsm_core.prepare import CommandPlan, command_plan, format_value, placeholder_param
 from hsm_core.sources import SourceRequest, missing_local_commands, parse_sources
-from hsm_core.sweep import MAX_ARGUMENT_BYTES
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hsm_core.config import ProjectConfig
-    from hsm_core.sweep import SweepSpec
+from hsm_core.sweep import MAX_ARGUMENT_BYTES, SweepSpec, param_location
 
 #: Linux refuses one argument (or one NAME=value of the environment) of this many bytes or more.
 MAX_ARG_STRLEN = MAX_ARGUMENT_BYTES
@@ -60,8 +57,6 @@ class Origin:
 
 
 def _spec_origin(spec: SweepSpec, key: str) -> Origin:
-    from hsm_core.config import line_of
-
     return Origin(key, display_path(spec.path) if spec.path else None, line_of(spec.settings, [key]))
 
 
@@ -191,8 +186,6 @@ def _longest_param(params: Mapping[str, Any], inside: str | None = None) -> str 
 
 
 def _too_long(spec: SweepSpec, param: str | None, origin: Origin, message: str) -> HsmError:
-    from hsm_core.sweep import param_location
-
     if param is None:
         return origin.error(f"{origin.label}: {message}", hint=LONG_VALUE_HINT)
     key, line = param_location(spec, param)

@@ -12,16 +12,14 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from hsm_core.atomic import atomic_write_text, atomic_write_yaml
+from hsm_core.config.project_config import ProjectConfig
 from hsm_core.hydra_app import HydraApp, find_hydra_app
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.secrecy import holds_secret
 from hsm_core.state import SweepDir, TaskRecord
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hsm_core.config import ProjectConfig
 
 _PLACEHOLDER = re.compile(r"\{([^{}\s]+)\}")
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from hsm_core.config.lines import LineDict, display_path, line_of
+from hsm_core.config.sweep_file import load_sweep_file
 from hsm_core.plugin import ConfigError, ExpanderRecord
 
 #: Top-level sweep-file keys that are settings, not parameter sections.
@@ -40,8 +42,6 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
 
     ``settings`` keeps the line of each key when ``data`` came from the file (``line_of``).
     """
-    from hsm_core.config import display_path
-
     expanders = _expanders(registry)
     sections: dict[str, Any] = {}
     settings: dict[str, Any] = _with_lines(data, {})
@@ -85,8 +85,6 @@ def _check_one_place(sections: Mapping[str, Any], expanders: Mapping[str, Any], 
 
 def _with_lines(src: Any, dst: dict[str, Any]) -> dict[str, Any]:
     """``dst`` as a LineDict knowing the lines of ``src``'s keys (when it has them)."""
-    from hsm_core.config import LineDict
-
     out = LineDict(dst)
     out.lines = dict(getattr(src, "lines", {}) or {})
     out.line, out.file = getattr(src, "line", None), getattr(src, "file", None)
@@ -95,8 +93,6 @@ def _with_lines(src: Any, dst: dict[str, Any]) -> dict[str, Any]:
 
 def _line(data: Any, keys: list[Any]) -> int | None:
     """The line of ``keys`` in ``data`` (a tree read from a file), None when unknown (or no tree)."""
-    from hsm_core.config import line_of
-
     return line_of(data, keys)
 
 
@@ -169,8 +165,6 @@ def param_location(spec: SweepSpec, name: str) -> tuple[str, int | None]:
 
 def load_spec(path: Path, registry: Any) -> SweepSpec:
     """Load, validate and normalise a sweep file."""
-    from hsm_core.config import load_sweep_file
-
     return spec_from_dict(load_sweep_file(path, registry), registry, path)
 
 

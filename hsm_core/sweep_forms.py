@@ -24,7 +24,7 @@ def flatten_section(params: Any, file: str, where: str) -> Any:
     (``optimizer: {lr: ..}`` -> ``optimizer.lr``), each keeping its line. A string written as a
     sweep (``0.1,0.01``, ``range(1,5)``) is checked here, so that its error names its line; a
     parameter given both ways is refused. ``where`` is the section's key (``grid``)."""
-    from hsm_core.config import LineDict, line_of
+    from hsm_core.config.lines import LineDict, line_of
 
     if not isinstance(params, dict):
         return params
@@ -55,7 +55,7 @@ def from_wandb_form(original: Any, file: str) -> Any:
     """hsm's form of a wandb sweep file (a :class:`~hsm_core.config.LineDict`), whose keys point
     at the original's lines: a section at the line of ``parameters:``, ``samples`` at ``run_cap``.
     Raises :class:`ConfigError` (file, line, key) for what hsm cannot honour."""
-    from hsm_core.config import LineDict
+    from hsm_core.config.lines import LineDict
 
     translated = translate(original, file)
 

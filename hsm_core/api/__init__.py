@@ -20,8 +20,7 @@ is imported when first used, so ``import hsm`` costs almost nothing. Errors are
 
 from __future__ import annotations
 
-from hsm_core.api.starting import run
-from hsm_core.api.sweeps import Sweep, Task, list_sweeps, load_sweep
+from hsm_core.api.sweeps import Sweep, Task, list_sweeps, load_sweep, run
 from hsm_core.errors import HsmError
 
 __all__ = ["HsmError", "Sweep", "Task", "list_sweeps", "load_sweep", "run"]

@@ -1,5 +1,7 @@
-"""Starting and completing sweeps from Python: :func:`run` and :meth:`Sweep.complete
-<hsm_core.api.sweeps.Sweep.complete>`, in this process (blocking) or in the background.
+"""Starting and completing sweeps from Python: what :func:`~hsm_core.api.sweeps.run` and
+:meth:`Sweep.complete <hsm_core.api.sweeps.Sweep.complete>` do, in this process (blocking) or in
+the background. This module deals in sweep directories; :mod:`hsm_core.api.sweeps` wraps them in
+:class:`~hsm_core.api.sweeps.Sweep` (so that reading a sweep never imports this module).
 
 In this process the library does what ``hsm run`` / ``hsm complete`` do after parsing: plan, make
 every check, execute. In the background it is the ``hsm`` command itself
@@ -9,34 +11,27 @@ every check, execute. In the background it is the ``hsm`` command itself
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from hsm_core.api.background import CONTROLLER_DIR, start_controller
-from hsm_core.api.sweeps import Sweep, load_sweep, project_of
+from hsm_core.config.project_config import ProjectConfig, load_project_config
+from hsm_core.config.project_root import resolve_project_root
 from hsm_core.errors import HsmError
+from hsm_core.state import SweepDir
+from hsm_core.sweep_select import resolve_sweep
 
-if TYPE_CHECKING:  # pragma: no cover
-    from hsm_core.config import ProjectConfig
 
-
-def run(config: str | Path | Mapping[str, Any], *, project: str | Path | None = None, sources: str | None = None,
-        parallel_limit: int | None = None, max_runs: int | None = None, sweep_id: str | None = None,
-        strategy: str | None = None, wait: bool = True) -> Sweep:
-    """Start a sweep, as ``hsm run`` does: ``config`` is a sweep file (relative to the cwd or the
-    project root) or the sweep as a dict (``{"grid": {"lr": [0.1, 0.01]}}``).
-
-    Every check ``hsm run`` makes is made first; a refused run raises :class:`HsmError` and
-    creates nothing. ``wait=True`` runs the controller in this process and returns the finished
-    sweep (failed tasks do not raise: look at ``sweep.counts``); interrupting the kernel stops the
-    tasks as Ctrl-C does, and ``sweep.complete()`` continues. ``wait=False`` starts the controller
-    as a background process that outlives the notebook's kernel, returns the sweep as soon as it
-    exists, and ``sweep.wait()`` blocks until it ends.
-    """
+def start_run(config: str | Path | Mapping[str, Any], *, project: str | Path | None, sources: str | None,
+              parallel_limit: int | None, max_runs: int | None, sweep_id: str | None, strategy: str | None,
+              wait: bool) -> tuple[SweepDir, ProjectConfig, subprocess.Popen | None]:
+    """What :func:`hsm_core.api.sweeps.run` does: the sweep it started, its project, and the
+    background controller (None when the sweep ran here, ``wait=True``)."""
     from hsm_core.lifecycle import plan_run
     from hsm_core.plugins import get_registry
 
-    proj = project_of(project)
+    proj = load_project_config(resolve_project_root(project, climb=True))
     registry = get_registry()
     path = _config_file(config, proj)
     # A dict is written to a file for the controller to read; the sweep keeps its own copy.
@@ -52,13 +47,11 @@ def run(config: str | Path | Mapping[str, Any], *, project: str | Path | None = 
                     *_flags(sources=sources, parallel_limit=parallel_limit, strategy=strategy, max_runs=max_runs)]
             proc, started = start_controller(argv, proj.root, proj.output_dir, sweep_id, new=True)
             keep = not started  # still starting: it has not read the file yet
-            sweep = load_sweep(sweep_id, project=proj.root)
-            sweep._controller = proc
-            return sweep
+            return resolve_sweep(proj, sweep_id), proj, proc
         plan = plan_run(path, registry, project_root=proj.root, sweep_id=sweep_id, max_runs=max_runs)
         chosen_sources, chosen_strategy = _preflight(plan, registry, sources, strategy)
         _execute(plan, registry, chosen_sources, chosen_strategy, parallel_limit, f"hsm.run({str(path)!r})")
-        return Sweep(plan.sweep, plan.project)
+        return plan.sweep, plan.project, None
     finally:
         if written is not None and not keep:
             written.unlink(missing_ok=True)
@@ -157,32 +150,34 @@ def _flags(**options: Any) -> list[str]:
     return out
 
 
-def complete_sweep(sweep: Sweep, *, retry_failed: bool, sources: str | None, parallel_limit: int | None,
-                   strategy: str | None, config: str | Path | Mapping[str, Any] | None, wait: bool) -> Sweep:
-    """:meth:`Sweep.complete <hsm_core.api.sweeps.Sweep.complete>`: ``hsm complete`` on ``sweep``."""
-    path = _config_file(config, sweep._project) if config is not None else None
+def complete_sweep(sweep_id: str, sweep_dir: Path, project: ProjectConfig, *, retry_failed: bool, sources: str | None,
+                   parallel_limit: int | None, strategy: str | None, config: str | Path | Mapping[str, Any] | None,
+                   wait: bool) -> subprocess.Popen | None:
+    """What :meth:`Sweep.complete <hsm_core.api.sweeps.Sweep.complete>` does: ``hsm complete`` on the
+    sweep; returns the background controller (None when it ran here, ``wait=True``)."""
+    path = _config_file(config, project) if config is not None else None
     written = path if isinstance(config, Mapping) else None
     keep = False
     try:
         if not wait:
-            argv = ["complete", sweep.id, *_flags(sources=sources, parallel_limit=parallel_limit, strategy=strategy,
+            argv = ["complete", sweep_id, *_flags(sources=sources, parallel_limit=parallel_limit, strategy=strategy,
                                                  config=path)]
             if retry_failed:
                 argv.append("--retry-failed")
-            sweep._controller, started = start_controller(argv, sweep._project.root, sweep.path.parent, sweep.id, new=False)
+            proc, started = start_controller(argv, project.root, Path(sweep_dir).parent, sweep_id, new=False)
             keep = not started
-            return sweep.refresh()
+            return proc
         from hsm_core.lifecycle import plan_complete
         from hsm_core.plugins import get_registry
 
         registry = get_registry()
-        plan = plan_complete(sweep.id, registry, project_root=sweep._project.root, retry_failed=retry_failed,
+        plan = plan_complete(sweep_id, registry, project_root=project.root, retry_failed=retry_failed,
                              config_file=path)
         meta = plan.sweep.read_metadata()
         _execute(plan, registry, sources or meta.get("sources") or "local",
                  strategy or meta.get("strategy") or "round_robin", parallel_limit,
-                 f"hsm.Sweep({sweep.id!r}).complete()", given_sources=sources, given_strategy=strategy)
-        return sweep.refresh()
+                 f"hsm.Sweep({sweep_id!r}).complete()", given_sources=sources, given_strategy=strategy)
+        return None
     finally:
         if written is not None and not keep:
             written.unlink(missing_ok=True)

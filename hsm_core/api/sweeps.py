@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from hsm_core.errors import HsmError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hsm_core.config import ProjectConfig
+    from hsm_core.config.project_config import ProjectConfig
     from hsm_core.state import SweepDir, TaskRecord
 
 
@@ -224,8 +224,11 @@ class Sweep:
         """
         from hsm_core.api.starting import complete_sweep
 
-        return complete_sweep(self, retry_failed=retry_failed, sources=sources, parallel_limit=parallel_limit,
-                              strategy=strategy, config=config, wait=wait)
+        controller = complete_sweep(self.id, self.path, self._project, retry_failed=retry_failed, sources=sources,
+                                    parallel_limit=parallel_limit, strategy=strategy, config=config, wait=wait)
+        if controller is not None:
+            self._controller = controller
+        return self.refresh()
 
     def wait(self, timeout: float | None = None, interval: float = 1.0) -> "Sweep":
         """Block until the sweep is finished and no controller runs it; returns it refreshed.
@@ -254,12 +257,33 @@ class Sweep:
 
 def project_of(project: str | Path | None) -> ProjectConfig:
     """The project holding ``project`` (a directory; default: the cwd), like the ``hsm`` command finds it."""
-    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
 
-    start = Path(project).expanduser().resolve() if project is not None else Path.cwd()
-    if project is not None and not start.is_dir():
-        raise HsmError(f"project directory {project} does not exist")
-    return load_project_config(find_project_root(start))
+    return load_project_config(resolve_project_root(project, climb=True))
+
+
+def run(config: str | Path | Mapping[str, Any], *, project: str | Path | None = None, sources: str | None = None,
+        parallel_limit: int | None = None, max_runs: int | None = None, sweep_id: str | None = None,
+        strategy: str | None = None, wait: bool = True) -> Sweep:
+    """Start a sweep, as ``hsm run`` does: ``config`` is a sweep file (relative to the cwd or the
+    project root) or the sweep as a dict (``{"grid": {"lr": [0.1, 0.01]}}``).
+
+    Every check ``hsm run`` makes is made first; a refused run raises :class:`HsmError` and
+    creates nothing. ``wait=True`` runs the controller in this process and returns the finished
+    sweep (failed tasks do not raise: look at ``sweep.counts``); interrupting the kernel stops the
+    tasks as Ctrl-C does, and ``sweep.complete()`` continues. ``wait=False`` starts the controller
+    as a background process that outlives the notebook's kernel, returns the sweep as soon as it
+    exists, and ``sweep.wait()`` blocks until it ends.
+    """
+    from hsm_core.api.starting import start_run
+
+    sweep_dir, project_config, controller = start_run(
+        config, project=project, sources=sources, parallel_limit=parallel_limit, max_runs=max_runs, sweep_id=sweep_id,
+        strategy=strategy, wait=wait)
+    sweep = Sweep(sweep_dir, project_config)
+    sweep._controller = controller
+    return sweep
 
 
 def load_sweep(sweep_id: str | None = "latest", *, project: str | Path | None = None) -> Sweep:

@@ -25,10 +25,10 @@ def _registry() -> Any:
 
 
 def _project(project_dir: str | None, registry: Any) -> Any:
-    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
 
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
-    return load_project_config(root, registry)
+    return load_project_config(resolve_project_root(project_dir), registry)
 
 
 def _context(project: Any, registry: Any, sweep_id: str, sweep_dir: Path) -> Any:
@@ -196,7 +196,8 @@ def cancel_command(sweep_id: str | None, wait: float, project_dir: str | None) -
 def scheduler_source(target: str, project: Any, registry: Any, sweep_dir: Path | None = None, sweep_id: str = "hsm_test") -> Any:
     """The scheduler source ``--sources TARGET`` would create (``hpc``, ``hpc:NAME``, a scheduler's name)."""
     from hsm_core.plugin import ArrayJobSource
-    from hsm_core.sources import create_sources, parse_sources, scheduler_names
+    from hsm_core.plugins import scheduler_names
+    from hsm_core.sources import create_sources, parse_sources
 
     requests = parse_sources(target, project.data, registry)
     if len(requests) != 1:
@@ -320,13 +321,13 @@ def test_command(target: str, timeout: float, project_dir: str | None) -> None:
 
     Each installed plugin answers for its own targets through the hsm_test_target hook.
     """
-    from hsm_core.config import find_project_root
+    from hsm_core.config.project_root import resolve_project_root
 
     registry = _registry()
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
+    root = resolve_project_root(project_dir)
     passed = registry.hook.hsm_test_target(target=target, project_root=str(root), timeout=timeout, echo=click.echo)
     if passed is None:
-        from hsm_core.sources import scheduler_names
+        from hsm_core.plugins import scheduler_names
 
         raise HsmError(f"no installed plugin tests {target!r}",
                        hint="targets: " + ", ".join(["hpc", "hpc:NAME", *scheduler_names(registry)]) + "; other kinds with their plugins")

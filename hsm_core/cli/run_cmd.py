@@ -21,9 +21,9 @@ def _registry() -> Any:
 
 
 def _project_root(project_dir: str | None) -> Path:
-    from hsm_core.config import find_project_root
+    from hsm_core.config.project_root import resolve_project_root
 
-    return Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
+    return resolve_project_root(project_dir)
 
 
 def _default_config(root: Path) -> Path:
@@ -136,7 +136,7 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
         if event == "back":
             import time
 
-            from hsm_core.monitor.snapshot import fmt_duration
+            from hsm_core.durations import fmt_duration
 
             took = fmt_duration(time.time() - outage.since)
             text = f"{outage.source} answers again after {took} ({outage.failures_text()} meanwhile)"
@@ -342,11 +342,7 @@ def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, pa
     if only_category and not retry_failed:
         raise HsmError("--only CATEGORY narrows --retry-failed", hint=f"hsm complete {sweep_id + ' ' if sweep_id else ''}--retry-failed --only {only_category}")
     registry = _registry()
-    root = Path(project_dir).resolve() if project_dir else None
-    if root is None:
-        from hsm_core.config import find_project_root
-
-        root = find_project_root(Path.cwd())
+    root = _project_root(project_dir)
 
     def waiting(holder: Any) -> None:
         what = f"sweep {sweep_id}" if sweep_id else "the latest sweep"
@@ -371,7 +367,7 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
     from hsm_core.lifecycle import ExecOptions
 
     meta = plan.sweep.read_metadata()
-    from hsm_core.config import display_path
+    from hsm_core.config.lines import display_path
     from hsm_core.preflight import Origin, check_run
 
     meta_file = display_path(plan.sweep.path / "sweep_metadata.yaml")

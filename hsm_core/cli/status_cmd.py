@@ -14,20 +14,20 @@ STATE_ORDER = ("completed", "failed", "running", "submitted", "pending", "interr
 
 def output_dir(project_dir: str | None) -> Path:
     """The project's sweeps output dir (``paths.output_dir``, default ``sweeps/outputs``)."""
-    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
 
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
-    return load_project_config(root).output_dir
+    return load_project_config(resolve_project_root(project_dir)).output_dir
 
 
 def locate_sweep(project_dir: str | None, sweep_id: str | None) -> Any:
     """SWEEP_ID of the project as a SweepDir (None or ``latest``: the latest sweep), see
     :func:`hsm_core.sweep_select.resolve_sweep`."""
-    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
     from hsm_core.sweep_select import resolve_sweep
 
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
-    return resolve_sweep(load_project_config(root), sweep_id)
+    return resolve_sweep(load_project_config(resolve_project_root(project_dir)), sweep_id)
 
 
 def list_sweeps(out: Path) -> list[Path]:

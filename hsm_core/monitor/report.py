@@ -21,11 +21,12 @@ from typing import Any, Mapping, Sequence
 
 from hsm_core import __version__
 from hsm_core.atomic import atomic_write_text, atomic_write_yaml
+from hsm_core.durations import fmt_duration
 from hsm_core.monitor import svg
 from hsm_core.monitor.errors import CATEGORY_TITLES, ErrorReport, analyze, write_error_files
 from hsm_core.monitor.export import Table, build_table
 from hsm_core.monitor.logs import parse_time
-from hsm_core.monitor.snapshot import Snapshot, fmt_duration, load_records, take_snapshot
+from hsm_core.monitor.snapshot import Snapshot, load_records, take_snapshot
 from hsm_core.plugin import HsmError
 from hsm_core.state import SweepDir, TaskRecord, now_iso
 

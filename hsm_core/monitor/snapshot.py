@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hsm_core.monitor.logs import HealthTracker, SourceHealth, Utilization, latest_utilization, parse_time
+from hsm_core.outages import read_outages
 from hsm_core.plugin import TaskState
 from hsm_core.progress import finished_tasks, progress_percent, progress_text
 from hsm_core.state import INDEX_FILE, DamagedSweepError, SweepDir, TaskRecord, read_status
@@ -267,8 +268,6 @@ def take_snapshot(
     )
     over = snap.finished
     if not over:
-        from hsm_core.outages import read_outages
-
         outages = read_outages(sweep.logs_dir)
         snap.outages = outages["sources"] if outages else []
     end = (ended or now) if over else now
@@ -280,21 +279,6 @@ def take_snapshot(
         capacity = sum(r.capacity or 0 for r in rows) or None
         snap.eta = estimate_eta(mean, remaining, active, capacity)
     return snap
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """``2h 15m``, ``4m 10s``, ``12.5s``, ``3d 4h``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    s = float(seconds)
-    if s < 60:
-        return f"{s:.1f}s" if s < 10 else f"{int(s)}s"
-    m, sec = divmod(int(round(s)), 60)
-    h, m = divmod(m, 60)
-    d, h = divmod(h, 24)
-    if d:
-        return f"{d}d {h}h"
-    return f"{h}h {m}m" if h else f"{m}m {sec}s"
 
 
 # -- finding sweeps ---------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from hsm_core.durations import fmt_duration
 from hsm_core.monitor.logs import HealthEvent, SourceHealth
-from hsm_core.monitor.snapshot import Snapshot, fmt_duration
+from hsm_core.monitor.snapshot import Snapshot
 
 #: Width of output that goes to a file or a pipe: wide enough that tables do not wrap (rich
 #: would assume 80 columns), narrow enough to read in a log viewer.

@@ -28,10 +28,12 @@ from typing import Any, Mapping
 
 from hsm_core import __version__
 from hsm_core.atomic import atomic_write_text, atomic_write_yaml, read_json
+from hsm_core.config.lines import display_path, line_of
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.secrecy import holds_secret
 from hsm_core.state import SweepDir, TaskRecord, now_iso, validate_sweep_id
-from hsm_core.sweep import SweepSpec, expand, make_task_id
+from hsm_core.sweep import SweepSpec, count, expand, make_task_id
+from hsm_core.workers.settings import resolve_settings
 
 LOCKS_DIR = ".locks"
 CHECKPOINTS_DIR = "checkpoints"
@@ -58,8 +60,6 @@ def safe_name(text: str, what: str) -> str:
 
 def sweep_group(spec: SweepSpec, sweep_file: Path) -> str:
     """The group of a sweep: its ``name:``, else the sweep file's stem."""
-    from hsm_core.config import display_path, line_of
-
     name = spec.settings.get("name")
     try:
         return safe_name(str(name or Path(sweep_file).stem), "the sweep name" if name else "the sweep file's name")
@@ -82,8 +82,6 @@ def storage_parent(project: Any, env: Mapping[str, str] | None = None) -> Path |
     """``{storage_root}/{project}``: where this project's pull-based sweeps live when a storage root
     is configured for this machine's cluster (``HSM_CLUSTER``, default ``local``), else None. Lets
     ``hsm status/export/report/sync GROUP`` find them outside the project's output dir."""
-    from hsm_core.workers.settings import resolve_settings
-
     env = os.environ if env is None else env
     try:
         settings = resolve_settings(project.root, project.data, cluster=env.get("HSM_CLUSTER") or "local", env=env)
@@ -148,8 +146,6 @@ class WorkTask:
 
 def expand_tasks(spec: SweepSpec, registry: Any) -> list[WorkTask]:
     """Every distinct configuration of the sweep, in file order, with run id and dir name."""
-    from hsm_core.sweep import count
-
     total = count(spec, registry)
     if total > MAX_TASKS:
         raise HsmError(f"the sweep has {total:,} combinations; workers handle at most {MAX_TASKS:,}",

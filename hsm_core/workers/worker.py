@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hsm_core.config import ProjectConfig
+from hsm_core.config.project_config import ProjectConfig
 from hsm_core.jobenv import claim_job, current_job, status_fields
 from hsm_core.metrics import collect_metrics, load_collectors
 from hsm_core.plugin import HsmError, TaskState
