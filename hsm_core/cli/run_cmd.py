@@ -99,7 +99,6 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
         console.print("Nothing to run.")
         return
     progress = None
-    on_update = None
     if sys.stderr.isatty() and not opts.show_output and not quiet:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
