@@ -37,7 +37,7 @@ from typing import Any, Mapping
 import pytest
 import yaml
 
-from hsm_core.plugin import Expander, ExpanderRecord, load_object
+from hsm_core.plugin import Expander, ExpanderRecord
 from hsm_core.testing.helpers import fresh_registry
 
 # Run in a second process with another hash seed: expands each section it reads on stdin.
