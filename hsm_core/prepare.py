@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from hsm_core.atomic import atomic_write_text, atomic_write_yaml
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord
+from hsm_core.taskdir import write_command, write_params_once
 
 if TYPE_CHECKING:  # pragma: no cover
     from hsm_core.config import ProjectConfig
@@ -135,9 +135,7 @@ def write_task(
     d = sweep.task_dir(record.index)
     d.mkdir(parents=True, exist_ok=True)
     argv, python_arg0 = plan.argv(record.params)
-    params_path = d / "params.yaml"
-    if not params_path.exists():
-        atomic_write_yaml(params_path, {"task_id": record.task_id, "index": record.index, "params": record.params}, fsync=False)
+    write_params_once(d, record.task_id, record.index, record.params)
     command = {
         "sweep_id": sweep.sweep_id,
         "task_id": record.task_id,
@@ -147,7 +145,7 @@ def write_task(
         "cwd": str(plan.cwd),
         "env": dict(env),
     }
-    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False)
+    write_command(d, command)
     return task_spec(sweep, record)
 
 

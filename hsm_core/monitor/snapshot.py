@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from hsm_core.monitor.logs import HealthTracker, SourceHealth, Utilization, latest_utilization, parse_time
 from hsm_core.plugin import TaskState
 from hsm_core.state import INDEX_FILE, DamagedSweepError, SweepDir, TaskRecord, read_status
+from hsm_core.taskdir import status_path
 
 #: Sweep statuses (``sweep_metadata.yaml``) of a sweep whose controller is (or should be) at work.
 ACTIVE_SWEEP_STATUSES = ("running", "submitted")
@@ -86,7 +87,7 @@ class RecordCache:
                 if probes > PENDING_PROBE:
                     continue
                 try:
-                    changed = os.stat(d / "status.yaml").st_mtime_ns >= index_mtime
+                    changed = os.stat(status_path(d)).st_mtime_ns >= index_mtime
                 except OSError:
                     continue
             if changed:

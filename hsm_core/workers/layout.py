@@ -18,7 +18,6 @@ canonical parameters), so every worker on every cluster computes the same id, di
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -27,10 +26,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hsm_core import __version__
-from hsm_core.atomic import atomic_write_text, atomic_write_yaml, read_json
+from hsm_core.atomic import atomic_write_text, read_json
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, expand, make_task_id
+from hsm_core.taskdir import write_command, write_params_once
 
 LOCKS_DIR = ".locks"
 CHECKPOINTS_DIR = "checkpoints"
@@ -269,9 +269,7 @@ def write_task_files(
     d = sweep.path_of(task)
     d.mkdir(parents=True, exist_ok=True)
     (d / CHECKPOINTS_DIR).mkdir(exist_ok=True)
-    params_path = d / "params.yaml"
-    if not params_path.exists():
-        atomic_write_yaml(params_path, {"task_id": task.run_id, "index": task.index, "params": task.params}, fsync=False)
+    write_params_once(d, task.run_id, task.index, task.params)
     command = {
         "sweep_id": sweep.sweep_id,
         "task_id": task.run_id,
@@ -281,7 +279,7 @@ def write_task_files(
         "cwd": str(cwd),
         "env": dict(env),
     }
-    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False)
+    write_command(d, command)
     return d
 
 

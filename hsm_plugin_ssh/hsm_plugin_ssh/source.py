@@ -33,6 +33,7 @@ from hsm_core.plugin import (
     now_iso,
     read_status,
     source_log,
+    stderr_path,
     write_status,
 )
 
@@ -393,7 +394,7 @@ class SshSource(ComputeSource):
                 infra = True
                 message = f"{note or 'lost'} on {self.name}"
             elif state != TaskState.COMPLETED:
-                tail = _tail(t.spec.task_dir / "stderr.log") or _tail(t.spec.task_dir / "runner.log")
+                tail = _tail(stderr_path(t.spec.task_dir)) or _tail(t.spec.task_dir / "runner.log")
                 message = f"exit code {status.get('exit_code')}" + (f": {tail}" if tail else "")
                 if status.get("error"):
                     message = f"{status['error']}; {message}"

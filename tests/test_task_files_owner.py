@@ -1,0 +1,95 @@
+"""One module owns the task directory's files: ``hsm_core/taskdir.py``.
+
+It names every file of a task dir (``status.yaml``, ``.hsm_pid`` ...) and does every write; the rest
+of core and every plugin distribution call it (plugins through ``hsm_core.plugin``). Each module is
+parsed, not grepped: a file name in any string constant outside the owner fails, in code run
+elsewhere (a remote script held in a string) and in messages too, while docstrings and comments may
+name the files. Tests are outside observers and may spell the names out.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from hsm_core import taskdir
+
+ROOT = Path(__file__).resolve().parents[1]
+OWNER = Path(taskdir.__file__).resolve()
+SKIPPED_DIRS = {".venv", "venv", "build", "dist", ".git", "__pycache__", ".tox", ".eggs", "node_modules", "tests"}
+
+#: A task-file name as a word of a string: ``status.yaml``, ``"$HSM_TASK_DIR/.hsm_pid"``, not
+#: ``rec.exit_code`` (an attribute named in a message) or ``my_status.yaml``.
+_NAME = re.compile(r"(?<![\w.-])(" + "|".join(re.escape(n) for n in taskdir.TASK_FILE_NAMES) + r")(?![\w-])")
+
+
+def _source_files() -> list[Path]:
+    """hsm-core's modules and every plugin distribution's, without tests."""
+    roots = [ROOT / "hsm_core", *(p.parent for p in ROOT.rglob("pyproject.toml") if p.parent != ROOT)]
+    files = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(ROOT).parts
+            if any(p in SKIPPED_DIRS or p.endswith(".egg-info") for p in rel) or path.name.startswith("test_"):
+                continue
+            if path.name == "conftest.py" or path.resolve() == OWNER:
+                continue
+            files.append(path)
+    return files
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the string constants that are docstrings (a statement of their own)."""
+    return {id(node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)}
+
+
+def task_file_literals(path: Path) -> list[str]:
+    """``file:line: 'string'`` for every string constant of ``path`` that names a task file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    skip = _docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)) or id(node) in skip:
+            continue
+        for m in _NAME.finditer(node.value):
+            line = node.lineno + node.value.count("\n", 0, m.start())
+            found.append(f"{path.relative_to(ROOT)}:{line}: {m.group(1)!r}")
+        if node.value == taskdir.RESULTS_DIR:  # a word too common to look for inside strings
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    return found
+
+
+def test_the_scan_covers_core_and_every_plugin_distribution() -> None:
+    files = {str(p.relative_to(ROOT)) for p in _source_files()}
+    for expected in ("hsm_core/runner.py", "hsm_core/state.py", "hsm_core/plugin/arrayjob/source.py",
+                     "hsm_plugin_ssh/hsm_plugin_ssh/remote_scripts.py", "plugins/template/hsm_plugin_example/source.py"):
+        assert expected in files
+    assert "hsm_core/taskdir.py" not in files
+
+
+@pytest.mark.parametrize("text, names", [
+    ('p = d / "status.yaml"', ["status.yaml"]),
+    ("f'tasks/{name}/stderr.log'", ["stderr.log"]),
+    ("sh = 'printf 1 > \"$HSM_TASK_DIR/.hsm_pid\"; mv x \"$HSM_TASK_DIR/.exit_code\"'", [".hsm_pid", ".exit_code"]),
+    ("CODE = '''\\nimport os\\nopen(os.path.join(d, \"metrics.json\"))\\n'''", ["metrics.json"]),
+    ('out = task_dir / "results"', ["results"]),
+    ('"""The runner writes status.yaml."""\nmsg = f"{rec.exit_code} my_status.yaml"', []),
+])
+def test_the_scan_finds_names_in_code_and_strings_but_not_in_docstrings(tmp_path: Path, text: str, names: list[str]) -> None:
+    path = ROOT / "hsm_core" / f"_probe_{tmp_path.name}.py"  # under ROOT: reported relative to it
+    try:
+        path.write_text(text + "\n")
+        found = [hit.rsplit(": ", 1)[1].strip("'") for hit in task_file_literals(path)]
+    finally:
+        path.unlink()
+    assert found == names
+
+
+def test_no_module_but_the_owner_spells_a_task_file_name() -> None:
+    hits = [hit for path in _source_files() for hit in task_file_literals(path)]
+    assert hits == [], ("task-file names outside hsm_core/taskdir.py (use its names and functions; "
+                        "plugins through hsm_core.plugin):\n" + "\n".join(hits))
