@@ -9,6 +9,8 @@
     stderr.log
     metrics.json   written by the script, or by hsm from what the result collectors find
     results/       the task's ``HSM_OUTPUT_DIR``
+    checkpoints/   a worker task's ``HSM_CHECKPOINT_DIR`` (pull-based workers)
+    runner.log     the task runner's own output, where a source starts it detached (ssh)
     .hsm_pid       the runner's wrapper writes its pid here before the command starts ...
     .exit_code     ... and its command's exit code here when it ends (see :func:`left_exit_code`)
 
@@ -48,6 +50,11 @@ STDERR_LOG = "stderr.log"
 METRICS_FILE = "metrics.json"
 #: The task's ``HSM_OUTPUT_DIR``.
 RESULTS_DIR = "results"
+#: A worker task's ``HSM_CHECKPOINT_DIR``.
+CHECKPOINTS_DIR = "checkpoints"
+#: The task runner's own output (not the command's), where a source that starts the runner
+#: detached sends it: a runner that fails before starting the command says why there.
+RUNNER_LOG = "runner.log"
 #: Written by the task's shell wrapper as it starts: its pid (see :func:`started_process`).
 PID_FILE = ".hsm_pid"
 #: Written by the task's shell wrapper when its command ends: the exit code.
@@ -56,7 +63,9 @@ EXIT_MARKER = ".exit_code"
 WRAPPER_NAME = "hsm-task"
 #: Every file name above, for tests that hold the rest of the code to this module.
 TASK_FILE_NAMES = (STATUS_FILE, PARAMS_FILE, COMMAND_FILE, STDOUT_LOG, STDERR_LOG, METRICS_FILE, PID_FILE,
-                   EXIT_MARKER)
+                   EXIT_MARKER, RUNNER_LOG)
+#: The directories above: words too common to look for inside other strings.
+TASK_DIR_NAMES = (RESULTS_DIR, CHECKPOINTS_DIR)
 
 #: The key of ``status.yaml`` that belongs to sources: ``{source name: {their keys}}``.
 SOURCE_DATA = "source_data"
@@ -225,6 +234,16 @@ def open_output(task_dir: Path) -> tuple[IO[bytes], IO[bytes]]:
 def results_dir(task_dir: Path) -> Path:
     """The task's ``HSM_OUTPUT_DIR``."""
     return Path(task_dir) / RESULTS_DIR
+
+
+def checkpoints_dir(task_dir: Path) -> Path:
+    """A worker task's ``HSM_CHECKPOINT_DIR``."""
+    return Path(task_dir) / CHECKPOINTS_DIR
+
+
+def runner_log_path(task_dir: Path) -> Path:
+    """The task runner's own output (see :data:`RUNNER_LOG`)."""
+    return Path(task_dir) / RUNNER_LOG
 
 
 def metrics_path(task_dir: Path) -> Path:

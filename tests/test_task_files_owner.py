@@ -21,6 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 OWNER = Path(taskdir.__file__).resolve()
 SKIPPED_DIRS = {".venv", "venv", "build", "dist", ".git", "__pycache__", ".tox", ".eggs", "node_modules", "tests"}
 
+#: The same words naming something else: (module, word) -> what it is.
+NOT_TASK_FILES = {
+    ("hsm_core/sync/pull.py", "checkpoints"): "an experiment's checkpoint folder that hsm sync pull copies",
+}
+
 #: A task-file name as a word of a string: ``status.yaml``, ``"$HSM_TASK_DIR/.hsm_pid"``, not
 #: ``rec.exit_code`` (an attribute named in a message) or ``my_status.yaml``.
 _NAME = re.compile(r"(?<![\w.-])(" + "|".join(re.escape(n) for n in taskdir.TASK_FILE_NAMES) + r")(?![\w-])")
@@ -49,7 +54,12 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 def task_file_literals(path: Path) -> list[str]:
     """``file:line: 'string'`` for every string constant of ``path`` that names a task file."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return literals_in(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+
+
+def literals_in(text: str, rel: str) -> list[str]:
+    """:func:`task_file_literals` of the module ``rel`` whose source is ``text``."""
+    tree = ast.parse(text, filename=rel)
     skip = _docstrings(tree)
     found = []
     for node in ast.walk(tree):
@@ -57,9 +67,10 @@ def task_file_literals(path: Path) -> list[str]:
             continue
         for m in _NAME.finditer(node.value):
             line = node.lineno + node.value.count("\n", 0, m.start())
-            found.append(f"{path.relative_to(ROOT)}:{line}: {m.group(1)!r}")
-        if node.value == taskdir.RESULTS_DIR:  # a word too common to look for inside strings
-            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+            found.append(f"{rel}:{line}: {m.group(1)!r}")
+        if node.value in taskdir.TASK_DIR_NAMES and (rel, node.value) not in NOT_TASK_FILES:
+            # Words too common to look for inside other strings: only a string that is the name.
+            found.append(f"{rel}:{node.lineno}: {node.value!r}")
     return found
 
 
@@ -77,15 +88,11 @@ def test_the_scan_covers_core_and_every_plugin_distribution() -> None:
     ("sh = 'printf 1 > \"$HSM_TASK_DIR/.hsm_pid\"; mv x \"$HSM_TASK_DIR/.exit_code\"'", [".hsm_pid", ".exit_code"]),
     ("CODE = '''\\nimport os\\nopen(os.path.join(d, \"metrics.json\"))\\n'''", ["metrics.json"]),
     ('out = task_dir / "results"', ["results"]),
+    ('LOG = "runner.log"; CKPT = "checkpoints"', ["runner.log", "checkpoints"]),
     ('"""The runner writes status.yaml."""\nmsg = f"{rec.exit_code} my_status.yaml"', []),
 ])
-def test_the_scan_finds_names_in_code_and_strings_but_not_in_docstrings(tmp_path: Path, text: str, names: list[str]) -> None:
-    path = ROOT / "hsm_core" / f"_probe_{tmp_path.name}.py"  # under ROOT: reported relative to it
-    try:
-        path.write_text(text + "\n")
-        found = [hit.rsplit(": ", 1)[1].strip("'") for hit in task_file_literals(path)]
-    finally:
-        path.unlink()
+def test_the_scan_finds_names_in_code_and_strings_but_not_in_docstrings(text: str, names: list[str]) -> None:
+    found = [hit.rsplit(": ", 1)[1].strip("'") for hit in literals_in(text + "\n", "hsm_core/probe.py")]
     assert found == names
 
 

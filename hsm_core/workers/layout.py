@@ -30,10 +30,9 @@ from hsm_core.atomic import atomic_write_text, read_json
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, expand, make_task_id
-from hsm_core.taskdir import write_command, write_params_once
+from hsm_core.taskdir import CHECKPOINTS_DIR, checkpoints_dir, write_command, write_params_once
 
 LOCKS_DIR = ".locks"
-CHECKPOINTS_DIR = "checkpoints"
 SWEEP_COPY = "worker_sweep.yaml"
 MAX_TASKS = 1_000_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -178,7 +177,7 @@ class WorkerSweep(SweepDir):
 
     def checkpoint_dir(self, task: WorkTask) -> Path:
         """Where the task keeps checkpoints (``HSM_CHECKPOINT_DIR``)."""
-        return self.path_of(task) / CHECKPOINTS_DIR
+        return checkpoints_dir(self.path_of(task))
 
     def worker_log(self) -> Path:
         """This worker's own log file."""
@@ -268,7 +267,7 @@ def write_task_files(
     """Create ``tasks/<name>/`` with ``params.yaml`` (once) and ``command.json`` (each claim)."""
     d = sweep.path_of(task)
     d.mkdir(parents=True, exist_ok=True)
-    (d / CHECKPOINTS_DIR).mkdir(exist_ok=True)
+    checkpoints_dir(d).mkdir(exist_ok=True)
     write_params_once(d, task.run_id, task.index, task.params)
     command = {
         "sweep_id": sweep.sweep_id,

@@ -9,10 +9,10 @@ a single SSH command however many tasks it handles, so a poll costs one round tr
 
 from __future__ import annotations
 
-from hsm_core.plugin import STATUS_FILE
+from hsm_core.plugin import RUNNER_LOG, STATUS_FILE
 
 #: The names of the task files the scripts read, as the plugin API gives them (never spelled here).
-_NAMES = f"STATUS_FILE = {STATUS_FILE!r}\n"
+_NAMES = f"STATUS_FILE, RUNNER_LOG = {STATUS_FILE!r}, {RUNNER_LOG!r}\n"
 
 # Shared helpers: is a process alive, and the same process (pid + start time, as hsm-core's
 # process identity records it, so a reused pid is not mistaken for ours; a zombie counts as
@@ -107,7 +107,7 @@ for t in req["tasks"]:
     argv = [req["python"], "-m", "hsm_core.runner", "--source", req["source"],
             "--project-root", req["project_root"], "--python", req["python"], d]
     try:
-        log = open(os.path.join(d, "runner.log"), "ab")
+        log = open(os.path.join(d, RUNNER_LOG), "ab")
         try:
             p = subprocess.Popen(argv, cwd=req["project_root"], env=env, stdin=subprocess.DEVNULL,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
@@ -191,8 +191,8 @@ def scan(t):
                 st.pop("process", None)
                 write_status(p, st)
                 r["note"] = "vanished"
-            elif not (text(os.path.join(d, "runner.log")) or "").strip():
-                # A runner that fails says why in runner.log; one that left nothing was killed
+            elif not (text(os.path.join(d, RUNNER_LOG)) or "").strip():
+                # A runner that fails says why in its log; one that left nothing was killed
                 # (SIGKILL, OOM killer) before it started the task: nothing ran, run it again.
                 st = dict(st or {}, state="lost", end_time=now_iso(),
                           error="the task runner vanished before starting the task (killed?)")
@@ -200,10 +200,10 @@ def scan(t):
                 r["note"] = "vanished"
             else:
                 st = dict(st or {}, state="failed", end_time=now_iso(),
-                          error="the task runner exited before starting the task; see runner.log")
+                          error="the task runner exited before starting the task; see " + RUNNER_LOG)
                 write_status(p, st)
                 r["note"] = "runner failed"
-                r["log"] = text(os.path.join(d, "runner.log"), 2000)
+                r["log"] = text(os.path.join(d, RUNNER_LOG), 2000)
             r["status"] = text(os.path.join(d, STATUS_FILE))
     return r
 # A long poll: look again every 0.1 s, for up to "wait" seconds, until something is worth
