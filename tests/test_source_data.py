@@ -127,3 +127,28 @@ def test_hsm_complete_of_a_failed_task_keeps_what_a_source_kept(project: Project
     assert status["attempt"] == 2 and status["state"] == TaskState.FAILED.value
     assert source_data(status, "mine") == {"job_id": "7"}
     assert [a["attempt"] for a in status["attempts"]] == [1, 2]
+
+
+def test_an_array_job_source_keeps_it_from_submission_to_its_final_verdict(tmp_path: Path) -> None:
+    """The array-job toolkit's ``submitted`` record, the array element's runner, and the final
+    state the source writes for an element that vanished from the queue."""
+    from test_batch_source import DictScheduler, _run_element
+
+    _, specs, context = make_sweep(tmp_path / "p", [{"x": 1}, {"x": 2}], sweep_id="sweep_sd_array")
+    src = DictScheduler("dict", {}, context)
+    for spec in specs:
+        _seed(spec.task_dir)
+    src.launch(specs)
+    for spec in specs:
+        status = read_status(spec.task_dir) or {}
+        assert status["state"] == TaskState.SUBMITTED.value and source_data(status, "earlier") == EARLIER
+        keep_source_data(spec.task_dir, src.name, {"queue": "gpu"})
+    _run_element(src, 0)  # the first element runs; the second vanishes from the queue unrun
+    src.queue = {}
+    for _ in range(3):
+        src._next_query = 0.0
+        src.poll()
+    done, vanished = (read_status(s.task_dir) or {} for s in specs)
+    assert done["state"] == TaskState.COMPLETED.value and vanished["state"] == TaskState.LOST.value
+    for status in (done, vanished):
+        assert status[SOURCE_DATA] == {"earlier": EARLIER, "dict": {"queue": "gpu"}}, status
