@@ -20,7 +20,6 @@ stay out).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket

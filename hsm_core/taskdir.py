@@ -91,20 +91,6 @@ def read_status(task_dir: Path) -> dict[str, Any] | None:
     return data if _is_status(data) else None
 
 
-def parse_status(text: str | None) -> dict[str, Any] | None:
-    """A status from the text of a ``status.yaml`` read elsewhere (another host), None as
-    :func:`read_status` would give."""
-    if not text:
-        return None
-    import yaml
-
-    try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except Exception:
-        return None
-    return data if _is_status(data) else None
-
-
 def _is_status(data: object) -> bool:
     return isinstance(data, dict) and data.get("state") in _STATES
 

@@ -30,7 +30,7 @@ from hsm_core.atomic import atomic_write_text, read_json
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, expand, make_task_id
-from hsm_core.taskdir import CHECKPOINTS_DIR, checkpoints_dir, write_command, write_params_once
+from hsm_core.taskdir import checkpoints_dir, write_command, write_params_once
 
 LOCKS_DIR = ".locks"
 SWEEP_COPY = "worker_sweep.yaml"
