@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from hsm_core import runner
 from hsm_core.metrics import collect_metrics, load_collectors
@@ -34,6 +34,9 @@ from hsm_core.plugin import (
     TaskUpdate,
 )
 from hsm_core.state import SweepDir, TaskRecord, count_states, read_status, reconcile_status
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hsm_core.failfast import FailFast
 
 INDEX_SAVE_INTERVAL = 2.0
 
@@ -123,6 +126,7 @@ class Engine:
         on_outage: Callable[[str, Outage], None] | None = None,
         kill_grace: float = 10.0,
         may_launch: Callable[[], bool] | None = None,
+        fail_fast: "FailFast | None" = None,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -157,6 +161,8 @@ class Engine:
         #: Adopted tasks watched through their files (no source of this run can attach them).
         self._watched: dict[str, TaskSpec] = {}
         self.kill_grace = kill_grace
+        #: No more launches once the first finished tasks all failed alike (hsm_core.failfast).
+        self.fail_fast = fail_fast
 
     # ------------------------------------------------------------------------------------------
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
@@ -236,6 +242,9 @@ class Engine:
             return
         if self.launch_stopped:
             pending.clear()
+            return
+        if self.fail_fast is not None and self.fail_fast.stops(len(pending), self._total_active()):
+            pending.clear()  # they stay pending on disk, for hsm complete
             return
         batches: dict[str, list[TaskSpec]] = collections.defaultdict(list)
         planned = {rt.name: len(rt.active) for rt in self.sources}
@@ -449,6 +458,8 @@ class Engine:
 
     def _finished(self, rec: TaskRecord) -> None:
         d = self.sweep.task_dir(rec.index)
+        if self.fail_fast is not None:
+            self.fail_fast.observe(rec)
         if rec.state == TaskState.COMPLETED.value:
             self._collect_metrics(d)
         else:

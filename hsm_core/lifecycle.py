@@ -19,6 +19,7 @@ from typing import Any, Callable
 from hsm_core import __version__
 from hsm_core.config import ProjectConfig, load_project_config
 from hsm_core.engine import Engine, WakeEvent
+from hsm_core.failfast import FailFast, fail_fast_limit
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
@@ -127,7 +128,7 @@ def plan_run(
 
 
 def plan_complete(
-    sweep_id: str,
+    sweep_id: str | None,
     registry: Any,
     *,
     project_root: Path | None = None,
@@ -137,7 +138,8 @@ def plan_complete(
     wait: bool = False,
     on_wait: Callable[[Holder], None] | None = None,
 ) -> Plan:
-    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs.
+    """Plan finishing an existing sweep (``sweep_id`` None or ``latest``: the latest one): run what
+    has no completed task, adopt what still runs.
 
     With ``take_lease`` (not for ``--dry-run``) the sweep's controller lease is taken *before*
     anything is read, and held by the returned plan (:func:`execute` gives it back): a plan made
@@ -145,9 +147,11 @@ def plan_complete(
     :class:`~hsm_core.lease.LeaseHeld`, or with ``wait`` is waited for (``on_wait(holder)`` once).
     """
     project = load_project_config(project_root or Path.cwd(), registry)
-    from hsm_core.workers.layout import continue_command, find_sweep
+    from hsm_core.sweep_select import resolve_sweep
+    from hsm_core.workers.layout import continue_command
 
-    sweep = find_sweep(project, sweep_id)
+    sweep = resolve_sweep(project, sweep_id)  # None or "latest": the latest sweep
+    sweep_id = sweep.sweep_id
     meta = sweep.read_metadata()
     if meta.get("mode") == "workers":
         # Its configurations are claimed by pull-based workers through lock files: running them
@@ -370,9 +374,11 @@ def _execute(
     engine_hook: Callable[[Engine], None] | None = None,
     on_ready: Callable[[Plan], None] | None = None,
     on_outage: Callable[[str, Any], None] | None = None,
+    on_fail_fast: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state.
-    ``on_ready(plan)`` is called once the sweep exists (its id final), before any task starts."""
+    ``on_ready(plan)`` is called once the sweep exists (its id final), before any task starts;
+    ``on_fail_fast(line)`` when the first finished tasks all failed alike (hsm_core.failfast)."""
     wake = WakeEvent()
     # What needs no sweep directory is checked before one is made.
     requests = parse_sources(opts.sources, plan.project.data, registry)
@@ -464,6 +470,7 @@ def _execute(
         on_outage=on_outage,
         kill_grace=kill_grace,
         may_launch=plan.lease.may_launch if plan.lease is not None else None,
+        fail_fast=FailFast(plan.sweep, fail_fast_limit(plan.project.data), on_fail_fast),
     )
     if engine_hook:
         engine_hook(engine)

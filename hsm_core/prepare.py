@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from hsm_core.hydra_app import HydraApp, find_hydra_app
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord
 from hsm_core.taskdir import write_command, write_params_once
@@ -57,23 +58,29 @@ class CommandPlan:
     script: str | None
     args_style: str
     cwd: Path
+    #: Set when the command runs a Hydra app: each task gets its own run dir (hsm_core.hydra_app).
+    hydra: HydraApp | None = None
 
     def argv(self, params: Mapping[str, Any]) -> tuple[list[str], bool]:
         """The argv for ``params`` and whether argv[0] is the configured Python interpreter."""
         args = override_args(params, self.args_style)
+        extra = self.hydra.run_dir_args(params, self.template) if self.hydra is not None else []
         if self.template is None:
             if not self.script:
                 raise HsmError(
                     "no command to run",
                     hint="set paths.train_script in hsm_config.yaml, or 'command:' in the sweep file",
                 )
-            return [self.python, self.script, *args], True
+            return [self.python, self.script, *args, *extra], True
         out: list[str] = []
         for word in self.template:
             if word == "{args}":
                 out.extend(args)
+                out.extend(extra)  # once, with the first {args}
+                extra = []
                 continue
             out.append(_PLACEHOLDER.sub(lambda m: self._fill(m.group(1), params), word))
+        out.extend(extra)  # a template without {args}: at the end, where Hydra reads overrides
         return out, bool(self.template) and self.template[0] == "{python}"
 
     def _fill(self, name: str, params: Mapping[str, Any]) -> str:
@@ -122,7 +129,8 @@ def command_plan(project: ProjectConfig, settings: Mapping[str, Any]) -> Command
             template = shlex.split(str(template_text))
         except ValueError as exc:
             raise ConfigError(f"cannot split command template: {exc}", key="command") from exc
-    return CommandPlan(template, project.python_interpreter, script_arg, style, project.root)
+    hydra = find_hydra_app(project, settings, template, script_arg)
+    return CommandPlan(template, project.python_interpreter, script_arg, style, project.root, hydra)
 
 
 def write_task(

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 from hsm_core.plugin import ConfigError, ExpanderRecord
 
 #: Top-level sweep-file keys that are settings, not parameter sections.
-SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "sources", "strategy", "description"})
+SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "hydra", "sources", "strategy", "description"})
 
 
 @dataclass

@@ -24,6 +24,7 @@ SKIPPED_DIRS = {".venv", "venv", "build", "dist", ".git", "__pycache__", ".tox",
 #: The same words naming something else: (module, word) -> what it is.
 NOT_TASK_FILES = {
     ("hsm_core/sync/pull.py", "checkpoints"): "an experiment's checkpoint folder that hsm sync pull copies",
+    ("hsm_core/hydra_check.py", "results"): "a key of the JSON its compose script prints",
 }
 
 #: A task-file name as a word of a string: ``status.yaml``, ``"$HSM_TASK_DIR/.hsm_pid"``, not

@@ -216,6 +216,7 @@ def render_project_config(info: ProjectInfo) -> str:
         "command:",
         f"  args_style: {info.args_style}  # hydra: key=value, argparse: --key value",
         '  # template: "{python} {script} {args}"',
+        "  # hydra: true  # a Hydra app: each task gets its own Hydra run dir (default: detected from @hydra.main)",
         "",
         "hpc:",
         f"  system: {info.hpc_system or 'auto'}  # {', '.join([*info.hpc_choices, 'auto'])} (auto: detected when used)",
@@ -232,6 +233,7 @@ def render_project_config(info: ProjectInfo) -> str:
         "  health_check_interval: 300       # seconds between source health checks",
         "  result_collection_interval: 60   # seconds between result collections",
         "  max_consecutive_failures: 3      # infrastructure failures before a source is disabled",
+        "  fail_fast: 3                     # stop starting tasks when the first 3 to finish all failed alike (0: off)",
         "  local:",
         f"    max_parallel_jobs: {int(info.max_parallel_jobs)}",
         "    # gpus: [0, 1]                 # one CUDA_VISIBLE_DEVICES slot per running task",
@@ -450,7 +452,11 @@ def init_command(interactive: bool, force: bool, project_dir: Path | None) -> No
         sweep_file = v1_sweep  # a v1 project: its sweep file stays the one `hsm run` finds
     else:
         sweep_file = sweeps / "sweep_config.yaml"
-        files.append((sweep_file, SWEEP_TEMPLATE))
+        from hsm_core.hydra_example import hydra_example_sweep
+
+        # A Hydra app gets an example made of its own config keys (the generic one may name keys it lacks).
+        example = hydra_example_sweep(root, info.python, info.train_script, info.config_dir)
+        files.append((sweep_file, example or SWEEP_TEMPLATE))
     files.append((sweeps / "README.md", README_TEMPLATE))
 
     console.print()
@@ -544,7 +550,12 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
         n = count(spec, registry)
         check_run(cfg, spec, _first_tasks(spec, registry), registry,
                   sources=sources_setting(None, cfg, spec), strategy=strategy_setting(None, cfg, spec))
+        from hsm_core.hydra_check import hydra_preflight
+
+        hydra_note = hydra_preflight(cfg, spec, _first_tasks(spec, registry))
         click.echo(f"OK  {path} ({n} task{'s' if n != 1 else ''})")
+        if hydra_note:
+            click.echo(f"    Hydra pre-flight: {hydra_note}")
     if check_sync:
         if not cfg.remotes:
             click.echo("no remotes configured (distributed.remotes is empty): nothing to check")

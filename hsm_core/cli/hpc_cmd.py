@@ -166,16 +166,17 @@ def _refuse_worker_sweep(sweep: Any, meta: dict[str, Any]) -> None:
 
 
 @click.command("cancel")
-@click.argument("sweep_id")
+@click.argument("sweep_id", required=False)
 @click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to wait for the tasks to stop.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def cancel_command(sweep_id: str, wait: float, project_dir: str | None) -> None:
-    """Cancel the queued and running tasks of SWEEP_ID (scheduler jobs are cancelled through the scheduler)."""
-    from hsm_core.workers.layout import find_sweep
+def cancel_command(sweep_id: str | None, wait: float, project_dir: str | None) -> None:
+    """Cancel the queued and running tasks of SWEEP_ID (default: the latest sweep; scheduler jobs are cancelled through the scheduler)."""
+    from hsm_core.sweep_select import resolve_sweep
 
     registry = _registry()
     project = _project(project_dir, registry)
-    sweep = find_sweep(project, sweep_id)
+    sweep = resolve_sweep(project, sweep_id)
+    sweep_id = sweep.sweep_id
     meta = sweep.read_metadata()
     if meta.get("mode") == "workers":
         _refuse_worker_sweep(sweep, meta)

@@ -10,6 +10,8 @@ timeout            state ``timeout`` or a scheduler's time-limit message
 preempted / lost   state ``preempted`` / ``lost``
 out_of_memory      CUDA OOM, ``MemoryError``, the OOM killer, a lone ``Killed`` line or exit 137
 cuda_error         ``CUDA error: ...``, cuDNN / NCCL / cuBLAS errors
+hydra_config       a Hydra app refused its overrides or config (the line saying what went wrong,
+                   not Hydra's "Set the environment variable HYDRA_FULL_ERROR=1" footer)
 python_exception   the last ``XxxError: message`` line of a traceback
 killed             killed by another signal (exit code 128+N or -N)
 exit_code          anything else: ``exit code N``
@@ -37,6 +39,7 @@ CATEGORY_TITLES = {
     "out_of_memory": "Out of memory",
     "cuda_error": "CUDA error",
     "timeout": "Timeout",
+    "hydra_config": "Hydra configuration error",
     "python_exception": "Python exception",
     "killed": "Killed by signal",
     "preempted": "Preempted",
@@ -59,6 +62,17 @@ _TRACEBACK = "Traceback (most recent call last):"
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 _EXC_ANYWHERE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning)): (.*)$")
 _SEGFAULT = re.compile(r"Segmentation fault|SIGSEGV", re.I)
+_HYDRA_FOOTER = re.compile(r"HYDRA_FULL_ERROR=1 for a complete stack trace")
+#: How Hydra's own messages begin (hydra.errors, OmegaConf, the override parser).
+_HYDRA_HEADLINE = re.compile(
+    r"^(?:Could not (?:override|append|delete|load|find)|Error (?:merging|parsing|in)|Cannot find primary config|"
+    r"Primary config (?:module|directory)|In '[^']*': |Missing mandatory value|Ambiguous value|Multiple values for|"
+    r"Interpolation |Key '[^']*' (?:is )?not in|Value '.*' (?:of type .* )?could not be converted|"
+    r"(?:no viable alternative|mismatched input|extraneous input|token recognition error|missing '))"
+)
+#: Lines of Hydra's messages that advise rather than say what went wrong.
+_HYDRA_ADVICE = re.compile(r"^(?:To append to your config|Either remove|Or add a second|See https?://|Config search path|"
+                           r"Available options|provider=|full_key:|object_type=|reference_type=|Set the environment)")
 
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]{12,}\b")
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:~|\.{1,2})?(?:/[^\s/:'\",()\[\]{}<>]+){2,}/?|(?<![\w.])/[^\s/:'\",()\[\]{}<>]+/?")
@@ -141,6 +155,27 @@ def _python_exception(lines: list[str]) -> tuple[str, str] | None:
     return None
 
 
+def _hydra_error(lines: list[str]) -> str | None:
+    """The line of a Hydra app's error message that says what went wrong, when its output ends
+    with Hydra's footer and no traceback (a traceback is the script's own exception)."""
+    end = None
+    for i in range(len(lines) - 1, -1, -1):
+        if _HYDRA_FOOTER.search(lines[i]):
+            end = i
+            break
+    if end is None or any(line.strip() == _TRACEBACK for line in lines[:end]):
+        return None
+    message = lines[max(0, end - 15):end]
+    for line in message:  # Hydra's headline comes first in its message
+        if _HYDRA_HEADLINE.match(line.strip()):
+            return line.strip()
+    for line in reversed(message):
+        if line[:1].isspace() or _HYDRA_ADVICE.match(line.strip()):
+            continue
+        return line.strip()
+    return None
+
+
 def _find(pattern: re.Pattern[str], lines: list[str]) -> str | None:
     for line in reversed(lines):
         if pattern.search(line):
@@ -168,6 +203,8 @@ def classify(state: str, exit_code: int | None, lines: list[str], error: str | N
     if hit := _find(_CUDA, lines):
         m = _CUDA.search(hit)
         return Diagnosis("cuda_error", normalize(hit[m.start():] if m else hit), hit)
+    if hit := _hydra_error(lines):
+        return Diagnosis("hydra_config", normalize(hit), hit)
     exc = _python_exception(lines)
     if exc is not None:
         etype, msg = exc

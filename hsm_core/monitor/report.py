@@ -276,7 +276,7 @@ def _summary_section(data: ReportData) -> str:
     ) + "</div>")
     rows = [
         ("Status", s.status),
-        ("Progress", f"{s.done}/{s.total} ({s.progress:.1f}%)"),
+        ("Progress", s.progress_text),
         ("Duration", fmt_duration(s.elapsed)),
         ("Mean task duration", fmt_duration(s.mean_duration)),
     ]

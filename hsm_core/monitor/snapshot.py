@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 from hsm_core.monitor.logs import HealthTracker, SourceHealth, Utilization, latest_utilization, parse_time
 from hsm_core.plugin import TaskState
+from hsm_core.progress import finished_tasks, progress_percent, progress_text
 from hsm_core.state import INDEX_FILE, DamagedSweepError, SweepDir, TaskRecord, read_status
 from hsm_core.taskdir import status_path
 
@@ -161,12 +162,18 @@ class Snapshot:
 
     @property
     def done(self) -> int:
-        """Tasks in a final state."""
-        return sum(v for k, v in self.counts.items() if _finished(k))
+        """Tasks in a final state (:mod:`hsm_core.progress`)."""
+        return finished_tasks(self.counts)
 
     @property
     def progress(self) -> float:
-        return 100.0 * self.done / self.total if self.total else 0.0
+        """Percent of tasks in a final state, one decimal (:mod:`hsm_core.progress`)."""
+        return progress_percent(self.counts, self.total)
+
+    @property
+    def progress_text(self) -> str:
+        """``done/total (pct%)``, as ``hsm status`` prints it too."""
+        return progress_text(self.counts, self.total)
 
     @property
     def finished(self) -> bool:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from hsm_core.errors import HsmError
 from hsm_core.plugin.values import TaskSpec
 
 __all__ = [
@@ -93,23 +92,14 @@ class SweepLocation:
 
 def locate_sweep(sweep_id: str | None = None, project_dir: str | Path | None = None) -> SweepLocation:
     """The sweep ``sweep_id`` of the project at ``project_dir`` (default: the project holding the
-    current directory); the most recent sweep when ``sweep_id`` is None. Raises :class:`HsmError`
-    for an unknown sweep or a bad ``hsm_config.yaml``."""
+    current directory); the most recently created sweep when ``sweep_id`` is None or ``latest``.
+    Raises :class:`HsmError` for an unknown sweep or a bad ``hsm_config.yaml``."""
     from hsm_core.config import find_project_root, load_project_config
-    from hsm_core.state import SweepDir
+    from hsm_core.sweep_select import resolve_sweep
 
     root = Path(project_dir).expanduser().absolute() if project_dir else find_project_root(Path.cwd())
     project = load_project_config(root)
-    out = project.output_dir
-    if sweep_id is None:
-        found = sorted(Path(out).glob("*/sweep_metadata.yaml"), key=lambda p: (p.stat().st_mtime, p.parent.name))
-        if not found:
-            raise HsmError(f"no sweeps in {out}", hint="give a sweep id, or start a sweep with 'hsm run'")
-        sweep = SweepDir(found[-1].parent)
-    else:
-        from hsm_core.workers.layout import find_sweep  # a pull-based sweep may live under its storage root
-
-        sweep = find_sweep(project, sweep_id)
+    sweep = resolve_sweep(project, sweep_id)  # a pull-based sweep may live under its storage root
     return SweepLocation(sweep.sweep_id, sweep.path.absolute(), project.root, project.data)
 
 
