@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from hsm_core.state import SweepDir, TaskRecord
+from hsm_core.taskdir import STDERR_LOG
 
 DEFAULT_FAIL_FAST = 3
 #: Final states that say the script itself failed.
@@ -114,6 +115,6 @@ class FailFast:
         sid = self.sweep.sweep_id
         ran = f"{running} running task(s) finish, " if running else ""
         return (f"Fail fast: the first {len(self._patterns)} finished tasks all failed with {_what(category, pattern, message)} "
-                f"(see tasks/{first}/stderr.log); no more tasks are started: {ran}{pending} stay pending. "
+                f"(see tasks/{first}/{STDERR_LOG}); no more tasks are started: {ran}{pending} stay pending. "
                 f"Fix: {_fix_for(category, message)}, then run hsm complete {sid} --retry-failed "
                 f"(compute.fail_fast: 0 in hsm_config.yaml turns this check off)")

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from hsm_core.atomic import atomic_write_text, atomic_write_yaml
 from hsm_core.config.project_config import ProjectConfig
 from hsm_core.hydra_app import HydraApp, find_hydra_app
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
-from hsm_core.secrecy import holds_secret
 from hsm_core.state import SweepDir, TaskRecord
+from hsm_core.taskdir import write_command, write_params_once
 
 _PLACEHOLDER = re.compile(r"\{([^{}\s]+)\}")
 
@@ -168,9 +167,7 @@ def write_task(
     d = sweep.task_dir(record.index)
     d.mkdir(parents=True, exist_ok=True)
     argv, python_arg0 = plan.argv(record.params)
-    params_path = d / "params.yaml"
-    if not params_path.exists():
-        atomic_write_yaml(params_path, {"task_id": record.task_id, "index": record.index, "params": record.params}, fsync=False)
+    write_params_once(d, record.task_id, record.index, record.params)
     command = {
         "sweep_id": sweep.sweep_id,
         "task_id": record.task_id,
@@ -180,8 +177,7 @@ def write_task(
         "cwd": str(plan.cwd),
         "env": dict(env),
     }
-    # Its environment may carry a plugin's token: then it is the owner's only, else it follows the umask.
-    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False, private=holds_secret(command["env"]))
+    write_command(d, command)
     return task_spec(sweep, record)
 
 

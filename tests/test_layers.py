@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, str]] = [
     # Errors, atomic files, processes, task states and the sweep directory on disk: what the
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
-        hsm_core errors atomic processes taskstate jobenv install_hints durations progress state secrecy
+        hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir state
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
     # entry points are: they are in the cli layer).

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from hsm_core.errors import HsmError
+from hsm_core.taskdir import stderr_path, stdout_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from hsm_core.config.project_config import ProjectConfig
@@ -56,11 +57,11 @@ class Task:
 
     def stdout(self) -> str:
         """The task's ``stdout.log`` ("" when there is none yet)."""
-        return _read_text(self.dir / "stdout.log")
+        return _read_text(stdout_path(self.dir))
 
     def stderr(self) -> str:
         """The task's ``stderr.log`` ("" when there is none yet)."""
-        return _read_text(self.dir / "stderr.log")
+        return _read_text(stderr_path(self.dir))
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._record.params.items())

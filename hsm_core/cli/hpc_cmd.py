@@ -304,7 +304,9 @@ def test_hpc(target: str, project: Any, registry: Any, *, timeout: float = 120.0
         source.cancel([spec.task_id])
         check("test job finished", False, f"not finished after {timeout:g}s (queued? see 'hsm queue'); cancelled")
         return False
-    out = (spec.task_dir / "stdout.log").read_text(errors="replace").strip() if (spec.task_dir / "stdout.log").exists() else ""
+    from hsm_core.taskdir import stdout_path
+
+    out = stdout_path(spec.task_dir).read_text(errors="replace").strip() if stdout_path(spec.task_dir).exists() else ""
     passed = final.state == TaskState.COMPLETED and "hsm test ok" in out
     check("test job completed", passed, out if passed else f"{final.state.value} {final.message} (files kept in {sweep.path})")
     if passed:

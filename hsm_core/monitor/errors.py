@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hsm_core.atomic import atomic_write_yaml
+from hsm_core.taskdir import STDERR_LOG, stderr_path
 from hsm_core.monitor.snapshot import FAILED_STATES
 from hsm_core.state import SweepDir, TaskRecord, now_iso, read_status
 
@@ -103,7 +104,7 @@ def normalize(text: str) -> str:
 
 def read_stderr_tail(task_dir: Path, max_lines: int = TAIL_LINES) -> list[str]:
     """The last lines of the task's last attempt in ``stderr.log`` (ANSI colours removed)."""
-    path = Path(task_dir) / "stderr.log"
+    path = stderr_path(task_dir)
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)
@@ -332,7 +333,7 @@ def error_documents(report: ErrorReport) -> tuple[dict[str, Any], dict[str, Any]
             pattern=f.diagnosis.pattern,
             message=f.diagnosis.message,
             stderr_tail=f.tail[-10:],
-            stderr=f"tasks/{r.name}/stderr.log",
+            stderr=f"tasks/{r.name}/{STDERR_LOG}",
         )
         if f.error:
             entry["error"] = f.error

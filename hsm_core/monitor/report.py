@@ -29,6 +29,7 @@ from hsm_core.monitor.logs import parse_time
 from hsm_core.monitor.snapshot import Snapshot, load_records, take_snapshot
 from hsm_core.plugin import HsmError
 from hsm_core.state import SweepDir, TaskRecord, now_iso
+from hsm_core.taskdir import METRICS_FILE, STDERR_LOG
 
 log = logging.getLogger("hsm.report")
 
@@ -119,7 +120,7 @@ def collect(sweep: SweepDir, *, metric: str | None = None, records: dict[str, Ta
         if strict:
             raise HsmError(
                 f"no metric {metric!r} in sweep {sweep.sweep_id}",
-                hint=f"metrics found: {', '.join(names)}" if names else "no task has written metrics.json or METRIC lines",
+                hint=f"metrics found: {', '.join(names)}" if names else f"no task has written {METRICS_FILE} or METRIC lines",
             )
         metric = None
     if metric is None and names:
@@ -355,7 +356,7 @@ def _clip(text: str, n: int) -> str:
 def _metric_section(data: ReportData) -> str:
     html = ['<h2 id="metrics">Metrics</h2>']
     if data.metric is None:
-        html.append('<p class="muted">No metrics found: write <code>$HSM_TASK_DIR/metrics.json</code> or print '
+        html.append(f'<p class="muted">No metrics found: write <code>$HSM_TASK_DIR/{METRICS_FILE}</code> or print '
                     "<code>METRIC name=value</code> lines from your script.</p>")
         return "\n".join(html)
     col = data.table.metric_columns[data.metric]
@@ -472,8 +473,8 @@ def error_html(data: ReportData) -> str:
         if g.count > 200:
             body.append(f'<p class="muted">… and {g.count - 200} more (all in logs/errors/failed_tasks.yaml).</p>')
         for f in g.tasks[:2]:
-            tail = "\n".join(f.tail[-15:]) or "(stderr.log is empty)"
-            body.append(f"<h3>{escape(f.record.name)}: end of <code>stderr.log</code></h3><pre>{escape(tail)}</pre>")
+            tail = "\n".join(f.tail[-15:]) or f"({STDERR_LOG} is empty)"
+            body.append(f"<h3>{escape(f.record.name)}: end of <code>{STDERR_LOG}</code></h3><pre>{escape(tail)}</pre>")
     return _page(f"Sweep {e.sweep_id}: error analysis", "\n".join(body))
 
 

@@ -21,6 +21,7 @@ from hsm_core.outages import read_outages
 from hsm_core.plugin import TaskState
 from hsm_core.progress import finished_tasks, progress_percent, progress_text
 from hsm_core.state import INDEX_FILE, DamagedSweepError, SweepDir, TaskRecord, read_status
+from hsm_core.taskdir import status_path
 
 #: Sweep statuses (``sweep_metadata.yaml``) of a sweep whose controller is (or should be) at work.
 ACTIVE_SWEEP_STATUSES = ("running", "submitted")
@@ -88,7 +89,7 @@ class RecordCache:
                 if probes > PENDING_PROBE:
                     continue
                 try:
-                    changed = os.stat(d / "status.yaml").st_mtime_ns >= index_mtime
+                    changed = os.stat(status_path(d)).st_mtime_ns >= index_mtime
                 except OSError:
                     continue
             if changed:

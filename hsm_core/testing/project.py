@@ -25,6 +25,7 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
+from hsm_core.taskdir import status_path
 from hsm_core.testing.helpers import SCRIPT
 
 T = TypeVar("T")
@@ -109,7 +110,7 @@ class Project:
         """``status.yaml`` of every task dir of ``sweep`` by dir name (``{}`` where there is none)."""
         out: dict[str, dict[str, Any]] = {}
         for d in sorted((sweep / "tasks").iterdir()):
-            path = d / "status.yaml"
+            path = status_path(d)
             out[d.name] = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
         return out
 

@@ -27,6 +27,7 @@ from hsm_core.prepare import command_plan, task_env
 from hsm_core.retries import decide_for, policy_from
 from hsm_core.state import now_iso, read_status
 from hsm_core.sweep import SweepSpec, load_spec
+from hsm_core.taskdir import METRICS_FILE, results_dir
 from hsm_core.workers.claims import Claim, ClaimStore, machine_id
 from hsm_core.workers.execute import RESUMABLE_STATES, Session, Signals, run_task, settle_previous
 from hsm_core.workers.layout import (
@@ -74,7 +75,7 @@ class WorkerReport:
 def expand_paths(env: dict[str, str], task_dir: Path, sweep_dir: Path) -> dict[str, str]:
     """``env`` with ``${HSM_TASK_DIR}``, ``${HSM_OUTPUT_DIR}``, ``${HSM_SWEEP_DIR}`` replaced, as the
     task runner does for plugin variables (e.g. the wandb plugin's ``WANDB_DIR``)."""
-    values = {"HSM_TASK_DIR": str(task_dir), "HSM_OUTPUT_DIR": str(task_dir / "results"), "HSM_SWEEP_DIR": str(sweep_dir)}
+    values = {"HSM_TASK_DIR": str(task_dir), "HSM_OUTPUT_DIR": str(results_dir(task_dir)), "HSM_SWEEP_DIR": str(sweep_dir)}
     out = {}
     for key, value in env.items():
         for var, path in values.items():
@@ -363,7 +364,7 @@ class Worker:
                 try:
                     collect_metrics(task_dir, self.collectors)  # as the engine does for every source
                 except OSError as exc:
-                    self.log(f"{t.name}: cannot write its metrics.json ({exc})")
+                    self.log(f"{t.name}: cannot write its {METRICS_FILE} ({exc})")
             elif outcome.state == FAILED and self._retry_later(t, task_dir):
                 self.report.states[FAILED] -= 1
                 self.report.states["retried"] = self.report.states.get("retried", 0) + 1

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from hsm_core.errors import ConfigError, HsmError, SourceUnavailable
 from hsm_core.install_hints import install_hint
+from hsm_core.taskdir import STATUS_FILE, carry_kept, status_path
 from hsm_core.plugin.arrayjob.directives import check_line, check_name
 from hsm_core.plugin.arrayjob.resources import positive_int, resources_from_options
 from hsm_core.plugin.arrayjob.script import ArrayJob, chunk_ranges
@@ -86,7 +87,7 @@ class _Tracked:
     status: dict[str, Any] = field(default_factory=dict)
 
 
-_LIST_READER = r"""
+_LIST_READER = f"STATUS_FILE = {STATUS_FILE!r}\n" + r"""
 import json, os, sys
 out = {}
 for line in sys.stdin:
@@ -94,7 +95,7 @@ for line in sys.stdin:
     if not d:
         continue
     try:
-        with open(os.path.join(d, "status.yaml"), encoding="utf-8") as fh:
+        with open(os.path.join(d, STATUS_FILE), encoding="utf-8") as fh:
             out[d] = fh.read()
     except OSError:
         out[d] = None
@@ -496,7 +497,7 @@ class ArrayJobSource(ComputeSource):
         )
 
     def _record_submission(self, sub: SubmittedChunk, chunk: Sequence[TaskSpec]) -> None:
-        from hsm_core.state import now_iso, read_status
+        from hsm_core.state import now_iso, read_status, write_status
 
         self._chunks[sub.job_id] = sub
         with open(self.job_dir / "jobs.jsonl", "a", encoding="utf-8") as fh:
@@ -523,9 +524,8 @@ class ArrayJobSource(ComputeSource):
             if previous.get("attempts"):
                 status["attempts"] = previous["attempts"]
             # 10,000 tasks at once: no fsync per file (a crash here leaves 'pending', which is safe).
-            from hsm_core.atomic import atomic_write_yaml
-
-            atomic_write_yaml(spec.task_dir / "status.yaml", status, fsync=False)
+            status = carry_kept(previous, status)  # what sources keep (source_data) survives
+            write_status(spec.task_dir, status, fsync=False)
             self._tracked[spec.task_id] = _Tracked(spec, keys, chunk_id=sub.job_id, status=status)
 
     def _forget_chunk(self, sub: SubmittedChunk) -> None:
@@ -547,7 +547,7 @@ class ArrayJobSource(ComputeSource):
 
         if not self.remote:
             for t in self._tracked.values():
-                path = t.spec.task_dir / "status.yaml"
+                path = status_path(t.spec.task_dir)
                 try:
                     st = path.stat()
                 except FileNotFoundError:
@@ -730,7 +730,7 @@ class ArrayJobSource(ComputeSource):
             try:
                 from hsm_core.atomic import dump_yaml
 
-                self.host.write_text(self.exec_path(t.spec.task_dir / "status.yaml"), dump_yaml(new))
+                self.host.write_text(self.exec_path(status_path(t.spec.task_dir)), dump_yaml(new))
             except Exception as exc:
                 self.log(f"cannot write the final status of {t.spec.name} on {self.host.name}: {exc}")
         self.log(f"{t.spec.name} {verdict.state.value}: {verdict.message}")
@@ -824,7 +824,7 @@ class ArrayJobSource(ComputeSource):
             if not keys and not chunk_id and not self.status_keys(status):
                 # Nothing names its job: the scheduler cannot know it either, so polls record it
                 # as lost (after the usual second look) rather than waiting for it forever.
-                self.log(f"{spec.name}: no job id in status.yaml")
+                self.log(f"{spec.name}: no job id in {STATUS_FILE}")
             self._tracked[spec.task_id] = _Tracked(spec, keys, chunk_id=chunk_id, status=status)
         self._query_delay = 0.0
         self._next_query = 0.0
