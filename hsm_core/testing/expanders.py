@@ -43,6 +43,7 @@ from hsm_core.testing.helpers import fresh_registry
 # Run in a second process with another hash seed: expands each section it reads on stdin.
 _EXPAND_ELSEWHERE = r"""
 import json, sys
+from hsm_core.plugin import load_object
 expander = load_object(sys.argv[1])()
 sections = json.load(sys.stdin)
 print(json.dumps([list(expander.expand(s)) for s in sections], sort_keys=False))
