@@ -16,7 +16,7 @@ import click
 def export_command(sweep_id: str, fmt: str, output: str | None, project_dir: str | None) -> None:
     """One row per task of SWEEP_ID: id, parameters, status, source, duration, exit code, metrics."""
     from hsm_core.atomic import atomic_write_text
-    from hsm_core.cli.status_cmd import locate_sweep
+    from hsm_core.monitor.status import locate_sweep
     from hsm_core.monitor.export import export_text
 
     sweep = locate_sweep(project_dir, sweep_id)
@@ -43,7 +43,7 @@ def export_command(sweep_id: str, fmt: str, output: str | None, project_dir: str
 @click.option("--project-dir", type=click.Path(file_okay=False))
 def report_command(sweep_id: str, metric: str | None, output_dir: Path | None, project_dir: str | None) -> None:
     """Write reports/completion_report.html (and error_analysis.html, performance_analysis.yaml)."""
-    from hsm_core.cli.status_cmd import locate_sweep
+    from hsm_core.monitor.status import locate_sweep
     from hsm_core.monitor.report import build_reports
     from hsm_core.plugin import HsmError
 
