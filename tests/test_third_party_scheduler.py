@@ -65,6 +65,9 @@ def test_hpc_system_runs_a_sweep_on_a_third_party_scheduler(spool: tuple[Project
         assert f"Testing {target} -> Spool source 'spool'" in test.stdout and "All checks passed." in test.stdout
         assert "[ok] test job completed: hsm test ok on" in test.stdout
     assert not list((project.root / ".hsm" / "hpc_test").iterdir())  # removed once passed
+    # hsm queue prints the scheduler's own listing (its queue command runs through the source).
+    queue = project.hsm("queue", env=env)
+    assert queue.returncode == 0 and queue.stdout.strip() == "spool ok", queue.stdout + queue.stderr
 
 
 def test_worker_submit_and_cancel_on_a_third_party_scheduler(spool: tuple[Project, dict[str, str]]) -> None:
