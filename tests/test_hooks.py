@@ -234,15 +234,15 @@ def test_before_run_asks_each_source_then_the_deprecated_hook(project: Project) 
 
 def test_hsm_test_asks_the_source_first_and_the_deprecated_hook_only_without_a_test(project: Project) -> None:
     from hsm_core.plugin import HsmError
-    from hsm_core.target_test import test_target
+    from hsm_core.target_check import check_target
 
     legacy = Legacy()
     registry = build_registry(entry_points=False, extra=[("legacy", legacy)])
     said = _Say()
-    assert test_target("checked", project.root, registry, timeout=5, echo=said) is True
+    assert check_target("checked", project.root, registry, timeout=5, echo=said) is True
     assert said.lines == ["method tests checked"]  # the hook, which answers everything, was not asked
-    assert test_target("local", project.root, registry, timeout=5, echo=said) is True
+    assert check_target("local", project.root, registry, timeout=5, echo=said) is True
     assert said.lines[-1] == "hook tests local"  # the local source has no test: the hook answers
     bare = build_registry(entry_points=False)
     with pytest.raises(HsmError, match="no installed plugin tests 'local'"):
-        test_target("local", project.root, bare, timeout=5, echo=said)
+        check_target("local", project.root, bare, timeout=5, echo=said)

@@ -2,7 +2,7 @@
 
 The work is the library's: :mod:`hsm_core.cancel` cancels a sweep's tasks through its sources,
 :mod:`hsm_core.targets` makes the source a target names and lists a scheduler's queue,
-:mod:`hsm_core.target_test` runs the checks of the source a target names.
+:mod:`hsm_core.target_check` runs the checks of the source a target names.
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ def test_command(target: str, timeout: float, project_dir: str | None) -> None:
 
     The source the target names runs its own checks (ComputeSource.test).
     """
-    from hsm_core.target_test import test_target
+    from hsm_core.target_check import check_target
 
-    if not test_target(target, _root(project_dir), _registry(), timeout=timeout, echo=click.echo):
+    if not check_target(target, _root(project_dir), _registry(), timeout=timeout, echo=click.echo):
         click.echo(f"{target}: some checks failed (see above).", err=True)
         click.get_current_context().exit(1)
     click.echo("All checks passed.")

@@ -21,13 +21,13 @@ from hsm_core.plugin.values import TargetTest, TaskState
 if TYPE_CHECKING:  # pragma: no cover
     from hsm_core.plugin.arrayjob.source import ArrayJobSource
 
-__all__ = ["test_array_source"]
+__all__ = ["check_array_source"]
 
 #: What the test task prints; the check looks for it in the task's stdout.log.
 PROBE_OUTPUT = "hsm test ok"
 
 
-def test_array_source(source: "ArrayJobSource", check: TargetTest) -> bool:
+def check_array_source(source: "ArrayJobSource", check: TargetTest) -> bool:
     """Run the checks on ``source`` (created as ``--sources TARGET`` would), one line each through
     ``check.echo``; True when every check passed."""
     from hsm_core.plugin.project import make_probe_task

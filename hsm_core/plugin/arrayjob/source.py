@@ -875,9 +875,9 @@ class ArrayJobSource(ComputeSource):
     def test(self, check: TargetTest) -> bool:
         """``hsm test hpc``: the scheduler answers, the partition exists, a one-task array job
         completes (:mod:`hsm_core.plugin.arrayjob.selftest`)."""
-        from hsm_core.plugin.arrayjob.selftest import test_array_source
+        from hsm_core.plugin.arrayjob.selftest import check_array_source
 
-        return test_array_source(self, check)
+        return check_array_source(self, check)
 
     def health(self) -> HealthReport:
         """Healthy when the scheduler answers its cheapest command."""

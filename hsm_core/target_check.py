@@ -56,7 +56,7 @@ def _own_test(target: str, project_root: Path, registry: Any, check: TargetTest)
             pass
 
 
-def test_target(target: str, project_root: Path, registry: Any, *, timeout: float, echo: Callable[[str], None]) -> bool:
+def check_target(target: str, project_root: Path, registry: Any, *, timeout: float, echo: Callable[[str], None]) -> bool:
     """Run ``hsm test TARGET``'s checks, printing one line per check; True when all passed."""
     check = TargetTest(target=target, timeout=timeout, echo=echo)
     passed = _own_test(target, project_root, registry, check)
