@@ -530,17 +530,17 @@ def _execute(
 
 
 def _before_run(sources: list[Any], plan: Plan, opts: ExecOptions, registry: Any) -> None:
-    """The ``hsm_before_run`` hook (remote checks); the sources are closed if a plugin stops the run."""
+    """Each source's ``before_run`` (remote checks, :mod:`hsm_core.run_start`); the sources are
+    closed if one stops the run."""
     import sys
 
-    options = {
-        "verify_sync": opts.verify_sync,
-        "sweep_id": plan.sweep.sweep_id,
-        "project_root": str(plan.project.root.resolve()),
-        "interactive": sys.stdin.isatty() and sys.stdout.isatty(),
-    }
+    from hsm_core.plugin import RunStart
+    from hsm_core.run_start import prepare_sources
+
+    run = RunStart(verify_sync=opts.verify_sync, interactive=sys.stdin.isatty() and sys.stdout.isatty())
     try:
-        registry.hook.hsm_before_run(sources=sources, project_config=plan.project.data, options=options)
+        prepare_sources(sources, run, registry, sweep_id=plan.sweep.sweep_id, project_root=plan.project.root.resolve(),
+                        project_config=plan.project.data)
     except BaseException:
         _close(sources)
         raise

@@ -7,8 +7,11 @@ The messages here end in what the user does about it: "upgrade the plugin" or "u
 
 from __future__ import annotations
 
+from typing import Any
+
 from hsm_core import __version__
-from hsm_core.plugin import PLUGIN_API_VERSION
+from hsm_core.plugin import PLUGIN_API_VERSION, PROJECT_NAME
+from hsm_core.plugin.version import DEPRECATED_HOOKS
 
 #: The attribute of a plugin's entry-point module that declares the plugin-API version it was
 #: written for (``HSM_PLUGIN_API = "1.0"``).
@@ -55,3 +58,15 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, (ImportError, AttributeError)) and str(missing_from or "").split(".")[0] == "hsm_core":
         text += f" (the plugin does not fit hsm-core {__version__}: upgrade the plugin or hsm-core)"
     return text
+
+
+def deprecation_warnings(module: Any) -> list[str]:
+    """One line per deprecated hook ``module`` implements (it still works in this major version):
+    what replaces it, and that the plugin should be upgraded before the next major."""
+    marker = PROJECT_NAME + "_impl"  # what hsm_core.plugin.hookimpl marks an implementation with
+    out = []
+    for hook, replacement in DEPRECATED_HOOKS.items():
+        if hasattr(getattr(module, hook, None), marker):
+            out.append(f"implements {hook}, deprecated since plugin API 1.2 and removed in 2.0: "
+                       f"implement {replacement} instead (upgrade the plugin)")
+    return out

@@ -38,7 +38,7 @@ from hsm_core.plugin import (
     TaskRegistryRecord,
     load_object,
 )
-from hsm_core.plugin_compat import API_ATTRIBUTE, api_incompatibility, api_text, describe_failure
+from hsm_core.plugin_compat import API_ATTRIBUTE, api_incompatibility, api_text, deprecation_warnings, describe_failure
 
 ENTRY_POINT_GROUP = "hsm"
 
@@ -51,9 +51,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hsm_core.builtin.collectors",
     "hsm_core.builtin.hosts",
     "hsm_core.builtin.transports",
-    "hsm_core.builtin.commands",
-    "hsm_core.builtin.testers",
 )
+# (Core's own commands are the plugin ``core.commands`` too; the command line registers it when it
+# starts, PluginRegistry.add_builtin, since the library below it never imports hsm_core.cli.)
 
 #: Registration hook per component kind.
 KIND_HOOKS: dict[str, str] = {
@@ -108,6 +108,8 @@ class PluginInfo:
     provides: dict[str, list[str]] = field(default_factory=dict)
     #: The plugin-API version the plugin declares (built-ins: the core's own).
     api: str | None = None
+    #: What still works but will not in the next plugin-API major (deprecated hooks it implements).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -186,6 +188,18 @@ class PluginRegistry:
         self._components: dict[str, dict[str, ComponentRecord]] = {}
         self._conflicts: dict[str, dict[str, list[str]]] = {}
         self._collected = False
+
+    def add_builtin(self, module: ModuleType, name: str) -> None:
+        """Register a built-in plugin of a layer above this one (the command line's own commands,
+        ``core.commands``), listed with the other built-ins; once per registry. Such a plugin
+        registers no components (they are collected once, from the plugins loaded before)."""
+        if self.pm.has_plugin(name):
+            return
+        err = _register(self.pm, module, name)
+        if err:
+            raise RuntimeError(f"built-in plugin {module.__name__}: {err}")
+        position = sum(1 for p in self.plugins if p.builtin)
+        self.plugins.insert(position, PluginInfo(name, "hsm-core", __version__, "loaded", builtin=True, api=api_text()))
 
     @property
     def hook(self) -> Any:
@@ -376,6 +390,8 @@ def build_registry(
                 err = api_incompatibility(declared, ep.value.partition(":")[0])
                 if err is None:
                     err = _register(pm, module, ep.name)
+                if err is None:
+                    info.warnings = deprecation_warnings(module)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # one try/except per entry point, by design (SystemExit too)

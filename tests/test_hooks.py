@@ -149,3 +149,100 @@ def test_remote_host_names_go_to_the_ssh_provider() -> None:
     adhoc = get_host("bob@login.example.org:2200", project, registry)
     assert adhoc.config == {"host": "login.example.org", "user": "bob", "port": 2200}
     assert get_host("local", project, registry).is_local
+
+
+class _Say:
+    """Collects what a check prints."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _checked_source_class(calls: list[str]) -> type:
+    from hsm_core.builtin.local import LocalSource
+
+    class Checked(LocalSource):
+        def before_run(self, run):
+            calls.append(f"method {self.name} verify_sync={run.verify_sync} interactive={run.interactive}")
+
+        def test(self, check):
+            check.echo(f"method tests {check.target}")
+            return True
+
+    return Checked
+
+
+class Legacy:
+    """A plugin of plugin API 1.1: the deprecated hooks, and a source kind with the new methods."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.source_class = _checked_source_class(self.calls)
+
+    @hookimpl
+    def hsm_register_compute_sources(self):
+        from hsm_core.plugin import ComputeSourceRecord
+
+        return [ComputeSourceRecord("checked", "a local source with checks", self.source_class)]
+
+    @hookimpl
+    def hsm_before_run(self, sources, project_config, options):
+        self.calls.append(f"hook {','.join(s.name for s in sources)} {options['sweep_id']} verify_sync={options['verify_sync']}")
+
+    @hookimpl
+    def hsm_test_target(self, target, project_root, timeout, echo):
+        echo(f"hook tests {target}")
+        return True
+
+
+def test_before_run_asks_each_source_then_the_deprecated_hook(project: Project) -> None:
+    from hsm_core.plugin import HsmError, RunStart, SourceUnavailable
+    from hsm_core.run_start import prepare_sources
+    from hsm_core.testing import make_sweep
+
+    legacy = Legacy()
+    registry = build_registry(entry_points=False, extra=[("legacy", legacy)])
+    _, _, context = make_sweep(project.root, [{"x": 1}], sweep_id="s1")
+    sources = [legacy.source_class("checked", {}, context), legacy.source_class("other", {}, context)]
+    said = _Say()
+    prepare_sources(sources, RunStart(verify_sync=False, interactive=False), registry, sweep_id="s1",
+                    project_root=project.root, project_config={}, warn=said)
+    assert legacy.calls == ["method checked verify_sync=False interactive=False",
+                            "method other verify_sync=False interactive=False",
+                            "hook checked,other s1 verify_sync=False"]
+    assert said.lines == []
+
+    class Down(legacy.source_class):  # type: ignore[name-defined, misc]
+        def before_run(self, run):
+            raise SourceUnavailable(f"cannot reach {self.name}", hint="is it on?")
+
+    legacy.calls.clear()
+    down = Down("down", {}, context)
+    prepare_sources([down, sources[0]], RunStart(), registry, sweep_id="s1", project_root=project.root,
+                    project_config={}, warn=said)
+    assert said.lines == ["Warning: cannot reach down; continuing with the other sources (it is used once it answers)"]
+    assert legacy.calls[-1] == "hook down,checked s1 verify_sync=True"  # the run goes on: the hook is asked too
+    legacy.calls.clear()
+    with pytest.raises(HsmError) as stopped:
+        prepare_sources([down], RunStart(), registry, sweep_id="s1", project_root=project.root, project_config={}, warn=said)
+    assert str(stopped.value) == "cannot reach down (is it on?)" and not isinstance(stopped.value, SourceUnavailable)
+    assert legacy.calls == []  # stopped before the hook
+
+
+def test_hsm_test_asks_the_source_first_and_the_deprecated_hook_only_without_a_test(project: Project) -> None:
+    from hsm_core.plugin import HsmError
+    from hsm_core.target_check import check_target
+
+    legacy = Legacy()
+    registry = build_registry(entry_points=False, extra=[("legacy", legacy)])
+    said = _Say()
+    assert check_target("checked", project.root, registry, timeout=5, echo=said) is True
+    assert said.lines == ["method tests checked"]  # the hook, which answers everything, was not asked
+    assert check_target("local", project.root, registry, timeout=5, echo=said) is True
+    assert said.lines[-1] == "hook tests local"  # the local source has no test: the hook answers
+    bare = build_registry(entry_points=False)
+    with pytest.raises(HsmError, match="no installed plugin tests 'local'"):
+        check_target("local", project.root, bare, timeout=5, echo=said)

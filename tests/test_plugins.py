@@ -102,8 +102,89 @@ def test_a_plugin_adds_a_strategy_and_a_command(project: Project, site: Path) ->
     assert builtin["core.random_search"]["provides"]["expander"] == ["random"]
 
 
-TESTER = """
-from hsm_core.plugin import hookimpl
+CHECKED = """
+from pathlib import Path
+
+from hsm_core.builtin.local import LocalSource
+from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceUnavailable, hookimpl
+
+
+class CheckedSource(LocalSource):
+    # A local source whose checks (hsm test, before a run) do what compute.checked.mode says.
+
+    def before_run(self, run):
+        mode = self.options.get("mode")
+        if mode == "refuse":
+            raise HsmError(f"{self.name}: the project is not there", hint="copy it first")
+        if mode == "down":
+            raise SourceUnavailable(f"cannot reach {self.name}")
+        with open(Path(self.context.project_root) / "before_run.log", "a") as fh:
+            fh.write(f"{self.context.sweep_id} {self.name} verify_sync={run.verify_sync}\\n")
+
+    def test(self, check):
+        check.echo(f"  [ok] {self.name} answers for {check.target} within {check.timeout:g}s")
+        return self.options.get("mode") != "failing"
+
+
+@hookimpl
+def hsm_register_compute_sources():
+    schema = {"type": "object", "properties": {"mode": {"type": "string"}, "max_parallel_jobs": {"type": "integer"},
+                                               "kill_grace": {"type": "number"}}}
+    return [ComputeSourceRecord("checked", "a local source with checks", "hsm_checked_plugin:CheckedSource",
+                                config_schema=schema)]
+"""
+
+
+def _checked(tmp_path: Path, mode: str) -> Project:
+    from hsm_core.testing.project import make_project
+
+    return make_project(tmp_path / mode, config_extra=f"  checked:\n    mode: {mode}\n    max_parallel_jobs: 2\n")
+
+
+def test_hsm_test_and_the_checks_before_a_run_are_methods_of_the_source(tmp_path: Path, site: Path) -> None:
+    make_dist(site, "hsm-plugin-checked", "checked", "hsm_checked_plugin", CHECKED)
+    env = _env(site, HSM_LOAD_PLUGINS="checked")
+    ok = _checked(tmp_path, "fine")
+    test = ok.hsm("test", "checked", "--timeout", "7", env=env)
+    assert test.returncode == 0, test.stderr
+    assert "[ok] checked answers for checked within 7s" in test.stdout and "All checks passed." in test.stdout
+    failing = _checked(tmp_path, "failing").hsm("test", "checked", env=env)
+    assert failing.returncode == 1 and "checked: some checks failed" in failing.stderr
+    # A source with no test (local) and a kind nobody provides: one line, exit 2.
+    for target in ("local", "nowhere:x"):
+        nobody = ok.hsm("test", target, env=env)
+        assert nobody.returncode == 2 and f"no installed plugin tests {target!r}" in nobody.stderr
+        assert "Traceback" not in nobody.stderr and len(nobody.stderr.strip().splitlines()) == 1
+
+    # Before a run writes anything, each source of the run checks itself, once, told the run's options.
+    cfg = ok.write_sweep({"grid": {"x": [1, 2]}})
+    run = ok.hsm("run", "--config", str(cfg), "--sources", "checked", "--no-verify-sync", env=env)
+    assert run.returncode == 0, run.stderr
+    assert (ok.root / "before_run.log").read_text().split() == [ok.sweep_ids()[0], "checked", "verify_sync=False"]
+
+    # A source that refuses stops the run, and nothing is written.
+    refused = _checked(tmp_path, "refuse")
+    proc = refused.hsm("run", "--config", str(refused.write_sweep({"grid": {"x": [1]}})), "--sources", "local,checked", env=env)
+    assert proc.returncode == 2 and "Error: checked: the project is not there (copy it first)" in proc.stderr
+    assert refused.sweep_ids() == [] and not refused.executions()
+
+    # Unreachable now: the run goes on with the other sources (a warning), or stops when none is left.
+    down = _checked(tmp_path, "down")
+    cfg = down.write_sweep({"grid": {"x": [1, 2]}})
+    alone = down.hsm("run", "--config", str(cfg), "--sources", "checked", env=env)
+    assert alone.returncode == 2 and "Error: cannot reach checked (check the host" in alone.stderr
+    assert down.sweep_ids() == []
+    both = down.hsm("run", "--config", str(cfg), "--sources", "local,checked", env=env)
+    assert both.returncode == 0, both.stderr
+    assert "Warning: cannot reach checked; continuing with the other sources" in both.stderr
+    assert sorted(down.executions()) == sorted(set(down.executions())) and len(down.executions()) == 2
+
+
+LEGACY = """
+import os
+from pathlib import Path
+
+from hsm_core.plugin import HsmError, hookimpl
 
 @hookimpl
 def hsm_test_target(target, project_root, timeout, echo):
@@ -112,20 +193,47 @@ def hsm_test_target(target, project_root, timeout, echo):
         return None
     echo(f"checking {name} from {project_root}")
     return name == "good"
+
+@hookimpl
+def hsm_before_run(sources, project_config, options):
+    with open(Path(options["project_root"]) / "legacy.log", "a") as fh:
+        fh.write(" ".join([options["sweep_id"], *sorted(s.name for s in sources)]) + "\\n")
+    if os.environ.get("LEGACY_REFUSE"):
+        raise HsmError("the legacy plugin stops this run")
 """
 
 
-def test_a_plugin_answers_hsm_test_for_its_own_targets(project: Project, site: Path) -> None:
-    make_dist(site, "hsm-plugin-mine", "mine", "hsm_mine_plugin", TESTER)
-    good = project.hsm("test", "mine:good", env=_env(site))
+def test_a_plugin_using_the_deprecated_hooks_still_works_and_is_told_to_upgrade(project: Project, site: Path) -> None:
+    """hsm_test_target and hsm_before_run (plugin API 1.0/1.1) keep working in 1.x, marked deprecated."""
+    make_dist(site, "hsm-plugin-mine", "mine", "hsm_mine_plugin", LEGACY, api="1.1")
+    env = _env(site, HSM_LOAD_PLUGINS="mine")
+    good = project.hsm("test", "mine:good", env=env)
     assert good.returncode == 0, good.stderr
     assert f"checking good from {project.root}" in good.stdout and "All checks passed." in good.stdout
-    bad = project.hsm("test", "mine:bad", env=_env(site))
+    bad = project.hsm("test", "mine:bad", env=env)
     assert bad.returncode == 1 and "mine:bad: some checks failed" in bad.stderr
-    # Nobody answers: one line, exit 2. Core still answers its own targets (checked with Slurm).
-    unknown = project.hsm("test", "nowhere:x", env=_env(site))
+    # Nobody answers: one line, exit 2.
+    unknown = project.hsm("test", "nowhere:x", env=env)
     assert unknown.returncode == 2 and "no installed plugin tests 'nowhere:x'" in unknown.stderr
     assert "Traceback" not in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
+
+    cfg = project.write_sweep({"grid": {"x": [1]}})
+    assert project.hsm("run", "--config", str(cfg), "--sources", "local", env=env).returncode == 0
+    assert (project.root / "legacy.log").read_text().split() == [project.sweep_ids()[0], "local"]
+    stopped = project.hsm("run", "--config", str(cfg), "--sources", "local", env={**env, "LEGACY_REFUSE": "1"})
+    assert stopped.returncode == 2 and "Error: the legacy plugin stops this run" in stopped.stderr
+    assert len(project.sweep_ids()) == 1  # the refused run left no sweep behind
+
+    # Loaded, with a warning saying what replaces each hook; not a problem for --check.
+    listing = json.loads(project.hsm("plugins", "--json", env=env).stdout)
+    mine = next(p for p in listing["plugins"] if p["name"] == "mine")
+    assert mine["status"] == "loaded" and len(mine["warnings"]) == 2
+    assert any("hsm_test_target" in w and "ComputeSource.test" in w and w.endswith("(upgrade the plugin)") for w in mine["warnings"])
+    assert any("hsm_before_run" in w and "ComputeSource.before_run" in w for w in mine["warnings"])
+    assert all(not p["warnings"] for p in listing["plugins"] if p["name"] != "mine")
+    table = project.hsm("plugins", env=env).stdout
+    assert any(ln.startswith("deprecated: mine (hsm-plugin-mine 1.2.3): implements hsm_test_target") for ln in table.splitlines())
+    assert project.hsm("plugins", "--check", env=env).returncode == 0
 
 
 LISTENER = """

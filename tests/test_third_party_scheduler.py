@@ -57,10 +57,17 @@ def test_hpc_system_runs_a_sweep_on_a_third_party_scheduler(spool: tuple[Project
     # The job script exported the job under hsm's names; the task runner recorded them.
     assert all(re.fullmatch(r"\d+_\d", str(s["job_id"])) for s in statuses.values()), statuses
     assert all(s["source"] == "spool" for s in statuses.values())
-    # hsm test asks the built-in scheduler tester, which knows the kind from its record alone.
-    test = project.hsm("test", "spool", env=env, timeout=120)
-    assert test.returncode == 0, test.stdout + test.stderr
-    assert "Spool source 'spool'" in test.stdout and "All checks passed." in test.stdout
+    # hsm test asks the source the target names (by its kind, or hpc: hpc.system); its test comes
+    # from ArrayJobSource, the toolkit the plugin is built on.
+    for target in ("spool", "hpc"):
+        test = project.hsm("test", target, env=env, timeout=120)
+        assert test.returncode == 0, test.stdout + test.stderr
+        assert f"Testing {target} -> Spool source 'spool'" in test.stdout and "All checks passed." in test.stdout
+        assert "[ok] test job completed: hsm test ok on" in test.stdout
+    assert not list((project.root / ".hsm" / "hpc_test").iterdir())  # removed once passed
+    # hsm queue prints the scheduler's own listing (its queue command runs through the source).
+    queue = project.hsm("queue", env=env)
+    assert queue.returncode == 0 and queue.stdout.strip() == "spool ok", queue.stdout + queue.stderr
 
 
 def test_worker_submit_and_cancel_on_a_third_party_scheduler(spool: tuple[Project, dict[str, str]]) -> None:

@@ -16,7 +16,7 @@ import click
 def export_command(sweep_id: str | None, fmt: str, output: str | None, project_dir: str | None) -> None:
     """One row per task of SWEEP_ID (default: the latest sweep): id, parameters, status, source, duration, exit code, metrics."""
     from hsm_core.atomic import atomic_write_text
-    from hsm_core.cli.status_cmd import locate_sweep
+    from hsm_core.monitor.status import locate_sweep
     from hsm_core.monitor.export import export_text
 
     sweep = locate_sweep(project_dir, sweep_id)
@@ -44,7 +44,7 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, project_d
 def report_command(sweep_id: str | None, metric: str | None, output_dir: Path | None, project_dir: str | None) -> None:
     """Write SWEEP_ID's reports/completion_report.html (and error_analysis.html, performance_analysis.yaml);
     default: the latest sweep."""
-    from hsm_core.cli.status_cmd import locate_sweep
+    from hsm_core.monitor.status import locate_sweep
     from hsm_core.monitor.report import build_reports
     from hsm_core.plugin import HsmError
 

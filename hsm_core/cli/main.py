@@ -61,12 +61,17 @@ def build_cli() -> click.Group:
     """Add every plugin's commands (built-ins included) to :data:`cli`, once."""
     global _commands_added
     if not _commands_added:
+        from hsm_core.cli import commands as core_commands
         from hsm_core.plugins import get_registry
 
         _commands_added = True
         registry = get_registry()
+        registry.add_builtin(core_commands, "core.commands")
+        # Core's commands first (plugins extend its groups: the wandb plugin adds `hsm sync prune`),
+        # then each plugin's in the order they were loaded.
+        impls = sorted(registry.pm.hook.hsm_register_commands.get_hookimpls(), key=lambda i: not i.plugin_name.startswith("core."))
         # One plugin's broken commands must not take `hsm --help` down with it.
-        for impl in registry.pm.hook.hsm_register_commands.get_hookimpls():
+        for impl in impls:
             try:
                 impl.function(cli=cli)
             except KeyboardInterrupt:

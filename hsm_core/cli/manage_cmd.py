@@ -15,7 +15,7 @@ def cleanup_command(days: float, dry_run: bool, yes: bool, project_dir: str | No
     """Delete sweeps older than DAYS days (asks first; never a sweep that is still running)."""
     from rich.table import Table
 
-    from hsm_core.cli.status_cmd import output_dir
+    from hsm_core.monitor.status import output_dir
     from hsm_core.monitor.cleanup import delete_sweep, dir_size, find_candidates, fmt_size
     from hsm_core.monitor.view import make_console
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ def _project_dir(ctx: click.Context, project_dir: str | None) -> str | None:
 
 def _out(ctx: click.Context, project_dir: str | None) -> Path:
     """The output dir of the project."""
-    from hsm_core.cli.status_cmd import output_dir
+    from hsm_core.monitor.status import output_dir
 
     return output_dir(_project_dir(ctx, project_dir))
 
@@ -35,7 +34,7 @@ def _console() -> Any:
 def _locate(ctx: click.Context, project_dir: str | None, sweep_id: str | None) -> Any:
     """SWEEP_ID of the project (None or ``latest``: the latest sweep; a pull-based sweep may live
     under the workers' storage root)."""
-    from hsm_core.cli.status_cmd import locate_sweep
+    from hsm_core.monitor.status import locate_sweep
 
     return locate_sweep(_project_dir(ctx, project_dir), sweep_id)
 
@@ -48,78 +47,39 @@ def _latest(out: Path) -> Any:
 
 # -- watch ------------------------------------------------------------------------------------------
 
-#: In "all active sweeps" mode, look for newly started sweeps this often (seconds).
-REDISCOVER_EVERY = 30.0
-#: How long a finished watch waits for the controller to record how the sweep ended (seconds).
-SETTLE_SECONDS = 5.0
-
 
 def watch(out: Path, only: Any | None, interval: float, once: bool) -> None:
-    """Show one sweep (or every active sweep) until it is finished; ``once``: one frame."""
-    from hsm_core.monitor.logs import HealthTracker
-    from hsm_core.monitor.snapshot import ACTIVE_SWEEP_STATUSES, RecordCache, active_sweeps, take_snapshot
+    """Show one sweep (or every active sweep) until it is finished; ``once``: one frame.
+    Which sweeps, and when it is over: :class:`hsm_core.monitor.watch.SweepWatch`."""
     from hsm_core.monitor.view import frame
+    from hsm_core.monitor.watch import SweepWatch, ending_line, frame_signature
 
     console = _console()
-    fixed = only is not None
-    tracked = [only] if fixed else active_sweeps(out)
-    if not tracked:
+    sweeps = SweepWatch(out, only)
+    if not sweeps.tracked:
         console.print(f"No active sweeps in {out}.", markup=False)
         console.print("Recent sweeps: hsm monitor recent; one sweep: hsm monitor watch SWEEP_ID")
         return
-    caches: dict[str, Any] = {}
-    trackers: dict[str, Any] = {}
-
-    def snapshots() -> list[Any]:
-        snaps = []
-        for sweep in tracked:
-            cache = caches.setdefault(sweep.sweep_id, RecordCache(sweep))
-            health = trackers.setdefault(sweep.sweep_id, HealthTracker(sweep.logs_dir / "health_status.log"))
-            snaps.append(take_snapshot(sweep, cache=cache, health=health))
-        return snaps
-
     if once:
-        console.print(frame(snapshots()))
+        console.print(frame(sweeps.snapshots()))
         return
     live = None
     last_signature: Any = None
-    last_discovery = time.monotonic()
+    snaps: list[Any] = []
     try:
         if console.is_terminal:
             from rich.live import Live
 
             live = Live(console=console, auto_refresh=False, transient=False)
             live.start()
-        while True:
-            snaps = snapshots()
+        for snaps in sweeps.rounds(interval):
             view = frame(snaps, interval=interval)
             if live is not None:
                 live.update(view, refresh=True)
-            else:
+            elif frame_signature(snaps) != last_signature:
                 # Not a terminal (a log file, a pipe): a new frame only when something changed.
-                signature = [(s.sweep_id, s.status, sorted(s.counts.items()),
-                              [(o.get("source"), o.get("tasks"), o.get("run_elsewhere_epoch")) for o in s.outages])
-                             for s in snaps]
-                if signature != last_signature:
-                    console.print(view)
-                    last_signature = signature
-            if all(s.finished for s in snaps):
-                if not fixed:
-                    # Sweeps that started while we watched the others.
-                    known = {s.sweep_id for s in tracked}
-                    fresh = [s for s in active_sweeps(out) if s.sweep_id not in known]
-                    if fresh:
-                        tracked[:] = fresh
-                        continue
-                break
-            if not fixed:
-                # Finished sweeps were shown finished once; keep watching the others.
-                tracked[:] = [sw for sw, s in zip(tracked, snaps) if not s.finished]
-                if time.monotonic() - last_discovery >= REDISCOVER_EVERY:
-                    last_discovery = time.monotonic()
-                    known = {s.sweep_id for s in tracked}
-                    tracked.extend(s for s in active_sweeps(out) if s.sweep_id not in known)
-            time.sleep(interval)
+                console.print(view)
+                last_signature = frame_signature(snaps)
     except KeyboardInterrupt:
         # Ctrl-C is how one stops watching: not an error.
         if live is not None:
@@ -129,18 +89,12 @@ def watch(out: Path, only: Any | None, interval: float, once: bool) -> None:
     finally:
         if live is not None:
             live.stop()
-    # Every task is final, but a controller at work ("running") writes the sweep's own status a
-    # moment later: give it that moment, so the last line says how the sweep ended.
-    deadline = time.monotonic() + SETTLE_SECONDS
     try:
-        while any(s.status == "running" for s in snaps) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            snaps = snapshots()
+        snaps = sweeps.settled(snaps)
     except KeyboardInterrupt:
         return
     for s in snaps:
-        status = "all tasks done" if s.status in ACTIVE_SWEEP_STATUSES else s.status
-        console.print(f"Sweep {s.sweep_id} finished: {status} ({s.completed} completed, {s.failed} failed).", markup=False)
+        console.print(ending_line(s), markup=False)
 
 
 class MonitorGroup(click.Group):
@@ -236,7 +190,7 @@ def recent_command(ctx: click.Context, days: float, as_json: bool, project_dir: 
 @click.option("--project-dir", type=click.Path(file_okay=False))
 def recent_v1_command(days: float, as_json: bool, project_dir: str | None) -> None:
     """Recent sweeps (v1 spelling of 'hsm monitor recent')."""
-    from hsm_core.cli.status_cmd import output_dir
+    from hsm_core.monitor.status import output_dir
 
     recent(output_dir(project_dir), days, as_json)
 

@@ -24,6 +24,7 @@ def _rows(registry: Any) -> list[dict[str, Any]]:
             "builtin": p.builtin,
             "error": p.error,
             "provides": p.provides,
+            "warnings": p.warnings,
         }
         for p in registry.plugins
     ]
@@ -95,6 +96,10 @@ def _print_table(rows: list[dict[str, Any]], conflicts: dict[str, list[str]], ap
             console.print(f"[red]failed[/red]: {r['name']} ({r['distribution']} {r['version']}): {r['error']}", soft_wrap=True)
     for key, dists in conflicts.items():
         console.print(f"[red]conflict[/red]: {key} registered by {' and '.join(dists)}")
+    for r in rows:
+        for warning in r["warnings"]:
+            console.print(f"[yellow]deprecated[/yellow]: {r['name']} ({r['distribution']} {r['version']}): {warning}",
+                          soft_wrap=True)
 
 
 def register(cli: click.Group) -> None:

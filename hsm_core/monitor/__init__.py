@@ -12,4 +12,6 @@ whose controller died.
 * :mod:`.svg` — the plots of the report, rendered as inline SVG.
 * :mod:`.view` — the rich renderables of ``hsm monitor``.
 * :mod:`.cleanup` — which old sweeps ``hsm cleanup`` may delete.
+* :mod:`.status` — what ``hsm status`` counts of a sweep; where a project's sweeps are.
+* :mod:`.watch` — which sweeps ``hsm monitor watch`` follows, round by round, and when it is over.
 """

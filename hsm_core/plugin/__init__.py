@@ -133,6 +133,8 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         TransferResult,
         WorkerArray,
         WorkersSubmitted,
+        RunStart,
+        TargetTest,
     )
     from hsm_core.plugin.version import CORE_VERSION, PLUGIN_API_VERSION
 
@@ -181,6 +183,8 @@ _SUBMODULE: dict[str, str] = {
         "SyncItem",
         "WorkerArray",
         "WorkersSubmitted",
+        "RunStart",
+        "TargetTest",
     ),
     **_names("errors", "HsmError", "ConfigError", "ComponentNotFound", "SourceUnavailable"),
     **_names(
@@ -289,6 +293,8 @@ __all__ = [
     "SyncItem",
     "WorkerArray",
     "WorkersSubmitted",
+    "RunStart",
+    "TargetTest",
     # errors
     "HsmError",
     "ConfigError",

@@ -17,8 +17,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from hsm_core.plugin.values import (
     CommandResult,
     HealthReport,
+    RunStart,
     SourceContext,
     SourceSlot,
+    TargetTest,
     TaskSpec,
     TaskUpdate,
     TransferResult,
@@ -116,6 +118,31 @@ class ComputeSource(abc.ABC):
         Return True if this source's tasks survive the controller; the default is False.
         """
         return False
+
+    def before_run(self, run: RunStart) -> None:
+        """Check or prepare this source before a run writes anything (``hsm run``, ``hsm sweep``,
+        ``hsm complete``): e.g. connect, find the remote project, verify it matches this one.
+
+        Called once per source of the run, after every source is created and before the sweep
+        directory is written or a task is launched. Raise :class:`HsmError` for what the user must
+        fix first: the run stops (exit 2) and nothing is written. Raise :class:`SourceUnavailable`
+        when the source cannot be reached right now: the run stops only when every source of the
+        run is unavailable; otherwise hsm prints a warning and starts this source unhealthy (the
+        engine uses it once :meth:`health` says it answers). Default: nothing to check.
+        """
+
+    def test(self, check: TargetTest) -> bool:
+        """``hsm test TARGET`` for a target naming this source (``ssh:gpu1``, ``hpc``, ``slurm``).
+
+        The source is created as ``--sources TARGET`` would create it, outside any sweep: its
+        context names the project, and ``context.sweep_dir`` is the project's output directory
+        (write nothing there). To run a test task, write a throw-away sweep with
+        :func:`~hsm_core.plugin.make_probe_task` and launch it on a new instance of this class
+        whose context names that sweep. Print one line per check through ``check.echo``; return
+        True when every check passed, False when one failed (the command then exits 1).
+        Default: this kind has no test (``hsm test`` says so, exit 2).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no test")
 
     def submit_workers(self, workers: "WorkerArray", *, dry_run: bool = False) -> "WorkersSubmitted":
         """Start ``workers.count`` pull-based workers as one job of this source (``hsm worker submit

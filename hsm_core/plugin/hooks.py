@@ -128,7 +128,11 @@ def hsm_make_task_id(params: Mapping[str, Any]) -> str | None:
 
 @hookspec(firstresult=True)
 def hsm_test_target(target: str, project_root: str, timeout: float, echo: Callable[[str], None]) -> bool | None:
-    """Check a compute target for ``hsm test TARGET`` (e.g. ``hpc:NAME``, ``ssh:NAME``).
+    """Deprecated since plugin API 1.2, removed in 2.0: implement :meth:`ComputeSource.test` instead.
+
+    Check a compute target for ``hsm test TARGET`` (e.g. ``hpc:NAME``, ``ssh:NAME``). Asked only
+    when the source the target names has no :meth:`~ComputeSource.test` (or the target names no
+    installed source).
 
     Return None when ``target`` is not one of this plugin's kinds (the part before the first
     ``:``); otherwise run the checks (connect, find the commands, submit a tiny task within
@@ -159,13 +163,14 @@ def hsm_task_env(task: TaskSpec, sweep_config: Mapping[str, Any]) -> dict[str, s
 
 @hookspec
 def hsm_before_run(sources: Sequence[ComputeSource], project_config: Mapping[str, Any], options: Mapping[str, Any]) -> None:
-    """Check or prepare the sources of a run before anything is written (e.g. the ssh plugin
-    connects, finds the remote project and verifies it is in sync with this one).
+    """Deprecated since plugin API 1.2, removed in 2.0: implement :meth:`ComputeSource.before_run` instead.
 
-    Called once by ``hsm run`` / ``hsm sweep`` / ``hsm complete`` after the sources are created and
-    before the sweep directory is written or a task is launched. ``options`` holds ``verify_sync``
-    (False with ``--no-verify-sync``), ``sweep_id``, ``project_root`` and ``interactive`` (a
-    terminal is attached). Raise :class:`~hsm_core.plugin.HsmError` to stop the run (exit 2).
+    Check or prepare the sources of a run before anything is written. Called once by ``hsm run`` /
+    ``hsm sweep`` / ``hsm complete`` after the sources are created and each source's own
+    :meth:`~ComputeSource.before_run` was called, before the sweep directory is written or a task
+    is launched. ``options`` holds ``verify_sync`` (False with ``--no-verify-sync``), ``sweep_id``,
+    ``project_root`` and ``interactive`` (a terminal is attached). Raise
+    :class:`~hsm_core.plugin.HsmError` to stop the run (exit 2).
     """
 
 

@@ -108,12 +108,15 @@ def make_probe_task(
 ) -> TaskSpec:
     """A throw-away sweep at ``directory`` with one task running ``PYTHON -c code`` in the project
     root (for ``hsm test``-style checks: launch it on a source, poll until final, read its
-    ``stdout.log``). ``python`` defaults to this interpreter; where the task runs, the runner uses
-    the source's configured Python instead. ``directory``'s name must be a valid sweep id
+    ``stdout.log``). ``python`` defaults to the project's ``paths.python_interpreter`` (else this
+    interpreter), as for the project's own tasks; where the task runs, the runner uses the
+    source's configured Python instead. ``directory``'s name must be a valid sweep id
     (``test_20260101_120000``); remove the directory when done.
     """
+    if python is None:
+        python = load_project_config(Path(project_root)).python_interpreter or sys.executable
     sweep = SweepDir(Path(directory))
     sweep.path.mkdir(parents=True, exist_ok=True)
     sweep.create_layout()
-    plan = CommandPlan(["{python}", "-c", code], python or sys.executable, None, "hydra", Path(project_root))
+    plan = CommandPlan(["{python}", "-c", code], python, None, "hydra", Path(project_root))
     return write_task(sweep, TaskRecord(1, task_id, {}), plan, {})

@@ -4,7 +4,8 @@ Plain data, no behaviour: a task as a source receives it (:class:`TaskSpec`) and
 (:class:`TaskUpdate`, :class:`TaskState`), what a source is created with (:class:`SourceContext`)
 and answers (:class:`HealthReport`), a source as a strategy sees it (:class:`SourceSlot`), what a
 command on a :class:`~hsm_core.plugin.Host` returns (:class:`CommandResult`), and what ``hsm sync``
-moves (:class:`SyncItem`, :class:`TransferResult`).
+moves (:class:`SyncItem`, :class:`TransferResult`); what a source is told before a run starts
+(:class:`RunStart`) and when ``hsm test`` checks it (:class:`TargetTest`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ __all__ = [
     "SyncItem",
     "WorkerArray",
     "WorkersSubmitted",
+    "RunStart",
+    "TargetTest",
 ]
 
 
@@ -193,3 +196,29 @@ class WorkersSubmitted:
     submit_command: list[str]
     #: What stops the workers (``hsm cancel`` of the sweep prints it); empty for a dry run.
     cancel_command: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What :meth:`ComputeSource.before_run` is told: how the run that is about to start was asked for.
+
+    The run's sweep id, project root and configuration are in the source's
+    :class:`SourceContext`. New fields may be added in later minor versions of the plugin API.
+    """
+
+    #: False with ``--no-verify-sync``: do not check that a remote copy of the project matches this one.
+    verify_sync: bool = True
+    #: A terminal is attached: the source may ask the user (``click.confirm``) before it fixes something.
+    interactive: bool = False
+
+
+@dataclass(frozen=True)
+class TargetTest:
+    """What :meth:`ComputeSource.test` is asked for by ``hsm test TARGET``."""
+
+    #: The target as the user gave it (``hpc``, ``slurm:cluster1``, ``ssh:gpu1``), for messages.
+    target: str
+    #: Seconds a test task may take before the check counts as failed.
+    timeout: float
+    #: Prints one line for the user (say one line per check: ``  [ok] connect``).
+    echo: Callable[[str], None]

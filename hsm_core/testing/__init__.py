@@ -10,8 +10,8 @@
   :class:`SyncTransportContract` (implement ``make_transport``).
 * :mod:`hsm_core.testing.observer`: the contract tests' task script and what it logs;
   :mod:`hsm_core.testing.runlog`: counting executions from the tasks' own log.
-* :func:`run_sweep` / :func:`host_for`: a sweep run and a host by name, in-process
-  (:mod:`hsm_core.testing.inprocess`).
+* :func:`run_sweep` / :func:`host_for` / :func:`before_run`: a sweep run, a host by name, and
+  core's checks of a run's sources before it starts, in-process (:mod:`hsm_core.testing.inprocess`).
 * :mod:`hsm_core.testing.services`: start a real Slurm / sshd for integration tests.
 
 The fixtures come from the pytest plugin ``hsm_core.testing.pytest_plugin``, which is opt-in (hsm-core
@@ -28,7 +28,7 @@ from hsm_core.testing.helpers import (
     read_task_status,
     run_until_final,
 )
-from hsm_core.testing.inprocess import host_for, run_sweep
+from hsm_core.testing.inprocess import before_run, host_for, run_sweep
 
 # The contract suites need pytest; they are imported when first named, so that the services and
 # helpers of this package (used by benchmarks too) do not.
@@ -60,4 +60,5 @@ __all__ = [
     "run_until_final",
     "run_sweep",
     "host_for",
+    "before_run",
 ]

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pytest
 
-from hsm_core.plugin import ComputeSource, HealthReport, SourceContext, TaskSpec, TaskState, load_object
+from hsm_core.plugin import ComputeSource, HealthReport, RunStart, SourceContext, TaskSpec, TaskState, load_object
 from hsm_core.taskdir import SOURCE_DATA, STATUS_FILE, metrics_path, source_data, stderr_path, stdout_path, write_status
 from hsm_core.testing.controller import ControllerProcess
 from hsm_core.testing.helpers import make_sweep, read_task_status, run_until_final
@@ -298,6 +298,20 @@ class ComputeSourceContract:
     def test_poll_without_tasks_is_empty(self, tmp_path: Path, case_cleanup: list[ContractCase]) -> None:
         case = self._case(tmp_path, [{"x": 1}], case_cleanup)
         assert list(case.sources[0].poll()) == []
+
+    def test_before_run_starts_nothing_and_leaves_the_source_ready(self, tmp_path: Path,
+                                                                   case_cleanup: list[ContractCase]) -> None:
+        """``before_run`` (core calls it before a run writes anything) runs no task, and the source
+        runs tasks after it as before (a source that prepares itself there keeps what it found)."""
+        case = self._case(tmp_path, [{"x": 1}], case_cleanup)
+        source = case.sources[0]
+        source.before_run(RunStart(verify_sync=False, interactive=False))
+        assert list(source.poll()) == [], "before_run() left updates to report, but no task was launched"
+        assert not read_runs(case.runlog), "a task ran after before_run(), before any launch"
+        assert all((read_task_status(spec) or {}).get("state") in (None, "pending") for spec in case.specs), \
+            "before_run() changed a task's status.yaml"
+        final = run_until_final(source, case.specs, timeout=self.timeout)
+        assert set(final.values()) == {TaskState.COMPLETED}
 
     def test_tasks_complete_with_status_logs_and_metrics(self, tmp_path: Path, case_cleanup: list[ContractCase]) -> None:
         case = self._case(tmp_path, [{"x": 1}, {"x": 2}], case_cleanup)

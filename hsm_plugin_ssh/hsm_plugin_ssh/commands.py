@@ -1,7 +1,8 @@
 """CLI: ``hsm remote add/list/test/health/sync`` and ``hsm collect-results``.
 
-``hsm test ssh:NAME`` (core's ``test`` command) and ``hsm sync --force --target ssh:NAME`` (core's
-``sync`` group) reach ``remote test`` and ``remote sync`` through the command tree. paramiko is
+``hsm test ssh:NAME`` (core's ``test`` command) runs ``remote test``'s checks through
+:meth:`SshSource.test`; ``hsm sync --force --target ssh:NAME`` (core's ``sync`` group) reaches
+``remote sync`` through the command tree. paramiko is
 imported only when a command connects.
 """
 
@@ -407,15 +408,7 @@ def collect_command(sweep_id: str | None, only: str | None, local_dir: str | Non
         raise HsmError(f"sweep {loc.sweep_id} has no tasks that ran over SSH", hint="nothing to collect")
 
 
-def test_target(target: str, project_root: str, timeout: float, echo: Callable[[str], None]) -> bool:
-    """``hsm test ssh:NAME``: connect, find the project, Python and hsm there, run a test task."""
-    name = target.split(":", 1)[1] if ":" in target else ""
-    if not name:
-        raise HsmError(f"{target!r} names no remote", hint="use hsm test ssh:NAME")
-    return test_remote(name, _project(project_root), run_task=True, timeout=timeout, echo=echo)
-
-
 def register(cli: click.Group) -> None:
-    """Add ``remote`` and ``collect-results`` (``hsm test ssh:NAME`` comes through hsm_test_target)."""
+    """Add ``remote`` and ``collect-results`` (``hsm test ssh:NAME`` is :meth:`SshSource.test`)."""
     cli.add_command(remote_group)
     cli.add_command(collect_command)

@@ -25,8 +25,10 @@ from hsm_core.plugin import (
     ConfigError,
     HealthReport,
     HsmError,
+    RunStart,
     SourceContext,
     SourceUnavailable,
+    TargetTest,
     TaskSpec,
     TaskState,
     TaskUpdate,
@@ -115,6 +117,23 @@ class SshSource(ComputeSource):
         self._updates: "queue.SimpleQueue[TaskUpdate]" = queue.SimpleQueue()
 
     # -- set-up -------------------------------------------------------------------------------
+    def before_run(self, run: RunStart) -> None:
+        """Before a run: reach the host, find the project, Python and hsm-core there, verify the
+        project matches this one (:mod:`hsm_plugin_ssh.preflight`)."""
+        from hsm_plugin_ssh.preflight import before_run
+
+        before_run(self, run)
+
+    def test(self, check: TargetTest) -> bool:
+        """``hsm test ssh:NAME``: connect, find the project, Python and hsm there, check sync, run a
+        test task (the checks of ``hsm remote test NAME``, plus the task)."""
+        from hsm_core.plugin import locate_project
+
+        from hsm_plugin_ssh.commands import test_remote
+
+        project = locate_project(self.context.project_root)
+        return test_remote(self.name, project, run_task=True, timeout=check.timeout, echo=check.echo)
+
     def prepare(self) -> RemoteProject:
         """Connect and discover the remote project, Python and hsm-core (once).
 

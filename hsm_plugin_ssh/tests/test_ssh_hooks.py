@@ -1,4 +1,4 @@
-"""The plugin's hooks as core calls them: registration, the schema, and ``hsm_before_run``."""
+"""The plugin's hooks as core calls them (registration, the schema) and the source's ``before_run``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext
-from hsm_core.testing import fresh_registry
+from hsm_core.plugin import ComputeSourceRecord, HsmError, RunStart, SourceContext, SourceUnavailable
+from hsm_core.testing import before_run, fresh_registry
 
 from ssh_support import free_port
 
@@ -62,17 +62,20 @@ def test_plugin_load_does_not_import_paramiko(tmp_path: Path) -> None:
     assert "hsm_plugin_ssh.commands" in helped and "paramiko" not in helped
 
 
-def test_hsm_before_run_stops_a_run_on_an_unreachable_only_source(tmp_path: Path) -> None:
+def test_before_run_stops_a_run_on_an_unreachable_only_source(tmp_path: Path) -> None:
     from hsm_plugin_ssh.source import SshSource
 
-    reg = fresh_registry(entry_points=True)
     entry = {"host": "127.0.0.1", "port": free_port(), "user": "nobody"}
     src = SshSource("down", entry, _context(tmp_path, {"down": entry}))
-    with pytest.raises(HsmError, match="cannot reach down .*connection refused"):
-        reg.hook.hsm_before_run(sources=[src], project_config={}, options={"verify_sync": True, "project_root": str(tmp_path)})
+    # The source says "not reachable now" (SourceUnavailable); with no other source, core stops the run.
+    with pytest.raises(SourceUnavailable, match="cannot reach down .*connection refused"):
+        src.before_run(RunStart(verify_sync=True))
+    with pytest.raises(HsmError, match="cannot reach down .*connection refused") as stopped:
+        before_run([src])
+    assert not isinstance(stopped.value, SourceUnavailable)
 
 
-def test_hsm_before_run_warns_and_continues_with_other_sources(tmp_path: Path, capsys) -> None:
+def test_before_run_warns_and_continues_with_other_sources(tmp_path: Path) -> None:
     from hsm_plugin_ssh.source import SshSource
 
     reg = fresh_registry(entry_points=True)
@@ -80,7 +83,16 @@ def test_hsm_before_run_warns_and_continues_with_other_sources(tmp_path: Path, c
     entry = {"host": "127.0.0.1", "port": free_port(), "user": "nobody"}
     ctx = _context(tmp_path, {"down": entry})
     sources = [LocalSource("local", {}, ctx), SshSource("down", entry, ctx)]
-    reg.hook.hsm_before_run(sources=sources, project_config={}, options={"verify_sync": True, "project_root": str(tmp_path)})
-    assert "Warning: cannot reach down" in capsys.readouterr().err
-    # Only local sources: nothing to do, nothing printed.
-    reg.hook.hsm_before_run(sources=sources[:1], project_config={}, options={"verify_sync": True})
+    said: list[str] = []
+    before_run(sources, registry=reg, warn=said.append)
+    assert len(said) == 1 and said[0].startswith("Warning: cannot reach down")
+    # Only local sources: nothing to do, nothing said.
+    before_run(sources[:1], registry=reg, warn=said.append)
+    assert len(said) == 1
+
+
+def test_the_plugin_implements_no_deprecated_hook() -> None:
+    """hsm test and the checks before a run are SshSource methods (plugin API 1.2), not hooks."""
+    listing = subprocess.run([sys.executable, "-m", "hsm_core", "plugins", "--json"], capture_output=True, text=True, check=True)
+    ssh = next(p for p in json.loads(listing.stdout)["plugins"] if p["name"] == "ssh")
+    assert ssh["status"] == "loaded" and ssh["warnings"] == []

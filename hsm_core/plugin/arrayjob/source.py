@@ -46,6 +46,7 @@ from hsm_core.plugin.values import (
     CommandResult,
     HealthReport,
     SourceContext,
+    TargetTest,
     TaskSpec,
     TaskState,
     TaskUpdate,
@@ -870,6 +871,13 @@ class ArrayJobSource(ComputeSource):
         self._tracked.clear()
         self._stopping.clear()
         self._pending_updates += collected  # the engine's next poll reports them
+
+    def test(self, check: TargetTest) -> bool:
+        """``hsm test hpc``: the scheduler answers, the partition exists, a one-task array job
+        completes (:mod:`hsm_core.plugin.arrayjob.selftest`)."""
+        from hsm_core.plugin.arrayjob.selftest import check_array_source
+
+        return check_array_source(self, check)
 
     def health(self) -> HealthReport:
         """Healthy when the scheduler answers its cheapest command."""

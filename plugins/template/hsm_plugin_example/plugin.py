@@ -1,18 +1,17 @@
 """Hook implementations. Keep this module cheap to import: hsm loads it for every command.
 
 The factory is given as a string, so ``source.py`` (and anything heavy it imports) is loaded only
-when someone actually runs ``--sources example``.
+when someone actually runs ``--sources example`` (or ``hsm test example``, which calls
+``ExampleSource.test``: behaviour lives in the source class, hooks only register).
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 from hsm_core.plugin import ComputeSourceRecord, hookimpl
 
 #: The plugin-API version this plugin is written for (see hsm_core.plugin.PLUGIN_API_VERSION): hsm
 #: loads it only under a core whose API has the same major, else says "upgrade the plugin/hsm-core".
-HSM_PLUGIN_API = "1.0"
+HSM_PLUGIN_API = "1.2"  # 1.2: ExampleSource.test and before_run (hsm test example, checks before a run)
 
 
 @hookimpl
@@ -31,21 +30,3 @@ def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
             },
         )
     ]
-
-
-@hookimpl
-def hsm_test_target(target: str, project_root: str, timeout: float, echo: Callable[[str], None]) -> bool | None:
-    """``hsm test example``: answer only for your own target kinds (None lets other plugins answer),
-    print one line per check, return whether all passed."""
-    if target.split(":")[0] != "example":
-        return None
-    import subprocess
-    import sys
-
-    from hsm_core.plugin import RUNNER_MODULE
-
-    proc = subprocess.run([sys.executable, "-c", f"import {RUNNER_MODULE}"], capture_output=True, text=True, timeout=timeout)
-    passed = proc.returncode == 0
-    detail = "" if passed else ": " + (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    echo(f"  [{'ok' if passed else 'FAIL'}] the task runner starts with {sys.executable}{detail}")
-    return passed

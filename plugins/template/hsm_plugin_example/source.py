@@ -36,8 +36,11 @@ from hsm_core.plugin import (
     SOURCE_DATA,
     ComputeSource,
     HealthReport,
+    HsmError,
+    RunStart,
     SourceContext,
     SourceUnavailable,
+    TargetTest,
     TaskSpec,
     TaskState,
     TaskUpdate,
@@ -228,3 +231,20 @@ class ExampleSource(ComputeSource):
 
     def health(self) -> HealthReport:
         return HealthReport(True, f"{len(self._tasks)}/{self._capacity} running")
+
+    # -- optional: what hsm asks of a source besides running tasks -----------------------------
+    def before_run(self, run: RunStart) -> None:
+        """Before ``hsm run`` writes anything: check what would make every task fail here. Raise
+        ``HsmError`` to stop the run with one line (exit 2), ``SourceUnavailable`` for "not
+        reachable right now" (the run goes on when another source can work meanwhile)."""
+        if not os.access(self.context.project_root, os.R_OK | os.X_OK):
+            raise HsmError(f"{self.name}: cannot read the project at {self.context.project_root}")
+
+    def test(self, check: TargetTest) -> bool:
+        """``hsm test example``: print one line per check through ``check.echo``; True when all passed."""
+        proc = subprocess.run([sys.executable, "-c", f"import {RUNNER_MODULE}"], capture_output=True, text=True,
+                              timeout=check.timeout)
+        passed = proc.returncode == 0
+        detail = "" if passed else ": " + (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        check.echo(f"  [{'ok' if passed else 'FAIL'}] the task runner starts with {sys.executable}{detail}")
+        return passed

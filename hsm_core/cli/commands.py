@@ -1,4 +1,7 @@
-"""Built-in plugin: the core CLI commands, registered through the same hook plugins use."""
+"""Built-in plugin ``core.commands``: the core CLI commands, registered through the same hook plugins use.
+
+:func:`hsm_core.cli.main.build_cli` registers it (the library never imports the command line).
+"""
 
 from __future__ import annotations
 

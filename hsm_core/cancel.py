@@ -1,0 +1,137 @@
+"""``hsm cancel``: stop the queued and running tasks of a sweep and record them ``cancelled``.
+
+The sweep's sources are made again from ``sweep_metadata.yaml`` (a task's own ``source`` when its
+source is not among them); each attaches to its tasks (pid, job id, host: from the task dirs,
+since the controller that launched them may be gone) and cancels them. A sweep run by pull-based
+workers is not cancelled behind their backs: the error says how to stop the workers.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from hsm_core.plugin import HsmError
+
+
+def refuse_worker_sweep(sweep: Any, meta: dict[str, Any], registry: Any) -> None:
+    """Raise for a sweep run by pull-based workers (``mode: workers``), naming what stops them;
+    a stopped worker's task is resumed by the next worker."""
+    if meta.get("mode") != "workers":
+        return
+    from hsm_core.workers.layout import continue_command
+    from hsm_core.workers.stop import stop_commands
+
+    commands = stop_commands(sweep.path, registry)
+    how = "; ".join(commands) if commands else "stop each hsm worker where it runs (Ctrl-C, kill, or its scheduler job)"
+    raise HsmError(
+        f"sweep {sweep.sweep_id!r} is run by pull-based workers: stop them with: {how}",
+        hint=f"each stopped worker's task is resumed by the next: {continue_command(meta)}",
+    )
+
+
+def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
+                 echo: Callable[[str], None] = print) -> dict[str, int]:
+    """Cancel every queued or running task of ``sweep``; returns counts of the resulting states
+    (``"not cancelled"``: tasks on a source that cannot be reached now). ``echo`` says what
+    happens per source.
+
+    Tasks are grouped by the source recorded in their ``status.yaml``; each source is created from
+    the sweep's ``sources`` (or from that name alone), attaches to its tasks and cancels them.
+    Tasks whose final state is anything but completed are then recorded as ``cancelled``.
+    """
+    from hsm_core.plugin import TaskSpec, TaskState
+    from hsm_core.sources import create_sources, parse_sources
+    from hsm_core.state import now_iso, read_status, write_status
+    from hsm_core.targets import source_context
+
+    records = sweep.records()
+    active = []
+    for rec in records.values():
+        d = sweep.record_dir(rec)
+        status = read_status(d) or {}
+        state = status.get("state") or rec.state
+        if state in (TaskState.SUBMITTED.value, TaskState.RUNNING.value):
+            active.append((rec, d, status))
+    if not active:
+        sweep.update_metadata(status="cancelled", updated=now_iso())
+        return {}
+    context = source_context(project, registry, sweep.sweep_id, sweep.path)
+    meta = sweep.read_metadata()
+    sources: dict[str, Any] = {}
+    try:
+        for src in create_sources(parse_sources(str(meta.get("sources") or "local"), project.data, registry), registry, context):
+            sources[src.name] = src
+    except HsmError as exc:
+        echo(f"warning: cannot recreate the sweep's sources ({exc}); trying each task's own source")
+    groups: dict[str, list[tuple[Any, Path, dict]]] = collections.defaultdict(list)
+    for item in active:
+        groups[str(item[2].get("source") or item[0].source or "local")].append(item)
+    followed: dict[str, Any] = {}
+    unreachable = 0
+    for name, items in groups.items():
+        src = sources.get(name)
+        if src is None:
+            try:
+                src = create_sources(parse_sources(name, project.data, registry), registry, context)[0]
+            except HsmError as exc:
+                echo(f"cannot cancel {len(items)} task(s) on {name!r}: {exc}")
+                unreachable += len(items)
+                continue
+        specs = [TaskSpec(r.task_id, r.index, r.params, d.resolve(), sweep.sweep_id, sweep.path.resolve()) for r, d, _ in items]
+        try:
+            src.attach(specs)
+        except NotImplementedError as exc:
+            echo(f"cannot cancel {len(items)} task(s) on {name!r}: {exc}")
+            unreachable += len(items)
+            continue
+        try:
+            src.cancel([s.task_id for s in specs])
+        except HsmError as exc:
+            # A host that is down: its tasks cannot be stopped now, and are not marked cancelled
+            # (they may still run there; hsm complete follows them once it answers).
+            echo(f"cannot cancel {len(items)} task(s) on {name!r}: {exc}")
+            unreachable += len(items)
+            try:
+                src.close()
+            except Exception:
+                pass
+            continue
+        followed[name] = (src, {s.task_id: s for s in specs})
+        echo(f"{name}: cancel requested for {len(specs)} task(s)")
+    # Wait for the sources to see the tasks end (jobs leave the queue, processes exit).
+    deadline = time.monotonic() + wait
+    remaining = {tid for _, specs in followed.values() for tid in specs}
+    while remaining and time.monotonic() < deadline:
+        for src, specs in followed.values():
+            try:
+                for upd in src.poll():
+                    if upd.state.finished:
+                        remaining.discard(upd.task_id)
+            except HsmError:
+                pass
+        if remaining:
+            time.sleep(0.3)
+    counts: dict[str, int] = {}
+    for src, specs in followed.values():
+        for tid, spec in specs.items():
+            status = read_status(spec.task_dir) or {}
+            if status.get("state") != TaskState.COMPLETED.value:
+                if status.get("state") != TaskState.CANCELLED.value:
+                    status.update(state=TaskState.CANCELLED.value, end_time=status.get("end_time") or now_iso())
+                    status.setdefault("message", "cancelled by hsm cancel")
+                    status.pop("process", None)
+                    write_status(spec.task_dir, status)
+            counts[status["state"]] = counts.get(status["state"], 0) + 1
+        try:
+            src.close()
+        except Exception:
+            pass
+    if unreachable:
+        counts["not cancelled"] = unreachable
+    records = sweep.records()
+    sweep.save_index(records.values(), mapping=True)
+    sweep.update_metadata(status="cancelled", updated=now_iso())
+    return counts
