@@ -58,7 +58,12 @@ def _own_test(target: str, project_root: Path, registry: Any, check: TargetTest)
 
 def check_target(target: str, project_root: Path, registry: Any, *, timeout: float, echo: Callable[[str], None]) -> bool:
     """Run ``hsm test TARGET``'s checks, printing one line per check; True when all passed."""
-    check = TargetTest(target=target, timeout=timeout, echo=echo)
+    from functools import partial
+
+    from hsm_core.plugin.project import make_probe_task
+
+    check = TargetTest(target=target, timeout=timeout, echo=echo,
+                       make_probe_task=partial(make_probe_task, project_root=project_root))
     passed = _own_test(target, project_root, registry, check)
     if passed is None:
         # Plugins written for plugin API 1.0/1.1 answer through the deprecated hook.

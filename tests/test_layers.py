@@ -43,6 +43,7 @@ LAYERS: list[tuple[str, str]] = [
         plugin.hooks plugin.files plugin.taskfiles plugin.sweepdir plugin.process_identity
         plugin.local_host plugin.arrayjob plugin.arrayjob.directives plugin.arrayjob.resources
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
+        plugin.arrayjob.selftest
         plugin_compat plugins
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
@@ -58,16 +59,17 @@ LAYERS: list[tuple[str, str]] = [
     """),
     # A project's services: its sources and hosts, pre-flight checks.
     ("project", """
-        sources hosts preflight dry_run hydra_check hydra_example
+        sources hosts preflight dry_run hydra_check hydra_example targets run_start project_init
     """),
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
         runner failfast retries on_finish engine metrics outages lease sweep_select lifecycle plugin.project
+        cancel target_check
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
-        monitor.cleanup monitor.view monitor.report monitor.shared_params
+        monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
         sync sync.ssh sync.rsync sync.planner sync.pull sync.runner
     """),
     # What Python users and the shell call: the Python API, shell completion.
@@ -76,10 +78,10 @@ LAYERS: list[tuple[str, str]] = [
     """),
     # The command line, the built-in plugins (they add commands) and the test kit.
     ("cli", """
-        cli cli.main cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
+        cli cli.main cli.commands cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
         cli.plugins_cmd cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
-        builtin builtin.collectors builtin.commands builtin.expanders builtin.hosts builtin.local
-        builtin.strategies builtin.testers builtin.transports builtin.random_search
+        builtin builtin.collectors builtin.expanders builtin.hosts builtin.local
+        builtin.strategies builtin.transports builtin.random_search
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
         testing.services testing.slurm_fixtures testing.sync

@@ -12,7 +12,6 @@ from typing import Any
 import click
 
 from hsm_core.monitor.status import list_sweeps, locate_sweep, output_dir, summarize
-from hsm_core.plugin import HsmError
 
 
 def _fmt_seconds(s: float | None) -> str:

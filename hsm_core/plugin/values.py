@@ -222,3 +222,7 @@ class TargetTest:
     timeout: float
     #: Prints one line for the user (say one line per check: ``  [ok] connect``).
     echo: Callable[[str], None]
+    #: For a check that runs a task: ``make_probe_task(directory, code, task_id=...)`` makes a
+    #: throw-away one-task sweep of this project (:func:`hsm_core.plugin.make_probe_task`, bound
+    #: to the project root). Core always sets it for ``hsm test``.
+    make_probe_task: Callable[..., Any] | None = None

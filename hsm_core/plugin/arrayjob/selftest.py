@@ -31,7 +31,6 @@ PROBE_OUTPUT = "hsm test ok"
 def check_array_source(source: "ArrayJobSource", check: TargetTest) -> bool:
     """Run the checks on ``source`` (created as ``--sources TARGET`` would), one line each through
     ``check.echo``; True when every check passed."""
-    from hsm_core.plugin.project import make_probe_task
     from hsm_core.plugin.taskfiles import now_iso
 
     echo = check.echo
@@ -65,10 +64,11 @@ def check_array_source(source: "ArrayJobSource", check: TargetTest) -> bool:
         echo("  test job not submitted (fix the checks above first)")
         return False
     stamp = now_iso().replace(":", "").replace("+", "_")[:17]
+    if check.make_probe_task is None:
+        raise HsmError("this check runs a test task: its TargetTest needs make_probe_task (hsm test sets it)")
     root = Path(source.context.project_root)
-    spec = make_probe_task(root / ".hsm" / "hpc_test" / f"test_{stamp}",
-                           f"import socket; print('{PROBE_OUTPUT} on', socket.gethostname())", project_root=root,
-                           task_id="hpc-test")
+    spec = check.make_probe_task(root / ".hsm" / "hpc_test" / f"test_{stamp}",
+                                 f"import socket; print('{PROBE_OUTPUT} on', socket.gethostname())", task_id="hpc-test")
     # A source of the same kind and options, whose sweep is the test sweep (its job script, its
     # job name); it shares the connection to the cluster's login node.
     probe = type(source)(source.name, source.options,
