@@ -49,7 +49,7 @@ def project(root: Path, n: int) -> Path:
 def array_sweep(root: Path, n: int) -> Path:
     """Task dirs for the array mode (as `hsm run` writes them) and their list file."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from hsm_core.plugins import build_registry
+    from hsm_core.registry import build_registry
     from hsm_core.prepare import CommandPlan, materialize
     from hsm_core.state import SweepDir, TaskRecord
     from hsm_core.sweep import default_task_id

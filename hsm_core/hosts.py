@@ -32,7 +32,7 @@ def host_config(name: str, project_config: Mapping[str, Any]) -> dict[str, Any]:
 def get_host(name: str, project_config: Mapping[str, Any], registry: Any = None) -> Host:
     """A connected-on-demand Host for ``name`` (``local`` or a remote through the ssh provider)."""
     if registry is None:
-        from hsm_core.plugins import get_registry
+        from hsm_core.registry import get_registry
 
         registry = get_registry()
     if name in ("local", "localhost", ""):

@@ -123,7 +123,7 @@ def _store(sweep_path: Path, timeout: float) -> ClaimStore:
     # The scheduler job this controller runs in (if any): a lease held by an earlier run of the same
     # requeued job is dead at once. Its plugin recognises the job (core names no scheduler).
     from hsm_core.jobenv import claim_job, current_job
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     return ClaimStore(Path(sweep_path) / LEASE_DIR, stale_timeout=timeout, job=claim_job(current_job(os.environ, get_registry())))
 

@@ -150,8 +150,8 @@ def detect_project(root: Path, environ: Mapping[str, str] | None = None, registr
         if cand.exists():
             python = str(cand)
 
-    from hsm_core.plugins import get_registry
-    from hsm_core.plugins import scheduler_names, scheduler_records
+    from hsm_core.registry import get_registry
+    from hsm_core.registry import scheduler_names, scheduler_records
 
     registry = registry if registry is not None else get_registry()
     hpc = None

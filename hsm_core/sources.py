@@ -26,7 +26,7 @@ from hsm_core.plugin import (
     HsmError,
     SourceContext,
 )
-from hsm_core.plugins import PACKAGE_HINTS, scheduler_records
+from hsm_core.registry import PACKAGE_HINTS, scheduler_records
 
 #: The ``--sources`` kind standing for "the batch scheduler of hpc.system, or the one detected here".
 HPC = "hpc"

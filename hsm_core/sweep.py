@@ -221,7 +221,7 @@ def parameter_table(spec: SweepSpec, registry: Any = None) -> list[tuple[str, st
     An expander with a ``describe(section)`` method gives its own rows (``random:`` shows each
     parameter's distribution); another section is one row ``(name)``."""
     if registry is None:
-        from hsm_core.plugins import get_registry
+        from hsm_core.registry import get_registry
 
         registry = get_registry()
     expanders = _expanders(registry)

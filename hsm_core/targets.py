@@ -29,7 +29,7 @@ def source_context(project: Any, registry: Any, sweep_id: str, sweep_dir: Path) 
 
 def scheduler_hint(registry: Any) -> str:
     """The targets a batch scheduler can be named by (``hpc, hpc:NAME, slurm, ...``)."""
-    from hsm_core.plugins import scheduler_names
+    from hsm_core.registry import scheduler_names
 
     return ", ".join(["hpc", "hpc:NAME", *scheduler_names(registry)])
 

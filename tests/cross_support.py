@@ -22,7 +22,7 @@ from typing import Any, Callable
 import yaml
 
 from hsm_core.testing import SCRIPT
-from hsm_core.testing.services import ServiceUnavailable, SlurmCluster, SshHost, require_service, start_slurm, start_sshd
+from hsm_core.testing.services import ServiceUnavailable, SlurmCluster, LocalSshd, require_service, start_slurm, start_sshd
 
 #: Our own sshd instance: tests stop and start it, so it is shared with nobody.
 SSHD_NAME = "hsm-cross"
@@ -44,7 +44,7 @@ def require_plugins(*names: str) -> None:
     pytest.skip(message)
 
 
-def services() -> tuple[SshHost, SlurmCluster]:
+def services() -> tuple[LocalSshd, SlurmCluster]:
     """Our sshd instance (running) and the shared Slurm; skip or fail (CI) when missing."""
     try:
         host = start_sshd(SSHD_NAME)
@@ -115,7 +115,7 @@ class CrossProject:
         return path.read_text() if path.exists() else ""
 
 
-def make_project(tmp_path: Path, host: SshHost, cluster: SlurmCluster, *, local: int = 2, remote: int = 2,
+def make_project(tmp_path: Path, host: LocalSshd, cluster: SlurmCluster, *, local: int = 2, remote: int = 2,
                  remote_extra: dict[str, Any] | None = None, remote_env: dict[str, str] | None = None,
                  compute_extra: dict[str, Any] | None = None, script: str = SCRIPT) -> CrossProject:
     """A project at ``tmp_path/proj`` whose remote copy (``tmp_path/remote/proj``) is pushed."""

@@ -96,7 +96,7 @@ def test_e2big_at_launch_fails_that_task_only(project: Project, monkeypatch: pyt
     """Past the up-front check (the engine driven directly), exec's E2BIG is the task's failure:
     the run ends, the other task completes, the source is never disabled."""
     from hsm_core.lifecycle import ExecOptions, execute, plan_run
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     big = "v" * 100_000
     paired = {f"p{i}": [big, "s"] for i in range(25)}
@@ -400,7 +400,7 @@ def test_an_id_taken_between_plan_and_start_moves_to_the_next(project: Project, 
     """The race itself, made certain: another run creates the chosen directory after this one
     planned it. mkdir (exist_ok=False) notices, and the next free id is taken."""
     from hsm_core.lifecycle import ExecOptions, execute, plan_run
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     cfg = project.write_sweep({"grid": {"x": [1]}})
     registry = get_registry()

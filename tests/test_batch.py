@@ -178,7 +178,7 @@ def test_the_task_runner_started_by_every_array_element_stays_light() -> None:
     import subprocess
     import sys
 
-    heavy = ["pluggy", "click", "rich", "jsonschema", "hsm_core.plugin", "hsm_core.plugins", "hsm_core.engine"]
+    heavy = ["pluggy", "click", "rich", "jsonschema", "hsm_core.plugin", "hsm_core.registry", "hsm_core.engine"]
     code = f"import sys, hsm_core.runner; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from hsm_core import config
 from hsm_core.cli.main import build_cli
 from hsm_core.plugin import ComputeSourceRecord, ConfigError, ExpanderRecord, hookimpl
-from hsm_core.plugins import build_registry, get_registry, set_registry
+from hsm_core.registry import build_registry, get_registry, set_registry
 
 
 @pytest.fixture(autouse=True)

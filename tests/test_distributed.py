@@ -28,7 +28,7 @@ from hsm_core.plugin import (
     TaskUpdate,
     hookimpl,
 )
-from hsm_core.plugins import build_registry
+from hsm_core.registry import build_registry
 
 
 class DownSource(LocalSource):

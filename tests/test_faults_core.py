@@ -258,7 +258,7 @@ def test_an_end_the_controller_could_not_write_is_recorded_from_the_task_files(p
     status.yaml is final too."""
     from hsm_core import runner
     from hsm_core.lifecycle import ExecOptions, execute, plan_run
-    from hsm_core.plugins import build_registry
+    from hsm_core.registry import build_registry
 
     def no_room(*_a, **_k):
         raise OSError(28, "No space left on device")

@@ -19,7 +19,7 @@ from hsm_core.plugin import (
     TaskRegistryRecord,
     hookimpl,
 )
-from hsm_core.plugins import build_registry
+from hsm_core.registry import build_registry
 
 
 class Recorder:

@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, str]] = [
         plugin.local_host plugin.arrayjob plugin.arrayjob.directives plugin.arrayjob.resources
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
         plugin.arrayjob.selftest
-        plugin_compat plugins
+        plugin_compat registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
     ("config", """
@@ -70,7 +70,7 @@ LAYERS: list[tuple[str, str]] = [
         workers.stop workers.submit workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
         monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
-        sync sync.ssh sync.rsync sync.planner sync.pull sync.runner
+        sync sync.ssh sync.rsync sync.planner sync.pull sync.transfers
     """),
     # What Python users and the shell call: the Python API, shell completion.
     ("api", """

@@ -29,7 +29,7 @@ from hsm_core.testing.project import Project, make_project, wait_for
 from hsm_core.testing.services import (
     ServiceUnavailable,
     SlurmCluster,
-    SshHost,
+    LocalSshd,
     require_service,
     start_slurm,
     start_sshd,
@@ -102,7 +102,7 @@ class LoginProject(Project):
 def login(tmp_path: Path) -> LoginProject:
     _require_plugins("hsm_plugin_ssh", "hsm_plugin_slurm")
     try:
-        host: SshHost = start_sshd(SSHD_NAME)
+        host: LocalSshd = start_sshd(SSHD_NAME)
     except ServiceUnavailable as exc:
         require_service("sshd", str(exc))
     try:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from hsm_core.testing import SCRIPT
-from hsm_core.testing.services import ServiceUnavailable, SshHost, require_service, start_sshd
+from hsm_core.testing.services import ServiceUnavailable, LocalSshd, require_service, start_sshd
 from hsm_core.testing.sync import auth_count, local_target, ssh_target, tree, write_sync_config
 
 SSHD_NAME = "hsm-sync-tests"
@@ -87,7 +87,7 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Proj:
 
 
 @pytest.fixture(scope="module")
-def ssh_host() -> Iterator[SshHost]:
+def ssh_host() -> Iterator[LocalSshd]:
     try:
         host = start_sshd(SSHD_NAME)
     except ServiceUnavailable as exc:
@@ -245,7 +245,7 @@ def test_no_plugin_for_wandb_runs_is_a_note(proj: Proj, tmp_path: Path) -> None:
 
 
 @pytest.mark.sshd
-def test_ssh_target_one_connection_incremental(proj: Proj, ssh_host: SshHost, tmp_path: Path) -> None:
+def test_ssh_target_one_connection_incremental(proj: Proj, ssh_host: LocalSshd, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     write_sync_config(proj.root, {"desktop": ssh_target(ssh_host, remote, parallel_transfers=4)}, default="desktop")
     before = auth_count(ssh_host)
@@ -264,7 +264,7 @@ def test_ssh_target_one_connection_incremental(proj: Proj, ssh_host: SshHost, tm
 
 
 @pytest.mark.sshd
-def test_multi_target_ssh_and_local_in_one_command(proj: Proj, ssh_host: SshHost, tmp_path: Path) -> None:
+def test_multi_target_ssh_and_local_in_one_command(proj: Proj, ssh_host: LocalSshd, tmp_path: Path) -> None:
     write_sync_config(proj.root, {"desktop": ssh_target(ssh_host, tmp_path / "r"), "backup": local_target(tmp_path / "l")},
                       default="desktop")
     reports = proj.sync_json("s1", "--sweep-only", "--target", "desktop", "--target", "backup")
@@ -274,7 +274,7 @@ def test_multi_target_ssh_and_local_in_one_command(proj: Proj, ssh_host: SshHost
 
 
 @pytest.mark.sshd
-def test_permission_denied_says_how_to_check(proj: Proj, ssh_host: SshHost, tmp_path: Path) -> None:
+def test_permission_denied_says_how_to_check(proj: Proj, ssh_host: LocalSshd, tmp_path: Path) -> None:
     bad_key = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(bad_key)], check=True)
     entry = ssh_target(ssh_host, tmp_path / "r")
@@ -289,7 +289,7 @@ def test_permission_denied_says_how_to_check(proj: Proj, ssh_host: SshHost, tmp_
 
 
 @pytest.mark.sshd
-def test_unreachable_host_and_unknown_host_key(proj: Proj, ssh_host: SshHost, tmp_path: Path) -> None:
+def test_unreachable_host_and_unknown_host_key(proj: Proj, ssh_host: LocalSshd, tmp_path: Path) -> None:
     entry = ssh_target(ssh_host, tmp_path / "r")
     entry["port"] = 1  # nothing listens there
     write_sync_config(proj.root, {"desktop": entry}, default="desktop")
@@ -323,7 +323,7 @@ def _rsync_children(pid: int) -> list[int]:
 
 @pytest.mark.sshd
 @pytest.mark.parametrize("kind", ["ssh", "local"])
-def test_interrupted_sync_keeps_the_good_file_and_a_rerun_completes(kind: str, tmp_path: Path, ssh_host: SshHost) -> None:
+def test_interrupted_sync_keeps_the_good_file_and_a_rerun_completes(kind: str, tmp_path: Path, ssh_host: LocalSshd) -> None:
     p = make_project(tmp_path / "p", grid="x: [1]")
     big = p.sweep_dir / "tasks" / "task_001" / "results" / "big.bin"
     old = os.urandom(3_000_000)
@@ -374,7 +374,7 @@ def test_interrupted_sync_keeps_the_good_file_and_a_rerun_completes(kind: str, t
 
 
 @pytest.mark.sshd
-def test_pull_experiment_artifacts_from_a_remote_port(proj: Proj, ssh_host: SshHost, tmp_path: Path) -> None:
+def test_pull_experiment_artifacts_from_a_remote_port(proj: Proj, ssh_host: LocalSshd, tmp_path: Path) -> None:
     shared = tmp_path / "shared" / "artifacts" / "exp1"
     for rel, data in {
         "checkpoints/checkpoint_epoch_1.pt": b"1" * 1000,
@@ -462,9 +462,9 @@ def test_continuous_follows_a_running_sweep_until_it_is_done(tmp_path: Path) -> 
 
 def test_hsm_sync_items_hook_renames_fingerprints_and_skips(proj: Proj, tmp_path: Path) -> None:
     from hsm_core.plugin import SyncItem, hookimpl, locate_sweep
-    from hsm_core.plugins import build_registry
+    from hsm_core.registry import build_registry
     from hsm_core.sync.config import load_sync_config
-    from hsm_core.sync.runner import SyncFlags, run_sync
+    from hsm_core.sync.transfers import SyncFlags, run_sync
 
     payload = tmp_path / "staging" / "tmpq1w2e3"
     payload.parent.mkdir()
@@ -523,7 +523,7 @@ class TestRsyncLocal(SyncTransportContract):
 @pytest.mark.sshd
 class TestRsyncOverSsh(SyncTransportContract):
     @pytest.fixture(autouse=True)
-    def _host(self, ssh_host: SshHost) -> None:
+    def _host(self, ssh_host: LocalSshd) -> None:
         self.host = ssh_host
 
     def make_transport(self, tmp_path: Path) -> Any:

@@ -280,7 +280,7 @@ class _QueuePlugin:
 
 def test_a_worker_knows_its_scheduler_job_from_hsm_variables_or_the_plugin_record() -> None:
     from hsm_core.jobenv import claim_job, current_job, status_fields
-    from hsm_core.plugins import build_registry
+    from hsm_core.registry import build_registry
 
     registry = build_registry(entry_points=False, extra=[("queue", _QueuePlugin())])
     assert current_job({}, registry) is None

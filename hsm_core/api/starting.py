@@ -29,7 +29,7 @@ def start_run(config: str | Path | Mapping[str, Any], *, project: str | Path | N
     """What :func:`hsm_core.api.sweeps.run` does: the sweep it started, its project, and the
     background controller (None when the sweep ran here, ``wait=True``)."""
     from hsm_core.lifecycle import plan_run
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     proj = load_project_config(resolve_project_root(project, climb=True))
     registry = get_registry()
@@ -168,7 +168,7 @@ def complete_sweep(sweep_id: str, sweep_dir: Path, project: ProjectConfig, *, re
             keep = not started
             return proc
         from hsm_core.lifecycle import plan_complete
-        from hsm_core.plugins import get_registry
+        from hsm_core.registry import get_registry
 
         registry = get_registry()
         plan = plan_complete(sweep_id, registry, project_root=project.root, retry_failed=retry_failed,

@@ -34,7 +34,7 @@ def _complete_sources(ctx: click.Context, incomplete: str) -> list[Any]:
     from click.shell_completion import CompletionItem
 
     from hsm_core.completion import complete_list, source_candidates
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     try:
         candidates = source_candidates(_project_dir(ctx), get_registry())

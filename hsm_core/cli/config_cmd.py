@@ -128,7 +128,7 @@ def init_command(interactive: bool, force: bool, project_dir: Path | None) -> No
 
     from hsm_core.config.project_config import load_project_config
     from hsm_core.config.project_root import new_project_root
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
     from hsm_core.project_init import detect_project, write_project_files
 
     root = new_project_root(project_dir)
@@ -200,7 +200,7 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
     """Check hsm_config.yaml (and sweep files); print OK or the first problem (exit 2)."""
     from hsm_core.config.project_config import load_project_config
     from hsm_core.config.sweep_file import load_sweep_file
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
     from hsm_core.sweep import count, spec_from_dict
 
     registry = get_registry()
@@ -277,7 +277,7 @@ def _first_tasks(spec: Any, registry: Any, limit: int = 1_000_000) -> Iterator[t
 def schema_command(which: str) -> None:
     """Print the JSON Schema of hsm_config.yaml or of sweep files, with installed plugins' options."""
     from hsm_core.config.schema import build_schema
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     click.echo(json.dumps(build_schema(get_registry(), which), indent=2))  # type: ignore[arg-type]
 
@@ -296,7 +296,7 @@ def set_command(key: str, value: str, project_dir: Path | None) -> None:
     from hsm_core.config.project_root import CONFIG_FILENAME, find_config_file
     from hsm_core.config.yaml_io import dump_yaml
     from hsm_core.secrecy import SECRET_KEY
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     root = _root(project_dir)
     path = find_config_file(root) or root / CONFIG_FILENAME
@@ -313,7 +313,7 @@ def show_command(project_dir: Path | None, as_json: bool) -> None:
     """Print the effective project configuration (the file plus defaults)."""
     from hsm_core.config.project_config import load_project_config
     from hsm_core.config.yaml_io import dump_yaml
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     cfg = load_project_config(_root(project_dir), get_registry())
     data = _hide_secrets(cfg.data)

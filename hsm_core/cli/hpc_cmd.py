@@ -15,7 +15,7 @@ import click
 
 
 def _registry() -> Any:
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     return get_registry()
 

@@ -62,7 +62,7 @@ def build_cli() -> click.Group:
     global _commands_added
     if not _commands_added:
         from hsm_core.cli import commands as core_commands
-        from hsm_core.plugins import get_registry
+        from hsm_core.registry import get_registry
 
         _commands_added = True
         registry = get_registry()

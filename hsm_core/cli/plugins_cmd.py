@@ -32,7 +32,7 @@ def _rows(registry: Any) -> list[dict[str, Any]]:
 
 def _problems(rows: list[dict[str, Any]], checks: list[Any], conflicts: dict[str, list[str]]) -> list[str]:
     """One line per thing that would fail for a user: plugins not loaded, components not importable."""
-    from hsm_core.plugins import KIND_LABELS
+    from hsm_core.registry import KIND_LABELS
 
     lines = [f"plugin {r['name']!r} ({r['distribution']} {r['version']}): {r['error']}" for r in rows if r["status"] == "failed"]
     lines += [
@@ -49,7 +49,7 @@ def _problems(rows: list[dict[str, Any]], checks: list[Any], conflicts: dict[str
 def plugins_command(ctx: click.Context, as_json: bool, check: bool) -> None:
     """List plugins (built-in and installed), their status and what they provide."""
     from hsm_core.plugin_compat import api_text
-    from hsm_core.plugins import KIND_HOOKS, KIND_LABELS, get_registry
+    from hsm_core.registry import KIND_HOOKS, KIND_LABELS, get_registry
 
     registry = get_registry()
     for kind in KIND_HOOKS:

@@ -15,7 +15,7 @@ DEFAULT_CONFIGS = ("sweeps/sweep_config.yaml", "sweeps/sweep.yaml", "sweep.yaml"
 
 
 def _registry() -> Any:
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     return get_registry()
 

@@ -126,9 +126,9 @@ def _sync_options(f):  # type: ignore[no-untyped-def]
 def _do_sync(sweep_id: str | None, targets: tuple[str, ...], dry_run: bool, sweep_only: bool, wandb_only: bool,
              all_versions: bool, continuous: bool, interval: float, as_json: bool, project_dir: str | None) -> None:
     from hsm_core.plugin import locate_sweep
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
     from hsm_core.sync.config import effective_options, load_sync_config
-    from hsm_core.sync.runner import SyncFlags, run_continuous, run_sync, summary_lines
+    from hsm_core.sync.transfers import SyncFlags, run_continuous, run_sync, summary_lines
 
     root = _root(project_dir)
     cfg = load_sync_config(root)
@@ -211,7 +211,7 @@ def pull_command(from_: str, only: str | None, latest_checkpoint: bool, dest: st
     """
     from hsm_core.config.project_config import load_project_config
     from hsm_core.sync.pull import pull_artifacts, resolve_source
-    from hsm_core.sync.runner import human_bytes
+    from hsm_core.sync.transfers import human_bytes
 
     root = _root(project_dir)
     project = load_project_config(root)

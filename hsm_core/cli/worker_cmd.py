@@ -12,7 +12,7 @@ from hsm_core.plugin import HsmError
 
 
 def _registry() -> Any:
-    from hsm_core.plugins import get_registry
+    from hsm_core.registry import get_registry
 
     return get_registry()
 

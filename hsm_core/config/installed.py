@@ -17,7 +17,7 @@ from hsm_core.config.validation import did_you_mean, file_at
 from hsm_core.errors import ConfigError
 from hsm_core.install_hints import install_hint
 from hsm_core.plugin import ComputeSourceRecord
-from hsm_core.plugins import PACKAGE_HINTS, scheduler_names
+from hsm_core.registry import PACKAGE_HINTS, scheduler_names
 
 __all__ = ["check_systems", "unprovided_sources"]
 

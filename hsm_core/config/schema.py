@@ -13,7 +13,7 @@ import functools
 import json
 from typing import Any, Literal, Mapping, Sequence
 
-from hsm_core.plugins import KIND_HOOKS, get_registry
+from hsm_core.registry import KIND_HOOKS, get_registry
 
 #: Sweep-file sections the core expanders handle (plugins add more through ExpanderRecord.section).
 CORE_SECTIONS: tuple[str, ...] = ("grid", "paired")
@@ -102,7 +102,7 @@ def _schema_node(schema: dict[str, Any], section: str, create: bool) -> dict[str
 def build_schema(registry: Any, which: SchemaName) -> dict[str, Any]:
     """The core schema of ``which`` plus the fragments plugins registered (``hsm config schema``).
 
-    ``registry`` is a :class:`~hsm_core.plugins.PluginRegistry` (None: the process-wide one).
+    ``registry`` is a :class:`~hsm_core.registry.PluginRegistry` (None: the process-wide one).
     Fragments are merged this way:
 
     * project, every compute source: its ``config_schema`` validates its options where its record

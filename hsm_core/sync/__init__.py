@@ -5,6 +5,6 @@
   plugins return from ``hsm_sync_items``; ``check_remote_first`` skips what the target has.
 * :mod:`~hsm_core.sync.ssh` — one multiplexed SSH connection (ControlMaster) per target.
 * :mod:`~hsm_core.sync.rsync` — the core ``rsync`` transport.
-* :mod:`~hsm_core.sync.runner` — parallel transfers, progress bar, summary, ``--continuous``.
+* :mod:`~hsm_core.sync.transfers` — parallel transfers, progress bar, summary, ``--continuous``.
 * :mod:`~hsm_core.sync.pull` — ``hsm sync pull``: artifacts from a remote workstation.
 """

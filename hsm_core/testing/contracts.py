@@ -309,7 +309,7 @@ class ComputeSourceContract:
         assert list(source.poll()) == [], "before_run() left updates to report, but no task was launched"
         assert not read_runs(case.runlog), "a task ran after before_run(), before any launch"
         assert all((read_task_status(spec) or {}).get("state") in (None, "pending") for spec in case.specs), \
-            "before_run() changed a task's status.yaml"
+            f"before_run() changed a task's {STATUS_FILE}"
         final = run_until_final(source, case.specs, timeout=self.timeout)
         assert set(final.values()) == {TaskState.COMPLETED}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core.plugin import ComputeSource, SourceContext, TaskSpec, TaskState
-from hsm_core.plugins import PluginRegistry, build_registry
+from hsm_core.registry import PluginRegistry, build_registry
 from hsm_core.state import SweepDir, TaskRecord, read_status
 from hsm_core.taskdir import METRICS_FILE
 

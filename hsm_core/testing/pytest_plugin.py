@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from hsm_core.plugins import PluginRegistry, get_registry, set_registry
+from hsm_core.registry import PluginRegistry, get_registry, set_registry
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,7 +35,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture
 def hsm_registry() -> Iterator[PluginRegistry]:
     """A fresh registry (built-ins + installed plugins) installed as the process-wide one."""
-    from hsm_core.plugins import build_registry
+    from hsm_core.registry import build_registry
 
     old = get_registry.__globals__["_REGISTRY"]
     reg = build_registry()
@@ -49,7 +49,7 @@ def hsm_registry() -> Iterator[PluginRegistry]:
 @pytest.fixture
 def hsm_builtin_registry() -> Iterator[PluginRegistry]:
     """A registry with the built-in plugins only (no entry points)."""
-    from hsm_core.plugins import build_registry
+    from hsm_core.registry import build_registry
 
     old = get_registry.__globals__["_REGISTRY"]
     reg = build_registry(entry_points=False)

@@ -18,7 +18,7 @@ __all__ = ["SyncTransportContract", "auth_count", "local_target", "ssh_target", 
 
 
 def ssh_target(host: Any, root: Path, **options: Any) -> dict[str, Any]:
-    """A ``sync_targets`` entry reaching ``root`` on an :class:`~hsm_core.testing.services.SshHost`
+    """A ``sync_targets`` entry reaching ``root`` on an :class:`~hsm_core.testing.services.LocalSshd`
     (its port, user, key and known_hosts), with ``paths.sweeps``/``paths.wandb`` under ``root``."""
     entry: dict[str, Any] = {
         "host": host.host,

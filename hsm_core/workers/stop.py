@@ -42,7 +42,7 @@ def _cancel_command(entry: dict[str, Any], registry: Any) -> tuple[tuple[str, ..
         return (tuple(recorded[:-1]), True) if recorded[-1] == job_id else (tuple(recorded), False)
     if registry is None:
         return None
-    from hsm_core.plugins import scheduler_records
+    from hsm_core.registry import scheduler_records
 
     schedulers = scheduler_records(registry)
     source, submitter = str(entry.get("source") or ""), str(entry.get("submitter") or "")
@@ -64,7 +64,7 @@ def stop_commands(sweep_path: Path, registry: Any = None) -> list[str]:
     ``registry`` (default: the process-wide one) names the cancel command of submissions recorded
     without one."""
     if registry is None:
-        from hsm_core.plugins import get_registry
+        from hsm_core.registry import get_registry
 
         registry = get_registry()
     jobs: dict[tuple[str, ...], list[str]] = {}

@@ -99,7 +99,7 @@ def load_feature(registry: Any, name: str, log: Callable[[str], None]) -> Any:
     feature = registry.hook.hsm_worker_feature(name=name, log=log)
     if feature is None:
         from hsm_core.install_hints import install_hint
-        from hsm_core.plugins import PACKAGE_HINTS, WORKER_FEATURE
+        from hsm_core.registry import PACKAGE_HINTS, WORKER_FEATURE
 
         dists = PACKAGE_HINTS.get((WORKER_FEATURE, name))
         raise HsmError(f"the worker option {name!r} needs a plugin that provides it, and none of the installed plugins does",

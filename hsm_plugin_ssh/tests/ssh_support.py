@@ -17,12 +17,12 @@ import yaml
 
 from hsm_core.testing.project import Project as BaseProject
 from hsm_core.testing.project import make_project
-from hsm_core.testing.services import ServiceUnavailable, SshHost, require_service, start_sshd
+from hsm_core.testing.services import ServiceUnavailable, LocalSshd, require_service, start_sshd
 
 SSHD_NAME = "hsm-plugin-ssh"
 
 
-def sshd_instance(name: str) -> SshHost:
+def sshd_instance(name: str) -> LocalSshd:
     """Start (or reuse) sshd instance ``name``; skip (fail under CI=true) when it cannot run."""
     try:
         return start_sshd(name)
@@ -31,12 +31,12 @@ def sshd_instance(name: str) -> SshHost:
 
 
 @pytest.fixture(scope="session")
-def sshd() -> SshHost:
+def sshd() -> LocalSshd:
     """The shared test "remote host"."""
     return sshd_instance(SSHD_NAME)
 
 
-def remote_entry(h: SshHost, remote_dir: Path | None = None, **extra: Any) -> dict[str, Any]:
+def remote_entry(h: LocalSshd, remote_dir: Path | None = None, **extra: Any) -> dict[str, Any]:
     """A ``distributed.remotes`` entry for sshd instance ``h``."""
     entry: dict[str, Any] = {
         "host": h.host,

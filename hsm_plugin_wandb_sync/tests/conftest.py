@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from wandb_project import WandbProject, build  # noqa: E402
 
-from hsm_core.testing.services import ServiceUnavailable, SshHost, require_service, start_sshd  # noqa: E402
+from hsm_core.testing.services import ServiceUnavailable, LocalSshd, require_service, start_sshd  # noqa: E402
 
 # The test kit's fixtures (hsm_registry, hsm_builtin_registry) are opt-in: hsm-core registers no
 # pytest plugin of its own, so every test directory names it here.
@@ -31,7 +31,7 @@ def wandb_project(tmp_path_factory: pytest.TempPathFactory) -> WandbProject:
 
 
 @pytest.fixture(scope="session")
-def ssh_host() -> Iterator[SshHost]:
+def ssh_host() -> Iterator[LocalSshd]:
     try:
         host = start_sshd(SSHD_NAME)
     except ServiceUnavailable as exc:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from wandb_project import WandbProject
 
-from hsm_core.testing.services import SshHost
+from hsm_core.testing.services import LocalSshd
 from hsm_core.testing.sync import auth_count, local_target, ssh_target, tree, write_sync_config
 from hsm_plugin_wandb_sync.discovery import discover
 
@@ -50,7 +50,7 @@ def staging_payload(p: WandbProject, mode: str, version: int) -> bytes:
 
 
 @pytest.mark.sshd
-def test_sync_runs_over_ssh_latest_only_then_incremental(wandb_project: WandbProject, ssh_host: SshHost,
+def test_sync_runs_over_ssh_latest_only_then_incremental(wandb_project: WandbProject, ssh_host: LocalSshd,
                                                           tmp_path: Path) -> None:
     p = wandb_project
     remote = tmp_path / "desktop"

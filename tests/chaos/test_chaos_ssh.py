@@ -30,7 +30,7 @@ from chaos_support import (  # noqa: F401 - chaos is a fixture
     wait_until,
     write_chaos_project,
 )
-from hsm_core.testing.services import ServiceUnavailable, SshHost, require_service, start_sshd
+from hsm_core.testing.services import ServiceUnavailable, LocalSshd, require_service, start_sshd
 
 pytest.importorskip("hsm_plugin_ssh", reason="hsm-plugin-ssh is not installed")
 
@@ -39,14 +39,14 @@ REMOTE = "chaos"
 
 
 @pytest.fixture(scope="module")
-def host() -> SshHost:
+def host() -> LocalSshd:
     try:
         return start_sshd(SSHD_NAME)
     except ServiceUnavailable as exc:
         require_service("sshd", str(exc))
 
 
-def _ssh_project(root: Path, host: SshHost, tmp: Path, parallel: int) -> tuple[Path, Path, dict[str, str]]:
+def _ssh_project(root: Path, host: LocalSshd, tmp: Path, parallel: int) -> tuple[Path, Path, dict[str, str]]:
     """A project with remote ``chaos`` (the project copied to another dir over ssh); returns
     (count file, remote project dir, environment for hsm)."""
     count = write_chaos_project(root)
@@ -84,7 +84,7 @@ def _complete(chaos: Chaos, root: Path, sweep_id: str, sources: str, env: dict[s
     raise AssertionError(f"hsm complete {sweep_id} did not finish the sweep:\n{done.stdout}\n{done.stderr}")
 
 
-def test_sshd_stopped_and_restarted_mid_sweep(chaos: Chaos, host: SshHost, tmp_path: Path) -> None:
+def test_sshd_stopped_and_restarted_mid_sweep(chaos: Chaos, host: LocalSshd, tmp_path: Path) -> None:
     """The remote host's sshd goes down 1-2 times at a random moment, for a random 0.5-6 s (its
     connections cut; the detached remote runners keep going), with tasks on the remote alone or
     on the remote and local processes. The controller rides it out (or stops cleanly), `hsm
@@ -154,7 +154,7 @@ def _remote_processes(remote_dir: Path, skip: set[str] = frozenset()) -> list[tu
     return out
 
 
-def test_sigkill_of_the_remote_task_runner(chaos: Chaos, host: SshHost, tmp_path: Path) -> None:
+def test_sigkill_of_the_remote_task_runner(chaos: Chaos, host: LocalSshd, tmp_path: Path) -> None:
     """On the remote, the task runner of 1-3 running tasks is SIGKILLed at a random moment: the
     Python runner (its command runs on and leaves its exit code: recorded as it ended) or the
     shell wrapper under it (the command is stopped with it: recorded lost). `hsm complete` finishes

@@ -18,7 +18,7 @@ import pytest
 from hsm_core.testing.services import (
     ServiceUnavailable,
     SlurmCluster,
-    SshHost,
+    LocalSshd,
     require_service,
     start_slurm,
     start_sshd,
@@ -50,7 +50,7 @@ def slurm() -> SlurmCluster:
 
 
 @pytest.fixture(scope="module")
-def ssh_host() -> Iterator[SshHost]:
+def ssh_host() -> Iterator[LocalSshd]:
     try:
         host = start_sshd(SSHD_NAME)
     except ServiceUnavailable as exc:
@@ -158,7 +158,7 @@ def test_torque_qsub_array(slurm: SlurmCluster, tmp_path: Path) -> None:
 
 
 @pytest.mark.sshd
-def test_ssh_runs_a_command(ssh_host: SshHost) -> None:
+def test_ssh_runs_a_command(ssh_host: LocalSshd) -> None:
     result = subprocess.run(
         [*ssh_host.ssh_argv(), ssh_host.destination, "echo ok"],
         capture_output=True, text=True, timeout=30,
@@ -168,7 +168,7 @@ def test_ssh_runs_a_command(ssh_host: SshHost) -> None:
 
 
 @pytest.mark.sshd
-def test_sshd_goes_down_and_comes_back_on_the_same_port(ssh_host: SshHost) -> None:
+def test_sshd_goes_down_and_comes_back_on_the_same_port(ssh_host: LocalSshd) -> None:
     argv = [*ssh_host.ssh_argv(), ssh_host.destination, "echo ok"]
     port = ssh_host.port
 
@@ -185,7 +185,7 @@ def test_sshd_goes_down_and_comes_back_on_the_same_port(ssh_host: SshHost) -> No
 
 
 @pytest.mark.sshd
-def test_rsync_over_sshd(ssh_host: SshHost, tmp_path: Path) -> None:
+def test_rsync_over_sshd(ssh_host: LocalSshd, tmp_path: Path) -> None:
     if shutil.which("rsync") is None:
         require_service("rsync", "rsync is not on PATH")
     src = tmp_path / "src"
@@ -244,7 +244,7 @@ def test_a_session_stops_the_sshd_instances_it_started_and_only_those(tmp_path: 
                        env=env, capture_output=True)
 
 
-def start_sshd_in(base: Path, name: str) -> SshHost:
+def start_sshd_in(base: Path, name: str) -> LocalSshd:
     import os
 
     old = os.environ.get("HSM_SSHD_DIR")
