@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from cross_support import REMOTE, make_project  # the cross-source test project
 
 from hsm_core.testing.services import start_slurm, start_sshd

@@ -27,5 +27,5 @@ status=0
 "$venv/bin/python" -m pytest -p no:cacheprovider tests/chaos -v "$@" || status=$?
 echo
 echo "Chaos summary ($rounds rounds per fault; report: $report)"
-"$venv/bin/python" tests/chaos/chaos_report.py "$report"
+"$venv/bin/python" tests/support/chaos_report.py "$report"
 exit "$status"

@@ -18,7 +18,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-TESTS = Path(__file__).resolve().parent
+SUPPORT = Path(__file__).resolve().parent / "support"  # broken_components.py
 
 SOURCE_SUITE = """
 from hsm_core.testing import ComputeSourceContract
@@ -62,7 +62,7 @@ def _run(pytester: pytest.Pytester, suite: str, name: str, checks: list[str]) ->
     (dist / "entry_points.txt").write_text("[hsm]\nbroken_components = broken_components\n")
     selected = [f"test_under_contract.py::TestUnderContract::{c}" for c in checks]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), str(pytester.path), os.environ.get("PYTHONPATH")])))
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(SUPPORT), str(pytester.path), os.environ.get("PYTHONPATH")])))
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", *selected, timeout=600)
     text = "\n".join(result.outlines)
     outcomes = {}

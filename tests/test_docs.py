@@ -142,3 +142,25 @@ def test_every_command_in_the_readme_exists() -> None:
     proc = subprocess.run([sys.executable, "-c", _WALK, json.dumps(paths)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "", f"README names commands that do not exist:\n{proc.stdout}"
+
+
+def test_the_tests_map_names_every_test_file_and_every_module() -> None:
+    """tests/README.md maps the code to its tests: a new test file or a new module of hsm_core
+    must find its row (a module by its file name, a package by its directory)."""
+    text = (ROOT / "tests" / "README.md").read_text()
+    tests_dir = ROOT / "tests"
+    missing = [p.relative_to(tests_dir).as_posix() for p in sorted(tests_dir.rglob("test_*.py"))
+               if "support" not in p.parts and p.relative_to(tests_dir).as_posix() not in text]
+    assert not missing, f"tests/README.md does not name these test files: {missing}"
+    core = ROOT / "hsm_core"
+    unnamed = []
+    for entry in sorted(core.iterdir()):
+        if entry.name.startswith(("_", ".")) and entry.name != "__main__.py" or entry.name in ("py.typed", "schemas"):
+            continue
+        named = f"{entry.name}/`" if entry.is_dir() else f"{entry.name}`"
+        if named not in text:
+            unnamed.append(entry.name)
+    assert not unnamed, f"tests/README.md maps no tests to these parts of hsm_core: {unnamed}"
+    for sub in ("builtin",):
+        for entry in sorted((core / sub).glob("[!_]*.py")):
+            assert f"{sub}/{entry.name}`" in text, f"tests/README.md maps no tests to hsm_core/{sub}/{entry.name}"

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from hsm_project import Project
+from plugin_dists import CURRENT_API, make_dist, plugin_env
 
 from hsm_core.plugin import PLUGIN_API_VERSION
-
-CURRENT_API = f"{PLUGIN_API_VERSION[0]}.{PLUGIN_API_VERSION[1]}"
-
-
-def make_dist(site: Path, dist: str, ep_name: str, module: str, code: str, *, api: str | None = CURRENT_API) -> None:
-    """A minimal installed distribution (dist-info + module) exposing one ``hsm`` entry point.
-
-    The module declares plugin API ``api`` as shipped plugins do (None: declares nothing)."""
-    declaration = f"HSM_PLUGIN_API = {api!r}\n" if api is not None else ""
-    (site / f"{module}.py").write_text(declaration + textwrap.dedent(code))
-    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[hsm]\n{ep_name} = {module}\n")
-
 
 GOOD = """
 from hsm_core.plugin import hookimpl, ComputeSourceRecord, StrategyRecord
@@ -77,22 +62,14 @@ def site(tmp_path: Path) -> Path:
     return d
 
 
-def _env(site: Path, **extra: str) -> dict[str, str]:
-    import os
-
-    env = {"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    env.update(extra)
-    return env
-
-
 def test_a_plugin_adds_a_strategy_and_a_command(project: Project, site: Path) -> None:
     make_dist(site, "hsm-plugin-first", "first", "hsm_first_plugin", GOOD)
-    proc = project.hsm("hello", env=_env(site))
+    proc = project.hsm("hello", env=plugin_env(site))
     assert proc.returncode == 0 and "hello from plugin" in proc.stdout
     cfg = project.write_sweep({"grid": {"x": [1, 2]}})
-    proc = project.hsm("run", "--config", str(cfg), "--strategy", "first_fit", env=_env(site))
+    proc = project.hsm("run", "--config", str(cfg), "--strategy", "first_fit", env=plugin_env(site))
     assert proc.returncode == 0, proc.stderr
-    listing = json.loads(project.hsm("plugins", "--json", env=_env(site)).stdout)
+    listing = json.loads(project.hsm("plugins", "--json", env=plugin_env(site)).stdout)
     mine = next(p for p in listing["plugins"] if p["name"] == "first")
     assert mine["distribution"] == "hsm-plugin-first" and mine["version"] == "1.2.3" and mine["status"] == "loaded"
     assert mine["provides"]["strategy"] == ["first_fit"]
@@ -143,7 +120,7 @@ def _checked(tmp_path: Path, mode: str) -> Project:
 
 def test_hsm_test_and_the_checks_before_a_run_are_methods_of_the_source(tmp_path: Path, site: Path) -> None:
     make_dist(site, "hsm-plugin-checked", "checked", "hsm_checked_plugin", CHECKED)
-    env = _env(site, HSM_LOAD_PLUGINS="checked")
+    env = plugin_env(site, HSM_LOAD_PLUGINS="checked")
     ok = _checked(tmp_path, "fine")
     test = ok.hsm("test", "checked", "--timeout", "7", env=env)
     assert test.returncode == 0, test.stderr
@@ -206,7 +183,7 @@ def hsm_before_run(sources, project_config, options):
 def test_a_plugin_using_the_deprecated_hooks_still_works_and_is_told_to_upgrade(project: Project, site: Path) -> None:
     """hsm_test_target and hsm_before_run (plugin API 1.0/1.1) keep working in 1.x, marked deprecated."""
     make_dist(site, "hsm-plugin-mine", "mine", "hsm_mine_plugin", LEGACY, api="1.1")
-    env = _env(site, HSM_LOAD_PLUGINS="mine")
+    env = plugin_env(site, HSM_LOAD_PLUGINS="mine")
     good = project.hsm("test", "mine:good", env=env)
     assert good.returncode == 0, good.stderr
     assert f"checking good from {project.root}" in good.stdout and "All checks passed." in good.stdout
@@ -251,7 +228,7 @@ def test_an_event_plugin_hears_of_tasks_run_by_workers(project: Project, site: P
     make_dist(site, "hsm-plugin-listen", "listen", "hsm_listen_plugin", LISTENER)
     (project.root / "ok.sh").write_text("exit $(( $1 - 1 ))\n")
     cfg = project.write_sweep({"name": "ev", "command": "sh ok.sh {x}", "grid": {"x": [1, 2]}}, "ev.yaml")
-    proc = project.hsm("worker", "--sweep", str(cfg), env=_env(site))
+    proc = project.hsm("worker", "--sweep", str(cfg), env=plugin_env(site))
     assert proc.returncode == 1, proc.stderr  # one task failed
     events = sorted(ln.split() for ln in (project.root / "events.log").read_text().splitlines())
     assert [e[0] for e in events] == ["ev", "ev"] and sorted(e[2] for e in events) == ["completed", "failed"]
@@ -288,7 +265,7 @@ def test_a_plugin_provides_a_worker_option(project: Project, site: Path) -> None
     make_dist(site, "hsm-plugin-stamp", "stamp", "hsm_stamp_plugin", FEATURE)
     (project.root / "t.sh").write_text('echo "$STAMP" >> "$HSM_COUNT_DIR/stamps.log"\n')
     cfg = project.write_sweep({"name": "st", "command": "sh t.sh {x}", "grid": {"x": [1, 2]}}, "st.yaml")
-    proc = project.hsm("worker", "--sweep", str(cfg), "--feature", "stamp", env=_env(site))
+    proc = project.hsm("worker", "--sweep", str(cfg), "--feature", "stamp", env=plugin_env(site))
     assert proc.returncode == 0, proc.stderr
     stamps = (project.root / "stamps.log").read_text().split()
     assert len(stamps) == 2 and all(s.startswith("stamped:") for s in stamps)
@@ -296,31 +273,31 @@ def test_a_plugin_provides_a_worker_option(project: Project, site: Path) -> None
     assert proc.stderr.count("stamp: ended completed stopping=False") == 2 and "a bug in the plugin" in proc.stderr
     # An option nobody provides stops the worker before it claims anything.
     other = project.write_sweep({"name": "st2", "command": "sh t.sh {x}", "grid": {"x": [1]}}, "st2.yaml")
-    proc = project.hsm("worker", "--sweep", str(other), "--feature", "nope", env=_env(site))
+    proc = project.hsm("worker", "--sweep", str(other), "--feature", "nope", env=plugin_env(site))
     assert _one_error_line(proc).startswith("Error: the worker option 'nope' needs a plugin that provides it")
     assert len((project.root / "stamps.log").read_text().split()) == 2
 
 
 def test_a_broken_plugin_is_one_warning_and_never_breaks_help(project: Project, site: Path) -> None:
     make_dist(site, "hsm-plugin-broken", "broken", "hsm_broken_plugin", BROKEN)
-    proc = project.hsm("--help", env=_env(site))
+    proc = project.hsm("--help", env=plugin_env(site))
     assert proc.returncode == 0 and "Usage" in proc.stdout
     warnings = [ln for ln in proc.stderr.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "broken" in warnings[0] and "this_module_does_not_exist_anywhere" in warnings[0]
-    listing = json.loads(project.hsm("plugins", "--json", env=_env(site)).stdout)
+    listing = json.loads(project.hsm("plugins", "--json", env=plugin_env(site)).stdout)
     broken = next(p for p in listing["plugins"] if p["name"] == "broken")
     assert broken["status"] == "failed" and "ModuleNotFoundError" in broken["error"]
     # Selecting something nobody provides mentions the failed plugin too.
     cfg = project.write_sweep({"grid": {"x": [1]}})
     # hsm-plugin-pbs may be installed (scripts/test.sh installs every plugin): disable it here.
-    proc = project.hsm("run", "--config", str(cfg), "--sources", "pbs", env=_env(site, HSM_DISABLE_PLUGINS="pbs"))
+    proc = project.hsm("run", "--config", str(cfg), "--sources", "pbs", env=plugin_env(site, HSM_DISABLE_PLUGINS="pbs"))
     assert proc.returncode == 2
     assert "broken" in proc.stderr and "hsm-plugin-pbs" in proc.stderr
 
 
 def test_a_misspelled_hook_is_reported_not_silently_ignored(project: Project, site: Path) -> None:
     make_dist(site, "hsm-plugin-typo", "typo", "hsm_typo_plugin", MISSPELLED)
-    listing = json.loads(project.hsm("plugins", "--json", env=_env(site)).stdout)
+    listing = json.loads(project.hsm("plugins", "--json", env=plugin_env(site)).stdout)
     typo = next(p for p in listing["plugins"] if p["name"] == "typo")
     assert typo["status"] == "failed" and "hsm_register_compute_source" in typo["error"]
 
@@ -329,23 +306,23 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(project: Proje
     make_dist(site, "hsm-plugin-first", "first", "hsm_first_plugin", GOOD)
     make_dist(site, "hsm-plugin-other", "other", "hsm_other_plugin", CONFLICT)
     cfg = project.write_sweep({"grid": {"x": [1]}})
-    proc = project.hsm("run", "--config", str(cfg), "--strategy", "first_fit", env=_env(site))
+    proc = project.hsm("run", "--config", str(cfg), "--strategy", "first_fit", env=plugin_env(site))
     assert proc.returncode == 2
     assert "hsm-plugin-first" in proc.stderr and "hsm-plugin-other" in proc.stderr
-    listing = json.loads(project.hsm("plugins", "--json", env=_env(site)).stdout)
+    listing = json.loads(project.hsm("plugins", "--json", env=plugin_env(site)).stdout)
     assert listing["conflicts"] == {"strategy:first_fit": ["hsm-plugin-first", "hsm-plugin-other"]}
 
 
 def test_disable_and_allow_lists(project: Project, site: Path) -> None:
     make_dist(site, "hsm-plugin-first", "first", "hsm_first_plugin", GOOD)
     make_dist(site, "hsm-plugin-broken", "broken", "hsm_broken_plugin", BROKEN)
-    proc = project.hsm("plugins", "--json", env=_env(site, HSM_DISABLE_PLUGINS="broken"))
+    proc = project.hsm("plugins", "--json", env=plugin_env(site, HSM_DISABLE_PLUGINS="broken"))
     states = {p["name"]: p["status"] for p in json.loads(proc.stdout)["plugins"]}
     assert states["broken"] == "disabled" and states["first"] == "loaded" and "warning" not in proc.stderr
-    proc = project.hsm("plugins", "--json", env=_env(site, HSM_LOAD_PLUGINS="first"))
+    proc = project.hsm("plugins", "--json", env=plugin_env(site, HSM_LOAD_PLUGINS="first"))
     states = {p["name"]: p["status"] for p in json.loads(proc.stdout)["plugins"]}
     assert states["broken"] == "disabled" and states["first"] == "loaded"
-    proc = project.hsm("hello", env=_env(site, HSM_DISABLE_PLUGINS="first"))
+    proc = project.hsm("hello", env=plugin_env(site, HSM_DISABLE_PLUGINS="first"))
     assert proc.returncode == 2  # the plugin's command is gone
 
 
@@ -390,7 +367,7 @@ def test_a_plugin_for_another_plugin_api_is_not_loaded_and_says_what_to_upgrade(
     }
     for name, api in declared.items():
         make_dist(site, f"hsm-plugin-{name}", name, f"hsm_{name}_plugin", NAMED_STRATEGY.replace("{name}", name), api=api)
-    env = _env(site, HSM_DISABLE_PLUGINS="example,pbs,slurm,ssh,wandb_sync")  # only these plugins
+    env = plugin_env(site, HSM_DISABLE_PLUGINS="example,pbs,slurm,ssh,wandb_sync")  # only these plugins
 
     help_ = project.hsm("--help", env=env)
     assert help_.returncode == 0 and "Usage" in help_.stdout
@@ -443,7 +420,7 @@ STALE_IMPL = "from hsm_core.plugin import a_function_renamed_since_this_plugin_w
 def test_hsm_plugins_check_imports_every_component_and_first_use_fails_in_one_line(project: Project, site: Path) -> None:
     make_dist(site, "hsm-plugin-stale", "stale", "hsm_stale_plugin", STALE)
     (site / "hsm_stale_impl.py").write_text(STALE_IMPL)
-    env = _env(site)
+    env = plugin_env(site)
     listing = json.loads(project.hsm("plugins", "--json", env=env).stdout)
     assert next(p for p in listing["plugins"] if p["name"] == "stale")["status"] == "loaded"  # registering is fine
 
@@ -466,7 +443,7 @@ def test_hsm_plugins_check_imports_every_component_and_first_use_fails_in_one_li
         assert "of hsm-plugin-stale 1.2.3 failed to load (factory): ImportError: cannot import name" in line, line
         assert "upgrade the plugin or hsm-core" in line and "hsm plugins --check" in line
     # Without the broken plugin, --check passes.
-    assert project.hsm("plugins", "--check", env=_env(site, HSM_DISABLE_PLUGINS="stale")).returncode == 0
+    assert project.hsm("plugins", "--check", env=plugin_env(site, HSM_DISABLE_PLUGINS="stale")).returncode == 0
 
 
 EXITS_AT_IMPORT = "raise SystemExit('this plugin ends the interpreter')\n"
@@ -493,7 +470,7 @@ def test_a_plugin_raising_systemexit_never_ends_help_version_or_run(project: Pro
     make_dist(site, "hsm-plugin-quits", "quits", "hsm_quits_plugin", EXITS_IN_COMMANDS)
     make_dist(site, "hsm-plugin-later", "later", "hsm_later_plugin", EXITS_ON_FIRST_USE)
     (site / "hsm_exit_impl.py").write_text("import sys\nsys.exit(4)\n")
-    env = _env(site)
+    env = plugin_env(site)
     help_ = project.hsm("--help", env=env)
     assert help_.returncode == 0 and "Usage" in help_.stdout and "plugins" in help_.stdout
     warnings = [ln for ln in help_.stderr.splitlines() if "warning" in ln]

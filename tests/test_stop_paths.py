@@ -1,6 +1,6 @@
 """Every way a task is stopped, one deterministic case each (issue 12, items 2-7).
 
-The task scripts behave like training scripts (tests/chaos/stop_observer.py): they trap SIGTERM to
+The task scripts behave like training scripts (tests/support/stop_observer.py): they trap SIGTERM to
 save a checkpoint, ignore it, or leave daemon children, and keep their own log. Each test judges
 hsm from that log - how often the script ran, whether two copies were alive at once, whether
 anything outlived the command that should have stopped it - and then checks what hsm recorded
@@ -13,14 +13,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
 # The observer lives with the chaos suite, which runs the same stops at random moments.
-sys.path.insert(0, str(Path(__file__).parent / "chaos"))
 
 from chaos_support import kill_tree, output_of, read_state  # noqa: E402
 from stop_observer import (  # noqa: E402

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from hsm_core.testing.project import Project, make_project, wait_for
-from test_plugins import _env, make_dist
+from plugin_dists import make_dist, plugin_env
 from third_party_scheduler import install
 
 #: Only the spool plugin (installed plugins stay out of this test), fast worker heartbeats.
@@ -27,7 +27,7 @@ def spool(tmp_path: Path) -> tuple[Project, dict[str, str]]:
     install(site, make_dist)
     queue = tmp_path / "queue"
     project = make_project(tmp_path / "proj", config_extra=f"  spool:\n    spool_dir: {queue}\nhpc:\n  system: spool\n")
-    return project, _env(site, **ONLY_SPOOL)
+    return project, plugin_env(site, **ONLY_SPOOL)
 
 
 def _kill_leftovers(queue: Path) -> None:

@@ -1,6 +1,6 @@
 """Chaos for the stop paths (issue 12, items 2-7), judged from the task scripts' own logs.
 
-The tasks behave like training scripts (tests/chaos/stop_observer.py): they trap SIGTERM to save
+The tasks behave like training scripts (tests/support/stop_observer.py): they trap SIGTERM to save
 a checkpoint and exit 0 or non-zero, ignore it, leave daemon children behind, or end within 30 ms.
 They are stopped the ways users and operators stop them - Ctrl-C of ``hsm run`` / ``hsm complete``
 (also of one that adopted the tasks of a dead controller), ``hsm cancel`` from a second terminal,

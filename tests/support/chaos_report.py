@@ -1,4 +1,4 @@
-"""Summarise a chaos run: ``python tests/chaos/chaos_report.py REPORT.jsonl`` (written by the
+"""Summarise a chaos run: ``python tests/support/chaos_report.py REPORT.jsonl`` (written by the
 chaos tests when ``HSM_CHAOS_REPORT`` is set; ``scripts/chaos.sh`` does both)."""
 
 from __future__ import annotations
