@@ -7,9 +7,12 @@ scheduler plugins submit through it without importing any SSH library.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from hsm_core.plugin import Host, HostProviderRecord, HsmError
+from hsm_core.plugin import ComponentNotFound, Host, HostProviderRecord, HsmError, load_object
+
+#: The host provider that reaches the machines of ``distributed.remotes``.
+REMOTE_PROVIDER = "ssh"
 
 
 def host_config(name: str, project_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,6 +32,19 @@ def host_config(name: str, project_config: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def check_remotes_in_sync(project_config: Any, registry: Any, echo: Callable[[str], None]) -> bool:
+    """``hsm config validate --check-sync``: the remotes' host provider compares each remote's
+    copy of the project with this one (``HostProviderRecord.sync_check``); True when all are in sync."""
+    try:
+        provider = registry.get(HostProviderRecord.kind, REMOTE_PROVIDER)
+    except ComponentNotFound as exc:
+        raise HsmError(f"--check-sync needs the {REMOTE_PROVIDER!r} host provider: {exc}") from None
+    if provider.sync_check is None:
+        raise HsmError(f"the {REMOTE_PROVIDER!r} host provider cannot check that remotes are in sync")
+    check = load_object(provider.sync_check) if isinstance(provider.sync_check, str) else provider.sync_check
+    return bool(check(project_config, echo))
+
+
 def get_host(name: str, project_config: Mapping[str, Any], registry: Any = None) -> Host:
     """A connected-on-demand Host for ``name`` (``local`` or a remote through the ssh provider)."""
     if registry is None:
@@ -37,5 +53,5 @@ def get_host(name: str, project_config: Mapping[str, Any], registry: Any = None)
         registry = get_registry()
     if name in ("local", "localhost", ""):
         return registry.get(HostProviderRecord.kind, "local").load()("local", {})
-    provider = registry.get(HostProviderRecord.kind, "ssh")
+    provider = registry.get(HostProviderRecord.kind, REMOTE_PROVIDER)
     return provider.load()(name, host_config(name, project_config))

@@ -7,10 +7,10 @@ import os
 import stat
 import sys
 import time
-import types
 from pathlib import Path
 
 import pytest
+from hsm_core.testing.project import make_project
 import yaml
 from click.testing import CliRunner
 
@@ -573,23 +573,12 @@ def test_check_sync_without_remotes(tmp_path):
     assert result.exit_code == 0 and "no remotes configured" in result.output
 
 
-def test_check_sync_needs_ssh_plugin(tmp_path, monkeypatch):
-    write(tmp_path / "hsm_config.yaml", "distributed:\n  remotes:\n    a: {host: a.example.org}\n")
-    # As if it were not installed, even after another test imported it.
-    monkeypatch.setitem(sys.modules, "hsm_plugin_ssh", None)
-    monkeypatch.setitem(sys.modules, "hsm_plugin_ssh.sync_check", None)
-    result = invoke(["config", "validate", "--check-sync"], cwd=tmp_path)
-    assert result.exit_code == 2 and "needs hsm-plugin-ssh" in result.stderr
-
-
-def test_check_sync_calls_ssh_plugin(tmp_path, monkeypatch):
-    write(tmp_path / "hsm_config.yaml", "distributed:\n  remotes:\n    a: {host: a.example.org}\n")
-    seen = []
-    pkg = types.ModuleType("hsm_plugin_ssh")
-    pkg.__path__ = []
-    mod = types.ModuleType("hsm_plugin_ssh.sync_check")
-    mod.check_all = lambda cfg: seen.append(sorted(cfg.remotes)) or False
-    monkeypatch.setitem(sys.modules, "hsm_plugin_ssh", pkg)
-    monkeypatch.setitem(sys.modules, "hsm_plugin_ssh.sync_check", mod)
-    result = invoke(["config", "validate", "--check-sync"], cwd=tmp_path)
-    assert seen == [["a"]] and result.exit_code == 1
+def test_check_sync_needs_the_remotes_host_provider(tmp_path):
+    """Without the ssh plugin (here disabled, as if not installed) --check-sync is one line naming
+    what installs the provider of remotes, exit 2. (With it: hsm_plugin_ssh/tests/test_ssh_cli.py.)"""
+    project = make_project(tmp_path / "proj", config_extra="distributed:\n  remotes:\n    a: {host: a.example.org}\n")
+    proc = project.hsm("config", "validate", "--check-sync", env={"HSM_DISABLE_PLUGINS": "ssh"})
+    assert proc.returncode == 2, proc.stderr
+    line = next(line for line in proc.stderr.splitlines() if line.startswith("Error:"))
+    assert "--check-sync needs the 'ssh' host provider" in line and "hsm-plugin-ssh" in proc.stderr
+    assert "Traceback" not in proc.stderr

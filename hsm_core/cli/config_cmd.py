@@ -241,17 +241,9 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
         if not cfg.remotes:
             click.echo("no remotes configured (distributed.remotes is empty): nothing to check")
             return
-        try:
-            from hsm_plugin_ssh.sync_check import check_all  # type: ignore[import-not-found]
-        except ModuleNotFoundError as exc:
-            if exc.name in ("hsm_plugin_ssh", "hsm_plugin_ssh.sync_check"):
-                from hsm_core.install_hints import install_hint
+        from hsm_core.hosts import check_remotes_in_sync
 
-                raise HsmError("--check-sync needs hsm-plugin-ssh", hint=install_hint("hsm-plugin-ssh")) from None
-            raise HsmError(f"hsm-plugin-ssh could not be loaded: {exc}") from None
-        except ImportError as exc:
-            raise HsmError(f"hsm-plugin-ssh could not be loaded: {exc}") from None
-        if check_all(cfg) is False:
+        if not check_remotes_in_sync(cfg, registry, click.echo):
             ctx.exit(1)
 
 

@@ -145,6 +145,11 @@ class HostProviderRecord(ComponentRecord):
     """Provides :class:`Host` objects for a scheme (``local``, ``ssh``)."""
 
     kind: ClassVar[str] = "host_provider"
+    #: ``hsm config validate --check-sync`` (plugin API 1.2): ``sync_check(project_config, echo)``
+    #: compares each remote of ``distributed.remotes`` (hosts of this provider) with this
+    #: machine's project, one report per remote through ``echo``, and returns True when all are
+    #: in sync. A callable or a ``"module:attr"`` string imported on first use; None: cannot tell.
+    sync_check: str | Callable[[Any, Callable[[str], None]], bool] | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def hsm_register_compute_sources() -> list[ComputeSourceRecord]:
 @hookimpl
 def hsm_register_hosts() -> list[HostProviderRecord]:
     return [HostProviderRecord("ssh", "Hosts reached over SSH (paramiko; ~/.ssh/config, known_hosts)",
-                               "hsm_plugin_ssh.host:ssh_host")]
+                               "hsm_plugin_ssh.host:ssh_host", sync_check="hsm_plugin_ssh.sync_check:check_all")]
 
 
 @hookimpl
