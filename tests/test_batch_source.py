@@ -10,7 +10,8 @@ from typing import Sequence
 
 import pytest
 
-import hsm_core.plugin.arrayjob.source as batch
+import hsm_core.plugin.arrayjob.watcher as watcher
+from hsm_core.plugin.arrayjob.manifest import element_ids, read_manifest
 from hsm_core import runner
 from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState
 from hsm_core.plugin import HsmError, TaskState
@@ -73,7 +74,10 @@ def test_launch_writes_list_script_and_submitted_statuses(tmp_path: Path) -> Non
     assert (src.job_dir / "dict_001.list").read_text().split() == [f"../../tasks/task_00{i}" for i in (1, 2, 3)]
     for i, spec in enumerate(specs):
         st = read_task_status(spec)
-        assert st["state"] == "submitted" and st["job_id"] == f"77_{i}" and st["array_job_id"] == "77"
+        # Written before the submission: the element's id is in the manifest, the runner adds its own.
+        assert st["state"] == "submitted" and st["array_index"] == i and st["job_script"] == "dict_001.sh"
+    assert read_manifest(src.job_dir)["77"].task_ids == [s.task_id for s in specs]
+    assert element_ids(src.job_dir, src.element_keys) == {s.task_id: f"77_{i}" for i, s in enumerate(specs)}
 
 
 def test_no_job_id_no_submitted_status(tmp_path: Path) -> None:
@@ -87,7 +91,7 @@ def test_no_job_id_no_submitted_status(tmp_path: Path) -> None:
 def test_query_backoff_is_0_2_4_8_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, specs, src = _setup(tmp_path, poll_interval_max=10)
     now = [1000.0]
-    monkeypatch.setattr(batch.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(watcher.time, "monotonic", lambda: now[0])
     src.launch(specs)
     src.queue = {f"77_{i}": JobInfo(QueueState.PENDING, "PENDING") for i in range(2)}
     asked_at = []
@@ -122,9 +126,9 @@ def test_an_element_that_vanishes_mid_run_is_lost_after_a_second_look(tmp_path: 
 
     write_status(specs[0].task_dir, status)
     src.queue = {}
-    src._next_query = 0.0
+    src.watcher.query_soon()
     assert src.poll() == []  # gone from the queue: look once more before deciding
-    src._next_query = 0.0
+    src.watcher.query_soon()
     assert [u.state for u in src.poll()] == [TaskState.LOST]
     written = read_task_status(specs[0])
     assert written["state"] == "lost" and "without a final status" in written["message"]
@@ -140,7 +144,7 @@ def test_timeout_reported_by_the_scheduler_wins_over_the_runner_s_preempted(tmp_
     write_status(specs[0].task_dir, st)
     src.queue = {"77_0": JobInfo(QueueState.TIMEOUT, "TIMEOUT")}
     for _ in range(2):
-        src._next_query = 0.0
+        src.watcher.query_soon()
         updates = src.poll()
     assert [u.state for u in updates] == [TaskState.TIMEOUT]
     written = read_task_status(specs[0])
@@ -151,7 +155,8 @@ def test_timeout_reported_by_the_scheduler_wins_over_the_runner_s_preempted(tmp_
 def test_packed_elements_run_their_tasks_in_turn(tmp_path: Path) -> None:
     _, specs, src = _setup(tmp_path, 5, tasks_per_element=2)
     src.launch(specs)
-    assert [read_task_status(s)["job_id"] for s in specs] == ["77_0", "77_0", "77_1", "77_1", "77_2"]
+    assert [read_task_status(s)["array_index"] for s in specs] == [0, 0, 1, 1, 2]
+    assert list(element_ids(src.job_dir, src.element_keys).values()) == ["77_0", "77_0", "77_1", "77_1", "77_2"]
     src.queue = {"77_0": JobInfo(QueueState.RUNNING, "RUNNING"), "77_1": JobInfo(QueueState.PENDING, "PENDING"),
                  "77_2": JobInfo(QueueState.PENDING, "PENDING")}
     lst = next(src.job_dir.glob("*.list"))

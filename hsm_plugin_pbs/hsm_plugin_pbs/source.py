@@ -137,7 +137,7 @@ class PbsSource(ArrayJobSource):
         if "[]" in job_id:
             full = job_id.replace("[]", f"[{index}]", 1)
             return [full, short_id(full)]
-        chunk = self._chunks.get(job_id)
+        chunk = self.chunks.get(job_id)
         if chunk is not None and not pbs_is_array(_sized(len(chunk.task_ids)), self.flavour):
             return [job_id, short_id(job_id)]  # a one-task PBS Pro job is its own element
         # Slurm's front-end names elements by numbers known only once they run.

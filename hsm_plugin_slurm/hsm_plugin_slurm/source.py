@@ -63,7 +63,7 @@ class SlurmSource(ArrayJobSource):
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
         if self.options.get("sacct") is False:
-            self._accounting_ok = False
+            self.accounting_enabled = False
 
     # -- submission
     def render_script(self, job: ArrayJob) -> str:
