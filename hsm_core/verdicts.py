@@ -71,7 +71,8 @@ def settle_unconfirmed(plan: Any, sources: Sequence[Any], *, retry_failed: bool)
             if state is None:
                 continue
             status = read_status(spec.task_dir) or {}
-            rec.update_from_status(status) if status.get("state") else None
+            if status.get("state"):
+                rec.update_from_status(status)
             if state.active:
                 plan.to_run.remove(rec)
                 plan.to_adopt.append(rec)

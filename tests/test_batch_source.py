@@ -166,3 +166,54 @@ def test_packed_elements_run_their_tasks_in_turn(tmp_path: Path) -> None:
     assert updates[specs[2].task_id] == TaskState.COMPLETED and updates[specs[3].task_id] == TaskState.COMPLETED
     # Waiting for its turn in a running element is not "running".
     assert updates.get(specs[0].task_id, TaskState.SUBMITTED) == TaskState.SUBMITTED
+
+
+class StartsAtOnce(DictScheduler):
+    """A scheduler whose jobs start before its submission command returns: the command runs every
+    element's task runner itself, then prints the job id."""
+
+    def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
+        lst = self.job_dir / script_name.replace(".sh", ".list")
+        code = ("import sys; from hsm_core import runner\n"
+                f"for i in range({job.size}): runner.main(['--list', {str(lst)!r}, '--index', str(i), '--source', 'dict'])\n"
+                "print(77)")
+        return [sys.executable, "-c", code]
+
+
+def test_submitted_is_written_before_the_job_can_start(tmp_path: Path) -> None:
+    sweep, specs, ctx = make_sweep(tmp_path / "p", [{"x": i} for i in range(3)])
+    src = StartsAtOnce("dict", {}, ctx)
+    src.launch(specs)
+    # The runner's word stands: hsm's 'submitted' never lands on a task that already ran.
+    assert [read_task_status(s)["state"] for s in specs] == ["completed"] * 3
+    assert {u.state for u in src.poll()} == {TaskState.COMPLETED}
+
+
+def _preempted_by_signal(spec) -> None:
+    from hsm_core.state import write_status
+
+    st = read_task_status(spec)
+    st.update(state="preempted", signal_received="SIGTERM", exit_code=-15, job_id="77_0",
+              end_time="2026-01-01T10:00:00+00:00", attempts=[{"attempt": 1, "state": "preempted"}])
+    write_status(spec.task_dir, st)
+
+
+@pytest.mark.parametrize("queue, state, written", [
+    ({"77_0": JobInfo(QueueState.TIMEOUT, "TIMEOUT")}, TaskState.TIMEOUT, "timeout"),
+    ({"77_0": JobInfo(QueueState.CANCELLED, "CANCELLED by 0")}, TaskState.CANCELLED, "cancelled"),
+    ({"77_0": JobInfo(QueueState.PENDING, "PENDING")}, TaskState.SUBMITTED, "submitted"),  # requeued
+    ({}, TaskState.PREEMPTED, "preempted"),  # the queue forgot it, no accounting: nobody can tell
+])
+def test_settle_asks_the_scheduler_how_an_unwatched_signal_ended(tmp_path: Path, queue, state, written) -> None:
+    _, specs, src = _setup(tmp_path, 1)
+    src.launch(specs)
+    _preempted_by_signal(specs[0])
+    later = DictScheduler("dict", {}, src.context)  # hsm complete, after the controller is gone
+    later.queue = queue
+    assert later.settle(specs) == {specs[0].task_id: state}
+    st = read_task_status(specs[0])
+    assert st["state"] == written
+    if written in ("timeout", "cancelled"):
+        assert st["attempts"][-1]["state"] == written  # the history says it too
+        assert st["end_time"] == "2026-01-01T10:00:00+00:00"  # when it ended, not when hsm noticed
+    assert bool(st.get("unconfirmed")) == (not queue)

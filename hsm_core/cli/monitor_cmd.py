@@ -141,6 +141,11 @@ def watch(out: Path, only: Any | None, interval: float, once: bool) -> None:
             snaps = snapshots()
     except KeyboardInterrupt:
         return
+    from hsm_core.sweep_end import settle_ended_sweep
+
+    # Nobody left to say how it ended (--no-wait, a controller that died): say it now.
+    if any(settle_ended_sweep(sw, reader="hsm monitor watch") for sw, s in zip(tracked, snaps) if s.status in ACTIVE_SWEEP_STATUSES):
+        snaps = snapshots()
     for s in snaps:
         status = "all tasks done" if s.status in ACTIVE_SWEEP_STATUSES else s.status
         console.print(f"Sweep {s.sweep_id} finished: {status} ({s.completed} completed, {s.failed} failed).", markup=False)

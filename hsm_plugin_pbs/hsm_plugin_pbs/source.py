@@ -102,6 +102,8 @@ class PbsSource(ArrayJobSource):
     cancel_command = ("qdel",)
     transient_patterns = ("pbs_server busy",)
     script_suffix = ".pbs"
+    directive_scopes = ("pbs",)
+    foreign_directive_forms = ("--",)  # PBS options have one dash: "--signal=..." is Slurm's
     #: The flavour when ``system:`` does not say.
     default_flavour: ClassVar[str] = "pbs"
 

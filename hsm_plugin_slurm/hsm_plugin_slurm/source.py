@@ -59,6 +59,7 @@ class SlurmSource(ArrayJobSource):
     cancel_command = ("scancel",)
     transient_patterns = ("unable to contact slurm controller", "slurm_persist_conn")
     script_suffix = ".sbatch"
+    directive_scopes = ("slurm",)
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)

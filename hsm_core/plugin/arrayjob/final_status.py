@@ -52,6 +52,8 @@ def write_verdict(task_dir: Path, verdict: Verdict, info: JobInfo | None, *,
         new["attempts"] = attempts
     if info is not None and info.raw:
         new["scheduler_state"] = info.raw
+    if verdict.unconfirmed:
+        new["unconfirmed"] = True
     new.pop("process", None)
     write_status(task_dir, new)
     return new

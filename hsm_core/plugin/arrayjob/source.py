@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 from hsm_core.errors import HsmError
 from hsm_core.install_hints import install_hint
 from hsm_core.plugin.arrayjob import submission
-from hsm_core.plugin.arrayjob.directives import check_line, check_name
+from hsm_core.plugin.arrayjob.directives import check_line, check_name, scoped_directives
 from hsm_core.plugin.arrayjob.jobfiles import JobFiles
 from hsm_core.plugin.arrayjob.manifest import SubmittedChunk, read_manifest
 from hsm_core.plugin.arrayjob.resources import positive_int, resources_from_options
@@ -70,6 +70,13 @@ class ArrayJobSource(ComputeSource):
     cancel_command: ClassVar[tuple[str, ...]] = ()
     #: Messages of this scheduler's commands that mean "try again", besides :data:`TRANSIENT_PATTERNS`.
     transient_patterns: ClassVar[tuple[str, ...]] = ()
+    #: Keys of the options whose ``extra_directives`` only this scheduler reads (``slurm``: the
+    #: project's ``hpc: {slurm: {extra_directives: [...]}}``), besides the section's own.
+    directive_scopes: ClassVar[tuple[str, ...]] = ()
+    #: Beginnings of an ``extra_directives`` entry written for another scheduler (``--`` for PBS,
+    #: whose options have one dash): refused with a one-line error rather than put in a script
+    #: the submission command rejects. A ``#`` prefix other than :attr:`directive_prefix` always is.
+    foreign_directive_forms: ClassVar[tuple[str, ...]] = ()
     #: File name suffix of worker job scripts (``workers_<stamp><suffix>``).
     script_suffix: ClassVar[str] = ".sh"
     poll_interval = 1.0  # file checks are cheap; scheduler queries back off separately
@@ -78,7 +85,11 @@ class ArrayJobSource(ComputeSource):
         super().__init__(name, options, context)
         self.resources = resources_from_options(self.options)
         self.setup_commands = tuple(check_line(c, f"setup_commands[{i}]") for i, c in enumerate(self.options.get("setup_commands") or ()))
-        self.extra_directives = tuple(check_line(c, f"extra_directives[{i}]") for i, c in enumerate(self.options.get("extra_directives") or ()))
+        project_file = Path(context.project_root) / "hsm_config.yaml"
+        self.extra_directives = scoped_directives(
+            self.options, prefix=self.directive_prefix, scopes=self.directive_scopes, foreign_forms=self.foreign_directive_forms,
+            scheduler=self.scheduler_name, file=project_file if project_file.is_file() else None,
+        )
         self.skip_directives = tuple(str(c) for c in self.options.get("skip_directives") or ())
         par = self.options.get("array_parallelism")
         self.array_parallelism = positive_int(par, "array_parallelism") if par not in (None, "") else None
@@ -327,6 +338,21 @@ class ArrayJobSource(ComputeSource):
     def attach(self, tasks: Sequence[TaskSpec]) -> None:
         """Follow tasks an earlier controller submitted (job ids from status.yaml and jobs.jsonl)."""
         self.watcher.follow_submitted(tasks, read_manifest(self.job_dir, self.name))
+
+    def settle(self, tasks: Sequence[TaskSpec]) -> dict[str, TaskState]:
+        """How tasks ended that nobody watched end and whose runner recorded a signal (see
+        :meth:`ComputeSource.settle <hsm_core.plugin.ComputeSource.settle>`): the queue, then the
+        accounting, is asked, and the verdict written (``timeout``, ``cancelled``, ``preempted``,
+        or ``preempted`` and ``unconfirmed`` when nobody can tell). SUBMITTED: the scheduler
+        requeued the job (or could not be asked): watch it, do not run it again."""
+        if not tasks:
+            return {}
+        watcher = QueueWatcher(self, poll_interval_max=self.poll_interval_max, accounting=self.accounting_enabled)
+        watcher.follow_submitted(tasks, read_manifest(self.job_dir, self.name))
+        states = watcher.settle()
+        if not watcher.accounting_ok:
+            self.accounting_enabled = False
+        return states
 
     def interrupt(self, wait: float = 30.0) -> None:
         """Ctrl-C: cancel every job of this source and mark the tasks ``interrupted``."""

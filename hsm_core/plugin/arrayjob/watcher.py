@@ -245,12 +245,48 @@ class QueueWatcher:
             self.stopping.pop(t.spec.task_id, None)
             updates.append(TaskUpdate(t.spec.task_id, verdict.state, infrastructure_failure=verdict.infrastructure, message=verdict.message))
         elif t.status.get("state") == TaskState.PREEMPTED.value:
-            # The runner recorded a preempted attempt and the scheduler requeued the element: say
-            # nothing until the next attempt starts (the engine would take 'preempted' as the end).
+            # The runner recorded a preempted attempt and the scheduler requeued the element. Once
+            # it is queued again the files say so (every reader, a monitor included, would take
+            # 'preempted' for the end); while the scheduler still shows it running, say nothing.
+            if verdict.state is TaskState.SUBMITTED and self._mark_requeued(t) and t.reported is not TaskState.SUBMITTED:
+                t.reported = TaskState.SUBMITTED
+                updates.append(TaskUpdate(t.spec.task_id, TaskState.SUBMITTED, message="requeued by the scheduler"))
             return
         elif verdict.state != t.reported:
             t.reported = verdict.state
             updates.append(TaskUpdate(t.spec.task_id, verdict.state))
+
+    def _mark_requeued(self, t: Tracked) -> bool:
+        """Write ``submitted`` over the runner's ``preempted`` of a task whose element the scheduler
+        requeued (its attempt history keeps the preempted attempt). False if the file changed."""
+        status = read_status(t.spec.task_dir)
+        if not status or status.get("state") != TaskState.PREEMPTED.value:
+            return False
+        new = {k: v for k, v in status.items() if k not in ("process", "signal_received", "unconfirmed")}
+        new.update(state=TaskState.SUBMITTED.value, message="requeued by the scheduler after a signal")
+        from hsm_core.plugin.taskfiles import write_status
+
+        # The runner of the next attempt writes over this; it reads the history from it.
+        write_status(t.spec.task_dir, new)
+        t.status = new
+        self.source.staging.push_status(t.spec.task_dir, new, t.spec.name)
+        self.source.log(f"{t.spec.name}: requeued by {self.source.scheduler_name} after a signal")
+        return True
+
+    def settle(self, rounds: int = 3) -> dict[str, TaskState]:
+        """Ask the scheduler at once, a few times, about every followed task; returns the states
+        decided (final ones are written), and SUBMITTED for tasks still queued or running (or that
+        nothing could be said about: better watched than run twice)."""
+        states: dict[str, TaskState] = {}
+        for _ in range(rounds):
+            if not self.tracked:
+                break
+            self.query_soon()
+            for upd in self.poll():
+                states[upd.task_id] = upd.state
+        for task_id in self.tracked:
+            states.setdefault(task_id, TaskState.SUBMITTED)
+        return states
 
     def write_final(self, t: Tracked, verdict: Verdict, info: JobInfo | None) -> None:
         """Write a final state hsm decided into ``t``'s status (here, and there for a login node)."""
