@@ -277,7 +277,7 @@ def take_snapshot(
         elapsed=None,
         eta=None,
         metadata=meta,
-        unsettled=len(cache.unsettled),
+        unsettled=len(getattr(cache, "unsettled", ())),  # a fixed set of records (a report) has none
     )
     over = snap.finished
     if not over:
