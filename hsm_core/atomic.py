@@ -7,9 +7,9 @@ the writer is SIGKILLed or the disk fills up mid-write.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,22 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+#: The mode of files that hold a secret (a token, a password, an API key): the owner's only.
+PRIVATE_MODE = 0o600
+
+
+def atomic_write_bytes(
+    path: Path, data: bytes, *, mode: int | None = None, private: bool = False, fsync: bool = True
+) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
+
+    The file gets the mode any other program would give it: ``0666`` less the umask (and what a
+    default ACL of the directory says), so colleagues on shared project storage can read sweeps
+    and reports when the umask lets them. ``private`` makes it ``0600`` whatever the umask (for
+    files that hold a secret); ``mode`` sets an exact mode (to keep an existing file's).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path, PRIVATE_MODE if private else 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -38,6 +50,29 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None, fsyn
         except FileNotFoundError:
             pass
         raise
+
+
+def _create_temp(path: Path, mode: int) -> tuple[int, str]:
+    """Create ``.<name>.<random>.tmp`` beside ``path`` with ``mode`` (less the umask).
+
+    Not ``tempfile.mkstemp``: it always creates ``0600``, which made every sweep file unreadable
+    to the owner's group whatever their umask.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path.parent))
+
+
+def executable_mode(path: Path) -> int:
+    """The mode of ``path`` plus an execute bit wherever it has a read bit (``0644`` ->
+    ``0755``, ``0600`` -> ``0700``): a script keeps the umask's choice of who may see it."""
+    mode = os.stat(path).st_mode & 0o7777
+    return mode | ((mode & 0o444) >> 2)
 
 
 def atomic_write_text(path: Path, text: str, **kw: Any) -> None:

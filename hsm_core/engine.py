@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from hsm_core import runner
 from hsm_core.metrics import collect_metrics, load_collectors
@@ -34,6 +34,9 @@ from hsm_core.plugin import (
     TaskUpdate,
 )
 from hsm_core.state import SweepDir, TaskRecord, count_states, read_status, reconcile_status
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hsm_core.failfast import FailFast
 
 INDEX_SAVE_INTERVAL = 2.0
 
@@ -123,6 +126,8 @@ class Engine:
         on_outage: Callable[[str, Outage], None] | None = None,
         kill_grace: float = 10.0,
         may_launch: Callable[[], bool] | None = None,
+        retry: Callable[[TaskRecord], float | None] | None = None,
+        fail_fast: "FailFast | None" = None,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -157,6 +162,12 @@ class Engine:
         #: Adopted tasks watched through their files (no source of this run can attach them).
         self._watched: dict[str, TaskSpec] = {}
         self.kill_grace = kill_grace
+        #: Asked when a task fails: seconds until it runs again, or None (hsm_core.retries).
+        self._retry = retry
+        self._retry_at: list[tuple[float, TaskSpec]] = []
+        self._interrupting = False
+        #: No more launches once the first finished tasks all failed alike (hsm_core.failfast).
+        self.fail_fast = fail_fast
 
     # ------------------------------------------------------------------------------------------
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
@@ -171,7 +182,8 @@ class Engine:
         for rt in self.sources:
             rt.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hsm-source-{rt.name}")
         try:
-            while pending or self._owner or adopted_left:
+            while pending or self._owner or adopted_left or self._retry_at:
+                self._release_retries(pending)
                 self._reap(pending)
                 self._health_checks()
                 self._dispatch(pending)
@@ -179,6 +191,7 @@ class Engine:
                 if (
                     self.detach
                     and not pending
+                    and not self._retry_at
                     and not any(rt.ops for rt in self.sources)
                     and all(rt.source.detach() for rt in self.sources if rt.active)
                 ):
@@ -236,6 +249,9 @@ class Engine:
             return
         if self.launch_stopped:
             pending.clear()
+            return
+        if self.fail_fast is not None and self.fail_fast.stops(len(pending), self._total_active()):
+            pending.clear()  # they stay pending on disk, for hsm complete
             return
         batches: dict[str, list[TaskSpec]] = collections.defaultdict(list)
         planned = {rt.name: len(rt.active) for rt in self.sources}
@@ -362,6 +378,7 @@ class Engine:
         # A call in flight wakes us when it returns (_submit), so only the idle sources count here.
         deadlines = [rt.next_poll for rt in self.sources if rt.active and not rt.ops]
         deadlines += [rt.next_health for rt in self.sources if rt.next_health]
+        deadlines += [at for at, _spec in self._retry_at]
         timeout = max(0.0, min(deadlines) - now) if deadlines else 1.0
         if watching_adopted:
             timeout = min(timeout, 0.5)
@@ -449,6 +466,11 @@ class Engine:
 
     def _finished(self, rec: TaskRecord) -> None:
         d = self.sweep.task_dir(rec.index)
+        retry_in = None
+        if self._retry is not None and not self._interrupting and rec.state != TaskState.COMPLETED.value:
+            retry_in = self._retry(rec)
+        if self.fail_fast is not None and retry_in is None:
+            self.fail_fast.observe(rec)  # (a transient failure about to be retried says nothing about the script)
         if rec.state == TaskState.COMPLETED.value:
             self._collect_metrics(d)
         else:
@@ -458,6 +480,18 @@ class Engine:
         self.registry.hook.hsm_task_finished(
             sweep_id=self.sweep.sweep_id, task_id=rec.task_id, state=rec.state, task_dir=str(d)
         )
+        if retry_in is not None:
+            rec.state = TaskState.PENDING.value
+            self._retry_at.append((time.time() + retry_in, self._spec(rec)))
+
+    def _release_retries(self, pending: "collections.deque[TaskSpec]") -> None:
+        """Queue the retries whose backoff is over (none once another controller took over)."""
+        if self.launch_stopped:
+            self._retry_at.clear()
+            return
+        now = time.time()
+        pending.extend(spec for at, spec in self._retry_at if at <= now)
+        self._retry_at = [(at, spec) for at, spec in self._retry_at if at > now]
 
     def _collect_metrics(self, task_dir: Any) -> None:
         collect_metrics(task_dir, self._collectors)
@@ -650,6 +684,7 @@ class Engine:
 
     def _interrupt(self) -> None:
         old_int = _restore_signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        self._interrupting = True  # what ends now is stopped, not retried
         try:
             self._settle()  # launches in flight finish first: their tasks must be stopped too
             for rt in self.sources:

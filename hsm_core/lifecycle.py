@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hsm_core import __version__
-from hsm_core.config import ProjectConfig, load_project_config
+from hsm_core.config.project_config import ProjectConfig, load_project_config
+from hsm_core.config.project_root import resolve_project_root
 from hsm_core.engine import Engine, WakeEvent
+from hsm_core.failfast import FailFast, fail_fast_limit
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
+from hsm_core.on_finish import ENDED, run_on_finish
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
 from hsm_core.prepare import command_plan, prepare_task
+from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
@@ -98,8 +102,9 @@ def plan_run(
     sweep_id: str | None = None,
     max_runs: int | None = None,
 ) -> Plan:
-    """Plan a new sweep from ``config_file`` (nothing is written yet)."""
-    project = load_project_config(project_root or Path.cwd(), registry)
+    """Plan a new sweep from ``config_file`` (nothing is written yet) in the project at ``project_root``
+    (default: the project holding the current directory)."""
+    project = load_project_config(project_root or resolve_project_root(), registry)
     spec = load_spec(config_file, registry)
     _check_size(spec, registry, max_runs)
     records, dups = _expand_records(spec, registry, max_runs)
@@ -129,7 +134,7 @@ def plan_run(
 
 
 def plan_complete(
-    sweep_id: str,
+    sweep_id: str | None,
     registry: Any,
     *,
     project_root: Path | None = None,
@@ -139,17 +144,20 @@ def plan_complete(
     wait: bool = False,
     on_wait: Callable[[Holder], None] | None = None,
 ) -> Plan:
-    """Plan finishing an existing sweep: run what has no completed task, adopt what still runs.
+    """Plan finishing an existing sweep (``sweep_id`` None or ``latest``: the latest one): run what
+    has no completed task, adopt what still runs.
 
     With ``take_lease`` (not for ``--dry-run``) the sweep's controller lease is taken *before*
     anything is read, and held by the returned plan (:func:`execute` gives it back): a plan made
     while another controller runs would be stale. A held lease raises
     :class:`~hsm_core.lease.LeaseHeld`, or with ``wait`` is waited for (``on_wait(holder)`` once).
     """
-    project = load_project_config(project_root or Path.cwd(), registry)
-    from hsm_core.workers.layout import continue_command, find_sweep
+    project = load_project_config(project_root or resolve_project_root(), registry)
+    from hsm_core.sweep_select import resolve_sweep
+    from hsm_core.workers.layout import continue_command
 
-    sweep = find_sweep(project, sweep_id)
+    sweep = resolve_sweep(project, sweep_id)  # None or "latest": the latest sweep
+    sweep_id = sweep.sweep_id
     meta = sweep.read_metadata()
     if meta.get("mode") == "workers":
         # Its configurations are claimed by pull-based workers through lock files: running them
@@ -191,6 +199,7 @@ def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, re
         if max_runs is not None and len(wanted_ids) >= max_runs:
             break
     plan = Plan(project, spec, sweep, records, [], new_sweep=False, retry_failed=retry_failed)
+    retries = policy_from(spec.settings, project.data)
     from hsm_core.verdicts import RERUN_ONLY_WITH_RETRY, UNCONFIRMED_REASON, is_unconfirmed
 
     for rec in sorted(records.values(), key=lambda r: r.index):
@@ -199,7 +208,8 @@ def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, re
         state = TaskState(rec.state)
         if state == TaskState.COMPLETED:
             plan.skipped["already completed"] = plan.skipped.get("already completed", 0) + 1
-        elif state.value in RERUN_ONLY_WITH_RETRY and not retry_failed:
+        elif state.value in RERUN_ONLY_WITH_RETRY and not retry_failed and not due_for_retry(sweep, rec, retries):
+            # (A transient failure with retries left runs again: its controller ended before it could.)
             # A timed-out task would most likely time out again: like a failure, on request only.
             reason = f"{state.value} (use --retry-failed)"
             plan.skipped[reason] = plan.skipped.get(reason, 0) + 1
@@ -341,9 +351,13 @@ def settle_sweep_status(plan: Plan) -> str:
         state = "incomplete"
     if plan.lease is not None and plan.lease.may_launch():
         try:
+            before = plan.sweep.read_metadata().get("status")
             plan.sweep.update_metadata(status=state, updated=now_iso())
         except OSError:
-            pass  # a read-only or full disk: the task dirs remain the truth
+            return state  # a read-only or full disk: the task dirs remain the truth
+        if state in ENDED and before not in ENDED:
+            # Its tasks ended with nobody watching (--no-wait, a killed controller): it ends now.
+            run_on_finish(plan.project.data, plan.project.root, plan.sweep, plan.records.values(), state)
     return state
 
 
@@ -401,9 +415,11 @@ def _execute(
     engine_hook: Callable[[Engine], None] | None = None,
     on_ready: Callable[[Plan], None] | None = None,
     on_outage: Callable[[str, Any], None] | None = None,
+    on_fail_fast: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Create sources, write task dirs, run the engine. Returns the count of this run's tasks per state.
-    ``on_ready(plan)`` is called once the sweep exists (its id final), before any task starts."""
+    ``on_ready(plan)`` is called once the sweep exists (its id final), before any task starts;
+    ``on_fail_fast(line)`` when the first finished tasks all failed alike (hsm_core.failfast)."""
     wake = WakeEvent()
     # What needs no sweep directory is checked before one is made.
     requests = parse_sources(opts.sources, plan.project.data, registry)
@@ -501,6 +517,8 @@ def _execute(
         on_outage=on_outage,
         kill_grace=kill_grace,
         may_launch=plan.lease.may_launch if plan.lease is not None else None,
+        retry=Retrier(plan.sweep, policy_from(plan.spec.settings, plan.project.data)),
+        fail_fast=FailFast(plan.sweep, fail_fast_limit(plan.project.data), on_fail_fast),
     )
     if engine_hook:
         engine_hook(engine)
@@ -545,6 +563,7 @@ def _execute(
             from hsm_core.monitor.report import write_reports
 
             write_reports(plan.sweep)  # never raises: a report must not fail a finished sweep
+            run_on_finish(plan.project.data, plan.project.root, plan.sweep, plan.records.values(), final_state)
 
 
 def _before_run(sources: list[Any], plan: Plan, opts: ExecOptions, registry: Any) -> None:

@@ -6,12 +6,11 @@ report see the same metrics however a task ran.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from hsm_core.atomic import atomic_write_text
 from hsm_core.plugin import CollectorRecord, ResultCollector
+from hsm_core.taskdir import write_metrics_once
 
 
 def load_collectors(registry: Any) -> list[ResultCollector]:
@@ -30,6 +29,6 @@ def collect_metrics(task_dir: Path, collectors: Sequence[ResultCollector]) -> di
             continue
         for k, v in found.items():
             metrics.setdefault(k, v)
-    if metrics and not (task_dir / "metrics.json").exists():
-        atomic_write_text(task_dir / "metrics.json", json.dumps(metrics, indent=1))
+    if metrics:
+        write_metrics_once(task_dir, metrics)
     return metrics

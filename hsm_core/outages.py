@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hsm_core.durations import fmt_duration
+
 #: File (under the sweep's ``logs/``) with the outages of the sources of a running controller.
 OUTAGES_FILE = "source_outages.json"
 #: Seconds before calling a source again after its n-th failure in a row (the last one repeats).
@@ -141,8 +143,6 @@ def _clock(epoch: float, now: float) -> str:
 
 
 def _span(seconds: float) -> str:
-    from hsm_core.monitor.snapshot import fmt_duration
-
     return fmt_duration(max(0.0, seconds))
 
 

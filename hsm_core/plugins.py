@@ -45,6 +45,7 @@ ENTRY_POINT_GROUP = "hsm"
 #: Built-in plugins, registered exactly like external ones (in this order, before them).
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "hsm_core.builtin.expanders",
+    "hsm_core.builtin.random_search",
     "hsm_core.builtin.strategies",
     "hsm_core.builtin.local",
     "hsm_core.builtin.collectors",
@@ -403,3 +404,22 @@ def set_registry(registry: PluginRegistry | None) -> None:
     """Replace the process-wide registry (for tests: ``hsm_core.testing`` fixtures use it)."""
     global _REGISTRY
     _REGISTRY = registry
+
+
+# --------------------------------------------------------------------------------------------
+# Installed components of one role (what configuration and the commands offer)
+# --------------------------------------------------------------------------------------------
+
+
+def scheduler_records(registry: Any) -> dict[str, ComputeSourceRecord]:
+    """The installed batch schedulers, by name."""
+    return {n: r for n, r in sorted(registry.components(ComputeSourceRecord.kind).items())
+            if getattr(r, "batch_scheduler", False)}
+
+
+def scheduler_names(registry: Any) -> list[str]:
+    """Names and aliases of the installed batch schedulers (what ``hpc.system`` may say)."""
+    names: list[str] = []
+    for name, rec in scheduler_records(registry).items():
+        names += [name, *getattr(rec, "aliases", ())]
+    return names

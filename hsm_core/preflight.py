@@ -22,17 +22,14 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from hsm_core.config import display_path
+from hsm_core.config.lines import display_path, line_of
+from hsm_core.config.project_config import ProjectConfig
 from hsm_core.plugin import ComponentNotFound, ComputeSourceRecord, ConfigError, HsmError, StrategyRecord
 from hsm_core.prepare import CommandPlan, command_plan, format_value, placeholder_param
 from hsm_core.sources import SourceRequest, missing_local_commands, parse_sources
-from hsm_core.sweep import MAX_ARGUMENT_BYTES
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hsm_core.config import ProjectConfig
-    from hsm_core.sweep import SweepSpec
+from hsm_core.sweep import MAX_ARGUMENT_BYTES, SweepSpec, param_location
 
 #: Linux refuses one argument (or one NAME=value of the environment) of this many bytes or more.
 MAX_ARG_STRLEN = MAX_ARGUMENT_BYTES
@@ -60,8 +57,6 @@ class Origin:
 
 
 def _spec_origin(spec: SweepSpec, key: str) -> Origin:
-    from hsm_core.config import line_of
-
     return Origin(key, display_path(spec.path) if spec.path else None, line_of(spec.settings, [key]))
 
 
@@ -191,8 +186,6 @@ def _longest_param(params: Mapping[str, Any], inside: str | None = None) -> str 
 
 
 def _too_long(spec: SweepSpec, param: str | None, origin: Origin, message: str) -> HsmError:
-    from hsm_core.sweep import param_location
-
     if param is None:
         return origin.error(f"{origin.label}: {message}", hint=LONG_VALUE_HINT)
     key, line = param_location(spec, param)
@@ -219,6 +212,8 @@ def check_command_lines(
     # two arguments per parameter: their sizes are computed once per distinct value, and a bound
     # from the grid's longest values usually settles every task at once (100,000 in ~10 ms).
     sizes = _ArgSizes(cmd) if all(p in ("python", "script") for p in cmd.placeholders()) else None
+    if any(str(word).startswith("{args:") for word in cmd.template or ()):
+        sizes = None  # wandb's argument forms ({args:wandb} ...): measured task by task
     repeat = 1 if cmd.template is None else sum(word == "{args}" for word in cmd.template)
     fixed = sum(_entry_bytes(a) for a in cmd.argv({})[0]) if sizes is not None else 0
     if sizes is not None:
@@ -256,6 +251,8 @@ def _largest_from_sections(spec: SweepSpec, sizes: "_ArgSizes") -> tuple[int, in
     """(bytes, largest argument) of the longest value of every parameter together: a bound on
     every task's arguments, from the grid and paired lists alone. None when a section is a
     plugin's, whose values only its expansion knows."""
+    from hsm_core.sweep_syntax import looks_like_sweep
+
     total = widest = 0
     for name, section in spec.sections.items():
         if name == "grid" and isinstance(section, Mapping):
@@ -265,6 +262,8 @@ def _largest_from_sections(spec: SweepSpec, sizes: "_ArgSizes") -> tuple[int, in
         else:
             return None
         for key, values in lists:
+            if isinstance(values, str) and looks_like_sweep(values):
+                return None  # a,b / range(..): only the expansion knows its values' texts
             measured = [sizes.of(key, v) for v in (values if isinstance(values, list) else [values])]
             total += max(m[0] for m in measured)
             widest = max(widest, max(m[1] for m in measured))

@@ -12,14 +12,13 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from hsm_core.atomic import atomic_write_text, atomic_write_yaml
+from hsm_core.config.project_config import ProjectConfig
+from hsm_core.hydra_app import HydraApp, find_hydra_app
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hsm_core.config import ProjectConfig
+from hsm_core.taskdir import write_command, write_params_once
 
 _PLACEHOLDER = re.compile(r"\{([^{}\s]+)\}")
 
@@ -45,7 +44,31 @@ def override_args(params: Mapping[str, Any], style: str) -> list[str]:
             # argparse: the "--key=value" form keeps it the value of --key.
             out += [f"--{k}={text}"] if text.startswith("-") else [f"--{k}", text]
         return out
+    if style.startswith("wandb"):
+        from hsm_core.wandb_sweep import WANDB_ARG_STYLES, wandb_args
+
+        if style in WANDB_ARG_STYLES:
+            return wandb_args(params, style)
+    if style not in ("hydra", ""):
+        raise ConfigError(f"unknown argument style {style!r} (hydra, argparse, {', '.join(_wandb_styles())})",
+                          key="command")
     return [f"{k}={format_value(v)}" for k, v in params.items()]
+
+
+def _wandb_styles() -> tuple[str, ...]:
+    from hsm_core.wandb_sweep import WANDB_ARG_STYLES
+
+    return WANDB_ARG_STYLES
+
+
+def _args_word(word: str) -> str | None:
+    """The argument style of a word that inserts every parameter: ``{args}`` (the plan's style,
+    "") or ``{args:STYLE}`` (wandb's forms, from a wandb sweep file); None for another word."""
+    if word == "{args}":
+        return ""
+    if word.startswith("{args:") and word.endswith("}"):
+        return word[len("{args:"):-1]
+    return None
 
 
 @dataclass
@@ -57,23 +80,30 @@ class CommandPlan:
     script: str | None
     args_style: str
     cwd: Path
+    #: Set when the command runs a Hydra app: each task gets its own run dir (hsm_core.hydra_app).
+    hydra: HydraApp | None = None
 
     def argv(self, params: Mapping[str, Any]) -> tuple[list[str], bool]:
         """The argv for ``params`` and whether argv[0] is the configured Python interpreter."""
         args = override_args(params, self.args_style)
+        extra = self.hydra.run_dir_args(params, self.template) if self.hydra is not None else []
         if self.template is None:
             if not self.script:
                 raise HsmError(
                     "no command to run",
                     hint="set paths.train_script in hsm_config.yaml, or 'command:' in the sweep file",
                 )
-            return [self.python, self.script, *args], True
+            return [self.python, self.script, *args, *extra], True
         out: list[str] = []
         for word in self.template:
-            if word == "{args}":
-                out.extend(args)
+            style = _args_word(word)
+            if style is not None:
+                out.extend(override_args(params, style) if style else args)
+                out.extend(extra)  # once, with the first {args}
+                extra = []
                 continue
             out.append(_PLACEHOLDER.sub(lambda m: self._fill(m.group(1), params), word))
+        out.extend(extra)  # a template without {args}: at the end, where Hydra reads overrides
         return out, bool(self.template) and self.template[0] == "{python}"
 
     def _fill(self, name: str, params: Mapping[str, Any]) -> str:
@@ -91,7 +121,8 @@ class CommandPlan:
 
     def placeholders(self) -> list[str]:
         """The ``{name}`` placeholders of the template (``python``, ``script``, ``param.lr`` ...)."""
-        return [m.group(1) for word in self.template or () for m in _PLACEHOLDER.finditer(word) if word != "{args}"]
+        return [m.group(1) for word in self.template or () for m in _PLACEHOLDER.finditer(word)
+                if _args_word(word) is None]
 
 
 def placeholder_param(name: str, params: Mapping[str, Any]) -> str | None:
@@ -122,7 +153,8 @@ def command_plan(project: ProjectConfig, settings: Mapping[str, Any]) -> Command
             template = shlex.split(str(template_text))
         except ValueError as exc:
             raise ConfigError(f"cannot split command template: {exc}", key="command") from exc
-    return CommandPlan(template, project.python_interpreter, script_arg, style, project.root)
+    hydra = find_hydra_app(project, settings, template, script_arg)
+    return CommandPlan(template, project.python_interpreter, script_arg, style, project.root, hydra)
 
 
 def write_task(
@@ -135,9 +167,7 @@ def write_task(
     d = sweep.task_dir(record.index)
     d.mkdir(parents=True, exist_ok=True)
     argv, python_arg0 = plan.argv(record.params)
-    params_path = d / "params.yaml"
-    if not params_path.exists():
-        atomic_write_yaml(params_path, {"task_id": record.task_id, "index": record.index, "params": record.params}, fsync=False)
+    write_params_once(d, record.task_id, record.index, record.params)
     command = {
         "sweep_id": sweep.sweep_id,
         "task_id": record.task_id,
@@ -147,7 +177,7 @@ def write_task(
         "cwd": str(plan.cwd),
         "env": dict(env),
     }
-    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False)
+    write_command(d, command)
     return task_spec(sweep, record)
 
 

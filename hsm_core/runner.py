@@ -20,7 +20,6 @@ stay out).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -33,49 +32,38 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Sequence
 
 from hsm_core.state import (
-    EXIT_MARKER,
-    PID_FILE,
     STARTING,
     STARTING_GRACE,
-    WRAPPER_NAME,
     finalize_status,
-    left_exit_code,
     now_iso,
     process_identity,
-    read_status,
-    started_process,
-    write_status,
 )
 from hsm_core import jobenv
+from hsm_core.taskdir import (
+    PID_FILE,
+    WRAPPER_NAME,
+    carry_kept,
+    clear_markers,
+    left_exit_code,
+    open_output,
+    pid_recorded,
+    read_command,
+    read_status,
+    remove_status,
+    results_dir,
+    started_process,
+    with_kept_on_disk,
+    wrapper_script,
+    write_status,
+)
 from hsm_core.taskstate import TaskState
-
-COMMAND_FILE = "command.json"
 
 #: The wrapper's exit code when it could not write its pid file (a full disk): it does not start
 #: the command then, because nothing could tell afterwards whether the command ran (EX_TEMPFAIL).
 NOT_STARTED_EXIT = 75
 
-# "$@" is the user's argv, passed as separate words: never re-parsed by the shell.
-# The pid file is what says, after any crash, that the command was started: without it the
-# command is not started at all. The exit code goes to .exit_code and, first, onto the end of
-# .hsm_pid: that file exists and its disk block is already allocated, so the append works on a
-# full disk where creating .exit_code fails (see state.left_exit_code).
-# The wrapper traps the stop signals (its command gets them at default, as a trap is not
-# inherited): a signal sent to the task's group must not kill the wrapper before its command has
-# ended, or the command's own exit code (0 from a script that saved its checkpoint and exited)
-# would be lost; the trap runs only once the command has ended.
-_WRAPPER = (
-    f'trap "" HUP; trap : TERM INT USR1 USR2; printf "%s" "$$" > "$HSM_TASK_DIR/.hsm_pid" || exit {NOT_STARTED_EXIT}; "$@"; rc=$?; '
-    'printf " exit %s" "$rc" >> "$HSM_TASK_DIR/.hsm_pid"; '
-    'printf "%s" "$rc" > "$HSM_TASK_DIR/.exit_code.tmp" && mv -f "$HSM_TASK_DIR/.exit_code.tmp" "$HSM_TASK_DIR/.exit_code"; '
-    "exit $rc"
-)
-
-
-def read_command(task_dir: Path) -> dict[str, Any]:
-    """The task's ``command.json``."""
-    with open(task_dir / COMMAND_FILE, encoding="utf-8") as fh:
-        return json.load(fh)
+# The task's /bin/sh wrapper (see taskdir.wrapper_script: what it writes, and why).
+_WRAPPER = wrapper_script(NOT_STARTED_EXIT)
 
 
 def task_environment(
@@ -86,7 +74,7 @@ def task_environment(
     env.update({k: str(v) for k, v in (command.get("env") or {}).items()})
     task_dir = task_dir.resolve()
     env["HSM_TASK_DIR"] = str(task_dir)
-    env["HSM_OUTPUT_DIR"] = str(task_dir / "results")
+    env["HSM_OUTPUT_DIR"] = str(results_dir(task_dir))
     env["HSM_SWEEP_DIR"] = str(task_dir.parent.parent)
     env["HSM_SWEEP_ID"] = str(command.get("sweep_id", ""))
     env["HSM_TASK_ID"] = str(command.get("task_id", ""))
@@ -166,18 +154,13 @@ def start_task(
         argv[0] = python
     cwd = project_root or command.get("cwd") or os.getcwd()
     env = task_environment(command, task_dir, extra_env)
-    (task_dir / "results").mkdir(exist_ok=True)
-    for stale in (EXIT_MARKER, PID_FILE):
-        try:
-            (task_dir / stale).unlink()
-        except FileNotFoundError:
-            pass
+    results_dir(task_dir).mkdir(exist_ok=True)
+    clear_markers(task_dir)
 
     previous = read_status(task_dir) or {}
     _stop_leftovers(task_dir, previous)
     attempt = int(previous.get("attempt") or 0) + 1
-    out = open(task_dir / "stdout.log", "ab")
-    err = open(task_dir / "stderr.log", "ab")
+    out, err = open_output(task_dir)
     if attempt > 1:
         banner = f"==== hsm: attempt {attempt} on {socket.gethostname()} at {now_iso()} ====\n".encode()
         out.write(banner)
@@ -201,6 +184,7 @@ def start_task(
     }
     if previous.get("attempts"):
         status["attempts"] = previous["attempts"]
+    status = carry_kept(previous, status)  # what the task's sources keep (source_data)
     if status_extra:
         status.update(status_extra)
     # Recorded before the process starts, so that a controller killed at any moment leaves a
@@ -226,12 +210,13 @@ def start_task(
             if previous:
                 write_status(task_dir, previous)
             else:
-                (task_dir / "status.yaml").unlink()
+                remove_status(task_dir)
         except OSError:
             pass
         raise
     status["process"] = process_identity(proc.pid) or f"{proc.pid}:?"
     try:
+        status = with_kept_on_disk(task_dir, status)
         write_status(task_dir, status)
     except OSError:
         # Started but not recorded (disk full): stop it rather than let it run unwatched while
@@ -291,7 +276,7 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
     task.close_files()
     state: TaskState | None = None
     extra: dict[str, Any] | None = None
-    if returncode == NOT_STARTED_EXIT and not _pid_recorded(task.task_dir):
+    if returncode == NOT_STARTED_EXIT and not pid_recorded(task.task_dir):
         # The wrapper could not write its pid file and did not start the command: nothing ran,
         # so the attempt is lost (run again by hsm complete), not failed.
         state = TaskState.LOST
@@ -318,14 +303,6 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
         state = TaskState.LOST
         extra = {"error": f"the task runner was killed ({_signal_name(-returncode)}); its command was stopped"}
     return finalize_status(task.task_dir, task.status, returncode, state=state, extra=extra)
-
-
-def _pid_recorded(task_dir: Path) -> bool:
-    """True when the wrapper wrote its pid into ``.hsm_pid`` (so it went on to start the command)."""
-    try:
-        return bool((task_dir / PID_FILE).read_text().strip())
-    except OSError:
-        return False
 
 
 def _signal_name(signum: int) -> str:
@@ -454,6 +431,7 @@ def run_blocking(
         received.append(signum)
         if not task.status.get("signal_received"):
             task.status["signal_received"] = signal.Signals(signum).name
+            task.status.update(with_kept_on_disk(task_dir, task.status))
             write_status(task_dir, task.status)
         signal_task(task, signum)
 

@@ -19,12 +19,14 @@ from typing import Any, Mapping, Sequence
 
 from hsm_core.install_hints import install_hint
 from hsm_core.plugin import (
+    ComponentNotFound,
     ComputeSource,
     ComputeSourceRecord,
     ConfigError,
     HsmError,
     SourceContext,
 )
+from hsm_core.plugins import PACKAGE_HINTS, scheduler_records
 
 #: The ``--sources`` kind standing for "the batch scheduler of hpc.system, or the one detected here".
 HPC = "hpc"
@@ -47,23 +49,7 @@ def _int(text: str, item: str, where: str = "--sources") -> int:
     return int(text)
 
 
-def scheduler_records(registry: Any) -> dict[str, ComputeSourceRecord]:
-    """The installed batch schedulers, by name."""
-    return {n: r for n, r in sorted(registry.components(ComputeSourceRecord.kind).items())
-            if getattr(r, "batch_scheduler", False)}
-
-
-def scheduler_names(registry: Any) -> list[str]:
-    """Names and aliases of the installed batch schedulers (what ``hpc.system`` may say)."""
-    names: list[str] = []
-    for name, rec in scheduler_records(registry).items():
-        names += [name, *getattr(rec, "aliases", ())]
-    return names
-
-
 def _hpc_hint() -> str:
-    from hsm_core.plugins import PACKAGE_HINTS
-
     return install_hint(*PACKAGE_HINTS.get((ComputeSourceRecord.kind, HPC), ()))
 
 
@@ -199,8 +185,6 @@ def parse_sources(
 def _known_kind(registry: Any, kind: str, raw: str, where: str) -> Any:
     """The record of ``kind`` (or of the kind it is an alias of); an entry whose kind no installed
     plugin provides is refused (with a "did you mean" and what to install)."""
-    from hsm_core.plugin import ComponentNotFound
-
     try:
         return registry.get(ComputeSourceRecord.kind, kind)
     except ComponentNotFound as exc:
@@ -231,36 +215,3 @@ def create_sources(requests: list[SourceRequest], registry: Any, context: Source
             options["max_parallel_jobs"] = req.capacity
         sources.append(rec.load()(req.name, options, context))
     return sources
-
-
-def unprovided_sources(project_data: Mapping[str, Any], registry: Any) -> list[tuple[list[Any], str]]:
-    """Settings naming a compute source that no installed plugin provides, as ``(key path, message)``:
-    ``hpc.system`` and each cluster's ``system``, and ``compute.<kind>`` sections. Loading the config
-    accepts them (the plugin may be installed where the project runs); ``hsm config validate`` warns."""
-    from hsm_core.config import core_schema
-    from hsm_core.plugins import PACKAGE_HINTS
-
-    kinds = registry.components(ComputeSourceRecord.kind)
-    systems = scheduler_names(registry)
-
-    def hint(name: str) -> str:
-        dists = PACKAGE_HINTS.get((ComputeSourceRecord.kind, name))
-        return f"; to get it, {install_hint(*dists)}" if dists else ""
-
-    out: list[tuple[list[Any], str]] = []
-    hpc = project_data.get("hpc") or {}
-    places: list[tuple[list[Any], Any]] = [(["hpc", "system"], hpc.get("system"))]
-    for name, entry in (hpc.get("clusters") or {}).items():
-        if isinstance(entry, Mapping):
-            places.append((["hpc", "clusters", name, "system"], entry.get("system")))
-    for path, value in places:
-        if isinstance(value, str) and value.lower() not in (*systems, "auto"):
-            installed = ", ".join(systems) or "none"
-            out.append((path, f"no installed plugin provides the scheduler {value!r} (installed: {installed}); "
-                              f"runs that use it fail here{hint(value.lower())}"))
-    core_keys = set(core_schema("project")["properties"]["compute"]["properties"])
-    for name, value in (project_data.get("compute") or {}).items():
-        if name not in core_keys and name not in kinds and isinstance(value, Mapping):
-            out.append((["compute", name], f"no installed plugin provides the compute source {name!r}; "
-                                           f"these options are not checked{hint(str(name))}"))
-    return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import re
 import socket
 import time
@@ -22,6 +21,18 @@ import yaml
 from hsm_core import processes
 from hsm_core.atomic import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json, read_yaml
 from hsm_core.errors import HsmError
+from hsm_core.taskdir import (  # noqa: F401 - the task files' names and readers, re-exported for core
+    EXIT_MARKER,
+    PID_FILE,
+    WRAPPER_NAME,
+    clear_markers,
+    left_exit_code,
+    read_params,
+    read_status,
+    started_process,
+    with_kept_on_disk,
+    write_status,
+)
 from hsm_core.taskstate import TaskState
 
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -48,11 +59,6 @@ _METADATA_TYPES: dict[str, type | tuple[type, ...]] = {
     "last_complete": (str, _dt.datetime),
 }
 MAPPING_FILE = "task_mapping.yaml"
-EXIT_MARKER = ".exit_code"
-#: Written by the task's shell wrapper as it starts: its pid (see ``reconcile_status``).
-PID_FILE = ".hsm_pid"
-#: ``$0`` of the task's shell wrapper: how its process is recognised (see :func:`started_process`).
-WRAPPER_NAME = "hsm-task"
 #: ``process`` of a status written just before the task's process is started.
 STARTING = "starting"
 #: A ``starting`` status older than this, or whose controller is gone, with no process behind it
@@ -198,25 +204,6 @@ def _expect(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, op
         raise ValueError(f"{key}: unexpected {type(value).__name__} {value!r:.40}")
 
 
-def read_status(task_dir: Path) -> dict[str, Any] | None:
-    """The task's ``status.yaml`` as a dict, or None when missing or unreadable (half-written by a
-    non-atomic writer, or corrupt): such a task is treated as not started."""
-    try:
-        data = read_yaml(task_dir / "status.yaml")
-    except FileNotFoundError:
-        return None
-    except Exception:
-        return None
-    if not isinstance(data, dict) or data.get("state") not in _STATES:
-        return None
-    return data
-
-
-def write_status(task_dir: Path, status: Mapping[str, Any], *, fsync: bool = True) -> None:
-    """Write ``status.yaml`` atomically."""
-    atomic_write_yaml(task_dir / "status.yaml", dict(status), fsync=fsync)
-
-
 def process_identity(pid: int) -> str | None:
     """A string identifying a live process (pid + start time), or None when it is gone."""
     return processes.identity(pid)
@@ -304,64 +291,6 @@ def stop_orphaned_command(task_dir: Path, status: Mapping[str, Any] | None) -> b
     return True
 
 
-def started_process(task_dir: Path) -> str | None:
-    """Identity of the live wrapper whose pid the task's ``.hsm_pid`` names, None if there is none.
-
-    A pid alone proves nothing (pids are reused, files get corrupted): the process must have been
-    alive when the file was written (it started no later than the file's last change: two live
-    processes never share a pid), lead its own process group as the wrapper does, and, where its
-    command line can be read, be an hsm task wrapper.
-    """
-    path = task_dir / PID_FILE
-    try:
-        pid = int(path.read_text().split()[0])
-        written = path.stat().st_mtime
-    except (OSError, ValueError, IndexError):
-        return None
-    ident = processes.identity(pid)
-    parsed = processes.parse_identity(ident)
-    if parsed is None or parsed[1] is None or parsed[1] > written + 1.0:
-        return None
-    try:
-        if os.getpgid(pid) != pid:
-            return None
-    except OSError:
-        return None
-    argv = processes.cmdline(pid)
-    if argv is not None and WRAPPER_NAME not in argv:
-        return None
-    return ident
-
-
-def left_exit_code(task_dir: Path) -> tuple[int, float] | None:
-    """The exit code a task's wrapper left when its command ended, and when (epoch seconds);
-    None while it runs or when it left none.
-
-    From ``.exit_code`` (an unreadable one counts as 1), else from the `` exit N`` the wrapper
-    appended to ``.hsm_pid``: on a full disk creating ``.exit_code`` fails while that append, into
-    a block the file already has, works. A task that ended then is recorded, not run again.
-    """
-    marker = task_dir / EXIT_MARKER
-    try:
-        end = marker.stat().st_mtime
-    except OSError:
-        pass
-    else:
-        try:
-            return int(marker.read_text().strip() or "1"), end
-        except (OSError, ValueError):
-            return 1, end
-    pid_file = task_dir / PID_FILE
-    try:
-        words = pid_file.read_text().split()
-        end = pid_file.stat().st_mtime
-    except OSError:
-        return None
-    if len(words) >= 3 and words[1] == "exit" and words[2].lstrip("-").isdigit():
-        return int(words[2]), end
-    return None
-
-
 def finalize_status(
     task_dir: Path,
     status: Mapping[str, Any],
@@ -371,15 +300,11 @@ def finalize_status(
     state: TaskState | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the final ``status.yaml`` of an attempt from its exit code and return it."""
-    new = _final_status(status, exit_code, end_time=end_time, state=state, extra=extra)
+    """Write the final ``status.yaml`` of an attempt from its exit code and return it (with the
+    ``source_data`` on disk now: ``status`` may have been read when the attempt started)."""
+    new = _final_status(with_kept_on_disk(task_dir, status), exit_code, end_time=end_time, state=state, extra=extra)
     write_status(task_dir, new)
-    # The wrapper's files have served: left behind, they would read as an end nobody recorded.
-    for marker in (EXIT_MARKER, PID_FILE):
-        try:
-            (task_dir / marker).unlink()
-        except FileNotFoundError:
-            pass
+    clear_markers(task_dir)  # the wrapper's files have served
     return new
 
 
@@ -571,7 +496,7 @@ class SweepDir:
                 if not m and (d.name.startswith(".") or not d.is_dir()):
                     continue
                 try:
-                    params_doc = read_yaml(d / "params.yaml") or {}
+                    params_doc = read_params(d) or {}
                 except Exception:
                     continue
                 task_id = str(params_doc.get("task_id") or "")

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from hsm_core.config.lines import LineDict, display_path, line_of
+from hsm_core.config.sweep_file import load_sweep_file
 from hsm_core.plugin import ConfigError, ExpanderRecord
 
 #: Top-level sweep-file keys that are settings, not parameter sections.
-SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "sources", "strategy", "description"})
+SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "hydra", "sources", "strategy", "description",
+                          "retries"})
 
 
 @dataclass
@@ -39,8 +42,6 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
 
     ``settings`` keeps the line of each key when ``data`` came from the file (``line_of``).
     """
-    from hsm_core.config import display_path
-
     expanders = _expanders(registry)
     sections: dict[str, Any] = {}
     settings: dict[str, Any] = _with_lines(data, {})
@@ -62,13 +63,28 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
                               line=_line(data, [key]), key=key)
     if not sections:
         raise ConfigError("no parameters: add a 'grid:' (or 'paired:') section", file=shown)
+    _check_one_place(sections, expanders, data, shown)
     return SweepSpec(sections, settings, path)
+
+
+def _check_one_place(sections: Mapping[str, Any], expanders: Mapping[str, Any], data: Any, shown: str | None) -> None:
+    """Refuse a parameter set by two sections (``lr`` in ``grid:`` and in ``random:``): the later
+    would silently win. Sections name their parameters through ``describe`` (rows ``(..)`` are notes)."""
+    owner: dict[str, str] = {}
+    for name, section in sections.items():
+        describe = getattr(expanders.get(name), "describe", None)
+        rows = describe(section) if describe is not None else None
+        if rows is None:
+            continue
+        for param in dict.fromkeys(row[0] for row in rows if not str(row[0]).startswith("(")):
+            if param in owner and owner[param] != name:
+                raise ConfigError(f"parameter {param!r} is also set in {owner[param]}; give each parameter one place",
+                                  file=shown, line=_line(data, [name, param]), key=f"{name}.{param}")
+            owner[param] = name
 
 
 def _with_lines(src: Any, dst: dict[str, Any]) -> dict[str, Any]:
     """``dst`` as a LineDict knowing the lines of ``src``'s keys (when it has them)."""
-    from hsm_core.config import LineDict
-
     out = LineDict(dst)
     out.lines = dict(getattr(src, "lines", {}) or {})
     out.line, out.file = getattr(src, "line", None), getattr(src, "file", None)
@@ -77,8 +93,6 @@ def _with_lines(src: Any, dst: dict[str, Any]) -> dict[str, Any]:
 
 def _line(data: Any, keys: list[Any]) -> int | None:
     """The line of ``keys`` in ``data`` (a tree read from a file), None when unknown (or no tree)."""
-    from hsm_core.config import line_of
-
     return line_of(data, keys)
 
 
@@ -151,8 +165,6 @@ def param_location(spec: SweepSpec, name: str) -> tuple[str, int | None]:
 
 def load_spec(path: Path, registry: Any) -> SweepSpec:
     """Load, validate and normalise a sweep file."""
-    from hsm_core.config import load_sweep_file
-
     return spec_from_dict(load_sweep_file(path, registry), registry, path)
 
 
@@ -203,19 +215,22 @@ def make_task_id(params: Mapping[str, Any], registry: Any) -> str:
     return result or default_task_id(params)
 
 
-def parameter_table(spec: SweepSpec) -> list[tuple[str, str]]:
-    """(parameter, "N values") rows for ``--dry-run``, in file order."""
+def parameter_table(spec: SweepSpec, registry: Any = None) -> list[tuple[str, str]]:
+    """(parameter, "N values") rows for ``--dry-run``, in file order.
+
+    An expander with a ``describe(section)`` method gives its own rows (``random:`` shows each
+    parameter's distribution); another section is one row ``(name)``."""
+    if registry is None:
+        from hsm_core.plugins import get_registry
+
+        registry = get_registry()
+    expanders = _expanders(registry)
     rows: list[tuple[str, str]] = []
     for name, section in spec.sections.items():
-        if name == "grid" and isinstance(section, Mapping):
-            for key, values in section.items():
-                n = len(values) if isinstance(values, list) else 1
-                rows.append((key, f"{n} value{'s' if n != 1 else ''}"))
-        elif name == "paired" and isinstance(section, list):
-            for group in section:
-                for gname, params in group.items():
-                    for key, values in params.items():
-                        rows.append((key, f"{len(values)} values (paired: {gname})"))
+        describe = getattr(expanders.get(name), "describe", None)
+        described = describe(section) if describe is not None else None
+        if described is not None:
+            rows.extend(described)
         else:
-            rows.append((f"[{name}]", "plugin section"))
+            rows.append((f"({name})", "plugin section"))  # (not [..]: rich would read it as markup)
     return rows

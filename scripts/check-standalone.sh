@@ -57,7 +57,7 @@ fi
 # Copies of the sources: building in place would leave build/ and *.egg-info behind.
 copy() { mkdir -p "$2" && tar -C "$1" --exclude=build --exclude=dist --exclude='*.egg-info' --exclude=__pycache__ \
     --exclude=tests --exclude=.pytest_cache -cf - "${@:3}" | tar -C "$2" -xf -; }
-copy "$repo" "$work/src/core" pyproject.toml README.md LICENSE hsm_core
+copy "$repo" "$work/src/core" pyproject.toml README.md LICENSE hsm_core hsm
 srcs=("$work/src/core")
 if [[ -n "$plugin_dir" ]]; then
     copy "$plugin_dir" "$work/src/plugin" .
@@ -124,6 +124,8 @@ PY
 cp -r "$repo/examples/demo_project" "$work/demo"
 (cd "$work/demo" && "$hsm" run --config sweeps/sweep_config.yaml --max-runs 3 --sources local:2 >/dev/null)
 (cd "$work/demo" && "$hsm" status --json | "$vpy" -c 'import json,sys; d=json.load(sys.stdin); assert d["counts"]["completed"] == 3, d')
+# ... and the Python API (docs/python-api.md) reads it.
+(cd "$work/demo" && "$vpy" -c 'import hsm; sw = hsm.load_sweep(); assert sw.counts == {"completed": 3} and len(sw.rows()) == 3, sw')
 if [[ -z "$plugin" ]]; then
     # A plugin that is not installed: one line naming what installs it (no package index has it).
     if (cd "$work/demo" && "$hsm" run --config sweeps/sweep_config.yaml --sources slurm >/dev/null 2>"$work/hint"); then

@@ -27,7 +27,7 @@ fi
 step "Installing hsm-core, the plugins and test dependencies into $venv"
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip
-editables=(-e "$repo")
+editables=(-e "$repo[test]")  # [test]: hydra-core and pandas for the Hydra-app and Python API tests
 for dir in "$repo"/hsm_plugin_*/ "$repo"/plugins/template/; do
     [[ -f "$dir/pyproject.toml" ]] && editables+=(-e "${dir%/}[test]")  # [test]: e.g. wandb for the wandb plugin
 done

@@ -61,6 +61,18 @@ class NoSubmittedSource(ExampleSource):
             self._tasks[spec.task_id] = _Task(spec, processes.identity(proc.pid), proc)
 
 
+class ForgetsSourceDataSource(ExampleSource):
+    """Writes its ``submitted`` record afresh, dropping what other sources keep in ``status.yaml``
+    (``source_data``) instead of carrying it over."""
+
+    def launch(self, tasks: Sequence[TaskSpec]) -> None:
+        for spec in tasks:
+            status = read_status(spec.task_dir)
+            if status is not None:
+                write_status(spec.task_dir, {k: v for k, v in status.items() if k != "source_data"})
+        super().launch(tasks)
+
+
 class NoAttachSource(ExampleSource):
     """Cannot follow tasks another controller launched."""
 

@@ -268,7 +268,7 @@ class FakeSchedulerPlugin:
 
     @hookimpl
     def hsm_register_expanders(self):
-        return [ExpanderRecord("random", "fake", "x:y", section="random", config_schema={"type": "object"})]
+        return [ExpanderRecord("sobol", "fake", "x:y", section="sobol", config_schema={"type": "object"})]
 
 
 @pytest.fixture
@@ -297,9 +297,9 @@ def test_plugin_fragments_validate_their_cluster_and_remote_options(tmp_path, pl
 
 
 def test_plugin_expander_section_is_accepted_in_sweep_files(tmp_path, plugin_registry):
-    path = write(tmp_path / "s.yaml", "random:\n  n: 5\n")
-    assert config.load_sweep_file(path, plugin_registry) == {"random": {"n": 5}}
-    path = write(tmp_path / "s.yaml", "random: 5\n")
+    path = write(tmp_path / "s.yaml", "sobol:\n  n: 5\n")
+    assert config.load_sweep_file(path, plugin_registry) == {"sobol": {"n": 5}}
+    path = write(tmp_path / "s.yaml", "sobol: 5\n")
     assert "expected a mapping" in str(error_of(config.load_sweep_file, path, plugin_registry))
 
 
@@ -310,7 +310,7 @@ def test_config_schema_command_prints_merged_schema(plugin_registry):
     cluster = schema["$defs"]["cluster"]
     assert any(c["then"]["properties"].get("max_array_size") for c in cluster["allOf"])
     sweep = json.loads(invoke(["config", "schema", "--which", "sweep"]).output)
-    assert "random" in sweep["properties"] and "grid" in sweep["properties"]
+    assert "sobol" in sweep["properties"] and "random" in sweep["properties"] and "grid" in sweep["properties"]
 
 
 # --------------------------------------------------------------------------------------------

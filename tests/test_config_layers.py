@@ -1,5 +1,5 @@
 """Configuration layers, as a site deploys them: the install's ``{sys.prefix}/etc/hsm``, the user's
-config dir, ``HSM_CONFIG``, then the project's file, merged key by key (hsm_core.config_layers)."""
+config dir, ``HSM_CONFIG``, then the project's file, merged key by key (hsm_core.config.layers)."""
 
 from __future__ import annotations
 

@@ -77,6 +77,8 @@ BROKEN_SOURCES = {
     "NoSubmittedSource": (["test_launch_records_each_task_before_it_can_start",
                            "test_tasks_survive_the_controller_dying[right_after_launch]"],
                           ["when launch() returned", "ran 2 times"]),
+    "ForgetsSourceDataSource": (["test_source_data_survives_every_rewrite"],
+                                ["lost the source_data another source kept"]),
     "NoAttachSource": (["test_tasks_survive_the_controller_dying[while_tasks_run]",
                         "test_cancel_stops_attached_tasks"],
                        ["cannot attach them"]),

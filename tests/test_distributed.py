@@ -124,6 +124,13 @@ def _run(project: Project, registry: Any, grid: Mapping[str, Any], sources: str,
     return plan, counts
 
 
+def _no_fail_fast(project: Project) -> None:
+    """compute.fail_fast: 0, so that a test whose tasks all fail runs them all."""
+    from hsm_core.config import set_config_value
+
+    set_config_value(project.root / "hsm_config.yaml", "compute.fail_fast", "0")
+
+
 def _by_source(project: Project) -> dict[str, int]:
     out: dict[str, int] = {}
     for d in (project.outputs / "d1" / "tasks").iterdir():
@@ -189,6 +196,7 @@ def test_a_launch_failing_part_way_runs_the_started_tasks_once(project: Project,
 
 
 def test_script_failures_do_not_disable_a_source(project: Project, registry: Any) -> None:
+    _no_fail_fast(project)  # every task is to run, and fail
     _, counts = _run(project, registry, {"x": list(range(6)), "exit": [1]}, "local:2,other:2")
     assert counts == {"failed": 6}
     assert set(_by_source(project)) == {"local", "other"}
@@ -199,6 +207,7 @@ def test_script_failures_do_not_disable_a_source(project: Project, registry: Any
 def test_cross_mode_complete_uses_other_sources(project: Project, registry: Any) -> None:
     from hsm_core.lifecycle import plan_complete
 
+    _no_fail_fast(project)  # every task is to run, and fail
     plan, counts = _run(project, registry, {"x": list(range(4)), "fail_once": [1]}, "local:2")
     assert counts == {"failed": 4}
     plan = plan_complete("d1", registry, project_root=project.root, retry_failed=True)

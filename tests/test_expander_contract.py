@@ -15,6 +15,8 @@ class TestGridExpander(ExpanderContract):
             {"lr": [0.1, 0.01], "batch_size": [16, 32, 64]},
             {"model": ["a", "b"], "seed": 3, "dropout": [0.0, 0.5], "flag": [True, False]},
             {"nested": [{"depth": 2}, {"depth": 3}], "name": ["x"]},
+            # what Hydra users write: nested mappings are dotted parameters, strings are sweeps
+            {"optimizer": {"lr": "0.001,0.01,0.1", "name": ["adam", "sgd"]}, "layers": "range(0,1,0.25)"},
         ]
 
     def invalid_sections(self) -> list[tuple[Any, str]]:
@@ -23,6 +25,8 @@ class TestGridExpander(ExpanderContract):
             ({"lr": [0.1], "bs": []}, "bs"),
             ({"": [1, 2]}, "empty parameter name"),
             (["lr", "bs"], "grid"),
+            ({"lr": "interval(0, 1)"}, "random:"),
+            ({"lr": "choice(a,b"}, "expected ')'"),
         ]
 
     def huge_section(self) -> Any:

@@ -98,6 +98,8 @@ def test_a_plugin_adds_a_strategy_and_a_command(project: Project, site: Path) ->
     assert mine["provides"]["strategy"] == ["first_fit"]
     builtin = {p["name"]: p for p in listing["plugins"] if p["builtin"]}
     assert builtin["core.local"]["provides"]["compute_source"] == ["local"]
+    assert builtin["core.expanders"]["provides"]["expander"] == ["grid", "paired"]
+    assert builtin["core.random_search"]["provides"]["expander"] == ["random"]
 
 
 TESTER = """

@@ -447,7 +447,7 @@ class RegistryPlugin:
 
 
 def test_runs_a_registry_calls_finished_elsewhere_are_skipped(wp: Project, tmp_path: Path) -> None:
-    from hsm_core.config import load_project_config
+    from hsm_core.config.project_config import load_project_config
     from hsm_core.plugins import build_registry
     from hsm_core.workers.settings import resolve_settings
     from hsm_core.workers.worker import Worker, WorkerOptions, open_sweep

@@ -16,6 +16,10 @@ for arg in sys.argv[1:]:
     params[key] = type(params.get(key, value))(value) if key in params else value
 
 lr = float(params["learning_rate"])
+if lr >= 0.5:
+    # What a real model does with a learning rate this high: the loss blows up, the run fails.
+    print("epoch 0 loss nan", flush=True)
+    raise FloatingPointError(f"loss is nan after epoch 0 (learning_rate={lr} is too high)")
 loss = 10.0
 for epoch in range(int(params["epochs"])):
     # A made-up loss curve: converges faster with a good learning rate and a wider model.

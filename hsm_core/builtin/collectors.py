@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hsm_core.plugin import CollectorRecord, ResultCollector, hookimpl
+from hsm_core.taskdir import METRICS_FILE, STDOUT_LOG, metrics_paths, stdout_path
 
 # "METRIC loss=0.25" or "hsm_metric: acc: 0.9" anywhere on a line of stdout.
 _METRIC_LINE = re.compile(
@@ -20,7 +21,7 @@ class MetricsJson(ResultCollector):
     ``$HSM_OUTPUT_DIR/metrics.json``: scripts that put every output in the output dir put it there."""
 
     def collect(self, task_dir: Path) -> dict[str, Any]:
-        for path in (task_dir / "metrics.json", task_dir / "results" / "metrics.json"):
+        for path in metrics_paths(task_dir):
             try:
                 data = json.loads(path.read_text())
             except FileNotFoundError:
@@ -37,7 +38,7 @@ class StdoutMetrics(ResultCollector):
     def collect(self, task_dir: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
         try:
-            with open(task_dir / "stdout.log", "rb") as fh:
+            with open(stdout_path(task_dir), "rb") as fh:
                 for raw in fh:
                     if b"METRIC" not in raw and b"hsm_metric" not in raw:
                         continue
@@ -52,6 +53,6 @@ class StdoutMetrics(ResultCollector):
 @hookimpl
 def hsm_register_result_collectors() -> list[CollectorRecord]:
     return [
-        CollectorRecord("metrics_json", "metrics.json written by the script", MetricsJson),
-        CollectorRecord("stdout", "METRIC name=value lines in stdout.log", StdoutMetrics),
+        CollectorRecord("metrics_json", f"{METRICS_FILE} written by the script", MetricsJson),
+        CollectorRecord("stdout", f"METRIC name=value lines in {STDOUT_LOG}", StdoutMetrics),
     ]

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core import runner
 from hsm_core.state import now_iso, read_status, reconcile_status, stop_orphaned_command, with_history, write_status
+from hsm_core.taskdir import carry_kept
 from hsm_core.plugin import (
     ComputeSource,
     ComputeSourceRecord,
@@ -65,7 +66,7 @@ def _record_not_started(spec: TaskSpec, source: str, exc: BaseException) -> Task
               "runner": "local", "host": socket.gethostname(), "attempt": int(previous.get("attempt") or 0) + 1,
               "start_time": now, "end_time": now, "exit_code": None,
               "error": f"the command could not be started: {exc}"}
-    status = with_history({**status, "attempts": previous.get("attempts") or []})
+    status = with_history(carry_kept(previous, {**status, "attempts": previous.get("attempts") or []}))
     try:
         write_status(spec.task_dir, status)
     except OSError:

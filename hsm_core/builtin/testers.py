@@ -15,7 +15,8 @@ from hsm_core.plugin import hookimpl
 @hookimpl
 def hsm_test_target(target: str, project_root: str, timeout: float, echo: Callable[[str], None]) -> bool | None:
     from hsm_core.cli.hpc_cmd import _project, _registry, test_hpc
-    from hsm_core.sources import HPC, scheduler_names
+    from hsm_core.plugins import scheduler_names
+    from hsm_core.sources import HPC
 
     registry = _registry()
     if target.split(":")[0].lower() not in (HPC, *scheduler_names(registry)):

@@ -153,7 +153,7 @@ def detect_project(root: Path, environ: Mapping[str, str] | None = None, registr
             python = str(cand)
 
     from hsm_core.plugins import get_registry
-    from hsm_core.sources import scheduler_names, scheduler_records
+    from hsm_core.plugins import scheduler_names, scheduler_records
 
     registry = registry if registry is not None else get_registry()
     hpc = None
@@ -187,7 +187,7 @@ def detect_project(root: Path, environ: Mapping[str, str] | None = None, registr
 
 
 def _q(value: str) -> str:
-    from hsm_core.config import yaml_inline
+    from hsm_core.config.yaml_io import yaml_inline
 
     return yaml_inline(str(value))
 
@@ -216,6 +216,7 @@ def render_project_config(info: ProjectInfo) -> str:
         "command:",
         f"  args_style: {info.args_style}  # hydra: key=value, argparse: --key value",
         '  # template: "{python} {script} {args}"',
+        "  # hydra: true  # a Hydra app: each task gets its own Hydra run dir (default: detected from @hydra.main)",
         "",
         "hpc:",
         f"  system: {info.hpc_system or 'auto'}  # {', '.join([*info.hpc_choices, 'auto'])} (auto: detected when used)",
@@ -232,6 +233,7 @@ def render_project_config(info: ProjectInfo) -> str:
         "  health_check_interval: 300       # seconds between source health checks",
         "  result_collection_interval: 60   # seconds between result collections",
         "  max_consecutive_failures: 3      # infrastructure failures before a source is disabled",
+        "  fail_fast: 3                     # stop starting tasks when the first 3 to finish all failed alike (0: off)",
         "  local:",
         f"    max_parallel_jobs: {int(info.max_parallel_jobs)}",
         "    # gpus: [0, 1]                 # one CUDA_VISIBLE_DEVICES slot per running task",
@@ -304,9 +306,9 @@ def _console() -> Any:
 
 
 def _root(project_dir: Path | None) -> Path:
-    from hsm_core.config import find_project_root
+    from hsm_core.config.project_root import resolve_project_root
 
-    return Path(project_dir).absolute() if project_dir else find_project_root(Path.cwd())
+    return resolve_project_root(project_dir)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -415,17 +417,14 @@ def init_command(interactive: bool, force: bool, project_dir: Path | None) -> No
     """
     from rich.panel import Panel
 
-    from hsm_core.config import (
-        CONFIG_FILENAME,
-        build_schema,
-        find_config_file,
-        load_project_config,
-        load_yaml_text,
-        validate,
-    )
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import CONFIG_FILENAME, find_config_file, new_project_root
+    from hsm_core.config.schema import build_schema
+    from hsm_core.config.validation import validate
+    from hsm_core.config.yaml_io import load_yaml_text
     from hsm_core.plugins import get_registry
 
-    root = Path(project_dir).absolute() if project_dir else Path.cwd()
+    root = new_project_root(project_dir)
     if root.exists() and not root.is_dir():
         raise HsmError(f"{root} is not a directory")
     root.mkdir(parents=True, exist_ok=True)
@@ -450,7 +449,11 @@ def init_command(interactive: bool, force: bool, project_dir: Path | None) -> No
         sweep_file = v1_sweep  # a v1 project: its sweep file stays the one `hsm run` finds
     else:
         sweep_file = sweeps / "sweep_config.yaml"
-        files.append((sweep_file, SWEEP_TEMPLATE))
+        from hsm_core.hydra_example import hydra_example_sweep
+
+        # A Hydra app gets an example made of its own config keys (the generic one may name keys it lacks).
+        example = hydra_example_sweep(root, info.python, info.train_script, info.config_dir)
+        files.append((sweep_file, example or SWEEP_TEMPLATE))
     files.append((sweeps / "README.md", README_TEMPLATE))
 
     console.print()
@@ -512,7 +515,8 @@ config_group.add_command(init_command, "init")
 @click.pass_context
 def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: bool, project_dir: Path | None) -> None:
     """Check hsm_config.yaml (and sweep files); print OK or the first problem (exit 2)."""
-    from hsm_core.config import load_project_config, load_sweep_file
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.sweep_file import load_sweep_file
     from hsm_core.plugins import get_registry
     from hsm_core.sweep import count, spec_from_dict
 
@@ -531,8 +535,8 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
         click.echo(f"OK  {_rel(cfg.path, Path.cwd().absolute())}")
     else:
         click.echo(f"no hsm_config.yaml in {root} (defaults apply; `hsm config init` creates one)")
-    from hsm_core.config import key_path
-    from hsm_core.sources import unprovided_sources
+    from hsm_core.config.lines import key_path
+    from hsm_core.config.installed import unprovided_sources
 
     for path, message in unprovided_sources(cfg.data, registry):
         line = cfg.line_of(path)
@@ -544,7 +548,12 @@ def validate_command(ctx: click.Context, configs: tuple[Path, ...], check_sync: 
         n = count(spec, registry)
         check_run(cfg, spec, _first_tasks(spec, registry), registry,
                   sources=sources_setting(None, cfg, spec), strategy=strategy_setting(None, cfg, spec))
+        from hsm_core.hydra_check import hydra_preflight
+
+        hydra_note = hydra_preflight(cfg, spec, _first_tasks(spec, registry))
         click.echo(f"OK  {path} ({n} task{'s' if n != 1 else ''})")
+        if hydra_note:
+            click.echo(f"    Hydra pre-flight: {hydra_note}")
     if check_sync:
         if not cfg.remotes:
             click.echo("no remotes configured (distributed.remotes is empty): nothing to check")
@@ -584,7 +593,7 @@ def _first_tasks(spec: Any, registry: Any, limit: int = 1_000_000) -> Iterator[t
 )
 def schema_command(which: str) -> None:
     """Print the JSON Schema of hsm_config.yaml or of sweep files, with installed plugins' options."""
-    from hsm_core.config import build_schema
+    from hsm_core.config.schema import build_schema
     from hsm_core.plugins import get_registry
 
     click.echo(json.dumps(build_schema(get_registry(), which), indent=2))  # type: ignore[arg-type]
@@ -600,14 +609,16 @@ def set_command(key: str, value: str, project_dir: Path | None) -> None:
     The result is validated before anything is written; the file is replaced atomically and its
     comments are kept when the change is a single line.
     """
-    from hsm_core.config import _SECRET_KEY, CONFIG_FILENAME, dump_yaml, find_config_file, set_config_value
+    from hsm_core.config.editing import SECRET_KEY, set_config_value
+    from hsm_core.config.project_root import CONFIG_FILENAME, find_config_file
+    from hsm_core.config.yaml_io import dump_yaml
     from hsm_core.plugins import get_registry
 
     root = _root(project_dir)
     path = find_config_file(root) or root / CONFIG_FILENAME
     parsed = set_config_value(path, key, value, get_registry())
     # A secret is not echoed: terminal output ends up in CI logs and screen shares.
-    shown = f"{key}: (hidden)" if _SECRET_KEY.search(key) else dump_yaml({key: parsed}).strip()
+    shown = f"{key}: (hidden)" if SECRET_KEY.search(key) else dump_yaml({key: parsed}).strip()
     click.echo(f"{shown}  (in {_rel(path, Path.cwd().absolute())})")
 
 
@@ -616,7 +627,8 @@ def set_command(key: str, value: str, project_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
 def show_command(project_dir: Path | None, as_json: bool) -> None:
     """Print the effective project configuration (the file plus defaults)."""
-    from hsm_core.config import dump_yaml, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.yaml_io import dump_yaml
     from hsm_core.plugins import get_registry
 
     cfg = load_project_config(_root(project_dir), get_registry())
@@ -631,8 +643,8 @@ def show_command(project_dir: Path | None, as_json: bool) -> None:
     if not cfg.layers:
         click.echo(dump_yaml(data), nl=False)
         return
-    from hsm_core.config import display_path
-    from hsm_core.config_layers import origins
+    from hsm_core.config.lines import display_path
+    from hsm_core.config.layers import origins
 
     names = {display_path(path): name for name, path in cfg.layers}
     click.echo("# each value says the layer it comes from (lowest first: site, user, HSM_CONFIG, project)")
@@ -641,7 +653,7 @@ def show_command(project_dir: Path | None, as_json: bool) -> None:
 
 def _annotated(data: Any, where: Mapping[tuple[Any, ...], str], prefix: tuple[Any, ...] = (), indent: str = "") -> list[str]:
     """``data`` as block YAML, each value followed by ``# <layer>`` (``default`` when no file set it)."""
-    from hsm_core.config import yaml_inline
+    from hsm_core.config.yaml_io import yaml_inline
 
     lines = []
     for key, value in data.items():
@@ -657,9 +669,9 @@ def _annotated(data: Any, where: Mapping[tuple[Any, ...], str], prefix: tuple[An
 def _hide_secrets(value: Any, key: str = "") -> Any:
     """A copy of a config tree with the values of secret-looking keys (``WANDB_API_KEY``,
     ``password``, ``token`` ...) replaced by ``(hidden)``: what is shown ends up in CI logs."""
-    from hsm_core.config import _SECRET_KEY
+    from hsm_core.config.editing import SECRET_KEY
 
-    if key and _SECRET_KEY.search(key) and value not in (None, ""):
+    if key and SECRET_KEY.search(key) and value not in (None, ""):
         return "(hidden)"
     if isinstance(value, dict):
         return {k: _hide_secrets(v, str(k)) for k, v in value.items()}

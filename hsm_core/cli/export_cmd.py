@@ -1,4 +1,4 @@
-"""``hsm export SWEEP_ID --format csv|json`` and ``hsm report SWEEP_ID [--metric NAME]``."""
+"""``hsm export [SWEEP_ID] --format csv|json`` and ``hsm report [SWEEP_ID] [--metric NAME]`` (no id: the latest sweep)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import click
 
 
 @click.command("export")
-@click.argument("sweep_id")
+@click.argument("sweep_id", required=False)
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def export_command(sweep_id: str, fmt: str, output: str | None, project_dir: str | None) -> None:
-    """One row per task of SWEEP_ID: id, parameters, status, source, duration, exit code, metrics."""
+def export_command(sweep_id: str | None, fmt: str, output: str | None, project_dir: str | None) -> None:
+    """One row per task of SWEEP_ID (default: the latest sweep): id, parameters, status, source, duration, exit code, metrics."""
     from hsm_core.atomic import atomic_write_text
     from hsm_core.cli.status_cmd import locate_sweep
     from hsm_core.monitor.export import export_text
@@ -36,13 +36,14 @@ def export_command(sweep_id: str, fmt: str, output: str | None, project_dir: str
 
 
 @click.command("report")
-@click.argument("sweep_id")
+@click.argument("sweep_id", required=False)
 @click.option("--metric", help="Metric to plot against each parameter (default: the first one found).")
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Write the reports here instead of the sweep's reports/ (e.g. for a read-only sweep).")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def report_command(sweep_id: str, metric: str | None, output_dir: Path | None, project_dir: str | None) -> None:
-    """Write reports/completion_report.html (and error_analysis.html, performance_analysis.yaml)."""
+def report_command(sweep_id: str | None, metric: str | None, output_dir: Path | None, project_dir: str | None) -> None:
+    """Write SWEEP_ID's reports/completion_report.html (and error_analysis.html, performance_analysis.yaml);
+    default: the latest sweep."""
     from hsm_core.cli.status_cmd import locate_sweep
     from hsm_core.monitor.report import build_reports
     from hsm_core.plugin import HsmError

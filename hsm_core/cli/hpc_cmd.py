@@ -25,10 +25,10 @@ def _registry() -> Any:
 
 
 def _project(project_dir: str | None, registry: Any) -> Any:
-    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
 
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
-    return load_project_config(root, registry)
+    return load_project_config(resolve_project_root(project_dir), registry)
 
 
 def _context(project: Any, registry: Any, sweep_id: str, sweep_dir: Path) -> Any:
@@ -166,16 +166,17 @@ def _refuse_worker_sweep(sweep: Any, meta: dict[str, Any]) -> None:
 
 
 @click.command("cancel")
-@click.argument("sweep_id")
+@click.argument("sweep_id", required=False)
 @click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to wait for the tasks to stop.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def cancel_command(sweep_id: str, wait: float, project_dir: str | None) -> None:
-    """Cancel the queued and running tasks of SWEEP_ID (scheduler jobs are cancelled through the scheduler)."""
-    from hsm_core.workers.layout import find_sweep
+def cancel_command(sweep_id: str | None, wait: float, project_dir: str | None) -> None:
+    """Cancel the queued and running tasks of SWEEP_ID (default: the latest sweep; scheduler jobs are cancelled through the scheduler)."""
+    from hsm_core.sweep_select import resolve_sweep
 
     registry = _registry()
     project = _project(project_dir, registry)
-    sweep = find_sweep(project, sweep_id)
+    sweep = resolve_sweep(project, sweep_id)
+    sweep_id = sweep.sweep_id
     meta = sweep.read_metadata()
     if meta.get("mode") == "workers":
         _refuse_worker_sweep(sweep, meta)
@@ -195,7 +196,8 @@ def cancel_command(sweep_id: str, wait: float, project_dir: str | None) -> None:
 def scheduler_source(target: str, project: Any, registry: Any, sweep_dir: Path | None = None, sweep_id: str = "hsm_test") -> Any:
     """The scheduler source ``--sources TARGET`` would create (``hpc``, ``hpc:NAME``, a scheduler's name)."""
     from hsm_core.plugin import ArrayJobSource
-    from hsm_core.sources import create_sources, parse_sources, scheduler_names
+    from hsm_core.plugins import scheduler_names
+    from hsm_core.sources import create_sources, parse_sources
 
     requests = parse_sources(target, project.data, registry)
     if len(requests) != 1:
@@ -302,7 +304,9 @@ def test_hpc(target: str, project: Any, registry: Any, *, timeout: float = 120.0
         source.cancel([spec.task_id])
         check("test job finished", False, f"not finished after {timeout:g}s (queued? see 'hsm queue'); cancelled")
         return False
-    out = (spec.task_dir / "stdout.log").read_text(errors="replace").strip() if (spec.task_dir / "stdout.log").exists() else ""
+    from hsm_core.taskdir import stdout_path
+
+    out = stdout_path(spec.task_dir).read_text(errors="replace").strip() if stdout_path(spec.task_dir).exists() else ""
     passed = final.state == TaskState.COMPLETED and "hsm test ok" in out
     check("test job completed", passed, out if passed else f"{final.state.value} {final.message} (files kept in {sweep.path})")
     if passed:
@@ -319,13 +323,13 @@ def test_command(target: str, timeout: float, project_dir: str | None) -> None:
 
     Each installed plugin answers for its own targets through the hsm_test_target hook.
     """
-    from hsm_core.config import find_project_root
+    from hsm_core.config.project_root import resolve_project_root
 
     registry = _registry()
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
+    root = resolve_project_root(project_dir)
     passed = registry.hook.hsm_test_target(target=target, project_root=str(root), timeout=timeout, echo=click.echo)
     if passed is None:
-        from hsm_core.sources import scheduler_names
+        from hsm_core.plugins import scheduler_names
 
         raise HsmError(f"no installed plugin tests {target!r}",
                        hint="targets: " + ", ".join(["hpc", "hpc:NAME", *scheduler_names(registry)]) + "; other kinds with their plugins")

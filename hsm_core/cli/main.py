@@ -78,6 +78,9 @@ def build_cli() -> click.Group:
                 for info in registry.plugins:
                     if info.name == impl.plugin_name:
                         info.status, info.error = "failed", f"hsm_register_commands: {exc!r}"
+        from hsm_core.cli.completion_cmd import add_value_completion
+
+        add_value_completion(cli)  # sweep ids and --sources entries complete in every command
     return cli
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from hsm_core.plugin import HsmError
 
 
 def _project_dir(ctx: click.Context, project_dir: str | None) -> str | None:
@@ -33,20 +32,18 @@ def _console() -> Any:
     return make_console()
 
 
-def _locate(ctx: click.Context, project_dir: str | None, sweep_id: str) -> Any:
-    """SWEEP_ID of the project (a pull-based sweep may live under the workers' storage root)."""
+def _locate(ctx: click.Context, project_dir: str | None, sweep_id: str | None) -> Any:
+    """SWEEP_ID of the project (None or ``latest``: the latest sweep; a pull-based sweep may live
+    under the workers' storage root)."""
     from hsm_core.cli.status_cmd import locate_sweep
 
     return locate_sweep(_project_dir(ctx, project_dir), sweep_id)
 
 
 def _latest(out: Path) -> Any:
-    from hsm_core.monitor.snapshot import created_time, sweeps_with_metadata
+    from hsm_core.sweep_select import latest_sweep
 
-    sweeps = sweeps_with_metadata(out)
-    if not sweeps:
-        raise HsmError(f"no sweeps in {out}", hint="start one with: hsm run --config sweeps/sweep_config.yaml")
-    return max(sweeps, key=lambda s: (created_time(*s), s[0].path.name))[0]
+    return latest_sweep(out)
 
 
 # -- watch ------------------------------------------------------------------------------------------
@@ -186,7 +183,7 @@ def monitor_group(ctx: click.Context, watch_flag: bool, interval: float | None, 
     hsm monitor watch [SWEEP_ID]   live view (all active sweeps without an id)
     hsm monitor recent --days 7    sweeps of the last days
     hsm monitor health [SWEEP_ID]  per-source health, current and history
-    hsm monitor errors SWEEP_ID    failed tasks grouped by error pattern
+    hsm monitor errors [SWEEP_ID]  failed tasks grouped by error pattern (default: the latest sweep)
     hsm monitor SWEEP_ID           one frame of the live view (v1)
     hsm monitor --watch            the live view of all active sweeps (v1)
     """
@@ -294,24 +291,29 @@ def health_command(ctx: click.Context, sweep_id: str | None, limit: int, as_json
 
 
 @monitor_group.command("errors")
-@click.argument("sweep_id")
+@click.argument("sweep_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print error_patterns as JSON.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 @click.pass_context
-def errors_command(ctx: click.Context, sweep_id: str, as_json: bool, project_dir: str | None) -> None:
-    """Failed tasks of SWEEP_ID grouped by error pattern; writes logs/errors/*.yaml."""
+def errors_command(ctx: click.Context, sweep_id: str | None, as_json: bool, project_dir: str | None) -> None:
+    """Failed tasks of SWEEP_ID (default: the latest sweep) grouped by error pattern; writes logs/errors/*.yaml."""
     from hsm_core.monitor.errors import CATEGORY_TITLES, analyze, error_documents, write_error_files
+    from hsm_core.monitor.shared_params import shared_by_category
     from hsm_core.monitor.view import errors_table
 
     sweep = _locate(ctx, project_dir, sweep_id)
-    report = analyze(sweep, sweep.records().values())
+    records = sweep.records()
+    report = analyze(sweep, records.values())
+    shared = shared_by_category(((f.diagnosis.category, f.record) for f in report.failed), records.values())
     try:
         paths = write_error_files(sweep, report)
     except OSError as exc:  # a read-only sweep (someone else's, an archive): the analysis is what matters
         paths = []
         click.echo(f"Note: logs/errors/*.yaml not written ({exc.strerror or exc}); the analysis follows", err=True)
     if as_json:
-        click.echo(json.dumps(error_documents(report)[1], indent=1, default=str))
+        doc = error_documents(report)[1]
+        doc["shared_params"] = {s.category: {"count": s.count, "values": s.values, "explains_all": s.complete} for s in shared}
+        click.echo(json.dumps(doc, indent=1, default=str))
         return
     console = _console()
     if not report.failed:
@@ -320,9 +322,12 @@ def errors_command(ctx: click.Context, sweep_id: str, as_json: bool, project_dir
         cats = ", ".join(f"{CATEGORY_TITLES.get(c, c)}: {n}" for c, n in report.by_category().items())
         console.print(errors_table(report))
         console.print(f"By category: {cats}", markup=False)
+        for s in shared:
+            console.print(s.describe(CATEGORY_TITLES.get(s.category, s.category)), markup=False, soft_wrap=True)
         for i, g in enumerate(report.groups, 1):
             console.print(f"  {i}. {g.pattern}\n     e.g. {g.tasks[0].record.name}: {g.example}", markup=False)
-        console.print(f"Retry them with: hsm complete {sweep.sweep_id} --retry-failed", markup=False)
+        console.print(f"Retry them with: hsm complete {sweep.sweep_id} --retry-failed (only one category: add --only CATEGORY)",
+                      markup=False)
     for p in paths:
         console.print(f"Wrote {p.relative_to(sweep.path)}", markup=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,9 @@ def _registry() -> Any:
 
 
 def _project_root(project_dir: str | None) -> Path:
-    from hsm_core.config import find_project_root
+    from hsm_core.config.project_root import resolve_project_root
 
-    return Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
+    return resolve_project_root(project_dir)
 
 
 def _default_config(root: Path) -> Path:
@@ -38,39 +39,33 @@ def _console() -> Any:
     return Console(highlight=False)
 
 
-def _print_dry_run(plan: Any, registry: Any, sources: str, total: int) -> None:
+def _print_dry_run(info: dict[str, Any]) -> None:
+    """The rich rendering of :func:`hsm_core.dry_run.describe_plan`."""
     from rich.table import Table
 
-    from hsm_core.sources import parse_sources
-    from hsm_core.sweep import parameter_table
-
     console = _console()
-    console.print(f"Total parameter combinations: {total}\n")
+    console.print(f"Total parameter combinations: {info['total_combinations']}\n")
     console.print("[bold]Dry Run Information[/bold]")
     table = Table(title="Parameter Combinations")
     table.add_column("Parameter")
     table.add_column("Values")
-    for name, values in parameter_table(plan.spec):
-        table.add_row(name, values)
+    for row in info["parameters"]:
+        table.add_row(row["name"], row["values"])
     console.print(table)
-    requests = parse_sources(sources, plan.project.data, registry)
-    n = len(plan.to_run)
     console.print("\nExecution Plan:")
-    console.print(f"  Total combinations: {total}")
-    console.print(f"  Tasks to execute: {n}")
-    console.print(f"  Sources: {', '.join(r.name + ' (' + r.kind + ')' for r in requests)}")
-    console.print(f"  Tasks per source: ~{-(-n // max(1, len(requests)))}")
-    for reason, k in plan.skipped.items():
+    console.print(f"  Total combinations: {info['total_combinations']}")
+    console.print(f"  Tasks to execute: {info['tasks_to_run']}")
+    console.print(f"  Sources: {', '.join(r['name'] + ' (' + r['kind'] + ')' for r in info['sources'])}")
+    console.print(f"  Tasks per source: ~{info['tasks_per_source']}")
+    for reason, k in info["skipped"].items():
         console.print(f"  Skipped: {k} ({reason})")
-    if plan.to_run:
-        from hsm_core.prepare import command_plan
-
-        cmd = command_plan(plan.project, plan.spec.settings)
-        argv, _ = cmd.argv(plan.to_run[0].params)
-        import shlex
-
-        console.print(f"  First command: {shlex.join(argv)}", markup=False)
-        console.print(f"  Working directory: {plan.project.root}", markup=False)
+    if info["first_command"]:
+        console.print(f"  First command: {info['first_command']['shell']}", markup=False)
+        console.print(f"  Working directory: {info['working_directory']}", markup=False)
+        if info["hydra_app"]:
+            console.print(f"  Hydra app: {info['hydra_app']}", markup=False)
+    if info.get("hydra_preflight"):
+        console.print(f"  Hydra pre-flight: {info['hydra_preflight']}", markup=False)
 
 
 def _run_plan(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> None:
@@ -107,7 +102,6 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
             raise SystemExit(1)
         return
     progress = None
-    on_update = None
     if sys.stderr.isatty() and not opts.show_output and not quiet:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -126,7 +120,10 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
     else:
 
         def on_update(rec: Any) -> None:
-            if rec.state not in ("completed", "submitted", "running", "pending"):
+            if rec.state == "pending" and rec.attempt:  # back in the queue after a failure: retries
+                click.echo(f"{rec.name} attempt {rec.attempt} failed (exit code {rec.exit_code}) on {rec.source}; "
+                           f"retrying (logs/retries.log)", err=True)
+            elif rec.state not in ("completed", "submitted", "running", "pending"):
                 click.echo(f"{rec.name} {rec.state} (exit code {rec.exit_code}) on {rec.source}", err=True)
 
     print_err = progress.console.print if progress else _console_err().print
@@ -141,7 +138,7 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
         if event == "back":
             import time
 
-            from hsm_core.monitor.snapshot import fmt_duration
+            from hsm_core.durations import fmt_duration
 
             took = fmt_duration(time.time() - outage.since)
             text = f"{outage.source} answers again after {took} ({outage.failures_text()} meanwhile)"
@@ -153,7 +150,8 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
     try:
         if progress:
             progress.start()
-        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header, on_outage=on_outage)
+        counts = execute(plan, opts, registry, on_update=on_update, on_ready=header, on_outage=on_outage,
+                         on_fail_fast=lambda line: print_err(line, style="yellow", soft_wrap=True, markup=False))
     finally:
         if progress:
             progress.stop()
@@ -171,6 +169,13 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
         else:
             console.print(f"Some tasks failed: hsm monitor errors {plan.sweep.sweep_id}; retry with hsm complete {plan.sweep.sweep_id} --retry-failed")
         raise SystemExit(1)
+
+
+def _failure_categories(prefix: str) -> list[str]:
+    """The failure categories of ``hsm monitor errors`` starting with ``prefix`` (Tab after --only)."""
+    from hsm_core.monitor.errors import CATEGORY_TITLES
+
+    return [c for c in CATEGORY_TITLES if c.startswith(prefix)]
 
 
 def _console_err() -> Any:
@@ -193,17 +198,23 @@ def _common_run(
     project_dir: str | None,
     overrides: dict[str, Any] | None = None,
     no_verify_sync: bool = False,
+    as_json: bool = False,
 ) -> None:
     from hsm_core.lifecycle import ExecOptions, plan_run
     from hsm_core.sweep import count, load_spec
 
+    if as_json and not (count_only or dry_run):
+        raise HsmError("--json goes with --count-only or --dry-run", hint="follow a running sweep with: hsm status --json")
     registry = _registry()
     root = _project_root(project_dir)
     cfg = Path(config) if config else _default_config(root)
     if count_only:
         spec = load_spec(cfg, registry)
         total = count(spec, registry)
-        click.echo(f"Total parameter combinations: {total}")
+        if as_json:
+            click.echo(json.dumps({"config_file": str(cfg), "total_combinations": total}))
+        else:
+            click.echo(f"Total parameter combinations: {total}")
         return
     plan = plan_run(cfg, registry, project_root=root, sweep_id=sweep_id, max_runs=max_runs)
     from hsm_core.preflight import check_run, sources_setting, strategy_setting
@@ -215,9 +226,15 @@ def _common_run(
               sources=chosen_sources, strategy=chosen_strategy)
     sources, strategy = chosen_sources[0], chosen_strategy[0]
     if dry_run:
-        from hsm_core.sweep import count as _count
+        from hsm_core.dry_run import describe_plan
+        from hsm_core.hydra_check import hydra_preflight
 
-        _print_dry_run(plan, registry, sources, _count(plan.spec, registry))
+        info = describe_plan(plan, registry, sources, strategy, count(plan.spec, registry))
+        info["hydra_preflight"] = hydra_preflight(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run])
+        if as_json:
+            click.echo(json.dumps(info, indent=1, default=str))
+        else:
+            _print_dry_run(info)
         return
     opts = ExecOptions(
         sources=sources,
@@ -244,7 +261,18 @@ _run_options = [
     click.option("--no-wait", is_flag=True, help="Exit once tasks are submitted (schedulers); follow with hsm status."),
     click.option("--project-dir", type=click.Path(file_okay=False), help="Project root (default: found from the current dir)."),
     click.option("--no-verify-sync", is_flag=True, help="Skip the check that remote (ssh:) projects match this one."),
+    click.option("--json", "as_json", is_flag=True, help="With --count-only or --dry-run: print the result as JSON."),
+    # A flag of hsm complete typed here by habit: one line saying where it belongs, not click's
+    # "no such option".
+    click.option("--retry-failed", is_flag=True, hidden=True, expose_value=False, is_eager=True,
+                 callback=lambda ctx, param, value: _misplaced_retry_failed(ctx) if value else None),
 ]
+
+
+def _misplaced_retry_failed(ctx: click.Context) -> None:
+    raise HsmError(f"hsm {ctx.info_name} starts a new sweep; --retry-failed is an option of hsm complete",
+                   hint="retry the latest sweep's failed tasks with: hsm complete --retry-failed; "
+                        "another sweep's with: hsm complete SWEEP_ID --retry-failed")
 
 
 def _with_run_options(fn: Any) -> Any:
@@ -257,10 +285,11 @@ def _with_run_options(fn: Any) -> Any:
 @click.option("--sources", "-s", help='Where to run: "local", "local:4", "ssh:host:8", "hpc", "hpc:cluster", comma separated.')
 @click.option("--parallel-limit", type=click.IntRange(min=1), help="Cap on tasks running at once over all sources.")
 @_with_run_options
-def run_command(sources, parallel_limit, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, no_verify_sync):
+def run_command(sources, parallel_limit, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, no_verify_sync,
+                as_json):
     """Run every combination of a sweep file as a task."""
     _common_run(config, sources, parallel_limit, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir,
-                no_verify_sync=no_verify_sync)
+                no_verify_sync=no_verify_sync, as_json=as_json)
 
 
 @click.command("sweep")
@@ -272,7 +301,8 @@ def run_command(sources, parallel_limit, config, count_only, dry_run, max_runs, 
 @click.option("--walltime", help="Walltime for --mode array, e.g. 04:00:00.")
 @click.option("--sources", "-s", help="As in hsm run (overrides --mode).")
 @_with_run_options
-def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, no_verify_sync):
+def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, no_verify_sync,
+                  as_json):
     """Run a sweep (v1 spelling; same as hsm run)."""
     if not sources:
         if mode == "local":
@@ -287,13 +317,16 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
             sources = None
     overrides = {"walltime": walltime} if walltime else None
     _common_run(config, sources, None, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, overrides,
-                no_verify_sync=no_verify_sync)
+                no_verify_sync=no_verify_sync, as_json=as_json)
 
 
 @click.command("complete")
-@click.argument("sweep_id")
+@click.argument("sweep_id", required=False)
 @click.option("--sources", "-s", help="Where to run the missing tasks (default: the sweep's own sources).")
 @click.option("--retry-failed", is_flag=True, help="Also run tasks that failed.")
+@click.option("--only", "only_category", metavar="CATEGORY", shell_complete=lambda ctx, param, text: _failure_categories(text),
+              help="With --retry-failed: run only the tasks that failed with CATEGORY (out_of_memory, nccl_error, ... "
+                   "as hsm monitor errors shows them), nothing else.")
 @click.option("--dry-run", is_flag=True, help="Show what would run; run nothing.")
 @click.option("--parallel-limit", type=click.IntRange(min=1))
 @click.option("--strategy", help="Dispatch strategy.")
@@ -305,28 +338,32 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
 @click.option("--config", "-c", "config", type=click.Path(dir_okay=False), help="An edited sweep file to complete against.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 @click.option("--no-verify-sync", is_flag=True, help="Skip the check that remote (ssh:) projects match this one.")
-def complete_command(sweep_id, sources, retry_failed, dry_run, parallel_limit, strategy, show_output, no_wait, wait_for_lease,
-                     config, project_dir, no_verify_sync):
-    """Run the tasks of SWEEP_ID that have not completed (never re-runs completed ones).
+def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, parallel_limit, strategy, show_output, no_wait,
+                     wait_for_lease, config, project_dir, no_verify_sync):
+    """Run the tasks of SWEEP_ID (default: the latest sweep) that have not completed (never re-runs completed ones).
 
     One controller runs a sweep at a time: while another hsm run/complete runs it, this one stops
     at once (exit 2) saying who does, or with --wait-for-controller waits for it."""
     from hsm_core.lifecycle import plan_complete
 
+    if only_category and not retry_failed:
+        raise HsmError("--only CATEGORY narrows --retry-failed", hint=f"hsm complete {sweep_id + ' ' if sweep_id else ''}--retry-failed --only {only_category}")
     registry = _registry()
-    root = Path(project_dir).resolve() if project_dir else None
-    if root is None:
-        from hsm_core.config import find_project_root
-
-        root = find_project_root(Path.cwd())
+    root = _project_root(project_dir)
 
     def waiting(holder: Any) -> None:
-        click.echo(f"hsm: sweep {sweep_id} is being run by {holder.describe()}; waiting for it to end (Ctrl-C to stop waiting)",
+        what = f"sweep {sweep_id}" if sweep_id else "the latest sweep"
+        click.echo(f"hsm: {what} is being run by {holder.describe()}; waiting for it to end (Ctrl-C to stop waiting)",
                    err=True)
 
     plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None,
                          take_lease=not dry_run, wait=wait_for_lease, on_wait=waiting)
+    sweep_id = plan.sweep.sweep_id
     try:
+        if only_category:
+            from hsm_core.retries import keep_only_category
+
+            keep_only_category(plan, only_category)
         _complete(plan, sweep_id, registry, sources, dry_run, parallel_limit, strategy, show_output, no_wait, no_verify_sync)
     finally:
         plan.release_lease()
@@ -337,7 +374,7 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
     from hsm_core.lifecycle import ExecOptions
 
     meta = plan.sweep.read_metadata()
-    from hsm_core.config import display_path
+    from hsm_core.config.lines import display_path
     from hsm_core.preflight import Origin, check_run
 
     meta_file = display_path(plan.sweep.path / "sweep_metadata.yaml")
@@ -348,7 +385,12 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
     sources, strategy = chosen_sources[0], chosen_strategy[0]
     console = _console()
     if dry_run:
+        from hsm_core.hydra_check import hydra_preflight
+
+        hydra_note = hydra_preflight(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run])
         console.print(f"Sweep {sweep_id}: {len(plan.to_run)} task(s) would run on {sources}")
+        if hydra_note:
+            console.print(f"  Hydra pre-flight: {hydra_note}", markup=False)
         for reason, k in plan.skipped.items():
             console.print(f"  skipped {k}: {reason}")
         if plan.to_adopt:

@@ -8,41 +8,33 @@ from typing import Any
 
 import click
 
-from hsm_core.plugin import HsmError
 
 STATE_ORDER = ("completed", "failed", "running", "submitted", "pending", "interrupted", "cancelled", "timeout", "preempted", "lost")
 
 
 def output_dir(project_dir: str | None) -> Path:
     """The project's sweeps output dir (``paths.output_dir``, default ``sweeps/outputs``)."""
-    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
 
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
-    return load_project_config(root).output_dir
+    return load_project_config(resolve_project_root(project_dir)).output_dir
 
 
-def locate_sweep(project_dir: str | None, sweep_id: str) -> Any:
-    """SWEEP_ID of the project as a SweepDir: in its output dir, else a pull-based sweep under the
-    workers' storage root (:func:`hsm_core.plugin.locate_sweep`)."""
-    from hsm_core.plugin import locate_sweep as locate
-    from hsm_core.state import SweepDir
+def locate_sweep(project_dir: str | None, sweep_id: str | None) -> Any:
+    """SWEEP_ID of the project as a SweepDir (None or ``latest``: the latest sweep), see
+    :func:`hsm_core.sweep_select.resolve_sweep`."""
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
+    from hsm_core.sweep_select import resolve_sweep
 
-    return SweepDir(locate(sweep_id, project_dir).sweep_dir)
+    return resolve_sweep(load_project_config(resolve_project_root(project_dir)), sweep_id)
 
 
 def list_sweeps(out: Path) -> list[Path]:
-    """Sweep dirs under ``out``, oldest first (by creation time recorded in the name or mtime)."""
-    if not out.is_dir():
-        return []
-    from hsm_core.state import validate_sweep_id
+    """Sweep dirs under ``out``, oldest first (by the creation time in their metadata)."""
+    from hsm_core.sweep_select import sweeps_by_creation
 
-    dirs = []
-    for meta in out.glob("*/sweep_metadata.yaml"):
-        try:
-            dirs.append(Path(meta.parent.parent, validate_sweep_id(meta.parent.name)))
-        except HsmError:  # a directory whose name is not a sweep id is not one of ours
-            continue
-    return sorted(dirs, key=lambda p: (p.stat().st_mtime, p.name))
+    return [s.path for s in sweeps_by_creation(out)]
 
 
 def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
@@ -66,7 +58,7 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
         if r.state == "completed" and isinstance(r.duration, (int, float)):
             durations.append(float(r.duration))
     total = len(records)
-    done = counts.get("completed", 0)
+    from hsm_core.progress import finished_tasks, progress_percent
     from hsm_core.lease import current_holder
     from hsm_core.outages import read_outages
 
@@ -82,7 +74,9 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
         "controller": holder.to_json() if holder is not None else None,
         "total": total,
         "counts": {k: v for k, v in counts.items() if v or k in ("completed", "failed", "running", "pending")},
-        "progress": round(100.0 * done / total, 1) if total else 0.0,
+        #: Tasks in a final state, and their share in percent: as hsm monitor watch shows them.
+        "done": finished_tasks(counts),
+        "progress": progress_percent(counts, total),
         "per_source": per_source,
         "duration": {
             "mean": round(sum(durations) / len(durations), 3) if durations else None,
@@ -106,12 +100,23 @@ def _fmt_seconds(s: float | None) -> str:
     return f"{h}h {m}m" if h else f"{m}m {sec}s"
 
 
+def _fmt_created(iso: Any) -> str:
+    """``2026-11-23 12:01`` (local time) for a list of sweeps; the text as is if unreadable."""
+    import datetime as _dt
+
+    try:
+        return _dt.datetime.fromisoformat(str(iso)).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return str(iso or "-")
+
+
 def _print_one(info: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(title=f"Sweep Status: {info['sweep_id']}")
+    console.print(f"Sweep Status: {info['sweep_id']}", markup=False, soft_wrap=True)  # the whole id, never wrapped
+    table = Table()
     table.add_column("Metric")
     table.add_column("Value")
     table.add_row("Status", str(info.get("status") or "-"))
@@ -120,7 +125,9 @@ def _print_one(info: dict[str, Any]) -> None:
         from hsm_core.lease import short_time
 
         table.add_row("Controller", f"{ctl['command']} (pid {ctl['pid']} on host {ctl['host']}, since {short_time(ctl['since'])})")
-    table.add_row("Progress", f"{info['counts'].get('completed', 0)}/{info['total']} ({info['progress']}%)")
+    from hsm_core.progress import progress_text
+
+    table.add_row("Progress", progress_text(info["counts"], info["total"]))
     for state, n in info["counts"].items():
         table.add_row(state.capitalize(), str(n))
     table.add_row("Mean duration", _fmt_seconds(info["duration"]["mean"]))
@@ -166,25 +173,33 @@ def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: boo
         if as_json:
             click.echo(json.dumps(infos, indent=1))
             return
-        from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"Sweeps in {out}")
-        for col in ("Sweep", "Created", "Status", "Tasks", "Completed", "Failed", "Running", "Pending"):
-            table.add_column(col)
+        from hsm_core.monitor.view import make_console
+        from hsm_core.progress import progress_text
+
+        from rich import box
+        from rich.console import Console
+        from rich.measure import Measurement
+
+        table = Table(title=f"Sweeps in {out}", box=box.SIMPLE_HEAD, pad_edge=False,
+                      collapse_padding=True, title_justify="left")
+        for col in ("Sweep", "Created", "Status", "Progress", "Completed", "Failed", "Running", "Pending"):
+            table.add_column(col, no_wrap=True)
         for i in infos:
             c = i["counts"]
-            table.add_row(i["sweep_id"], str(i["created"] or "-"), str(i["status"] or "-"), str(i["total"]),
+            created = _fmt_created(i["created"])
+            table.add_row(i["sweep_id"], created, str(i["status"] or "-"), progress_text(c, i["total"]),
                           str(c.get("completed", 0)), str(c.get("failed", 0)), str(c.get("running", 0) + c.get("submitted", 0)), str(c.get("pending", 0)))
-        Console(highlight=False).print(table)
+        console = make_console()
+        # The ids are what the user copies into the next command: never cut or wrapped. A table
+        # wider than the terminal is printed whole (the terminal folds its lines) rather than shrunk.
+        need = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        if need > console.width:
+            console = Console(highlight=False, width=need)
+        console.print(table)
         return
-    if sweep_id is None:
-        sweeps = list_sweeps(out)
-        if not sweeps:
-            raise HsmError(f"no sweeps in {out}", hint="start one with: hsm run --config sweeps/sweep_config.yaml")
-        path = sweeps[-1]
-    else:
-        path = locate_sweep(project_dir, sweep_id).path
+    path = locate_sweep(project_dir, sweep_id).path
     info = summarize(path, rebuild=rebuild)
     if as_json:
         click.echo(json.dumps(info, indent=1))

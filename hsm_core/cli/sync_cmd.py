@@ -20,9 +20,9 @@ PROJECT_DIR = click.option("--project-dir", type=click.Path(file_okay=False),
 
 
 def _root(project_dir: str | None) -> Path:
-    from hsm_core.config import find_project_root
+    from hsm_core.config.project_root import resolve_project_root
 
-    return Path(project_dir).expanduser().absolute() if project_dir else find_project_root(Path.cwd())
+    return resolve_project_root(project_dir)
 
 
 @click.group("sync", invoke_without_command=True)
@@ -209,7 +209,7 @@ def pull_command(from_: str, only: str | None, latest_checkpoint: bool, dest: st
 
     Incremental and resumable: a second pull copies only what changed; an interrupted one resumes.
     """
-    from hsm_core.config import load_project_config
+    from hsm_core.config.project_config import load_project_config
     from hsm_core.sync.pull import pull_artifacts, resolve_source
     from hsm_core.sync.runner import human_bytes
 

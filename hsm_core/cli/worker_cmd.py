@@ -18,10 +18,10 @@ def _registry() -> Any:
 
 
 def _project(project_dir: str | None, registry: Any) -> Any:
-    from hsm_core.config import find_project_root, load_project_config
+    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.project_root import resolve_project_root
 
-    root = Path(project_dir).resolve() if project_dir else find_project_root(Path.cwd())
-    return load_project_config(root, registry)
+    return load_project_config(resolve_project_root(project_dir), registry)
 
 
 def _setup(sweep_file: str | None, project_dir: str | None, cluster: str, storage_root: str | None,

@@ -9,7 +9,11 @@ that the same error in two tasks gives the same pattern: numbers, paths and hex 
 timeout            state ``timeout`` or a scheduler's time-limit message
 preempted / lost   state ``preempted`` / ``lost``
 out_of_memory      CUDA OOM, ``MemoryError``, the OOM killer, a lone ``Killed`` line or exit 137
-cuda_error         ``CUDA error: ...``, cuDNN / NCCL / cuBLAS errors
+node_failure       the node failed under the task (Slurm's ``DUE TO NODE FAILURE``, an ECC error ...)
+nccl_error         NCCL communication errors and collective timeouts (not NCCL's "invalid usage")
+cuda_error         ``CUDA error: ...``, cuDNN / cuBLAS errors
+hydra_config       a Hydra app refused its overrides or config (the line saying what went wrong,
+                   not Hydra's "Set the environment variable HYDRA_FULL_ERROR=1" footer)
 python_exception   the last ``XxxError: message`` line of a traceback
 killed             killed by another signal (exit code 128+N or -N)
 exit_code          anything else: ``exit code N``
@@ -29,13 +33,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hsm_core.atomic import atomic_write_yaml
+from hsm_core.taskdir import STDERR_LOG, stderr_path
 from hsm_core.monitor.snapshot import FAILED_STATES
 from hsm_core.state import SweepDir, TaskRecord, now_iso, read_status
 
 CATEGORY_TITLES = {
     "out_of_memory": "Out of memory",
+    "node_failure": "Node failure",
+    "nccl_error": "NCCL error",
     "cuda_error": "CUDA error",
     "timeout": "Timeout",
+    "hydra_config": "Hydra configuration error",
     "python_exception": "Python exception",
     "killed": "Killed by signal",
     "preempted": "Preempted",
@@ -54,10 +62,27 @@ _OOM_CUDA = re.compile(r"CUDA out of memory|CUDA error: out of memory|OutOfMemor
 _OOM_HOST = re.compile(r"(?:^|[\s.:])(?:MemoryError|_ArrayMemoryError)\b|Cannot allocate memory|std::bad_alloc|Unable to allocate \S+ (?:[KMGT]i?B|bytes)")
 _OOM_KILLER = re.compile(r"oom[-_ ]kill|Out of memory: Kill|Exceeded job memory limit|exceeded memory limit|job killed: mem|OUT_OF_MEMORY", re.I)
 _CUDA = re.compile(r"CUDA error|CUDA_ERROR_\w+|cudaError\w*|CUDNN_STATUS_\w+|cuDNN error|NCCL error|CUBLAS_STATUS_\w+|no CUDA-capable device", re.I)
+_NODE_FAILURE = re.compile(r"DUE TO NODE FAIL|NODE_FAIL|\bnode failure|uncorrectable ECC error|Socket timed out on send/recv|"
+                           r"Transport endpoint is not connected|Stale file handle", re.I)
+_NCCL = re.compile(r"NCCL error|NCCL (?:WARN|timeout)|nccl(?:System|Remote|Internal|UnhandledCuda)Error|"
+                   r"NCCL communicator was aborted|Watchdog caught collective operation timeout", re.I)
+#: NCCL errors that a bug in the program causes: run again, they fail again.
+_NCCL_MISUSE = re.compile(r"invalid usage|invalid argument|ncclInvalid", re.I)
 _TRACEBACK = "Traceback (most recent call last):"
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 _EXC_ANYWHERE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning)): (.*)$")
 _SEGFAULT = re.compile(r"Segmentation fault|SIGSEGV", re.I)
+_HYDRA_FOOTER = re.compile(r"HYDRA_FULL_ERROR=1 for a complete stack trace")
+#: How Hydra's own messages begin (hydra.errors, OmegaConf, the override parser).
+_HYDRA_HEADLINE = re.compile(
+    r"^(?:Could not (?:override|append|delete|load|find)|Error (?:merging|parsing|in)|Cannot find primary config|"
+    r"Primary config (?:module|directory)|In '[^']*': |Missing mandatory value|Ambiguous value|Multiple values for|"
+    r"Interpolation |Key '[^']*' (?:is )?not in|Value '.*' (?:of type .* )?could not be converted|"
+    r"(?:no viable alternative|mismatched input|extraneous input|token recognition error|missing '))"
+)
+#: Lines of Hydra's messages that advise rather than say what went wrong.
+_HYDRA_ADVICE = re.compile(r"^(?:To append to your config|Either remove|Or add a second|See https?://|Config search path|"
+                           r"Available options|provider=|full_key:|object_type=|reference_type=|Set the environment)")
 
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]{12,}\b")
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:~|\.{1,2})?(?:/[^\s/:'\",()\[\]{}<>]+){2,}/?|(?<![\w.])/[^\s/:'\",()\[\]{}<>]+/?")
@@ -79,7 +104,7 @@ def normalize(text: str) -> str:
 
 def read_stderr_tail(task_dir: Path, max_lines: int = TAIL_LINES) -> list[str]:
     """The last lines of the task's last attempt in ``stderr.log`` (ANSI colours removed)."""
-    path = Path(task_dir) / "stderr.log"
+    path = stderr_path(task_dir)
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)
@@ -140,6 +165,27 @@ def _python_exception(lines: list[str]) -> tuple[str, str] | None:
     return None
 
 
+def _hydra_error(lines: list[str]) -> str | None:
+    """The line of a Hydra app's error message that says what went wrong, when its output ends
+    with Hydra's footer and no traceback (a traceback is the script's own exception)."""
+    end = None
+    for i in range(len(lines) - 1, -1, -1):
+        if _HYDRA_FOOTER.search(lines[i]):
+            end = i
+            break
+    if end is None or any(line.strip() == _TRACEBACK for line in lines[:end]):
+        return None
+    message = lines[max(0, end - 15):end]
+    for line in message:  # Hydra's headline comes first in its message
+        if _HYDRA_HEADLINE.match(line.strip()):
+            return line.strip()
+    for line in reversed(message):
+        if line[:1].isspace() or _HYDRA_ADVICE.match(line.strip()):
+            continue
+        return line.strip()
+    return None
+
+
 def _find(pattern: re.Pattern[str], lines: list[str]) -> str | None:
     for line in reversed(lines):
         if pattern.search(line):
@@ -164,9 +210,16 @@ def classify(state: str, exit_code: int | None, lines: list[str], error: str | N
         return Diagnosis("out_of_memory", "out of memory (MemoryError)", hit)
     if _KILLED.search(last) or exit_code in (137, -9):
         return Diagnosis("out_of_memory", "out of memory? (killed with SIGKILL, exit code 137)", last or f"exit code {exit_code}")
+    if hit := _find(_NODE_FAILURE, lines):
+        return Diagnosis("node_failure", "node failure", hit)
+    if (hit := _find(_NCCL, lines)) and not _NCCL_MISUSE.search(hit):
+        m = _NCCL.search(hit)
+        return Diagnosis("nccl_error", normalize(hit[m.start():] if m else hit), hit)
     if hit := _find(_CUDA, lines):
         m = _CUDA.search(hit)
         return Diagnosis("cuda_error", normalize(hit[m.start():] if m else hit), hit)
+    if hit := _hydra_error(lines):
+        return Diagnosis("hydra_config", normalize(hit), hit)
     exc = _python_exception(lines)
     if exc is not None:
         etype, msg = exc
@@ -280,7 +333,7 @@ def error_documents(report: ErrorReport) -> tuple[dict[str, Any], dict[str, Any]
             pattern=f.diagnosis.pattern,
             message=f.diagnosis.message,
             stderr_tail=f.tail[-10:],
-            stderr=f"tasks/{r.name}/stderr.log",
+            stderr=f"tasks/{r.name}/{STDERR_LOG}",
         )
         if f.error:
             entry["error"] = f.error

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hsm_core.state import SweepDir, TaskRecord
+from hsm_core.taskdir import metrics_path
 
 FIXED_HEAD = ("task", "id")
 FIXED_TAIL = ("status", "source", "duration", "exit_code")
@@ -41,7 +42,7 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def read_metrics(task_dir: Path) -> dict[str, Any]:
     """The task's ``metrics.json`` flattened; {} when missing, unreadable or not an object."""
     try:
-        with open(Path(task_dir) / "metrics.json", "rb") as fh:
+        with open(metrics_path(task_dir), "rb") as fh:
             data = json.load(fh)
     except (OSError, ValueError):
         return {}

@@ -21,13 +21,15 @@ from typing import Any, Mapping, Sequence
 
 from hsm_core import __version__
 from hsm_core.atomic import atomic_write_text, atomic_write_yaml
+from hsm_core.durations import fmt_duration
 from hsm_core.monitor import svg
 from hsm_core.monitor.errors import CATEGORY_TITLES, ErrorReport, analyze, write_error_files
 from hsm_core.monitor.export import Table, build_table
 from hsm_core.monitor.logs import parse_time
-from hsm_core.monitor.snapshot import Snapshot, fmt_duration, load_records, take_snapshot
+from hsm_core.monitor.snapshot import Snapshot, load_records, take_snapshot
 from hsm_core.plugin import HsmError
 from hsm_core.state import SweepDir, TaskRecord, now_iso
+from hsm_core.taskdir import METRICS_FILE, STDERR_LOG
 
 log = logging.getLogger("hsm.report")
 
@@ -118,7 +120,7 @@ def collect(sweep: SweepDir, *, metric: str | None = None, records: dict[str, Ta
         if strict:
             raise HsmError(
                 f"no metric {metric!r} in sweep {sweep.sweep_id}",
-                hint=f"metrics found: {', '.join(names)}" if names else "no task has written metrics.json or METRIC lines",
+                hint=f"metrics found: {', '.join(names)}" if names else f"no task has written {METRICS_FILE} or METRIC lines",
             )
         metric = None
     if metric is None and names:
@@ -275,7 +277,7 @@ def _summary_section(data: ReportData) -> str:
     ) + "</div>")
     rows = [
         ("Status", s.status),
-        ("Progress", f"{s.done}/{s.total} ({s.progress:.1f}%)"),
+        ("Progress", s.progress_text),
         ("Duration", fmt_duration(s.elapsed)),
         ("Mean task duration", fmt_duration(s.mean_duration)),
     ]
@@ -354,7 +356,7 @@ def _clip(text: str, n: int) -> str:
 def _metric_section(data: ReportData) -> str:
     html = ['<h2 id="metrics">Metrics</h2>']
     if data.metric is None:
-        html.append('<p class="muted">No metrics found: write <code>$HSM_TASK_DIR/metrics.json</code> or print '
+        html.append(f'<p class="muted">No metrics found: write <code>$HSM_TASK_DIR/{METRICS_FILE}</code> or print '
                     "<code>METRIC name=value</code> lines from your script.</p>")
         return "\n".join(html)
     col = data.table.metric_columns[data.metric]
@@ -471,8 +473,8 @@ def error_html(data: ReportData) -> str:
         if g.count > 200:
             body.append(f'<p class="muted">… and {g.count - 200} more (all in logs/errors/failed_tasks.yaml).</p>')
         for f in g.tasks[:2]:
-            tail = "\n".join(f.tail[-15:]) or "(stderr.log is empty)"
-            body.append(f"<h3>{escape(f.record.name)}: end of <code>stderr.log</code></h3><pre>{escape(tail)}</pre>")
+            tail = "\n".join(f.tail[-15:]) or f"({STDERR_LOG} is empty)"
+            body.append(f"<h3>{escape(f.record.name)}: end of <code>{STDERR_LOG}</code></h3><pre>{escape(tail)}</pre>")
     return _page(f"Sweep {e.sweep_id}: error analysis", "\n".join(body))
 
 

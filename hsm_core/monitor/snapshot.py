@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hsm_core.monitor.logs import HealthTracker, SourceHealth, Utilization, latest_utilization, parse_time
+from hsm_core.outages import read_outages
 from hsm_core.plugin import TaskState
+from hsm_core.progress import finished_tasks, progress_percent, progress_text
 from hsm_core.state import INDEX_FILE, DamagedSweepError, SweepDir, TaskRecord, read_status
 from hsm_core.sweep_end import task_is_over
+from hsm_core.taskdir import status_path
 
 #: Sweep statuses (``sweep_metadata.yaml``) of a sweep whose controller is (or should be) at work.
 ACTIVE_SWEEP_STATUSES = ("running", "submitted")
@@ -99,7 +102,7 @@ class RecordCache:
                 if probes > PENDING_PROBE:
                     continue
                 try:
-                    changed = os.stat(d / "status.yaml").st_mtime_ns >= index_mtime
+                    changed = os.stat(status_path(d)).st_mtime_ns >= index_mtime
                 except OSError:
                     continue
             if changed:
@@ -177,12 +180,18 @@ class Snapshot:
 
     @property
     def done(self) -> int:
-        """Tasks in a final state."""
-        return sum(v for k, v in self.counts.items() if _finished(k))
+        """Tasks in a final state (:mod:`hsm_core.progress`)."""
+        return finished_tasks(self.counts)
 
     @property
     def progress(self) -> float:
-        return 100.0 * self.done / self.total if self.total else 0.0
+        """Percent of tasks in a final state, one decimal (:mod:`hsm_core.progress`)."""
+        return progress_percent(self.counts, self.total)
+
+    @property
+    def progress_text(self) -> str:
+        """``done/total (pct%)``, as ``hsm status`` prints it too."""
+        return progress_text(self.counts, self.total)
 
     @property
     def finished(self) -> bool:
@@ -281,8 +290,6 @@ def take_snapshot(
     )
     over = snap.finished
     if not over:
-        from hsm_core.outages import read_outages
-
         outages = read_outages(sweep.logs_dir)
         snap.outages = outages["sources"] if outages else []
     end = (ended or now) if over else now
@@ -294,21 +301,6 @@ def take_snapshot(
         capacity = sum(r.capacity or 0 for r in rows) or None
         snap.eta = estimate_eta(mean, remaining, active, capacity)
     return snap
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """``2h 15m``, ``4m 10s``, ``12.5s``, ``3d 4h``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    s = float(seconds)
-    if s < 60:
-        return f"{s:.1f}s" if s < 10 else f"{int(s)}s"
-    m, sec = divmod(int(round(s)), 60)
-    h, m = divmod(m, 60)
-    d, h = divmod(h, 24)
-    if d:
-        return f"{d}d {h}h"
-    return f"{h}h {m}m" if h else f"{m}m {sec}s"
 
 
 # -- finding sweeps ---------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from hsm_core.durations import fmt_duration
 from hsm_core.monitor.logs import HealthEvent, SourceHealth
-from hsm_core.monitor.snapshot import Snapshot, fmt_duration
+from hsm_core.monitor.snapshot import Snapshot
 
 #: Width of output that goes to a file or a pipe: wide enough that tables do not wrap (rich
 #: would assume 80 columns), narrow enough to read in a log viewer.
@@ -52,7 +53,7 @@ def progress_line(snap: Snapshot, width: int = 40) -> Table:
     grid.add_column()
     bar = ProgressBar(total=max(1, snap.total), completed=snap.done, width=width,
                       complete_style="green" if not snap.failed else "yellow", finished_style="green")
-    grid.add_row(bar, Text(f"{snap.done}/{snap.total} ({snap.progress:.1f}%)"))
+    grid.add_row(bar, Text(snap.progress_text))
     return grid
 
 
@@ -62,7 +63,7 @@ def status_table(snap: Snapshot) -> Table:
     table.add_column("Metric")
     table.add_column("Value")
     table.add_row("Status", Text(_status_text(snap), style=_STATUS_STYLE.get(snap.status, "")))
-    table.add_row("Progress", f"{snap.done}/{snap.total} ({snap.progress:.1f}%)")
+    table.add_row("Progress", snap.progress_text)
     table.add_row("Completed", str(snap.completed))
     table.add_row("Failed", Text(str(snap.failed), style="red" if snap.failed else ""))
     table.add_row("Running", str(snap.running))

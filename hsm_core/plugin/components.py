@@ -158,6 +158,12 @@ class Expander(abc.ABC):
     def expand(self, section: Any) -> Iterator[dict[str, Any]]:
         """Yield the parameter sets, lazily."""
 
+    def describe(self, section: Any) -> "list[tuple[str, str]] | None":
+        """Optional: ``(parameter, text)`` rows for ``--dry-run`` (``("lr", "3 values")``; a name
+        in parentheses is a note). Core also uses the names to refuse a parameter that two
+        sections set. Default None: one row for the whole section."""
+        return None
+
 
 class ResultCollector(abc.ABC):
     """Extracts metrics from a finished task's directory."""

@@ -6,9 +6,10 @@ project the user is in: :func:`locate_project` reads its validated ``hsm_config.
 :func:`locate_sweep` finds one of its sweeps, and :func:`make_probe_task` writes a throw-away
 one-task sweep for checks such as ``hsm test``.
 
-These are services of hsm's upper layers (configuration, sweeps), reached at call time: this is
-the one module of the contract that imports them, and only inside its functions, so that
-importing :mod:`hsm_core.plugin` never loads them.
+These are services of hsm's upper layers (configuration, sweeps, finding a sweep), so this module
+of the contract sits above them in hsm's layer order (``tests/test_layers.py``), with the engine:
+it is the contract's window onto the project, and no module of a lower layer may import it.
+Importing :mod:`hsm_core.plugin` does not load it (each name is loaded on first use).
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from hsm_core.errors import HsmError
+from hsm_core.config.editing import set_config_value
+from hsm_core.config.project_config import load_project_config
+from hsm_core.config.project_root import CONFIG_FILENAME, find_config_file, resolve_project_root
+from hsm_core.config.yaml_io import yaml_inline
 from hsm_core.plugin.values import TaskSpec
+from hsm_core.prepare import CommandPlan, write_task
+from hsm_core.state import SweepDir, TaskRecord
+from hsm_core.sweep_select import resolve_sweep
 
 __all__ = [
     "ProjectLocation",
@@ -56,11 +63,9 @@ class ProjectLocation:
 
 def locate_project(project_dir: str | Path | None = None) -> ProjectLocation:
     """The project at ``project_dir`` (default: the one holding the current directory, else the
-    current directory itself). Raises :class:`HsmError` (file:line) for a bad ``hsm_config.yaml``."""
-    from hsm_core.config import CONFIG_FILENAME, find_project_root, load_project_config
-
-    root = Path(project_dir).expanduser().absolute() if project_dir else find_project_root(Path.cwd())
-    project = load_project_config(root)
+    current directory itself). Raises :class:`HsmError` (file:line) for a bad ``hsm_config.yaml``,
+    and for a ``project_dir`` that is not an existing directory."""
+    project = load_project_config(resolve_project_root(project_dir))
     return ProjectLocation(project.root, project.path, project.path or project.root / CONFIG_FILENAME, project.data)
 
 
@@ -72,9 +77,7 @@ def set_project_setting(project_root: str | Path, dotted_key: str, value: Any) -
     :class:`~hsm_core.plugin.ConfigError` and leaves the file as it was. The file is written
     atomically, and a change of one key keeps the file's comments.
     """
-    from hsm_core.config import CONFIG_FILENAME, find_config_file, set_config_value, yaml_inline
-
-    root = Path(project_root).expanduser().absolute()
+    root = resolve_project_root(project_root)
     path = find_config_file(root) or root / CONFIG_FILENAME
     set_config_value(path, dotted_key, yaml_inline(value))
     return path
@@ -93,23 +96,10 @@ class SweepLocation:
 
 def locate_sweep(sweep_id: str | None = None, project_dir: str | Path | None = None) -> SweepLocation:
     """The sweep ``sweep_id`` of the project at ``project_dir`` (default: the project holding the
-    current directory); the most recent sweep when ``sweep_id`` is None. Raises :class:`HsmError`
-    for an unknown sweep or a bad ``hsm_config.yaml``."""
-    from hsm_core.config import find_project_root, load_project_config
-    from hsm_core.state import SweepDir
-
-    root = Path(project_dir).expanduser().absolute() if project_dir else find_project_root(Path.cwd())
-    project = load_project_config(root)
-    out = project.output_dir
-    if sweep_id is None:
-        found = sorted(Path(out).glob("*/sweep_metadata.yaml"), key=lambda p: (p.stat().st_mtime, p.parent.name))
-        if not found:
-            raise HsmError(f"no sweeps in {out}", hint="give a sweep id, or start a sweep with 'hsm run'")
-        sweep = SweepDir(found[-1].parent)
-    else:
-        from hsm_core.workers.layout import find_sweep  # a pull-based sweep may live under its storage root
-
-        sweep = find_sweep(project, sweep_id)
+    current directory); the most recently created sweep when ``sweep_id`` is None or ``latest``.
+    Raises :class:`HsmError` for an unknown sweep or a bad ``hsm_config.yaml``."""
+    project = load_project_config(resolve_project_root(project_dir))
+    sweep = resolve_sweep(project, sweep_id)  # a pull-based sweep may live under its storage root
     return SweepLocation(sweep.sweep_id, sweep.path.absolute(), project.root, project.data)
 
 
@@ -122,9 +112,6 @@ def make_probe_task(
     the source's configured Python instead. ``directory``'s name must be a valid sweep id
     (``test_20260101_120000``); remove the directory when done.
     """
-    from hsm_core.prepare import CommandPlan, write_task
-    from hsm_core.state import SweepDir, TaskRecord
-
     sweep = SweepDir(Path(directory))
     sweep.path.mkdir(parents=True, exist_ok=True)
     sweep.create_layout()

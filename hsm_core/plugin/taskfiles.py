@@ -7,8 +7,13 @@ task can start (a scheduler source), and the final state of a task it stopped or
 (``cancelled``, ``interrupted``, ``lost``). Its keys: ``state`` (a :class:`~hsm_core.plugin.TaskState`
 value), ``attempt`` and ``attempts`` (the history, one entry per ended attempt), ``source``,
 ``host``, ``process`` (the identity of the running task's wrapper, see
-:mod:`~hsm_core.plugin.processes`), ``start_time``, ``end_time``, ``exit_code``, ``duration``; a
-source may keep its own keys there (the ssh source keeps ``ssh:``).
+:mod:`~hsm_core.plugin.processes`), ``start_time``, ``end_time``, ``exit_code``, ``duration``.
+
+A source keeps what it needs about a task (a job id, a runner's identity) under
+``source_data: {SOURCE NAME: {...}}`` (:data:`SOURCE_DATA`), through :func:`keep_source_data` or
+:func:`with_source_data`, and reads it back with :func:`source_data` (in ``attach`` after its
+controller died, say). Every rewrite of the status keeps that mapping: the runner's, the engine's,
+workers', :func:`finalize_status`; other keys a source adds are not kept.
 
 The runner starts the task's command under a ``/bin/sh`` wrapper (``$0`` = :data:`WRAPPER_NAME`)
 that writes its pid to :data:`PID_FILE` before the command starts and leaves the exit code in
@@ -19,16 +24,30 @@ exactly (:func:`left_exit_code`, :func:`reconcile_status`).
 from __future__ import annotations
 
 from hsm_core.state import (
+    finalize_status,
+    now_iso,
+    reconcile_status,
+    stop_orphaned_command,
+)
+from hsm_core.taskdir import (
     EXIT_MARKER,
     PID_FILE,
+    SOURCE_DATA,
+    STATUS_FILE,
+    STDERR_LOG,
+    RUNNER_LOG,
+    STDOUT_LOG,
     WRAPPER_NAME,
-    finalize_status,
+    keep_source_data,
     left_exit_code,
-    now_iso,
     read_status,
-    reconcile_status,
+    runner_log_path,
+    source_data,
     started_process,
-    stop_orphaned_command,
+    status_path,
+    stderr_path,
+    stdout_path,
+    with_source_data,
     write_status,
 )
 
@@ -42,6 +61,18 @@ __all__ = [
     "started_process",
     "stop_orphaned_command",
     "now_iso",
+    "status_path",
+    "stdout_path",
+    "stderr_path",
+    "SOURCE_DATA",
+    "source_data",
+    "with_source_data",
+    "keep_source_data",
+    "STATUS_FILE",
+    "STDOUT_LOG",
+    "STDERR_LOG",
+    "RUNNER_LOG",
+    "runner_log_path",
     "EXIT_MARKER",
     "PID_FILE",
     "WRAPPER_NAME",

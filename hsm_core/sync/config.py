@@ -302,7 +302,9 @@ def load_sync_config(project_root: Path) -> SyncConfig:
 
     Raises the guide's "No sync configuration found" error (with the fix) when the file is missing.
     """
-    from hsm_core.config import _display, load_yaml, to_plain, validate
+    from hsm_core.config.lines import display_path, to_plain
+    from hsm_core.config.validation import validate
+    from hsm_core.config.yaml_io import load_yaml
 
     path = config_path(project_root)
     if not path.is_file():
@@ -311,7 +313,7 @@ def load_sync_config(project_root: Path) -> SyncConfig:
             hint="create one with 'hsm sync init', then edit it to add your targets",
         )
     raw = load_yaml(path)
-    shown = _display(path)
+    shown = display_path(path)
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping with sync_targets", file=shown, line=getattr(raw, "line", 1))
     validate(raw, SCHEMA, file=path)

@@ -29,10 +29,15 @@ from typing import Any, Callable, Mapping, Sequence
 import pytest
 
 from hsm_core.plugin import ComputeSource, HealthReport, SourceContext, TaskSpec, TaskState, load_object
+from hsm_core.taskdir import SOURCE_DATA, STATUS_FILE, metrics_path, source_data, stderr_path, stdout_path, write_status
 from hsm_core.testing.controller import ControllerProcess
 from hsm_core.testing.helpers import make_sweep, read_task_status, run_until_final
 from hsm_core.testing.observer import contract_script, kill_task_processes, log_words, task_processes
 from hsm_core.testing.runlog import check_once, read_runs
+
+#: The name under which ``test_source_data_survives_every_rewrite`` keeps data in ``status.yaml``, as
+#: a source that ran an earlier attempt of the task would.
+PROBE_SOURCE = "contract-probe"
 
 #: The moments at which ``test_tasks_survive_the_controller_dying`` kills the controller.
 DEATH_MOMENTS = ("right_after_launch", "while_tasks_run", "as_a_task_starts", "and_tasks_end_unwatched")
@@ -254,7 +259,7 @@ class ComputeSourceContract:
         for spec in specs:
             state = read_task_status(spec).get("state")
             if state not in wanted:
-                problems.append(f"{spec.name}: status.yaml says {state or 'nothing'} after {what}, not {' or '.join(sorted(wanted))}")
+                problems.append(f"{spec.name}: {STATUS_FILE} says {state or 'nothing'} after {what}, not {' or '.join(sorted(wanted))}")
         ended = log_words(case.runlog, "end")
         problems += [f"{spec.name}: ran to its end after {what}" for spec in specs if spec.task_id in ended]
         deadline = time.monotonic() + self.stop_seconds
@@ -268,7 +273,7 @@ class ComputeSourceContract:
 
     def _ran_once_problems(self, case: ContractCase) -> list[str]:
         """What breaks "every task completed, on disk, after running exactly once (its own log)"."""
-        problems = [f"{spec.name}: status.yaml says {read_task_status(spec).get('state') or 'nothing'}, not completed"
+        problems = [f"{spec.name}: {STATUS_FILE} says {read_task_status(spec).get('state') or 'nothing'}, not completed"
                     for spec in case.specs if read_task_status(spec).get("state") != TaskState.COMPLETED.value]
         return problems + check_once(read_runs(case.runlog), case.ids)
 
@@ -304,10 +309,10 @@ class ComputeSourceContract:
             assert status["exit_code"] == 0
             assert status["attempt"] >= 1 and status["start_time"] and status["end_time"]
             assert status["host"]
-            out = (spec.task_dir / "stdout.log").read_text()
+            out = stdout_path(spec.task_dir).read_text()
             assert f"x={spec.params['x']}" in out
-            assert "error output" in (spec.task_dir / "stderr.log").read_text()
-            metrics = json.loads((spec.task_dir / "metrics.json").read_text())
+            assert "error output" in stderr_path(spec.task_dir).read_text()
+            metrics = json.loads(metrics_path(spec.task_dir).read_text())
             assert metrics["score"] == spec.params["x"] * 2
         assert check_once(read_runs(case.runlog), case.ids) == []
 
@@ -315,7 +320,7 @@ class ComputeSourceContract:
         case = self._case(tmp_path, [{"x": 3}], case_cleanup)
         spec = case.specs[0]
         run_until_final(case.sources[0], case.specs, timeout=self.timeout)
-        line = next(ln for ln in (spec.task_dir / "stdout.log").read_text().splitlines() if ln.startswith("ENV "))
+        line = next(ln for ln in stdout_path(spec.task_dir).read_text().splitlines() if ln.startswith("ENV "))
         env = json.loads(line[4:])
         assert env["HSM_TASK_ID"] == spec.task_id
         assert env["HSM_SWEEP_ID"] == spec.sweep_id == case.sweep_id
@@ -335,10 +340,45 @@ class ComputeSourceContract:
         spec = case.specs[0]
         final = run_until_final(case.sources[0], case.specs, timeout=self.timeout)
         assert final[spec.task_id] == TaskState.COMPLETED
-        argv_line = next(ln for ln in (spec.task_dir / "stdout.log").read_text().splitlines() if ln.startswith("ARGV "))
+        argv_line = next(ln for ln in stdout_path(spec.task_dir).read_text().splitlines() if ln.startswith("ARGV "))
         assert f"name={evil}" in json.loads(argv_line[5:])
         for name in ("PWNED", "PWNED2", "PWNED3"):
             assert not list(tmp_path.rglob(name)) and not (Path.cwd() / name).exists()
+
+    def test_source_data_survives_every_rewrite(self, tmp_path: Path, case_cleanup: list[ContractCase]) -> None:
+        """What sources keep in ``status.yaml`` (``source_data``, here a source that ran an earlier
+        attempt) survives every rewrite of the status: this source's ``submitted`` record, the
+        runner's start and end, a cancel's final state, and a further attempt. A source that
+        writes a status afresh must carry ``source_data`` over (docs/plugin-api.md)."""
+        case = self._case(tmp_path, [{"x": 1}, {"x": 2, "exit": 3}, {"x": 3, "sleep": 300}], case_cleanup)
+        probe = {"job_id": "4711", "scheduler": {"queue": "gpu", "restarts": 0}}
+        for spec in case.specs:
+            write_status(spec.task_dir, {"task_id": spec.task_id, "index": spec.index, "state": TaskState.FAILED.value,
+                                         "attempt": 1, "source": PROBE_SOURCE, SOURCE_DATA: {PROBE_SOURCE: probe}})
+        source = case.sources[0]
+        watch = Watch(source)
+        source.launch(case.specs)
+        running = case.specs[2]
+        self._wait_log(case, "start", [running], watch, "the task never started")
+        source.cancel([running.task_id])
+        watch.until_final(case.specs, self.timeout)
+
+        def lost(specs: Sequence[TaskSpec], after: str) -> list[str]:
+            out = []
+            for spec in specs:
+                status = read_task_status(spec)
+                if source_data(status, PROBE_SOURCE) != probe:
+                    out.append(f"{spec.name}: {STATUS_FILE} {after} ({status.get('state')}) lost the source_data another "
+                               f"source kept: {status.get(SOURCE_DATA)!r}")
+            return out
+
+        problems = lost(case.specs, "after its attempt")
+        again = case.specs[1]
+        watch.final.pop(again.task_id, None)
+        source.launch([again])
+        watch.until_final([again], self.timeout)
+        problems += lost([again], "after a further attempt")
+        assert not problems, "\n".join(problems)
 
     def test_cancel_of_unknown_task_is_ignored(self, tmp_path: Path, case_cleanup: list[ContractCase]) -> None:
         case = self._case(tmp_path, [{"x": 1}], case_cleanup)
@@ -360,13 +400,13 @@ class ComputeSourceContract:
             state = status.get("state")
             recorded = state in (TaskState.SUBMITTED.value, TaskState.RUNNING.value) or (state and TaskState(state).finished)
             if not recorded:
-                problems.append(f"{spec.name}: status.yaml says {state or 'nothing'} when launch() returned "
+                problems.append(f"{spec.name}: {STATUS_FILE} says {state or 'nothing'} when launch() returned "
                                 "(write 'submitted' before the task can start)")
             elif status.get("source") != source.name:
-                problems.append(f"{spec.name}: status.yaml names the source {status.get('source')!r}, not {source.name!r}")
+                problems.append(f"{spec.name}: {STATUS_FILE} names the source {status.get('source')!r}, not {source.name!r}")
         for task_id, states in log_words(case.runlog, "seen").items():
             name = next((s.name for s in case.specs if s.task_id == task_id), task_id)
-            problems += [f"{name}: its command started while its status.yaml said {st}" for st in states
+            problems += [f"{name}: its command started while its {STATUS_FILE} said {st}" for st in states
                          if st not in (TaskState.SUBMITTED.value, TaskState.RUNNING.value)]
         assert not problems, "\n".join(problems)
 
@@ -495,4 +535,4 @@ class ComputeSourceContract:
         assert not problems, "\n".join(problems)
 
 
-__all__ = ["ComputeSourceContract", "ContractCase", "DEATH_MOMENTS", "Watch"]
+__all__ = ["ComputeSourceContract", "ContractCase", "DEATH_MOMENTS", "PROBE_SOURCE", "Watch"]

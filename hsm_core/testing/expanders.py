@@ -37,13 +37,12 @@ from typing import Any, Mapping
 import pytest
 import yaml
 
-from hsm_core.plugin import Expander, ExpanderRecord, load_object
+from hsm_core.plugin import Expander, ExpanderRecord
 from hsm_core.testing.helpers import fresh_registry
 
 # Run in a second process with another hash seed: expands each section it reads on stdin.
 _EXPAND_ELSEWHERE = r"""
 import json, sys
-from hsm_core.plugin import load_object
 expander = load_object(sys.argv[1])()
 sections = json.load(sys.stdin)
 print(json.dumps([list(expander.expand(s)) for s in sections], sort_keys=False))
@@ -161,6 +160,22 @@ class ExpanderContract:
         for section in self.valid_sections():
             ids = [default_task_id(p) for p in expander.expand(section)]
             assert len(set(ids)) == len(ids), f"{section!r} yields the same parameter set twice"
+
+    def test_describe_names_the_parameters(self) -> None:
+        """An expander with ``describe(section)`` (the ``--dry-run`` rows, also how core finds a
+        parameter set by two sections) names exactly the parameters its sets hold; rows whose
+        name is in parentheses are notes."""
+        expander = self._make()
+        describe = getattr(expander, "describe", None)
+        if describe is None or all(describe(section) is None for section in self.valid_sections()):
+            pytest.skip("the expander has no describe(); --dry-run shows one row for its section")
+        for section in self.valid_sections():
+            rows = describe(section)
+            assert rows is not None, f"describe() describes some examples but not {section!r}"
+            named = [str(row[0]) for row in rows if not str(row[0]).startswith("(")]
+            held = sorted({key for params in expander.expand(section) for key in params})
+            assert sorted(named) == held, f"describe() names {sorted(named)}, the sets hold {held}"
+            assert all(isinstance(row[1], str) for row in describe(section))
 
     def test_bad_input_is_one_line_with_file_and_line(self, tmp_path: Path) -> None:
         """``hsm run`` on a sweep file with a malformed section: exit 2, one line naming the file

@@ -10,11 +10,12 @@ from typing import Any, Iterable, Mapping, Sequence
 from hsm_core.plugin import ComputeSource, SourceContext, TaskSpec, TaskState
 from hsm_core.plugins import PluginRegistry, build_registry
 from hsm_core.state import SweepDir, TaskRecord, read_status
+from hsm_core.taskdir import METRICS_FILE
 
 #: A test "training script": prints its argv, honours a few parameters, writes metrics.json.
 #: Parameters (hydra style key=value): ``exit=N`` exits with N, ``sleep=S`` sleeps S seconds,
 #: ``fail_once=1`` fails on the first attempt only (a marker file remembers it).
-SCRIPT = r'''
+SCRIPT = f"METRICS_FILE = {METRICS_FILE!r}\n" + r'''
 import json, os, sys, time
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
 print("ARGV", json.dumps(sys.argv[1:]))
@@ -29,7 +30,7 @@ if "sleep" in args:
     time.sleep(float(args["sleep"]))
 with open(os.path.join(os.environ.get("HSM_COUNT_DIR", task_dir), "runs.log"), "a") as fh:
     fh.write(os.environ["HSM_TASK_ID"] + "\n")
-with open(os.path.join(task_dir, "metrics.json"), "w") as fh:
+with open(os.path.join(task_dir, METRICS_FILE), "w") as fh:
     json.dump({"score": float(args.get("x", 1)) * 2}, fh)
 print("METRIC loss=0.5")
 print("error output", file=sys.stderr)

@@ -30,9 +30,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hsm_core.taskdir import METRICS_FILE, STATUS_FILE
+
 CONTRACT_SCRIPT = r'''
 import json, os, signal, subprocess, sys, time
 RUNLOG = {runlog!r}
+STATUS_FILE, METRICS_FILE = {status_file!r}, {metrics_file!r}
 CONTROLLER_PID = {controller_pid!r}
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
 task = os.environ.get("HSM_TASK_ID") or "?"
@@ -45,7 +48,7 @@ def note(word, what=None):
 
 def state_on_disk():
     try:
-        with open(os.path.join(task_dir, "status.yaml")) as fh:
+        with open(os.path.join(task_dir, STATUS_FILE)) as fh:
             for line in fh:
                 if line.startswith("state:"):
                     return line.split(":", 1)[1].strip() or "empty"
@@ -81,7 +84,7 @@ print("ENV", json.dumps({{k: v for k, v in os.environ.items() if k.startswith("H
 sys.stdout.flush()
 if "sleep" in args:
     time.sleep(float(args["sleep"]))
-with open(os.path.join(task_dir, "metrics.json"), "w") as fh:
+with open(os.path.join(task_dir, METRICS_FILE), "w") as fh:
     json.dump({{"score": float(args.get("x", 1)) * 2}}, fh)
 print("METRIC loss=0.5")
 print("error output", file=sys.stderr)
@@ -93,7 +96,8 @@ sys.exit(int(args.get("exit", 0)))
 
 def contract_script(runlog: Path, controller_pid: Path) -> str:
     """:data:`CONTRACT_SCRIPT` logging to ``runlog``; ``controller_pid``: the controller's pid file."""
-    return CONTRACT_SCRIPT.format(runlog=str(runlog), controller_pid=str(controller_pid))
+    return CONTRACT_SCRIPT.format(runlog=str(runlog), controller_pid=str(controller_pid), status_file=STATUS_FILE,
+                                  metrics_file=METRICS_FILE)
 
 
 def log_words(runlog: Path, word: str) -> dict[str, list[str]]:

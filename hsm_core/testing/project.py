@@ -25,6 +25,7 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
+from hsm_core.taskdir import status_path
 from hsm_core.testing.helpers import SCRIPT
 
 T = TypeVar("T")
@@ -112,7 +113,7 @@ class Project:
         if not (sweep / "tasks").is_dir():
             return out
         for d in sorted((sweep / "tasks").iterdir()):
-            path = d / "status.yaml"
+            path = status_path(d)
             out[d.name] = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
         return out
 

@@ -64,6 +64,6 @@ def hsm_builtin_registry() -> Iterator[PluginRegistry]:
 def _hsm_own_config_layers_only(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the tester's own configuration layers out of every test: the user layer
     (``$XDG_CONFIG_HOME/hsm/hsm_config.yaml``, ``~/.config/hsm``) points at an empty directory
-    and ``HSM_CONFIG`` is unset (see :mod:`hsm_core.config_layers`); a test sets them to try them."""
+    and ``HSM_CONFIG`` is unset (see :mod:`hsm_core.config.layers`); a test sets them to try them."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "xdg-config-home-of-the-tests"))
     monkeypatch.delenv("HSM_CONFIG", raising=False)

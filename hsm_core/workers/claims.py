@@ -167,7 +167,7 @@ class ClaimStore:
         probe = self.locks_dir / f".clock-{self.me['pid']}-{uuid.uuid4().hex[:8]}"
         before = time.time()
         try:
-            fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             os.close(fd)
             mtime = os.stat(probe).st_mtime
         except OSError:
@@ -289,7 +289,7 @@ class ClaimStore:
         mpath = self._mutex_path(run_id)
         for attempt in range(2):
             try:
-                fd = os.open(mpath, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(mpath, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             except FileExistsError:
                 if attempt:
                     return None
@@ -313,7 +313,7 @@ class ClaimStore:
 
     def _create(self, run_id: str, path: Path) -> Claim | None:
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             return None
         token = uuid.uuid4().hex

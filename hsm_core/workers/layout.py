@@ -18,7 +18,6 @@ canonical parameters), so every worker on every cluster computes the same id, di
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -27,13 +26,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hsm_core import __version__
-from hsm_core.atomic import atomic_write_text, atomic_write_yaml, read_json
+from hsm_core.atomic import atomic_write_text, read_json
+from hsm_core.config.lines import display_path, line_of
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord, now_iso, validate_sweep_id
-from hsm_core.sweep import SweepSpec, expand, make_task_id
+from hsm_core.sweep import SweepSpec, count, expand, make_task_id
+from hsm_core.taskdir import checkpoints_dir, write_command, write_params_once
+from hsm_core.workers.settings import resolve_settings
 
 LOCKS_DIR = ".locks"
-CHECKPOINTS_DIR = "checkpoints"
 SWEEP_COPY = "worker_sweep.yaml"
 MAX_TASKS = 1_000_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -57,8 +58,6 @@ def safe_name(text: str, what: str) -> str:
 
 def sweep_group(spec: SweepSpec, sweep_file: Path) -> str:
     """The group of a sweep: its ``name:``, else the sweep file's stem."""
-    from hsm_core.config import display_path, line_of
-
     name = spec.settings.get("name")
     try:
         return safe_name(str(name or Path(sweep_file).stem), "the sweep name" if name else "the sweep file's name")
@@ -81,8 +80,6 @@ def storage_parent(project: Any, env: Mapping[str, str] | None = None) -> Path |
     """``{storage_root}/{project}``: where this project's pull-based sweeps live when a storage root
     is configured for this machine's cluster (``HSM_CLUSTER``, default ``local``), else None. Lets
     ``hsm status/export/report/sync GROUP`` find them outside the project's output dir."""
-    from hsm_core.workers.settings import resolve_settings
-
     env = os.environ if env is None else env
     try:
         settings = resolve_settings(project.root, project.data, cluster=env.get("HSM_CLUSTER") or "local", env=env)
@@ -147,8 +144,6 @@ class WorkTask:
 
 def expand_tasks(spec: SweepSpec, registry: Any) -> list[WorkTask]:
     """Every distinct configuration of the sweep, in file order, with run id and dir name."""
-    from hsm_core.sweep import count
-
     total = count(spec, registry)
     if total > MAX_TASKS:
         raise HsmError(f"the sweep has {total:,} combinations; workers handle at most {MAX_TASKS:,}",
@@ -178,7 +173,7 @@ class WorkerSweep(SweepDir):
 
     def checkpoint_dir(self, task: WorkTask) -> Path:
         """Where the task keeps checkpoints (``HSM_CHECKPOINT_DIR``)."""
-        return self.path_of(task) / CHECKPOINTS_DIR
+        return checkpoints_dir(self.path_of(task))
 
     def worker_log(self) -> Path:
         """This worker's own log file."""
@@ -268,10 +263,8 @@ def write_task_files(
     """Create ``tasks/<name>/`` with ``params.yaml`` (once) and ``command.json`` (each claim)."""
     d = sweep.path_of(task)
     d.mkdir(parents=True, exist_ok=True)
-    (d / CHECKPOINTS_DIR).mkdir(exist_ok=True)
-    params_path = d / "params.yaml"
-    if not params_path.exists():
-        atomic_write_yaml(params_path, {"task_id": task.run_id, "index": task.index, "params": task.params}, fsync=False)
+    checkpoints_dir(d).mkdir(exist_ok=True)
+    write_params_once(d, task.run_id, task.index, task.params)
     command = {
         "sweep_id": sweep.sweep_id,
         "task_id": task.run_id,
@@ -281,7 +274,7 @@ def write_task_files(
         "cwd": str(cwd),
         "env": dict(env),
     }
-    atomic_write_text(d / "command.json", json.dumps(command, indent=1), fsync=False)
+    write_command(d, command)
     return d
 
 

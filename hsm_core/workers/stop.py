@@ -42,7 +42,7 @@ def _cancel_command(entry: dict[str, Any], registry: Any) -> tuple[tuple[str, ..
         return (tuple(recorded[:-1]), True) if recorded[-1] == job_id else (tuple(recorded), False)
     if registry is None:
         return None
-    from hsm_core.sources import scheduler_records
+    from hsm_core.plugins import scheduler_records
 
     schedulers = scheduler_records(registry)
     source, submitter = str(entry.get("source") or ""), str(entry.get("submitter") or "")

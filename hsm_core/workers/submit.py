@@ -68,7 +68,8 @@ def scheduler_request(
     :func:`hsm_core.sources.parse_sources`), the entry ``hpc.clusters.<cluster>`` when ``--cluster``
     names one, then the command-line ``overrides`` (later wins).
     """
-    from hsm_core.sources import parse_sources, scheduler_records
+    from hsm_core.plugins import scheduler_records
+    from hsm_core.sources import parse_sources
 
     if text.strip().lower() == LOCAL:
         return LOCAL, cluster or LOCAL, {}

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hsm_core.config import ProjectConfig
+from hsm_core.config.project_config import ProjectConfig
 from hsm_core.jobenv import claim_job, current_job, status_fields
 from hsm_core.metrics import collect_metrics, load_collectors
 from hsm_core.plugin import HsmError, TaskState
 from hsm_core.prepare import command_plan, task_env
+from hsm_core.retries import decide_for, policy_from
 from hsm_core.state import now_iso, read_status
 from hsm_core.sweep import SweepSpec, load_spec
+from hsm_core.taskdir import METRICS_FILE, results_dir
 from hsm_core.workers.claims import Claim, ClaimStore, machine_id
 from hsm_core.workers.execute import RESUMABLE_STATES, Session, Signals, run_task, settle_previous
 from hsm_core.workers.layout import (
@@ -73,7 +75,7 @@ class WorkerReport:
 def expand_paths(env: dict[str, str], task_dir: Path, sweep_dir: Path) -> dict[str, str]:
     """``env`` with ``${HSM_TASK_DIR}``, ``${HSM_OUTPUT_DIR}``, ``${HSM_SWEEP_DIR}`` replaced, as the
     task runner does for plugin variables (e.g. the wandb plugin's ``WANDB_DIR``)."""
-    values = {"HSM_TASK_DIR": str(task_dir), "HSM_OUTPUT_DIR": str(task_dir / "results"), "HSM_SWEEP_DIR": str(sweep_dir)}
+    values = {"HSM_TASK_DIR": str(task_dir), "HSM_OUTPUT_DIR": str(results_dir(task_dir)), "HSM_SWEEP_DIR": str(sweep_dir)}
     out = {}
     for key, value in env.items():
         for var, path in values.items():
@@ -151,6 +153,9 @@ class Worker:
         self.signals = Signals()
         self.final: dict[str, str] = {}  #: run id -> final state seen
         self.tried_failed: set[str] = set()  #: failed under this worker: not retried by it again
+        #: Run id -> when a transient failure under this worker may run again (``retries:``).
+        self.retry_at: dict[str, float] = {}
+        self.retries = policy_from(setup.spec.settings, setup.project.data)
         self.report = WorkerReport()
         self._lost_races = 0  #: claims other workers won during the last pick
         self._echo = echo if echo is not None else (lambda line: print(line, file=sys.stderr, flush=True))
@@ -238,13 +243,16 @@ class Worker:
             if busy == 0:
                 self._mark_sweep_finished()
                 return
-            if self.options.idle_exit:
+            if self.options.idle_exit and not self.retry_at:
                 self.log(f"nothing to claim ({busy} held by other workers); --idle-exit")
                 return
             if idle_since is None:
                 idle_since = time.time()
-                self.log(f"nothing to claim now; {busy} task(s) held by other workers, watching their claims")
-            self._sleep(self.poll * random.uniform(0.8, 1.2))
+                self.log(f"nothing to claim now; {busy} task(s) held by other workers or waiting to be retried")
+            nap = self.poll * random.uniform(0.8, 1.2)
+            if self.retry_at:
+                nap = min(nap, max(0.05, min(self.retry_at.values()) - time.time()))
+            self._sleep(nap)
 
     def _sleep(self, seconds: float) -> None:
         # Monotonic: a clock step must not stretch a nap into an hour of not watching claims.
@@ -270,11 +278,14 @@ class Worker:
         for t in self.tasks:
             if t.run_id in self.final or t.run_id in self.tried_failed:
                 continue
+            if t.run_id in self.retry_at and time.time() < self.retry_at[t.run_id]:
+                busy += 1  # its backoff is not over: wait for it rather than call the sweep done
+                continue
             state: str | None = None
             if t.name in dirs:
                 status = read_status(self.sweep.path_of(t))
                 state = status.get("state") if status else None
-                if self._is_final(state):
+                if self._is_final(state) and t.run_id not in self.retry_at:
                     self.final[t.run_id] = str(state)
                     if t.run_id in locked:
                         self.store.clear(t.run_id)  # a killed worker's leftover on a finished task
@@ -321,7 +332,8 @@ class Worker:
             if session.lost or self.signals.stop_signal is not None:
                 return
             state = status.get("state") if status else None
-            if self._is_final(state):
+            retrying = self.retry_at.pop(t.run_id, None) is not None and state == FAILED
+            if self._is_final(state) and not retrying:
                 # Finished by the worker that held it before us (it released just now).
                 self.final[t.run_id] = str(state)
                 return
@@ -352,7 +364,10 @@ class Worker:
                 try:
                     collect_metrics(task_dir, self.collectors)  # as the engine does for every source
                 except OSError as exc:
-                    self.log(f"{t.name}: cannot write its metrics.json ({exc})")
+                    self.log(f"{t.name}: cannot write its {METRICS_FILE} ({exc})")
+            elif outcome.state == FAILED and self._retry_later(t, task_dir):
+                self.report.states[FAILED] -= 1
+                self.report.states["retried"] = self.report.states.get("retried", 0) + 1
             elif outcome.state == FAILED:
                 self.tried_failed.add(t.run_id)
                 if not self.options.retry_failed:
@@ -368,6 +383,21 @@ class Worker:
             extra = f" by {signal.Signals(outcome.signal).name}" if outcome.signal else ""
             self.log(f"{t.name}: {outcome.state}{extra} (exit code {code}, {outcome.status.get('duration')}s)")
         # Leaving the session released the claim (a preempted task is resumed by the next worker).
+
+    def _retry_later(self, t: WorkTask, task_dir: Path) -> bool:
+        """After a failure: True when it was transient and ``retries:`` allows another attempt,
+        which this worker then makes once the backoff is over (hsm_core.retries)."""
+        if self.retries.max_retries <= 0:
+            return False
+        try:
+            decision = decide_for(task_dir, FAILED, self.retries)
+        except OSError:
+            return False
+        if not decision.retry:
+            return False
+        self.retry_at[t.run_id] = time.time() + decision.delay
+        self.log(f"{t.name}: retry {decision.number}/{self.retries.max_retries} in {decision.delay:g}s: {decision.reason}")
+        return True
 
     def _prepare(self, t: WorkTask, claim: Claim, attempt: int) -> tuple[dict[str, str], dict[str, Any]]:
         """Write the task's files; return its extra environment and status fields."""

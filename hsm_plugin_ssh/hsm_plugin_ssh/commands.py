@@ -215,7 +215,7 @@ def test_remote(name: str, project: ProjectLocation, *, run_task: bool = False, 
 
 
 def _run_test_task(name: str, options: dict[str, Any], project: ProjectLocation, rp: Any, timeout: float) -> tuple[bool, str]:
-    from hsm_core.plugin import SourceContext, TaskState, make_probe_task, now_iso
+    from hsm_core.plugin import SourceContext, TaskState, make_probe_task, now_iso, stdout_path
 
     from hsm_plugin_ssh.source import SshSource
 
@@ -239,7 +239,7 @@ def _run_test_task(name: str, options: dict[str, Any], project: ProjectLocation,
         if final is None:
             source.cancel([spec.task_id])
             return False, f"not finished after {timeout:g}s; cancelled (files in {spec.sweep_dir})"
-        out = (spec.task_dir / "stdout.log").read_text(errors="replace").strip() if (spec.task_dir / "stdout.log").exists() else ""
+        out = stdout_path(spec.task_dir).read_text(errors="replace").strip() if stdout_path(spec.task_dir).exists() else ""
         passed = final.state == TaskState.COMPLETED and "hsm test ok" in out
         if passed:
             source.host.run(["rm", "-rf", "--", str(Path(source.remote_sweep_dir))])

@@ -9,11 +9,16 @@ a single SSH command however many tasks it handles, so a poll costs one round tr
 
 from __future__ import annotations
 
+from hsm_core.plugin import RUNNER_LOG, STATUS_FILE
+
+#: The names of the task files the scripts read, as the plugin API gives them (never spelled here).
+_NAMES = f"STATUS_FILE, RUNNER_LOG = {STATUS_FILE!r}, {RUNNER_LOG!r}\n"
+
 # Shared helpers: is a process alive, and the same process (pid + start time, as hsm-core's
 # process identity records it, so a reused pid is not mistaken for ours; a zombie counts as
 # dead). Through psutil, which hsm-core brings; on a host without it the answers are only ever
 # "alive" or "unknown", never a guessed "dead" (a guess would run a task a second time).
-_ALIVE = r'''
+_ALIVE = _NAMES + r'''
 import json, os, signal, sys, time
 try:
     import psutil as _psutil
@@ -70,8 +75,8 @@ def group_alive(pgid, d=None):
         pass
     return True
 def wrapper_pid(d):
-    # The runner's /bin/sh wrapper writes its pid to .hsm_pid as it starts: a runner killed after
-    # starting it, but before recording it in status.yaml, leaves the task findable. The pid
+    # The runner's /bin/sh wrapper writes its pid to its pid file as it starts: a runner killed after
+    # starting it, but before recording it in the task's status, leaves the task findable. The pid
     # counts only if it is still that wrapper (pids are reused: see started_process in hsm_core.plugin).
     if _procs is None:
         return None
@@ -102,7 +107,7 @@ for t in req["tasks"]:
     argv = [req["python"], "-m", "hsm_core.runner", "--source", req["source"],
             "--project-root", req["project_root"], "--python", req["python"], d]
     try:
-        log = open(os.path.join(d, "runner.log"), "ab")
+        log = open(os.path.join(d, RUNNER_LOG), "ab")
         try:
             p = subprocess.Popen(argv, cwd=req["project_root"], env=env, stdin=subprocess.DEVNULL,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
@@ -151,7 +156,7 @@ def scan(t):
                 found = [p, start]
                 break
     runner_alive = alive(t.get("pid"), t.get("ticks")) if t.get("pid") else False
-    status = text(os.path.join(d, "status.yaml"))
+    status = text(os.path.join(d, STATUS_FILE))
     pid, ticks = task_process(status)
     task_alive = (alive(pid, ticks) if pid else False) or wrapper_pid(d) is not None
     if pid and not runner_alive and not task_alive and group_alive(pid, d):
@@ -168,7 +173,7 @@ def scan(t):
             if not group_alive(pid, d):
                 break
             time.sleep(0.02)
-        status = text(os.path.join(d, "status.yaml"))
+        status = text(os.path.join(d, STATUS_FILE))
     r = {"status": status, "alive": runner_alive or task_alive}
     if found:
         r["runner"] = found
@@ -186,8 +191,8 @@ def scan(t):
                 st.pop("process", None)
                 write_status(p, st)
                 r["note"] = "vanished"
-            elif not (text(os.path.join(d, "runner.log")) or "").strip():
-                # A runner that fails says why in runner.log; one that left nothing was killed
+            elif not (text(os.path.join(d, RUNNER_LOG)) or "").strip():
+                # A runner that fails says why in its log; one that left nothing was killed
                 # (SIGKILL, OOM killer) before it started the task: nothing ran, run it again.
                 st = dict(st or {}, state="lost", end_time=now_iso(),
                           error="the task runner vanished before starting the task (killed?)")
@@ -195,11 +200,11 @@ def scan(t):
                 r["note"] = "vanished"
             else:
                 st = dict(st or {}, state="failed", end_time=now_iso(),
-                          error="the task runner exited before starting the task; see runner.log")
+                          error="the task runner exited before starting the task; see " + RUNNER_LOG)
                 write_status(p, st)
                 r["note"] = "runner failed"
-                r["log"] = text(os.path.join(d, "runner.log"), 2000)
-            r["status"] = text(os.path.join(d, "status.yaml"))
+                r["log"] = text(os.path.join(d, RUNNER_LOG), 2000)
+            r["status"] = text(os.path.join(d, STATUS_FILE))
     return r
 # A long poll: look again every 0.1 s, for up to "wait" seconds, until something is worth
 # reporting. One SSH command then covers the wait, and an end is seen within 0.1 s of it.
@@ -231,7 +236,7 @@ for t in req["tasks"]:
     d = t["dir"]
     pids = [t["pid"]] if t.get("pid") and alive(t["pid"], t.get("ticks")) else (find_runner(d) if not t.get("pid") else [])
     try:
-        with open(os.path.join(d, "status.yaml")) as fh:
+        with open(os.path.join(d, STATUS_FILE)) as fh:
             pid, ticks = task_process(fh.read())
     except OSError:
         pid, ticks = None, None
@@ -291,7 +296,7 @@ print(json.dumps(out))
 '''
 
 #: Everything ``hsm collect-results`` needs about a remote sweep dir: task dir names and states.
-LIST = r'''
+LIST = _NAMES + r'''
 import json, os, sys
 req = json.load(sys.stdin)
 tasks = os.path.join(req["sweep_dir"], "tasks")
@@ -303,7 +308,7 @@ except OSError:
 for n in names:
     state = None
     try:
-        with open(os.path.join(tasks, n, "status.yaml")) as fh:
+        with open(os.path.join(tasks, n, STATUS_FILE)) as fh:
             for line in fh:
                 if line.startswith("state:"):
                     state = line.split(":", 1)[1].strip().strip("'\"")

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core.plugin import (
+    SOURCE_DATA,
     ComputeSource,
     ConfigError,
     HealthReport,
@@ -32,7 +33,11 @@ from hsm_core.plugin import (
     atomic_write_text,
     now_iso,
     read_status,
+    runner_log_path,
+    source_data,
     source_log,
+    stderr_path,
+    with_source_data,
     write_status,
 )
 
@@ -65,6 +70,10 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
     return " | ".join(ln.strip() for ln in text.strip().splitlines()[-lines:] if ln.strip())
 
+
+#: Where hsm-plugin-ssh before source_data kept its data in a task's status (read by ``attach``
+#: for sweeps started then, dropped when the status is next written).
+LEGACY_KEY = "ssh"
 
 class SshSource(ComputeSource):
     """Runs tasks on one SSH host (``--sources ssh:NAME[:N]``)."""
@@ -187,17 +196,14 @@ class SshSource(ComputeSource):
         source_log(Path(self.context.sweep_dir), self.name, line)
 
     def _ssh_info(self, t: RemoteTask) -> dict[str, Any]:
-        info: dict[str, Any] = {"remote": self.name, "host": self.host.settings.describe(), "dir": t.remote_dir}
-        if t.pid:
-            info["runner_pid"] = t.pid
-        if t.ticks:
-            info["runner_ticks"] = str(t.ticks)
-        return info
+        """What ``attach`` needs, kept in the status's ``source_data`` under this source's name
+        (a ``None`` removes what an earlier attempt's runner left)."""
+        return {"remote": self.name, "host": self.host.settings.describe(), "dir": t.remote_dir,
+                "runner_pid": t.pid or None, "runner_ticks": str(t.ticks) if t.ticks else None}
 
     def _write_local(self, t: RemoteTask, status: Mapping[str, Any]) -> None:
-        new = dict(status)
-        new["ssh"] = self._ssh_info(t)
-        write_status(t.spec.task_dir, new)
+        new = {k: v for k, v in status.items() if k != LEGACY_KEY}
+        write_status(t.spec.task_dir, with_source_data(new, self.name, self._ssh_info(t)))
 
     def _release(self, t: RemoteTask) -> None:
         if t.slot is not None:
@@ -220,8 +226,9 @@ class SshSource(ComputeSource):
                 t.slot = self._free_slots.pop(0)
             previous = read_status(spec.task_dir) or {}
             t.attempt = int(previous.get("attempt") or 0) + 1
-            # "submitted", keeping the attempt counter: the runner there counts on from it.
-            status = {k: previous[k] for k in ("task_id", "index", "attempt", "attempts") if k in previous}
+            # "submitted", keeping the attempt counter (the runner there counts on from it) and what
+            # sources keep in the status (source_data).
+            status = {k: previous[k] for k in ("task_id", "index", "attempt", "attempts", SOURCE_DATA) if k in previous}
             status.update(task_id=spec.task_id, index=spec.index, state=TaskState.SUBMITTED.value,
                           source=self.name, runner="ssh")
             self._write_local(t, status)
@@ -393,7 +400,7 @@ class SshSource(ComputeSource):
                 infra = True
                 message = f"{note or 'lost'} on {self.name}"
             elif state != TaskState.COMPLETED:
-                tail = _tail(t.spec.task_dir / "stderr.log") or _tail(t.spec.task_dir / "runner.log")
+                tail = _tail(stderr_path(t.spec.task_dir)) or _tail(runner_log_path(t.spec.task_dir))
                 message = f"exit code {status.get('exit_code')}" + (f": {tail}" if tail else "")
                 if status.get("error"):
                     message = f"{status['error']}; {message}"
@@ -467,7 +474,8 @@ class SshSource(ComputeSource):
     def attach(self, tasks: Sequence[TaskSpec]) -> None:
         """Watch tasks an earlier controller started here (remote dir and pid from status.yaml)."""
         for spec in tasks:
-            info = (read_status(spec.task_dir) or {}).get("ssh") or {}
+            status = read_status(spec.task_dir) or {}
+            info = source_data(status, self.name) or status.get(LEGACY_KEY) or {}
             if not info.get("dir"):
                 self._log(f"{spec.name}: no remote dir recorded; not watched")
                 continue

@@ -180,8 +180,8 @@ def check_remote(
 def check_all(project_config: Any, echo: Callable[[str], None] = click.echo) -> bool:
     """Check every remote in ``distributed.remotes``; print a report per remote.
 
-    ``project_config`` is a :class:`hsm_core.config.ProjectConfig`. Returns True when every remote
-    is in sync, False otherwise (``hsm config validate --check-sync`` then exits 1).
+    ``project_config`` is a :class:`hsm_core.config.project_config.ProjectConfig`. Returns True when
+    every remote is in sync, False otherwise (``hsm config validate --check-sync`` then exits 1).
     """
     remotes = dict(getattr(project_config, "remotes", {}) or {})
     data = getattr(project_config, "data", {}) or {}

@@ -133,7 +133,7 @@ def test_killed_controller_then_complete_adopts_remote_tasks(project: Project, s
             proc.kill()
             proc.communicate()
     local = local_statuses(project, "k1")
-    assert all(s["state"] in ("submitted", "running") and s["ssh"]["dir"] for s in local.values()), local
+    assert all(s["state"] in ("submitted", "running") and s["source_data"]["srv"]["dir"] for s in local.values()), local
     done = project.hsm("complete", "k1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Done: 3 completed" in done.stdout

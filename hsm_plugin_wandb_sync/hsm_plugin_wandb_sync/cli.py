@@ -80,7 +80,7 @@ def _server_path(loc: Any, entity: str | None, project: str | None) -> str | Non
 
 
 @click.command("prune")
-@click.argument("sweep_id")
+@click.argument("sweep_id", required=False)
 @click.option("--keep", type=click.IntRange(min=0), default=1, show_default=True,
               help="Newest versions of each artifact to keep (aliased versions are always kept).")
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
@@ -91,9 +91,9 @@ def _server_path(loc: Any, entity: str | None, project: str | None) -> str | Non
 @click.option("--project", default=None, help="W&B project (default: wandb.project in hsm_config.yaml).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @PROJECT_DIR
-def prune_command(sweep_id: str, keep: int, dry_run: bool, local_only: bool, server_only: bool, types: tuple[str, ...],
+def prune_command(sweep_id: str | None, keep: int, dry_run: bool, local_only: bool, server_only: bool, types: tuple[str, ...],
                   entity: str | None, project: str | None, as_json: bool, project_dir: str | None) -> None:
-    """Delete old artifact versions of SWEEP_ID's runs on the W&B server and in local staging.
+    """Delete old artifact versions of SWEEP_ID's runs (default: the latest sweep) on the W&B server and in local staging.
 
     Keeps the newest --keep versions of each artifact and every version with an alias (latest,
     best, ...); locally, keeps everything a run not yet uploaded to W&B still needs.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hsm_core.plugin.taskfiles import now_iso, read_status, write_status
+from hsm_core.taskdir import carry_kept
 from hsm_core.taskstate import TaskState
 
 # Only SubmittedChunk is part of the plugin API (hsm_core.plugin); the functions serve the toolkit.
@@ -113,6 +114,7 @@ def write_submitted(specs: Sequence[Any], *, source: str, per_element: int, scri
         }
         if before.get("attempts"):
             status["attempts"] = before["attempts"]
+        status = carry_kept(before, status)  # what a source keeps in status.yaml survives
         # 10,000 tasks at once: no fsync per file (a crash here leaves 'submitted' with no job in
         # the manifest, which a later hsm complete records as lost and runs again).
         write_status(spec.task_dir, status, fsync=False)

@@ -116,6 +116,7 @@ def submit(src: Any, script_name: str, job: ArrayJob) -> str:
 def submit_workers(src: Any, workers: WorkerArray, *, dry_run: bool = False) -> WorkersSubmitted:
     """``hsm worker submit``: one array job of ``workers.count`` elements, each running one
     worker (the source's ``render_worker_script``), submitted as the tasks' array jobs are."""
+    from hsm_core.atomic import executable_mode
     from hsm_core.plugin.files import atomic_write_text
 
     if src.remote:
@@ -142,7 +143,7 @@ def submit_workers(src: Any, workers: WorkerArray, *, dry_run: bool = False) -> 
     )
     script = script_dir / f"workers_{workers.stamp}{src.script_suffix}"
     atomic_write_text(script, src.render_worker_script(job))
-    os.chmod(script, 0o755)
+    os.chmod(script, executable_mode(script))  # executable; readable by whom the umask says
     argv = src.submit_argv(script.name, job)
     if dry_run:
         return WorkersSubmitted(script, None, argv)

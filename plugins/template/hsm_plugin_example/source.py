@@ -9,8 +9,9 @@ and copy the task dir back before reporting it final.
 What makes a task run exactly once, even when the controller is killed at any moment:
 
 * ``launch`` writes ``submitted`` to ``status.yaml`` *before* the task can start, starts the runner
-  held on a pipe, records the runner's identity (pid and start time) in the task dir, and only then
-  lets it go. A controller killed before that last step closes the pipe, and a held runner that
+  held on a pipe, records the runner's identity (pid and start time) in ``status.yaml`` under
+  ``source_data`` (the one place a source keeps its own keys: every rewrite keeps it), and only
+  then lets it go. A controller killed before that last step closes the pipe, and a held runner that
   reads the end of its pipe exits without running anything: every task that runs was recorded
   first, so a later ``hsm complete`` finds it (``attach``) instead of running it a second time.
 * The runner is in a session of its own: it outlives the controller, runs the task and writes
@@ -32,6 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core.plugin import (
     RUNNER_MODULE,
+    SOURCE_DATA,
     ComputeSource,
     HealthReport,
     SourceContext,
@@ -42,11 +44,10 @@ from hsm_core.plugin import (
     now_iso,
     processes,
     read_status,
+    source_data,
+    with_source_data,
     write_status,
 )
-
-#: Where the runner's identity is kept: the runner rewrites status.yaml with its own keys only.
-RUNNER_FILE = ".example_runner"
 
 # Waits for one byte on stdin, then becomes the task runner. End of file (the controller died
 # before recording this process) means: run nothing.
@@ -122,14 +123,12 @@ class ExampleSource(ComputeSource):
         started: list[str] = []
         for spec in tasks:
             previous = read_status(spec.task_dir) or {}
-            try:
-                (spec.task_dir / RUNNER_FILE).unlink()
-            except FileNotFoundError:
-                pass
-            # Recorded before the task can start; the runner counts the attempt on from here.
-            status = {k: previous[k] for k in ("attempt", "attempts") if k in previous}
+            # Recorded before the task can start; the runner counts the attempt on from here. What
+            # sources keep (source_data) is carried over; an earlier attempt's runner is forgotten.
+            status = {k: previous[k] for k in ("attempt", "attempts", SOURCE_DATA) if k in previous}
             status.update(task_id=spec.task_id, index=spec.index, state=TaskState.SUBMITTED.value,
                           source=self.name, submit_time=now_iso())
+            status = with_source_data(status, self.name, {"runner": None})
             write_status(spec.task_dir, status)
             try:
                 proc = subprocess.Popen(
@@ -141,9 +140,13 @@ class ExampleSource(ComputeSource):
                 write_status(spec.task_dir, previous or {**status, "state": TaskState.PENDING.value})
                 raise SourceUnavailable(f"cannot start hsm-task: {exc}", started=started) from exc
             runner = processes.identity(proc.pid) or f"{proc.pid}:?"
-            tmp = spec.task_dir / (RUNNER_FILE + ".tmp")
-            tmp.write_text(runner)
-            os.replace(tmp, spec.task_dir / RUNNER_FILE)
+            try:
+                # The runner waits on its pipe, so nothing else writes the status meanwhile.
+                write_status(spec.task_dir, with_source_data(status, self.name, {"runner": runner}))
+            except OSError as exc:
+                proc.kill()  # not recorded: it must not run (its pipe closes, it runs nothing)
+                proc.wait()
+                raise SourceUnavailable(f"cannot record the runner of {spec.name}: {exc}", started=started) from exc
             assert proc.stdin is not None
             proc.stdin.write(b"1")  # recorded: let it run
             proc.stdin.close()
@@ -151,12 +154,10 @@ class ExampleSource(ComputeSource):
             started.append(spec.task_id)
 
     def attach(self, tasks: Sequence[TaskSpec]) -> None:
-        """Follow tasks another controller launched, from the runner identity in their task dir."""
+        """Follow tasks another controller launched, from the runner identity it kept in their status."""
         for spec in tasks:
-            try:
-                runner: str | None = (spec.task_dir / RUNNER_FILE).read_text().strip()
-            except OSError:
-                runner = None  # its controller died before starting it: nothing runs
+            # None: its controller died before recording a runner, so nothing runs.
+            runner = source_data(read_status(spec.task_dir), self.name).get("runner")
             self._tasks[spec.task_id] = _Task(spec, runner)
 
     # -- poll -----------------------------------------------------------------------------------

@@ -26,9 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from hsm_core.config.lines import LineDict
+from hsm_core.config.project_root import CONFIG_FILENAME
 from hsm_core.errors import ConfigError
 
-FILENAME = "hsm_config.yaml"
 #: The variable naming one more configuration file, above the user's and below the project's.
 ENV_VARIABLE = "HSM_CONFIG"
 #: Layer names, lowest first (``project`` is the project's own file).
@@ -37,14 +38,14 @@ SITE, USER, ENV, PROJECT = "site", "user", ENV_VARIABLE, "project"
 
 def site_file() -> Path:
     """``{sys.prefix}/etc/hsm/hsm_config.yaml``: defaults of this installation."""
-    return Path(sys.prefix) / "etc" / "hsm" / FILENAME
+    return Path(sys.prefix) / "etc" / "hsm" / CONFIG_FILENAME
 
 
 def user_file(environ: Mapping[str, str] | None = None) -> Path:
     """``$XDG_CONFIG_HOME/hsm/hsm_config.yaml`` (``~/.config`` when the variable is unset or empty)."""
     environ = os.environ if environ is None else environ
     base = environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
-    return Path(base).expanduser() / "hsm" / FILENAME
+    return Path(base).expanduser() / "hsm" / CONFIG_FILENAME
 
 
 def layer_files(environ: Mapping[str, str] | None = None) -> list[tuple[str, Path]]:
@@ -63,11 +64,9 @@ def layer_files(environ: Mapping[str, str] | None = None) -> list[tuple[str, Pat
 def merge(low: Any, high: Any) -> Any:
     """``high`` over ``low``, key by key, keeping for every key the file it came from.
 
-    Both are trees of :class:`~hsm_core.config.LineDict`. The result's mappings carry ``files``
+    Both are trees of :class:`~hsm_core.config.lines.LineDict`. The result's mappings carry ``files``
     (key -> file) next to ``lines`` (key -> line); lists and scalars are never merged.
     """
-    from hsm_core.config import LineDict
-
     if not (isinstance(low, dict) and isinstance(high, dict)):
         return high
     out = LineDict()
