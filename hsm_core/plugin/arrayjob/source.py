@@ -329,9 +329,11 @@ class ArrayJobSource(ComputeSource):
             if keys:
                 ids.append(keys[0])
             else:
-                # Cancelling the whole array would stop its other tasks too.
+                # Cancelling the whole array would stop its other tasks too: the element is
+                # cancelled as soon as its runner records the element's id (see the watcher).
+                w.cancel_when_named.add(tid)
                 self.log(f"{t.spec.name}: {self.scheduler_name} does not name this array element yet; "
-                         "it is marked cancelled once its job ends")
+                         "it is cancelled as soon as it starts")
         self.cancel_jobs(sorted(set(ids)))
         w.query_soon()
 

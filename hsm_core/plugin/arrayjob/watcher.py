@@ -64,6 +64,9 @@ class QueueWatcher:
         self.query_failures = 0
         self.last_query_error = ""
         self.pending_updates: list[TaskUpdate] = []
+        #: Tasks being stopped whose element the scheduler did not name when the cancel was asked
+        #: (a pending array shown as one line): cancelled once the runner records the element's id.
+        self.cancel_when_named: set[str] = set()
         self._query_delay = 0.0
         self._next_query = 0.0
 
@@ -135,6 +138,21 @@ class QueueWatcher:
         for d, status in self.source.staging.read_statuses(list(by_dir)).items():
             by_dir[d].status = status
 
+    def _cancel_named(self) -> None:
+        """Cancel the elements of tasks being stopped that their runner has named by now."""
+        named = []
+        for tid in sorted(self.cancel_when_named):
+            t = self.tracked.get(tid)
+            keys = self.source.status_keys(t.status) if t is not None else []
+            if t is None or tid not in self.stopping:
+                self.cancel_when_named.discard(tid)
+            elif keys:
+                named.append(keys[0])
+                self.cancel_when_named.discard(tid)
+        if named:
+            self.source.cancel_jobs(named)
+            self.query_soon()
+
     def _query_ids(self) -> list[str]:
         ids = {t.chunk_id for t in self.tracked.values() if t.chunk_id}
         for t in self.tracked.values():
@@ -157,6 +175,7 @@ class QueueWatcher:
         queue: dict[str, JobInfo] | None = None
         query_due = now >= self._next_query
         self._read_statuses(fetch_remote=query_due)
+        self._cancel_named()
         if query_due:
             self._schedule_query(now)
             try:
