@@ -285,7 +285,11 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
         state = TaskState.COMPLETED  # even when stopped: it finished (saved its work) in the grace
     elif task.stop_reason is not None:
         state = task.stop_reason
-    elif returncode != 0 and returncode in (-signal.SIGTERM, 128 + signal.SIGTERM) and task.status.get("signal_received"):
+    elif returncode != 0 and task.status.get("signal_received"):
+        # The job was told to stop (a preemption, a walltime kill, a cancel, or the warning signal
+        # of --signal=B:USR1@N, which the task may trap to checkpoint) and the task ended on it:
+        # the scheduler, not the task, ended the attempt. Which of these it was, only the
+        # scheduler knows: the source asks it (see hsm_core.verdicts).
         state = TaskState.PREEMPTED
     elif returncode < 0 and not task.status.get("signal_received"):
         # The /bin/sh wrapper itself was killed from outside (a command killed by a signal makes it

@@ -43,7 +43,8 @@ LAYERS: list[tuple[str, str]] = [
         plugin.hooks plugin.files plugin.taskfiles plugin.sweepdir plugin.process_identity
         plugin.local_host plugin.arrayjob plugin.arrayjob.directives plugin.arrayjob.resources
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
-        plugin.arrayjob.selftest
+        plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles
+        plugin.arrayjob.manifest plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
         plugin_compat registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
@@ -64,7 +65,7 @@ LAYERS: list[tuple[str, str]] = [
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        runner failfast retries on_finish engine metrics outages lease sweep_select lifecycle plugin.project
+        runner failfast retries verdicts sweep_end on_finish engine metrics outages lease sweep_select lifecycle plugin.project
         cancel target_check
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker

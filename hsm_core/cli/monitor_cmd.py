@@ -93,6 +93,11 @@ def watch(out: Path, only: Any | None, interval: float, once: bool) -> None:
         snaps = sweeps.settled(snaps)
     except KeyboardInterrupt:
         return
+    from hsm_core.sweep_end import settle_ended_sweep
+
+    # Nobody left to say how it ended (--no-wait, a controller that died): say it now.
+    if any(settle_ended_sweep(sw, reader="hsm monitor watch") for sw, s in zip(tracked, snaps) if s.status in ACTIVE_SWEEP_STATUSES):
+        snaps = snapshots()
     for s in snaps:
         console.print(ending_line(s), markup=False)
 

@@ -92,11 +92,14 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
             console.print(f"Skipped {k} task(s): {reason}")
 
     if n == 0:
-        from hsm_core.lifecycle import settle_sweep_status
+        from hsm_core.lifecycle import exit_code, settle_sweep_status
 
         header(plan)
         settle_sweep_status(plan)
         console.print("Nothing to run.")
+        if exit_code(plan, {}):
+            console.print(f"Some tasks failed: hsm monitor errors {plan.sweep.sweep_id}; retry with hsm complete {plan.sweep.sweep_id} --retry-failed")
+            raise SystemExit(1)
         return
     progress = None
     if sys.stderr.isatty() and not opts.show_output and not quiet:
@@ -158,8 +161,13 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
         raise plan.lease.lost_error()
     console.print(f"Done: {summary}")
     console.print(f"Status: hsm status {plan.sweep.sweep_id}")
-    if counts.get("failed") or counts.get("timeout") or counts.get("lost"):
-        console.print(f"Some tasks failed: hsm monitor errors {plan.sweep.sweep_id}; retry with hsm complete {plan.sweep.sweep_id} --retry-failed")
+    from hsm_core.lifecycle import exit_code
+
+    if exit_code(plan, counts):
+        if counts and set(counts) == {"cancelled"}:
+            console.print("Every task was cancelled.")
+        else:
+            console.print(f"Some tasks failed: hsm monitor errors {plan.sweep.sweep_id}; retry with hsm complete {plan.sweep.sweep_id} --retry-failed")
         raise SystemExit(1)
 
 
