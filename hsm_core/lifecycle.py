@@ -336,6 +336,8 @@ def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
             "metadata": plan.spec.metadata,
             "status": "running",
             "command_line": opts.command_line,
+            # hsm run --gpus/--walltime/...: hsm complete asks for the same unless told otherwise.
+            **({"command_line_resources": opts.resources.to_json()} if opts.resources else {}),
         }
     )
 

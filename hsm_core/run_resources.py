@@ -25,7 +25,7 @@ from hsm_core.plugin import ComputeSourceRecord, ConfigError, HsmError
 from hsm_core.plugin.arrayjob.directives import check_line, check_name
 from hsm_core.plugin.arrayjob.resources import format_memory, format_walltime, parse_memory, parse_walltime
 
-__all__ = ["RESOURCE_KEYS", "RunResources", "from_sweep", "from_command_line", "run_resources", "apply_resources", "unused_resources"]
+__all__ = ["RESOURCE_KEYS", "RunResources", "from_sweep", "from_command_line", "run_resources", "apply_resources", "unused_resources", "check_directives"]
 
 #: The keys of ``resources:`` (and the options they set), in the order messages list them.
 RESOURCE_KEYS = ("walltime", "cpus", "memory", "gpus", "nodes", "partition", "queue", "account", "qos", "extra_directives")
@@ -253,3 +253,30 @@ def unused_resources(requests: Iterable[Any], registry: Any, resources: RunResou
             notes.append((f"resources {', '.join(swept)} of {file} apply to batch schedulers; the {req.name} source "
                           f"ignores {'it' if len(swept) == 1 else 'them'}{gpu_note if 'gpus' in swept else ''}", False))
     return notes
+
+
+def check_directives(requests: Iterable[Any], registry: Any, resources: RunResources) -> None:
+    """Refuse a raw directive of the sweep file that would reach a scheduler in another's form
+    (``#SBATCH ...`` or a ``--`` option in a PBS script), naming the sweep file, as the
+    scheduler source does for hsm_config.yaml's (:func:`~hsm_core.plugin.arrayjob.directives.scoped_directives`)."""
+    for req in requests:
+        rec = registry.get(ComputeSourceRecord.kind, req.kind)
+        if not getattr(rec, "batch_scheduler", False):
+            continue
+        cls = rec.load()
+        prefix = getattr(cls, "directive_prefix", "#")
+        forms = tuple(getattr(cls, "foreign_directive_forms", ()))
+        scopes = tuple(getattr(cls, "directive_scopes", ()))
+        places = [("extra_directives", resources.directives)]
+        places += [(f"{scope}.extra_directives", resources.scoped.get(scope, ())) for scope in scopes]
+        for key, entries in places:
+            for i, text in enumerate(entries):
+                if (text.startswith("#") and not text.startswith(prefix)) or text.startswith(forms):
+                    origin = resources.origins.get(key.split(".")[0], "")
+                    file, _, line = origin.rpartition(":")
+                    own = f"resources.{scopes[0]}.extra_directives" if scopes else "resources.extra_directives"
+                    raise ConfigError(f"{text!r} is not a {getattr(cls, 'scheduler_name', req.kind)} directive",
+                                      file=file or None, line=int(line) if line.isdigit() else None,
+                                      key=f"resources.{key}[{i}]",
+                                      hint=f"put directives for one scheduler under resources.<scheduler>.extra_directives; "
+                                           f"{getattr(cls, 'scheduler_name', req.kind)} directives go under {own}")

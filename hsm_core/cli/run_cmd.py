@@ -260,14 +260,22 @@ def _common_run(
     _run_plan(plan, opts, registry)
 
 
-def _checked_resources(plan: Any, requests: Any, registry: Any, given: dict[str, Any] | None) -> Any:
-    """The command line's resources, checked with the sweep file's against the chosen sources:
-    a flag no source can honour stops the run (exit 2), any other resource a source ignores is a
-    one-line warning."""
-    from hsm_core.run_resources import from_command_line, run_resources, unused_resources
+def _checked_resources(plan: Any, requests: Any, registry: Any, given: dict[str, Any] | None,
+                       earlier: tuple[dict[str, Any], str] | None = None) -> Any:
+    """The command line's resources (over ``earlier``: those of the run that started the sweep, and
+    the file recording them), checked with the sweep file's against the chosen sources: a flag no
+    source can honour stops the run (exit 2), any other resource a source ignores is a one-line
+    warning."""
+    from hsm_core.run_resources import check_directives, from_command_line, run_resources, unused_resources
 
     command_line = from_command_line(given or {})
-    for line, fatal in unused_resources(requests, registry, run_resources(plan.spec, registry, command_line)):
+    if earlier and earlier[0]:
+        first = from_command_line(earlier[0])
+        first.origins = {k: f"{earlier[1]}:" for k in first.origins}  # said as a file's, never fatal
+        command_line = command_line.over(first)
+    chosen = run_resources(plan.spec, registry, command_line)
+    check_directives(requests, registry, chosen)
+    for line, fatal in unused_resources(requests, registry, chosen):
         if fatal:
             raise HsmError(line, hint="choose a batch scheduler with --sources (e.g. --sources hpc), or drop the flag")
         click.echo(f"Warning: {line}", err=True)
@@ -376,8 +384,9 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
 @click.option("--config", "-c", "config", type=click.Path(dir_okay=False), help="An edited sweep file to complete against.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 @click.option("--no-verify-sync", is_flag=True, help="Skip the check that remote (ssh:) projects match this one.")
+@resource_options()
 def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, parallel_limit, strategy, show_output, no_wait,
-                     wait_for_lease, config, project_dir, no_verify_sync):
+                     wait_for_lease, config, project_dir, no_verify_sync, resources):
     """Run the tasks of SWEEP_ID (default: the latest sweep) that have not completed (never re-runs completed ones).
 
     One controller runs a sweep at a time: while another hsm run/complete runs it, this one stops
@@ -402,13 +411,15 @@ def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, pa
             from hsm_core.retries import keep_only_category
 
             keep_only_category(plan, only_category)
-        _complete(plan, sweep_id, registry, sources, dry_run, parallel_limit, strategy, show_output, no_wait, no_verify_sync)
+        _complete(plan, sweep_id, registry, sources, dry_run, parallel_limit, strategy, show_output, no_wait, no_verify_sync,
+                  resources)
     finally:
         plan.release_lease()
 
 
 def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_run: bool, parallel_limit: int | None,
-              strategy: str | None, show_output: bool, no_wait: bool, no_verify_sync: bool) -> None:
+              strategy: str | None, show_output: bool, no_wait: bool, no_verify_sync: bool,
+              resources: dict[str, Any] | None = None) -> None:
     from hsm_core.lifecycle import ExecOptions
 
     meta = plan.sweep.read_metadata()
@@ -418,9 +429,12 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
     meta_file = display_path(plan.sweep.path / "sweep_metadata.yaml")
     chosen_sources = (sources, Origin("--sources")) if sources else (meta.get("sources") or "local", Origin("sources", meta_file))
     chosen_strategy = (strategy, Origin("--strategy")) if strategy else (meta.get("strategy") or "round_robin", Origin("strategy", meta_file))
-    check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
-              sources=chosen_sources, strategy=chosen_strategy)
+    requests = check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
+                         sources=chosen_sources, strategy=chosen_strategy)
     sources, strategy = chosen_sources[0], chosen_strategy[0]
+    # The run's --gpus/--walltime/... hold for its completion; flags given now win over them.
+    command_line_resources = _checked_resources(plan, requests, registry, resources,
+                                                earlier=(meta.get("command_line_resources") or {}, meta_file))
     console = _console()
     if dry_run:
         from hsm_core.hydra_check import hydra_preflight
@@ -452,6 +466,7 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
         command_line=" ".join(["hsm", *sys.argv[1:]]),
         verify_sync=not no_verify_sync,
     )
+    opts.resources = command_line_resources
     _run_plan(plan, opts, registry)
 
 
