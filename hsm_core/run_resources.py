@@ -25,7 +25,7 @@ from hsm_core.plugin import ComputeSourceRecord, ConfigError, HsmError
 from hsm_core.plugin.arrayjob.directives import check_line, check_name
 from hsm_core.plugin.arrayjob.resources import format_memory, format_walltime, parse_memory, parse_walltime
 
-__all__ = ["RESOURCE_KEYS", "RunResources", "from_sweep", "from_command_line", "run_resources", "apply_resources", "unused_resources", "check_directives"]
+__all__ = ["RESOURCE_KEYS", "RunResources", "from_sweep", "from_command_line", "run_resources", "overlay_options", "apply_resources", "unused_resources", "check_directives"]
 
 #: The keys of ``resources:`` (and the options they set), in the order messages list them.
 RESOURCE_KEYS = ("walltime", "cpus", "memory", "gpus", "nodes", "partition", "queue", "account", "qos", "extra_directives")
@@ -194,6 +194,18 @@ def _gpu_slots(record: Any, options: Mapping[str, Any]) -> bool | None:
     return bool(options.get("gpus"))
 
 
+def overlay_options(options: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Set each resource of ``values`` (None: not given) in a scheduler's ``options``, dropping the
+    options that say the same under another name (``queue`` when ``partition`` is set)."""
+    for key, value in values.items():
+        if value in (None, ""):
+            continue
+        for alias in _ALIASES.get(key, (key,)):
+            options.pop(alias, None)
+        options[key] = value
+    return options
+
+
 def apply_resources(requests: Iterable[Any], registry: Any, resources: RunResources) -> None:
     """Put ``resources`` into the options of each source request (``SourceRequest``), over the
     project's settings: a batch scheduler gets every key; a source sharing out GPU slots that
@@ -203,10 +215,7 @@ def apply_resources(requests: Iterable[Any], registry: Any, resources: RunResour
     for req in requests:
         rec = registry.get(ComputeSourceRecord.kind, req.kind)
         if getattr(rec, "batch_scheduler", False):
-            for key, value in resources.values.items():
-                for alias in _ALIASES.get(key, (key,)):
-                    req.options.pop(alias, None)
-                req.options[key] = value
+            overlay_options(req.options, resources.values)
             if resources.directives:
                 req.options["extra_directives"] = [*(req.options.get("extra_directives") or ()), *resources.directives]
             for scope, entries in resources.scoped.items():
