@@ -32,6 +32,9 @@ def job_script_plans(plan: Any, registry: Any, requests: Sequence[Any], resource
         project_root=plan.project.root.resolve(),
         project_config=plan.project.data,
     )
+    from hsm_core.hosts import get_host
+
+    context.get_host = lambda name: get_host(name, plan.project.data, registry)  # a login node (host:)
     out = []
     for source in create_sources(wanted, registry, context):
         try:

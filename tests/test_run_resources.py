@@ -194,3 +194,51 @@ def test_gpus_go_to_local_gpu_slots_as_gpus_per_task(tmp_path: Path) -> None:
     proc = project.hsm("run", "--config", str(cfg), "--sources", "local", "--gpus", "1")  # the flag wins
     assert proc.returncode == 0, proc.stderr
     assert all("," not in g for g in (project.root / "gpus.log").read_text().split()[2:])
+    # hsm complete asks for what the run's command line asked for (unless its own flags say otherwise).
+    import yaml
+
+    latest = project.outputs / project.sweep_ids()[-1]
+    assert yaml.safe_load((latest / "sweep_metadata.yaml").read_text())["command_line_resources"] == {"gpus": 1}
+
+
+# Golden scripts: a sweep file's resources over a project's hpc: settings, as each scheduler
+# plugin's pure renderer writes them (the path a run takes: apply_resources -> the source's options
+# -> resources_from_options -> ArrayJob -> render).
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("flavour", ["slurm", "pbs", "torque"])
+def test_sweep_resources_render_as_golden_job_scripts(flavour: str) -> None:
+    from hsm_core.plugin import ArrayJob, resources_from_options
+    from hsm_core.plugin.arrayjob.directives import scoped_directives
+    from hsm_core.registry import get_registry
+    from hsm_core.run_resources import apply_resources, from_command_line
+    from hsm_core.sources import SourceRequest
+    from hsm_core.sweep import spec_from_dict
+    from hsm_core.testing.project import assert_golden
+
+    registry = get_registry()
+    spec = spec_from_dict({"grid": {"x": [1]}, "resources": dict(SWEEP["resources"], cpus=4, account="acct", nodes=1)}, registry)
+    from hsm_core.run_resources import run_resources
+
+    chosen = run_resources(spec, registry, from_command_line({"walltime": "90m"}))
+    project_hpc = {"default_walltime": "01:00:00", "queue": "short", "extra_directives": ["-V"] if flavour != "slurm" else ["--export=ALL"]}
+    if flavour != "pbs":
+        project_hpc["qos"] = "normal"  # PBS Pro has no qos directive (its plugin refuses one)
+    req = SourceRequest(flavour, flavour, None, project_hpc)
+    apply_resources([req], registry, chosen)
+    cls = registry.get("compute_source", flavour).load()
+    job = ArrayJob(name="hsm_sweep_x_001", size=10, list_file="/p/sweeps/outputs/sweep_x/scripts/job_scripts/x_001.list",
+                   project_root="/p", runner=("hsm-task",), source=flavour, parallelism=4,
+                   resources=resources_from_options(req.options),
+                   extra_directives=scoped_directives(req.options, prefix=cls.directive_prefix, scopes=cls.directive_scopes,
+                                                      foreign_forms=cls.foreign_directive_forms, scheduler=cls.scheduler_name))
+    if flavour == "slurm":
+        from hsm_plugin_slurm.script import render_slurm_script
+
+        text = render_slurm_script(job)
+    else:
+        from hsm_plugin_pbs.script import render_pbs_script
+
+        text = render_pbs_script(job, flavour)
+    assert_golden(text, GOLDEN / f"resources_{flavour}.sh")

@@ -361,9 +361,9 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
             sources = f"ssh:{remote}"
         else:
             sources = None
-    overrides = {"walltime": walltime} if walltime else None
-    _common_run(config, sources, None, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, overrides,
-                no_verify_sync=no_verify_sync, as_json=as_json)
+    # v1's --walltime is hsm run's: over the sweep file's resources, over hsm_config.yaml.
+    _common_run(config, sources, None, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir,
+                no_verify_sync=no_verify_sync, as_json=as_json, resources={"walltime": walltime})
 
 
 @click.command("complete")
