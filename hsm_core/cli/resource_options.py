@@ -22,7 +22,7 @@ def resource_options(per: str = "task") -> Callable[[Any], Any]:
         click.option("--cpus", type=click.IntRange(min=1), metavar="N", help=f"CPUs per {per}."),
         click.option("--mem", "--memory", "memory", metavar="SIZE", help=f"Memory per {per}, e.g. 16G or 500M."),
         click.option("--nodes", type=click.IntRange(min=1), metavar="N", help=f"Nodes per {per}."),
-        click.option("--partition", "--queue", "partition", metavar="NAME", help="The scheduler's partition (Slurm) or queue (PBS)."),
+        click.option("--partition", "--queue", "partition", metavar="NAME", help="The batch scheduler's partition or queue."),
         click.option("--account", metavar="NAME", help="The account charged."),
         click.option("--qos", metavar="NAME", help="Quality of service."),
     ]
