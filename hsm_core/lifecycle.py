@@ -255,6 +255,9 @@ class ExecOptions:
     source_overrides: dict[str, Any] = field(default_factory=dict)
     #: Let plugins verify that remote projects match this one before running (``--no-verify-sync``).
     verify_sync: bool = True
+    #: ``hsm run --gpus/--walltime/...`` (a :class:`~hsm_core.run_resources.RunResources`), over
+    #: the sweep file's ``resources:``, over hsm_config.yaml.
+    resources: Any = None
 
 
 def _claim_sweep_dir(plan: Plan) -> None:
@@ -333,6 +336,8 @@ def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
             "metadata": plan.spec.metadata,
             "status": "running",
             "command_line": opts.command_line,
+            # hsm run --gpus/--walltime/...: hsm complete asks for the same unless told otherwise.
+            **({"command_line_resources": opts.resources.to_json()} if opts.resources else {}),
         }
     )
 
@@ -444,6 +449,9 @@ def _execute(
         # --walltime and the like are batch-scheduler resources.
         if getattr(registry.get(ComputeSourceRecord.kind, req.kind), "batch_scheduler", False):
             req.options.update(opts.source_overrides)
+    from hsm_core.run_resources import apply_resources, run_resources
+
+    apply_resources(requests, registry, run_resources(plan.spec, registry, opts.resources))
     try:
         sources = create_sources(requests, registry, context)
         _before_run(sources, plan, opts, registry)  # closes the sources if a plugin stops the run
