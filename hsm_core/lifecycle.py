@@ -449,7 +449,18 @@ def _execute(
         for r in plan.to_run
     ]
 
+    from hsm_core.adaptive import AdaptiveSearch, section_settings, write_settings
+
+    search = section_settings(plan.spec.sections, registry)
+    adaptive = AdaptiveSearch(plan.sweep, search, registry) if search is not None else None
+    if search is not None:
+        write_settings(plan.sweep, search)
+        if opts.parallel_limit is None and search.parallel is not None:
+            opts.parallel_limit = search.parallel
+
     def prepare(spec: TaskSpec) -> TaskSpec:
+        if adaptive is not None:  # a search trial gets its parameters now, from the results so far
+            adaptive.params_for(plan.records[spec.task_id])
         return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)
 
     for rec in plan.to_run:
