@@ -230,3 +230,21 @@ def write_settings(sweep: SweepDir, settings: SearchSettings) -> None:
     atomic_write_json(sweep.path / LOG_DIR / "settings.json",
                       {"strategy": settings.strategy, "metric": settings.metric, "goal": settings.goal,
                        "trials": settings.trials, "parallel": settings.parallel, "seed": settings.seed})
+
+
+def describe_best(best: Mapping[str, Any]) -> str:
+    """``trial 7: loss=0.0123 (minimize) x=2.9 y=-1.1``: one line for ``hsm status``."""
+    params = " ".join(f"{k}={v}" for k, v in best["params"].items())
+    return f"trial {best['trial']}: {best['metric']}={best['value']:.6g} ({best['goal']}) {params}"
+
+
+def best_record(sweep: SweepDir, records: Iterable[TaskRecord]) -> list[TaskRecord]:
+    """The record of the best trial (``hsm export --best``): one, none while no trial completed;
+    an HsmError for a sweep without a ``search:`` section."""
+    from hsm_core.plugin import HsmError
+
+    if not (sweep.path / LOG_DIR / "settings.json").exists():
+        raise HsmError(f"sweep {sweep.sweep_id!r} is not an adaptive search (no search: section), so it has no best trial",
+                       hint="sort the export instead, e.g. hsm export --format csv | sort")
+    best = best_trial(sweep.path)
+    return [r for r in records if best is not None and r.index == best["trial"]]
