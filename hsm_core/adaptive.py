@@ -186,11 +186,17 @@ class AdaptiveSearch:
         held = self.log.ask_of(number)
         if held is None:
             strategy = make_strategy(self.settings, self.registry)
-            for trial in self.trials():
+            known = self.trials()
+            for trial in known:
                 strategy.tell(trial)
             params = dict(strategy.ask(number))
-            held = self.log.record_ask(number, {"trial": number, "task_id": record.task_id, "params": params,
-                                                "asked": now_iso(), "by": f"{socket.gethostname()}:{os.getpid()}"})
+            held = self.log.record_ask(number, {
+                "trial": number, "task_id": record.task_id, "params": params, "asked": now_iso(),
+                "by": f"{socket.gethostname()}:{os.getpid()}",
+                # what the strategy knew: later readers can see how adaptive each ask was
+                "completed_before": sum(1 for t in known if t.state == "completed"),
+                "running_before": sum(1 for t in known if t.state == "running"),
+            })
         record.params = dict(held["params"])
         return record.params
 
