@@ -393,6 +393,9 @@ def _execute(
     # What needs no sweep directory is checked before one is made.
     requests = parse_sources(opts.sources, plan.project.data, registry)
     strategy = registry.get(StrategyRecord.kind, opts.strategy).load()()
+    from hsm_core.adaptive import AdaptiveSearch, section_settings, write_settings
+
+    search = section_settings(plan.spec.sections, registry)  # a search: sweep's strategy and space
     cmd = command_plan(plan.project, plan.spec.settings)
     if plan.to_run:
         cmd.argv(plan.to_run[0].params)  # fail on a bad command before anything is written
@@ -449,9 +452,6 @@ def _execute(
         for r in plan.to_run
     ]
 
-    from hsm_core.adaptive import AdaptiveSearch, section_settings, write_settings
-
-    search = section_settings(plan.spec.sections, registry)
     adaptive = AdaptiveSearch(plan.sweep, search, registry) if search is not None else None
     if search is not None:
         write_settings(plan.sweep, search)
