@@ -146,6 +146,20 @@ def _task_metrics(task_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(base).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def trial_dir(sweep: SweepDir, number: int, ask: Mapping[str, Any]) -> Path:
+    """The task dir of trial ``number``: as its ask recorded it (``tasks/<run id>`` in a worker
+    sweep), else ``tasks/task_NNN``."""
+    recorded = ask.get("task_dir")
+    return sweep.path / recorded if recorded else sweep.task_dir(number)
+
+
 class AdaptiveSearch:
     """Gives each trial of a ``search:`` sweep its parameters, asked from the strategy."""
 
@@ -154,6 +168,12 @@ class AdaptiveSearch:
         self.settings = settings
         self.registry = registry
         self.log = TrialLog(sweep.path)
+
+    def write_settings(self) -> None:
+        """Record the metric and goal for status and export (once per process)."""
+        if not getattr(self, "_settings_written", False):
+            write_settings(self.sweep, self.settings)
+            self._settings_written = True
 
     def trials(self) -> list[Trial]:
         """Every asked trial with its state now (results read from the tasks, completed ones logged)."""
@@ -164,7 +184,7 @@ class AdaptiveSearch:
                 t = told[number]
                 out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value")))
                 continue
-            task_dir = self.sweep.task_dir(number)
+            task_dir = trial_dir(self.sweep, number, ask)
             state = (read_status(task_dir) or {}).get("state")
             if state == TaskState.COMPLETED.value:
                 value = metric_value(_task_metrics(task_dir), self.settings.metric)
@@ -180,9 +200,13 @@ class AdaptiveSearch:
         return out
 
     def params_for(self, record: TaskRecord) -> dict[str, Any]:
-        """The parameters of ``record``'s trial (its number is its index): the recorded ask, or a
-        new one from the strategy told every earlier trial."""
-        number = record.index
+        """The parameters of ``record``'s trial (its number is its index), set on the record."""
+        record.params = self.params_of(record.index, record.task_id, self.sweep.task_dir(record.index))
+        return record.params
+
+    def params_of(self, number: int, task_id: str, task_dir: Path) -> dict[str, Any]:
+        """The parameters of trial ``number`` (run as ``task_id`` in ``task_dir``): the recorded
+        ask, or a new one from the strategy told every earlier trial."""
         held = self.log.ask_of(number)
         if held is None:
             strategy = make_strategy(self.settings, self.registry)
@@ -191,14 +215,14 @@ class AdaptiveSearch:
                 strategy.tell(trial)
             params = dict(strategy.ask(number))
             held = self.log.record_ask(number, {
-                "trial": number, "task_id": record.task_id, "params": params, "asked": now_iso(),
+                "trial": number, "task_id": task_id, "params": params, "asked": now_iso(),
+                "task_dir": _relative(task_dir, self.sweep.path),
                 "by": f"{socket.gethostname()}:{os.getpid()}",
                 # what the strategy knew: later readers can see how adaptive each ask was
                 "completed_before": sum(1 for t in known if t.state == "completed"),
                 "running_before": sum(1 for t in known if t.state == "running"),
             })
-        record.params = dict(held["params"])
-        return record.params
+        return dict(held["params"])
 
 
 def best_trial(sweep_path: Path, records: Iterable[TaskRecord] | None = None) -> dict[str, Any] | None:
@@ -218,7 +242,7 @@ def best_trial(sweep_path: Path, records: Iterable[TaskRecord] | None = None) ->
     for number, ask in log.asked().items():
         value = (told.get(number) or {}).get("value")
         if value is None:
-            task_dir = sweep.task_dir(number)
+            task_dir = trial_dir(sweep, number, ask)
             if (read_status(task_dir) or {}).get("state") != TaskState.COMPLETED.value:
                 continue
             value = metric_value(_task_metrics(task_dir), metric)

@@ -393,7 +393,7 @@ def _execute(
     # What needs no sweep directory is checked before one is made.
     requests = parse_sources(opts.sources, plan.project.data, registry)
     strategy = registry.get(StrategyRecord.kind, opts.strategy).load()()
-    from hsm_core.adaptive import AdaptiveSearch, section_settings, write_settings
+    from hsm_core.adaptive import AdaptiveSearch, section_settings
 
     search = section_settings(plan.spec.sections, registry)  # a search: sweep's strategy and space
     cmd = command_plan(plan.project, plan.spec.settings)
@@ -453,8 +453,8 @@ def _execute(
     ]
 
     adaptive = AdaptiveSearch(plan.sweep, search, registry) if search is not None else None
-    if search is not None:
-        write_settings(plan.sweep, search)
+    if adaptive is not None:
+        adaptive.write_settings()
         if opts.parallel_limit is None and search.parallel is not None:
             opts.parallel_limit = search.parallel
 

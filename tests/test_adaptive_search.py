@@ -38,10 +38,12 @@ note("end")
 '''
 
 
-def _sweep(strategy: str = "random", trials: int = 6, parallel: int = 2, **extra: Any) -> dict[str, Any]:
+def _sweep(strategy: str = "random", trials: int = 6, parallel: int | None = 2, **extra: Any) -> dict[str, Any]:
     section: dict[str, Any] = {"strategy": strategy, "metric": {"name": "loss", "goal": "minimize"}, "trials": trials,
-                               "parallel": parallel, "seed": 0,
+                               "seed": 0,
                                "params": {"x": "interval(-10, 10)", "y": {"uniform": [-10, 10]}}}
+    if parallel is not None:
+        section["parallel"] = parallel
     section.update(extra)
     return {"search": section}
 
@@ -170,3 +172,19 @@ def test_the_built_in_random_strategy_follows_the_contract() -> None:
     assert first == again and set(first) == {"x", "y"} and -10 <= first["x"] <= 10
     with pytest.raises(ConfigError):
         parse_settings({**_sweep()["search"], "params": {"c": {"choice": [1, 2], "weights": [1, 3]}}})
+
+
+def test_two_workers_share_one_adaptive_sweep_without_running_a_trial_twice(toy: Project) -> None:
+    """Two ``hsm worker`` processes pull trials of one search sweep at once: every trial is asked
+    once, claimed once and run once; together they run exactly ``trials``."""
+    cfg = toy.write_sweep({**_sweep(trials=8, parallel=None), "name": "shared"})
+    env = {"TOY_SLEEP": "0.3", "HSM_WORKER_HEARTBEAT": "0.3", "HSM_WORKER_STALE_TIMEOUT": "5"}
+    workers = [toy.popen("worker", "--sweep", str(cfg), env=env) for _ in range(2)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    _assert_each_ran_once(toy, 8)
+    asks = TrialLog(toy.outputs / "shared").asked()
+    assert sorted(asks) == list(range(1, 9))
+    assert len({a["by"] for a in asks.values()}) == 2  # both workers asked for trials
+    info = json.loads(toy.hsm("status", "shared", "--json", check=True).stdout)
+    assert info["best"] is not None and info["best"]["metric"] == "loss"
