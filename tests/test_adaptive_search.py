@@ -188,3 +188,60 @@ def test_two_workers_share_one_adaptive_sweep_without_running_a_trial_twice(toy:
     assert len({a["by"] for a in asks.values()}) == 2  # both workers asked for trials
     info = json.loads(toy.hsm("status", "shared", "--json", check=True).stdout)
     assert info["best"] is not None and info["best"]["metric"] == "loss"
+
+
+class _Recorder(SearchStrategy):
+    """A third-party strategy: proposes x = the best x so far + 1, and records what it was told."""
+
+    told: list[list[Trial]] = []
+
+    def __init__(self, settings: SearchSettings) -> None:
+        super().__init__(settings)
+        self.seen: list[Trial] = []
+        _Recorder.told.append(self.seen)
+
+    def tell(self, trial: Trial) -> None:
+        self.seen.append(trial)
+
+    def ask(self, number: int) -> dict[str, Any]:
+        done = [t for t in self.seen if t.state == "completed"]
+        best = min(done, key=lambda t: t.value).params["x"] if done else 0.0
+        return {"x": best + 1, "y": 0.0}
+
+
+class _RecorderPlugin:
+    from hsm_core.plugin import SearchStrategyRecord, hookimpl
+
+    @hookimpl
+    def hsm_register_search_strategies(self) -> list[Any]:
+        return [self.SearchStrategyRecord("recorder", "records what it is told", _Recorder)]
+
+
+def test_a_plugin_strategy_is_told_every_earlier_trial_before_each_ask(tmp_path: Path) -> None:
+    """Through hsm_register_search_strategies: each ask gets a new instance told every trial so
+    far (completed with its value from metrics.json, running), in trial order."""
+    from hsm_core.adaptive import AdaptiveSearch, section_settings
+    from hsm_core.state import SweepDir, TaskRecord
+    from hsm_core.taskdir import write_status
+    from hsm_core.testing import fresh_registry
+
+    registry = fresh_registry(extra=[("recorder", _RecorderPlugin())])
+    settings = section_settings({"search": _sweep(strategy="recorder")["search"]}, registry)
+    assert settings is not None
+    sweep = SweepDir(tmp_path / "sweep")
+    search = AdaptiveSearch(sweep, settings, registry)
+    _Recorder.told.clear()
+    first = TaskRecord(1, "t1", {"search.trial": 1})
+    assert search.params_for(first) == {"x": 1.0, "y": 0.0}
+    d = sweep.task_dir(1)
+    d.mkdir(parents=True)
+    write_status(d, {"state": "completed"})
+    (d / "metrics.json").write_text(json.dumps({"loss": 4.0}))
+    second, third = TaskRecord(2, "t2", {"search.trial": 2}), TaskRecord(3, "t3", {"search.trial": 3})
+    assert search.params_for(second) == {"x": 2.0, "y": 0.0}  # learned from trial 1
+    search.params_for(third)
+    assert [(t.number, t.state, t.value) for t in _Recorder.told[1]] == [(1, "completed", 4.0)]
+    assert [(t.number, t.state) for t in _Recorder.told[2]] == [(1, "completed"), (2, "running")]
+    # asked once: asking trial 2 again (a restarted controller) gives its recorded parameters
+    again = TaskRecord(2, "t2", {"search.trial": 2})
+    assert search.params_for(again) == {"x": 2.0, "y": 0.0} and len(_Recorder.told) == 3
