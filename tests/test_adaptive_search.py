@@ -79,6 +79,7 @@ def test_a_search_sweep_runs_its_trials_with_the_parameters_the_log_records(toy:
     cfg = toy.write_sweep(_sweep(trials=6))
     dry = toy.hsm("run", "--config", str(cfg), "--dry-run", check=True).stdout
     assert "6 trials chosen by random, minimize loss" in dry
+    assert "x=<x>" in dry and "search.trial" not in dry  # values are chosen as each trial starts
     toy.hsm("run", "--config", str(cfg), check=True)
     got = _assert_each_ran_once(toy, 6)
     sweep = toy.only_sweep()
