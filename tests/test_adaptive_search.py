@@ -80,7 +80,7 @@ def test_a_search_sweep_runs_its_trials_with_the_parameters_the_log_records(toy:
     dry = toy.hsm("run", "--config", str(cfg), "--dry-run", check=True).stdout
     assert "6 trials chosen by random, minimize loss" in dry
     assert "x=<x>" in dry and "search.trial" not in dry  # values are chosen as each trial starts
-    toy.hsm("run", "--config", str(cfg), check=True)
+    ran = toy.hsm("run", "--config", str(cfg), check=True).stdout
     got = _assert_each_ran_once(toy, 6)
     sweep = toy.only_sweep()
     asks = TrialLog(sweep).asked()
@@ -91,6 +91,7 @@ def test_a_search_sweep_runs_its_trials_with_the_parameters_the_log_records(toy:
     info = json.loads(toy.hsm("status", "--json", check=True).stdout)
     losses = {(float(g["x"]) - 3) ** 2 + (float(g["y"]) + 1) ** 2 for g in got}
     assert info["best"]["value"] == pytest.approx(min(losses))
+    assert f"Best: trial {info['best']['trial']}: loss=" in ran
     assert set(info["best"]["params"]) == {"x", "y"}
     text = toy.hsm("status", check=True).stdout
     assert "Best trial" in text and "loss=" in text
