@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hsm_core.atomic import atomic_write_json, read_json
-from hsm_core.plugin import ConfigError, ExpanderRecord, SearchSettings, SearchStrategyRecord, TaskState, Trial
+from hsm_core.plugin import ConfigError, ExpanderRecord, HsmError, SearchSettings, SearchStrategyRecord, TaskState, Trial
 from hsm_core.state import SweepDir, TaskRecord, now_iso, read_status
 
 SECTION = "search"
@@ -213,7 +213,16 @@ class AdaptiveSearch:
             known = self.trials()
             for trial in known:
                 strategy.tell(trial)
-            params = dict(strategy.ask(number))
+            try:
+                params = dict(strategy.ask(number))
+            except HsmError:
+                raise
+            except Exception as exc:  # a strategy's bug: one line naming it, the trial stays unasked
+                raise HsmError(f"search strategy {self.settings.strategy!r} failed to propose trial {number}: {exc!r}",
+                               hint=f"the sweep continues from its log: hsm complete {self.sweep.sweep_id}") from exc
+            missing = [p.name for p in self.settings.params if p.name not in params]
+            if missing:
+                raise HsmError(f"search strategy {self.settings.strategy!r} proposed trial {number} without {missing[0]!r}")
             held = self.log.record_ask(number, {
                 "trial": number, "task_id": task_id, "params": params, "asked": now_iso(),
                 "task_dir": _relative(task_dir, self.sweep.path),
