@@ -247,3 +247,13 @@ def test_a_plugin_strategy_is_told_every_earlier_trial_before_each_ask(tmp_path:
     # asked once: asking trial 2 again (a restarted controller) gives its recorded parameters
     again = TaskRecord(2, "t2", {"search.trial": 2})
     assert search.params_for(again) == {"x": 2.0, "y": 0.0} and len(_Recorder.told) == 3
+
+
+def test_a_wandb_bayes_file_without_the_optuna_plugin_names_the_package_to_install(toy: Project) -> None:
+    cfg = toy.root / "sweeps" / "wandb.yaml"
+    cfg.parent.mkdir(exist_ok=True)
+    cfg.write_text("program: train.py\nmethod: bayes\nrun_cap: 3\nmetric: {name: loss}\n"
+                   "parameters:\n  x: {min: 0.0, max: 1.0}\n  y: {min: 0.0, max: 1.0}\n")
+    proc = toy.hsm("run", "--config", str(cfg), env={"HSM_DISABLE_PLUGINS": "all"})
+    assert proc.returncode == 2 and "unknown search strategy 'tpe'" in proc.stderr and "hsm-plugin-optuna" in proc.stderr
+    assert not toy.sweep_ids() and not _runs(toy)
