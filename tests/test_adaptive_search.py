@@ -257,3 +257,27 @@ def test_a_wandb_bayes_file_without_the_optuna_plugin_names_the_package_to_insta
     proc = toy.hsm("run", "--config", str(cfg), env={"HSM_DISABLE_PLUGINS": "all"})
     assert proc.returncode == 2 and "unknown search strategy 'tpe'" in proc.stderr and "hsm-plugin-optuna" in proc.stderr
     assert not toy.sweep_ids() and not _runs(toy)
+
+
+def test_a_worker_killed_mid_study_loses_no_trial_and_runs_none_twice(toy: Project) -> None:
+    """SIGKILL one of two workers while trials run; a third worker joins: the study ends with every
+    trial run exactly once (a killed worker's running trial is waited for, not started again), and
+    each trial keeps the parameters it was first asked with."""
+    cfg = toy.write_sweep({**_sweep(trials=8, parallel=None), "name": "killed"})
+    env = {"TOY_SLEEP": "0.8", "HSM_WORKER_HEARTBEAT": "0.3", "HSM_WORKER_STALE_TIMEOUT": "3"}
+    first, second = (toy.popen("worker", "--sweep", str(cfg), env=env) for _ in range(2))
+    wait_for(lambda: sum(1 for r in _runs(toy) if r[1] == "end") >= 2, timeout=120, what="two trials to end")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    asked_before = TrialLog(toy.outputs / "killed").asked()
+    third = toy.popen("worker", "--sweep", str(cfg), env=env)
+    for w in (second, third):
+        out, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err
+    _assert_each_ran_once(toy, 8)
+    asks = TrialLog(toy.outputs / "killed").asked()
+    assert sorted(asks) == list(range(1, 9))
+    assert all(asks[n]["params"] == a["params"] for n, a in asked_before.items())
+    runs = _runs(toy)  # no two copies of one trial overlap (there is one copy of each)
+    spans = {t: [w for tt, word, w, _ in runs if tt == t] for t, *_ in runs}
+    assert all(len(v) == 2 for v in spans.values())
