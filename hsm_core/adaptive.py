@@ -287,3 +287,16 @@ def best_record(sweep: SweepDir, records: Iterable[TaskRecord]) -> list[TaskReco
                        hint="sort the export instead, e.g. hsm export --format csv | sort")
     best = best_trial(sweep.path)
     return [r for r in records if best is not None and r.index == best["trial"]]
+
+
+def with_trial_params(sweep_path: Path, records: Iterable[TaskRecord]) -> list[TaskRecord]:
+    """``records`` with each asked trial's parameters (a worker sweep's index keeps the
+    placeholder its tasks were expanded with; the trial log has what each was asked)."""
+    asked = {a.get("task_id"): a.get("params") for a in TrialLog(sweep_path).asked().values()}
+    out = []
+    for rec in records:
+        params = asked.get(rec.task_id)
+        if isinstance(params, dict) and rec.params != params:
+            rec.params = dict(params)
+        out.append(rec)
+    return out

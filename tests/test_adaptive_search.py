@@ -190,6 +190,8 @@ def test_two_workers_share_one_adaptive_sweep_without_running_a_trial_twice(toy:
     assert len({a["by"] for a in asks.values()}) == 2  # both workers asked for trials
     info = json.loads(toy.hsm("status", "shared", "--json", check=True).stdout)
     assert info["best"] is not None and info["best"]["metric"] == "loss"
+    exported = toy.hsm("export", "shared", check=True).stdout.splitlines()
+    assert exported[0].startswith("task,id,x,y,") and len(exported) == 9  # the asked values, not placeholders
 
 
 class _Recorder(SearchStrategy):

@@ -21,7 +21,9 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, best: boo
     from hsm_core.monitor.export import export_text
 
     sweep = locate_sweep(project_dir, sweep_id)
-    records = list(sweep.records().values())
+    from hsm_core.adaptive import with_trial_params
+
+    records = with_trial_params(sweep.path, sweep.records().values())  # an adaptive sweep's asked values
     if best:
         from hsm_core.adaptive import best_record
 
