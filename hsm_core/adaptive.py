@@ -189,6 +189,14 @@ class AdaptiveSearch:
             if state == TaskState.COMPLETED.value:
                 value = metric_value(_task_metrics(task_dir), self.settings.metric)
                 if value is None:
+                    # Completed without the metric: the strategy can learn nothing from it. Said
+                    # once in the sweep's log (the tell is final), counted as failed.
+                    why = f"trial {number} completed without a number for metric {self.settings.metric!r} in its metrics.json"
+                    self.log.record_tell(number, {"trial": number, "state": "failed", "reason": why, "told": now_iso()})
+                    try:
+                        self.sweep.log("sweep.log", f"search: {why}; check the metric's name in search: metric:")
+                    except OSError:
+                        pass
                     out.append(Trial(number, ask["params"], "failed"))
                     continue
                 self.log.record_tell(number, {"trial": number, "state": "completed", "value": value, "told": now_iso()})

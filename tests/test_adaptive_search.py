@@ -283,3 +283,12 @@ def test_a_worker_killed_mid_study_loses_no_trial_and_runs_none_twice(toy: Proje
     runs = _runs(toy)  # no two copies of one trial overlap (there is one copy of each)
     spans = {t: [w for tt, word, w, _ in runs if tt == t] for t, *_ in runs}
     assert all(len(v) == 2 for v in spans.values())
+
+
+def test_trials_without_the_metric_are_said_in_the_sweep_log_and_have_no_best(toy: Project) -> None:
+    cfg = toy.write_sweep(_sweep(trials=3, parallel=1, metric={"name": "accuracy", "goal": "maximize"}))
+    toy.hsm("run", "--config", str(cfg), check=True)
+    _assert_each_ran_once(toy, 3)
+    log = (toy.only_sweep() / "logs" / "sweep.log").read_text()
+    assert "completed without a number for metric 'accuracy'" in log
+    assert json.loads(toy.hsm("status", "--json", check=True).stdout)["best"] is None
