@@ -27,7 +27,10 @@ def describe_plan(plan: Any, registry: Any, sources: str, strategy: str, total: 
         from hsm_core.prepare import command_plan
 
         cmd = command_plan(plan.project, plan.spec.settings)
-        argv, _ = cmd.argv(plan.to_run[0].params)
+        params = plan.to_run[0].params
+        if "search" in plan.spec.sections:  # an adaptive trial's values are chosen when it starts
+            params = {name: f"<{name}>" for name, _ in parameter_table(plan.spec) if not name.startswith("(")}
+        argv, _ = cmd.argv(params)
         first = {"argv": list(argv), "shell": shlex.join(argv)}
         if cmd.hydra is not None:
             from hsm_core.hydra_app import describe

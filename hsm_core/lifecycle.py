@@ -429,6 +429,9 @@ def _execute(
     # What needs no sweep directory is checked before one is made.
     requests = parse_sources(opts.sources, plan.project.data, registry)
     strategy = registry.get(StrategyRecord.kind, opts.strategy).load()()
+    from hsm_core.adaptive import AdaptiveSearch, section_settings
+
+    search = section_settings(plan.spec.sections, registry)  # a search: sweep's strategy and space
     cmd = command_plan(plan.project, plan.spec.settings)
     if plan.to_run:
         cmd.argv(plan.to_run[0].params)  # fail on a bad command before anything is written
@@ -494,7 +497,15 @@ def _execute(
         for r in plan.to_run
     ]
 
+    adaptive = AdaptiveSearch(plan.sweep, search, registry) if search is not None else None
+    if adaptive is not None:
+        adaptive.write_settings()
+        if opts.parallel_limit is None and search.parallel is not None:
+            opts.parallel_limit = search.parallel
+
     def prepare(spec: TaskSpec) -> TaskSpec:
+        if adaptive is not None:  # a search trial gets its parameters now, from the results so far
+            adaptive.params_for(plan.records[spec.task_id])
         return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)
 
     for rec in plan.to_run:

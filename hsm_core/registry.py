@@ -36,6 +36,7 @@ from hsm_core.plugin import (
     StrategyRecord,
     SyncTransportRecord,
     TaskRegistryRecord,
+    SearchStrategyRecord,
     load_object,
 )
 from hsm_core.plugin_compat import API_ATTRIBUTE, api_incompatibility, api_text, deprecation_warnings, describe_failure
@@ -46,6 +47,7 @@ ENTRY_POINT_GROUP = "hsm"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "hsm_core.builtin.expanders",
     "hsm_core.builtin.random_search",
+    "hsm_core.builtin.search",
     "hsm_core.builtin.strategies",
     "hsm_core.builtin.local",
     "hsm_core.builtin.collectors",
@@ -64,6 +66,7 @@ KIND_HOOKS: dict[str, str] = {
     SyncTransportRecord.kind: "hsm_register_sync_transports",
     HostProviderRecord.kind: "hsm_register_hosts",
     TaskRegistryRecord.kind: "hsm_register_task_registries",
+    SearchStrategyRecord.kind: "hsm_register_search_strategies",
 }
 
 #: The kind of ``hsm worker`` options plugins provide through the ``hsm_worker_feature`` hook.
@@ -80,6 +83,7 @@ PACKAGE_HINTS: dict[tuple[str, str], tuple[str, ...]] = {
     (ComputeSourceRecord.kind, "remote"): ("hsm-plugin-ssh",),
     (HostProviderRecord.kind, "ssh"): ("hsm-plugin-ssh",),
     (TaskRegistryRecord.kind, "wandb"): ("hsm-plugin-wandb-sync",),
+    (SearchStrategyRecord.kind, "tpe"): ("hsm-plugin-optuna",),
     (WORKER_FEATURE, "wandb-buffer"): ("hsm-plugin-wandb-sync",),
 }
 
@@ -91,6 +95,7 @@ KIND_LABELS: dict[str, str] = {
     SyncTransportRecord.kind: "sync transport",
     HostProviderRecord.kind: "host provider",
     TaskRegistryRecord.kind: "task registry",
+    SearchStrategyRecord.kind: "search strategy",
     WORKER_FEATURE: "worker option",
 }
 

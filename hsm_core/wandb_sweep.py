@@ -4,8 +4,9 @@
 translates it here into hsm's own form, then checks and runs it like any sweep file:
 
 * ``method: grid`` -> a ``grid:`` section; ``method: random`` -> a ``random:`` section drawing
-  ``run_cap`` parameter sets (seed 0); ``method: bayes`` is refused (adaptive search is not in hsm
-  yet), and so are ``metric`` and ``early_terminate``;
+  ``run_cap`` parameter sets (seed 0); ``method: bayes`` -> a ``search:`` section (adaptive
+  search) with strategy ``tpe`` (hsm-plugin-optuna), ``metric: {name, goal}`` and ``run_cap``
+  trials; ``metric`` is refused for grid and random, ``early_terminate`` always;
 * ``parameters``: ``values`` (+ ``probabilities``), ``value``, ``min``/``max`` (+ ``distribution``,
   ``q``, ``mu``/``sigma``, ``a``/``b``), nested ``parameters`` (dotted names ``optimizer.lr``);
 * ``program`` and ``command`` with wandb's macros ``${env}``, ``${interpreter}``, ``${program}``,
@@ -36,9 +37,10 @@ MARKERS = ("method", "parameters")
 #: What the supported keys do (the refusal of any other key lists them).
 SUPPORTED_KEYS = ("method", "parameters", "program", "command", "run_cap", "name", "description", "project", "entity")
 _REFUSED_KEYS = {
-    "metric": "hsm does not rank runs by a metric yet (adaptive search and the best-run view come later); "
-              "grid and random sweeps do not need it: remove 'metric:'",
-    "early_terminate": "hsm does not stop runs early yet (a pruner comes with adaptive search); remove 'early_terminate:'",
+    "metric": "hsm does not rank runs by a metric in grid and random sweeps (method: bayes optimises it, and "
+              "hsm status shows the best trial there); remove 'metric:'",
+    "early_terminate": "hsm does not stop runs early yet (no pruner; bayes sweeps run every trial to its end); "
+                       "remove 'early_terminate:'",
     "job": "hsm runs a program, not a W&B Launch job: give 'program:' (and 'command:')",
     "image_uri": "hsm runs a program, not a W&B Launch image: give 'program:' (and 'command:')",
     "controller": "hsm is its own controller: remove 'controller:'",
@@ -112,7 +114,10 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
     """hsm's form of a wandb sweep file: ``grid:``/``random:``, ``command:``, ``name``,
     ``description``. Raises :class:`ConfigError` (file, line, key) for what hsm cannot honour."""
     where = _Where(data, file)
+    method = data.get("method")
     for key in data:
+        if key == "metric" and method == "bayes":
+            continue  # what bayes optimises
         if key in _REFUSED_KEYS:
             raise where.error(f"not supported: {_REFUSED_KEYS[key]}", [key])
         if key in ("grid", "paired", "random", "sweep", "metadata", "args_style", "sources", "strategy"):
@@ -123,12 +128,8 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
             guess = f"did you mean {near[0]!r}? " if near else ""
             raise where.error(f"unknown key of a wandb sweep file ({guess}hsm supports: {', '.join(SUPPORTED_KEYS)})",
                               [key])
-    method = data.get("method")
-    if method == "bayes":
-        raise where.error("bayes is adaptive search, which hsm does not run yet; use method: random "
-                          "(with run_cap: N) or method: grid", ["method"])
-    if method not in ("grid", "random"):
-        raise where.error(f"method must be grid or random (bayes: not yet), not {method!r}", ["method"])
+    if method not in ("grid", "random", "bayes"):
+        raise where.error(f"method must be grid, random or bayes, not {method!r}", ["method"])
     params = data.get("parameters")
     if not isinstance(params, Mapping) or not params:
         raise where.error("'parameters' must map each parameter to its values (values: [..], min/max, ...)",
@@ -150,6 +151,8 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
             raise where.error(f"run_cap {run_cap} is below the {total} combinations of the grid: hsm runs a grid "
                               "whole; raise run_cap or remove values", ["run_cap"])
         out["grid"] = grid
+    elif method == "bayes":
+        out["search"] = _bayes(data, run_cap, flat, where)
     else:
         if run_cap is None:
             raise where.error("random needs run_cap: N, the number of runs (hsm draws N parameter sets "
@@ -158,6 +161,26 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
                          "params": {name: _distribution(spec, keys, where) for name, spec, keys in flat}}
     out["command"] = _command(data, where)
     return out
+
+
+def _bayes(data: Mapping[str, Any], run_cap: int | None, flat: list[tuple[str, Mapping[str, Any], list[Any]]],
+           where: _Where) -> dict[str, Any]:
+    """``method: bayes`` as hsm's ``search:`` section: Optuna's TPE (hsm-plugin-optuna) asked for
+    ``run_cap`` trials, optimising ``metric``."""
+    metric = data.get("metric")
+    if not isinstance(metric, Mapping) or not isinstance(metric.get("name"), str) or not metric.get("name"):
+        raise where.error("bayes needs the metric to optimise: metric: {name: loss, goal: minimize}", ["metric"])
+    for key in metric:
+        if key not in ("name", "goal"):
+            raise where.error(f"not supported: metric.{key} (hsm runs the run_cap trials; remove it)", ["metric", key])
+    goal = metric.get("goal", "minimize")
+    if goal not in ("minimize", "maximize"):
+        raise where.error(f"metric goal must be minimize or maximize, not {goal!r}", ["metric", "goal"])
+    if run_cap is None:
+        raise where.error("bayes needs run_cap: N, the number of trials (a wandb agent would search until "
+                          "stopped)", ["method"])
+    return {"strategy": "tpe", "metric": {"name": metric["name"], "goal": goal}, "trials": run_cap, "seed": 0,
+            "params": {name: _distribution(spec, keys, where) for name, spec, keys in flat}}
 
 
 def _flatten(params: Mapping[str, Any], keys: list[Any], where: _Where,

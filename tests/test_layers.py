@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, str]] = [
     # entry points are: they are in the cli layer).
     ("plugin", """
         plugin plugin.version plugin.errors plugin.values plugin.components plugin.records
-        plugin.hooks plugin.files plugin.taskfiles plugin.sweepdir plugin.process_identity
+        plugin.hooks plugin.search plugin.files plugin.taskfiles plugin.sweepdir plugin.process_identity
         plugin.local_host plugin.arrayjob plugin.arrayjob.directives plugin.arrayjob.resources
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
         plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles plugin.arrayjob.manifest
@@ -65,7 +65,7 @@ LAYERS: list[tuple[str, str]] = [
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        runner failfast retries on_finish engine metrics outages lease sweep_select lifecycle plugin.project
+        runner failfast retries on_finish engine metrics outages lease sweep_select lifecycle adaptive plugin.project
         cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
@@ -82,7 +82,7 @@ LAYERS: list[tuple[str, str]] = [
         cli cli.main cli.commands cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
         cli.plugins_cmd cli.resource_options cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
         builtin builtin.collectors builtin.expanders builtin.hosts builtin.local
-        builtin.strategies builtin.transports builtin.random_search
+        builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
         testing.services testing.slurm_fixtures testing.sync

@@ -109,9 +109,14 @@ def test_grid_and_nested_parameters(tmp_path):
 
 
 @pytest.mark.parametrize("text,line,key,words", [
-    ("method: bayes\nmetric: {name: loss}\nparameters: {a: {values: [1]}}\nprogram: t.py\n", 2, "metric",
+    ("program: t.py\nmethod: grid\nmetric: {name: loss}\nparameters: {a: {values: [1]}}\n", 3, "metric",
      "does not rank runs by a metric"),
-    ("program: t.py\nmethod: bayes\nparameters: {a: {values: [1]}}\n", 2, "method", "use method: random"),
+    ("method: bayes\nmetric: {name: loss}\nparameters: {a: {values: [1]}}\nprogram: t.py\n", 1, "method",
+     "bayes needs run_cap"),
+    ("program: t.py\nmethod: bayes\nrun_cap: 3\nparameters: {a: {values: [1]}}\n", None, "metric",
+     "bayes needs the metric"),
+    ("program: t.py\nmethod: bayes\nrun_cap: 3\nmetric: {name: loss, target: 0.1}\nparameters: {a: {values: [1]}}\n",
+     4, "metric.target", "not supported: metric.target"),
     ("program: t.py\nmethod: grid\nparameters: {a: {values: [1]}}\nearly_terminate:\n  type: hyperband\n", 4,
      "early_terminate", "does not stop runs early"),
     ("program: t.py\nmethod: random\nparameters:\n  a: {values: [1, 2]}\n", 2, "method", "run_cap"),

@@ -12,15 +12,23 @@ import click
 @click.argument("sweep_id", required=False)
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@click.option("--best", is_flag=True, help="Only the best trial so far of an adaptive (search:) sweep.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def export_command(sweep_id: str | None, fmt: str, output: str | None, project_dir: str | None) -> None:
+def export_command(sweep_id: str | None, fmt: str, output: str | None, best: bool, project_dir: str | None) -> None:
     """One row per task of SWEEP_ID (default: the latest sweep): id, parameters, status, source, duration, exit code, metrics."""
     from hsm_core.atomic import atomic_write_text
     from hsm_core.monitor.status import locate_sweep
     from hsm_core.monitor.export import export_text
 
     sweep = locate_sweep(project_dir, sweep_id)
-    text = export_text(sweep, sweep.records().values(), fmt)
+    from hsm_core.adaptive import with_trial_params
+
+    records = with_trial_params(sweep.path, sweep.records().values())  # an adaptive sweep's asked values
+    if best:
+        from hsm_core.adaptive import best_record
+
+        records = best_record(sweep, records)
+    text = export_text(sweep, records, fmt)
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()

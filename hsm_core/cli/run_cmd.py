@@ -161,6 +161,11 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
         console.print(f"This controller's tasks: {summary}")
         raise plan.lease.lost_error()
     console.print(f"Done: {summary}")
+    from hsm_core.adaptive import best_trial, describe_best
+
+    best = best_trial(plan.sweep.path)  # an adaptive sweep's result, in one line
+    if best is not None:
+        console.print(f"Best: {describe_best(best)}", markup=False, soft_wrap=True)
     console.print(f"Status: hsm status {plan.sweep.sweep_id}")
     from hsm_core.lifecycle import exit_code
 

@@ -56,6 +56,11 @@ def _print_one(info: dict[str, Any]) -> None:
         table.add_row(state.capitalize(), str(n))
     table.add_row("Mean duration", _fmt_seconds(info["duration"]["mean"]))
     table.add_row("Total task time", _fmt_seconds(info["duration"]["total"]))
+    best = info.get("best")
+    if best:
+        from hsm_core.adaptive import describe_best
+
+        table.add_row("Best trial", describe_best(best))
     console.print(table)
     if info["per_source"]:
         st = Table(title="Per source")

@@ -64,6 +64,8 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
     from hsm_core.lease import current_holder
     from hsm_core.outages import read_outages
 
+    from hsm_core.adaptive import best_trial
+
     holder = current_holder(sweep.path)
     outages = read_outages(sweep.logs_dir)
     return {
@@ -88,4 +90,6 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
         # Sources the running controller cannot reach: the tasks waiting on each, since when,
         # when they run elsewhere, and what the user can do (logs/source_outages.json).
         "waiting": outages["sources"] if outages else [],
+        #: An adaptive (search:) sweep's best completed trial so far: trial, metric, goal, value, params.
+        "best": best_trial(sweep.path),
     }

@@ -93,8 +93,10 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         StrategyRecord,
         SyncTransportRecord,
         TaskRegistryRecord,
+        SearchStrategyRecord,
         load_object,
     )
+    from hsm_core.plugin.search import SearchParam, SearchSettings, SearchStrategy, Trial
     from hsm_core.plugin.sweepdir import refresh_sweep_index, source_log
     from hsm_core.plugin.taskfiles import (
         EXIT_MARKER,
@@ -159,7 +161,9 @@ _SUBMODULE: dict[str, str] = {
         "SyncTransportRecord",
         "HostProviderRecord",
         "TaskRegistryRecord",
+        "SearchStrategyRecord",
     ),
+    **_names("search", "SearchStrategy", "SearchSettings", "SearchParam", "Trial"),
     **_names(
         "components",
         "ComputeSource",
@@ -274,6 +278,12 @@ __all__ = [
     "SyncTransportRecord",
     "HostProviderRecord",
     "TaskRegistryRecord",
+    "SearchStrategyRecord",
+    # search (API 1.3)
+    "SearchStrategy",
+    "SearchSettings",
+    "SearchParam",
+    "Trial",
     # components
     "ComputeSource",
     "DispatchStrategy",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
         StrategyRecord,
         SyncTransportRecord,
         TaskRegistryRecord,
+        SearchStrategyRecord,
     )
     from hsm_core.plugin.components import WorkerFeature
     from hsm_core.plugin.values import SyncItem, TaskSpec
@@ -106,6 +107,14 @@ def hsm_register_task_registries() -> list[TaskRegistryRecord]:
     """Register task-state registries that pull-based workers ask before claiming a task.
 
     Called once when the plugin manager is built.
+    """
+
+
+@hookspec
+def hsm_register_search_strategies() -> list[SearchStrategyRecord]:
+    """Register adaptive search strategies for the ``search:`` sweep section (``random``, ``tpe`` ...).
+
+    Called once when the plugin manager is built. Added in plugin API 1.3.
     """
 
 

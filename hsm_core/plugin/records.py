@@ -21,6 +21,7 @@ __all__ = [
     "SyncTransportRecord",
     "HostProviderRecord",
     "TaskRegistryRecord",
+    "SearchStrategyRecord",
 ]
 
 
@@ -157,3 +158,11 @@ class TaskRegistryRecord(ComponentRecord):
     """A task-state registry: answers "is this run finished elsewhere" for pull-based workers."""
 
     kind: ClassVar[str] = "task_registry"
+
+
+@dataclass(frozen=True)
+class SearchStrategyRecord(ComponentRecord):
+    """An adaptive search strategy (``search: {strategy: NAME}``): ``factory(settings)`` returns a
+    :class:`~hsm_core.plugin.SearchStrategy` (plugin API 1.3)."""
+
+    kind: ClassVar[str] = "search_strategy"

@@ -168,6 +168,10 @@ class Worker:
                                       project_config=setup.project.data)
             self.task_registry = RegistryView(impl, self.settings.registry, self.sweep.sweep_id, self.log)
         self.collectors = load_collectors(registry)
+        from hsm_core.adaptive import AdaptiveSearch, section_settings
+
+        search = section_settings(setup.spec.sections, registry)  # a search: sweep: trials asked as claimed
+        self.search = AdaptiveSearch(self.sweep, search, registry) if search is not None else None
         self.features = [load_feature(registry, name, self.log) for name in options.features]
         #: The scheduler job this worker runs in, under hsm's names (recorded with each task).
         self.job = current_job(os.environ, registry)
@@ -401,6 +405,9 @@ class Worker:
 
     def _prepare(self, t: WorkTask, claim: Claim, attempt: int) -> tuple[dict[str, str], dict[str, Any]]:
         """Write the task's files; return its extra environment and status fields."""
+        if self.search is not None:  # an adaptive sweep's trial gets its parameters once claimed
+            self.search.write_settings()
+            t.params = self.search.params_of(t.index, t.run_id, self.sweep.path_of(t))
         argv, python_arg0 = self.plan.argv(t.params)
         spec = task_spec(self.sweep, t)
         plugin_env = task_env(self.registry, spec, self.setup.spec.settings)
