@@ -8,7 +8,8 @@ an old answer or a new one, never half of one. Nothing here is ever needed for c
 that cannot be written (read-only home, full disk) is silently left out.
 
 The directory is ``$HSM_CACHE_DIR``, else ``$XDG_CACHE_HOME/hsm``, else ``~/.cache/hsm``;
-``HSM_CACHE_DIR=off`` turns these caches off. Only the standard library is imported here: the
+``HSM_CACHE_DIR=off`` turns these caches off (and the project's record of its checked config,
+:mod:`hsm_core.config.checked_cache`). Only the standard library is imported here: the
 command line reads these caches before anything else.
 """
 

@@ -16,7 +16,7 @@ read the files without checking them again; any change (an edit, a new layer fil
 checks them again, and an error is reported exactly as before. ``hsm run``, ``hsm complete`` and
 ``hsm config validate`` always check. A file changed in the last seconds is not recorded (its
 modification time could still hide an edit made within the same clock tick), nor is anything when
-``.hsm/`` cannot be written.
+``.hsm/`` cannot be written. ``HSM_CACHE_DIR=off`` (:mod:`hsm_core.user_cache`) turns it off.
 """
 
 from __future__ import annotations
@@ -71,10 +71,12 @@ def _settled(inputs: list[Any]) -> bool:
 def load_checked_project_config(project_root: Path) -> ProjectConfig:
     """:func:`~hsm_core.config.project_config.load_project_config` for a command that only reads
     sweeps: the schema check is skipped when these very files passed it before (see above)."""
-    from hsm_core.user_cache import read_answer, write_answer
+    from hsm_core.user_cache import cache_dir, read_answer, write_answer
 
     root = Path(project_root).expanduser().absolute()
     record = root / RECORD_FILE
+    if cache_dir() is None:
+        return load_project_config(root)  # HSM_CACHE_DIR=off: every cache off, this record too
     inputs = _inputs(root)
     if not inputs[-1]:
         return load_project_config(root)  # no file at all: defaults, nothing to check
