@@ -285,3 +285,22 @@ def _shown(path: Path | None, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def hydra_override_value(text: str) -> str:
+    """``text`` (a parameter value as hsm passes it) as the value of a Hydra override that Hydra
+    reads back as exactly one value: unchanged when Hydra parses it as one element (``0.1``,
+    ``adam``, ``[1,2]``: what the user wrote keeps Hydra's meaning), else quoted as a string
+    (``a,b`` would be a sweep, ``a b!`` a syntax error, for Hydra in a single run)."""
+    from hsm_core.sweep_syntax import ChoiceSweep, IntervalSweep, RangeSweep, SweepSyntaxError, parse_override_value
+
+    try:
+        parsed = parse_override_value(text)
+    except SweepSyntaxError:
+        parsed = ChoiceSweep([])  # not one element: quote it below
+    if not isinstance(parsed, (ChoiceSweep, RangeSweep, IntervalSweep)):
+        return text
+    quote = "'" if "'" not in text or '"' in text else '"'
+    # Hydra's escapes in a quoted string: \<quote>, and backslashes doubled before a quote or the end.
+    body = re.sub(r"(\\*)(" + quote + r"|$)", lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2) else ""), text)
+    return quote + body + quote

@@ -50,6 +50,8 @@ class Plan:
     id_base: str | None = None
     #: The sweep's controller lease while this plan is carried out (see :mod:`hsm_core.lease`).
     lease: ControllerLease | None = None
+    #: ``hsm complete --retry-failed``: failed and timed-out tasks run again too.
+    retry_failed: bool = False
 
     def release_lease(self) -> None:
         """Give the sweep's lease back, if held (idempotent)."""
@@ -196,17 +198,23 @@ def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, re
         wanted_ids.add(make_task_id(params, registry))
         if max_runs is not None and len(wanted_ids) >= max_runs:
             break
-    plan = Plan(project, spec, sweep, records, [], new_sweep=False)
+    plan = Plan(project, spec, sweep, records, [], new_sweep=False, retry_failed=retry_failed)
     retries = policy_from(spec.settings, project.data)
+    from hsm_core.verdicts import RERUN_ONLY_WITH_RETRY, UNCONFIRMED_REASON, is_unconfirmed
+
     for rec in sorted(records.values(), key=lambda r: r.index):
         if rec.task_id not in wanted_ids:
             continue
         state = TaskState(rec.state)
         if state == TaskState.COMPLETED:
             plan.skipped["already completed"] = plan.skipped.get("already completed", 0) + 1
-        elif state == TaskState.FAILED and not retry_failed and not due_for_retry(sweep, rec, retries):
+        elif state.value in RERUN_ONLY_WITH_RETRY and not retry_failed and not due_for_retry(sweep, rec, retries):
             # (A transient failure with retries left runs again: its controller ended before it could.)
-            plan.skipped["failed (use --retry-failed)"] = plan.skipped.get("failed (use --retry-failed)", 0) + 1
+            # A timed-out task would most likely time out again: like a failure, on request only.
+            reason = f"{state.value} (use --retry-failed)"
+            plan.skipped[reason] = plan.skipped.get(reason, 0) + 1
+        elif state == TaskState.PREEMPTED and not retry_failed and is_unconfirmed(_status(sweep, rec)):
+            plan.skipped[UNCONFIRMED_REASON] = plan.skipped.get(UNCONFIRMED_REASON, 0) + 1
         elif state.active:
             status = _status(sweep, rec)
             if TaskState(status.get("state", rec.state)).active:
@@ -247,6 +255,9 @@ class ExecOptions:
     source_overrides: dict[str, Any] = field(default_factory=dict)
     #: Let plugins verify that remote projects match this one before running (``--no-verify-sync``).
     verify_sync: bool = True
+    #: ``hsm run --gpus/--walltime/...`` (a :class:`~hsm_core.run_resources.RunResources`), over
+    #: the sweep file's ``resources:``, over hsm_config.yaml.
+    resources: Any = None
 
 
 def _claim_sweep_dir(plan: Plan) -> None:
@@ -325,6 +336,8 @@ def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
             "metadata": plan.spec.metadata,
             "status": "running",
             "command_line": opts.command_line,
+            # hsm run --gpus/--walltime/...: hsm complete asks for the same unless told otherwise.
+            **({"command_line_resources": opts.resources.to_json()} if opts.resources else {}),
         }
     )
 
@@ -351,6 +364,29 @@ def settle_sweep_status(plan: Plan) -> str:
             # Its tasks ended with nobody watching (--no-wait, a killed controller): it ends now.
             run_on_finish(plan.project.data, plan.project.root, plan.sweep, plan.records.values(), state)
     return state
+
+
+#: Task states that make ``hsm run`` / ``hsm complete`` exit 1.
+FAILED_OUTCOMES = (TaskState.FAILED.value, TaskState.TIMEOUT.value, TaskState.LOST.value)
+
+
+def exit_code(plan: Plan, counts: dict[str, int]) -> int:
+    """The exit code of ``hsm run`` / ``hsm complete`` once ``plan`` was carried out (``counts``:
+    this run's tasks per state, see :func:`execute`): 1 when a task of this run failed, timed out
+    or was lost; for ``hsm complete`` also when the sweep keeps such tasks it did not run again
+    (no ``--retry-failed``) or tasks stopped by a signal nobody could name; 1 when every task of
+    this run was cancelled (nothing ran to its end); else 0. (2: bad input, 130: Ctrl-C, raised
+    elsewhere.)"""
+    if any(counts.get(s) for s in FAILED_OUTCOMES):
+        return 1
+    if counts and set(counts) == {TaskState.CANCELLED.value}:
+        return 1
+    if not plan.new_sweep:
+        from hsm_core.verdicts import UNCONFIRMED_REASON
+
+        if any(r.state in FAILED_OUTCOMES for r in plan.records.values()) or plan.skipped.get(UNCONFIRMED_REASON):
+            return 1
+    return 0
 
 
 def _controller_name(opts: ExecOptions) -> str:
@@ -413,6 +449,9 @@ def _execute(
         # --walltime and the like are batch-scheduler resources.
         if getattr(registry.get(ComputeSourceRecord.kind, req.kind), "batch_scheduler", False):
             req.options.update(opts.source_overrides)
+    from hsm_core.run_resources import apply_resources, run_resources
+
+    apply_resources(requests, registry, run_resources(plan.spec, registry, opts.resources))
     try:
         sources = create_sources(requests, registry, context)
         _before_run(sources, plan, opts, registry)  # closes the sources if a plugin stops the run
@@ -421,6 +460,12 @@ def _execute(
             _release_sweep_dir(plan, exc)
         raise
 
+    if not plan.new_sweep:
+        # Tasks whose runner saw a signal that nobody watched: their scheduler says what it was
+        # (a requeued job is watched, a timeout waits for --retry-failed) before anything reruns.
+        from hsm_core.verdicts import settle_unconfirmed
+
+        settle_unconfirmed(plan, sources, retry_failed=plan.retry_failed)
     if plan.new_sweep:
         try:
             _write_new_sweep(plan, opts, count(plan.spec, registry))

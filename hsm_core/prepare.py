@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hsm_core.config.project_config import ProjectConfig
-from hsm_core.hydra_app import HydraApp, find_hydra_app
+from hsm_core.hydra_app import HydraApp, find_hydra_app, hydra_override_value
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord
 from hsm_core.taskdir import write_command, write_params_once
@@ -34,8 +34,11 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def override_args(params: Mapping[str, Any], style: str) -> list[str]:
-    """``key=value`` (hydra) or ``--key value`` (argparse) arguments, one argv element each."""
+def override_args(params: Mapping[str, Any], style: str, *, hydra_app: bool = False) -> list[str]:
+    """``key=value`` (hydra) or ``--key value`` (argparse) arguments, one argv element each.
+
+    For a Hydra app (``hydra_app``) a value Hydra would not read back as one value (``a,b`` is a
+    sweep to Hydra, ``a b!`` an error) is quoted for Hydra's override grammar."""
     if style == "argparse":
         out: list[str] = []
         for k, v in params.items():
@@ -52,6 +55,8 @@ def override_args(params: Mapping[str, Any], style: str) -> list[str]:
     if style not in ("hydra", ""):
         raise ConfigError(f"unknown argument style {style!r} (hydra, argparse, {', '.join(_wandb_styles())})",
                           key="command")
+    if hydra_app:
+        return [f"{k}={hydra_override_value(format_value(v))}" for k, v in params.items()]
     return [f"{k}={format_value(v)}" for k, v in params.items()]
 
 
@@ -85,7 +90,7 @@ class CommandPlan:
 
     def argv(self, params: Mapping[str, Any]) -> tuple[list[str], bool]:
         """The argv for ``params`` and whether argv[0] is the configured Python interpreter."""
-        args = override_args(params, self.args_style)
+        args = override_args(params, self.args_style, hydra_app=self.hydra is not None)
         extra = self.hydra.run_dir_args(params, self.template) if self.hydra is not None else []
         if self.template is None:
             if not self.script:

@@ -124,6 +124,23 @@ def members(leader: int) -> list[int]:
     return found
 
 
+def wrappers_of(task_dir: "os.PathLike[str] | str", word: str) -> list[int]:
+    """Live processes whose command line has ``word`` (the task wrapper's ``$0``) and whose
+    environment names ``task_dir`` (``HSM_TASK_DIR``); a wrapper whose environment cannot be read
+    counts (used to wait for a wrapper that may be the task's, never to kill one)."""
+    ps = _psutil()
+    target = os.path.realpath(os.fspath(task_dir))
+    found = []
+    for proc in ps.process_iter():
+        argv = cmdline(proc.pid)
+        if not argv or word not in argv:
+            continue
+        env = _environ(proc.pid)
+        if env is None or (env.get("HSM_TASK_DIR") and os.path.realpath(env["HSM_TASK_DIR"]) == target):
+            found.append(proc.pid)
+    return found
+
+
 def _session(pid: int) -> int | None:
     if portable():
         return None  # as on macOS, which refuses the session of a process outside ours

@@ -33,10 +33,10 @@ from typing import IO, Any, Callable, Mapping, Sequence
 
 from hsm_core.state import (
     STARTING,
-    STARTING_GRACE,
     finalize_status,
     now_iso,
     process_identity,
+    still_starting,
 )
 from hsm_core import jobenv
 from hsm_core.taskdir import (
@@ -285,7 +285,11 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
         state = TaskState.COMPLETED  # even when stopped: it finished (saved its work) in the grace
     elif task.stop_reason is not None:
         state = task.stop_reason
-    elif returncode != 0 and returncode in (-signal.SIGTERM, 128 + signal.SIGTERM) and task.status.get("signal_received"):
+    elif returncode != 0 and task.status.get("signal_received"):
+        # The job was told to stop (a preemption, a walltime kill, a cancel, or the warning signal
+        # of --signal=B:USR1@N, which the task may trap to checkpoint) and the task ended on it:
+        # the scheduler, not the task, ended the attempt. Which of these it was, only the
+        # scheduler knows: the source asks it (see hsm_core.verdicts).
         state = TaskState.PREEMPTED
     elif returncode < 0 and not task.status.get("signal_received"):
         # The /bin/sh wrapper itself was killed from outside (a command killed by a signal makes it
@@ -373,10 +377,8 @@ def settle_stopped(task_dir: Path, reason: TaskState) -> dict[str, Any] | None:
     parsed = processes.parse_identity(ident)
     if parsed and (processes.is_running(ident) is not False or processes.task_members(parsed[0], task_dir)):
         return status
-    if status.get("process") == STARTING and not parsed:
-        starter = status.get("starter")
-        if processes.is_running(starter) is not False and time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
-            return status  # its controller may still be starting it
+    if status.get("process") == STARTING and not parsed and still_starting(task_dir, status):
+        return status  # its controller, or the wrapper it asked for, may still be starting it
     # Nothing recorded how it ended (its wrapper was killed as well): it was stopped, not finished.
     # Unless its own controller recorded the end meanwhile (the status first, then the markers
     # removed): read again rather than overwrite that.

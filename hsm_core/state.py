@@ -66,6 +66,22 @@ STARTING = "starting"
 #: A ``starting`` status older than this, or whose controller is gone, with no process behind it
 #: never started.
 STARTING_GRACE = 10.0
+#: Seconds a wrapper may take, once its controller asked for it, to be a process of its own
+#: (fork and exec): a controller killed in that moment leaves no trace of it to find.
+EXEC_WINDOW = 2.0
+
+
+def still_starting(task_dir: Path, status: Mapping[str, Any]) -> bool:
+    """A ``process: starting`` task whose wrapper wrote no pid file yet may still be starting:
+    its controller is alive and starting it, or (the controller died right after asking for the
+    wrapper) a wrapper of this task is alive, or was asked for a moment ago. Rerunning it then
+    would run it twice, side by side."""
+    age = time.time() - float(status.get("start_epoch") or 0)
+    if age >= STARTING_GRACE:
+        return False
+    if not _gone(status.get("starter")) or age < EXEC_WINDOW:
+        return True
+    return bool(processes.wrappers_of(task_dir, WRAPPER_NAME))
 
 
 def _shown(path: Path) -> str:
@@ -257,9 +273,8 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
                 except OSError:
                     pass
                 return new
-            starter = status.get("starter")
-            if not _gone(starter) and time.time() - float(status.get("start_epoch") or 0) < STARTING_GRACE:
-                return status  # its controller is starting it right now
+            if still_starting(task_dir, status):
+                return status  # its controller, or the wrapper it asked for, is starting it
         parsed = processes.parse_identity(proc) if proc != STARTING else None
         pid = parsed[0] if parsed else 0
         if pid and _gone(proc) and processes.task_members(pid, task_dir):

@@ -20,7 +20,7 @@ from hsm_core.plugin import ConfigError, ExpanderRecord
 
 #: Top-level sweep-file keys that are settings, not parameter sections.
 SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "hydra", "sources", "strategy", "description",
-                          "retries"})
+                          "retries", "resources"})
 
 
 @dataclass
@@ -64,7 +64,12 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
     if not sections:
         raise ConfigError("no parameters: add a 'grid:' (or 'paired:') section", file=shown)
     _check_one_place(sections, expanders, data, shown)
-    return SweepSpec(sections, settings, path)
+    spec = SweepSpec(sections, settings, path)
+    if settings.get("resources") is not None:
+        from hsm_core.run_resources import from_sweep
+
+        from_sweep(spec, registry)  # a bad walltime is refused wherever the file is read
+    return spec
 
 
 def _check_one_place(sections: Mapping[str, Any], expanders: Mapping[str, Any], data: Any, shown: str | None) -> None:

@@ -144,7 +144,9 @@ TABLE = [
     ("running", Q.OUT_OF_MEMORY, None, S.FAILED, True, True),
     ("submitted", Q.FAILED, None, S.FAILED, True, True),  # setup commands failed, runner never ran
     ("preempted", Q.ENDED, None, S.PREEMPTED, True, True),
-    ("preempted", None, None, S.PREEMPTED, True, True),
+    ("preempted", Q.FAILED, None, S.PREEMPTED, True, True),  # a warning signal (USR1) the task died of
+    ("preempted", Q.COMPLETED, None, S.PREEMPTED, True, True),
+    ("preempted", None, None, S.PREEMPTED, True, True),  # nobody can tell: unconfirmed
     ("running", Q.COMPLETED, None, S.LOST, True, True),
     ("running", None, None, S.LOST, True, True),
     ("submitted", None, None, S.LOST, True, True),
@@ -160,6 +162,11 @@ def test_state_table(status, queue, stopping, state, final, write) -> None:
     assert v.confirm == write
     if write:
         assert v.message
+
+
+def test_only_a_signal_nobody_can_name_is_unconfirmed() -> None:
+    unconfirmed = [(s, q) for s, q, *_ in TABLE if resolve_task_state(s, q).unconfirmed]
+    assert unconfirmed == [("preempted", None)]
 
 
 def test_only_node_failure_sends_a_task_elsewhere() -> None:

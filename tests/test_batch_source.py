@@ -10,7 +10,8 @@ from typing import Sequence
 
 import pytest
 
-import hsm_core.plugin.arrayjob.source as batch
+import hsm_core.plugin.arrayjob.watcher as watcher
+from hsm_core.plugin.arrayjob.manifest import element_ids, read_manifest
 from hsm_core import runner
 from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState
 from hsm_core.plugin import HsmError, TaskState
@@ -73,7 +74,10 @@ def test_launch_writes_list_script_and_submitted_statuses(tmp_path: Path) -> Non
     assert (src.job_dir / "dict_001.list").read_text().split() == [f"../../tasks/task_00{i}" for i in (1, 2, 3)]
     for i, spec in enumerate(specs):
         st = read_task_status(spec)
-        assert st["state"] == "submitted" and st["job_id"] == f"77_{i}" and st["array_job_id"] == "77"
+        # Written before the submission: the element's id is in the manifest, the runner adds its own.
+        assert st["state"] == "submitted" and st["array_index"] == i and st["job_script"] == "dict_001.sh"
+    assert read_manifest(src.job_dir)["77"].task_ids == [s.task_id for s in specs]
+    assert element_ids(src.job_dir, src.element_keys) == {s.task_id: f"77_{i}" for i, s in enumerate(specs)}
 
 
 def test_no_job_id_no_submitted_status(tmp_path: Path) -> None:
@@ -87,7 +91,7 @@ def test_no_job_id_no_submitted_status(tmp_path: Path) -> None:
 def test_query_backoff_is_0_2_4_8_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, specs, src = _setup(tmp_path, poll_interval_max=10)
     now = [1000.0]
-    monkeypatch.setattr(batch.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(watcher.time, "monotonic", lambda: now[0])
     src.launch(specs)
     src.queue = {f"77_{i}": JobInfo(QueueState.PENDING, "PENDING") for i in range(2)}
     asked_at = []
@@ -122,9 +126,9 @@ def test_an_element_that_vanishes_mid_run_is_lost_after_a_second_look(tmp_path: 
 
     write_status(specs[0].task_dir, status)
     src.queue = {}
-    src._next_query = 0.0
+    src.watcher.query_soon()
     assert src.poll() == []  # gone from the queue: look once more before deciding
-    src._next_query = 0.0
+    src.watcher.query_soon()
     assert [u.state for u in src.poll()] == [TaskState.LOST]
     written = read_task_status(specs[0])
     assert written["state"] == "lost" and "without a final status" in written["message"]
@@ -140,7 +144,7 @@ def test_timeout_reported_by_the_scheduler_wins_over_the_runner_s_preempted(tmp_
     write_status(specs[0].task_dir, st)
     src.queue = {"77_0": JobInfo(QueueState.TIMEOUT, "TIMEOUT")}
     for _ in range(2):
-        src._next_query = 0.0
+        src.watcher.query_soon()
         updates = src.poll()
     assert [u.state for u in updates] == [TaskState.TIMEOUT]
     written = read_task_status(specs[0])
@@ -151,7 +155,8 @@ def test_timeout_reported_by_the_scheduler_wins_over_the_runner_s_preempted(tmp_
 def test_packed_elements_run_their_tasks_in_turn(tmp_path: Path) -> None:
     _, specs, src = _setup(tmp_path, 5, tasks_per_element=2)
     src.launch(specs)
-    assert [read_task_status(s)["job_id"] for s in specs] == ["77_0", "77_0", "77_1", "77_1", "77_2"]
+    assert [read_task_status(s)["array_index"] for s in specs] == [0, 0, 1, 1, 2]
+    assert list(element_ids(src.job_dir, src.element_keys).values()) == ["77_0", "77_0", "77_1", "77_1", "77_2"]
     src.queue = {"77_0": JobInfo(QueueState.RUNNING, "RUNNING"), "77_1": JobInfo(QueueState.PENDING, "PENDING"),
                  "77_2": JobInfo(QueueState.PENDING, "PENDING")}
     lst = next(src.job_dir.glob("*.list"))
@@ -161,3 +166,54 @@ def test_packed_elements_run_their_tasks_in_turn(tmp_path: Path) -> None:
     assert updates[specs[2].task_id] == TaskState.COMPLETED and updates[specs[3].task_id] == TaskState.COMPLETED
     # Waiting for its turn in a running element is not "running".
     assert updates.get(specs[0].task_id, TaskState.SUBMITTED) == TaskState.SUBMITTED
+
+
+class StartsAtOnce(DictScheduler):
+    """A scheduler whose jobs start before its submission command returns: the command runs every
+    element's task runner itself, then prints the job id."""
+
+    def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
+        lst = self.job_dir / script_name.replace(".sh", ".list")
+        code = ("import sys; from hsm_core import runner\n"
+                f"for i in range({job.size}): runner.main(['--list', {str(lst)!r}, '--index', str(i), '--source', 'dict'])\n"
+                "print(77)")
+        return [sys.executable, "-c", code]
+
+
+def test_submitted_is_written_before_the_job_can_start(tmp_path: Path) -> None:
+    sweep, specs, ctx = make_sweep(tmp_path / "p", [{"x": i} for i in range(3)])
+    src = StartsAtOnce("dict", {}, ctx)
+    src.launch(specs)
+    # The runner's word stands: hsm's 'submitted' never lands on a task that already ran.
+    assert [read_task_status(s)["state"] for s in specs] == ["completed"] * 3
+    assert {u.state for u in src.poll()} == {TaskState.COMPLETED}
+
+
+def _preempted_by_signal(spec) -> None:
+    from hsm_core.state import write_status
+
+    st = read_task_status(spec)
+    st.update(state="preempted", signal_received="SIGTERM", exit_code=-15, job_id="77_0",
+              end_time="2026-01-01T10:00:00+00:00", attempts=[{"attempt": 1, "state": "preempted"}])
+    write_status(spec.task_dir, st)
+
+
+@pytest.mark.parametrize("queue, state, written", [
+    ({"77_0": JobInfo(QueueState.TIMEOUT, "TIMEOUT")}, TaskState.TIMEOUT, "timeout"),
+    ({"77_0": JobInfo(QueueState.CANCELLED, "CANCELLED by 0")}, TaskState.CANCELLED, "cancelled"),
+    ({"77_0": JobInfo(QueueState.PENDING, "PENDING")}, TaskState.SUBMITTED, "submitted"),  # requeued
+    ({}, TaskState.PREEMPTED, "preempted"),  # the queue forgot it, no accounting: nobody can tell
+])
+def test_settle_asks_the_scheduler_how_an_unwatched_signal_ended(tmp_path: Path, queue, state, written) -> None:
+    _, specs, src = _setup(tmp_path, 1)
+    src.launch(specs)
+    _preempted_by_signal(specs[0])
+    later = DictScheduler("dict", {}, src.context)  # hsm complete, after the controller is gone
+    later.queue = queue
+    assert later.settle(specs) == {specs[0].task_id: state}
+    st = read_task_status(specs[0])
+    assert st["state"] == written
+    if written in ("timeout", "cancelled"):
+        assert st["attempts"][-1]["state"] == written  # the history says it too
+        assert st["end_time"] == "2026-01-01T10:00:00+00:00"  # when it ended, not when hsm noticed
+    assert bool(st.get("unconfirmed")) == (not queue)

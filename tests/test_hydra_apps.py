@@ -424,3 +424,33 @@ def test_an_exception_of_the_app_itself_stays_a_python_exception() -> None:
              "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."]
     diag = classify("failed", 1, lines)
     assert (diag.category, diag.message) == ("python_exception", "ValueError: lr too big: 5.0")
+
+
+ECHO_APP = textwrap.dedent(
+    """\
+    import os
+    import hydra
+
+
+    @hydra.main(config_path="conf", config_name="config", version_base=None)
+    def main(cfg):
+        with open(os.path.join(os.environ["HSM_TASK_DIR"], "seen.txt"), "w") as fh:
+            fh.write(repr(cfg.tag))
+
+
+    if __name__ == "__main__":
+        main()
+    """
+)
+
+
+def test_values_hydra_would_misread_reach_the_app_as_written(tmp_path: Path) -> None:
+    """A value with a comma (a sweep to Hydra), spaces and quotes reaches a Hydra app as that one
+    string, quoted for Hydra's grammar; a number stays a number."""
+    project = hydra_project(tmp_path, config="tag: none\n", script=ECHO_APP)
+    values = ["a,b", "it's a test, ok", 'say "hi"', "plain"]
+    sweep = project.write_sweep({"grid": {"tag": [*values, 0.5]}})  # in a list, each item is one value
+    proc = project.hsm("run", "--config", str(sweep), "--sources", "local:2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = sorted((d / "seen.txt").read_text() for d in (_sweep_dir(project) / "tasks").iterdir())
+    assert seen == sorted([repr(v) for v in values] + ["0.5"])

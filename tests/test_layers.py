@@ -44,7 +44,8 @@ LAYERS: list[tuple[str, str]] = [
         plugin.hooks plugin.files plugin.taskfiles plugin.sweepdir plugin.process_identity
         plugin.local_host plugin.arrayjob plugin.arrayjob.directives plugin.arrayjob.resources
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
-        plugin.arrayjob.selftest
+        plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles plugin.arrayjob.manifest
+        plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
         plugin_compat entry_points registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
@@ -56,17 +57,17 @@ LAYERS: list[tuple[str, str]] = [
     # Sweeps: expansion, task directories (and the Hydra app they may run), the layout of a
     # worker sweep.
     ("sweep", """
-        sweep hydra_app prepare workers.settings workers.layout
+        sweep run_resources hydra_app prepare workers.settings workers.layout
     """),
     # A project's services: its sources and hosts, pre-flight checks.
     ("project", """
-        sources hosts preflight dry_run hydra_check hydra_example targets run_start project_init
+        sources hosts preflight dry_run dry_run_scripts hydra_check hydra_example targets run_start project_init
     """),
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
         runner failfast retries on_finish engine metrics outages lease sweep_select lifecycle plugin.project
-        cancel target_check
+        cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
@@ -80,7 +81,7 @@ LAYERS: list[tuple[str, str]] = [
     # The command line, the built-in plugins (they add commands) and the test kit.
     ("cli", """
         cli cli.main cli.lazy_group cli.commands cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
-        cli.plugins_cmd cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
+        cli.plugins_cmd cli.resource_options cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
         builtin builtin.collectors builtin.expanders builtin.hosts builtin.local
         builtin.strategies builtin.transports builtin.random_search
         testing testing.contracts testing.controller testing.expanders testing.helpers

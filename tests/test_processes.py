@@ -17,7 +17,7 @@ import pytest
 
 from hsm_core import processes
 from hsm_core.runner import start_task, terminate
-from hsm_core.state import PID_FILE, STARTING, reconcile_status, started_process, write_status
+from hsm_core.state import EXEC_WINDOW, PID_FILE, STARTING, WRAPPER_NAME, read_status, reconcile_status, started_process, write_status
 from hsm_core.taskstate import TaskState
 
 
@@ -203,9 +203,42 @@ def test_a_starting_task_whose_controller_died_reaches_a_verdict(tmp_path: Path)
     d, status = _running_status(tmp_path, STARTING)
     dead = _spawn("pass")
     dead.wait()
-    status = dict(status, starter=f"{dead.pid}:1.000")
+    # Asked for a few seconds ago by a controller now dead, and no wrapper of the task alive.
+    status = dict(status, starter=f"{dead.pid}:1.000", start_epoch=time.time() - EXEC_WINDOW - 1)
     write_status(d, status)
     assert reconcile_status(d, status)["state"] == "interrupted"  # never started: run it again
+
+
+def test_a_wrapper_whose_controller_died_before_it_wrote_its_pid_is_waited_for(tmp_path: Path) -> None:
+    """The controller is killed right after asking for the wrapper, which is a process of its own
+    but has not written .hsm_pid yet (a loaded machine): the task is still starting, not
+    'interrupted' (rerunning it ran it twice, side by side); once the pid is written, the wrapper
+    is adopted."""
+    d, status = _running_status(tmp_path, STARTING)
+    dead = _spawn("pass")
+    dead.wait()
+    status = dict(status, starter=f"{dead.pid}:1.000", start_epoch=time.time() - EXEC_WINDOW - 1)
+    write_status(d, status)
+    release = tmp_path / "go"
+    # Stands in for the task wrapper between its exec and its pid file (same $0 and environment).
+    script = f'while [ ! -e {release} ]; do sleep 0.05; done; echo $$ > {d / PID_FILE}; sleep 30'
+    wrapper = subprocess.Popen(["/bin/sh", "-c", script, WRAPPER_NAME], env=dict(os.environ, HSM_TASK_DIR=str(d)),
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not processes.wrappers_of(d, WRAPPER_NAME):
+            assert time.monotonic() < deadline, "the stand-in wrapper never showed up"
+            time.sleep(0.02)
+        assert reconcile_status(d, status)["state"] == "running"
+        release.touch()
+        while not (d / PID_FILE).exists() or not (d / PID_FILE).read_text().strip():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        adopted = reconcile_status(d, read_status(d))
+        assert adopted["state"] == "running" and adopted["process"] == processes.identity(wrapper.pid)
+    finally:
+        wrapper.kill()
+        wrapper.wait()
 
 
 def test_portable_mode_reads_nothing_from_proc(monkeypatch: pytest.MonkeyPatch) -> None:

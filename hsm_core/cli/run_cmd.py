@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from hsm_core.cli.resource_options import resource_options
 from hsm_core.plugin import HsmError
 
 DEFAULT_CONFIGS = ("sweeps/sweep_config.yaml", "sweeps/sweep.yaml", "sweep.yaml")
@@ -92,11 +93,14 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
             console.print(f"Skipped {k} task(s): {reason}")
 
     if n == 0:
-        from hsm_core.lifecycle import settle_sweep_status
+        from hsm_core.lifecycle import exit_code, settle_sweep_status
 
         header(plan)
         settle_sweep_status(plan)
         console.print("Nothing to run.")
+        if exit_code(plan, {}):
+            console.print(f"Some tasks failed: hsm monitor errors {plan.sweep.sweep_id}; retry with hsm complete {plan.sweep.sweep_id} --retry-failed")
+            raise SystemExit(1)
         return
     progress = None
     if sys.stderr.isatty() and not opts.show_output and not quiet:
@@ -158,8 +162,13 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
         raise plan.lease.lost_error()
     console.print(f"Done: {summary}")
     console.print(f"Status: hsm status {plan.sweep.sweep_id}")
-    if counts.get("failed") or counts.get("timeout") or counts.get("lost"):
-        console.print(f"Some tasks failed: hsm monitor errors {plan.sweep.sweep_id}; retry with hsm complete {plan.sweep.sweep_id} --retry-failed")
+    from hsm_core.lifecycle import exit_code
+
+    if exit_code(plan, counts):
+        if counts and set(counts) == {"cancelled"}:
+            console.print("Every task was cancelled.")
+        else:
+            console.print(f"Some tasks failed: hsm monitor errors {plan.sweep.sweep_id}; retry with hsm complete {plan.sweep.sweep_id} --retry-failed")
         raise SystemExit(1)
 
 
@@ -191,6 +200,7 @@ def _common_run(
     overrides: dict[str, Any] | None = None,
     no_verify_sync: bool = False,
     as_json: bool = False,
+    resources: dict[str, Any] | None = None,
 ) -> None:
     from hsm_core.lifecycle import ExecOptions, plan_run
     from hsm_core.sweep import count, load_spec
@@ -214,19 +224,26 @@ def _common_run(
     # Everything that can be checked is checked now, for --dry-run too: a refused run writes nothing.
     chosen_sources = sources_setting(sources, plan.project, plan.spec)
     chosen_strategy = strategy_setting(strategy, plan.project, plan.spec)
-    check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
-              sources=chosen_sources, strategy=chosen_strategy)
+    requests = check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
+                         sources=chosen_sources, strategy=chosen_strategy)
     sources, strategy = chosen_sources[0], chosen_strategy[0]
+    command_line_resources = _checked_resources(plan, requests, registry, resources)
     if dry_run:
         from hsm_core.dry_run import describe_plan
+        from hsm_core.dry_run_scripts import job_script_plans
         from hsm_core.hydra_check import hydra_preflight
+        from hsm_core.run_resources import run_resources
 
         info = describe_plan(plan, registry, sources, strategy, count(plan.spec, registry))
         info["hydra_preflight"] = hydra_preflight(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run])
+        chosen = run_resources(plan.spec, registry, command_line_resources)
+        info["resources"] = chosen.to_json()
+        info["job_scripts"] = job_script_plans(plan, registry, requests, chosen, info["tasks_per_source"])
         if as_json:
             click.echo(json.dumps(info, indent=1, default=str))
         else:
             _print_dry_run(info)
+            _print_job_scripts(info["job_scripts"])
         return
     opts = ExecOptions(
         sources=sources,
@@ -239,7 +256,43 @@ def _common_run(
     )
     if overrides:
         opts.source_overrides = overrides
+    opts.resources = command_line_resources
     _run_plan(plan, opts, registry)
+
+
+def _checked_resources(plan: Any, requests: Any, registry: Any, given: dict[str, Any] | None,
+                       earlier: tuple[dict[str, Any], str] | None = None) -> Any:
+    """The command line's resources (over ``earlier``: those of the run that started the sweep, and
+    the file recording them), checked with the sweep file's against the chosen sources: a flag no
+    source can honour stops the run (exit 2), any other resource a source ignores is a one-line
+    warning."""
+    from hsm_core.run_resources import check_directives, from_command_line, run_resources, unused_resources
+
+    command_line = from_command_line(given or {})
+    if earlier and earlier[0]:
+        first = from_command_line(earlier[0])
+        first.origins = {k: f"{earlier[1]}:" for k in first.origins}  # said as a file's, never fatal
+        command_line = command_line.over(first)
+    chosen = run_resources(plan.spec, registry, command_line)
+    check_directives(requests, registry, chosen)
+    for line, fatal in unused_resources(requests, registry, chosen):
+        if fatal:
+            raise HsmError(line, hint="choose a batch scheduler with --sources (e.g. --sources hpc), or drop the flag")
+        click.echo(f"Warning: {line}", err=True)
+    return command_line
+
+
+def _print_job_scripts(plans: list[dict[str, Any]]) -> None:
+    """The job scripts ``--dry-run`` would submit and each source's array plan (nothing submitted)."""
+    for p in plans:
+        click.echo(f"\nJob scripts of {p['source']} ({p['scheduler']}), nothing submitted:")
+        for line in p["plan"]:
+            click.echo(f"  {line}")
+        for chunk in p["chunks"]:
+            if chunk.get("script") is None:
+                continue
+            click.echo(f"----- {chunk['script_file']} ({chunk['tasks']} task(s)) -----")
+            click.echo(chunk["script"], nl=not chunk["script"].endswith("\n"))
 
 
 _run_options = [
@@ -277,11 +330,12 @@ def _with_run_options(fn: Any) -> Any:
 @click.option("--sources", "-s", help='Where to run: "local", "local:4", "ssh:host:8", "hpc", "hpc:cluster", comma separated.')
 @click.option("--parallel-limit", type=click.IntRange(min=1), help="Cap on tasks running at once over all sources.")
 @_with_run_options
+@resource_options()
 def run_command(sources, parallel_limit, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, no_verify_sync,
-                as_json):
+                as_json, resources):
     """Run every combination of a sweep file as a task."""
     _common_run(config, sources, parallel_limit, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir,
-                no_verify_sync=no_verify_sync, as_json=as_json)
+                no_verify_sync=no_verify_sync, as_json=as_json, resources=resources)
 
 
 @click.command("sweep")
@@ -307,9 +361,9 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
             sources = f"ssh:{remote}"
         else:
             sources = None
-    overrides = {"walltime": walltime} if walltime else None
-    _common_run(config, sources, None, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, overrides,
-                no_verify_sync=no_verify_sync, as_json=as_json)
+    # v1's --walltime is hsm run's: over the sweep file's resources, over hsm_config.yaml.
+    _common_run(config, sources, None, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir,
+                no_verify_sync=no_verify_sync, as_json=as_json, resources={"walltime": walltime})
 
 
 @click.command("complete")
@@ -330,8 +384,9 @@ def sweep_command(action, mode, parallel_jobs, remote, walltime, sources, config
 @click.option("--config", "-c", "config", type=click.Path(dir_okay=False), help="An edited sweep file to complete against.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
 @click.option("--no-verify-sync", is_flag=True, help="Skip the check that remote (ssh:) projects match this one.")
+@resource_options()
 def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, parallel_limit, strategy, show_output, no_wait,
-                     wait_for_lease, config, project_dir, no_verify_sync):
+                     wait_for_lease, config, project_dir, no_verify_sync, resources):
     """Run the tasks of SWEEP_ID (default: the latest sweep) that have not completed (never re-runs completed ones).
 
     One controller runs a sweep at a time: while another hsm run/complete runs it, this one stops
@@ -356,13 +411,15 @@ def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, pa
             from hsm_core.retries import keep_only_category
 
             keep_only_category(plan, only_category)
-        _complete(plan, sweep_id, registry, sources, dry_run, parallel_limit, strategy, show_output, no_wait, no_verify_sync)
+        _complete(plan, sweep_id, registry, sources, dry_run, parallel_limit, strategy, show_output, no_wait, no_verify_sync,
+                  resources)
     finally:
         plan.release_lease()
 
 
 def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_run: bool, parallel_limit: int | None,
-              strategy: str | None, show_output: bool, no_wait: bool, no_verify_sync: bool) -> None:
+              strategy: str | None, show_output: bool, no_wait: bool, no_verify_sync: bool,
+              resources: dict[str, Any] | None = None) -> None:
     from hsm_core.lifecycle import ExecOptions
 
     meta = plan.sweep.read_metadata()
@@ -372,9 +429,12 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
     meta_file = display_path(plan.sweep.path / "sweep_metadata.yaml")
     chosen_sources = (sources, Origin("--sources")) if sources else (meta.get("sources") or "local", Origin("sources", meta_file))
     chosen_strategy = (strategy, Origin("--strategy")) if strategy else (meta.get("strategy") or "round_robin", Origin("strategy", meta_file))
-    check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
-              sources=chosen_sources, strategy=chosen_strategy)
+    requests = check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
+                         sources=chosen_sources, strategy=chosen_strategy)
     sources, strategy = chosen_sources[0], chosen_strategy[0]
+    # The run's --gpus/--walltime/... hold for its completion; flags given now win over them.
+    command_line_resources = _checked_resources(plan, requests, registry, resources,
+                                                earlier=(meta.get("command_line_resources") or {}, meta_file))
     console = _console()
     if dry_run:
         from hsm_core.hydra_check import hydra_preflight
@@ -406,6 +466,7 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
         command_line=" ".join(["hsm", *sys.argv[1:]]),
         verify_sync=not no_verify_sync,
     )
+    opts.resources = command_line_resources
     _run_plan(plan, opts, registry)
 
 

@@ -6,7 +6,6 @@ What is counted, and where sweeps are found: :mod:`hsm_core.monitor.status`.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click

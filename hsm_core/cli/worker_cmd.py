@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from hsm_core.cli.resource_options import resource_options
 from hsm_core.plugin import HsmError
 
 
@@ -108,11 +109,7 @@ def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, features
                    "(hpc.system, else the scheduler found here), or local (background processes).")
 @click.option("--cluster", default=None, help="Cluster name passed to the workers, and its hpc.clusters entry "
                                               "(default: the source's name).")
-@click.option("--walltime", help="Per worker, e.g. 04:00:00 (default: hpc.default_walltime).")
-@click.option("--partition", help="The scheduler's partition or queue.")
-@click.option("--gpus", type=click.IntRange(min=1), help="GPUs per worker.")
-@click.option("--cpus", type=click.IntRange(min=1), help="CPUs per worker.")
-@click.option("--memory", help="Memory per worker, e.g. 16G.")
+@resource_options("worker")
 @click.option("--wandb-buffer", is_flag=True, help="Passed to every worker.")
 @click.option("--feature", "features", multiple=True, metavar="NAME", help="Passed to every worker (repeatable).")
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Passed to every worker.")
@@ -123,14 +120,16 @@ def worker_group(ctx: click.Context, sweep_file, cluster, wandb_buffer, features
 @click.option("--registry", "registry_name", help="Passed to every worker.")
 @click.option("--dry-run", is_flag=True, help="Write the job script and print it; submit nothing.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def submit_command(sweep_file, count, source, cluster, walltime, partition, gpus, cpus, memory, wandb_buffer, features,
-                   max_tasks, allow_behind, storage_root, idle_exit, retry_failed, registry_name, dry_run, project_dir) -> None:
+def submit_command(sweep_file, count, source, cluster, wandb_buffer, features, max_tasks, allow_behind, storage_root,
+                   idle_exit, retry_failed, registry_name, dry_run, project_dir, resources) -> None:
     """Start N workers on SWEEP: one array job of N elements on a batch scheduler, or N local processes."""
     from hsm_core.workers.gitcheck import check_not_behind
     from hsm_core.workers.submit import SubmitRequest, scheduler_request, submit
 
     registry = _registry()
-    overrides = {"walltime": walltime, "partition": partition, "gpus": gpus, "cpus": cpus, "memory": memory}
+    from hsm_core.run_resources import from_command_line
+
+    overrides = from_command_line(resources).values  # one vocabulary with hsm run's flags, checked alike
     kind, cluster, options = scheduler_request(source, _project(project_dir, registry).data, registry, cluster, overrides)
     setup, _registry_obj, settings = _setup(sweep_file, project_dir, cluster, storage_root, registry_name)
     check_not_behind(setup.project.root, allow_behind)

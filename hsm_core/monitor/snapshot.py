@@ -21,6 +21,7 @@ from hsm_core.outages import read_outages
 from hsm_core.plugin import TaskState
 from hsm_core.progress import finished_tasks, progress_percent, progress_text
 from hsm_core.state import INDEX_FILE, DamagedSweepError, SweepDir, TaskRecord, read_status
+from hsm_core.sweep_end import task_is_over
 from hsm_core.taskdir import status_path
 
 #: Sweep statuses (``sweep_metadata.yaml``) of a sweep whose controller is (or should be) at work.
@@ -60,6 +61,8 @@ class RecordCache:
         self.sweep = sweep
         self._stamp: tuple[int, int] | None = None
         self._records: dict[str, TaskRecord] = {}
+        #: Tasks recorded ``preempted`` whose scheduler has not said whether it requeued them.
+        self.unsettled: set[str] = set()
 
     def _index_stamp(self) -> tuple[int, int] | None:
         try:
@@ -77,10 +80,20 @@ class RecordCache:
             self._stamp = self._index_stamp()
         index_mtime = self._stamp[0] if self._stamp else 0
         probes = 0
+        self.unsettled = set()
         for rec in self._records.values():
-            if rec.state in _FINISHED:
+            # A task whose runner recorded a signal may be requeued by its scheduler and run
+            # again with nobody watching: its status.yaml, not the index, says how it goes.
+            if rec.state in _FINISHED and rec.state != TaskState.PREEMPTED.value:
                 continue
             d = self.sweep.record_dir(rec)
+            if rec.state == TaskState.PREEMPTED.value:
+                status = read_status(d)
+                if status and status.get("state") and status.get("state") != rec.state:
+                    rec.update_from_status(status)
+                if rec.state == TaskState.PREEMPTED.value and not task_is_over(status):
+                    self.unsettled.add(rec.task_id)
+                continue
             # Queued/running in the index: the engine may not have saved its end (or, for
             # "submitted", its start) yet. Others: only when the file changed after the index.
             changed = rec.state in _ACTIVE
@@ -96,6 +109,8 @@ class RecordCache:
                 status = read_status(d)
                 if status and status.get("state") and status.get("state") != rec.state:
                     rec.update_from_status(status)
+                if rec.state == TaskState.PREEMPTED.value and not task_is_over(status):
+                    self.unsettled.add(rec.task_id)
         return self._records
 
 
@@ -132,6 +147,8 @@ class Snapshot:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: Sources the controller cannot reach, with the tasks waiting on them (hsm_core.outages).
     outages: list[dict[str, Any]] = field(default_factory=list)
+    #: Tasks stopped by a signal whose scheduler has not said yet whether it queued them again.
+    unsettled: int = 0
 
     def n(self, *states: str) -> int:
         """Number of tasks in any of ``states``."""
@@ -185,7 +202,9 @@ class Snapshot:
         """
         if self.status not in ACTIVE_SWEEP_STATUSES:
             return True
-        return self.total > 0 and self.done == self.total
+        # A task stopped by a signal may be queued again by its scheduler: not over until it
+        # runs again or its scheduler's verdict is recorded (hsm complete asks).
+        return self.total > 0 and self.done == self.total and not self.unsettled
 
 
 def _metadata_times(meta: dict[str, Any]) -> tuple[_dt.datetime | None, _dt.datetime | None]:
@@ -237,7 +256,8 @@ def take_snapshot(
     now: _dt.datetime | None = None,
 ) -> Snapshot:
     """A :class:`Snapshot` of ``sweep``; pass the same ``cache``/``health`` on every refresh."""
-    records = (cache or RecordCache(sweep)).load()
+    cache = cache or RecordCache(sweep)
+    records = cache.load()
     meta = sweep.read_metadata()
     if health is None:
         health = HealthTracker(sweep.logs_dir / "health_status.log")
@@ -266,6 +286,7 @@ def take_snapshot(
         elapsed=None,
         eta=None,
         metadata=meta,
+        unsettled=len(getattr(cache, "unsettled", ())),  # a fixed set of records (a report) has none
     )
     over = snap.finished
     if not over:

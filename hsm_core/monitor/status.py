@@ -46,6 +46,9 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
 
     sweep = SweepDir(sweep_path)
     records = sweep.rebuild_index() if rebuild else sweep.records()
+    from hsm_core.sweep_end import settle_ended_sweep
+
+    settle_ended_sweep(sweep)  # every job ended with nobody watching: say how the sweep ended
     meta = sweep.read_metadata()
     counts = {s: 0 for s in STATE_ORDER}
     per_source: dict[str, dict[str, int]] = {}

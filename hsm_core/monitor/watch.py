@@ -79,6 +79,13 @@ class SweepWatch:
         while any(s.status == "running" for s in snaps) and time.monotonic() < deadline:
             time.sleep(0.2)
             snaps = self.snapshots()
+        from hsm_core.monitor.snapshot import ACTIVE_SWEEP_STATUSES
+        from hsm_core.sweep_end import settle_ended_sweep
+
+        # Nobody left to say how it ended (--no-wait, a controller that died): say it now.
+        if any(settle_ended_sweep(sw, reader="hsm monitor watch")
+               for sw, s in zip(self.tracked, snaps) if s.status in ACTIVE_SWEEP_STATUSES):
+            snaps = self.snapshots()
         return snaps
 
 

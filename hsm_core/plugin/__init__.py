@@ -43,7 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
     )
     from hsm_core.plugin.arrayjob.schema import COMMON_SCHEMA
     from hsm_core.plugin.arrayjob.script import ArrayJob, ScriptRenderer, chunk_ranges, script_body
-    from hsm_core.plugin.arrayjob.source import ArrayJobSource, SubmittedChunk
+    from hsm_core.plugin.arrayjob.manifest import SubmittedChunk
+    from hsm_core.plugin.arrayjob.source import ArrayJobSource
     from hsm_core.plugin.arrayjob.states import (
         TRANSIENT_PATTERNS,
         JobInfo,
@@ -236,7 +237,8 @@ _SUBMODULE: dict[str, str] = {
         "locate_sweep",
         "make_probe_task",
     ),
-    **_names("arrayjob.source", "ArrayJobSource", "SubmittedChunk"),
+    **_names("arrayjob.source", "ArrayJobSource"),
+    **_names("arrayjob.manifest", "SubmittedChunk"),
     **_names("arrayjob.script", "ArrayJob", "ScriptRenderer", "script_body", "chunk_ranges"),
     **_names(
         "arrayjob.resources",

@@ -22,6 +22,7 @@ from hsm_core.plugin.values import (
     SourceSlot,
     TargetTest,
     TaskSpec,
+    TaskState,
     TaskUpdate,
     TransferResult,
     WorkerArray,
@@ -89,6 +90,16 @@ class ComputeSource(abc.ABC):
         :meth:`cancel` stops them. Default: not supported (the tasks are left alone).
         """
         raise NotImplementedError(f"{type(self).__name__} cannot attach to running tasks")
+
+    def settle(self, tasks: Sequence[TaskSpec]) -> dict[str, TaskState]:
+        """Optional: how tasks ended that nobody watched end, and whose runner recorded that a
+        signal stopped them (state ``preempted``): ``hsm complete`` asks before it runs them
+        again. A batch scheduler asks its queue and accounting and writes the verdict into each
+        ``status.yaml`` (``timeout``, ``cancelled``, ``preempted``, or ``preempted`` with
+        ``unconfirmed: true`` when nobody can tell); a task it reports active (``submitted``,
+        ``running``: the scheduler requeued it) is watched, not run again. Default: ``{}``
+        (nothing to ask: the tasks run again)."""
+        return {}
 
     def wants_poll(self) -> bool:
         """True to be polled before :attr:`poll_interval` is up (an update is already queued).

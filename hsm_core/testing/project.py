@@ -107,8 +107,11 @@ class Project:
         return self.outputs / ids[0]
 
     def statuses(self, sweep: Path) -> dict[str, dict[str, Any]]:
-        """``status.yaml`` of every task dir of ``sweep`` by dir name (``{}`` where there is none)."""
+        """``status.yaml`` of every task dir of ``sweep`` by dir name (``{}`` where there is none;
+        no entries while the sweep is still being created)."""
         out: dict[str, dict[str, Any]] = {}
+        if not (sweep / "tasks").is_dir():
+            return out
         for d in sorted((sweep / "tasks").iterdir()):
             path = status_path(d)
             out[d.name] = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}

@@ -85,7 +85,9 @@ def scheduler_request(
     clusters = (project_config.get("hpc") or {}).get("clusters") or {}
     if cluster and cluster != req.name and isinstance(clusters.get(cluster), Mapping):
         options.update(clusters[cluster])
-    options.update({k: v for k, v in overrides.items() if v not in (None, "")})
+    from hsm_core.run_resources import overlay_options
+
+    overlay_options(options, overrides)
     return req.kind, cluster or req.name, options
 
 

@@ -10,6 +10,14 @@ from hsm_core.plugin import COMMON_SCHEMA
 PBS_SCHEMA: dict[str, Any] = copy.deepcopy(COMMON_SCHEMA)
 PBS_SCHEMA["properties"].update(
     {
+        "pbs": {
+            "type": "object",
+            "description": "options only the PBS/Torque source reads (other schedulers ignore them)",
+            "properties": {
+                "extra_directives": {"type": "array", "items": {"type": "string"}, "description": "raw #PBS directives for PBS/Torque job scripts only"},
+            },
+            "additionalProperties": False,
+        },
         "qstat_args": {
             "type": "array",
             "items": {"type": "string"},

@@ -102,6 +102,8 @@ class PbsSource(ArrayJobSource):
     cancel_command = ("qdel",)
     transient_patterns = ("pbs_server busy",)
     script_suffix = ".pbs"
+    directive_scopes = ("pbs",)
+    foreign_directive_forms = ("--",)  # PBS options have one dash: "--signal=..." is Slurm's
     #: The flavour when ``system:`` does not say.
     default_flavour: ClassVar[str] = "pbs"
 
@@ -137,7 +139,7 @@ class PbsSource(ArrayJobSource):
         if "[]" in job_id:
             full = job_id.replace("[]", f"[{index}]", 1)
             return [full, short_id(full)]
-        chunk = self._chunks.get(job_id)
+        chunk = self.chunks.get(job_id)
         if chunk is not None and not pbs_is_array(_sized(len(chunk.task_ids)), self.flavour):
             return [job_id, short_id(job_id)]  # a one-task PBS Pro job is its own element
         # Slurm's front-end names elements by numbers known only once they run.

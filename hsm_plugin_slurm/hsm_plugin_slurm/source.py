@@ -59,11 +59,12 @@ class SlurmSource(ArrayJobSource):
     cancel_command = ("scancel",)
     transient_patterns = ("unable to contact slurm controller", "slurm_persist_conn")
     script_suffix = ".sbatch"
+    directive_scopes = ("slurm",)
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
         if self.options.get("sacct") is False:
-            self._accounting_ok = False
+            self.accounting_enabled = False
 
     # -- submission
     def render_script(self, job: ArrayJob) -> str:

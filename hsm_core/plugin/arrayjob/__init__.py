@@ -16,7 +16,15 @@ in what differs. One concern per module:
 * :mod:`.source`: :class:`ArrayJobSource`, the compute source; a subclass implements the
   scheduler's commands: :meth:`~ArrayJobSource.render_script`, :meth:`~ArrayJobSource.submit_argv`,
   :meth:`~ArrayJobSource.parse_job_id`, :meth:`~ArrayJobSource.query`,
-  :meth:`~ArrayJobSource.cancel_argv` and a few optional ones.
+  :meth:`~ArrayJobSource.cancel_argv` and a few optional ones. It is a thin composition of:
+* :mod:`.jobfiles`: the list file and job script of each chunk, built from the source's options;
+* :mod:`.submission`: chunking, submission with retries, all or nothing per launch;
+* :mod:`.manifest`: :class:`SubmittedChunk` and ``jobs.jsonl``, and ``submitted`` written into
+  each task's status before its job is submitted (put back if the scheduler refuses it);
+* :mod:`.staging`: the sweep's files on a login node's file system (``host:``);
+* :mod:`.watcher`: the tasks followed and their polling (one query per poll, with backoff; the
+  scheduler's accounting for jobs the queue forgot);
+* :mod:`.final_status`: the end of a task the runner could not record, written from a verdict.
 
 Plugins import these names from :mod:`hsm_core.plugin`, not from here; this package imports none of
 its modules itself, so that a plugin asking for :data:`COMMON_SCHEMA` (every ``hsm`` command, as

@@ -61,3 +61,47 @@ def finish_directives(
     return out
 
 
+
+
+def scoped_directives(
+    options: Any,
+    *,
+    prefix: str,
+    scopes: Sequence[str] = (),
+    foreign_forms: Sequence[str] = (),
+    scheduler: str = "this scheduler",
+    file: Any = None,
+) -> tuple[str, ...]:
+    """The raw directives one scheduler's job scripts get: ``extra_directives`` of the section
+    (meant for every scheduler), then those under each of its ``scopes`` (``slurm:
+    {extra_directives: [...]}``), which no other scheduler reads.
+
+    A project written for one scheduler must not leak its directives into another's scripts,
+    where the other's submission command refuses them (``#PBS #SBATCH ...``): an entry written
+    in another scheduler's form (a ``#`` prefix other than ``prefix``, or one of
+    ``foreign_forms`` such as ``--``) is a ConfigError naming ``file`` and the key.
+    """
+    out: list[str] = []
+    places = [("extra_directives", options.get("extra_directives") or ())]
+    for scope in scopes:
+        section = options.get(scope)
+        if isinstance(section, dict):
+            places.append((f"{scope}.extra_directives", section.get("extra_directives") or ()))
+    for key, entries in places:
+        if isinstance(entries, str):
+            entries = [entries]
+        for i, item in enumerate(entries):
+            where = f"hpc.{key}[{i}]"
+            text = check_line(item, where).strip()
+            foreign = (text.startswith("#") and not text.startswith(prefix)) or any(text.startswith(f) for f in foreign_forms)
+            if foreign:
+                own = f"hpc.{scopes[0]}.extra_directives" if scopes else "extra_directives"
+                raise ConfigError(
+                    f"{text!r} is not a {scheduler} directive",
+                    file=file,
+                    key=where,
+                    hint=f"put directives for one scheduler under its own key, hpc.<scheduler>.extra_directives; "
+                         f"{scheduler} directives go under {own}",
+                )
+            out.append(text)
+    return tuple(out)

@@ -58,7 +58,15 @@ class Verdict:
     confirm: bool = False
     infrastructure: bool = False
     message: str = ""
+    #: Nobody can tell how the attempt ended (the runner saw a signal, the scheduler no longer
+    #: knows the job): written as ``unconfirmed: true``, and ``hsm complete`` runs it again only
+    #: with ``--retry-failed``.
+    unconfirmed: bool = False
 
+
+#: The message of a task stopped by a signal when nobody can say which.
+UNCONFIRMED_MESSAGE = ("stopped by a signal; the scheduler no longer says whether it was a preemption, a cancel or the "
+                       "walltime (hsm complete runs it again only with --retry-failed)")
 
 _BY_QUEUE = {
     QueueState.TIMEOUT: (TaskState.TIMEOUT, False, "the job reached its walltime"),
@@ -90,8 +98,11 @@ def resolve_task_state(status_state: str | None, queue: QueueState | None, *, st
     * element ended (or unknown) while status.yaml is not final -> decided by hsm (``write``,
       ``confirm``): ``stopping`` if hsm stopped it, else by the scheduler's state: timeout,
       preempted, cancelled outside hsm, node failure (lost, infrastructure: run it elsewhere),
-      out of memory / failed (failed); no word from the scheduler -> preempted if the runner saw
-      the signal, else lost ("left the queue without a final status").
+      out of memory / failed (failed), except that a job the runner saw a signal in and that then
+      ended by its own exit (failed, completed) reads preempted (a warning signal); no word from
+      the scheduler -> preempted and *unconfirmed*
+      if the runner saw a signal (a walltime kill, a cancel and a preemption all look alike from
+      inside the job), else lost ("left the queue without a final status").
     """
     s = status_state or TaskState.SUBMITTED.value
     if s == TaskState.COMPLETED.value:
@@ -110,11 +121,18 @@ def resolve_task_state(status_state: str | None, queue: QueueState | None, *, st
     if stopping is not None:
         how = "cancelled by hsm" if stopping is TaskState.CANCELLED else "interrupted (Ctrl-C): the job was cancelled"
         return Verdict(stopping, final=True, write=True, confirm=True, message=how)
+    if s == TaskState.PREEMPTED.value and queue in (QueueState.FAILED, QueueState.COMPLETED, QueueState.ENDED):
+        # The runner saw a signal and the job then ended by the runner's own exit (not killed at
+        # the walltime, not cancelled): a warning signal (--signal=B:USR1@N) or a preemption
+        # notice the task acted on. The scheduler confirms it was no timeout and no cancel.
+        return Verdict(TaskState.PREEMPTED, final=True, write=True, confirm=True,
+                       message="stopped by a signal the job received (a warning signal or a preemption) and not requeued")
     if queue in _BY_QUEUE:
         state, infra, message = _BY_QUEUE[queue]  # type: ignore[index]
         return Verdict(state, final=True, write=True, confirm=True, infrastructure=infra, message=message)
     if s == TaskState.PREEMPTED.value:
-        return Verdict(TaskState.PREEMPTED, final=True, write=True, confirm=True, message="stopped by a signal and not requeued")
+        return Verdict(TaskState.PREEMPTED, final=True, write=True, confirm=True, unconfirmed=True,
+                       message=UNCONFIRMED_MESSAGE)
     if s == TaskState.RUNNING.value:
         message = "the job ended while the task was running, without a final status (killed? see logs/jobs/)"
     else:

@@ -8,5 +8,8 @@
 # PBS Pro sets PBS_ARRAY_INDEX, Torque PBS_ARRAYID, Slurm's qsub front-end SLURM_ARRAY_TASK_ID.
 HSM_ARRAY_INDEX="${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SLURM_ARRAY_TASK_ID:-0}}}"
 export HSM_JOB_ID="${SLURM_JOB_ID:-${PBS_JOBID:-}}" HSM_JOB_RESTART="${SLURM_RESTART_COUNT:-}"
+# One log per array element, appended to by a rerun.
+HSM_ARRAY_ID="${SLURM_ARRAY_JOB_ID:-${PBS_JOBID%%[.[]*}}"
+exec >>/p/sweeps/outputs/sweep_x/logs/jobs/hsm_sweep_x_001_"$HSM_ARRAY_ID"_"$HSM_ARRAY_INDEX".out 2>&1
 cd /p || exit 1
 exec hsm-task --list /p/sweeps/outputs/sweep_x/scripts/job_scripts/pbs_001.list --source pbs --index "$HSM_ARRAY_INDEX"

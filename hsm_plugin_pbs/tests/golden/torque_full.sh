@@ -18,6 +18,9 @@
 # PBS Pro sets PBS_ARRAY_INDEX, Torque PBS_ARRAYID, Slurm's qsub front-end SLURM_ARRAY_TASK_ID.
 HSM_ARRAY_INDEX="${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-${SLURM_ARRAY_TASK_ID:-0}}}"
 export HSM_JOB_ID="${SLURM_JOB_ID:-${PBS_JOBID:-}}" HSM_JOB_RESTART="${SLURM_RESTART_COUNT:-}"
+# One log per array element, appended to by a rerun.
+HSM_ARRAY_ID="${SLURM_ARRAY_JOB_ID:-${PBS_JOBID%%[.[]*}}"
+exec >>'/home/me/my project/sweeps/outputs/sweep_20250101_120000/logs/jobs'/hsm_sweep_20250101_120000_001_"$HSM_ARRAY_ID"_"$HSM_ARRAY_INDEX".out 2>&1
 cd '/home/me/my project' || exit 1
 # setup_commands from hsm_config.yaml
 module load cuda/12.1

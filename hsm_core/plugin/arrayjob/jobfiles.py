@@ -1,0 +1,111 @@
+"""The files an array job is submitted from (part of the array-job toolkit of :mod:`hsm_core.plugin`).
+
+Each chunk of a sweep gets ``scripts/job_scripts/<source>_NNN.list`` (its task dirs, relative to
+the list, line i for array index i) and ``<source>_NNN.sh`` (the job script, rendered by the
+plugin's pure function from the :class:`~hsm_core.plugin.ArrayJob` built here from the source's
+options). NNN counts on from the scripts already there, so a later ``hsm complete`` never
+overwrites an earlier submission's script.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hsm_core.plugin.arrayjob.script import ArrayJob
+from hsm_core.plugin.files import atomic_write_text
+
+__all__ = ["ChunkFiles", "JobFiles"]
+
+
+@dataclass(frozen=True)
+class ChunkFiles:
+    """One chunk's files, written and ready to submit."""
+
+    name: str  #: the job name
+    script: Path
+    list_file: Path
+    job: ArrayJob
+
+
+class JobFiles:
+    """Writes the list file and job script of each chunk of one source."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source  # an ArrayJobSource: options, staging, render_script
+        self._seq: int | None = None
+
+    @property
+    def job_dir(self) -> Path:
+        """``<sweep>/scripts/job_scripts`` on this machine."""
+        return Path(self.source.context.sweep_dir) / "scripts" / "job_scripts"
+
+    def runner_argv(self) -> tuple[str, ...]:
+        """How the job script starts the task runner."""
+        options = self.source.options
+        if options.get("runner"):
+            return tuple(shlex.split(str(options["runner"])))
+        if self.source.remote:
+            py = options.get("python_interpreter")
+            return (str(py), "-m", "hsm_core.runner") if py else ("hsm-task",)
+        return (sys.executable, "-m", "hsm_core.runner")
+
+    def make_job(self, name: str, tasks: int, list_file: Path) -> ArrayJob:
+        """The :class:`ArrayJob` of a chunk of ``tasks`` tasks (paths as the execution host sees them)."""
+        src = self.source
+        remote = src.remote
+        return ArrayJob(
+            name=name,
+            size=-(-tasks // src.per_element),
+            per_element=src.per_element,
+            list_file=src.exec_path(list_file),
+            project_root=src.exec_path(Path(src.context.project_root)) if remote else str(src.context.project_root),
+            runner=self.runner_argv(),
+            source=src.name,
+            resources=src.resources,
+            parallelism=src.array_parallelism,
+            setup_commands=src.setup_commands,
+            extra_directives=src.extra_directives,
+            skip_directives=src.skip_directives,
+            requeue=src.options.get("requeue"),
+            python=str(src.options["python_interpreter"]) if remote and src.options.get("python_interpreter") else None,
+            pass_project_root=remote,
+        )
+
+    def next_seq(self) -> int:
+        """The next free chunk number of this sweep (1 after no script)."""
+        if self._seq is None:
+            seen = [0]
+            if self.job_dir.is_dir():
+                for p in self.job_dir.glob("*.sh"):
+                    m = re.search(r"_(\d+)\.sh$", p.name)
+                    if m:
+                        seen.append(int(m.group(1)))
+            self._seq = max(seen)
+        self._seq += 1
+        return self._seq
+
+    def write_chunk(self, chunk: Sequence[Any], render: Callable[[ArrayJob], str]) -> ChunkFiles:
+        """Write the list file and script of ``chunk`` (task specs, in array order), here and,
+        for a login node, there."""
+        src = self.source
+        seq = self.next_seq()
+        stem = f"{src.name}_{seq:03d}"
+        name = f"{src.job_name}_{seq:03d}"
+        list_path = self.job_dir / f"{stem}.list"
+        script_path = self.job_dir / f"{stem}.sh"
+        # Relative to the list file: the list stays valid on a cluster with another root.
+        lines = [os.path.relpath(s.task_dir, self.job_dir) for s in chunk]
+        text_list = "\n".join(lines) + "\n"
+        atomic_write_text(list_path, text_list, fsync=False)
+        job = self.make_job(name, len(chunk), list_path)
+        text = render(job)
+        atomic_write_text(script_path, text, fsync=False)
+        src.staging.put_text(list_path, text_list)
+        src.staging.put_text(script_path, text)
+        return ChunkFiles(name, script_path, list_path, job)
