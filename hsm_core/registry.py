@@ -15,7 +15,7 @@ import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
-from importlib import import_module, metadata
+from importlib import import_module
 from types import ModuleType
 from typing import Any, Iterable
 
@@ -178,6 +178,8 @@ def _guarded(record: ComponentRecord) -> ComponentRecord:
 
 
 def _dist_version(dist: str) -> str:
+    from importlib import metadata  # only for an error message: reading metadata is slow
+
     try:
         return metadata.version(dist)
     except Exception:  # not installed as a distribution (tests register plain modules)
@@ -376,9 +378,10 @@ def build_registry(
     disabled = _env_list("HSM_DISABLE_PLUGINS") or set()
     allowed = _env_list("HSM_LOAD_PLUGINS")
     if entry_points:
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = ep.dist.name if ep.dist else "?"
-            version = ep.dist.version if ep.dist else "?"
+        from hsm_core.entry_points import plugin_entry_points
+
+        for ep in plugin_entry_points(ENTRY_POINT_GROUP):  # sorted by name; cached (see there)
+            dist, version = ep.distribution, ep.version
             info = PluginInfo(ep.name, dist, version, "loaded")
             plugins.append(info)
             if ep.name in disabled or "all" in disabled or (allowed is not None and ep.name not in allowed):

@@ -53,13 +53,17 @@ def resolve_sweep(project: Any, sweep_id: str | None) -> SweepDir:
     output dir; any other id is looked up in the output dir, then under the workers' storage root
     (pull-based sweeps); an unknown id is a clear error listing recent ones.
     """
-    from hsm_core.workers.layout import find_sweep
-
     if sweep_id is None:
         return latest_sweep(project.output_dir)
     if sweep_id == LATEST and not (Path(project.output_dir) / LATEST / "sweep_metadata.yaml").exists():
         return latest_sweep(project.output_dir)
-    return find_sweep(project, sweep_id)
+    try:
+        return SweepDir.locate(project.output_dir, sweep_id)
+    except HsmError:
+        # Not in the output dir: maybe a pull-based sweep (the workers' layout is imported only then).
+        from hsm_core.workers.layout import find_sweep
+
+        return find_sweep(project, sweep_id)
 
 
 def sweep_ids(output_dir: Path) -> list[str]:

@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, str]] = [
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
         hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir state
+        user_cache
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
     # entry points are: they are in the cli layer).
@@ -45,12 +46,12 @@ LAYERS: list[tuple[str, str]] = [
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
         plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles plugin.arrayjob.manifest
         plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
-        plugin_compat registry
+        plugin_compat entry_points registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
     ("config", """
         config config.lines config.project_root config.yaml_io config.layers config.schema
-        config.validation config.installed config.project_config config.sweep_file config.editing
+        config.validation config.installed config.project_config config.checked_cache config.sweep_file config.editing
         sync.config sweep_syntax sweep_forms wandb_sweep
     """),
     # Sweeps: expansion, task directories (and the Hydra app they may run), the layout of a
@@ -79,7 +80,7 @@ LAYERS: list[tuple[str, str]] = [
     """),
     # The command line, the built-in plugins (they add commands) and the test kit.
     ("cli", """
-        cli cli.main cli.commands cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
+        cli cli.main cli.lazy_group cli.commands cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
         cli.plugins_cmd cli.resource_options cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
         builtin builtin.collectors builtin.expanders builtin.hosts builtin.local
         builtin.strategies builtin.transports builtin.random_search builtin.search

@@ -49,15 +49,20 @@ def add_value_completion(group: click.Group) -> None:
     ctx = click.Context(group)
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
-        if command is None:
-            continue
-        for param in command.params:
-            if isinstance(param, click.Argument) and param.name == "sweep_id":
-                param.shell_complete = _complete_sweep_id  # type: ignore[method-assign]
-            elif isinstance(param, click.Option) and param.name == "sources":
-                param.shell_complete = _complete_sources  # type: ignore[method-assign]
-        if isinstance(command, click.Group):
-            add_value_completion(command)
+        if command is not None:
+            add_command_value_completion(command)
+
+
+def add_command_value_completion(command: click.Command) -> None:
+    """:func:`add_value_completion` for one command (and its subcommands, if it is a group): the
+    command line calls it for each command it loads on demand."""
+    for param in command.params:
+        if isinstance(param, click.Argument) and param.name == "sweep_id":
+            param.shell_complete = _complete_sweep_id  # type: ignore[method-assign]
+        elif isinstance(param, click.Option) and param.name == "sources":
+            param.shell_complete = _complete_sources  # type: ignore[method-assign]
+    if isinstance(command, click.Group):
+        add_value_completion(command)
 
 
 @click.command("completion")

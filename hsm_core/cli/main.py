@@ -13,11 +13,12 @@ import sys
 import click
 
 from hsm_core import __version__
+from hsm_core.cli.lazy_group import LazyCommandGroup
 from hsm_core.plugin import HsmError
 from hsm_core.plugin_compat import api_text
 
 
-class HsmGroup(click.Group):
+class HsmGroup(LazyCommandGroup):
     """Turns HsmError into a one-line message with the error's exit code."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
@@ -54,44 +55,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-_commands_added = False
-
-
 def build_cli() -> click.Group:
-    """Add every plugin's commands (built-ins included) to :data:`cli`, once."""
-    global _commands_added
-    if not _commands_added:
-        from hsm_core.cli import commands as core_commands
-        from hsm_core.registry import get_registry
+    """:data:`cli` with every plugin's commands (built-ins included) added, once.
 
-        _commands_added = True
-        registry = get_registry()
-        registry.add_builtin(core_commands, "core.commands")
-        # Core's commands first (plugins extend its groups: the wandb plugin adds `hsm sync prune`),
-        # then each plugin's in the order they were loaded.
-        impls = sorted(registry.pm.hook.hsm_register_commands.get_hookimpls(), key=lambda i: not i.plugin_name.startswith("core."))
-        # One plugin's broken commands must not take `hsm --help` down with it.
-        for impl in impls:
-            try:
-                impl.function(cli=cli)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # SystemExit too: a plugin must not end `hsm --help`
-                if impl.plugin_name.startswith("core."):
-                    raise  # a broken built-in command is a bug in hsm itself
-                click.echo(f"hsm: warning: plugin {impl.plugin_name!r} failed to add its commands: {exc!r}", err=True)
-                for info in registry.plugins:
-                    if info.name == impl.plugin_name:
-                        info.status, info.error = "failed", f"hsm_register_commands: {exc!r}"
-        from hsm_core.cli.completion_cmd import add_value_completion
-
-        add_value_completion(cli)  # sweep ids and --sources entries complete in every command
+    ``hsm`` itself does not call this: it loads a command when it runs it
+    (:class:`~hsm_core.cli.lazy_group.LazyCommandGroup`)."""
+    cli.load_all()
     return cli
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    build_cli().main(args=argv, prog_name="hsm")
+    """Console-script entry point (commands are loaded when used: see :mod:`hsm_core.cli.lazy_group`)."""
+    cli.main(args=argv, prog_name="hsm")
 
 
 if __name__ == "__main__":  # pragma: no cover

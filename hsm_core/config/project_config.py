@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from hsm_core.config.installed import check_systems
 from hsm_core.config.layers import PROJECT, file_of, layer_files, merge
 from hsm_core.config.lines import LineDict, describe_value, display_path, key_path, line_of, to_plain
 from hsm_core.config.project_root import find_config_file
-from hsm_core.config.schema import build_schema, resolve_registry
-from hsm_core.config.validation import CLOSED_BEFORE_SCHEMA, check_near_misses, validate
 from hsm_core.config.yaml_io import load_yaml
 from hsm_core.errors import ConfigError
+
+# (The schema checks, and the plugin registry they need, are imported when a file is checked:
+# commands that only read sweeps skip them while the files are unchanged, config.checked_cache.)
 
 DEFAULT_OUTPUT_DIR = "sweeps/outputs"
 
@@ -154,6 +154,9 @@ def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_project(raw: Any, schema: Mapping[str, Any], file: Path | None, registry: Any = None) -> None:
+    from hsm_core.config.installed import check_systems
+    from hsm_core.config.validation import CLOSED_BEFORE_SCHEMA, check_near_misses, validate
+
     _check_mapping(raw, file)
     check_near_misses(raw, schema, file, CLOSED_BEFORE_SCHEMA)
     validate(raw, schema, file=file)
@@ -190,13 +193,14 @@ def _refuse_nul(data: Any, file: Path | str | None, path: tuple[Any, ...] = ()) 
         _refuse_nul(v, here or file, full)
 
 
-def load_project_config(project_root: Path, registry: Any = None) -> ProjectConfig:
+def load_project_config(project_root: Path, registry: Any = None, *, validate: bool = True) -> ProjectConfig:
     """Load and validate the project's configuration: the layers of :mod:`hsm_core.config.layers`
     (site, user, ``HSM_CONFIG``) merged key by key under the project's ``hsm_config.yaml``. No
     file at all means defaults.
 
     ``registry`` supplies plugin schema fragments (None: the process-wide registry). An error names
-    the file and line of the layer the offending value came from.
+    the file and line of the layer the offending value came from. ``validate=False`` skips the
+    schema checks (for :mod:`hsm_core.config.checked_cache`, which knows these files passed them).
     """
     root = Path(project_root).expanduser().absolute()
     path = find_config_file(root)
@@ -212,7 +216,9 @@ def load_project_config(project_root: Path, registry: Any = None) -> ProjectConf
         _check_mapping(data, path)
         raw = merge(raw, data) if layers else data
         layers.append((PROJECT, path))
-    if layers:
+    if layers and validate:
+        from hsm_core.config.schema import build_schema, resolve_registry
+
         registry = resolve_registry(registry)
         _check_project(raw, build_schema(registry, "project"), path or layers[-1][1], registry)
     data = _apply_defaults(to_plain(raw))

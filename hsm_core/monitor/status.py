@@ -16,20 +16,21 @@ STATE_ORDER = ("completed", "failed", "running", "submitted", "pending", "interr
 
 def output_dir(project_dir: str | None) -> Path:
     """The project's sweeps output dir (``paths.output_dir``, default ``sweeps/outputs``)."""
-    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.checked_cache import load_checked_project_config
     from hsm_core.config.project_root import resolve_project_root
 
-    return load_project_config(resolve_project_root(project_dir)).output_dir
+    return load_checked_project_config(resolve_project_root(project_dir)).output_dir
 
 
 def locate_sweep(project_dir: str | None, sweep_id: str | None) -> Any:
     """SWEEP_ID of the project as a SweepDir (None or ``latest``: the latest sweep), see
     :func:`hsm_core.sweep_select.resolve_sweep`."""
-    from hsm_core.config.project_config import load_project_config
+    from hsm_core.config.checked_cache import load_checked_project_config
     from hsm_core.config.project_root import resolve_project_root
     from hsm_core.sweep_select import resolve_sweep
 
-    return resolve_sweep(load_project_config(resolve_project_root(project_dir)), sweep_id)
+    # A command that only reads sweeps: the config is checked once per change (config.checked_cache).
+    return resolve_sweep(load_checked_project_config(resolve_project_root(project_dir)), sweep_id)
 
 
 def list_sweeps(out: Path) -> list[Path]:

@@ -1,0 +1,89 @@
+"""The project's configuration for commands that only read sweeps: checked once per change.
+
+Checking ``hsm_config.yaml`` against the schema (with the installed plugins' fragments) imports
+jsonschema and loads every plugin: about 110 ms, more than the rest of ``hsm status``. The verdict
+depends only on the configuration files and on what is installed, so after a successful check
+:func:`load_checked_project_config` records in ``<project>/.hsm/checked_config.json`` exactly what
+it checked:
+
+* every configuration file read (site, user, ``HSM_CONFIG``, the project's), each with its inode,
+  size and modification time;
+* hsm's version and its project schema file, ``HSM_DISABLE_PLUGINS`` / ``HSM_LOAD_PLUGINS``, and
+  the installed plugins' entry points (:mod:`hsm_core.entry_points`).
+
+While all of these are the same, ``hsm status``, ``hsm export``, ``hsm monitor`` and ``hsm report``
+read the files without checking them again; any change (an edit, a new layer file, another plugin)
+checks them again, and an error is reported exactly as before. ``hsm run``, ``hsm complete`` and
+``hsm config validate`` always check. A file changed in the last seconds is not recorded (its
+modification time could still hide an edit made within the same clock tick), nor is anything when
+``.hsm/`` cannot be written. ``HSM_CACHE_DIR=off`` (:mod:`hsm_core.user_cache`) turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hsm_core import __version__
+from hsm_core.config.layers import PROJECT, layer_files
+from hsm_core.config.project_config import ProjectConfig, load_project_config
+from hsm_core.config.project_root import find_config_file
+
+#: Where the record is kept, relative to the project root.
+RECORD_FILE = Path(".hsm") / "checked_config.json"
+#: Files modified more recently than this (seconds) are not recorded as checked.
+SETTLE_SECONDS = 2.0
+
+__all__ = ["RECORD_FILE", "load_checked_project_config"]
+
+
+def _schema_file() -> Path:
+    return Path(__file__).resolve().parent.parent / "schemas" / "project.json"
+
+
+def _inputs(root: Path) -> list[Any]:
+    """Everything the check of ``root``'s configuration depends on (JSON-able, compared as is)."""
+    from hsm_core.entry_points import plugin_entry_points
+    from hsm_core.user_cache import file_stamp
+
+    files = [(name, path) for name, path in layer_files()]
+    project = find_config_file(root)
+    if project is not None:
+        files.append((PROJECT, project))
+    return [
+        __version__,
+        file_stamp(_schema_file()),
+        os.environ.get("HSM_DISABLE_PLUGINS"),
+        os.environ.get("HSM_LOAD_PLUGINS"),
+        [[ep.name, ep.value, ep.distribution, ep.version] for ep in plugin_entry_points()],
+        [[name, str(path), file_stamp(path)] for name, path in files],
+    ]
+
+
+def _settled(inputs: list[Any]) -> bool:
+    """True when no configuration file was modified in the last :data:`SETTLE_SECONDS`."""
+    newest = max((stamp[2] for _, _, stamp in inputs[-1] if stamp), default=0)
+    return newest < time.time_ns() - int(SETTLE_SECONDS * 1e9)
+
+
+def load_checked_project_config(project_root: Path) -> ProjectConfig:
+    """:func:`~hsm_core.config.project_config.load_project_config` for a command that only reads
+    sweeps: the schema check is skipped when these very files passed it before (see above)."""
+    from hsm_core.user_cache import cache_dir, read_answer, write_answer
+
+    root = Path(project_root).expanduser().absolute()
+    record = root / RECORD_FILE
+    if cache_dir() is None:
+        return load_project_config(root)  # HSM_CACHE_DIR=off: every cache off, this record too
+    inputs = _inputs(root)
+    if not inputs[-1]:
+        return load_project_config(root)  # no file at all: defaults, nothing to check
+    if read_answer(record, inputs) is True:
+        return load_project_config(root, validate=False)
+    config = load_project_config(root)
+    # Record only what was read: the same files before and after, and none of them just written.
+    if _settled(inputs) and _inputs(root) == inputs:
+        write_answer(record, inputs, True)  # makes .hsm/ if needed; a read-only project keeps no record
+    return config
