@@ -28,6 +28,7 @@ import re
 import shlex
 from typing import Any, Mapping
 
+from hsm_core.config.lines import line_of
 from hsm_core.plugin import ConfigError
 
 __all__ = ["WANDB_ARG_STYLES", "is_wandb_sweep", "translate", "wandb_args"]
@@ -92,18 +93,7 @@ class _Where:
         self.data, self.file = data, file
 
     def line(self, keys: list[Any]) -> int | None:
-        node, line = self.data, getattr(self.data, "line", None)
-        for key in keys:
-            if isinstance(node, Mapping) and key in node:
-                line = getattr(node, "lines", {}).get(key, line)
-                node = node[key]
-            elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
-                lines = getattr(node, "lines", [])
-                line = lines[key] if key < len(lines) else line
-                node = node[key]
-            else:
-                break
-        return line
+        return line_of(self.data, keys)
 
     def error(self, message: str, keys: list[Any], hint: str | None = None) -> ConfigError:
         return ConfigError(message, file=self.file, line=self.line(keys),

@@ -5,7 +5,7 @@ the sweep schema with the installed expanders' sections, and normalised to the v
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hsm_core.config.lines import LineDict, LineList, describe_value, display_path, line_of
 from hsm_core.config.schema import CORE_SECTIONS, build_schema, resolve_registry
@@ -105,26 +105,30 @@ def _normalise_sweep(data: LineDict, file: str) -> LineDict:
     return out
 
 
-def _check_paired(data: LineDict, file: str) -> None:
+def _paired_groups(data: LineDict) -> Iterator[tuple[int, Any, dict]]:
+    """``(i, name, group)`` of each well-formed group of the sweep's ``paired:`` list."""
     paired = data.get("paired")
     if not isinstance(paired, list):
         return
     for i, item in enumerate(paired):
-        if not isinstance(item, dict):
-            continue
-        for name, group in item.items():
-            if not isinstance(group, dict):
-                continue
-            lengths = {p: len(v) for p, v in group.items() if isinstance(v, list)}
-            if len(set(lengths.values())) > 1:
-                detail = ", ".join(f"{p}: {n}" for p, n in lengths.items())
-                raise ConfigError(
-                    f"lists in paired group {name!r} have different lengths ({detail}); "
-                    "the i-th values of every list form one set, so they need the same length",
-                    file=file,
-                    line=line_of(data, ["paired", i, name]),
-                    key=f"paired[{i}].{name}",
-                )
+        if isinstance(item, dict):
+            for name, group in item.items():
+                if isinstance(group, dict):
+                    yield i, name, group
+
+
+def _check_paired(data: LineDict, file: str) -> None:
+    for i, name, group in _paired_groups(data):
+        lengths = {p: len(v) for p, v in group.items() if isinstance(v, list)}
+        if len(set(lengths.values())) > 1:
+            detail = ", ".join(f"{p}: {n}" for p, n in lengths.items())
+            raise ConfigError(
+                f"lists in paired group {name!r} have different lengths ({detail}); "
+                "the i-th values of every list form one set, so they need the same length",
+                file=file,
+                line=line_of(data, ["paired", i, name]),
+                key=f"paired[{i}].{name}",
+            )
 
 
 def _check_overlap(data: LineDict, file: str) -> None:
@@ -133,24 +137,16 @@ def _check_overlap(data: LineDict, file: str) -> None:
     if isinstance(grid, dict):
         for p in grid:
             owner[p] = "grid"
-    paired = data.get("paired")
-    if not isinstance(paired, list):
-        return
-    for i, item in enumerate(paired):
-        if not isinstance(item, dict):
-            continue
-        for name, group in item.items():
-            if not isinstance(group, dict):
-                continue
-            for p in group:
-                if p in owner:
-                    raise ConfigError(
-                        f"parameter {str(p)!r} is also set in {owner[p]}; give each parameter one place",
-                        file=file,
-                        line=line_of(data, ["paired", i, name, p]),
-                        key=f"paired[{i}].{name}.{p}",
-                    )
-                owner[p] = f"paired group {name!r}"
+    for i, name, group in _paired_groups(data):
+        for p in group:
+            if p in owner:
+                raise ConfigError(
+                    f"parameter {str(p)!r} is also set in {owner[p]}; give each parameter one place",
+                    file=file,
+                    line=line_of(data, ["paired", i, name, p]),
+                    key=f"paired[{i}].{name}.{p}",
+                )
+            owner[p] = f"paired group {name!r}"
 
 
 def load_sweep_file(path: Path, registry: Any = None) -> LineDict:
