@@ -29,6 +29,7 @@ from typing import Any, Iterable, Mapping
 from hsm_core.atomic import atomic_write_json, read_json
 from hsm_core.plugin import ConfigError, ExpanderRecord, HsmError, SearchSettings, SearchStrategyRecord, TaskState, Trial
 from hsm_core.state import SweepDir, TaskRecord, now_iso, read_status
+from hsm_core.taskdir import METRICS_FILE, metrics_path
 
 SECTION = "search"
 LOG_DIR = "search"
@@ -140,7 +141,7 @@ def metric_value(metrics: Mapping[str, Any], name: str) -> float | None:
 
 def _task_metrics(task_dir: Path) -> dict[str, Any]:
     try:
-        data = read_json(task_dir / "metrics.json")
+        data = read_json(metrics_path(task_dir))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -191,7 +192,7 @@ class AdaptiveSearch:
                 if value is None:
                     # Completed without the metric: the strategy can learn nothing from it. Said
                     # once in the sweep's log (the tell is final), counted as failed.
-                    why = f"trial {number} completed without a number for metric {self.settings.metric!r} in its metrics.json"
+                    why = f"trial {number} completed without a number for metric {self.settings.metric!r} in its {METRICS_FILE}"
                     self.log.record_tell(number, {"trial": number, "state": "failed", "reason": why, "told": now_iso()})
                     try:
                         self.sweep.log("sweep.log", f"search: {why}; check the metric's name in search: metric:")

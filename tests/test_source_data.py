@@ -146,7 +146,7 @@ def test_an_array_job_source_keeps_it_from_submission_to_its_final_verdict(tmp_p
     _run_element(src, 0)  # the first element runs; the second vanishes from the queue unrun
     src.queue = {}
     for _ in range(3):
-        src._next_query = 0.0
+        src.watcher.query_soon()
         src.poll()
     done, vanished = (read_status(s.task_dir) or {} for s in specs)
     assert done["state"] == TaskState.COMPLETED.value and vanished["state"] == TaskState.LOST.value

@@ -16,10 +16,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from hsm_core.errors import ConfigError, HsmError, SourceUnavailable
 from hsm_core.plugin.components import Host
+from hsm_core.taskdir import STATUS_FILE, status_path
 
 __all__ = ["Staging", "by_parent"]
 
-_LIST_READER = r"""
+# The task file's name comes from its owner (hsm_core.taskdir), as the script's first line.
+_LIST_READER = f"STATUS_FILE = {STATUS_FILE!r}\n" + r"""
 import json, os, sys
 out = {}
 for line in sys.stdin:
@@ -27,7 +29,7 @@ for line in sys.stdin:
     if not d:
         continue
     try:
-        with open(os.path.join(d, "status.yaml"), encoding="utf-8") as fh:
+        with open(os.path.join(d, STATUS_FILE), encoding="utf-8") as fh:
             out[d] = fh.read()
     except OSError:
         out[d] = None
@@ -162,6 +164,6 @@ class Staging:
         from hsm_core.plugin.files import dump_yaml
 
         try:
-            self._host().write_text(self.exec_path(Path(task_dir) / "status.yaml"), dump_yaml(dict(status)))
+            self._host().write_text(self.exec_path(status_path(Path(task_dir))), dump_yaml(dict(status)))
         except Exception as exc:
             self._log(f"cannot write the final status of {name} on {self._host().name}: {exc}")

@@ -27,6 +27,7 @@ from hsm_core.plugin.arrayjob.states import (
     verdict_from_files,
 )
 from hsm_core.plugin.taskfiles import read_status
+from hsm_core.taskdir import STATUS_FILE, status_path
 from hsm_core.plugin.values import TaskSpec, TaskState, TaskUpdate
 
 __all__ = ["QueueWatcher", "Tracked"]
@@ -104,7 +105,7 @@ class QueueWatcher:
             if not keys and not chunk_id and not self.source.status_keys(status):
                 # Nothing names its job: the scheduler cannot know it either, so polls record it
                 # as lost (after the usual second look) rather than waiting for it forever.
-                self.source.log(f"{spec.name}: no job id in status.yaml")
+                self.source.log(f"{spec.name}: no job id in {STATUS_FILE}")
             self.tracked[spec.task_id] = Tracked(spec, keys, chunk_id=chunk_id, status=status)
         self.query_soon()
 
@@ -122,7 +123,7 @@ class QueueWatcher:
         """Bring each tracked task's status up to date (local: only files whose stat changed)."""
         if not self.source.remote:
             for t in self.tracked.values():
-                path = t.spec.task_dir / "status.yaml"
+                path = status_path(t.spec.task_dir)
                 try:
                     st = path.stat()
                 except FileNotFoundError:
