@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -232,10 +233,19 @@ def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, re
 
 
 def _status(sweep: SweepDir, rec: TaskRecord) -> dict[str, Any]:
-    from hsm_core.state import read_status, reconcile_status
+    from hsm_core.state import STARTING, STARTING_GRACE, read_status, reconcile_status
 
     d = sweep.task_dir(rec.index)
     status = reconcile_status(d, read_status(d)) or {}
+    # A local task its dead controller was starting ("process: starting") is decided now, not adopted
+    # undecided: its wrapper shows up within moments (adopt it), or it never started (run it
+    # here; adopted, it would only be found "interrupted" and left to the next hsm complete).
+    deadline = time.monotonic() + STARTING_GRACE
+    while (status.get("state") == TaskState.RUNNING.value and status.get("process") == STARTING
+           and status.get("runner") == "local" and status.get("host") == socket.gethostname()
+           and time.monotonic() < deadline):
+        time.sleep(0.1)
+        status = reconcile_status(d, read_status(d)) or {}
     if status.get("state"):
         rec.update_from_status(status)
     return status
