@@ -287,6 +287,11 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
             fresh = read_status(task_dir)
             if fresh is not None and fresh.get("state") != TaskState.RUNNING.value:
                 return fresh
+            # The wrapper writes the exit code before it exits: one that ended between the look
+            # for the marker above and this look at its process left it by now.
+            left = left_exit_code(task_dir)
+            if left is not None:
+                return reconcile_status(task_dir, status)
             new = closed_attempt(status, TaskState.INTERRUPTED, "process vanished")
             try:
                 write_status(task_dir, new)

@@ -293,3 +293,29 @@ def test_a_retry_never_starts_next_to_a_daemon_child_of_the_earlier_attempt(tmp_
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_wrapper_that_ends_while_it_is_looked_at_is_recorded_from_its_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race behind a double run under `kill -9` of controllers: the reader looks for the exit
+    marker (none yet), the command ends, the wrapper writes the marker and exits, the reader finds
+    the wrapper gone. The task completed: it must read completed, not 'interrupted' (which ran it
+    a second time)."""
+    import hsm_core.state as state_mod
+
+    wrapper = _spawn("pass")
+    ident = processes.identity(wrapper.pid)
+    d, status = _running_status(tmp_path, ident)
+    real = state_mod.left_exit_code
+    looks = []
+
+    def marker_written_after_the_first_look(task_dir: Path):  # noqa: ANN202
+        looks.append(task_dir)
+        if len(looks) == 1:
+            wrapper.wait()  # the wrapper ends, leaving its exit code, right after the first look
+            (task_dir / state_mod.EXIT_MARKER).write_text("0\n")
+            return None
+        return real(task_dir)
+
+    monkeypatch.setattr(state_mod, "left_exit_code", marker_written_after_the_first_look)
+    final = reconcile_status(d, status)
+    assert final["state"] == "completed" and final["exit_code"] == 0
