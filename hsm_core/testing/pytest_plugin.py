@@ -67,3 +67,6 @@ def _hsm_own_config_layers_only(tmp_path_factory: pytest.TempPathFactory, monkey
     and ``HSM_CONFIG`` is unset (see :mod:`hsm_core.config.layers`); a test sets them to try them."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "xdg-config-home-of-the-tests"))
     monkeypatch.delenv("HSM_CONFIG", raising=False)
+    # hsm's caches (plugin entry points, the command index) start empty in every test: what a
+    # test sees never depends on which test ran before it (a test of the caches sets its own).
+    monkeypatch.setenv("HSM_CACHE_DIR", str(tmp_path_factory.mktemp("hsm-cache")))

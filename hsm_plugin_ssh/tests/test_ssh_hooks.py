@@ -44,12 +44,12 @@ atexit.register(_record)
 """
 
 
-def _modules_of(tmp_path: Path, *args: str) -> list[str]:
+def _modules_of(tmp_path: Path, *args: str, **extra_env: str) -> list[str]:
     """The modules ``hsm ARGS`` imported (seen from outside: a sitecustomize records them at exit)."""
     (tmp_path / "sitecustomize.py").write_text(_RECORD_MODULES)
     out = tmp_path / "modules.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-           "HSM_TEST_MODULES": str(out)}
+           "HSM_TEST_MODULES": str(out), **extra_env}
     subprocess.run([sys.executable, "-m", "hsm_core", *args], capture_output=True, text=True, check=True, env=env, cwd=tmp_path)
     return json.loads(out.read_text())
 
@@ -58,7 +58,8 @@ def test_plugin_load_does_not_import_paramiko(tmp_path: Path) -> None:
     """Loading the plugin (``hsm plugins``) and building every command (``hsm --help``) leave paramiko out."""
     listed = _modules_of(tmp_path, "plugins")
     assert "hsm_plugin_ssh.plugin" in listed and "paramiko" not in listed
-    helped = _modules_of(tmp_path, "--help")
+    # Every command built (no cached command index: hsm --help then loads each command as it did).
+    helped = _modules_of(tmp_path, "--help", HSM_CACHE_DIR="off")
     assert "hsm_plugin_ssh.commands" in helped and "paramiko" not in helped
 
 
