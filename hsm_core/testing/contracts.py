@@ -31,7 +31,7 @@ import pytest
 from hsm_core.plugin import ComputeSource, HealthReport, RunStart, SourceContext, TaskSpec, TaskState, load_object
 from hsm_core.taskdir import SOURCE_DATA, STATUS_FILE, metrics_path, source_data, stderr_path, stdout_path, write_status
 from hsm_core.testing.controller import ControllerProcess
-from hsm_core.testing.helpers import make_sweep, read_task_status, run_until_final
+from hsm_core.testing.helpers import make_sweep, read_task_status, run_until_final, skip_if_not_applicable
 from hsm_core.testing.observer import contract_script, kill_task_processes, log_words, task_processes
 from hsm_core.testing.runlog import check_once, read_runs
 
@@ -152,13 +152,7 @@ class ComputeSourceContract:
     # -- the harness --------------------------------------------------------------------------------
     @pytest.fixture(autouse=True)
     def _contract_check_applies(self, request: Any) -> None:
-        check = request.node.originalname
-        check = check[5:] if check.startswith("test_") else check
-        if check in self.not_applicable:
-            reason = str(self.not_applicable[check] or "").strip()
-            if not reason:
-                pytest.fail(f"{type(self).__name__}.not_applicable[{check!r}] must say why the check does not apply")
-            pytest.skip(f"not applicable to {type(self).__name__}: {reason}")
+        skip_if_not_applicable(self, request)
 
     @pytest.fixture
     def case_cleanup(self) -> Any:

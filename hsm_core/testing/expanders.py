@@ -38,7 +38,7 @@ import pytest
 import yaml
 
 from hsm_core.plugin import Expander, ExpanderRecord
-from hsm_core.testing.helpers import fresh_registry
+from hsm_core.testing.helpers import fresh_registry, skip_if_not_applicable
 
 # Run in a second process with another hash seed: expands each section it reads on stdin.
 _EXPAND_ELSEWHERE = r"""
@@ -80,13 +80,7 @@ class ExpanderContract:
     # -- the harness --------------------------------------------------------------------------------
     @pytest.fixture(autouse=True)
     def _contract_check_applies(self, request: Any) -> None:
-        check = request.node.originalname
-        check = check[5:] if check.startswith("test_") else check
-        if check in self.not_applicable:
-            reason = str(self.not_applicable[check] or "").strip()
-            if not reason:
-                pytest.fail(f"{type(self).__name__}.not_applicable[{check!r}] must say why the check does not apply")
-            pytest.skip(f"not applicable to {type(self).__name__}: {reason}")
+        skip_if_not_applicable(self, request)
 
     def _record(self) -> ExpanderRecord:
         assert self.expander, f"{type(self).__name__}.expander: name the expander under test"

@@ -38,6 +38,21 @@ sys.exit(int(args.get("exit", 0)))
 '''
 
 
+def skip_if_not_applicable(suite: Any, request: Any) -> None:
+    """For a contract suite's autouse fixture: skip the running check when the suite's
+    ``not_applicable`` names it (``{"check_name": "why"}``, without ``test_``); a name given
+    without a reason fails the check instead."""
+    import pytest
+
+    check = request.node.originalname
+    check = check[5:] if check.startswith("test_") else check
+    if check in suite.not_applicable:
+        reason = str(suite.not_applicable[check] or "").strip()
+        if not reason:
+            pytest.fail(f"{type(suite).__name__}.not_applicable[{check!r}] must say why the check does not apply")
+        pytest.skip(f"not applicable to {type(suite).__name__}: {reason}")
+
+
 def fresh_registry(*, entry_points: bool = False, extra: Iterable[tuple[str, Any]] = ()) -> PluginRegistry:
     """A registry with the built-ins (and installed plugins when ``entry_points``)."""
     return build_registry(entry_points=entry_points, extra=extra)
