@@ -202,6 +202,17 @@ class ComputeSourceContract:
         case.sources.append(source)
         return source
 
+    def _attached_after_controller_died(self, case: ContractCase) -> tuple[ComputeSource, Watch]:
+        """A controller launches the case's tasks and is killed once they run; a new source
+        follows them all (as ``hsm complete`` or ``hsm cancel`` would in a new process)."""
+        ctl = self._controller(case)
+        self._wait_log(case, "start", case.specs, None, "the tasks never started")
+        ctl.kill()
+        source = self._new_instance(case)
+        watch, followed = self._take_over(case, source)
+        assert [s.task_id for s in followed] == case.ids
+        return source, watch
+
     def _take_over(self, case: ContractCase, source: ComputeSource) -> tuple[Watch, list[TaskSpec]]:
         """What ``hsm complete`` does after a controller died: attach the tasks whose files say
         they are queued or running, launch again those that never started; the tasks to follow."""
@@ -487,12 +498,7 @@ class ComputeSourceContract:
         """Ctrl-C of an ``hsm complete`` that follows tasks an earlier (dead) controller launched:
         they are stopped and recorded too, not left running with nobody watching them."""
         case = self._case(tmp_path, [{"x": 1, "sleep": 300, "trap": 1, "daemon": 1}, {"x": 2, "sleep": 300}], case_cleanup)
-        ctl = self._controller(case)
-        self._wait_log(case, "start", case.specs, None, "the tasks never started")
-        ctl.kill()
-        source = self._new_instance(case)
-        watch, followed = self._take_over(case, source)
-        assert [s.task_id for s in followed] == case.ids
+        source, watch = self._attached_after_controller_died(case)
         watch.poll()
         source.interrupt()
         watch.poll()
@@ -530,12 +536,7 @@ class ComputeSourceContract:
         """``hsm cancel`` in a new process: ``attach`` then ``cancel`` stops tasks a dead
         controller launched, and records them cancelled."""
         case = self._case(tmp_path, [{"x": 1, "sleep": 300, "trap": 1, "daemon": 1}, {"x": 2, "sleep": 300}], case_cleanup)
-        ctl = self._controller(case)
-        self._wait_log(case, "start", case.specs, None, "the tasks never started")
-        ctl.kill()
-        source = self._new_instance(case)
-        watch, followed = self._take_over(case, source)
-        assert [s.task_id for s in followed] == case.ids
+        source, watch = self._attached_after_controller_died(case)
         source.cancel(case.ids)
         final = watch.until_final(case.specs, self.timeout)
         problems = [f"{s.name}: reported {final[s.task_id].value}" for s in case.specs if final[s.task_id] not in self.cancelled_states]
