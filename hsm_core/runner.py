@@ -385,10 +385,8 @@ def settle_stopped(task_dir: Path, reason: TaskState) -> dict[str, Any] | None:
     fresh = read_status(task_dir)
     if fresh is not None and fresh.get("state") != TaskState.RUNNING.value:
         return fresh
-    left = left_exit_code(task_dir)  # the wrapper ended after the look above: its own exit code
-    if left is not None:
-        code, end = left
-        return finalize_status(task_dir, status, code, end_time=end, state=None if code == 0 else reason)
+    if left_exit_code(task_dir) is not None:
+        return settle_stopped(task_dir, reason)  # the wrapper ended after the look above: its exit code decides
     return finalize_status(task_dir, status, -int(signal.SIGKILL), state=reason,
                            extra={"error": "stopped by hsm; its exit code was not recorded"})
 
