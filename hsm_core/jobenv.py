@@ -18,6 +18,9 @@ script the user wrote (``sbatch run_worker.sh``):
     names the job across requeues, for claims (default: ``HSM_JOB_ID``).
 ``HSM_JOB_STEP``
     tells apart several workers inside one job (a job step and process id).
+``HSM_TASK_LAUNCHER``
+    a command the task runner puts before the task's command (``srun ...`` in a job of more than
+    one node, so that the command runs on every node); not a job variable, never recorded.
 
 Standard library only: the task runner reads these once per array element.
 """
@@ -33,6 +36,15 @@ JOB_RESTART = "HSM_JOB_RESTART"
 JOB_KEY = "HSM_JOB_KEY"
 JOB_STEP = "HSM_JOB_STEP"
 VARIABLES = (JOB_ID, ARRAY_INDEX, JOB_RESTART, JOB_KEY, JOB_STEP)
+TASK_LAUNCHER = "HSM_TASK_LAUNCHER"
+
+
+def launcher_prefix(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The argv ``HSM_TASK_LAUNCHER`` puts before a task's command (empty when unset)."""
+    import shlex
+
+    environ = os.environ if environ is None else environ
+    return shlex.split(environ.get(TASK_LAUNCHER) or "")
 
 
 def job_from_variables(environ: Mapping[str, str] | None = None) -> dict[str, str] | None:

@@ -152,6 +152,7 @@ def start_task(
     argv = list(command["argv"])
     if python and command.get("python_arg0"):
         argv[0] = python
+    argv = jobenv.launcher_prefix() + argv  # srun in a job of several nodes (the job script says)
     cwd = project_root or command.get("cwd") or os.getcwd()
     env = task_environment(command, task_dir, extra_env)
     results_dir(task_dir).mkdir(exist_ok=True)
@@ -515,6 +516,23 @@ def _run_packed(list_file: Path, element: int, args: Any) -> int:
     return worst
 
 
+def _setup_failed(args: Any) -> int:
+    from hsm_core.setup_failure import SETUP_FAILED_EXIT, record_setup_failure
+
+    if args.list_file:
+        list_file = Path(args.list_file)
+        index = args.index - args.offset if args.index is not None else _array_index(args.offset)
+        with open(list_file, encoding="utf-8") as fh:
+            total = sum(1 for ln in fh if ln.strip())
+        first = index * args.count
+        dirs = [_array_line(list_file, i) for i in range(first, min(first + args.count, total))]
+    else:
+        dirs = [Path(args.task_dir)] if args.task_dir else []
+    record_setup_failure(dirs, args.setup_failed, source=args.source, status_extra=_scheduler_extra())
+    print(f"hsm-task: {args.setup_failed}; the task was not run", file=sys.stderr)
+    return SETUP_FAILED_EXIT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``hsm-task [--source S] [--project-root P] [--python PY] (TASK_DIR | --list FILE [--offset K])``."""
     import argparse
@@ -533,7 +551,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project-root", default=None)
     parser.add_argument("--python", default=None)
     parser.add_argument("--force", action="store_true", help="run even if the task already completed")
+    # The job script's setup commands failed: record the element's tasks failed, run nothing.
+    parser.add_argument("--setup-failed", metavar="REASON", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.setup_failed is not None:
+        return _setup_failed(args)
     if args.list_file and args.count > 1:
         index = args.index - args.offset if args.index is not None else _array_index(args.offset)
         return _run_packed(Path(args.list_file), index, args)

@@ -230,7 +230,7 @@ def test_sweep_resources_render_as_golden_job_scripts(flavour: str) -> None:
     cls = registry.get("compute_source", flavour).load()
     job = ArrayJob(name="hsm_sweep_x_001", size=10, list_file="/p/sweeps/outputs/sweep_x/scripts/job_scripts/x_001.list",
                    project_root="/p", runner=("hsm-task",), source=flavour, parallelism=4,
-                   resources=resources_from_options(req.options),
+                   log_dir="/p/sweeps/outputs/sweep_x/logs/jobs", resources=resources_from_options(req.options),
                    extra_directives=scoped_directives(req.options, prefix=cls.directive_prefix, scopes=cls.directive_scopes,
                                                       foreign_forms=cls.foreign_directive_forms, scheduler=cls.scheduler_name))
     if flavour == "slurm":

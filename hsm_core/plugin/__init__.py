@@ -31,7 +31,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, for type checkers
-    from hsm_core.plugin.arrayjob.directives import check_line, check_name, finish_directives
+    from hsm_core.plugin.arrayjob.directives import check_line, check_name, directive_path, finish_directives
+    from hsm_core.plugin.arrayjob.vocabulary import MAIL_TYPES, check_constraint, parse_gpus
     from hsm_core.plugin.arrayjob.resources import (
         Resources,
         format_memory,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         resources_from_options,
     )
     from hsm_core.plugin.arrayjob.schema import COMMON_SCHEMA
-    from hsm_core.plugin.arrayjob.script import ArrayJob, ScriptRenderer, chunk_ranges, script_body
+    from hsm_core.plugin.arrayjob.script import LAUNCHER_VARIABLE, ArrayJob, ScriptRenderer, chunk_ranges, script_body
     from hsm_core.plugin.arrayjob.manifest import SubmittedChunk
     from hsm_core.plugin.arrayjob.source import ArrayJobSource
     from hsm_core.plugin.arrayjob.states import (
@@ -243,7 +244,8 @@ _SUBMODULE: dict[str, str] = {
     ),
     **_names("arrayjob.source", "ArrayJobSource"),
     **_names("arrayjob.manifest", "SubmittedChunk"),
-    **_names("arrayjob.script", "ArrayJob", "ScriptRenderer", "script_body", "chunk_ranges"),
+    **_names("arrayjob.script", "ArrayJob", "ScriptRenderer", "script_body", "chunk_ranges", "LAUNCHER_VARIABLE"),
+    **_names("arrayjob.vocabulary", "MAIL_TYPES", "check_constraint", "parse_gpus"),
     **_names(
         "arrayjob.resources",
         "Resources",
@@ -254,7 +256,7 @@ _SUBMODULE: dict[str, str] = {
         "parse_memory",
         "format_memory",
     ),
-    **_names("arrayjob.directives", "check_name", "check_line", "finish_directives"),
+    **_names("arrayjob.directives", "check_name", "check_line", "finish_directives", "directive_path"),
     **_names("arrayjob.schema", "COMMON_SCHEMA"),
     **_names(
         "arrayjob.states", "QueueState", "JobInfo", "Verdict", "QueryFailed", "TRANSIENT_PATTERNS", "resolve_task_state"
@@ -376,6 +378,11 @@ __all__ = [
     "check_name",
     "check_line",
     "finish_directives",
+    "directive_path",
+    "LAUNCHER_VARIABLE",
+    "MAIL_TYPES",
+    "check_constraint",
+    "parse_gpus",
     "COMMON_SCHEMA",
     "QueueState",
     "JobInfo",

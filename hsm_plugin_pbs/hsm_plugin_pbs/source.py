@@ -17,11 +17,12 @@ from hsm_core.plugin import (
     CommandResult,
     ConfigError,
     JobInfo,
+    Resources,
     QueryFailed,
     QueueState,
     SourceContext,
 )
-from hsm_plugin_pbs.script import pbs_is_array, render_pbs_script, render_pbs_worker_script
+from hsm_plugin_pbs.script import pbs_cannot_express, pbs_is_array, render_pbs_script, render_pbs_worker_script
 
 #: PBS job_state letters (PBS Pro, Torque and Slurm's qstat front-end) -> generic queue states.
 PBS_STATES: dict[str, QueueState] = {
@@ -119,6 +120,11 @@ class PbsSource(ArrayJobSource):
         self.qstat_args = [str(a) for a in self.options.get("qstat_args", default_args)]
 
     # -- submission
+    @classmethod
+    def cannot_express(cls, resources: Resources, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+        system = str(options.get("system") or cls.default_flavour).lower()
+        return pbs_cannot_express(resources, system if system in ("pbs", "torque") else cls.default_flavour)
+
     def render_script(self, job: ArrayJob) -> str:
         return render_pbs_script(job, self.flavour)
 

@@ -19,6 +19,7 @@ FULL = ArrayJob(
     project_root="/home/me/my project",
     runner=("/opt/conda/envs/ml/bin/python", "-m", "hsm_core.runner"),
     source="cluster",
+    log_dir="/home/me/my project/sweeps/outputs/sweep_20250101_120000/logs/jobs",
     resources=Resources(walltime=4 * 3600, cpus=4, memory_mb=16 * 1024, gpus=1, nodes=1, partition="gpu", account="proj123"),
     parallelism=20,
     setup_commands=("module load cuda/12.1", "conda activate ml"),
@@ -33,6 +34,7 @@ SINGLE = ArrayJob(
     project_root="/p",
     runner=("hsm-task",),
     source="pbs",
+    log_dir="/p/sweeps/outputs/sweep_x/logs/jobs",
 )
 
 
@@ -103,7 +105,7 @@ WORKERS = ArrayJob(
     resources=resources_from_options({"walltime": "4:00:00", "gpus": 1, "memory": "16G", "partition": "gpu"}),
     setup_commands=("module load cuda",),
     requeue=True,
-    log_dir="../../logs/workers",
+    log_dir="/p/sweeps/outputs/sweep_x/logs/workers",
     command=("/usr/bin/python3", "-m", "hsm_core", "worker", "--sweep", "/p/s.yaml", "--cluster", "pbs"),
 )
 
@@ -114,7 +116,7 @@ def test_worker_array_script_matches_golden(flavour: str) -> None:
     assert_golden(text, f"{flavour}_workers.sh")
     array = "#PBS -J 0-3" if flavour == "pbs" else "#PBS -t 0-3"
     for line in (array, "#PBS -N hsm-w-a-long-sw", "#PBS -r y", "#PBS -l walltime=04:00:00", "#PBS -q gpu",
-                 "#PBS -j oe", "#PBS -o ../../logs/workers/", "module load cuda"):
+                 "#PBS -j oe", "#PBS -o /p/sweeps/outputs/sweep_x/logs/workers/", "module load cuda"):
         assert line in text.splitlines()
     if flavour == "pbs":
         assert "#PBS -l select=1:mem=16gb:ngpus=1" in text.splitlines()

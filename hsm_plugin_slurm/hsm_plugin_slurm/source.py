@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
-from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState, SourceContext
-from hsm_plugin_slurm.script import render_slurm_script, render_slurm_worker_script
+from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState, Resources, SourceContext
+from hsm_plugin_slurm.script import render_slurm_script, render_slurm_worker_script, slurm_cannot_express
 
 #: Slurm job states (squeue %T, sacct State) -> generic queue states. Every state Slurm 22.05
 #: documents is listed; an unknown one is treated as still active (never as finished).
@@ -67,6 +67,10 @@ class SlurmSource(ArrayJobSource):
             self.accounting_enabled = False
 
     # -- submission
+    @classmethod
+    def cannot_express(cls, resources: Resources, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return slurm_cannot_express(resources)
+
     def render_script(self, job: ArrayJob) -> str:
         return render_slurm_script(job)
 

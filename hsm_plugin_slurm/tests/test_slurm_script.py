@@ -17,6 +17,7 @@ FULL = ArrayJob(
     project_root="/home/me/my project",
     runner=("/opt/conda/envs/ml/bin/python", "-m", "hsm_core.runner"),
     source="gpu",
+    log_dir="/home/me/my project/sweeps/outputs/sweep_20250101_120000/logs/jobs",
     resources=Resources(walltime=4 * 3600, cpus=4, memory_mb=16 * 1024, gpus=1, nodes=1, partition="gpu", account="proj123", qos="normal"),
     parallelism=20,
     setup_commands=("module load cuda/12.1", "source /opt/conda/bin/activate ml"),
@@ -31,6 +32,7 @@ MINIMAL = ArrayJob(
     project_root="/p",
     runner=("hsm-task",),
     source="slurm",
+    log_dir="/p/sweeps/outputs/sweep_x/logs/jobs",
 )
 
 
@@ -112,7 +114,7 @@ WORKERS = ArrayJob(
     resources=resources_from_options({"walltime": "4:00:00", "gpus": 1, "memory": "16G", "partition": "gpu"}),
     setup_commands=("module load cuda",),
     requeue=True,
-    log_dir="../../logs/workers",
+    log_dir="/p/sweeps/outputs/sweep_x/logs/workers",
     command=("/usr/bin/python3", "-m", "hsm_core", "worker", "--sweep", "/home/me/my project/s.yaml",
              "--cluster", "slurm", "--project-dir", "/home/me/my project", "--wandb-buffer"),
 )
@@ -121,10 +123,13 @@ WORKERS = ArrayJob(
 def test_worker_array_script_matches_golden_and_requeues_with_appended_output() -> None:
     text = render_slurm_worker_script(WORKERS)
     assert_golden(text, "slurm_workers.sh")
-    assert text.splitlines()[:5] == ["#!/bin/bash", "#SBATCH --job-name=hsm-w-grp", "#SBATCH --array=0-3",
-                                     "#SBATCH --requeue", "#SBATCH --open-mode=append"]
+    assert text.splitlines()[:6] == ["#!/bin/bash", "#SBATCH --job-name=hsm-w-grp", "#SBATCH --array=0-3",
+                                     "#SBATCH --output=/p/sweeps/outputs/sweep_x/logs/workers/slurm-%A_%a.out",
+                                     "#SBATCH --error=/p/sweeps/outputs/sweep_x/logs/workers/slurm-%A_%a.out",
+                                     "#SBATCH --open-mode=append"]
+    assert "#SBATCH --requeue" in text.splitlines()
     for line in ("#SBATCH --time=04:00:00", "#SBATCH --partition=gpu", "#SBATCH --mem=16G", "#SBATCH --gres=gpu:1",
-                 "#SBATCH --output=../../logs/workers/slurm-%A_%a.out", "module load cuda"):
+                 "#SBATCH --output=/p/sweeps/outputs/sweep_x/logs/workers/slurm-%A_%a.out", "module load cuda"):
         assert line in text.splitlines()
     assert text.rstrip().splitlines()[-1] == (
         "exec /usr/bin/python3 -m hsm_core worker --sweep '/home/me/my project/s.yaml' --cluster slurm "
@@ -148,7 +153,8 @@ def test_submit_workers_dry_run_writes_the_script_the_source_would_submit(tmp_pa
     assert done.submit_command == ["sbatch", "--parsable", "workers_1.sbatch"]
     text = done.script.read_text()
     assert "#SBATCH --array=0-1" in text and "#SBATCH --time=01:00:00" in text and "#SBATCH --mail-type=END" in text
-    assert "#SBATCH --output=../../logs/workers/slurm-%A_%a.out" in text
+    # Absolute: the script works submitted from any directory.
+    assert f"#SBATCH --output={sweep.resolve()}/logs/workers/slurm-%A_%a.out" in text
     assert src.cancel_argv(["77"]) == ["scancel", "77"]
 
 

@@ -7,7 +7,8 @@
 #PBS -q gpu
 #PBS -A acct
 #PBS -j oe
-#PBS -o ../../logs/jobs/
+#PBS -o /p/sweeps/outputs/sweep_x/logs/jobs/
+#PBS -e /p/sweeps/outputs/sweep_x/logs/jobs/
 #PBS -V
 #PBS -m ae
 

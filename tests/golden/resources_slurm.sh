@@ -1,7 +1,8 @@
 #!/bin/bash
 #SBATCH --job-name=hsm_sweep_x_001
 #SBATCH --array=0-9%4
-#SBATCH --output=../../logs/jobs/%x_%A_%a.out
+#SBATCH --output=/p/sweeps/outputs/sweep_x/logs/jobs/%x_%A_%a.out
+#SBATCH --error=/p/sweeps/outputs/sweep_x/logs/jobs/%x_%A_%a.out
 #SBATCH --open-mode=append
 #SBATCH --time=01:30:00
 #SBATCH --nodes=1

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from hsm_core.errors import ConfigError
 
-__all__ = ["check_name", "check_line", "finish_directives"]
+__all__ = ["check_name", "check_line", "finish_directives", "directive_path", "scoped_directives"]
 
 # Names that end up in directives: no whitespace, quotes, '#', or shell metacharacters.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.,:+@=%/\[\]-]+$")
@@ -41,6 +41,17 @@ def check_line(value: Any, key: str) -> str:
     if any(c in text for c in "\n\r\x00"):
         raise ConfigError(f"{text!r} must be a single line", key=key, hint="give one directive or command per list entry")
     return text
+
+
+def directive_path(path: Any, key: str = "log_dir") -> str:
+    """An absolute path as a directive value: as is when it is a plain name, in double quotes
+    when it holds spaces (sbatch and qsub read quoted directive values). A quote, a newline or a
+    NUL could end the value or add a directive of its own: refused with a ConfigError."""
+    text = str(path)
+    if any(c in text for c in '"\n\r\x00'):
+        raise ConfigError(f"{text!r} cannot be used in a job script", key=key,
+                          hint="use a project directory whose path has no quotes or newlines")
+    return text if _SAFE_NAME.match(text) else f'"{text}"'
 
 
 def finish_directives(
@@ -87,6 +98,10 @@ def scoped_directives(
         section = options.get(scope)
         if isinstance(section, dict):
             places.append((f"{scope}.extra_directives", section.get("extra_directives") or ()))
+    flat = options.get("extra_directives")
+    if isinstance(flat, dict):
+        # extra_directives: {slurm: [...], pbs: [...]}: each scheduler reads its own entries only.
+        places = [(f"extra_directives.{scope}", flat.get(scope) or ()) for scope in scopes] + places[1:]
     for key, entries in places:
         if isinstance(entries, str):
             entries = [entries]

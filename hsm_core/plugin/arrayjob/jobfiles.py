@@ -55,8 +55,9 @@ class JobFiles:
             return (str(py), "-m", "hsm_core.runner") if py else ("hsm-task",)
         return (sys.executable, "-m", "hsm_core.runner")
 
-    def make_job(self, name: str, tasks: int, list_file: Path) -> ArrayJob:
-        """The :class:`ArrayJob` of a chunk of ``tasks`` tasks (paths as the execution host sees them)."""
+    def make_job(self, name: str, tasks: int, list_file: Path, resources: Any = None) -> ArrayJob:
+        """The :class:`ArrayJob` of a chunk of ``tasks`` tasks (paths as the execution host sees
+        them); ``resources``: the chunk's own (per-task resources), default the source's."""
         src = self.source
         remote = src.remote
         return ArrayJob(
@@ -67,8 +68,10 @@ class JobFiles:
             project_root=src.exec_path(Path(src.context.project_root)) if remote else str(src.context.project_root),
             runner=self.runner_argv(),
             source=src.name,
-            resources=src.resources,
+            resources=src.resources if resources is None else resources,
             parallelism=src.array_parallelism,
+            # Absolute: the script may be submitted (again, by hand) from any directory.
+            log_dir=src.exec_path(Path(src.context.sweep_dir) / "logs" / "jobs"),
             setup_commands=src.setup_commands,
             extra_directives=src.extra_directives,
             skip_directives=src.skip_directives,
@@ -90,9 +93,9 @@ class JobFiles:
         self._seq += 1
         return self._seq
 
-    def write_chunk(self, chunk: Sequence[Any], render: Callable[[ArrayJob], str]) -> ChunkFiles:
+    def write_chunk(self, chunk: Sequence[Any], render: Callable[[ArrayJob], str], resources: Any = None) -> ChunkFiles:
         """Write the list file and script of ``chunk`` (task specs, in array order), here and,
-        for a login node, there."""
+        for a login node, there; ``resources``: the chunk's own, default the source's."""
         src = self.source
         seq = self.next_seq()
         stem = f"{src.name}_{seq:03d}"
@@ -103,7 +106,7 @@ class JobFiles:
         lines = [os.path.relpath(s.task_dir, self.job_dir) for s in chunk]
         text_list = "\n".join(lines) + "\n"
         atomic_write_text(list_path, text_list, fsync=False)
-        job = self.make_job(name, len(chunk), list_path)
+        job = self.make_job(name, len(chunk), list_path, resources)
         text = render(job)
         atomic_write_text(script_path, text, fsync=False)
         src.staging.put_text(list_path, text_list)

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from hsm_core.errors import ConfigError
 from hsm_core.plugin.arrayjob.directives import check_line, check_name
+from hsm_core.plugin.arrayjob.vocabulary import parse_gpus, vocabulary_fields
 
 __all__ = [
     "Resources",
@@ -122,6 +123,16 @@ class Resources:
     partition: str | None = None  #: Slurm partition, PBS queue
     account: str | None = None
     qos: str | None = None
+    # The richer vocabulary (hsm_core.plugin.arrayjob.vocabulary); a scheduler that cannot
+    # express one says so through its source's cannot_express, never drops it.
+    gpu_type: str | None = None  #: ``gpus: a100:2`` -> gpus 2, gpu_type "a100"
+    gpus_per_task: int | None = None  #: GPUs for each process srun starts (Slurm --gpus-per-task)
+    memory_per_cpu_mb: int | None = None
+    exclusive: bool | None = None  #: whole nodes, shared with no other job
+    constraint: str | None = None  #: node features, e.g. "a100&ib"
+    reservation: str | None = None
+    mail_user: str | None = None
+    mail_type: tuple[str, ...] = ()  #: of vocabulary.MAIL_TYPES
 
 
 # Keys of default_resources strings, PBS Pro ("select=1:ncpus=4:mem=16gb"), Torque
@@ -235,7 +246,9 @@ def resources_from_options(options: Mapping[str, Any]) -> Resources:
         fields["memory_mb"] = parse_memory(mem, key="memory")
     gpus = options.get("gpus")
     if gpus not in (None, "", 0):
-        fields["gpus"] = positive_int(gpus, "gpus")
+        count, kind = parse_gpus(gpus)
+        if count:
+            fields["gpus"], fields["gpu_type"] = count, kind
     if options.get("nodes") not in (None, ""):
         fields["nodes"] = positive_int(options["nodes"], "nodes")
     part = _first(options, "partition", "queue")
@@ -244,6 +257,7 @@ def resources_from_options(options: Mapping[str, Any]) -> Resources:
     for name in ("account", "qos"):
         if options.get(name) not in (None, ""):
             fields[name] = check_name(options[name], name)
+    fields.update(vocabulary_fields(options))
     return Resources(**fields)
 
 

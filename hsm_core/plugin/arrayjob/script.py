@@ -17,15 +17,17 @@ from typing import Callable, Sequence
 from hsm_core.plugin.arrayjob.directives import check_line
 from hsm_core.plugin.arrayjob.resources import Resources
 
-__all__ = ["ArrayJob", "script_body", "chunk_ranges", "ScriptRenderer"]
+from hsm_core.jobenv import TASK_LAUNCHER as LAUNCHER_VARIABLE
+
+__all__ = ["ArrayJob", "script_body", "chunk_ranges", "ScriptRenderer", "LAUNCHER_VARIABLE"]
 
 
 @dataclass(frozen=True)
 class ArrayJob:
     """Everything a job script is rendered from (input of the plugins' pure render functions).
 
-    Paths are as seen on the execution host; ``log_dir`` is relative to the submission directory
-    (``scripts/job_scripts``) so that directives never carry user paths.
+    Paths are as seen on the execution host; ``log_dir`` is absolute (the script may be submitted
+    from any directory), or, as plugin API 1.x had it, relative to ``scripts/job_scripts``.
     """
 
     name: str  #: job name
@@ -50,8 +52,8 @@ class ArrayJob:
 
 
 def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:
-    """The shell lines after the directives: cd, setup commands, ``exec`` of the task runner (or of
-    ``job.command``).
+    """The shell lines after the directives: cd, setup commands (each checked: see
+    :func:`setup_lines`), ``exec`` of the task runner (or of ``job.command``).
 
     ``index_expr``: a shell expression for the array index passed as ``--index``; None lets the
     runner read ``$HSM_ARRAY_INDEX`` itself. Every path is shell-quoted.
@@ -59,14 +61,6 @@ def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequenc
     q = shlex.quote
     lines = [*header]
     lines.append(f"cd {q(job.project_root)} || exit 1")
-    if job.setup_commands:
-        lines.append("# setup_commands from hsm_config.yaml")
-        for i, cmd in enumerate(job.setup_commands):
-            lines.append(check_line(cmd, f"setup_commands[{i}]"))
-    if job.command:
-        # exec: the command is the job's main process, so the scheduler's signals reach it directly.
-        lines.append("exec " + " ".join(q(a) for a in job.command))
-        return lines
     argv = [*job.runner, "--list", job.list_file, "--source", job.source]
     if job.pass_project_root:
         argv += ["--project-root", job.project_root]
@@ -77,8 +71,35 @@ def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequenc
     cmd = " ".join(q(a) for a in argv)
     if index_expr is not None:
         cmd += f' --index "{index_expr}"'
+    lines += setup_lines(job, None if job.command else cmd)
+    if job.command:
+        # exec: the command is the job's main process, so the scheduler's signals reach it directly.
+        lines.append("exec " + " ".join(q(a) for a in job.command))
+        return lines
     # exec: the runner is the job's main process, so the scheduler's signals reach it directly.
     lines.append(f"exec {cmd}")
+    return lines
+
+
+def setup_lines(job: ArrayJob, runner_cmd: str | None) -> list[str]:
+    """The setup commands, each checked: one that fails (a ``module load`` of a missing module, a
+    ``conda activate`` of a missing env) ends the element before the task runs in the wrong
+    environment, and the runner records the task ``failed`` with the command and its exit code
+    (``runner_cmd --setup-failed``; a worker element just exits 1 saying why). Each command stays
+    on its own line, so a trailing comment or ``&`` in it changes nothing."""
+    if not job.setup_commands:
+        return []
+    q = shlex.quote
+    if runner_cmd is not None:
+        fail = f'{runner_cmd} --setup-failed "setup command $2 exited $1: $3"'
+        body = f"exec {fail}"
+    else:
+        body = 'echo "hsm: setup command $2 exited $1: $3" >&2; exit 1'
+    lines = ["# setup_commands from hsm_config.yaml: one that fails fails the task, which then does not run",
+             f"hsm_setup_failed() {{ {body}; }}"]
+    for i, command in enumerate(job.setup_commands, start=1):
+        lines.append(check_line(command, f"setup_commands[{i - 1}]"))
+        lines.append(f'hsm_rc=$?; [ "$hsm_rc" -eq 0 ] || hsm_setup_failed "$hsm_rc" {i} {q(command.strip())}')
     return lines
 
 

@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
-from hsm_core.errors import HsmError
+from hsm_core.errors import ConfigError, HsmError
 from hsm_core.install_hints import install_hint
-from hsm_core.plugin.arrayjob import submission
+from hsm_core.plugin.arrayjob import per_task, submission
 from hsm_core.plugin.arrayjob.directives import check_line, check_name, scoped_directives
 from hsm_core.plugin.arrayjob.jobfiles import JobFiles
 from hsm_core.plugin.arrayjob.manifest import SubmittedChunk, read_manifest
-from hsm_core.plugin.arrayjob.resources import positive_int, resources_from_options
+from hsm_core.plugin.arrayjob.resources import Resources, positive_int, resources_from_options
 from hsm_core.plugin.arrayjob.script import ArrayJob
 from hsm_core.plugin.arrayjob.staging import Staging
 from hsm_core.plugin.arrayjob.states import TRANSIENT_PATTERNS, JobInfo
@@ -85,6 +85,8 @@ class ArrayJobSource(ComputeSource):
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
         self.resources = resources_from_options(self.options)
+        self.per_task_rules = per_task.parse_rules(self.options)
+        self.check_expressible()
         self.setup_commands = tuple(check_line(c, f"setup_commands[{i}]") for i, c in enumerate(self.options.get("setup_commands") or ()))
         project_file = Path(context.project_root) / "hsm_config.yaml"
         self.extra_directives = scoped_directives(
@@ -132,6 +134,13 @@ class ArrayJobSource(ComputeSource):
         Keys: every id the scheduler prints for an element (ids it does not know are simply
         absent). Raise :class:`QueryFailed` when the command itself fails.
         """
+
+    @classmethod
+    def cannot_express(cls, resources: Resources, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(resource key, one line saying why) for each request of ``resources`` this scheduler
+        cannot put in a job script (PBS Pro has no QoS ...). The run stops on the first, naming
+        the key: a request is never silently dropped. Default: everything can be expressed."""
+        return []
 
     def cancel_argv(self, ids: Sequence[str]) -> list[str]:
         """The command cancelling these jobs / elements (default: :attr:`cancel_command` + ids)."""
@@ -221,6 +230,24 @@ class ArrayJobSource(ComputeSource):
     def make_job(self, name: str, tasks: int, list_file: Path) -> ArrayJob:
         """The :class:`ArrayJob` of a chunk of ``tasks`` tasks (paths as the execution host sees them)."""
         return self.job_files.make_job(name, tasks, list_file)
+
+    def resource_groups(self, tasks: Sequence[TaskSpec]) -> list[tuple[Resources, list[TaskSpec]]]:
+        """``tasks`` grouped by their resources (the per-task rules applied to each task's
+        parameters), in order: each group goes to array jobs of its own."""
+        return per_task.group_tasks(self.options, self.per_task_rules, tasks, resources_from_options)
+
+    def check_expressible(self) -> None:
+        """ConfigError when this scheduler cannot express the resources asked for, the
+        source's own or those of a per-task rule (each over the source's)."""
+        variants = [("", self.options)]
+        variants += [(f"{rule.where}.", per_task.options_for(self.options, [rule], dict(
+            (name, accepted[0]) for name, accepted in rule.when))) for rule in self.per_task_rules]
+        for prefix, options in variants:
+            problems = self.cannot_express(resources_from_options(options), options)
+            if problems:
+                key, why = problems[0]
+                raise ConfigError(why, key=f"{prefix}{key}", hint=f"remove {key} for {self.scheduler_name}, or pass your "
+                                  f"site's own directive with extra_directives")
 
     def log(self, line: str) -> None:
         """Append to the sweep's ``logs/sources/<name>.log``."""

@@ -43,10 +43,12 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
     submitted: list[tuple[SubmittedChunk, Sequence[Any], dict]] = []
     previous: dict = {}
     chunk: Sequence[Any] = ()
+    # Tasks asking for other resources (per-task resources) go to array jobs of their own.
+    pieces = [(resources, group[start : start + size]) for resources, group in src.resource_groups(tasks)
+              for start, size in chunk_ranges(len(group), src.max_array_size() * src.per_element)]
     try:
-        for start, size in chunk_ranges(len(tasks), src.max_array_size() * src.per_element):
-            chunk = tasks[start : start + size]
-            written = files.write_chunk(chunk, src.render_script)
+        for resources, chunk in pieces:
+            written = files.write_chunk(chunk, src.render_script, resources)
             # 'submitted' before the scheduler can start the job: the runner writes over it.
             previous = write_submitted(chunk, source=src.name, per_element=src.per_element, script=written.script.name)
             job_id = submit(src, written.script.name, written.job)
@@ -137,8 +139,8 @@ def submit_workers(src: Any, workers: WorkerArray, *, dry_run: bool = False) -> 
         extra_directives=src.extra_directives,
         skip_directives=src.skip_directives,
         requeue=True,  # a preempted or requeued element restarts its worker, which resumes its task
-        # Relative to the submission dir: user paths (spaces ...) stay out of directives.
-        log_dir=os.path.relpath(workers.log_dir, script_dir),
+        # Absolute: the script may be submitted (again, by hand) from any directory.
+        log_dir=str(Path(workers.log_dir).resolve()),
         command=tuple(workers.command),
     )
     script = script_dir / f"workers_{workers.stamp}{src.script_suffix}"

@@ -9,7 +9,8 @@
 #PBS -A proj123
 #PBS -r y
 #PBS -j oe
-#PBS -o ../../logs/jobs/
+#PBS -o "/home/me/my project/sweeps/outputs/sweep_20250101_120000/logs/jobs/"
+#PBS -e "/home/me/my project/sweeps/outputs/sweep_20250101_120000/logs/jobs/"
 #PBS -m ae
 #PBS -M me@example.org
 
@@ -22,7 +23,10 @@ export HSM_JOB_ID="${SLURM_JOB_ID:-${PBS_JOBID:-}}" HSM_JOB_RESTART="${SLURM_RES
 HSM_ARRAY_ID="${SLURM_ARRAY_JOB_ID:-${PBS_JOBID%%[.[]*}}"
 exec >>'/home/me/my project/sweeps/outputs/sweep_20250101_120000/logs/jobs'/hsm_sweep_20250101_120000_001_"$HSM_ARRAY_ID"_"$HSM_ARRAY_INDEX".out 2>&1
 cd '/home/me/my project' || exit 1
-# setup_commands from hsm_config.yaml
+# setup_commands from hsm_config.yaml: one that fails fails the task, which then does not run
+hsm_setup_failed() { exec /opt/conda/envs/ml/bin/python -m hsm_core.runner --list '/home/me/my project/sweeps/outputs/sweep_20250101_120000/scripts/job_scripts/cluster_001.list' --source cluster --index "$HSM_ARRAY_INDEX" --setup-failed "setup command $2 exited $1: $3"; }
 module load cuda/12.1
+hsm_rc=$?; [ "$hsm_rc" -eq 0 ] || hsm_setup_failed "$hsm_rc" 1 'module load cuda/12.1'
 conda activate ml
+hsm_rc=$?; [ "$hsm_rc" -eq 0 ] || hsm_setup_failed "$hsm_rc" 2 'conda activate ml'
 exec /opt/conda/envs/ml/bin/python -m hsm_core.runner --list '/home/me/my project/sweeps/outputs/sweep_20250101_120000/scripts/job_scripts/cluster_001.list' --source cluster --index "$HSM_ARRAY_INDEX"

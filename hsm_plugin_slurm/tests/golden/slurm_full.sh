@@ -1,7 +1,8 @@
 #!/bin/bash
 #SBATCH --job-name=hsm_sweep_20250101_120000_001
 #SBATCH --array=0-249%20
-#SBATCH --output=../../logs/jobs/%x_%A_%a.out
+#SBATCH --output="/home/me/my project/sweeps/outputs/sweep_20250101_120000/logs/jobs/%x_%A_%a.out"
+#SBATCH --error="/home/me/my project/sweeps/outputs/sweep_20250101_120000/logs/jobs/%x_%A_%a.out"
 #SBATCH --open-mode=append
 #SBATCH --time=04:00:00
 #SBATCH --nodes=1
@@ -20,7 +21,10 @@
 # This job under hsm's names: the task runner records them in status.yaml.
 export HSM_ARRAY_INDEX="$SLURM_ARRAY_TASK_ID" HSM_JOB_ID="$SLURM_JOB_ID" HSM_JOB_RESTART="${SLURM_RESTART_COUNT:-}"
 cd '/home/me/my project' || exit 1
-# setup_commands from hsm_config.yaml
+# setup_commands from hsm_config.yaml: one that fails fails the task, which then does not run
+hsm_setup_failed() { exec /opt/conda/envs/ml/bin/python -m hsm_core.runner --list '/home/me/my project/sweeps/outputs/sweep_20250101_120000/scripts/job_scripts/gpu_001.list' --source gpu --index "$HSM_ARRAY_INDEX" --setup-failed "setup command $2 exited $1: $3"; }
 module load cuda/12.1
+hsm_rc=$?; [ "$hsm_rc" -eq 0 ] || hsm_setup_failed "$hsm_rc" 1 'module load cuda/12.1'
 source /opt/conda/bin/activate ml
+hsm_rc=$?; [ "$hsm_rc" -eq 0 ] || hsm_setup_failed "$hsm_rc" 2 'source /opt/conda/bin/activate ml'
 exec /opt/conda/envs/ml/bin/python -m hsm_core.runner --list '/home/me/my project/sweeps/outputs/sweep_20250101_120000/scripts/job_scripts/gpu_001.list' --source gpu --index "$HSM_ARRAY_INDEX"
