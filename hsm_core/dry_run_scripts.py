@@ -38,34 +38,71 @@ def job_script_plans(plan: Any, registry: Any, requests: Sequence[Any], resource
     out = []
     for source in create_sources(wanted, registry, context):
         try:
-            out.append(_plan_of(source, min(tasks_per_source, source.capacity())))
+            out.append(_plan_of(source, min(tasks_per_source, source.capacity()), list(plan.to_run)))
         finally:
             source.close()
     return out
 
 
-def _plan_of(src: Any, tasks: int) -> dict[str, Any]:
+def describe_resources(res: Any) -> str:
+    """``walltime 04:00:00, gpus a100:2, memory 64G``: the resources set in ``res`` (a
+    :class:`~hsm_core.plugin.Resources`), for the dry run's per-task groups."""
+    from dataclasses import fields
+
+    from hsm_core.plugin.arrayjob.resources import format_memory, format_walltime
+
+    parts = []
+    for f in fields(res):
+        value = getattr(res, f.name)
+        if value in (None, (), False) or f.name == "gpu_type":
+            continue
+        if f.name == "walltime":
+            value = format_walltime(value)
+        elif f.name.endswith("_mb"):
+            value = format_memory(value)
+        elif f.name == "gpus" and res.gpu_type:
+            value = f"{res.gpu_type}:{value}"
+        elif isinstance(value, tuple):
+            value = ",".join(value)
+        parts.append(f"{f.name.removesuffix('_mb')} {value}" if value is not True else f.name)
+    return ", ".join(parts) or "the scheduler's defaults"
+
+
+def _plan_of(src: Any, tasks: int, to_run: Sequence[Any] = ()) -> dict[str, Any]:
     # A login node (host:) is not asked its limit: a dry run opens no connection.
     limit = int(src.options["max_array_size"]) if src.remote and src.options.get("max_array_size") else (
         src.default_max_array_size if src.remote else src.max_array_size())
     per = src.per_element
     chunks = []
     job_dir = src.job_files.job_dir
-    ranges = chunk_ranges(tasks, limit * per)
-    for seq, (start, size) in enumerate(ranges, start=1):
+    # Per-task resources: each set of equal resources is array jobs of its own.
+    members = list(to_run[:tasks]) if len(to_run) >= tasks else []
+    groups = src.resource_groups(members) if members and getattr(src, "per_task_rules", None) else [(src.resources, None)]
+    pieces = []
+    for resources, group in groups:
+        count = len(group) if group is not None else tasks
+        for start, size in chunk_ranges(count, limit * per):
+            pieces.append((resources, group, start, size))
+    for seq, (resources, group, start, size) in enumerate(pieces, start=1):
         stem = f"{src.name}_{seq:03d}"  # as JobFiles names them (a first submission of the sweep)
-        job = src.make_job(f"{src.job_name}_{seq:03d}", size, job_dir / f"{stem}.list")
+        job = src.make_job(f"{src.job_name}_{seq:03d}", size, job_dir / f"{stem}.list", resources)
         throttle = f"%{src.array_parallelism}" if src.array_parallelism else ""
-        shown = seq == 1 or seq == len(ranges)  # the others differ only in name, list and range
-        chunks.append({
+        # The others differ only in name, list and range (from the first and last of their group).
+        same = [p for p in pieces if p[0] == resources]
+        shown = pieces[seq - 1] in (same[0], same[-1])
+        chunk = {
             "script_file": str(Path("scripts") / "job_scripts" / f"{stem}.sh"),
             "job_name": job.name,
             "first_task": start,
             "tasks": size,
             "elements": job.size,
             "array": f"0-{job.size - 1}{throttle}",
+            "resources": describe_resources(resources),
             "script": src.render_script(job) if shown else None,
-        })
+        }
+        if group is not None:
+            chunk["task_indices"] = [t.index for t in group[start : start + size]]
+        chunks.append(chunk)
     lines = [
         f"{tasks} task(s) in {len(chunks)} array job(s) of at most {limit * per} task(s) "
         f"(array size limit {limit}{', tasks_per_element ' + str(per) if per > 1 else ''})",
@@ -73,10 +110,16 @@ def _plan_of(src: Any, tasks: int) -> dict[str, Any]:
         if src.array_parallelism else "no throttle (set array_parallelism for %N)",
         f"{per} task(s) per array element, run one after the other" if per > 1 else "1 task per array element",
     ]
+    if len(groups) > 1:
+        lines.append(f"per-task resources: {len(groups)} sets of resources, each in array jobs of its own")
     if src.capacity() < src.default_capacity:
         lines.append(f"hsm keeps at most {src.capacity()} task(s) queued or running here; the rest follow as they end")
     for c in chunks:
-        lines.append(f"{c['script_file']}: tasks {c['first_task']}-{c['first_task'] + c['tasks'] - 1}, array {c['array']}")
+        if "task_indices" in c:
+            shown_ids = _ranges(c["task_indices"])
+            lines.append(f"{c['script_file']}: task(s) {shown_ids}, array {c['array']}: {c['resources']}")
+        else:
+            lines.append(f"{c['script_file']}: tasks {c['first_task']}-{c['first_task'] + c['tasks'] - 1}, array {c['array']}")
     return {
         "source": src.name,
         "scheduler": src.scheduler_name,
@@ -87,3 +130,16 @@ def _plan_of(src: Any, tasks: int) -> dict[str, Any]:
         "plan": lines,
         "chunks": chunks,
     }
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """``1-3,7,9-10`` (task numbers as the task dirs have them)."""
+    out: list[str] = []
+    for i in sorted(indices):
+        if out and "-" not in out[-1].split(",")[-1] and int(out[-1]) == i - 1:
+            out[-1] = f"{out[-1]}-{i}"
+        elif out and "-" in out[-1] and int(out[-1].split("-")[1]) == i - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{i}"
+        else:
+            out.append(str(i))
+    return ",".join(out)

@@ -24,11 +24,14 @@ from hsm_core.config.validation import did_you_mean
 from hsm_core.plugin import ComputeSourceRecord, ConfigError, HsmError
 from hsm_core.plugin.arrayjob.directives import check_line, check_name
 from hsm_core.plugin.arrayjob.resources import format_memory, format_walltime, parse_memory, parse_walltime
+from hsm_core.plugin.arrayjob.vocabulary import check_constraint, parse_bool, parse_gpus, parse_mail_type
 
 __all__ = ["RESOURCE_KEYS", "RunResources", "from_sweep", "from_command_line", "run_resources", "overlay_options", "apply_resources", "unused_resources", "check_directives"]
 
 #: The keys of ``resources:`` (and the options they set), in the order messages list them.
-RESOURCE_KEYS = ("walltime", "cpus", "memory", "gpus", "nodes", "partition", "queue", "account", "qos", "extra_directives")
+RESOURCE_KEYS = ("walltime", "cpus", "memory", "memory_per_cpu", "gpus", "gpus_per_task", "nodes", "partition", "queue",
+                 "account", "qos", "exclusive", "constraint", "reservation", "mail_user", "mail_type", "extra_directives",
+                 "per_task")
 #: Scheduler options that say the same as one key: set by whoever wins, the others dropped, so a
 #: project's ``queue:`` never outranks a sweep's ``partition:``.
 _ALIASES = {
@@ -50,17 +53,25 @@ class RunResources:
     directives: tuple[str, ...] = ()  #: ``extra_directives`` for every scheduler
     scoped: dict[str, tuple[str, ...]] = field(default_factory=dict)  #: scheduler key -> its directives
     origins: dict[str, str] = field(default_factory=dict)  #: key -> "--gpus" or "sweep.yaml:12"
+    #: ``resources.per_task`` rules (hsm_core.per_task_resources), checked, in file order
+    per_task: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.values or self.directives or self.scoped)
+        return bool(self.values or self.directives or self.scoped or self.per_task)
 
     def over(self, lower: "RunResources") -> "RunResources":
-        """These resources over ``lower``'s (values replace; directives are added after)."""
+        """These resources over ``lower``'s (values replace; directives are added after). A value
+        given here also wins over ``lower``'s per-task rules: ``--walltime 1h`` means every task."""
         scoped = {k: tuple(v) for k, v in lower.scoped.items()}
         for k, v in self.scoped.items():
             scoped[k] = scoped.get(k, ()) + tuple(v)
+        rules = []
+        for rule in lower.per_task:
+            kept = {k: v for k, v in rule.items() if k not in self.values}
+            if set(kept) - {"when", "_where"}:
+                rules.append(kept)
         return RunResources({**lower.values, **self.values}, lower.directives + self.directives, scoped,
-                            {**lower.origins, **self.origins})
+                            {**lower.origins, **self.origins}, rules + list(self.per_task))
 
     def to_json(self) -> dict[str, Any]:
         """What ``sweep_metadata.yaml`` and ``--dry-run --json`` record."""
@@ -69,6 +80,8 @@ class RunResources:
             out["extra_directives"] = list(self.directives)
         for k, v in self.scoped.items():
             out[k] = {"extra_directives": list(v)}
+        if self.per_task:
+            out["per_task"] = [{k: v for k, v in rule.items() if not k.startswith("_")} for rule in self.per_task]
         return out
 
 
@@ -78,7 +91,18 @@ def _canonical(key: str, value: Any, where: str) -> Any:
         return format_walltime(parse_walltime(value, key=where))
     if key == "memory":
         return format_memory(parse_memory(value, key=where))
-    if key in ("cpus", "nodes", "gpus"):
+    if key == "gpus" and isinstance(value, str) and not value.strip().isdigit():
+        count, kind = parse_gpus(value, key=where)
+        return f"{kind}:{count}"
+    if key == "memory_per_cpu":
+        return format_memory(parse_memory(value, key=where))
+    if key == "exclusive":
+        return parse_bool(value, key=where)
+    if key == "constraint":
+        return check_constraint(value, key=where)
+    if key == "mail_type":
+        return ",".join(parse_mail_type(value, key=where))
+    if key in ("cpus", "nodes", "gpus", "gpus_per_task"):
         low = 0 if key == "gpus" else 1
         if isinstance(value, bool) or not isinstance(value, int) and not str(value).strip().isdigit():
             raise ConfigError(f"must be a whole number, got {value!r}", key=where)
@@ -136,7 +160,12 @@ def from_sweep(spec: Any, registry: Any) -> RunResources:
         path = ["resources", key]
         where = f"resources.{key}"
         origin = f"{file}:{line_of(data, path)}" if file else where
-        if key in RESOURCE_KEYS and key != "extra_directives":
+        if key == "per_task":
+            from hsm_core.per_task_resources import read_rules
+
+            out.per_task = read_rules(spec, registry, value, file, _canonical)
+            out.origins[key] = origin
+        elif key in RESOURCE_KEYS and key != "extra_directives":
             if value in (None, ""):
                 continue
             name = "partition" if key == "queue" else key
@@ -146,6 +175,17 @@ def from_sweep(spec: Any, registry: Any) -> RunResources:
                 message = exc.message.split(f"{where}: ", 1)[-1]
                 raise ConfigError(message, file=file, line=line_of(data, path), key=where, hint=exc.hint) from None
             out.origins[name] = origin
+        elif key == "extra_directives" and isinstance(value, Mapping):
+            # extra_directives: {slurm: [...], pbs: [...]}: each list read by its scheduler only
+            schedulers = _scheduler_keys(registry) if schedulers is None else schedulers
+            for scope, entries in value.items():
+                if scope not in schedulers:
+                    guess = did_you_mean(str(scope), schedulers)
+                    raise ConfigError(f"{scope!r} is not a batch scheduler" + (f", did you mean {guess!r}?" if guess else ""),
+                                      file=file, line=line_of(data, path + [scope]), key=f"{where}.{scope}",
+                                      hint=f"schedulers: {', '.join(schedulers) or 'no scheduler plugin installed'}")
+                out.scoped[scope] = out.scoped.get(scope, ()) + _directive_list(entries or [], file, data, path + [scope])
+                out.origins.setdefault(scope, f"{file}:{line_of(data, path + [scope])}" if file else where)
         elif key == "extra_directives":
             out.directives = _directive_list(value, file, data, path)
             out.origins[key] = origin
@@ -160,7 +200,8 @@ def from_sweep(spec: Any, registry: Any) -> RunResources:
             if not isinstance(value, Mapping) or set(value) - {"extra_directives"}:
                 raise ConfigError(f"expected {{extra_directives: [...]}} (the {key} directives of this sweep)", file=file,
                                   line=line_of(data, path), key=where)
-            out.scoped[key] = _directive_list(value.get("extra_directives") or [], file, data, path + ["extra_directives"])
+            out.scoped[key] = out.scoped.get(key, ()) + _directive_list(value.get("extra_directives") or [], file, data,
+                                                                         path + ["extra_directives"])
             out.origins[key] = origin
     return out
 
@@ -206,6 +247,19 @@ def overlay_options(options: dict[str, Any], values: Mapping[str, Any]) -> dict[
     return options
 
 
+def _scoped_form(options: dict[str, Any]) -> None:
+    """``extra_directives: {slurm: [...]}`` of the project moved to ``slurm: {extra_directives:
+    [...]}``, the form the sweep's directives are added to (each scheduler reads its own)."""
+    flat = options.get("extra_directives")
+    if not isinstance(flat, Mapping):
+        return
+    for scope, entries in flat.items():
+        section = dict(options.get(scope) or {}) if isinstance(options.get(scope), Mapping) else {}
+        section["extra_directives"] = [*(section.get("extra_directives") or ()), *(entries or ())]
+        options[scope] = section
+    options["extra_directives"] = []
+
+
 def apply_resources(requests: Iterable[Any], registry: Any, resources: RunResources) -> None:
     """Put ``resources`` into the options of each source request (``SourceRequest``), over the
     project's settings: a batch scheduler gets every key; a source sharing out GPU slots that
@@ -216,14 +270,18 @@ def apply_resources(requests: Iterable[Any], registry: Any, resources: RunResour
         rec = registry.get(ComputeSourceRecord.kind, req.kind)
         if getattr(rec, "batch_scheduler", False):
             overlay_options(req.options, resources.values)
+            _scoped_form(req.options)
             if resources.directives:
                 req.options["extra_directives"] = [*(req.options.get("extra_directives") or ()), *resources.directives]
             for scope, entries in resources.scoped.items():
                 section = dict(req.options.get(scope) or {}) if isinstance(req.options.get(scope), Mapping) else {}
                 section["extra_directives"] = [*(section.get("extra_directives") or ()), *entries]
                 req.options[scope] = section
+            if resources.per_task:
+                req.options["per_task_resources"] = [*(req.options.get("per_task_resources") or ()), *resources.per_task]
         elif resources.values.get("gpus") and _gpu_slots(rec, req.options):
-            req.options["gpus_per_task"] = resources.values["gpus"]
+            # A GPU slot is a GPU: the type of "a100:2" is the scheduler's business.
+            req.options["gpus_per_task"] = int(str(resources.values["gpus"]).rpartition(":")[2])
 
 
 def unused_resources(requests: Iterable[Any], registry: Any, resources: RunResources) -> list[tuple[str, bool]]:
@@ -238,6 +296,8 @@ def unused_resources(requests: Iterable[Any], registry: Any, resources: RunResou
     keys = [k for k in resources.values if resources.values[k] not in (None, 0)]
     if resources.directives:
         keys.append("extra_directives")
+    if resources.per_task:
+        keys.append("per_task")
     notes: list[tuple[str, bool]] = []
     for req in requests:
         if req in schedulers:

@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, str]] = [
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
         plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles plugin.arrayjob.manifest
         plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
+        plugin.arrayjob.vocabulary plugin.arrayjob.per_task
         plugin_compat entry_points registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
@@ -57,16 +58,17 @@ LAYERS: list[tuple[str, str]] = [
     # Sweeps: expansion, task directories (and the Hydra app they may run), the layout of a
     # worker sweep.
     ("sweep", """
-        sweep run_resources hydra_app prepare workers.settings workers.layout
+        sweep run_resources per_task_resources hydra_app prepare workers.settings workers.layout
     """),
     # A project's services: its sources and hosts, pre-flight checks.
     ("project", """
         sources hosts preflight dry_run dry_run_scripts hydra_check hydra_example targets run_start project_init
+        resource_check
     """),
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        runner failfast retries on_finish engine metrics outages lease sweep_select lifecycle adaptive plugin.project
+        runner setup_failure failfast retries on_finish engine metrics outages lease sweep_select lifecycle adaptive plugin.project
         cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker

@@ -150,7 +150,7 @@ def test_bad_flags_exit_2_in_one_line(project: Project) -> None:
     proc = project.hsm("run", "--config", str(cfg), "--dry-run", "--walltime", "1:2:3:4")
     assert proc.returncode == 2 and "Error: --walltime: invalid walltime '1:2:3:4'" in proc.stderr
     proc = project.hsm("run", "--config", str(cfg), "--dry-run", "--gpus", "-1")
-    assert proc.returncode == 2 and "'--gpus': -1 is not in the range x>=0" in proc.stderr
+    assert proc.returncode == 2 and "Error: --gpus: expected a number of GPUs or TYPE:N, got '-1'" in proc.stderr
 
 
 def test_gpus_on_the_command_line_with_only_local_and_no_gpu_slots_is_an_error(project: Project) -> None:

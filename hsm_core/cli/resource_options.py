@@ -18,7 +18,7 @@ def resource_options(per: str = "task") -> Callable[[Any], Any]:
     ``per`` names what one array element runs (``task``, ``worker``)."""
     options = [
         click.option("--walltime", metavar="TIME", help=f"Walltime per {per}: HH:MM:SS, D-HH:MM:SS, 90m, 4h."),
-        click.option("--gpus", type=click.IntRange(min=0), metavar="N", help=f"GPUs per {per}."),
+        click.option("--gpus", metavar="N|TYPE:N", help=f"GPUs per {per}, e.g. 2 or a100:2."),
         click.option("--cpus", type=click.IntRange(min=1), metavar="N", help=f"CPUs per {per}."),
         click.option("--mem", "--memory", "memory", metavar="SIZE", help=f"Memory per {per}, e.g. 16G or 500M."),
         click.option("--nodes", type=click.IntRange(min=1), metavar="N", help=f"Nodes per {per}."),

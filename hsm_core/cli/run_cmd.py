@@ -280,6 +280,10 @@ def _checked_resources(plan: Any, requests: Any, registry: Any, given: dict[str,
         command_line = command_line.over(first)
     chosen = run_resources(plan.spec, registry, command_line)
     check_directives(requests, registry, chosen)
+    from hsm_core.resource_check import check_expressible, check_rule_parameters
+
+    check_rule_parameters(plan.spec, registry)
+    check_expressible(requests, registry, chosen, plan.project)
     for line, fatal in unused_resources(requests, registry, chosen):
         if fatal:
             raise HsmError(line, hint="choose a batch scheduler with --sources (e.g. --sources hpc), or drop the flag")

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, for type checkers
     from hsm_core.plugin.arrayjob.directives import check_line, check_name, directive_path, finish_directives
-    from hsm_core.plugin.arrayjob.vocabulary import MAIL_TYPES, check_constraint, parse_gpus
+    from hsm_core.plugin.arrayjob.vocabulary import MAIL_TYPES, check_constraint, parse_bool, parse_gpus, parse_mail_type
     from hsm_core.plugin.arrayjob.resources import (
         Resources,
         format_memory,
@@ -245,7 +245,7 @@ _SUBMODULE: dict[str, str] = {
     **_names("arrayjob.source", "ArrayJobSource"),
     **_names("arrayjob.manifest", "SubmittedChunk"),
     **_names("arrayjob.script", "ArrayJob", "ScriptRenderer", "script_body", "chunk_ranges", "LAUNCHER_VARIABLE"),
-    **_names("arrayjob.vocabulary", "MAIL_TYPES", "check_constraint", "parse_gpus"),
+    **_names("arrayjob.vocabulary", "MAIL_TYPES", "check_constraint", "parse_gpus", "parse_mail_type", "parse_bool"),
     **_names(
         "arrayjob.resources",
         "Resources",
@@ -383,6 +383,8 @@ __all__ = [
     "MAIL_TYPES",
     "check_constraint",
     "parse_gpus",
+    "parse_mail_type",
+    "parse_bool",
     "COMMON_SCHEMA",
     "QueueState",
     "JobInfo",

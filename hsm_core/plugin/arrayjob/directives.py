@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from hsm_core.errors import ConfigError
 
-__all__ = ["check_name", "check_line", "finish_directives", "directive_path", "scoped_directives"]
+__all__ = ["check_name", "check_line", "finish_directives", "directive_path"]
 
 # Names that end up in directives: no whitespace, quotes, '#', or shell metacharacters.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.,:+@=%/\[\]-]+$")

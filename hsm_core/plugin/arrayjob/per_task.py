@@ -66,7 +66,7 @@ def parse_rules(options: Mapping[str, Any]) -> list[Rule]:
         if not isinstance(item, Mapping) or not isinstance(item.get("when"), Mapping) or not item["when"]:
             raise ConfigError("a rule needs when: {PARAM: VALUE or [VALUES]} and the resources it sets", key=where)
         when = tuple((str(k), tuple(v) if isinstance(v, list) else (v,)) for k, v in item["when"].items())
-        values = tuple((str(k), v) for k, v in item.items() if k != "when")
+        values = tuple((str(k), v) for k, v in item.items() if k != "when" and not str(k).startswith("_"))
         if not values:
             raise ConfigError("the rule sets no resource", key=where, hint="add e.g. walltime: 4h next to when:")
         rules.append(Rule(when, values, str(item.get("_where") or where)))

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from hsm_core.errors import ConfigError
 from hsm_core.plugin.arrayjob.directives import check_line, check_name
-from hsm_core.plugin.arrayjob.vocabulary import parse_gpus, vocabulary_fields
+from hsm_core.plugin.arrayjob.vocabulary import check_constraint, parse_bool, parse_gpus, parse_mail_type
 
 __all__ = [
     "Resources",
@@ -257,7 +257,29 @@ def resources_from_options(options: Mapping[str, Any]) -> Resources:
     for name in ("account", "qos"):
         if options.get(name) not in (None, ""):
             fields[name] = check_name(options[name], name)
-    fields.update(vocabulary_fields(options))
+    fields.update(_vocabulary_fields(options))
     return Resources(**fields)
 
 
+def _vocabulary_fields(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`Resources` fields of the richer vocabulary (:mod:`.vocabulary`) set in
+    ``options`` (an ``hpc:`` section, a cluster entry, with the sweep's ``resources:`` laid over)."""
+    out: dict[str, Any] = {}
+
+    def given(name: str) -> bool:
+        return options.get(name) not in (None, "")
+
+    if given("exclusive"):
+        out["exclusive"] = parse_bool(options["exclusive"], key="exclusive") or None
+    if given("constraint"):
+        out["constraint"] = check_constraint(options["constraint"])
+    for name in ("reservation", "mail_user"):
+        if given(name):
+            out[name] = check_name(options[name], name)
+    if given("mail_type"):
+        out["mail_type"] = parse_mail_type(options["mail_type"])
+    if given("gpus_per_task"):
+        out["gpus_per_task"] = positive_int(options["gpus_per_task"], "gpus_per_task")
+    if given("memory_per_cpu"):
+        out["memory_per_cpu_mb"] = parse_memory(options["memory_per_cpu"], key="memory_per_cpu")
+    return out

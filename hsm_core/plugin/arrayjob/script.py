@@ -17,7 +17,9 @@ from typing import Callable, Sequence
 from hsm_core.plugin.arrayjob.directives import check_line
 from hsm_core.plugin.arrayjob.resources import Resources
 
-from hsm_core.jobenv import TASK_LAUNCHER as LAUNCHER_VARIABLE
+#: What the task runner puts before the task's command when set (``srun ...``): a job script of
+#: a task of several nodes exports it. The same name as hsm_core.jobenv.TASK_LAUNCHER.
+LAUNCHER_VARIABLE = "HSM_TASK_LAUNCHER"
 
 __all__ = ["ArrayJob", "script_body", "chunk_ranges", "ScriptRenderer", "LAUNCHER_VARIABLE"]
 

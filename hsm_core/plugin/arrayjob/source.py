@@ -227,9 +227,10 @@ class ArrayJobSource(ComputeSource):
         """How the job script starts the task runner."""
         return self.job_files.runner_argv()
 
-    def make_job(self, name: str, tasks: int, list_file: Path) -> ArrayJob:
-        """The :class:`ArrayJob` of a chunk of ``tasks`` tasks (paths as the execution host sees them)."""
-        return self.job_files.make_job(name, tasks, list_file)
+    def make_job(self, name: str, tasks: int, list_file: Path, resources: Resources | None = None) -> ArrayJob:
+        """The :class:`ArrayJob` of a chunk of ``tasks`` tasks (paths as the execution host sees
+        them); ``resources``: the chunk's own (per-task resources), default the source's."""
+        return self.job_files.make_job(name, tasks, list_file, resources)
 
     def resource_groups(self, tasks: Sequence[TaskSpec]) -> list[tuple[Resources, list[TaskSpec]]]:
         """``tasks`` grouped by their resources (the per-task rules applied to each task's

@@ -3,7 +3,8 @@ exclusive nodes, constraints, reservations, mail notifications, typed GPUs, GPUs
 memory per CPU, read and checked here, rendered by each scheduler plugin its own way.
 
 A scheduler that cannot express one of them says so (its source's ``cannot_express``) and the run
-stops with one line naming the key: a request is never silently dropped.
+stops with one line naming the key: a request is never silently dropped. The options are read
+into :class:`~hsm_core.plugin.Resources` by :func:`~hsm_core.plugin.resources_from_options`.
 """
 
 from __future__ import annotations
@@ -12,25 +13,14 @@ import re
 from typing import Any, Mapping
 
 from hsm_core.errors import ConfigError
-from hsm_core.plugin.arrayjob.directives import check_name
 
-__all__ = [
-    "MAIL_TYPES",
-    "VOCABULARY_KEYS",
-    "parse_gpus",
-    "parse_mail_type",
-    "check_constraint",
-    "parse_bool",
-    "vocabulary_fields",
-]
+__all__ = ["MAIL_TYPES", "parse_gpus", "parse_mail_type", "check_constraint", "parse_bool"]
 
-#: Mail events every scheduler plugin maps (Slurm: --mail-type; PBS: -m letters).
+#: Mail events every scheduler plugin maps to its own words (or says it cannot).
 MAIL_TYPES = ("begin", "end", "fail", "all", "none", "requeue", "time_limit")
-#: The keys of this module, as ``resources:`` / ``hpc:`` spell them.
-VOCABULARY_KEYS = ("exclusive", "constraint", "reservation", "mail_user", "mail_type", "gpus_per_task", "memory_per_cpu")
 
 _GPUS = re.compile(r"^(?:(?P<type>[A-Za-z0-9_.+-]+):)?(?P<n>\d+)$")
-# A Slurm feature expression: names joined by & | , with optional [ ] ( ) and *N counts.
+# A node feature expression: names joined by & | , with optional [ ] ( ) and *N counts.
 _CONSTRAINT = re.compile(r"^[A-Za-z0-9_.:+@=%/\-&|,!()\[\]*]+$")
 
 
@@ -86,29 +76,3 @@ def parse_bool(value: Any, *, key: str) -> bool:
     if text in ("false", "no", "0", "off"):
         return False
     raise ConfigError(f"expected true or false, got {value!r}", key=key)
-
-
-def vocabulary_fields(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The :class:`~hsm_core.plugin.Resources` fields of this module's keys set in ``options``
-    (an ``hpc:`` section, a cluster entry, with the sweep's ``resources:`` laid over)."""
-    from hsm_core.plugin.arrayjob.resources import parse_memory, positive_int
-
-    out: dict[str, Any] = {}
-
-    def given(name: str) -> bool:
-        return options.get(name) not in (None, "")
-
-    if given("exclusive"):
-        out["exclusive"] = parse_bool(options["exclusive"], key="exclusive") or None
-    if given("constraint"):
-        out["constraint"] = check_constraint(options["constraint"])
-    for name in ("reservation", "mail_user"):
-        if given(name):
-            out[name] = check_name(options[name], name)
-    if given("mail_type"):
-        out["mail_type"] = parse_mail_type(options["mail_type"])
-    if given("gpus_per_task"):
-        out["gpus_per_task"] = positive_int(options["gpus_per_task"], "gpus_per_task")
-    if given("memory_per_cpu"):
-        out["memory_per_cpu_mb"] = parse_memory(options["memory_per_cpu"], key="memory_per_cpu")
-    return out
