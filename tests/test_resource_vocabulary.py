@@ -205,6 +205,8 @@ def test_dry_run_shows_one_array_job_per_set_of_resources(cluster_project, tmp_p
      "sweep.yaml:4: resources.extra_directives.slrum: 'slrum' is not a batch scheduler, did you mean 'slurm'?"),
     ({"extra_directives": {"pbs": ["--signal=B:USR1@60"]}}, "pbs",
      "sweep.yaml:4: resources.pbs.extra_directives[0]: '--signal=B:USR1@60' is not a PBS directive"),
+    ({"extra_directives": ["-l walltime=01:00:00"]}, "slurm",
+     "sweep.yaml:4: resources.extra_directives[0]: '-l walltime=01:00:00' is not a Slurm directive"),
     ({"mail_type": "sometimes"}, "slurm", "sweep.yaml:4: resources.mail_type: unknown mail type 'sometimes'"),
     ({"gpus": "a100:x"}, "slurm", "sweep.yaml:4: resources.gpus: expected a number of GPUs or TYPE:N"),
 ])

@@ -60,6 +60,7 @@ class SlurmSource(ArrayJobSource):
     transient_patterns = ("unable to contact slurm controller", "slurm_persist_conn")
     script_suffix = ".sbatch"
     directive_scopes = ("slurm",)
+    foreign_directive_forms = ("-l ",)  # PBS's resource lists: sbatch has no -l
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
