@@ -99,7 +99,7 @@ def pbs_cannot_express(r: Resources, flavour: str) -> list[tuple[str, str]]:
     if r.gpus_per_task:
         out.append(("gpus_per_task", f"{label} has no GPUs per task; use gpus (GPUs per array element)"))
     if r.constraint and flavour == "pbs":
-        out.append(("constraint", "PBS Pro has no node constraints (sites use custom resources in select=)"))
+        out.append(("constraint", "PBS Pro has no node constraints; sites use custom resources in select="))
     if r.constraint and flavour == "torque" and not re.fullmatch(r"[A-Za-z0-9_.-]+(&[A-Za-z0-9_.-]+)*", r.constraint):
         out.append(("constraint", f"Torque node properties are names joined by &, not {r.constraint!r}"))
     if r.reservation and flavour == "pbs" and r.partition:

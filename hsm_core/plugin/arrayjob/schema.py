@@ -31,7 +31,8 @@ COMMON_SCHEMA: dict[str, Any] = {
         "reservation": {"type": "string", "description": "run in this reservation"},
         "mail_user": {"type": "string", "description": "address of the scheduler's mails"},
         "mail_type": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-                      "description": "mail on: begin, end, fail, all, none, requeue, time_limit (as the scheduler has them)"},
+                      "description": "mail on: begin, end, fail, all, none, requeue, time_limit (as the scheduler has them)",
+                      "x-message": "expected a mail type or a list of them: begin, end, fail, all, none, requeue, time_limit"},
         "per_task_resources": {
             "type": "array",
             "description": "rules giving some tasks other resources: [{when: {PARAM: VALUE or [VALUES]}, walltime: 4h, ...}]",
@@ -52,6 +53,7 @@ COMMON_SCHEMA: dict[str, Any] = {
         "extra_directives": {
             "anyOf": [{"type": "array", "items": {"type": "string"}},
                       {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}],
+            "x-message": "expected a list of directives, or {SCHEDULER: [...], ...}",
             "description": "raw directives: a list (this scheduler's, or every scheduler's in hpc:), or "
                            "{SCHEDULER: [...], ...} (each scheduler reads its own list only)",
         },
