@@ -295,3 +295,20 @@ def test_the_launcher_variable_prefixes_the_task_command(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert seen.read_text().startswith(f"--flag {sys.executable} -c") and (tmp_path / "task_001.ran").exists()
+
+
+def test_a_misspelt_scheduler_under_the_projects_extra_directives_is_refused(tmp_path: Path) -> None:
+    bin_dir = _fake_scheduler(tmp_path)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    project = make_project(tmp_path / "proj", env={"PATH": path}, config_extra=textwrap.dedent(f"""\
+        hpc:
+          env: {{PATH: "{path}"}}
+          extra_directives:
+            slrum: ["--exclusive"]
+        """))
+    cfg = project.write_sweep({"grid": {"x": [1]}})
+    proc = project.hsm("run", "--config", str(cfg), "--sources", "slurm", "--dry-run")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    line = (project.root / "hsm_config.yaml").read_text().splitlines().index("    slrum: [\"--exclusive\"]") + 1
+    assert f"hsm_config.yaml:{line}: hpc.extra_directives.slrum: 'slrum' is not a batch scheduler, did you mean 'slurm'?" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
