@@ -1,9 +1,14 @@
 """Per-sweep resources: the sweep file's ``resources:`` and ``hsm run --gpus/--walltime/...``.
 
-One vocabulary, the array-job toolkit's (:mod:`hsm_core.plugin.arrayjob.resources`): ``walltime``,
-``cpus``, ``memory``, ``gpus``, ``nodes``, ``partition`` (or ``queue``), ``account``, ``qos`` and
-``extra_directives``; raw directives for one scheduler go under its own key
-(``resources: {slurm: {extra_directives: [...]}}``), as in ``hpc:``. Later wins: the project's
+One vocabulary, the array-job toolkit's (:mod:`hsm_core.plugin.arrayjob.resources` and
+:mod:`~hsm_core.plugin.arrayjob.vocabulary`): ``walltime``, ``cpus``, ``memory``,
+``memory_per_cpu``, ``gpus`` (``N`` or ``TYPE:N``), ``gpus_per_task``, ``nodes``, ``partition``
+(or ``queue``), ``account``, ``qos``, ``exclusive``, ``constraint``, ``reservation``,
+``mail_user``, ``mail_type`` and ``extra_directives``; raw directives for one scheduler go under
+its own key (``resources: {slurm: {extra_directives: [...]}}`` or ``extra_directives: {slurm:
+[...]}``), as in ``hpc:``. ``per_task`` rules (:mod:`hsm_core.per_task_resources`) give some
+tasks other resources; whether each scheduler can express it all is checked before a run
+(:mod:`hsm_core.resource_check`). Later wins: the project's
 ``hpc:`` / ``compute.<kind>`` / ``hpc.clusters.NAME`` settings, then the sweep file, then the
 command line.
 
