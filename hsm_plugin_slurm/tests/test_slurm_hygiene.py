@@ -30,8 +30,8 @@ def test_a_failing_setup_command_fails_the_task_and_the_command_never_runs(tmp_p
         assert status["error"] == "setup command 2 exited 1: source /nonexistent/venv/bin/activate"
         assert status["exit_code"] == 1 and status.get("job_id")
     assert project.executions() == []  # train.py never ran in the wrong environment
-    errors = project.hsm("monitor", "errors", sweep.name, check=False)
-    assert "source /nonexistent/venv/bin/activate" in errors.stdout + errors.stderr
+    project.hsm("monitor", "errors", sweep.name, check=False)
+    assert "source /nonexistent/venv/bin/activate" in (sweep / "logs" / "errors" / "failed_tasks.yaml").read_text()
 
 
 def test_a_job_script_submitted_from_another_directory_logs_where_hsm_reads(tmp_path: Path, slurm_cluster) -> None:
