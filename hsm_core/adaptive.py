@@ -183,7 +183,7 @@ class AdaptiveSearch:
         for number, ask in sorted(self.log.asked().items()):
             if number in told:
                 t = told[number]
-                out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value")))
+                out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value"), ask.get("data") or {}))
                 continue
             task_dir = trial_dir(self.sweep, number, ask)
             state = (read_status(task_dir) or {}).get("state")
@@ -198,14 +198,14 @@ class AdaptiveSearch:
                         self.sweep.log("sweep.log", f"search: {why}; check the metric's name in search: metric:")
                     except OSError:
                         pass
-                    out.append(Trial(number, ask["params"], "failed"))
+                    out.append(Trial(number, ask["params"], "failed", None, ask.get("data") or {}))
                     continue
                 self.log.record_tell(number, {"trial": number, "state": "completed", "value": value, "told": now_iso()})
-                out.append(Trial(number, ask["params"], "completed", value))
+                out.append(Trial(number, ask["params"], "completed", value, ask.get("data") or {}))
             elif state in (TaskState.FAILED.value, TaskState.TIMEOUT.value):
-                out.append(Trial(number, ask["params"], "failed"))
+                out.append(Trial(number, ask["params"], "failed", None, ask.get("data") or {}))
             else:
-                out.append(Trial(number, ask["params"], "running"))
+                out.append(Trial(number, ask["params"], "running", None, ask.get("data") or {}))
         return out
 
     def params_for(self, record: TaskRecord) -> dict[str, Any]:
@@ -218,29 +218,40 @@ class AdaptiveSearch:
         ask, or a new one from the strategy told every earlier trial."""
         held = self.log.ask_of(number)
         if held is None:
-            strategy = make_strategy(self.settings, self.registry)
-            known = self.trials()
-            for trial in known:
-                strategy.tell(trial)
-            try:
-                params = dict(strategy.ask(number))
-            except HsmError:
-                raise
-            except Exception as exc:  # a strategy's bug: one line naming it, the trial stays unasked
-                raise HsmError(f"search strategy {self.settings.strategy!r} failed to propose trial {number}: {exc!r}",
-                               hint=f"the sweep continues from its log: hsm complete {self.sweep.sweep_id}") from exc
-            missing = [p.name for p in self.settings.params if p.name not in params]
-            if missing:
-                raise HsmError(f"search strategy {self.settings.strategy!r} proposed trial {number} without {missing[0]!r}")
-            held = self.log.record_ask(number, {
-                "trial": number, "task_id": task_id, "params": params, "asked": now_iso(),
-                "task_dir": _relative(task_dir, self.sweep.path),
-                "by": f"{socket.gethostname()}:{os.getpid()}",
-                # what the strategy knew: later readers can see how adaptive each ask was
-                "completed_before": sum(1 for t in known if t.state == "completed"),
-                "running_before": sum(1 for t in known if t.state == "running"),
-            })
+            from hsm_core.search_turn import ask_turn
+
+            # One asker at a time: each sees every earlier ask as pending (search_turn's docstring).
+            with ask_turn(self.log.path):
+                held = self.log.ask_of(number) or self._ask(number, task_id, task_dir)
         return dict(held["params"])
+
+    def _ask(self, number: int, task_id: str, task_dir: Path) -> dict[str, Any]:
+        """Ask the strategy for trial ``number`` and record it (the caller holds the ask turn)."""
+        strategy = make_strategy(self.settings, self.registry)
+        known = self.trials()
+        for trial in known:
+            strategy.tell(trial)
+        try:
+            params = dict(strategy.ask(number))
+        except HsmError:
+            raise
+        except Exception as exc:  # a strategy's bug: one line naming it, the trial stays unasked
+            raise HsmError(f"search strategy {self.settings.strategy!r} failed to propose trial {number}: {exc!r}",
+                           hint=f"the sweep continues from its log: hsm complete {self.sweep.sweep_id}") from exc
+        missing = [p.name for p in self.settings.params if p.name not in params]
+        if missing:
+            raise HsmError(f"search strategy {self.settings.strategy!r} proposed trial {number} without {missing[0]!r}")
+        data = dict(strategy.trial_data() or {})
+        held = self.log.record_ask(number, {
+            **({"data": data} if data else {}),
+            "trial": number, "task_id": task_id, "params": params, "asked": now_iso(),
+            "task_dir": _relative(task_dir, self.sweep.path),
+            "by": f"{socket.gethostname()}:{os.getpid()}",
+            # what the strategy knew: later readers can see how adaptive each ask was
+            "completed_before": sum(1 for t in known if t.state == "completed"),
+            "running_before": sum(1 for t in known if t.state == "running"),
+        })
+        return held
 
 
 def best_trial(sweep_path: Path, records: Iterable[TaskRecord] | None = None) -> dict[str, Any] | None:

@@ -56,6 +56,9 @@ class Trial:
     params: Mapping[str, Any]
     state: str  #: ``running`` (asked, no result yet), ``completed`` or ``failed``
     value: float | None = None  #: the metric, for a completed trial
+    #: What the strategy kept with this trial when it asked it (:meth:`SearchStrategy.trial_data`),
+    #: e.g. the generation of an evolutionary sampler; {} for a strategy that keeps nothing.
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SearchStrategy(ABC):
@@ -83,3 +86,10 @@ class SearchStrategy(ABC):
     @abstractmethod
     def ask(self, number: int) -> dict[str, Any]:
         """The parameters of trial ``number`` (a value for every parameter of the space)."""
+
+    def trial_data(self) -> Mapping[str, Any]:
+        """Data to keep with the trial :meth:`ask` just proposed (JSON values), recorded in the
+        trial log with the ask and given back as :attr:`Trial.data` to every later strategy:
+        the place for state a strategy builds up across trials (CMA-ES's search distribution),
+        since a new instance is made for every ask. Default: nothing."""
+        return {}

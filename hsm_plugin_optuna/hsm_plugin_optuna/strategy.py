@@ -11,6 +11,7 @@ few milliseconds per ask for hundreds of trials, small next to starting a task.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -21,6 +22,17 @@ from optuna.trial import TrialState, create_trial
 from hsm_core.plugin import ConfigError, SearchParam, SearchSettings, SearchStrategy, Trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # hsm reports trials itself
+
+#: The key of hsm's trial data holding a trial's Optuna system attrs.
+_SYSTEM_ATTRS = "optuna_system_attrs"
+#: Asks of one trial before a configuration some pending trial runs is accepted (a space smaller
+#: than the trials running at once has no other).
+_MAX_ATTEMPTS = 20
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
 
 #: Distributions with no bounds, which Optuna's samplers cannot search.
 _UNBOUNDED = ("normal", "log_normal", "beta")
@@ -63,6 +75,8 @@ class OptunaStrategy(SearchStrategy):
         self.sampler_name = sampler
         self.distributions: dict[str, BaseDistribution] = {}
         self.constants: dict[str, Any] = {}
+        self.pending: set[str] = set()  #: the parameters of trials told as running
+        self.asked_attrs: dict[str, Any] = {}  #: the Optuna system attrs of the trial just asked
         for p in settings.params:
             dist = distribution_of(p, settings.strategy)
             if dist is None:
@@ -75,6 +89,10 @@ class OptunaStrategy(SearchStrategy):
     def _sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         cls = getattr(optuna.samplers, self.sampler_name)
         options = dict(self.settings.options)
+        if self.sampler_name == "TPESampler":
+            # Trials still running count as bad results, so that TPE proposes elsewhere while
+            # they run (Optuna's advice for parallel workers); no effect on one trial at a time.
+            options.setdefault("constant_liar", True)
         try:
             return cls(seed=seed, **options)
         except TypeError as exc:
@@ -95,19 +113,47 @@ class OptunaStrategy(SearchStrategy):
             state, value = TrialState.COMPLETE, float(trial.value)
         elif trial.state == "running":
             state, value = TrialState.RUNNING, None
+            self.pending.add(_key(params))
         else:
             state, value = TrialState.FAIL, None
         try:
-            frozen = create_trial(state=state, value=value, params=params, distributions=self.distributions)
+            frozen = create_trial(state=state, value=value, params=params, distributions=self.distributions,
+                                  system_attrs=dict(trial.data.get(_SYSTEM_ATTRS) or {}))
         except ValueError:
             return  # a value outside today's bounds
         self.study.add_trial(frozen)
 
     def ask(self, number: int) -> dict[str, Any]:
-        # The sampler's seed follows the trial number: an ask is reproducible from the same history,
-        # and two trials asked from the same history (two workers at once) still differ.
-        self.study.sampler = self._sampler(self.settings.seed * 1_000_003 + number)
-        trial = self.study.ask(self.distributions)
-        params = dict(trial.params)
+        params: dict[str, Any] = {}
+        for attempt in range(_MAX_ATTEMPTS):
+            self.study.sampler = self._sampler_for(number, attempt)
+            trial = self.study.ask(self.distributions)
+            params = dict(trial.params)
+            # A configuration a pending trial already runs (several asks while it runs, or a
+            # small discrete space): asked again with the next seed, so that concurrent trials
+            # differ; told as running, so that the next attempt knows it too.
+            if _key(params) not in self.pending:
+                break
+        # What the sampler stored on the trial (CMA-ES's and NSGA-II's generation and CMA-ES's
+        # search distribution): kept in hsm's log, given back to the next asks (trial_data).
+        self.asked_attrs = dict(self.study.get_trials(deepcopy=False)[-1].system_attrs)
         params.update(self.constants)
         return {p.name: params[p.name] for p in self.settings.params}
+
+    def trial_data(self) -> dict[str, Any]:
+        return {_SYSTEM_ATTRS: self.asked_attrs} if self.asked_attrs else {}
+
+    def _sampler_for(self, number: int, attempt: int) -> optuna.samplers.BaseSampler:
+        """The sampler for trial ``number``. Its seed follows the trial number: an ask is
+        reproducible from the same history, and two trials asked from the same history still
+        differ. QMC is the exception: its sequence is one for the whole study (the seed
+        scrambles it), and trial ``number`` takes the sequence's next point."""
+        if self.sampler_name != "QMCSampler":
+            return self._sampler(self.settings.seed * 1_000_003 + number * 101 + attempt)
+        sampler = self._sampler(self.settings.seed)
+        # Optuna counts QMC points in the study; this study is rebuilt for every ask, so the
+        # count is set to what a study that had run trials 1 .. number-1 would hold (trial 1
+        # is sampled independently, as Optuna does; trial n takes point n-2, + attempt).
+        for _ in range(max(0, number - 2 + attempt)):
+            sampler._find_sample_id(self.study, self.distributions)
+        return sampler

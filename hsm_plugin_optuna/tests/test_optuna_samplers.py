@@ -1,0 +1,150 @@
+"""Optuna's other samplers really run through hsm, and concurrent asks see each other.
+
+* CMA-ES, GP and QMC through the real ``hsm run`` (a real objective script); CMA-ES's search
+  distribution lives on across asks (its generation advances), QMC asks the very points Optuna's
+  own QMC study asks. A sampler whose optional dependency is missing is skipped with the package
+  to install, except under ``CI=true`` where every sampler must run.
+* Several processes asking at the same moment (workers, controllers) never get the same
+  configuration: the ask turn makes each see the others' pending trials.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hsm_core.testing.project import Project, make_project
+
+OBJECTIVE = r'''
+import json, os, sys
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+with open(os.path.join(os.environ["HSM_COUNT_DIR"], "runs.log"), "a") as fh:
+    fh.write(os.environ["HSM_TASK_ID"] + " " + json.dumps(args, sort_keys=True) + "\n")
+x, y = float(args["x"]), float(args["y"])
+with open(os.path.join(os.environ["HSM_TASK_DIR"], "metrics.json"), "w") as fh:
+    json.dump({"loss": (x - 3) ** 2 + (y + 1) ** 2}, fh)
+'''
+
+#: Sampler -> the packages Optuna needs for it (beyond optuna itself).
+NEEDS = {"cmaes": ("cmaes",), "gp": ("scipy", "torch"), "qmc": ("scipy",)}
+
+
+def _need(strategy: str) -> None:
+    missing = [m for m in NEEDS[strategy] if importlib.util.find_spec(m) is None]
+    if missing and os.environ.get("CI") != "true":
+        pytest.skip(f"optuna's {strategy} sampler needs {', '.join(missing)} (pip install {' '.join(missing)})")
+
+
+def _runs(project: Project) -> list[tuple[str, dict[str, str]]]:
+    path = project.root / "runs.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(line.split(" ", 1)[0], json.loads(line.split(" ", 1)[1])) for line in lines]
+
+
+def _loss(args: dict[str, str]) -> float:
+    return (float(args["x"]) - 3) ** 2 + (float(args["y"]) + 1) ** 2
+
+
+def _run(tmp_path: Path, strategy: str, trials: int, **extra: Any) -> tuple[Project, list[dict[str, str]]]:
+    project = make_project(tmp_path / "proj", script=OBJECTIVE)
+    section = {"strategy": strategy, "metric": {"name": "loss", "goal": "minimize"}, "trials": trials, "parallel": 1,
+               "seed": 0, "params": {"x": "interval(-10, 10)", "y": "interval(-10, 10)"}, **extra}
+    project.hsm("run", "--config", str(project.write_sweep({"search": section})), check=True, timeout=600)
+    runs = _runs(project)
+    assert len(runs) == trials and len({t for t, _ in runs}) == trials  # each trial ran once
+    return project, [a for _, a in runs]
+
+
+def test_cmaes_learns_across_asks(tmp_path: Path) -> None:
+    """CMA-ES keeps its generation in hsm's trial log: later generations sample near the optimum."""
+    _need("cmaes")
+    project, runs = _run(tmp_path, "cmaes", 30)
+    losses = [_loss(a) for a in runs]
+    assert min(losses[20:]) < min(losses[:6]) and sum(losses[20:]) / 10 < sum(losses[:6]) / 6, losses
+    from hsm_core.adaptive import TrialLog
+
+    asks = TrialLog(project.only_sweep()).asked()
+    generations = [a.get("data", {}).get("optuna_system_attrs", {}).get("cma:generation") for a in asks.values()]
+    assert max(g for g in generations if g is not None) >= 2, generations  # the search distribution moved on
+
+
+def test_gp_sampler_runs_and_improves(tmp_path: Path) -> None:
+    _need("gp")
+    _, runs = _run(tmp_path, "gp", 14, options={"n_startup_trials": 5})
+    losses = [_loss(a) for a in runs]
+    assert min(losses[5:]) < min(losses[:5]), losses
+
+
+def test_qmc_asks_the_points_optuna_alone_asks(tmp_path: Path) -> None:
+    """QMC's low-discrepancy sequence is one for the whole study: hsm's trial n is Optuna's trial n."""
+    _need("qmc")
+    import warnings
+
+    import optuna
+
+    _, runs = _run(tmp_path, "qmc", 8, options={"scramble": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # QMCSampler is "experimental"
+        study = optuna.create_study(sampler=optuna.samplers.QMCSampler(seed=0, scramble=True))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(lambda t: (t.suggest_float("x", -10, 10) - 3) ** 2 + (t.suggest_float("y", -10, 10) + 1) ** 2,
+                   n_trials=8)
+    hsm_points = [float(a[k]) for a in runs for k in ("x", "y")]
+    optuna_points = [t.params[k] for t in study.trials for k in ("x", "y")]
+    assert hsm_points == pytest.approx(optuna_points)
+
+
+# -- concurrent asks ------------------------------------------------------------------------------
+
+
+def _ask_at_once(sweep_dir: str, number: int, go: str, out: str) -> None:
+    """One asker (a worker or a controller about to start trial ``number``), started together."""
+    from hsm_core.adaptive import AdaptiveSearch, section_settings
+    from hsm_core.registry import build_registry
+    from hsm_core.state import SweepDir
+
+    registry = build_registry()
+    settings = section_settings({"search": _SPACE}, registry)
+    search = AdaptiveSearch(SweepDir(Path(sweep_dir)), settings, registry)
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    params = search.params_of(number, f"t{number}", Path(sweep_dir) / "tasks" / f"task_{number:03d}")
+    Path(out).write_text(json.dumps(params, sort_keys=True))
+
+
+#: A small discrete space: 2 x 3 configurations, TPE told nothing but pending trials.
+_SPACE = {"strategy": "tpe", "metric": "loss", "trials": 6, "seed": 0,
+          "params": {"opt": ["adam", "sgd"], "layers": [1, 2, 3]}}
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_asks_at_the_same_moment_never_get_the_same_configuration(tmp_path: Path, round_: int) -> None:
+    """Six processes ask for trials 1..6 of a six-configuration space at once: the ask turn makes
+    each see the others' pending trials, and none proposes a configuration one of them runs."""
+    ctx = multiprocessing.get_context("spawn")
+    sweep = tmp_path / f"sweep{round_}"
+    go = tmp_path / "go"
+    procs = [ctx.Process(target=_ask_at_once, args=(str(sweep), n, str(go), str(tmp_path / f"out{n}")))
+             for n in range(1, 7)]
+    for p in procs:
+        p.start()
+    time.sleep(3.0)  # every process has imported optuna and waits on the start file
+    go.write_text("")
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    asked = [json.loads((tmp_path / f"out{n}").read_text(encoding="utf-8")) for n in range(1, 7)]
+    configs = {json.dumps(a, sort_keys=True) for a in asked}
+    assert len(configs) == 6, asked
+    from hsm_core.adaptive import TrialLog
+
+    log = TrialLog(sweep).asked()
+    # each ask after the first knew the earlier ones as pending (they were not asked blind)
+    assert sorted(a["running_before"] for a in log.values()) == [0, 1, 2, 3, 4, 5]
