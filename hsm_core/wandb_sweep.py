@@ -6,7 +6,7 @@ translates it here into hsm's own form, then checks and runs it like any sweep f
 * ``method: grid`` -> a ``grid:`` section; ``method: random`` -> a ``random:`` section drawing
   ``run_cap`` parameter sets (seed 0); ``method: bayes`` -> a ``search:`` section (adaptive
   search) with strategy ``tpe`` (hsm-plugin-optuna), ``metric: {name, goal}`` and ``run_cap``
-  trials; ``metric`` is refused for grid and random, ``early_terminate`` always;
+  trials; ``metric`` ranks the runs of any method (hsm_core.sweep_metric), ``early_terminate`` is refused;
 * ``parameters``: ``values`` (+ ``probabilities``), ``value``, ``min``/``max`` (+ ``distribution``,
   ``q``, ``mu``/``sigma``, ``a``/``b``), nested ``parameters`` (dotted names ``optimizer.lr``);
 * ``program`` and ``command`` with wandb's macros ``${env}``, ``${interpreter}``, ``${program}``,
@@ -36,10 +36,8 @@ __all__ = ["WANDB_ARG_STYLES", "is_wandb_sweep", "translate", "wandb_args"]
 #: Top-level keys that mark a wandb sweep file (hsm's own files have neither).
 MARKERS = ("method", "parameters")
 #: What the supported keys do (the refusal of any other key lists them).
-SUPPORTED_KEYS = ("method", "parameters", "program", "command", "run_cap", "name", "description", "project", "entity")
+SUPPORTED_KEYS = ("method", "parameters", "program", "command", "run_cap", "metric", "name", "description", "project", "entity")
 _REFUSED_KEYS = {
-    "metric": "hsm does not rank runs by a metric in grid and random sweeps (method: bayes optimises it, and "
-              "hsm status shows the best trial there); remove 'metric:'",
     "early_terminate": "hsm does not stop runs early yet (no pruner; bayes sweeps run every trial to its end); "
                        "remove 'early_terminate:'",
     "job": "hsm runs a program, not a W&B Launch job: give 'program:' (and 'command:')",
@@ -106,8 +104,8 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
     where = _Where(data, file)
     method = data.get("method")
     for key in data:
-        if key == "metric" and method == "bayes":
-            continue  # what bayes optimises
+        if key == "metric":
+            continue  # what bayes optimises, and what ranks the runs of any method (hsm_core.sweep_metric)
         if key in _REFUSED_KEYS:
             raise where.error(f"not supported: {_REFUSED_KEYS[key]}", [key])
         if key in ("grid", "paired", "random", "sweep", "metadata", "args_style", "sources", "strategy"):
@@ -149,27 +147,37 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
                               "from seed 0; a wandb agent would draw until stopped)", ["method"])
         out["random"] = {"samples": run_cap, "seed": 0,
                          "params": {name: _distribution(spec, keys, where) for name, spec, keys in flat}}
+    if "metric" in data:
+        out["metric"] = _metric(data, where)
     out["command"] = _command(data, where)
     return out
 
 
-def _bayes(data: Mapping[str, Any], run_cap: int | None, flat: list[tuple[str, Mapping[str, Any], list[Any]]],
-           where: _Where) -> dict[str, Any]:
-    """``method: bayes`` as hsm's ``search:`` section: Optuna's TPE (hsm-plugin-optuna) asked for
-    ``run_cap`` trials, optimising ``metric``."""
+def _metric(data: Mapping[str, Any], where: _Where) -> dict[str, str]:
+    """wandb's ``metric: {name, goal}``, checked (its ``target`` is refused: hsm runs the whole budget)."""
     metric = data.get("metric")
     if not isinstance(metric, Mapping) or not isinstance(metric.get("name"), str) or not metric.get("name"):
-        raise where.error("bayes needs the metric to optimise: metric: {name: loss, goal: minimize}", ["metric"])
+        raise where.error("metric must name the metric: metric: {name: loss, goal: minimize}", ["metric"])
     for key in metric:
         if key not in ("name", "goal"):
             raise where.error(f"not supported: metric.{key} (hsm runs the run_cap trials; remove it)", ["metric", key])
     goal = metric.get("goal", "minimize")
     if goal not in ("minimize", "maximize"):
         raise where.error(f"metric goal must be minimize or maximize, not {goal!r}", ["metric", "goal"])
+    return {"name": metric["name"], "goal": goal}
+
+
+def _bayes(data: Mapping[str, Any], run_cap: int | None, flat: list[tuple[str, Mapping[str, Any], list[Any]]],
+           where: _Where) -> dict[str, Any]:
+    """``method: bayes`` as hsm's ``search:`` section: Optuna's TPE (hsm-plugin-optuna) asked for
+    ``run_cap`` trials, optimising ``metric``."""
+    if "metric" not in data:
+        raise where.error("bayes needs the metric to optimise: metric: {name: loss, goal: minimize}", ["metric"])
+    metric = _metric(data, where)
     if run_cap is None:
         raise where.error("bayes needs run_cap: N, the number of trials (a wandb agent would search until "
                           "stopped)", ["method"])
-    return {"strategy": "tpe", "metric": {"name": metric["name"], "goal": goal}, "trials": run_cap, "seed": 0,
+    return {"strategy": "tpe", "metric": metric, "trials": run_cap, "seed": 0,
             "params": {name: _distribution(spec, keys, where) for name, spec, keys in flat}}
 
 

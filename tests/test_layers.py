@@ -52,7 +52,7 @@ LAYERS: list[tuple[str, str]] = [
     ("config", """
         config config.lines config.project_root config.yaml_io config.layers config.schema
         config.validation config.installed config.project_config config.checked_cache config.sweep_file config.editing
-        sync.config sweep_syntax sweep_forms wandb_sweep
+        sync.config sweep_syntax sweep_forms wandb_sweep sweep_metric
     """),
     # Sweeps: expansion, task directories (and the Hydra app they may run), the layout of a
     # worker sweep.
@@ -71,7 +71,7 @@ LAYERS: list[tuple[str, str]] = [
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
-        monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
+        monitor.best monitor.svg_search monitor.best_report monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
         sync sync.ssh sync.rsync sync.planner sync.pull sync.transfers
     """),
     # What Python users and the shell call: the Python API, shell completion.

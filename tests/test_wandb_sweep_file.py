@@ -109,8 +109,8 @@ def test_grid_and_nested_parameters(tmp_path):
 
 
 @pytest.mark.parametrize("text,line,key,words", [
-    ("program: t.py\nmethod: grid\nmetric: {name: loss}\nparameters: {a: {values: [1]}}\n", 3, "metric",
-     "does not rank runs by a metric"),
+    ("program: t.py\nmethod: grid\nmetric: {name: loss, goal: up}\nparameters: {a: {values: [1]}}\n", 3, "metric.goal",
+     "metric goal must be minimize or maximize"),
     ("method: bayes\nmetric: {name: loss}\nparameters: {a: {values: [1]}}\nprogram: t.py\n", 1, "method",
      "bayes needs run_cap"),
     ("program: t.py\nmethod: bayes\nrun_cap: 3\nparameters: {a: {values: [1]}}\n", None, "metric",

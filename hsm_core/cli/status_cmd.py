@@ -62,6 +62,9 @@ def _print_one(info: dict[str, Any]) -> None:
 
         table.add_row("Best trial", describe_best(best))
     console.print(table)
+    from hsm_core.monitor.best import print_best_runs
+
+    print_best_runs(console, info)
     if info["per_source"]:
         st = Table(title="Per source")
         st.add_column("Source")

@@ -93,4 +93,12 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
         "waiting": outages["sources"] if outages else [],
         #: An adaptive (search:) sweep's best completed trial so far: trial, metric, goal, value, params.
         "best": best_trial(sweep.path),
+        #: The sweep's metric ({name, goal}) and its best runs so far (hsm_core.monitor.best), or None.
+        **_best_runs(sweep.path, records.values()),
     }
+
+
+def _best_runs(sweep_path: Path, records: Any) -> dict[str, Any]:
+    from hsm_core.monitor.best import status_best
+
+    return status_best(sweep_path, records)
