@@ -114,7 +114,9 @@ def collect(sweep: SweepDir, *, metric: str | None = None, records: dict[str, Ta
     records = records if records is not None else load_records(sweep)
     snapshot = take_snapshot(sweep, cache=_FixedRecords(records))
     errors = analyze(sweep, records.values())
-    table = build_table(sweep, records.values())
+    from hsm_core.adaptive import with_trial_params
+
+    table = build_table(sweep, with_trial_params(sweep.path, records.values()))  # an adaptive sweep's asked values
     names = numeric_metrics(table)
     if metric is not None and metric not in names:
         if strict:
@@ -124,7 +126,10 @@ def collect(sweep: SweepDir, *, metric: str | None = None, records: dict[str, Ta
             )
         metric = None
     if metric is None and names:
-        metric = names[0]
+        from hsm_core.sweep_metric import declared_metric
+
+        declared = declared_metric(sweep.path)  # the sweep's metric: {name, goal}, when it has a number
+        metric = declared.name if declared is not None and declared.name in names else names[0]
     return ReportData(sweep, records, snapshot, errors, table, metric, names)
 
 
@@ -400,6 +405,12 @@ def _metric_section(data: ReportData) -> str:
     return "\n".join(html)
 
 
+def _best_section(data: ReportData) -> str:
+    from hsm_core.monitor.best_report import best_section
+
+    return best_section(data.sweep, data.table, data.metric)
+
+
 def _duration_section(data: ReportData) -> str:
     durs = [float(r.duration) for r in data.records.values() if r.state == "completed" and _number(r.duration) is not None]  # type: ignore[arg-type]
     if not durs:
@@ -435,6 +446,7 @@ def completion_html(data: ReportData, perf: Mapping[str, Any]) -> str:
         _summary_section(data),
         _source_section(data, perf),
         _errors_section(data),
+        _best_section(data),
         _metric_section(data),
         _duration_section(data),
     ]
