@@ -288,7 +288,10 @@ def write_settings(sweep: SweepDir, settings: SearchSettings) -> None:
     (sweep.path / LOG_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_json(sweep.path / LOG_DIR / "settings.json",
                       {"strategy": settings.strategy, "metric": settings.metric, "goal": settings.goal,
-                       "trials": settings.trials, "parallel": settings.parallel, "seed": settings.seed})
+                       "trials": settings.trials, "parallel": settings.parallel, "seed": settings.seed,
+                       # the search space, for views of the study that parse no sweep file (a dashboard)
+                       "params": [{"name": p.name, "distribution": p.distribution, "args": list(p.args), "q": p.q}
+                                  for p in settings.params]})
 
 
 def describe_best(best: Mapping[str, Any]) -> str:
@@ -320,3 +323,35 @@ def with_trial_params(sweep_path: Path, records: Iterable[TaskRecord]) -> list[T
             rec.params = dict(params)
         out.append(rec)
     return out
+
+
+def read_trials(sweep_path: Path) -> tuple[dict[str, Any], list[Trial]] | None:
+    """An adaptive sweep's settings (``strategy``, ``metric``, ``goal``, ``trials`` ...) and every
+    asked trial with its state now, read without writing anything (for viewers such as a
+    dashboard on a read-only copy); None for a sweep without a trial log."""
+    log = TrialLog(sweep_path)
+    try:
+        meta = read_json(log.path / "settings.json")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    sweep = SweepDir(Path(sweep_path))
+    told = log.told()
+    out: list[Trial] = []
+    for number, ask in sorted(log.asked().items()):
+        data = ask.get("data") or {}
+        if number in told:
+            t = told[number]
+            out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value"), data))
+            continue
+        task_dir = trial_dir(sweep, number, ask)
+        state = (read_status(task_dir) or {}).get("state")
+        if state == TaskState.COMPLETED.value:
+            value = metric_value(_task_metrics(task_dir), str(meta.get("metric")))
+            out.append(Trial(number, ask["params"], "completed" if value is not None else "failed", value, data))
+        elif state in (TaskState.FAILED.value, TaskState.TIMEOUT.value):
+            out.append(Trial(number, ask["params"], "failed", None, data))
+        else:
+            out.append(Trial(number, ask["params"], "running", None, data))
+    return meta, out

@@ -71,7 +71,7 @@ LAYERS: list[tuple[str, str]] = [
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
-        monitor.best monitor.svg_search monitor.best_report monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
+        monitor.best monitor.svg_search monitor.best_report monitor.dashboard_hint monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
         sync sync.ssh sync.rsync sync.planner sync.pull sync.transfers
     """),
     # What Python users and the shell call: the Python API, shell completion.

@@ -65,6 +65,11 @@ def _print_one(info: dict[str, Any]) -> None:
     from hsm_core.monitor.best import print_best_runs
 
     print_best_runs(console, info)
+    from hsm_core.monitor.dashboard_hint import dashboard_hint
+
+    hint = dashboard_hint(info["sweep_id"], info["path"])
+    if hint:
+        console.print(hint, markup=False, soft_wrap=True)
     if info["per_source"]:
         st = Table(title="Per source")
         st.add_column("Source")

@@ -82,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         locate_project,
         locate_sweep,
         make_probe_task,
+        read_search_trials,
         set_project_setting,
     )
     from hsm_core.plugin.records import (
@@ -240,6 +241,7 @@ _SUBMODULE: dict[str, str] = {
         "SweepLocation",
         "locate_sweep",
         "make_probe_task",
+        "read_search_trials",
     ),
     **_names("arrayjob.source", "ArrayJobSource"),
     **_names("arrayjob.manifest", "SubmittedChunk"),
@@ -359,6 +361,7 @@ __all__ = [
     "SweepLocation",
     "locate_sweep",
     "make_probe_task",
+    "read_search_trials",
     # arrayjob
     "ArrayJobSource",
     "SubmittedChunk",

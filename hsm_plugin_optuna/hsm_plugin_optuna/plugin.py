@@ -32,3 +32,11 @@ def _factory(name: str) -> "object":
         return OptunaStrategy(settings, SAMPLERS[name][0])  # type: ignore[arg-type]
 
     return make
+
+
+@hookimpl
+def hsm_register_commands(cli: "object") -> None:
+    """``hsm optuna-dashboard``: optuna-dashboard as a live view of an adaptive sweep."""
+    from hsm_plugin_optuna.dashboard import dashboard_command
+
+    cli.add_command(dashboard_command)  # type: ignore[attr-defined]

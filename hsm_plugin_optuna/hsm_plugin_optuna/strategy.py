@@ -11,8 +11,10 @@ few milliseconds per ask for hundreds of trials, small next to starting a task.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import random
 from typing import Any
 
 import optuna
@@ -28,6 +30,8 @@ _SYSTEM_ATTRS = "optuna_system_attrs"
 #: Asks of one trial before a configuration some pending trial runs is accepted (a space smaller
 #: than the trials running at once has no other).
 _MAX_ATTEMPTS = 20
+#: Discrete spaces up to this many configurations are enumerated to find a free one.
+_ENUMERABLE = 10_000
 
 
 def _key(params: dict[str, Any]) -> str:
@@ -125,6 +129,7 @@ class OptunaStrategy(SearchStrategy):
 
     def ask(self, number: int) -> dict[str, Any]:
         params: dict[str, Any] = {}
+        free = self._free_configurations()
         for attempt in range(_MAX_ATTEMPTS):
             self.study.sampler = self._sampler_for(number, attempt)
             trial = self.study.ask(self.distributions)
@@ -132,13 +137,32 @@ class OptunaStrategy(SearchStrategy):
             # A configuration a pending trial already runs (several asks while it runs, or a
             # small discrete space): asked again with the next seed, so that concurrent trials
             # differ; told as running, so that the next attempt knows it too.
-            if _key(params) not in self.pending:
+            if _key(params) not in self.pending or free == []:
                 break
+        else:
+            if free:  # a small discrete space the sampler keeps missing: one of the free ones
+                params = dict(random.Random(self.settings.seed * 1_000_003 + number).choice(free))
         # What the sampler stored on the trial (CMA-ES's and NSGA-II's generation and CMA-ES's
         # search distribution): kept in hsm's log, given back to the next asks (trial_data).
         self.asked_attrs = dict(self.study.get_trials(deepcopy=False)[-1].system_attrs)
         params.update(self.constants)
         return {p.name: params[p.name] for p in self.settings.params}
+
+    def _free_configurations(self) -> list[dict[str, Any]] | None:
+        """The configurations no pending trial runs, for a discrete space of at most
+        :data:`_ENUMERABLE` configurations; None for any other space."""
+        choices = []
+        for name, dist in self.distributions.items():
+            if isinstance(dist, CategoricalDistribution):
+                choices.append([(name, c) for c in dist.choices])
+            elif isinstance(dist, IntDistribution) and not dist.log:
+                choices.append([(name, v) for v in range(dist.low, dist.high + 1, dist.step)])
+            else:
+                return None
+        if math.prod(len(c) for c in choices) > _ENUMERABLE:
+            return None
+        every = (dict(combo) for combo in itertools.product(*choices))
+        return [c for c in every if _key(c) not in self.pending]
 
     def trial_data(self) -> dict[str, Any]:
         return {_SYSTEM_ATTRS: self.asked_attrs} if self.asked_attrs else {}
