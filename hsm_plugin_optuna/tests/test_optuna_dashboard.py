@@ -20,7 +20,9 @@ from hsm_core.testing.project import Project, make_project, wait_for
 OBJECTIVE = r'''
 import json, os, sys, time
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
-time.sleep(float(os.environ.get("TOY_SLEEP", "0")))
+gate = os.environ.get("TOY_GATE")  # the study waits here until the test opens the gate
+while gate and not os.path.exists(gate):
+    time.sleep(0.05)
 x, y = float(args["x"]), float(args["y"])
 with open(os.path.join(os.environ["HSM_TASK_DIR"], "metrics.json"), "w") as fh:
     json.dump({"loss": (x - 3) ** 2 + (y + 1) ** 2}, fh)
@@ -71,7 +73,8 @@ def test_the_dashboard_follows_a_running_study_and_stops_cleanly(toy: Project) -
         if os.environ.get("CI") == "true":
             pytest.fail("optuna-dashboard must be installed in CI")
         pytest.skip("optuna-dashboard is not installed (pip install optuna-dashboard)")
-    run = toy.popen("run", "--config", str(toy.write_sweep(SWEEP)), "--sweep-id", "live", env={"TOY_SLEEP": "0.4"})
+    gate = toy.root / "gate"
+    run = toy.popen("run", "--config", str(toy.write_sweep(SWEEP)), "--sweep-id", "live", env={"TOY_GATE": str(gate)})
     wait_for(lambda: (toy.outputs / "live" / "search" / "asks").is_dir(), timeout=120, what="the first ask")
     assert "Live view: hsm optuna-dashboard live" in toy.hsm("status", "live", check=True).stdout
     port = _free_port()
@@ -84,7 +87,8 @@ def test_the_dashboard_follows_a_running_study_and_stops_cleanly(toy: Project) -
                 return None
 
         first = wait_for(trials, timeout=120, what="the dashboard to answer")
-        assert len(first) < 6  # it started while the study ran ...
+        assert len(first) == 1 and first[0]["state"] == "Running"  # it started while the study ran ...
+        gate.write_text("")
         done = wait_for(lambda: (t := trials()) is not None and sum(x["state"] == "Complete" for x in t) == 6 and t,
                         timeout=300, what="every trial complete in the dashboard")  # ... and followed it
         assert run.wait(timeout=300) == 0

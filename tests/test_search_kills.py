@@ -21,6 +21,8 @@ import pytest
 from hsm_core.adaptive import TrialLog
 from hsm_core.testing.project import Project, make_project, wait_for
 
+pytest.importorskip("hsm_plugin_optuna", reason="the kill tests run Optuna's TPE (pip install ./hsm_plugin_optuna)")
+
 OBJECTIVE = r'''
 import json, os, sys, time
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
