@@ -7,7 +7,8 @@ For each objective, the same budget of N trials per method, every trial a real t
   log-scale parameter); one run (a grid has no seed);
 * ``random``: a ``random:`` section of N samples, per seed;
 * ``tpe``: a ``search:`` section with hsm-plugin-optuna's TPE, one trial at a time (``parallel: 1``);
-* ``tpe x4``: the same with ``parallel: 4`` (4 trials at once, each ask told the others as running);
+* ``tpe x4``: the same with ``parallel: 4`` (4 trials at once on a local source of 4 slots, each ask
+  told the others as running; Branin tasks sleep ``--task-sleep`` seconds so that they overlap);
 * ``optuna``: ``optuna.create_study(sampler=TPESampler(seed=seed, n_startup_trials=...))`` and
   ``study.optimize`` in this process: Optuna alone, same seed, same sampler settings.
 
@@ -59,8 +60,9 @@ def objective(C, gamma):
 '''
 
 TASK = '''
-import json, os, sys
+import json, os, sys, time
 {code}
+time.sleep({sleep})
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
 value = objective(**{{k: float(v) for k, v in args.items()}})
 with open(os.path.join(os.environ["HSM_TASK_DIR"], "metrics.json"), "w") as fh:
@@ -112,7 +114,14 @@ OBJECTIVES = {
 def _project(root: Path, obj: Objective) -> Any:
     from hsm_core.testing.project import make_project
 
-    return make_project(root, script=TASK.format(code=obj.code, metric=obj.metric))
+    project = make_project(root, script=TASK.format(code=obj.code, metric=obj.metric, sleep=TASK_SLEEP[0]))
+    config = project.root / "hsm_config.yaml"  # room for 4 trials at once on the local source
+    config.write_text(config.read_text().replace("max_parallel_jobs: 2", "max_parallel_jobs: 4"))
+    return project
+
+
+#: Seconds each Branin task sleeps (so that 4 parallel trials really overlap); set by --task-sleep.
+TASK_SLEEP = [0.0]
 
 
 #: Sweep kind -> the number of running trials each ask was told about.
@@ -224,11 +233,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=36)
     parser.add_argument("--startup", type=int, default=10, help="TPE's n_startup_trials (hsm and Optuna alike)")
     parser.add_argument("--overhead-trials", type=int, default=40)
+    parser.add_argument("--task-sleep", type=float, default=0.3,
+                        help="seconds each Branin task sleeps, so that 4 parallel trials overlap as real ones do")
     args = parser.parse_args()
     names = ["branin", "svc"] if args.objective == "both" else [args.objective]
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             obj = OBJECTIVES[name]
+            TASK_SLEEP[0] = args.task_sleep if name == "branin" else 0.0
             best = compare(obj, args.trials, args.seeds, args.startup, Path(tmp))
             opt = f" (optimum {obj.optimum})" if obj.optimum is not None else ""
             print(f"\n{name}: best {obj.metric} after {args.trials} trials ({obj.goal}){opt}, median over {args.seeds} seeds:")
@@ -238,6 +250,7 @@ def main() -> None:
                 if kind.startswith(name):
                     print(f"  {kind}: trials running at each ask: mean {statistics.fmean(pending):.2f}, "
                           f"max {max(pending)}")
+        TASK_SLEEP[0] = 0.0
         ov = overhead(args.overhead_trials, Path(tmp))
         print(f"\nhsm run wall time per task, instant objective, {args.overhead_trials} tasks one at a time:")
         for kind, seconds in ov.items():
