@@ -183,7 +183,7 @@ class AdaptiveSearch:
         for number, ask in sorted(self.log.asked().items()):
             if number in told:
                 t = told[number]
-                out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value"), ask.get("data") or {}))
+                out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value"), data=ask.get("data") or {}))
                 continue
             task_dir = trial_dir(self.sweep, number, ask)
             state = (read_status(task_dir) or {}).get("state")
@@ -198,14 +198,14 @@ class AdaptiveSearch:
                         self.sweep.log("sweep.log", f"search: {why}; check the metric's name in search: metric:")
                     except OSError:
                         pass
-                    out.append(Trial(number, ask["params"], "failed", None, ask.get("data") or {}))
+                    out.append(Trial(number, ask["params"], "failed", None, data=ask.get("data") or {}))
                     continue
                 self.log.record_tell(number, {"trial": number, "state": "completed", "value": value, "told": now_iso()})
-                out.append(Trial(number, ask["params"], "completed", value, ask.get("data") or {}))
+                out.append(Trial(number, ask["params"], "completed", value, data=ask.get("data") or {}))
             elif state in (TaskState.FAILED.value, TaskState.TIMEOUT.value):
-                out.append(Trial(number, ask["params"], "failed", None, ask.get("data") or {}))
+                out.append(Trial(number, ask["params"], "failed", None, data=ask.get("data") or {}))
             else:
-                out.append(Trial(number, ask["params"], "running", None, ask.get("data") or {}))
+                out.append(Trial(number, ask["params"], "running", None, data=ask.get("data") or {}))
         return out
 
     def params_for(self, record: TaskRecord) -> dict[str, Any]:
@@ -343,15 +343,15 @@ def read_trials(sweep_path: Path) -> tuple[dict[str, Any], list[Trial]] | None:
         data = ask.get("data") or {}
         if number in told:
             t = told[number]
-            out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value"), data))
+            out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value"), data=data))
             continue
         task_dir = trial_dir(sweep, number, ask)
         state = (read_status(task_dir) or {}).get("state")
         if state == TaskState.COMPLETED.value:
             value = metric_value(_task_metrics(task_dir), str(meta.get("metric")))
-            out.append(Trial(number, ask["params"], "completed" if value is not None else "failed", value, data))
+            out.append(Trial(number, ask["params"], "completed" if value is not None else "failed", value, data=data))
         elif state in (TaskState.FAILED.value, TaskState.TIMEOUT.value):
-            out.append(Trial(number, ask["params"], "failed", None, data))
+            out.append(Trial(number, ask["params"], "failed", None, data=data))
         else:
-            out.append(Trial(number, ask["params"], "running", None, data))
+            out.append(Trial(number, ask["params"], "running", None, data=data))
     return meta, out
