@@ -104,7 +104,7 @@ def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: boo
         infos = []
         for p in list_sweeps(out):
             try:
-                infos.append(summarize(p, rebuild=rebuild))
+                infos.append(summarize(p, rebuild=rebuild, best_runs=as_json))  # the table shows no best runs
             except DamagedSweepError as exc:  # one damaged sweep must not hide all the others
                 warn_damaged(exc)
         if as_json:
