@@ -43,6 +43,9 @@ _KEYS = ("pruner", "metric", "goal", "options")
 _GOALS = {"minimize": "minimize", "min": "minimize", "maximize": "maximize", "max": "maximize"}
 #: Seconds between two looks at the running tasks' reports.
 INTERVAL = 1.0
+#: Seconds a pruned task gets to exit after SIGTERM (to save a checkpoint) before SIGKILL, where
+#: no source's ``kill_grace`` applies (under ``hsm worker``).
+GRACE = 10.0
 
 
 def parse_settings(section: Any, *, default_metric: str | None = None, default_goal: str | None = None,
@@ -178,7 +181,7 @@ def judge(progress: SweepProgress, registry: Any, number: int, task_dir: Path,
              "value": own[step], "memo": dict(decision.memo), "pruned": bool(decision.prune),
              "judged": now_iso(), "by": f"{socket.gethostname()}:{os.getpid()}"}
     if decision.prune:
-        entry["step"] = step
+        entry["step"] = decision.step if decision.step is not None else step
         entry["reason"] = decision.reason or f"{progress.settings.pruner} pruner at step {step}"
     atomic_write_json(pruning_path(task_dir), entry)
     return decision
@@ -265,6 +268,14 @@ class PruneMonitor:
             self.progress.sweep.log("sweep.log", line)
         except OSError:
             pass
+
+
+def stop_in_background(_task_id: str, task_dir: Path) -> None:
+    """Stop a task of this machine from its files, as a cancel does (SIGTERM to all its processes,
+    SIGKILL after :data:`GRACE`), without waiting: whoever waits for the task records its end."""
+    from hsm_core import runner
+
+    threading.Thread(target=runner.stop_recorded, args=(task_dir, GRACE), name="hsm-prune-stop", daemon=True).start()
 
 
 def describe(task_dir: Path) -> str | None:

@@ -60,6 +60,9 @@ class PruneDecision:
     #: Kept with the trial and given back as :attr:`TrialProgress.memo` (JSON-serialisable).
     memo: Mapping[str, Any] = field(default_factory=dict)
     reason: str = ""  #: one line for the sweep log and ``status.yaml`` (e.g. "below the median at step 4")
+    #: The step the decision was taken at, where the pruner looked at the steps one by one
+    #: (None: the trial's last reported step).
+    step: int | None = None
 
 
 class Pruner(ABC):

@@ -26,6 +26,7 @@ from hsm_core.state import (
     closed_attempt,
     finalize_status,
     left_exit_code,
+    pruned_decision,
     read_status,
     reconcile_status,
     started_process,
@@ -178,7 +179,10 @@ class Session:
 
 
 def mark_attempt(task_dir: Path, status: Mapping[str, Any], state: TaskState, reason: str) -> dict[str, Any]:
-    """Close an attempt that nobody finished (its worker died) as ``state``, keeping its history."""
+    """Close an attempt that nobody finished (its worker died) as ``state``, keeping its history
+    (``pruned`` when its pruner had decided to stop it: it was stopped as asked)."""
+    if pruned_decision(task_dir) is not None:
+        state = TaskState.PRUNED
     new = closed_attempt(status, state, reason)
     write_status(task_dir, new)
     return new

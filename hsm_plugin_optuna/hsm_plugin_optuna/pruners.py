@@ -78,7 +78,7 @@ class OptunaPruner(Pruner):
         if prune:
             value = trial.intermediate[step]
             reason = f"{self.settings.pruner} ({self.class_name}) at step {step}: {self.settings.metric}={value:.6g}"
-        return PruneDecision(prune, memo, reason)
+        return PruneDecision(prune, memo, reason, step=step if prune else None)
 
 def _frozen(t: TrialProgress | None) -> optuna.trial.FrozenTrial:
     """The trial as Optuna's record (a failed placeholder for None)."""

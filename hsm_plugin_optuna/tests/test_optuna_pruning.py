@@ -1,0 +1,190 @@
+"""Early stopping through the real ``hsm`` with Optuna's pruners: bad trials that report poor
+intermediate values are stopped (SIGTERM, their handler runs) and recorded ``pruned``; good ones
+complete; a controller killed mid-study and ``hsm complete`` run no pruned trial again.
+
+Executions are counted from the objective's own log (``runs.log``: one line per start, step, stop).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hsm_core.plugin import PrunerSettings
+from hsm_core.testing.project import Project, make_project, wait_for
+from hsm_core.testing.pruners import check_pruner_contract
+
+#: A training script: reports loss = q / (step + 1) at every step, as METRIC lines (or, with
+#: TOY_JSONL, in intermediate.jsonl), traps SIGTERM to "checkpoint" and exits 0, as real ones do.
+OBJECTIVE = r'''
+import json, os, signal, sys, time
+args = {k.lstrip("-"): v for k, v in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
+q = float(args["q"])
+task = os.environ["HSM_TASK_ID"]
+def say(*words):
+    with open(os.path.join(os.environ["HSM_COUNT_DIR"], "runs.log"), "a") as fh:
+        fh.write(" ".join([task, *map(str, words)]) + "\n")
+step = -1
+def on_term(signum, frame):
+    say("sigterm", step)  # a real script saves its checkpoint here
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+say("start", q)
+steps = int(os.environ.get("TOY_STEPS", "10"))
+for step in range(steps):
+    loss = q / (step + 1)
+    if os.environ.get("TOY_JSONL"):
+        with open(os.path.join(os.environ["HSM_TASK_DIR"], "intermediate.jsonl"), "a") as fh:
+            fh.write(json.dumps({"step": step, "loss": loss}) + "\n")
+    else:
+        print(f"METRIC loss={loss} step={step}", flush=True)
+    say("step", step)
+    time.sleep(float(os.environ.get("TOY_SLEEP", "0.3")))
+with open(os.path.join(os.environ["HSM_TASK_DIR"], "metrics.json"), "w") as fh:
+    json.dump({"loss": q / steps}, fh)
+say("end")
+'''
+
+GOOD = (1.0, 1.1, 0.9, 0.8)
+BAD = (9.0, 9.5, 9.8)
+MEDIAN = {"pruner": "median", "metric": "loss", "options": {"n_startup_trials": 2, "n_warmup_steps": 1}}
+
+
+def _log(project: Project) -> list[list[str]]:
+    path = project.root / "runs.log"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _by_q(project: Project) -> dict[float, dict[str, Any]]:
+    """Per value of q: how many starts, the steps run, whether it ended or got SIGTERM."""
+    runs: dict[str, dict[str, Any]] = {}
+    for task, word, *rest in _log(project):
+        r = runs.setdefault(task, {"starts": 0, "steps": [], "end": False, "sigterm": False})
+        if word == "start":
+            r["starts"] += 1
+            r["q"] = float(rest[0])
+        elif word == "step":
+            r["steps"].append(int(rest[0]))
+        elif word == "end":
+            r["end"] = True
+        elif word == "sigterm":
+            r["sigterm"] = True
+    return {r["q"]: r for r in runs.values()}
+
+
+def _states(project: Project, sweep: Path) -> dict[float, str]:
+    """q -> the state of its task."""
+    statuses = project.statuses(sweep)
+    return {float(yaml.safe_load((d / "params.yaml").read_text())["params"]["q"]): statuses[d.name].get("state")
+            for d in sorted((sweep / "tasks").iterdir())}
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Project:
+    return make_project(tmp_path / "proj", script=OBJECTIVE)
+
+
+@pytest.mark.parametrize("report", ["stdout", "jsonl"])
+def test_bad_trials_are_pruned_early_and_good_ones_complete(toy: Project, report: str) -> None:
+    cfg = toy.write_sweep({"grid": {"q": [GOOD[0], GOOD[1], GOOD[2], BAD[0], BAD[1], GOOD[3], BAD[2]]},
+                           "prune": MEDIAN})
+    env = {"TOY_JSONL": "1"} if report == "jsonl" else {}
+    toy.hsm("run", "--config", str(cfg), "--sweep-id", "p", check=True, timeout=300, env=env)
+    runs = _by_q(toy)
+    assert sorted(runs) == sorted(GOOD + BAD)
+    for q in GOOD:  # ran to the end, once
+        assert runs[q]["starts"] == 1 and runs[q]["end"] and runs[q]["steps"] == list(range(10)), (q, runs[q])
+    for q in BAD:  # stopped early, cleanly (its SIGTERM handler ran), once
+        r = runs[q]
+        assert r["starts"] == 1 and not r["end"] and r["sigterm"], (q, r)
+        assert max(r["steps"]) < 9, (q, r)
+    sweep = toy.outputs / "p"
+    states = _states(toy, sweep)
+    assert {q: states[q] for q in BAD} == dict.fromkeys(BAD, "pruned")  # although each exited 0 on SIGTERM
+    assert {q: states[q] for q in GOOD} == dict.fromkeys(GOOD, "completed")
+    for d in (sweep / "tasks").iterdir():  # the decision and the step it was taken at, in the task dir
+        q = float(yaml.safe_load((d / "params.yaml").read_text())["params"]["q"])
+        record = json.loads((d / "pruning.json").read_text()) if (d / "pruning.json").exists() else {}
+        assert record.get("pruned", False) == (q in BAD)
+        if q in BAD:
+            assert record["step"] in runs[q]["steps"] and "median" in record["reason"]
+    # Shown where users look, and never run again, not even with --retry-failed.
+    info = json.loads(toy.hsm("status", "p", "--json", check=True).stdout)
+    assert info["counts"].get("pruned") == 3 and info["counts"].get("completed") == 4
+    assert "Pruned" in toy.hsm("status", "p", check=True).stdout
+    exported = toy.hsm("export", "p", "--format", "csv", check=True).stdout
+    assert exported.count(",pruned,") == 3, exported
+    for extra in ([], ["--retry-failed"]):
+        again = toy.hsm("complete", "p", *extra, timeout=120)
+        assert again.returncode == 0, again.stdout + again.stderr
+    assert sum(r["starts"] for r in _by_q(toy).values()) == 7
+    meta = (sweep / "sweep_metadata.yaml").read_text()
+    assert "status: completed" in meta  # pruned trials are done: the sweep is complete
+
+
+def test_a_killed_controller_then_complete_runs_no_pruned_trial_again(toy: Project) -> None:
+    """SIGKILL ``hsm run`` while a bad trial runs; ``hsm complete`` adopts it and prunes it, runs the
+    rest: every trial started exactly once, every bad one pruned."""
+    # No verdict before step 4 (1.4 s after a start): the controller is killed before it judges the
+    # first bad trial, so the next one adopts that trial running and prunes it.
+    late = {**MEDIAN, "options": {"n_startup_trials": 2, "n_warmup_steps": 4}}
+    cfg = toy.write_sweep({"grid": {"q": [GOOD[0], GOOD[1], BAD[0], GOOD[2], BAD[1]]}, "prune": late})
+    env = {"TOY_STEPS": "16", "TOY_SLEEP": "0.35"}
+    proc = toy.popen("run", "--config", str(cfg), "--sweep-id", "k", env=env)
+    wait_for(lambda: BAD[0] in _by_q(toy), timeout=120, what="the first bad trial to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = toy.hsm("complete", "k", env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = _by_q(toy)
+    assert sorted(runs) == sorted((*GOOD[:3], *BAD[:2]))
+    assert all(r["starts"] == 1 for r in runs.values()), runs
+    states = _states(toy, toy.outputs / "k")
+    for q in BAD[:2]:
+        assert states[q] == "pruned" and runs[q]["sigterm"] and max(runs[q]["steps"]) < 15, (q, runs[q])
+        assert not runs[q]["end"]
+    for q in GOOD[:3]:
+        assert states[q] == "completed" and runs[q]["end"]
+    log = (toy.outputs / "k" / "logs" / "sweep.log").read_text()
+    assert log.index("complete: ") < log.index("prune: stopping task 3 ")  # the adopted trial
+    for extra in ([], ["--retry-failed"]):
+        assert toy.hsm("complete", "k", *extra, env=env, timeout=120).returncode == 0
+    assert sum(r["starts"] for r in _by_q(toy).values()) == 5
+
+
+def test_a_worker_prunes_the_task_it_runs(toy: Project) -> None:
+    cfg = toy.write_sweep({"name": "w", "grid": {"q": [GOOD[0], GOOD[1], BAD[0], GOOD[2]]}, "prune": MEDIAN})
+    proc = toy.hsm("worker", "--sweep", str(cfg), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = _by_q(toy)
+    assert all(r["starts"] == 1 for r in runs.values()) and len(runs) == 4
+    assert runs[BAD[0]]["sigterm"] and not runs[BAD[0]]["end"]
+    assert all(runs[q]["end"] for q in GOOD[:3])
+    again = toy.hsm("worker", "--sweep", str(cfg), timeout=120)
+    assert again.returncode == 0 and len(_log(toy)) == sum(1 for _ in _log(toy))
+    assert sum(r["starts"] for r in _by_q(toy).values()) == 4
+
+
+@pytest.mark.parametrize("name, options", [
+    ("median", {"n_startup_trials": 2, "n_warmup_steps": 1}),
+    ("asha", {"min_resource": 1, "reduction_factor": 2}),
+    ("hyperband", {"min_resource": 1, "max_resource": 9, "reduction_factor": 3}),
+    ("percentile", {"percentile": 25.0, "n_startup_trials": 2}),
+])
+def test_optunas_pruners_follow_the_contract(name: str, options: dict[str, Any]) -> None:
+    from hsm_plugin_optuna.plugin import _pruner_factory
+
+    check_pruner_contract(_pruner_factory(name), PrunerSettings(name, "loss", "minimize", "sweep_x", options))
+
+
+def test_a_bad_pruner_option_is_a_one_line_error_before_anything_runs(toy: Project) -> None:
+    cfg = toy.write_sweep({"grid": {"q": [1.0]}, "prune": {"pruner": "median", "metric": "loss",
+                                                          "options": {"n_warmup": 3}}})
+    proc = toy.hsm("run", "--config", str(cfg))
+    assert proc.returncode == 2 and "n_warmup" in proc.stderr and "Traceback" not in proc.stderr
+    assert not toy.sweep_ids() and not _log(toy)
