@@ -188,3 +188,22 @@ def test_a_bad_pruner_option_is_a_one_line_error_before_anything_runs(toy: Proje
     proc = toy.hsm("run", "--config", str(cfg))
     assert proc.returncode == 2 and "n_warmup" in proc.stderr and "Traceback" not in proc.stderr
     assert not toy.sweep_ids() and not _log(toy)
+
+
+def test_a_wandb_sweep_file_with_hyperband_early_terminate_prunes_the_bad_runs(toy: Project) -> None:
+    """wandb's ``early_terminate: {type: hyperband, min_iter, eta}``, as wandb's docs write it, runs
+    unchanged: a run that is not in the best 1/eta at a bracket is stopped and recorded pruned."""
+    (toy.root / "sweeps").mkdir(exist_ok=True)
+    cfg = toy.root / "sweeps" / "wandb.yaml"
+    cfg.write_text("program: train.py\nmethod: grid\nmetric:\n  name: loss\n  goal: minimize\n"
+                   "parameters:\n  q:\n    values: [1.0, 0.9, 9.0, 0.8, 9.5]\n"
+                   "early_terminate:\n  type: hyperband\n  min_iter: 1\n  eta: 2\n")
+    toy.hsm("run", "--config", str(cfg), "--sweep-id", "wb", check=True, timeout=300)
+    runs = _by_q(toy)
+    states = _states(toy, toy.outputs / "wb")
+    assert all(r["starts"] == 1 for r in runs.values()) and len(runs) == 5
+    for q in (9.0, 9.5):
+        assert states[q] == "pruned" and runs[q]["sigterm"] and not runs[q]["end"], (q, runs[q])
+    for q in (1.0, 0.9, 0.8):  # each the best so far at every bracket
+        assert states[q] == "completed" and runs[q]["end"], (q, runs[q])
+    assert "asha" in json.loads(next((toy.outputs / "wb" / "tasks").glob("*/pruning.json")).read_text())["pruner"]
