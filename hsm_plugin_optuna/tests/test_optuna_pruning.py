@@ -119,6 +119,9 @@ def test_bad_trials_are_pruned_early_and_good_ones_complete(toy: Project, report
     assert "Pruned" in toy.hsm("status", "p", check=True).stdout
     exported = toy.hsm("export", "p", "--format", "csv", check=True).stdout
     assert exported.count(",pruned,") == 3, exported
+    toy.hsm("report", "p", check=True)
+    html = (sweep / "reports" / "completion_report.html").read_text()
+    assert '<div class="n ">3</div><div class="l">Pruned</div>' in html and "pruned 3" in html
     for extra in ([], ["--retry-failed"]):
         again = toy.hsm("complete", "p", *extra, timeout=120)
         assert again.returncode == 0, again.stdout + again.stderr
