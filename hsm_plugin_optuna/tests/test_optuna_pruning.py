@@ -210,3 +210,50 @@ def test_a_wandb_sweep_file_with_hyperband_early_terminate_prunes_the_bad_runs(t
     for q in (1.0, 0.9, 0.8):  # each the best so far at every bracket
         assert states[q] == "completed" and runs[q]["end"], (q, runs[q])
     assert "asha" in json.loads(next((toy.outputs / "wb" / "tasks").glob("*/pruning.json")).read_text())["pruner"]
+
+
+SEARCH_OBJECTIVE = r'''
+import json, os, signal, sys, time
+args = {k.lstrip("-"): v for k, v in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
+x = float(args["x"])
+task = os.environ["HSM_TASK_ID"]
+def say(*words):
+    with open(os.path.join(os.environ["HSM_COUNT_DIR"], "runs.log"), "a") as fh:
+        fh.write(" ".join([task, *map(str, words)]) + "\n")
+signal.signal(signal.SIGTERM, lambda *_: (say("sigterm", 0), sys.exit(0)))
+say("start", x)
+for step in range(8):
+    loss = ((x - 3) ** 2 + 1) * (1 + 1 / (step + 1))
+    print(f"METRIC loss={loss} step={step}", flush=True)
+    say("step", step)
+    time.sleep(0.25)
+with open(os.path.join(os.environ["HSM_TASK_DIR"], "metrics.json"), "w") as fh:
+    json.dump({"loss": loss}, fh)
+say("end")
+'''
+
+
+def test_tpe_with_a_median_pruner_prunes_bad_trials_and_learns_from_them(tmp_path: Path) -> None:
+    """search: + prune: together (Optuna's usual pair): every trial runs once, the poor ones are
+    pruned early, the best trial is a completed one, and later asks were told the pruned trials."""
+    toy = make_project(tmp_path / "proj", script=SEARCH_OBJECTIVE)
+    cfg = toy.write_sweep({"search": {"strategy": "tpe", "metric": {"name": "loss", "goal": "minimize"}, "trials": 12,
+                                      "parallel": 2, "seed": 1, "options": {"n_startup_trials": 4},
+                                      "params": {"x": "interval(-10, 10)"}},
+                           "prune": {"pruner": "median", "options": {"n_startup_trials": 3, "n_warmup_steps": 1}}})
+    toy.hsm("run", "--config", str(cfg), "--sweep-id", "s", check=True, timeout=300)
+    runs = _by_q(toy)  # (keyed by x here)
+    assert len(runs) == 12 and all(r["starts"] == 1 for r in runs.values())
+    states = {s["index"]: s["state"] for s in toy.statuses(toy.outputs / "s").values()}
+    pruned = [i for i, s in states.items() if s == "pruned"]
+    assert pruned and set(states.values()) == {"completed", "pruned"}, states
+    for r in runs.values():
+        assert r["end"] != r["sigterm"]  # either ran to its end or was stopped, never both
+    info = json.loads(toy.hsm("status", "s", "--json", check=True).stdout)
+    assert info["counts"]["pruned"] == len(pruned) and states[info["best"]["trial"]] == "completed"
+    from hsm_core.adaptive import TrialLog
+
+    asks = TrialLog(toy.outputs / "s").asked()
+    first_pruned = min(pruned)
+    # a trial asked after the first pruning knew of it (told as pruned, not as running)
+    assert any(a["running_before"] < n - 1 - a["completed_before"] for n, a in asks.items() if n > first_pruned + 2)
