@@ -133,6 +133,8 @@ class SweepProgress:
         self.sweep = SweepDir(Path(sweep_path))
         self.settings = settings
         self.reader = ReportReader()
+        #: Trials that completed or were pruned: they change no more, and are not read again.
+        self._done: dict[int, TrialProgress] = {}
 
     def own(self, task_dir: Path) -> dict[int, float]:
         """What one task reported so far."""
@@ -142,6 +144,9 @@ class SweepProgress:
         """Every started trial, by number (its task index)."""
         out = []
         for rec in sorted(self.sweep.load_index().values(), key=lambda r: r.index):
+            if rec.index in self._done:
+                out.append(self._done[rec.index])
+                continue
             task_dir = self.sweep.record_dir(rec)
             status = read_status(task_dir)
             if status is None:
@@ -151,6 +156,8 @@ class SweepProgress:
             value = _final_value(task_dir, self.settings.metric, values) if state == "completed" else None
             memo = read_record(task_dir).get("memo") or {}
             out.append(TrialProgress(rec.index, state, dict(values), value, dict(memo)))
+            if state in ("completed", "pruned"):
+                self._done[rec.index] = out[-1]
         return out
 
 
@@ -270,14 +277,6 @@ class PruneMonitor:
             pass
 
 
-def stop_in_background(_task_id: str, task_dir: Path) -> None:
-    """Stop a task of this machine from its files, as a cancel does (SIGTERM to all its processes,
-    SIGKILL after :data:`GRACE`), without waiting: whoever waits for the task records its end."""
-    from hsm_core import runner
-
-    threading.Thread(target=runner.stop_recorded, args=(task_dir, GRACE), name="hsm-prune-stop", daemon=True).start()
-
-
 def describe(task_dir: Path) -> str | None:
     """``pruned at step 4: below the median`` for a pruned task (status and report), else None."""
     record = read_record(task_dir)
@@ -286,7 +285,9 @@ def describe(task_dir: Path) -> str | None:
     return f"pruned at step {record.get('step')}: {record.get('reason', '')}".rstrip(": ")
 
 
-def dump(settings: PrunerSettings) -> str:
-    """The settings as one JSON line (for the sweep log)."""
-    return json.dumps({"pruner": settings.pruner, "metric": settings.metric, "goal": settings.goal,
-                       "options": dict(settings.options)}, sort_keys=True)
+def summary(settings: PrunerSettings | None) -> str | None:
+    """``median on loss (minimize), n_warmup_steps=2``: one line for ``--dry-run`` (None: no pruning)."""
+    if settings is None:
+        return None
+    options = ", ".join(f"{k}={json.dumps(v)}" for k, v in settings.options.items())
+    return f"{settings.pruner} on {settings.metric} ({settings.goal})" + (f", {options}" if options else "")

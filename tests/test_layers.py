@@ -57,7 +57,7 @@ LAYERS: list[tuple[str, str]] = [
     # Sweeps: expansion, task directories (and the Hydra app they may run), the layout of a
     # worker sweep.
     ("sweep", """
-        sweep run_resources hydra_app prepare workers.settings workers.layout
+        sweep run_resources hydra_app prepare workers.settings workers.layout pruning
     """),
     # A project's services: its sources and hosts, pre-flight checks.
     ("project", """
@@ -66,7 +66,7 @@ LAYERS: list[tuple[str, str]] = [
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        runner failfast retries on_finish engine metrics outages lease sweep_select lifecycle adaptive pruning plugin.project
+        runner failfast retries on_finish engine metrics outages lease sweep_select lifecycle adaptive plugin.project
         cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker

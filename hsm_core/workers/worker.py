@@ -217,10 +217,10 @@ class Worker:
         )
         self.signals.install()
         if self.pruning is not None:
-            from hsm_core.pruning import PruneMonitor, stop_in_background
+            from hsm_core.pruning import PruneMonitor
+            from hsm_core.workers.execute import stop_pruned
 
-            self._pruner = PruneMonitor(self.sweep.path, self.pruning, self.registry, stop_in_background,
-                                        log=self.log).start()
+            self._pruner = PruneMonitor(self.sweep.path, self.pruning, self.registry, stop_pruned, log=self.log).start()
         try:
             self._loop()
         finally:

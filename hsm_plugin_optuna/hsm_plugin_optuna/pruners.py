@@ -60,18 +60,23 @@ class OptunaPruner(Pruner):
         memo = {k: v for k, v in trial.memo.items() if k != _LAST_STEP}
         earlier = {s: v for s, v in trial.intermediate.items() if s <= seen}
         by_number[trial.number] = TrialProgress(trial.number, "running", earlier, None, memo)
-        # Trial numbers are task indexes: the numbers no task holds are failed placeholders, which
-        # no pruner counts.
-        for number in range(0, max(by_number) + 1):
+        if isinstance(self.pruner, optuna.pruners.HyperbandPruner):
+            # Hyperband puts a trial in a bracket by its number: numbers are task indexes here,
+            # the ones no started task holds failed placeholders, which no pruner counts.
+            numbers = list(range(0, max(by_number) + 1))
+        else:
+            numbers = sorted(by_number)
+        for number in numbers:
             study.add_trial(_frozen(by_number.get(number)))
-        live = optuna.trial.Trial(study, study.get_trials(deepcopy=False)[trial.number]._trial_id)
+        position = numbers.index(trial.number)
+        live = optuna.trial.Trial(study, study.get_trials(deepcopy=False)[position]._trial_id)
         prune, step = False, seen
         for step in sorted(s for s in trial.intermediate if s > seen):
             live.report(float(trial.intermediate[step]), step)
             if live.should_prune():
                 prune = True
                 break
-        after = study.get_trials(deepcopy=False)[trial.number]
+        after = study.get_trials(deepcopy=False)[position]
         memo = {k: v for k, v in after.system_attrs.items() if _json_safe(v)}
         memo[_LAST_STEP] = step
         reason = ""

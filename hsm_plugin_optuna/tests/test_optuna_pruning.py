@@ -201,6 +201,8 @@ def test_a_wandb_sweep_file_with_hyperband_early_terminate_prunes_the_bad_runs(t
     cfg.write_text("program: train.py\nmethod: grid\nmetric:\n  name: loss\n  goal: minimize\n"
                    "parameters:\n  q:\n    values: [1.0, 0.9, 9.0, 0.8, 9.5]\n"
                    "early_terminate:\n  type: hyperband\n  min_iter: 1\n  eta: 2\n")
+    dry = toy.hsm("run", "--config", str(cfg), "--dry-run", check=True).stdout
+    assert "Early stopping: asha on loss (minimize)" in dry
     toy.hsm("run", "--config", str(cfg), "--sweep-id", "wb", check=True, timeout=300)
     runs = _by_q(toy)
     states = _states(toy, toy.outputs / "wb")
