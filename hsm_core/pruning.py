@@ -27,6 +27,7 @@ import math
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -186,7 +187,7 @@ def judge(progress: SweepProgress, registry: Any, number: int, task_dir: Path,
         decision = PruneDecision(False, dict(mine.memo), f"pruner {progress.settings.pruner!r} failed: {exc!r}")
     entry = {"metric": progress.settings.metric, "pruner": progress.settings.pruner, "judged_step": step,
              "value": own[step], "memo": dict(decision.memo), "pruned": bool(decision.prune),
-             "judged": now_iso(), "by": f"{socket.gethostname()}:{os.getpid()}"}
+             "judged": now_iso(), "judged_epoch": round(time.time(), 3), "by": f"{socket.gethostname()}:{os.getpid()}"}
     if decision.prune:
         entry["step"] = decision.step if decision.step is not None else step
         entry["reason"] = decision.reason or f"{progress.settings.pruner} pruner at step {step}"

@@ -340,6 +340,9 @@ def finalize_status(
     training script that checkpoints on SIGTERM and exits 0 was still stopped early), whoever
     records the end: the decision is in the task dir before the stop starts (hsm_core.pruning)."""
     decided = pruned_decision(task_dir)
+    judged = decided.get("judged_epoch") if decided is not None else None
+    if decided is not None and end_time is not None and isinstance(judged, (int, float)) and end_time < judged:
+        decided = None  # it ended by itself before the decision (its exit code's time says so)
     if decided is not None:
         state = TaskState.PRUNED
         extra = {**(extra or {}), "message": f"pruned: {decided.get('reason') or 'stopped early by the pruner'}"}

@@ -8,6 +8,7 @@ the grace), the ``pruned`` state recorded whoever sees the end, and bad ``prune:
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -152,11 +153,24 @@ def test_a_task_its_pruner_stopped_reads_pruned_from_its_exit_code_too(tmp_path:
     d = tmp_path / "task_001"
     d.mkdir()
     write_status(d, {"state": "running", "host": "elsewhere", "attempt": 1, "start_epoch": time.time()})
-    (d / EXIT_MARKER).write_text(f"0 {time.time()}\n")
+    (d / EXIT_MARKER).write_text("0\n")  # the script checkpointed on SIGTERM and exited 0
     (d / "pruning.json").write_text(json.dumps({"pruned": True, "step": 3, "reason": "median at step 3"}))
     status = reconcile_status(d, read_status(d))
     assert status is not None and status["state"] == "pruned" and "median" in status["message"]
     assert read_status(d)["state"] == "pruned"
+
+
+def test_a_task_that_ended_by_itself_before_the_decision_stays_completed(tmp_path: Path) -> None:
+    """Its exit code was left before the pruner decided (the decision raced with its end)."""
+    d = tmp_path / "task_001"
+    d.mkdir()
+    now = time.time()
+    write_status(d, {"state": "running", "host": "elsewhere", "attempt": 1, "start_epoch": now - 10})
+    (d / EXIT_MARKER).write_text("0\n")
+    os.utime(d / EXIT_MARKER, (now - 5, now - 5))  # when it ended
+    (d / "pruning.json").write_text(json.dumps({"pruned": True, "step": 3, "judged_epoch": now - 1}))
+    status = reconcile_status(d, read_status(d))
+    assert status is not None and status["state"] == "completed"
 
 
 # -- bad settings ---------------------------------------------------------------------------------
