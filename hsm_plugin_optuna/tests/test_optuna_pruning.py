@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,26 @@ def test_tpe_with_a_median_pruner_prunes_bad_trials_and_learns_from_them(tmp_pat
     first_pruned = min(pruned)
     # a trial asked after the first pruning knew of it (told as pruned, not as running)
     assert any(a["running_before"] < n - 1 - a["completed_before"] for n, a in asks.items() if n > first_pruned + 2)
+
+
+def test_a_decision_the_killed_controller_wrote_is_carried_out_by_the_next(toy: Project) -> None:
+    """The decision is on disk before the stop: a controller killed between the two leaves a trial
+    that ``hsm complete`` stops at once (it does not judge it again) and records pruned."""
+    never = {"pruner": "median", "metric": "loss", "options": {"n_startup_trials": 100}}
+    cfg = toy.write_sweep({"grid": {"q": [1.0]}, "prune": never})
+    env = {"TOY_STEPS": "300", "TOY_SLEEP": "0.1"}  # 30 s if nobody stops it
+    proc = toy.popen("run", "--config", str(cfg), "--sweep-id", "d", env=env)
+    wait_for(lambda: len(_by_q(toy).get(1.0, {}).get("steps", [])) >= 3, timeout=60, what="three steps")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    task_dir = toy.outputs / "d" / "tasks" / "task_001"
+    (task_dir / "pruning.json").write_text(json.dumps({"pruned": True, "step": 2, "reason": "decided, then the crash",
+                                                        "judged_epoch": time.time()}))
+    started = time.monotonic()
+    done = toy.hsm("complete", "d", env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert time.monotonic() - started < 20
+    run = _by_q(toy)[1.0]
+    assert run["starts"] == 1 and run["sigterm"] and not run["end"] and len(run["steps"]) < 250
+    status = yaml.safe_load((task_dir / "status.yaml").read_text())
+    assert status["state"] == "pruned" and "decided, then the crash" in status["message"]
