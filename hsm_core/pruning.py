@@ -215,6 +215,7 @@ class PruneMonitor:
         self._told: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_error = ""
 
     def watch(self, tasks: Mapping[str, tuple[int, Path]]) -> None:
         """The tasks to judge from now on (replaces the earlier set; cheap to call often)."""
@@ -235,7 +236,10 @@ class PruneMonitor:
             try:
                 self.check()
             except Exception as exc:  # never let a bad file stop early stopping for the whole run
-                self._say(f"prune: could not judge the running tasks: {exc!r}")
+                line = f"prune: could not judge the running tasks: {exc}"
+                if line != self._last_error:  # said once, not every second
+                    self._say(line)
+                self._last_error = line
 
     def check(self) -> list[str]:
         """Judge every watched task that reported a new step; returns the ids told to stop."""
