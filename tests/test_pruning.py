@@ -127,7 +127,9 @@ def test_a_plugin_pruner_stops_bad_trials_and_they_read_pruned(toy: Project, mon
     monkeypatch.setenv("HSM_COUNT_DIR", str(toy.root))
     if deaf:
         monkeypatch.setenv("TOY_DEAF", "1")
-    cfg = toy.write_sweep({"grid": {"q": [1.0, 1.2, 20.0]}, "prune": {"pruner": "ratio", "metric": "loss"}})
+    # (retries: 2 retries failures; a pruned trial is not one, and runs once)
+    cfg = toy.write_sweep({"grid": {"q": [1.0, 1.2, 20.0]}, "prune": {"pruner": "ratio", "metric": "loss"},
+                           "retries": 2})
     registry = fresh_registry(extra=[("ratio", RatioPlugin())])
     started = time.monotonic()
     counts = run_sweep(cfg, project_root=toy.root, sweep_id="r", registry=registry)
