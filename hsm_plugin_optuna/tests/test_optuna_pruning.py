@@ -94,16 +94,16 @@ def toy(tmp_path: Path) -> Project:
 def test_bad_trials_are_pruned_early_and_good_ones_complete(toy: Project, report: str) -> None:
     cfg = toy.write_sweep({"grid": {"q": [GOOD[0], GOOD[1], GOOD[2], BAD[0], BAD[1], GOOD[3], BAD[2]]},
                            "prune": MEDIAN})
-    env = {"TOY_JSONL": "1"} if report == "jsonl" else {}
+    env = {"TOY_STEPS": "14", **({"TOY_JSONL": "1"} if report == "jsonl" else {})}
     toy.hsm("run", "--config", str(cfg), "--sweep-id", "p", check=True, timeout=300, env=env)
     runs = _by_q(toy)
     assert sorted(runs) == sorted(GOOD + BAD)
     for q in GOOD:  # ran to the end, once
-        assert runs[q]["starts"] == 1 and runs[q]["end"] and runs[q]["steps"] == list(range(10)), (q, runs[q])
+        assert runs[q]["starts"] == 1 and runs[q]["end"] and runs[q]["steps"] == list(range(14)), (q, runs[q])
     for q in BAD:  # stopped early, cleanly (its SIGTERM handler ran), once
         r = runs[q]
         assert r["starts"] == 1 and not r["end"] and r["sigterm"], (q, r)
-        assert max(r["steps"]) < 9, (q, r)
+        assert max(r["steps"]) < 12, (q, r)
     sweep = toy.outputs / "p"
     states = _states(toy, sweep)
     assert {q: states[q] for q in BAD} == dict.fromkeys(BAD, "pruned")  # although each exited 0 on SIGTERM
