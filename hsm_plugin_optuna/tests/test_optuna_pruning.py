@@ -282,3 +282,48 @@ def test_a_decision_the_killed_controller_wrote_is_carried_out_by_the_next(toy: 
     assert run["starts"] == 1 and run["sigterm"] and not run["end"] and len(run["steps"]) < 250
     status = yaml.safe_load((task_dir / "status.yaml").read_text())
     assert status["state"] == "pruned" and "decided, then the crash" in status["message"]
+
+
+FIDELITY_QS = (1.0, 0.9, 9.0, 1.3, 0.8, 9.5, 0.7, 2.0)
+
+
+@pytest.mark.parametrize("name, cls, options", [
+    ("median", "MedianPruner", {"n_startup_trials": 2, "n_warmup_steps": 1}),
+    ("asha", "SuccessiveHalvingPruner", {"min_resource": 1, "reduction_factor": 2}),
+    ("hyperband", "HyperbandPruner", {"min_resource": 1, "max_resource": 14, "reduction_factor": 2}),
+])
+def test_hsm_prunes_the_trials_optuna_alone_prunes(toy: Project, name: str, cls: str, options: dict[str, Any]) -> None:
+    """One trial at a time, the same objective: the trials hsm prunes (judging from the reports of
+    separate processes, with a new pruner for every decision) are the ones an Optuna study with the
+    same pruner prunes in-process, trial.report() and trial.should_prune() at every step."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    steps = 14
+    cfg = toy.write_sweep({"grid": {"q": list(FIDELITY_QS)}, "prune": {"pruner": name, "metric": "loss", "options": options}})
+    toy.hsm("run", "--config", str(cfg), "--sweep-id", "fid", "--sources", "local:1", check=True, timeout=400,
+            env={"TOY_STEPS": str(steps), "TOY_SLEEP": "0.25"})
+    states = _states(toy, toy.outputs / "fid")
+    by_hsm = {q for q, s in states.items() if s == "pruned"}
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="fid", direction="minimize", pruner=getattr(optuna.pruners, cls)(**options))
+    offset = 0
+    if name == "hyperband":  # hsm numbers trials by task index, from 1 (0 holds no trial)
+        study.add_trial(create_trial(state=TrialState.FAIL))
+        offset = 1
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        q = FIDELITY_QS[trial.number - offset]
+        for step in range(steps):
+            trial.report(q / (step + 1), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return q / steps
+
+    study.optimize(objective, n_trials=len(FIDELITY_QS))
+    alone = {FIDELITY_QS[t.number - offset] for t in study.trials if t.state == TrialState.PRUNED}
+    assert alone, "the example should prune something"
+    assert by_hsm == alone
+    runs = _by_q(toy)
+    assert all(r["starts"] == 1 for r in runs.values()) and len(runs) == len(FIDELITY_QS)
