@@ -204,6 +204,11 @@ class AdaptiveSearch:
                 out.append(Trial(number, ask["params"], "completed", value, data=ask.get("data") or {}))
             elif state in (TaskState.FAILED.value, TaskState.TIMEOUT.value):
                 out.append(Trial(number, ask["params"], "failed", None, data=ask.get("data") or {}))
+            elif state == TaskState.PRUNED.value:  # stopped early: what it reported is all there is
+                from hsm_core.intermediate import ReportReader
+
+                reported = ReportReader().values(task_dir, self.settings.metric)
+                out.append(Trial(number, ask["params"], "pruned", None, reported, data=ask.get("data") or {}))
             else:
                 out.append(Trial(number, ask["params"], "running", None, data=ask.get("data") or {}))
         return out
@@ -352,6 +357,8 @@ def read_trials(sweep_path: Path) -> tuple[dict[str, Any], list[Trial]] | None:
             out.append(Trial(number, ask["params"], "completed" if value is not None else "failed", value, data=data))
         elif state in (TaskState.FAILED.value, TaskState.TIMEOUT.value):
             out.append(Trial(number, ask["params"], "failed", None, data=data))
+        elif state == TaskState.PRUNED.value:
+            out.append(Trial(number, ask["params"], "pruned", None, data=data))
         else:
             out.append(Trial(number, ask["params"], "running", None, data=data))
     return meta, out

@@ -71,7 +71,8 @@ class StudyMirror:
         """Copy new trials and finished ones; returns how many changed."""
         from optuna.trial import TrialState, create_trial
 
-        states = {"completed": TrialState.COMPLETE, "failed": TrialState.FAIL, "running": TrialState.RUNNING}
+        states = {"completed": TrialState.COMPLETE, "failed": TrialState.FAIL, "running": TrialState.RUNNING,
+                  "pruned": TrialState.PRUNED}
         changed = 0
         for trial in trials:
             state = states.get(trial.state, TrialState.FAIL)
