@@ -97,3 +97,15 @@ def test_qmc_asks_the_points_optuna_alone_asks(tmp_path: Path) -> None:
     hsm_points = [float(a[k]) for a in runs for k in ("x", "y")]
     optuna_points = [t.params[k] for t in study.trials for k in ("x", "y")]
     assert hsm_points == pytest.approx(optuna_points)
+
+
+def test_a_prune_setting_without_a_metric_takes_the_sweeps(tmp_path: Path) -> None:
+    """One metric per sweep: ``prune:`` without its own ``metric:`` compares the sweep's."""
+    project = make_project(tmp_path / "proj", script=OBJECTIVE)
+    cfg = project.write_sweep({"metric": {"name": "acc", "goal": "maximize"}, "prune": {"pruner": "median"},
+                               "grid": {"x": [1, 2], "y": [0]}})
+    dry = project.hsm("run", "--config", str(cfg), "--dry-run", check=True).stdout
+    assert "Early stopping: median on acc (maximize)" in dry
+    alone = project.write_sweep({"prune": {"pruner": "median"}, "grid": {"x": [1], "y": [0]}}, "alone.yaml")
+    proc = project.hsm("run", "--config", str(alone))
+    assert proc.returncode == 2 and "metric must name the intermediate value" in proc.stderr
