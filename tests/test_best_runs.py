@@ -48,10 +48,9 @@ def _grid_sweep(toy: Project, metric: Any, sweep_id: str = "g") -> None:
     assert proc.returncode == 1, proc.stderr  # the two x=99 tasks fail; the rest complete
 
 
-def _expected(descending: bool = False) -> list[tuple[float, float, float]]:
-    """(loss, x, y) of the completed grid points, best first by loss (or by acc = -loss)."""
-    rows = sorted((_loss(x, y), x, y) for x in GRID["x"] for y in GRID["y"] if x != 99)
-    return rows
+def _expected() -> list[tuple[float, float, float]]:
+    """(loss, x, y) of the completed grid points, lowest loss (highest acc = -loss) first."""
+    return sorted((_loss(x, y), x, y) for x in GRID["x"] for y in GRID["y"] if x != 99)
 
 
 def test_status_shows_the_best_runs_by_the_sweeps_metric(toy: Project) -> None:
