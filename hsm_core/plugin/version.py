@@ -23,6 +23,8 @@ PLUGIN_API_VERSION: tuple[int, int] = (1, 4)
 #: SearchStrategyRecord and the hsm_register_search_strategies hook.
 #: 1.4 added: early stopping, Pruner (judge) with PrunerSettings, TrialProgress, PruneDecision,
 #: PrunerRecord, the hsm_register_pruners hook and the task state ``pruned``.
+#:     Also SearchStrategy.trial_data with Trial.data (state a strategy keeps across asks), and
+#:     read_search_trials (an adaptive sweep's trials for views such as a dashboard).
 
 #: The version of the hsm-core distribution (``"0.1.0"``), e.g. to compare with the hsm-core a
 #: remote host has.
