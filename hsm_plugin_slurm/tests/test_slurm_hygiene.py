@@ -87,3 +87,39 @@ def _params(sweep: Path, task: str) -> dict:
     import yaml
 
     return yaml.safe_load((sweep / "tasks" / task / "params.yaml").read_text())["params"]
+
+
+STEP_SCRIPT = """\
+import json, os, sys
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+with open(os.path.join(os.environ.get("HSM_COUNT_DIR", "."), "runs.log"), "a") as fh:
+    fh.write(os.environ.get("HSM_TASK_ID", "?") + "\\n")
+print(json.dumps({"step": os.environ.get("SLURM_STEP_ID"), "x": args.get("x")}))
+"""
+
+
+def test_the_srun_launcher_runs_the_command_as_a_job_step(tmp_path: Path, slurm_cluster) -> None:
+    """What a task of several nodes gets (HSM_TASK_LAUNCHER=srun ...), tried on one node: the
+    command runs as a job step under srun, once, and the task is recorded as usual."""
+    from hsm_core.testing.project import make_project as make
+
+    hpc = ('hpc:\n  system: slurm\n  default_walltime: "00:05:00"\n'
+           '  setup_commands: [\'export HSM_TASK_LAUNCHER="srun --kill-on-bad-exit=1"\']\n')
+    project = make(tmp_path / "proj", name="slurmtest", config_extra=hpc, env={"SLURM_CONF": str(slurm_cluster.conf)},
+                   script=STEP_SCRIPT)
+    cfg = project.write_sweep({"grid": {"x": [1, 2]}})
+    proc = project.hsm("run", "--config", str(cfg), "--sources", "slurm")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sweep = project.only_sweep()
+    assert {s["state"] for s in project.statuses(sweep).values()} == {"completed"}
+    for name in project.statuses(sweep):
+        out = json.loads((sweep / "tasks" / name / "stdout.log").read_text().strip().splitlines()[-1])
+        assert out["step"] == "0"  # the first job step: srun started it
+    assert len(project.executions()) == 2  # once per task, not once per srun task and runner
+    # Without the launcher the command runs in the batch step itself: no step id (the control).
+    plain = make(tmp_path / "plain", name="slurmtest", config_extra='hpc:\n  system: slurm\n  default_walltime: "00:05:00"\n',
+                 env={"SLURM_CONF": str(slurm_cluster.conf)}, script=STEP_SCRIPT)
+    plain.hsm("run", "--config", str(plain.write_sweep({"grid": {"x": [1]}})), "--sources", "slurm", check=True)
+    sweep = plain.only_sweep()
+    (name,) = plain.statuses(sweep)
+    assert json.loads((sweep / "tasks" / name / "stdout.log").read_text().strip().splitlines()[-1])["step"] is None
