@@ -137,14 +137,19 @@ def main() -> None:
     n = args.tasks
     logging.getLogger("submitit").setLevel(logging.ERROR)  # it warns at every poll that sacct is off
     hsm_packed = "hsm, tasks_per_element: 10"
+    # The Python task runner in every element (what a `runner:` setting, or a case the shell fast
+    # path leaves to it, runs): the default before hsm_core/fastrun.py.
+    hsm_python = "hsm, Python task runner"
     results: dict[str, list[float]] = {
-        "hand-written sbatch --array": [], "hsm run --sources slurm": [], hsm_packed: [], "submitit map_array": [],
+        "hand-written sbatch --array": [], "hsm run --sources slurm": [], hsm_python: [], hsm_packed: [],
+        "submitit map_array": [],
     }
     with tempfile.TemporaryDirectory(dir=os.environ.get("HSM_BENCH_DIR")) as tmp:
         for i in range(args.repeat):
             base = Path(tmp) / f"r{i}"
             results["hand-written sbatch --array"].append(bench_hand_written(base / "hand", n))
             results["hsm run --sources slurm"].append(bench_hsm(base / "hsm", n))
+            results[hsm_python].append(bench_hsm(base / "hsm_python", n, f'  runner: "{sys.executable} -m hsm_core.runner"\n'))
             results[hsm_packed].append(bench_hsm(base / "hsm_packed", n, "  tasks_per_element: 10\n"))
             s = bench_submitit(base / "submitit", n)
             if s is not None:

@@ -64,7 +64,7 @@ from hsm_core.taskstate import TaskState
 __all__ = ["PROGRAM_NAME", "command_script", "program", "write_for_task"]
 
 #: The file name of the program in a sweep's ``scripts/job_scripts`` (sourced by job scripts).
-PROGRAM_NAME = "hsm-fastrun.sh"
+PROGRAM_NAME = "hsm-fastrun.bash"
 
 #: The ``runner`` recorded by the standalone runner (``hsm-task``'s ``--runner`` default).
 STANDALONE = "standalone"
@@ -156,7 +156,7 @@ def _signal_names() -> str:
 
 
 def program() -> str:
-    """The bash program array job scripts source: ``. hsm-fastrun.sh --list FILE --index I
+    """The bash program array job scripts source: ``. hsm-fastrun.bash --list FILE --index I
     --source S [--project-root P] [--python PY]``. It runs the element's task and exits with the
     Python runner's exit code, or returns without having written anything when it does not apply
     (the script then runs the Python runner)."""
@@ -460,5 +460,5 @@ $_hsm_atts$_hsm_entry$_hsm_end$_hsm_extra"
   if [ "$_hsm_code" -ge 0 ] && [ "$_hsm_code" -lt 256 ]; then exit "$_hsm_code"; fi
   exit 1
 }
-_hsm_fast "$@"
+_hsm_fast "$@" || :
 """

@@ -1,7 +1,7 @@
 """The task runner's shell fast path (hsm_core/fastrun.py) records what the Python runner records.
 
 Every scenario runs one array element the way a job script does, once through the Python runner
-(``python -m hsm_core.runner --list ... --index I``) and once through the fast path (``. hsm-fastrun.sh
+(``python -m hsm_core.runner --list ... --index I``) and once through the fast path (``. hsm-fastrun.bash
 ... --index I`` in bash, the job script's own shell), each in a sweep of its own, and compares the
 ``status.yaml`` they leave (times, pids and paths aside), the task's output and environment, and
 the wrapper's markers. The fast-path run fails when the fast path does not apply (its fallback is
@@ -307,3 +307,54 @@ def test_a_missing_task_dir_falls_back(tmp_path: Path) -> None:
 @pytest.mark.parametrize("env", [{"1BAD": "x"}, {"UID": "0"}, {"A": "nul\0"}])
 def test_an_environment_bash_cannot_set_gets_no_command_script(env: dict[str, str]) -> None:
     assert fastrun.command_script({"argv": ["true"], "env": env}) is None
+
+
+# -- the job scripts of array-job sources source it --------------------------------------------
+def test_a_submitted_job_script_runs_its_element_through_the_fast_path(tmp_path: Path) -> None:
+    from hsm_core.plugin import ArrayJob, ArrayJobSource, script_body
+
+    class BashScheduler(ArrayJobSource):
+        scheduler_name = "Bash"
+
+        def render_script(self, job: ArrayJob) -> str:
+            return "\n".join(["#!/bin/bash", *script_body(job, index_expr="$HSM_ARRAY_INDEX")]) + "\n"
+
+        def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
+            return [sys.executable, "-c", "print(5)"]
+
+        def parse_job_id(self, stdout: str) -> str:
+            return stdout.strip()
+
+        def element_keys(self, job_id: str, index: int) -> list[str]:
+            return [f"{job_id}_{index}"]
+
+        def query(self, ids):
+            return {}
+
+        def cancel_argv(self, ids):
+            return ["true"]
+
+    sweep, specs, ctx = make_sweep(tmp_path / "p", [{"mode": "ok"}, {"mode": "fail"}], script=TASK)
+    src = BashScheduler("bash", {}, ctx)
+    time.sleep(0.01)
+    src.launch(specs)
+    script = next(src.job_dir.glob("bash_*.sh"))
+    text = script.read_text()
+    assert fastrun.PROGRAM_NAME in text and all((s.task_dir / COMMAND_SCRIPT).exists() for s in specs)
+    fast_only = script.with_name("fast_only.sh")
+    fast_only.write_text("\n".join(ln if not ln.startswith("exec ") else f"exit {FALLBACK}" for ln in text.splitlines()))
+    for index, (state, code) in enumerate([("completed", 0), ("failed", 3)]):
+        env = {**os.environ, "HSM_ARRAY_INDEX": str(index), "HSM_JOB_ID": f"5_{index}"}
+        assert subprocess.run(["bash", str(fast_only)], env=env, cwd=tmp_path).returncode == code
+        status = read_status(specs[index].task_dir) or {}
+        assert (status["state"], status["job_id"], status["source"], status["attempt"]) == (state, f"5_{index}", "bash", 1)
+
+
+def test_packed_elements_and_a_runner_of_ones_own_keep_the_python_runner(tmp_path: Path) -> None:
+    from hsm_core.plugin import ArrayJob, script_body
+
+    job = ArrayJob(name="j", size=2, list_file="/l", project_root="/p", runner=("hsm-task",), source="s",
+                   fast_runner="/f.sh", per_element=2)
+    assert not any("/f.sh" in ln for ln in script_body(job, index_expr="$I"))
+    job = ArrayJob(name="j", size=2, list_file="/l", project_root="/p", runner=("hsm-task",), source="s", fast_runner="/f.sh")
+    assert sum("/f.sh" in ln for ln in script_body(job, index_expr="$I")) == 1

@@ -82,9 +82,9 @@ def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequenc
         cmd += f' --index "{index_expr}"'
         if job.fast_runner and job.per_element == 1:
             fast = [q(job.fast_runner), *(q(a) for a in argv[len(job.runner):]), "--index", f'"{index_expr}"']
-            lines.append("# The task runner's shell fast path (hsm_core/fastrun.py): runs the task and exits;")
-            lines.append("# returns when it does not apply, and the Python task runner below runs the task.")
-            lines.append(". " + " ".join(fast))
+            lines.append("# The task runner's shell fast path (hsm_core/fastrun.py, bash only): runs the task and")
+            lines.append("# exits; returns when it does not apply, and the Python task runner below runs the task.")
+            lines.append('[ -n "${BASH_VERSION:-}" ] && . ' + " ".join(fast))
     # exec: the runner is the job's main process, so the scheduler's signals reach it directly.
     lines.append(f"exec {cmd}")
     return lines
