@@ -39,6 +39,7 @@ import os
 import re
 import shlex
 import signal
+from pathlib import Path
 from typing import Any, Mapping
 
 from hsm_core.atomic import dump_yaml
@@ -56,6 +57,7 @@ from hsm_core.taskdir import (
     STDERR_LOG,
     STDOUT_LOG,
     WRAPPER_NAME,
+    results_dir,
     wrapper_script,
     write_command_script,
 )
@@ -141,6 +143,9 @@ def write_for_task(task_dir: os.PathLike[str] | str, command: Mapping[str, Any])
     written, an older one removed) when the fast path cannot run it."""
     text = command_script(command)
     write_command_script(task_dir, text, private=holds_secret(command.get("env")))
+    if text is not None:
+        # Made now rather than by a mkdir process in every element (the runner makes it when missing).
+        results_dir(Path(task_dir)).mkdir(exist_ok=True)
     return text is not None
 
 
@@ -238,10 +243,17 @@ _hsm_read_status() {  # $1: a @STATUS@ in hsm's form: _hsm_st, _hsm_at, _hsm_att
   done < "$1"
 }
 
+# mv and rm by absolute path when they are where systems keep them (a search of the default PATH
+# by `command -p` costs more than the rename itself).
+_hsm_mv=mv _hsm_rm=rm
+for _hsm_bin in /usr/bin /bin; do
+  [ -x "$_hsm_bin/mv" ] && [ -x "$_hsm_bin/rm" ] && { _hsm_mv=$_hsm_bin/mv _hsm_rm=$_hsm_bin/rm; break; }
+done
+
 _hsm_write_status() {  # $1: the whole record; temporary file + rename, as hsm writes it
   local _hsm_tmp="$_hsm_t/.@STATUS@.$$.$RANDOM.tmp"
-  printf '%s' "$1" > "$_hsm_tmp" && command -p mv -f -- "$_hsm_tmp" "$_hsm_t/@STATUS@" && return 0
-  command -p rm -f -- "$_hsm_tmp" 2>/dev/null
+  printf '%s' "$1" > "$_hsm_tmp" && "$_hsm_mv" -f -- "$_hsm_tmp" "$_hsm_t/@STATUS@" && return 0
+  "$_hsm_rm" -f -- "$_hsm_tmp" 2>/dev/null
   return 1
 }
 
@@ -297,7 +309,7 @@ _hsm_fast() {
   case $_hsm_index in ''|*[!0-9]*) return 1 ;; esac
   case $_hsm_list in /*) ;; *) return 1 ;; esac
   local -a _hsm_line=()
-  mapfile -t -s "$_hsm_index" -n 1 _hsm_line < "$_hsm_list" 2>/dev/null || return 1
+  mapfile -t -s "$_hsm_index" -n 1 _hsm_line 2>/dev/null < "$_hsm_list" || return 1
   local _hsm_dir=${_hsm_line[0]-}
   [ -n "$_hsm_dir" ] || return 1
   case $_hsm_dir in /*) ;; *) _hsm_dir=${_hsm_list%/*}/$_hsm_dir ;; esac
@@ -320,7 +332,7 @@ _hsm_fast() {
   [ -d "$_hsm_t/@RESULTS@" ] || mkdir -p -- "$_hsm_t/@RESULTS@" 2>/dev/null || return 1
   # From here on the fast path runs the task: nothing returns to the Python runner.
   if [ -e "$_hsm_t/@EXIT_MARKER@" ] || [ -e "$_hsm_t/@PID_FILE@" ]; then
-    command -p rm -f -- "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
+    "$_hsm_rm" -f -- "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
   fi
   local _hsm_attempt=$((_hsm_at + 1)) _hsm_host=${HOSTNAME:-} _hsm_us _hsm_iso _hsm_quoted _hsm_text
   _hsm_now
@@ -356,7 +368,7 @@ _hsm_fast() {
   set +m
   # Its identity as hsm_core.processes names it: pid and start time (boot time + clock ticks).
   local _hsm_ident="$_hsm_pid:?" _hsm_stat _hsm_k _hsm_v _hsm_btime=
-  if IFS= read -r _hsm_stat < "/proc/$_hsm_pid/stat" 2>/dev/null; then
+  if IFS= read -r _hsm_stat 2>/dev/null < "/proc/$_hsm_pid/stat"; then
     while read -r _hsm_k _hsm_v; do [ "$_hsm_k" = btime ] && { _hsm_btime=$_hsm_v; break; }; done < /proc/stat
     local -a _hsm_f=(${_hsm_stat##*) })
     local _hsm_ticks=${_hsm_f[19]-}
@@ -399,9 +411,9 @@ $_hsm_attempts_text"
 
   # How the attempt ended, read as the Python runner reads it (see runner.finish_task).
   local _hsm_left= _hsm_pidrec= _hsm_code _hsm_state= _hsm_extra=
-  IFS= read -r _hsm_pidrec < "$_hsm_t/@PID_FILE@" 2>/dev/null
+  IFS= read -r _hsm_pidrec 2>/dev/null < "$_hsm_t/@PID_FILE@"
   if [ -e "$_hsm_t/@EXIT_MARKER@" ]; then
-    IFS= read -r _hsm_left < "$_hsm_t/@EXIT_MARKER@" 2>/dev/null
+    IFS= read -r _hsm_left 2>/dev/null < "$_hsm_t/@EXIT_MARKER@"
     case $_hsm_left in ''|*[!0-9-]*|?*-*) _hsm_left=1 ;; esac
   else
     local -a _hsm_w=($_hsm_pidrec)
@@ -456,7 +468,7 @@ duration: $_hsm_duration
 $_hsm_atts$_hsm_entry$_hsm_end$_hsm_extra"
   _hsm_text+="last_process: '$_hsm_ident'"$'\n'
   _hsm_write_status "$_hsm_text" || exit 1   # the markers stay: hsm records the end from them
-  command -p rm -f -- "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
+  "$_hsm_rm" -f -- "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
   if [ "$_hsm_code" -ge 0 ] && [ "$_hsm_code" -lt 256 ]; then exit "$_hsm_code"; fi
   exit 1
 }
