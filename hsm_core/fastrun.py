@@ -334,7 +334,11 @@ _hsm_fast() {
   if [ -e "$_hsm_t/@EXIT_MARKER@" ] || [ -e "$_hsm_t/@PID_FILE@" ]; then
     "$_hsm_rm" -f -- "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
   fi
-  local _hsm_attempt=$((_hsm_at + 1)) _hsm_host=${HOSTNAME:-} _hsm_us _hsm_iso _hsm_quoted _hsm_text
+  # This host's name as Python's socket.gethostname() gives it: $HOSTNAME may have come with the
+  # environment of the submitting host (bash sets it only when it is not set).
+  local _hsm_attempt=$((_hsm_at + 1)) _hsm_host= _hsm_us _hsm_iso _hsm_quoted _hsm_text
+  IFS= read -r _hsm_host 2>/dev/null < /proc/sys/kernel/hostname || _hsm_host=${HOSTNAME:-}
+  [ -n "$_hsm_host" ] || _hsm_host=${HOSTNAME:-}
   _hsm_now
   local _hsm_start_us=$_hsm_us _hsm_start_iso=$_hsm_iso
   local _hsm_start_epoch="${_hsm_us:0:-6}.${_hsm_us: -6:3}"

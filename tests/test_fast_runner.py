@@ -358,3 +358,13 @@ def test_packed_elements_and_a_runner_of_ones_own_keep_the_python_runner(tmp_pat
     assert not any("/f.sh" in ln for ln in script_body(job, index_expr="$I"))
     job = ArrayJob(name="j", size=2, list_file="/l", project_root="/p", runner=("hsm-task",), source="s", fast_runner="/f.sh")
     assert sum("/f.sh" in ln for ln in script_body(job, index_expr="$I")) == 1
+
+
+def test_the_host_is_this_machine_s_even_with_another_hostname_in_the_environment(tmp_path: Path) -> None:
+    import socket
+
+    sweep, specs, lst = _sweep(tmp_path.resolve(), [{"mode": "ok"}])
+    _submit(specs, lst)
+    assert _start("fast", lst, 0, HOSTNAME="login-node-7").wait(timeout=60) == 0
+    status = read_status(specs[0].task_dir) or {}
+    assert status["host"] == socket.gethostname() and status["attempts"][0]["host"] == socket.gethostname()
