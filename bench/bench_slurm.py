@@ -47,12 +47,17 @@ def wait_gone(job_id: str, interval: float = 0.5) -> None:
         time.sleep(interval)
 
 
+#: ``hpc.system`` of the hsm rows (``--system``): ``slurm``, or ``torque`` / ``pbs`` through Slurm's
+#: qsub front-end (the hand-written and submitit rows stay plain Slurm: the same cluster).
+SYSTEM = "slurm"
+
+
 def project(root: Path, n: int, hpc_extra: str = "") -> Path:
     root.mkdir(parents=True)
     (root / "task.py").write_text(TASK)
     (root / "hsm_config.yaml").write_text(
         f"paths:\n  python_interpreter: {sys.executable}\n  train_script: task.py\n"
-        f"hpc:\n  system: slurm\n  default_walltime: \"00:10:00\"\n{hpc_extra}"
+        f"hpc:\n  system: {SYSTEM}\n  default_walltime: \"00:10:00\"\n{hpc_extra}"
     )
     (root / "sweeps").mkdir()
     sweep = root / "sweeps" / "sweep.yaml"
@@ -84,7 +89,7 @@ def bench_hand_written(root: Path, n: int) -> float:
 def bench_hsm(root: Path, n: int, hpc_extra: str = "") -> float:
     sweep = project(root, n, hpc_extra)
     start = time.perf_counter()
-    run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", "slurm"], cwd=root)
+    run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", SYSTEM], cwd=root)
     elapsed = time.perf_counter() - start
     out = run([sys.executable, "-m", "hsm_core", "status", "--json"], cwd=root).stdout
     assert json.loads(out)["counts"]["completed"] == n, out
@@ -129,7 +134,11 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=200)
     ap.add_argument("--big", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=1, help="best of N for each tool")
+    ap.add_argument("--system", default="slurm", choices=["slurm", "torque", "pbs"], help="hpc.system of the hsm rows")
+    ap.add_argument("--no-submitit", action="store_true")
     args = ap.parse_args()
+    global SYSTEM
+    SYSTEM = args.system
     if not os.environ.get("SLURM_CONF"):
         from hsm_core.testing.services import start_slurm
 
@@ -151,12 +160,12 @@ def main() -> None:
             results["hsm run --sources slurm"].append(bench_hsm(base / "hsm", n))
             results[hsm_python].append(bench_hsm(base / "hsm_python", n, f'  runner: "{sys.executable} -m hsm_core.runner"\n'))
             results[hsm_packed].append(bench_hsm(base / "hsm_packed", n, "  tasks_per_element: 10\n"))
-            s = bench_submitit(base / "submitit", n)
+            s = None if args.no_submitit else bench_submitit(base / "submitit", n)
             if s is not None:
                 results["submitit map_array"].append(s)
         big = bench_big_submission(Path(tmp) / "big", args.big) if args.big else None
     base_s = min(results["hand-written sbatch --array"])
-    print(f"Slurm, {n} trivial tasks (best of {args.repeat}; lower is better)")
+    print(f"Slurm, {n} trivial tasks, hsm rows with system: {SYSTEM} (best of {args.repeat}; lower is better)")
     print(f"{'tool':34s} {'seconds':>8s} {'vs hand-written':>16s}")
     for name, times in results.items():
         if times:
