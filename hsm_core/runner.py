@@ -13,6 +13,10 @@ per task). Either way the command runs under a tiny ``/bin/sh`` wrapper that wri
 code in ``.exit_code`` when the command ends, so a task finishing after its controller died is still
 recorded exactly (see :func:`hsm_core.state.reconcile_status`).
 
+Array job scripts first try the shell fast path (:mod:`hsm_core.fastrun`), generated from this
+module's definitions, which records the same without starting Python; this runner runs the
+elements it leaves (requeues, packed elements, unusual commands).
+
 This module is imported on execution hosts, once per array job element: it must stay light
 (stdlib + PyYAML only; tests/test_batch.py checks that the plugin API, pluggy, click and rich
 stay out).
