@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import pytest
 
-from hsm_core import fastrun
+from hsm_core import fastrun, processes
 from hsm_core.plugin.arrayjob.manifest import write_submitted
 from hsm_core.taskdir import (
     COMMAND_FILE,
@@ -31,6 +31,7 @@ from hsm_core.taskdir import (
     keep_source_data,
     read_command,
     read_status,
+    started_process,
     stdout_path,
     write_command,
 )
@@ -256,7 +257,11 @@ def test_the_running_record_is_the_same(tmp_path: Path) -> None:
     def scenario(runner: str, specs, lst: Path) -> int:
         proc = _start(runner, lst, 0)
         _wait_for(specs[0].task_dir / "task.started")
-        running[runner] = _comparable(read_status(specs[0].task_dir) or {}, (tmp_path / runner).resolve())
+        status = read_status(specs[0].task_dir) or {}
+        # The process it names is the live wrapper, as hsm_core.processes tells (pid and start time).
+        assert processes.is_running(status["process"]) is True
+        assert started_process(specs[0].task_dir) == status["process"]
+        running[runner] = _comparable(status, (tmp_path / runner).resolve())
         (specs[0].task_dir / "task.release").touch()
         return proc.wait(timeout=60)
 
@@ -368,3 +373,21 @@ def test_the_host_is_this_machine_s_even_with_another_hostname_in_the_environmen
     assert _start("fast", lst, 0, HOSTNAME="login-node-7").wait(timeout=60) == 0
     status = read_status(specs[0].task_dir) or {}
     assert status["host"] == socket.gethostname() and status["attempts"][0]["host"] == socket.gethostname()
+
+
+def test_strict_shell_options_of_the_setup_commands_change_nothing(tmp_path: Path) -> None:
+    """Job scripts often start with ``set -euo pipefail``; a setup command may change IFS."""
+    sweep, specs, lst = _sweep(tmp_path.resolve(), [{"mode": "fail"}, {"mode": "ok"}])
+    _submit(specs, lst)
+    prog = lst.parent / fastrun.PROGRAM_NAME
+    for index, code in ((0, 3), (1, 0)):
+        setup = "set -euo pipefail; IFS=:; shopt -s failglob nullglob; "
+        argv = ["bash", "-c", setup + f'. "$0" "$@"; exit {FALLBACK}', str(prog), "--list", str(lst), "--source", "dict",
+                "--index", str(index)]
+        assert subprocess.run(argv, env={**os.environ, "HSM_JOB_ID": "9"}).returncode == code
+        status = read_status(specs[index].task_dir) or {}
+        assert status["state"] == ("failed" if code else "completed") and status["job_id"] == "9"
+        assert str(status["last_process"]).split(":")[1] != "?"
+    # A fall-back under set -e goes on to the Python runner instead of ending the script.
+    argv = ["bash", "-c", 'set -e; . "$0" "$@"; echo fell back', str(prog), "--list", str(lst), "--source", "dict", "--index", "0"]
+    assert subprocess.run(argv, capture_output=True, text=True).stdout == "fell back\n"
