@@ -64,7 +64,6 @@ def _hsm(root: Path, n: int, parallel: int, options: dict) -> tuple[float, float
     sweep, specs, ctx = make_sweep(root, [{"x": i} for i in range(n)], script=TASK)
     src = SlurmSource("slurm", {"default_walltime": "00:10:00", **options}, ctx)
     src.job_files.job_dir.mkdir(parents=True, exist_ok=True)
-    time.sleep(0.02)  # command.sh newer than command.json, as after any real submission
     chunk = src.job_files.write_chunk(specs, src.render_script)
     write_submitted(specs, source="slurm", per_element=1, script=chunk.script.name)
     wall, cpu = _elements(chunk.script, n, parallel, root)

@@ -194,6 +194,12 @@ def read_command(task_dir: Path) -> dict[str, Any]:
         return json.load(fh)
 
 
+def read_command_text(task_dir: Path) -> str:
+    """The task's ``command.json`` as written (the shell fast path compares it with the copy its
+    ``command.sh`` was made from)."""
+    return (Path(task_dir) / COMMAND_FILE).read_text(encoding="utf-8")
+
+
 def write_command(task_dir: Path, command: Mapping[str, Any]) -> None:
     """Write the task's ``command.json`` (``sweep_id, task_id, index, argv, python_arg0, cwd, env``).
 

@@ -20,7 +20,6 @@ from typing import Any, Callable, Sequence
 from hsm_core import fastrun
 from hsm_core.plugin.arrayjob.script import ArrayJob
 from hsm_core.plugin.files import atomic_write_text
-from hsm_core.taskdir import read_command
 
 __all__ = ["ChunkFiles", "JobFiles"]
 
@@ -97,11 +96,7 @@ class JobFiles:
         if not same:
             atomic_write_text(program, text, fsync=False)
         for spec in chunk:
-            try:
-                command = read_command(spec.task_dir)
-            except (OSError, ValueError):
-                continue  # no command.json (yet): the Python runner deals with it
-            fastrun.write_for_task(spec.task_dir, command)
+            fastrun.write_for_task(spec.task_dir)  # none without a command.json: the Python runner's
 
     def next_seq(self) -> int:
         """The next free chunk number of this sweep (1 after no script)."""
