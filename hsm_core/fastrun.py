@@ -40,6 +40,7 @@ import os
 import re
 import shlex
 import signal
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,6 +53,7 @@ from hsm_core.taskdir import (
     COMMAND_SCRIPT,
     EXIT_MARKER,
     PID_FILE,
+    PRUNING_FILE,
     RESULTS_DIR,
     SOURCE_DATA,
     STATUS_FILE,
@@ -65,7 +67,7 @@ from hsm_core.taskdir import (
 )
 from hsm_core.taskstate import TaskState
 
-__all__ = ["PROGRAM_NAME", "command_script", "program", "write_for_task"]
+__all__ = ["PROGRAM_NAME", "command_script", "finish", "program", "write_for_task"]
 
 #: The file name of the program in a sweep's ``scripts/job_scripts`` (sourced by job scripts).
 PROGRAM_NAME = "hsm-fastrun.bash"
@@ -160,6 +162,23 @@ def write_for_task(task_dir: os.PathLike[str] | str) -> bool:
     return script is not None
 
 
+def finish(argv: list[str]) -> int:
+    """``python -m hsm_core.fastrun finish TASK_DIR CODE STATE ERROR``: the end of an attempt
+    the fast path ran, recorded by :func:`hsm_core.state.finalize_status` from the running record
+    on disk, as the Python runner records it (``STATE``: what the fast path concluded, which a
+    pruner's decision overrides). Returns the Python runner's exit code."""
+    from hsm_core.state import finalize_status
+    from hsm_core.taskdir import read_status
+
+    task_dir, code, state, error = Path(argv[0]), int(argv[1]), argv[2], argv[3]
+    status = read_status(task_dir) or {}
+    chosen = None if state in (TaskState.COMPLETED.value, TaskState.FAILED.value) else TaskState(state)
+    # No end time, as the Python runner passes none: the pruner's decision counts whenever it came.
+    final = finalize_status(task_dir, status, code, state=chosen, extra={"error": error} if error else None)
+    exit_code = final.get("exit_code")
+    return exit_code if isinstance(exit_code, int) and 0 <= exit_code < 256 else 1
+
+
 def _signal_names() -> str:
     """A bash ``case`` naming signal numbers as Python's ``signal.Signals`` does."""
     cases = []
@@ -171,11 +190,13 @@ def _signal_names() -> str:
     return " ".join(cases)
 
 
-def program() -> str:
+def program(python: str = sys.executable) -> str:
     """The bash program array job scripts source: ``. hsm-fastrun.bash --list FILE --index I
     --source S [--project-root P] [--python PY]``. It runs the element's task and exits with the
     Python runner's exit code, or returns without having written anything when it does not apply
-    (the script then runs the Python runner)."""
+    (the script then runs the Python runner). ``python`` is the interpreter that records the end of
+    a task the sweep's pruner keeps a record of (:func:`finish`): how a pruned task ends is the
+    Python side's to decide."""
     st = TaskState
     banner = ATTEMPT_BANNER.replace("%", "%%").format(attempt="%s", host="%s", time="%s")
     attempt_keys = "\n".join(f"{k}" for k in ATTEMPT_FIELDS)
@@ -207,6 +228,8 @@ def program() -> str:
         "CLK_TCK": str(os.sysconf("SC_CLK_TCK")),
         "SIGNAMES": _signal_names(),
         "TERM": str(int(signal.SIGTERM)),
+        "PRUNING": PRUNING_FILE,
+        "PYTHON": _q(python),
     }
     text = _PROGRAM
     for key, value in values.items():
@@ -429,7 +452,7 @@ $_hsm_attempts_text"
   [ -n "$_hsm_received" ] && kill -s KILL -- "-$_hsm_pid" 2>/dev/null
 
   # How the attempt ended, read as the Python runner reads it (see runner.finish_task).
-  local _hsm_left= _hsm_pidrec= _hsm_code _hsm_state= _hsm_extra=
+  local _hsm_left= _hsm_pidrec= _hsm_code _hsm_state= _hsm_extra= _hsm_error=
   IFS= read -r _hsm_pidrec 2>/dev/null < "$_hsm_t/@PID_FILE@"
   if [ -e "$_hsm_t/@EXIT_MARKER@" ]; then
     IFS= read -r _hsm_left 2>/dev/null < "$_hsm_t/@EXIT_MARKER@"
@@ -451,7 +474,8 @@ $_hsm_attempts_text"
   case $_hsm_signum in @SIGNAMES@ esac
   if [ "$_hsm_code" = @NOT_STARTED@ ] && [ -z "${_hsm_pidrec%% *}" ]; then
     _hsm_state=@LOST@
-    _hsm_q @NOT_STARTED_ERROR@; _hsm_extra="error: $_hsm_quoted"$'\n'
+    _hsm_error=@NOT_STARTED_ERROR@
+    _hsm_q "$_hsm_error"; _hsm_extra="error: $_hsm_quoted"$'\n'
   elif [ "$_hsm_code" = 0 ]; then
     _hsm_state=@COMPLETED@
   elif [ -n "$_hsm_received" ]; then
@@ -459,8 +483,8 @@ $_hsm_attempts_text"
   elif [ "$_hsm_code" -lt 0 ]; then
     kill -s KILL -- "-$_hsm_pid" 2>/dev/null
     _hsm_state=@LOST@
-    printf -v _hsm_v @LOST_ERROR@ "${_hsm_signame:-signal $_hsm_signum}"
-    _hsm_q "$_hsm_v"; _hsm_extra="error: $_hsm_quoted"$'\n'
+    printf -v _hsm_error @LOST_ERROR@ "${_hsm_signame:-signal $_hsm_signum}"
+    _hsm_q "$_hsm_error"; _hsm_extra="error: $_hsm_quoted"$'\n'
   else
     _hsm_state=@FAILED@
   fi
@@ -482,6 +506,12 @@ duration: $_hsm_duration
 "
   [ -n "$_hsm_signame" ] && _hsm_end+="signal: $_hsm_signame"$'\n'
   [ -n "$_hsm_received" ] && _hsm_end+="signal_received: $_hsm_received"$'\n'
+  if [ -e "$_hsm_t/@PRUNING@" ]; then
+    # The sweep's pruner keeps a record of this task: whether it was stopped as pruned is for
+    # the Python side to say (hsm_core.state.finalize_status), from the running record on disk.
+    @PYTHON@ -m hsm_core.fastrun finish "$_hsm_t" "$_hsm_code" "$_hsm_state" "$_hsm_error"
+    exit $?
+  fi
   _hsm_keep_source_data
   _hsm_record "$_hsm_state" "attempts:
 $_hsm_atts$_hsm_entry$_hsm_end$_hsm_extra"
@@ -493,3 +523,9 @@ $_hsm_atts$_hsm_entry$_hsm_end$_hsm_extra"
 }
 _hsm_fast "$@" || :
 """
+
+
+if __name__ == "__main__":  # pragma: no cover - run by the fast path's program
+    if sys.argv[1:2] == ["finish"]:
+        sys.exit(finish(sys.argv[2:]))
+    sys.exit("usage: python -m hsm_core.fastrun finish TASK_DIR CODE STATE ERROR")

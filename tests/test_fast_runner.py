@@ -390,3 +390,18 @@ def test_strict_shell_options_of_the_setup_commands_change_nothing(tmp_path: Pat
     # A fall-back under set -e goes on to the Python runner instead of ending the script.
     argv = ["bash", "-c", 'set -e; . "$0" "$@"; echo fell back', str(prog), "--list", str(lst), "--source", "dict", "--index", "0"]
     assert subprocess.run(argv, capture_output=True, text=True).stdout == "fell back\n"
+
+
+@pytest.mark.parametrize("decision", [{"pruned": True, "step": 3, "reason": "below the median"}, {"memo": {"best": 1.0}}])
+def test_a_task_the_pruner_keeps_a_record_of_ends_as_the_python_runner_says(tmp_path: Path, decision: dict) -> None:
+    from hsm_core.taskdir import pruning_path
+
+    def scenario(runner: str, specs, lst: Path) -> int:
+        proc = _start(runner, lst, 0)
+        _wait_for(specs[0].task_dir / "task.started")
+        pruning_path(specs[0].task_dir).write_text(json.dumps({**decision, "judged_epoch": time.time()}))
+        proc.send_signal(signal.SIGTERM)  # what stopping a pruned task does
+        return proc.wait(timeout=60)
+
+    rc, (status,) = _same(_both(tmp_path, [{"mode": "wait"}], scenario))
+    assert status["state"] == ("pruned" if decision.get("pruned") else "preempted")
