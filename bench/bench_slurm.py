@@ -7,13 +7,15 @@ submitit's ``map_array``, in one run; and the submission time of a 10,000-task s
   task dirs, one array job, status per task, index) until the command exits; once as configured
   by default (one task per array element) and once with ``tasks_per_element: 10`` (packing: each
   element runs 10 tasks one after the other, so one task runner starts per 10 tasks).
+* hsm with the Python task runner in every element (``runner:`` set): what each element ran before
+  the shell fast path of hsm_core/fastrun.py, side by side with the default.
 * submitit: ``AutoExecutor(...).map_array(fn, range(200))`` then every ``result()``.
 
 All three use this interpreter. Then ``hsm run --no-wait`` of 10,000 tasks (held with the
 ``--hold`` escape hatch, so nothing runs; cancelled afterwards) against ``sbatch --array=0-9999``
 of a held script.
 
-    SLURM_CONF=... python bench/bench_slurm.py [--tasks 200] [--big 10000] [--repeat 1]
+    SLURM_CONF=... python bench/bench_slurm.py [--tasks 200] [--big 10000] [--repeat 1] [--system torque] [--no-submitit]
 
 The cluster is started with hsm_core.testing.services.start_slurm() when SLURM_CONF is not set.
 """
