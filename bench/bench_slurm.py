@@ -147,19 +147,20 @@ def main() -> None:
         os.environ["SLURM_CONF"] = str(start_slurm().conf)
     n = args.tasks
     logging.getLogger("submitit").setLevel(logging.ERROR)  # it warns at every poll that sacct is off
+    hsm_default = f"hsm run --sources {SYSTEM}"
     hsm_packed = "hsm, tasks_per_element: 10"
     # The Python task runner in every element (what a `runner:` setting, or a case the shell fast
     # path leaves to it, runs): the default before hsm_core/fastrun.py.
     hsm_python = "hsm, Python task runner"
     results: dict[str, list[float]] = {
-        "hand-written sbatch --array": [], "hsm run --sources slurm": [], hsm_python: [], hsm_packed: [],
+        "hand-written sbatch --array": [], hsm_default: [], hsm_python: [], hsm_packed: [],
         "submitit map_array": [],
     }
     with tempfile.TemporaryDirectory(dir=os.environ.get("HSM_BENCH_DIR")) as tmp:
         for i in range(args.repeat):
             base = Path(tmp) / f"r{i}"
             results["hand-written sbatch --array"].append(bench_hand_written(base / "hand", n))
-            results["hsm run --sources slurm"].append(bench_hsm(base / "hsm", n))
+            results[hsm_default].append(bench_hsm(base / "hsm", n))
             results[hsm_python].append(bench_hsm(base / "hsm_python", n, f'  runner: "{sys.executable} -m hsm_core.runner"\n'))
             results[hsm_packed].append(bench_hsm(base / "hsm_packed", n, "  tasks_per_element: 10\n"))
             s = None if args.no_submitit else bench_submitit(base / "submitit", n)
@@ -174,7 +175,7 @@ def main() -> None:
             print(f"{name:34s} {min(times):8.2f} {min(times) / base_s:15.2f}x")
     if results["submitit map_array"]:
         sub = min(results["submitit map_array"])
-        print(f"vs submitit: hsm {min(results['hsm run --sources slurm']) / sub:.2f}x, packed {min(results[hsm_packed]) / sub:.2f}x")
+        print(f"vs submitit: hsm {min(results[hsm_default]) / sub:.2f}x, packed {min(results[hsm_packed]) / sub:.2f}x")
     if big:
         print(f"Submission of {args.big:,} held tasks: hsm run --no-wait {big[0]:.2f}s (whole command), bare sbatch --array {big[1]:.2f}s")
 
