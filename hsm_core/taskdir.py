@@ -46,6 +46,8 @@ STATUS_FILE = "status.yaml"
 PARAMS_FILE = "params.yaml"
 #: What the runner runs (see :func:`write_command`).
 COMMAND_FILE = "command.json"
+#: The same for the task runner's shell fast path, in bash (see :mod:`hsm_core.fastrun`).
+COMMAND_SCRIPT = "command.sh"
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
 #: Metrics of the task: written by the script (``$HSM_TASK_DIR/metrics.json``) or by hsm.
@@ -69,8 +71,8 @@ EXIT_MARKER = ".exit_code"
 #: ``$0`` of the task's shell wrapper: how its process is recognised (see :func:`started_process`).
 WRAPPER_NAME = "hsm-task"
 #: Every file name above, for tests that hold the rest of the code to this module.
-TASK_FILE_NAMES = (STATUS_FILE, PARAMS_FILE, COMMAND_FILE, STDOUT_LOG, STDERR_LOG, METRICS_FILE, PID_FILE,
-                   EXIT_MARKER, RUNNER_LOG, INTERMEDIATE_FILE, PRUNING_FILE)
+TASK_FILE_NAMES = (STATUS_FILE, PARAMS_FILE, COMMAND_FILE, COMMAND_SCRIPT, STDOUT_LOG, STDERR_LOG, METRICS_FILE,
+                   PID_FILE, EXIT_MARKER, RUNNER_LOG, INTERMEDIATE_FILE, PRUNING_FILE)
 #: The directories above: words too common to look for inside other strings.
 TASK_DIR_NAMES = (RESULTS_DIR, CHECKPOINTS_DIR)
 
@@ -199,6 +201,12 @@ def read_command(task_dir: Path) -> dict[str, Any]:
         return json.load(fh)
 
 
+def read_command_text(task_dir: Path) -> str:
+    """The task's ``command.json`` as written (the shell fast path compares it with the copy its
+    ``command.sh`` was made from)."""
+    return (Path(task_dir) / COMMAND_FILE).read_text(encoding="utf-8")
+
+
 def write_command(task_dir: Path, command: Mapping[str, Any]) -> None:
     """Write the task's ``command.json`` (``sweep_id, task_id, index, argv, python_arg0, cwd, env``).
 
@@ -208,6 +216,19 @@ def write_command(task_dir: Path, command: Mapping[str, Any]) -> None:
 
     atomic_write_text(Path(task_dir) / COMMAND_FILE, json.dumps(dict(command), indent=1), fsync=False,
                       private=holds_secret(command.get("env")))
+
+
+def write_command_script(task_dir: Path, text: str | None, *, private: bool = False) -> None:
+    """Write the task's ``command.sh`` (``text``, from :func:`hsm_core.fastrun.command_script`), or
+    remove it when ``text`` is None (the fast path must not run an outdated command)."""
+    path = Path(task_dir) / COMMAND_SCRIPT
+    if text is None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return
+    atomic_write_text(path, text, fsync=False, private=private)
 
 
 # -- output, metrics, results ---------------------------------------------------------------------

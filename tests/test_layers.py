@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, str]] = [
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
         hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir state
-        user_cache intermediate
+        user_cache intermediate runner fastrun setup_failure
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
     # entry points are: they are in the cli layer).
@@ -68,7 +68,7 @@ LAYERS: list[tuple[str, str]] = [
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        runner setup_failure failfast retries on_finish engine metrics outages lease sweep_select lifecycle adaptive search_turn plugin.project
+        failfast retries on_finish engine metrics outages lease sweep_select lifecycle adaptive search_turn plugin.project
         cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
