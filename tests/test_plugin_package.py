@@ -23,7 +23,10 @@ PACKAGE = Path(api.__file__).parent
 
 #: The modules of hsm-core below the plugin API, which it may import when it is imported.
 LOWER = {"hsm_core", "hsm_core.errors", "hsm_core.taskstate", "hsm_core.atomic", "hsm_core.processes",
-         "hsm_core.state", "hsm_core.taskdir", "hsm_core.install_hints", "hsm_core.secrecy"}
+         "hsm_core.state", "hsm_core.taskdir", "hsm_core.install_hints", "hsm_core.secrecy",
+         # the task runner's shell fast path: array job files are made with it (imported when they
+         # are, so that importing the API does not load the runner)
+         "hsm_core.fastrun"}
 
 
 def _fresh(code: str) -> list[str]:

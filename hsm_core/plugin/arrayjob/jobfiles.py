@@ -17,11 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hsm_core import fastrun
 from hsm_core.plugin.arrayjob.script import ArrayJob
 from hsm_core.plugin.files import atomic_write_text
 
 __all__ = ["ChunkFiles", "JobFiles"]
+
+
+def _fastrun() -> Any:
+    # Imported when job files are made, not with the plugin API: the fast path's generator pulls in
+    # the task runner, which a plugin importing hsm_core.plugin must not pay for (test_plugin_package).
+    from hsm_core import fastrun
+
+    return fastrun
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ class JobFiles:
             requeue=src.options.get("requeue"),
             python=str(src.options["python_interpreter"]) if remote and src.options.get("python_interpreter") else None,
             pass_project_root=remote,
-            fast_runner=str(self.job_dir / fastrun.PROGRAM_NAME) if self.fast_path() else None,
+            fast_runner=str(self.job_dir / _fastrun().PROGRAM_NAME) if self.fast_path() else None,
         )
 
     def fast_path(self) -> bool:
@@ -90,6 +97,7 @@ class JobFiles:
 
     def write_fast_path(self, chunk: Sequence[Any]) -> None:
         """The fast path's program and each task's ``command.sh`` (from its ``command.json``)."""
+        fastrun = _fastrun()
         program = self.job_dir / fastrun.PROGRAM_NAME
         text = fastrun.program()
         try:
