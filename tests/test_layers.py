@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, str]] = [
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
         plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles plugin.arrayjob.manifest
         plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
+        plugin.arrayjob.task_link plugin.arrayjob.task_control
         plugin_compat entry_points registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
@@ -72,6 +73,7 @@ LAYERS: list[tuple[str, str]] = [
         workers.stop workers.submit workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
         monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
+        monitor.follow monitor.scheduler_link monitor.task_view task_control
         sync sync.ssh sync.rsync sync.planner sync.pull sync.transfers
     """),
     # What Python users and the shell call: the Python API, shell completion.
@@ -82,6 +84,7 @@ LAYERS: list[tuple[str, str]] = [
     ("cli", """
         cli cli.main cli.lazy_group cli.commands cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
         cli.plugins_cmd cli.resource_options cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
+        cli.logs_cmd cli.task_control_cmd
         builtin builtin.collectors builtin.expanders builtin.hosts builtin.local
         builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers

@@ -28,7 +28,11 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, best: boo
         from hsm_core.adaptive import best_record
 
         records = best_record(sweep, records)
-    text = export_text(sweep, records, fmt)
+    from hsm_core.monitor.scheduler_link import task_links
+
+    records = list(records)
+    links = task_links(sweep, records, project_dir=project_dir)  # scheduler ids, accounting if kept
+    text = export_text(sweep, records, fmt, links=links)
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -145,6 +145,18 @@ class PbsSource(ArrayJobSource):
         # Slurm's front-end names elements by numbers known only once they run.
         return []
 
+    def scheduler_id(self, job_id: str, index: int) -> str:
+        # 123[7] (the short form users type); Slurm's front-end's plain array ids get [index] too.
+        keys = self.element_keys(job_id, index)
+        return keys[-1] if keys else f"{short_id(job_id)}[{index}]"
+
+    def control_argv(self, action: str, ids: Sequence[str]) -> list[str]:
+        commands = {"hold": "qhold", "release": "qrls", "requeue": "qrerun"}
+        if action not in commands:
+            return super().control_argv(action, ids)
+        # Element ids only as control_keys gives them: Slurm's Torque front-end reads 123[7] as 123.
+        return [commands[action], *ids]
+
     def status_keys(self, status: Mapping[str, Any]) -> list[str]:
         job_id = status.get("job_id")
         if job_id in (None, ""):
