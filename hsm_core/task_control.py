@@ -57,7 +57,7 @@ def select_tasks(text: str, records: Iterable[Any], *, option: str = "--tasks") 
 def _known(recs: Sequence[Any]) -> str:
     if not recs:
         return "the sweep has no tasks"
-    return f"its tasks are {recs[0].index}-{recs[-1].index} (task numbers as in {recs[0].name})"
+    return f"its tasks are {recs[0].index}-{recs[-1].index}, numbered as in {recs[0].name}"
 
 
 def control_tasks(project: Any, registry: Any, sweep: Any, records: Sequence[Any], action: str,

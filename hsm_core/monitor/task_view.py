@@ -50,7 +50,7 @@ def print_task_table(sweep_id: str, rows: list[dict[str, Any]]) -> None:
 
     from hsm_core.monitor.view import make_console
 
-    extra = link_columns({str(i): {k: v for k, v in row.items() if k not in _BASE} for i, row in enumerate(rows)})
+    extra = link_columns({str(i): {k: v for k, v in row.items() if k not in _BASE and k != "id"} for i, row in enumerate(rows)})
     table = Table(title=f"Tasks of {sweep_id}", box=box.SIMPLE_HEAD, title_justify="left")
     headers = {"scheduler_id": "Scheduler id", "job_id": "Job id", "scheduler_state": "Scheduler state",
                "reason": "Reason", "held": "Held", "elapsed": "Elapsed", "max_rss": "Max RSS",
