@@ -89,7 +89,7 @@ LAYERS: list[tuple[str, str]] = [
         builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
-        testing.services testing.slurm_fixtures testing.sync
+        testing.services testing.slurm_fixtures testing.sync testing.slurm_accounting
     """),
 ]
 
