@@ -69,8 +69,11 @@ def task_specs(sweep: Any, records: Iterable[Any]) -> list[Any]:
     """:class:`~hsm_core.plugin.TaskSpec` of index records, as sources are given them."""
     from hsm_core.plugin import TaskSpec
 
+    from hsm_core.state import SweepDir
+
     root = sweep.path.resolve()
-    return [TaskSpec(r.task_id, r.index, r.params, Path(sweep.record_dir(r)).resolve(), sweep.sweep_id, root) for r in records]
+    here = SweepDir(root)  # resolved once: 100,000 resolve() calls would cost seconds
+    return [TaskSpec(r.task_id, r.index, r.params, here.record_dir(r), sweep.sweep_id, root) for r in records]
 
 
 def task_links(sweep: Any, records: Iterable[Any], *, project_dir: str | None, live: bool = False,
@@ -81,8 +84,9 @@ def task_links(sweep: Any, records: Iterable[Any], *, project_dir: str | None, l
     for rec in records:
         if rec.source and rec.state != "pending":
             by_source[str(rec.source)].append(rec)
+    by_source.pop("local", None)  # core's own local processes have no scheduler to link to
     if not by_source:
-        return {}
+        return {}  # (and no project config or plugin is loaded: export stays as fast as before)
     loaded = load_project(project_dir)
     if loaded is None:
         return {}
