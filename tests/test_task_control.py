@@ -131,3 +131,20 @@ def test_hold_of_a_task_no_scheduler_queues_says_so(project: Project) -> None:
     finally:
         project.hsm("cancel", "--wait", "20")
         run.wait(timeout=60)
+
+
+def test_export_puts_what_a_source_says_after_exit_code_and_never_hides_a_parameter(project: Project) -> None:
+    from hsm_core.monitor.export import export_text
+    from hsm_core.state import SweepDir
+
+    cfg = project.write_sweep({"grid": {"nodes": [1, 2]}})
+    project.hsm("run", "--config", str(cfg), "--sources", "local", check=True)
+    sweep = SweepDir(project.only_sweep())
+    records = list(sweep.records().values())
+    links = {records[0].task_id: {"scheduler_id": "4711_0", "nodes": "n01", "max_rss": 1024}}
+    head, first, second = export_text(sweep, records, "csv", links=links).splitlines()[:3]
+    columns = head.split(",")
+    assert columns[columns.index("exit_code") + 1:columns.index("exit_code") + 4] == ["scheduler_id", "max_rss", "scheduler.nodes"]
+    assert columns[columns.index("nodes")] == "nodes"  # the parameter keeps its name
+    assert first.split(",")[columns.index("scheduler.nodes")] == "n01"
+    assert second.split(",")[columns.index("scheduler_id")] == ""  # a task its source said nothing about
