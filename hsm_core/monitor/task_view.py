@@ -46,6 +46,8 @@ def _cell(column: str, value: Any) -> str:
 def print_task_table(sweep_id: str, rows: list[dict[str, Any]]) -> None:
     """The rows as a table (columns a source said nothing about are left out)."""
     from rich import box
+    from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     from hsm_core.monitor.view import make_console
@@ -59,7 +61,13 @@ def print_task_table(sweep_id: str, rows: list[dict[str, Any]]) -> None:
         table.add_column(headers.get(col, col.capitalize()), no_wrap=col in ("task", "scheduler_id"))
     for row in rows:
         table.add_row(*(_cell(c, row.get(c)) for c in (*_BASE, *extra)))
-    make_console().print(table)
+    console = make_console()
+    # Ids are what the user copies into squeue or scontrol: never cut. A table wider than the
+    # terminal is printed whole (the terminal folds its lines), as hsm status --all does.
+    need = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if need > console.width:
+        console = Console(highlight=False, width=need)
+    console.print(table)
 
 
 _BASE = ("task", "state", "source", "attempt")
