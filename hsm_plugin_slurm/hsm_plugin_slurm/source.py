@@ -137,6 +137,10 @@ class SlurmSource(ArrayJobSource):
             return super().control_argv(action, ids)
         return ["scontrol", action, ",".join(ids)]
 
+    def control_keys(self, tracked: Any) -> list[str]:
+        # 12345_7 first: the name users see in squeue and in the element's log file.
+        return [*tracked.keys, *self.status_keys(tracked.status)]
+
     def scheduler_max_array_size(self) -> int | None:
         res = self.run(["scontrol", "show", "config"], timeout=60)
         if res.returncode != 0:
