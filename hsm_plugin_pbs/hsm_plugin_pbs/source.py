@@ -157,6 +157,14 @@ class PbsSource(ArrayJobSource):
         # Element ids only as control_keys gives them: Slurm's Torque front-end reads 123[7] as 123.
         return [commands[action], *ids]
 
+    def control_keys(self, tracked: Any) -> list[str]:
+        # Slurm's Torque front-end names arrays by plain numbers: it reads 123[4] as 123 (another
+        # element, or the whole array) and its qdel of an element's own job id does nothing, so
+        # there no single element can be acted on (real Torque and PBS Pro ids have brackets).
+        if self.flavour == "torque" and tracked.chunk_id and "[" not in str(tracked.chunk_id):
+            return []
+        return super().control_keys(tracked)
+
     def status_keys(self, status: Mapping[str, Any]) -> list[str]:
         job_id = status.get("job_id")
         if job_id in (None, ""):

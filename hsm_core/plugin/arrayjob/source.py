@@ -366,7 +366,7 @@ class ArrayJobSource(ComputeSource):
                     self.log(f"{t.spec.name}: shares its array element with tasks not being cancelled; left to run")
                     w.stopping.pop(tid, None)
                     continue
-            keys = w.keys_of(t)
+            keys = self.control_keys(t)  # Slurm ignores scancel of an element's own job id: 123_4
             if keys:
                 ids.append(keys[0])
             else:
