@@ -72,9 +72,10 @@ def test_selected_tasks_are_named_held_released_cancelled_and_requeued(tmp_path:
         meta = (sweep / "sweep_metadata.yaml").read_text()
         assert "status: cancelled" not in meta
 
-        # hold refuses what Slurm refuses (a running element), in one line, exit 1.
-        proc = project.hsm("hold", sweep.name, "--tasks", "1")
-        assert proc.returncode == 1 and "task_001: Slurm refused to hold" in proc.stdout, proc.stdout + proc.stderr
+        # What Slurm refuses (requeue of a queued element) is one line naming the element, exit 1.
+        proc = project.hsm("requeue", sweep.name, "--tasks", "4")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"task_004: Slurm refused to requeue {job}_3: {job}_3: Job is pending execution" in proc.stdout
 
         # requeue: the element runs again, its first attempt kept in the history.
         out = project.hsm("requeue", sweep.name, "--tasks", "1", check=True).stdout
