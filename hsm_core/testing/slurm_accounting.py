@@ -13,7 +13,7 @@ Everything lives in one directory (database, state, logs, pid files) and listens
 127.0.0.1, so it runs next to the shared cluster (whose munged it uses: that cluster is started
 first) without touching it. Leaving the ``with`` stops every daemon it started, by pid. Start-up
 takes a few seconds; it needs root (slurmdbd runs as SlurmUser root here) and the Debian packages
-``slurmdbd`` and ``mariadb-server`` (``scripts/install-test-services.sh --accounting``), else
+``slurmdbd`` and ``mariadb-server`` (``scripts/install-test-services.sh`` installs them), else
 :class:`~hsm_core.testing.services.ServiceUnavailable`.
 """
 
