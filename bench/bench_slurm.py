@@ -7,13 +7,15 @@ submitit's ``map_array``, in one run; and the submission time of a 10,000-task s
   task dirs, one array job, status per task, index) until the command exits; once as configured
   by default (one task per array element) and once with ``tasks_per_element: 10`` (packing: each
   element runs 10 tasks one after the other, so one task runner starts per 10 tasks).
+* hsm with the Python task runner in every element (``runner:`` set): what each element ran before
+  the shell fast path of hsm_core/fastrun.py, side by side with the default.
 * submitit: ``AutoExecutor(...).map_array(fn, range(200))`` then every ``result()``.
 
 All three use this interpreter. Then ``hsm run --no-wait`` of 10,000 tasks (held with the
 ``--hold`` escape hatch, so nothing runs; cancelled afterwards) against ``sbatch --array=0-9999``
 of a held script.
 
-    SLURM_CONF=... python bench/bench_slurm.py [--tasks 200] [--big 10000] [--repeat 1]
+    SLURM_CONF=... python bench/bench_slurm.py [--tasks 200] [--big 10000] [--repeat 1] [--system torque] [--no-submitit]
 
 The cluster is started with hsm_core.testing.services.start_slurm() when SLURM_CONF is not set.
 """
@@ -47,12 +49,17 @@ def wait_gone(job_id: str, interval: float = 0.5) -> None:
         time.sleep(interval)
 
 
+#: ``hpc.system`` of the hsm rows (``--system``): ``slurm``, or ``torque`` / ``pbs`` through Slurm's
+#: qsub front-end (the hand-written and submitit rows stay plain Slurm: the same cluster).
+SYSTEM = "slurm"
+
+
 def project(root: Path, n: int, hpc_extra: str = "") -> Path:
     root.mkdir(parents=True)
     (root / "task.py").write_text(TASK)
     (root / "hsm_config.yaml").write_text(
         f"paths:\n  python_interpreter: {sys.executable}\n  train_script: task.py\n"
-        f"hpc:\n  system: slurm\n  default_walltime: \"00:10:00\"\n{hpc_extra}"
+        f"hpc:\n  system: {SYSTEM}\n  default_walltime: \"00:10:00\"\n{hpc_extra}"
     )
     (root / "sweeps").mkdir()
     sweep = root / "sweeps" / "sweep.yaml"
@@ -84,7 +91,7 @@ def bench_hand_written(root: Path, n: int) -> float:
 def bench_hsm(root: Path, n: int, hpc_extra: str = "") -> float:
     sweep = project(root, n, hpc_extra)
     start = time.perf_counter()
-    run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", "slurm"], cwd=root)
+    run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", SYSTEM], cwd=root)
     elapsed = time.perf_counter() - start
     out = run([sys.executable, "-m", "hsm_core", "status", "--json"], cwd=root).stdout
     assert json.loads(out)["counts"]["completed"] == n, out
@@ -129,36 +136,46 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=200)
     ap.add_argument("--big", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=1, help="best of N for each tool")
+    ap.add_argument("--system", default="slurm", choices=["slurm", "torque", "pbs"], help="hpc.system of the hsm rows")
+    ap.add_argument("--no-submitit", action="store_true")
     args = ap.parse_args()
+    global SYSTEM
+    SYSTEM = args.system
     if not os.environ.get("SLURM_CONF"):
         from hsm_core.testing.services import start_slurm
 
         os.environ["SLURM_CONF"] = str(start_slurm().conf)
     n = args.tasks
     logging.getLogger("submitit").setLevel(logging.ERROR)  # it warns at every poll that sacct is off
+    hsm_default = f"hsm run --sources {SYSTEM}"
     hsm_packed = "hsm, tasks_per_element: 10"
+    # The Python task runner in every element (what a `runner:` setting, or a case the shell fast
+    # path leaves to it, runs): the default before hsm_core/fastrun.py.
+    hsm_python = "hsm, Python task runner"
     results: dict[str, list[float]] = {
-        "hand-written sbatch --array": [], "hsm run --sources slurm": [], hsm_packed: [], "submitit map_array": [],
+        "hand-written sbatch --array": [], hsm_default: [], hsm_python: [], hsm_packed: [],
+        "submitit map_array": [],
     }
     with tempfile.TemporaryDirectory(dir=os.environ.get("HSM_BENCH_DIR")) as tmp:
         for i in range(args.repeat):
             base = Path(tmp) / f"r{i}"
             results["hand-written sbatch --array"].append(bench_hand_written(base / "hand", n))
-            results["hsm run --sources slurm"].append(bench_hsm(base / "hsm", n))
+            results[hsm_default].append(bench_hsm(base / "hsm", n))
+            results[hsm_python].append(bench_hsm(base / "hsm_python", n, f'  runner: "{sys.executable} -m hsm_core.runner"\n'))
             results[hsm_packed].append(bench_hsm(base / "hsm_packed", n, "  tasks_per_element: 10\n"))
-            s = bench_submitit(base / "submitit", n)
+            s = None if args.no_submitit else bench_submitit(base / "submitit", n)
             if s is not None:
                 results["submitit map_array"].append(s)
         big = bench_big_submission(Path(tmp) / "big", args.big) if args.big else None
     base_s = min(results["hand-written sbatch --array"])
-    print(f"Slurm, {n} trivial tasks (best of {args.repeat}; lower is better)")
+    print(f"Slurm, {n} trivial tasks, hsm rows with system: {SYSTEM} (best of {args.repeat}; lower is better)")
     print(f"{'tool':34s} {'seconds':>8s} {'vs hand-written':>16s}")
     for name, times in results.items():
         if times:
             print(f"{name:34s} {min(times):8.2f} {min(times) / base_s:15.2f}x")
     if results["submitit map_array"]:
         sub = min(results["submitit map_array"])
-        print(f"vs submitit: hsm {min(results['hsm run --sources slurm']) / sub:.2f}x, packed {min(results[hsm_packed]) / sub:.2f}x")
+        print(f"vs submitit: hsm {min(results[hsm_default]) / sub:.2f}x, packed {min(results[hsm_packed]) / sub:.2f}x")
     if big:
         print(f"Submission of {args.big:,} held tasks: hsm run --no-wait {big[0]:.2f}s (whole command), bare sbatch --array {big[1]:.2f}s")
 

@@ -13,6 +13,10 @@ per task). Either way the command runs under a tiny ``/bin/sh`` wrapper that wri
 code in ``.exit_code`` when the command ends, so a task finishing after its controller died is still
 recorded exactly (see :func:`hsm_core.state.reconcile_status`).
 
+Array job scripts first try the shell fast path (:mod:`hsm_core.fastrun`), generated from this
+module's definitions, which records the same without starting Python; this runner runs the
+elements it leaves (requeues, packed elements, unusual commands).
+
 This module is imported on execution hosts, once per array job element: it must stay light
 (stdlib + PyYAML only; tests/test_batch.py checks that the plugin API, pluggy, click and rich
 stay out).
@@ -64,6 +68,10 @@ NOT_STARTED_EXIT = 75
 
 # The task's /bin/sh wrapper (see taskdir.wrapper_script: what it writes, and why).
 _WRAPPER = wrapper_script(NOT_STARTED_EXIT)
+#: The line written to the task's output before every attempt after the first.
+ATTEMPT_BANNER = "==== hsm: attempt {attempt} on {host} at {time} ====\n"
+#: The error recorded when the wrapper itself was killed and left no exit code.
+WRAPPER_LOST_ERROR = "the task runner was killed ({signal}); its command was stopped"
 
 
 def task_environment(
@@ -162,7 +170,7 @@ def start_task(
     attempt = int(previous.get("attempt") or 0) + 1
     out, err = open_output(task_dir)
     if attempt > 1:
-        banner = f"==== hsm: attempt {attempt} on {socket.gethostname()} at {now_iso()} ====\n".encode()
+        banner = ATTEMPT_BANNER.format(attempt=attempt, host=socket.gethostname(), time=now_iso()).encode()
         out.write(banner)
         err.write(banner)
         out.flush()
@@ -301,7 +309,7 @@ def finish_task(task: StartedTask, returncode: int) -> dict[str, Any]:
             return finalize_status(task.task_dir, task.status, left[0])
         signal_task(task, signal.SIGKILL)
         state = TaskState.LOST
-        extra = {"error": f"the task runner was killed ({_signal_name(-returncode)}); its command was stopped"}
+        extra = {"error": WRAPPER_LOST_ERROR.format(signal=_signal_name(-returncode))}
     return finalize_status(task.task_dir, task.status, returncode, state=state, extra=extra)
 
 

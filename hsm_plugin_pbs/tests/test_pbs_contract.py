@@ -4,6 +4,7 @@ front-ends (slurm-wlm-torque) on the real local cluster."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,16 @@ class TestPbsSource(PbsContract):
 class TestTorqueSource(PbsContract):
     def make_source(self, context: SourceContext, tmp_path: Path) -> TorqueSource:
         return TorqueSource("torque", {"default_resources": "nodes=1:ppn=1"}, context)
+
+
+@pytest.mark.slurm
+class TestTorqueSourcePythonRunner(PbsContract):
+    """Torque's contract with the Python task runner in every element (``runner:`` set): the
+    shell fast path, which the classes above run by default, is held to the same checks."""
+
+    def make_source(self, context: SourceContext, tmp_path: Path) -> TorqueSource:
+        runner = f"{sys.executable} -m hsm_core.runner"
+        return TorqueSource("torque", {"default_resources": "nodes=1:ppn=1", "runner": runner}, context)
 
 
 def test_the_entry_point_registers_both_flavours() -> None:

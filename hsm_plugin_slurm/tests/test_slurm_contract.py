@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,16 @@ class TestSlurmSource(ComputeSourceContract):
 
     def clean_up(self, case: ContractCase) -> None:
         cancel_sweep_jobs(self.cluster, case.sweep_id)
+
+
+@pytest.mark.slurm
+class TestSlurmSourcePythonRunner(TestSlurmSource):
+    """The same contract with the Python task runner in every element (``runner:`` set): the
+    shell fast path, which the class above runs by default, is held to the same checks."""
+
+    def make_source(self, context: SourceContext, tmp_path: Path) -> SlurmSource:
+        runner = f"{sys.executable} -m hsm_core.runner"
+        return SlurmSource("slurm", {"default_walltime": "00:10:00", "runner": runner}, context)
 
 
 def test_the_entry_point_registers_the_source() -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from hsm_core import fastrun
 from hsm_core.plugin.arrayjob.script import ArrayJob
 from hsm_core.plugin.files import atomic_write_text
 
@@ -75,7 +76,27 @@ class JobFiles:
             requeue=src.options.get("requeue"),
             python=str(src.options["python_interpreter"]) if remote and src.options.get("python_interpreter") else None,
             pass_project_root=remote,
+            fast_runner=str(self.job_dir / fastrun.PROGRAM_NAME) if self.fast_path() else None,
         )
+
+    def fast_path(self) -> bool:
+        """Whether the job scripts source the task runner's shell fast path (:mod:`hsm_core.fastrun`):
+        one task per element, hsm's own runner, task dirs on this machine's file system."""
+        src = self.source
+        return src.per_element == 1 and not src.options.get("runner") and not src.remote
+
+    def write_fast_path(self, chunk: Sequence[Any]) -> None:
+        """The fast path's program and each task's ``command.sh`` (from its ``command.json``)."""
+        program = self.job_dir / fastrun.PROGRAM_NAME
+        text = fastrun.program()
+        try:
+            same = program.read_text(encoding="utf-8") == text
+        except OSError:
+            same = False
+        if not same:
+            atomic_write_text(program, text, fsync=False)
+        for spec in chunk:
+            fastrun.write_for_task(spec.task_dir)  # none without a command.json: the Python runner's
 
     def next_seq(self) -> int:
         """The next free chunk number of this sweep (1 after no script)."""
@@ -100,6 +121,8 @@ class JobFiles:
         list_path = self.job_dir / f"{stem}.list"
         script_path = self.job_dir / f"{stem}.sh"
         # Relative to the list file: the list stays valid on a cluster with another root.
+        if self.fast_path():
+            self.write_fast_path(chunk)
         lines = [os.path.relpath(s.task_dir, self.job_dir) for s in chunk]
         text_list = "\n".join(lines) + "\n"
         atomic_write_text(list_path, text_list, fsync=False)

@@ -47,6 +47,9 @@ class ArrayJob:
     #: When set, every element runs this argv instead of the task runner (``hsm worker submit``:
     #: one pull-based worker per element); ``list_file``, ``runner`` and ``--index`` are unused then.
     command: tuple[str, ...] = ()
+    #: The task runner's shell fast path (:mod:`hsm_core.fastrun`) as the execution host sees it:
+    #: the script sources it before starting the runner (which runs when it does not apply).
+    fast_runner: str | None = None
 
 
 def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:
@@ -77,6 +80,11 @@ def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequenc
     cmd = " ".join(q(a) for a in argv)
     if index_expr is not None:
         cmd += f' --index "{index_expr}"'
+        if job.fast_runner and job.per_element == 1:
+            fast = [q(job.fast_runner), *(q(a) for a in argv[len(job.runner):]), "--index", f'"{index_expr}"']
+            lines.append("# The task runner's shell fast path (hsm_core/fastrun.py, bash only): runs the task and")
+            lines.append("# exits; returns when it does not apply, and the Python task runner below runs the task.")
+            lines.append('[ -n "${BASH_VERSION:-}" ] && . ' + " ".join(fast))
     # exec: the runner is the job's main process, so the scheduler's signals reach it directly.
     lines.append(f"exec {cmd}")
     return lines
