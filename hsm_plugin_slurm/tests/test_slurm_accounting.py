@@ -81,14 +81,16 @@ def test_no_accounting_is_a_query_failure_the_views_keep_quiet_about(tmp_path: P
 
 
 def test_describe_tasks_names_each_element_and_adds_its_usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
     from hsm_core.plugin import SubmittedChunk, TaskSpec
-    from hsm_core.plugin.arrayjob.manifest import append_chunk
 
     _fake_sacct(tmp_path, f'cat <<"EOF" | tr "|" "\\037"\n{SACCT}EOF\n', monkeypatch)
     src = _source(tmp_path)
     specs = [TaskSpec(f"t{i}", i + 1, {}, tmp_path / "sweep" / "tasks" / f"task_00{i + 1}", "s", tmp_path / "sweep") for i in range(3)]
     src.job_dir.mkdir(parents=True)
-    append_chunk(src.job_dir, SubmittedChunk("4242", "n", "slurm_001.sh", "slurm_001.list", ["t0", "t1", "t2"]), "slurm")
+    chunk = SubmittedChunk("4242", "n", "slurm_001.sh", "slurm_001.list", ["t0", "t1", "t2"])
+    (src.job_dir / "jobs.jsonl").write_text(json.dumps({**chunk.to_json(), "source": "slurm"}) + "\n")  # as submitted
     links = src.describe_tasks(specs)
     assert links["t0"] == {"scheduler_id": "4242_0", "elapsed": 125, "cpu_efficiency": 0.25, "nodes": "node[01-02]",
                            "max_rss": 145792 * 1024}

@@ -46,7 +46,7 @@ def control_tasks(source: Any, tasks: Sequence[TaskSpec], action: str) -> dict[s
         keys = source.control_keys(t) if t is not None else []
         if not keys:
             results[spec.task_id] = (f"{source.scheduler_name} has no id for this task's array element alone (a "
-                                     "queued element not split off yet, or Slurm's Torque front-end): act on the whole "
+                                     "queued element not split off yet, or a front-end that cannot name one): act on the whole "
                                      "sweep, or try again once it runs")
             continue
         ids[spec.task_id] = keys[0]
