@@ -33,7 +33,7 @@ def refuse_worker_sweep(sweep: Any, meta: dict[str, Any], registry: Any) -> None
 
 
 def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
-                 echo: Callable[[str], None] = print) -> dict[str, int]:
+                 echo: Callable[[str], None] = print, only: set[str] | None = None) -> dict[str, int]:
     """Cancel every queued or running task of ``sweep``; returns counts of the resulting states
     (``"not cancelled"``: tasks on a source that cannot be reached now). ``echo`` says what
     happens per source.
@@ -41,6 +41,11 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
     Tasks are grouped by the source recorded in their ``status.yaml``; each source is created from
     the sweep's ``sources`` (or from that name alone), attaches to its tasks and cancels them.
     Tasks whose final state is anything but completed are then recorded as ``cancelled``.
+
+    ``only`` (task ids): cancel these tasks alone (``hsm cancel --tasks``). Every active task is
+    still followed, so that a source never takes the selected ones for a whole array job; a
+    selected task the source did not see end within ``wait`` is counted ``not cancelled``, not
+    written ``cancelled`` (its element may still run), and the sweep keeps its status.
     """
     from hsm_core.plugin import TaskSpec, TaskState
     from hsm_core.sources import create_sources, parse_sources
@@ -55,8 +60,9 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
         state = status.get("state") or rec.state
         if state in (TaskState.SUBMITTED.value, TaskState.RUNNING.value):
             active.append((rec, d, status))
-    if not active:
-        sweep.update_metadata(status="cancelled", updated=now_iso())
+    if not active or (only is not None and not any(rec.task_id in only for rec, _, _ in active)):
+        if only is None:
+            sweep.update_metadata(status="cancelled", updated=now_iso())
         return {}
     context = source_context(project, registry, sweep.sweep_id, sweep.path)
     meta = sweep.read_metadata()
@@ -87,8 +93,11 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
             echo(f"cannot cancel {len(items)} task(s) on {name!r}: {exc}")
             unreachable += len(items)
             continue
+        chosen = [s for s in specs if only is None or s.task_id in only]
+        if not chosen:
+            continue
         try:
-            src.cancel([s.task_id for s in specs])
+            src.cancel([s.task_id for s in chosen])
         except HsmError as exc:
             # A host that is down: its tasks cannot be stopped now, and are not marked cancelled
             # (they may still run there; hsm complete follows them once it answers).
@@ -99,17 +108,19 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
             except Exception:
                 pass
             continue
-        followed[name] = (src, {s.task_id: s for s in specs})
-        echo(f"{name}: cancel requested for {len(specs)} task(s)")
+        followed[name] = (src, {s.task_id: s for s in chosen})
+        echo(f"{name}: cancel requested for {len(chosen)} task(s)")
     # Wait for the sources to see the tasks end (jobs leave the queue, processes exit).
     deadline = time.monotonic() + wait
     remaining = {tid for _, specs in followed.values() for tid in specs}
+    ended: set[str] = set()
     while remaining and time.monotonic() < deadline:
         for src, specs in followed.values():
             try:
                 for upd in src.poll():
                     if upd.state.finished:
                         remaining.discard(upd.task_id)
+                        ended.add(upd.task_id)
             except HsmError:
                 pass
         if remaining:
@@ -118,6 +129,9 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
     for src, specs in followed.values():
         for tid, spec in specs.items():
             status = read_status(spec.task_dir) or {}
+            if only is not None and tid not in ended and not _finished(status.get("state")):
+                counts["not cancelled"] = counts.get("not cancelled", 0) + 1
+                continue
             if status.get("state") != TaskState.COMPLETED.value:
                 if status.get("state") != TaskState.CANCELLED.value:
                     status.update(state=TaskState.CANCELLED.value, end_time=status.get("end_time") or now_iso())
@@ -133,5 +147,15 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
         counts["not cancelled"] = unreachable
     records = sweep.records()
     sweep.save_index(records.values(), mapping=True)
-    sweep.update_metadata(status="cancelled", updated=now_iso())
+    if only is None:
+        sweep.update_metadata(status="cancelled", updated=now_iso())
     return counts
+
+
+def _finished(state: Any) -> bool:
+    from hsm_core.taskstate import TaskState
+
+    try:
+        return TaskState(str(state)).finished
+    except ValueError:
+        return False

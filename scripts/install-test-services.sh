@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install, from Debian/Ubuntu packages, every real service hsm's full test suite uses:
 #   slurm-wlm slurm-wlm-torque munge   Slurm on localhost and its PBS/Torque qsub/qstat/qdel
+#   slurmdbd mariadb-server            a second, throw-away Slurm cluster with accounting (sacct)
 #   openssh-server rsync               SSH hosts on 127.0.0.1 and syncing over them
 #   parallel                           the GNU parallel baseline of the local benchmarks
 #   chromium                           headless browser that renders the HTML reports in tests
@@ -10,7 +11,7 @@
 # otherwise; without root it prints the apt-get line to run and exits 1.
 set -euo pipefail
 
-PACKAGES=(slurm-wlm slurm-wlm-torque munge openssh-server rsync parallel chromium)
+PACKAGES=(slurm-wlm slurm-wlm-torque munge slurmdbd mariadb-server openssh-server rsync parallel chromium)
 
 log() { printf 'install-test-services.sh: %s\n' "$*" >&2; }
 

@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, str]] = [
         plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles plugin.arrayjob.manifest
         plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
         plugin.arrayjob.vocabulary plugin.arrayjob.per_task
+        plugin.arrayjob.task_link plugin.arrayjob.task_control
         plugin_compat entry_points registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
@@ -74,6 +75,7 @@ LAYERS: list[tuple[str, str]] = [
         workers.stop workers.submit workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
         monitor.best monitor.svg_search monitor.best_report monitor.dashboard_hint monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
+        monitor.follow monitor.scheduler_link monitor.task_view task_control
         sync sync.ssh sync.rsync sync.planner sync.pull sync.transfers
     """),
     # What Python users and the shell call: the Python API, shell completion.
@@ -84,11 +86,12 @@ LAYERS: list[tuple[str, str]] = [
     ("cli", """
         cli cli.main cli.lazy_group cli.commands cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
         cli.plugins_cmd cli.resource_options cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
+        cli.logs_cmd cli.task_control_cmd
         builtin builtin.collectors builtin.expanders builtin.hosts builtin.local
         builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
-        testing.services testing.slurm_fixtures testing.sync testing.pruners
+        testing.services testing.slurm_fixtures testing.sync testing.pruners testing.slurm_accounting
     """),
 ]
 

@@ -17,7 +17,7 @@ from hsm_core.plugin import hookimpl
 COMMAND_MODULES: tuple[str, ...] = tuple(
     f"hsm_core.cli.{name}"
     for name in ("config_cmd", "plugins_cmd", "run_cmd", "status_cmd", "hpc_cmd", "worker_cmd", "sync_cmd",
-                 "monitor_cmd", "export_cmd", "manage_cmd", "completion_cmd")
+                 "monitor_cmd", "export_cmd", "manage_cmd", "completion_cmd", "logs_cmd", "task_control_cmd")
 )
 
 

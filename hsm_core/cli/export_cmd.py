@@ -32,13 +32,21 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, best: boo
         from hsm_core.adaptive import best_record
 
         records = best_record(sweep, records)
+    from hsm_core.monitor.scheduler_link import task_links
+
+    records = list(records)
+    links = task_links(sweep, records, project_dir=project_dir)  # scheduler ids, accounting if kept
     if sort is None and top is None and not desc:
-        text = export_text(sweep, records, fmt)
+        text = export_text(sweep, records, fmt, links=links)
     else:
         from hsm_core.monitor.best import order_table
         from hsm_core.monitor.export import build_table, to_csv, to_json
+        from hsm_core.monitor.scheduler_link import add_link_columns
 
-        table = order_table(build_table(sweep, records), sweep, sort=sort, desc=desc, top=top)
+        table = build_table(sweep, records)
+        if links:
+            add_link_columns(table, links)
+        table = order_table(table, sweep, sort=sort, desc=desc, top=top)
         text = to_csv(table) if fmt == "csv" else to_json(table)
     if output is None:
         sys.stdout.write(text)

@@ -35,8 +35,9 @@ def _project(project_dir: str | None, registry: Any) -> Any:
 @click.command("cancel")
 @click.argument("sweep_id", required=False)
 @click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to wait for the tasks to stop.")
+@click.option("--tasks", metavar="LIST", help="Only these tasks: numbers (3 is task_003), ranges, dir names or ids: 3,5-7.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def cancel_command(sweep_id: str | None, wait: float, project_dir: str | None) -> None:
+def cancel_command(sweep_id: str | None, wait: float, tasks: str | None, project_dir: str | None) -> None:
     """Cancel the queued and running tasks of SWEEP_ID (default: the latest sweep; scheduler jobs are cancelled through the scheduler)."""
     from hsm_core.cancel import cancel_sweep, refuse_worker_sweep
     from hsm_core.sweep_select import resolve_sweep
@@ -46,7 +47,15 @@ def cancel_command(sweep_id: str | None, wait: float, project_dir: str | None) -
     sweep = resolve_sweep(project, sweep_id)
     sweep_id = sweep.sweep_id
     refuse_worker_sweep(sweep, sweep.read_metadata(), registry)
-    counts = cancel_sweep(project, sweep, registry, wait=wait, echo=click.echo)
+    only = None
+    if tasks is not None:
+        from hsm_core.task_control import select_tasks
+
+        only = {r.task_id for r in select_tasks(tasks, sweep.records().values())}
+    counts = cancel_sweep(project, sweep, registry, wait=wait, echo=click.echo, only=only)
+    if not counts and only is not None:
+        click.echo(f"Sweep {sweep_id}: none of these tasks is queued or running; nothing cancelled.")
+        return
     if not counts:
         click.echo(f"Sweep {sweep_id}: nothing queued or running; marked cancelled.")
         return

@@ -93,8 +93,12 @@ def _print_one(info: dict[str, Any]) -> None:
 @click.option("--all", "all_", is_flag=True, help="One line per sweep.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--rebuild", is_flag=True, help="Rebuild the index from the task dirs first.")
+@click.option("--tasks", "per_task", is_flag=True,
+              help="One row per task with its scheduler id, the scheduler's state and pending reason, holds and "
+                   "accounting (asks the scheduler once).")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: bool, project_dir: str | None) -> None:
+def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: bool, per_task: bool,
+                   project_dir: str | None) -> None:
     """Show the status of SWEEP_ID (default: the most recent sweep), or of all sweeps."""
     out = output_dir(project_dir)
     if all_:
@@ -138,6 +142,19 @@ def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: boo
         return
     path = locate_sweep(project_dir, sweep_id).path
     info = summarize(path, rebuild=rebuild)
+    if per_task:
+        from hsm_core.monitor.task_view import print_task_table, task_rows
+        from hsm_core.state import SweepDir
+
+        sweep = SweepDir(path)
+        rows = task_rows(sweep, sweep.records().values(), project_dir=project_dir,
+                         warn=lambda line: click.echo(f"warning: {line}", err=True))
+        if as_json:
+            click.echo(json.dumps({**info, "tasks": rows}, indent=1))
+        else:
+            _print_one(info)
+            print_task_table(info["sweep_id"], rows)
+        return
     if as_json:
         click.echo(json.dumps(info, indent=1))
     else:

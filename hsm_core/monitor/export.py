@@ -154,7 +154,13 @@ def to_json(table: Table) -> str:
     return json.dumps(rows, indent=1, default=str, allow_nan=False) + "\n"
 
 
-def export_text(sweep: SweepDir, records: Iterable[TaskRecord], fmt: str) -> str:
-    """The export of a sweep in ``fmt`` (csv or json)."""
+def export_text(sweep: SweepDir, records: Iterable[TaskRecord], fmt: str,
+                links: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The export of a sweep in ``fmt`` (csv or json); ``links``: what each task's source says
+    about it (:mod:`hsm_core.monitor.scheduler_link`), added as columns after ``exit_code``."""
     table = build_table(sweep, records)
+    if links:
+        from hsm_core.monitor.scheduler_link import add_link_columns
+
+        add_link_columns(table, links)
     return to_csv(table) if fmt == "csv" else to_json(table)

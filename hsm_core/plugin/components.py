@@ -161,6 +161,25 @@ class ComputeSource(abc.ABC):
         ``dry_run``. Default: not supported (``hsm_core.plugin.ArrayJobSource`` implements it)."""
         raise NotImplementedError(f"the {self.name} source cannot start workers")
 
+    def describe_tasks(self, tasks: Sequence[TaskSpec], *, live: bool = False) -> dict[str, dict[str, Any]]:
+        """Optional: each task's link back to where it runs, for ``hsm status --tasks`` and
+        ``hsm export`` (task id -> flat mapping; a task left out has nothing to say). Keys a
+        scheduler fills in: ``scheduler_id`` (``12345_7``, ``123[7]``), ``job_id`` (the element's
+        own id, once it ran); with ``live`` (ask the scheduler now, one call): ``scheduler_state``,
+        ``reason`` (why it is pending), ``held``; from accounting, when the site keeps it:
+        ``elapsed`` (s), ``max_rss`` (bytes), ``cpu_efficiency`` (0..1), ``nodes``. Must not fail
+        because the scheduler cannot be asked: say less. Default: ``{}``."""
+        return {}
+
+    def control(self, tasks: Sequence[TaskSpec], action: str) -> dict[str, str]:
+        """Optional: ``hold``, ``release`` or ``requeue`` these queued or running tasks through
+        the scheduler (``hsm hold|release|requeue SWEEP --tasks ...``). Returns task id -> ``""``
+        when done, else one line saying why not. Raise :class:`HsmError` when the source cannot do
+        ``action`` at all. Default: not supported."""
+        from hsm_core.plugin.errors import HsmError
+
+        raise HsmError(f"the {self.name} source cannot {action} single tasks (only a scheduler source can)")
+
 
 class DispatchStrategy(abc.ABC):
     """Chooses which source gets the next task."""

@@ -151,6 +151,26 @@ class PbsSource(ArrayJobSource):
         # Slurm's front-end names elements by numbers known only once they run.
         return []
 
+    def scheduler_id(self, job_id: str, index: int) -> str:
+        # 123[7] (the short form users type); Slurm's front-end's plain array ids get [index] too.
+        keys = self.element_keys(job_id, index)
+        return keys[-1] if keys else f"{short_id(job_id)}[{index}]"
+
+    def control_argv(self, action: str, ids: Sequence[str]) -> list[str]:
+        commands = {"hold": "qhold", "release": "qrls", "requeue": "qrerun"}
+        if action not in commands:
+            return super().control_argv(action, ids)
+        # Element ids only as control_keys gives them: Slurm's Torque front-end reads 123[7] as 123.
+        return [commands[action], *ids]
+
+    def control_keys(self, tracked: Any) -> list[str]:
+        # Slurm's Torque front-end names arrays by plain numbers: it reads 123[4] as 123 (another
+        # element, or the whole array) and its qdel of an element's own job id does nothing, so
+        # there no single element can be acted on (real Torque and PBS Pro ids have brackets).
+        if self.flavour == "torque" and tracked.chunk_id and "[" not in str(tracked.chunk_id):
+            return []
+        return super().control_keys(tracked)
+
     def status_keys(self, status: Mapping[str, Any]) -> list[str]:
         job_id = status.get("job_id")
         if job_id in (None, ""):

@@ -127,6 +127,25 @@ class SlurmSource(ArrayJobSource):
                 out[parts[0].strip()] = JobInfo(map_slurm_state(parts[1]), parts[1].strip())
         return out
 
+    def job_accounting(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        from hsm_plugin_slurm.accounting import SACCT_FIELDS, parse_sacct_usage
+
+        res = self.run(["sacct", "-n", "-P", "--delimiter", _SEP, "-j", ",".join(job_ids),
+                        "--format", ",".join(SACCT_FIELDS)], timeout=60)
+        if res.returncode != 0:
+            raise QueryFailed(f"sacct exit {res.returncode}: {(res.stderr or res.stdout).strip()[:300]}")
+        return parse_sacct_usage(res.stdout, _SEP)
+
+    def control_argv(self, action: str, ids: Sequence[str]) -> list[str]:
+        # scontrol takes a comma-separated job list; 12345_7 names one element of an array.
+        if action not in ("hold", "release", "requeue"):
+            return super().control_argv(action, ids)
+        return ["scontrol", action, ",".join(ids)]
+
+    def control_keys(self, tracked: Any) -> list[str]:
+        # 12345_7 first: the name users see in squeue and in the element's log file.
+        return [*tracked.keys, *self.status_keys(tracked.status)]
+
     def scheduler_max_array_size(self) -> int | None:
         res = self.run(["scontrol", "show", "config"], timeout=60)
         if res.returncode != 0:

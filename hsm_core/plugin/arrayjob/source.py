@@ -167,6 +167,46 @@ class ArrayJobSource(ComputeSource):
         """Final states of jobs the queue forgot (Slurm: sacct). Default: no accounting."""
         return {}
 
+    # -- the link back to the scheduler (task_link, task_control)
+    def scheduler_id(self, job_id: str, index: int) -> str:
+        """Element ``index`` of array job ``job_id`` as users write it (Slurm ``%A_%a``); default:
+        ``job_id[index]``."""
+        keys = self.element_keys(job_id, index)
+        return keys[0] if keys else f"{job_id}[{index}]"
+
+    def job_accounting(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Usage of the elements of these array jobs from the scheduler's accounting (Slurm:
+        sacct), keyed like :meth:`scheduler_id`: ``elapsed``, ``max_rss``, ``cpu_efficiency``,
+        ``nodes``. Raise :class:`QueryFailed` when there is no accounting. Default: none."""
+        return {}
+
+    def is_held(self, info: JobInfo) -> bool:
+        """True when the scheduler holds this element (a user's or an admin's hold)."""
+        return info.raw.strip().upper() == "H" or "held" in info.reason.lower() or "HOLD" in info.raw.upper()
+
+    def control_argv(self, action: str, ids: Sequence[str]) -> list[str]:
+        """The command that does ``action`` (hold, release, requeue) to these elements; raise
+        NotImplementedError, saying so in one line, for what this scheduler cannot do."""
+        raise NotImplementedError(f"{self.scheduler_name} sources cannot {action} single tasks")
+
+    def control_keys(self, tracked: Any) -> list[str]:
+        """Ids safe to give the control commands for a followed task (default: every id naming
+        its element, the runner's own first)."""
+        return self.watcher.keys_of(tracked)
+
+    def describe_tasks(self, tasks: Sequence[TaskSpec], *, live: bool = False) -> dict[str, dict[str, Any]]:
+        """Scheduler id, and with ``live`` state, pending reason and hold, plus accounting when the
+        site keeps it (:mod:`hsm_core.plugin.arrayjob.task_link`)."""
+        from hsm_core.plugin.arrayjob.task_link import describe_tasks
+
+        return describe_tasks(self, tasks, live=live)
+
+    def control(self, tasks: Sequence[TaskSpec], action: str) -> dict[str, str]:
+        """Hold, release or requeue single tasks (:mod:`hsm_core.plugin.arrayjob.task_control`)."""
+        from hsm_core.plugin.arrayjob.task_control import control_tasks
+
+        return control_tasks(self, tasks, action)
+
     def scheduler_max_array_size(self) -> int | None:
         """The scheduler's array size limit, if it can be read (Slurm: MaxArraySize)."""
         return None
@@ -354,7 +394,7 @@ class ArrayJobSource(ComputeSource):
                     self.log(f"{t.spec.name}: shares its array element with tasks not being cancelled; left to run")
                     w.stopping.pop(tid, None)
                     continue
-            keys = w.keys_of(t)
+            keys = self.control_keys(t)  # Slurm ignores scancel of an element's own job id: 123_4
             if keys:
                 ids.append(keys[0])
             else:
