@@ -158,6 +158,7 @@ class Engine:
         self._all_down_logged = False
         self._last_save = 0.0
         self._save_cost = 0.0
+        self._mapping_saved = False
         self._collectors = load_collectors(registry)
         #: Adopted tasks watched through their files (no source of this run can attach them).
         self._watched: dict[str, TaskSpec] = {}
@@ -677,7 +678,10 @@ class Engine:
         if not self._in_charge():
             return  # the controller holding the sweep now keeps its index
         start = time.time()
+        # The first save writes task_mapping.yaml too (a new sweep starts its first tasks before it).
+        mapping = mapping or not self._mapping_saved
         self.sweep.save_index(self.records.values(), mapping=mapping)
+        self._mapping_saved = True
         self._dirty = False
         self._last_save = time.time()
         self._save_cost = self._last_save - start

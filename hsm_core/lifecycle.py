@@ -28,7 +28,7 @@ from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, Strate
 from hsm_core.prepare import command_plan, prepare_task
 from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
-from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
+from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, task_dir_name, validate_sweep_id
 from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
 
 
@@ -502,8 +502,9 @@ def _execute(
     if on_ready is not None:
         on_ready(plan)
     sweep_path = plan.sweep.path.resolve()
+    tasks_path = sweep_path / plan.sweep.tasks_dir.name  # resolved once: 100,000 resolve() calls took seconds
     specs = [
-        TaskSpec(r.task_id, r.index, r.params, plan.sweep.task_dir(r.index).resolve(), plan.sweep.sweep_id, sweep_path)
+        TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index), plan.sweep.sweep_id, sweep_path)
         for r in plan.to_run
     ]
 
@@ -521,9 +522,16 @@ def _execute(
     for rec in plan.to_run:
         if rec.state != TaskState.PENDING.value:
             rec.state = TaskState.PENDING.value
-    plan.sweep.save_index(plan.records.values(), mapping=True)
+    # Task dirs are made when each task starts (the engine's prepare): the manifest says which
+    # tasks the sweep has until then. The index follows; task_mapping.yaml, for people, is
+    # written by the engine's first save, after the first tasks started.
+    from hsm_core.task_manifest import ensure_manifest
+
+    ensure_manifest(plan.sweep.path, plan.records.values(), new_sweep=plan.new_sweep)
+    if not plan.new_sweep:  # (a new sweep's index: the engine's first save; readers meanwhile rebuild it from the manifest)
+        plan.sweep.save_index(plan.records.values(), mapping=True)
     adopted = [
-        TaskSpec(r.task_id, r.index, r.params, plan.sweep.task_dir(r.index).resolve(), plan.sweep.sweep_id, plan.sweep.path.resolve())
+        TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index), plan.sweep.sweep_id, sweep_path)
         for r in plan.to_adopt
     ]
     health_interval = float((plan.project.data.get("compute") or {}).get("health_check_interval", 300))

@@ -18,6 +18,7 @@ from hsm_core.config.project_config import ProjectConfig
 from hsm_core.hydra_app import HydraApp, find_hydra_app, hydra_override_value
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord
+from hsm_core.task_manifest import materialize as make_task_dir
 from hsm_core.taskdir import write_command, write_params_once
 
 _PLACEHOLDER = re.compile(r"\{([^{}\s]+)\}")
@@ -170,9 +171,7 @@ def write_task(
 ) -> TaskSpec:
     """Create (or refresh) the task dir: ``params.yaml`` and ``command.json``. Never touches results."""
     d = sweep.task_dir(record.index)
-    d.mkdir(parents=True, exist_ok=True)
     argv, python_arg0 = plan.argv(record.params)
-    write_params_once(d, record.task_id, record.index, record.params)
     command = {
         "sweep_id": sweep.sweep_id,
         "task_id": record.task_id,
@@ -182,7 +181,11 @@ def write_task(
         "cwd": str(plan.cwd),
         "env": dict(env),
     }
-    write_command(d, command)
+    # A task's dir is made when it first starts: whole, under a temporary name, then renamed, so
+    # that nobody ever sees it half made (hsm_core.task_manifest).
+    if not make_task_dir(d, {"task_id": record.task_id, "index": record.index, "params": record.params}, command):
+        write_params_once(d, record.task_id, record.index, record.params)
+        write_command(d, command)
     return task_spec(sweep, record)
 
 
