@@ -545,6 +545,8 @@ class SweepDir:
                     continue
                 if task_id in records:
                     rec = records[task_id]  # (its manifest entry)
+                    # The dir's own params once it exists (a search trial gets them when it starts).
+                    rec.params = dict(params_doc.get("params") or rec.params)
                 elif m:
                     rec = TaskRecord(int(m.group(1)), task_id, dict(params_doc.get("params") or {}))
                 else:

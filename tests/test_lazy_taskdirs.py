@@ -1,0 +1,201 @@
+"""Task dirs made when each task starts, from the sweep's manifest (issue 19): every reader finds
+the tasks nobody started yet, a made dir is whole before its task starts, a controller killed
+mid-sweep is continued without running anything twice or losing anything, and sweeps made before
+the manifest (every dir made up front) still read."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hsm_project import Project, wait_for
+from hsm_core.testing.project import make_project
+from hsm_core.task_manifest import MANIFEST_FILE, find_entry, materialize, read_manifest, write_manifest, entry
+
+#: Checks its own task dir as it starts (the files hsm promises are there, whole), then logs its
+#: start and end (epoch seconds) to the project's runs file: executions counted from the task's own log.
+CHECKING_SCRIPT = r'''
+import json, os, sys, time
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+d = os.environ["HSM_TASK_DIR"]
+names = sorted(os.listdir(d))
+problems = [n for n in ("params.yaml", "command.json") if n not in names]
+with open(os.path.join(d, "command.json")) as fh:
+    command = json.load(fh)
+if command["task_id"] != os.environ["HSM_TASK_ID"]:
+    problems.append("command.json of another task")
+log = os.path.join(os.environ["HSM_COUNT_DIR"], "runs.jsonl")
+start = time.time()
+time.sleep(float(args.get("sleep", 0)))
+with open(log, "a") as fh:
+    fh.write(json.dumps({"task": os.environ["HSM_TASK_ID"], "start": start, "end": time.time(), "problems": problems}) + "\n")
+with open(os.path.join(d, "metrics.json"), "w") as fh:
+    json.dump({"score": float(args.get("x", 0))}, fh)
+sys.exit(int(args.get("exit", 0)))
+'''
+
+
+@pytest.fixture
+def checking(tmp_path: Path) -> Project:
+    return make_project(tmp_path / "proj", script=CHECKING_SCRIPT)
+
+
+def runs(project: Project) -> list[dict]:
+    path = project.root / "runs.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def status_json(project: Project, sweep_id: str) -> dict:
+    proc = project.hsm("status", sweep_id, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    info = json.loads(proc.stdout)
+    info["counts"] = {k: v for k, v in info["counts"].items() if v}
+    return info
+
+
+def assert_each_ran_once_alone(project: Project, expected: int) -> None:
+    done = runs(project)
+    tasks = [r["task"] for r in done]
+    assert sorted(set(tasks)) == sorted(tasks), f"a task ran twice: {tasks}"
+    assert len(tasks) == expected
+    assert not [r for r in done if r["problems"]], done
+
+
+def test_only_started_tasks_have_dirs_and_each_dir_is_whole_before_its_task_starts(checking: Project) -> None:
+    cfg = checking.write_sweep({"grid": {"x": list(range(6))}})
+    done = checking.hsm("run", "--config", str(cfg), "--sweep-id", "lazy", "--parallel-limit", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_each_ran_once_alone(checking, 6)
+    sweep = checking.outputs / "lazy"
+    manifest = read_manifest(sweep)
+    assert [(row["index"], row["params"]) for row in manifest] == [(i + 1, {"x": i}) for i in range(6)]
+    assert sorted(p.name for p in (sweep / "tasks").iterdir()) == [f"task_00{i}" for i in range(1, 7)]  # no temporaries left
+
+
+def test_status_export_and_a_lost_index_see_the_tasks_nobody_started(checking: Project) -> None:
+    cfg = checking.write_sweep({"grid": {"x": list(range(8)), "sleep": [30]}})
+    proc = checking.popen("run", "--config", str(cfg), "--sweep-id", "half", "--parallel-limit", "2")
+    sweep = checking.outputs / "half"
+    try:
+        wait_for(lambda: len(list((sweep / "tasks").glob("task_*"))) == 2 and (sweep / "task_index.json").exists(),
+                 what="two tasks started")
+        info = status_json(checking, "half")
+        assert sum(info["counts"].values()) == 8 and info["counts"].get("pending") == 6, info["counts"]
+        (sweep / "task_index.json").unlink()  # a lost cache: rebuilt from the manifest and the two dirs
+        info = status_json(checking, "half")
+        assert sum(info["counts"].values()) == 8 and info["counts"].get("pending") == 6, info["counts"]
+        rows = json.loads((sweep / "task_index.json").read_text())["tasks"]
+        assert [(r["index"], r["params"]["x"]) for r in rows] == [(i + 1, i) for i in range(8)]
+        out = checking.root / "half.json"
+        exported = checking.hsm("export", "half", "--format", "json", "--output", str(out))
+        assert exported.returncode == 0, exported.stdout + exported.stderr
+        text = out.read_text()
+        assert text.count('"pending"') == 6, text[:2000]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+
+
+def test_a_controller_killed_mid_sweep_is_continued_without_running_anything_twice(checking: Project) -> None:
+    cfg = checking.write_sweep({"grid": {"x": list(range(10)), "sleep": [0.5]}})
+    proc = checking.popen("run", "--config", str(cfg), "--sweep-id", "killed", "--parallel-limit", "2")
+    sweep = checking.outputs / "killed"
+    try:
+        wait_for(lambda: len(runs(checking)) >= 3, what="three tasks done")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # no clean-up at all: its running tasks go on alone
+        proc.communicate(timeout=30)
+    (sweep / "task_index.json").unlink(missing_ok=True)  # and the index with it, for good measure
+    started = len(list((sweep / "tasks").glob("task_*")))
+    assert started < 10, "every task dir was made before the controller was killed"
+    info = status_json(checking, "killed")
+    assert sum(info["counts"].values()) == 10, info["counts"]
+    done = checking.hsm("complete", "killed")
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(lambda: len(runs(checking)) >= 10, what="the orphaned tasks to end")
+    time.sleep(1.0)
+    assert_each_ran_once_alone(checking, 10)
+    info = status_json(checking, "killed")
+    assert info["counts"] == {"completed": 10}, info["counts"]
+
+
+def test_complete_and_retry_failed_on_a_half_run_lazy_sweep(checking: Project) -> None:
+    cfg = checking.write_sweep({"grid": {"x": list(range(6)), "sleep": [0.3]}})
+    proc = checking.popen("run", "--config", str(cfg), "--sweep-id", "retry", "--parallel-limit", "1")
+    sweep = checking.outputs / "retry"
+    wait_for(lambda: len(runs(checking)) >= 2, what="two tasks done")
+    proc.send_signal(signal.SIGINT)  # a clean stop part-way: the rest have no dirs
+    proc.communicate(timeout=60)
+    assert len(list((sweep / "tasks").glob("task_*"))) < 6
+    # A task that failed: its status says so (as a failed run writes it).
+    failed_dir = sweep / "tasks" / "task_001"
+    status = yaml.safe_load((failed_dir / "status.yaml").read_text())
+    status.update(state="failed", exit_code=1)
+    (failed_dir / "status.yaml").write_text(yaml.safe_dump(status))
+    (sweep / "task_index.json").unlink()
+    first = checking.hsm("complete", "retry")
+    assert first.returncode == 1, first.stdout + first.stderr  # the failed task is left, and said
+    assert status_json(checking, "retry")["counts"] == {"completed": 5, "failed": 1}
+    again = checking.hsm("complete", "retry", "--retry-failed")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert status_json(checking, "retry")["counts"] == {"completed": 6}
+    tasks = [r["task"] for r in runs(checking)]
+    first_id = yaml.safe_load((failed_dir / "params.yaml").read_text())["task_id"]
+    assert tasks.count(first_id) == 2 and len(tasks) == 7, tasks  # only the failed one ran again
+
+
+def test_an_old_sweep_with_every_dir_and_no_manifest_still_reads_and_completes(checking: Project) -> None:
+    cfg = checking.write_sweep({"grid": {"x": list(range(4))}})
+    assert checking.hsm("run", "--config", str(cfg), "--sweep-id", "old").returncode == 0
+    sweep = checking.outputs / "old"
+    (sweep / MANIFEST_FILE).unlink()  # as hsm wrote sweeps before the manifest
+    (sweep / "task_index.json").unlink()
+    assert status_json(checking, "old")["counts"] == {"completed": 4}
+    edited = checking.write_sweep({"grid": {"x": list(range(6))}}, name="more.yaml")
+    done = checking.hsm("complete", "old", "--config", str(edited))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_each_ran_once_alone(checking, 6)
+    # The manifest now lists the old tasks and the new ones, with the indices they have.
+    assert [(r["index"], r["params"]["x"]) for r in read_manifest(sweep)] == [(i + 1, i) for i in range(6)]
+    (sweep / "task_index.json").unlink()
+    assert status_json(checking, "old")["counts"] == {"completed": 6}
+
+
+def _race(task_dir: str, n: int, barrier, results) -> None:
+    barrier.wait()
+    made = materialize(Path(task_dir), {"task_id": "t1", "index": 1, "params": {"x": n}},
+                       {"task_id": "t1", "index": 1, "argv": ["true", str(n)], "env": {}})
+    results.put(made)
+
+
+def test_racing_processes_make_a_task_dir_once_and_whole(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(5):
+        task_dir = tmp_path / f"r{round_}" / "tasks" / "task_001"
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_race, args=(str(task_dir), n, barrier, results)) for n in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        made = [results.get(timeout=5) for _ in procs]
+        assert made.count(True) == 1, made
+        assert sorted(os.listdir(task_dir)) == ["command.json", "params.yaml"]
+        winner = json.loads((task_dir / "command.json").read_text())["argv"][1]
+        assert yaml.safe_load((task_dir / "params.yaml").read_text())["params"] == {"x": int(winner)}  # one maker's files, both
+        assert os.listdir(task_dir.parent) == ["task_001"]  # no temporary dir left
+
+
+def test_find_entry_bisects_to_any_task_of_a_big_manifest(tmp_path: Path) -> None:
+    write_manifest(tmp_path, [entry(i, f"id{i}", {"x": "y" * (i % 37)}) for i in range(1, 5001)])
+    for index in (1, 2, 17, 2500, 4999, 5000):
+        assert find_entry(tmp_path, index) == {"index": index, "id": f"id{index}", "params": {"x": "y" * (index % 37)}}
+    assert find_entry(tmp_path, 0) is None and find_entry(tmp_path, 5001) is None
+    assert find_entry(tmp_path / "none", 1) is None
