@@ -474,6 +474,10 @@ class Engine:
             self.fail_fast.observe(rec)  # (a transient failure about to be retried says nothing about the script)
         if rec.state == TaskState.COMPLETED.value:
             self._collect_metrics(d)
+            from hsm_core import indexed_metrics
+            from hsm_core.monitor.export import read_metrics
+
+            indexed_metrics.remember(rec, read_metrics(d))  # export reads the index, not 100,000 files
         else:
             self.sweep.log(
                 f"sources/{rec.source}.log", f"{rec.name} {rec.state} exit_code={rec.exit_code}"

@@ -199,3 +199,28 @@ def test_find_entry_bisects_to_any_task_of_a_big_manifest(tmp_path: Path) -> Non
         assert find_entry(tmp_path, index) == {"index": index, "id": f"id{index}", "params": {"x": "y" * (index % 37)}}
     assert find_entry(tmp_path, 0) is None and find_entry(tmp_path, 5001) is None
     assert find_entry(tmp_path / "none", 1) is None
+
+
+def test_export_takes_a_completed_tasks_metrics_from_the_index_until_it_runs_again(checking: Project) -> None:
+    cfg = checking.write_sweep({"grid": {"x": [1, 2]}})
+    assert checking.hsm("run", "--config", str(cfg), "--sweep-id", "m").returncode == 0
+    sweep = checking.outputs / "m"
+    rows = {r["id"]: r for r in json.loads((sweep / "task_index.json").read_text())["tasks"]}
+    assert sorted(r["extra"]["metrics"]["values"]["score"] for r in rows.values()) == [1.0, 2.0]
+    # What the index kept is what export shows (no metrics.json read) ...
+    (sweep / "tasks" / "task_001" / "metrics.json").write_text('{"score": 99}')
+    out = checking.root / "m.json"
+    assert checking.hsm("export", "m", "--format", "json", "--output", str(out)).returncode == 0
+    assert sorted(r["score"] for r in json.loads(out.read_text())) == [1.0, 2.0]
+    # ... until the task has another attempt: then its own file is read again.
+    status_file = sweep / "tasks" / "task_001" / "status.yaml"
+    status = yaml.safe_load(status_file.read_text())
+    status.update(attempt=2, state="running")
+    status_file.write_text(yaml.safe_dump(status))
+    index = json.loads((sweep / "task_index.json").read_text())
+    index["tasks"][0]["state"] = "running"  # as a controller running it again would have it
+    (sweep / "task_index.json").write_text(json.dumps(index))
+    status.update(state="completed")
+    status_file.write_text(yaml.safe_dump(status))
+    assert checking.hsm("export", "m", "--format", "json", "--output", str(out)).returncode == 0
+    assert sorted(r["score"] for r in json.loads(out.read_text())) == [2.0, 99]
