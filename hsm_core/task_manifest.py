@@ -177,3 +177,63 @@ def ensure_manifest(sweep_path: Path, records: Iterable[Any], *, new_sweep: bool
             rows = known + missing  # lines already there never change
     write_manifest(sweep_path, rows)
     return True
+
+
+# -- an array element's task dir ------------------------------------------------------------------
+#: Suffix of a chunk's task file, beside its list file (``slurm_001.list`` -> ``slurm_001.tasks.jsonl``).
+CHUNK_TASKS_SUFFIX = ".tasks.jsonl"
+
+
+def chunk_tasks_path(list_file: Path) -> Path:
+    """The task file of the chunk whose list file is ``list_file``: line i holds what element i's
+    task dir is made from (``{"params": {task_id, index, params}, "command": {...}}``)."""
+    list_file = Path(list_file)
+    return list_file.with_name(list_file.stem + CHUNK_TASKS_SUFFIX)
+
+
+def write_chunk_tasks(list_file: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write a chunk's task file (one line per list line, same order): one file for the chunk
+    instead of a dir and its files per task, made by each element as it starts."""
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+    path = chunk_tasks_path(list_file)
+    atomic_write_text(path, "".join(dumps(dict(row)) + "\n" for row in rows))
+    return path
+
+
+def _chunk_row(list_file: Path, line: int) -> dict[str, Any] | None:
+    try:
+        with open(chunk_tasks_path(list_file), "rb") as fh:
+            for i, text in enumerate(fh):
+                if i == line:
+                    row = json.loads(text)
+                    return row if isinstance(row, dict) else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def ensure_task_dir(task_dir: Path, *, list_file: Path | None = None, line: int | None = None) -> bool:
+    """Make ``task_dir`` if it does not exist yet, from what its controller wrote for it: line
+    ``line`` of the chunk's task file beside ``list_file``, else the sweep manifest's entry when
+    it holds the task's ``command``. True when the dir exists now (made here, by a racer, or
+    before); False when nothing says how to make it."""
+    task_dir = Path(task_dir)
+    if task_dir.is_dir():
+        return True
+    row = _chunk_row(list_file, line) if list_file is not None and line is not None else None
+    if row is None:
+        index = _index_of(task_dir.name)
+        found = find_entry(task_dir.parent.parent, index) if index is not None else None
+        if found is not None and isinstance(found.get("command"), dict):
+            row = {"params": {"task_id": found["id"], "index": found["index"], "params": found.get("params") or {}},
+                   "command": found["command"]}
+    if row is None or not isinstance(row.get("params"), dict) or not isinstance(row.get("command"), dict):
+        return False
+    materialize(task_dir, row["params"], row["command"])
+    return True
+
+
+def _index_of(name: str) -> int | None:
+    """1 for ``task_001``; None for a dir a sweep named itself."""
+    digits = name[len("task_"):] if name.startswith("task_") else ""
+    return int(digits) if digits.isdigit() else None

@@ -224,3 +224,75 @@ def test_export_takes_a_completed_tasks_metrics_from_the_index_until_it_runs_aga
     status_file.write_text(yaml.safe_dump(status))
     assert checking.hsm("export", "m", "--format", "json", "--output", str(out)).returncode == 0
     assert sorted(r["score"] for r in json.loads(out.read_text())) == [2.0, 99]
+
+
+def _element_sweep(tmp_path: Path, n: int) -> tuple[Path, Path, list[dict]]:
+    """A sweep dir whose controller left its task dirs to the array elements: a list file and the
+    chunk's task file, no tasks/ entries."""
+    import sys
+
+    sweep = tmp_path / "outputs" / "s"
+    (sweep / "tasks").mkdir(parents=True)
+    jobs = sweep / "scripts" / "job_scripts"
+    jobs.mkdir(parents=True)
+    code = "import os, sys; open(os.path.join(os.environ['HSM_TASK_DIR'], 'ran'), 'a').write(' '.join(sys.argv[1:]) + '\\n')"
+    rows = []
+    for i in range(1, n + 1):
+        params = {"task_id": f"t{i}", "index": i, "params": {"x": i}}
+        command = {"sweep_id": "s", "task_id": f"t{i}", "index": i, "argv": [sys.executable, "-c", code, f"x={i}"],
+                   "python_arg0": True, "cwd": str(tmp_path), "env": {"MY_VAR": f"v{i}"}}
+        rows.append({"params": params, "command": command})
+    list_file = jobs / "slurm_001.list"
+    list_file.write_text("".join(f"../../tasks/task_{i:03d}\n" for i in range(1, n + 1)))
+    from hsm_core.task_manifest import write_chunk_tasks
+
+    write_chunk_tasks(list_file, rows)
+    return sweep, list_file, rows
+
+
+def _runner(*args: str) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "hsm_core.runner", "--source", "slurm", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_an_array_element_makes_its_missing_task_dir_from_the_chunk_and_runs_it(tmp_path: Path) -> None:
+    sweep, list_file, rows = _element_sweep(tmp_path, 3)
+    done = _runner("--list", str(list_file), "--index", "1")
+    assert done.returncode == 0, done.stderr
+    d = sweep / "tasks" / "task_002"
+    assert sorted(os.listdir(sweep / "tasks")) == ["task_002"]  # only its own
+    assert yaml.safe_load((d / "params.yaml").read_text()) == rows[1]["params"]
+    assert json.loads((d / "command.json").read_text()) == rows[1]["command"]
+    assert (d / "ran").read_text() == "x=2\n"
+    status = yaml.safe_load((d / "status.yaml").read_text())
+    assert (status["state"], status["attempt"], status["task_id"]) == ("completed", 1, "t2")
+    # A packed element (two tasks one after the other) makes both of its dirs.
+    packed = _runner("--list", str(list_file), "--index", "1", "--count", "2")  # element 1: line 2
+    assert packed.returncode == 0, packed.stderr
+    assert (sweep / "tasks" / "task_003" / "ran").read_text() == "x=3\n"
+
+
+def test_two_elements_racing_for_one_missing_dir_make_it_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    sweep, list_file, _ = _element_sweep(tmp_path, 2)
+    # Both elements start together; only the making of the dir is raced (the second finds the task
+    # running or done and the dir whole, whatever it then does).
+    procs = [subprocess.Popen([sys.executable, "-m", "hsm_core.runner", "--list", str(list_file), "--index", str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1, 0, 1)]
+    for p in procs:
+        p.communicate(timeout=60)
+    assert sorted(os.listdir(sweep / "tasks")) == ["task_001", "task_002"]  # no temporary dir left behind
+    for name in ("task_001", "task_002"):
+        assert {"params.yaml", "command.json", "status.yaml"} <= set(os.listdir(sweep / "tasks" / name))
+
+
+def test_an_element_whose_dir_nothing_describes_says_so(tmp_path: Path) -> None:
+    sweep, list_file, _ = _element_sweep(tmp_path, 1)
+    (list_file.with_name("slurm_001.tasks.jsonl")).unlink()
+    done = _runner("--list", str(list_file), "--index", "0")
+    assert done.returncode != 0 and "does not exist" in done.stderr and "Traceback" not in done.stderr
