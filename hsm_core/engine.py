@@ -477,7 +477,8 @@ class Engine:
             from hsm_core import indexed_metrics
             from hsm_core.monitor.export import read_metrics
 
-            indexed_metrics.remember(rec, read_metrics(d))  # export reads the index, not 100,000 files
+            # export reads one file, not 100,000
+            indexed_metrics.remember(self.sweep.path, rec.task_id, rec.attempt, read_metrics(d))
         else:
             self.sweep.log(
                 f"sources/{rec.source}.log", f"{rec.name} {rec.state} exit_code={rec.exit_code}"

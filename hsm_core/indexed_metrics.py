@@ -1,33 +1,51 @@
-"""A finished task's metrics kept in the sweep's index, so ``hsm export`` of 100,000 tasks reads one
-file instead of 100,000 (issue 19).
+"""A completed task's metrics kept beside the sweep's index, so ``hsm export`` of 100,000 tasks reads
+one file instead of 100,000 (issue 19).
 
-When the controller records a completed task it reads the task's ``metrics.json`` (the script's,
-or the one hsm wrote from the result collectors) and keeps it, flattened, in the task's index
-entry (``extra.metrics``) with the attempt it belongs to. Export uses that copy while the index
-says the same attempt; a task run again (another attempt, recorded by whoever ran it) has its
-copy dropped, and export reads its file as before. A task finished with no controller watching
-(``--no-wait``, workers) has no copy either: its file is read.
+When a controller records a completed task it reads the task's ``metrics.json`` (the script's, or
+the one hsm wrote from the result collectors) and appends it, flattened as export shows it, to
+``task_metrics.jsonl`` in the sweep dir: one line ``{"id", "attempt", "values"}`` per completed
+attempt (an append, no rewrite; the index itself stays as small as ``hsm status`` needs it). Export
+takes a task's metrics from its latest line while that line's attempt is the one the index
+records; a task with no line (finished with no controller watching: ``--no-wait``, workers) or run
+again since has its own file read, as before.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
 
-from hsm_core.state import TaskRecord
-
-#: The key of a record's ``extra`` holding ``{"attempt": N, "values": {flattened metrics}}``.
-KEY = "metrics"
-
-
-def remember(record: TaskRecord, values: dict[str, Any]) -> None:
-    """Keep ``values``, the completed task's metrics file as export reads it now (flattened), in
-    its index entry."""
-    record.extra[KEY] = {"attempt": record.attempt, "values": values}
+#: The file, in the sweep dir.
+METRICS_INDEX = "task_metrics.jsonl"
 
 
-def known(record: TaskRecord) -> dict[str, Any] | None:
-    """The metrics kept for ``record``'s current attempt, or None (read its file)."""
-    kept = record.extra.get(KEY)
-    if isinstance(kept, dict) and kept.get("attempt") == record.attempt and isinstance(kept.get("values"), dict):
-        return kept["values"]
-    return None
+def remember(sweep_path: Path, task_id: str, attempt: int, values: Mapping[str, Any]) -> None:
+    """Append the completed attempt's metrics (flattened) to the sweep's metrics file. Never
+    raises: export reads the task's own file when this line is missing."""
+    line = json.dumps({"id": task_id, "attempt": attempt, "values": dict(values)}, separators=(",", ":"),
+                      ensure_ascii=False, default=str)
+    try:
+        with open(os.path.join(str(sweep_path), METRICS_INDEX), "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    except OSError:
+        pass
+
+
+def known(sweep_path: Path) -> dict[str, tuple[int, dict[str, Any]]]:
+    """task id -> (attempt, metrics) from the sweep's metrics file, the latest line of each task
+    winning; {} when there is none. A torn line (a controller killed mid-append) is skipped."""
+    out: dict[str, tuple[int, dict[str, Any]]] = {}
+    try:
+        with open(os.path.join(str(sweep_path), METRICS_INDEX), "rb") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return out
+    for raw in lines:
+        try:
+            row = json.loads(raw)
+            out[row["id"]] = (int(row["attempt"]), dict(row["values"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out

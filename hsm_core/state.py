@@ -210,10 +210,7 @@ class TaskRecord:
         for key in ("source", "duration", "exit_code", "host", "start_time", "end_time"):
             if key in status:
                 setattr(self, key, status[key])
-        attempt = int(status.get("attempt") or self.attempt)
-        if attempt != self.attempt:
-            self.extra.pop("metrics", None)  # (hsm_core.indexed_metrics: another attempt's)
-        self.attempt = attempt
+        self.attempt = int(status.get("attempt") or self.attempt)
 
 
 #: The type of each field of an index entry, and whether it may be missing (None).

@@ -201,13 +201,13 @@ def test_find_entry_bisects_to_any_task_of_a_big_manifest(tmp_path: Path) -> Non
     assert find_entry(tmp_path / "none", 1) is None
 
 
-def test_export_takes_a_completed_tasks_metrics_from_the_index_until_it_runs_again(checking: Project) -> None:
+def test_export_takes_a_completed_tasks_metrics_from_the_sweeps_metrics_file_until_it_runs_again(checking: Project) -> None:
     cfg = checking.write_sweep({"grid": {"x": [1, 2]}})
     assert checking.hsm("run", "--config", str(cfg), "--sweep-id", "m").returncode == 0
     sweep = checking.outputs / "m"
-    rows = {r["id"]: r for r in json.loads((sweep / "task_index.json").read_text())["tasks"]}
-    assert sorted(r["extra"]["metrics"]["values"]["score"] for r in rows.values()) == [1.0, 2.0]
-    # What the index kept is what export shows (no metrics.json read) ...
+    kept = [json.loads(line) for line in (sweep / "task_metrics.jsonl").read_text().splitlines()]
+    assert sorted((k["attempt"], k["values"]["score"]) for k in kept) == [(1, 1.0), (1, 2.0)]
+    # What the controller kept is what export shows (no metrics.json read) ...
     (sweep / "tasks" / "task_001" / "metrics.json").write_text('{"score": 99}')
     out = checking.root / "m.json"
     assert checking.hsm("export", "m", "--format", "json", "--output", str(out)).returncode == 0
