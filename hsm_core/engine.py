@@ -33,6 +33,7 @@ from hsm_core.plugin import (
     TaskState,
     TaskUpdate,
 )
+from hsm_core.spec_queue import SpecQueue
 from hsm_core.state import SweepDir, TaskRecord, count_states, read_status, reconcile_status
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,7 +174,8 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
         """Dispatch ``tasks`` (and watch ``adopted`` ones already running) until all are final."""
-        pending = collections.deque(tasks)
+        # (a SpecQueue makes its specs as they are reached: hsm_core.spec_queue)
+        pending = tasks if isinstance(tasks, SpecQueue) else collections.deque(tasks)
         adopted_left = self._watched = self._attach(adopted)
         self.registry.hook.hsm_sweep_started(
             sweep_id=self.sweep.sweep_id, sweep_dir=str(self.sweep.path), total_tasks=len(tasks) + len(adopted)

@@ -28,6 +28,7 @@ from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, Strate
 from hsm_core.prepare import command_plan, prepare_task
 from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
+from hsm_core.spec_queue import SpecQueue
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, task_dir_name, validate_sweep_id
 from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
 
@@ -503,10 +504,11 @@ def _execute(
         on_ready(plan)
     sweep_path = plan.sweep.path.resolve()
     tasks_path = sweep_path / plan.sweep.tasks_dir.name  # resolved once: 100,000 resolve() calls took seconds
-    specs = [
-        TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index), plan.sweep.sweep_id, sweep_path)
-        for r in plan.to_run
-    ]
+    to_run = list(plan.to_run)
+    # Each spec made when the engine reaches its task: 100,000 specs and paths up front took a
+    # second before the first task could start.
+    specs = SpecQueue(to_run, lambda r: TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index),
+                                                 plan.sweep.sweep_id, sweep_path))
 
     adaptive = AdaptiveSearch(plan.sweep, search, registry) if search is not None else None
     if adaptive is not None:
@@ -567,7 +569,7 @@ def _execute(
     )
     try:
         engine.run(specs, adopted)
-        mine = [plan.records[s.task_id] for s in specs] + [plan.records[a.task_id] for a in adopted]
+        mine = [plan.records[r.task_id] for r in to_run] + [plan.records[a.task_id] for a in adopted]
         counts: dict[str, int] = {}
         for r in mine:
             counts[r.state] = counts.get(r.state, 0) + 1

@@ -66,7 +66,7 @@ LAYERS: list[tuple[str, str]] = [
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        runner failfast retries on_finish engine metrics indexed_metrics outages lease sweep_select lifecycle adaptive plugin.project
+        runner spec_queue failfast retries on_finish engine metrics indexed_metrics outages lease sweep_select lifecycle adaptive plugin.project
         cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
