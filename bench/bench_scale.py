@@ -176,18 +176,71 @@ def files_per_task(python: str, root: Path, n: int) -> tuple[float, float, float
     return left / n, (created + 3 * n) / n, fsyncs / n, took
 
 
+def chunk_vs_element(n: int, per_chunk: int = 1000) -> tuple[float, float, float]:
+    """Where an array job's task dirs are made, for ``n`` tasks (this checkout only): (seconds the
+    controller spends making every dir at submission — mkdir, params.yaml, command.json and the
+    ``submitted`` status.yaml, as it does today; seconds it spends writing one task file per chunk
+    instead; milliseconds one element spends making its own dir from its chunk's file)."""
+    import sys as _sys
+
+    from hsm_core.plugin.arrayjob.manifest import write_submitted
+    from hsm_core.plugin import TaskSpec
+    from hsm_core.task_manifest import ensure_task_dir, write_chunk_tasks
+    from hsm_core.taskdir import write_command, write_params_once
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tasks = Path(tmp) / "eager" / "tasks"
+        tasks.mkdir(parents=True)
+        rows = []
+        for i in range(1, n + 1):
+            command = {"sweep_id": "s", "task_id": f"t{i}", "index": i, "argv": [_sys.executable, "task.py", f"x={i}"],
+                       "python_arg0": True, "cwd": tmp, "env": {"WANDB_RUN_GROUP": "s"}}
+            rows.append({"params": {"task_id": f"t{i}", "index": i, "params": {"x": i}}, "command": command})
+        t = time.perf_counter()
+        specs = []
+        for row in rows:
+            d = tasks / f"task_{row['params']['index']:03d}"
+            d.mkdir()
+            write_params_once(d, row["params"]["task_id"], row["params"]["index"], row["params"]["params"])
+            write_command(d, row["command"])
+            specs.append(TaskSpec(row["params"]["task_id"], row["params"]["index"], {}, d, "s", tasks.parent))
+        write_submitted(specs, source="slurm", per_element=1, script="slurm_001.sh")
+        eager = time.perf_counter() - t
+        lazy_dir = Path(tmp) / "lazy"
+        (lazy_dir / "tasks").mkdir(parents=True)
+        jobs = lazy_dir / "scripts"
+        jobs.mkdir()
+        t = time.perf_counter()
+        lists = []
+        for c in range(0, n, per_chunk):
+            list_file = jobs / f"slurm_{c // per_chunk + 1:03d}.list"
+            chunk = rows[c:c + per_chunk]
+            list_file.write_text("".join(f"../tasks/task_{r['params']['index']:03d}\n" for r in chunk))
+            write_chunk_tasks(list_file, chunk)
+            lists.append(list_file)
+        lazy = time.perf_counter() - t
+        elements = min(200, n)
+        t = time.perf_counter()
+        for i in range(elements):
+            ensure_task_dir(lazy_dir / "tasks" / f"task_{i + 1:03d}", list_file=lists[0], line=i)
+        per_element = (time.perf_counter() - t) / elements * 1000
+    return eager, lazy, per_element
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--peer", default="", help="another checkout's interpreter, e.g. /work/main/.venv/bin/python")
     ap.add_argument("--local", type=int, default=0, help="also run bench_local.py with this many tasks")
+    ap.add_argument("--chunk", type=int, default=10_000, help="array-job tasks for the dirs-at-submission figure (0: skip)")
+    ap.add_argument("--skip-sweeps", action="store_true", help="only the --chunk and --local figures")
     args = ap.parse_args()
     sides = {"this checkout": sys.executable}
     if args.peer:
         sides["peer"] = args.peer
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, python in sides.items():
+        for name, python in ({} if args.skip_sweeps else sides).items():
             root = Path(tmp) / name.replace(" ", "_")
             project(root, python)
             r: dict[str, float] = {}
@@ -199,15 +252,21 @@ def main() -> None:
             r["export"] = best_s([python, "-m", "hsm_core", "export", "done", "--output", str(root / "x.csv")], root)
             r["files"], r["created"], r["fsyncs"], r["small_s"] = files_per_task(python, root, 200)
             results[name] = r
-    print(f"{args.tasks:,}-task sweep, local disk, 2 tasks at a time\n")
-    print(f"{'':<34}" + "".join(f"{n:>16}" for n in results))
+    if results:
+        print(f"{args.tasks:,}-task sweep, local disk, 2 tasks at a time\n")
+        print(f"{'':<34}" + "".join(f"{n:>16}" for n in results))
     rows = [("first task after hsm run (s)", "first", "{:.2f}"), ("controller RSS then (MB)", "rss_first", "{:.0f}"),
             ("controller RSS 5 s later (MB)", "rss_later", "{:.0f}"), ("hsm status (s)", "status", "{:.2f}"),
             ("hsm status --json (s)", "status_json", "{:.2f}"), ("hsm export csv (s)", "export", "{:.2f}"),
             ("files+dirs left per task (200)", "files", "{:.2f}"), ("files created per task (200)", "created", "{:.2f}"), ("fsyncs per task (200)", "fsyncs", "{:.2f}"),
             ("200 tasks, whole run (s)", "small_s", "{:.2f}")]
-    for label, key, fmt in rows:
+    for label, key, fmt in rows if results else ():
         print(f"{label:<34}" + "".join(f"{fmt.format(r[key]):>16}" for r in results.values()))
+    if args.chunk:
+        eager, lazy, element = chunk_vs_element(args.chunk)
+        print(f"\n{args.chunk:,} array-job tasks: the controller makes every task dir at submission {eager:.2f} s; "
+              f"one task file per 1,000-task chunk {lazy:.3f} s ({eager / lazy:.0f}x less), and each element makes "
+              f"its own dir as it starts in {element:.2f} ms")
     if args.local:
         print()
         subprocess.run([sys.executable, str(Path(__file__).with_name("bench_local.py")), "--tasks", str(args.local)])
