@@ -42,6 +42,15 @@ def known(sweep_path: Path) -> dict[str, tuple[int, dict[str, Any]]]:
             lines = fh.read().splitlines()
     except OSError:
         return out
+    try:  # one parse for the whole file (a third of the time of one per line) ...
+        rows = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+        for row in rows:
+            if not isinstance(row["values"], dict):
+                raise TypeError("metrics are not an object")
+            out[row["id"]] = (int(row["attempt"]), row["values"])
+        return out
+    except (ValueError, KeyError, TypeError):
+        out.clear()  # ... and line by line when a line is torn or damaged
     for raw in lines:
         try:
             row = json.loads(raw)

@@ -296,3 +296,14 @@ def test_an_element_whose_dir_nothing_describes_says_so(tmp_path: Path) -> None:
     (list_file.with_name("slurm_001.tasks.jsonl")).unlink()
     done = _runner("--list", str(list_file), "--index", "0")
     assert done.returncode != 0 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_torn_line_of_the_metrics_file_costs_only_that_task(tmp_path: Path) -> None:
+    from hsm_core.indexed_metrics import known, remember
+
+    remember(tmp_path, "a", 1, {"loss": 0.5})
+    remember(tmp_path, "b", 1, {"loss": 0.7})
+    remember(tmp_path, "a", 2, {"loss": 0.1})  # a later attempt of a wins
+    with open(tmp_path / "task_metrics.jsonl", "a") as fh:
+        fh.write('{"id": "c", "attempt": 1, "val')  # a controller killed mid-append
+    assert known(tmp_path) == {"a": (2, {"loss": 0.1}), "b": (1, {"loss": 0.7})}
