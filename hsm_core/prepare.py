@@ -7,7 +7,9 @@ default, ``--key value`` with ``args_style: argparse``); a ``command:`` template
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -191,8 +193,15 @@ def write_task(
 
 def task_spec(sweep: SweepDir, record: TaskRecord) -> TaskSpec:
     """The spec of a task (its dir need not exist yet)."""
-    d = sweep.task_dir(record.index)
-    return TaskSpec(record.task_id, record.index, record.params, d.resolve(), sweep.sweep_id, sweep.path.resolve())
+    base = _resolved(os.path.abspath(sweep.path))  # (absolute first: the cache must not outlive a chdir)
+    return TaskSpec(record.task_id, record.index, record.params, base / sweep.tasks_dir.name / sweep.task_dir(record.index).name,
+                    sweep.sweep_id, base)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(path: str) -> Path:
+    # Once per sweep: two resolve() calls per task were a quarter of preparing 10,000 array-job tasks.
+    return Path(path).resolve()
 
 
 def task_env(registry: Any, spec: TaskSpec, sweep_settings: Mapping[str, Any]) -> dict[str, str]:
