@@ -217,7 +217,9 @@ def start_task(
     status["process"] = process_identity(proc.pid) or f"{proc.pid}:?"
     try:
         status = with_kept_on_disk(task_dir, status)
-        write_status(task_dir, status)
+        # No fsync (one per task less, issue 19): only a crash of the machine loses it, and that
+        # ends the task too, which the wrapper's files and the next look record as interrupted.
+        write_status(task_dir, status, fsync=False)
     except OSError:
         # Started but not recorded (disk full): stop it rather than let it run unwatched while
         # the caller counts the launch as failed and runs the task again later.

@@ -142,13 +142,16 @@ def materialize(task_dir: Path, params_doc: Mapping[str, Any], command: Mapping[
     task_dir = Path(task_dir)
     if task_dir.is_dir():
         return False
-    task_dir.parent.mkdir(parents=True, exist_ok=True)
+    if not task_dir.parent.is_dir():
+        task_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = task_dir.parent / f".{task_dir.name}.{os.getpid()}.{os.urandom(4).hex()}.making"
     tmp.mkdir()
     try:
+        # Straight into the files (no temporary file and rename each): nobody sees the dir
+        # before the rename below makes it whole.
         write_params_once(tmp, str(params_doc.get("task_id")), int(params_doc.get("index") or 0),
-                          dict(params_doc.get("params") or {}))
-        write_command(tmp, command)
+                          dict(params_doc.get("params") or {}), atomic=False)
+        write_command(tmp, command, atomic=False)
         try:
             os.rename(tmp, task_dir)  # atomic; fails when task_dir exists (and is not empty)
         except OSError:
