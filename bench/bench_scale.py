@@ -145,8 +145,8 @@ def counted_mkdir(path, *a, **kw):
     return real_mkdir(path, *a, **kw)
 os.mkdir = counted_mkdir
 def counted_bopen(file, mode="r", *a, **kw):
-    if any(c in mode for c in "wax") and not isinstance(file, int):
-        counts["created"] += 1
+    if any(c in mode for c in "wax") and not isinstance(file, int) and ("a" not in mode or not os.path.exists(file)):
+        counts["created"] += 1  # (an append to a file that exists creates nothing)
     return real_bopen(file, mode, *a, **kw)
 builtins.open = counted_bopen
 sys.argv = ["hsm", "run", "--config", "sweeps/small.yaml", "--sources", "local:2", "--sweep-id", "small"]
