@@ -183,7 +183,7 @@ class AdaptiveSearch:
         for number, ask in sorted(self.log.asked().items()):
             if number in told:
                 t = told[number]
-                out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value")))
+                out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value"), data=ask.get("data") or {}))
                 continue
             task_dir = trial_dir(self.sweep, number, ask)
             state = (read_status(task_dir) or {}).get("state")
@@ -198,14 +198,19 @@ class AdaptiveSearch:
                         self.sweep.log("sweep.log", f"search: {why}; check the metric's name in search: metric:")
                     except OSError:
                         pass
-                    out.append(Trial(number, ask["params"], "failed"))
+                    out.append(Trial(number, ask["params"], "failed", None, data=ask.get("data") or {}))
                     continue
                 self.log.record_tell(number, {"trial": number, "state": "completed", "value": value, "told": now_iso()})
-                out.append(Trial(number, ask["params"], "completed", value))
+                out.append(Trial(number, ask["params"], "completed", value, data=ask.get("data") or {}))
             elif state in (TaskState.FAILED.value, TaskState.TIMEOUT.value):
-                out.append(Trial(number, ask["params"], "failed"))
+                out.append(Trial(number, ask["params"], "failed", None, data=ask.get("data") or {}))
+            elif state == TaskState.PRUNED.value:  # stopped early: what it reported is all there is
+                from hsm_core.intermediate import ReportReader
+
+                reported = ReportReader().values(task_dir, self.settings.metric)
+                out.append(Trial(number, ask["params"], "pruned", None, reported, data=ask.get("data") or {}))
             else:
-                out.append(Trial(number, ask["params"], "running"))
+                out.append(Trial(number, ask["params"], "running", None, data=ask.get("data") or {}))
         return out
 
     def params_for(self, record: TaskRecord) -> dict[str, Any]:
@@ -218,29 +223,40 @@ class AdaptiveSearch:
         ask, or a new one from the strategy told every earlier trial."""
         held = self.log.ask_of(number)
         if held is None:
-            strategy = make_strategy(self.settings, self.registry)
-            known = self.trials()
-            for trial in known:
-                strategy.tell(trial)
-            try:
-                params = dict(strategy.ask(number))
-            except HsmError:
-                raise
-            except Exception as exc:  # a strategy's bug: one line naming it, the trial stays unasked
-                raise HsmError(f"search strategy {self.settings.strategy!r} failed to propose trial {number}: {exc!r}",
-                               hint=f"the sweep continues from its log: hsm complete {self.sweep.sweep_id}") from exc
-            missing = [p.name for p in self.settings.params if p.name not in params]
-            if missing:
-                raise HsmError(f"search strategy {self.settings.strategy!r} proposed trial {number} without {missing[0]!r}")
-            held = self.log.record_ask(number, {
-                "trial": number, "task_id": task_id, "params": params, "asked": now_iso(),
-                "task_dir": _relative(task_dir, self.sweep.path),
-                "by": f"{socket.gethostname()}:{os.getpid()}",
-                # what the strategy knew: later readers can see how adaptive each ask was
-                "completed_before": sum(1 for t in known if t.state == "completed"),
-                "running_before": sum(1 for t in known if t.state == "running"),
-            })
+            from hsm_core.search_turn import ask_turn
+
+            # One asker at a time: each sees every earlier ask as pending (search_turn's docstring).
+            with ask_turn(self.log.path):
+                held = self.log.ask_of(number) or self._ask(number, task_id, task_dir)
         return dict(held["params"])
+
+    def _ask(self, number: int, task_id: str, task_dir: Path) -> dict[str, Any]:
+        """Ask the strategy for trial ``number`` and record it (the caller holds the ask turn)."""
+        strategy = make_strategy(self.settings, self.registry)
+        known = self.trials()
+        for trial in known:
+            strategy.tell(trial)
+        try:
+            params = dict(strategy.ask(number))
+        except HsmError:
+            raise
+        except Exception as exc:  # a strategy's bug: one line naming it, the trial stays unasked
+            raise HsmError(f"search strategy {self.settings.strategy!r} failed to propose trial {number}: {exc!r}",
+                           hint=f"the sweep continues from its log: hsm complete {self.sweep.sweep_id}") from exc
+        missing = [p.name for p in self.settings.params if p.name not in params]
+        if missing:
+            raise HsmError(f"search strategy {self.settings.strategy!r} proposed trial {number} without {missing[0]!r}")
+        data = dict(strategy.trial_data() or {})
+        held = self.log.record_ask(number, {
+            **({"data": data} if data else {}),
+            "trial": number, "task_id": task_id, "params": params, "asked": now_iso(),
+            "task_dir": _relative(task_dir, self.sweep.path),
+            "by": f"{socket.gethostname()}:{os.getpid()}",
+            # what the strategy knew: later readers can see how adaptive each ask was
+            "completed_before": sum(1 for t in known if t.state == "completed"),
+            "running_before": sum(1 for t in known if t.state == "running"),
+        })
+        return held
 
 
 def best_trial(sweep_path: Path, records: Iterable[TaskRecord] | None = None) -> dict[str, Any] | None:
@@ -277,7 +293,10 @@ def write_settings(sweep: SweepDir, settings: SearchSettings) -> None:
     (sweep.path / LOG_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_json(sweep.path / LOG_DIR / "settings.json",
                       {"strategy": settings.strategy, "metric": settings.metric, "goal": settings.goal,
-                       "trials": settings.trials, "parallel": settings.parallel, "seed": settings.seed})
+                       "trials": settings.trials, "parallel": settings.parallel, "seed": settings.seed,
+                       # the search space, for views of the study that parse no sweep file (a dashboard)
+                       "params": [{"name": p.name, "distribution": p.distribution, "args": list(p.args), "q": p.q}
+                                  for p in settings.params]})
 
 
 def describe_best(best: Mapping[str, Any]) -> str:
@@ -309,3 +328,37 @@ def with_trial_params(sweep_path: Path, records: Iterable[TaskRecord]) -> list[T
             rec.params = dict(params)
         out.append(rec)
     return out
+
+
+def read_trials(sweep_path: Path) -> tuple[dict[str, Any], list[Trial]] | None:
+    """An adaptive sweep's settings (``strategy``, ``metric``, ``goal``, ``trials`` ...) and every
+    asked trial with its state now, read without writing anything (for viewers such as a
+    dashboard on a read-only copy); None for a sweep without a trial log."""
+    log = TrialLog(sweep_path)
+    try:
+        meta = read_json(log.path / "settings.json")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    sweep = SweepDir(Path(sweep_path))
+    told = log.told()
+    out: list[Trial] = []
+    for number, ask in sorted(log.asked().items()):
+        data = ask.get("data") or {}
+        if number in told:
+            t = told[number]
+            out.append(Trial(number, ask["params"], t.get("state", "completed"), t.get("value"), data=data))
+            continue
+        task_dir = trial_dir(sweep, number, ask)
+        state = (read_status(task_dir) or {}).get("state")
+        if state == TaskState.COMPLETED.value:
+            value = metric_value(_task_metrics(task_dir), str(meta.get("metric")))
+            out.append(Trial(number, ask["params"], "completed" if value is not None else "failed", value, data=data))
+        elif state in (TaskState.FAILED.value, TaskState.TIMEOUT.value):
+            out.append(Trial(number, ask["params"], "failed", None, data=data))
+        elif state == TaskState.PRUNED.value:
+            out.append(Trial(number, ask["params"], "pruned", None, data=data))
+        else:
+            out.append(Trial(number, ask["params"], "running", None, data=data))
+    return meta, out

@@ -20,7 +20,7 @@ from hsm_core.plugin import ConfigError, ExpanderRecord
 
 #: Top-level sweep-file keys that are settings, not parameter sections.
 SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "hydra", "sources", "strategy", "description",
-                          "retries", "resources"})
+                          "retries", "resources", "prune", "metric"})
 
 
 @dataclass
@@ -46,6 +46,9 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
     sections: dict[str, Any] = {}
     settings: dict[str, Any] = _with_lines(data, {})
     shown = display_path(path) if path is not None else None  # as the user would type it
+    from hsm_core.sweep_metric import settle_sweep_metric
+
+    settle_sweep_metric(data, shown)  # one metric per sweep: a search: section without one takes it
     for key, value in data.items():
         if key in SETTING_KEYS:
             settings[key] = value

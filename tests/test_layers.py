@@ -35,13 +35,13 @@ LAYERS: list[tuple[str, str]] = [
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
         hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir task_manifest state
-        user_cache
+        user_cache intermediate
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
     # entry points are: they are in the cli layer).
     ("plugin", """
         plugin plugin.version plugin.errors plugin.values plugin.components plugin.records
-        plugin.hooks plugin.search plugin.files plugin.taskfiles plugin.sweepdir plugin.process_identity
+        plugin.hooks plugin.search plugin.pruning plugin.files plugin.taskfiles plugin.sweepdir plugin.process_identity
         plugin.local_host plugin.arrayjob plugin.arrayjob.directives plugin.arrayjob.resources
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
         plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles plugin.arrayjob.manifest
@@ -52,12 +52,12 @@ LAYERS: list[tuple[str, str]] = [
     ("config", """
         config config.lines config.project_root config.yaml_io config.layers config.schema
         config.validation config.installed config.project_config config.checked_cache config.sweep_file config.editing
-        sync.config sweep_syntax sweep_forms wandb_sweep
+        sync.config sweep_syntax sweep_forms wandb_sweep sweep_metric
     """),
     # Sweeps: expansion, task directories (and the Hydra app they may run), the layout of a
     # worker sweep.
     ("sweep", """
-        sweep run_resources hydra_app prepare workers.settings workers.layout
+        sweep run_resources hydra_app prepare workers.settings workers.layout pruning
     """),
     # A project's services: its sources and hosts, pre-flight checks.
     ("project", """
@@ -66,12 +66,13 @@ LAYERS: list[tuple[str, str]] = [
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        runner spec_queue failfast retries on_finish engine metrics indexed_metrics outages lease sweep_select lifecycle adaptive plugin.project
+        runner spec_queue failfast retries on_finish engine metrics indexed_metrics outages lease sweep_select lifecycle adaptive
+        search_turn plugin.project
         cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
-        monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
+        monitor.best monitor.svg_search monitor.best_report monitor.dashboard_hint monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
         sync sync.ssh sync.rsync sync.planner sync.pull sync.transfers
     """),
     # What Python users and the shell call: the Python API, shell completion.
@@ -86,7 +87,7 @@ LAYERS: list[tuple[str, str]] = [
         builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
-        testing.services testing.slurm_fixtures testing.sync
+        testing.services testing.slurm_fixtures testing.sync testing.pruners
     """),
 ]
 

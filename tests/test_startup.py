@@ -88,6 +88,19 @@ def test_an_entry_point_added_to_an_installed_distribution_is_found(project: Pro
     assert "hello" in plugins and "first" in plugins
 
 
+def test_a_plugin_edited_to_add_its_first_command_is_listed(project: Project, site: Path, tmp_path: Path) -> None:
+    # An editable install whose plugin module starts adding a command: its entry points are
+    # unchanged, so only the module's own stamp can tell the index is stale.
+    env = _env(site, tmp_path / "cache")
+    make_dist(site, "hsm-quiet", "quiet", "hsm_quiet", "x = 1\n")
+    assert "hello" not in project.hsm("--help", env=env, check=True).stdout
+    module = site / "hsm_quiet.py"
+    _settle(module)
+    module.write_text(module.read_text() + HELLO)
+    assert "Say hello (from a plugin)." in project.hsm("--help", env=env, check=True).stdout
+    assert project.hsm("hello", env=env, check=True).stdout == "hello from plugin\n"
+
+
 def test_a_plugin_failing_to_add_its_commands_is_reported_by_every_command(project: Project, site: Path, tmp_path: Path) -> None:
     env = _env(site, tmp_path / "cache")
     make_dist(site, "hsm-failing", "failing", "hsm_failing", FAILING_COMMANDS)

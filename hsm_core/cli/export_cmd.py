@@ -13,8 +13,12 @@ import click
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 @click.option("--best", is_flag=True, help="Only the best trial so far of an adaptive (search:) sweep.")
+@click.option("--sort", "sort", metavar="COLUMN", help="Order rows by this metric, parameter or column (ascending).")
+@click.option("--desc", is_flag=True, help="With --sort: highest first.")
+@click.option("--top", type=int, metavar="N", help="Only the first N rows (alone: the N best by the sweep's metric:).")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def export_command(sweep_id: str | None, fmt: str, output: str | None, best: bool, project_dir: str | None) -> None:
+def export_command(sweep_id: str | None, fmt: str, output: str | None, best: bool, sort: str | None, desc: bool,
+                   top: int | None, project_dir: str | None) -> None:
     """One row per task of SWEEP_ID (default: the latest sweep): id, parameters, status, source, duration, exit code, metrics."""
     from hsm_core.atomic import atomic_write_text
     from hsm_core.monitor.status import locate_sweep
@@ -28,7 +32,14 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, best: boo
         from hsm_core.adaptive import best_record
 
         records = best_record(sweep, records)
-    text = export_text(sweep, records, fmt)
+    if sort is None and top is None and not desc:
+        text = export_text(sweep, records, fmt)
+    else:
+        from hsm_core.monitor.best import order_table
+        from hsm_core.monitor.export import build_table, to_csv, to_json
+
+        table = order_table(build_table(sweep, records), sweep, sort=sort, desc=desc, top=top)
+        text = to_csv(table) if fmt == "csv" else to_json(table)
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -178,6 +178,9 @@ class LazyCommandGroup(click.Group):
         add_value_completion(self)  # sweep ids and --sources entries complete in every command
         if failed or any(p.status == "failed" for p in registry.plugins):
             return  # keep warning about it on every command: no index
+        # Every plugin's module, not only those adding commands now: a plugin that starts adding a
+        # command (an editable install edited, a module replaced in place) must invalidate the index.
+        files.update(getattr(plugin, "__file__", None) or "" for plugin in registry.pm.get_plugins())
         owners = core_commands.register_core_commands(click.Group())  # which module adds which name
         self._write_index(owners, touched, files)
 

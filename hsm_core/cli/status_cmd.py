@@ -62,6 +62,14 @@ def _print_one(info: dict[str, Any]) -> None:
 
         table.add_row("Best trial", describe_best(best))
     console.print(table)
+    from hsm_core.monitor.best import print_best_runs
+
+    print_best_runs(console, info)
+    from hsm_core.monitor.dashboard_hint import dashboard_hint
+
+    hint = dashboard_hint(info["sweep_id"], info["path"])
+    if hint:
+        console.print(hint, markup=False, soft_wrap=True)
     if info["per_source"]:
         st = Table(title="Per source")
         st.add_column("Source")
@@ -96,7 +104,7 @@ def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: boo
         infos = []
         for p in list_sweeps(out):
             try:
-                infos.append(summarize(p, rebuild=rebuild))
+                infos.append(summarize(p, rebuild=rebuild, best_runs=as_json))  # the table shows no best runs
             except DamagedSweepError as exc:  # one damaged sweep must not hide all the others
                 warn_damaged(exc)
         if as_json:

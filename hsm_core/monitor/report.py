@@ -43,6 +43,7 @@ STATE_COLORS = {
     "queued": "#7c3aed",
     "pending": "#d1d5db",
     "stopped": "#f59e0b",
+    "pruned": "#0891b2",
 }
 
 CSS = """
@@ -114,7 +115,9 @@ def collect(sweep: SweepDir, *, metric: str | None = None, records: dict[str, Ta
     records = records if records is not None else load_records(sweep)
     snapshot = take_snapshot(sweep, cache=_FixedRecords(records))
     errors = analyze(sweep, records.values())
-    table = build_table(sweep, records.values())
+    from hsm_core.adaptive import with_trial_params
+
+    table = build_table(sweep, with_trial_params(sweep.path, records.values()))  # an adaptive sweep's asked values
     names = numeric_metrics(table)
     if metric is not None and metric not in names:
         if strict:
@@ -124,7 +127,10 @@ def collect(sweep: SweepDir, *, metric: str | None = None, records: dict[str, Ta
             )
         metric = None
     if metric is None and names:
-        metric = names[0]
+        from hsm_core.sweep_metric import declared_metric
+
+        declared = declared_metric(sweep.path)  # the sweep's metric: {name, goal}, when it has a number
+        metric = declared.name if declared is not None and declared.name in names else names[0]
     return ReportData(sweep, records, snapshot, errors, table, metric, names)
 
 
@@ -247,6 +253,7 @@ def _state_parts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
 
     return [
         ("completed", n("completed")),
+        ("pruned", n("pruned")),
         ("failed", n("failed", "timeout", "lost", "preempted")),
         ("running", n("running")),
         ("queued", n("submitted")),
@@ -266,6 +273,8 @@ def _summary_section(data: ReportData) -> str:
     ]
     if s.stopped:
         cards.append(("Interrupted", s.stopped, "warn"))
+    if s.pruned:
+        cards.append(("Pruned", s.pruned, ""))
     html = ['<h2 id="summary">Status summary</h2><div class="cards">']
     for label, n, cls in cards:
         html.append(f'<div class="card"><div class="n {cls}">{n}</div><div class="l">{escape(label)}</div></div>')
@@ -400,6 +409,12 @@ def _metric_section(data: ReportData) -> str:
     return "\n".join(html)
 
 
+def _best_section(data: ReportData) -> str:
+    from hsm_core.monitor.best_report import best_section
+
+    return best_section(data.sweep, data.table, data.metric)
+
+
 def _duration_section(data: ReportData) -> str:
     durs = [float(r.duration) for r in data.records.values() if r.state == "completed" and _number(r.duration) is not None]  # type: ignore[arg-type]
     if not durs:
@@ -435,6 +450,7 @@ def completion_html(data: ReportData, perf: Mapping[str, Any]) -> str:
         _summary_section(data),
         _source_section(data, perf),
         _errors_section(data),
+        _best_section(data),
         _metric_section(data),
         _duration_section(data),
     ]

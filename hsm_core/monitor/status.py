@@ -40,8 +40,9 @@ def list_sweeps(out: Path) -> list[Path]:
     return [s.path for s in sweeps_by_creation(out)]
 
 
-def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
-    """Counts per state, durations and per-source numbers of one sweep."""
+def summarize(sweep_path: Path, *, rebuild: bool = False, best_runs: bool = True) -> dict[str, Any]:
+    """Counts per state, durations and per-source numbers of one sweep (and its best runs by its
+    metric unless ``best_runs`` is False: they read every completed task's metrics)."""
     from hsm_core.state import SweepDir
 
     sweep = SweepDir(sweep_path)
@@ -93,4 +94,12 @@ def summarize(sweep_path: Path, *, rebuild: bool = False) -> dict[str, Any]:
         "waiting": outages["sources"] if outages else [],
         #: An adaptive (search:) sweep's best completed trial so far: trial, metric, goal, value, params.
         "best": best_trial(sweep.path),
+        #: The sweep's metric ({name, goal}) and its best runs so far (hsm_core.monitor.best), or None.
+        **(_best_runs(sweep.path, records.values()) if best_runs else {"metric": None, "best_runs": None}),
     }
+
+
+def _best_runs(sweep_path: Path, records: Any) -> dict[str, Any]:
+    from hsm_core.monitor.best import status_best
+
+    return status_best(sweep_path, records)

@@ -82,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         locate_project,
         locate_sweep,
         make_probe_task,
+        read_search_trials,
         set_project_setting,
     )
     from hsm_core.plugin.records import (
@@ -94,8 +95,10 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         SyncTransportRecord,
         TaskRegistryRecord,
         SearchStrategyRecord,
+        PrunerRecord,
         load_object,
     )
+    from hsm_core.plugin.pruning import PruneDecision, Pruner, PrunerSettings, TrialProgress
     from hsm_core.plugin.search import SearchParam, SearchSettings, SearchStrategy, Trial
     from hsm_core.plugin.sweepdir import refresh_sweep_index, source_log
     from hsm_core.plugin.taskfiles import (
@@ -162,8 +165,10 @@ _SUBMODULE: dict[str, str] = {
         "HostProviderRecord",
         "TaskRegistryRecord",
         "SearchStrategyRecord",
+        "PrunerRecord",
     ),
     **_names("search", "SearchStrategy", "SearchSettings", "SearchParam", "Trial"),
+    **_names("pruning", "Pruner", "PrunerSettings", "TrialProgress", "PruneDecision"),
     **_names(
         "components",
         "ComputeSource",
@@ -240,6 +245,7 @@ _SUBMODULE: dict[str, str] = {
         "SweepLocation",
         "locate_sweep",
         "make_probe_task",
+        "read_search_trials",
     ),
     **_names("arrayjob.source", "ArrayJobSource"),
     **_names("arrayjob.manifest", "SubmittedChunk"),
@@ -279,6 +285,12 @@ __all__ = [
     "HostProviderRecord",
     "TaskRegistryRecord",
     "SearchStrategyRecord",
+    "PrunerRecord",
+    # early stopping (API 1.4)
+    "Pruner",
+    "PrunerSettings",
+    "TrialProgress",
+    "PruneDecision",
     # search (API 1.3)
     "SearchStrategy",
     "SearchSettings",
@@ -359,6 +371,7 @@ __all__ = [
     "SweepLocation",
     "locate_sweep",
     "make_probe_task",
+    "read_search_trials",
     # arrayjob
     "ArrayJobSource",
     "SubmittedChunk",

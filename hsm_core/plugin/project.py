@@ -35,6 +35,7 @@ __all__ = [
     "SweepLocation",
     "locate_sweep",
     "make_probe_task",
+    "read_search_trials",
 ]
 
 
@@ -120,3 +121,13 @@ def make_probe_task(
     sweep.create_layout()
     plan = CommandPlan(["{python}", "-c", code], python, None, "hydra", Path(project_root))
     return write_task(sweep, TaskRecord(1, task_id, {}), plan, {})
+
+
+def read_search_trials(sweep_dir: str | Path) -> tuple[dict[str, Any], list[Any]] | None:
+    """An adaptive (``search:``) sweep's settings (``strategy``, ``metric``, ``goal``, ``trials``,
+    ``seed``) and its trials so far (:class:`~hsm_core.plugin.Trial`, state now: ``running``,
+    ``completed`` with the value, ``failed``), read without writing to the sweep; None for a
+    sweep without adaptive search. For views of a study (a dashboard) in a plugin's command."""
+    from hsm_core.adaptive import read_trials
+
+    return read_trials(Path(sweep_dir))

@@ -50,12 +50,19 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial of the log: asked (``state`` ``running``) or told (``completed``/``failed``)."""
+    """One trial of the log: asked (``state`` ``running``) or told (``completed``/``failed``, or
+    ``pruned``: stopped early by the sweep's pruner, API 1.4)."""
 
     number: int  #: 1, 2 ... in the order asked
     params: Mapping[str, Any]
-    state: str  #: ``running`` (asked, no result yet), ``completed`` or ``failed``
+    state: str  #: ``running`` (asked, no result yet), ``completed``, ``failed`` or ``pruned``
     value: float | None = None  #: the metric, for a completed trial
+    #: step -> the metric reported while it ran (API 1.4: given for a pruned trial, which has no
+    #: final value; a strategy may rank it by how far it got)
+    intermediate: Mapping[int, float] = field(default_factory=dict)
+    #: What the strategy kept with this trial when it asked it (:meth:`SearchStrategy.trial_data`,
+    #: API 1.4), e.g. the generation of an evolutionary sampler; {} for a strategy that keeps nothing.
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SearchStrategy(ABC):
@@ -83,3 +90,10 @@ class SearchStrategy(ABC):
     @abstractmethod
     def ask(self, number: int) -> dict[str, Any]:
         """The parameters of trial ``number`` (a value for every parameter of the space)."""
+
+    def trial_data(self) -> Mapping[str, Any]:
+        """Data to keep with the trial :meth:`ask` just proposed (JSON values), recorded in the
+        trial log with the ask and given back as :attr:`Trial.data` to every later strategy:
+        the place for state a strategy builds up across trials (CMA-ES's search distribution),
+        since a new instance is made for every ask. Default: nothing."""
+        return {}

@@ -11,7 +11,10 @@ few milliseconds per ask for hundreds of trials, small next to starting a task.
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+import random
 from typing import Any
 
 import optuna
@@ -21,6 +24,19 @@ from optuna.trial import TrialState, create_trial
 from hsm_core.plugin import ConfigError, SearchParam, SearchSettings, SearchStrategy, Trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # hsm reports trials itself
+
+#: The key of hsm's trial data holding a trial's Optuna system attrs.
+_SYSTEM_ATTRS = "optuna_system_attrs"
+#: Asks of one trial before a configuration some pending trial runs is accepted (a space smaller
+#: than the trials running at once has no other).
+_MAX_ATTEMPTS = 20
+#: Discrete spaces up to this many configurations are enumerated to find a free one.
+_ENUMERABLE = 10_000
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
 
 #: Distributions with no bounds, which Optuna's samplers cannot search.
 _UNBOUNDED = ("normal", "log_normal", "beta")
@@ -63,6 +79,8 @@ class OptunaStrategy(SearchStrategy):
         self.sampler_name = sampler
         self.distributions: dict[str, BaseDistribution] = {}
         self.constants: dict[str, Any] = {}
+        self.pending: set[str] = set()  #: the parameters of trials told as running
+        self.asked_attrs: dict[str, Any] = {}  #: the Optuna system attrs of the trial just asked
         for p in settings.params:
             dist = distribution_of(p, settings.strategy)
             if dist is None:
@@ -75,6 +93,10 @@ class OptunaStrategy(SearchStrategy):
     def _sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         cls = getattr(optuna.samplers, self.sampler_name)
         options = dict(self.settings.options)
+        if self.sampler_name == "TPESampler":
+            # Trials still running count as bad results, so that TPE proposes elsewhere while
+            # they run (Optuna's advice for parallel workers); no effect on one trial at a time.
+            options.setdefault("constant_liar", True)
         try:
             return cls(seed=seed, **options)
         except TypeError as exc:
@@ -91,23 +113,76 @@ class OptunaStrategy(SearchStrategy):
         params = {k: v for k, v in trial.params.items() if k in self.distributions}
         if set(params) != set(self.distributions):
             return  # a trial of an earlier space (an edited sweep file): it says nothing of this one
+        intermediate: dict[int, float] = {}
         if trial.state == "completed" and trial.value is not None and math.isfinite(trial.value):
             state, value = TrialState.COMPLETE, float(trial.value)
+        elif trial.state == "pruned":  # TPE ranks a pruned trial by the last value it reported
+            state, value = TrialState.PRUNED, None
+            intermediate = {int(k): float(v) for k, v in trial.intermediate.items()}
         elif trial.state == "running":
             state, value = TrialState.RUNNING, None
+            self.pending.add(_key(params))
         else:
             state, value = TrialState.FAIL, None
         try:
-            frozen = create_trial(state=state, value=value, params=params, distributions=self.distributions)
+            frozen = create_trial(state=state, value=value, params=params, distributions=self.distributions,
+                                  intermediate_values=intermediate,
+                                  system_attrs=dict(trial.data.get(_SYSTEM_ATTRS) or {}))
         except ValueError:
             return  # a value outside today's bounds
         self.study.add_trial(frozen)
 
     def ask(self, number: int) -> dict[str, Any]:
-        # The sampler's seed follows the trial number: an ask is reproducible from the same history,
-        # and two trials asked from the same history (two workers at once) still differ.
-        self.study.sampler = self._sampler(self.settings.seed * 1_000_003 + number)
-        trial = self.study.ask(self.distributions)
-        params = dict(trial.params)
+        params: dict[str, Any] = {}
+        free = self._free_configurations()
+        for attempt in range(_MAX_ATTEMPTS):
+            self.study.sampler = self._sampler_for(number, attempt)
+            trial = self.study.ask(self.distributions)
+            params = dict(trial.params)
+            # A configuration a pending trial already runs (several asks while it runs, or a
+            # small discrete space): asked again with the next seed, so that concurrent trials
+            # differ; told as running, so that the next attempt knows it too.
+            if _key(params) not in self.pending or free == []:
+                break
+        else:
+            if free:  # a small discrete space the sampler keeps missing: one of the free ones
+                params = dict(random.Random(self.settings.seed * 1_000_003 + number).choice(free))
+        # What the sampler stored on the trial (CMA-ES's and NSGA-II's generation and CMA-ES's
+        # search distribution): kept in hsm's log, given back to the next asks (trial_data).
+        self.asked_attrs = dict(self.study.get_trials(deepcopy=False)[-1].system_attrs)
         params.update(self.constants)
         return {p.name: params[p.name] for p in self.settings.params}
+
+    def _free_configurations(self) -> list[dict[str, Any]] | None:
+        """The configurations no pending trial runs, for a discrete space of at most
+        :data:`_ENUMERABLE` configurations; None for any other space."""
+        choices = []
+        for name, dist in self.distributions.items():
+            if isinstance(dist, CategoricalDistribution):
+                choices.append([(name, c) for c in dist.choices])
+            elif isinstance(dist, IntDistribution) and not dist.log:
+                choices.append([(name, v) for v in range(dist.low, dist.high + 1, dist.step)])
+            else:
+                return None
+        if math.prod(len(c) for c in choices) > _ENUMERABLE:
+            return None
+        every = (dict(combo) for combo in itertools.product(*choices))
+        return [c for c in every if _key(c) not in self.pending]
+
+    def trial_data(self) -> dict[str, Any]:
+        return {_SYSTEM_ATTRS: self.asked_attrs} if self.asked_attrs else {}
+
+    def _sampler_for(self, number: int, attempt: int) -> optuna.samplers.BaseSampler:
+        """The sampler for trial ``number``. Its seed follows the trial number: an ask is
+        reproducible from the same history, and two trials asked from the same history still
+        differ. QMC is the exception: its sequence is one for the whole study (the seed
+        scrambles it), and trial ``number`` takes the sequence's next point."""
+        if self.sampler_name != "QMCSampler":
+            return self._sampler(self.settings.seed * 1_000_003 + number * 101 + attempt)
+        sampler = self._sampler(self.settings.seed)
+        # Optuna counts QMC points in the study; this study is rebuilt for every ask, so the
+        # count is set to what a study that had run trials 1 .. number-1 would hold (trial 1
+        # is sampled independently, as Optuna does; trial n takes point n-2, + attempt).
+        for _ in range(max(0, number - 2 + attempt)):
+            sampler._find_sample_id(self.study, self.distributions)
+        return sampler
