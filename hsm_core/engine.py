@@ -33,6 +33,7 @@ from hsm_core.plugin import (
     TaskState,
     TaskUpdate,
 )
+from hsm_core.spec_queue import SpecQueue
 from hsm_core.state import SweepDir, TaskRecord, count_states, read_status, reconcile_status
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,6 +162,7 @@ class Engine:
         self._all_down_logged = False
         self._last_save = 0.0
         self._save_cost = 0.0
+        self._mapping_saved = False
         self._collectors = load_collectors(registry)
         #: Adopted tasks watched through their files (no source of this run can attach them).
         self._watched: dict[str, TaskSpec] = {}
@@ -180,7 +182,8 @@ class Engine:
     # ------------------------------------------------------------------------------------------
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
         """Dispatch ``tasks`` (and watch ``adopted`` ones already running) until all are final."""
-        pending = collections.deque(tasks)
+        # (a SpecQueue makes its specs as they are reached: hsm_core.spec_queue)
+        pending = tasks if isinstance(tasks, SpecQueue) else collections.deque(tasks)
         adopted_left = self._watched = self._attach(adopted)
         self.registry.hook.hsm_sweep_started(
             sweep_id=self.sweep.sweep_id, sweep_dir=str(self.sweep.path), total_tasks=len(tasks) + len(adopted)
@@ -488,6 +491,11 @@ class Engine:
             self.fail_fast.observe(rec)  # (a transient failure about to be retried says nothing about the script)
         if rec.state in (TaskState.COMPLETED.value, TaskState.PRUNED.value):
             self._collect_metrics(d)
+            from hsm_core import indexed_metrics
+            from hsm_core.monitor.export import read_metrics
+
+            # export reads one file, not 100,000
+            indexed_metrics.remember(self.sweep.path, rec.task_id, rec.attempt, read_metrics(d))
         else:
             self.sweep.log(
                 f"sources/{rec.source}.log", f"{rec.name} {rec.state} exit_code={rec.exit_code}"
@@ -715,7 +723,10 @@ class Engine:
         if not self._in_charge():
             return  # the controller holding the sweep now keeps its index
         start = time.time()
+        # The first save writes task_mapping.yaml too (a new sweep starts its first tasks before it).
+        mapping = mapping or not self._mapping_saved
         self.sweep.save_index(self.records.values(), mapping=mapping)
+        self._mapping_saved = True
         self._dirty = False
         self._last_save = time.time()
         self._save_cost = self._last_save - start

@@ -28,7 +28,8 @@ from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, Strate
 from hsm_core.prepare import command_plan, prepare_task
 from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
-from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
+from hsm_core.spec_queue import SpecQueue
+from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, task_dir_name, validate_sweep_id
 from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
 from hsm_core.taskstate import DONE
 
@@ -508,10 +509,12 @@ def _execute(
     if on_ready is not None:
         on_ready(plan)
     sweep_path = plan.sweep.path.resolve()
-    specs = [
-        TaskSpec(r.task_id, r.index, r.params, plan.sweep.task_dir(r.index).resolve(), plan.sweep.sweep_id, sweep_path)
-        for r in plan.to_run
-    ]
+    tasks_path = sweep_path / plan.sweep.tasks_dir.name  # resolved once: 100,000 resolve() calls took seconds
+    to_run = list(plan.to_run)
+    # Each spec made when the engine reaches its task: 100,000 specs and paths up front took a
+    # second before the first task could start.
+    specs = SpecQueue(to_run, lambda r: TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index),
+                                                 plan.sweep.sweep_id, sweep_path))
 
     adaptive = AdaptiveSearch(plan.sweep, search, registry) if search is not None else None
     if adaptive is not None:
@@ -527,9 +530,16 @@ def _execute(
     for rec in plan.to_run:
         if rec.state != TaskState.PENDING.value:
             rec.state = TaskState.PENDING.value
-    plan.sweep.save_index(plan.records.values(), mapping=True)
+    # Task dirs are made when each task starts (the engine's prepare): the manifest says which
+    # tasks the sweep has until then. The index follows; task_mapping.yaml, for people, is
+    # written by the engine's first save, after the first tasks started.
+    from hsm_core.task_manifest import ensure_manifest
+
+    ensure_manifest(plan.sweep.path, plan.records.values(), new_sweep=plan.new_sweep)
+    if not plan.new_sweep:  # (a new sweep's index: the engine's first save; readers meanwhile rebuild it from the manifest)
+        plan.sweep.save_index(plan.records.values(), mapping=True)
     adopted = [
-        TaskSpec(r.task_id, r.index, r.params, plan.sweep.task_dir(r.index).resolve(), plan.sweep.sweep_id, plan.sweep.path.resolve())
+        TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index), plan.sweep.sweep_id, sweep_path)
         for r in plan.to_adopt
     ]
     health_interval = float((plan.project.data.get("compute") or {}).get("health_check_interval", 300))
@@ -566,7 +576,7 @@ def _execute(
     )
     try:
         engine.run(specs, adopted)
-        mine = [plan.records[s.task_id] for s in specs] + [plan.records[a.task_id] for a in adopted]
+        mine = [plan.records[r.task_id] for r in to_run] + [plan.records[a.task_id] for a in adopted]
         counts: dict[str, int] = {}
         for r in mine:
             counts[r.state] = counts.get(r.state, 0) + 1

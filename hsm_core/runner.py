@@ -226,7 +226,9 @@ def start_task(
     status["process"] = process_identity(proc.pid) or f"{proc.pid}:?"
     try:
         status = with_kept_on_disk(task_dir, status)
-        write_status(task_dir, status)
+        # No fsync (one per task less, issue 19): only a crash of the machine loses it, and that
+        # ends the task too, which the wrapper's files and the next look record as interrupted.
+        write_status(task_dir, status, fsync=False)
     except OSError:
         # Started but not recorded (disk full): stop it rather than let it run unwatched while
         # the caller counts the launch as failed and runs the task again later.
@@ -479,6 +481,19 @@ def _array_line(list_file: Path, index: int) -> Path:
     return p if p.is_absolute() else (list_file.parent / p).resolve()
 
 
+def _element_task_dir(list_file: Path, index: int) -> Path:
+    """The task dir of line ``index`` of the list, made now from the chunk's task file or the
+    sweep's manifest if its controller left that to the element (hsm_core.task_manifest)."""
+    task_dir = _array_line(list_file, index)
+    if not task_dir.is_dir():
+        from hsm_core.task_manifest import ensure_task_dir
+
+        if not ensure_task_dir(task_dir, list_file=list_file, line=index):
+            raise SystemExit(f"hsm-task: {task_dir} does not exist, and neither the chunk's task file nor the "
+                             "sweep's manifest says how to make it (run the task again with hsm complete)")
+    return task_dir
+
+
 def _array_index(offset: int) -> int:
     value = os.environ.get(jobenv.ARRAY_INDEX)
     if value not in (None, ""):
@@ -508,7 +523,7 @@ def _run_packed(list_file: Path, element: int, args: Any) -> int:
     worst = 0
     for i in range(first, min(first + args.count, total)):
         status = run_blocking(
-            _array_line(list_file, i),
+            _element_task_dir(list_file, i),
             source=args.source,
             runner=args.runner,
             project_root=args.project_root,
@@ -569,9 +584,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_packed(Path(args.list_file), index, args)
     if args.list_file:
         index = args.index - args.offset if args.index is not None else _array_index(args.offset)
-        task_dir = _array_line(Path(args.list_file), index)
+        task_dir = _element_task_dir(Path(args.list_file), index)
     elif args.task_dir:
         task_dir = Path(args.task_dir)
+        if not task_dir.is_dir():
+            from hsm_core.task_manifest import ensure_task_dir
+
+            ensure_task_dir(task_dir)  # (from the sweep's manifest, when it holds the command)
     else:
         parser.error("give TASK_DIR or --list FILE")
     status = run_blocking(

@@ -219,7 +219,9 @@ def default_task_id(params: Mapping[str, Any]) -> str:
 
 def make_task_id(params: Mapping[str, Any], registry: Any) -> str:
     """Ask ``hsm_make_task_id`` (first result wins), falling back to :func:`default_task_id`."""
-    result = registry.hook.hsm_make_task_id(params=params)
+    hook = registry.hook.hsm_make_task_id
+    # No plugin implements it (the usual case): skip the hook call, a tenth of expanding 100,000 tasks.
+    result = hook(params=params) if hook.get_hookimpls() else None
     return result or default_task_id(params)
 
 

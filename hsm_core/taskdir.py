@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Mapping
 
 from hsm_core import processes
-from hsm_core.atomic import atomic_write_text, atomic_write_yaml, read_yaml
+from hsm_core.atomic import atomic_write_text, atomic_write_yaml, dump_yaml, read_yaml
 from hsm_core.taskstate import TaskState
 
 #: The task's status, written where the task runs (see the module docstring).
@@ -188,11 +188,17 @@ def read_params(task_dir: Path) -> Any:
     return read_yaml(Path(task_dir) / PARAMS_FILE)
 
 
-def write_params_once(task_dir: Path, task_id: str, index: int, params: Mapping[str, Any]) -> None:
-    """Write the task's ``params.yaml`` unless it exists (it names the task: never rewritten)."""
+def write_params_once(task_dir: Path, task_id: str, index: int, params: Mapping[str, Any], *,
+                      atomic: bool = True) -> None:
+    """Write the task's ``params.yaml`` unless it exists (it names the task: never rewritten).
+    ``atomic=False``: straight into a dir nobody sees yet (see :func:`hsm_core.task_manifest.materialize`)."""
     path = Path(task_dir) / PARAMS_FILE
     if not path.exists():
-        atomic_write_yaml(path, {"task_id": task_id, "index": index, "params": dict(params)}, fsync=False)
+        doc = {"task_id": task_id, "index": index, "params": dict(params)}
+        if atomic:
+            atomic_write_yaml(path, doc, fsync=False)
+        else:
+            _write_new(path, dump_yaml(doc))
 
 
 def read_command(task_dir: Path) -> dict[str, Any]:
@@ -207,15 +213,25 @@ def read_command_text(task_dir: Path) -> str:
     return (Path(task_dir) / COMMAND_FILE).read_text(encoding="utf-8")
 
 
-def write_command(task_dir: Path, command: Mapping[str, Any]) -> None:
+def write_command(task_dir: Path, command: Mapping[str, Any], *, atomic: bool = True) -> None:
     """Write the task's ``command.json`` (``sweep_id, task_id, index, argv, python_arg0, cwd, env``).
 
     Its environment may carry a plugin's token: then the file is the owner's only; else it follows
     the umask, like every other file of the sweep (colleagues on shared storage read it)."""
     from hsm_core.secrecy import holds_secret
 
-    atomic_write_text(Path(task_dir) / COMMAND_FILE, json.dumps(dict(command), indent=1), fsync=False,
-                      private=holds_secret(command.get("env")))
+    text, private = json.dumps(dict(command), indent=1), holds_secret(command.get("env"))
+    if atomic:
+        atomic_write_text(Path(task_dir) / COMMAND_FILE, text, fsync=False, private=private)
+    else:
+        _write_new(Path(task_dir) / COMMAND_FILE, text, private=private)
+
+
+def _write_new(path: Path, text: str, *, private: bool = False) -> None:
+    """Create ``path`` with ``text`` (mode as :func:`~hsm_core.atomic.atomic_write_bytes` gives)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600 if private else 0o666)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(text.encode("utf-8"))
 
 
 def write_command_script(task_dir: Path, text: str | None, *, private: bool = False) -> None:

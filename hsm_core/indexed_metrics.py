@@ -1,0 +1,60 @@
+"""A completed task's metrics kept beside the sweep's index, so ``hsm export`` of 100,000 tasks reads
+one file instead of 100,000 (issue 19).
+
+When a controller records a completed task it reads the task's ``metrics.json`` (the script's, or
+the one hsm wrote from the result collectors) and appends it, flattened as export shows it, to
+``task_metrics.jsonl`` in the sweep dir: one line ``{"id", "attempt", "values"}`` per completed
+attempt (an append, no rewrite; the index itself stays as small as ``hsm status`` needs it). Export
+takes a task's metrics from its latest line while that line's attempt is the one the index
+records; a task with no line (finished with no controller watching: ``--no-wait``, workers) or run
+again since has its own file read, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+#: The file, in the sweep dir.
+METRICS_INDEX = "task_metrics.jsonl"
+
+
+def remember(sweep_path: Path, task_id: str, attempt: int, values: Mapping[str, Any]) -> None:
+    """Append the completed attempt's metrics (flattened) to the sweep's metrics file. Never
+    raises: export reads the task's own file when this line is missing."""
+    line = json.dumps({"id": task_id, "attempt": attempt, "values": dict(values)}, separators=(",", ":"),
+                      ensure_ascii=False, default=str)
+    try:
+        with open(os.path.join(str(sweep_path), METRICS_INDEX), "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    except OSError:
+        pass
+
+
+def known(sweep_path: Path) -> dict[str, tuple[int, dict[str, Any]]]:
+    """task id -> (attempt, metrics) from the sweep's metrics file, the latest line of each task
+    winning; {} when there is none. A torn line (a controller killed mid-append) is skipped."""
+    out: dict[str, tuple[int, dict[str, Any]]] = {}
+    try:
+        with open(os.path.join(str(sweep_path), METRICS_INDEX), "rb") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return out
+    try:  # one parse for the whole file (a third of the time of one per line) ...
+        rows = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+        for row in rows:
+            if not isinstance(row["values"], dict):
+                raise TypeError("metrics are not an object")
+            out[row["id"]] = (int(row["attempt"]), row["values"])
+        return out
+    except (ValueError, KeyError, TypeError):
+        out.clear()  # ... and line by line when a line is torn or damaged
+    for raw in lines:
+        try:
+            row = json.loads(raw)
+            out[row["id"]] = (int(row["attempt"]), dict(row["values"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
