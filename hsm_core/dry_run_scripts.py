@@ -6,11 +6,13 @@ Nothing is written and nothing submitted; the scheduler may be asked its array s
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
 from hsm_core.plugin import ComputeSourceRecord, SourceContext
 from hsm_core.plugin.arrayjob.script import chunk_ranges
+from hsm_core.plugin.arrayjob.submission import lanes_of
 
 __all__ = ["job_script_plans"]
 
@@ -52,10 +54,13 @@ def _plan_of(src: Any, tasks: int) -> dict[str, Any]:
     chunks = []
     job_dir = src.job_files.job_dir
     ranges = chunk_ranges(tasks, limit * per)
-    for seq, (start, size) in enumerate(ranges, start=1):
+    slots, _ = lanes_of(src, [-(-size // per) for _, size in ranges])
+    for seq, ((start, size), slot) in enumerate(zip(ranges, slots), start=1):
         stem = f"{src.name}_{seq:03d}"  # as JobFiles names them (a first submission of the sweep)
-        job = src.make_job(f"{src.job_name}_{seq:03d}", size, job_dir / f"{stem}.list")
-        throttle = f"%{src.array_parallelism}" if src.array_parallelism else ""
+        job = dataclasses.replace(src.make_job(f"{src.job_name}_{seq:03d}", size, job_dir / f"{stem}.list"),
+                                  parallelism=slot.parallelism)
+        throttle = f"%{slot.parallelism}" if slot.parallelism else ""
+        after = f", after {src.name}_{slot.after_chunk + 1:03d} ended" if slot.after_chunk is not None else ""
         shown = seq == 1 or seq == len(ranges)  # the others differ only in name, list and range
         chunks.append({
             "script_file": str(Path("scripts") / "job_scripts" / f"{stem}.sh"),
@@ -64,19 +69,21 @@ def _plan_of(src: Any, tasks: int) -> dict[str, Any]:
             "tasks": size,
             "elements": job.size,
             "array": f"0-{job.size - 1}{throttle}",
+            "after": after,
             "script": src.render_script(job) if shown else None,
         })
     lines = [
         f"{tasks} task(s) in {len(chunks)} array job(s) of at most {limit * per} task(s) "
         f"(array size limit {limit}{', tasks_per_element ' + str(per) if per > 1 else ''})",
-        f"at most {src.array_parallelism} element(s) of each array job at once (%{src.array_parallelism})"
+        f"at most {src.array_parallelism} element(s) of the sweep at once (%N of each array job; "
+        "more array jobs than one run one after the other in lanes whose %N add up to that)"
         if src.array_parallelism else "no throttle (set array_parallelism for %N)",
         f"{per} task(s) per array element, run one after the other" if per > 1 else "1 task per array element",
     ]
     if src.capacity() < src.default_capacity:
         lines.append(f"hsm keeps at most {src.capacity()} task(s) queued or running here; the rest follow as they end")
     for c in chunks:
-        lines.append(f"{c['script_file']}: tasks {c['first_task']}-{c['first_task'] + c['tasks'] - 1}, array {c['array']}")
+        lines.append(f"{c['script_file']}: tasks {c['first_task']}-{c['first_task'] + c['tasks'] - 1}, array {c['array']}{c['after']}")
     return {
         "source": src.name,
         "scheduler": src.scheduler_name,

@@ -256,6 +256,7 @@ _SUBMODULE: dict[str, str] = {
     ),
     **_names("arrayjob.directives", "check_name", "check_line", "finish_directives"),
     **_names("arrayjob.schema", "COMMON_SCHEMA"),
+    **_names("arrayjob.warning", "timer_lines"),
     **_names(
         "arrayjob.states", "QueueState", "JobInfo", "Verdict", "QueryFailed", "TRANSIENT_PATTERNS", "resolve_task_state"
     ),
@@ -377,6 +378,7 @@ __all__ = [
     "check_line",
     "finish_directives",
     "COMMON_SCHEMA",
+    "timer_lines",
     "QueueState",
     "JobInfo",
     "Verdict",

@@ -15,6 +15,8 @@ partition      ``-q QUEUE``                         ``-q QUEUE``
 account        ``-A ACCOUNT``                       ``-A ACCOUNT``
 qos            (none: use extra_directives)         ``-l qos=QOS`` (Moab)
 requeue        ``-r y`` / ``-r n``                  ``-r y`` / ``-r n``
+warning        a timer in the script (SIGUSR1)      a timer in the script (SIGUSR1)
+dependencies   ``qsub -W depend=afterany:ID``       ``qsub -W depend=afteranyarray:ID[]``
 =============  ===================================  ===================================
 
 The script reads its index from the first of ``PBS_ARRAY_INDEX``, ``PBS_ARRAYID`` and
@@ -38,6 +40,7 @@ from hsm_core.plugin import (
     format_memory,
     format_walltime,
     script_body,
+    timer_lines,
 )
 
 PREFIX = "#PBS"
@@ -130,6 +133,8 @@ def render_pbs_script(job: ArrayJob, flavour: str = "pbs") -> str:
         f"# the list; the task runner writes {STATUS_FILE}, {STDOUT_LOG} and {STDERR_LOG} in that dir.",
         *INDEX_LINES,
         *element_log_lines(job),
+        # PBS has no directive for a warning signal before the walltime: a timer in the script.
+        *timer_lines(job.signal_before, job.resources.walltime),
     ]
     lines = ["#!/bin/bash", *pbs_directives(job, flavour), "", *script_body(job, index_expr="$HSM_ARRAY_INDEX", header=header)]
     return "\n".join(lines) + "\n"

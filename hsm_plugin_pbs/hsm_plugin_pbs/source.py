@@ -103,6 +103,7 @@ class PbsSource(ArrayJobSource):
     transient_patterns = ("pbs_server busy",)
     script_suffix = ".pbs"
     directive_scopes = ("pbs",)
+    supports_dependencies = True
     foreign_directive_forms = ("--",)  # PBS options have one dash: "--signal=..." is Slurm's
     #: The flavour when ``system:`` does not say.
     default_flavour: ClassVar[str] = "pbs"
@@ -126,7 +127,7 @@ class PbsSource(ArrayJobSource):
         return render_pbs_worker_script(job, self.flavour)
 
     def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
-        return ["qsub", script_name]
+        return ["qsub", *depend_args(job.after, self.flavour), script_name]
 
     def parse_job_id(self, stdout: str) -> str:
         lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
@@ -198,6 +199,17 @@ class TorqueSource(PbsSource):
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, {**dict(options), "system": "torque"}, context)
+
+
+def depend_args(after: Sequence[str], flavour: str) -> list[str]:
+    """``-W depend=afterany:ID:ID`` for the jobs a chunk waits for (however they end). Torque
+    names a dependency on a whole array job ``afteranyarray`` (ids such as ``123[]``); PBS Pro's
+    ``afterany`` takes an array id as it is; Slurm's qsub front-end passes the value on to
+    ``sbatch --dependency``."""
+    if not after:
+        return []
+    kind = "afteranyarray" if flavour == "torque" and any("[" in a for a in after) else "afterany"
+    return ["-W", f"depend={kind}:{':'.join(after)}"]
 
 
 def _sized(n: int) -> ArrayJob:

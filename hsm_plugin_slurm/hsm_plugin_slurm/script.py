@@ -14,7 +14,11 @@ partition      ``--partition=NAME``
 account        ``--account=NAME``
 qos            ``--qos=NAME``
 parallelism    ``--array=0-N%P``
+warning        ``--signal=B:USR1@N``
 =============  =======================
+
+A chunk's dependencies (``job.after``: the chunk before it in its throttle lane, ``hsm run
+--after``) go on the ``sbatch`` command line (``--dependency=afterany:ID:ID``), not in the script.
 """
 
 from __future__ import annotations
@@ -72,6 +76,10 @@ def slurm_directives(job: ArrayJob) -> list[str]:
         lines.append(f"{PREFIX} --requeue")
     elif job.requeue is False:
         lines.append(f"{PREFIX} --no-requeue")
+    if job.signal_before:
+        # The warning before the walltime, to the batch shell only (B:), which is the task runner
+        # after its exec: it forwards SIGUSR1 to the task (checkpoint and exit; see docs/hpc.md).
+        lines.append(f"{PREFIX} --signal=B:USR1@{job.signal_before}")
     return finish_directives(PREFIX, lines, job.extra_directives, job.skip_directives)
 
 

@@ -60,6 +60,7 @@ class SlurmSource(ArrayJobSource):
     transient_patterns = ("unable to contact slurm controller", "slurm_persist_conn")
     script_suffix = ".sbatch"
     directive_scopes = ("slurm",)
+    supports_dependencies = True
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
@@ -74,7 +75,8 @@ class SlurmSource(ArrayJobSource):
         return render_slurm_worker_script(job)
 
     def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
-        return ["sbatch", "--parsable", script_name]
+        after = [f"--dependency=afterany:{':'.join(job.after)}"] if job.after else []
+        return ["sbatch", "--parsable", *after, script_name]
 
     def parse_job_id(self, stdout: str) -> str:
         lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]

@@ -47,6 +47,13 @@ class ArrayJob:
     #: When set, every element runs this argv instead of the task runner (``hsm worker submit``:
     #: one pull-based worker per element); ``list_file``, ``runner`` and ``--index`` are unused then.
     command: tuple[str, ...] = ()
+    #: Job ids this array job starts after, however they ended (``afterany``): the chunk before it
+    #: in its throttle lane (see :mod:`.throttle`), or the jobs of ``hsm run --after``. Plugins put
+    #: it on the submission command (``sbatch --dependency``, ``qsub -W depend``).
+    after: tuple[str, ...] = ()
+    #: Seconds before the walltime at which the task runner gets SIGUSR1 (None: no warning; see
+    #: :mod:`.warning`).
+    signal_before: int | None = None
 
 
 def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:
