@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, str]] = [
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
         plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles plugin.arrayjob.manifest
         plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
+        plugin.arrayjob.throttle plugin.arrayjob.dependencies plugin.arrayjob.warning
         plugin_compat entry_points registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
@@ -86,7 +87,7 @@ LAYERS: list[tuple[str, str]] = [
         builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
-        testing.services testing.slurm_fixtures testing.sync
+        testing.services testing.slurm_fixtures testing.sync testing.timeline
     """),
 ]
 

@@ -1,0 +1,128 @@
+"""The flow of a sweep on a batch scheduler, without a scheduler (issue 16): the throttle lanes
+that keep ``array_parallelism`` for a whole sweep, the warning signal before the walltime as each
+scheduler renders it, ``tasks_per_element`` scaling the walltime, and ``--after`` input that is
+refused before anything runs. The real thing runs in the Slurm and PBS plugins' test_*_flow.py."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from hsm_core.errors import ConfigError
+from hsm_core.plugin.arrayjob.resources import Resources
+from hsm_core.plugin.arrayjob.throttle import plan_lanes
+from hsm_core.plugin.arrayjob.warning import element_resources, timer_lines, warning_seconds
+from hsm_core.testing.project import make_project
+from hsm_core.testing.timeline import Interval, max_overlap
+
+
+def _peak(elements: list[int], limit: int) -> int:
+    """The most elements that can run at once under the plan: every chunk of a lane runs alone,
+    the lanes side by side, so the worst moment is every lane running its widest chunk."""
+    slots = plan_lanes(elements, limit)
+    lanes: dict[int, int] = {}
+    for i, slot in enumerate(slots):
+        head = i
+        while slots[head].after_chunk is not None:
+            head = slots[head].after_chunk
+        width = min(slot.parallelism, elements[i])
+        lanes[head] = max(lanes.get(head, 0), width)
+    return sum(lanes.values())
+
+
+@pytest.mark.parametrize(("chunks", "size", "limit"), list(itertools.product([1, 2, 5, 12], [1, 2, 3, 1001], [1, 2, 3, 5, 24])))
+def test_lanes_never_let_more_than_the_limit_run_and_use_it_when_they_can(chunks: int, size: int, limit: int) -> None:
+    elements = [size] * chunks
+    # Never more than the limit, and not stingier: the limit, or every element when there are fewer.
+    assert _peak(elements, limit) == min(limit, size * chunks)
+    slots = plan_lanes(elements, limit)
+    # A chunk waits only for an earlier one; heads wait for what ran before the submission.
+    assert all(s.after_chunk is None or s.after_chunk < i for i, s in enumerate(slots))
+    assert [s.head for s in slots] == [s.after_chunk is None for s in slots]
+
+
+def test_the_two_chunks_of_1200_tasks_run_one_after_the_other() -> None:
+    first, second = plan_lanes([1001, 199], 2)
+    assert (first.parallelism, first.after_chunk) == (2, None)
+    assert (second.parallelism, second.after_chunk) == (2, 0)
+    assert [s.parallelism for s in plan_lanes([3, 3], None)] == [None, None]
+
+
+def test_max_overlap_counts_what_ran_at_once() -> None:
+    spans = [Interval((0, 2, "a")), Interval((1, 3, "b")), Interval((2, 4, "c")), Interval((2.5, 3.5, "d"))]
+    assert max_overlap(spans) == 3  # b, c, d at 2.5; a ended at 2 as c started
+
+
+def test_warning_defaults_to_60_seconds_and_gives_way_to_a_short_walltime() -> None:
+    assert warning_seconds({}, None) == 60
+    assert warning_seconds({}, 3600) == 60
+    assert warning_seconds({}, 120) is None  # a 2-minute task would be warned halfway
+    assert warning_seconds({"signal_before_walltime": "off"}, 3600) is None
+    assert warning_seconds({"signal_before_walltime": False}, 3600) is None
+    assert warning_seconds({"signal_before_walltime": 0}, 3600) is None
+    assert warning_seconds({"signal_before_walltime": 300}, 3600) == 300
+    assert warning_seconds({"signal_before_walltime": "5m"}, 3600) == 300
+    with pytest.raises(ConfigError, match="signal_before_walltime is 60 s but the walltime is 00:01:00"):
+        warning_seconds({"signal_before_walltime": 60}, 60)
+    with pytest.raises(ConfigError, match="seconds or off"):
+        warning_seconds({"signal_before_walltime": -5}, 60)
+
+
+def test_pbs_warning_is_a_timer_in_the_script() -> None:
+    lines = timer_lines(60, 3600)
+    assert lines[-1] == "( sleep 3540 && kill -USR1 $$ ) </dev/null >/dev/null 2>&1 &"
+    assert timer_lines(None, 3600) == [] and timer_lines(60, None) == []
+
+
+def test_packed_elements_ask_for_k_times_the_walltime() -> None:
+    r = Resources(walltime=600, cpus=2)
+    assert element_resources(r, 4) == Resources(walltime=2400, cpus=2)
+    assert element_resources(r, 1) is r
+    assert element_resources(Resources(cpus=2), 4) == Resources(cpus=2)
+
+
+def _dry_run_script(tmp_path: Path, hpc: str, sources: str, prefix: str) -> list[str]:
+    import json
+
+    project = make_project(tmp_path / "proj", config_extra=hpc)
+    cfg = project.write_sweep({"grid": {"x": [1, 2, 3, 4]}})
+    proc = project.hsm("run", "--config", str(cfg), "--dry-run", "--json", "--sources", sources)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    script = json.loads(proc.stdout)["job_scripts"][0]["chunks"][0]["script"]
+    return [ln for ln in script.splitlines() if ln.startswith(prefix) or "kill -USR1" in ln]
+
+
+def test_slurm_scripts_get_the_warning_and_packed_walltime(tmp_path: Path) -> None:
+    hpc = 'hpc:\n  system: slurm\n  max_array_size: 10\n  walltime: "00:30:00"\n  tasks_per_element: 2\n'
+    lines = _dry_run_script(tmp_path, hpc, "slurm", "#SBATCH")
+    assert "#SBATCH --time=01:00:00" in lines  # two tasks of 30 minutes one after the other
+    assert "#SBATCH --signal=B:USR1@60" in lines
+    assert not any("kill -USR1" in ln for ln in lines)
+
+
+@pytest.mark.parametrize("system", ["pbs", "torque"])
+def test_pbs_scripts_get_a_timer_and_no_slurm_directive(tmp_path: Path, system: str) -> None:
+    hpc = f'hpc:\n  system: {system}\n  max_array_size: 10\n  walltime: "01:00:00"\n  signal_before_walltime: 120\n'
+    lines = _dry_run_script(tmp_path, hpc, system, "#")
+    assert "( sleep 3480 && kill -USR1 $$ ) </dev/null >/dev/null 2>&1 &" in lines
+    assert not any("--signal" in ln or "SBATCH" in ln for ln in lines)
+
+
+def test_pbs_dependencies_per_flavour() -> None:
+    from hsm_plugin_pbs.source import depend_args
+
+    assert depend_args(("12", "13"), "torque") == ["-W", "depend=afterany:12:13"]  # Slurm's qsub front-end
+    assert depend_args(("12[].srv",), "torque") == ["-W", "depend=afteranyarray:12[].srv"]
+    assert depend_args(("12[].srv",), "pbs") == ["-W", "depend=afterany:12[].srv"]
+    assert depend_args((), "pbs") == []
+
+
+def test_after_on_a_local_run_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "proj")
+    cfg = project.write_sweep({"grid": {"x": [1]}})
+    proc = project.hsm("run", "--config", str(cfg), "--sources", "local", "--after", "sweep_x")
+    assert proc.returncode == 2
+    assert "only jobs of a batch scheduler can wait for other jobs" in proc.stderr and "Traceback" not in proc.stderr
+    assert project.sweep_ids() == []
