@@ -126,3 +126,28 @@ def test_after_on_a_local_run_is_refused_before_anything_is_written(tmp_path: Pa
     assert proc.returncode == 2
     assert "only jobs of a batch scheduler can wait for other jobs" in proc.stderr and "Traceback" not in proc.stderr
     assert project.sweep_ids() == []
+
+
+QSTAT = """
+host:
+                                                                         Req'd  Req'd   Elap
+Job id               Username Queue    Name                 SessID   NDS   TSK Memory Time Use S Time
+-------------------- -------- -------- -------------------- ------ ----- ----- ------ ----- - -----
+101                  root     debug    hsm_a_001            --         1     1   100M 00:05 C 00:00
+102[].srv            root     debug    hsm_a_002            --         1     1   100M 00:05 R 00:00
+102[3].srv           root     debug    hsm_a_002            --         1     1   100M 00:05 R 00:00
+103                  root     debug    hsm_b_001            --         1     1   100M 00:05 Q 00:00
+"""
+
+
+def test_hsm_queue_on_pbs_leaves_out_ended_jobs_and_other_sweeps() -> None:
+    from hsm_plugin_pbs.source import filter_qstat_rows
+
+    def ids(text: str) -> list[str]:
+        return [ln.split()[0] for ln in text.splitlines() if ln[:1].isdigit()]
+
+    assert ids(filter_qstat_rows(QSTAT)) == ["102[].srv", "102[3].srv", "103"]
+    assert ids(filter_qstat_rows(QSTAT, ["102[].srv"])) == ["102[].srv", "102[3].srv"]
+    assert ids(filter_qstat_rows(QSTAT, ["101", "103"], ended=True)) == ["101", "103"]
+    assert filter_qstat_rows(QSTAT, ["101"]) == ""  # ended: nothing live, not even the header
+    assert "Job id" in filter_qstat_rows(QSTAT, ["103"])

@@ -275,7 +275,7 @@ def _after_for(after: str, requests: Any, registry: Any) -> str:
 
     if not any(getattr(registry.get(ComputeSourceRecord.kind, r.kind), "batch_scheduler", False) for r in requests):
         raise HsmError(f"--after {after}: only jobs of a batch scheduler can wait for other jobs",
-                       hint="run with --sources hpc (Slurm, PBS), or start this sweep once the other has ended")
+                       hint="run with --sources hpc (a batch scheduler), or start this sweep once the other has ended")
     return after
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         resources_from_options,
     )
     from hsm_core.plugin.arrayjob.schema import COMMON_SCHEMA
+    from hsm_core.plugin.arrayjob.warning import timer_lines
     from hsm_core.plugin.arrayjob.script import ArrayJob, ScriptRenderer, chunk_ranges, script_body
     from hsm_core.plugin.arrayjob.manifest import SubmittedChunk
     from hsm_core.plugin.arrayjob.source import ArrayJobSource

@@ -180,6 +180,14 @@ class PbsSource(ArrayJobSource):
     def queue_argv(self) -> list[str]:
         return ["qstat", "-u", str(self.options.get("user") or getpass.getuser())]
 
+    def queue_listing(self, job_ids: Sequence[str] = (), *, ended: bool = False) -> CommandResult:
+        # qstat lists finished jobs too (Torque's keep_completed, Slurm's front-end while slurmctld
+        # remembers them): rows in an ended state are left out unless asked for.
+        res = self.run(self.queue_argv(), timeout=60)
+        if res.returncode != 0:
+            return res
+        return CommandResult(0, filter_qstat_rows(res.stdout, job_ids, ended=ended), res.stderr)
+
     def partitions(self) -> list[dict[str, str]]:
         """Queues as ``qstat -Q`` lists them."""
         res = self.run(["qstat", "-Q"], timeout=60)
@@ -199,6 +207,29 @@ class TorqueSource(PbsSource):
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, {**dict(options), "system": "torque"}, context)
+
+
+def filter_qstat_rows(text: str, job_ids: Sequence[str] = (), *, ended: bool = False) -> str:
+    """``qstat -u`` output with the rows of ended jobs (state C, F or X: the column before the
+    last) left out unless ``ended``, and only the rows of ``job_ids`` and their elements when
+    given; header lines are kept (when a row is)."""
+    shorts = [short_id(j).replace("[]", "") for j in job_ids]
+    header: list[str] = []
+    rows: list[str] = []
+    for line in text.splitlines():
+        parts = line.split()
+        is_row = bool(parts) and parts[0][:1].isdigit() and len(parts) >= 3
+        if not is_row:
+            if not rows:
+                header.append(line)
+            continue
+        if not ended and PBS_STATES.get(parts[-2].upper()) is QueueState.ENDED:
+            continue
+        own = short_id(parts[0])
+        if shorts and not any(own == s or own.startswith((s + "[", s + "_")) for s in shorts):
+            continue
+        rows.append(line)
+    return "\n".join([*header, *rows]) + "\n" if rows else ""
 
 
 def depend_args(after: Sequence[str], flavour: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
-from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState, SourceContext
+from hsm_core.plugin import ArrayJob, ArrayJobSource, CommandResult, JobInfo, QueryFailed, QueueState, SourceContext
 from hsm_plugin_slurm.script import render_slurm_script, render_slurm_worker_script
 
 #: Slurm job states (squeue %T, sacct State) -> generic queue states. Every state Slurm 22.05
@@ -44,6 +44,10 @@ def map_slurm_state(raw: str) -> QueueState:
     word = raw.strip().split(" ")[0].rstrip("+").upper()
     return SLURM_STATES.get(word, QueueState.PENDING)
 
+
+#: squeue's states of jobs not ended (``hsm queue`` without ``--all``).
+ACTIVE_STATES = ("PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING,RESIZING,RESV_DEL_HOLD,REQUEUED,REQUEUE_FED,"
+                 "REQUEUE_HOLD,SIGNALING,SPECIAL_EXIT,STAGE_OUT,STOPPED")
 
 _JOB_ID = re.compile(r"^(?P<job_id>\d+)(?:;\S+)?$")
 _SEP = "\x1f"  # squeue/sacct field separator that no job name or reason contains
@@ -136,6 +140,16 @@ class SlurmSource(ArrayJobSource):
 
     def queue_argv(self) -> list[str]:
         return ["squeue", "--me", "-o", "%.18i %.9P %.30j %.8T %.10M %.9l %R"]
+
+    def queue_listing(self, job_ids: Sequence[str] = (), *, ended: bool = False) -> CommandResult:
+        # Given job ids, squeue lists them whatever their state: the states are always named.
+        argv = [*self.queue_argv(), "-t", "all" if ended else ACTIVE_STATES]
+        if job_ids:
+            argv += ["-j", ",".join(job_ids)]
+        res = self.run(argv, timeout=60)
+        if res.returncode != 0 and job_ids and "invalid job id" in res.stderr.lower():
+            return CommandResult(0, "", "")  # every job of the sweep has left squeue's memory
+        return res
 
     def partitions(self) -> list[dict[str, str]]:
         """Partitions as sinfo lists them (name, availability, time limit, nodes, state)."""

@@ -90,9 +90,16 @@ def test_after_starts_a_sweep_once_another_ended(tmp_path: Path, slurm_cluster) 
     b_job = _manifest(project.outputs / "sweep_b")[0]["job_id"]
     pending = slurm_cluster.run(["squeue", "-h", "-j", b_job, "-o", "%r"], check=False).stdout
     assert "Dependency" in pending
+    # hsm queue SWEEP_ID: that sweep's live jobs only.
+    listed = project.hsm("queue", "sweep_b", check=True).stdout
+    assert b_job in listed and "hsm_sweep_a" not in listed and "PENDING" in listed
     proc = project.hsm("run", "--config", str(c_cfg), "--sources", "slurm", "--sweep-id", "sweep_c", "--after", b_job, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     wait_for(lambda: _all_final(project, project.outputs / "sweep_b", 2), 120, what="sweep B done")
+    # Ended: hsm queue leaves the sweep's jobs out; --all shows them while Slurm remembers them.
+    a_jobs = [c["job_id"] for c in _manifest(project.outputs / "sweep_a")]
+    assert project.hsm("queue", "sweep_a", check=True).stdout.strip() == "(no jobs)"
+    assert all(j in project.hsm("queue", "sweep_a", "--all", check=True).stdout for j in a_jobs)
     a, b, c = (intervals(project.outputs / s) for s in ("sweep_a", "sweep_b", "sweep_c"))
     assert len(a) == 2 and len(b) == 2 and len(c) == 1
     assert min(s.start for s in b) >= max(s.end for s in a)

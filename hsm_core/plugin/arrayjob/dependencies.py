@@ -20,7 +20,7 @@ from hsm_core.errors import HsmError
 from hsm_core.plugin.arrayjob.manifest import MANIFEST
 from hsm_core.plugin.arrayjob.states import QueryFailed
 
-__all__ = ["resolve_after", "active_ids", "AfterJobs"]
+__all__ = ["resolve_after", "active_ids", "sweep_jobs", "AfterJobs"]
 
 #: A scheduler job id as users type it: ``123``, ``123_4`` (Slurm element), ``123[]`` /
 #: ``123[4].server`` (PBS).
@@ -67,7 +67,7 @@ def active_ids(src: Any, ids: Sequence[str]) -> tuple[list[str], list[str]]:
     return active, unknown
 
 
-def _sweep_jobs(sweep_dir: Path, scheduler: str, source_names: Iterable[str]) -> tuple[list[str], set[str]]:
+def sweep_jobs(sweep_dir: Path, scheduler: str, source_names: Iterable[str]) -> tuple[list[str], set[str]]:
     """The array job ids in a sweep's manifest submitted to ``scheduler`` (lines without a
     scheduler name: by one of ``source_names``), and the other schedulers named there."""
     import json
@@ -116,7 +116,7 @@ def resolve_after(src: Any, value: Any) -> AfterJobs:
         if "/" not in item and ".." not in item and (sweep_dir / "sweep_metadata.yaml").is_file():
             if sweep_dir.resolve() == Path(src.context.sweep_dir).resolve():
                 raise HsmError(f"--after {item}: a sweep cannot wait for itself")
-            ids, others = _sweep_jobs(sweep_dir, src.scheduler_name, {src.name})
+            ids, others = sweep_jobs(sweep_dir, src.scheduler_name, {src.name})
             if not ids:
                 where = f"its jobs went to {', '.join(sorted(others))}" if others else "it submitted no array jobs (a local or SSH sweep)"
                 raise HsmError(f"--after {item}: sweep {item} has no {src.scheduler_name} jobs to wait for ({where})",

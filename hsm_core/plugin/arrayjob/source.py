@@ -185,6 +185,13 @@ class ArrayJobSource(ComputeSource):
         """The command listing the user's jobs (``hsm queue``)."""
         raise NotImplementedError
 
+    def queue_listing(self, job_ids: Sequence[str] = (), *, ended: bool = False) -> CommandResult:
+        """``hsm queue``: the scheduler's own listing of the user's jobs still queued or running
+        (``ended``: also those that ended and the scheduler still remembers), only ``job_ids``
+        and their elements when given (a sweep's array jobs). Default: :meth:`queue_argv` as it
+        prints, whatever the states and ids (override to filter)."""
+        return self.run(self.queue_argv(), timeout=60)
+
     def find_submitted(self, job_name: str) -> str | None:
         """After an ambiguous submission failure: the id of a job named ``job_name``, if any."""
         return None

@@ -26,7 +26,8 @@ from typing import Any, Mapping
 from hsm_core.errors import ConfigError
 from hsm_core.plugin.arrayjob.resources import Resources, format_walltime, parse_walltime
 
-__all__ = ["DEFAULT_SECONDS", "warning_seconds", "timer_lines", "element_resources"]
+# Only timer_lines is part of the plugin API (hsm_core.plugin); the rest serves the toolkit.
+__all__ = ["timer_lines"]
 
 #: Seconds before the walltime at which a task is warned, unless configured.
 DEFAULT_SECONDS = 60
