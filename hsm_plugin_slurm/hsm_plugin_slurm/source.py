@@ -149,6 +149,8 @@ class SlurmSource(ArrayJobSource):
         res = self.run(argv, timeout=60)
         if res.returncode != 0 and job_ids and "invalid job id" in res.stderr.lower():
             return CommandResult(0, "", "")  # every job of the sweep has left squeue's memory
+        if res.returncode == 0 and len(res.stdout.strip().splitlines()) <= 1:
+            return CommandResult(0, "", res.stderr)  # the header alone: no jobs
         return res
 
     def partitions(self) -> list[dict[str, str]]:
