@@ -18,6 +18,10 @@ script the user wrote (``sbatch run_worker.sh``):
     names the job across requeues, for claims (default: ``HSM_JOB_ID``).
 ``HSM_JOB_STEP``
     tells apart several workers inside one job (a job step and process id).
+``HSM_WARNING_AT``
+    when to warn the task before the walltime (epoch seconds): the task runner sends itself
+    SIGUSR1 then, as Slurm's ``--signal=B:USR1@N`` would (set by the job scripts of schedulers
+    without such a directive: PBS, Torque).
 
 Standard library only: the task runner reads these once per array element.
 """
@@ -33,6 +37,7 @@ JOB_RESTART = "HSM_JOB_RESTART"
 JOB_KEY = "HSM_JOB_KEY"
 JOB_STEP = "HSM_JOB_STEP"
 VARIABLES = (JOB_ID, ARRAY_INDEX, JOB_RESTART, JOB_KEY, JOB_STEP)
+WARNING_AT = "HSM_WARNING_AT"
 
 
 def job_from_variables(environ: Mapping[str, str] | None = None) -> dict[str, str] | None:

@@ -485,6 +485,26 @@ def _scheduler_extra() -> dict[str, Any]:
     return fields
 
 
+#: SIGUSR1 arrived while no task ran (between the tasks of a packed element): run no further task.
+_WARNED: list[int] = []
+
+
+def _arm_warning() -> None:
+    """The warning before the walltime for schedulers without a directive for it: at
+    ``HSM_WARNING_AT`` (epoch seconds, set by the job script) this runner sends itself SIGUSR1,
+    which it forwards to the task running then. A daemon timer thread: it ends with the runner,
+    so it never signals a process that took this pid later. Between tasks SIGUSR1 is noted, not
+    fatal: a packed element then starts no further task."""
+    signal.signal(signal.SIGUSR1, lambda signum, _frame: _WARNED.append(signum))
+    try:
+        delay = float(os.environ.get(jobenv.WARNING_AT, "")) - time.time()
+    except ValueError:
+        return
+    timer = threading.Timer(max(0.0, delay), os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.daemon = True
+    timer.start()
+
+
 def _run_packed(list_file: Path, element: int, args: Any) -> int:
     """Run the ``args.count`` tasks of array element ``element`` one after the other.
 
@@ -498,6 +518,8 @@ def _run_packed(list_file: Path, element: int, args: Any) -> int:
         raise SystemExit(f"hsm-task: array element {element} out of range for {total} tasks in {list_file}")
     worst = 0
     for i in range(first, min(first + args.count, total)):
+        if _WARNED:
+            return 128 + signal.SIGUSR1  # warned before the walltime: the rest waits for the next attempt
         status = run_blocking(
             _array_line(list_file, i),
             source=args.source,
@@ -534,6 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--python", default=None)
     parser.add_argument("--force", action="store_true", help="run even if the task already completed")
     args = parser.parse_args(argv)
+    if args.list_file:
+        _arm_warning()
     if args.list_file and args.count > 1:
         index = args.index - args.offset if args.index is not None else _array_index(args.offset)
         return _run_packed(Path(args.list_file), index, args)

@@ -70,10 +70,38 @@ def test_warning_defaults_to_60_seconds_and_gives_way_to_a_short_walltime() -> N
         warning_seconds({"signal_before_walltime": -5}, 60)
 
 
-def test_pbs_warning_is_a_timer_in_the_script() -> None:
+def test_pbs_warning_is_a_time_the_script_gives_the_runner() -> None:
     lines = timer_lines(60, 3600)
-    assert lines[-1] == "( sleep 3540 && kill -USR1 $$ ) </dev/null >/dev/null 2>&1 &"
+    assert lines[-1] == "export HSM_WARNING_AT=$(( $(date +%s) + 3540 ))"
     assert timer_lines(None, 3600) == [] and timer_lines(60, None) == []
+
+
+def test_the_runner_warns_the_task_at_hsm_warning_at_and_starts_no_further_packed_task(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from hsm_core.testing.helpers import make_sweep
+    from hsm_core.testing.timeline import TIMED_SCRIPT
+
+    _, specs, _ = make_sweep(tmp_path / "p", [{"sleep": 60}, {"sleep": 0.1}], script=TIMED_SCRIPT)
+    listing = tmp_path / "element.list"
+    listing.write_text("".join(f"{s.task_dir}\n" for s in specs))
+    env = {**os.environ, "HSM_WARNING_AT": str(int(time.time()) + 2)}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "hsm_core.runner", "--list", str(listing), "--index", "0", "--count", "2",
+                           "--source", "pbs"], env=env, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 30, "warned long before the 60 s of work"
+    assert proc.returncode == 128 + 10, proc.stderr
+    first = yaml.safe_load((specs[0].task_dir / "status.yaml").read_text())
+    assert first["state"] == "preempted" and first["signal_received"] == "SIGUSR1"
+    assert "HSM_T SAVED SIGUSR1" in (specs[0].task_dir / "stdout.log").read_text()
+    assert (specs[0].task_dir / "checkpoint.txt").exists()
+    # The element's second task waits for the next attempt: it never started.
+    assert not (specs[1].task_dir / "stdout.log").exists() or "HSM_T START" not in (specs[1].task_dir / "stdout.log").read_text()
 
 
 def test_packed_elements_ask_for_k_times_the_walltime() -> None:
@@ -91,7 +119,7 @@ def _dry_run_script(tmp_path: Path, hpc: str, sources: str, prefix: str) -> list
     proc = project.hsm("run", "--config", str(cfg), "--dry-run", "--json", "--sources", sources)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     script = json.loads(proc.stdout)["job_scripts"][0]["chunks"][0]["script"]
-    return [ln for ln in script.splitlines() if ln.startswith(prefix) or "kill -USR1" in ln]
+    return [ln for ln in script.splitlines() if ln.startswith(prefix) or "HSM_WARNING_AT" in ln]
 
 
 def test_slurm_scripts_get_the_warning_and_packed_walltime(tmp_path: Path) -> None:
@@ -99,14 +127,14 @@ def test_slurm_scripts_get_the_warning_and_packed_walltime(tmp_path: Path) -> No
     lines = _dry_run_script(tmp_path, hpc, "slurm", "#SBATCH")
     assert "#SBATCH --time=01:00:00" in lines  # two tasks of 30 minutes one after the other
     assert "#SBATCH --signal=B:USR1@60" in lines
-    assert not any("kill -USR1" in ln for ln in lines)
+    assert not any("HSM_WARNING_AT" in ln for ln in lines)
 
 
 @pytest.mark.parametrize("system", ["pbs", "torque"])
 def test_pbs_scripts_get_a_timer_and_no_slurm_directive(tmp_path: Path, system: str) -> None:
     hpc = f'hpc:\n  system: {system}\n  max_array_size: 10\n  walltime: "01:00:00"\n  signal_before_walltime: 120\n'
     lines = _dry_run_script(tmp_path, hpc, system, "#")
-    assert "( sleep 3480 && kill -USR1 $$ ) </dev/null >/dev/null 2>&1 &" in lines
+    assert "export HSM_WARNING_AT=$(( $(date +%s) + 3480 ))" in lines
     assert not any("--signal" in ln or "SBATCH" in ln for ln in lines)
 
 

@@ -61,7 +61,7 @@ def test_torque_throttle_holds_for_the_sweep_and_after_waits_for_another_sweep(t
 
 
 def test_torque_timer_warns_the_task_before_the_walltime(tmp_path: Path, torque_cluster) -> None:
-    # Walltime 1 min, warned 50 s before: the script's timer sends SIGUSR1 after 10 s; the task
+    # Walltime 1 min, warned 50 s before: the runner sends SIGUSR1 after 10 s (HSM_WARNING_AT); the task
     # saves a checkpoint and exits, reads preempted, and hsm complete resumes it.
     hpc = 'hpc:\n  system: torque\n  walltime: "00:01:00"\n  signal_before_walltime: 50\n'
     project = timed_project(tmp_path / "proj", torque_cluster, hpc)
@@ -70,7 +70,7 @@ def test_torque_timer_warns_the_task_before_the_walltime(tmp_path: Path, torque_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sweep = project.only_sweep()
     script = (sweep / "scripts" / "job_scripts" / "torque_001.sh").read_text()
-    assert "( sleep 10 && kill -USR1 $$ )" in script and "--signal" not in script
+    assert "export HSM_WARNING_AT=$(( $(date +%s) + 10 ))" in script and "--signal" not in script
     wait_for(lambda: _states(project, sweep) == ["preempted"], 90, interval=0.5, what="task warned")
     (status,) = project.statuses(sweep).values()
     assert status["signal_received"] == "SIGUSR1"

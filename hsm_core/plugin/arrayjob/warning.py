@@ -4,8 +4,8 @@
 A training job killed at its walltime loses everything since its last checkpoint. Schedulers can
 warn it first: Slurm sends a signal N seconds before the limit (``--signal=B:USR1@N``, B: to the
 batch shell, which is the task runner after its ``exec``); PBS Pro and Torque have no such
-directive, so their job scripts start a timer that sends the runner SIGUSR1 N seconds before the
-walltime they asked for (:func:`timer_lines`). The runner forwards the signal to the task, which may
+directive, so their job scripts tell the runner when (``HSM_WARNING_AT``, :func:`timer_lines`) and
+the runner sends itself SIGUSR1 then. The runner forwards the signal to the task, which may
 save a checkpoint and exit; it is recorded ``preempted`` and ``hsm complete`` runs it again
 (docs/hpc.md shows the pattern).
 
@@ -24,6 +24,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from hsm_core.errors import ConfigError
+from hsm_core.jobenv import WARNING_AT
 from hsm_core.plugin.arrayjob.resources import Resources, format_walltime, parse_walltime
 
 # Only timer_lines is part of the plugin API (hsm_core.plugin); the rest serves the toolkit.
@@ -64,17 +65,17 @@ def _seconds(value: Any) -> int:
 
 
 def timer_lines(seconds: int | None, walltime: int | None) -> list[str]:
-    """Shell lines for a job script whose scheduler has no warning-signal directive: a background
-    timer that sends SIGUSR1 to the script's own process ``seconds`` before ``walltime``. The
-    script then ``exec``\\ s the task runner, which keeps the pid, so the runner gets the signal
-    and forwards it to the task. The timer writes nothing (its output goes nowhere) and ends with
-    the job. No lines when either is unknown."""
+    """Job-script lines for a scheduler with no warning-signal directive: export when the task
+    runner is to warn the task (``HSM_WARNING_AT``, epoch seconds: ``seconds`` before ``walltime``
+    from the job's start). The runner, which the script execs, sends itself SIGUSR1 then
+    from a timer thread and forwards it to the task: nothing outlives the job, and no other
+    process can get the signal. No lines when either is unknown."""
     if not seconds or not walltime or walltime <= seconds:
         return []
     return [
-        f"# Warning signal {seconds} s before the walltime ({format_walltime(walltime)}): SIGUSR1 to the task runner,",
-        "# which forwards it to the task (save a checkpoint and exit; hsm complete resumes it).",
-        f"( sleep {walltime - seconds} && kill -USR1 $$ ) </dev/null >/dev/null 2>&1 &",
+        f"# Warning signal {seconds} s before the walltime ({format_walltime(walltime)}): the task runner sends",
+        "# SIGUSR1 to the task then (save a checkpoint and exit; hsm complete resumes it).",
+        f"export {WARNING_AT}=$(( $(date +%s) + {walltime - seconds} ))",
     ]
 
 
