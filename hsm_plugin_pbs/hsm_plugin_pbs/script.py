@@ -15,7 +15,7 @@ partition      ``-q QUEUE``                         ``-q QUEUE``
 account        ``-A ACCOUNT``                       ``-A ACCOUNT``
 qos            (none: use extra_directives)         ``-l qos=QOS`` (Moab)
 requeue        ``-r y`` / ``-r n``                  ``-r y`` / ``-r n``
-warning        a timer in the script (SIGUSR1)      a timer in the script (SIGUSR1)
+warning        ``HSM_WARNING_AT``: the runner       ``HSM_WARNING_AT``: the runner
 dependencies   ``qsub -W depend=afterany:ID``       ``qsub -W depend=afteranyarray:ID[]``
 =============  ===================================  ===================================
 
@@ -133,7 +133,7 @@ def render_pbs_script(job: ArrayJob, flavour: str = "pbs") -> str:
         f"# the list; the task runner writes {STATUS_FILE}, {STDOUT_LOG} and {STDERR_LOG} in that dir.",
         *INDEX_LINES,
         *element_log_lines(job),
-        # PBS has no directive for a warning signal before the walltime: a timer in the script.
+        # PBS has no directive for a warning signal before the walltime: the runner keeps the time.
         *timer_lines(job.signal_before, job.resources.walltime),
     ]
     lines = ["#!/bin/bash", *pbs_directives(job, flavour), "", *script_body(job, index_expr="$HSM_ARRAY_INDEX", header=header)]
