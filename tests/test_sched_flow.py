@@ -223,3 +223,25 @@ def test_launch_chains_lanes_and_a_later_launch_waits_for_the_live_array_jobs(tm
     src.launch(specs[7:])
     # A later submission (a retry, the next batch) waits for every array job still followed.
     assert src.submitted[4] == ("104", 3, ("100", "101", "102", "103"))
+
+
+def test_monitor_does_not_count_a_task_its_scheduler_may_requeue_as_done(tmp_path: Path) -> None:
+    """A requeued element pending again with nobody watching reads preempted (what its runner
+    wrote) until a verdict: hsm monitor must not say 2/2 100% and finished meanwhile."""
+    from hsm_core.monitor.snapshot import RecordCache, take_snapshot
+    from hsm_core.plugin.taskfiles import write_status
+    from hsm_core.testing.helpers import make_sweep
+
+    sweep, specs, _ = make_sweep(tmp_path / "p", [{"x": 1}, {"x": 2}])
+    sweep.update_metadata(status="submitted")
+    base = {"source": "slurm", "runner": "batch", "attempt": 1}
+    write_status(specs[0].task_dir, {**base, "task_id": specs[0].task_id, "state": "completed", "exit_code": 0})
+    warned = {**base, "task_id": specs[1].task_id, "state": "preempted", "exit_code": 138, "job_id": "41_1",
+              "signal_received": "SIGUSR1"}
+    write_status(specs[1].task_dir, warned)
+    snap = take_snapshot(sweep, cache=RecordCache(sweep))
+    assert (snap.done, snap.progress_text, snap.finished) == (1, "1/2 (50.0%)", False)
+    # The scheduler's verdict is in (hsm complete asked): now it is over.
+    write_status(specs[1].task_dir, {**warned, "scheduler_state": "FAILED"})
+    snap = take_snapshot(sweep, cache=RecordCache(sweep))
+    assert (snap.done, snap.progress_text, snap.finished) == (2, "2/2 (100.0%)", True)
