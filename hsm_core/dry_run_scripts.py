@@ -75,8 +75,8 @@ def _plan_of(src: Any, tasks: int) -> dict[str, Any]:
     lines = [
         f"{tasks} task(s) in {len(chunks)} array job(s) of at most {limit * per} task(s) "
         f"(array size limit {limit}{', tasks_per_element ' + str(per) if per > 1 else ''})",
-        f"at most {src.array_parallelism} element(s) of the sweep at once (%N of each array job; "
-        "more array jobs than one run one after the other in lanes whose %N add up to that)"
+        f"at most {src.array_parallelism} element(s) of the sweep at once (its array jobs run one after the "
+        f"other in lanes whose %N add up to {src.array_parallelism})"
         if src.array_parallelism else "no throttle (set array_parallelism for %N)",
         f"{per} task(s) per array element, run one after the other" if per > 1 else "1 task per array element",
     ]
