@@ -489,16 +489,24 @@ def _scheduler_extra() -> dict[str, Any]:
 _WARNED: list[int] = []
 
 
-def _arm_warning() -> None:
+def _arm_warning(packed: bool) -> None:
     """The warning before the walltime for schedulers without a directive for it: at
     ``HSM_WARNING_AT`` (epoch seconds, set by the job script) this runner sends itself SIGUSR1,
     which it forwards to the task running then. A daemon timer thread: it ends with the runner,
-    so it never signals a process that took this pid later. Between tasks SIGUSR1 is noted, not
-    fatal: a packed element then starts no further task."""
-    signal.signal(signal.SIGUSR1, lambda signum, _frame: _WARNED.append(signum))
+    so it never signals a process that took this pid later. Between the tasks of a packed element
+    SIGUSR1 (this timer's, or Slurm's ``--signal``) is noted, not fatal: no further task starts."""
+    _WARNED.clear()
     try:
         delay = float(os.environ.get(jobenv.WARNING_AT, "")) - time.time()
     except ValueError:
+        delay = None
+    if delay is None and not packed:
+        return
+    try:
+        signal.signal(signal.SIGUSR1, lambda signum, _frame: _WARNED.append(signum))
+    except ValueError:  # not the main thread (an in-process caller): no signals to handle here
+        return
+    if delay is None:
         return
     timer = threading.Timer(max(0.0, delay), os.kill, (os.getpid(), signal.SIGUSR1))
     timer.daemon = True
@@ -557,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="run even if the task already completed")
     args = parser.parse_args(argv)
     if args.list_file:
-        _arm_warning()
+        _arm_warning(packed=args.count > 1)
     if args.list_file and args.count > 1:
         index = args.index - args.offset if args.index is not None else _array_index(args.offset)
         return _run_packed(Path(args.list_file), index, args)
