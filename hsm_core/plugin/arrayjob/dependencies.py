@@ -20,22 +20,11 @@ from hsm_core.errors import HsmError
 from hsm_core.plugin.arrayjob.manifest import MANIFEST
 from hsm_core.plugin.arrayjob.states import QueryFailed
 
-__all__ = ["resolve_after", "active_ids", "sweep_jobs", "AfterJobs"]
+__all__ = ["resolve_after", "active_ids", "sweep_jobs"]
 
 #: A scheduler job id as users type it: ``123``, ``123_4`` (Slurm element), ``123[]`` /
 #: ``123[4].server`` (PBS).
 _JOB_ID = re.compile(r"^\d+(?:_\d+)?(?:\[\d*\])?(?:\.[\w.-]+)?$")
-
-
-class AfterJobs(tuple):
-    """The job ids a new sweep waits for (a tuple), with a line saying where they came from."""
-
-    said: str = ""
-
-    def __new__(cls, ids: Iterable[str], said: str = "") -> "AfterJobs":
-        obj = super().__new__(cls, tuple(ids))
-        obj.said = said
-        return obj
 
 
 def _same_id(key: str, job_id: str) -> bool:
@@ -95,7 +84,7 @@ def sweep_jobs(sweep_dir: Path, scheduler: str, source_names: Iterable[str]) -> 
     return list(dict.fromkeys(ids)), others
 
 
-def resolve_after(src: Any, value: Any) -> AfterJobs:
+def resolve_after(src: Any, value: Any) -> tuple[str, ...]:
     """The job ids of ``src``'s scheduler that ``--after VALUE`` names and that are still active.
 
     ``value``: one sweep id or job id, or several separated by commas. Raises HsmError (exit 2)
@@ -103,7 +92,7 @@ def resolve_after(src: Any, value: Any) -> AfterJobs:
     scheduler does not know, and anything that is neither.
     """
     if value in (None, "", ()):
-        return AfterJobs(())
+        return ()
     items = value if isinstance(value, (list, tuple)) else str(value).split(",")
     outputs = Path(src.context.sweep_dir).parent
     wanted: list[str] = []
@@ -135,7 +124,6 @@ def resolve_after(src: Any, value: Any) -> AfterJobs:
     if missing:
         raise HsmError(f"--after {','.join(missing)}: {src.scheduler_name} does not know job {', '.join(missing)} "
                        "(it never existed, or ended long ago)", hint="check the id with hsm queue --all")
-    said = (f"waits for {', '.join(told)}: {len(active)} job(s) still active" if active
+    src.log(f"waits for {', '.join(told)}: {len(active)} job(s) still active" if active
             else f"--after {', '.join(told)}: already ended, nothing to wait for")
-    src.log(said)
-    return AfterJobs(active, said)
+    return tuple(active)
