@@ -245,3 +245,21 @@ def test_monitor_does_not_count_a_task_its_scheduler_may_requeue_as_done(tmp_pat
     write_status(specs[1].task_dir, {**warned, "scheduler_state": "FAILED"})
     snap = take_snapshot(sweep, cache=RecordCache(sweep))
     assert (snap.done, snap.progress_text, snap.finished) == (2, "2/2 (100.0%)", True)
+
+
+def test_after_and_queue_refuse_a_sweep_they_cannot_use_in_one_line(tmp_path: Path) -> None:
+    """Checked before any scheduler is asked: a sweep id that does not exist, and a sweep that ran
+    no jobs on this scheduler (here: a local one)."""
+    project = make_project(tmp_path / "proj", config_extra="hpc:\n  system: slurm\n")
+    cfg = project.write_sweep({"grid": {"x": [1]}})
+    project.hsm("run", "--config", str(cfg), "--sources", "local", "--sweep-id", "ran_here", check=True)
+    cases = {
+        ("run", "--config", str(cfg), "--sources", "slurm", "--after", "nosuch"): "--after nosuch: no sweep nosuch in",
+        ("run", "--config", str(cfg), "--sources", "slurm", "--after", "ran_here"): "sweep ran_here has no Slurm jobs to wait for",
+        ("queue", "nosuch"): "unknown sweep id 'nosuch'",
+        ("queue", "ran_here"): "sweep ran_here has no Slurm jobs",
+    }
+    for args, said in cases.items():
+        proc = project.hsm(*args)
+        assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+    assert project.sweep_ids() == ["ran_here"]  # a refused run leaves no sweep directory behind
