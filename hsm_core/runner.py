@@ -5,7 +5,8 @@ the task's environment, sends stdout/stderr to the task dir, and writes ``status
 times, exit code, host, attempts). Array jobs call ``hsm-task --list FILE`` and the runner picks its
 line from ``--index`` or ``HSM_ARRAY_INDEX``, which the scheduler plugin's job script sets (with the
 other ``HSM_JOB_*`` variables of :mod:`hsm_core.jobenv`, recorded in ``status.yaml``). SIGTERM, SIGINT and
-SIGUSR1/2 are forwarded to the task; a task stopped by such a signal is recorded as preempted.
+SIGUSR1/2 are forwarded to the task (SIGUSR1, the warning before the walltime, only when a process
+of the task handles it); a task stopped by such a signal is recorded as preempted.
 
 The local source uses :func:`start_task` / :func:`finish_task` in-process (no extra Python start-up
 per task). Either way the command runs under a tiny ``/bin/sh`` wrapper that writes its pid to
@@ -428,6 +429,11 @@ def run_blocking(
     received: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGUSR1 and not _task_catches(task.process.pid, signum):
+            # The warning before the walltime, and no process of the task handles it: passed on,
+            # SIGUSR1's default action would kill the task a minute early. It runs on instead,
+            # to the walltime (a timeout, as without a warning).
+            return
         received.append(signum)
         if not task.status.get("signal_received"):
             task.status["signal_received"] = signal.Signals(signum).name
@@ -459,6 +465,33 @@ def run_blocking(
         # proctrack/linuxproc and PBS without cpusets, and would outlive the job.
         signal_task(task, signal.SIGKILL)
     return finish_task(task, rc)
+
+
+def _task_catches(wrapper_pid: int, signum: int) -> bool:
+    """True when a process of the task (its command and what that started; not the ``/bin/sh``
+    wrapper, which traps the stop signals only to outlive its command) has a handler for
+    ``signum``, from ``SigCgt`` in ``/proc/PID/status``. True where that cannot be read (no
+    ``/proc``): the signal is forwarded then, as it always was."""
+    if not os.path.isdir("/proc/self"):
+        return True
+    from hsm_core import processes
+
+    try:
+        pids = processes.members(wrapper_pid)
+    except Exception:  # the processes could not be listed: forward, as before
+        return True
+    bit = 1 << (signum - 1)
+    for pid in pids:
+        if pid == wrapper_pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+                caught = next((ln.split()[1] for ln in fh if ln.startswith("SigCgt:")), "0")
+        except OSError:
+            continue
+        if int(caught, 16) & bit:
+            return True
+    return False
 
 
 def _array_line(list_file: Path, index: int) -> Path:

@@ -263,3 +263,27 @@ def test_after_and_queue_refuse_a_sweep_they_cannot_use_in_one_line(tmp_path: Pa
         proc = project.hsm(*args)
         assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
     assert project.sweep_ids() == ["ran_here"]  # a refused run leaves no sweep directory behind
+
+
+def test_a_task_that_does_not_handle_the_warning_is_not_killed_by_it(tmp_path: Path) -> None:
+    """SIGUSR1's default action ends a process: a script with no handler for it must not die a
+    minute before its walltime because hsm warns by default. It runs on and completes."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from hsm_core.testing.helpers import make_sweep
+
+    plain = "import sys, time\ntime.sleep(3)\nprint('done')\n"
+    _, specs, _ = make_sweep(tmp_path / "p", [{"x": 1}], script=plain)
+    listing = tmp_path / "element.list"
+    listing.write_text(f"{specs[0].task_dir}\n")
+    env = {**os.environ, "HSM_WARNING_AT": str(int(time.time()))}  # warned at once
+    proc = subprocess.run([sys.executable, "-m", "hsm_core.runner", "--list", str(listing), "--index", "0", "--source", "pbs"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    status = yaml.safe_load((specs[0].task_dir / "status.yaml").read_text())
+    assert status["state"] == "completed" and "signal_received" not in status
