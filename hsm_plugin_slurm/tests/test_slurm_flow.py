@@ -88,8 +88,9 @@ def test_after_starts_a_sweep_once_another_ended(tmp_path: Path, slurm_cluster) 
     proc = project.hsm("run", "--config", str(b_cfg), "--sources", "slurm", "--no-wait", "--sweep-id", "sweep_b", "--after", "sweep_a")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     b_job = _manifest(project.outputs / "sweep_b")[0]["job_id"]
-    pending = slurm_cluster.run(["squeue", "-h", "-j", b_job, "-o", "%r"], check=False).stdout
-    assert "Dependency" in pending
+    waits_for = slurm_cluster.run(["squeue", "-h", "-j", b_job, "-o", "%E"], check=False).stdout
+    a_jobs = [c["job_id"] for c in _manifest(project.outputs / "sweep_a")]
+    assert f"afterany:{a_jobs[0]}" in waits_for, waits_for  # Slurm holds B for A's array job
     # hsm queue SWEEP_ID: that sweep's live jobs only.
     listed = project.hsm("queue", "sweep_b", check=True).stdout
     assert b_job in listed and "hsm_sweep_a" not in listed and "PENDING" in listed
@@ -97,7 +98,6 @@ def test_after_starts_a_sweep_once_another_ended(tmp_path: Path, slurm_cluster) 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     wait_for(lambda: _all_final(project, project.outputs / "sweep_b", 2), 120, what="sweep B done")
     # Ended: hsm queue leaves the sweep's jobs out; --all shows them while Slurm remembers them.
-    a_jobs = [c["job_id"] for c in _manifest(project.outputs / "sweep_a")]
     assert project.hsm("queue", "sweep_a", check=True).stdout.strip() == "(no jobs)"
     assert all(j in project.hsm("queue", "sweep_a", "--all", check=True).stdout for j in a_jobs)
     a, b, c = (intervals(project.outputs / s) for s in ("sweep_a", "sweep_b", "sweep_c"))
