@@ -204,6 +204,11 @@ class AdaptiveSearch:
                 out.append(Trial(number, ask["params"], "completed", value))
             elif state in (TaskState.FAILED.value, TaskState.TIMEOUT.value):
                 out.append(Trial(number, ask["params"], "failed"))
+            elif state == TaskState.PRUNED.value:  # stopped early: what it reported is all there is
+                from hsm_core.intermediate import ReportReader
+
+                reported = ReportReader().values(task_dir, self.settings.metric)
+                out.append(Trial(number, ask["params"], "pruned", None, reported))
             else:
                 out.append(Trial(number, ask["params"], "running"))
         return out

@@ -13,9 +13,11 @@ def describe_plan(plan: Any, registry: Any, sources: str, strategy: str, total: 
     Keys: ``config_file``, ``total_combinations``, ``tasks_to_run``, ``skipped`` (reason -> count),
     ``parameters`` (name and the values as the table shows them), ``sources`` (name and kind),
     ``strategy``, ``tasks_per_source``, ``first_command`` (argv and its shell spelling),
-    ``working_directory``, ``hydra_app`` (why the command is taken for a Hydra app, or None)
+    ``working_directory``, ``hydra_app`` (why the command is taken for a Hydra app, or None),
+    ``early_stopping`` (the ``prune:`` setting in one line, or None; a missing pruner fails here)
     and ``tasks`` (index, task id and parameters of every task to run).
     """
+    from hsm_core.pruning import settings_for, summary
     from hsm_core.sources import parse_sources
     from hsm_core.sweep import parameter_table
 
@@ -48,5 +50,6 @@ def describe_plan(plan: Any, registry: Any, sources: str, strategy: str, total: 
         "first_command": first,
         "working_directory": str(plan.project.root),
         "hydra_app": hydra,
+        "early_stopping": summary(settings_for(plan.spec, registry, plan.sweep.sweep_id)),
         "tasks": [{"index": r.index, "task_id": r.task_id, "params": r.params} for r in plan.to_run],
     }

@@ -37,6 +37,7 @@ from hsm_core.state import SweepDir, TaskRecord, count_states, read_status, reco
 
 if TYPE_CHECKING:  # pragma: no cover
     from hsm_core.failfast import FailFast
+    from hsm_core.plugin import PrunerSettings
 
 INDEX_SAVE_INTERVAL = 2.0
 
@@ -72,7 +73,8 @@ class WakeEvent(threading.Event):
 
 @dataclass
 class _Op:
-    """A call made on a source and not yet applied: ``launch`` (of ``batch``), ``poll`` or ``health``."""
+    """A call made on a source and not yet applied: ``launch`` (of ``batch``), ``poll``, ``health``
+    or ``prune`` (a cancel of the task in ``batch``, which its pruner decided to stop)."""
 
     kind: str
     future: "Future[Any]"
@@ -128,6 +130,7 @@ class Engine:
         may_launch: Callable[[], bool] | None = None,
         retry: Callable[[TaskRecord], float | None] | None = None,
         fail_fast: "FailFast | None" = None,
+        pruning: "PrunerSettings | None" = None,
     ) -> None:
         self.sweep = sweep
         self.records = records
@@ -168,6 +171,11 @@ class Engine:
         self._interrupting = False
         #: No more launches once the first finished tasks all failed alike (hsm_core.failfast).
         self.fail_fast = fail_fast
+        #: The sweep's early stopping (hsm_core.pruning): running tasks judged in a thread, the ones
+        #: to stop queued here and cancelled on their source by the loop.
+        self.pruning = pruning
+        self._pruner: Any = None
+        self._to_prune: "collections.deque[str]" = collections.deque()
 
     # ------------------------------------------------------------------------------------------
     def run(self, tasks: Sequence[TaskSpec], adopted: Sequence[TaskSpec] = ()) -> dict[str, int]:
@@ -181,8 +189,10 @@ class Engine:
         old_term = _install_term_handler()
         for rt in self.sources:
             rt.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hsm-source-{rt.name}")
+        self._start_pruner()
         try:
             while pending or self._owner or adopted_left or self._retry_at:
+                self._prune()
                 self._release_retries(pending)
                 self._reap(pending)
                 self._health_checks()
@@ -211,6 +221,8 @@ class Engine:
             raise Interrupted("interrupted", hint=f"state saved; continue with: hsm complete {self.sweep.sweep_id}")
         finally:
             _restore_signal(signal.SIGTERM, old_term)
+            if self._pruner is not None:
+                self._pruner.close()
             self._settle()
             self._save(mapping=True)
             self._end_outages()
@@ -356,6 +368,9 @@ class Engine:
                     self._launched(rt, op.batch, error, pending)
                 elif op.kind == "poll":
                     self._polled(rt, None if error else op.future.result(), error, pending)
+                elif op.kind == "prune":
+                    if error is not None:  # the task runs on; its decision stays on disk for the next controller
+                        self.sweep.log("sweep.log", f"prune: could not stop {op.batch[0].task_id if op.batch else 'a task'} on {rt.name}: {error}")
                 else:
                     self._checked(rt, None if error else op.future.result(), error)
 
@@ -471,7 +486,7 @@ class Engine:
             retry_in = self._retry(rec)
         if self.fail_fast is not None and retry_in is None:
             self.fail_fast.observe(rec)  # (a transient failure about to be retried says nothing about the script)
-        if rec.state == TaskState.COMPLETED.value:
+        if rec.state in (TaskState.COMPLETED.value, TaskState.PRUNED.value):
             self._collect_metrics(d)
         else:
             self.sweep.log(
@@ -483,6 +498,29 @@ class Engine:
         if retry_in is not None:
             rec.state = TaskState.PENDING.value
             self._retry_at.append((time.time() + retry_in, self._spec(rec)))
+
+    def _start_pruner(self) -> None:
+        if self.pruning is None:
+            return
+        from hsm_core.pruning import PruneMonitor
+
+        def stop(task_id: str, _task_dir: Any) -> None:
+            self._to_prune.append(task_id)
+            self.wake_event.notify()
+
+        self._pruner = PruneMonitor(self.sweep.path, self.pruning, self.registry, stop).start()
+
+    def _prune(self) -> None:
+        """Tell the pruner which tasks run now; stop those it decided to prune, as a cancel does."""
+        if self._pruner is None:
+            return
+        self._pruner.watch({tid: (self.records[tid].index, self.sweep.record_dir(self.records[tid]))
+                            for tid in self._owner if tid in self.records})
+        while self._to_prune:
+            task_id = self._to_prune.popleft()
+            rt = self._owner.get(task_id)
+            if rt is not None:
+                self._submit(rt, "prune", rt.source.cancel, [task_id], batch=[self._spec(self.records[task_id])])
 
     def _release_retries(self, pending: "collections.deque[TaskSpec]") -> None:
         """Queue the retries whose backoff is over (none once another controller took over)."""

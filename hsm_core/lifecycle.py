@@ -30,6 +30,7 @@ from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, validate_sweep_id
 from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
+from hsm_core.taskstate import DONE
 
 
 @dataclass
@@ -209,6 +210,8 @@ def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, re
         state = TaskState(rec.state)
         if state == TaskState.COMPLETED:
             plan.skipped["already completed"] = plan.skipped.get("already completed", 0) + 1
+        elif state == TaskState.PRUNED:  # stopped early on purpose: even --retry-failed leaves it
+            plan.skipped["pruned"] = plan.skipped.get("pruned", 0) + 1
         elif state.value in RERUN_ONLY_WITH_RETRY and not retry_failed and not due_for_retry(sweep, rec, retries):
             # (A transient failure with retries left runs again: its controller ended before it could.)
             # A timed-out task would most likely time out again: like a failure, on request only.
@@ -358,7 +361,7 @@ def settle_sweep_status(plan: Plan) -> str:
     it may have been killed, or replaced after losing its lease, before it could say so.
     Only the lease holder writes it; returns the state."""
     every = [r.state for r in plan.records.values()]
-    if all(s == TaskState.COMPLETED.value for s in every):
+    if all(s in DONE for s in every):
         state = "completed"
     elif any(TaskState(s).active for s in every):
         state = "running"
@@ -442,6 +445,9 @@ def _execute(
     from hsm_core.adaptive import AdaptiveSearch, section_settings
 
     search = section_settings(plan.spec.sections, registry)  # a search: sweep's strategy and space
+    from hsm_core.pruning import settings_for
+
+    pruning = settings_for(plan.spec, registry, plan.sweep.sweep_id)  # prune: a missing pruner fails here
     cmd = command_plan(plan.project, plan.spec.settings)
     if plan.to_run:
         cmd.argv(plan.to_run[0].params)  # fail on a bad command before anything is written
@@ -548,6 +554,7 @@ def _execute(
         may_launch=plan.lease.may_launch if plan.lease is not None else None,
         retry=Retrier(plan.sweep, policy_from(plan.spec.settings, plan.project.data)),
         fail_fast=FailFast(plan.sweep, fail_fast_limit(plan.project.data), on_fail_fast),
+        pruning=pruning,
     )
     if engine_hook:
         engine_hook(engine)
@@ -566,7 +573,7 @@ def _execute(
         every = [r.state for r in plan.records.values()]
         if opts.no_wait and any(TaskState(s).active for s in every):
             final_state = "submitted"
-        elif all(s == TaskState.COMPLETED.value for s in every):
+        elif all(s in DONE for s in every):
             final_state = "completed"
         elif any(TaskState(s).active for s in every):
             final_state = "running"

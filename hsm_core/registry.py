@@ -37,6 +37,7 @@ from hsm_core.plugin import (
     SyncTransportRecord,
     TaskRegistryRecord,
     SearchStrategyRecord,
+    PrunerRecord,
     load_object,
 )
 from hsm_core.plugin_compat import API_ATTRIBUTE, api_incompatibility, api_text, deprecation_warnings, describe_failure
@@ -67,6 +68,7 @@ KIND_HOOKS: dict[str, str] = {
     HostProviderRecord.kind: "hsm_register_hosts",
     TaskRegistryRecord.kind: "hsm_register_task_registries",
     SearchStrategyRecord.kind: "hsm_register_search_strategies",
+    PrunerRecord.kind: "hsm_register_pruners",
 }
 
 #: The kind of ``hsm worker`` options plugins provide through the ``hsm_worker_feature`` hook.
@@ -84,6 +86,9 @@ PACKAGE_HINTS: dict[tuple[str, str], tuple[str, ...]] = {
     (HostProviderRecord.kind, "ssh"): ("hsm-plugin-ssh",),
     (TaskRegistryRecord.kind, "wandb"): ("hsm-plugin-wandb-sync",),
     (SearchStrategyRecord.kind, "tpe"): ("hsm-plugin-optuna",),
+    (PrunerRecord.kind, "median"): ("hsm-plugin-optuna",),
+    (PrunerRecord.kind, "asha"): ("hsm-plugin-optuna",),
+    (PrunerRecord.kind, "hyperband"): ("hsm-plugin-optuna",),
     (WORKER_FEATURE, "wandb-buffer"): ("hsm-plugin-wandb-sync",),
 }
 
@@ -96,6 +101,7 @@ KIND_LABELS: dict[str, str] = {
     HostProviderRecord.kind: "host provider",
     TaskRegistryRecord.kind: "task registry",
     SearchStrategyRecord.kind: "search strategy",
+    PrunerRecord.kind: "pruner",
     WORKER_FEATURE: "worker option",
 }
 

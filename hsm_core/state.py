@@ -27,6 +27,7 @@ from hsm_core.taskdir import (  # noqa: F401 - the task files' names and readers
     WRAPPER_NAME,
     clear_markers,
     left_exit_code,
+    pruned_decision,
     read_params,
     read_status,
     started_process,
@@ -292,7 +293,9 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
             left = left_exit_code(task_dir)
             if left is not None:
                 return reconcile_status(task_dir, status)
-            new = closed_attempt(status, TaskState.INTERRUPTED, "process vanished")
+            # (A task its pruner had decided to stop was stopped as asked: pruned.)
+            ended = TaskState.PRUNED if pruned_decision(task_dir) else TaskState.INTERRUPTED
+            new = closed_attempt(status, ended, "process vanished")
             try:
                 write_status(task_dir, new)
             except OSError:
@@ -331,7 +334,19 @@ def finalize_status(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the final ``status.yaml`` of an attempt from its exit code and return it (with the
-    ``source_data`` on disk now: ``status`` may have been read when the attempt started)."""
+    ``source_data`` on disk now: ``status`` may have been read when the attempt started).
+
+    A task the sweep's pruner decided to stop ends ``pruned`` however its command ended (a
+    training script that checkpoints on SIGTERM and exits 0 was still stopped early), whoever
+    records the end: the decision is in the task dir before the stop starts (hsm_core.pruning)."""
+    decided = pruned_decision(task_dir)
+    judged = decided.get("judged_epoch") if decided is not None else None
+    if decided is not None and end_time is not None and isinstance(judged, (int, float)) and end_time < judged:
+        decided = None  # it ended by itself before the decision (its exit code's time says so)
+    if decided is not None:
+        state = TaskState.PRUNED
+        extra = {**(extra or {}), "message": f"pruned: {decided.get('reason') or 'stopped early by the pruner'}"}
+        extra.pop("error", None)
     new = _final_status(with_kept_on_disk(task_dir, status), exit_code, end_time=end_time, state=state, extra=extra)
     write_status(task_dir, new)
     clear_markers(task_dir)  # the wrapper's files have served

@@ -20,7 +20,7 @@ from hsm_core.plugin import ConfigError, ExpanderRecord
 
 #: Top-level sweep-file keys that are settings, not parameter sections.
 SETTING_KEYS = frozenset({"metadata", "name", "command", "args_style", "hydra", "sources", "strategy", "description",
-                          "retries", "resources"})
+                          "retries", "resources", "prune"})
 
 
 @dataclass

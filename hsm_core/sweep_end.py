@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from hsm_core.state import SweepDir, now_iso, read_status, reconcile_status
-from hsm_core.taskstate import TaskState
+from hsm_core.taskstate import DONE, TaskState
 
 __all__ = ["ACTIVE_SWEEP_STATUSES", "settle_ended_sweep", "task_is_over"]
 
@@ -53,7 +53,8 @@ def settle_ended_sweep(sweep: SweepDir, *, reader: str = "hsm status") -> str | 
         d = sweep.record_dir(rec)
         if not task_is_over(reconcile_status(d, read_status(d))):
             return None
-    state = "completed" if all(r.state == TaskState.COMPLETED.value for r in records.values()) else "incomplete"
+    # (a pruned task was stopped early on purpose: it is done, as a completed one is)
+    state = "completed" if all(r.state in DONE for r in records.values()) else "incomplete"
     try:
         lease = ControllerLease.acquire(sweep, command=reader)
     except (LeaseHeld, OSError):

@@ -8,6 +8,8 @@
     stdout.log     the command's output, appended by every attempt
     stderr.log
     metrics.json   written by the script, or by hsm from what the result collectors find
+    intermediate.jsonl  values the script reports while it runs, one JSON object per step (early stopping)
+    pruning.json   what the sweep's pruner decided about the task (hsm's, see hsm_core.pruning)
     results/       the task's ``HSM_OUTPUT_DIR``
     checkpoints/   a worker task's ``HSM_CHECKPOINT_DIR`` (pull-based workers)
     runner.log     the task runner's own output, where a source starts it detached (ssh)
@@ -48,6 +50,11 @@ STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
 #: Metrics of the task: written by the script (``$HSM_TASK_DIR/metrics.json``) or by hsm.
 METRICS_FILE = "metrics.json"
+#: Intermediate values the script reports while it runs, one JSON object a line:
+#: ``{"step": 3, "loss": 0.41}`` (see docs/pruning.md).
+INTERMEDIATE_FILE = "intermediate.jsonl"
+#: The pruner's record of the task: its memo and, once decided, ``{"pruned": true, ...}``.
+PRUNING_FILE = "pruning.json"
 #: The task's ``HSM_OUTPUT_DIR``.
 RESULTS_DIR = "results"
 #: A worker task's ``HSM_CHECKPOINT_DIR``.
@@ -63,7 +70,7 @@ EXIT_MARKER = ".exit_code"
 WRAPPER_NAME = "hsm-task"
 #: Every file name above, for tests that hold the rest of the code to this module.
 TASK_FILE_NAMES = (STATUS_FILE, PARAMS_FILE, COMMAND_FILE, STDOUT_LOG, STDERR_LOG, METRICS_FILE, PID_FILE,
-                   EXIT_MARKER, RUNNER_LOG)
+                   EXIT_MARKER, RUNNER_LOG, INTERMEDIATE_FILE, PRUNING_FILE)
 #: The directories above: words too common to look for inside other strings.
 TASK_DIR_NAMES = (RESULTS_DIR, CHECKPOINTS_DIR)
 
@@ -245,6 +252,27 @@ def metrics_path(task_dir: Path) -> Path:
 def metrics_paths(task_dir: Path) -> tuple[Path, Path]:
     """Where a script may have written its metrics: the task dir, else its results dir."""
     return metrics_path(task_dir), results_dir(task_dir) / METRICS_FILE
+
+
+def intermediate_path(task_dir: Path) -> Path:
+    """Where the script appends its intermediate values (``$HSM_TASK_DIR/intermediate.jsonl``)."""
+    return Path(task_dir) / INTERMEDIATE_FILE
+
+
+def pruning_path(task_dir: Path) -> Path:
+    """The pruner's record of the task (written by hsm only)."""
+    return Path(task_dir) / PRUNING_FILE
+
+
+def pruned_decision(task_dir: Path) -> dict[str, Any] | None:
+    """The pruner's decision to stop this task (``{"pruned": true, "step": N, "reason": ...}``),
+    or None: no decision to prune was recorded. A missing file costs one failed open."""
+    try:
+        with open(pruning_path(task_dir), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("pruned") is True else None
 
 
 def write_metrics_once(task_dir: Path, metrics: Mapping[str, Any]) -> bool:

@@ -22,6 +22,7 @@ class TaskState(str, enum.Enum):
     TIMEOUT = "timeout"
     PREEMPTED = "preempted"
     LOST = "lost"  # the source lost track of it (host down, node failure)
+    PRUNED = "pruned"  # stopped early by the sweep's pruner: a final outcome, never run again
 
     @property
     def finished(self) -> bool:
@@ -43,5 +44,9 @@ _FINISHED = frozenset(
         TaskState.TIMEOUT,
         TaskState.PREEMPTED,
         TaskState.LOST,
+        TaskState.PRUNED,
     }
 )
+
+#: States in which a task is done for good: ``hsm complete`` (even ``--retry-failed``) leaves it.
+DONE = frozenset({TaskState.COMPLETED.value, TaskState.PRUNED.value})

@@ -6,7 +6,9 @@ translates it here into hsm's own form, then checks and runs it like any sweep f
 * ``method: grid`` -> a ``grid:`` section; ``method: random`` -> a ``random:`` section drawing
   ``run_cap`` parameter sets (seed 0); ``method: bayes`` -> a ``search:`` section (adaptive
   search) with strategy ``tpe`` (hsm-plugin-optuna), ``metric: {name, goal}`` and ``run_cap``
-  trials; ``metric`` is refused for grid and random, ``early_terminate`` always;
+  trials; ``metric`` is refused for grid and random unless ``early_terminate`` needs it;
+* ``early_terminate: {type: hyperband, min_iter | max_iter and s, eta}`` -> ``prune:`` with the
+  ``asha`` pruner of hsm-plugin-optuna (see :func:`_early_terminate` for why ASHA);
 * ``parameters``: ``values`` (+ ``probabilities``), ``value``, ``min``/``max`` (+ ``distribution``,
   ``q``, ``mu``/``sigma``, ``a``/``b``), nested ``parameters`` (dotted names ``optimizer.lr``);
 * ``program`` and ``command`` with wandb's macros ``${env}``, ``${interpreter}``, ``${program}``,
@@ -36,12 +38,11 @@ __all__ = ["WANDB_ARG_STYLES", "is_wandb_sweep", "translate", "wandb_args"]
 #: Top-level keys that mark a wandb sweep file (hsm's own files have neither).
 MARKERS = ("method", "parameters")
 #: What the supported keys do (the refusal of any other key lists them).
-SUPPORTED_KEYS = ("method", "parameters", "program", "command", "run_cap", "name", "description", "project", "entity")
+SUPPORTED_KEYS = ("method", "parameters", "program", "command", "run_cap", "name", "description", "project", "entity",
+                  "early_terminate")
 _REFUSED_KEYS = {
     "metric": "hsm does not rank runs by a metric in grid and random sweeps (method: bayes optimises it, and "
               "hsm status shows the best trial there); remove 'metric:'",
-    "early_terminate": "hsm does not stop runs early yet (no pruner; bayes sweeps run every trial to its end); "
-                       "remove 'early_terminate:'",
     "job": "hsm runs a program, not a W&B Launch job: give 'program:' (and 'command:')",
     "image_uri": "hsm runs a program, not a W&B Launch image: give 'program:' (and 'command:')",
     "controller": "hsm is its own controller: remove 'controller:'",
@@ -106,8 +107,8 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
     where = _Where(data, file)
     method = data.get("method")
     for key in data:
-        if key == "metric" and method == "bayes":
-            continue  # what bayes optimises
+        if key == "metric" and (method == "bayes" or "early_terminate" in data):
+            continue  # what bayes optimises, what early termination compares
         if key in _REFUSED_KEYS:
             raise where.error(f"not supported: {_REFUSED_KEYS[key]}", [key])
         if key in ("grid", "paired", "random", "sweep", "metadata", "args_style", "sources", "strategy"):
@@ -149,8 +150,71 @@ def translate(data: Mapping[str, Any], file: str) -> dict[str, Any]:
                               "from seed 0; a wandb agent would draw until stopped)", ["method"])
         out["random"] = {"samples": run_cap, "seed": 0,
                          "params": {name: _distribution(spec, keys, where) for name, spec, keys in flat}}
+    if "early_terminate" in data:
+        out["prune"] = _early_terminate(data, where)
     out["command"] = _command(data, where)
     return out
+
+
+_EARLY_TERMINATE_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
+
+
+def _early_terminate(data: Mapping[str, Any], where: _Where) -> dict[str, Any]:
+    """``early_terminate: {type: hyperband, ...}`` as hsm's ``prune:`` setting.
+
+    wandb's hyperband stopping compares a run, at each of its brackets (iterations ``min_iter *
+    eta**k``, or ``max_iter / eta**k`` for k = 1..s), with every run that reached that bracket, and
+    stops it unless it is in the best ``1/eta`` of them: that is asynchronous successive halving
+    over one schedule of brackets, Optuna's ``SuccessiveHalvingPruner`` (hsm's ``asha``) with
+    ``min_resource`` = the first bracket and ``reduction_factor`` = ``eta``. (Optuna's
+    ``HyperbandPruner`` would run several such schedules side by side, which wandb does not.)
+    A run's iteration is the ``step=`` of its reports."""
+    et = data["early_terminate"]
+    if not isinstance(et, Mapping):
+        raise where.error("early_terminate must be a mapping: {type: hyperband, min_iter: 3}", ["early_terminate"])
+    for key in et:
+        if key not in _EARLY_TERMINATE_KEYS:
+            raise where.error(f"unknown key of early_terminate (wandb's hyperband has: {', '.join(_EARLY_TERMINATE_KEYS)})",
+                              ["early_terminate", key])
+    if et.get("type") != "hyperband":
+        raise where.error(f"early_terminate type must be hyperband (wandb's only one), not {et.get('type')!r}",
+                          ["early_terminate", "type"])
+    if et.get("strict"):
+        raise where.error("not supported: strict: true (wandb's stricter hyperband variant); remove it, or write "
+                          "hsm's prune: {pruner: hyperband, options: {...}} in an hsm sweep file", ["early_terminate", "strict"])
+    metric = data.get("metric")
+    if not isinstance(metric, Mapping) or not isinstance(metric.get("name"), str) or not metric.get("name"):
+        raise where.error("early_terminate compares runs by a metric: add metric: {name: loss, goal: minimize}",
+                          ["early_terminate"])
+    goal = metric.get("goal", "minimize")
+    if goal not in ("minimize", "maximize"):
+        raise where.error(f"metric goal must be minimize or maximize, not {goal!r}", ["metric", "goal"])
+
+    def whole(key: str, least: int) -> int:
+        value = et.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise where.error(f"{key} must be a whole number of at least {least}, not {value!r}", ["early_terminate", key])
+        return value
+
+    eta = whole("eta", 2) if "eta" in et else 3
+    if "min_iter" in et and "max_iter" in et:
+        raise where.error("give min_iter or max_iter (with s), not both", ["early_terminate", "max_iter"])
+    if "min_iter" in et:
+        first = whole("min_iter", 1)
+    elif "max_iter" in et:
+        if "s" not in et:
+            raise where.error("max_iter needs s, the number of brackets (wandb's rule)", ["early_terminate", "max_iter"])
+        top, brackets = whole("max_iter", 1), whole("s", 1)
+        first = top / eta**brackets
+        if first < 1 or first != int(first):
+            raise where.error(f"max_iter {top} / eta**s = {first:g} is not a whole number of iterations: the first "
+                              "bracket must be one", ["early_terminate", "max_iter"],
+                              hint=f"e.g. max_iter: {eta ** brackets * max(1, round(first))} with s: {brackets}")
+        first = int(first)
+    else:
+        raise where.error("early_terminate needs min_iter (the first bracket) or max_iter and s", ["early_terminate"])
+    return {"pruner": "asha", "metric": metric["name"], "goal": goal,
+            "options": {"min_resource": first, "reduction_factor": eta}}
 
 
 def _bayes(data: Mapping[str, Any], run_cap: int | None, flat: list[tuple[str, Mapping[str, Any], list[Any]]],

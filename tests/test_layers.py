@@ -35,13 +35,13 @@ LAYERS: list[tuple[str, str]] = [
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
         hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir state
-        user_cache
+        user_cache intermediate
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
     # entry points are: they are in the cli layer).
     ("plugin", """
         plugin plugin.version plugin.errors plugin.values plugin.components plugin.records
-        plugin.hooks plugin.search plugin.files plugin.taskfiles plugin.sweepdir plugin.process_identity
+        plugin.hooks plugin.search plugin.pruning plugin.files plugin.taskfiles plugin.sweepdir plugin.process_identity
         plugin.local_host plugin.arrayjob plugin.arrayjob.directives plugin.arrayjob.resources
         plugin.arrayjob.schema plugin.arrayjob.script plugin.arrayjob.source plugin.arrayjob.states
         plugin.arrayjob.selftest plugin.arrayjob.final_status plugin.arrayjob.jobfiles plugin.arrayjob.manifest
@@ -58,7 +58,7 @@ LAYERS: list[tuple[str, str]] = [
     # Sweeps: expansion, task directories (and the Hydra app they may run), the layout of a
     # worker sweep.
     ("sweep", """
-        sweep run_resources hydra_app prepare workers.settings workers.layout
+        sweep run_resources hydra_app prepare workers.settings workers.layout pruning
     """),
     # A project's services: its sources and hosts, pre-flight checks.
     ("project", """
@@ -87,7 +87,7 @@ LAYERS: list[tuple[str, str]] = [
         builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
-        testing.services testing.slurm_fixtures testing.sync testing.timeline
+        testing.services testing.slurm_fixtures testing.sync testing.pruners testing.timeline
     """),
 ]
 

@@ -117,8 +117,16 @@ def test_grid_and_nested_parameters(tmp_path):
      "bayes needs the metric"),
     ("program: t.py\nmethod: bayes\nrun_cap: 3\nmetric: {name: loss, target: 0.1}\nparameters: {a: {values: [1]}}\n",
      4, "metric.target", "not supported: metric.target"),
-    ("program: t.py\nmethod: grid\nparameters: {a: {values: [1]}}\nearly_terminate:\n  type: hyperband\n", 4,
-     "early_terminate", "does not stop runs early"),
+    ("program: t.py\nmethod: grid\nparameters: {a: {values: [1]}}\nearly_terminate:\n  type: hyperband\n  min_iter: 3\n",
+     4, "early_terminate", "add metric: {name: loss"),
+    ("program: t.py\nmethod: grid\nmetric: {name: loss}\nparameters: {a: {values: [1]}}\nearly_terminate:\n"
+     "  type: envelope\n", 6, "early_terminate.type", "must be hyperband"),
+    ("program: t.py\nmethod: grid\nmetric: {name: loss}\nparameters: {a: {values: [1]}}\nearly_terminate:\n"
+     "  type: hyperband\n  max_iter: 27\n", 7, "early_terminate.max_iter", "max_iter needs s"),
+    ("program: t.py\nmethod: grid\nmetric: {name: loss}\nparameters: {a: {values: [1]}}\nearly_terminate:\n"
+     "  type: hyperband\n  max_iter: 20\n  s: 2\n", 7, "early_terminate.max_iter", "not a whole number"),
+    ("program: t.py\nmethod: grid\nmetric: {name: loss}\nparameters: {a: {values: [1]}}\nearly_terminate:\n"
+     "  type: hyperband\n  min_iter: 3\n  strict: true\n", 8, "early_terminate.strict", "not supported: strict"),
     ("program: t.py\nmethod: random\nparameters:\n  a: {values: [1, 2]}\n", 2, "method", "run_cap"),
     ("program: t.py\nmethod: grid\nparameters:\n  a:\n    min: 0.0\n    max: 1.0\n", 4, "parameters.a",
      "use method: random"),
@@ -187,3 +195,14 @@ def test_hsm_runs_a_wandb_grid_with_a_custom_command(project):
     # project: reaches the runs as WANDB_PROJECT, as wandb agent does (through /usr/bin/env)
     command = json.loads((sorted((sweep / "tasks").iterdir())[0] / "command.json").read_text())
     assert "WANDB_PROJECT=my-project" in json.dumps(command)
+
+
+@pytest.mark.parametrize("terms, options", [
+    ("  min_iter: 3\n", {"min_resource": 3, "reduction_factor": 3}),
+    ("  max_iter: 27\n  s: 2\n", {"min_resource": 3, "reduction_factor": 3}),  # brackets 27/9, 27/3
+    ("  min_iter: 2\n  eta: 2\n", {"min_resource": 2, "reduction_factor": 2}),
+])
+def test_early_terminate_becomes_an_asha_pruner_on_the_metric(tmp_path, terms, options):
+    data = _load(tmp_path, "program: t.py\nmethod: random\nrun_cap: 4\nmetric:\n  name: acc\n  goal: maximize\n"
+                           "parameters:\n  a: {min: 0.0, max: 1.0}\nearly_terminate:\n  type: hyperband\n" + terms)
+    assert data["prune"] == {"pruner": "asha", "metric": "acc", "goal": "maximize", "options": options}

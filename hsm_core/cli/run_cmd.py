@@ -65,6 +65,8 @@ def _print_dry_run(info: dict[str, Any]) -> None:
         console.print(f"  Working directory: {info['working_directory']}", markup=False)
         if info["hydra_app"]:
             console.print(f"  Hydra app: {info['hydra_app']}", markup=False)
+    if info.get("early_stopping"):
+        console.print(f"  Early stopping: {info['early_stopping']}", markup=False)
     if info.get("hydra_preflight"):
         console.print(f"  Hydra pre-flight: {info['hydra_preflight']}", markup=False)
 

@@ -43,6 +43,7 @@ STATE_COLORS = {
     "queued": "#7c3aed",
     "pending": "#d1d5db",
     "stopped": "#f59e0b",
+    "pruned": "#0891b2",
 }
 
 CSS = """
@@ -247,6 +248,7 @@ def _state_parts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
 
     return [
         ("completed", n("completed")),
+        ("pruned", n("pruned")),
         ("failed", n("failed", "timeout", "lost", "preempted")),
         ("running", n("running")),
         ("queued", n("submitted")),
@@ -266,6 +268,8 @@ def _summary_section(data: ReportData) -> str:
     ]
     if s.stopped:
         cards.append(("Interrupted", s.stopped, "warn"))
+    if s.pruned:
+        cards.append(("Pruned", s.pruned, ""))
     html = ['<h2 id="summary">Status summary</h2><div class="cards">']
     for label, n, cls in cards:
         html.append(f'<div class="card"><div class="n {cls}">{n}</div><div class="l">{escape(label)}</div></div>')

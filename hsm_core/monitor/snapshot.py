@@ -179,6 +179,11 @@ class Snapshot:
         return self.n(*STOPPED_STATES)
 
     @property
+    def pruned(self) -> int:
+        """Tasks the sweep's pruner stopped early (a final outcome, not a failure)."""
+        return self.n("pruned")
+
+    @property
     def done(self) -> int:
         """Tasks in a final state (:mod:`hsm_core.progress`), less those stopped by a signal
         whose scheduler may still run them again (a requeued element pending with nobody

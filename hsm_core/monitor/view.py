@@ -72,6 +72,8 @@ def status_table(snap: Snapshot) -> Table:
     table.add_row("Pending", str(snap.pending))
     if snap.stopped:
         table.add_row("Interrupted", str(snap.stopped))
+    if snap.pruned:
+        table.add_row("Pruned", str(snap.pruned))
     table.add_row("Duration", fmt_duration(snap.elapsed))
     if not snap.finished:
         table.add_row("ETA", fmt_duration(snap.eta))

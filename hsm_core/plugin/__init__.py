@@ -95,8 +95,10 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         SyncTransportRecord,
         TaskRegistryRecord,
         SearchStrategyRecord,
+        PrunerRecord,
         load_object,
     )
+    from hsm_core.plugin.pruning import PruneDecision, Pruner, PrunerSettings, TrialProgress
     from hsm_core.plugin.search import SearchParam, SearchSettings, SearchStrategy, Trial
     from hsm_core.plugin.sweepdir import refresh_sweep_index, source_log
     from hsm_core.plugin.taskfiles import (
@@ -163,8 +165,10 @@ _SUBMODULE: dict[str, str] = {
         "HostProviderRecord",
         "TaskRegistryRecord",
         "SearchStrategyRecord",
+        "PrunerRecord",
     ),
     **_names("search", "SearchStrategy", "SearchSettings", "SearchParam", "Trial"),
+    **_names("pruning", "Pruner", "PrunerSettings", "TrialProgress", "PruneDecision"),
     **_names(
         "components",
         "ComputeSource",
@@ -281,6 +285,12 @@ __all__ = [
     "HostProviderRecord",
     "TaskRegistryRecord",
     "SearchStrategyRecord",
+    "PrunerRecord",
+    # early stopping (API 1.4)
+    "Pruner",
+    "PrunerSettings",
+    "TrialProgress",
+    "PruneDecision",
     # search (API 1.3)
     "SearchStrategy",
     "SearchSettings",

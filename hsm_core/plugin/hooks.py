@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SyncTransportRecord,
         TaskRegistryRecord,
         SearchStrategyRecord,
+        PrunerRecord,
     )
     from hsm_core.plugin.components import WorkerFeature
     from hsm_core.plugin.values import SyncItem, TaskSpec
@@ -115,6 +116,14 @@ def hsm_register_search_strategies() -> list[SearchStrategyRecord]:
     """Register adaptive search strategies for the ``search:`` sweep section (``random``, ``tpe`` ...).
 
     Called once when the plugin manager is built. Added in plugin API 1.3.
+    """
+
+
+@hookspec
+def hsm_register_pruners() -> list[PrunerRecord]:
+    """Register early-stopping pruners for the ``prune:`` sweep setting (``median``, ``asha`` ...).
+
+    Called once when the plugin manager is built. Added in plugin API 1.4.
     """
 
 

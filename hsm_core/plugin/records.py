@@ -22,6 +22,7 @@ __all__ = [
     "HostProviderRecord",
     "TaskRegistryRecord",
     "SearchStrategyRecord",
+    "PrunerRecord",
 ]
 
 
@@ -166,3 +167,11 @@ class SearchStrategyRecord(ComponentRecord):
     :class:`~hsm_core.plugin.SearchStrategy` (plugin API 1.3)."""
 
     kind: ClassVar[str] = "search_strategy"
+
+
+@dataclass(frozen=True)
+class PrunerRecord(ComponentRecord):
+    """An early-stopping pruner (``prune: {pruner: NAME}``): ``factory(settings)`` returns a
+    :class:`~hsm_core.plugin.Pruner` (plugin API 1.4)."""
+
+    kind: ClassVar[str] = "pruner"

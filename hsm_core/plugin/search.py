@@ -50,12 +50,16 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial of the log: asked (``state`` ``running``) or told (``completed``/``failed``)."""
+    """One trial of the log: asked (``state`` ``running``) or told (``completed``/``failed``, or
+    ``pruned``: stopped early by the sweep's pruner, API 1.4)."""
 
     number: int  #: 1, 2 ... in the order asked
     params: Mapping[str, Any]
-    state: str  #: ``running`` (asked, no result yet), ``completed`` or ``failed``
+    state: str  #: ``running`` (asked, no result yet), ``completed``, ``failed`` or ``pruned``
     value: float | None = None  #: the metric, for a completed trial
+    #: step -> the metric reported while it ran (API 1.4: given for a pruned trial, which has no
+    #: final value; a strategy may rank it by how far it got)
+    intermediate: Mapping[int, float] = field(default_factory=dict)
 
 
 class SearchStrategy(ABC):

@@ -7,7 +7,8 @@
   :class:`ComputeSourceContract` (implement ``make_source``; it covers what exactly-once depends
   on: tasks that outlive a killed controller, ``attach``, ``interrupt``, ``detach``, ``cancel``),
   :class:`ExpanderContract` (set ``expander`` and the example sections) and
-  :class:`SyncTransportContract` (implement ``make_transport``).
+  :class:`SyncTransportContract` (implement ``make_transport``); pruners:
+  :func:`check_pruner_contract` (give it the pruner's factory and settings).
 * :mod:`hsm_core.testing.observer`: the contract tests' task script and what it logs;
   :mod:`hsm_core.testing.runlog`: counting executions from the tasks' own log.
 * :func:`run_sweep` / :func:`host_for` / :func:`before_run`: a sweep run, a host by name, and
@@ -37,6 +38,7 @@ _CONTRACTS = {
     "ContractCase": "hsm_core.testing.contracts",
     "ExpanderContract": "hsm_core.testing.expanders",
     "SyncTransportContract": "hsm_core.testing.sync",
+    "check_pruner_contract": "hsm_core.testing.pruners",
 }
 
 
@@ -54,6 +56,7 @@ __all__ = [
     "ExpanderContract",
     "SCRIPT",
     "SyncTransportContract",
+    "check_pruner_contract",
     "fresh_registry",
     "make_sweep",
     "read_task_status",

@@ -26,6 +26,7 @@ from hsm_core.state import (
     closed_attempt,
     finalize_status,
     left_exit_code,
+    pruned_decision,
     read_status,
     reconcile_status,
     started_process,
@@ -177,8 +178,21 @@ class Session:
             self.store.release(self.claim)
 
 
+def stop_pruned(_task_id: str, task_dir: Path) -> None:
+    """Stop the task its pruner gave up on, from its files, as a cancel does (SIGTERM to all its
+    processes, SIGKILL after the grace), without waiting: :func:`run_task` waits for it as ever,
+    and its end is recorded ``pruned`` (the decision is in the task dir)."""
+    from hsm_core.pruning import GRACE
+    from hsm_core.runner import stop_recorded
+
+    threading.Thread(target=stop_recorded, args=(task_dir, GRACE), name="hsm-prune-stop", daemon=True).start()
+
+
 def mark_attempt(task_dir: Path, status: Mapping[str, Any], state: TaskState, reason: str) -> dict[str, Any]:
-    """Close an attempt that nobody finished (its worker died) as ``state``, keeping its history."""
+    """Close an attempt that nobody finished (its worker died) as ``state``, keeping its history
+    (``pruned`` when its pruner had decided to stop it: it was stopped as asked)."""
+    if pruned_decision(task_dir) is not None:
+        state = TaskState.PRUNED
     new = closed_attempt(status, state, reason)
     write_status(task_dir, new)
     return new

@@ -44,6 +44,7 @@ from hsm_core.workers.settings import WorkerSettings
 
 COMPLETED = TaskState.COMPLETED.value
 FAILED = TaskState.FAILED.value
+PRUNED = TaskState.PRUNED.value
 DONE_ELSEWHERE = "done elsewhere"
 
 
@@ -172,6 +173,11 @@ class Worker:
 
         search = section_settings(setup.spec.sections, registry)  # a search: sweep: trials asked as claimed
         self.search = AdaptiveSearch(self.sweep, search, registry) if search is not None else None
+        from hsm_core.pruning import settings_for
+
+        #: The sweep's early stopping (prune:): the running task judged in a thread (hsm_core.pruning).
+        self.pruning = settings_for(setup.spec, registry, self.sweep.sweep_id)
+        self._pruner: Any = None
         self.features = [load_feature(registry, name, self.log) for name in options.features]
         #: The scheduler job this worker runs in, under hsm's names (recorded with each task).
         self.job = current_job(os.environ, registry)
@@ -210,9 +216,16 @@ class Worker:
             f"{len(self.tasks)} configurations in {self.sweep.path}"
         )
         self.signals.install()
+        if self.pruning is not None:
+            from hsm_core.pruning import PruneMonitor
+            from hsm_core.workers.execute import stop_pruned
+
+            self._pruner = PruneMonitor(self.sweep.path, self.pruning, self.registry, stop_pruned, log=self.log).start()
         try:
             self._loop()
         finally:
+            if self._pruner is not None:
+                self._pruner.close()
             self.signals.restore()
             if self.signals.stop_signal is None:
                 self._housekeeping()
@@ -266,7 +279,7 @@ class Worker:
 
     # -- picking -------------------------------------------------------------------------------
     def _is_final(self, state: str | None) -> bool:
-        return state == COMPLETED or (state == FAILED and not self.options.retry_failed)
+        return state in (COMPLETED, PRUNED) or (state == FAILED and not self.options.retry_failed)
 
     def _claim_next(self) -> tuple[tuple[WorkTask, Claim] | None, int]:
         """Claim the next task: resumable ones first, then new ones. Returns (claimed, busy) where
@@ -352,8 +365,14 @@ class Worker:
             self.log(f"{'resume' if resuming else 'start'} {t.name} (run {t.run_id}, attempt {attempt}{picked})")
             for feature in self.features:
                 feature.task_started(task_dir.resolve(), self.sweep.checkpoint_dir(t), {**os.environ, **extra_env})
-            outcome = run_task(task_dir, session, self.signals, source=f"worker:{self.settings.cluster}",
-                               extra_env=extra_env, status_extra=status_extra)
+            if self._pruner is not None:
+                self._pruner.watch({t.run_id: (t.index, task_dir)})
+            try:
+                outcome = run_task(task_dir, session, self.signals, source=f"worker:{self.settings.cluster}",
+                                   extra_env=extra_env, status_extra=status_extra)
+            finally:
+                if self._pruner is not None:
+                    self._pruner.watch({})
             if outcome.claim_lost:
                 self.log(f"{t.name}: claim taken over by another worker; "
                          + ("it records how our copy ended" if session.handed_over else "stopped our copy"))

@@ -1,4 +1,5 @@
-"""hsm-plugin-optuna: Optuna's samplers as hsm search strategies (``search: {strategy: tpe}``).
+"""hsm-plugin-optuna: Optuna's samplers as hsm search strategies (``search: {strategy: tpe}``) and its
+pruners for early stopping (``prune: {pruner: median}``).
 
 Each ask builds an in-memory Optuna study from the trials hsm gives it (the sweep directory's
 trial log is the only state; see :mod:`hsm_plugin_optuna.strategy` for why not Optuna's journal

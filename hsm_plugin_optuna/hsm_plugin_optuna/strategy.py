@@ -91,14 +91,19 @@ class OptunaStrategy(SearchStrategy):
         params = {k: v for k, v in trial.params.items() if k in self.distributions}
         if set(params) != set(self.distributions):
             return  # a trial of an earlier space (an edited sweep file): it says nothing of this one
+        intermediate: dict[int, float] = {}
         if trial.state == "completed" and trial.value is not None and math.isfinite(trial.value):
             state, value = TrialState.COMPLETE, float(trial.value)
+        elif trial.state == "pruned":  # TPE ranks a pruned trial by the last value it reported
+            state, value = TrialState.PRUNED, None
+            intermediate = {int(k): float(v) for k, v in trial.intermediate.items()}
         elif trial.state == "running":
             state, value = TrialState.RUNNING, None
         else:
             state, value = TrialState.FAIL, None
         try:
-            frozen = create_trial(state=state, value=value, params=params, distributions=self.distributions)
+            frozen = create_trial(state=state, value=value, params=params, distributions=self.distributions,
+                                  intermediate_values=intermediate)
         except ValueError:
             return  # a value outside today's bounds
         self.study.add_trial(frozen)
