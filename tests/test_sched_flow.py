@@ -71,6 +71,10 @@ def test_warning_defaults_to_60_seconds_and_gives_way_to_a_short_walltime() -> N
 
 
 def test_pbs_warning_is_a_time_the_script_gives_the_runner() -> None:
+    from hsm_core import jobenv
+    from hsm_core.plugin.arrayjob import warning
+
+    assert warning.WARNING_AT == jobenv.WARNING_AT  # what the script exports is what the runner reads
     lines = timer_lines(60, 3600)
     assert lines[-1] == "export HSM_WARNING_AT=$(( $(date +%s) + 3540 ))"
     assert timer_lines(None, 3600) == [] and timer_lines(60, None) == []

@@ -24,11 +24,14 @@ import dataclasses
 from typing import Any, Mapping
 
 from hsm_core.errors import ConfigError
-from hsm_core.jobenv import WARNING_AT
 from hsm_core.plugin.arrayjob.resources import Resources, format_walltime, parse_walltime
 
 # Only timer_lines is part of the plugin API (hsm_core.plugin); the rest serves the toolkit.
 __all__ = ["timer_lines"]
+
+#: The variable the task runner reads the warning time from (``hsm_core.jobenv.WARNING_AT``; named
+#: here, as the plugin API loads nothing of the runner's side).
+WARNING_AT = "HSM_WARNING_AT"
 
 #: Seconds before the walltime at which a task is warned, unless configured.
 DEFAULT_SECONDS = 60
