@@ -109,16 +109,17 @@ class PbsSource(ArrayJobSource):
     default_flavour: ClassVar[str] = "pbs"
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
-        # The flavour first: the base class checks hsm run --after against the scheduler's name.
+        # The flavour and the query first: the base class checks hsm run --after (the scheduler's
+        # name, a query of the jobs to wait for).
         system = str(options.get("system") or self.default_flavour).lower()
         self.flavour = system if system in ("pbs", "torque") else self.default_flavour
         if system not in ("pbs", "torque", "auto", "hpc", "openpbs", "pbspro"):
             raise ConfigError(f"system {system!r} is not PBS", key="system", hint="use pbs or torque")
         if self.flavour == "torque":
             self.scheduler_name = "Torque"
-        super().__init__(name, options, context)
         default_args = ["-x", "-t"] if self.flavour == "pbs" else ["-t"]
-        self.qstat_args = [str(a) for a in self.options.get("qstat_args", default_args)]
+        self.qstat_args = [str(a) for a in options.get("qstat_args", default_args)]
+        super().__init__(name, options, context)
 
     # -- submission
     def render_script(self, job: ArrayJob) -> str:
