@@ -6,11 +6,13 @@ Nothing is written and nothing submitted; the scheduler may be asked its array s
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
 from hsm_core.plugin import ComputeSourceRecord, SourceContext
 from hsm_core.plugin.arrayjob.script import chunk_ranges
+from hsm_core.plugin.arrayjob.submission import lanes_of
 
 __all__ = ["job_script_plans"]
 
@@ -83,10 +85,14 @@ def _plan_of(src: Any, tasks: int, to_run: Sequence[Any] = ()) -> dict[str, Any]
         count = len(group) if group is not None else tasks
         for start, size in chunk_ranges(count, limit * per):
             pieces.append((resources, group, start, size))
-    for seq, (resources, group, start, size) in enumerate(pieces, start=1):
+    # The sweep-wide throttle: lanes of array jobs chained one after another (see .throttle).
+    slots, _ = lanes_of(src, [-(-size // per) for _, _, _, size in pieces])
+    for seq, ((resources, group, start, size), slot) in enumerate(zip(pieces, slots), start=1):
         stem = f"{src.name}_{seq:03d}"  # as JobFiles names them (a first submission of the sweep)
-        job = src.make_job(f"{src.job_name}_{seq:03d}", size, job_dir / f"{stem}.list", resources)
-        throttle = f"%{src.array_parallelism}" if src.array_parallelism else ""
+        job = dataclasses.replace(src.make_job(f"{src.job_name}_{seq:03d}", size, job_dir / f"{stem}.list", resources),
+                                  parallelism=slot.parallelism)
+        throttle = f"%{slot.parallelism}" if slot.parallelism else ""
+        after = f", after {src.name}_{slot.after_chunk + 1:03d} ended" if slot.after_chunk is not None else ""
         # The others differ only in name, list and range (from the first and last of their group).
         same = [p for p in pieces if p[0] == resources]
         shown = pieces[seq - 1] in (same[0], same[-1])
@@ -98,6 +104,7 @@ def _plan_of(src: Any, tasks: int, to_run: Sequence[Any] = ()) -> dict[str, Any]
             "elements": job.size,
             "array": f"0-{job.size - 1}{throttle}",
             "resources": describe_resources(resources),
+            "after": after,
             "script": src.render_script(job) if shown else None,
         }
         if group is not None:
@@ -106,7 +113,8 @@ def _plan_of(src: Any, tasks: int, to_run: Sequence[Any] = ()) -> dict[str, Any]
     lines = [
         f"{tasks} task(s) in {len(chunks)} array job(s) of at most {limit * per} task(s) "
         f"(array size limit {limit}{', tasks_per_element ' + str(per) if per > 1 else ''})",
-        f"at most {src.array_parallelism} element(s) of each array job at once (%{src.array_parallelism})"
+        f"at most {src.array_parallelism} element(s) of the sweep at once (its array jobs run one after the "
+        f"other in lanes whose %N add up to {src.array_parallelism})"
         if src.array_parallelism else "no throttle (set array_parallelism for %N)",
         f"{per} task(s) per array element, run one after the other" if per > 1 else "1 task per array element",
     ]
@@ -117,9 +125,9 @@ def _plan_of(src: Any, tasks: int, to_run: Sequence[Any] = ()) -> dict[str, Any]
     for c in chunks:
         if "task_indices" in c:
             shown_ids = _ranges(c["task_indices"])
-            lines.append(f"{c['script_file']}: task(s) {shown_ids}, array {c['array']}: {c['resources']}")
+            lines.append(f"{c['script_file']}: task(s) {shown_ids}, array {c['array']}{c['after']}: {c['resources']}")
         else:
-            lines.append(f"{c['script_file']}: tasks {c['first_task']}-{c['first_task'] + c['tasks'] - 1}, array {c['array']}")
+            lines.append(f"{c['script_file']}: tasks {c['first_task']}-{c['first_task'] + c['tasks'] - 1}, array {c['array']}{c['after']}")
     return {
         "source": src.name,
         "scheduler": src.scheduler_name,

@@ -21,6 +21,10 @@ script the user wrote (``sbatch run_worker.sh``):
 ``HSM_TASK_LAUNCHER``
     a command the task runner puts before the task's command (``srun ...`` in a job of more than
     one node, so that the command runs on every node); not a job variable, never recorded.
+``HSM_WARNING_AT``
+    when to warn the task before the walltime (epoch seconds): the task runner sends itself
+    SIGUSR1 then, as Slurm's ``--signal=B:USR1@N`` would (set by the job scripts of schedulers
+    without such a directive: PBS, Torque).
 
 Standard library only: the task runner reads these once per array element.
 """
@@ -36,6 +40,7 @@ JOB_RESTART = "HSM_JOB_RESTART"
 JOB_KEY = "HSM_JOB_KEY"
 JOB_STEP = "HSM_JOB_STEP"
 VARIABLES = (JOB_ID, ARRAY_INDEX, JOB_RESTART, JOB_KEY, JOB_STEP)
+WARNING_AT = "HSM_WARNING_AT"
 TASK_LAUNCHER = "HSM_TASK_LAUNCHER"
 
 

@@ -5,7 +5,8 @@ the task's environment, sends stdout/stderr to the task dir, and writes ``status
 times, exit code, host, attempts). Array jobs call ``hsm-task --list FILE`` and the runner picks its
 line from ``--index`` or ``HSM_ARRAY_INDEX``, which the scheduler plugin's job script sets (with the
 other ``HSM_JOB_*`` variables of :mod:`hsm_core.jobenv`, recorded in ``status.yaml``). SIGTERM, SIGINT and
-SIGUSR1/2 are forwarded to the task; a task stopped by such a signal is recorded as preempted.
+SIGUSR1/2 are forwarded to the task (SIGUSR1, the warning before the walltime, only when a process
+of the task handles it); a task stopped by such a signal is recorded as preempted.
 
 The local source uses :func:`start_task` / :func:`finish_task` in-process (no extra Python start-up
 per task). Either way the command runs under a tiny ``/bin/sh`` wrapper that writes its pid to
@@ -439,6 +440,11 @@ def run_blocking(
     received: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGUSR1 and not _task_catches(task.process.pid, signum):
+            # The warning before the walltime, and no process of the task handles it: passed on,
+            # SIGUSR1's default action would kill the task a minute early. It runs on instead,
+            # to the walltime (a timeout, as without a warning).
+            return
         received.append(signum)
         if not task.status.get("signal_received"):
             task.status["signal_received"] = signal.Signals(signum).name
@@ -470,6 +476,33 @@ def run_blocking(
         # proctrack/linuxproc and PBS without cpusets, and would outlive the job.
         signal_task(task, signal.SIGKILL)
     return finish_task(task, rc)
+
+
+def _task_catches(wrapper_pid: int, signum: int) -> bool:
+    """True when a process of the task (its command and what that started; not the ``/bin/sh``
+    wrapper, which traps the stop signals only to outlive its command) has a handler for
+    ``signum``, from ``SigCgt`` in ``/proc/PID/status``. True where that cannot be read (no
+    ``/proc``): the signal is forwarded then, as it always was."""
+    if not os.path.isdir("/proc/self"):
+        return True
+    from hsm_core import processes
+
+    try:
+        pids = processes.members(wrapper_pid)
+    except Exception:  # the processes could not be listed: forward, as before
+        return True
+    bit = 1 << (signum - 1)
+    for pid in pids:
+        if pid == wrapper_pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+                caught = next((ln.split()[1] for ln in fh if ln.startswith("SigCgt:")), "0")
+        except OSError:
+            continue
+        if int(caught, 16) & bit:
+            return True
+    return False
 
 
 def _array_line(list_file: Path, index: int) -> Path:
@@ -509,6 +542,34 @@ def _scheduler_extra() -> dict[str, Any]:
     return fields
 
 
+#: SIGUSR1 arrived while no task ran (between the tasks of a packed element): run no further task.
+_WARNED: list[int] = []
+
+
+def _arm_warning(packed: bool) -> None:
+    """The warning before the walltime for schedulers without a directive for it: at
+    ``HSM_WARNING_AT`` (epoch seconds, set by the job script) this runner sends itself SIGUSR1,
+    which it forwards to the task running then. A daemon timer thread: it ends with the runner,
+    so it never signals a process that took this pid later. Between the tasks of a packed element
+    SIGUSR1 (this timer's, or Slurm's ``--signal``) is noted, not fatal: no further task starts."""
+    _WARNED.clear()
+    try:
+        delay = float(os.environ.get(jobenv.WARNING_AT, "")) - time.time()
+    except ValueError:
+        delay = None
+    if delay is None and not packed:
+        return
+    try:
+        signal.signal(signal.SIGUSR1, lambda signum, _frame: _WARNED.append(signum))
+    except ValueError:  # not the main thread (an in-process caller): no signals to handle here
+        return
+    if delay is None:
+        return
+    timer = threading.Timer(max(0.0, delay), os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.daemon = True
+    timer.start()
+
+
 def _run_packed(list_file: Path, element: int, args: Any) -> int:
     """Run the ``args.count`` tasks of array element ``element`` one after the other.
 
@@ -522,6 +583,8 @@ def _run_packed(list_file: Path, element: int, args: Any) -> int:
         raise SystemExit(f"hsm-task: array element {element} out of range for {total} tasks in {list_file}")
     worst = 0
     for i in range(first, min(first + args.count, total)):
+        if _WARNED:
+            return 128 + signal.SIGUSR1  # warned before the walltime: the rest waits for the next attempt
         status = run_blocking(
             _element_task_dir(list_file, i),
             source=args.source,
@@ -579,6 +642,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.setup_failed is not None:
         return _setup_failed(args)
+    if args.list_file:
+        _arm_warning(packed=args.count > 1)
     if args.list_file and args.count > 1:
         index = args.index - args.offset if args.index is not None else _array_index(args.offset)
         return _run_packed(Path(args.list_file), index, args)

@@ -8,7 +8,7 @@ placeholder: the project's output directory), with the project's hosts (``host:`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from hsm_core.plugin import ArrayJobSource, ComputeSource, HsmError, SourceContext
 
@@ -62,10 +62,23 @@ def scheduler_source(target: str, project: Any, registry: Any, sweep_dir: Path |
     return source
 
 
-def queue_listing(source: ArrayJobSource) -> str:
-    """The scheduler's own listing of the user's jobs (``squeue``, ``qstat`` ...), as it prints it."""
-    argv = source.queue_argv()
-    res = source.run(argv, timeout=60)
+def queue_listing(source: ArrayJobSource, job_ids: Sequence[str] = (), *, ended: bool = False) -> str:
+    """The scheduler's own listing (``squeue``, ``qstat`` ...) of the user's jobs still queued or
+    running (``ended``: also those it remembers that ended), only ``job_ids`` when given."""
+    res = source.queue_listing(job_ids, ended=ended)
     if res.returncode != 0:
-        raise HsmError(f"{' '.join(argv)} failed (exit {res.returncode}): {(res.stderr or res.stdout).strip()}")
+        raise HsmError(f"{' '.join(source.queue_argv())} failed (exit {res.returncode}): {(res.stderr or res.stdout).strip()}")
     return res.stdout
+
+
+def sweep_job_ids(sweep_dir: Path, source: ArrayJobSource) -> tuple[str, ...]:
+    """The array jobs the sweep in ``sweep_dir`` submitted to ``source``'s scheduler (from its
+    ``jobs.jsonl``); a sweep with none is one line, exit 2."""
+    from hsm_core.plugin.arrayjob.dependencies import sweep_jobs
+
+    ids, others = sweep_jobs(Path(sweep_dir), source.scheduler_name, {source.name})
+    if not ids:
+        where = f"its jobs went to {', '.join(sorted(others))}" if others else "it submitted no array jobs"
+        raise HsmError(f"sweep {Path(sweep_dir).name} has no {source.scheduler_name} jobs ({where})",
+                       hint="give --cluster NAME for another cluster of hpc.clusters")
+    return tuple(ids)

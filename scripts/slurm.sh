@@ -352,6 +352,16 @@ cmd_status() {
     [[ -n "$ctld" && -n "$d" && -n "$state" ]] || exit 3
 }
 
+# Files a caller left open stay out of the daemons started here: `flock /work/cluster.lock bash
+# x.sh` (x.sh running `slurm.sh start`) passes its lock on fd 3, and a munged or slurmctld keeping
+# that fd holds the flock for as long as it runs, so every later `flock` waits forever. (255 is
+# bash's own fd of this script; fd 9, our lock, is opened later.)
+for _fd in /proc/$$/fd/*; do
+    _fd=${_fd##*/}
+    if [[ "$_fd" =~ ^[0-9]+$ ]] && ((_fd > 2 && _fd < 255)); then eval "exec ${_fd}>&-"; fi
+done
+unset _fd
+
 case "${1:-}" in
     install) shift; cmd_install "$@" ;;
     start) shift; cmd_start "$@" ;;

@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, str]] = [
         plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
         plugin.arrayjob.vocabulary plugin.arrayjob.per_task
         plugin.arrayjob.task_link plugin.arrayjob.task_control
+        plugin.arrayjob.throttle plugin.arrayjob.dependencies plugin.arrayjob.warning
         plugin_compat entry_points registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
@@ -92,7 +93,7 @@ LAYERS: list[tuple[str, str]] = [
         builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
-        testing.services testing.slurm_fixtures testing.sync testing.pruners testing.slurm_accounting
+        testing.services testing.slurm_fixtures testing.sync testing.pruners testing.slurm_accounting testing.timeline
     """),
 ]
 

@@ -111,7 +111,9 @@ def test_text_dry_run_prints_the_plan_and_the_script(cluster_project: Project) -
     assert proc.returncode == 0, proc.stderr
     assert "Job scripts of slurm (Slurm), nothing submitted:" in proc.stdout
     assert "7 task(s) in 3 array job(s) of at most 3 task(s)" in proc.stdout
-    assert "at most 2 element(s) of each array job at once (%2)" in proc.stdout
+    # The throttle holds for the sweep: one lane of %2, each array job after the one before it.
+    assert "at most 2 element(s) of the sweep at once" in proc.stdout
+    assert "array 0-2%2, after slurm_001 ended" in proc.stdout
     assert "#SBATCH --gres=gpu:1" in proc.stdout
 
 

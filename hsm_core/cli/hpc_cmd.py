@@ -64,19 +64,28 @@ def cancel_command(sweep_id: str | None, wait: float, tasks: str | None, project
 
 
 @click.command("queue")
+@click.argument("sweep_id", required=False)
 @click.option("--cluster", help="A cluster from hpc.clusters (default: the hpc section / detected scheduler).")
+@click.option("--all", "ended", is_flag=True, help="Also the jobs that ended and the scheduler still remembers.")
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between refreshes with --watch.")
 @click.option("--project-dir", type=click.Path(file_okay=False))
-def queue_command(cluster: str | None, watch: bool, interval: float, project_dir: str | None) -> None:
-    """Show your jobs in the batch scheduler's queue (hpc.system, or the one found here)."""
-    from hsm_core.targets import queue_listing, scheduler_source
+def queue_command(sweep_id: str | None, cluster: str | None, ended: bool, watch: bool, interval: float, project_dir: str | None) -> None:
+    """Show your jobs still queued or running in the batch scheduler (hpc.system, or the one found
+    here); with SWEEP_ID only that sweep's array jobs; --all adds the ended ones."""
+    from hsm_core.targets import queue_listing, scheduler_source, sweep_job_ids
 
     registry = _registry()
-    source = scheduler_source(f"hpc:{cluster}" if cluster else "hpc", _project(project_dir, registry), registry)
+    project = _project(project_dir, registry)
+    source = scheduler_source(f"hpc:{cluster}" if cluster else "hpc", project, registry)
+    job_ids: tuple[str, ...] = ()
+    if sweep_id:
+        from hsm_core.sweep_select import resolve_sweep
+
+        job_ids = sweep_job_ids(resolve_sweep(project, sweep_id).path, source)
     try:
         while True:
-            listing = queue_listing(source)
+            listing = queue_listing(source, job_ids, ended=ended)
             if watch:
                 click.clear()
                 click.echo(f"{source.scheduler_name} queue ({' '.join(source.queue_argv())}), every {interval:g}s; "

@@ -208,6 +208,7 @@ def _common_run(
     no_verify_sync: bool = False,
     as_json: bool = False,
     resources: dict[str, Any] | None = None,
+    after: str | None = None,
 ) -> None:
     from hsm_core.lifecycle import ExecOptions, plan_run
     from hsm_core.sweep import count, load_spec
@@ -234,6 +235,8 @@ def _common_run(
     requests = check_run(plan.project, plan.spec, [(r.name, r.params) for r in plan.to_run], registry,
                          sources=chosen_sources, strategy=chosen_strategy)
     sources, strategy = chosen_sources[0], chosen_strategy[0]
+    if after:
+        overrides = {**(overrides or {}), "after": _after_for(after, requests, registry)}
     command_line_resources = _checked_resources(plan, requests, registry, resources)
     if dry_run:
         from hsm_core.dry_run import describe_plan
@@ -265,6 +268,17 @@ def _common_run(
         opts.source_overrides = overrides
     opts.resources = command_line_resources
     _run_plan(plan, opts, registry)
+
+
+def _after_for(after: str, requests: Any, registry: Any) -> str:
+    """``--after`` is for batch schedulers: a run on none of them is refused (exit 2). Which
+    sweep or job it names is checked by the scheduler's source (hsm_core.plugin.arrayjob.dependencies)."""
+    from hsm_core.plugin import ComputeSourceRecord
+
+    if not any(getattr(registry.get(ComputeSourceRecord.kind, r.kind), "batch_scheduler", False) for r in requests):
+        raise HsmError(f"--after {after}: only jobs of a batch scheduler can wait for other jobs",
+                       hint="run with --sources hpc (a batch scheduler), or start this sweep once the other has ended")
+    return after
 
 
 def _checked_resources(plan: Any, requests: Any, registry: Any, given: dict[str, Any] | None,
@@ -340,13 +354,14 @@ def _with_run_options(fn: Any) -> Any:
 @click.command("run")
 @click.option("--sources", "-s", help='Where to run: "local", "local:4", "ssh:host:8", "hpc", "hpc:cluster", comma separated.')
 @click.option("--parallel-limit", type=click.IntRange(min=1), help="Cap on tasks running at once over all sources.")
+@click.option("--after", metavar="SWEEP_ID|JOB_ID", help="Batch schedulers: start this sweep's jobs once these sweeps' (or jobs') jobs ended; comma separated.")
 @_with_run_options
 @resource_options()
-def run_command(sources, parallel_limit, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir, no_verify_sync,
-                as_json, resources):
+def run_command(sources, parallel_limit, after, config, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir,
+                no_verify_sync, as_json, resources):
     """Run every combination of a sweep file as a task."""
     _common_run(config, sources, parallel_limit, count_only, dry_run, max_runs, show_output, strategy, sweep_id, no_wait, project_dir,
-                no_verify_sync=no_verify_sync, as_json=as_json, resources=resources)
+                no_verify_sync=no_verify_sync, as_json=as_json, resources=resources, after=after)
 
 
 @click.command("sweep")

@@ -185,18 +185,24 @@ class Snapshot:
 
     @property
     def done(self) -> int:
-        """Tasks in a final state (:mod:`hsm_core.progress`)."""
-        return finished_tasks(self.counts)
+        """Tasks in a final state (:mod:`hsm_core.progress`), less those stopped by a signal
+        whose scheduler may still run them again (a requeued element pending with nobody
+        watching is not done: no "6/6 100%" while it waits)."""
+        return max(0, finished_tasks(self.counts) - self.unsettled)
 
     @property
     def progress(self) -> float:
         """Percent of tasks in a final state, one decimal (:mod:`hsm_core.progress`)."""
-        return progress_percent(self.counts, self.total)
+        if not self.unsettled:
+            return progress_percent(self.counts, self.total)
+        return round(100.0 * self.done / self.total, 1) if self.total else 0.0
 
     @property
     def progress_text(self) -> str:
         """``done/total (pct%)``, as ``hsm status`` prints it too."""
-        return progress_text(self.counts, self.total)
+        if not self.unsettled:
+            return progress_text(self.counts, self.total)
+        return f"{self.done}/{self.total} ({self.progress:.1f}%)"
 
     @property
     def finished(self) -> bool:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         resources_from_options,
     )
     from hsm_core.plugin.arrayjob.schema import COMMON_SCHEMA
+    from hsm_core.plugin.arrayjob.warning import timer_lines
     from hsm_core.plugin.arrayjob.script import LAUNCHER_VARIABLE, ArrayJob, ScriptRenderer, chunk_ranges, script_body
     from hsm_core.plugin.arrayjob.manifest import SubmittedChunk
     from hsm_core.plugin.arrayjob.source import ArrayJobSource
@@ -264,6 +265,7 @@ _SUBMODULE: dict[str, str] = {
     ),
     **_names("arrayjob.directives", "check_name", "check_line", "finish_directives", "directive_path"),
     **_names("arrayjob.schema", "COMMON_SCHEMA"),
+    **_names("arrayjob.warning", "timer_lines"),
     **_names(
         "arrayjob.states", "QueueState", "JobInfo", "Verdict", "QueryFailed", "TRANSIENT_PATTERNS", "resolve_task_state"
     ),
@@ -399,6 +401,7 @@ __all__ = [
     "parse_mail_type",
     "parse_bool",
     "COMMON_SCHEMA",
+    "timer_lines",
     "QueueState",
     "JobInfo",
     "Verdict",

@@ -23,6 +23,8 @@ memory_per_cpu (cannot: an error)                   ``-l pmem=4gb``
 gpus TYPE:N    (cannot: an error)                   (cannot: an error)
 gpus_per_task  (cannot: an error)                   (cannot: an error)
 logs           ``-j oe -o DIR/ -e DIR/`` (absolute) ``-j oe -o DIR/ -e DIR/`` (absolute)
+warning        ``HSM_WARNING_AT``: the runner       ``HSM_WARNING_AT``: the runner
+dependencies   ``qsub -W depend=afterany:ID``       ``qsub -W depend=afteranyarray:ID[]``
 =============  ===================================  ===================================
 
 The script reads its index from the first of ``PBS_ARRAY_INDEX``, ``PBS_ARRAYID`` and
@@ -49,6 +51,7 @@ from hsm_core.plugin import (
     format_memory,
     format_walltime,
     script_body,
+    timer_lines,
 )
 
 PREFIX = "#PBS"
@@ -194,6 +197,8 @@ def render_pbs_script(job: ArrayJob, flavour: str = "pbs") -> str:
         f"# the list; the task runner writes {STATUS_FILE}, {STDOUT_LOG} and {STDERR_LOG} in that dir.",
         *INDEX_LINES,
         *element_log_lines(job),
+        # PBS has no directive for a warning signal before the walltime: the runner keeps the time.
+        *timer_lines(job.signal_before, job.resources.walltime),
     ]
     lines = ["#!/bin/bash", *pbs_directives(job, flavour), "", *script_body(job, index_expr="$HSM_ARRAY_INDEX", header=header)]
     return "\n".join(lines) + "\n"

@@ -104,20 +104,23 @@ class PbsSource(ArrayJobSource):
     transient_patterns = ("pbs_server busy",)
     script_suffix = ".pbs"
     directive_scopes = ("pbs",)
+    supports_dependencies = True
     foreign_directive_forms = ("--",)  # PBS options have one dash: "--signal=..." is Slurm's
     #: The flavour when ``system:`` does not say.
     default_flavour: ClassVar[str] = "pbs"
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
-        super().__init__(name, options, context)
-        system = str(self.options.get("system") or self.default_flavour).lower()
+        # The flavour and the query first: the base class checks hsm run --after (the scheduler's
+        # name, a query of the jobs to wait for).
+        system = str(options.get("system") or self.default_flavour).lower()
         self.flavour = system if system in ("pbs", "torque") else self.default_flavour
         if system not in ("pbs", "torque", "auto", "hpc", "openpbs", "pbspro"):
             raise ConfigError(f"system {system!r} is not PBS", key="system", hint="use pbs or torque")
         if self.flavour == "torque":
             self.scheduler_name = "Torque"
         default_args = ["-x", "-t"] if self.flavour == "pbs" else ["-t"]
-        self.qstat_args = [str(a) for a in self.options.get("qstat_args", default_args)]
+        self.qstat_args = [str(a) for a in options.get("qstat_args", default_args)]
+        super().__init__(name, options, context)
 
     # -- submission
     @classmethod
@@ -132,7 +135,7 @@ class PbsSource(ArrayJobSource):
         return render_pbs_worker_script(job, self.flavour)
 
     def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
-        return ["qsub", script_name]
+        return ["qsub", *depend_args(job.after, self.flavour), script_name]
 
     def parse_job_id(self, stdout: str) -> str:
         lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
@@ -205,6 +208,14 @@ class PbsSource(ArrayJobSource):
     def queue_argv(self) -> list[str]:
         return ["qstat", "-u", str(self.options.get("user") or getpass.getuser())]
 
+    def queue_listing(self, job_ids: Sequence[str] = (), *, ended: bool = False) -> CommandResult:
+        # qstat lists finished jobs too (Torque's keep_completed, Slurm's front-end while slurmctld
+        # remembers them): rows in an ended state are left out unless asked for.
+        res = self.run(self.queue_argv(), timeout=60)
+        if res.returncode != 0:
+            return res
+        return CommandResult(0, filter_qstat_rows(res.stdout, job_ids, ended=ended), res.stderr)
+
     def partitions(self) -> list[dict[str, str]]:
         """Queues as ``qstat -Q`` lists them."""
         res = self.run(["qstat", "-Q"], timeout=60)
@@ -224,6 +235,40 @@ class TorqueSource(PbsSource):
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, {**dict(options), "system": "torque"}, context)
+
+
+def filter_qstat_rows(text: str, job_ids: Sequence[str] = (), *, ended: bool = False) -> str:
+    """``qstat -u`` output with the rows of ended jobs (state C, F or X: the column before the
+    last) left out unless ``ended``, and only the rows of ``job_ids`` and their elements when
+    given; header lines are kept (when a row is)."""
+    shorts = [short_id(j).replace("[]", "") for j in job_ids]
+    header: list[str] = []
+    rows: list[str] = []
+    for line in text.splitlines():
+        parts = line.split()
+        is_row = bool(parts) and parts[0][:1].isdigit() and len(parts) >= 3
+        if not is_row:
+            if not rows:
+                header.append(line)
+            continue
+        if not ended and PBS_STATES.get(parts[-2].upper()) is QueueState.ENDED:
+            continue
+        own = short_id(parts[0])
+        if shorts and not any(own == s or own.startswith((s + "[", s + "_")) for s in shorts):
+            continue
+        rows.append(line)
+    return "\n".join([*header, *rows]) + "\n" if rows else ""
+
+
+def depend_args(after: Sequence[str], flavour: str) -> list[str]:
+    """``-W depend=afterany:ID:ID`` for the jobs a chunk waits for (however they end). Torque
+    names a dependency on a whole array job ``afteranyarray`` (ids such as ``123[]``); PBS Pro's
+    ``afterany`` takes an array id as it is; Slurm's qsub front-end passes the value on to
+    ``sbatch --dependency``."""
+    if not after:
+        return []
+    kind = "afteranyarray" if flavour == "torque" and any("[" in a for a in after) else "afterany"
+    return ["-W", f"depend={kind}:{':'.join(after)}"]
 
 
 def _sized(n: int) -> ArrayJob:

@@ -2,27 +2,9 @@
 
 Generic resources map to ``#SBATCH`` options one by one:
 
-==============  =======================
-generic         Slurm
-==============  =======================
-walltime        ``--time=HH:MM:SS``
-nodes           ``--nodes=N`` (more than 1: the command runs under ``srun``)
-cpus            ``--cpus-per-task=N``
-memory          ``--mem=16G``
-memory_per_cpu  ``--mem-per-cpu=4G``
-gpus            ``--gres=gpu:N``, ``--gres=gpu:TYPE:N``
-gpus_per_task   ``--gpus-per-task=N``
-partition       ``--partition=NAME``
-account         ``--account=NAME``
-qos             ``--qos=NAME``
-exclusive       ``--exclusive``
-constraint      ``--constraint=a100&ib``
-reservation     ``--reservation=NAME``
-mail_user       ``--mail-user=ADDRESS``
-mail_type       ``--mail-type=END,FAIL``
-parallelism     ``--array=0-N%P``
-logs            ``--output`` / ``--error``: one absolute path, appended to
-==============  =======================
+==============  ================
+A chunk's dependencies (``job.after``: the chunk before it in its throttle lane, ``hsm run
+--after``) go on the ``sbatch`` command line (``--dependency=afterany:ID:ID``), not in the script.
 """
 
 from __future__ import annotations
@@ -135,6 +117,10 @@ def slurm_directives(job: ArrayJob) -> list[str]:
         *slurm_resource_lines(job.resources),
         *_requeue_lines(job),
     ]
+    if job.signal_before:
+        # The warning before the walltime, to the batch shell only (B:), which is the task runner
+        # after its exec: it forwards SIGUSR1 to the task (checkpoint and exit; see docs/hpc.md).
+        lines.append(f"{PREFIX} --signal=B:USR1@{job.signal_before}")
     return finish_directives(PREFIX, lines, job.extra_directives, job.skip_directives)
 
 

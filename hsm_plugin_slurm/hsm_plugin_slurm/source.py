@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
-from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo, QueryFailed, QueueState, Resources, SourceContext
+from hsm_core.plugin import (
+    ArrayJob, ArrayJobSource, CommandResult, JobInfo, QueryFailed, QueueState, Resources, SourceContext,
+)
 from hsm_plugin_slurm.script import render_slurm_script, render_slurm_worker_script, slurm_cannot_express
 
 #: Slurm job states (squeue %T, sacct State) -> generic queue states. Every state Slurm 22.05
@@ -45,6 +47,10 @@ def map_slurm_state(raw: str) -> QueueState:
     return SLURM_STATES.get(word, QueueState.PENDING)
 
 
+#: squeue's states of jobs not ended (``hsm queue`` without ``--all``).
+ACTIVE_STATES = ("PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING,RESIZING,RESV_DEL_HOLD,REQUEUED,REQUEUE_FED,"
+                 "REQUEUE_HOLD,SIGNALING,SPECIAL_EXIT,STAGE_OUT,STOPPED")
+
 _JOB_ID = re.compile(r"^(?P<job_id>\d+)(?:;\S+)?$")
 _SEP = "\x1f"  # squeue/sacct field separator that no job name or reason contains
 
@@ -61,6 +67,7 @@ class SlurmSource(ArrayJobSource):
     script_suffix = ".sbatch"
     directive_scopes = ("slurm",)
     foreign_directive_forms = ("-l ",)  # PBS's resource lists: sbatch has no -l
+    supports_dependencies = True
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
@@ -79,7 +86,8 @@ class SlurmSource(ArrayJobSource):
         return render_slurm_worker_script(job)
 
     def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
-        return ["sbatch", "--parsable", script_name]
+        after = [f"--dependency=afterany:{':'.join(job.after)}"] if job.after else []
+        return ["sbatch", "--parsable", *after, script_name]
 
     def parse_job_id(self, stdout: str) -> str:
         lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
@@ -158,6 +166,18 @@ class SlurmSource(ArrayJobSource):
 
     def queue_argv(self) -> list[str]:
         return ["squeue", "--me", "-o", "%.18i %.9P %.30j %.8T %.10M %.9l %R"]
+
+    def queue_listing(self, job_ids: Sequence[str] = (), *, ended: bool = False) -> CommandResult:
+        # Given job ids, squeue lists them whatever their state: the states are always named.
+        argv = [*self.queue_argv(), "-t", "all" if ended else ACTIVE_STATES]
+        if job_ids:
+            argv += ["-j", ",".join(job_ids)]
+        res = self.run(argv, timeout=60)
+        if res.returncode != 0 and job_ids and "invalid job id" in res.stderr.lower():
+            return CommandResult(0, "", "")  # every job of the sweep has left squeue's memory
+        if res.returncode == 0 and len(res.stdout.strip().splitlines()) <= 1:
+            return CommandResult(0, "", res.stderr)  # the header alone: no jobs
+        return res
 
     def partitions(self) -> list[dict[str, str]]:
         """Partitions as sinfo lists them (name, availability, time limit, nodes, state)."""

@@ -124,10 +124,15 @@ def test_an_outside_scancel_is_cancelled_whoever_watched(tmp_path: Path, slurm_c
 @pytest.mark.parametrize("watched", [True, False], ids=["controller", "no-wait"])
 def test_a_task_stopped_by_the_warning_signal_is_preempted(tmp_path: Path, slurm_cluster: SlurmCluster, watched: bool) -> None:
     # USR1 to the batch shell (the task runner, which forwards it) 110 s before a 2-minute limit:
-    # at the first time-limit check after the start. The task does not handle USR1 and dies of it.
+    # at the first time-limit check after the start. The task handles USR1: it saves a checkpoint
+    # and exits (one that does not handle it is not sent it, and runs on to the walltime).
+    from hsm_core.testing.project import make_project as make_scripted_project
+    from hsm_core.testing.timeline import TIMED_SCRIPT
+
     hpc = ('hpc:\n  system: slurm\n  default_walltime: "00:02:00"\n'
            '  slurm:\n    extra_directives: ["--signal=B:USR1@110"]\n')
-    project = make_project(tmp_path / "proj", slurm_cluster, hpc)
+    project = make_scripted_project(tmp_path / "proj", name="slurmtest", config_extra=hpc,
+                                    env={"SLURM_CONF": str(slurm_cluster.conf)}, script=TIMED_SCRIPT)
     cfg = project.write_sweep({"grid": {"x": [1], "sleep": [900]}})
     if watched:
         proc = project.hsm("run", "--config", str(cfg), "--sources", "slurm", timeout=300)

@@ -9,6 +9,7 @@ overwrites an earlier submission's script.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hsm_core.plugin.arrayjob.script import ArrayJob
+from hsm_core.plugin.arrayjob.warning import element_resources
 from hsm_core.plugin.files import atomic_write_text
 
 __all__ = ["ChunkFiles", "JobFiles"]
@@ -76,8 +78,10 @@ class JobFiles:
             project_root=src.exec_path(Path(src.context.project_root)) if remote else str(src.context.project_root),
             runner=self.runner_argv(),
             source=src.name,
-            resources=src.resources if resources is None else resources,
+            # An element running tasks_per_element tasks asks for that many times a task's walltime.
+            resources=element_resources(src.resources if resources is None else resources, src.per_element),
             parallelism=src.array_parallelism,
+            signal_before=getattr(src, "warning_seconds", None),
             # Absolute: the script may be submitted (again, by hand) from any directory.
             log_dir=src.exec_path(Path(src.context.sweep_dir) / "logs" / "jobs"),
             setup_commands=src.setup_commands,
@@ -122,9 +126,12 @@ class JobFiles:
         self._seq += 1
         return self._seq
 
-    def write_chunk(self, chunk: Sequence[Any], render: Callable[[ArrayJob], str], resources: Any = None) -> ChunkFiles:
+    def write_chunk(self, chunk: Sequence[Any], render: Callable[[ArrayJob], str], resources: Any = None,
+                    **job_fields: Any) -> ChunkFiles:
         """Write the list file and script of ``chunk`` (task specs, in array order), here and,
-        for a login node, there; ``resources``: the chunk's own, default the source's."""
+        for a login node, there; ``resources``: the chunk's own, default the source's.
+        ``job_fields`` replace those of the :class:`ArrayJob` built from the options (a chunk's own
+        throttle and dependencies: see :mod:`.throttle`)."""
         src = self.source
         seq = self.next_seq()
         stem = f"{src.name}_{seq:03d}"
@@ -138,6 +145,8 @@ class JobFiles:
         text_list = "\n".join(lines) + "\n"
         atomic_write_text(list_path, text_list, fsync=False)
         job = self.make_job(name, len(chunk), list_path, resources)
+        if job_fields:
+            job = dataclasses.replace(job, **job_fields)
         text = render(job)
         atomic_write_text(script_path, text, fsync=False)
         src.staging.put_text(list_path, text_list)

@@ -47,10 +47,15 @@ class SubmittedChunk:
                 "per_element": self.per_element, "tasks": self.task_ids}
 
 
-def append_chunk(job_dir: Path, chunk: SubmittedChunk, source: str) -> None:
-    """Add ``chunk`` (accepted by the scheduler) to the manifest."""
+def append_chunk(job_dir: Path, chunk: SubmittedChunk, source: str, *, scheduler: str | None = None,
+                 after: Sequence[str] = ()) -> None:
+    """Add ``chunk`` (accepted by the scheduler) to the manifest; ``scheduler`` (its name, which
+    ``hsm run --after`` matches) and ``after`` (the jobs it waits for) when known."""
+    extra: dict[str, Any] = {"scheduler": scheduler} if scheduler else {}
+    if after:
+        extra["after"] = list(after)
     with open(Path(job_dir) / MANIFEST, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({**chunk.to_json(), "source": source, "submitted": now_iso()}) + "\n")
+        fh.write(json.dumps({**chunk.to_json(), "source": source, **extra, "submitted": now_iso()}) + "\n")
 
 
 def read_manifest(job_dir: Path, source: str | None = None) -> dict[str, SubmittedChunk]:

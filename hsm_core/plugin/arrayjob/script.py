@@ -54,6 +54,13 @@ class ArrayJob:
     #: The task runner's shell fast path (:mod:`hsm_core.fastrun`) as the execution host sees it:
     #: the script sources it before starting the runner (which runs when it does not apply).
     fast_runner: str | None = None
+    #: Job ids this array job starts after, however they ended (``afterany``): the chunk before it
+    #: in its throttle lane (see :mod:`.throttle`), or the jobs of ``hsm run --after``. Plugins put
+    #: it on the submission command (``sbatch --dependency``, ``qsub -W depend``).
+    after: tuple[str, ...] = ()
+    #: Seconds before the walltime at which the task runner gets SIGUSR1 (None: no warning; see
+    #: :mod:`.warning`).
+    signal_before: int | None = None
 
 
 def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequence[str] = ()) -> list[str]:

@@ -28,6 +28,7 @@ from hsm_core.plugin.arrayjob.resources import Resources, positive_int, resource
 from hsm_core.plugin.arrayjob.script import ArrayJob
 from hsm_core.plugin.arrayjob.staging import Staging
 from hsm_core.plugin.arrayjob.states import TRANSIENT_PATTERNS, JobInfo
+from hsm_core.plugin.arrayjob.warning import element_resources, warning_seconds
 from hsm_core.plugin.arrayjob.watcher import QueueWatcher
 from hsm_core.plugin.components import ComputeSource, Host
 from hsm_core.plugin.values import (
@@ -80,6 +81,9 @@ class ArrayJobSource(ComputeSource):
     foreign_directive_forms: ClassVar[tuple[str, ...]] = ()
     #: File name suffix of worker job scripts (``workers_<stamp><suffix>``).
     script_suffix: ClassVar[str] = ".sh"
+    #: True when :meth:`submit_argv` honours ``job.after`` (an ``afterany`` dependency): the
+    #: sweep-wide throttle over several array jobs and ``hsm run --after`` need it.
+    supports_dependencies: ClassVar[bool] = False
     poll_interval = 1.0  # file checks are cheap; scheduler queries back off separately
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
@@ -107,12 +111,23 @@ class ArrayJobSource(ComputeSource):
         self._capacity = int(self.options.get("max_parallel_jobs") or self.default_capacity)
         per = self.options.get("tasks_per_element")
         self.per_element = positive_int(per, "tasks_per_element") if per not in (None, "") else 1
+        #: Seconds before the walltime at which tasks are warned with SIGUSR1 (None: not warned).
+        self.warning_seconds = warning_seconds(self.options, element_resources(self.resources, self.per_element).walltime)
         # The parts, one concern each: the files of each chunk, the files on a login node, and
         # the queue watcher (tasks followed, polling, verdicts). Submission is submission.launch.
         self.job_files = JobFiles(self)
         self.staging = Staging(name, self.options, Path(context.project_root), Path(context.sweep_dir),
                                lambda: self.host, self.run, self.log)
         self.watcher = QueueWatcher(self, poll_interval_max=self.poll_interval_max)
+        #: ``hsm run --after``: the jobs this sweep's first array jobs wait for (checked now, before
+        #: anything is written or submitted: see :mod:`.dependencies`).
+        self.after_jobs: tuple[str, ...] = ()
+        if self.options.get("after") not in (None, "", ()):
+            if not self.supports_dependencies:
+                raise HsmError(f"--after: the {self.scheduler_name} plugin cannot submit jobs with dependencies")
+            from hsm_core.plugin.arrayjob.dependencies import resolve_after
+
+            self.after_jobs = resolve_after(self, self.options["after"])
 
     # ------------------------------------------------------------------ scheduler specifics
     @abc.abstractmethod
@@ -218,6 +233,13 @@ class ArrayJobSource(ComputeSource):
     def queue_argv(self) -> list[str]:
         """The command listing the user's jobs (``hsm queue``)."""
         raise NotImplementedError
+
+    def queue_listing(self, job_ids: Sequence[str] = (), *, ended: bool = False) -> CommandResult:
+        """``hsm queue``: the scheduler's own listing of the user's jobs still queued or running
+        (``ended``: also those that ended and the scheduler still remembers), only ``job_ids``
+        and their elements when given (a sweep's array jobs). Default: :meth:`queue_argv` as it
+        prints, whatever the states and ids (override to filter)."""
+        return self.run(self.queue_argv(), timeout=60)
 
     def find_submitted(self, job_name: str) -> str | None:
         """After an ambiguous submission failure: the id of a job named ``job_name``, if any."""

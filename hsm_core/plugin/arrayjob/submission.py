@@ -19,6 +19,7 @@ from hsm_core.errors import HsmError, SourceUnavailable
 from hsm_core.plugin.arrayjob.directives import check_name
 from hsm_core.plugin.arrayjob.manifest import SubmittedChunk, append_chunk, roll_back, write_submitted
 from hsm_core.plugin.arrayjob.script import ArrayJob, chunk_ranges
+from hsm_core.plugin.arrayjob.throttle import ChunkSlot, plan_lanes
 from hsm_core.plugin.values import CommandResult, WorkerArray, WorkersSubmitted
 
 __all__ = ["launch", "submit", "submit_workers", "said"]
@@ -43,20 +44,26 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
     submitted: list[tuple[SubmittedChunk, Sequence[Any], dict]] = []
     previous: dict = {}
     chunk: Sequence[Any] = ()
-    # Tasks asking for other resources (per-task resources) go to array jobs of their own.
+    # Tasks asking for other resources (per-task resources) go to array jobs of their own; all the
+    # sweep's array jobs share the throttle's lanes (see .throttle).
     pieces = [(resources, group[start : start + size]) for resources, group in src.resource_groups(tasks)
               for start, size in chunk_ranges(len(group), src.max_array_size() * src.per_element)]
+    slots, waits_for = lanes_of(src, [-(-len(piece) // src.per_element) for _, piece in pieces])
+    job_ids: list[str] = []
     try:
-        for resources, chunk in pieces:
-            written = files.write_chunk(chunk, src.render_script, resources)
+        for (resources, chunk), slot in zip(pieces, slots):
+            after = waits_for if slot.head else (job_ids[slot.after_chunk],)
+            written = files.write_chunk(chunk, src.render_script, resources,
+                                        parallelism=slot.parallelism, after=tuple(after))
             # 'submitted' before the scheduler can start the job: the runner writes over it.
             previous = write_submitted(chunk, source=src.name, per_element=src.per_element, script=written.script.name)
             job_id = submit(src, written.script.name, written.job)
+            job_ids.append(job_id)
             sub = SubmittedChunk(job_id, written.name, written.script.name, written.list_file.name,
                                  [s.task_id for s in chunk], src.per_element)
             submitted.append((sub, chunk, previous))
             previous = {}
-            append_chunk(files.job_dir, sub, src.name)
+            append_chunk(files.job_dir, sub, src.name, scheduler=src.scheduler_name, after=after)
             src.watcher.follow_chunk(sub, chunk)
     except BaseException:
         if previous:
@@ -69,8 +76,28 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
                 roll_back(specs, before)
             src.log("launch failed: cancelled the chunks already submitted: " + ", ".join(s.job_id for s, _, _ in submitted))
         raise
+    src.after_jobs = ()  # waited for by this submission's heads; later ones wait for those
     src.watcher.query_soon()
     return [sub for sub, _, _ in submitted]
+
+
+def lanes_of(src: Any, elements: Sequence[int]) -> tuple[list[ChunkSlot], tuple[str, ...]]:
+    """The throttle lanes of one submission (see :mod:`.throttle`) and what its lanes' heads wait
+    for: the array jobs of this source still active (so that ``array_parallelism`` holds across
+    submissions) and the jobs of ``hsm run --after``. A scheduler without dependencies gets
+    every chunk throttled alone, as before (logged when that lets more than N run)."""
+    limit = src.array_parallelism
+    if not getattr(src, "supports_dependencies", False):
+        if limit and len(elements) > 1:
+            src.log(f"{src.scheduler_name} jobs cannot depend on each other here: each of {len(elements)} array jobs "
+                    f"runs {limit} element(s) at once")
+        return [ChunkSlot(limit, None, True) for _ in elements], ()
+    earlier: list[str] = []
+    if limit:
+        live = {t.chunk_id for t in src.watcher.tracked.values() if t.chunk_id}
+        earlier = [cid for cid in src.watcher.chunks if cid in live]
+    waits = tuple(dict.fromkeys([*earlier, *getattr(src, "after_jobs", ())]))
+    return plan_lanes(elements, limit), waits
 
 
 def submit(src: Any, script_name: str, job: ArrayJob) -> str:
