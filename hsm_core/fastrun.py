@@ -20,8 +20,12 @@ It applies, and otherwise returns before writing anything so that the job script
 * its ``status.yaml`` is the ``submitted`` record of a submission, in the form hsm writes, with no
   process of an earlier attempt to look for. A requeued element (its status names the process of
   the attempt the scheduler stopped), a task already completed, packed elements
-  (``tasks_per_element``), a ``runner`` set in the config and sweeps submitted through a remote
-  login node take the Python runner.
+  (``tasks_per_element``), a ``runner`` set in the config, sweeps submitted through a remote
+  login node, a multi-node task (``HSM_TASK_LAUNCHER``) and a job whose warning before the
+  walltime is the runner's own timer (``HSM_WARNING_AT``, PBS) take the Python runner.
+
+SIGUSR1 (the warning before the walltime) is forwarded only when a process of the task handles it,
+as the Python runner does: a script without a handler runs on to the walltime.
 
 Differences, by design: the fast path writes no transient ``process: starting`` record (its
 controller is the job itself: if the job dies, the scheduler's verdict says how the element
@@ -228,6 +232,7 @@ def program(python: str = sys.executable) -> str:
         "CLK_TCK": str(os.sysconf("SC_CLK_TCK")),
         "SIGNAMES": _signal_names(),
         "TERM": str(int(signal.SIGTERM)),
+        "USR1": str(int(signal.SIGUSR1)),
         "PRUNING": PRUNING_FILE,
         "PYTHON": _q(python),
     }
@@ -310,8 +315,31 @@ _hsm_keep_source_data() {  # what a source kept in @STATUS@ since we read it sta
   [ -n "$_hsm_sd" ] || _hsm_sd=$_hsm_sd0
 }
 
+_hsm_catches_usr1() {  # a process of the task but its wrapper handles SIGUSR1: runner._task_catches
+  [ -d /proc/self ] || return 0
+  local _p _s _k _v _f
+  for _p in /proc/[0-9]*; do
+    _p=${_p#/proc/}
+    [ "$_p" = "$_hsm_pid" ] && continue
+    IFS= read -r _s 2>/dev/null < "/proc/$_p/stat" || continue
+    _f=(${_s##*) })
+    # fields after the command: state ppid pgrp session; the wrapper leads the task's group
+    [ "${_f[2]-}" = "$_hsm_pid" ] || [ "${_f[3]-}" = "$_hsm_pid" ] || continue
+    while read -r _k _v; do
+      if [ "$_k" = SigCgt: ]; then
+        (( 16#$_v & (1 << (@USR1@ - 1)) )) && return 0
+        break
+      fi
+    done 2>/dev/null < "/proc/$_p/status"
+  done
+  return 1
+}
+
 _hsm_on_signal() {  # forwarded to the task; the first one is recorded (the job is being stopped)
   _hsm_woke=1
+  # The warning before the walltime, and no process of the task handles it: not passed on (its
+  # default action would kill the task a minute early); it runs on to the walltime, as in Python.
+  [ "$1" = USR1 ] && ! _hsm_catches_usr1 && return 0
   if [ -z "$_hsm_received" ]; then
     _hsm_received=SIG$1
     _hsm_keep_source_data
@@ -343,6 +371,8 @@ _hsm_fast() {
   case $_hsm_index in ''|*[!0-9]*) return 1 ;; esac
   # A launcher before the command (srun for a task of several nodes): the Python runner's job.
   [ -z "${HSM_TASK_LAUNCHER:-}" ] || return 1
+  # The warning timer of schedulers without a warning directive (PBS) is the Python runner's.
+  [ -z "${HSM_WARNING_AT:-}" ] || return 1
   case $_hsm_list in /*) ;; *) return 1 ;; esac
   local -a _hsm_line=()
   mapfile -t -s "$_hsm_index" -n 1 _hsm_line 2>/dev/null < "$_hsm_list" || return 1

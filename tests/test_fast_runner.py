@@ -198,11 +198,26 @@ def test_a_job_stopped_by_sigterm_is_recorded_preempted(tmp_path: Path) -> None:
     assert status["exit_code"] == 143 and status["signal"] == "SIGTERM" and rc == 143
 
 
-@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGINT, signal.SIGUSR2])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGUSR2])
 def test_a_forwarded_signal_reaches_the_task_and_is_recorded(tmp_path: Path, signum: int) -> None:
     rc, (status,) = _same(_both(tmp_path, [{"mode": "wait"}], _signalled(signum)))
     assert status["state"] == "preempted" and status["signal_received"] == signal.Signals(signum).name
     assert status["exit_code"] == 128 + signum
+
+
+def test_the_warning_signal_is_not_passed_to_a_task_without_a_handler(tmp_path: Path) -> None:
+    # SIGUSR1's default action would kill the script a minute before its walltime: both runners
+    # keep it from the task, which runs on (to its end here; to the walltime on a cluster).
+    def scenario(runner: str, specs, lst: Path) -> int:
+        proc = _start(runner, lst, 0)
+        _wait_for(specs[0].task_dir / "task.started")
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)  # time enough to kill it, had the signal been passed on
+        (specs[0].task_dir / "task.release").touch()
+        return proc.wait(timeout=60)
+
+    rc, (status,) = _same(_both(tmp_path, [{"mode": "wait"}], scenario))
+    assert status["state"] == "completed" and "signal_received" not in status and rc == 0
 
 
 def test_the_warning_signal_lets_a_training_script_checkpoint_and_complete(tmp_path: Path) -> None:

@@ -233,7 +233,7 @@ def test_a_project_directive_for_another_scheduler_never_reaches_a_pbs_script(tm
         """))
     cfg = project.write_sweep({"grid": {"x": [1]}})
     proc = project.hsm("run", "--config", str(cfg), "--sources", "torque")
-    assert proc.returncode == 2 and "'--signal=B:USR1@60' is not a PBS directive" in proc.stderr
+    assert proc.returncode == 2 and "'--signal=B:USR1@60' is not a Torque directive" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "SUBMITTED").exists()
 

@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+from hsm_core.taskdir import stdout_path
+
 __all__ = ["TIMED_SCRIPT", "Interval", "intervals", "max_overlap"]
 
 TIMED_SCRIPT = r'''
@@ -69,7 +71,7 @@ def intervals(sweep: Path) -> list[Interval]:
     say) is left out: check ``len`` against what you expect."""
     out: list[Interval] = []
     for d in sorted((Path(sweep) / "tasks").iterdir()):
-        log = d / "stdout.log"
+        log = stdout_path(d)
         if not log.exists():
             continue
         start = None
