@@ -67,7 +67,10 @@ def queue_listing(source: ArrayJobSource, job_ids: Sequence[str] = (), *, ended:
     running (``ended``: also those it remembers that ended), only ``job_ids`` when given."""
     res = source.queue_listing(job_ids, ended=ended)
     if res.returncode != 0:
-        raise HsmError(f"{' '.join(source.queue_argv())} failed (exit {res.returncode}): {(res.stderr or res.stdout).strip()}")
+        # One line: the scheduler's last word (squeue without a controller prints three errors).
+        said = [ln.strip() for ln in (res.stderr or res.stdout or "").splitlines() if ln.strip()]
+        raise HsmError(f"{' '.join(source.queue_argv())} failed (exit {res.returncode}): {said[-1] if said else 'no output'}",
+                       hint="is this machine a submit host of the cluster? hsm test hpc checks it")
     return res.stdout
 
 

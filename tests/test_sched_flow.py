@@ -291,3 +291,22 @@ def test_a_task_that_does_not_handle_the_warning_is_not_killed_by_it(tmp_path: P
     assert proc.returncode == 0, proc.stderr
     status = yaml.safe_load((specs[0].task_dir / "status.yaml").read_text())
     assert status["state"] == "completed" and "signal_received" not in status
+
+
+def test_queue_on_a_machine_that_is_no_submit_host_is_one_line(tmp_path: Path) -> None:
+    """squeue without a reachable controller prints several errors: hsm queue says the last, once."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"
+    squeue.write_text("#!/bin/sh\necho 'squeue: error: resolve_ctls_from_dns_srv: res_nsearch error' >&2\n"
+                      "echo 'squeue: error: fetch_config: DNS SRV lookup failed' >&2\n"
+                      "echo 'squeue: error: _establish_config_source: failed to fetch config' >&2\nexit 1\n")
+    squeue.chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    project = make_project(tmp_path / "proj", env={"PATH": path}, config_extra="hpc:\n  system: slurm\n")
+    proc = project.hsm("queue")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "failed to fetch config" in proc.stderr and "hsm test hpc" in proc.stderr
