@@ -13,7 +13,11 @@ is run N times as a fresh process, the median reported with its ratio to ``pytho
 finished N-task sweep, made with hsm's SweepDir (index, metadata, a metrics.json per task; no
 task runs), best of 3.
 
-    python bench/bench_startup.py [--runs 20] [--big 100000]
+``--extra-dists N`` first installs N more (empty) distributions on ``PYTHONPATH``, each with an
+entry point of another group, as a site's conda environment has hundreds: the cached entry points
+must not cost a metadata scan of them all.
+
+    python bench/bench_startup.py [--runs 20] [--big 100000] [--extra-dists 300]
 
 The console script next to the interpreter (``.venv/bin/hsm``) is what is timed, as a user runs it.
 """
@@ -86,10 +90,21 @@ def best_s(argv: list[str], cwd: Path, env: dict[str, str], repeat: int = 3) -> 
     return min(times)
 
 
+def add_distributions(site: Path, n: int) -> None:
+    """``n`` installed-looking distributions (a dist-info each: METADATA and a console script)."""
+    site.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        info = site / f"fake_dist_{i:03d}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fake-dist-{i:03d}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[console_scripts]\nfake-{i:03d} = fake_dist_{i:03d}:main\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--big", type=int, default=100_000)
+    ap.add_argument("--extra-dists", type=int, default=0)
     args = ap.parse_args()
     script = Path(sys.executable).with_name("hsm")
     hsm = [str(script)] if script.exists() else [sys.executable, "-m", "hsm_core"]
@@ -99,6 +114,9 @@ def main() -> None:
         env = dict(os.environ)
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # users have .pyc files: time what they run
         env["HSM_CACHE_DIR"] = str(Path(tmp) / "cache")
+        if args.extra_dists:
+            add_distributions(Path(tmp) / "site", args.extra_dists)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(tmp) / "site"), env.get("PYTHONPATH")]))
         off = {**env, "HSM_CACHE_DIR": "off"}
         sid = make_project(root, env, hsm)
         out = str(Path(tmp) / "x.csv")
@@ -111,7 +129,8 @@ def main() -> None:
             "hsm export": ["export", sid, "--output", out],
         }
         base = median_ms([sys.executable, "-c", "pass"], root, env, args.runs)
-        print(f"Start-up, median of {args.runs} runs; python -c pass = {base:.1f} ms\n")
+        extra = f", {args.extra_dists} more distributions installed" if args.extra_dists else ""
+        print(f"Start-up, median of {args.runs} runs{extra}; python -c pass = {base:.1f} ms\n")
         print(f"{'command':<24} {'caches warm':>12} {'ratio':>7} {'caches off':>11} {'ratio':>7}")
         for name, argv in commands.items():
             warm = median_ms([*hsm, *argv], root, env, args.runs)

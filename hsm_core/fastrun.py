@@ -22,7 +22,7 @@ It applies, and otherwise returns before writing anything so that the job script
   the attempt the scheduler stopped), a task already completed, packed elements
   (``tasks_per_element``), a ``runner`` set in the config, sweeps submitted through a remote
   login node, a multi-node task (``HSM_TASK_LAUNCHER``) and a job whose warning before the
-  walltime is the runner's own timer (``HSM_WARNING_AT``, PBS) take the Python runner.
+  walltime is the runner's own timer (``HSM_WARNING_AT``) take the Python runner.
 
 SIGUSR1 (the warning before the walltime) is forwarded only when a process of the task handles it,
 as the Python runner does: a script without a handler runs on to the walltime.
@@ -371,7 +371,7 @@ _hsm_fast() {
   case $_hsm_index in ''|*[!0-9]*) return 1 ;; esac
   # A launcher before the command (srun for a task of several nodes): the Python runner's job.
   [ -z "${HSM_TASK_LAUNCHER:-}" ] || return 1
-  # The warning timer of schedulers without a warning directive (PBS) is the Python runner's.
+  # The warning timer of schedulers without a warning directive is the Python runner's.
   [ -z "${HSM_WARNING_AT:-}" ] || return 1
   case $_hsm_list in /*) ;; *) return 1 ;; esac
   local -a _hsm_line=()
