@@ -1,6 +1,6 @@
 """On the real local Slurm, array elements record the same through the task runner's shell fast
 path (the default, hsm_core/fastrun.py) as through the Python task runner (``runner:`` set):
-a task that completes, one that fails, one stopped by the warning signal sent to the batch shell
+a task that completes, one that fails, one whose handler stops it on the warning signal sent to the batch shell
 (``scancel --signal=USR1 --batch``, what ``--signal=B:USR1@N`` does at its time), one requeued
 while it runs (its second attempt is run by the Python runner: the fast path leaves requeues to
 it), and one cancelled from outside hsm (``scancel``)."""
@@ -21,8 +21,12 @@ from hsm_core.testing.services import SlurmCluster
 pytestmark = pytest.mark.slurm
 
 TASK = r'''
-import os, sys, time
+import os, signal, sys, time
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+if args["name"] == "usr1":
+    # A training script's warning handler: checkpoint and exit (a script without one is not sent
+    # the warning: it runs on to its walltime).
+    signal.signal(signal.SIGUSR1, lambda *_: sys.exit(1))
 print("STARTED", args["name"], flush=True)
 if args["name"] == "fail":
     sys.exit(3)
