@@ -67,13 +67,8 @@ def parse_json_line(line: str) -> tuple[int, dict[str, float]] | None:
 
 
 def _step(raw: object) -> int | None:
-    if isinstance(raw, bool):
-        return None
-    try:
-        value = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return int(value) if math.isfinite(value) and value == int(value) and value >= 0 else None
+    value = _number(raw)  # a whole, finite, non-negative number
+    return int(value) if value is not None and math.isfinite(value) and value == int(value) and value >= 0 else None
 
 
 def _number(raw: object) -> float | None:
