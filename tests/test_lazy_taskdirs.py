@@ -134,6 +134,11 @@ def test_complete_and_retry_failed_on_a_half_run_lazy_sweep(checking: Project) -
     proc.send_signal(signal.SIGINT)  # a clean stop part-way: the rest have no dirs
     proc.communicate(timeout=60)
     assert len(list((sweep / "tasks").glob("task_*"))) < 6
+    # What ran before the continuation, and which tasks it finished: a task stopped by the Ctrl-C
+    # after it logged its run (but before it exited) is not finished, and rightly runs again.
+    before = len(runs(checking))
+    finished = {yaml.safe_load((d / "params.yaml").read_text())["task_id"] for d in (sweep / "tasks").glob("task_*")
+                if (d / "status.yaml").exists() and yaml.safe_load((d / "status.yaml").read_text()).get("state") == "completed"}
     # A task that failed: its status says so (as a failed run writes it).
     failed_dir = sweep / "tasks" / "task_001"
     status = yaml.safe_load((failed_dir / "status.yaml").read_text())
@@ -146,9 +151,12 @@ def test_complete_and_retry_failed_on_a_half_run_lazy_sweep(checking: Project) -
     again = checking.hsm("complete", "retry", "--retry-failed")
     assert again.returncode == 0, again.stdout + again.stderr
     assert status_json(checking, "retry")["counts"] == {"completed": 6}
-    tasks = [r["task"] for r in runs(checking)]
     first_id = yaml.safe_load((failed_dir / "params.yaml").read_text())["task_id"]
-    assert tasks.count(first_id) == 2 and len(tasks) == 7, tasks  # only the failed one ran again
+    again_ran = [r["task"] for r in runs(checking)[before:]]
+    assert again_ran.count(first_id) == 1, again_ran  # the failed one ran again, once
+    assert not set(again_ran) & (finished - {first_id}), again_ran  # no finished task ran again
+    assert len(again_ran) == len(set(again_ran)), again_ran  # and nothing twice
+    assert {r["task"] for r in runs(checking)} == {e["id"] for e in read_manifest(sweep)}  # every task ran
 
 
 def test_an_old_sweep_with_every_dir_and_no_manifest_still_reads_and_completes(checking: Project) -> None:
