@@ -510,20 +510,40 @@ class SweepDir:
     # -- index ---------------------------------------------------------------------------------
     def load_index(self) -> dict[str, TaskRecord]:
         """task_id -> record, from ``task_index.json`` (rebuilt from the task dirs when missing)."""
+        from hsm_core import index_columns
+
         try:
-            data = read_json(self.path / INDEX_FILE)
-            return {d["id"]: TaskRecord.from_json(d) for d in data["tasks"]}
+            with open(self.path / INDEX_FILE, "rb") as fh:
+                stamp = index_columns.stamp_of(fh.fileno())
+                generation = index_columns.header_generation(fh.readline(256))
+                fast = index_columns.load(str(self.path), generation, stamp)  # made from this very file
+                if fast is not None:
+                    return fast
+                fh.seek(0)
+                data = json.load(fh)
+            records = {d["id"]: TaskRecord.from_json(d) for d in data["tasks"]}
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return self.rebuild_index()
+        try:  # for the next reader (a cache: a disk that says no is fine)
+            index_columns.write(str(self.path), sorted(records.values(), key=lambda r: r.index), generation, stamp)
+        except OSError:
+            pass
+        return records
 
     def save_index(self, records: Iterable[TaskRecord], *, mapping: bool = False) -> None:
         """Write the index (and, when asked, the human-readable ``task_mapping.yaml``)."""
         recs = sorted(records, key=lambda r: r.index)
         # One task per line, compact: the C encoder (json's indent= falls back to Python's, 4x slower).
         dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
-        text = "".join([f'{{"sweep_id":{json.dumps(self.sweep_id)},"tasks":[\n',
+        # Then the same records by columns, naming this very index file (its generation, inode,
+        # size and mtime): readers use them only while the index is that file (hsm_core.index_columns).
+        from hsm_core import index_columns
+
+        generation = index_columns.new_generation()
+        text = "".join([f'{{"sweep_id":{json.dumps(self.sweep_id)},"gen":"{generation}","tasks":[\n',
                         ",\n".join([dumps(r.to_json()) for r in recs]), "\n]}\n"])
-        atomic_write_text(self.path / INDEX_FILE, text, fsync=False)
+        stamp = index_columns.write_index(str(self.path / INDEX_FILE), text)
+        index_columns.write(str(self.path), recs, generation, stamp)
         if mapping:
             self.write_mapping(recs)
 

@@ -36,7 +36,11 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, best: boo
 
     records = list(records)
     links = task_links(sweep, records, project_dir=project_dir)  # scheduler ids, accounting if kept
-    if sort is None and top is None and not desc:
+    if sort is None and top is None and not desc and fmt == "csv":
+        from hsm_core.monitor.export_columns import csv_export
+
+        text = csv_export(sweep, records, links=links)  # (the same bytes, a column at a time)
+    elif sort is None and top is None and not desc:
         text = export_text(sweep, records, fmt, links=links)
     else:
         from hsm_core.monitor.best import order_table

@@ -1,0 +1,92 @@
+"""``hsm export`` as CSV built a column at a time: the same bytes as
+:func:`hsm_core.monitor.export.to_csv` of :func:`~hsm_core.monitor.export.build_table`, in a
+fraction of the time at 100,000 tasks (issue 19).
+
+The table of :mod:`hsm_core.monitor.export` is a dict per row and a formatting call per cell
+(1,000,000 calls for 100,000 tasks of 10 columns). Here each column is one list, and a column whose
+values are all of one plain type (all text, all whole numbers, all floats, whole numbers or
+nothing) is turned into text by one ``map``; any other column goes cell by cell through the same
+``_csv_cell`` as before, so every value prints exactly as it did. ``--sort``/``--top`` still use
+the row table (they reorder rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Iterable, Mapping
+
+from hsm_core.indexed_metrics import known as known_metrics
+from hsm_core.monitor.export import FIXED_HEAD, FIXED_TAIL, _csv_cell, _metrics_of, _ordered_union
+from hsm_core.state import SweepDir, TaskRecord
+
+_NONE = type(None)
+
+
+def _cells(column: list[Any]) -> list[str]:
+    """``column`` as CSV cells, exactly as ``_csv_cell`` writes each value."""
+    kinds = set(map(type, column))
+    if kinds <= {str}:
+        return column
+    if kinds <= {int}:
+        return list(map(str, column))
+    if kinds <= {float}:
+        return list(map(repr, column))
+    if kinds <= {int, _NONE}:
+        return ["" if v is None else str(v) for v in column]
+    if kinds <= {str, _NONE}:
+        return ["" if v is None else v for v in column]
+    if kinds <= {float, int, _NONE}:
+        return ["" if v is None else repr(v) if type(v) is float else str(v) for v in column]
+    return [_csv_cell(v) for v in column]
+
+
+def csv_export(sweep: SweepDir, records: Iterable[TaskRecord],
+               links: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The CSV export of ``records``, byte for byte what ``export_text(..., "csv", links=links)``
+    gives."""
+    recs = sorted(records, key=lambda r: r.index)
+    tasks_dir = str(sweep.tasks_dir)
+    kept = known_metrics(sweep.path)
+    found = [_metrics_of(r, tasks_dir, kept) if r.state != "pending" else {} for r in recs]
+    params = _ordered_union(r.params for r in recs)
+    metric_names = _ordered_union(found)
+    # Column names as build_table gives them (a clash gets a param./metric. prefix).
+    taken = set(FIXED_HEAD) | set(FIXED_TAIL)
+    param_columns: dict[str, str] = {}
+    for p in params:
+        col = p if p not in taken else f"param.{p}"
+        param_columns[p] = col
+        taken.add(col)
+    metric_columns: dict[str, str] = {}
+    for m in metric_names:
+        col = m if m not in taken else f"metric.{m}"
+        while col in taken:
+            col = f"metric.{col}"
+        metric_columns[m] = col
+        taken.add(col)
+    ids = [r.task_id for r in recs]
+    names: list[str] = ["task", "id"]
+    columns: list[list[Any]] = [[r.name for r in recs], ids]
+    for p, col in param_columns.items():
+        names.append(col)
+        columns.append([r.params.get(p) for r in recs])
+    names += FIXED_TAIL
+    columns += [[r.state for r in recs], [r.source for r in recs], [r.duration for r in recs],
+                [r.exit_code for r in recs]]
+    if links:
+        from hsm_core.monitor.scheduler_link import link_columns
+
+        link_names = link_columns(links)
+        taken_now = set(names) | set(metric_columns.values())
+        for key in link_names:
+            names.append(key if key not in taken_now else f"scheduler.{key}")
+            columns.append([(links.get(i) or {}).get(key) for i in ids])
+    for m, col in metric_columns.items():
+        names.append(col)
+        columns.append([f.get(m) for f in found])
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(zip(*[_cells(c) for c in columns]))
+    return buf.getvalue()
