@@ -90,20 +90,17 @@ def write(sweep_path: str, records: list["TaskRecord"], generation: str | None, 
     for field, _ in _SCALARS:
         attr = _ATTRS.get(field, field)
         doc[field] = [getattr(r, attr) for r in records]
-    keys = list(records[0].params) if records else []
-    if all(list(r.params) == keys for r in records):  # a grid: the same parameters everywhere
-        doc["param_keys"] = keys
-        doc["params"] = [[r.params[k] for r in records] for k in keys]
-    else:
-        doc["param_keys"] = None
-        doc["params"] = [r.params for r in records]
+    # Parameters stay one object per task: json decodes those in C, faster than any rebuild.
+    doc["params"] = [r.params for r in records]
     doc["extra"] = {str(i): r.extra for i, r in enumerate(records) if r.extra}
     text = json.JSONEncoder(separators=(",", ":"), default=str).encode(doc)
     atomic_write_text(os.path.join(sweep_path, COLUMNS_FILE), text, fsync=False)
 
 
-def load(sweep_path: str, generation: str | None, stamp: list[int]) -> "dict[str, TaskRecord] | None":
-    """task id -> record from the columns of the index of ``generation`` and ``stamp``; None when
+def load(sweep_path: str, generation: str | None, stamp: list[int], record: "type[TaskRecord]",
+         states: frozenset[str]) -> "dict[str, TaskRecord] | None":
+    """task id -> ``record`` (the class, :class:`hsm_core.state.TaskRecord`) from the columns of
+    the index of ``generation`` and ``stamp``, every state one of ``states``; None when
     there is no such file, it is of another index, or anything in it is not what :func:`write`
     writes (the caller then decodes ``task_index.json``)."""
     try:
@@ -116,14 +113,12 @@ def load(sweep_path: str, generation: str | None, stamp: list[int]) -> "dict[str
         return None  # another index's columns: not decoded at all
     try:
         doc = json.loads(raw)
-        return _records(doc) if type(doc) is dict else None
+        return _records(doc, record, states) if type(doc) is dict else None
     except (ValueError, TypeError, KeyError, AttributeError, IndexError):
         return None
 
 
-def _records(doc: dict[str, Any]) -> "dict[str, TaskRecord] | None":
-    from hsm_core.state import _STATES, TaskRecord
-
+def _records(doc: dict[str, Any], record: "type[TaskRecord]", states: frozenset[str]) -> "dict[str, TaskRecord] | None":
     n = doc["n"]
     if doc.get("format") != _FORMAT or type(n) is not int:
         return None
@@ -134,21 +129,11 @@ def _records(doc: dict[str, Any]) -> "dict[str, TaskRecord] | None":
         if type(col) is not list or len(col) != n or not set(map(type, col)) <= kinds:
             return None
         cols.append(col)
-    if not set(doc["state"]) <= _STATES:
+    if not set(doc["state"]) <= states:
         return None
-    keys, params = doc["param_keys"], doc["params"]
-    if type(params) is not list:
+    params = doc["params"]
+    if type(params) is not list or len(params) != n or not set(map(type, params)) <= {dict}:
         return None
-    if keys is None:
-        if len(params) != n or not set(map(type, params)) <= {dict}:
-            return None
-        param_dicts: Iterable[dict[str, Any]] = params
-    else:
-        if type(keys) is not list or len(keys) != len(params) or not set(map(type, keys)) <= {str}:
-            return None
-        if any(type(c) is not list or len(c) != n for c in params):
-            return None
-        param_dicts = (dict(zip(keys, values)) for values in zip(*params)) if keys else ({} for _ in range(n))
     extras: list[dict[str, Any]] = [{} for _ in range(n)]
     for pos, extra in doc["extra"].items():
         if type(extra) is not dict or not 0 <= int(pos) < n:
@@ -156,6 +141,6 @@ def _records(doc: dict[str, Any]) -> "dict[str, TaskRecord] | None":
         extras[int(pos)] = extra
     index, ids, states, source, duration, exit_code, attempt, host, start, end = cols
     attempt = [a or 0 for a in attempt]
-    records = map(TaskRecord, index, ids, param_dicts, states, source, duration, exit_code, attempt, host, start,
+    records = map(record, index, ids, params, states, source, duration, exit_code, attempt, host, start,
                   end, extras)
     return dict(zip(ids, records))

@@ -516,7 +516,7 @@ class SweepDir:
             with open(self.path / INDEX_FILE, "rb") as fh:
                 stamp = index_columns.stamp_of(fh.fileno())
                 generation = index_columns.header_generation(fh.readline(256))
-                fast = index_columns.load(str(self.path), generation, stamp)  # made from this very file
+                fast = index_columns.load(str(self.path), generation, stamp, TaskRecord, _STATES)  # of this very file
                 if fast is not None:
                     return fast
                 fh.seek(0)

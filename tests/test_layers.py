@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, str]] = [
     # Errors, atomic files, processes, task states and the sweep directory on disk: what the
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
-        hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir task_manifest state
+        hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir task_manifest index_columns state
         user_cache intermediate runner fastrun setup_failure
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
@@ -70,12 +70,12 @@ LAYERS: list[tuple[str, str]] = [
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        spec_queue failfast retries on_finish engine metrics indexed_metrics outages lease sweep_select lifecycle adaptive
+        spec_queue failfast retries on_finish engine metrics indexed_metrics metrics_columns outages lease sweep_select lifecycle adaptive
         search_turn plugin.project
         cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.worker
-        monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
+        monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.export_columns monitor.errors
         monitor.best monitor.svg_search monitor.best_report monitor.dashboard_hint monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
         monitor.follow monitor.scheduler_link monitor.task_view task_control
         sync sync.ssh sync.rsync sync.planner sync.pull sync.transfers

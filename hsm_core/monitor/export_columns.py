@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
+from itertools import chain
+from operator import attrgetter
 from typing import Any, Iterable, Mapping
 
 from hsm_core.indexed_metrics import known as known_metrics
-from hsm_core.monitor.export import FIXED_HEAD, FIXED_TAIL, _csv_cell, _metrics_of, _ordered_union
+from hsm_core.monitor.export import FIXED_HEAD, FIXED_TAIL, _csv_cell, _metrics_of
 from hsm_core.state import SweepDir, TaskRecord
 
 _NONE = type(None)
@@ -45,12 +47,18 @@ def csv_export(sweep: SweepDir, records: Iterable[TaskRecord],
                links: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The CSV export of ``records``, byte for byte what ``export_text(..., "csv", links=links)``
     gives."""
-    recs = sorted(records, key=lambda r: r.index)
+    recs = sorted(records, key=attrgetter("index"))
     tasks_dir = str(sweep.tasks_dir)
     kept = known_metrics(sweep.path)
-    found = [_metrics_of(r, tasks_dir, kept) if r.state != "pending" else {} for r in recs]
-    params = _ordered_union(r.params for r in recs)
-    metric_names = _ordered_union(found)
+    found = []
+    for r in recs:
+        # (_metrics_of inline: what the sweep kept for the task's current attempt, else its file)
+        hit = kept.get(r.task_id)
+        found.append({} if r.state == "pending" else hit[1] if hit is not None and hit[0] == r.attempt
+                     else _metrics_of(r, tasks_dir, kept))
+    # Names in the order they first appear (as _ordered_union, in C).
+    params = list(dict.fromkeys(chain.from_iterable(r.params for r in recs)))
+    metric_names = list(dict.fromkeys(chain.from_iterable(found)))
     # Column names as build_table gives them (a clash gets a param./metric. prefix).
     taken = set(FIXED_HEAD) | set(FIXED_TAIL)
     param_columns: dict[str, str] = {}
@@ -67,7 +75,8 @@ def csv_export(sweep: SweepDir, records: Iterable[TaskRecord],
         taken.add(col)
     ids = [r.task_id for r in recs]
     names: list[str] = ["task", "id"]
-    columns: list[list[Any]] = [[r.name for r in recs], ids]
+    # r.name without the property call per task (a dir name of its own is in extra).
+    columns: list[list[Any]] = [[r.name if r.extra else f"task_{r.index:03d}" for r in recs], ids]
     for p, col in param_columns.items():
         names.append(col)
         columns.append([r.params.get(p) for r in recs])
