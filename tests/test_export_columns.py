@@ -19,8 +19,8 @@ import yaml
 from hsm_project import Project
 from hsm_core.index_columns import COLUMNS_FILE
 from hsm_core.metrics_columns import COLUMNS_FILE as METRICS_COLUMNS
-from hsm_core.monitor.export import build_table, to_csv
-from hsm_core.monitor.export_columns import csv_export
+from hsm_core.monitor.export import build_table, to_csv, to_json
+from hsm_core.monitor.export_columns import csv_export, json_export
 from hsm_core.state import INDEX_FILE, SweepDir, TaskRecord
 from hsm_core.taskdir import write_status
 from hsm_core.testing.project import make_project
@@ -129,7 +129,9 @@ def _synthetic(tmp_path: Path) -> SweepDir:
         ({"status": "b", "lr": 0.2, "extra": True}, "completed", {"val": {"loss": float("nan")}, "new": "x,y"}),
         ({"status": "c", "lr": 3}, "failed", "{not json"),
         ({"status": None, "lr": "0.4\n"}, "pending", {"ignored": 1}),
-        ({"lr": 1e-05}, "completed", {"big": 10 ** 30, "neg": -0.0, "none": None, "flag": False}),
+        ({"lr": 1e-05}, "completed", {"big": 10 ** 30, "neg": -0.0, "none": None, "flag": False, "inf": float("inf"),
+                                        "nested": {"a": [1.5, {"b": []}], "": "\u00e9\n"}}),
+        ({"lr": 0.5}, "completed", {"nested": [], "val": {"loss": 0.125}}),
     ]
     records = []
     for i, (params, state, metrics) in enumerate(cases, 1):
@@ -149,13 +151,16 @@ def test_the_column_export_is_byte_for_byte_the_row_export(tmp_path: Path) -> No
     expected = to_csv(build_table(sweep, records))
     assert csv_export(sweep, records) == expected
     assert "param.status" in expected.splitlines()[0] and '"x,y"' in expected
+    assert json_export(sweep, records) == to_json(build_table(sweep, records))
     from hsm_core.monitor.scheduler_link import add_link_columns
 
-    links = {"id1": {"job": "7_0", "state": "COMPLETED"}, "id3": {"job": "7_2", "new": "clash"}}
+    links = {"id1": {"job": "7_0", "state": "COMPLETED", "%s": 1}, "id3": {"job": "7_2", "new": "clash"}}
     table = build_table(sweep, records)
     add_link_columns(table, links)
     assert csv_export(sweep, records, links=links) == to_csv(table)
+    assert json_export(sweep, records, links=links) == to_json(table)
     assert csv_export(sweep, []) == to_csv(build_table(sweep, []))
+    assert json_export(sweep, []) == to_json(build_table(sweep, []))
 
 
 def test_the_index_columns_are_used_only_for_the_index_they_were_made_from(tmp_path: Path) -> None:
