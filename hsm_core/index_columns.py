@@ -140,7 +140,8 @@ def _records(doc: dict[str, Any], record: "type[TaskRecord]", states: frozenset[
             return None
         extras[int(pos)] = extra
     index, ids, states, source, duration, exit_code, attempt, host, start, end = cols
-    attempt = [a or 0 for a in attempt]
+    if None in set(attempt):
+        attempt = [a or 0 for a in attempt]
     records = map(record, index, ids, params, states, source, duration, exit_code, attempt, host, start,
                   end, extras)
     return dict(zip(ids, records))

@@ -41,6 +41,8 @@ def _cells(column: list[Any]) -> list[str]:
         return ["" if v is None else str(v) for v in column]
     if kinds <= {str, _NONE}:
         return ["" if v is None else v for v in column]
+    if kinds <= {float, _NONE}:
+        return ["" if v is None else repr(v) for v in column]
     if kinds <= {float, int, _NONE}:
         return ["" if v is None else repr(v) if type(v) is float else str(v) for v in column]
     return [_csv_cell(v) for v in column]
