@@ -113,6 +113,23 @@ def csv_export(sweep: SweepDir, records: Iterable[TaskRecord],
     return buf.getvalue()
 
 
+_SCALARS = frozenset({str, int, float, bool, _NONE})
+
+
+def _json_scalar(value: Any) -> str:
+    """One plain value as json writes it (a non-finite float is null, as _json_safe makes it)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    return "true" if value else "false"  # (bool)
+
+
 def _json_values(column: list[Any]) -> list[str]:
     """``column`` as the text ``json.dumps(..., indent=1)`` gives each value inside a row (after
     :func:`~hsm_core.monitor.export._json_safe`): one C-level map for a column of plain values."""
@@ -123,10 +140,8 @@ def _json_values(column: list[Any]) -> list[str]:
         return list(map(int.__repr__, column))
     if kinds <= {float} and all(map(math.isfinite, column)):
         return list(map(float.__repr__, column))
-    if kinds <= {str, _NONE}:
-        return ["null" if v is None else encode_basestring_ascii(v) for v in column]
-    if kinds <= {int, _NONE}:
-        return ["null" if v is None else int.__repr__(v) for v in column]
+    if kinds <= _SCALARS:
+        return list(map(_json_scalar, column))
     # Anything else as json itself writes it, nested lines indented to the row's depth.
     return [json.dumps(_json_safe(v), indent=1, default=str, allow_nan=False).replace("\n", "\n  ") for v in column]
 
