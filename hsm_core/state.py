@@ -543,7 +543,10 @@ class SweepDir:
         text = "".join([f'{{"sweep_id":{json.dumps(self.sweep_id)},"gen":"{generation}","tasks":[\n',
                         ",\n".join([dumps(r.to_json()) for r in recs]), "\n]}\n"])
         stamp = index_columns.write_index(str(self.path / INDEX_FILE), text)
-        index_columns.write(str(self.path), recs, generation, stamp)
+        try:
+            index_columns.write(str(self.path), recs, generation, stamp)
+        except OSError:
+            pass  # the index is saved; columns naming an older index are never used
         if mapping:
             self.write_mapping(recs)
 
