@@ -725,7 +725,9 @@ class Engine:
         start = time.time()
         # The first save writes task_mapping.yaml too (a new sweep starts its first tasks before it).
         mapping = mapping or not self._mapping_saved
-        self.sweep.save_index(self.records.values(), mapping=mapping)
+        # The first save comes as the first tasks start: its columns (0.1-0.2 s at 100,000 tasks)
+        # are left to the first reader rather than taken from the tasks' start.
+        self.sweep.save_index(self.records.values(), mapping=mapping, columns=self._mapping_saved)
         self._mapping_saved = True
         self._dirty = False
         self._last_save = time.time()

@@ -530,8 +530,10 @@ class SweepDir:
             pass
         return records
 
-    def save_index(self, records: Iterable[TaskRecord], *, mapping: bool = False) -> None:
-        """Write the index (and, when asked, the human-readable ``task_mapping.yaml``)."""
+    def save_index(self, records: Iterable[TaskRecord], *, mapping: bool = False, columns: bool = True) -> None:
+        """Write the index (and, when asked, the human-readable ``task_mapping.yaml``); with
+        ``columns``, also its columns for fast readers (:mod:`hsm_core.index_columns`; without,
+        the first reader writes them)."""
         recs = sorted(records, key=lambda r: r.index)
         # One task per line, compact: the C encoder (json's indent= falls back to Python's, 4x slower).
         dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
@@ -544,7 +546,8 @@ class SweepDir:
                         ",\n".join([dumps(r.to_json()) for r in recs]), "\n]}\n"])
         stamp = index_columns.write_index(str(self.path / INDEX_FILE), text)
         try:
-            index_columns.write(str(self.path), recs, generation, stamp)
+            if columns:
+                index_columns.write(str(self.path), recs, generation, stamp)
         except OSError:
             pass  # the index is saved; columns naming an older index are never used
         if mapping:
