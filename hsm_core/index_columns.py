@@ -140,9 +140,9 @@ def _records(doc: dict[str, Any], record: "type[TaskRecord]", states: frozenset[
         if type(extra) is not dict or not 0 <= int(pos) < n:
             return None
         extras[int(pos)] = extra
-    index, ids, states, source, duration, exit_code, attempt, host, start, end = cols
+    index, ids, state_col, source, duration, exit_code, attempt, host, start, end = cols
     if None in set(attempt):
         attempt = [a or 0 for a in attempt]
-    records = map(record, index, ids, params, states, source, duration, exit_code, attempt, host, start,
+    records = map(record, index, ids, params, state_col, source, duration, exit_code, attempt, host, start,
                   end, extras)
     return dict(zip(ids, records))

@@ -509,7 +509,9 @@ class SweepDir:
 
     # -- index ---------------------------------------------------------------------------------
     def load_index(self) -> dict[str, TaskRecord]:
-        """task_id -> record, from ``task_index.json`` (rebuilt from the task dirs when missing)."""
+        """task_id -> record, from ``task_index.json`` (rebuilt from the task dirs when missing):
+        from its columns when they were made from this very file (:mod:`hsm_core.index_columns`),
+        else decoded and checked entry by entry, and the columns written for the next reader."""
         from hsm_core import index_columns
 
         try:
