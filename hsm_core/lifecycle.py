@@ -22,6 +22,7 @@ from hsm_core.config.project_config import ProjectConfig, load_project_config
 from hsm_core.config.project_root import resolve_project_root
 from hsm_core.engine import Engine, WakeEvent
 from hsm_core.failfast import FailFast, fail_fast_limit
+from hsm_core.cancel_request import cancel_requested, clear_cancel_request
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.on_finish import ENDED, run_on_finish
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
@@ -175,6 +176,7 @@ def plan_complete(
     if take_lease:
         lease = ControllerLease.acquire(sweep, command="hsm complete", timeout=lease_timeout(project.data),
                                         wait=wait, on_wait=on_wait)
+        clear_cancel_request(sweep.path)  # an earlier hsm cancel: running the sweep again is asked now
     try:
         plan = _plan_complete(project, sweep, registry, retry_failed=retry_failed, config_file=config_file)
     except BaseException:
@@ -565,6 +567,7 @@ def _execute(
         retry=Retrier(plan.sweep, policy_from(plan.spec.settings, plan.project.data)),
         fail_fast=FailFast(plan.sweep, fail_fast_limit(plan.project.data), on_fail_fast),
         pruning=pruning,
+        cancel_requested=lambda: cancel_requested(plan.sweep.path),
     )
     if engine_hook:
         engine_hook(engine)
@@ -600,6 +603,8 @@ def _execute(
             except OSError:
                 pass
         else:
+            if engine.cancel_seen and final_state not in ("completed", "submitted"):
+                final_state = "cancelled"  # hsm cancel ran next to this controller: the sweep stays cancelled
             try:
                 plan.sweep.update_metadata(status=final_state, updated=now_iso())
                 plan.sweep.log("sweep.log", f"end: {final_state}")

@@ -1,0 +1,67 @@
+"""What a new user ran into trying the large-sweep features (issue 19) the way researchers work:
+a second terminal next to a live controller, a sweep edited between run and complete, a sweep
+dir the user cannot write. Each test is an outside observer's check: what the task's own log says
+ran, what ``hsm status`` and the sweep files say afterwards."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from hsm_core.testing.project import make_project
+from hsm_project import Project, wait_for
+
+#: A training script that logs each start and end to a log of its own (outside hsm's files).
+LOGGING_SCRIPT = r'''
+import os, sys, time
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+log = os.path.join(os.environ["HSM_COUNT_DIR"], "starts.log")
+with open(log, "a") as fh:
+    fh.write(f"start {os.environ['HSM_TASK_ID']} {time.time()}\n")
+time.sleep(float(args.get("sleep", 0)))
+with open(log, "a") as fh:
+    fh.write(f"end {os.environ['HSM_TASK_ID']} {time.time()}\n")
+'''
+
+
+def _starts(project: Project) -> list[str]:
+    path = Path(project.environ()["HSM_COUNT_DIR"]) / "starts.log"
+    if not path.exists():
+        return []
+    return [line.split()[1] for line in path.read_text().splitlines() if line.startswith("start ")]
+
+
+def test_hsm_cancel_next_to_a_live_hsm_run_starts_nothing_more(tmp_path: Path) -> None:
+    """``hsm cancel`` from a second terminal while ``hsm run`` runs a sweep larger than its slots:
+    once cancel returns, no task starts any more (the controller used to go on launching every
+    pending task, under a sweep ``hsm status`` called cancelled), the sweep stays cancelled after
+    the controller ends, and ``hsm complete`` later runs each task that never ran exactly once."""
+    project = make_project(tmp_path / "proj", script=LOGGING_SCRIPT)
+    cfg = project.write_sweep({"grid": {"x": list(range(1, 9)), "sleep": [3]}})
+    run = project.popen("run", "--config", str(cfg), "--sources", "local")
+    try:
+        wait_for(lambda: len(_starts(project)) >= 2, 60, what="the first two tasks to start")
+        sweep = project.only_sweep()
+        cancel = project.hsm("cancel", sweep.name)
+        assert cancel.returncode == 0, cancel.stderr
+        started_by_then = sorted(_starts(project))
+        run.wait(timeout=60)
+        time.sleep(0.5)
+        assert sorted(_starts(project)) == started_by_then, "tasks started after hsm cancel returned"
+        meta = yaml.safe_load((sweep / "sweep_metadata.yaml").read_text())
+        assert meta["status"] == "cancelled"
+        export = project.hsm("export", sweep.name, "--format", "csv", check=True).stdout.splitlines()
+        states = sorted(row.split(",")[export[0].split(",").index("status")] for row in export[1:])
+        assert "failed" not in states and states.count("pending") == 8 - len(started_by_then), states
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    done = project.hsm("complete", sweep.name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # each task ran to its end exactly once (a cancelled one was stopped before its end line)
+    lines = (Path(project.environ()["HSM_COUNT_DIR"]) / "starts.log").read_text().splitlines()
+    ends = [line.split()[1] for line in lines if line.startswith("end ")]
+    assert len(ends) == 8 and len(set(ends)) == 8, lines
