@@ -65,3 +65,19 @@ def test_hsm_cancel_next_to_a_live_hsm_run_starts_nothing_more(tmp_path: Path) -
     lines = (Path(project.environ()["HSM_COUNT_DIR"]) / "starts.log").read_text().splitlines()
     ends = [line.split()[1] for line in lines if line.startswith("end ")]
     assert len(ends) == 8 and len(set(ends)) == 8, lines
+
+
+def test_hsm_logs_of_a_task_that_never_started_says_so(tmp_path: Path) -> None:
+    """A task whose dir is not made yet (fail fast stopped the sweep before it) printed nothing and
+    exited 0, as a task that wrote nothing: now one line says it has not started."""
+    project = make_project(tmp_path / "proj", script="import sys; sys.exit(1)\n")
+    cfg = project.write_sweep({"grid": {"x": list(range(1, 13))}})
+    project.hsm("run", "--config", str(cfg), "--sources", "local")
+    sweep = project.only_sweep()
+    never = [i for i in range(1, 13) if not (sweep / "tasks" / f"task_{i:03d}").exists()]
+    assert never, "fail fast let every task start"
+    proc = project.hsm("logs", str(never[-1]))
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert proc.stderr == f"hsm: task_{never[-1]:03d} has not started yet (pending): no output\n"
+    ran = project.hsm("logs", "1")
+    assert ran.returncode == 0 and "has not started" not in ran.stderr
