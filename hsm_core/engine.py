@@ -429,6 +429,8 @@ class Engine:
         timeout = max(0.0, min(deadlines) - now) if deadlines else 1.0
         if watching_adopted:
             timeout = min(timeout, 0.5)
+        if self._retry_at and self._cancel_requested is not None:
+            timeout = min(timeout, 1.0)  # a backoff may be long: look for an hsm cancel meanwhile
         if self._dirty:
             timeout = min(timeout, INDEX_SAVE_INTERVAL)
         self.wake_event.wait(timeout=min(timeout, 30.0))
@@ -566,8 +568,8 @@ class Engine:
 
     def _release_retries(self, pending: "collections.deque[TaskSpec]") -> None:
         """Queue the retries whose backoff is over (none once another controller took over)."""
-        if self.launch_stopped:
-            self._retry_at.clear()
+        if self.launch_stopped or (self._retry_at and self._cancelled()):
+            self._retry_at.clear()  # (after hsm cancel they stay pending, for hsm complete)
             return
         now = time.time()
         pending.extend(spec for at, spec in self._retry_at if at <= now)

@@ -81,3 +81,25 @@ def test_hsm_logs_of_a_task_that_never_started_says_so(tmp_path: Path) -> None:
     assert proc.stderr == f"hsm: task_{never[-1]:03d} has not started yet (pending): no output\n"
     ran = project.hsm("logs", "1")
     assert ran.returncode == 0 and "has not started" not in ran.stderr
+
+
+def test_hsm_cancel_while_a_retry_waits_out_its_backoff_ends_the_controller(tmp_path: Path) -> None:
+    """A transient failure waits its backoff (here 120 s) before its retry: ``hsm cancel`` from a
+    second terminal ends the controller now (it waited the whole backoff, then found it could
+    launch nothing), and the task stays to be run by the next ``hsm complete``."""
+    script = ("import sys\nprint('RuntimeError: NCCL error: unhandled system error', file=sys.stderr)\nsys.exit(1)\n")
+    project = make_project(tmp_path / "proj", script=script)
+    cfg = project.write_sweep({"grid": {"x": [1]}, "retries": {"max": 2, "backoff": 120}})
+    run = project.popen("run", "--config", str(cfg), "--sources", "local")
+    try:
+        sweep = wait_for(lambda: project.outputs.is_dir() and next(iter(project.outputs.iterdir()), None), 60, what="sweep")
+        wait_for(lambda: (sweep / "logs" / "retries.log").exists(), 60, what="the retry to be scheduled")
+        cancel = project.hsm("cancel", sweep.name)
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        run.wait(timeout=15)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    dry = project.hsm("complete", sweep.name, "--dry-run", check=True).stdout
+    assert "1 task(s) would run" in dry, dry
