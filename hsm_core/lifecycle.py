@@ -416,6 +416,14 @@ def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str
     The sweep's lease is given back when it ends, however it ends."""
     try:
         return _execute(plan, opts, registry, **kw)
+    except KeyboardInterrupt:
+        # Ctrl-C after the sweep was written but before its engine ran (a 100,000-task sweep
+        # spends a second there writing its manifest): it said "running" for ever.
+        if not _record_interrupted(plan):
+            raise
+        from hsm_core.engine import Interrupted
+
+        raise Interrupted("interrupted", hint=f"continue with: hsm complete {plan.sweep.sweep_id}") from None
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise HsmError(
@@ -425,6 +433,22 @@ def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str
         raise
     finally:
         plan.release_lease()
+
+
+def _record_interrupted(plan: Plan) -> bool:
+    """Record ``interrupted`` for a sweep written by this controller that its Ctrl-C left saying
+    ``running``. False when there is no such sweep (a new one not written yet is removed)."""
+    sweep = getattr(plan, "sweep", None)
+    if sweep is None or not (sweep.path / "sweep_metadata.yaml").is_file():
+        return False
+    if plan.lease is None or not plan.lease.may_launch():
+        return False
+    try:
+        if sweep.read_metadata().get("status") == "running":
+            sweep.update_metadata(status="interrupted", updated=now_iso())
+    except OSError:
+        pass  # a read-only or full disk: the hint below still says how to go on
+    return True
 
 
 def _execute(

@@ -103,3 +103,27 @@ def test_hsm_cancel_while_a_retry_waits_out_its_backoff_ends_the_controller(tmp_
             run.wait()
     dry = project.hsm("complete", sweep.name, "--dry-run", check=True).stdout
     assert "1 task(s) would run" in dry, dry
+
+
+def test_ctrl_c_while_a_large_sweep_is_being_written_never_leaves_it_running(tmp_path: Path) -> None:
+    """Ctrl-C as soon as a 100,000-task sweep's directory appears (while hsm writes its manifest,
+    before any task starts): the sweep left behind does not say ``running`` for ever (it did, with
+    no controller and 0/0 tasks), and hsm's last line says how to continue it."""
+    import signal
+
+    project = make_project(tmp_path / "proj")
+    cfg = project.write_sweep({"grid": {"a": "range(0,1000)", "b": "range(0,100)"}})
+    run = project.popen("run", "--config", str(cfg), "--sources", "local", "--sweep-id", "big")
+    meta = project.outputs / "big" / "sweep_metadata.yaml"
+    try:
+        wait_for(lambda: meta.exists() or run.poll() is not None, 120, interval=0.01, what="the sweep to be written")
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 130, out + err
+    if meta.exists():
+        assert yaml.safe_load(meta.read_text())["status"] != "running", out + err
+        assert "hsm complete big" in err, err
