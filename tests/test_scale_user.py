@@ -5,9 +5,11 @@ ran, what ``hsm status`` and the sweep files say afterwards."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hsm_core.testing.project import make_project
@@ -127,3 +129,28 @@ def test_ctrl_c_while_a_large_sweep_is_being_written_never_leaves_it_running(tmp
     if meta.exists():
         assert yaml.safe_load(meta.read_text())["status"] != "running", out + err
         assert "hsm complete big" in err, err
+
+
+METRICS_SCRIPT = r'''
+import json, os, sys
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+with open(os.path.join(os.environ["HSM_TASK_DIR"], "metrics.json"), "w") as fh:
+    json.dump({"val_acc": float(args["x"])}, fh)
+'''
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "export reads task_metrics.jsonl (what the controller saw when the task completed) and never "
+    "looks at metrics.json again: a post-hoc evaluation's metrics are not exported. Export/index "
+    "code belongs to the export1s helper this session; fix: keep the metrics file's stamp "
+    "(mtime_ns, size) in the task_metrics.jsonl line and read the task's own file when it differs"))
+def test_export_shows_metrics_an_evaluation_wrote_after_the_sweep(tmp_path: Path) -> None:
+    """A researcher's habit: after the sweep, an evaluation script adds test metrics to each task's
+    metrics.json. ``hsm export`` must show them (before the metrics index it read every file)."""
+    project = make_project(tmp_path / "proj", script=METRICS_SCRIPT)
+    cfg = project.write_sweep({"grid": {"x": [1, 2]}})
+    project.hsm("run", "--config", str(cfg), "--sources", "local", check=True)
+    sweep = project.only_sweep()
+    (sweep / "tasks" / "task_001" / "metrics.json").write_text(json.dumps({"val_acc": 1.0, "test_acc": 0.75}))
+    rows = {row["task"]: row for row in json.loads(project.hsm("export", "--format", "json", check=True).stdout)}
+    assert rows["task_001"].get("test_acc") == 0.75, rows["task_001"]
