@@ -42,9 +42,11 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
         return _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=only)
     from hsm_core.cancel_request import request_cancel
 
+    from hsm_core.lease import current_holder
+
     request_cancel(sweep.path)
     counts = _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=None)
-    for _ in range(3):
+    for _ in range(3 if current_holder(sweep.path) is not None else 0):
         more = _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=None)
         if not more:
             break
@@ -76,6 +78,8 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
     records = sweep.records()
     active = []
     for rec in records.values():
+        if rec.state not in (TaskState.SUBMITTED.value, TaskState.RUNNING.value):
+            continue  # (records() brought unfinished tasks up to date: no status.yaml of 100,000 to read)
         d = sweep.record_dir(rec)
         status = read_status(d) or {}
         state = status.get("state") or rec.state
