@@ -100,3 +100,24 @@ def test_status_and_export_say_what_the_tasks_own_logs_say(tmp_path: Path, slurm
     assert events["requeue"][0] == "start" and events["requeue"][-2:] == ["start resumed", "exit 0"], report
     assert statuses["requeue"]["state"] == "completed", report
     assert events["daemon"] == ["start", "exit 0"] and statuses["daemon"]["state"] == "completed", report
+
+
+def test_a_task_stopped_at_its_walltime_reads_timeout_as_its_log_says(tmp_path: Path, slurm_cluster: SlurmCluster) -> None:
+    """A one-minute walltime: Slurm's SIGTERM reaches the script's handler, which checkpoints and
+    exits; status.yaml and hsm export say timeout, one attempt, the exit code the script logged."""
+    hpc = 'hpc:\n  system: slurm\n  default_walltime: "00:01:00"\n'
+    project = make_project(tmp_path / "proj", name="walltime", config_extra=hpc,
+                           env={"SLURM_CONF": str(slurm_cluster.conf)}, script=TASK)
+    cfg = project.write_sweep({"grid": {"name": ["term"]}})
+    done = project.hsm("run", "--config", str(cfg), "--sources", "slurm", timeout=300)
+    assert "Traceback" not in done.stdout + done.stderr and done.returncode == 1, done.stdout + done.stderr
+    sweep = project.only_sweep()
+    status = project.statuses(sweep)["task_001"]
+    events = _events(project, "term")
+    report = json.dumps({"events": events, "status": status}, indent=1, default=str)
+    assert events[:1] == ["start"], report
+    assert status["state"] == "timeout" and len(status.get("attempts") or []) == 1, report
+    if len(events) > 1:  # the handler ran (Slurm's KillWait gave it the time)
+        assert events == ["start", "signal SIGTERM", "checkpoint", "exit 143"] and status.get("exit_code") == 143, report
+    rows = json.loads(project.hsm("export", sweep.name, "--format", "json", check=True).stdout)
+    assert rows[0]["status"] == "timeout", report
