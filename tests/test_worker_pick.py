@@ -107,8 +107,9 @@ def running_task_of(project: Project, name: str, worker_pid: int) -> tuple[Path,
             st = yaml.safe_load((d / "status.yaml").read_text()) or {}
         except (OSError, yaml.YAMLError):
             continue
-        if st.get("state") == "running" and (st.get("worker") or {}).get("pid") == worker_pid and st.get("process"):
-            return d, int(str(st["process"]).split(":")[0])
+        pid = str(st.get("process") or "").split(":")[0]
+        if st.get("state") == "running" and (st.get("worker") or {}).get("pid") == worker_pid and pid.isdigit():
+            return d, int(pid)
     return None
 
 

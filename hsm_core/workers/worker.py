@@ -299,13 +299,10 @@ class Worker:
 
         The cost does not grow with the sweep: it lists the locks and the markers of unfinished
         work, then walks this worker's queue of never-started tasks (hsm_core.workers.pick_queue).
-        Locks are listed before markers: a claim released between the two looks wrote its marker
-        before it went."""
+        Markers are listed after every lock was looked at: a claim released meanwhile wrote its
+        marker before it went, so a task is never missed by both looks."""
         by_id = self.queue.by_id
         locked = self.store.locked_ids()
-        marked = self.queue.marked(RESUME)
-        if self.options.retry_failed:
-            marked += self.queue.marked(FAILED_MARK)
         busy = 0
         candidates: dict[str, WorkTask] = {}
         now = time.time()
@@ -315,11 +312,14 @@ class Worker:
                 continue
             view = self.store.inspect(run_id)
             if view is None:
-                continue  # released since the listing: its marker (if any) is in ``marked`` or next time
+                continue  # released since the listing: its marker, if any, is in the listing below
             if not view.takeable:
                 busy += 1
                 continue
             candidates[run_id] = t
+        marked = self.queue.marked(RESUME)
+        if self.options.retry_failed:
+            marked += self.queue.marked(FAILED_MARK)
         for run_id in marked:
             if run_id not in self.final and run_id not in self.tried_failed and run_id not in self.retry_at:
                 candidates.setdefault(run_id, by_id[run_id])
@@ -513,7 +513,7 @@ class Worker:
     def _mark_sweep_finished(self) -> None:
         # Nothing is held, marked to resume or left unstarted: every task is finished. Failed and
         # pruned ones have their marker (or this worker saw them end so).
-        if not self.queue.fresh:
+        if not self.queue.fresh and not self.queue.marked(RESUME):
             done = not any(s in (FAILED, PRUNED) for s in self.final.values()) and not (
                 self.queue.marked(FAILED_MARK) or self.queue.marked(PRUNED_MARK))
             try:
