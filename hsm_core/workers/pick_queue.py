@@ -53,9 +53,6 @@ KINDS = (RESUME, FAILED, PRUNED)
 FORMAT_FILE = "format"
 FORMAT = "1\n"
 
-#: States after which no worker runs the task again.
-DONE_STATES = frozenset({TaskState.COMPLETED.value, TaskState.PRUNED.value})
-
 
 def marker_kind(state: str | None) -> str | None:
     """The marker a task in ``state`` carries when nobody holds it (None: completed, no marker)."""

@@ -1,8 +1,9 @@
 """The worker loop: expand the sweep, pick work (resume first, then new), claim it, run it, repeat.
 
 Every worker is identical and stateless: what to do next is read from the sweep directory each
-time (task dirs, their ``status.yaml`` and the lock files), so workers can be started, killed and
-restarted in any number and order. A worker exits when every configuration is finished (completed,
+time (the lock files and the markers of unfinished work, :mod:`hsm_core.workers.pick_queue`; the
+task dirs once, at start-up), so workers can be started, killed and restarted in any number and
+order. A worker exits when every configuration is finished (completed,
 failed, or finished elsewhere according to the task registry); while other workers still hold
 claims it waits, so that a claim whose worker dies is taken over (``--idle-exit`` leaves instead).
 """
@@ -29,7 +30,7 @@ from hsm_core.state import now_iso, read_status
 from hsm_core.sweep import SweepSpec, load_spec
 from hsm_core.taskdir import METRICS_FILE, results_dir
 from hsm_core.workers.claims import Claim, ClaimStore, machine_id
-from hsm_core.workers.execute import RESUMABLE_STATES, Session, Signals, run_task, settle_previous
+from hsm_core.workers.execute import Session, Signals, run_task, settle_previous
 from hsm_core.workers.pick_queue import FAILED as FAILED_MARK
 from hsm_core.workers.pick_queue import PRUNED as PRUNED_MARK
 from hsm_core.workers.pick_queue import RESUME, PickQueue
