@@ -6,6 +6,7 @@ ran, what ``hsm status`` and the sweep files say afterwards."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -86,19 +87,23 @@ def test_hsm_logs_of_a_task_that_never_started_says_so(tmp_path: Path) -> None:
 
 
 def test_hsm_cancel_while_a_retry_waits_out_its_backoff_ends_the_controller(tmp_path: Path) -> None:
-    """A transient failure waits its backoff (here 120 s) before its retry: ``hsm cancel`` from a
+    """A transient failure waits its backoff (here 300 s) before its retry: ``hsm cancel`` from a
     second terminal ends the controller now (it waited the whole backoff, then found it could
     launch nothing), and the task stays to be run by the next ``hsm complete``."""
     script = ("import sys\nprint('RuntimeError: NCCL error: unhandled system error', file=sys.stderr)\nsys.exit(1)\n")
     project = make_project(tmp_path / "proj", script=script)
-    cfg = project.write_sweep({"grid": {"x": [1]}, "retries": {"max": 2, "backoff": 120}})
+    cfg = project.write_sweep({"grid": {"x": [1]}, "retries": {"max": 2, "backoff": 300}})
     run = project.popen("run", "--config", str(cfg), "--sources", "local")
     try:
         sweep = wait_for(lambda: project.outputs.is_dir() and next(iter(project.outputs.iterdir()), None), 60, what="sweep")
         wait_for(lambda: (sweep / "logs" / "retries.log").exists(), 60, what="the retry to be scheduled")
         cancel = project.hsm("cancel", sweep.name)
         assert cancel.returncode == 0, cancel.stdout + cancel.stderr
-        run.wait(timeout=15)
+        try:
+            run.wait(timeout=60)  # (a loaded machine: seconds; before, the whole backoff)
+        except subprocess.TimeoutExpired:
+            logs = "".join(p.read_text() for p in sorted((sweep / "logs").glob("*.log")))
+            raise AssertionError(f"hsm run still runs 60 s after hsm cancel returned:\n{cancel.stdout}{logs}") from None
     finally:
         if run.poll() is None:
             run.kill()
