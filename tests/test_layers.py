@@ -72,7 +72,7 @@ LAYERS: list[tuple[str, str]] = [
     ("engine", """
         spec_queue failfast retries on_finish engine metrics indexed_metrics outages lease sweep_select lifecycle adaptive
         search_turn plugin.project
-        cancel target_check verdicts sweep_end
+        cancel_request cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.pick_queue workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
