@@ -72,9 +72,9 @@ LAYERS: list[tuple[str, str]] = [
     ("engine", """
         spec_queue failfast retries on_finish engine metrics indexed_metrics metrics_columns outages lease sweep_select lifecycle adaptive
         search_turn plugin.project
-        cancel target_check verdicts sweep_end
+        cancel_request cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
-        workers.stop workers.submit workers.worker
+        workers.stop workers.submit workers.pick_queue workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.export_columns monitor.errors
         monitor.best monitor.svg_search monitor.best_report monitor.dashboard_hint monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
         monitor.follow monitor.scheduler_link monitor.task_view task_control
@@ -88,7 +88,7 @@ LAYERS: list[tuple[str, str]] = [
     ("cli", """
         cli cli.main cli.lazy_group cli.commands cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
         cli.plugins_cmd cli.resource_options cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
-        cli.logs_cmd cli.task_control_cmd
+        cli.logs_cmd cli.task_control_cmd cli.command_hint
         builtin builtin.collectors builtin.expanders builtin.hosts builtin.local
         builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers
