@@ -522,10 +522,16 @@ def _execute(
         if opts.parallel_limit is None and search.parallel is not None:
             opts.parallel_limit = search.parallel
 
+    # A large submission to array jobs leaves each task dir to its element (plugin.arrayjob.unmade).
+    from hsm_core.plugin.arrayjob.unmade import wanted as unmade_wanted
+    from hsm_core.prepare import prepare_unmade
+
+    make_task = prepare_unmade if adaptive is None and unmade_wanted(sources, len(to_run)) else prepare_task
+
     def prepare(spec: TaskSpec) -> TaskSpec:
         if adaptive is not None:  # a search trial gets its parameters now, from the results so far
             adaptive.params_for(plan.records[spec.task_id])
-        return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)
+        return make_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)
 
     for rec in plan.to_run:
         if rec.state != TaskState.PENDING.value:
