@@ -526,12 +526,14 @@ def _execute(
     from hsm_core.plugin.arrayjob.unmade import wanted as unmade_wanted
     from hsm_core.prepare import prepare_unmade
 
-    make_task = prepare_unmade if adaptive is None and unmade_wanted(sources, len(to_run)) else prepare_task
+    unmade_dirs = adaptive is None and unmade_wanted(sources, len(to_run))
 
     def prepare(spec: TaskSpec) -> TaskSpec:
+        if unmade_dirs:
+            return prepare_unmade(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings, spec)
         if adaptive is not None:  # a search trial gets its parameters now, from the results so far
             adaptive.params_for(plan.records[spec.task_id])
-        return make_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)
+        return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)
 
     for rec in plan.to_run:
         if rec.state != TaskState.PENDING.value:

@@ -197,14 +197,15 @@ def task_command(sweep: SweepDir, record: TaskRecord, plan: CommandPlan, env: Ma
 
 
 def prepare_unmade(
-    sweep: SweepDir, record: TaskRecord, plan: CommandPlan, registry: Any, settings: Mapping[str, Any]
+    sweep: SweepDir, record: TaskRecord, plan: CommandPlan, registry: Any, settings: Mapping[str, Any],
+    spec: TaskSpec | None = None,
 ) -> TaskSpec:
     """Like :func:`prepare_task` for a task an array element makes the dir of when it starts
     (hsm_core.plugin.arrayjob.unmade): nothing is written; the spec carries what the dir is made
     from. A task whose dir exists already (run before) is refreshed as :func:`prepare_task` does."""
     from hsm_core.plugin.arrayjob.unmade import UnmadeTaskSpec
 
-    spec = task_spec(sweep, record)
+    spec = spec or task_spec(sweep, record)  # (``spec``: the engine's, already made)
     if spec.task_dir.is_dir():
         return prepare_task(sweep, record, plan, registry, settings)
     command = task_command(sweep, record, plan, task_env(registry, spec, settings))
