@@ -71,6 +71,8 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
     written ``cancelled`` (its element may still run), and the sweep keeps its status.
     """
     from hsm_core.plugin import TaskSpec, TaskState
+    from hsm_core.plugin.arrayjob.manifest import read_manifest
+    from hsm_core.plugin.arrayjob.unmade import make_dir_from_jobs
     from hsm_core.sources import create_sources, parse_sources
     from hsm_core.state import now_iso, read_status, write_status
     from hsm_core.targets import source_context
@@ -162,6 +164,12 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
                     status.update(state=TaskState.CANCELLED.value, end_time=status.get("end_time") or now_iso())
                     status.setdefault("message", "cancelled by hsm cancel")
                     status.pop("process", None)
+                    status.setdefault("task_id", tid)
+                    status.setdefault("index", spec.index)
+                    # An array element cancelled before it made its task dir: made now, as it would have.
+                    if not spec.task_dir.is_dir():
+                        job_dir = sweep.path / "scripts" / "job_scripts"
+                        make_dir_from_jobs(spec.task_dir, job_dir, tid, read_manifest(job_dir))
                     write_status(spec.task_dir, status)
             counts[status["state"]] = counts.get(status["state"], 0) + 1
         try:

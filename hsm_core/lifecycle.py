@@ -548,7 +548,15 @@ def _execute(
         if opts.parallel_limit is None and search.parallel is not None:
             opts.parallel_limit = search.parallel
 
+    # A large submission to array jobs leaves each task dir to its element (plugin.arrayjob.unmade).
+    from hsm_core.plugin.arrayjob.unmade import wanted as unmade_wanted
+    from hsm_core.prepare import prepare_unmade
+
+    unmade_dirs = adaptive is None and unmade_wanted(sources, len(to_run))
+
     def prepare(spec: TaskSpec) -> TaskSpec:
+        if unmade_dirs:
+            return prepare_unmade(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings, spec)
         if adaptive is not None:  # a search trial gets its parameters now, from the results so far
             adaptive.params_for(plan.records[spec.task_id])
         return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)

@@ -602,8 +602,30 @@ class SweepDir:
                 if status:
                     rec.update_from_status(status)
                 records[task_id] = rec
+        self._mark_submitted_without_dirs(records)
         self._save_cache(records.values(), mapping=True)
         return records
+
+    def _mark_submitted_without_dirs(self, records: dict[str, TaskRecord]) -> None:
+        """Tasks an array job runs whose element has not made their dir yet (a large submission:
+        hsm_core.plugin.arrayjob.unmade) are ``submitted`` per array job: ``jobs.jsonl`` names them.
+        Without this, a lost index would call them pending and hsm complete would submit them twice."""
+        try:
+            lines = (self.path / "scripts" / "job_scripts" / "jobs.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return
+        for line in lines:
+            try:
+                job = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(job, dict):
+                continue
+            for task_id in job.get("tasks") or ():
+                rec = records.get(task_id)
+                if rec is not None and rec.state == "pending" and not self.record_dir(rec).is_dir():
+                    rec.state = "submitted"
+                    rec.source = str(job.get("source") or rec.source or "") or None
 
     def _save_cache(self, records: Iterable[TaskRecord], *, mapping: bool = False) -> None:
         """Save the index from a read path: it is a cache, so a disk that is full, read-only or
@@ -652,10 +674,15 @@ class SweepDir:
     # -- logs ----------------------------------------------------------------------------------
     def log(self, name: str, line: str) -> None:
         """Append a timestamped line to ``logs/<name>`` (created as needed)."""
+        self.log_lines(name, [line])
+
+    def log_lines(self, name: str, lines: Iterable[str]) -> None:
+        """Append timestamped lines to ``logs/<name>`` in one write (10,000 tasks assigned at once)."""
         path = self.logs_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = now_iso()
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"{now_iso()} {line}\n")
+            fh.write("".join(f"{stamp} {line}\n" for line in lines))
 
 
 def count_states(records: Iterable[TaskRecord]) -> dict[str, int]:
