@@ -44,6 +44,21 @@ def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=True, capture_output=True, text=True, **kw)
 
 
+def warm_bytecode() -> None:
+    """Byte-compile hsm's packages, as installing them does (pip writes the ``.pyc`` files): in a
+    checkout run with ``PYTHONDONTWRITEBYTECODE`` set, every ``hsm run`` would otherwise compile its
+    modules again, about 0.15 s of its start that no installed hsm pays."""
+    import compileall
+    import importlib
+
+    for name in ("hsm_core", "hsm_plugin_slurm", "hsm_plugin_pbs", "hsm_plugin_wandb_sync", "hsm_plugin_optuna"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        compileall.compile_dir(Path(module.__file__).parent, quiet=1)
+
+
 def wait_gone(job_id: str, interval: float = 0.5) -> None:
     while run(["squeue", "-h", "-j", job_id, "-o", "%i"]).stdout.strip():
         time.sleep(interval)
@@ -146,6 +161,7 @@ def main() -> None:
 
         os.environ["SLURM_CONF"] = str(start_slurm().conf)
     n = args.tasks
+    warm_bytecode()
     logging.getLogger("submitit").setLevel(logging.ERROR)  # it warns at every poll that sacct is off
     hsm_default = f"hsm run --sources {SYSTEM}"
     hsm_packed = "hsm, tasks_per_element: 10"
