@@ -123,7 +123,7 @@ def phases(root: Path, started: float, elapsed: float) -> dict[str, float]:
         ends.append(Path(path).stat().st_mtime)
     submitted = (out / "scripts" / "job_scripts" / "jobs.jsonl").stat().st_mtime
     return {"submitted": submitted - started, "first start": min(starts) - started,
-            "last end": max(ends) - started, "exit": elapsed}
+            "last end": max(ends) - started, "exit": elapsed, "exit - last end": elapsed - (max(ends) - started)}
 
 
 def bench_hsm(root: Path, n: int, hpc_extra: str = "", record_phases: bool = False) -> float:
