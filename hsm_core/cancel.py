@@ -34,6 +34,29 @@ def refuse_worker_sweep(sweep: Any, meta: dict[str, Any], registry: Any) -> None
 
 def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
                  echo: Callable[[str], None] = print, only: set[str] | None = None) -> dict[str, int]:
+    """Cancel every queued or running task of ``sweep`` (see :func:`_cancel_active`); the whole
+    sweep's cancel first asks a controller still running it to launch nothing more
+    (:mod:`hsm_core.cancel_request`), then looks again for a task that controller was launching
+    at that moment."""
+    if only is not None:
+        return _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=only)
+    from hsm_core.cancel_request import request_cancel
+
+    from hsm_core.lease import current_holder
+
+    request_cancel(sweep.path)
+    counts = _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=None)
+    for _ in range(3 if current_holder(sweep.path) is not None else 0):
+        more = _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=None)
+        if not more:
+            break
+        for state, n in more.items():
+            counts[state] = counts.get(state, 0) + n
+    return counts
+
+
+def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
+                   echo: Callable[[str], None], only: set[str] | None) -> dict[str, int]:
     """Cancel every queued or running task of ``sweep``; returns counts of the resulting states
     (``"not cancelled"``: tasks on a source that cannot be reached now). ``echo`` says what
     happens per source.
@@ -55,6 +78,8 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
     records = sweep.records()
     active = []
     for rec in records.values():
+        if rec.state not in (TaskState.SUBMITTED.value, TaskState.RUNNING.value):
+            continue  # (records() brought unfinished tasks up to date: no status.yaml of 100,000 to read)
         d = sweep.record_dir(rec)
         status = read_status(d) or {}
         state = status.get("state") or rec.state
