@@ -486,12 +486,11 @@ $_hsm_attempts_text"
   # How the attempt ended, read as the Python runner reads it (see runner.finish_task).
   local _hsm_left= _hsm_pidrec= _hsm_code _hsm_state= _hsm_extra= _hsm_error=
   IFS= read -r _hsm_pidrec 2>/dev/null < "$_hsm_t/@PID_FILE@"
-  if [ -e "$_hsm_t/@EXIT_MARKER@" ]; then
+  local -a _hsm_w=($_hsm_pidrec)
+  [ "${_hsm_w[1]-}" = exit ] && case ${_hsm_w[2]-} in ''|*[!0-9-]*|?*-*) ;; *) _hsm_left=${_hsm_w[2]} ;; esac
+  if [ -z "$_hsm_left" ] && [ -e "$_hsm_t/@EXIT_MARKER@" ]; then
     IFS= read -r _hsm_left 2>/dev/null < "$_hsm_t/@EXIT_MARKER@"
     case $_hsm_left in ''|*[!0-9-]*|?*-*) _hsm_left=1 ;; esac
-  else
-    local -a _hsm_w=($_hsm_pidrec)
-    [ "${_hsm_w[1]-}" = exit ] && case ${_hsm_w[2]-} in ''|*[!0-9-]*|?*-*) ;; *) _hsm_left=${_hsm_w[2]} ;; esac
   fi
   if [ -n "$_hsm_left" ]; then
     _hsm_code=$_hsm_left                   # the wrapper ended and said how its command ended

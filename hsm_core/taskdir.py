@@ -337,11 +337,12 @@ def wrapper_script(not_started_exit: int) -> str:
     """
     pid = f'"$HSM_TASK_DIR/{PID_FILE}"'
     code = f'"$HSM_TASK_DIR/{EXIT_MARKER}"'
-    code_tmp = f'"$HSM_TASK_DIR/{EXIT_MARKER}.tmp"'
+    # .exit_code is written in place, not renamed into place (no mv process per task): a reader
+    # that catches it empty has the code from .hsm_pid, which was appended first and is read first.
     return (
         f'trap "" HUP; trap : TERM INT USR1 USR2; printf "%s" "$$" > {pid} || exit {not_started_exit}; "$@"; rc=$?; '
         f'printf " exit %s" "$rc" >> {pid}; '
-        f'printf "%s" "$rc" > {code_tmp} && mv -f {code_tmp} {code}; '
+        f'printf "%s" "$rc" > {code}; '
         "exit $rc"
     )
 
@@ -397,26 +398,25 @@ def left_exit_code(task_dir: Path) -> tuple[int, float] | None:
     """The exit code a task's wrapper left when its command ended, and when (epoch seconds);
     None while it runs or when it left none.
 
-    From ``.exit_code`` (an unreadable one counts as 1), else from the `` exit N`` the wrapper
-    appended to ``.hsm_pid``: on a full disk creating ``.exit_code`` fails while that append, into
-    a block the file already has, works. A task that ended then is recorded, not run again.
+    From the `` exit N`` the wrapper appends to ``.hsm_pid`` first (on a full disk creating
+    ``.exit_code`` fails while that append, into a block the file already has, works; and
+    ``.exit_code``, written in place after it, may be caught empty), else from ``.exit_code`` (an
+    unreadable one counts as 1). A task that ended then is recorded, not run again.
     """
-    marker = Path(task_dir) / EXIT_MARKER
-    try:
-        end = marker.stat().st_mtime
-    except OSError:
-        pass
-    else:
-        try:
-            return int(marker.read_text().strip() or "1"), end
-        except (OSError, ValueError):
-            return 1, end
     pid_file = Path(task_dir) / PID_FILE
     try:
         words = pid_file.read_text().split()
         end = pid_file.stat().st_mtime
     except OSError:
-        return None
+        words = []
     if len(words) >= 3 and words[1] == "exit" and words[2].lstrip("-").isdigit():
         return int(words[2]), end
-    return None
+    marker = Path(task_dir) / EXIT_MARKER
+    try:
+        end = marker.stat().st_mtime
+    except OSError:
+        return None
+    try:
+        return int(marker.read_text().strip() or "1"), end
+    except (OSError, ValueError):
+        return 1, end

@@ -217,3 +217,21 @@ def test_settle_asks_the_scheduler_how_an_unwatched_signal_ended(tmp_path: Path,
         assert st["attempts"][-1]["state"] == written  # the history says it too
         assert st["end_time"] == "2026-01-01T10:00:00+00:00"  # when it ended, not when hsm noticed
     assert bool(st.get("unconfirmed")) == (not queue)
+
+
+def test_task_files_are_checked_as_often_as_stays_cheap_unless_configured(tmp_path: Path) -> None:
+    from hsm_core.plugin.arrayjob.poll_pace import BUDGET, FASTEST, SLOWEST, PollPace
+
+    _, specs, src = _setup(tmp_path, 3)
+    src.launch(specs)
+    src.poll()
+    # A few task files cost well under a millisecond to check: the fastest pace, so that the end
+    # of the last task is seen within FASTEST seconds (a fixed 1 s before).
+    assert src.poll_interval == FASTEST < SLOWEST
+    pace = PollPace(None)
+    assert pace.after_check(0.25 * SLOWEST * BUDGET) == pytest.approx(max(FASTEST, 0.25 * SLOWEST))
+    assert pace.after_check(10.0) == SLOWEST  # slow checks (a huge sweep): never slower than before
+    _, specs, src = _setup(tmp_path / "configured", 3, poll_interval=3)
+    src.launch(specs)
+    src.poll()
+    assert src.poll_interval == 3.0

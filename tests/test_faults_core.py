@@ -148,7 +148,8 @@ def test_a_task_that_ended_with_no_room_for_its_exit_code_is_recorded_not_run_ag
     task = project.outputs / "nr" / "tasks" / "task_001"
     pid_file = task / ".hsm_pid"
     wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), timeout=60, what="the task to run")
-    (task / ".exit_code.tmp").mkdir()  # creating the marker now fails, as on a full disk
+    # Creating the marker now fails, as on a full disk (a link to where no file can be made).
+    (task / ".exit_code").symlink_to(task / "no-such-dir" / "x")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     wait_for(lambda: " exit 0" in pid_file.read_text(), timeout=60, what="the task to end")
@@ -161,7 +162,7 @@ def test_a_task_that_ended_with_no_room_for_its_exit_code_is_recorded_not_run_ag
     assert len(project.executions()) == 1  # recorded, not run again
 
 
-def test_left_exit_code_reads_the_marker_then_the_pid_file(tmp_path: Path) -> None:
+def test_left_exit_code_reads_the_pid_file_then_the_marker(tmp_path: Path) -> None:
     from hsm_core.state import left_exit_code
 
     assert left_exit_code(tmp_path) is None
@@ -171,8 +172,15 @@ def test_left_exit_code_reads_the_marker_then_the_pid_file(tmp_path: Path) -> No
     assert left_exit_code(tmp_path)[0] == 3
     (tmp_path / ".hsm_pid").write_text("4242 exit -")  # cut short: not an exit code
     assert left_exit_code(tmp_path) is None
+    (tmp_path / ".exit_code").write_text("")
+    assert left_exit_code(tmp_path) == (1, pytest.approx((tmp_path / ".exit_code").stat().st_mtime))
+    (tmp_path / ".hsm_pid").write_text("4242 exit 3")
+    # The marker caught while the wrapper writes it (in place): the code appended to the pid
+    # file first is the one read.
+    assert left_exit_code(tmp_path)[0] == 3
+    (tmp_path / ".hsm_pid").unlink()
     (tmp_path / ".exit_code").write_text("0")
-    assert left_exit_code(tmp_path)[0] == 0  # the marker wins
+    assert left_exit_code(tmp_path)[0] == 0
     (tmp_path / ".exit_code").write_text("")
     assert left_exit_code(tmp_path)[0] == 1  # a marker cut short counts as a failure
 

@@ -49,7 +49,7 @@ LAYERS: list[tuple[str, str]] = [
         plugin.arrayjob.vocabulary plugin.arrayjob.per_task
         plugin.arrayjob.task_link plugin.arrayjob.task_control
         plugin.arrayjob.throttle plugin.arrayjob.chunk_plan plugin.arrayjob.unmade plugin.arrayjob.dependencies
-        plugin.arrayjob.warning
+        plugin.arrayjob.warning plugin.arrayjob.poll_pace
         plugin_compat entry_points registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.

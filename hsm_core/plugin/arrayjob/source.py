@@ -24,6 +24,7 @@ from hsm_core.plugin.arrayjob import per_task, submission
 from hsm_core.plugin.arrayjob.directives import check_line, check_name, scoped_directives
 from hsm_core.plugin.arrayjob.jobfiles import JobFiles
 from hsm_core.plugin.arrayjob.manifest import SubmittedChunk, read_manifest
+from hsm_core.plugin.arrayjob.poll_pace import PollPace
 from hsm_core.plugin.arrayjob.resources import Resources, positive_int, resources_from_options
 from hsm_core.plugin.arrayjob.script import ArrayJob
 from hsm_core.plugin.arrayjob.staging import Staging
@@ -102,7 +103,9 @@ class ArrayJobSource(ComputeSource):
         self.array_parallelism = positive_int(par, "array_parallelism") if par not in (None, "") else None
         self.job_name = check_name(self.options.get("job_name") or f"hsm_{context.sweep_id}", "job_name")
         self.env = {str(k): str(v) for k, v in (self.options.get("env") or {}).items()}
-        self.poll_interval = float(self.options.get("poll_interval") or type(self).poll_interval)
+        # File checks as often as they stay cheap, unless the config sets the interval.
+        self.pace = PollPace(self.options.get("poll_interval"))
+        self.poll_interval = self.pace.interval
         self.poll_interval_max = float(self.options.get("poll_interval_max") or 30.0)
         self.submit_retries = int(self.options.get("submit_retries", 3))
         self.submit_backoff = 1.0  # seconds before the first retry, doubled each time
@@ -380,7 +383,9 @@ class ArrayJobSource(ComputeSource):
 
     def poll(self) -> list[TaskUpdate]:
         """Report changed tasks: status files every poll, the scheduler on a backoff schedule."""
-        return self.watcher.poll()
+        updates = self.watcher.poll()
+        self.poll_interval = self.pace.after_check(self.watcher.last_check_seconds)
+        return updates
 
     def fetch_results(self, spec: TaskSpec) -> None:
         """Copy a finished task dir back from the cluster (no-op on a shared file system)."""

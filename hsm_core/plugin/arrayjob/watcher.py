@@ -71,6 +71,9 @@ class QueueWatcher:
         self.cancel_when_named: set[str] = set()
         self._query_delay = 0.0
         self._next_query = 0.0
+        #: Seconds the last poll spent on the task files (the scheduler query left out): what
+        #: the source's poll interval is paced by (:mod:`.poll_pace`).
+        self.last_check_seconds = 0.0
 
     # ------------------------------------------------------------------ what is followed
     def follow_chunk(self, chunk: SubmittedChunk, specs: Sequence[TaskSpec]) -> None:
@@ -178,10 +181,13 @@ class QueueWatcher:
         query_due = now >= self._next_query
         self._read_statuses(fetch_remote=query_due)
         self._cancel_named()
+        query_seconds = 0.0
         if query_due:
             self._schedule_query(now)
             try:
+                query_start = time.monotonic()
                 queue = self.source.query(self._query_ids())
+                query_seconds = time.monotonic() - query_start
                 self.query_failures = 0
             except QueryFailed as exc:
                 self.query_failures += 1
@@ -216,6 +222,7 @@ class QueueWatcher:
         self.source.staging.fetch([t.spec for t, v, _ in decided if v.final and (not v.confirm or t.confirmations >= 1)])
         for t, verdict, info in decided:
             self._apply(t, verdict, info, updates)
+        self.last_check_seconds = max(0.0, time.monotonic() - now - query_seconds)
         return updates
 
     def _lookup(self, t: Tracked, queue: Mapping[str, JobInfo]) -> JobInfo | None:
