@@ -53,6 +53,11 @@ def _uses_cluster(item: pytest.Item) -> bool:
     return _module_uses_cluster[path]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Known also when pytest-xdist is not installed (a plain `pytest` run): no unknown-mark warning.
+    config.addinivalue_line("markers", "xdist_group(name): tests run in one pytest-xdist worker (--dist loadgroup)")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put every test of the shared cluster in one xdist group (a no-op without ``--dist loadgroup``)."""
