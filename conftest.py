@@ -1,66 +1,70 @@
 """Test-session settings for every test directory of this repository (core, plugins, template).
 
-The suite runs on several pytest-xdist workers (``scripts/test.sh`` passes ``-n``), all but one
-test group spread over them test by test. The exception: every test that uses the shared local
-Slurm cluster (the Torque front-end is the same cluster) runs in ONE worker, one test after the
-other, as without xdist. Such tests restart the cluster with other settings (``start_slurm(
-max_array_size=2)``), count the jobs in its queue, and wait for its single node; two workers using
-it at once would see each other's jobs and restarts. Every other test only uses its own tmp_path,
-its own sshd instances (one directory per session: ``isolate_sshd``) and free ports, so it may run
-next to anything.
+The suite runs on several pytest-xdist workers (``scripts/test.sh`` passes ``-n N --dist
+loadgroup``), the tests spread over them one by one. The exception: every test module that uses the
+shared local Slurm cluster (the Torque front-end is the same cluster) runs in ONE worker, one test
+after the other, as without xdist. Such tests restart the cluster with other settings
+(``start_slurm(max_array_size=2)``), count the jobs in its queue and wait for its single node; two
+workers using it at once would see each other's jobs and restarts. Every other test only uses its
+own tmp_path, its own sshd instances (one directory per session: ``isolate_sshd``) and free ports,
+so it may run next to anything.
+
+The group is chosen here, by test module, in the xdist controller (which sees only test ids): every
+module of the Slurm and PBS plugins' tests, and every other module whose source uses the cluster.
+(pytest-xdist's own ``xdist_group`` marker is honoured too, but with pytest 9 it no longer reaches
+the controller: it renames ``item._nodeid``, which pytest 9 no longer reads.)
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-#: The group of the tests that use the shared cluster (``--dist loadgroup`` keeps it in one worker).
+#: The work unit of the tests that use the shared cluster.
 CLUSTER_GROUP = "slurm-cluster"
 
-#: Fixtures that start or use the shared cluster (``project`` of the Slurm and PBS test directories
-#: depends on ``slurm_cluster``, so it is covered through ``item.fixturenames``).
-_CLUSTER_FIXTURES = {"slurm_cluster", "slurm_env", "squeue"}
+#: What in a test module's source says it uses the cluster: the cluster fixtures, the
+#: ``slurm`` marker, ``start_slurm``, the throw-away accounting cluster (it uses the shared cluster's
+#: munged) and the cross-source project (a Slurm source of the shared cluster).
+_USES_CLUSTER = re.compile(
+    r"\bslurm_cluster\b|\bslurm_env\b|\bslurm_fixtures\b|mark\.slurm\b|\bstart_slurm\b"
+    r"|\baccounting_cluster\b|\bcross_support\b"
+)
 
-#: What in a test module's source says it starts the cluster itself (a throw-away accounting cluster
-#: uses the shared cluster's munged, the cross-source project a Slurm source of the shared cluster).
-_USES_CLUSTER = re.compile(r"\bstart_slurm\b|\baccounting_cluster\b|\bcross_support\b|\bslurm_fixtures\b")
-
-#: Test directories whose every test talks to the cluster or may (the scheduler plugins').
-_CLUSTER_DIRS = ("hsm_plugin_slurm/tests", "hsm_plugin_pbs/tests")
+#: Test directories whose every module talks to the cluster or may (the scheduler plugins').
+_CLUSTER_DIRS = ("hsm_plugin_slurm/tests/", "hsm_plugin_pbs/tests/")
 
 _ROOT = Path(__file__).resolve().parent
-_module_uses_cluster: dict[Path, bool] = {}
+_module_uses_cluster: dict[str, bool] = {}
 
 
-def _uses_cluster(item: pytest.Item) -> bool:
-    if _CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("slurm"):
-        return True
-    path = Path(str(item.path)).resolve()
-    try:
-        rel = path.relative_to(_ROOT).as_posix()
-    except ValueError:
-        rel = ""
-    if rel.startswith(_CLUSTER_DIRS):
-        return True
-    if path not in _module_uses_cluster:
+def uses_cluster(module: str) -> bool:
+    """Whether the test module at *module* (a path relative to the repository) uses the cluster."""
+    if module not in _module_uses_cluster:
+        path = _ROOT / module
         try:
-            _module_uses_cluster[path] = bool(_USES_CLUSTER.search(path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
         except OSError:
-            _module_uses_cluster[path] = False
-    return _module_uses_cluster[path]
+            text = ""
+        _module_uses_cluster[module] = module.startswith(_CLUSTER_DIRS) or bool(_USES_CLUSTER.search(text))
+    return _module_uses_cluster[module]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Known also when pytest-xdist is not installed (a plain `pytest` run): no unknown-mark warning.
-    config.addinivalue_line("markers", "xdist_group(name): tests run in one pytest-xdist worker (--dist loadgroup)")
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: tests one by one, the cluster's modules as one unit (see above)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
 
+    class ClusterGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if uses_cluster(nodeid.split("::", 1)[0]):
+                return CLUSTER_GROUP
+            if "@" in nodeid:  # an xdist_group marker, should xdist's renaming work again
+                return nodeid.rsplit("@", 1)[-1]
+            return nodeid
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put every test of the shared cluster in one xdist group (a no-op without ``--dist loadgroup``)."""
-    for item in items:
-        if _uses_cluster(item):
-            item.add_marker(pytest.mark.xdist_group(CLUSTER_GROUP))
+    return ClusterGroupScheduling(config, log)
