@@ -17,6 +17,14 @@ the sweep dir, claim, write the task files: "picked in" in the worker logs) is a
 median and worst over all tasks.
 
     python bench/bench_workers.py [--tasks 400] [--workers 8] [--slurm-tasks 200] [--no-slurm]
+
+``--pick-sizes 1000,10000,100000`` measures instead how a worker's pick grows with the sweep: in a
+sweep of each size, one worker alone runs ``--pick-tasks`` tasks, then ``--pick-workers`` workers
+at once run as many more each; "picked in" is reported per size (median, p95), with the worker's
+start-up (expanding the sweep file, up to its first pick) apart. ``--compare PYTHON`` runs the same
+with another checkout's interpreter (e.g. ``/work/main/.venv/bin/python``) side by side:
+
+    python bench/bench_workers.py --pick-sizes 1000,10000,100000 [--compare /path/to/python]
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -147,6 +156,54 @@ def single_worker(root: Path, n: int) -> list[float]:
     return picked_ms(root / "sweeps" / "outputs" / "bench")[0]
 
 
+def pick_scaling(tmp: Path, sizes: list[int], per_worker: int, workers: int, python: str) -> list[dict[str, float]]:
+    """Pick times of ``python -m hsm_core worker`` in sweeps of each size (see the module doc)."""
+    rows = []
+    hsm = [python, "-m", "hsm_core"]
+    for n in sizes:
+        root = tmp / f"pick-{Path(python).parent.parent.parent.name}-{n}"
+        sweep = project(root, n)
+        out = root / "sweeps" / "outputs" / "bench"
+        begin = time.perf_counter()
+        subprocess.run([*hsm, "worker", "--sweep", str(sweep), "--max-tasks", "1"], cwd=root, env=ENV,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        one_task = time.perf_counter() - begin  # start-up (expand, sweep dir, index) + one task
+        shutil.rmtree(out / "logs" / "workers")
+        subprocess.run([*hsm, "worker", "--sweep", str(sweep), "--max-tasks", str(per_worker)], cwd=root, env=ENV,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        alone = picked_ms(out)[0]
+        (out / "logs" / "workers").rename(out / "logs" / "alone")
+        procs = [subprocess.Popen([*hsm, "worker", "--sweep", str(sweep), "--max-tasks", str(per_worker)], cwd=root,
+                                  env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
+        for p in procs:
+            p.wait()
+        crowd, lost = picked_ms(out)
+        first = alone[:1]
+        rows.append({
+            "tasks": n,
+            "alone_median": statistics.median(alone[1:] or alone), "alone_p95": _p95(alone[1:] or alone),
+            "first_pick": first[0] if first else float("nan"),
+            "crowd_median": statistics.median(crowd), "crowd_p95": _p95(crowd),
+            "lost": lost / max(1, len(crowd)),
+            "one_task_s": one_task,
+        })
+        shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
+def _p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[18] if len(values) >= 2 else (values[0] if values else float("nan"))
+
+
+def report_picks(label: str, rows: list[dict[str, float]], per_worker: int, workers: int) -> None:
+    print(f"\nPick time by sweep size ({label}): 1 worker alone, then {workers} at once, {per_worker} tasks each")
+    print(f"{'tasks':>8}{'alone median':>14}{'alone p95':>11}{'first pick':>12}{f'{workers} at once median':>20}"
+          f"{'p95':>8}{'lost/pick':>11}{'1-task run':>12}")
+    for r in rows:
+        print(f"{r['tasks']:>8,}{r['alone_median']:>12.1f}ms{r['alone_p95']:>9.1f}ms{r['first_pick']:>10.1f}ms"
+              f"{r['crowd_median']:>18.1f}ms{r['crowd_p95']:>6.1f}ms{r['lost']:>11.2f}{r['one_task_s']:>11.2f}s")
+
+
 def report(title: str, res: dict[str, float], n: int, w: int, picked: tuple[list[float], int]) -> None:
     bare = res["bare"]
     print(f"\n{title}: {n} tasks (sleep 20 ms each), {w} at a time, {os.cpu_count()} CPUs")
@@ -170,7 +227,22 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--slurm-tasks", type=int, default=200)
     ap.add_argument("--no-slurm", action="store_true")
+    ap.add_argument("--pick-sizes", help="comma-separated sweep sizes: measure the pick time by size only")
+    ap.add_argument("--pick-tasks", type=int, default=100, help="tasks each worker runs per size")
+    ap.add_argument("--pick-workers", type=int, default=4)
+    ap.add_argument("--compare", help="another checkout's python, run side by side (--pick-sizes)")
     args = ap.parse_args()
+    if args.pick_sizes:
+        sizes = [int(x) for x in args.pick_sizes.split(",")]
+        with tempfile.TemporaryDirectory() as tmp:
+            pythons = [("this checkout", sys.executable)] + ([(args.compare, args.compare)] if args.compare else [])
+            rows: dict[str, list[dict[str, float]]] = {label: [] for label, _ in pythons}
+            for n in sizes:  # size by size, both checkouts back to back: the machine's load drifts
+                for label, python in pythons:
+                    rows[label] += pick_scaling(Path(tmp), [n], args.pick_tasks, args.pick_workers, python)
+            for label, _ in pythons:
+                report_picks(label, rows[label], args.pick_tasks, args.pick_workers)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "local"
         sweep = project(root, args.tasks)

@@ -74,7 +74,7 @@ LAYERS: list[tuple[str, str]] = [
         search_turn plugin.project
         cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
-        workers.stop workers.submit workers.worker
+        workers.stop workers.submit workers.pick_queue workers.worker
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
         monitor.best monitor.svg_search monitor.best_report monitor.dashboard_hint monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
         monitor.follow monitor.scheduler_link monitor.task_view task_control

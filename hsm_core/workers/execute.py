@@ -145,6 +145,10 @@ class Session:
     heartbeat: Heartbeat | None = field(default=None, repr=False)
     #: The claim went to a worker on this machine, which records our copy's end: it ran on.
     handed_over: bool = False
+    #: Called before the claim is released (the worker's pick markers, hsm_core.workers.pick_queue);
+    #: when it raises, the claim is kept, to go stale and be taken over: releasing a task that no
+    #: marker stands for would leave it unrun.
+    before_release: Callable[[], None] | None = None
 
     def __enter__(self) -> "Session":
         self.heartbeat = Heartbeat(self.store, self.claim, self.interval, self._lost, self.on_tick)
@@ -175,6 +179,11 @@ class Session:
         assert self.heartbeat is not None
         self.heartbeat.stop()
         if not self.claim.lost:
+            if self.before_release is not None:
+                try:
+                    self.before_release()
+                except OSError:
+                    return
             self.store.release(self.claim)
 
 

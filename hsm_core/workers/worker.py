@@ -1,8 +1,9 @@
 """The worker loop: expand the sweep, pick work (resume first, then new), claim it, run it, repeat.
 
 Every worker is identical and stateless: what to do next is read from the sweep directory each
-time (task dirs, their ``status.yaml`` and the lock files), so workers can be started, killed and
-restarted in any number and order. A worker exits when every configuration is finished (completed,
+time (the lock files and the markers of unfinished work, :mod:`hsm_core.workers.pick_queue`; the
+task dirs once, at start-up), so workers can be started, killed and restarted in any number and
+order. A worker exits when every configuration is finished (completed,
 failed, or finished elsewhere according to the task registry); while other workers still hold
 claims it waits, so that a claim whose worker dies is taken over (``--idle-exit`` leaves instead).
 """
@@ -29,7 +30,10 @@ from hsm_core.state import now_iso, read_status
 from hsm_core.sweep import SweepSpec, load_spec
 from hsm_core.taskdir import METRICS_FILE, results_dir
 from hsm_core.workers.claims import Claim, ClaimStore, machine_id
-from hsm_core.workers.execute import RESUMABLE_STATES, Session, Signals, run_task, settle_previous
+from hsm_core.workers.execute import Session, Signals, run_task, settle_previous
+from hsm_core.workers.pick_queue import FAILED as FAILED_MARK
+from hsm_core.workers.pick_queue import PRUNED as PRUNED_MARK
+from hsm_core.workers.pick_queue import RESUME, PickQueue
 from hsm_core.workers.layout import (
     WorkerSweep,
     WorkTask,
@@ -150,6 +154,8 @@ class Worker:
         self.options = options
         self.sweep, self.store, self.settings = setup.sweep, setup.store, setup.settings
         self.tasks = setup.tasks
+        #: Open work without looking at the whole sweep on each pick (hsm_core.workers.pick_queue).
+        self.queue = PickQueue(self.sweep.path, self.tasks)
         self.plan = command_plan(setup.project, setup.spec.settings)
         self.signals = Signals()
         self.final: dict[str, str] = {}  #: run id -> final state seen
@@ -215,6 +221,9 @@ class Worker:
             f"started on {socket.gethostname()} pid {os.getpid()} cluster {self.settings.cluster}: "
             f"{len(self.tasks)} configurations in {self.sweep.path}"
         )
+        marked = self.queue.load(self.store.locked_ids(), self._state_of)
+        if marked:
+            self.log(f"marked {marked} started task(s) of a sweep made by an earlier hsm for picking")
         self.signals.install()
         if self.pruning is not None:
             from hsm_core.pruning import PruneMonitor
@@ -281,62 +290,93 @@ class Worker:
     def _is_final(self, state: str | None) -> bool:
         return state in (COMPLETED, PRUNED) or (state == FAILED and not self.options.retry_failed)
 
+    def _state_of(self, t: WorkTask) -> str | None:
+        status = read_status(self.sweep.path_of(t))
+        return status.get("state") if status else None
+
     def _claim_next(self) -> tuple[tuple[WorkTask, Claim] | None, int]:
         """Claim the next task: resumable ones first, then new ones. Returns (claimed, busy) where
-        busy counts unfinished tasks other workers hold."""
-        try:
-            dirs = set(os.listdir(self.sweep.tasks_dir))
-        except FileNotFoundError:
-            dirs = set()
+        busy counts unfinished tasks other workers hold (or that wait for their retry).
+
+        The cost does not grow with the sweep: it lists the locks and the markers of unfinished
+        work, then walks this worker's queue of never-started tasks (hsm_core.workers.pick_queue).
+        Markers are listed after every lock was looked at: a claim released meanwhile wrote its
+        marker before it went, so a task is never missed by both looks."""
+        by_id = self.queue.by_id
         locked = self.store.locked_ids()
-        resumable: list[WorkTask] = []
-        fresh: list[WorkTask] = []
         busy = 0
-        for t in self.tasks:
-            if t.run_id in self.final or t.run_id in self.tried_failed:
+        candidates: dict[str, WorkTask] = {}
+        now = time.time()
+        for run_id in locked:
+            t = by_id.get(run_id)
+            if t is None or run_id in self.final or run_id in self.tried_failed:
                 continue
-            if t.run_id in self.retry_at and time.time() < self.retry_at[t.run_id]:
+            view = self.store.inspect(run_id)
+            if view is None:
+                continue  # released since the listing: its marker, if any, is in the listing below
+            if not view.takeable:
+                busy += 1
+                continue
+            candidates[run_id] = t
+        marked = self.queue.marked(RESUME)
+        if self.options.retry_failed:
+            marked += self.queue.marked(FAILED_MARK)
+        for run_id in marked:
+            if run_id not in self.final and run_id not in self.tried_failed and run_id not in self.retry_at:
+                candidates.setdefault(run_id, by_id[run_id])
+        for run_id, when in self.retry_at.items():
+            if now < when:
                 busy += 1  # its backoff is not over: wait for it rather than call the sweep done
-                continue
-            state: str | None = None
-            if t.name in dirs:
-                status = read_status(self.sweep.path_of(t))
-                state = status.get("state") if status else None
-                if self._is_final(state) and t.run_id not in self.retry_at:
-                    self.final[t.run_id] = str(state)
-                    if t.run_id in locked:
-                        self.store.clear(t.run_id)  # a killed worker's leftover on a finished task
-                    continue
-            if t.run_id in locked:
-                view = self.store.inspect(t.run_id)
-                if view is not None and not view.takeable:
-                    busy += 1
-                    continue
-                (resumable if t.name in dirs else fresh).append(t)
-                continue
-            if t.name in dirs and (
-                state in RESUMABLE_STATES or state == FAILED or has_checkpoint(self.sweep.checkpoint_dir(t))
-            ):
-                resumable.append(t)
-            else:
-                fresh.append(t)
+                candidates.pop(run_id, None)
+            elif run_id in by_id:
+                candidates.setdefault(run_id, by_id[run_id])
         # File order, resumable work first. Workers after the same next task cost each other one
         # failed O_EXCL create (measured: under one lost race per pick with 8 workers), far less
         # than giving up the order users expect.
         lost = 0
-        for t in resumable + fresh:
+        for t in sorted(candidates.values(), key=lambda t: t.index):
             if self.signals.stop_signal is not None:
-                break
-            if self.task_registry is not None and self.task_registry.finished(t.run_id):
-                self.final[t.run_id] = DONE_ELSEWHERE
-                continue
-            claim = self.store.acquire(t.run_id)
+                return None, busy
+            claim = self._try_claim(t)
             if claim is not None:
                 self._lost_races = lost
                 return (t, claim), busy
-            busy += 1  # someone claimed it between our look and our try
-            lost += 1
+            if t.run_id not in self.final:
+                busy += 1  # someone claimed it between our look and our try
+                lost += 1
+        while self.signals.stop_signal is None:
+            t = self.queue.next_fresh()
+            if t is None:
+                break
+            if t.run_id in self.final or t.run_id in self.tried_failed:
+                self.queue.drop(t)
+                continue
+            claim = self._try_claim(t)
+            self.queue.drop(t)  # claimed, or another worker's now: its lock or marker stands for it
+            if claim is not None:
+                self._lost_races = lost
+                return (t, claim), busy
+            if t.run_id not in self.final:
+                busy += 1
+                lost += 1
         return None, busy
+
+    def _try_claim(self, t: WorkTask) -> Claim | None:
+        """Claim ``t`` unless the task registry says it finished elsewhere."""
+        if self.task_registry is not None and self.task_registry.finished(t.run_id):
+            self.final[t.run_id] = DONE_ELSEWHERE
+            return None
+        return self.store.acquire(t.run_id)
+
+    def _leave_marker(self, t: WorkTask) -> None:
+        """Before the claim of ``t`` is given up: the marker that says what is left to do."""
+        state = self._state_of(t) if self.sweep.path_of(t).is_dir() else None
+        try:
+            self.queue.note(t.run_id, state)
+        except OSError as exc:
+            self.log(f"{t.name}: cannot write its marker in {self.queue.root} ({exc}); "
+                     "its claim is kept and goes stale, then another worker takes it over")
+            raise
 
     # -- running -------------------------------------------------------------------------------
     def _run_claimed(self, t: WorkTask, claim: Claim, started: float | None = None) -> None:
@@ -344,7 +384,8 @@ class Worker:
         the task's start is the worker's overhead per task, logged as "picked in")."""
         task_dir = self.sweep.path_of(t)
         with Session(self.store, claim, self.settings.heartbeat_interval,
-                     on_tick=self._heartbeat if self.features else None) as session:
+                     on_tick=self._heartbeat if self.features else None,
+                     before_release=lambda: self._leave_marker(t)) as session:
             status = settle_previous(task_dir, self.store, session, self.signals, self.log) if task_dir.is_dir() else None
             if session.lost or self.signals.stop_signal is not None:
                 return
@@ -471,9 +512,11 @@ class Worker:
 
     # -- end -----------------------------------------------------------------------------------
     def _mark_sweep_finished(self) -> None:
-        states = [self.final.get(t.run_id) for t in self.tasks]
-        if all(s is not None for s in states):
-            done = all(s in (COMPLETED, DONE_ELSEWHERE) for s in states)
+        # Nothing is held, marked to resume or left unstarted: every task is finished. Failed and
+        # pruned ones have their marker (or this worker saw them end so).
+        if not self.queue.fresh and not self.queue.marked(RESUME):
+            done = not any(s in (FAILED, PRUNED) for s in self.final.values()) and not (
+                self.queue.marked(FAILED_MARK) or self.queue.marked(PRUNED_MARK))
             try:
                 self.sweep.update_metadata(status="completed" if done else "incomplete", updated=now_iso())
             except OSError:
