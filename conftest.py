@@ -17,6 +17,7 @@ the controller: it renames ``item._nodeid``, which pytest 9 no longer reads.)
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,27 @@ def uses_cluster(module: str) -> bool:
             text = ""
         _module_uses_cluster[module] = module.startswith(_CLUSTER_DIRS) or bool(_USES_CLUSTER.search(text))
     return _module_uses_cluster[module]
+
+
+#: Set to 80 and 24 in pytest-xdist's workers when the controller had them unset: `hsm` commands
+#: the tests run would then wrap their tables at 80 columns, unlike in a plain pytest run.
+_TERMINAL_ENV = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand each worker the controller's own terminal size variables."""
+    node.workerinput["hsm_terminal_env"] = {name: os.environ.get(name) for name in _TERMINAL_ENV}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """xdist worker: the environment of the tests and their commands is the controller's."""
+    env = getattr(config, "workerinput", {}).get("hsm_terminal_env")
+    for name, value in (env or {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
