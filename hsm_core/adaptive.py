@@ -321,6 +321,8 @@ def with_trial_params(sweep_path: Path, records: Iterable[TaskRecord]) -> list[T
     """``records`` with each asked trial's parameters (a worker sweep's index keeps the
     placeholder its tasks were expanded with; the trial log has what each was asked)."""
     asked = {a.get("task_id"): a.get("params") for a in TrialLog(sweep_path).asked().values()}
+    if not asked:
+        return list(records)  # not an adaptive sweep (a 100,000-task grid: no loop)
     out = []
     for rec in records:
         params = asked.get(rec.task_id)

@@ -34,6 +34,29 @@ def refuse_worker_sweep(sweep: Any, meta: dict[str, Any], registry: Any) -> None
 
 def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
                  echo: Callable[[str], None] = print, only: set[str] | None = None) -> dict[str, int]:
+    """Cancel every queued or running task of ``sweep`` (see :func:`_cancel_active`); the whole
+    sweep's cancel first asks a controller still running it to launch nothing more
+    (:mod:`hsm_core.cancel_request`), then looks again for a task that controller was launching
+    at that moment."""
+    if only is not None:
+        return _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=only)
+    from hsm_core.cancel_request import request_cancel
+
+    from hsm_core.lease import current_holder
+
+    request_cancel(sweep.path)
+    counts = _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=None)
+    for _ in range(3 if current_holder(sweep.path) is not None else 0):
+        more = _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=None)
+        if not more:
+            break
+        for state, n in more.items():
+            counts[state] = counts.get(state, 0) + n
+    return counts
+
+
+def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
+                   echo: Callable[[str], None], only: set[str] | None) -> dict[str, int]:
     """Cancel every queued or running task of ``sweep``; returns counts of the resulting states
     (``"not cancelled"``: tasks on a source that cannot be reached now). ``echo`` says what
     happens per source.
@@ -48,6 +71,8 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
     written ``cancelled`` (its element may still run), and the sweep keeps its status.
     """
     from hsm_core.plugin import TaskSpec, TaskState
+    from hsm_core.plugin.arrayjob.manifest import read_manifest
+    from hsm_core.plugin.arrayjob.unmade import make_dir_from_jobs
     from hsm_core.sources import create_sources, parse_sources
     from hsm_core.state import now_iso, read_status, write_status
     from hsm_core.targets import source_context
@@ -55,6 +80,8 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
     records = sweep.records()
     active = []
     for rec in records.values():
+        if rec.state not in (TaskState.SUBMITTED.value, TaskState.RUNNING.value):
+            continue  # (records() brought unfinished tasks up to date: no status.yaml of 100,000 to read)
         d = sweep.record_dir(rec)
         status = read_status(d) or {}
         state = status.get("state") or rec.state
@@ -137,6 +164,12 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
                     status.update(state=TaskState.CANCELLED.value, end_time=status.get("end_time") or now_iso())
                     status.setdefault("message", "cancelled by hsm cancel")
                     status.pop("process", None)
+                    status.setdefault("task_id", tid)
+                    status.setdefault("index", spec.index)
+                    # An array element cancelled before it made its task dir: made now, as it would have.
+                    if not spec.task_dir.is_dir():
+                        job_dir = sweep.path / "scripts" / "job_scripts"
+                        make_dir_from_jobs(spec.task_dir, job_dir, tid, read_manifest(job_dir))
                     write_status(spec.task_dir, status)
             counts[status["state"]] = counts.get(status["state"], 0) + 1
         try:

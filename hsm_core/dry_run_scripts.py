@@ -11,10 +11,22 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hsm_core.plugin import ComputeSourceRecord, SourceContext
-from hsm_core.plugin.arrayjob.script import chunk_ranges
-from hsm_core.plugin.arrayjob.submission import lanes_of
+from hsm_core.plugin.arrayjob.chunk_plan import ChunkPlan, plan_chunks
 
-__all__ = ["job_script_plans"]
+__all__ = ["job_script_plans", "chunk_plan_of"]
+
+
+def chunk_plan_of(src: Any, tasks: int, to_run: Sequence[Any] = ()) -> ChunkPlan:
+    """The :class:`~hsm_core.plugin.arrayjob.chunk_plan.ChunkPlan` a dry run shows for ``tasks``
+    tasks of source ``src``: made by the same function ``hsm run`` submits with, from the tasks
+    themselves when they are known (``to_run``: per-task resources need their parameters), else
+    from their count. A login node (``host:``) is not asked its array size limit: a dry run opens
+    no connection."""
+    limit = int(src.options["max_array_size"]) if src.remote and src.options.get("max_array_size") else (
+        src.default_max_array_size if src.remote else None)
+    if len(to_run) >= tasks:
+        return plan_chunks(src, list(to_run[:tasks]), max_array_size=limit)
+    return plan_chunks(src, count=tasks, max_array_size=limit)
 
 
 def job_script_plans(plan: Any, registry: Any, requests: Sequence[Any], resources: Any, tasks_per_source: int) -> list[dict[str, Any]]:
@@ -71,44 +83,33 @@ def describe_resources(res: Any) -> str:
 
 
 def _plan_of(src: Any, tasks: int, to_run: Sequence[Any] = ()) -> dict[str, Any]:
-    # A login node (host:) is not asked its limit: a dry run opens no connection.
-    limit = int(src.options["max_array_size"]) if src.remote and src.options.get("max_array_size") else (
-        src.default_max_array_size if src.remote else src.max_array_size())
-    per = src.per_element
+    plan = chunk_plan_of(src, tasks, to_run)
+    limit, per = plan.max_array_size, plan.per_element
     chunks = []
-    job_dir = src.job_files.job_dir
-    # Per-task resources: each set of equal resources is array jobs of its own.
-    members = list(to_run[:tasks]) if len(to_run) >= tasks else []
-    groups = src.resource_groups(members) if members and getattr(src, "per_task_rules", None) else [(src.resources, None)]
-    pieces = []
-    for resources, group in groups:
-        count = len(group) if group is not None else tasks
-        for start, size in chunk_ranges(count, limit * per):
-            pieces.append((resources, group, start, size))
-    # The sweep-wide throttle: lanes of array jobs chained one after another (see .throttle).
-    slots, _ = lanes_of(src, [-(-size // per) for _, _, _, size in pieces])
-    for seq, ((resources, group, start, size), slot) in enumerate(zip(pieces, slots), start=1):
+    job_dir = src.job_dir
+    for planned in plan.chunks:
+        seq, resources, slot = planned.position + 1, planned.resources, planned.slot
         stem = f"{src.name}_{seq:03d}"  # as JobFiles names them (a first submission of the sweep)
-        job = dataclasses.replace(src.make_job(f"{src.job_name}_{seq:03d}", size, job_dir / f"{stem}.list", resources),
+        job = dataclasses.replace(src.make_job(f"{src.job_name}_{seq:03d}", planned.size, job_dir / f"{stem}.list", resources),
                                   parallelism=slot.parallelism)
         throttle = f"%{slot.parallelism}" if slot.parallelism else ""
         after = f", after {src.name}_{slot.after_chunk + 1:03d} ended" if slot.after_chunk is not None else ""
         # The others differ only in name, list and range (from the first and last of their group).
-        same = [p for p in pieces if p[0] == resources]
-        shown = pieces[seq - 1] in (same[0], same[-1])
+        same = [c for c in plan.chunks if c.group == planned.group]
+        shown = planned is same[0] or planned is same[-1]
         chunk = {
             "script_file": str(Path("scripts") / "job_scripts" / f"{stem}.sh"),
             "job_name": job.name,
-            "first_task": start,
-            "tasks": size,
+            "first_task": planned.first,
+            "tasks": planned.size,
             "elements": job.size,
             "array": f"0-{job.size - 1}{throttle}",
             "resources": describe_resources(resources),
             "after": after,
             "script": src.render_script(job) if shown else None,
         }
-        if group is not None:
-            chunk["task_indices"] = [t.index for t in group[start : start + size]]
+        if planned.tasks and getattr(src, "per_task_rules", None):  # which tasks, when the groups pick them
+            chunk["task_indices"] = [t.index for t in planned.tasks]
         chunks.append(chunk)
     lines = [
         f"{tasks} task(s) in {len(chunks)} array job(s) of at most {limit * per} task(s) "
@@ -118,8 +119,8 @@ def _plan_of(src: Any, tasks: int, to_run: Sequence[Any] = ()) -> dict[str, Any]
         if src.array_parallelism else "no throttle (set array_parallelism for %N)",
         f"{per} task(s) per array element, run one after the other" if per > 1 else "1 task per array element",
     ]
-    if len(groups) > 1:
-        lines.append(f"per-task resources: {len(groups)} sets of resources, each in array jobs of its own")
+    if plan.groups > 1:
+        lines.append(f"per-task resources: {plan.groups} sets of resources, each in array jobs of its own")
     if src.capacity() < src.default_capacity:
         lines.append(f"hsm keeps at most {src.capacity()} task(s) queued or running here; the rest follow as they end")
     for c in chunks:

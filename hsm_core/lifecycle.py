@@ -22,6 +22,7 @@ from hsm_core.config.project_config import ProjectConfig, load_project_config
 from hsm_core.config.project_root import resolve_project_root
 from hsm_core.engine import Engine, WakeEvent
 from hsm_core.failfast import FailFast, fail_fast_limit
+from hsm_core.cancel_request import cancel_requested, clear_cancel_request
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.on_finish import ENDED, run_on_finish
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
@@ -175,6 +176,7 @@ def plan_complete(
     if take_lease:
         lease = ControllerLease.acquire(sweep, command="hsm complete", timeout=lease_timeout(project.data),
                                         wait=wait, on_wait=on_wait)
+        clear_cancel_request(sweep.path)  # an earlier hsm cancel: running the sweep again is asked now
     try:
         plan = _plan_complete(project, sweep, registry, retry_failed=retry_failed, config_file=config_file)
     except BaseException:
@@ -414,6 +416,14 @@ def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str
     The sweep's lease is given back when it ends, however it ends."""
     try:
         return _execute(plan, opts, registry, **kw)
+    except KeyboardInterrupt:
+        # Ctrl-C after the sweep was written but before its engine ran (a 100,000-task sweep
+        # spends a second there writing its manifest): it said "running" for ever.
+        if not _record_interrupted(plan):
+            raise
+        from hsm_core.engine import Interrupted
+
+        raise Interrupted("interrupted", hint=f"continue with: hsm complete {plan.sweep.sweep_id}") from None
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise HsmError(
@@ -423,6 +433,22 @@ def execute(plan: Plan, opts: ExecOptions, registry: Any, **kw: Any) -> dict[str
         raise
     finally:
         plan.release_lease()
+
+
+def _record_interrupted(plan: Plan) -> bool:
+    """Record ``interrupted`` for a sweep written by this controller that its Ctrl-C left saying
+    ``running``. False when there is no such sweep (a new one not written yet is removed)."""
+    sweep = getattr(plan, "sweep", None)
+    if sweep is None or not (sweep.path / "sweep_metadata.yaml").is_file():
+        return False
+    if plan.lease is None or not plan.lease.may_launch():
+        return False
+    try:
+        if sweep.read_metadata().get("status") == "running":
+            sweep.update_metadata(status="interrupted", updated=now_iso())
+    except OSError:
+        pass  # a read-only or full disk: the hint below still says how to go on
+    return True
 
 
 def _execute(
@@ -522,7 +548,15 @@ def _execute(
         if opts.parallel_limit is None and search.parallel is not None:
             opts.parallel_limit = search.parallel
 
+    # A large submission to array jobs leaves each task dir to its element (plugin.arrayjob.unmade).
+    from hsm_core.plugin.arrayjob.unmade import wanted as unmade_wanted
+    from hsm_core.prepare import prepare_unmade
+
+    unmade_dirs = adaptive is None and unmade_wanted(sources, len(to_run))
+
     def prepare(spec: TaskSpec) -> TaskSpec:
+        if unmade_dirs:
+            return prepare_unmade(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings, spec)
         if adaptive is not None:  # a search trial gets its parameters now, from the results so far
             adaptive.params_for(plan.records[spec.task_id])
         return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)
@@ -565,6 +599,7 @@ def _execute(
         retry=Retrier(plan.sweep, policy_from(plan.spec.settings, plan.project.data)),
         fail_fast=FailFast(plan.sweep, fail_fast_limit(plan.project.data), on_fail_fast),
         pruning=pruning,
+        cancel_requested=lambda: cancel_requested(plan.sweep.path),
     )
     if engine_hook:
         engine_hook(engine)
@@ -600,6 +635,8 @@ def _execute(
             except OSError:
                 pass
         else:
+            if engine.cancel_seen and final_state not in ("completed", "submitted"):
+                final_state = "cancelled"  # hsm cancel ran next to this controller: the sweep stays cancelled
             try:
                 plan.sweep.update_metadata(status=final_state, updated=now_iso())
                 plan.sweep.log("sweep.log", f"end: {final_state}")

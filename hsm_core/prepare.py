@@ -173,8 +173,19 @@ def write_task(
 ) -> TaskSpec:
     """Create (or refresh) the task dir: ``params.yaml`` and ``command.json``. Never touches results."""
     d = sweep.task_dir(record.index)
+    command = task_command(sweep, record, plan, env)
+    # A task's dir is made when it first starts: whole, under a temporary name, then renamed, so
+    # that nobody ever sees it half made (hsm_core.task_manifest).
+    if not make_task_dir(d, {"task_id": record.task_id, "index": record.index, "params": record.params}, command):
+        write_params_once(d, record.task_id, record.index, record.params)
+        write_command(d, command)
+    return task_spec(sweep, record)
+
+
+def task_command(sweep: SweepDir, record: TaskRecord, plan: CommandPlan, env: Mapping[str, str]) -> dict[str, Any]:
+    """The task's ``command.json`` document."""
     argv, python_arg0 = plan.argv(record.params)
-    command = {
+    return {
         "sweep_id": sweep.sweep_id,
         "task_id": record.task_id,
         "index": record.index,
@@ -183,12 +194,23 @@ def write_task(
         "cwd": str(plan.cwd),
         "env": dict(env),
     }
-    # A task's dir is made when it first starts: whole, under a temporary name, then renamed, so
-    # that nobody ever sees it half made (hsm_core.task_manifest).
-    if not make_task_dir(d, {"task_id": record.task_id, "index": record.index, "params": record.params}, command):
-        write_params_once(d, record.task_id, record.index, record.params)
-        write_command(d, command)
-    return task_spec(sweep, record)
+
+
+def prepare_unmade(
+    sweep: SweepDir, record: TaskRecord, plan: CommandPlan, registry: Any, settings: Mapping[str, Any],
+    spec: TaskSpec | None = None,
+) -> TaskSpec:
+    """Like :func:`prepare_task` for a task an array element makes the dir of when it starts
+    (hsm_core.plugin.arrayjob.unmade): nothing is written; the spec carries what the dir is made
+    from. A task whose dir exists already (run before) is refreshed as :func:`prepare_task` does."""
+    from hsm_core.plugin.arrayjob.unmade import UnmadeTaskSpec
+
+    spec = spec or task_spec(sweep, record)  # (``spec``: the engine's, already made)
+    if spec.task_dir.is_dir():
+        return prepare_task(sweep, record, plan, registry, settings)
+    command = task_command(sweep, record, plan, task_env(registry, spec, settings))
+    made_from = {"params": {"task_id": record.task_id, "index": record.index, "params": record.params}, "command": command}
+    return UnmadeTaskSpec(spec.task_id, spec.index, spec.params, spec.task_dir, spec.sweep_id, spec.sweep_dir, made_from)
 
 
 def task_spec(sweep: SweepDir, record: TaskRecord) -> TaskSpec:

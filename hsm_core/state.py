@@ -509,21 +509,49 @@ class SweepDir:
 
     # -- index ---------------------------------------------------------------------------------
     def load_index(self) -> dict[str, TaskRecord]:
-        """task_id -> record, from ``task_index.json`` (rebuilt from the task dirs when missing)."""
+        """task_id -> record, from ``task_index.json`` (rebuilt from the task dirs when missing):
+        from its columns when they were made from this very file (:mod:`hsm_core.index_columns`),
+        else decoded and checked entry by entry, and the columns written for the next reader."""
+        from hsm_core import index_columns
+
         try:
-            data = read_json(self.path / INDEX_FILE)
-            return {d["id"]: TaskRecord.from_json(d) for d in data["tasks"]}
+            with open(self.path / INDEX_FILE, "rb") as fh:
+                stamp = index_columns.stamp_of(fh.fileno())
+                generation = index_columns.header_generation(fh.readline(256))
+                fast = index_columns.load(str(self.path), generation, stamp, TaskRecord, _STATES)  # of this very file
+                if fast is not None:
+                    return fast
+                fh.seek(0)
+                data = json.load(fh)
+            records = {d["id"]: TaskRecord.from_json(d) for d in data["tasks"]}
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return self.rebuild_index()
+        try:  # for the next reader (a cache: a disk that says no is fine)
+            index_columns.write(str(self.path), sorted(records.values(), key=lambda r: r.index), generation, stamp)
+        except OSError:
+            pass
+        return records
 
-    def save_index(self, records: Iterable[TaskRecord], *, mapping: bool = False) -> None:
-        """Write the index (and, when asked, the human-readable ``task_mapping.yaml``)."""
+    def save_index(self, records: Iterable[TaskRecord], *, mapping: bool = False, columns: bool = True) -> None:
+        """Write the index (and, when asked, the human-readable ``task_mapping.yaml``); with
+        ``columns``, also its columns for fast readers (:mod:`hsm_core.index_columns`; without,
+        the first reader writes them)."""
         recs = sorted(records, key=lambda r: r.index)
         # One task per line, compact: the C encoder (json's indent= falls back to Python's, 4x slower).
         dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
-        text = "".join([f'{{"sweep_id":{json.dumps(self.sweep_id)},"tasks":[\n',
+        # Then the same records by columns, naming this very index file (its generation, inode,
+        # size and mtime): readers use them only while the index is that file (hsm_core.index_columns).
+        from hsm_core import index_columns
+
+        generation = index_columns.new_generation()
+        text = "".join([f'{{"sweep_id":{json.dumps(self.sweep_id)},"gen":"{generation}","tasks":[\n',
                         ",\n".join([dumps(r.to_json()) for r in recs]), "\n]}\n"])
-        atomic_write_text(self.path / INDEX_FILE, text, fsync=False)
+        stamp = index_columns.write_index(str(self.path / INDEX_FILE), text)
+        try:
+            if columns:
+                index_columns.write(str(self.path), recs, generation, stamp)
+        except OSError:
+            pass  # the index is saved; columns naming an older index are never used
         if mapping:
             self.write_mapping(recs)
 
@@ -574,8 +602,30 @@ class SweepDir:
                 if status:
                     rec.update_from_status(status)
                 records[task_id] = rec
+        self._mark_submitted_without_dirs(records)
         self._save_cache(records.values(), mapping=True)
         return records
+
+    def _mark_submitted_without_dirs(self, records: dict[str, TaskRecord]) -> None:
+        """Tasks an array job runs whose element has not made their dir yet (a large submission:
+        hsm_core.plugin.arrayjob.unmade) are ``submitted`` per array job: ``jobs.jsonl`` names them.
+        Without this, a lost index would call them pending and hsm complete would submit them twice."""
+        try:
+            lines = (self.path / "scripts" / "job_scripts" / "jobs.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return
+        for line in lines:
+            try:
+                job = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(job, dict):
+                continue
+            for task_id in job.get("tasks") or ():
+                rec = records.get(task_id)
+                if rec is not None and rec.state == "pending" and not self.record_dir(rec).is_dir():
+                    rec.state = "submitted"
+                    rec.source = str(job.get("source") or rec.source or "") or None
 
     def _save_cache(self, records: Iterable[TaskRecord], *, mapping: bool = False) -> None:
         """Save the index from a read path: it is a cache, so a disk that is full, read-only or
@@ -624,10 +674,15 @@ class SweepDir:
     # -- logs ----------------------------------------------------------------------------------
     def log(self, name: str, line: str) -> None:
         """Append a timestamped line to ``logs/<name>`` (created as needed)."""
+        self.log_lines(name, [line])
+
+    def log_lines(self, name: str, lines: Iterable[str]) -> None:
+        """Append timestamped lines to ``logs/<name>`` in one write (10,000 tasks assigned at once)."""
         path = self.logs_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = now_iso()
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"{now_iso()} {line}\n")
+            fh.write("".join(f"{stamp} {line}\n" for line in lines))
 
 
 def count_states(records: Iterable[TaskRecord]) -> dict[str, int]:

@@ -194,12 +194,13 @@ def chunk_tasks_path(list_file: Path) -> Path:
     return list_file.with_name(list_file.stem + CHUNK_TASKS_SUFFIX)
 
 
-def write_chunk_tasks(list_file: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+def write_chunk_tasks(list_file: Path, rows: Iterable[Mapping[str, Any]], *, private: bool = False) -> Path:
     """Write a chunk's task file (one line per list line, same order): one file for the chunk
-    instead of a dir and its files per task, made by each element as it starts."""
+    instead of a dir and its files per task, made by each element as it starts. ``private``: the
+    owner's only (a command's environment holds a token, as its ``command.json`` would be)."""
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
     path = chunk_tasks_path(list_file)
-    atomic_write_text(path, "".join(dumps(dict(row)) + "\n" for row in rows))
+    atomic_write_text(path, "".join(dumps(dict(row)) + "\n" for row in rows), private=private)
     return path
 
 

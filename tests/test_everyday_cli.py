@@ -169,3 +169,15 @@ def test_completion_in_a_real_bash(project: Project) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["alpha_second"]
+
+
+def test_an_unknown_command_names_the_one_meant(project: Project) -> None:
+    # Other tools' word for it gets hsm's spelling; a typo the closest command; exit 2 either way.
+    retry = project.hsm("retry")
+    assert retry.returncode == 2
+    assert "No such command 'retry'. Did you mean 'hsm complete --retry-failed'?" in retry.stderr
+    typo = project.hsm("stauts")
+    assert typo.returncode == 2 and "Did you mean 'hsm status'?" in typo.stderr
+    nothing = project.hsm("zzzz")
+    assert nothing.returncode == 2 and "No such command 'zzzz'." in nothing.stderr
+    assert "Did you mean" not in nothing.stderr and "Traceback" not in nothing.stderr

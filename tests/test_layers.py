@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, str]] = [
     # Errors, atomic files, processes, task states and the sweep directory on disk: what the
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
-        hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir task_manifest state
+        hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir task_manifest index_columns state
         user_cache intermediate runner fastrun setup_failure
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
@@ -48,7 +48,8 @@ LAYERS: list[tuple[str, str]] = [
         plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
         plugin.arrayjob.vocabulary plugin.arrayjob.per_task
         plugin.arrayjob.task_link plugin.arrayjob.task_control
-        plugin.arrayjob.throttle plugin.arrayjob.dependencies plugin.arrayjob.warning
+        plugin.arrayjob.throttle plugin.arrayjob.chunk_plan plugin.arrayjob.unmade plugin.arrayjob.dependencies
+        plugin.arrayjob.warning
         plugin_compat entry_points registry
     """),
     # Configuration files: YAML with lines, schemas, the project config, sweep files, editing.
@@ -70,12 +71,12 @@ LAYERS: list[tuple[str, str]] = [
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        spec_queue failfast retries on_finish engine metrics indexed_metrics outages lease sweep_select lifecycle adaptive
+        spec_queue failfast retries on_finish engine metrics indexed_metrics metrics_columns outages lease sweep_select lifecycle adaptive
         search_turn plugin.project
-        cancel target_check verdicts sweep_end
+        cancel_request cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.pick_queue workers.worker
-        monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.errors
+        monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.export_columns monitor.errors
         monitor.best monitor.svg_search monitor.best_report monitor.dashboard_hint monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
         monitor.follow monitor.scheduler_link monitor.task_view task_control
         sync sync.ssh sync.rsync sync.planner sync.pull sync.transfers
@@ -88,7 +89,7 @@ LAYERS: list[tuple[str, str]] = [
     ("cli", """
         cli cli.main cli.lazy_group cli.commands cli.completion_cmd cli.config_cmd cli.export_cmd cli.hpc_cmd cli.manage_cmd cli.monitor_cmd
         cli.plugins_cmd cli.resource_options cli.run_cmd cli.status_cmd cli.sync_cmd cli.worker_cmd __main__
-        cli.logs_cmd cli.task_control_cmd
+        cli.logs_cmd cli.task_control_cmd cli.command_hint
         builtin builtin.collectors builtin.expanders builtin.hosts builtin.local
         builtin.strategies builtin.transports builtin.random_search builtin.search
         testing testing.contracts testing.controller testing.expanders testing.helpers

@@ -113,6 +113,15 @@ def running_task_of(project: Project, name: str, worker_pid: int) -> tuple[Path,
     return None
 
 
+def started_task_of(project: Project, name: str, worker_pid: int) -> tuple[Path, int] | None:
+    """As running_task_of, once the task itself logged its start: a SIGTERM before that (possible
+    under load) stops a task that never ran, and the observer's count would be one short."""
+    found = running_task_of(project, name, worker_pid)
+    if found and (found[0] / "runs.log").exists() and "start" in (found[0] / "runs.log").read_text():
+        return found
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -169,7 +178,7 @@ def test_sigkilled_workers_leave_their_task_to_be_run_once_more_never_alongside(
 def test_a_stopped_task_goes_to_another_worker_and_a_marker_of_a_finished_one_runs_nothing(wp: Project) -> None:
     cfg = sweep(wp, "handoff", list(range(3)), delay=1.0)
     w1 = wp.popen("worker", "--sweep", str(cfg), env=FAST)
-    found = wait_for(lambda: running_task_of(wp, "handoff", w1.pid), timeout=60, interval=0.05, what="a task")
+    found = wait_for(lambda: started_task_of(wp, "handoff", w1.pid), timeout=60, interval=0.05, what="a task")
     w1.send_signal(signal.SIGTERM)  # preempted: recorded, claim released
     w1.communicate(timeout=30)
     assert w1.returncode == 143
@@ -218,7 +227,7 @@ def test_failed_tasks_come_back_with_retry_failed_and_a_grown_grid_runs_only_its
 def test_a_sweep_made_before_markers_existed_still_resumes_its_stopped_task(wp: Project) -> None:
     cfg = sweep(wp, "older", list(range(2)), delay=1.0)
     w1 = wp.popen("worker", "--sweep", str(cfg), env=FAST)
-    found = wait_for(lambda: running_task_of(wp, "older", w1.pid), timeout=60, interval=0.05, what="a task")
+    found = wait_for(lambda: started_task_of(wp, "older", w1.pid), timeout=60, interval=0.05, what="a task")
     w1.send_signal(signal.SIGTERM)
     w1.communicate(timeout=30)
     shutil.rmtree(sweep_path(wp, "older") / ".queue")  # as an earlier hsm left it: no markers

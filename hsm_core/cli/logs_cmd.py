@@ -29,8 +29,14 @@ def logs_command(task: str, sweep_id: str | None, follow: bool, interval: float,
 
         raise HsmError(f"hsm logs shows one task, not {len(chosen)} ({task})", hint="name one task: hsm logs 3")
     rec = chosen[0]
+    task_dir = sweep.record_dir(rec)
+    if not task_dir.is_dir():
+        # Its dir is made when it first starts (task_manifest.jsonl lists it until then): say so,
+        # rather than print nothing as for a task that wrote nothing.
+        click.echo(f"hsm: {task_dir.name} has not started yet ({rec.state}): no output"
+                   + ("; waiting for it to start" if follow else ""), err=True)
     try:
-        print_logs(sweep.record_dir(rec), sys.stdout.buffer, sys.stderr.buffer, follow=follow, interval=interval)
+        print_logs(task_dir, sys.stdout.buffer, sys.stderr.buffer, follow=follow, interval=interval)
     except KeyboardInterrupt:
         return
 

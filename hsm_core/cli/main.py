@@ -21,6 +21,14 @@ from hsm_core.plugin_compat import api_text
 class HsmGroup(LazyCommandGroup):
     """Turns HsmError into a one-line message with the error's exit code."""
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from hsm_core.cli.command_hint import command_hint
+
+            ctx.fail(f"No such command '{name}'.{command_hint(name, self.list_commands(ctx))}")
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hsm_core.plugin.arrayjob.script import ArrayJob
+from hsm_core.plugin.arrayjob.unmade import unmade, write_chunk_file
 from hsm_core.plugin.arrayjob.warning import element_resources
 from hsm_core.plugin.files import atomic_write_text
 
@@ -111,7 +112,8 @@ class JobFiles:
         if not same:
             atomic_write_text(program, text, fsync=False)
         for spec in chunk:
-            fastrun.write_for_task(spec.task_dir)  # none without a command.json: the Python runner's
+            if not unmade(spec):  # (a dir its element makes: the Python runner's, which makes it)
+                fastrun.write_for_task(spec.task_dir)  # none without a command.json: the Python runner's
 
     def next_seq(self) -> int:
         """The next free chunk number of this sweep (1 after no script)."""
@@ -144,6 +146,7 @@ class JobFiles:
         lines = [os.path.relpath(s.task_dir, self.job_dir) for s in chunk]
         text_list = "\n".join(lines) + "\n"
         atomic_write_text(list_path, text_list, fsync=False)
+        write_chunk_file(list_path, chunk)  # what the elements make their task dirs from, if they do
         job = self.make_job(name, len(chunk), list_path, resources)
         if job_fields:
             job = dataclasses.replace(job, **job_fields)

@@ -347,6 +347,13 @@ class ArrayJobSource(ComputeSource):
         # Queued jobs belong to the scheduler: they run whether or not hsm is watching.
         return True
 
+    @property
+    def accepts_unmade_dirs(self) -> bool:
+        """Whether tasks may be handed over before their dir exists, each element making its own
+        (:mod:`.unmade`): task dirs on this machine's file system, one task per element, hsm's
+        own runner (which makes the dir from the chunk's task file)."""
+        return not self.remote and self.per_element == 1 and not self.options.get("runner")
+
     def max_array_size(self) -> int:
         """Tasks per array job: the smaller of ``max_array_size`` and the scheduler's limit."""
         if self._max_array_size is None:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hsm_core.errors import HsmError, SourceUnavailable
+from hsm_core.plugin.arrayjob.chunk_plan import lanes_of, plan_chunks  # noqa: F401 (lanes_of: imported from here before)
 from hsm_core.plugin.arrayjob.directives import check_name
 from hsm_core.plugin.arrayjob.manifest import SubmittedChunk, append_chunk, roll_back, write_submitted
-from hsm_core.plugin.arrayjob.script import ArrayJob, chunk_ranges
-from hsm_core.plugin.arrayjob.throttle import ChunkSlot, plan_lanes
+from hsm_core.plugin.arrayjob.script import ArrayJob
 from hsm_core.plugin.values import CommandResult, WorkerArray, WorkersSubmitted
 
 __all__ = ["launch", "submit", "submit_workers", "said"]
@@ -44,16 +44,15 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
     submitted: list[tuple[SubmittedChunk, Sequence[Any], dict]] = []
     previous: dict = {}
     chunk: Sequence[Any] = ()
-    # Tasks asking for other resources (per-task resources) go to array jobs of their own; all the
-    # sweep's array jobs share the throttle's lanes (see .throttle).
-    pieces = [(resources, group[start : start + size]) for resources, group in src.resource_groups(tasks)
-              for start, size in chunk_ranges(len(group), src.max_array_size() * src.per_element)]
-    slots, waits_for = lanes_of(src, [-(-len(piece) // src.per_element) for _, piece in pieces])
+    # The plan the dry run shows too (.chunk_plan): per-task resource groups in array jobs of
+    # their own, cut at the array size limit, placed in the throttle's lanes.
+    plan = plan_chunks(src, tasks)
     job_ids: list[str] = []
     try:
-        for (resources, chunk), slot in zip(pieces, slots):
-            after = waits_for if slot.head else (job_ids[slot.after_chunk],)
-            written = files.write_chunk(chunk, src.render_script, resources,
+        for planned in plan.chunks:
+            chunk, slot = planned.tasks, planned.slot
+            after = plan.after(planned, job_ids)
+            written = files.write_chunk(chunk, src.render_script, planned.resources,
                                         parallelism=slot.parallelism, after=tuple(after))
             # 'submitted' before the scheduler can start the job: the runner writes over it.
             previous = write_submitted(chunk, source=src.name, per_element=src.per_element, script=written.script.name)
@@ -79,25 +78,6 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
     src.after_jobs = ()  # waited for by this submission's heads; later ones wait for those
     src.watcher.query_soon()
     return [sub for sub, _, _ in submitted]
-
-
-def lanes_of(src: Any, elements: Sequence[int]) -> tuple[list[ChunkSlot], tuple[str, ...]]:
-    """The throttle lanes of one submission (see :mod:`.throttle`) and what its lanes' heads wait
-    for: the array jobs of this source still active (so that ``array_parallelism`` holds across
-    submissions) and the jobs of ``hsm run --after``. A scheduler without dependencies gets
-    every chunk throttled alone, as before (logged when that lets more than N run)."""
-    limit = src.array_parallelism
-    if not getattr(src, "supports_dependencies", False):
-        if limit and len(elements) > 1:
-            src.log(f"{src.scheduler_name} jobs cannot depend on each other here: each of {len(elements)} array jobs "
-                    f"runs {limit} element(s) at once")
-        return [ChunkSlot(limit, None, True) for _ in elements], ()
-    earlier: list[str] = []
-    if limit:
-        live = {t.chunk_id for t in src.watcher.tracked.values() if t.chunk_id}
-        earlier = [cid for cid in src.watcher.chunks if cid in live]
-    waits = tuple(dict.fromkeys([*earlier, *getattr(src, "after_jobs", ())]))
-    return plan_lanes(elements, limit), waits
 
 
 def submit(src: Any, script_name: str, job: ArrayJob) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from hsm_core.plugin.arrayjob.final_status import write_verdict
 from hsm_core.plugin.arrayjob.manifest import SubmittedChunk
+from hsm_core.plugin.arrayjob.unmade import make_dir, submitted_record
 from hsm_core.plugin.arrayjob.states import (
     JobInfo,
     QueryFailed,
@@ -310,12 +311,32 @@ class QueueWatcher:
 
     def write_final(self, t: Tracked, verdict: Verdict, info: JobInfo | None) -> None:
         """Write a final state hsm decided into ``t``'s status (here, and there for a login node)."""
-        new = write_verdict(t.spec.task_dir, verdict, info, known=t.status)
+        known = self._make_dir_if_unmade(t)
+        new = write_verdict(t.spec.task_dir, verdict, info, known=known)
         if new is None:
             return
         t.status = new
         self.source.staging.push_status(t.spec.task_dir, new, t.spec.name)
         self.source.log(f"{t.spec.name} {verdict.state.value}: {verdict.message}")
+
+    def _make_dir_if_unmade(self, t: Tracked) -> dict[str, Any]:
+        """The status a verdict starts from. A task whose element never made its dir (cancelled
+        while pending, a node that failed first: see :mod:`.unmade`) gets it made now, from its
+        chunk's task file, as its element would have, with the ``submitted`` record it would have
+        had at submission: the verdict is then written, and read by ``hsm complete``, as for any task."""
+        if t.spec.task_dir.is_dir():
+            return t.status
+        chunk = self.chunks.get(t.chunk_id or "")
+        if chunk is None or t.spec.task_id not in chunk.task_ids:
+            return t.status
+        line = chunk.task_ids.index(t.spec.task_id)
+        if not make_dir(t.spec.task_dir, self.source.job_dir / chunk.list_file, line):
+            return t.status
+        if t.status.get("task_id"):
+            return t.status
+        record = submitted_record(t.spec, source=self.source.name, array_index=chunk.element_of(t.spec.task_id),
+                                  script=chunk.script)
+        return {**record, **{k: v for k, v in t.status.items() if k != "state"}, "state": t.status.get("state", record["state"])}
 
     def interrupt_remaining(self) -> list[TaskUpdate]:
         """After an interrupt's wait: every task still followed is recorded ``interrupted`` (hsm

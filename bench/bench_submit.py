@@ -1,0 +1,90 @@
+"""Slurm: how long ``hsm run --sources slurm --no-wait`` of a big held sweep takes, side by side
+with a bare ``sbatch --array`` of the same size in the same run (issue 19: within 1 s plus
+sbatch's own time). The tasks are held (the ``--hold`` escape hatch), so nothing runs; every job
+is cancelled afterwards.
+
+    python bench/bench_submit.py [--tasks 10000] [--repeat 1] [--profile OUT.prof]
+
+``--profile`` runs the hsm command under cProfile (slower; for finding what costs, not timing).
+The cluster is started with hsm_core.testing.services.start_slurm() when SLURM_CONF is not set.
+Run it under the cluster lock: ``flock -o /work/cluster.lock python bench/bench_submit.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=True, capture_output=True, text=True, **kw)
+
+
+def project(root: Path, n: int) -> Path:
+    root.mkdir(parents=True)
+    (root / "task.py").write_text("print('hi')\n")
+    (root / "hsm_config.yaml").write_text(
+        f"paths:\n  python_interpreter: {sys.executable}\n  train_script: task.py\n"
+        'hpc:\n  system: slurm\n  default_walltime: "00:10:00"\n  extra_directives: ["--hold"]\n'
+    )
+    (root / "sweeps").mkdir()
+    sweep = root / "sweeps" / "sweep.yaml"
+    sweep.write_text("grid:\n  x: [" + ", ".join(str(i) for i in range(n)) + "]\n")
+    return sweep
+
+
+def hsm_submission(root: Path, n: int, profile: str | None = None) -> float:
+    """Seconds of the whole ``hsm run --no-wait`` command (a fresh process), then scancel."""
+    sweep = project(root, n)
+    prefix = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "hsm_core"] if profile else [sys.executable, "-m", "hsm_core"]
+    start = time.perf_counter()
+    run([*prefix, "run", "--config", str(sweep), "--sources", "slurm", "--no-wait"], cwd=root)
+    elapsed = time.perf_counter() - start
+    jobs = [json.loads(line)["job_id"] for d in (root / "sweeps" / "outputs").iterdir()
+            for line in (d / "scripts/job_scripts/jobs.jsonl").read_text().splitlines()]
+    run(["scancel", *jobs])
+    return elapsed
+
+
+def bare_sbatch(root: Path, n: int) -> float:
+    """Seconds of one ``sbatch --array=0-(n-1)`` of a held script, then scancel."""
+    root.mkdir(parents=True, exist_ok=True)
+    bare = root / "bare.sh"
+    bare.write_text(f"#!/bin/bash\n#SBATCH --array=0-{n - 1}\n#SBATCH --hold\n#SBATCH --output=/dev/null\ntrue\n")
+    start = time.perf_counter()
+    job = run(["sbatch", "--parsable", str(bare)]).stdout.strip().split(";")[0]
+    elapsed = time.perf_counter() - start
+    run(["scancel", job])
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=1, help="best of N")
+    ap.add_argument("--profile", help="write a cProfile of one hsm run here (not timed)")
+    args = ap.parse_args()
+    if not os.environ.get("SLURM_CONF"):
+        from hsm_core.testing.services import start_slurm
+
+        os.environ["SLURM_CONF"] = str(start_slurm().conf)
+    hsm_s, bare_s = [], []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("HSM_BENCH_DIR")) as tmp:
+        for i in range(args.repeat):
+            bare_s.append(bare_sbatch(Path(tmp) / f"bare{i}", args.tasks))
+            hsm_s.append(hsm_submission(Path(tmp) / f"hsm{i}", args.tasks))
+        if args.profile:
+            hsm_submission(Path(tmp) / "profiled", args.tasks, args.profile)
+    b, h = min(bare_s), min(hsm_s)
+    print(f"Submission of {args.tasks:,} held tasks (best of {args.repeat}): bare sbatch --array {b:.3f}s, "
+          f"hsm run --no-wait {h:.2f}s (whole command), hsm - sbatch {h - b:.2f}s")
+
+
+if __name__ == "__main__":
+    main()
