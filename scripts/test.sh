@@ -8,6 +8,11 @@
 #
 #   ./scripts/test.sh                 # everything
 #   ./scripts/test.sh -k status -x    # extra arguments go to pytest
+#   HSM_TEST_WORKERS=0 ./scripts/test.sh   # one process, no pytest-xdist
+#
+# The tests run on HSM_TEST_WORKERS pytest-xdist workers (default: the number of CPUs, at least 2:
+# most tests wait on the processes they start, so a second worker uses what one leaves idle).
+# Every test of the shared Slurm cluster runs in one worker, one after the other (conftest.py).
 #
 # Under CI=true a test whose service is missing fails instead of skipping.
 set -euo pipefail
@@ -31,7 +36,7 @@ editables=(-e "$repo[test]")  # [test]: hydra-core and pandas for the Hydra-app 
 for dir in "$repo"/hsm_plugin_*/ "$repo"/plugins/template/; do
     [[ -f "$dir/pyproject.toml" ]] && editables+=(-e "${dir%/}[test]")  # [test]: e.g. wandb for the wandb plugin
 done
-"$venv/bin/pip" install --quiet "${editables[@]}" pytest hypothesis submitit
+"$venv/bin/pip" install --quiet "${editables[@]}" pytest pytest-xdist hypothesis submitit
 
 step "Running the test suite"
 export PATH="$venv/bin:$PATH"
@@ -39,4 +44,9 @@ test_dirs=(tests)
 for dir in hsm_plugin_*/tests plugins/template/tests; do
     [[ -d "$dir" ]] && test_dirs+=("$dir")
 done
-exec "$venv/bin/python" -m pytest -p no:cacheprovider "${test_dirs[@]}" "$@"
+cpus=$(nproc 2>/dev/null || echo 2)
+workers=${HSM_TEST_WORKERS:-$(( cpus > 2 ? cpus : 2 ))}
+[[ "$workers" =~ ^[0-9]+$ ]] || { echo "test.sh: HSM_TEST_WORKERS must be a whole number, not $workers" >&2; exit 2; }
+parallel=()
+[[ "$workers" -gt 0 ]] && parallel=(-n "$workers" --dist loadgroup)
+exec "$venv/bin/python" -m pytest -p no:cacheprovider "${parallel[@]}" "${test_dirs[@]}" "$@"

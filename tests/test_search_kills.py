@@ -32,6 +32,11 @@ def note(word):
         fh.write(f"{os.environ['HSM_TASK_ID']} {word} {time.time():.6f} {json.dumps(args, sort_keys=True)}\n")
 note("start")
 time.sleep(float(os.environ.get("TOY_SLEEP", "0")))
+# TOY_GATE: once one trial ended, the others wait while this file exists (the sweep is surely
+# still running while the test does something next to it, however slow the machine).
+gate = os.environ.get("TOY_GATE")
+while gate and os.path.exists(gate) and " end " in open(log).read():
+    time.sleep(0.05)
 x, y = float(args["x"]), float(args["y"])
 with open(os.path.join(os.environ["HSM_TASK_DIR"], "metrics.json"), "w") as fh:
     json.dump({"loss": (x - 3) ** 2 + (y + 1) ** 2}, fh)
@@ -159,9 +164,12 @@ def test_two_controllers_of_one_study_never_run_a_trial_twice(toy: Project) -> N
     """``hsm complete`` while another controller runs the sweep is refused (the lease), and the
     study still ends with each trial run once."""
     cfg = toy.write_sweep(_sweep(6, 2))
-    first = toy.popen("run", "--config", str(cfg), "--sweep-id", "two", env={"TOY_SLEEP": "0.4"})
+    gate = toy.root / "hold-trials"
+    gate.touch()
+    first = toy.popen("run", "--config", str(cfg), "--sweep-id", "two", env={"TOY_SLEEP": "0.4", "TOY_GATE": str(gate)})
     wait_for(lambda: _ends(toy) >= 1, timeout=180, what="a trial to end")
     rival = toy.hsm("complete", "two", timeout=120)
+    gate.unlink()
     assert rival.returncode != 0 and "Traceback" not in rival.stderr
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err

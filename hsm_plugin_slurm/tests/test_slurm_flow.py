@@ -80,7 +80,9 @@ def test_the_throttle_holds_without_a_controller_under_a_small_max_array_size(tm
 def test_after_starts_a_sweep_once_another_ended(tmp_path: Path, slurm_cluster) -> None:
     hpc = 'hpc:\n  system: slurm\n  default_walltime: "00:05:00"\n'
     project = timed_project(tmp_path / "proj", slurm_cluster, hpc)
-    a_cfg = project.write_sweep({"grid": {"x": [1, 2], "sleep": [4]}}, "a.yaml")
+    # A's tasks run long enough that they still run when B is submitted and its dependency is
+    # looked at, even on a loaded machine (once A ended, squeue shows B's dependency as "(null)").
+    a_cfg = project.write_sweep({"grid": {"x": [1, 2], "sleep": [10]}}, "a.yaml")
     b_cfg = project.write_sweep({"grid": {"x": [3, 4], "sleep": [2]}}, "b.yaml")
     c_cfg = project.write_sweep({"grid": {"x": [5], "sleep": [0.5]}}, "c.yaml")
     project.hsm("run", "--config", str(a_cfg), "--sources", "slurm", "--no-wait", "--sweep-id", "sweep_a", check=True)
