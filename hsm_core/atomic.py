@@ -11,7 +11,7 @@ import errno
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -24,32 +24,43 @@ PRIVATE_MODE = 0o600
 
 
 def atomic_write_bytes(
-    path: Path, data: bytes, *, mode: int | None = None, private: bool = False, fsync: bool = True
-) -> None:
+    path: Path, data: bytes, *, mode: int | None = None, private: bool = False, fsync: bool = True,
+    on_written: Callable[[int], Any] | None = None,
+) -> Any:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
 
     The file gets the mode any other program would give it: ``0666`` less the umask (and what a
     default ACL of the directory says), so colleagues on shared project storage can read sweeps
     and reports when the umask lets them. ``private`` makes it ``0600`` whatever the umask (for
     files that hold a secret); ``mode`` sets an exact mode (to keep an existing file's).
+    ``on_written`` is called with the written file's descriptor before the rename makes it
+    visible; its result is returned (e.g. the file's identity, taken before anyone can replace it).
     """
     path = Path(path)
     fd, tmp = _create_temp(path, PRIVATE_MODE if private else 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            if fsync:
+            if fsync or on_written is not None:
                 fh.flush()
+            if fsync:
                 os.fsync(fh.fileno())
+            result = on_written(fh.fileno()) if on_written is not None else None
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        unlink_if_present(tmp)
         raise
+    return result
+
+
+def unlink_if_present(path: Any) -> None:
+    """Remove ``path``; one that is already gone is fine (another process may have removed it)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _create_temp(path: Path, mode: int) -> tuple[int, str]:

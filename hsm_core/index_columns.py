@@ -24,9 +24,10 @@ import json
 import os
 import re
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from hsm_core.atomic import _create_temp, atomic_write_text
+from hsm_core.atomic import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from hsm_core.state import TaskRecord
@@ -66,22 +67,7 @@ def stamp_of(fd: int) -> list[int]:
 def write_index(path: str, text: str) -> list[int]:
     """Write ``task_index.json`` atomically (no fsync: a cache) and return its :func:`stamp_of`,
     taken from the written file itself, before the rename makes it visible."""
-    from pathlib import Path
-
-    fd, tmp = _create_temp(Path(path), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            stamp = stamp_of(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return stamp
+    return atomic_write_bytes(Path(path), text.encode("utf-8"), fsync=False, on_written=stamp_of)
 
 
 def write(sweep_path: str, records: list["TaskRecord"], generation: str | None, stamp: list[int]) -> None:

@@ -84,18 +84,10 @@ def _ordered_union(dicts: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def build_table(sweep: SweepDir, records: Iterable[TaskRecord], *, metrics: bool = True) -> Table:
-    """The rows of ``records`` (sorted by task index) with their metrics read from disk."""
-    recs = sorted(records, key=lambda r: r.index)
-    # Paths as strings: pathlib costs more than the read itself at 100,000 tasks.
-    tasks_dir = str(sweep.tasks_dir)
-    kept = known_metrics(sweep.path) if metrics else {}
-    per_task_metrics = [
-        _metrics_of(r, tasks_dir, kept) if metrics and r.state != "pending" else {}
-        for r in recs
-    ]
-    params = _ordered_union(r.params for r in recs)
-    metric_names = _ordered_union(per_task_metrics)
+
+def column_names(params: Iterable[str], metric_names: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each parameter's and metric's column name: its own, or with a ``param.``/``metric.``
+    prefix when a fixed column or a parameter already has it."""
     taken = set(FIXED_HEAD) | set(FIXED_TAIL)
     param_columns: dict[str, str] = {}
     for p in params:
@@ -109,6 +101,21 @@ def build_table(sweep: SweepDir, records: Iterable[TaskRecord], *, metrics: bool
             col = f"metric.{col}"
         metric_columns[m] = col
         taken.add(col)
+    return param_columns, metric_columns
+
+def build_table(sweep: SweepDir, records: Iterable[TaskRecord], *, metrics: bool = True) -> Table:
+    """The rows of ``records`` (sorted by task index) with their metrics read from disk."""
+    recs = sorted(records, key=lambda r: r.index)
+    # Paths as strings: pathlib costs more than the read itself at 100,000 tasks.
+    tasks_dir = str(sweep.tasks_dir)
+    kept = known_metrics(sweep.path) if metrics else {}
+    per_task_metrics = [
+        _metrics_of(r, tasks_dir, kept) if metrics and r.state != "pending" else {}
+        for r in recs
+    ]
+    params = _ordered_union(r.params for r in recs)
+    metric_names = _ordered_union(per_task_metrics)
+    param_columns, metric_columns = column_names(params, metric_names)
     columns = [*FIXED_HEAD, *param_columns.values(), *FIXED_TAIL, *metric_columns.values()]
     rows = []
     for rec, found in zip(recs, per_task_metrics):

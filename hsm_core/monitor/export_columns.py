@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import Any, Iterable, Mapping
 
 from hsm_core.indexed_metrics import known as known_metrics
-from hsm_core.monitor.export import FIXED_HEAD, FIXED_TAIL, _csv_cell, _json_safe, _metrics_of
+from hsm_core.monitor.export import FIXED_TAIL, _csv_cell, column_names, _json_safe, _metrics_of
 from hsm_core.state import SweepDir, TaskRecord
 
 _NONE = type(None)
@@ -64,19 +64,7 @@ def _columns(sweep: SweepDir, records: Iterable[TaskRecord],
     params = list(dict.fromkeys(chain.from_iterable(r.params for r in recs)))
     metric_names = list(dict.fromkeys(chain.from_iterable(found)))
     # Column names as build_table gives them (a clash gets a param./metric. prefix).
-    taken = set(FIXED_HEAD) | set(FIXED_TAIL)
-    param_columns: dict[str, str] = {}
-    for p in params:
-        col = p if p not in taken else f"param.{p}"
-        param_columns[p] = col
-        taken.add(col)
-    metric_columns: dict[str, str] = {}
-    for m in metric_names:
-        col = m if m not in taken else f"metric.{m}"
-        while col in taken:
-            col = f"metric.{col}"
-        metric_columns[m] = col
-        taken.add(col)
+    param_columns, metric_columns = column_names(params, metric_names)
     ids = [r.task_id for r in recs]
     names: list[str] = ["task", "id"]
     # r.name without the property call per task (a dir name of its own is in extra).

@@ -30,7 +30,6 @@ Stdlib and psutil (through :mod:`hsm_core.processes`) only: this module runs ins
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import socket
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hsm_core import processes
+from hsm_core.atomic import unlink_if_present
 
 LOCK_SUFFIX = ".lock"
 TOMB_MARK = ".lock.tomb-"
@@ -274,12 +274,12 @@ class ClaimStore:
             try:
                 claim = self._create(run_id, path)
             finally:
-                _unlink(tomb)
+                unlink_if_present(tomb)
             if claim is not None:
                 claim.taken_over = True
             return claim
         finally:
-            _unlink(mutex)
+            unlink_if_present(mutex)
 
     def _mutex_path(self, run_id: str) -> Path:
         return self.locks_dir / f".{run_id}{MUTEX_SUFFIX}"
@@ -304,7 +304,7 @@ class ClaimStore:
                 tomb = self._move_aside(stale)
                 if tomb is None:
                     return None
-                _unlink(tomb)
+                unlink_if_present(tomb)
                 continue
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.me, fh)
@@ -333,7 +333,7 @@ class ClaimStore:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(info, fh)
         except BaseException:
-            _unlink(path)
+            unlink_if_present(path)
             raise
         st = os.stat(path)
         self._note_mtime(st.st_mtime, time.time())
@@ -359,7 +359,7 @@ class ClaimStore:
             os.link(tomb, view.path)
         except OSError:
             pass
-        _unlink(tomb)
+        unlink_if_present(tomb)
         return None
 
     def clear(self, run_id: str) -> bool:
@@ -377,10 +377,10 @@ class ClaimStore:
             tomb = self._move_aside(view)
             if tomb is None:
                 return False
-            _unlink(tomb)
+            unlink_if_present(tomb)
             return True
         finally:
-            _unlink(mutex)
+            unlink_if_present(mutex)
 
     # -- holding -------------------------------------------------------------------------------
     def owns(self, claim: Claim) -> bool:
@@ -430,13 +430,13 @@ class ClaimStore:
             return False
         holder = _read_json(tomb)
         if holder is not None and holder.get("token") == claim.token:
-            _unlink(tomb)
+            unlink_if_present(tomb)
             return True
         try:
             os.link(tomb, view_path)  # someone else's: put it back
         except OSError:
             pass
-        _unlink(tomb)
+        unlink_if_present(tomb)
         return False
 
     # -- housekeeping --------------------------------------------------------------------------
@@ -470,13 +470,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
     return data if isinstance(data, dict) else None
 
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
 
 
 def _iso(epoch: float) -> str:

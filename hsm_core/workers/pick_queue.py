@@ -37,11 +37,11 @@ Stdlib only (the worker loop imports it).
 from __future__ import annotations
 
 import collections
-import errno
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from hsm_core.atomic import unlink_if_present
 from hsm_core.plugin import TaskState
 from hsm_core.workers.layout import WorkTask
 
@@ -142,7 +142,7 @@ class PickQueue:
             self._mark(kind, run_id)
         for other in KINDS:
             if other != kind:
-                _unlink(self.root / other / run_id)
+                unlink_if_present(self.root / other / run_id)
 
     def _mark(self, kind: str, run_id: str) -> None:
         if "/" in run_id or run_id.startswith("."):
@@ -155,10 +155,3 @@ class PickQueue:
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o666)
         os.close(fd)
 
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
