@@ -94,7 +94,11 @@ class LeaseHeld(HsmError):
 
     def __init__(self, sweep_id: str, holder: Holder, timeout: float) -> None:
         stale_note = ""
-        if holder.verdict == "live" and holder.age > 2 * heartbeat_interval(timeout):
+        if holder.pid == "?":
+            # Empty: its taker was killed between creating it and writing itself into it. Whose it
+            # is cannot be known, so it ages out like a silent holder: say when.
+            stale_note = f" (made {holder.age:.0f}s ago; taken over {timeout:g}s after it was made)"
+        elif holder.verdict == "live" and holder.age > 2 * heartbeat_interval(timeout):
             # A holder elsewhere that stopped beating: say when it may be replaced.
             stale_note = f"; no heartbeat for {holder.age:.0f}s, taken over after {timeout:g}s without one"
         super().__init__(

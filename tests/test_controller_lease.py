@@ -306,3 +306,22 @@ def test_lease_is_released_on_errors_and_interrupts(lease_project: Project) -> N
     assert not _lease_file(sweep).exists()
     again = project.hsm("complete", SWEEP, "--retry-failed", "--dry-run")
     assert again.returncode == 0 and "being run now" not in again.stdout
+
+
+def test_an_empty_lease_left_by_a_controller_killed_as_it_took_it_says_when_it_is_taken_over(tmp_path: Path) -> None:
+    # What a controller SIGKILLed between creating the lease file and writing itself into it
+    # leaves: whose it is cannot be known, so it is refused until it times out, and says when.
+    timeout = 4.0
+    project = _project(tmp_path, timeout=timeout)
+    sweep = _failed_sweep(project, 2, 0.1)
+    lease = _lease_file(sweep)
+    lease.parent.mkdir(exist_ok=True)
+    lease.write_text("")
+    held = project.hsm("complete", SWEEP, "--retry-failed")
+    assert held.returncode == 2 and "Traceback" not in held.stderr, held.stdout + held.stderr
+    assert "lease file .controller/lease.lock is unreadable" in held.stderr
+    assert f"taken over {timeout:g}s after it was made" in held.stderr and "--wait-for-controller" in held.stderr
+    assert not read_runs(_runs_log(project))
+    done = project.hsm("complete", SWEEP, "--retry-failed", "--wait-for-controller", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    _assert_once(project, sweep, 2)
