@@ -2,7 +2,7 @@
 (pbs_support.py, shared with the tests that import its helpers)."""
 
 from hsm_core.testing.slurm_fixtures import slurm_cluster, slurm_env, squeue  # noqa: F401
-from pbs_support import project  # noqa: F401
+from pbs_support import pbs_cluster, project  # noqa: F401
 
 # The test kit's fixtures (hsm_registry, hsm_builtin_registry) are opt-in: hsm-core registers no
 # pytest plugin of its own, so every test directory names it here.

@@ -3,6 +3,7 @@ local Slurm cluster, and golden files (the cluster fixtures come from hsm_core.t
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,14 @@ def make_project(root: Path, cluster: SlurmCluster, hpc: str = "") -> Project:
 @pytest.fixture
 def project(tmp_path: Path, slurm_cluster: SlurmCluster) -> Project:
     return make_project(tmp_path / "proj", slurm_cluster, "hpc:\n  system: slurm\n  default_walltime: \"00:10:00\"\n")
+
+
+@pytest.fixture
+def pbs_cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
+    """The local Slurm cluster, seen through its Torque front-end (slurm-wlm-torque's qsub):
+    missing, it fails under CI=true and skips elsewhere."""
+    if shutil.which("qsub") is None:
+        from hsm_core.testing.services import require_service
+
+        require_service("pbs", "no qsub on PATH (slurm-wlm-torque is not installed)")
+    return slurm_cluster

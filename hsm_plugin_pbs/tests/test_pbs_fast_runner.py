@@ -5,7 +5,6 @@ it runs (what ``hsm cancel`` does)."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,6 @@ time.sleep(300 if args["name"] == "cancel" else 0)
 '''
 NAMES = ["ok", "fail", "cancel"]
 
-
-@pytest.fixture
-def pbs_cluster(slurm_cluster):
-    if shutil.which("qsub") is None:
-        from hsm_core.testing.services import require_service
-
-        require_service("pbs", "no qsub on PATH (slurm-wlm-torque is not installed)")
-    return slurm_cluster
 
 
 def _run(root: Path, cluster, runner: str) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,6 @@ from pbs_support import make_project, wait_for
 
 pytestmark = pytest.mark.slurm
 
-
-@pytest.fixture
-def pbs_cluster(slurm_cluster):
-    if shutil.which("qsub") is None:
-        from hsm_core.testing.services import require_service
-
-        require_service("pbs", "no qsub on PATH (slurm-wlm-torque is not installed)")
-    return slurm_cluster
 
 
 @pytest.mark.parametrize("system", ["pbs", "torque"])

@@ -10,7 +10,6 @@ element there, and says so in one line per task, touching nothing.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from pbs_support import make_project, wait_for
 
 pytestmark = pytest.mark.slurm
 
-
-@pytest.fixture
-def pbs_cluster(slurm_cluster):
-    if shutil.which("qsub") is None:
-        from hsm_core.testing.services import require_service
-
-        require_service("pbs", "no qsub on PATH (slurm-wlm-torque is not installed)")
-    return slurm_cluster
 
 
 def test_torque_elements_are_named_and_never_acted_on_wrongly(tmp_path: Path, pbs_cluster) -> None:

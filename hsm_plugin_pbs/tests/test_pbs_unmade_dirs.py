@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -32,14 +31,6 @@ with open(os.path.join(os.environ["HSM_COUNT_DIR"], "runs.log"), "a") as fh:
     fh.write(f"{os.environ['HSM_TASK_ID']} {'whole' if whole else 'PARTIAL'}\n")
 '''
 
-
-@pytest.fixture
-def pbs_cluster(slurm_cluster):
-    if shutil.which("qsub") is None:
-        from hsm_core.testing.services import require_service
-
-        require_service("pbs", "no qsub on PATH (slurm-wlm-torque is not installed)")
-    return slurm_cluster
 
 
 def test_a_large_torque_sweep_runs_each_task_once_in_a_dir_its_element_made(tmp_path: Path, pbs_cluster) -> None:

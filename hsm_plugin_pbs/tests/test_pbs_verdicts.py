@@ -4,7 +4,6 @@ PBS scripts, which qsub refuses."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from hsm_core.testing.project import make_project as make_plain_project
 from hsm_plugin_pbs.source import PbsSource, TorqueSource
 from pbs_support import make_project
 
-
-@pytest.fixture
-def pbs_cluster(slurm_cluster):
-    if shutil.which("qsub") is None:
-        from hsm_core.testing.services import require_service
-
-        require_service("pbs", "no qsub on PATH (slurm-wlm-torque is not installed)")
-    return slurm_cluster
 
 
 @pytest.mark.slurm
