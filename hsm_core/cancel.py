@@ -41,7 +41,6 @@ def cancel_sweep(project: Any, sweep: Any, registry: Any, *, wait: float = 60.0,
     if only is not None:
         return _cancel_active(project, sweep, registry, wait=wait, echo=echo, only=only)
     from hsm_core.cancel_request import request_cancel
-
     from hsm_core.lease import current_holder
 
     request_cancel(sweep.path)
@@ -153,6 +152,8 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
         if remaining:
             time.sleep(0.3)
     counts: dict[str, int] = {}
+    job_dir = sweep.path / "scripts" / "job_scripts"
+    jobs: dict[str, Any] | None = None  # jobs.jsonl, read once, when a first task dir is missing
     for src, specs in followed.values():
         for tid, spec in specs.items():
             status = read_status(spec.task_dir) or {}
@@ -168,8 +169,8 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
                     status.setdefault("index", spec.index)
                     # An array element cancelled before it made its task dir: made now, as it would have.
                     if not spec.task_dir.is_dir():
-                        job_dir = sweep.path / "scripts" / "job_scripts"
-                        make_dir_from_jobs(spec.task_dir, job_dir, tid, read_manifest(job_dir))
+                        jobs = read_manifest(job_dir) if jobs is None else jobs
+                        make_dir_from_jobs(spec.task_dir, job_dir, tid, jobs)
                     write_status(spec.task_dir, status)
             counts[status["state"]] = counts.get(status["state"], 0) + 1
         try:
