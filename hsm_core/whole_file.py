@@ -61,11 +61,14 @@ def temp_path(path: Path) -> Path:
 
 def is_temp_name(name: str) -> bool:
     """True for the name of a temporary :func:`create_whole` writes (never a lock itself)."""
-    return name.startswith(".") and name.endswith(TEMP_SUFFIX) and _parse(name) is not None
+    return temp_owner(name) is not None
 
 
-def _parse(name: str) -> tuple[str, int] | None:
-    """(machine tag, pid) of a temporary's name, or None when it is not one."""
+def temp_owner(name: str) -> tuple[str, int] | None:
+    """(machine tag, pid) of the process that wrote the temporary called ``name``, or None when
+    ``name`` is not a temporary's."""
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        return None
     parts = name[: -len(TEMP_SUFFIX)].rsplit(".", 3)
     if len(parts) != 4 or len(parts[1]) != 8 or not parts[2].isdigit():
         return None
@@ -165,7 +168,7 @@ def clean_stale_temps(directory: Path, older_than: float, now: float | None = No
     except FileNotFoundError:
         return 0
     for entry in entries:
-        parsed = _parse(entry.name) if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX) else None
+        parsed = temp_owner(entry.name)
         if parsed is None:
             continue
         tag, pid = parsed
