@@ -75,19 +75,23 @@ def temp_owner(name: str) -> tuple[str, int] | None:
     return parts[1], int(parts[2])
 
 
-def create_whole(path: Path, data: bytes, *, mode: int = 0o666) -> bool:
+def create_whole(path: Path, data: bytes, *, mode: int = 0o666, fsync: bool = False) -> bool:
     """Create ``path`` holding ``data`` unless it exists: True when this call made it, False when
     the name was taken. The file appears with all of ``data`` or not at all (module docstring).
-    ``mode`` is less the umask, as for any new file."""
+    ``mode`` is less the umask, as for any new file. ``fsync``: the data reaches the disk before
+    the name appears (a record that must outlive a machine crash; a lock only has to outlive its
+    process)."""
     path = Path(path)
     device = os.stat(path.parent).st_dev
     if device in _no_link_devices:
-        return _create_exclusive(path, data, mode)
+        return _create_exclusive(path, data, mode, fsync)
     for _ in range(5):
         temp = temp_path(path)
         fd = os.open(temp, _FLAGS, mode)
         try:
             _write_all(fd, data)
+            if fsync:
+                os.fsync(fd)
             made = os.fstat(fd)
             try:
                 os.link(temp, path)
@@ -101,7 +105,7 @@ def create_whole(path: Path, data: bytes, *, mode: int = 0o666) -> bool:
                     continue  # our temporary was cleaned away (we were stopped for long): again
                 if exc.errno in _NO_LINKS:
                     _no_link_devices.add(device)
-                    return _create_exclusive(path, data, mode)
+                    return _create_exclusive(path, data, mode, fsync)
                 raise
         finally:
             os.close(fd)
@@ -122,7 +126,7 @@ def _linked(fd: int, path: Path, made: os.stat_result) -> bool:
     return (st.st_dev, st.st_ino) == (made.st_dev, made.st_ino)
 
 
-def _create_exclusive(path: Path, data: bytes, mode: int) -> bool:
+def _create_exclusive(path: Path, data: bytes, mode: int, fsync: bool = False) -> bool:
     """The fallback without hard links: ``O_EXCL`` create, then write (a kill between the two
     leaves an empty file, which readers treat as a lock of unknown owner)."""
     try:
@@ -131,6 +135,8 @@ def _create_exclusive(path: Path, data: bytes, mode: int) -> bool:
         return False
     try:
         _write_all(fd, data)
+        if fsync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         _unlink_quietly(path)
