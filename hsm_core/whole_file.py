@@ -55,8 +55,9 @@ def machine_tag() -> str:
 
 
 def temp_path(path: Path) -> Path:
-    """A fresh temporary name beside ``path`` (see the module's docstring)."""
-    return path.parent / f".{path.name}.{machine_tag()}.{os.getpid()}.{os.urandom(6).hex()}{TEMP_SUFFIX}"
+    """A fresh temporary name beside ``path`` (see the module's docstring). A long lock name is
+    cut so the temporary's stays within the usual 255-byte limit (only its tail is ever parsed)."""
+    return path.parent / f".{path.name[:200]}.{machine_tag()}.{os.getpid()}.{os.urandom(6).hex()}{TEMP_SUFFIX}"
 
 
 def is_temp_name(name: str) -> bool:
