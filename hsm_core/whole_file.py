@@ -83,8 +83,7 @@ def create_whole(path: Path, data: bytes, *, mode: int = 0o666, fsync: bool = Fa
     the name appears (a record that must outlive a machine crash; a lock only has to outlive its
     process)."""
     path = Path(path)
-    device = os.stat(path.parent).st_dev
-    if device in _no_link_devices:
+    if _no_link_devices and os.stat(path.parent).st_dev in _no_link_devices:
         return _create_exclusive(path, data, mode, fsync)
     for _ in range(5):
         temp = temp_path(path)
@@ -98,14 +97,16 @@ def create_whole(path: Path, data: bytes, *, mode: int = 0o666, fsync: bool = Fa
                 os.link(temp, path)
                 return True
             except OSError as exc:
-                if _linked(fd, path, made):
-                    return True  # made, though reported failed (NFS)
+                # Made, though reported failed (NFS)? On EEXIST the link count says it (the
+                # classic check); on another error the name may also be looked at.
+                if _linked(fd, None if exc.errno == errno.EEXIST else path, made):
+                    return True
                 if exc.errno == errno.EEXIST:
                     return False
                 if exc.errno == errno.ENOENT and path.parent.is_dir():
                     continue  # our temporary was cleaned away (we were stopped for long): again
                 if exc.errno in _NO_LINKS:
-                    _no_link_devices.add(device)
+                    _no_link_devices.add(os.stat(path.parent).st_dev)
                     return _create_exclusive(path, data, mode, fsync)
                 raise
         finally:
@@ -114,13 +115,15 @@ def create_whole(path: Path, data: bytes, *, mode: int = 0o666, fsync: bool = Fa
     raise OSError(errno.EAGAIN, "temporary files keep vanishing before they are linked", str(path))
 
 
-def _linked(fd: int, path: Path, made: os.stat_result) -> bool:
+def _linked(fd: int, path: Path | None, made: os.stat_result) -> bool:
     """True when the link was made although ``link`` reported an error: the temporary open as
-    ``fd`` has a second name (its link count rose to 2; only this call links it), or ``path`` points
-    at its inode (which also holds when a cleaner removed the temporary's name meanwhile)."""
+    ``fd`` has a second name (its link count rose to 2; only this call links it), or ``path`` (when
+    given) points at its inode (which also holds when a cleaner removed the temporary's name)."""
     try:
         if os.fstat(fd).st_nlink >= 2:
             return True
+        if path is None:
+            return False
         st = os.stat(path)
     except OSError:
         return False

@@ -72,8 +72,9 @@ def _popen(root: Path, args: list[str], env: dict[str, str], kill: list[str] | N
     return proc
 
 
-#: System calls a lock file sees (``link`` is ``linkat`` on some architectures).
-LOCK_CALLS = ["/^open(at)?$", "/^write$", "/^link(at)?$", "/^rename(at2?)?$", "/^utimensat$"]
+#: System calls a lock file sees, as strace sets (``link`` is ``linkat`` on some architectures).
+LOCK_CALLS = {"open": "/^open(at)?$", "write": "/^write$", "link": "/^link(at)?$", "rename": "/^rename(at2?)?$",
+              "utime": "/^utimensat$"}
 
 
 def at_nth_link(n: int) -> list[str]:
@@ -233,8 +234,8 @@ def test_controllers_killed_as_they_take_the_lease(chaos: Chaos, tmp_path: Path)
                 # its first link (its lease's, or the takeover mutex's before it).
                 kill, what = None, mode
                 if mode == "strace" and rng.random() < 0.6:
-                    calls = rng.choice(LOCK_CALLS)
-                    kill, what = at_first_call_on((lease_dir / "lease.lock").resolve(), calls), f"strace at {calls} on the lease"
+                    call = rng.choice(sorted(LOCK_CALLS))
+                    kill, what = at_first_call_on((lease_dir / "lease.lock").resolve(), LOCK_CALLS[call]), f"strace at its first {call} of the lease"
                 elif mode == "strace":
                     kill, what = at_nth_link(1), "strace at its first link"
                 proc = _popen(root, ["complete", sweep_id, "--retry-failed"], CORE, kill)
