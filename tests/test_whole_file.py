@@ -237,6 +237,12 @@ def test_a_worker_killed_as_it_claimed_a_task_blocks_no_one(tmp_path: Path) -> N
     locks = sweep / ".locks"
     assert [p.name for p in locks.iterdir() if p.name.endswith(".lock")] == []
     assert len(_temps(locks)) == 1
+    # The status table reads no claim into it (nothing held, nothing stale).
+    status = hsm(root, "worker", "--sweep", str(cfg), "--status", "--json", env=env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    table = json.loads(status.stdout)
+    assert table["stale_locks"] == 0 and table["counts"]["pending"] == 3, table
+    assert all(row["claimed_by"] is None for row in table["tasks"]), table["tasks"]
     done = hsm(root, "worker", "--sweep", str(cfg), env=env, timeout=90)
     assert done.returncode == 0, done.stdout + done.stderr
     assert not check_once(read_runs(log), _task_ids(sweep))
