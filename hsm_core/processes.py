@@ -141,6 +141,82 @@ def wrappers_of(task_dir: "os.PathLike[str] | str", word: str) -> list[int]:
     return found
 
 
+def escaped(task_dir: "os.PathLike[str] | str", leader: int | None = None) -> list[int]:
+    """This user's live processes anywhere on the machine whose environment names ``task_dir``
+    (``HSM_TASK_DIR``) and that are not in the process group or session of ``leader``: a task's
+    daemons that left its session (``setsid``, a double fork). The environment a process started
+    with survives both, so this finds what :func:`members` cannot.
+
+    One pass over every process of the machine (a few ms for a few hundred): for stops and before
+    a new attempt, never per poll. Never counted: another user's process (even when hsm runs as
+    root), a process whose environment cannot be read (gone, hidden: where no environment can be
+    read, as on some macOS set-ups, nothing is found and only the session counts, as before), a
+    zombie, hsm itself and its own ancestors (an hsm started from inside the task's shell)."""
+    ps = _psutil()
+    target = os.path.realpath(os.fspath(task_dir))
+    uid = os.getuid()
+    spared = _self_and_ancestors()
+    found: list[int] = []
+    for proc in ps.process_iter():
+        pid = proc.pid
+        if pid in spared:
+            continue
+        try:
+            if proc.uids().real != uid:
+                continue
+            value = proc.environ().get("HSM_TASK_DIR")
+            if not value or os.path.realpath(value) != target:
+                continue
+            if proc.status() == ps.STATUS_ZOMBIE:
+                continue
+            if leader is not None and (os.getpgid(pid) == leader or _session(pid) == leader):
+                continue  # a member: reached through the group and session
+        except (ps.NoSuchProcess, ps.AccessDenied, ProcessLookupError, PermissionError, OSError):
+            continue
+        found.append(pid)
+    return found
+
+
+def _self_and_ancestors() -> set[int]:
+    ps = _psutil()
+    spared = {os.getpid()}
+    try:
+        spared.update(p.pid for p in ps.Process().parents())
+    except (ps.NoSuchProcess, ps.AccessDenied, OSError):
+        pass
+    return spared
+
+
+def _pinned(pids: Iterable[int]) -> list:
+    """psutil handles of ``pids`` as they are now (pid + start time): a signal sent through one
+    never reaches a process that took the pid over after it ended."""
+    ps = _psutil()
+    out = []
+    for pid in pids:
+        try:
+            out.append(ps.Process(pid))
+        except (ps.NoSuchProcess, ps.AccessDenied, OSError):
+            pass
+    return out
+
+
+def _signal_pinned(procs: Iterable, signum: int) -> None:
+    ps = _psutil()
+    for proc in procs:
+        try:
+            proc.send_signal(signum)
+        except (ps.NoSuchProcess, ps.AccessDenied, ProcessLookupError, PermissionError, OSError):
+            pass
+
+
+def _still_alive(proc) -> bool:  # noqa: ANN001 - a psutil.Process
+    ps = _psutil()
+    try:
+        return proc.is_running() and proc.status() != ps.STATUS_ZOMBIE
+    except (ps.NoSuchProcess, ps.AccessDenied, OSError):
+        return False
+
+
 def _session(pid: int) -> int | None:
     if portable():
         return None  # as on macOS, which refuses the session of a process outside ours
@@ -213,64 +289,94 @@ def _cont(pid: int) -> None:
         pass
 
 
-def wait_gone(leader: int, timeout: float, *, poll: float = 0.05, until: Iterable[int] = ()) -> bool:
+def wait_gone(leader: int, timeout: float, *, poll: float = 0.05, until: Iterable[int] = (), also: Iterable = ()) -> bool:
     """Wait up to ``timeout`` seconds until no process of the task led by ``leader`` lives (or
-    none of the pids ``until`` when given). True when they are gone."""
+    none of the pids ``until`` when given), nor any of the pinned processes ``also`` (see
+    :func:`stop_group`). True when they are gone."""
     deadline = time.monotonic() + timeout
     watch = list(until)
+    pinned = list(also)
     while True:
         left = [p for p in watch if start_time(p) is not None] if watch else members(leader)
         if not left:
-            return True
+            pinned = [p for p in pinned if _still_alive(p)]
+            if not pinned:
+                return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(poll)
 
 
-def stop_group(leader: int, grace: float) -> bool:
+def stop_group(leader: int, grace: float, *, task_dir: "os.PathLike[str] | str | None" = None) -> bool:
     """Stop a task's processes: SIGTERM to all of them, up to ``grace`` seconds for them to end
     (a training script saving its checkpoint), then SIGKILL for what is left.
 
+    With ``task_dir``, "all of them" includes the task's daemons that left its session (see
+    :func:`escaped`): they get the same SIGTERM, grace and SIGKILL. The machine is searched for
+    them when the stop begins and once more before the SIGKILL (a daemon started in the grace).
+
     The wrapper (``leader``) is killed last: killed first, it could not record how its command
     ended. True when nothing of the task is left."""
+    strays = _pinned(escaped(task_dir, leader)) if task_dir is not None else []
     signal_group(leader, signal.SIGTERM)
+    _signal_pinned(strays, signal.SIGTERM)
     # A suspended process acts on SIGTERM only once continued: a wrapper stopped after its command
     # exited would otherwise be killed in the end, and the command's exit code lost with it.
     signal_group(leader, signal.SIGCONT)
-    if wait_gone(leader, grace):
-        return True
+    _signal_pinned(strays, signal.SIGCONT)
+    if wait_gone(leader, grace, also=strays):
+        return _stop_late(task_dir)
+    if task_dir is not None:
+        strays = _pinned(escaped(task_dir, leader))
     # Kill the command and its children first, so the wrapper lives to record the exit status.
     for _ in range(20):
         others = [p for p in members(leader) if p != leader]
-        if not others:
+        strays = [p for p in strays if _still_alive(p)]
+        if not others and not strays:
             break
         signal_group(leader, signal.SIGKILL, spare=leader)
+        _signal_pinned(strays, signal.SIGKILL)
         time.sleep(0.02)
     _cont(leader)
-    if wait_gone(leader, 2.0):
-        return True
+    if wait_gone(leader, 2.0, also=strays):
+        return _stop_late(task_dir)
     signal_group(leader, signal.SIGKILL)
-    return wait_gone(leader, 2.0)
+    _signal_pinned(strays, signal.SIGKILL)
+    return wait_gone(leader, 2.0, also=strays) and _stop_late(task_dir)
+
+
+def _stop_late(task_dir: "os.PathLike[str] | str | None") -> bool:
+    """Stop a daemon of the task that left its session while the task was being stopped (started
+    by a SIGTERM handler): the group is gone, so nothing else would ever reach it."""
+    if task_dir is None:
+        return True
+    late = escaped(task_dir)
+    return not late or stop_pids(late, 2.0)
 
 
 def stop_pids(pids: Iterable[int], grace: float) -> bool:
     """Stop processes that are known one by one (a task whose wrapper, and so its group id, is
-    gone): SIGTERM, up to ``grace`` seconds, SIGKILL. True when all are gone."""
-    pids = list(pids)
-    for sig in (signal.SIGTERM, signal.SIGCONT):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-    if wait_gone(0, grace, until=pids):
+    gone; a daemon that left the task's session): SIGTERM, up to ``grace`` seconds, SIGKILL.
+    Each is pinned by its start time first: one that ends in the grace and whose pid is taken by
+    another process meanwhile is never signalled again. True when all are gone."""
+    procs = _pinned(pids)
+    _signal_pinned(procs, signal.SIGTERM)
+    _signal_pinned(procs, signal.SIGCONT)
+    if _wait_pinned(procs, grace):
         return True
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    return wait_gone(0, 2.0, until=pids)
+    _signal_pinned([p for p in procs if _still_alive(p)], signal.SIGKILL)
+    return _wait_pinned(procs, 2.0)
+
+
+def _wait_pinned(procs: list, timeout: float, poll: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        procs = [p for p in procs if _still_alive(p)]
+        if not procs:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
 
 
 @lru_cache(maxsize=1)

@@ -256,18 +256,20 @@ LEFTOVER_GRACE = 10.0
 def _stop_leftovers(task_dir: Path, previous: Mapping[str, Any]) -> None:
     """Never start an attempt while processes of an earlier one run: a daemon child of an attempt
     that ended (a data loader, a logging service) would share the task dir and its checkpoint with
-    the new one. Only processes that provably belong to this task (``HSM_TASK_DIR``) are stopped."""
-    ident = previous.get("process") or previous.get("last_process")
-    if not ident or previous.get("host") != socket.gethostname():
-        return
+    the new one. Only processes that provably belong to this task (``HSM_TASK_DIR``) are stopped:
+    those of the earlier wrapper's group and session, and this user's daemons anywhere on the
+    machine that left it (``setsid``, a double fork; one search of the machine per new attempt)."""
+    if previous.get("host") != socket.gethostname():
+        return  # never ran here (or nowhere yet): nothing of it can run on this machine
     from hsm_core import processes
 
-    parsed = processes.parse_identity(ident)
-    if not parsed:
-        return
-    left = processes.task_members(parsed[0], task_dir, unknown=False)
+    # (An attempt closed without its process, as ``interrupted`` by a later look, has no
+    # ``process`` left: its daemons are found by the search all the same.)
+    parsed = processes.parse_identity(previous.get("process") or previous.get("last_process"))
+    left = set(processes.task_members(parsed[0], task_dir, unknown=False)) if parsed else set()
+    left.update(processes.escaped(task_dir))
     if left:
-        processes.stop_pids(left, LEFTOVER_GRACE)
+        processes.stop_pids(sorted(left), LEFTOVER_GRACE)
 
 
 def signal_task(task: StartedTask, signum: int) -> None:
@@ -338,7 +340,7 @@ def terminate(task: StartedTask, grace: float = 10.0, reason: TaskState = TaskSt
     if task.process.poll() is not None:
         return
     task.stop_reason = reason
-    processes.stop_group(task.process.pid, grace)
+    processes.stop_group(task.process.pid, grace, task_dir=task.task_dir)
     task.process.wait()
 
 
@@ -366,10 +368,12 @@ def stop_recorded(task_dir: Path, grace: float) -> None:
     if not parsed:
         return
     if processes.is_running(ident):
-        processes.stop_group(parsed[0], grace)
+        processes.stop_group(parsed[0], grace, task_dir=task_dir)
     else:
-        # The wrapper is gone (its pid may be a stranger's): stop what provably runs the task.
-        processes.stop_pids(processes.task_members(parsed[0], task_dir, unknown=False), grace)
+        # The wrapper is gone (its pid may be a stranger's): stop what provably runs the task,
+        # in the wrapper's group and session or (a daemon that left it) anywhere on the machine.
+        left = set(processes.task_members(parsed[0], task_dir, unknown=False)) | set(processes.escaped(task_dir))
+        processes.stop_pids(sorted(left), grace)
 
 
 def settle_stopped(task_dir: Path, reason: TaskState) -> dict[str, Any] | None:

@@ -317,10 +317,12 @@ def stop_orphaned_command(task_dir: Path, status: Mapping[str, Any] | None) -> b
         return False
     # The wrapper is gone, so its pid (the group's id) may be a stranger's now: only processes
     # that provably run this task are stopped.
-    victims = processes.task_members(parsed[0], task_dir, unknown=False)
+    # Its daemons that left the session (``setsid``, a double fork) too: one search of the
+    # machine, once per task whose wrapper was killed (then the task is settled).
+    victims = set(processes.task_members(parsed[0], task_dir, unknown=False)) | set(processes.escaped(task_dir))
     if not victims:
         return False
-    processes.stop_pids(victims, 0.0)
+    processes.stop_pids(sorted(victims), 0.0)
     return True
 
 

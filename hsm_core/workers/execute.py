@@ -344,7 +344,10 @@ def _wait(task: StartedTask, signals: Signals, grace: float) -> int:
 
 
 def _wait_for_leftovers(task: StartedTask, task_dir: Path, session: Session, grace: float) -> None:
-    """Wait up to ``grace`` seconds for what the task started to exit, then SIGKILL it all."""
+    """Wait up to ``grace`` seconds for what the task started to exit, then SIGKILL it all. Its
+    daemons that left the session (``setsid``: the forwarded signal never reached them) are
+    stopped then, SIGTERM and what is left of the grace, so the worker exits with nothing of the
+    task left behind."""
     leader = task.process.pid
     deadline = time.monotonic() + grace
     while processes.task_members(leader, task_dir):
@@ -352,5 +355,8 @@ def _wait_for_leftovers(task: StartedTask, task_dir: Path, session: Session, gra
             return
         if time.monotonic() > deadline:
             signal_task(task, signal.SIGKILL)
-            return
+            break
         time.sleep(0.05)
+    strays = processes.escaped(task_dir)
+    if strays and not session.lost:
+        processes.stop_pids(strays, max(0.0, deadline - time.monotonic()))

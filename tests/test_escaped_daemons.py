@@ -1,0 +1,239 @@
+"""Daemons that leave the task's session: stopped with the task, and never left running beside a
+new attempt (docs/reliability.md, "Stops").
+
+The task script (:data:`SCRIPT`) starts, on its first execution only, a daemon that appends a
+``tick`` line to the task's own log every 50 ms until it is killed (a data-loader server, a
+logging service): either ``nohup setsid python ... &`` (``escape=setsid``) or a double fork with
+``setsid`` in between (``escape=double``). Neither is in the process group or session of hsm's
+wrapper any more. A later execution resumes without starting it again, so whatever ticks after
+that execution started is a copy of the task running beside another.
+
+Everything is judged from the log and from /proc (pid + start ticks), never from hsm's records:
+the daemon ticks no more once ``hsm run`` has exited after Ctrl-C / ``hsm cancel``, and after a
+SIGKILL of the controller and the script, ``hsm complete`` starts the second execution only once
+the daemon stopped ticking. Unrelated processes of the same user (another ``HSM_TASK_DIR``, none
+at all) live on through all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from chaos_support import output_of, read_state  # noqa: E402
+from stop_observer import Observer, alive, start_ticks, wait_for, write_project, write_sweep  # noqa: E402
+
+#: Seconds a command may take beyond what it must wait for (start-up on a loaded 2-core machine).
+SLACK = 10.0
+
+SCRIPT = r'''
+import os, subprocess, sys, time
+LOG_DIR = {log_dir!r}
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+key = "d" + args["x"]
+path = os.path.join(LOG_DIR, key + ".log")
+
+
+def log(*words):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (" ".join(str(w) for w in words) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def serve():
+    """The daemon: say who it is (pid, session, start ticks), then tick until killed."""
+    me = os.getpid()
+    with open("/proc/%d/stat" % me) as fh:
+        ticks = fh.read().rsplit(")", 1)[1].split()[19]
+    log("daemon", key, me, os.getsid(0), ticks)
+    for _ in range(2400):  # 120 s at most: a leak outlives no test run by much
+        log("tick", key, me, repr(time.monotonic()))
+        time.sleep(0.05)
+    os._exit(0)
+
+
+if "--serve" in sys.argv:
+    serve()
+
+me = os.getpid()
+with open(path, "a+") as fh:
+    fh.seek(0)
+    earlier = any(line.startswith("start ") for line in fh)
+log("start", key, me, repr(time.monotonic()), os.getppid())
+if not earlier:
+    if args["escape"] == "setsid":
+        devnull = subprocess.DEVNULL
+        subprocess.Popen(["nohup", "setsid", sys.executable, __file__, "--serve", "x=" + args["x"]],
+                         stdin=devnull, stdout=devnull, stderr=devnull)
+    else:
+        child = os.fork()
+        if child == 0:
+            os.setsid()
+            if os.fork() == 0:
+                serve()
+            os._exit(0)
+        os.waitpid(child, 0)
+time.sleep(float(args["resume"] if earlier else args["run"]))
+log("end", key, me, repr(time.monotonic()))
+'''
+
+
+def setup(tmp_path: Path, escapes: list[str], *, grace: float = 2.0) -> tuple[Observer, Path]:
+    obs = Observer(tmp_path / "p")
+    write_project(obs.root, parallel=len(escapes), grace=grace)
+    (obs.root / "train.py").write_text(SCRIPT.format(log_dir=str(obs.root / "observed")))
+    plans = [{"x": x, "escape": how, "run": 60, "resume": 0.3} for x, how in enumerate(escapes)]
+    return obs, write_sweep(obs.root, plans)
+
+
+class Log:
+    """One task's log: its executions, its daemon, the daemon's ticks (in file order)."""
+
+    def __init__(self, obs: Observer, key: str) -> None:
+        lines = [line.split() for line in (obs.root / "observed" / f"{key}.log").read_text().splitlines()]
+        self.lines = [w for w in lines if w]
+        self.starts = [(i, int(w[2]), float(w[3]), int(w[4])) for i, w in enumerate(self.lines) if w[0] == "start"]
+        self.ends = [(i, int(w[2]), float(w[3])) for i, w in enumerate(self.lines) if w[0] == "end"]
+        found = [w for w in self.lines if w[0] == "daemon"]
+        self.daemon = (int(found[0][2]), int(found[0][3]), found[0][4]) if found else None  # pid, session, ticks
+        self.ticks = [(i, float(w[3])) for i, w in enumerate(self.lines) if w[0] == "tick"]
+
+
+def log_of(obs: Observer, key: str) -> Log:
+    path = obs.root / "observed" / f"{key}.log"
+    return Log(obs, key) if path.exists() else None  # type: ignore[return-value]
+
+
+def daemons_up(obs: Observer, keys: list[str]) -> dict[str, Log]:
+    """Wait until every task's daemon ticks; check that it really left the wrapper's session."""
+    def ready() -> dict[str, Log] | None:
+        logs = {k: log_of(obs, k) for k in keys}
+        return logs if all(lg and lg.daemon and lg.ticks for lg in logs.values()) else None
+
+    logs = wait_for(ready, 30, "the daemons to tick")
+    for key, lg in logs.items():
+        pid, session, _ = lg.daemon
+        wrapper = lg.starts[0][3]
+        assert session != os.getsid(wrapper), f"{key}: its daemon {pid} is still in the wrapper's session"
+    return logs
+
+
+def strangers(obs: Observer, task_dir: Path) -> list[tuple[str, subprocess.Popen, str | None]]:
+    """Same-user processes that are not the task's: another task dir (a sibling, the sweep dir
+    above it) in HSM_TASK_DIR, and none at all; each in a session of its own, like the daemons."""
+    base = {k: v for k, v in os.environ.items() if k != "HSM_TASK_DIR"}
+    out = []
+    for what, value in (("a sibling task dir", f"{task_dir}-other"), ("the sweep dir", str(task_dir.parent.parent)),
+                        ("no HSM_TASK_DIR", None)):
+        env = dict(base, HSM_TASK_DIR=value) if value else base
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], env=env, start_new_session=True)
+        obs.strangers.append(p)
+        out.append((what, p, None))
+    wait_for(lambda: all(start_ticks(p.pid) for _, p, _ in out), 10, "the strangers to start")
+    return [(what, p, start_ticks(p.pid)) for what, p, _ in out]
+
+
+def check_strangers_alive(found: list[tuple[str, subprocess.Popen, str | None]], when: str) -> None:
+    for what, p, ticks in found:
+        assert alive(p.pid, ticks), f"{when}: hsm killed an unrelated process of the same user ({what})"
+
+
+def last_tick(obs: Observer, key: str) -> float:
+    return log_of(obs, key).ticks[-1][1]
+
+
+def sweep_dir(obs: Observer) -> Path:
+    return obs.root / "sweeps" / "outputs" / "s"
+
+
+def task_dir_of(obs: Observer, key: str) -> Path:
+    return obs.task_dirs(sweep_dir(obs))["t" + key[1:]]
+
+
+def no_overlap(obs: Observer, key: str) -> Log:
+    """The second execution started only after the first one's daemon ticked for the last time,
+    by the clock and by the order of the lines; it ran once, to its end."""
+    lg = log_of(obs, key)
+    assert len(lg.starts) == 2, f"{key}: {len(lg.starts)} executions, expected 2: {lg.lines}"
+    second_line, _, second_at, _ = lg.starts[1]
+    late = [(i, t) for i, t in lg.ticks if i > second_line or t >= second_at]
+    assert not late, (f"{key}: the first execution's daemon ticked {len(late)} times after the second execution "
+                      f"started ({late[-1][1] - second_at:.2f}s after it): two copies of the task ran side by side")
+    assert len(lg.ends) == 1 and lg.ends[0][1] == lg.starts[1][1], f"{key}: ends {lg.ends}"
+    return lg
+
+
+def dead(lg: Log) -> bool:
+    pid, _, ticks = lg.daemon
+    return not alive(pid, ticks)
+
+
+def test_ctrl_c_stops_daemons_that_left_the_session_and_nothing_else(tmp_path: Path) -> None:
+    obs, cfg = setup(tmp_path, ["setsid", "double"])
+    with obs:
+        proc = obs.start("run", "--config", str(cfg), "--sweep-id", "s")
+        logs = daemons_up(obs, ["d0", "d1"])
+        others = strangers(obs, task_dir_of(obs, "d0"))
+        proc.send_signal(signal.SIGINT)
+        exited = obs.wait_exit(proc, 2 + SLACK, "after Ctrl-C")
+        assert proc.returncode == 130 and "Traceback" not in output_of(proc), output_of(proc)
+        for key, lg in logs.items():
+            assert dead(lg), f"{key}: its daemon {lg.daemon[0]} ({key}) outlived Ctrl-C of hsm run"
+            assert last_tick(obs, key) <= exited, f"{key}: its daemon ticked after hsm run exited"
+        check_strangers_alive(others, "Ctrl-C")
+        # The next run resumes each task once, with nothing of the first execution beside it.
+        done = obs.run("complete", "s", bound=30 + SLACK, why="resuming")
+        assert done.returncode == 0, output_of(done)
+        for key in logs:
+            no_overlap(obs, key)
+        check_strangers_alive(others, "hsm complete")
+
+
+def test_hsm_cancel_from_a_second_terminal_stops_the_daemons(tmp_path: Path) -> None:
+    obs, cfg = setup(tmp_path, ["setsid", "double"])
+    with obs:
+        proc = obs.start("run", "--config", str(cfg), "--sweep-id", "s")
+        logs = daemons_up(obs, ["d0", "d1"])
+        others = strangers(obs, task_dir_of(obs, "d1"))
+        cancel = obs.run("cancel", "s", bound=2 + SLACK, why="from a second terminal")
+        assert cancel.returncode == 0, output_of(cancel)
+        obs.wait_exit(proc, 2 + SLACK, "after hsm cancel")
+        for key, lg in logs.items():
+            wait_for(lambda lg=lg: dead(lg), 2, f"{key}'s daemon to be stopped by hsm cancel")
+            assert (read_state(task_dir_of(obs, key)) or {}).get("state") == "cancelled"
+        check_strangers_alive(others, "hsm cancel")
+
+
+def test_hsm_complete_after_a_sigkill_of_everything_but_the_daemons_never_runs_beside_them(tmp_path: Path) -> None:
+    """The controller, the wrappers and the scripts are SIGKILLed (``kill -9`` of hsm and the
+    training processes); only the daemons live. ``hsm complete`` stops them before it runs each
+    task again, and the log shows no tick once the second execution has started."""
+    obs, cfg = setup(tmp_path, ["setsid", "double"])
+    with obs:
+        proc = obs.start("run", "--config", str(cfg), "--sweep-id", "s")
+        logs = daemons_up(obs, ["d0", "d1"])
+        others = strangers(obs, task_dir_of(obs, "d0"))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for lg in logs.values():
+            _, script, _, wrapper = lg.starts[0]
+            for pid in (wrapper, script):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        wait_for(lambda: not any(start_ticks(lg.starts[0][1]) for lg in logs.values()), 10, "the scripts to die")
+        assert not any(dead(lg) for lg in logs.values()), "the daemons died with their scripts: nothing to test"
+        done = obs.run("complete", "s", bound=30 + SLACK, why="after the SIGKILL")
+        assert done.returncode == 0, output_of(done)
+        for key, lg in logs.items():
+            no_overlap(obs, key)
+            assert dead(lg), f"{key}: the first execution's daemon still runs after hsm complete"
+            assert (read_state(task_dir_of(obs, key)) or {}).get("state") == "completed"
+        check_strangers_alive(others, "hsm complete after the SIGKILL")
