@@ -319,3 +319,103 @@ def test_a_wrapper_that_ends_while_it_is_looked_at_is_recorded_from_its_exit_cod
     monkeypatch.setattr(state_mod, "left_exit_code", marker_written_after_the_first_look)
     final = reconcile_status(d, status)
     assert final["state"] == "completed" and final["exit_code"] == 0
+
+
+def _wait_started(procs: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 10
+    while not all(processes.identity(p.pid) for p in procs):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.1)  # past exec: the environment read is the new program's
+
+
+def test_escaped_finds_the_tasks_daemons_anywhere_on_the_machine_and_nothing_else(tmp_path: Path) -> None:
+    """A daemon that left the task's session (its own session) is found by the task dir in its
+    environment, also when that names the dir through a symlink; a process of another task dir
+    (a sibling, the sweep dir above it) or without one is not; a member of the wrapper's session is
+    left to :func:`members`."""
+    task = tmp_path / "tasks" / "task_001"
+    task.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(task)
+    base = {k: v for k, v in os.environ.items() if k != "HSM_TASK_DIR"}
+    sleeper = "import time; time.sleep(60)"
+    daemon = _spawn(sleeper, env=dict(base, HSM_TASK_DIR=str(tmp_path / "link")), start_new_session=True)
+    sibling = _spawn(sleeper, env=dict(base, HSM_TASK_DIR=f"{task}-other"), start_new_session=True)
+    above = _spawn(sleeper, env=dict(base, HSM_TASK_DIR=str(task.parent)), start_new_session=True)
+    bare = _spawn(sleeper, env=base, start_new_session=True)
+    member = _spawn(sleeper, env=dict(base, HSM_TASK_DIR=str(task)), start_new_session=True)
+    everyone = [daemon, sibling, above, bare, member]
+    try:
+        _wait_started(everyone)
+        assert sorted(processes.escaped(task)) == sorted([daemon.pid, member.pid])
+        assert processes.escaped(task, member.pid) == [daemon.pid]  # in the session of "wrapper" member
+        assert processes.stop_pids(processes.escaped(task, member.pid), 2.0)
+        assert daemon.wait(5) == -signal.SIGTERM
+        assert all(p.poll() is None for p in (sibling, above, bare, member))
+    finally:
+        for p in everyone:
+            p.kill()
+            p.wait()
+
+
+def test_escaped_never_counts_hsm_itself_nor_its_ancestors(tmp_path: Path) -> None:
+    """An hsm started from inside the task (its shell's environment names the task dir) must not
+    find itself, nor the shell that started it, as a daemon of the task to stop."""
+    task = tmp_path / "task_001"
+    task.mkdir()
+    env = dict(os.environ, HSM_TASK_DIR=str(task))
+    look = f"from hsm_core import processes; print(processes.escaped({str(task)!r}))"
+    # "; true": the shell stays the parent instead of exec'ing python in its place.
+    out = subprocess.run(["/bin/sh", "-c", f"{sys.executable} -c \"{look}\"; true"], env=env, capture_output=True,
+                         text=True, timeout=60, start_new_session=True)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start another user's process")
+def test_escaped_never_counts_another_users_process_even_when_hsm_runs_as_root(tmp_path: Path) -> None:
+    """Root can read every process's environment; a process of another user that names the task
+    dir is still not the user's task, never to be stopped."""
+    import pwd
+
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    task = tmp_path / "task_001"
+    task.mkdir()
+    tmp_path.chmod(0o755)
+    other = subprocess.Popen(["sleep", "60"], env=dict(os.environ, HSM_TASK_DIR=str(task)), user=nobody.pw_uid,
+                             group=nobody.pw_gid, start_new_session=True)
+    try:
+        _wait_started([other])
+        assert processes._environ(other.pid) is not None  # readable: only its owner keeps it out
+        assert processes.escaped(task) == []
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_stop_group_with_the_task_dir_gives_a_daemon_that_left_the_session_the_same_grace(tmp_path: Path) -> None:
+    """Ctrl-C / cancel: the daemon gets SIGTERM with the task and its grace to save, then SIGKILL
+    if it ignores it; the wrapper's exit still reaches its parent."""
+    task = tmp_path / "task_001"
+    task.mkdir()
+    saved = tmp_path / "saved"
+    daemon_code = (
+        "import signal, sys, time\n"
+        f"def stop(*a):\n    time.sleep(0.3); open({str(saved)!r}, 'w').write('ok'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "time.sleep(60)\n"
+    )
+    env = dict(os.environ, HSM_TASK_DIR=str(task))
+    wrapper = subprocess.Popen(["/bin/sh", "-c", "sleep 60 & wait"], env=env, start_new_session=True)
+    daemon = _spawn(daemon_code, env=env, start_new_session=True)
+    try:
+        _wait_started([wrapper, daemon])
+        assert processes.stop_group(wrapper.pid, 3.0, task_dir=task)
+        assert daemon.wait(5) == 0 and saved.read_text() == "ok"
+        assert wrapper.wait(5) is not None
+    finally:
+        for p in (wrapper, daemon):
+            p.kill()
+            p.wait()
