@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from chaos_support import output_of, read_state  # noqa: E402
-from stop_observer import Observer, alive, start_ticks, wait_for, write_project, write_sweep  # noqa: E402
+from stop_observer import FAST_WORKERS, Observer, alive, start_ticks, wait_for, write_project, write_sweep  # noqa: E402
 
 #: Seconds a command may take beyond what it must wait for (start-up on a loaded 2-core machine).
 SLACK = 10.0
@@ -84,12 +84,12 @@ log("end", key, me, repr(time.monotonic()))
 '''
 
 
-def setup(tmp_path: Path, escapes: list[str], *, grace: float = 2.0) -> tuple[Observer, Path]:
+def setup(tmp_path: Path, escapes: list[str], *, grace: float = 2.0, name: str | None = None) -> tuple[Observer, Path]:
     obs = Observer(tmp_path / "p")
     write_project(obs.root, parallel=len(escapes), grace=grace)
     (obs.root / "train.py").write_text(SCRIPT.format(log_dir=str(obs.root / "observed")))
     plans = [{"x": x, "escape": how, "run": 60, "resume": 0.3} for x, how in enumerate(escapes)]
-    return obs, write_sweep(obs.root, plans)
+    return obs, write_sweep(obs.root, plans, name=name)
 
 
 class Log:
@@ -148,12 +148,8 @@ def last_tick(obs: Observer, key: str) -> float:
     return log_of(obs, key).ticks[-1][1]
 
 
-def sweep_dir(obs: Observer) -> Path:
-    return obs.root / "sweeps" / "outputs" / "s"
-
-
-def task_dir_of(obs: Observer, key: str) -> Path:
-    return obs.task_dirs(sweep_dir(obs))["t" + key[1:]]
+def task_dir_of(obs: Observer, key: str, sweep_id: str = "s") -> Path:
+    return obs.task_dirs(obs.root / "sweeps" / "outputs" / sweep_id)["t" + key[1:]]
 
 
 def no_overlap(obs: Observer, key: str) -> Log:
@@ -237,3 +233,24 @@ def test_hsm_complete_after_a_sigkill_of_everything_but_the_daemons_never_runs_b
             assert dead(lg), f"{key}: the first execution's daemon still runs after hsm complete"
             assert (read_state(task_dir_of(obs, key)) or {}).get("state") == "completed"
         check_strangers_alive(others, "hsm complete after the SIGKILL")
+
+
+def test_a_preempted_worker_stops_the_daemon_and_the_next_worker_runs_the_task_alone(tmp_path: Path) -> None:
+    """A worker SIGTERMed by its scheduler (a preemption) forwards the signal to its task's
+    session; the daemon that left it is stopped too before the worker exits, so the next worker's
+    execution never runs beside it."""
+    obs, cfg = setup(tmp_path, ["setsid"], name="pre")
+    with obs:
+        w1 = obs.start("worker", "--sweep", str(cfg), env=FAST_WORKERS)
+        logs = daemons_up(obs, ["d0"])
+        others = strangers(obs, task_dir_of(obs, "d0", "pre"))
+        w1.send_signal(signal.SIGTERM)
+        exited = obs.wait_exit(w1, 2 + SLACK, "a worker after SIGTERM")
+        assert w1.returncode == 143, output_of(w1)
+        assert dead(logs["d0"]), "the daemon outlived its preempted worker"
+        assert last_tick(obs, "d0") <= exited, "the daemon ticked after its worker exited"
+        w2 = obs.run("worker", "--sweep", str(cfg), bound=30 + SLACK, why="the next worker", env=FAST_WORKERS)
+        assert w2.returncode == 0, output_of(w2)
+        no_overlap(obs, "d0")
+        assert (read_state(task_dir_of(obs, "d0", "pre")) or {}).get("state") == "completed"
+        check_strangers_alive(others, "the workers")
