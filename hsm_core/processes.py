@@ -368,6 +368,12 @@ def stop_pids(pids: Iterable[int], grace: float) -> bool:
     return _wait_pinned(procs, 2.0)
 
 
+def signal_pids(pids: Iterable[int], signum: int) -> None:
+    """Send ``signum`` to each of ``pids`` (found a moment ago) once, through a handle pinned by
+    its start time: a pid taken over by another process in between is left alone."""
+    _signal_pinned(_pinned(pids), signum)
+
+
 def _wait_pinned(procs: list, timeout: float, poll: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while True:

@@ -455,6 +455,8 @@ def run_blocking(
             task.status.update(with_kept_on_disk(task_dir, task.status))
             write_status(task_dir, task.status)
         signal_task(task, signum)
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            _signal_escaped(task_dir, signum)  # its daemons that left the session: the same stop
 
     old = {s: signal.signal(s, forward) for s in forward_signals}
     try:
@@ -479,7 +481,16 @@ def run_blocking(
         # ignores SIGTERM) goes too. The scheduler may not: a process reparented to init escapes
         # proctrack/linuxproc and PBS without cpusets, and would outlive the job.
         signal_task(task, signal.SIGKILL)
+        _signal_escaped(task_dir, signal.SIGKILL)
     return finish_task(task, rc)
+
+
+def _signal_escaped(task_dir: Path, signum: int) -> None:
+    """Send ``signum`` to the task's daemons that left its session (``setsid``, a double fork),
+    found by ``HSM_TASK_DIR`` in their environment (see :func:`hsm_core.processes.escaped`)."""
+    from hsm_core import processes
+
+    processes.signal_pids(processes.escaped(task_dir), signum)
 
 
 def _task_catches(wrapper_pid: int, signum: int) -> bool:

@@ -95,8 +95,8 @@ def setup(tmp_path: Path, escapes: list[str], *, grace: float = 2.0, name: str |
 class Log:
     """One task's log: its executions, its daemon, the daemon's ticks (in file order)."""
 
-    def __init__(self, obs: Observer, key: str) -> None:
-        lines = [line.split() for line in (obs.root / "observed" / f"{key}.log").read_text().splitlines()]
+    def __init__(self, path: Path) -> None:
+        lines = [line.split() for line in path.read_text().splitlines()]
         self.lines = [w for w in lines if w]
         self.starts = [(i, int(w[2]), float(w[3]), int(w[4])) for i, w in enumerate(self.lines) if w[0] == "start"]
         self.ends = [(i, int(w[2]), float(w[3])) for i, w in enumerate(self.lines) if w[0] == "end"]
@@ -107,7 +107,7 @@ class Log:
 
 def log_of(obs: Observer, key: str) -> Log:
     path = obs.root / "observed" / f"{key}.log"
-    return Log(obs, key) if path.exists() else None  # type: ignore[return-value]
+    return Log(path) if path.exists() else None  # type: ignore[return-value]
 
 
 def daemons_up(obs: Observer, keys: list[str]) -> dict[str, Log]:
@@ -254,3 +254,41 @@ def test_a_preempted_worker_stops_the_daemon_and_the_next_worker_runs_the_task_a
         no_overlap(obs, "d0")
         assert (read_state(task_dir_of(obs, "d0", "pre")) or {}).get("state") == "completed"
         check_strangers_alive(others, "the workers")
+
+
+def test_the_job_runner_stops_the_daemon_when_its_scheduler_stops_the_job(tmp_path: Path) -> None:
+    """``hsm-task`` (the runner of array jobs and remote tasks) SIGTERMed by a scancel or a
+    preemption forwards the stop to the daemon that left the task's session as well, and kills it
+    once the command ended: a daemon reparented to init escapes a scheduler without cgroups."""
+    import json
+
+    task = tmp_path / "tasks" / "task_000"
+    task.mkdir(parents=True)
+    log = tmp_path / "d0.log"
+    code = SCRIPT.format(log_dir=str(tmp_path))
+    (tmp_path / "train.py").write_text(code)
+    argv = [sys.executable, str(tmp_path / "train.py"), "x=0", "escape=double", "run=60", "resume=0.3"]
+    (task / "command.json").write_text(json.dumps({"argv": argv, "task_id": "t0", "index": 0, "cwd": str(tmp_path)}))
+    runner = subprocess.Popen([sys.executable, "-m", "hsm_core.runner", str(task), "--source", "local"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def up() -> Log | None:
+            lg = Log(log) if log.exists() else None
+            return lg if lg and lg.daemon and lg.ticks else None
+
+        lg = wait_for(up, 30, "the daemon to tick")
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=30)
+        exited = time.monotonic()
+        wait_for(lambda: dead(lg), 3, "the daemon to be stopped with the job")
+        assert Log(log).ticks[-1][1] <= exited, "the daemon ticked after the job's runner exited"
+        assert (read_state(task) or {}).get("state") in ("preempted", "interrupted", "failed"), read_state(task)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        for line in log.read_text().splitlines() if log.exists() else []:
+            w = line.split()
+            if w[0] == "daemon" and alive(int(w[2]), w[4]):
+                os.kill(int(w[2]), signal.SIGKILL)
+
