@@ -270,16 +270,19 @@ def signal_group(leader: int, signum: int, *, spare: int | None = None) -> None:
             pass
 
 
-def kill_now(leader: int) -> bool:
+def kill_now(leader: int, *, task_dir: "os.PathLike[str] | str | None" = None) -> bool:
     """Stop a task at once (its claim was lost): SIGKILL everything but the wrapper, then let the
     wrapper (woken with SIGCONT if it was suspended) reap its command and record how it ended: a
-    command that had already exited keeps its exit code. True when nothing of the task is left."""
+    command that had already exited keeps its exit code. With ``task_dir``, the task's daemons
+    that left its session (:func:`escaped`) are killed too. True when nothing of the task is left."""
+    strays = _pinned(escaped(task_dir, leader)) if task_dir is not None else []
+    _signal_pinned(strays, signal.SIGKILL)
     signal_group(leader, signal.SIGKILL, spare=leader)
     _cont(leader)
-    if wait_gone(leader, 2.0):
+    if wait_gone(leader, 2.0, also=strays):
         return True
     signal_group(leader, signal.SIGKILL)
-    return wait_gone(leader, 2.0)
+    return wait_gone(leader, 2.0, also=strays)
 
 
 def _cont(pid: int) -> None:

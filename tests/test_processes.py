@@ -419,3 +419,24 @@ def test_stop_group_with_the_task_dir_gives_a_daemon_that_left_the_session_the_s
         for p in (wrapper, daemon):
             p.kill()
             p.wait()
+
+
+def test_kill_now_with_the_task_dir_kills_a_daemon_that_left_the_session(tmp_path: Path) -> None:
+    """A worker whose claim went to another machine kills its copy at once, daemons included: one
+    left running would write to the task dir beside the other machine's copy."""
+    task = tmp_path / "task_001"
+    task.mkdir()
+    env = dict(os.environ, HSM_TASK_DIR=str(task))
+    wrapper = subprocess.Popen(["/bin/sh", "-c", "sleep 60 & wait"], env=env, start_new_session=True)
+    daemon = _spawn("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+                    env=env, start_new_session=True)
+    bystander = _spawn("import time; time.sleep(60)", start_new_session=True)
+    try:
+        _wait_started([wrapper, daemon, bystander])
+        assert processes.kill_now(wrapper.pid, task_dir=task)
+        assert daemon.wait(5) == -signal.SIGKILL
+        assert bystander.poll() is None
+    finally:
+        for p in (wrapper, daemon, bystander):
+            p.kill()
+            p.wait()

@@ -168,7 +168,7 @@ class Session:
         if holder.get("machine") == self.store.me.get("machine") and holder.get("token") != self.claim.token:
             self.handed_over = True
             return
-        processes.kill_now(task.process.pid)
+        processes.kill_now(task.process.pid, task_dir=task.task_dir)
 
     @property
     def lost(self) -> bool:
@@ -299,7 +299,7 @@ def run_task(
     signals.attach(task)
     try:
         if session.lost:  # taken over while we were starting it
-            processes.kill_now(task.process.pid)
+            processes.kill_now(task.process.pid, task_dir=task.task_dir)
         rc = _wait(task, signals, grace)
     finally:
         signals.attach(None)
