@@ -432,6 +432,13 @@ def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, pa
     plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None,
                          take_lease=not dry_run, wait=wait_for_lease, on_wait=waiting)
     sweep_id = plan.sweep.sweep_id
+    if config is None:
+        from hsm_core.edited_sweep_file import edited_file_note
+
+        note = edited_file_note(plan.sweep.path, plan.sweep.read_metadata(), sweep_id,
+                                (r.task_id for r in plan.records.values()), registry)
+        if note:
+            click.echo(note, err=True)
     try:
         if only_category:
             from hsm_core.retries import keep_only_category
