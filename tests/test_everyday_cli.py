@@ -181,3 +181,17 @@ def test_an_unknown_command_names_the_one_meant(project: Project) -> None:
     nothing = project.hsm("zzzz")
     assert nothing.returncode == 2 and "No such command 'zzzz'." in nothing.stderr
     assert "Did you mean" not in nothing.stderr and "Traceback" not in nothing.stderr
+
+
+def test_the_sweep_names_its_user_where_user_and_logname_are_unset(project: Project) -> None:
+    """cron, containers and some batch jobs set neither $USER nor $LOGNAME: the sweep still says
+    who started it (sweep_metadata.yaml's user)."""
+    import pwd
+
+    import yaml
+
+    project.write_sweep({"grid": {"x": [1]}})
+    project.hsm("run", "--config", "sweeps/sweep.yaml", "--sources", "local:1", env={"USER": "", "LOGNAME": ""},
+                check=True)
+    meta = yaml.safe_load((project.only_sweep() / "sweep_metadata.yaml").read_text())
+    assert meta["user"] == pwd.getpwuid(os.geteuid()).pw_name
