@@ -72,7 +72,7 @@ LAYERS: list[tuple[str, str]] = [
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
         spec_queue failfast retries on_finish engine metrics indexed_metrics metrics_columns outages lease sweep_select lifecycle adaptive
-        search_turn plugin.project edited_sweep_file
+        search_turn plugin.project edited_sweep_file unfollowed
         cancel_request cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.pick_queue workers.worker

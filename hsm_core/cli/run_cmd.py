@@ -469,6 +469,11 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
     command_line_resources = _checked_resources(plan, requests, registry, resources,
                                                 earlier=(meta.get("command_line_resources") or {}, meta_file))
     console = _console()
+    from hsm_core.unfollowed import unfollowed, unfollowed_notes
+
+    elsewhere = unfollowed(plan.to_adopt, plan.sweep, sources, plan.project.data, registry) if plan.to_adopt else {}
+    for line in unfollowed_notes(elsewhere, sweep_id, sources, meta.get("sources"), plan.project.data, registry):
+        click.echo(line, err=True)
     if dry_run:
         from hsm_core.hydra_check import hydra_preflight
 
@@ -478,8 +483,9 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
             console.print(f"  Hydra pre-flight: {hydra_note}", markup=False)
         for reason, k in plan.skipped.items():
             console.print(f"  skipped {k}: {reason}")
-        if plan.to_adopt:
-            console.print(f"  {len(plan.to_adopt)} still running locally (would be watched, not re-run)")
+        watched = len(plan.to_adopt) - sum(len(v) for v in elsewhere.values())
+        if watched:
+            console.print(f"  {watched} still running (would be watched, not re-run)")
         for rec in plan.to_run[:50]:
             console.print(f"  {rec.name} [{rec.state}] {rec.params}", markup=False)
         if len(plan.to_run) > 50:
