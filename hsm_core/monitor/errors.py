@@ -229,7 +229,9 @@ def classify(state: str, exit_code: int | None, lines: list[str], error: str | N
     if sig or _find(_SEGFAULT, lines):
         sig = sig or "SIGSEGV"
         return Diagnosis("killed", f"killed by signal {sig}", last or f"exit code {exit_code}")
-    if exit_code is None and error:
+    if error:
+        # What hsm recorded of the attempt (a setup command that failed, so the task never ran
+        # and left no stderr): it says more than its exit code.
         return Diagnosis("exit_code", normalize(error), error)
     return Diagnosis("exit_code", f"exit code {exit_code if exit_code is not None else '?'}", last)
 
