@@ -619,3 +619,14 @@ def test_a_worker_refuses_a_sweep_that_controllers_run(wp: Project) -> None:
     assert "is a sweep run by hsm run / hsm complete, not by workers" in worker.stderr
     assert len(worker.stderr.strip().splitlines()) == 1, worker.stderr
     assert sorted(p.name for p in (sweep_dir(wp, "shared") / "tasks").iterdir()) == before == ["task_001", "task_002"]
+
+
+def test_a_misspelt_worker_option_names_the_one_meant(wp: Project) -> None:
+    """``--feature wandb-bufer`` is a typo, not a missing plugin: say which option was meant."""
+    cfg = ckpt_sweep(wp, "typo", steps=1, delay=0.01)
+    proc = wp.hsm("worker", "--sweep", str(cfg), "--feature", "wandb-bufer", env=FAST)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "Error: unknown worker option 'wandb-bufer', did you mean 'wandb-buffer'? (--feature wandb-buffer, "
+        "or --wandb-buffer)"], proc.stderr
+    assert executions(wp) == []

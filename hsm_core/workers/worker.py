@@ -107,6 +107,14 @@ def load_feature(registry: Any, name: str, log: Callable[[str], None]) -> Any:
         from hsm_core.registry import PACKAGE_HINTS, WORKER_FEATURE
 
         dists = PACKAGE_HINTS.get((WORKER_FEATURE, name))
+        if dists is None:  # not a name any plugin we know provides: most likely a typo of one
+            from difflib import get_close_matches
+
+            known = [n for (kind, n) in PACKAGE_HINTS if kind == WORKER_FEATURE]
+            close = get_close_matches(name, known, n=1)
+            if close:
+                raise HsmError(f"unknown worker option {name!r}, did you mean {close[0]!r}?",
+                               hint=f"--feature {close[0]}" + (", or --wandb-buffer" if close[0] == "wandb-buffer" else ""))
         raise HsmError(f"the worker option {name!r} needs a plugin that provides it, and none of the installed plugins does",
                        hint=install_hint(*dists) if dists else "`hsm plugins` lists what is installed")
     return feature
