@@ -20,7 +20,8 @@ from hsm_project import Project
 from hsm_core.index_columns import COLUMNS_FILE
 from hsm_core.metrics_columns import COLUMNS_FILE as METRICS_COLUMNS
 from hsm_core.monitor.export import build_table, to_csv, to_json
-from hsm_core.monitor.export_columns import csv_export, json_export
+from hsm_core.monitor.best import order_table
+from hsm_core.monitor.export_columns import csv_export, csv_text, export_columns, json_export, json_text, ordered
 from hsm_core.state import INDEX_FILE, SweepDir, TaskRecord
 from hsm_core.taskdir import write_status
 from hsm_core.testing.project import make_project
@@ -161,6 +162,42 @@ def test_the_column_export_is_byte_for_byte_the_row_export(tmp_path: Path) -> No
     assert json_export(sweep, records, links=links) == to_json(table)
     assert csv_export(sweep, []) == to_csv(build_table(sweep, []))
     assert json_export(sweep, []) == to_json(build_table(sweep, []))
+
+
+ORDERS = ({"sort": "lr"}, {"sort": "lr", "desc": True}, {"sort": "val.loss", "top": 3},
+          {"sort": "val.loss", "desc": True, "top": 2}, {"sort": "new"}, {"sort": "status", "desc": True},
+          {"sort": "param.status"}, {"sort": "note", "top": 1}, {"top": 4}, {"top": 100})
+
+
+def test_sorted_and_top_exports_by_columns_are_byte_for_byte_the_row_export(tmp_path: Path) -> None:
+    """--sort/--desc/--top on the columns (issue 19: they built the row table) give the row
+    table's bytes: numbers, then text, then missing values, ties in task order, in either
+    direction; cells and names csv must quote (comma, quote, CR, LF) are quoted as csv does; and
+    metrics kept beside the index count only for the attempt they were kept for."""
+    from hsm_core import indexed_metrics
+
+    sweep = _synthetic(tmp_path)
+    (sweep.path / "sweep_config.yaml").write_text("metric: {name: val.loss, goal: maximize}\n")
+    records = list(sweep.load_index().values())
+    records[0].params["note"] = 'a "b", c'
+    records[2].params["note"] = "line\r\nbreak"
+    records[4].params["note"] = "plain"
+    indexed_metrics.remember(sweep.path, "id6", 0, {"val.loss": 0.5, "kept,name": "x\ny"})  # its attempt
+    indexed_metrics.remember(sweep.path, "id5", 3, {"val.loss": 99.0})  # another attempt: its file counts
+    for args in ORDERS:
+        table = order_table(build_table(sweep, records), sweep, sort=args.get("sort"), desc=args.get("desc", False),
+                            top=args.get("top"))
+        columns = ordered(export_columns(sweep, records), sweep, sort=args.get("sort"), desc=args.get("desc", False),
+                          top=args.get("top"))
+        assert csv_text(columns) == to_csv(table), args
+        assert json_text(columns) == to_json(table), args
+    text = csv_text(ordered(export_columns(sweep, records), sweep, sort="val.loss", desc=True, top=None))
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["task"] for r in rows][:2] == ["task_006", "task_001"]  # 0.5 (kept), 0.25; NaN and text after
+    assert rows[0]["kept,name"] == "x\ny" and ',"kept,name"' in text.splitlines()[0]
+    assert any(r["note"] == "line\r\nbreak" for r in rows)
+    assert len(list(csv.DictReader(io.StringIO(csv_text(
+        ordered(export_columns(sweep, records), sweep, sort=None, desc=False, top=2)))))) == 2
 
 
 def test_the_index_columns_are_used_only_for_the_index_they_were_made_from(tmp_path: Path) -> None:

@@ -35,21 +35,12 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, best: boo
 
     records = list(records)
     links = task_links(sweep, records, project_dir=project_dir)  # scheduler ids, accounting if kept
-    if sort is None and top is None and not desc:
-        from hsm_core.monitor.export_columns import csv_export, json_export
+    from hsm_core.monitor.export_columns import csv_text, export_columns, json_text, ordered
 
-        # export_text's bytes, built a column at a time (100,000 tasks within a second)
-        text = (csv_export if fmt == "csv" else json_export)(sweep, records, links=links)
-    else:
-        from hsm_core.monitor.best import order_table
-        from hsm_core.monitor.export import build_table, to_csv, to_json
-        from hsm_core.monitor.scheduler_link import add_link_columns
-
-        table = build_table(sweep, records)
-        if links:
-            add_link_columns(table, links)
-        table = order_table(table, sweep, sort=sort, desc=desc, top=top)
-        text = to_csv(table) if fmt == "csv" else to_json(table)
+    # export_text's bytes, built a column at a time (100,000 tasks within a second); --sort,
+    # --desc and --top reorder the columns by the one sorted by
+    table = ordered(export_columns(sweep, records, links=links), sweep, sort=sort, desc=desc, top=top)
+    text = csv_text(table) if fmt == "csv" else json_text(table)
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()

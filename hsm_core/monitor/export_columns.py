@@ -6,8 +6,9 @@ The table of :mod:`hsm_core.monitor.export` is a dict per row and a formatting c
 (1,000,000 calls for 100,000 tasks of 10 columns). Here each column is one list, and a column whose
 values are all of one plain type (all text, all whole numbers, all floats, whole numbers or
 nothing) is turned into text by one ``map``; any other column goes cell by cell through the same
-``_csv_cell`` as before, so every value prints exactly as it did. ``--sort``/``--top`` still use
-the row table (they reorder rows).
+``_csv_cell`` as before, so every value prints exactly as it did. Rows are joined by ``","`` (csv
+itself quotes the few cells that need it), and ``--sort``/``--desc``/``--top`` reorder the columns
+by the one column sorted by.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import csv
 import io
 import json
 import math
+import re
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from itertools import chain
 from operator import attrgetter
@@ -48,9 +51,21 @@ def _cells(column: list[Any]) -> list[str]:
     return [_csv_cell(v) for v in column]
 
 
-def _columns(sweep: SweepDir, records: Iterable[TaskRecord],
-             links: Mapping[str, Mapping[str, Any]] | None) -> tuple[list[str], list[list[Any]]]:
-    """The export's column names and one list of values per column, rows by task index."""
+@dataclass
+class Columns:
+    """The export of a sweep a column at a time: column names and one list of values per column
+    (rows by task index, or as :func:`ordered` left them)."""
+
+    names: list[str]
+    values: list[list[Any]]
+    param_columns: dict[str, str]  #: parameter name -> its column
+    metric_columns: dict[str, str]  #: metric name -> its column
+
+
+def export_columns(sweep: SweepDir, records: Iterable[TaskRecord],
+                   links: Mapping[str, Mapping[str, Any]] | None = None) -> Columns:
+    """The export's columns, rows by task index: the same names and values as
+    :func:`~hsm_core.monitor.export.build_table` (with ``add_link_columns``) gives."""
     recs = sorted(records, key=attrgetter("index"))
     tasks_dir = str(sweep.tasks_dir)
     kept = known_metrics(sweep.path)
@@ -86,19 +101,61 @@ def _columns(sweep: SweepDir, records: Iterable[TaskRecord],
     for m, col in metric_columns.items():
         names.append(col)
         columns.append([f.get(m) for f in found])
-    return names, columns
+    return Columns(names, columns, param_columns, metric_columns)
+
+
+def ordered(table: Columns, sweep: SweepDir, *, sort: str | None, desc: bool, top: int | None) -> Columns:
+    """``table``'s rows as :func:`~hsm_core.monitor.best.order_table` orders a row table (``hsm
+    export --sort/--desc/--top``): the order is worked out on the one column sorted by, then every
+    column is taken in that order (no row dicts)."""
+    from hsm_core.monitor.best import ranked_rows, sort_column
+
+    column = sort_column(table.names, table.param_columns, table.metric_columns, sweep, sort=sort, desc=desc, top=top)
+    if column is None:
+        return table
+    name, descending = column
+    rows = ranked_rows(table.values[table.names.index(name)], descending, top)
+    return Columns(table.names, [list(map(col.__getitem__, rows)) for col in table.values], table.param_columns,
+                   table.metric_columns)
+
+
+#: What makes csv quote a cell (its delimiter, quote, line ends): a column with none of these in
+#: any cell is written by ``",".join`` of each row, exactly as csv writes it.
+_CSV_SPECIAL = re.compile('[,"\r\n]')
+
+
+def _csv_ready(cells: list[str]) -> list[str]:
+    """``cells`` as they stand in a CSV row: a cell csv would quote is quoted by csv itself."""
+    if _CSV_SPECIAL.search("".join(cells)) is None:
+        return cells
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+
+    def quoted(cell: str) -> str:
+        if _CSV_SPECIAL.search(cell) is None:
+            return cell
+        buf.seek(0)
+        buf.truncate()
+        writer.writerow((cell,))  # (a one-cell row is quoted exactly as that cell in any row)
+        return buf.getvalue()[:-1]
+
+    return list(map(quoted, cells))
+
+
+def csv_text(table: Columns) -> str:
+    """``table`` as CSV text: byte for byte what :func:`~hsm_core.monitor.export.to_csv` writes
+    (header row first; empty cell for a missing value)."""
+    lines = [",".join(_csv_ready(table.names))]
+    if table.values and table.values[0]:
+        lines += map(",".join, zip(*[_csv_ready(_cells(c)) for c in table.values]))
+    return "\n".join(lines) + "\n"
 
 
 def csv_export(sweep: SweepDir, records: Iterable[TaskRecord],
                links: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The CSV export of ``records``, byte for byte what ``export_text(..., "csv", links=links)``
     gives."""
-    names, columns = _columns(sweep, records, links)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerows(zip(*[_cells(c) for c in columns]))
-    return buf.getvalue()
+    return csv_text(export_columns(sweep, records, links))
 
 
 _SCALARS = frozenset({str, int, float, bool, _NONE})
@@ -134,14 +191,19 @@ def _json_values(column: list[Any]) -> list[str]:
     return [json.dumps(_json_safe(v), indent=1, default=str, allow_nan=False).replace("\n", "\n  ") for v in column]
 
 
+def json_text(table: Columns) -> str:
+    """``table`` as JSON, byte for byte what :func:`~hsm_core.monitor.export.to_json` writes
+    (json's indented encoder is pure Python: here each row is one ``%`` of a template)."""
+    if not table.values[0]:
+        return "[]\n"
+    keys = [encode_basestring_ascii(n).replace("%", "%%") for n in table.names]
+    template = "{\n" + ",\n".join(f"  {k}: %s" for k in keys) + "\n }"
+    rows = map(template.__mod__, zip(*[_json_values(c) for c in table.values]))
+    return "[\n " + ",\n ".join(rows) + "\n]\n"
+
+
 def json_export(sweep: SweepDir, records: Iterable[TaskRecord],
                 links: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The JSON export of ``records``, byte for byte what ``export_text(..., "json", links=links)``
-    gives (json's indented encoder is pure Python: here each row is one ``%`` of a template)."""
-    names, columns = _columns(sweep, records, links)
-    if not columns[0]:
-        return "[]\n"
-    keys = [encode_basestring_ascii(n).replace("%", "%%") for n in names]
-    template = "{\n" + ",\n".join(f"  {k}: %s" for k in keys) + "\n }"
-    rows = map(template.__mod__, zip(*[_json_values(c) for c in columns]))
-    return "[\n " + ",\n ".join(rows) + "\n]\n"
+    gives."""
+    return json_text(export_columns(sweep, records, links))
