@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from hsm_core.bulk_read import without_cycle_collection
+
 
 @click.command("export")
 @click.argument("sweep_id", required=False)
@@ -17,6 +19,7 @@ import click
 @click.option("--desc", is_flag=True, help="With --sort: highest first.")
 @click.option("--top", type=int, metavar="N", help="Only the first N rows (alone: the N best by the sweep's metric:).")
 @click.option("--project-dir", type=click.Path(file_okay=False))
+@without_cycle_collection()  # (hsm_core.bulk_read: 0.1 s of a 100,000-task export)
 def export_command(sweep_id: str | None, fmt: str, output: str | None, best: bool, sort: str | None, desc: bool,
                    top: int | None, project_dir: str | None) -> None:
     """One row per task of SWEEP_ID (default: the latest sweep): id, parameters, status, source, duration, exit code, metrics."""

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from hsm_core.bulk_read import without_cycle_collection
+
 from hsm_core.monitor.status import list_sweeps, locate_sweep, output_dir, summarize
 
 
@@ -97,6 +99,7 @@ def _print_one(info: dict[str, Any]) -> None:
               help="One row per task with its scheduler id, the scheduler's state and pending reason, holds and "
                    "accounting (asks the scheduler once).")
 @click.option("--project-dir", type=click.Path(file_okay=False))
+@without_cycle_collection()  # (hsm_core.bulk_read: 0.1 s of a 100,000-task status)
 def status_command(sweep_id: str | None, all_: bool, as_json: bool, rebuild: bool, per_task: bool,
                    project_dir: str | None) -> None:
     """Show the status of SWEEP_ID (default: the most recent sweep), or of all sweeps."""
