@@ -40,7 +40,9 @@ def _print_one(info: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    # Values are printed as they are: no ":name:" turned into an emoji (and rich's 1.7 ms table of
+    # emoji codes is not loaded).
+    console = Console(highlight=False, emoji=False)
     console.print(f"Sweep Status: {info['sweep_id']}", markup=False, soft_wrap=True)  # the whole id, never wrapped
     table = Table()
     table.add_column("Metric")
@@ -64,9 +66,10 @@ def _print_one(info: dict[str, Any]) -> None:
 
         table.add_row("Best trial", describe_best(best))
     console.print(table)
-    from hsm_core.monitor.best import print_best_runs
+    if info.get("metric"):  # (a sweep without a metric: the ranking module is not imported)
+        from hsm_core.monitor.best import print_best_runs
 
-    print_best_runs(console, info)
+        print_best_runs(console, info)
     from hsm_core.monitor.dashboard_hint import dashboard_hint
 
     hint = dashboard_hint(info["sweep_id"], info["path"])
