@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,9 +28,11 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, best: boo
     from hsm_core.monitor.status import locate_sweep
 
     sweep = locate_sweep(project_dir, sweep_id)
-    from hsm_core.adaptive import with_trial_params
+    records = list(sweep.records().values())
+    if best or os.path.isdir(os.path.join(sweep.path, "search")):  # (a grid: the search machinery, 12 ms, not imported)
+        from hsm_core.adaptive import with_trial_params
 
-    records = with_trial_params(sweep.path, sweep.records().values())  # an adaptive sweep's asked values
+        records = with_trial_params(sweep.path, records)  # an adaptive sweep's asked values
     if best:
         from hsm_core.adaptive import best_record
 

@@ -108,6 +108,8 @@ def ordered(table: Columns, sweep: SweepDir, *, sort: str | None, desc: bool, to
     """``table``'s rows as :func:`~hsm_core.monitor.best.order_table` orders a row table (``hsm
     export --sort/--desc/--top``): the order is worked out on the one column sorted by, then every
     column is taken in that order (no row dicts)."""
+    if sort is None and top is None and not desc:
+        return table  # (the ranking module is not even imported)
     from hsm_core.monitor.best import ranked_rows, sort_column
 
     column = sort_column(table.names, table.param_columns, table.metric_columns, sweep, sort=sort, desc=desc, top=top)
