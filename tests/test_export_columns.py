@@ -215,3 +215,30 @@ def test_the_index_columns_are_used_only_for_the_index_they_were_made_from(tmp_p
     cols["exit_code"][1] = True
     (sweep.path / COLUMNS_FILE).write_text(json.dumps(cols, separators=(",", ":")))
     assert sweep.load_index()["id2"].exit_code == 1 and sweep.load_index()["id1"].state == "lost"
+
+
+def test_export_turns_the_cycle_collector_back_on_for_an_in_process_caller(tmp_path: Path) -> None:
+    """hsm status/export read 100,000 records without the cycle collector (hsm_core.bulk_read);
+    a test or Python API caller running the command in its own process gets it back as it was."""
+    import gc
+
+    from click.testing import CliRunner
+
+    from hsm_core.bulk_read import without_cycle_collection
+    from hsm_core.cli.export_cmd import export_command
+
+    sweep = _synthetic(tmp_path)
+    assert gc.isenabled()
+    result = CliRunner().invoke(export_command, ["synthetic", "--project-dir", str(tmp_path)])
+    assert gc.isenabled(), result.output
+    with without_cycle_collection():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with without_cycle_collection():
+            pass
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()
+    assert sweep.path.is_dir()
