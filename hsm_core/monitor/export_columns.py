@@ -20,8 +20,8 @@ import math
 import re
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
-from itertools import chain
-from operator import attrgetter
+from itertools import chain, compress, repeat
+from operator import attrgetter, eq, itemgetter, methodcaller, not_
 from typing import Any, Iterable, Mapping
 
 from hsm_core.indexed_metrics import known as known_metrics
@@ -67,29 +67,29 @@ def export_columns(sweep: SweepDir, records: Iterable[TaskRecord],
     """The export's columns, rows by task index: the same names and values as
     :func:`~hsm_core.monitor.export.build_table` (with ``add_link_columns``) gives."""
     recs = sorted(records, key=attrgetter("index"))
-    tasks_dir = str(sweep.tasks_dir)
-    kept = known_metrics(sweep.path)
-    found = []
-    for r in recs:
-        # (_metrics_of inline: what the sweep kept for the task's current attempt, else its file)
-        hit = kept.get(r.task_id)
-        found.append({} if r.state == "pending" else hit[1] if hit is not None and hit[0] == r.attempt
-                     else _metrics_of(r, tasks_dir, kept))
+    # Each column is one C-level map over the records (a comprehension per column was a Python
+    # step per task: 0.1 s of a 100,000-task export).
+    ids = list(map(attrgetter("task_id"), recs))
+    states = list(map(attrgetter("state"), recs))
+    params_of = list(map(attrgetter("params"), recs))
+    found = _found_metrics(sweep, recs, ids, states)
     # Names in the order they first appear (as _ordered_union, in C).
-    params = list(dict.fromkeys(chain.from_iterable(r.params for r in recs)))
+    params = list(dict.fromkeys(chain.from_iterable(params_of)))
     metric_names = list(dict.fromkeys(chain.from_iterable(found)))
     # Column names as build_table gives them (a clash gets a param./metric. prefix).
     param_columns, metric_columns = column_names(params, metric_names)
-    ids = [r.task_id for r in recs]
     names: list[str] = ["task", "id"]
-    # r.name without the property call per task (a dir name of its own is in extra).
-    columns: list[list[Any]] = [[r.name if r.extra else f"task_{r.index:03d}" for r in recs], ids]
+    if any(map(attrgetter("extra"), recs)):  # r.name: a dir name of its own is in extra
+        dirs = [r.name for r in recs]
+    else:
+        dirs = list(map("task_{:03d}".format, map(attrgetter("index"), recs)))
+    columns: list[list[Any]] = [dirs, ids]
     for p, col in param_columns.items():
         names.append(col)
-        columns.append([r.params.get(p) for r in recs])
+        columns.append(list(map(methodcaller("get", p), params_of)))
     names += FIXED_TAIL
-    columns += [[r.state for r in recs], [r.source for r in recs], [r.duration for r in recs],
-                [r.exit_code for r in recs]]
+    columns += [states, list(map(attrgetter("source"), recs)), list(map(attrgetter("duration"), recs)),
+                list(map(attrgetter("exit_code"), recs))]
     if links:
         from hsm_core.monitor.scheduler_link import link_columns
 
@@ -100,8 +100,27 @@ def export_columns(sweep: SweepDir, records: Iterable[TaskRecord],
             columns.append([(links.get(i) or {}).get(key) for i in ids])
     for m, col in metric_columns.items():
         names.append(col)
-        columns.append([f.get(m) for f in found])
+        columns.append(list(map(methodcaller("get", m), found)))
     return Columns(names, columns, param_columns, metric_columns)
+
+
+_MISS = (None, None)
+
+
+def _found_metrics(sweep: SweepDir, recs: list[TaskRecord], ids: list[str], states: list[str]) -> list[Any]:
+    """Each task's metrics, as :func:`~hsm_core.monitor.export._metrics_of` gives them: what the
+    sweep kept for the task's current attempt, else its file; {} for a pending task. The kept ones
+    are matched in C; only the others (no line kept, another attempt, pending) are visited."""
+    kept = known_metrics(sweep.path)
+    hits = list(map(kept.get, ids, repeat(_MISS)))
+    found: list[Any] = list(map(itemgetter(1), hits))
+    current = map(eq, map(itemgetter(0), hits), map(attrgetter("attempt"), recs))
+    tasks_dir = str(sweep.tasks_dir)
+    for i in compress(range(len(recs)), map(not_, current)):
+        found[i] = {} if states[i] == "pending" else _metrics_of(recs[i], tasks_dir, kept)
+    for i in compress(range(len(recs)), map("pending".__eq__, states)):
+        found[i] = {}
+    return found
 
 
 def ordered(table: Columns, sweep: SweepDir, *, sort: str | None, desc: bool, top: int | None) -> Columns:
@@ -187,6 +206,12 @@ def _json_values(column: list[Any]) -> list[str]:
         return list(map(int.__repr__, column))
     if kinds <= {float} and all(map(math.isfinite, column)):
         return list(map(float.__repr__, column))
+    # A metric some tasks lack: one comprehension, not a call per value (filter(None, ...) drops the
+    # Nones, and zeros, which are finite anyway).
+    if kinds <= {float, _NONE} and all(map(math.isfinite, filter(None, column))):
+        return ["null" if v is None else float.__repr__(v) for v in column]
+    if kinds <= {int, _NONE}:
+        return ["null" if v is None else int.__repr__(v) for v in column]
     if kinds <= _SCALARS:
         return list(map(_json_scalar, column))
     # Anything else as json itself writes it, nested lines indented to the row's depth.
