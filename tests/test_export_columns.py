@@ -242,3 +242,33 @@ def test_export_turns_the_cycle_collector_back_on_for_an_in_process_caller(tmp_p
     finally:
         gc.enable()
     assert sweep.path.is_dir()
+
+
+def test_columns_of_few_distinct_values_print_as_the_row_export(tmp_path: Path) -> None:
+    """A column with few distinct values (a grid's parameters, exit codes) is turned into text
+    once per value: the same bytes, with 0.0 beside -0.0, NaN, None, 1 beside 1.0 and True."""
+    from hsm_core import indexed_metrics
+
+    sweep = SweepDir(tmp_path / "many")
+    sweep.path.mkdir(parents=True)
+    sweep.create_layout()
+    records = []
+    for i in range(1, 201):
+        params = {"lr": [0.1, 0.01, 1e-05][i % 3], "zero": [0.0, -0.0][i % 2], "opt": ["adam", "sgd", None][i % 3],
+                  "mixed": [1, 1.0, True][i % 3], "w": [2, 3][i % 2]}
+        rec = TaskRecord(i, f"id{i:03d}", params, state=["completed", "failed"][i % 7 == 0], source="local",
+                         duration=[10, 20, None][i % 3], exit_code=[0, None][i % 2], attempt=1)
+        metrics = {"acc": [0.5, 0.25, float("nan"), None][i % 4], "epoch": [1, 2, None][i % 3],
+                   "inf": [float("inf"), 1.5][i % 2], "tag": ["a,b", 'q"x', "plain"][i % 3]}
+        if i % 5:
+            indexed_metrics.remember(sweep.path, rec.task_id, 1, metrics)
+        else:
+            d = sweep.task_dir(i)
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps(metrics))
+        records.append(rec)
+    sweep.save_index(records)
+    records = list(sweep.load_index().values())
+    assert csv_export(sweep, records) == to_csv(build_table(sweep, records))
+    assert json_export(sweep, records) == to_json(build_table(sweep, records))
+    assert ",-0.0," in csv_export(sweep, records) and ",0.0," in csv_export(sweep, records)

@@ -36,6 +36,9 @@ def _cells(column: list[Any]) -> list[str]:
     kinds = set(map(type, column))
     if kinds <= {str}:
         return column
+    few = _by_distinct_value(column, kinds, _csv_cell)
+    if few is not None:
+        return few
     if kinds <= {int}:
         return list(map(str, column))
     if kinds <= {float}:
@@ -49,6 +52,20 @@ def _cells(column: list[Any]) -> list[str]:
     if kinds <= {float, int, _NONE}:
         return ["" if v is None else repr(v) if type(v) is float else str(v) for v in column]
     return [_csv_cell(v) for v in column]
+
+
+def _by_distinct_value(column: list[Any], kinds: set[type], text: Any) -> list[str] | None:
+    """``column`` as ``text`` gives each value, each distinct value turned into text once and the
+    cells looked up (in C) when the column holds few of them (a grid's parameters, durations in
+    whole seconds, exit codes); None otherwise. Only for one plain type, with or without None:
+    1, 1.0 and True are one dict key, and so are 0.0 and -0.0."""
+    if len(column) < 64 or len(kinds - {_NONE}) != 1 or not kinds <= _SCALARS or bool in kinds:
+        return None
+    distinct = set(column)
+    if len(distinct) * 4 > len(column) or (float in kinds and 0.0 in distinct):
+        return None
+    memo = dict(zip(distinct, map(text, distinct)))
+    return list(map(memo.__getitem__, column))
 
 
 @dataclass
@@ -200,6 +217,9 @@ def _json_values(column: list[Any]) -> list[str]:
     """``column`` as the text ``json.dumps(..., indent=1)`` gives each value inside a row (after
     :func:`~hsm_core.monitor.export._json_safe`): one C-level map for a column of plain values."""
     kinds = set(map(type, column))
+    few = _by_distinct_value(column, kinds, _json_scalar)
+    if few is not None:
+        return few
     if kinds <= {str}:
         return list(map(encode_basestring_ascii, column))
     if kinds <= {int}:
