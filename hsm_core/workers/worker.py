@@ -334,7 +334,7 @@ class Worker:
             elif run_id in by_id:
                 candidates.setdefault(run_id, by_id[run_id])
         # File order, resumable work first. Workers after the same next task cost each other one
-        # failed O_EXCL create (measured: under one lost race per pick with 8 workers), far less
+        # failed lock create (measured: under one lost race per pick with 8 workers), far less
         # than giving up the order users expect.
         lost = 0
         for t in sorted(candidates.values(), key=lambda t: t.index):
