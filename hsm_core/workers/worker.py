@@ -217,14 +217,17 @@ class Worker:
     def run(self) -> WorkerReport:
         """Work until nothing is left (or a signal, or ``max_tasks``). Returns the report."""
         setup = self.setup
-        if self.tasks:
-            from hsm_core.preflight import check_command
+        from hsm_core.bulk_read import without_cycle_collection
 
-            # A bad command (unknown placeholder, missing script, too long for exec) fails here,
-            # before anything is created or claimed.
-            check_command(setup.project, setup.spec, ((t.name, t.params) for t in self.tasks))
-        self.sweep.ensure(project_root=setup.project.root, sweep_file=setup.sweep_file, tasks=self.tasks,
-                          cluster=self.settings.cluster)
+        with without_cycle_collection():  # (start-up at 100,000 tasks: 0.4 s of collector passes)
+            if self.tasks:
+                from hsm_core.preflight import check_command
+
+                # A bad command (unknown placeholder, missing script, too long for exec) fails here,
+                # before anything is created or claimed.
+                check_command(setup.project, setup.spec, ((t.name, t.params) for t in self.tasks))
+            self.sweep.ensure(project_root=setup.project.root, sweep_file=setup.sweep_file, tasks=self.tasks,
+                              cluster=self.settings.cluster)
         self.log(
             f"started on {socket.gethostname()} pid {os.getpid()} cluster {self.settings.cluster}: "
             f"{len(self.tasks)} configurations in {self.sweep.path}"
