@@ -373,7 +373,9 @@ def _final_status(
         state=state.value,
         exit_code=exit_code,
         end_time=_dt.datetime.fromtimestamp(end).astimezone().isoformat(timespec="seconds"),
-        duration=round(end - started, 3) if isinstance(started, (int, float)) else None,
+        # start_epoch is kept to the millisecond, so an attempt that ends within the same
+        # millisecond can look a hair older than its start: never a negative (or -0.0) duration.
+        duration=max(0.0, round(end - started, 3)) if isinstance(started, (int, float)) else None,
     )
     if exit_code < 0 or exit_code > 128:
         import signal as _signal
