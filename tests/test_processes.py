@@ -440,3 +440,28 @@ def test_kill_now_with_the_task_dir_kills_a_daemon_that_left_the_session(tmp_pat
         for p in (wrapper, daemon, bystander):
             p.kill()
             p.wait()
+
+
+def test_escaped_never_answers_from_a_pass_older_than_the_call_and_shares_passes_between_threads(tmp_path: Path) -> None:
+    """The stops of many tasks at once share passes over the machine, but a daemon started before
+    a call is always in its answer (a pass made before it started is never reused)."""
+    import threading
+
+    task = tmp_path / "task_001"
+    task.mkdir()
+    assert processes.escaped(task) == []  # a pass made before the daemon existed
+    daemon = _spawn("import time; time.sleep(60)", env=dict(os.environ, HSM_TASK_DIR=str(task)), start_new_session=True)
+    try:
+        _wait_started([daemon])
+        answers: list[list[int]] = []
+        threads = [threading.Thread(target=lambda: answers.append(processes.escaped(task))) for _ in range(16)]
+        before = processes._tag_state["started"]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert answers == [[daemon.pid]] * 16
+        assert processes._tag_state["started"] - before < 16  # shared, not one pass per thread
+    finally:
+        daemon.kill()
+        daemon.wait()
