@@ -187,13 +187,16 @@ def _tagged() -> dict[str, list[int]]:
             _tag_lock.wait()
         else:
             return _tag_state["result"]
-    result: dict[str, list[int]] = {}
     try:
         result = _tag_pass()
-    finally:
-        with _tag_lock:
-            _tag_state.update(running=False, done=mine, result=result)
+    except BaseException:
+        with _tag_lock:  # no answer from a failed pass: the waiting threads make their own
+            _tag_state["running"] = False
             _tag_lock.notify_all()
+        raise
+    with _tag_lock:
+        _tag_state.update(running=False, done=mine, result=result)
+        _tag_lock.notify_all()
     return result
 
 
