@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=200)
     ap.add_argument("--parallel", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3, help="best of N, the three interleaved")
+    ap.add_argument("--no-python-runner", action="store_true", help="leave out the Python task runner row")
     args = ap.parse_args()
     n, p = args.tasks, args.parallel
     rows: dict[str, list[tuple[float, float]]] = {"hand-written element": [], "hsm, shell fast path (default)": [],
@@ -87,13 +88,17 @@ def main() -> None:
             base = Path(tmp) / f"r{i}"
             rows["hand-written element"].append(_hand_written(base / "hand", n, p))
             rows["hsm, shell fast path (default)"].append(_hsm(base / "fast", n, p, {}))
-            rows["hsm, Python task runner"].append(_hsm(base / "python", n, p, {"runner": f"{sys.executable} -m hsm_core.runner"}))
+            if not args.no_python_runner:
+                rows["hsm, Python task runner"].append(
+                    _hsm(base / "python", n, p, {"runner": f"{sys.executable} -m hsm_core.runner"}))
             shutil.rmtree(base, ignore_errors=True)
     hand_wall = min(w for w, _ in rows["hand-written element"])
     hand_cpu = min(c for _, c in rows["hand-written element"])
     print(f"{n} trivial tasks, {p} elements at a time, no scheduler (best of {args.repeat})")
     print(f"{'element':32s} {'wall s':>7s} {'vs hand':>8s} {'CPU ms/element':>15s} {'vs hand':>8s}")
     for name, results in rows.items():
+        if not results:
+            continue
         wall, cpu = min(w for w, _ in results), min(c for _, c in results)
         print(f"{name:32s} {wall:7.2f} {wall / hand_wall:7.2f}x {1000 * cpu / n:15.1f} {cpu / hand_cpu:7.2f}x")
 

@@ -8,7 +8,8 @@ wrapper and markers, the same ``status.yaml`` records (state, attempt and attemp
 times, exit code, signal, ``signal_received``, ``last_process``, the ``HSM_JOB_*`` fields, the
 sources' ``source_data`` kept), the same signal forwarding. It uses bash builtins only, plus one
 ``mv`` per ``status.yaml`` write (atomic: readers see the old record or the new) and one ``rm`` of
-the markers at the end.
+the markers at the end (bash's loadable ``rm`` builtin where the system ships it, as Debian's
+``bash-builtins`` does: no process then).
 
 It applies, and otherwise returns before writing anything so that the job script goes on to
 ``exec`` the Python runner, when:
@@ -288,11 +289,34 @@ _hsm_mv=mv _hsm_rm=rm
 for _hsm_bin in /usr/bin /bin; do
   [ -x "$_hsm_bin/mv" ] && [ -x "$_hsm_bin/rm" ] && { _hsm_mv=$_hsm_bin/mv _hsm_rm=$_hsm_bin/rm; break; }
 done
+# rm as one of bash's loadable builtins where the system ships them (Debian's bash-builtins, the
+# loadables of Fedora's bash), looked for where bash looks ($BASH_LOADABLES_PATH, when set) or
+# where systems keep them: a removal without a process. Loaded only around each use, so that
+# nothing else (a setup command, the task's own command) ever runs it in place of the real rm.
+_hsm_find_loadable() {  # $1: a builtin's name; _hsm_so: the file bash loads it from, or empty
+  local IFS=: _hsm_d
+  _hsm_so=
+  for _hsm_d in ${BASH_LOADABLES_PATH-/usr/lib/bash:/usr/lib64/bash:/usr/local/lib/bash}; do
+    [ -n "$_hsm_d" ] && [ -f "$_hsm_d/$1" ] && { _hsm_so=$_hsm_d/$1; return 0; }
+  done
+  return 1
+}
+_hsm_find_loadable rm; _hsm_rm_so=$_hsm_so
+
+_hsm_remove() {  # rm -f -- "$@", without a process when the loadable rm loads
+  if [ -n "$_hsm_rm_so" ] && enable -f "$_hsm_rm_so" rm 2>/dev/null; then
+    rm -f -- "$@"
+    local _hsm_rc=$?
+    enable -d rm
+    return $_hsm_rc
+  fi
+  "$_hsm_rm" -f -- "$@"
+}
 
 _hsm_write_status() {  # $1: the whole record; temporary file + rename, as hsm writes it
   local _hsm_tmp="$_hsm_t/.@STATUS@.$$.$RANDOM.tmp"
   printf '%s' "$1" > "$_hsm_tmp" && "$_hsm_mv" -f -- "$_hsm_tmp" "$_hsm_t/@STATUS@" && return 0
-  "$_hsm_rm" -f -- "$_hsm_tmp" 2>/dev/null
+  _hsm_remove "$_hsm_tmp" 2>/dev/null
   return 1
 }
 
@@ -402,7 +426,7 @@ _hsm_fast() {
   [ -d "$_hsm_t/@RESULTS@" ] || mkdir -p -- "$_hsm_t/@RESULTS@" 2>/dev/null || return 1
   # From here on the fast path runs the task: nothing returns to the Python runner.
   if [ -e "$_hsm_t/@EXIT_MARKER@" ] || [ -e "$_hsm_t/@PID_FILE@" ]; then
-    "$_hsm_rm" -f -- "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
+    _hsm_remove "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
   fi
   # This host's name as Python's socket.gethostname() gives it: $HOSTNAME may have come with the
   # environment of the submitting host (bash sets it only when it is not set).
@@ -548,7 +572,7 @@ duration: $_hsm_duration
 $_hsm_atts$_hsm_entry$_hsm_end$_hsm_extra"
   _hsm_text+="last_process: '$_hsm_ident'"$'\n'
   _hsm_write_status "$_hsm_text" || exit 1   # the markers stay: hsm records the end from them
-  "$_hsm_rm" -f -- "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
+  _hsm_remove "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
   if [ "$_hsm_code" -ge 0 ] && [ "$_hsm_code" -lt 256 ]; then exit "$_hsm_code"; fi
   exit 1
 }

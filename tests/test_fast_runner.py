@@ -420,3 +420,14 @@ def test_a_task_the_pruner_keeps_a_record_of_ends_as_the_python_runner_says(tmp_
 
     rc, (status,) = _same(_both(tmp_path, [{"mode": "wait"}], scenario))
     assert status["state"] == ("pruned" if decision.get("pruned") else "preempted")
+
+
+def test_without_bash_s_loadable_rm_the_markers_go_all_the_same(tmp_path: Path) -> None:
+    """Where bash has no loadable ``rm`` (a compute node without bash-builtins, here an empty
+    ``BASH_LOADABLES_PATH``) the fast path removes the wrapper's markers with the ``rm`` command:
+    the records are the Python runner's, and no marker is left (checked by ``_both``)."""
+    def without_loadables(runner: str, specs, lst: Path) -> int:
+        return _start(runner, lst, 0, BASH_LOADABLES_PATH="").wait(timeout=60)
+
+    rc, (status,) = _same(_both(tmp_path, [{"mode": "fail"}], without_loadables))
+    assert status["state"] == "failed" and rc == 3
