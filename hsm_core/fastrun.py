@@ -57,6 +57,7 @@ from hsm_core.taskdir import (
     COMMAND_FILE,
     COMMAND_SCRIPT,
     EXIT_MARKER,
+    PARAMS_FILE,
     PID_FILE,
     PRUNING_FILE,
     RESULTS_DIR,
@@ -70,6 +71,7 @@ from hsm_core.taskdir import (
     wrapper_script,
     write_command_script,
 )
+from hsm_core.fastrun_rows import PAGE as ROWS_PAGE, ROWS_INFIX
 from hsm_core.taskstate import TaskState
 
 __all__ = ["PROGRAM_NAME", "command_script", "finish", "program", "write_for_task"]
@@ -236,6 +238,9 @@ def program(python: str = sys.executable) -> str:
         "USR1": str(int(signal.SIGUSR1)),
         "PRUNING": PRUNING_FILE,
         "PYTHON": _q(python),
+        "PARAMS": PARAMS_FILE,
+        "ROWS_PAGE": str(ROWS_PAGE),
+        "ROWS_INFIX": ROWS_INFIX,
     }
     text = _PROGRAM
     for key, value in values.items():
@@ -311,6 +316,36 @@ _hsm_remove() {  # rm -f -- "$@", without a process when the loadable rm loads
     return $_hsm_rc
   fi
   "$_hsm_rm" -f -- "$@"
+}
+
+_hsm_make_dir() {  # the missing task dir $_hsm_dir, from line $_hsm_index of the chunk's rows
+  # (hsm_core/fastrun_rows.py), made whole in a temporary sibling renamed into place as
+  # hsm_core.task_manifest.materialize makes it; fails when a racer's rename won (or could).
+  local -a _hsm_row=()
+  mapfile -t -s $((_hsm_index % @ROWS_PAGE@)) -n 1 _hsm_row 2>/dev/null \
+    < "${_hsm_list%.*}@ROWS_INFIX@$((_hsm_index / @ROWS_PAGE@))" || return 1
+  case ${_hsm_row[0]-} in "_hsm_mk_params=\$'"*) ;; *) return 1 ;; esac
+  local _hsm_mk_params= _hsm_mk_json= _hsm_mk_sh=
+  eval "${_hsm_row[0]}" || return 1
+  [ -n "$_hsm_mk_json" ] && [ -n "$_hsm_mk_sh" ] || return 1
+  local _hsm_parent=${_hsm_dir%/*} _hsm_so=
+  [ -d "$_hsm_parent" ] || return 1
+  local _hsm_tmp="$_hsm_parent/.${_hsm_dir##*/}.$$.$RANDOM.making" _hsm_ok=
+  if _hsm_find_loadable mkdir && enable -f "$_hsm_so" mkdir 2>/dev/null; then
+    mkdir -- "$_hsm_tmp" && mkdir -- "$_hsm_tmp/@RESULTS@" && _hsm_ok=1
+    enable -d mkdir
+  else
+    command mkdir -- "$_hsm_tmp" && command mkdir -- "$_hsm_tmp/@RESULTS@" && _hsm_ok=1
+  fi
+  # -T: never into a dir of that name made meanwhile (an mv without it fails: the Python runner's).
+  if [ -n "$_hsm_ok" ] && printf '%s' "$_hsm_mk_params" > "$_hsm_tmp/@PARAMS@" \
+      && printf '%s' "$_hsm_mk_json" > "$_hsm_tmp/@COMMAND_JSON@" \
+      && printf '%s' "$_hsm_mk_sh" > "$_hsm_tmp/@COMMAND_SH@" \
+      && "$_hsm_mv" -T -- "$_hsm_tmp" "$_hsm_dir" 2>/dev/null; then
+    return 0
+  fi
+  "$_hsm_rm" -rf -- "$_hsm_tmp" 2>/dev/null
+  return 1
 }
 
 _hsm_write_status() {  # $1: the whole record; temporary file + rename, as hsm writes it
@@ -403,6 +438,12 @@ _hsm_fast() {
   local _hsm_dir=${_hsm_line[0]-}
   [ -n "$_hsm_dir" ] || return 1
   case $_hsm_dir in /*) ;; *) _hsm_dir=${_hsm_list%/*}/$_hsm_dir ;; esac
+  # A dir the controller left to the element: made here, and run only when this rename made it.
+  local _hsm_made=
+  if [ ! -e "$_hsm_dir" ]; then
+    _hsm_make_dir || return 1
+    _hsm_made=1
+  fi
   # The task dir as the Python runner resolves it (symbolic links followed).
   local _hsm_here=$PWD _hsm_t
   cd -P -- "$_hsm_dir" 2>/dev/null || return 1
@@ -410,7 +451,11 @@ _hsm_fast() {
   cd -- "$_hsm_here" 2>/dev/null || return 1
   [ -f "$_hsm_t/@COMMAND_SH@" ] || return 1
   local _hsm_st _hsm_at _hsm_atts _hsm_sd _hsm_proc
-  _hsm_read_status "$_hsm_t/@STATUS@" || return 1
+  if [ -n "$_hsm_made" ] && [ ! -e "$_hsm_t/@STATUS@" ]; then
+    _hsm_st=@SUBMITTED@ _hsm_at=0 _hsm_atts= _hsm_sd= _hsm_proc=  # submitted with its array job
+  else
+    _hsm_read_status "$_hsm_t/@STATUS@" || return 1
+  fi
   [ "$_hsm_st" = @SUBMITTED@ ] && [ -z "$_hsm_proc" ] || return 1
   case $_hsm_at in ''|*[!0-9]*) return 1 ;; esac
   local _hsm_command_json= _hsm_json_now= _hsm_ids_yaml _hsm_sweep_id _hsm_task_id _hsm_task_index _hsm_cwd

@@ -431,3 +431,81 @@ def test_without_bash_s_loadable_rm_the_markers_go_all_the_same(tmp_path: Path) 
 
     rc, (status,) = _same(_both(tmp_path, [{"mode": "fail"}], without_loadables))
     assert status["state"] == "failed" and rc == 3
+
+
+def _unmade(root: Path, params: list[dict[str, Any]]):
+    """A chunk submitted as a large submission leaves it: no task dirs, their rows in the chunk's
+    task file (the Python runner's) and in its pages for bash (the fast path's)."""
+    import shutil
+
+    from hsm_core.fastrun_rows import write_rows
+    from hsm_core.task_manifest import write_chunk_tasks
+    from hsm_core.taskdir import read_params
+
+    sweep, specs, lst = _sweep(root, params)
+    rows = []
+    for spec in specs:
+        doc = read_params(spec.task_dir)
+        rows.append({"params": {"task_id": doc["task_id"], "index": doc["index"], "params": doc["params"]},
+                     "command": read_command(spec.task_dir)})
+        shutil.rmtree(spec.task_dir)
+    write_chunk_tasks(lst, rows)
+    write_rows(lst, rows)
+    (lst.parent / fastrun.PROGRAM_NAME).write_text(fastrun.program())
+    return sweep, specs, lst
+
+
+def test_a_task_dir_left_to_the_element_is_made_by_the_fast_path_as_by_the_python_runner(tmp_path: Path) -> None:
+    """The element makes the dir (the same params.yaml and command.json as the Python runner
+    makes) and runs the task through the fast path, recording what the Python runner records."""
+    results = {}
+    for runner in RUNNERS:
+        root = (tmp_path / runner).resolve()
+        _, specs, lst = _unmade(root, [{"mode": "ok"}, {"mode": "fail"}])
+        codes = [_start(runner, lst, i).wait(timeout=60) for i in range(2)]
+        assert FALLBACK not in codes, "the fast path did not apply"
+        files = [{name: (s.task_dir / name).read_text().replace(str(root), "<root>")
+                  for name in ("params.yaml", "command.json")} for s in specs]
+        statuses = [_comparable(read_status(s.task_dir) or {}, root) for s in specs]
+        assert all((s.task_dir / "results").is_dir() for s in specs)
+        assert not list(specs[0].task_dir.parent.glob(".*making"))
+        results[runner] = (codes, statuses, files, [_output(s, root) for s in specs])
+    assert results["fast"] == results["python"]
+    assert results["fast"][0] == [0, 3]
+    assert [s["state"] for s in results["fast"][1]] == ["completed", "failed"]
+
+
+def test_an_element_far_down_a_large_chunk_reads_its_own_page(tmp_path: Path) -> None:
+    from hsm_core.fastrun_rows import PAGE
+
+    root = tmp_path.resolve()
+    _, specs, lst = _unmade(root, [{"mode": "ok", "i": i} for i in range(PAGE + 2)])
+    assert _start("fast", lst, PAGE + 1).wait(timeout=60) == 0
+    from hsm_core.taskdir import read_params
+
+    assert read_params(specs[PAGE + 1].task_dir)["params"]["i"] == PAGE + 1
+    assert (read_status(specs[PAGE + 1].task_dir) or {})["state"] == "completed"
+    assert not specs[PAGE].task_dir.exists()
+
+
+def test_a_task_dir_a_racer_made_meanwhile_is_left_to_the_python_runner(tmp_path: Path) -> None:
+    """The dir appeared between the element's look and its rename (another copy of the element,
+    a verdict written by the controller): the fast path runs nothing; no half-made dir is left."""
+    root = tmp_path.resolve()
+    _, specs, lst = _unmade(root, [{"mode": "ok"}])
+    program = lst.parent / fastrun.PROGRAM_NAME
+    # The racer wins just before this element's rename.
+    racer = f'command mkdir -p {specs[0].task_dir}; : > {specs[0].task_dir}/params.yaml; '
+    program.write_text(program.read_text().replace('      && "$_hsm_mv" -T --', f'      && {{ {racer}:; }} && "$_hsm_mv" -T --', 1))
+    assert _start("fast", lst, 0).wait(timeout=60) == FALLBACK
+    assert sorted(p.name for p in specs[0].task_dir.iterdir()) == ["params.yaml"]
+    assert not list(specs[0].task_dir.parent.glob(".*making"))
+
+
+def test_rows_are_one_line_bash_words_whatever_the_text() -> None:
+    from hsm_core.fastrun_rows import bash_word
+
+    text = "it's \\ $HOME `x` \"q\"\n\ttab\x01\x7f é \\x41"
+    out = subprocess.run(["bash", "-c", f"v={bash_word(text)}; printf '%s' \"$v\""], capture_output=True,
+                         text=True, check=True).stdout
+    assert out == text and "\n" not in bash_word(text)

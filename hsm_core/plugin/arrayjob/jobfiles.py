@@ -147,6 +147,10 @@ class JobFiles:
         text_list = "\n".join(lines) + "\n"
         atomic_write_text(list_path, text_list, fsync=False)
         write_chunk_file(list_path, chunk)  # what the elements make their task dirs from, if they do
+        if self.fast_path():  # the same for the fast path's bash (hsm_core/fastrun_rows.py)
+            from hsm_core.fastrun_rows import write_rows
+
+            write_rows(list_path, [s.made_from if unmade(s) else None for s in chunk])
         job = self.make_job(name, len(chunk), list_path, resources)
         if job_fields:
             job = dataclasses.replace(job, **job_fields)
