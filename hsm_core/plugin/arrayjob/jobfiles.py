@@ -115,6 +115,16 @@ class JobFiles:
             if not unmade(spec):  # (a dir its element makes: the Python runner's, which makes it)
                 fastrun.write_for_task(spec.task_dir)  # none without a command.json: the Python runner's
 
+    def write_fast_rows(self, list_path: Path, chunk: Sequence[Any]) -> None:
+        """For the fast path's bash, the rows its elements make their task dirs from (see
+        :mod:`hsm_core.fastrun_rows`): written once the job is submitted, as they cost about 0.1 ms
+        a task (10,000: 0.9 s) that the submission need not wait for; an element that starts
+        before its page is written makes its dir through the Python runner, as without them."""
+        if self.fast_path() and any(unmade(s) for s in chunk):
+            from hsm_core.fastrun_rows import write_rows
+
+            write_rows(list_path, [s.made_from if unmade(s) else None for s in chunk])
+
     def next_seq(self) -> int:
         """The next free chunk number of this sweep (1 after no script)."""
         if self._seq is None:
@@ -147,10 +157,6 @@ class JobFiles:
         text_list = "\n".join(lines) + "\n"
         atomic_write_text(list_path, text_list, fsync=False)
         write_chunk_file(list_path, chunk)  # what the elements make their task dirs from, if they do
-        if self.fast_path():  # the same for the fast path's bash (hsm_core/fastrun_rows.py)
-            from hsm_core.fastrun_rows import write_rows
-
-            write_rows(list_path, [s.made_from if unmade(s) else None for s in chunk])
         job = self.make_job(name, len(chunk), list_path, resources)
         if job_fields:
             job = dataclasses.replace(job, **job_fields)
