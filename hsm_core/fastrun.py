@@ -329,7 +329,7 @@ _hsm_make_dir() {  # the missing task dir $_hsm_dir, from line $_hsm_index of th
   eval "${_hsm_row[0]}" || return 1
   [ -n "$_hsm_mk_json" ] && [ -n "$_hsm_mk_sh" ] || return 1
   local _hsm_parent=${_hsm_dir%/*} _hsm_so=
-  [ -d "$_hsm_parent" ] || return 1
+  [ -d "$_hsm_parent" ] || command mkdir -p -- "$_hsm_parent" 2>/dev/null || return 1  # the sweep's tasks/
   local _hsm_tmp="$_hsm_parent/.${_hsm_dir##*/}.$$.$RANDOM.making" _hsm_ok=
   if _hsm_find_loadable mkdir && enable -f "$_hsm_so" mkdir 2>/dev/null; then
     mkdir -- "$_hsm_tmp" && mkdir -- "$_hsm_tmp/@RESULTS@" && _hsm_ok=1

@@ -509,3 +509,11 @@ def test_rows_are_one_line_bash_words_whatever_the_text() -> None:
     out = subprocess.run(["bash", "-c", f"v={bash_word(text)}; printf '%s' \"$v\""], capture_output=True,
                          text=True, check=True).stdout
     assert out == text and "\n" not in bash_word(text)
+
+
+def test_the_first_element_of_a_sweep_without_a_tasks_dir_makes_it(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    _, specs, lst = _unmade(root, [{"mode": "ok"}])
+    specs[0].task_dir.parent.rmdir()
+    assert _start("fast", lst, 0).wait(timeout=60) == 0
+    assert (read_status(specs[0].task_dir) or {})["state"] == "completed"
