@@ -22,8 +22,9 @@ It applies, and otherwise returns before writing anything so that the job script
   process of an earlier attempt to look for. A requeued element (its status names the process of
   the attempt the scheduler stopped), a task already completed, packed elements
   (``tasks_per_element``), a ``runner`` set in the config, sweeps submitted through a remote
-  login node, a multi-node task (``HSM_TASK_LAUNCHER``) and a job whose warning before the
-  walltime is the runner's own timer (``HSM_WARNING_AT``) take the Python runner.
+  login node and a multi-node task (``HSM_TASK_LAUNCHER``) take the Python runner. The warning
+  before the walltime of schedulers without a directive for it (``HSM_WARNING_AT``, PBS and
+  Torque) is a timer here as in the Python runner.
 
 SIGUSR1 (the warning before the walltime) is forwarded only when a process of the task handles it,
 as the Python runner does: a script without a handler runs on to the walltime.
@@ -394,6 +395,31 @@ _hsm_catches_usr1() {  # a process of the task but its wrapper handles SIGUSR1: 
   return 1
 }
 
+_hsm_start_timer() {  # SIGUSR1 to this shell in $1 s (at once when past), as the Python runner's
+  # timer thread sends it to the runner: _hsm_timer, the timer's process group, is stopped when
+  # the task ends. It signals only while this shell is its parent, so never a process that took
+  # this pid later. bash's loadable sleep where the system has it, else the sleep command.
+  local _hsm_so= _hsm_me=$$ _hsm_delay=$1
+  [ "$_hsm_delay" -gt 0 ] 2>/dev/null || _hsm_delay=0
+  _hsm_find_loadable sleep
+  set -m
+  (
+    trap - TERM INT USR1 USR2
+    if [ -n "$_hsm_so" ] && enable -f "$_hsm_so" sleep 2>/dev/null; then
+      sleep "$_hsm_delay"
+    else
+      command sleep "$_hsm_delay"
+    fi
+    local _hsm_s
+    IFS= read -r _hsm_s 2>/dev/null < "/proc/$BASHPID/stat" || exit 0
+    local -a _hsm_f=(${_hsm_s##*) })
+    [ "${_hsm_f[1]-}" = "$_hsm_me" ] && kill -s USR1 "$_hsm_me"
+  ) < /dev/null > /dev/null 2>&1 &
+  _hsm_timer=$!
+  set +m
+  disown "$_hsm_timer"  # no "Killed" in the job's log when it is stopped
+}
+
 _hsm_on_signal() {  # forwarded to the task; the first one is recorded (the job is being stopped)
   _hsm_woke=1
   # The warning before the walltime, and no process of the task handles it: not passed on (its
@@ -430,8 +456,9 @@ _hsm_fast() {
   case $_hsm_index in ''|*[!0-9]*) return 1 ;; esac
   # A launcher before the command (srun for a task of several nodes): the Python runner's job.
   [ -z "${HSM_TASK_LAUNCHER:-}" ] || return 1
-  # The warning timer of schedulers without a warning directive is the Python runner's.
-  [ -z "${HSM_WARNING_AT:-}" ] || return 1
+  # The warning time of schedulers without a warning directive (epoch seconds, from the job
+  # script): a timer here, as in the Python runner; a value bash cannot count with is Python's.
+  case ${HSM_WARNING_AT:-} in *[!0-9]*) return 1 ;; esac
   case $_hsm_list in /*) ;; *) return 1 ;; esac
   local -a _hsm_line=()
   mapfile -t -s "$_hsm_index" -n 1 _hsm_line 2>/dev/null < "$_hsm_list" || return 1
@@ -534,6 +561,8 @@ $_hsm_attempts_text"
   trap '_hsm_on_signal INT' INT
   trap '_hsm_on_signal USR1' USR1
   trap '_hsm_on_signal USR2' USR2
+  local _hsm_timer=
+  [ -n "${HSM_WARNING_AT:-}" ] && _hsm_start_timer $((HSM_WARNING_AT - EPOCHSECONDS))
   while :; do
     _hsm_woke=
     wait "$_hsm_pid"
@@ -550,6 +579,7 @@ $_hsm_attempts_text"
     done
   fi
   trap - TERM INT USR1 USR2
+  [ -n "$_hsm_timer" ] && kill -s KILL -- "-$_hsm_timer" 2>/dev/null
   [ -n "$_hsm_received" ] && kill -s KILL -- "-$_hsm_pid" 2>/dev/null
 
   # How the attempt ended, read as the Python runner reads it (see runner.finish_task).

@@ -227,6 +227,49 @@ def test_the_warning_signal_lets_a_training_script_checkpoint_and_complete(tmp_p
     assert (results["fast"][3][0].task_dir / "checkpoint.saved").exists()
 
 
+def test_the_runner_s_own_warning_timer_lets_a_training_script_checkpoint(tmp_path: Path) -> None:
+    """PBS and Torque have no warning directive: the job script sets ``HSM_WARNING_AT`` and the
+    runner warns the task itself at that time. The fast path's timer does as the Python runner's."""
+    def scenario(runner: str, specs, lst: Path) -> int:
+        proc = _start(runner, lst, 0, HSM_WARNING_AT=str(int(time.time()) + 2))
+        return proc.wait(timeout=60)  # the task waits (up to 30 s) for a release that never comes
+
+    started = time.monotonic()
+    results = _both(tmp_path, [{"mode": "checkpoint"}], scenario)
+    # (The output differs in HSM_WARNING_AT's value, which the task prints with its environment.)
+    (rc, (status,), _, _), (rc_f, statuses_f, _, _) = results["python"], results["fast"]
+    assert statuses_f == [status] and rc_f == rc
+    assert status["state"] == "completed" and status["signal_received"] == "SIGUSR1" and rc == 0
+    assert (results["fast"][3][0].task_dir / "checkpoint.saved").exists()
+    assert time.monotonic() - started < 20, "the warning came at its time, not at the task's end"
+
+
+@pytest.mark.parametrize("loadables", [None, ""], ids=["bash-sleep-where-shipped", "sleep-command"])
+def test_a_warning_time_that_never_comes_leaves_no_timer_behind(tmp_path: Path, loadables: str | None) -> None:
+    at = str(int(time.time()) + 3600)
+    env = {"HSM_WARNING_AT": at, **({} if loadables is None else {"BASH_LOADABLES_PATH": loadables})}
+
+    def scenario(runner: str, specs, lst: Path) -> int:
+        return _start(runner, lst, 0, **env).wait(timeout=60)
+
+    rc, (status,) = _same(_both(tmp_path, [{"mode": "ok"}], scenario))
+    assert status["state"] == "completed" and "signal_received" not in status and rc == 0
+    assert not _processes_with(f"HSM_WARNING_AT={at}")
+
+
+def _processes_with(variable: str) -> list[int]:
+    """Live processes whose environment holds ``variable`` (NAME=value)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if variable.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def test_a_killed_wrapper_is_recorded_lost_and_its_command_stopped(tmp_path: Path) -> None:
     def scenario(runner: str, specs, lst: Path) -> int:
         proc = _start(runner, lst, 0)
