@@ -17,7 +17,9 @@ It applies, and otherwise returns before writing anything so that the job script
 * the shell is bash 5 or later (``$EPOCHREALTIME``);
 * the element's task dir exists with a ``command.sh`` made from the ``command.json`` it holds
   now (:func:`write_for_task`, at submission; a command that bash cannot express exactly, such
-  as an environment variable bash reserves, gets none);
+  as an environment variable bash reserves, gets none), or, for a dir left to the element (a
+  large submission), the element's own rename made it from its line of the chunk's rows
+  (:mod:`hsm_core.fastrun_rows`);
 * its ``status.yaml`` is the ``submitted`` record of a submission, in the form hsm writes, with no
   process of an earlier attempt to look for. A requeued element (its status names the process of
   the attempt the scheduler stopped), a task already completed, packed elements
