@@ -74,13 +74,17 @@ from hsm_core.taskdir import (
     wrapper_script,
     write_command_script,
 )
-from hsm_core.fastrun_rows import PAGE as ROWS_PAGE, ROWS_INFIX
 from hsm_core.taskstate import TaskState
 
 __all__ = ["PROGRAM_NAME", "command_script", "finish", "program", "write_for_task"]
 
 #: The file name of the program in a sweep's ``scripts/job_scripts`` (sourced by job scripts).
 PROGRAM_NAME = "hsm-fastrun.bash"
+
+#: Lines per page of the rows an element makes its task dir from (:mod:`hsm_core.fastrun_rows`),
+#: and what names a page: ``<list stem>`` + :data:`ROWS_INFIX` + the page number.
+ROWS_PAGE = 100
+ROWS_INFIX = ".rows."
 
 #: The ``runner`` recorded by the standalone runner (``hsm-task``'s ``--runner`` default).
 STANDALONE = "standalone"

@@ -24,13 +24,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hsm_core.atomic import atomic_write_text, dump_yaml
+from hsm_core.fastrun import ROWS_INFIX, command_script
+from hsm_core.fastrun import ROWS_PAGE as PAGE
+from hsm_core.secrecy import holds_secret
 
 __all__ = ["PAGE", "ROWS_INFIX", "bash_word", "row", "rows_path", "write_rows"]
-
-#: Lines per page of rows.
-PAGE = 100
-#: ``<list stem>`` + this + the page number names a page.
-ROWS_INFIX = ".rows."
 
 
 def rows_path(list_file: Path, page: int) -> Path:
@@ -54,9 +52,6 @@ def bash_word(text: str) -> str:
 def row(made_from: Mapping[str, Any] | None) -> str:
     """The line of one task (``made_from``: ``{"params": {task_id, index, params}, "command":
     {...}}``, what its dir is made from); empty when the fast path must leave it to Python."""
-    from hsm_core.fastrun import command_script
-    from hsm_core.secrecy import holds_secret
-
     if not made_from:
         return ""
     params, command = made_from.get("params"), made_from.get("command")
