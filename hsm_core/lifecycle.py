@@ -87,6 +87,15 @@ def _expand_records(spec: SweepSpec, registry: Any, max_runs: int | None, start_
 MAX_TASKS = 1_000_000
 
 
+def _empty_dir(path: Path) -> bool:
+    """True when ``path`` holds nothing (or does not exist)."""
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return True
+
+
 def _check_size(spec: SweepSpec, registry: Any, max_runs: int | None) -> int:
     total = count(spec, registry)
     effective = min(total, max_runs) if max_runs is not None else total
@@ -553,10 +562,13 @@ def _execute(
     from hsm_core.prepare import prepare_unmade
 
     unmade_dirs = adaptive is None and unmade_wanted(sources, len(to_run))
+    # A sweep this run made has no task dir yet (hsm complete's may have some: each is looked for).
+    fresh_sweep = plan.new_sweep and _empty_dir(plan.sweep.tasks_dir)
 
     def prepare(spec: TaskSpec) -> TaskSpec:
         if unmade_dirs:
-            return prepare_unmade(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings, spec)
+            return prepare_unmade(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings, spec,
+                                  new_sweep=fresh_sweep)
         if adaptive is not None:  # a search trial gets its parameters now, from the results so far
             adaptive.params_for(plan.records[spec.task_id])
         return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)

@@ -198,15 +198,16 @@ def task_command(sweep: SweepDir, record: TaskRecord, plan: CommandPlan, env: Ma
 
 def prepare_unmade(
     sweep: SweepDir, record: TaskRecord, plan: CommandPlan, registry: Any, settings: Mapping[str, Any],
-    spec: TaskSpec | None = None,
+    spec: TaskSpec | None = None, *, new_sweep: bool = False,
 ) -> TaskSpec:
     """Like :func:`prepare_task` for a task an array element makes the dir of when it starts
     (hsm_core.plugin.arrayjob.unmade): nothing is written; the spec carries what the dir is made
-    from. A task whose dir exists already (run before) is refreshed as :func:`prepare_task` does."""
+    from. A task whose dir exists already (run before) is refreshed as :func:`prepare_task` does;
+    ``new_sweep``: the sweep was made by this run, so no task has a dir yet (none is looked for)."""
     from hsm_core.plugin.arrayjob.unmade import UnmadeTaskSpec
 
     spec = spec or task_spec(sweep, record)  # (``spec``: the engine's, already made)
-    if spec.task_dir.is_dir():
+    if not new_sweep and spec.task_dir.is_dir():
         return prepare_task(sweep, record, plan, registry, settings)
     command = task_command(sweep, record, plan, task_env(registry, spec, settings))
     made_from = {"params": {"task_id": record.task_id, "index": record.index, "params": record.params}, "command": command}

@@ -45,3 +45,14 @@ def test_tasks_of_a_sweep_got_it_and_wandb_honoured_it(wandb_project: WandbProje
         assert env["WANDB_RUN_ID"] == run_id_for("sweep_1", command["task_id"])
         dirs = list((task / "wandb").glob("offline-run-*"))
         assert dirs and all(d.name.endswith(env["WANDB_RUN_ID"]) for d in dirs)
+
+
+def test_each_task_gets_its_own_run_id_and_a_changed_setting_or_environment_is_seen() -> None:
+    # (what tasks share is worked out once per sweep: a new setting or variable must still count)
+    a, b = task_env("s1", "t1", {}, environ={}), task_env("s1", "t2", {}, environ={})
+    assert a["WANDB_RUN_ID"] != b["WANDB_RUN_ID"] and {**a, "WANDB_RUN_ID": ""} == {**b, "WANDB_RUN_ID": ""}
+    assert list(a) == list(task_env("s1", "t1", {}, environ={}))
+    assert task_env("s1", "t2", {"project": "p"}, environ={})["WANDB_PROJECT"] == "p"
+    assert "WANDB_PROJECT" not in task_env("s1", "t2", {"project": "p"}, environ={"WANDB_PROJECT": "mine"})
+    assert "WANDB_RUN_ID" not in task_env("s1", "t2", {}, environ={"WANDB_RUN_ID": "fixed"})
+    assert task_env("s2", "t2", {}, environ={})["WANDB_RUN_GROUP"] == "s2"
