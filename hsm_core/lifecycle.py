@@ -31,7 +31,7 @@ from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.spec_queue import SpecQueue
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, task_dir_name, validate_sweep_id
-from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
+from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict, task_id_maker
 from hsm_core.taskstate import DONE
 
 
@@ -70,10 +70,11 @@ def _expand_records(spec: SweepSpec, registry: Any, max_runs: int | None, start_
     next_index = start_index
     duplicates = 0
     seen: set[str] = set()
+    task_id_of = task_id_maker(registry)
     for params in expand(spec, registry):
         if max_runs is not None and len(seen) >= max_runs:
             break
-        task_id = make_task_id(params, registry)
+        task_id = task_id_of(params)
         if task_id in seen:
             duplicates += 1
             continue
