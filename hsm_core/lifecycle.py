@@ -26,7 +26,7 @@ from hsm_core.cancel_request import cancel_requested, clear_cancel_request
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.on_finish import ENDED, run_on_finish
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
-from hsm_core.prepare import command_plan, prepare_task
+from hsm_core.prepare import EnvBlocks, command_plan, prepare_task
 from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.spec_queue import SpecQueue
@@ -549,8 +549,10 @@ def _execute(
     to_run = list(plan.to_run)
     # Each spec made when the engine reaches its task: 100,000 specs and paths up front took a
     # second before the first task could start.
-    specs = SpecQueue(to_run, lambda r: TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index),
-                                                 plan.sweep.sweep_id, sweep_path))
+    def make_spec(r: TaskRecord) -> TaskSpec:
+        return TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index), plan.sweep.sweep_id, sweep_path)
+
+    specs = SpecQueue(to_run, make_spec)
 
     adaptive = AdaptiveSearch(plan.sweep, search, registry) if search is not None else None
     if adaptive is not None:
@@ -566,10 +568,12 @@ def _execute(
     # A sweep this run made has no task dir yet (hsm complete's may have some: each is looked for).
     fresh_sweep = plan.new_sweep and _empty_dir(plan.sweep.tasks_dir)
 
+    envs = EnvBlocks(to_run, make_spec, registry, plan.spec.settings)
+
     def prepare(spec: TaskSpec) -> TaskSpec:
         if unmade_dirs:
             return prepare_unmade(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings, spec,
-                                  new_sweep=fresh_sweep)
+                                  new_sweep=fresh_sweep, env=envs.env(spec))
         if adaptive is not None:  # a search trial gets its parameters now, from the results so far
             adaptive.params_for(plan.records[spec.task_id])
         return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)

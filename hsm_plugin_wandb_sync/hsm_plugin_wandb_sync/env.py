@@ -126,6 +126,12 @@ def task_env(
 _ENVIRON_READ = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_RUN_GROUP", "WANDB_TAGS", "WANDB_RUN_ID", "WANDB_RESUME",
                  "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE")
 
+def environ_read() -> dict[str, str]:
+    """The variables of hsm's own environment :func:`task_env` looks at, as they are now (to
+    hand to it for many tasks: a dict's lookups cost a fraction of os.environ's)."""
+    return {name: os.environ[name] for name in _ENVIRON_READ if name in os.environ}
+
+
 #: The settings :func:`task_env` looks at.
 _SETTINGS_READ = ("task_env", "data_dir_per_task", "run_id", "project", "entity", "mode")
 
