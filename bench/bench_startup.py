@@ -17,9 +17,11 @@ task runs), best of 3.
 entry point of another group, as a site's conda environment has hundreds: the cached entry points
 must not cost a metadata scan of them all.
 
-    python bench/bench_startup.py [--runs 20] [--big 100000] [--extra-dists 300]
+    python bench/bench_startup.py [--runs 20] [--big 100000] [--extra-dists 300] [--peer /work/main/.venv/bin/python]
 
 The console script next to the interpreter (``.venv/bin/hsm``) is what is timed, as a user runs it.
+``--peer PYTHON`` times another checkout's the same way (its own project and caches), one
+command after the other, so both sides see the same load.
 """
 
 from __future__ import annotations
@@ -100,42 +102,59 @@ def add_distributions(site: Path, n: int) -> None:
         (info / "entry_points.txt").write_text(f"[console_scripts]\nfake-{i:03d} = fake_dist_{i:03d}:main\n")
 
 
+def hsm_of(python: str) -> list[str]:
+    """The console script next to ``python`` (as a user runs it), else ``python -m hsm_core``."""
+    script = Path(python).with_name("hsm")
+    return [str(script)] if script.exists() else [python, "-m", "hsm_core"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--big", type=int, default=100_000)
     ap.add_argument("--extra-dists", type=int, default=0)
+    ap.add_argument("--peer", default="", help="also time another checkout's interpreter (its hsm beside it), "
+                    "e.g. /work/main/.venv/bin/python, each command alternating with this checkout's")
     args = ap.parse_args()
-    script = Path(sys.executable).with_name("hsm")
-    hsm = [str(script)] if script.exists() else [sys.executable, "-m", "hsm_core"]
+    hsm = hsm_of(sys.executable)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "proj"
-        root.mkdir()
         env = dict(os.environ)
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # users have .pyc files: time what they run
-        env["HSM_CACHE_DIR"] = str(Path(tmp) / "cache")
         if args.extra_dists:
             add_distributions(Path(tmp) / "site", args.extra_dists)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(tmp) / "site"), env.get("PYTHONPATH")]))
-        off = {**env, "HSM_CACHE_DIR": "off"}
-        sid = make_project(root, env, hsm)
+        # Each side its own project and caches: a checkout's config check and command index are
+        # not the other's, so sharing them would time every command with cold caches.
+        sides = {"this": hsm, **({"peer": hsm_of(args.peer)} if args.peer else {})}
+        setups = {}
+        for side, argv0 in sides.items():
+            root = Path(tmp) / side / "proj"
+            root.mkdir(parents=True)
+            side_env = {**env, "HSM_CACHE_DIR": str(Path(tmp) / side / "cache")}
+            setups[side] = (argv0, root, side_env, {**side_env, "HSM_CACHE_DIR": "off"}, make_project(root, side_env, argv0))
+        root, env, sid = setups["this"][1], setups["this"][2], setups["this"][4]
         out = str(Path(tmp) / "x.csv")
         commands = {
             "hsm --help": ["--help"],
             "hsm --version": ["--version"],
-            "hsm status (27 tasks)": ["status", sid],
-            "hsm status --json": ["status", sid, "--json"],
-            "hsm monitor errors": ["monitor", "errors", sid],
-            "hsm export": ["export", sid, "--output", out],
+            "hsm status (27 tasks)": ["status", "{sid}"],
+            "hsm status --json": ["status", "{sid}", "--json"],
+            "hsm monitor errors": ["monitor", "errors", "{sid}"],
+            "hsm export": ["export", "{sid}", "--output", out],
         }
         base = median_ms([sys.executable, "-c", "pass"], root, env, args.runs)
         extra = f", {args.extra_dists} more distributions installed" if args.extra_dists else ""
         print(f"Start-up, median of {args.runs} runs{extra}; python -c pass = {base:.1f} ms\n")
-        print(f"{'command':<24} {'caches warm':>12} {'ratio':>7} {'caches off':>11} {'ratio':>7}")
+        print(f"{'command':<24}" + "".join(f" {side + ' warm':>12} {'ratio':>6} {side + ' off':>11} {'ratio':>6}"
+                                         for side in sides))
         for name, argv in commands.items():
-            warm = median_ms([*hsm, *argv], root, env, args.runs)
-            cold = median_ms([*hsm, *argv], root, off, args.runs)
-            print(f"{name:<24} {warm:>9.1f} ms {warm / base:>6.1f}x {cold:>8.1f} ms {cold / base:>6.1f}x")
+            line = f"{name:<24}"
+            for side, (argv0, side_root, side_env, off, side_sid) in setups.items():
+                full = [*argv0, *(a.replace("{sid}", side_sid) for a in argv)]
+                warm = median_ms(full, side_root, side_env, args.runs)
+                cold = median_ms(full, side_root, off, args.runs)
+                line += f" {warm:>9.1f} ms {warm / base:>5.1f}x {cold:>8.1f} ms {cold / base:>5.1f}x"
+            print(line, flush=True)
         if args.big:
             t = time.perf_counter()
             big = build_big(root, args.big)

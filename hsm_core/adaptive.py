@@ -3,10 +3,11 @@
 No server: the state of a ``search:`` sweep is its trial log, ``<sweep>/search/``:
 
 * ``asks/000007.json``: trial 7 was asked, with these parameters. Written once and never changed:
-  the file is written under a temporary name and ``link``-ed to its final name, which fails when the
-  name exists (atomic on local filesystems and on NFS v3+, like the O_EXCL claims of
-  :mod:`hsm_core.workers.claims`). A reader never sees half a file, and two processes asking for
-  trial 7 at once get the same parameters: the second one reads what the first one linked.
+  the file is created whole (:func:`hsm_core.whole_file.create_whole`: written under a temporary
+  name and ``link``-ed to its final name, which fails when the name exists; atomic on local
+  filesystems and on NFS, like the claims of :mod:`hsm_core.workers.claims`). A reader never sees
+  half a file, and two processes asking for trial 7 at once get the same parameters: the second one
+  reads what the first one linked.
 * ``tells/000007.json``: trial 7 completed with this value of the metric (written atomically once
   its task completed; a failed trial is read from its task again each time, since a retry may
   still complete it).
@@ -22,7 +23,6 @@ import json
 import math
 import os
 import socket
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -30,6 +30,7 @@ from hsm_core.atomic import atomic_write_json, read_json
 from hsm_core.plugin import ConfigError, ExpanderRecord, HsmError, SearchSettings, SearchStrategyRecord, TaskState, Trial
 from hsm_core.state import SweepDir, TaskRecord, now_iso, read_status
 from hsm_core.taskdir import METRICS_FILE, metrics_path
+from hsm_core.whole_file import create_whole
 
 SECTION = "search"
 LOG_DIR = "search"
@@ -57,19 +58,8 @@ class TrialLog:
         """Record trial ``number``'s ask unless another process did first; returns the ask that holds."""
         self.asks.mkdir(parents=True, exist_ok=True)
         final = self.asks / self._name(number)
-        temp = self.asks / f".{self._name(number)}.{uuid.uuid4().hex[:12]}"
-        temp.write_text(json.dumps(dict(entry), sort_keys=True), encoding="utf-8")
-        try:
-            with open(temp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.link(temp, final)  # fails if it exists: the first ask of a trial wins
-        except FileExistsError:
-            pass
-        finally:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+        # The first ask of a trial wins; a later one reads it below.
+        create_whole(final, json.dumps(dict(entry), sort_keys=True).encode("utf-8"), fsync=True)
         held = self.ask_of(number)
         if held is None:  # pragma: no cover - the link just succeeded or the file existed
             raise OSError(f"cannot read the ask of trial {number} in {self.asks}")

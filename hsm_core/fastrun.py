@@ -315,7 +315,7 @@ _hsm_keep_source_data() {  # what a source kept in @STATUS@ since we read it sta
   [ -n "$_hsm_sd" ] || _hsm_sd=$_hsm_sd0
 }
 
-_hsm_catches_usr1() {  # a process of the task but its wrapper handles SIGUSR1: runner._task_catches
+_hsm_catches_usr1() {  # a process of the task but its wrapper handles SIGUSR1: runner.task_catches
   [ -d /proc/self ] || return 0
   local _p _s _k _v _f
   for _p in /proc/[0-9]*; do

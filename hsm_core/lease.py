@@ -3,8 +3,11 @@ a sweep at a time.
 
 Two controllers that plan the same sweep each see the same pending tasks and would both run them.
 So a controller holds the sweep's lease from before it plans until it ends: one lock file,
-``<sweep>/.controller/lease.lock``, claimed and kept with the O_EXCL claim protocol the pull-based
-workers use for their tasks (:mod:`hsm_core.workers.claims`), refreshed by a heartbeat thread.
+``<sweep>/.controller/lease.lock``, claimed and kept with the claim protocol the pull-based
+workers use for their tasks (:mod:`hsm_core.workers.claims`), refreshed by a heartbeat thread. The
+file is created whole (:mod:`hsm_core.whole_file`: written under a temporary name, then linked), so
+a controller killed as it takes the lease leaves no lease at all, never an empty one that would
+refuse every other controller until it timed out.
 
 * A second controller finds the lease held and stops with one line saying who holds it and how to
   watch it (:class:`LeaseHeld`, exit 2), or, with ``hsm complete --wait-for-controller``, waits for it.
@@ -80,7 +83,8 @@ class Holder:
     def describe(self) -> str:
         """``hsm complete (pid 1234 on host h, since 12:01:02)``."""
         if self.pid == "?":
-            # A lock file left empty (its writer killed as it created it) ages out like any other.
+            # A lock file left empty (its writer killed as it created it: an older hsm, or a
+            # filesystem without hard links, see hsm_core.whole_file) ages out like any other.
             return f"another hsm controller (its lease file {LEASE_DIR}/{LEASE_NAME}.lock is unreadable)"
         return f"{self.command} (pid {self.pid} on host {self.host}, since {short_time(self.since)})"
 
@@ -95,7 +99,8 @@ class LeaseHeld(HsmError):
     def __init__(self, sweep_id: str, holder: Holder, timeout: float) -> None:
         stale_note = ""
         if holder.pid == "?":
-            # Empty: its taker was killed between creating it and writing itself into it. Whose it
+            # Empty: its taker (an older hsm, or one on a filesystem without hard links) was killed
+            # between creating it and writing itself into it. Whose it
             # is cannot be known, so it ages out like a silent holder: say when.
             stale_note = f" (made {holder.age:.0f}s ago; taken over {timeout:g}s after it was made)"
         elif holder.verdict == "live" and holder.age > 2 * heartbeat_interval(timeout):
@@ -196,7 +201,8 @@ class ControllerLease:
         claim = store.acquire(LEASE_NAME)
         if claim is not None:
             return claim, previous if claim.taken_over else None
-        # Held; maybe just created and not written yet, or a dead/stale one another taker is
+        # Held; maybe just created and not written yet (only where the filesystem has no hard
+        # links, or by an older hsm), or a dead/stale one another taker is
         # replacing right now: give the winner a moment to write its lock, so that we name it
         # (not an empty file, nor the holder it replaced).
         for _ in range(40):
@@ -215,7 +221,7 @@ class ControllerLease:
             what += f", taken over from {previous.describe()}: {previous.reason or previous.verdict}"
         self._log(what)
         try:
-            self.store.sweep_leftovers()  # temp files of heartbeats cut short by a kill
+            self.store.sweep_leftovers()  # temporaries of controllers killed as they took the lease
         except OSError:
             pass
 

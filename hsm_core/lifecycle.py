@@ -336,6 +336,20 @@ def _release_sweep_dir(plan: Plan, exc: BaseException) -> None:
         ) from exc
 
 
+def _user_name() -> str:
+    """Who started the sweep: $USER, $LOGNAME, else the account of this process (cron jobs,
+    containers and some batch jobs set neither variable)."""
+    name = os.environ.get("USER") or os.environ.get("LOGNAME")
+    if name:
+        return name
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return ""
+
+
 def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
     sweep = plan.sweep
     # The lease first (the directory is ours: _claim_sweep_dir made it): once the metadata
@@ -351,7 +365,7 @@ def _write_new_sweep(plan: Plan, opts: ExecOptions, total: int) -> None:
             "created": now_iso(),
             "hsm_version": __version__,
             "host": socket.gethostname(),
-            "user": os.environ.get("USER") or os.environ.get("LOGNAME") or "",
+            "user": _user_name(),
             "project_root": str(plan.project.root.resolve()),
             "config_file": str(plan.spec.path.resolve()) if plan.spec.path else None,
             "sources": opts.sources,

@@ -306,12 +306,28 @@ def _write(path: Path, text: str) -> None:
     atomic_write_text(path, text, mode=mode)
 
 
+def _keep_copy(path: Path) -> Path:
+    """Copy ``path`` to ``<name>.<time>.bak`` beside it (a free name) and return the copy."""
+    import shutil
+    import time
+
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    copy = path.with_name(f"{path.name}.{stamp}.bak")
+    n = 1
+    while copy.exists():
+        n += 1
+        copy = path.with_name(f"{path.name}.{stamp}-{n}.bak")
+    shutil.copy2(path, copy)
+    return copy
+
+
 def write_project_files(root: Path, info: ProjectInfo, *, force: bool, registry: Any,
                         report: Callable[[str, Path], None] = lambda action, path: None) -> Path:
     """Write ``hsm_config.yaml`` (checked against the schema first), the example sweep,
     ``sweeps/README.md`` and ``sweeps/outputs/`` under ``root``; returns the sweep file the project
     uses. A file that exists is kept unless ``force``. ``report(action, path)`` is called for each:
-    ``created``, ``replaced``, ``kept``, ``kept v1 sweep``, ``kept dir``, ``created dir``."""
+    ``created``, ``replaced``, ``kept``, ``kept v1 sweep``, ``kept dir``, ``created dir``, and ``saved``
+    (with the copy's path) for a file ``force`` replaces, kept beside it first."""
     from hsm_core.config.project_root import CONFIG_FILENAME, find_config_file
     from hsm_core.config.schema import build_schema
     from hsm_core.config.validation import validate
@@ -343,6 +359,8 @@ def write_project_files(root: Path, info: ProjectInfo, *, force: bool, registry:
         existed = path.exists()
         if existed and path.is_dir():
             raise HsmError(f"{path} is a directory; cannot write a file there")
+        if existed and path.read_bytes() != text.encode("utf-8"):
+            report("saved", _keep_copy(path))  # --force never loses a hand-edited file
         _write(path, text)
         report("replaced" if existed else "created", path)
     if sweep_file == v1_sweep:

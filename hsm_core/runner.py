@@ -440,7 +440,7 @@ def run_blocking(
     received: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
-        if signum == signal.SIGUSR1 and not _task_catches(task.process.pid, signum):
+        if signum == signal.SIGUSR1 and not task_catches(task.process.pid, signum):
             # The warning before the walltime, and no process of the task handles it: passed on,
             # SIGUSR1's default action would kill the task a minute early. It runs on instead,
             # to the walltime (a timeout, as without a warning).
@@ -478,7 +478,7 @@ def run_blocking(
     return finish_task(task, rc)
 
 
-def _task_catches(wrapper_pid: int, signum: int) -> bool:
+def task_catches(wrapper_pid: int, signum: int) -> bool:
     """True when a process of the task (its command and what that started; not the ``/bin/sh``
     wrapper, which traps the stop signals only to outlive its command) has a handler for
     ``signum``, from ``SigCgt`` in ``/proc/PID/status``. True where that cannot be read (no

@@ -7,7 +7,7 @@ the same configuration twice. Holding the sweep's *ask turn* while reading the l
 recording the ask makes the second asker see trial 7 as ``running``.
 
 The turn is a lock file, ``<sweep>/search/.locks/ask.lock``, claimed with the protocol of the
-workers' task claims (:mod:`hsm_core.workers.claims`: ``O_EXCL`` create, safe on NFS v3+; a lock
+workers' task claims (:mod:`hsm_core.workers.claims`: created whole, never left empty by a kill; a lock
 whose holder died on this machine is taken over at once, one on another machine once it is older
 than :data:`STALE_AFTER`). An ask takes milliseconds to a few seconds, so a lock that old was
 left by a dead process.

@@ -67,12 +67,24 @@ def spec_from_dict(data: Mapping[str, Any], registry: Any, path: Path | None = N
     if not sections:
         raise ConfigError("no parameters: add a 'grid:' (or 'paired:') section", file=shown)
     _check_one_place(sections, expanders, data, shown)
+    _check_search_alone(sections, data, shown)
     spec = SweepSpec(sections, settings, path)
     if settings.get("resources") is not None:
         from hsm_core.run_resources import from_sweep
 
         from_sweep(spec, registry)  # a bad walltime is refused wherever the file is read
     return spec
+
+
+def _check_search_alone(sections: Mapping[str, Any], data: Any, shown: str | None) -> None:
+    """Refuse ``search:`` next to another parameter section, at that section's line, wherever the
+    file is read (``--dry-run`` too): adaptive search chooses its trials one by one, so they cannot
+    be multiplied with a grid. (``hsm_core.adaptive`` says the same when it starts the search.)"""
+    if "search" not in sections or len(sections) == 1:
+        return
+    other = next(name for name in sections if name != "search")
+    raise ConfigError(f"a search: section cannot be combined with {other}: (its trials are chosen one by one)",
+                      file=shown, line=_line(data, [other]), key=other, hint="put every parameter under search: params:")
 
 
 def _check_one_place(sections: Mapping[str, Any], expanders: Mapping[str, Any], data: Any, shown: str | None) -> None:
@@ -207,7 +219,8 @@ def expand(spec: SweepSpec, registry: Any) -> Iterator[dict[str, Any]]:
     return rec(0, {})
 
 
-#: One encoder for every parameter set (json.dumps with options builds a new one per call).
+#: json.dumps with these options, made once: dumps() builds a new encoder for every call with
+#: options (half the time of 100,000 task ids).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import enum
 
 
+#: The states of a task that failed (what ``hsm monitor errors`` analyses), in the order they are shown.
+FAILED_STATES = ("failed", "timeout", "lost", "preempted")
+
+
 class TaskState(str, enum.Enum):
     """The state of one task, as written in its ``status.yaml``."""
 

@@ -163,6 +163,20 @@ def test_bad_search_sections_are_one_line_errors(toy: Project, section: dict[str
     assert not toy.sweep_ids()  # a refused run writes nothing
 
 
+def test_search_with_another_section_is_refused_at_its_line_by_the_dry_run_too(toy: Project) -> None:
+    """The dry run makes every check of the run: it refused nothing here (or, for a Hydra app,
+    blamed a made-up parameter 'search.trial'), and the run's error named neither file nor line."""
+    sweep = toy.write_sweep("search:\n  strategy: random\n  trials: 2\n  metric: {name: loss, goal: minimize}\n"
+                            "  params:\n    x: {uniform: [0, 1]}\ngrid:\n  lr: [1, 2]\n")
+    for extra in (["--dry-run"], []):
+        proc = toy.hsm("run", "--config", str(sweep), *extra)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            "Error: sweeps/sweep.yaml:7: grid: a search: section cannot be combined with grid: (its trials are "
+            "chosen one by one) (put every parameter under search: params:)"], proc.stderr
+    assert not toy.sweep_ids()
+
+
 def test_the_built_in_random_strategy_follows_the_contract() -> None:
     from hsm_core.builtin.search import RandomStrategy, parse_settings
 

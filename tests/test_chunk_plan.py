@@ -6,43 +6,13 @@ real Slurm run of the same plumbing is in hsm_plugin_slurm/tests/test_slurm_flow
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 
 from hsm_core.dry_run_scripts import _plan_of, describe_resources
-from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo
 from hsm_core.testing.helpers import make_sweep
-
-
-class Recording(ArrayJobSource):
-    """A scheduler whose submission command prints the next job id; what it was handed is kept."""
-
-    scheduler_name = "Rec"
-    supports_dependencies = True
-
-    def __init__(self, *a, **kw) -> None:
-        super().__init__(*a, **kw)
-        self.handed: list[tuple[str, ArrayJob]] = []
-
-    def render_script(self, job: ArrayJob) -> str:
-        return f"#!/bin/sh\n# {job.name} {job.size} {job.parallelism} {job.after} {job.resources}\n"
-
-    def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
-        job_id = str(100 + len(self.handed))
-        self.handed.append((job_id, job))
-        return [sys.executable, "-c", f"print({job_id!r})"]
-
-    def parse_job_id(self, stdout: str) -> str:
-        return stdout.strip()
-
-    def query(self, ids: Sequence[str]) -> dict[str, JobInfo]:
-        return {}
-
-    def cancel_argv(self, ids: Sequence[str]) -> list[str]:
-        return ["true"]
+from hsm_core.testing.recording_scheduler import RecordingArrayJobSource
 
 
 OPTIONS = [
@@ -58,9 +28,9 @@ OPTIONS = [
 def test_the_dry_run_shows_the_array_jobs_the_run_submits(tmp_path: Path, options: dict) -> None:
     params = [{"model": "large" if i % 3 == 0 else "small", "x": i} for i in range(11)]
     _, specs, ctx = make_sweep(tmp_path / "p", params)
-    shown = _plan_of(Recording("rec", dict(options), ctx), len(specs), specs)
+    shown = _plan_of(RecordingArrayJobSource("rec", dict(options), ctx), len(specs), specs)
 
-    run = Recording("rec", dict(options), ctx)
+    run = RecordingArrayJobSource("rec", dict(options), ctx)
     run.launch(specs)
     job_dir = run.job_dir
     handed = []

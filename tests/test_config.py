@@ -513,6 +513,15 @@ def test_init_keeps_existing_files_without_force_and_replaces_with_force(tmp_pat
     assert "replaced hsm_config.yaml" in forced.output
     assert "name: my_project" in mine.read_text()
     assert "learning_rate" in sweep.read_text()
+    # What --force replaced is kept beside it (a hand-edited config holds remotes, clusters ...).
+    (config_copy,) = project.glob("hsm_config.yaml.*.bak")
+    assert config_copy.read_text() == "project:\n  name: mine  # hand-edited\n"
+    (sweep_copy,) = (project / "sweeps").glob("sweep_config.yaml.*.bak")
+    assert sweep_copy.read_text() == "grid:\n  mine: [1]\n"
+    assert f"saved    {config_copy.name} (the hsm_config.yaml it replaces)" in forced.output
+    assert not list((project / "sweeps").glob("README.md.*.bak"))  # init's own text: nothing to keep
+    again = invoke(["config", "init", "--force"], env=env, cwd=project)
+    assert again.exit_code == 0 and len(list(project.glob("hsm_config.yaml.*.bak"))) == 1  # same text: no copy
 
 
 def test_init_keeps_v1_layout(tmp_path, project):

@@ -309,7 +309,8 @@ def test_lease_is_released_on_errors_and_interrupts(lease_project: Project) -> N
 
 
 def test_an_empty_lease_left_by_a_controller_killed_as_it_took_it_says_when_it_is_taken_over(tmp_path: Path) -> None:
-    # What a controller SIGKILLed between creating the lease file and writing itself into it
+    # What a controller of an older hsm (or one on a filesystem without hard links, see
+    # hsm_core/whole_file.py) SIGKILLed between creating the lease file and writing itself into it
     # leaves: whose it is cannot be known, so it is refused until it times out, and says when.
     timeout = 4.0
     project = _project(tmp_path, timeout=timeout)

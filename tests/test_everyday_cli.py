@@ -181,3 +181,33 @@ def test_an_unknown_command_names_the_one_meant(project: Project) -> None:
     nothing = project.hsm("zzzz")
     assert nothing.returncode == 2 and "No such command 'zzzz'." in nothing.stderr
     assert "Did you mean" not in nothing.stderr and "Traceback" not in nothing.stderr
+
+
+def test_the_sweep_names_its_user_where_user_and_logname_are_unset(project: Project) -> None:
+    """cron, containers and some batch jobs set neither $USER nor $LOGNAME: the sweep still says
+    who started it (sweep_metadata.yaml's user)."""
+    import pwd
+
+    import yaml
+
+    project.write_sweep({"grid": {"x": [1]}})
+    project.hsm("run", "--config", "sweeps/sweep.yaml", "--sources", "local:1", env={"USER": "", "LOGNAME": ""},
+                check=True)
+    meta = yaml.safe_load((project.only_sweep() / "sweep_metadata.yaml").read_text())
+    assert meta["user"] == pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_store_true_flags_of_an_argparse_script_through_the_documented_command(tmp_path: Path) -> None:
+    """docs/configuration.md: booleans reach an argparse script as values (``--flag true``); a
+    script whose flags are ``store_true`` runs with ``{args:wandb_no_boolean_flags}``."""
+    from hsm_project import make_project
+
+    script = ("import argparse, os\np = argparse.ArgumentParser()\np.add_argument('--lr', type=float)\n"
+              "p.add_argument('--use-bn', action='store_true')\na = p.parse_args()\n"
+              "open(os.path.join(os.environ['HSM_COUNT_DIR'], 'runs.log'), 'a').write(f'{a.lr} {a.use_bn}\\n')\n")
+    project = make_project(tmp_path)
+    (project.root / "train.py").write_text(script)
+    project.write_sweep('command: "{python} {script} {args:wandb_no_boolean_flags}"\n'
+                        "grid:\n  lr: [0.1]\n  use-bn: [true, false]\n")
+    project.hsm("run", "--config", "sweeps/sweep.yaml", "--sources", "local:2", check=True)
+    assert sorted((project.root / "runs.log").read_text().splitlines()) == ["0.1 False", "0.1 True"]

@@ -20,7 +20,8 @@ from hsm_project import Project
 from hsm_core.index_columns import COLUMNS_FILE
 from hsm_core.metrics_columns import COLUMNS_FILE as METRICS_COLUMNS
 from hsm_core.monitor.export import build_table, to_csv, to_json
-from hsm_core.monitor.export_columns import csv_export, json_export
+from hsm_core.monitor.best import order_table
+from hsm_core.monitor.export_columns import csv_export, csv_text, export_columns, json_export, json_text, ordered
 from hsm_core.state import INDEX_FILE, SweepDir, TaskRecord
 from hsm_core.taskdir import write_status
 from hsm_core.testing.project import make_project
@@ -163,6 +164,42 @@ def test_the_column_export_is_byte_for_byte_the_row_export(tmp_path: Path) -> No
     assert json_export(sweep, []) == to_json(build_table(sweep, []))
 
 
+ORDERS = ({"sort": "lr"}, {"sort": "lr", "desc": True}, {"sort": "val.loss", "top": 3},
+          {"sort": "val.loss", "desc": True, "top": 2}, {"sort": "new"}, {"sort": "status", "desc": True},
+          {"sort": "param.status"}, {"sort": "note", "top": 1}, {"top": 4}, {"top": 100})
+
+
+def test_sorted_and_top_exports_by_columns_are_byte_for_byte_the_row_export(tmp_path: Path) -> None:
+    """--sort/--desc/--top on the columns (issue 19: they built the row table) give the row
+    table's bytes: numbers, then text, then missing values, ties in task order, in either
+    direction; cells and names csv must quote (comma, quote, CR, LF) are quoted as csv does; and
+    metrics kept beside the index count only for the attempt they were kept for."""
+    from hsm_core import indexed_metrics
+
+    sweep = _synthetic(tmp_path)
+    (sweep.path / "sweep_config.yaml").write_text("metric: {name: val.loss, goal: maximize}\n")
+    records = list(sweep.load_index().values())
+    records[0].params["note"] = 'a "b", c'
+    records[2].params["note"] = "line\r\nbreak"
+    records[4].params["note"] = "plain"
+    indexed_metrics.remember(sweep.path, "id6", 0, {"val.loss": 0.5, "kept,name": "x\ny"})  # its attempt
+    indexed_metrics.remember(sweep.path, "id5", 3, {"val.loss": 99.0})  # another attempt: its file counts
+    for args in ORDERS:
+        table = order_table(build_table(sweep, records), sweep, sort=args.get("sort"), desc=args.get("desc", False),
+                            top=args.get("top"))
+        columns = ordered(export_columns(sweep, records), sweep, sort=args.get("sort"), desc=args.get("desc", False),
+                          top=args.get("top"))
+        assert csv_text(columns) == to_csv(table), args
+        assert json_text(columns) == to_json(table), args
+    text = csv_text(ordered(export_columns(sweep, records), sweep, sort="val.loss", desc=True, top=None))
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["task"] for r in rows][:2] == ["task_006", "task_001"]  # 0.5 (kept), 0.25; NaN and text after
+    assert rows[0]["kept,name"] == "x\ny" and ',"kept,name"' in text.splitlines()[0]
+    assert any(r["note"] == "line\r\nbreak" for r in rows)
+    assert len(list(csv.DictReader(io.StringIO(csv_text(
+        ordered(export_columns(sweep, records), sweep, sort=None, desc=False, top=2)))))) == 2
+
+
 def test_the_index_columns_are_used_only_for_the_index_they_were_made_from(tmp_path: Path) -> None:
     sweep = _synthetic(tmp_path)
     loaded = sweep.load_index()
@@ -178,3 +215,60 @@ def test_the_index_columns_are_used_only_for_the_index_they_were_made_from(tmp_p
     cols["exit_code"][1] = True
     (sweep.path / COLUMNS_FILE).write_text(json.dumps(cols, separators=(",", ":")))
     assert sweep.load_index()["id2"].exit_code == 1 and sweep.load_index()["id1"].state == "lost"
+
+
+def test_export_turns_the_cycle_collector_back_on_for_an_in_process_caller(tmp_path: Path) -> None:
+    """hsm status/export read 100,000 records without the cycle collector (hsm_core.bulk_read);
+    a test or Python API caller running the command in its own process gets it back as it was."""
+    import gc
+
+    from click.testing import CliRunner
+
+    from hsm_core.bulk_read import without_cycle_collection
+    from hsm_core.cli.export_cmd import export_command
+
+    sweep = _synthetic(tmp_path)
+    assert gc.isenabled()
+    result = CliRunner().invoke(export_command, ["synthetic", "--project-dir", str(tmp_path)])
+    assert gc.isenabled(), result.output
+    with without_cycle_collection():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with without_cycle_collection():
+            pass
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()
+    assert sweep.path.is_dir()
+
+
+def test_columns_of_few_distinct_values_print_as_the_row_export(tmp_path: Path) -> None:
+    """A column with few distinct values (a grid's parameters, exit codes) is turned into text
+    once per value: the same bytes, with 0.0 beside -0.0, NaN, None, 1 beside 1.0 and True."""
+    from hsm_core import indexed_metrics
+
+    sweep = SweepDir(tmp_path / "many")
+    sweep.path.mkdir(parents=True)
+    sweep.create_layout()
+    records = []
+    for i in range(1, 201):
+        params = {"lr": [0.1, 0.01, 1e-05][i % 3], "zero": [0.0, -0.0][i % 2], "opt": ["adam", "sgd", None][i % 3],
+                  "mixed": [1, 1.0, True][i % 3], "w": [2, 3][i % 2]}
+        rec = TaskRecord(i, f"id{i:03d}", params, state=["completed", "failed"][i % 7 == 0], source="local",
+                         duration=[10, 20, None][i % 3], exit_code=[0, None][i % 2], attempt=1)
+        metrics = {"acc": [0.5, 0.25, float("nan"), None][i % 4], "epoch": [1, 2, None][i % 3],
+                   "inf": [float("inf"), 1.5][i % 2], "tag": ["a,b", 'q"x', "plain"][i % 3]}
+        if i % 5:
+            indexed_metrics.remember(sweep.path, rec.task_id, 1, metrics)
+        else:
+            d = sweep.task_dir(i)
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps(metrics))
+        records.append(rec)
+    sweep.save_index(records)
+    records = list(sweep.load_index().values())
+    assert csv_export(sweep, records) == to_csv(build_table(sweep, records))
+    assert json_export(sweep, records) == to_json(build_table(sweep, records))
+    assert ",-0.0," in csv_export(sweep, records) and ",0.0," in csv_export(sweep, records)

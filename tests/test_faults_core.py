@@ -291,3 +291,17 @@ def test_an_end_the_controller_could_not_write_is_recorded_from_the_task_files(p
     assert all("unrecorded" not in t.get("extra", {}) for t in index)
     done = project.hsm("complete", "nw")
     assert done.returncode == 0 and len(project.executions()) == 2  # nothing ran again
+
+
+def test_an_attempt_ending_in_the_millisecond_it_started_has_duration_zero_not_minus_zero(tmp_path: Path) -> None:
+    # start_epoch is kept to the millisecond; a setup command that fails at once used to record
+    # "duration: -0.0" (the end read a hair before the rounded-up start).
+    from hsm_core.state import finalize_status, write_status
+
+    task = tmp_path / "task_000"
+    task.mkdir()
+    started = 1_000_000.0006
+    write_status(task, {"state": "running", "start_epoch": round(started, 3)})
+    final = finalize_status(task, {"state": "running", "start_epoch": round(started, 3)}, 1, end_time=started)
+    assert final["duration"] == 0.0 and str(final["duration"]) == "0.0"
+    assert "duration: 0.0" in (task / "status.yaml").read_text()

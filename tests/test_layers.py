@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, str]] = [
     # Errors, atomic files, processes, task states and the sweep directory on disk: what the
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
-        hsm_core errors atomic processes taskstate jobenv install_hints durations progress secrecy taskdir task_manifest index_columns state
+        hsm_core errors atomic processes whole_file taskstate jobenv install_hints durations progress secrecy taskdir task_manifest index_columns state
         user_cache intermediate runner fastrun setup_failure
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
@@ -71,8 +71,8 @@ LAYERS: list[tuple[str, str]] = [
     # What runs, finds and watches sweeps, and the contract's window onto it for plugins' own
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
-        spec_queue failfast retries on_finish engine metrics indexed_metrics metrics_columns outages lease sweep_select lifecycle adaptive
-        search_turn plugin.project
+        spec_queue failfast retries on_finish engine metrics indexed_metrics metrics_columns bulk_read outages lease sweep_select lifecycle adaptive
+        search_turn plugin.project edited_sweep_file unfollowed
         cancel_request cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
         workers.stop workers.submit workers.pick_queue workers.worker
@@ -95,7 +95,7 @@ LAYERS: list[tuple[str, str]] = [
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
         testing.services testing.slurm_fixtures testing.sync testing.pruners testing.slurm_accounting testing.timeline
-        testing.task_env
+        testing.slurm_signals testing.recording_scheduler testing.task_env
     """),
 ]
 

@@ -286,3 +286,21 @@ def test_only_the_last_attempt_of_stderr_counts(tmp_path: Path) -> None:
         "\x1b[31mprogress 10%\rprogress 100%\x1b[0m\nKeyError: 'second'\n"
     )
     assert read_stderr_tail(tmp_path) == ["progress 100%", "KeyError: 'second'"]
+
+
+def test_monitor_errors_names_the_setup_command_that_failed(project: Project) -> None:
+    """A retry on a cluster whose ``module load`` failed: the job script's ``hsm-task --setup-failed``
+    records the command (docs/hpc.md); ``hsm monitor errors`` must show it, not "exit code 1" with an
+    empty example (the task's stderr is empty: it never ran)."""
+    import sys
+
+    project.write_sweep({"grid": {"x": [1], "exit": [3]}})
+    project.hsm("run", "--config", "sweeps/sweep.yaml", "--sources", "local:1")
+    sweep = project.only_sweep()
+    reason = "setup command 2 exited 127: module load cuda/12.1"
+    # What the job script runs when its second setup command fails (hsm_setup_failed in the script).
+    ran = subprocess.run([sys.executable, "-m", "hsm_core.runner", str(sweep / "tasks" / "task_001"), "--source", "slurm",
+                          "--setup-failed", reason], capture_output=True, text=True, env=project.environ(), timeout=60)
+    assert ran.returncode == 1 and reason in ran.stderr, ran.stderr
+    out = project.hsm("monitor", "errors", sweep.name, check=True).stdout
+    assert "module load cuda/12.1" in out and "e.g. task_001: setup command 2 exited 127" in " ".join(out.split()), out

@@ -146,6 +146,25 @@ def test_a_refused_run_raises_and_creates_nothing(project: Project) -> None:
     assert project.sweep_ids() == []
 
 
+def test_a_bad_sweep_dict_is_named_as_the_dict_not_a_temporary_file(project: Project) -> None:
+    """A typo in a sweep given as a dict names the key in the dict: the file hsm wrote it to for
+    the controller is gone by the time the user reads the error, and its line numbers mean nothing."""
+    for wait in (True, False):
+        with pytest.raises(hsm.HsmError) as info:
+            hsm.run({"gird": {"x": [1]}}, project=project.root, wait=wait)
+        assert str(info.value).startswith("sweep dict (config=): gird: unknown key 'gird', did you mean 'grid'?")
+        assert not re.search(r"sweep-\w+\.yaml", str(info.value))
+    assert project.sweep_ids() == []
+    sw = hsm.run({"grid": {"x": [1]}}, project=project.root, sources="local:1")
+    for wait in (True, False):
+        with pytest.raises(hsm.HsmError) as info:
+            sw.complete(config={"grid": {"x": [1, 2]}, "retries": "two"}, wait=wait)
+        assert str(info.value).startswith("sweep dict (config=): retries: expected a number of retries")
+        assert not re.search(r"sweep-\w+\.yaml", str(info.value))
+    assert not list((project.outputs / ".controllers").glob("*.yaml"))
+    assert sw.refresh().counts == {"completed": 1}
+
+
 def test_background_run_wait_and_one_controller_at_a_time(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HSM_COUNT_DIR", str(project.root))
     sweep_file = project.write_sweep({"grid": {"x": [1, 2], "sleep": [5]}})

@@ -188,45 +188,21 @@ def test_hsm_queue_on_pbs_leaves_out_ended_jobs_and_other_sweeps() -> None:
 def test_launch_chains_lanes_and_a_later_launch_waits_for_the_live_array_jobs(tmp_path: Path) -> None:
     """The submission plumbing with a scheduler made of plain commands (the real thing is in the
     plugins' test_*_flow.py): which ids each array job is submitted to wait for."""
-    import sys
-    from typing import Sequence
-
-    from hsm_core.plugin import ArrayJob, ArrayJobSource, JobInfo
     from hsm_core.testing.helpers import make_sweep
-
-    class Recording(ArrayJobSource):
-        scheduler_name = "Rec"
-        supports_dependencies = True
-
-        def __init__(self, *a, **kw) -> None:
-            super().__init__(*a, **kw)
-            self.submitted: list[tuple[str, int | None, tuple[str, ...]]] = []
-
-        def render_script(self, job: ArrayJob) -> str:
-            return "#!/bin/sh\n"
-
-        def submit_argv(self, script_name: str, job: ArrayJob) -> list[str]:
-            job_id = str(100 + len(self.submitted))
-            self.submitted.append((job_id, job.parallelism, job.after))
-            return [sys.executable, "-c", f"print({job_id!r})"]
-
-        def parse_job_id(self, stdout: str) -> str:
-            return stdout.strip()
-
-        def query(self, ids: Sequence[str]) -> dict[str, JobInfo]:
-            return {}
-
-        def cancel_argv(self, ids: Sequence[str]) -> list[str]:
-            return ["true"]
+    from hsm_core.testing.recording_scheduler import RecordingArrayJobSource
 
     _, specs, ctx = make_sweep(tmp_path / "p", [{"x": i} for i in range(9)])
-    src = Recording("rec", {"max_array_size": 2, "array_parallelism": 3}, ctx)
+    src = RecordingArrayJobSource("rec", {"max_array_size": 2, "array_parallelism": 3}, ctx)
+
+    def submitted() -> list[tuple[str, int | None, tuple[str, ...]]]:
+        return [(job_id, job.parallelism, job.after) for job_id, job in src.handed]
+
     src.launch(specs[:7])
     # 4 array jobs of 2, 2, 2, 1 in two lanes (%2 and %1); each waits for the one before it in its lane.
-    assert src.submitted == [("100", 2, ()), ("101", 1, ()), ("102", 2, ("100",)), ("103", 1, ("101",))]
+    assert submitted() == [("100", 2, ()), ("101", 1, ()), ("102", 2, ("100",)), ("103", 1, ("101",))]
     src.launch(specs[7:])
     # A later submission (a retry, the next batch) waits for every array job still followed.
-    assert src.submitted[4] == ("104", 3, ("100", "101", "102", "103"))
+    assert submitted()[4] == ("104", 3, ("100", "101", "102", "103"))
 
 
 def test_monitor_does_not_count_a_task_its_scheduler_may_requeue_as_done(tmp_path: Path) -> None:

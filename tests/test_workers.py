@@ -38,6 +38,8 @@ with open(os.path.join(os.environ["HSM_COUNT_DIR"], "attempts.log"), "a") as fh:
              f"start={start} attempt={os.environ['HSM_ATTEMPT']} dir={os.environ['HSM_RUN_DIR']}\n")
 stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+if args.get("usr1") == "1":  # also saves and stops on the warning before the walltime
+    signal.signal(signal.SIGUSR1, lambda *a: stop.append(1))
 for step in range(start, int(args.get("steps", 20))):
     if stop:
         print("preempted at step", step, flush=True)
@@ -120,6 +122,8 @@ def wp(project: Project) -> Project:
 
 def ckpt_sweep(project: Project, name: str, **params: Any) -> Path:
     grid = {"steps": [params.get("steps", 30)], "delay": [params.get("delay", 0.1)], "seed": params.get("seeds", [0])}
+    if "usr1" in params:
+        grid["usr1"] = [params["usr1"]]
     return project.write_sweep({"name": name, "command": "{python} ckpt.py {args}", "grid": grid}, f"{name}.yaml")
 
 
@@ -271,7 +275,7 @@ def test_worker_killed_alone_its_running_task_is_waited_for_not_run_twice(wp: Pr
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
 def test_preemption_signal_records_the_attempt_releases_the_claim_and_exits_nonzero(wp: Project, sig: int) -> None:
-    cfg = ckpt_sweep(wp, "preempt", steps=30, delay=0.1)
+    cfg = ckpt_sweep(wp, "preempt", steps=30, delay=0.1, **({"usr1": 1} if sig == signal.SIGUSR1 else {}))
     w1 = wp.popen("worker", "--sweep", str(cfg), env=FAST)
     wait_for(lambda: ckpt_step(wp, "preempt") >= 3, what="first checkpoints")
     w1.send_signal(sig)
@@ -288,6 +292,24 @@ def test_preemption_signal_records_the_attempt_releases_the_claim_and_exits_nonz
     (st,) = statuses(wp, "preempt").values()
     assert [a["state"] for a in st["attempts"]] == ["preempted", "completed"]
     assert len(executions(wp)) == 1
+
+
+def test_the_warning_before_the_walltime_spares_a_task_that_does_not_handle_it(wp: Project) -> None:
+    """SIGUSR1 (Slurm's --signal=B:USR1@60 on the worker's job) is passed on only to a task that
+    handles it, as the task runner does: its default action would kill a training script that
+    only traps SIGTERM at once, without its checkpoint. The task runs on (to the walltime's
+    SIGTERM, or here to its end); the worker takes no new task and exits 138."""
+    cfg = ckpt_sweep(wp, "warned", steps=15, delay=0.1, seeds=[1, 2])
+    w1 = wp.popen("worker", "--sweep", str(cfg), env=FAST)
+    wait_for(lambda: ckpt_step(wp, "warned") >= 3, what="first checkpoints")
+    w1.send_signal(signal.SIGUSR1)
+    _, err = w1.communicate(timeout=60)
+    assert w1.returncode == 128 + signal.SIGUSR1, err
+    states = [st.get("state") for st in statuses(wp, "warned").values()]
+    assert states == ["completed"], states  # ran to its end; the second configuration never started
+    (st,) = statuses(wp, "warned").values()
+    assert st["attempt"] == 1 and "signal_received" not in st
+    assert len(executions(wp)) == 1 and lock_files(wp, "warned") == []
 
 
 def test_resumable_work_is_taken_before_new_work(wp: Project) -> None:
@@ -597,3 +619,14 @@ def test_a_worker_refuses_a_sweep_that_controllers_run(wp: Project) -> None:
     assert "is a sweep run by hsm run / hsm complete, not by workers" in worker.stderr
     assert len(worker.stderr.strip().splitlines()) == 1, worker.stderr
     assert sorted(p.name for p in (sweep_dir(wp, "shared") / "tasks").iterdir()) == before == ["task_001", "task_002"]
+
+
+def test_a_misspelt_worker_option_names_the_one_meant(wp: Project) -> None:
+    """``--feature wandb-bufer`` is a typo, not a missing plugin: say which option was meant."""
+    cfg = ckpt_sweep(wp, "typo", steps=1, delay=0.01)
+    proc = wp.hsm("worker", "--sweep", str(cfg), "--feature", "wandb-bufer", env=FAST)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "Error: unknown worker option 'wandb-bufer', did you mean 'wandb-buffer'? (--feature wandb-buffer, "
+        "or --wandb-buffer)"], proc.stderr
+    assert executions(wp) == []

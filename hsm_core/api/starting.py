@@ -52,6 +52,8 @@ def start_run(config: str | Path | Mapping[str, Any], *, project: str | Path | N
         chosen_sources, chosen_strategy = _preflight(plan, registry, sources, strategy)
         _execute(plan, registry, chosen_sources, chosen_strategy, parallel_limit, f"hsm.run({str(path)!r})")
         return plan.sweep, plan.project, None
+    except HsmError as exc:
+        raise _named_as_dict(exc, written)
     finally:
         if written is not None and not keep:
             written.unlink(missing_ok=True)
@@ -72,6 +74,21 @@ def _config_file(config: str | Path | Mapping[str, Any], project: ProjectConfig)
             yaml.safe_dump(dict(config), fh, sort_keys=False)
         return Path(name)
     return _config_path(config, project.root)
+
+
+def _named_as_dict(exc: HsmError, written: Path | None) -> HsmError:
+    """*exc* with the temporary file a sweep dict was written to (``path:line: ``) named as the dict:
+    the file is removed before the user reads the error, and its line numbers are not the dict's."""
+    if written is None:
+        return exc
+    import re
+
+    where = re.compile(r"\S*" + re.escape(written.name) + r"(?::\d+)?(: )?")
+    exc.message = where.sub(lambda m: "sweep dict (config=)" + (m.group(1) or ""), exc.message)
+    if exc.hint:
+        exc.hint = where.sub(lambda m: "sweep dict (config=)" + (m.group(1) or ""), exc.hint)
+    exc.args = (exc.message,)
+    return exc
 
 
 def _config_path(config: str | Path, root: Path) -> Path:
@@ -178,6 +195,8 @@ def complete_sweep(sweep_id: str, sweep_dir: Path, project: ProjectConfig, *, re
                  strategy or meta.get("strategy") or "round_robin", parallel_limit,
                  f"hsm.Sweep({sweep_id!r}).complete()", given_sources=sources, given_strategy=strategy)
         return None
+    except HsmError as exc:
+        raise _named_as_dict(exc, written)
     finally:
         if written is not None and not keep:
             written.unlink(missing_ok=True)

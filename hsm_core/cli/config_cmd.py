@@ -151,10 +151,12 @@ def init_command(interactive: bool, force: bool, project_dir: Path | None) -> No
         "kept v1 sweep": "  kept     {rel} (v1 sweep file; no example written)",
         "kept dir": "  kept     {rel}/",
         "created dir": "  created  {rel}/",
+        "saved": "  saved    {rel} (the {original} it replaces)",
     }
 
     def report(action: str, path: Path) -> None:
-        console.print(shown[action].format(rel=_rel(path, root)), markup=False)
+        original = path.name.rsplit(".", 2)[0] if action == "saved" else ""  # name.<time>.bak -> name
+        console.print(shown[action].format(rel=_rel(path, root), original=original), markup=False)
 
     console.print()
     sweep_file = write_project_files(root, info, force=force, registry=get_registry(), report=report)

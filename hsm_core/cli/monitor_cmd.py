@@ -248,7 +248,6 @@ def errors_command(ctx: click.Context, sweep_id: str | None, as_json: bool, proj
     """Failed tasks of SWEEP_ID (default: the latest sweep) grouped by error pattern; writes logs/errors/*.yaml."""
     from hsm_core.monitor.errors import CATEGORY_TITLES, analyze, error_documents, write_error_files
     from hsm_core.monitor.shared_params import shared_by_category
-    from hsm_core.monitor.view import errors_table
 
     sweep = _locate(ctx, project_dir, sweep_id)
     records = sweep.records()
@@ -264,19 +263,23 @@ def errors_command(ctx: click.Context, sweep_id: str | None, as_json: bool, proj
         doc["shared_params"] = {s.category: {"count": s.count, "values": s.values, "explains_all": s.complete} for s in shared}
         click.echo(json.dumps(doc, indent=1, default=str))
         return
+    if not report.failed:  # plain lines: rich (a fifth of this command's start-up) is not loaded
+        click.echo(f"No failed tasks in {sweep.sweep_id}.")
+        for p in paths:
+            click.echo(f"Wrote {p.relative_to(sweep.path)}")
+        return
+    from hsm_core.monitor.view import errors_table
+
     console = _console()
-    if not report.failed:
-        console.print(f"No failed tasks in {sweep.sweep_id}.", markup=False)
-    else:
-        cats = ", ".join(f"{CATEGORY_TITLES.get(c, c)}: {n}" for c, n in report.by_category().items())
-        console.print(errors_table(report))
-        console.print(f"By category: {cats}", markup=False)
-        for s in shared:
-            console.print(s.describe(CATEGORY_TITLES.get(s.category, s.category)), markup=False, soft_wrap=True)
-        for i, g in enumerate(report.groups, 1):
-            console.print(f"  {i}. {g.pattern}\n     e.g. {g.tasks[0].record.name}: {g.example}", markup=False)
-        console.print(f"Retry them with: hsm complete {sweep.sweep_id} --retry-failed (only one category: add --only CATEGORY)",
-                      markup=False)
+    cats = ", ".join(f"{CATEGORY_TITLES.get(c, c)}: {n}" for c, n in report.by_category().items())
+    console.print(errors_table(report))
+    console.print(f"By category: {cats}", markup=False)
+    for s in shared:
+        console.print(s.describe(CATEGORY_TITLES.get(s.category, s.category)), markup=False, soft_wrap=True)
+    for i, g in enumerate(report.groups, 1):
+        console.print(f"  {i}. {g.pattern}\n     e.g. {g.tasks[0].record.name}: {g.example}", markup=False)
+    console.print(f"Retry them with: hsm complete {sweep.sweep_id} --retry-failed (only one category: add --only CATEGORY)",
+                  markup=False)
     for p in paths:
         console.print(f"Wrote {p.relative_to(sweep.path)}", markup=False)
 

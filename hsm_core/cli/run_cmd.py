@@ -432,6 +432,13 @@ def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, pa
     plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None,
                          take_lease=not dry_run, wait=wait_for_lease, on_wait=waiting)
     sweep_id = plan.sweep.sweep_id
+    if config is None:
+        from hsm_core.edited_sweep_file import edited_file_note
+
+        note = edited_file_note(plan.sweep.path, plan.sweep.read_metadata(), sweep_id,
+                                (r.task_id for r in plan.records.values()), registry)
+        if note:
+            click.echo(note, err=True)
     try:
         if only_category:
             from hsm_core.retries import keep_only_category
@@ -462,6 +469,11 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
     command_line_resources = _checked_resources(plan, requests, registry, resources,
                                                 earlier=(meta.get("command_line_resources") or {}, meta_file))
     console = _console()
+    from hsm_core.unfollowed import unfollowed, unfollowed_notes
+
+    elsewhere = unfollowed(plan.to_adopt, plan.sweep, sources, plan.project.data, registry) if plan.to_adopt else {}
+    for line in unfollowed_notes(elsewhere, sweep_id, sources, meta.get("sources"), plan.project.data, registry):
+        click.echo(line, err=True)
     if dry_run:
         from hsm_core.hydra_check import hydra_preflight
 
@@ -471,8 +483,9 @@ def _complete(plan: Any, sweep_id: str, registry: Any, sources: str | None, dry_
             console.print(f"  Hydra pre-flight: {hydra_note}", markup=False)
         for reason, k in plan.skipped.items():
             console.print(f"  skipped {k}: {reason}")
-        if plan.to_adopt:
-            console.print(f"  {len(plan.to_adopt)} still running locally (would be watched, not re-run)")
+        watched = len(plan.to_adopt) - sum(len(v) for v in elsewhere.values())
+        if watched:
+            console.print(f"  {watched} still running (would be watched, not re-run)")
         for rec in plan.to_run[:50]:
             console.print(f"  {rec.name} [{rec.state}] {rec.params}", markup=False)
         if len(plan.to_run) > 50:

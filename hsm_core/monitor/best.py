@@ -2,7 +2,8 @@
 
 * :func:`best_runs`: the completed tasks with a number for the metric, best first (what ``hsm
   status`` shows the top of, and the report's best-runs table);
-* :func:`order_table`: ``hsm export --sort COLUMN [--desc] --top N`` on an export table;
+* :func:`sort_column` and :func:`ranked_rows`: ``hsm export --sort COLUMN [--desc] --top N`` (on
+  the export's columns; :func:`order_table` on a row table);
 * :func:`print_best_runs`: the few lines ``hsm status`` prints.
 
 Only completed tasks' ``metrics.json`` are read, and only when the sweep declares a metric.
@@ -105,29 +106,30 @@ def print_best_runs(console: Any, info: Mapping[str, Any]) -> None:
 # -- hsm export --sort/--desc/--top ------------------------------------------------------------------
 
 
-def _column_of(table: Table, name: str, sweep_id: str) -> str:
-    if name in table.metric_columns:
-        return table.metric_columns[name]
-    if name in table.param_columns:
-        return table.param_columns[name]
-    if name in table.columns:
+def _column_of(names: list[str], param_columns: Mapping[str, str], metric_columns: Mapping[str, str], name: str,
+               sweep_id: str) -> str:
+    if name in metric_columns:
+        return metric_columns[name]
+    if name in param_columns:
+        return param_columns[name]
+    if name in names:
         return name
-    metrics = ", ".join(table.metric_columns) or "none yet"
+    metrics = ", ".join(metric_columns) or "none yet"
     raise HsmError(f"no column {name!r} in the export of sweep {sweep_id} (metrics: {metrics})",
                    hint="sort by a metric, a parameter or a column of hsm export's header")
 
 
-def order_table(table: Table, sweep: SweepDir, *, sort: str | None, desc: bool, top: int | None) -> Table:
-    """The rows of ``table`` sorted by column ``sort`` (a metric, parameter or column name;
-    ascending unless ``desc``), then the first ``top``. Rows without a value come last either
-    way. ``top`` without ``sort`` ranks by the sweep's ``metric:`` (best first). A column that
-    does not exist, or ``top`` in a sweep without a metric, is an HsmError."""
+def sort_column(names: list[str], param_columns: Mapping[str, str], metric_columns: Mapping[str, str],
+                sweep: SweepDir, *, sort: str | None, desc: bool, top: int | None) -> tuple[str, bool] | None:
+    """The export column that ``--sort`` (a metric, parameter or column name) or ``--top`` alone
+    (the sweep's ``metric:``) orders by, and whether highest first; None when neither is given.
+    A column that does not exist, or ``top`` in a sweep without a metric, is an HsmError."""
     if top is not None and top < 1:
         raise HsmError(f"--top must be at least 1, not {top}")
     if sort is None and desc:
         raise HsmError("--desc reverses the order of --sort: name the column, e.g. --sort accuracy --desc")
     if sort is None and top is None:
-        return table
+        return None
     if sort is None:
         metric = declared_metric(sweep.path)
         if metric is None:
@@ -135,19 +137,36 @@ def order_table(table: Table, sweep: SweepDir, *, sort: str | None, desc: bool, 
                            hint="e.g. hsm export --sort val_loss --top 5, or add metric: {name: val_loss, goal: "
                                 "minimize} to the sweep file")
         sort, desc = metric.name, metric.descending
-    col = _column_of(table, sort, sweep.sweep_id)
+    return _column_of(names, param_columns, metric_columns, sort, sweep.sweep_id), desc
+
+
+def ranked_rows(values: list[Any], desc: bool, top: int | None) -> list[int]:
+    """The positions of ``values`` (one export column) in sorted order: numbers, then text, then
+    rows without a value, in either direction; ties keep task order. The first ``top`` only."""
     numbers, texts, missing = [], [], []
-    for row in table.rows:
-        value = row.get(col)
+    for row, value in enumerate(values):
         if value is None or value == "":
             missing.append(row)
         elif metric_number(value) is not None:
             numbers.append(row)
         else:
             texts.append(row)
-    # Numbers, then text, then rows without a value, in either direction; ties keep task order
-    # (Python's sort is stable with reverse=True too).
-    numbers.sort(key=lambda r: metric_number(r.get(col)), reverse=desc)  # type: ignore[arg-type,return-value]
-    texts.sort(key=lambda r: str(r.get(col)), reverse=desc)
+    # (Python's sort is stable with reverse=True too.)
+    numbers.sort(key=lambda r: metric_number(values[r]), reverse=desc)  # type: ignore[arg-type,return-value]
+    texts.sort(key=lambda r: str(values[r]), reverse=desc)
     rows = numbers + texts + missing
-    return Table(table.columns, rows[:top] if top is not None else rows, table.param_columns, table.metric_columns)
+    return rows[:top] if top is not None else rows
+
+
+def order_table(table: Table, sweep: SweepDir, *, sort: str | None, desc: bool, top: int | None) -> Table:
+    """The rows of ``table`` sorted by column ``sort`` (a metric, parameter or column name;
+    ascending unless ``desc``), then the first ``top``. Rows without a value come last either
+    way. ``top`` without ``sort`` ranks by the sweep's ``metric:`` (best first). A column that
+    does not exist, or ``top`` in a sweep without a metric, is an HsmError."""
+    column = sort_column(table.columns, table.param_columns, table.metric_columns, sweep, sort=sort, desc=desc,
+                         top=top)
+    if column is None:
+        return table
+    col, descending = column
+    rows = ranked_rows([row.get(col) for row in table.rows], descending, top)
+    return Table(table.columns, [table.rows[i] for i in rows], table.param_columns, table.metric_columns)

@@ -23,11 +23,12 @@ from hsm_core.progress import finished_tasks, progress_percent, progress_text
 from hsm_core.state import INDEX_FILE, DamagedSweepError, SweepDir, TaskRecord, read_status
 from hsm_core.sweep_end import task_is_over
 from hsm_core.taskdir import status_path
+from hsm_core.taskstate import FAILED_STATES as _FAILED_STATES
 
 #: Sweep statuses (``sweep_metadata.yaml``) of a sweep whose controller is (or should be) at work.
 ACTIVE_SWEEP_STATUSES = ("running", "submitted")
 #: Task states that count as failures in the monitor (and in ``hsm monitor errors``).
-FAILED_STATES = ("failed", "timeout", "lost", "preempted")
+FAILED_STATES = _FAILED_STATES
 STOPPED_STATES = ("interrupted", "cancelled")
 
 

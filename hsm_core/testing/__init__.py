@@ -14,6 +14,12 @@
 * :func:`run_sweep` / :func:`host_for` / :func:`before_run`: a sweep run, a host by name, and
   core's checks of a run's sources before it starts, in-process (:mod:`hsm_core.testing.inprocess`).
 * :mod:`hsm_core.testing.services`: start a real Slurm / sshd for integration tests.
+* :mod:`hsm_core.testing.slurm_signals`: :func:`~hsm_core.testing.slurm_signals.poke_tasks` does
+  to running tasks of a sweep on the real Slurm what a cluster does to array elements (the
+  ``USR1`` warning to the batch shell, ``scontrol requeue``, ``scancel``).
+* :mod:`hsm_core.testing.recording_scheduler`:
+  :class:`~hsm_core.testing.recording_scheduler.RecordingArrayJobSource`, an array-job source
+  made of plain commands that keeps every array job it was handed (chunks, throttles, lanes).
 
 The fixtures come from the pytest plugin ``hsm_core.testing.pytest_plugin``, which is opt-in (hsm-core
 declares no ``pytest11`` entry point, so it changes no other project's pytest sessions): a test

@@ -2,9 +2,14 @@
 
 Protocol (all on the sweep's ``.locks/`` directory, which may be on NFS v3+):
 
-* **Claim**: ``open(.locks/<run_id>.lock, O_CREAT | O_EXCL)``. Exactly one creator succeeds; it
-  writes JSON naming itself (host, pid, cluster, scheduler job, a random token, start time,
-  heartbeat).
+* **Claim**: ``.locks/<run_id>.lock`` is created *whole* (:func:`hsm_core.whole_file.create_whole`):
+  the JSON naming its holder (host, pid, cluster, scheduler job, a random token, start time,
+  heartbeat) is written to a temporary ``.<run_id>.lock.<machine>.<pid>.<random>.part`` that is then
+  ``link``-ed to the lock's name. Exactly one creator succeeds, and a kill at any moment leaves either
+  no lock or a complete one (never an empty lock that names no one), plus perhaps a temporary that
+  blocks nobody and is cleaned up (:meth:`ClaimStore.sweep_leftovers`). A filesystem without hard
+  links gets ``O_CREAT | O_EXCL`` then a write; an empty lock (from there, or from an older hsm) is
+  judged by its age alone.
 * **Heartbeat**: the holder checks the file still carries its token, then touches it (sets its
   mtime) every few seconds; it never rewrites it (see :meth:`ClaimStore.refresh`). Finding another
   token (or no file) means the claim was taken over: the holder must stop its task without
@@ -16,11 +21,11 @@ Protocol (all on the sweep's ``.locks/`` directory, which may be on NFS v3+):
   by writing a probe file), never only the time written inside the file: a holder whose clock is
   ahead cannot make its lock look fresh forever, and client/server clock skew on NFS cancels out.
 * **Takeover** (dead or stale): a taker first creates the run's takeover mutex
-  (``.locks/.<run_id>.takeover``, ``O_EXCL``; one left by a dead taker is cleared the same way
+  (``.locks/.<run_id>.takeover``, created whole the same way; one left by a dead taker is cleared the same way
   as a lock), judges the lock again, renames it to a unique tombstone name (``rename`` is atomic)
   and checks the tombstone is the very file it judged (inode and mtime): if the holder rewrote it
   in between (it was slow, not dead), the fresh lock is put back with ``link`` (which never
-  overwrites). Only then does the taker ``O_EXCL``-create its own lock, delete the tombstone and
+  overwrites). Only then does the taker create its own lock, delete the tombstone and
   leave the mutex. The mutex matters: without it a slow taker that judged the old lock could move
   aside the fresh lock a faster taker had just created, and both would run the task.
 * **Release**: the same rename-verify step, so a holder never deletes a lock that is not its own.
@@ -41,6 +46,7 @@ from typing import Any, Mapping
 
 from hsm_core import processes
 from hsm_core.atomic import unlink_if_present
+from hsm_core.whole_file import clean_stale_temps, create_whole
 
 LOCK_SUFFIX = ".lock"
 TOMB_MARK = ".lock.tomb-"
@@ -288,9 +294,7 @@ class ClaimStore:
         """Create the takeover mutex of ``run_id`` (clearing one left by a dead taker)."""
         mpath = self._mutex_path(run_id)
         for attempt in range(2):
-            try:
-                fd = os.open(mpath, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            except FileExistsError:
+            if not create_whole(mpath, json.dumps(self.me).encode("utf-8")):
                 if attempt:
                     return None
                 try:
@@ -306,16 +310,10 @@ class ClaimStore:
                     return None
                 unlink_if_present(tomb)
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.me, fh)
             return mpath
         return None
 
     def _create(self, run_id: str, path: Path) -> Claim | None:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-        except FileExistsError:
-            return None
         token = uuid.uuid4().hex
         now = time.time()
         info = dict(self.me)
@@ -328,13 +326,10 @@ class ClaimStore:
             heartbeat_time=_iso(now),
             beats=0,
         )
-        try:
-            # No fsync: O_EXCL already made the claim; a lock emptied by a crash ages out by mtime.
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(info, fh)
-        except BaseException:
-            unlink_if_present(path)
-            raise
+        # Whole or not at all: a kill cannot leave a lock naming no one. No fsync: a lock only has
+        # to outlive its process, not the machine (one a crash emptied ages out by its mtime).
+        if not create_whole(path, json.dumps(info).encode("utf-8")):
+            return None
         st = os.stat(path)
         self._note_mtime(st.st_mtime, time.time())
         return Claim(run_id, path, token, info, st.st_ino)
@@ -441,10 +436,12 @@ class ClaimStore:
 
     # -- housekeeping --------------------------------------------------------------------------
     def sweep_leftovers(self, older_than: float | None = None) -> int:
-        """Delete tombstones, temp and probe files left by killed workers. Returns the count."""
+        """Delete tombstones, temp and probe files left by killed workers. Returns the count.
+        Temporaries of :func:`~hsm_core.whole_file.create_whole` go as soon as their writer is
+        provably gone (on this machine), else after ``older_than`` (never one being written)."""
         limit = self.stale_timeout if older_than is None else older_than
         now = self.fs_now()
-        removed = 0
+        removed = clean_stale_temps(self.locks_dir, limit, now)
         try:
             entries = list(os.scandir(self.locks_dir))
         except FileNotFoundError:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from hsm_core.plugin import TaskState
 from hsm_core import processes
-from hsm_core.runner import StartedTask, finish_task, recorded_process, signal_task, start_task
+from hsm_core.runner import StartedTask, finish_task, recorded_process, signal_task, start_task, task_catches
 from hsm_core.state import (
     closed_attempt,
     finalize_status,
@@ -84,6 +84,11 @@ class Signals:
             for s in list(self.received):
                 self._forward(task, s)
 
+    @property
+    def forwarded(self) -> bool:
+        """True once a signal was passed on to the running task (its grace then runs)."""
+        return self._forwarded > 0
+
     def _handle(self, signum: int, _frame: Any) -> None:
         self.received.append(signum)
         task = self._task
@@ -91,6 +96,12 @@ class Signals:
             self._forward(task, signum)
 
     def _forward(self, task: StartedTask, signum: int) -> None:
+        if signum == signal.SIGUSR1 and not task_catches(task.process.pid, signum):
+            # The warning before the walltime, and no process of the task handles it: as the task
+            # runner does, it is not passed on (its default action would kill a script that only
+            # traps SIGTERM at once, without its checkpoint). The task runs on, to its end or to
+            # the walltime's SIGTERM; the worker, having received it, takes no new task.
+            return
         if not task.status.get("signal_received"):
             task.status["signal_received"] = signal.Signals(signum).name
         self._forwarded += 1
@@ -334,7 +345,7 @@ def _wait(task: StartedTask, signals: Signals, grace: float) -> int:
             return task.process.wait(timeout=0.2)
         except subprocess.TimeoutExpired:
             pass
-        if signals.stop_signal is None or killed_at is not None:
+        if not signals.forwarded or killed_at is not None:
             continue
         if stop_by is None:
             stop_by = time.monotonic() + grace

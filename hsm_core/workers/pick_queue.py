@@ -16,10 +16,10 @@ work, never of the sweep:
   same. So at every moment a started, unfinished task has a lock or a marker.
 * **Never started** tasks (no task dir) are the worker's own queue, in file order, made once when
   it starts (one listing of ``tasks/``): each pick takes the next one whose dir does not exist
-  yet (one ``stat``) and claims it with ``O_EXCL``. The ones other workers took meanwhile are
+  yet (one ``stat``) and claims it (its lock created whole, :mod:`hsm_core.whole_file`). The ones other workers took meanwhile are
   passed over, one ``stat`` each: with W workers about W per pick, whatever the sweep's size.
 
-Markers are hints, never permissions: the claim (``O_EXCL`` lock, taken over once) still decides
+Markers are hints, never permissions: the claim (a lock made by an atomic ``link``, taken over once) still decides
 who runs a task, and the worker that holds it reads the task's status before running it (a task
 finished in the meantime is left alone). A stale or duplicated marker costs one claim attempt; a
 missing one would leave a task unrun, hence the order above (marker first, then release) and the

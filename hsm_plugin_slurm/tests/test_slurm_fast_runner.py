@@ -7,9 +7,7 @@ it), and one cancelled from outside hsm (``scancel``)."""
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 from hsm_core.testing.project import make_project, wait_for
 from hsm_core.testing.services import SlurmCluster
+from hsm_core.testing.slurm_signals import poke_tasks
 
 pytestmark = pytest.mark.slurm
 
@@ -44,7 +43,6 @@ def _run(root: Path, cluster: SlurmCluster, runner: str) -> dict[str, dict[str, 
     proc = project.popen("run", "--config", str(cfg), "--sources", "slurm")
     try:
         sweep = wait_for(lambda: project.outputs.is_dir() and next(iter(project.outputs.iterdir()), None), 60, what="sweep")
-        job_dir = sweep / "scripts" / "job_scripts"
         names = {n: f"task_{i + 1:03d}" for i, n in enumerate(NAMES)}
 
         def started(name: str) -> bool:
@@ -52,16 +50,7 @@ def _run(root: Path, cluster: SlurmCluster, runner: str) -> dict[str, dict[str, 
             return log.exists() and "STARTED" in log.read_text()
 
         wait_for(lambda: all(started(n) for n in ("usr1", "requeue", "cancel")), 120, what="the long tasks running")
-        array_id = json.loads((job_dir / "jobs.jsonl").read_text().splitlines()[0])["job_id"]
-        lines = (job_dir / "slurm_001.list").read_text().split()
-
-        def element(name: str) -> str:
-            return f"{array_id}_{lines.index('../../tasks/' + names[name])}"
-
-        cluster.run(["scancel", "--signal=USR1", "--batch", element("usr1")])
-        cluster.run(["scontrol", "requeue", element("requeue")])
-        time.sleep(1)
-        cluster.run(["scancel", element("cancel")])
+        poke_tasks(cluster, sweep, warn=[names["usr1"]], requeue=[names["requeue"]], cancel=[names["cancel"]])
         out, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:

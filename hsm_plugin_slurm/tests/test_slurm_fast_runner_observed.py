@@ -8,13 +8,13 @@ script that leaves a daemon child behind."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from hsm_core.testing.project import make_project, wait_for
 from hsm_core.testing.services import SlurmCluster
+from hsm_core.testing.slurm_signals import poke_tasks
 
 pytestmark = pytest.mark.slurm
 
@@ -64,17 +64,8 @@ def test_status_and_export_say_what_the_tasks_own_logs_say(tmp_path: Path, slurm
         wait_for(lambda: all(_events(project, n)[:1] == ["start"] for n in ("term", "usr1", "requeue")), 120,
                  what="the long tasks running")
         assert "hsm-fastrun.bash" in (job_dir / "slurm_001.sh").read_text()
-        array_id = json.loads((job_dir / "jobs.jsonl").read_text().splitlines()[0])["job_id"]
-        lines = (job_dir / "slurm_001.list").read_text().split()
         names = {n: f"task_{i + 1:03d}" for i, n in enumerate(NAMES)}
-
-        def element(name: str) -> str:
-            return f"{array_id}_{lines.index('../../tasks/' + names[name])}"
-
-        slurm_cluster.run(["scancel", "--signal=USR1", "--batch", element("usr1")])
-        slurm_cluster.run(["scontrol", "requeue", element("requeue")])
-        time.sleep(1)
-        slurm_cluster.run(["scancel", element("term")])
+        poke_tasks(slurm_cluster, sweep, warn=[names["usr1"]], requeue=[names["requeue"]], cancel=[names["term"]])
         out, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
