@@ -126,15 +126,24 @@ def phases(root: Path, started: float, elapsed: float) -> dict[str, float]:
             "last end": max(ends) - started, "exit": elapsed, "exit - last end": elapsed - (max(ends) - started)}
 
 
-def bench_hsm(root: Path, n: int, hpc_extra: str = "", record_phases: bool = False) -> float:
+def bench_hsm(root: Path, n: int, hpc_extra: str = "", record_phases: bool = False, checkout: str | None = None) -> float:
+    """``checkout``: run the hsm of that checkout (its packages first on ``PYTHONPATH``, which the
+    elements inherit through the scheduler) instead of this one: before and after in one run."""
     sweep = project(root, n, hpc_extra)
+    env = dict(os.environ, PYTHONPATH=checkout) if checkout else None
+    import resource
+
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
     start = time.perf_counter()
-    run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", SYSTEM], cwd=root)
+    run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", SYSTEM], cwd=root, env=env)
     elapsed = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if record_phases:
         PHASES.append(phases(root, started, elapsed))
-    out = run([sys.executable, "-m", "hsm_core", "status", "--json"], cwd=root).stdout
+        # The controller's own CPU (with its sbatch and squeue calls), taken from the elements' 2 cores.
+        PHASES[-1]["controller CPU"] = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    out = run([sys.executable, "-m", "hsm_core", "status", "--json"], cwd=root, env=env).stdout
     assert json.loads(out)["counts"]["completed"] == n, out
     return elapsed
 
@@ -181,6 +190,8 @@ def main() -> None:
     ap.add_argument("--no-submitit", action="store_true")
     ap.add_argument("--no-python-runner", action="store_true", help="leave out the Python task runner row")
     ap.add_argument("--no-packed", action="store_true", help="leave out the tasks_per_element row")
+    ap.add_argument("--baseline", metavar="CHECKOUT", help="add a default row run by another checkout of hsm "
+                    "(e.g. `git archive` of an earlier commit): before and after, interleaved in one run")
     args = ap.parse_args()
     global SYSTEM
     SYSTEM = args.system
@@ -190,14 +201,20 @@ def main() -> None:
         os.environ["SLURM_CONF"] = str(start_slurm().conf)
     n = args.tasks
     warm_bytecode()
+    if args.baseline:
+        import compileall
+
+        for name in ("hsm_core", "hsm_plugin_slurm", "hsm_plugin_pbs"):
+            compileall.compile_dir(Path(args.baseline) / name, quiet=1)
     logging.getLogger("submitit").setLevel(logging.ERROR)  # it warns at every poll that sacct is off
     hsm_default = f"hsm run --sources {SYSTEM}"
     hsm_packed = "hsm, tasks_per_element: 10"
     # The Python task runner in every element (what a `runner:` setting, or a case the shell fast
     # path leaves to it, runs): the default before hsm_core/fastrun.py.
     hsm_python = "hsm, Python task runner"
+    hsm_baseline = "same, baseline checkout"
     results: dict[str, list[float]] = {
-        "hand-written sbatch --array": [], hsm_default: [], hsm_python: [], hsm_packed: [],
+        "hand-written sbatch --array": [], hsm_baseline: [], hsm_default: [], hsm_python: [], hsm_packed: [],
         "submitit map_array": [],
     }
     with tempfile.TemporaryDirectory(dir=os.environ.get("HSM_BENCH_DIR")) as tmp:
@@ -208,6 +225,8 @@ def main() -> None:
             row: dict[str, float] = {}
             try:
                 row["hand-written sbatch --array"] = bench_hand_written(base / "hand", n)
+                if args.baseline:
+                    row[hsm_baseline] = bench_hsm(base / "hsm_baseline", n, checkout=os.path.abspath(args.baseline))
                 row[hsm_default] = bench_hsm(base / "hsm", n, record_phases=True)
                 if not args.no_python_runner:
                     row[hsm_python] = bench_hsm(base / "hsm_python", n, f'  runner: "{sys.executable} -m hsm_core.runner"\n')

@@ -8,7 +8,8 @@ wrapper and markers, the same ``status.yaml`` records (state, attempt and attemp
 times, exit code, signal, ``signal_received``, ``last_process``, the ``HSM_JOB_*`` fields, the
 sources' ``source_data`` kept), the same signal forwarding. It uses bash builtins only, plus one
 ``mv`` per ``status.yaml`` write (atomic: readers see the old record or the new) and one ``rm`` of
-the markers at the end.
+the markers at the end (bash's loadable ``rm`` builtin where the system ships it, as Debian's
+``bash-builtins`` does: no process then).
 
 It applies, and otherwise returns before writing anything so that the job script goes on to
 ``exec`` the Python runner, when:
@@ -16,13 +17,16 @@ It applies, and otherwise returns before writing anything so that the job script
 * the shell is bash 5 or later (``$EPOCHREALTIME``);
 * the element's task dir exists with a ``command.sh`` made from the ``command.json`` it holds
   now (:func:`write_for_task`, at submission; a command that bash cannot express exactly, such
-  as an environment variable bash reserves, gets none);
+  as an environment variable bash reserves, gets none), or, for a dir left to the element (a
+  large submission), the element's own rename made it from its line of the chunk's rows
+  (:mod:`hsm_core.fastrun_rows`);
 * its ``status.yaml`` is the ``submitted`` record of a submission, in the form hsm writes, with no
   process of an earlier attempt to look for. A requeued element (its status names the process of
   the attempt the scheduler stopped), a task already completed, packed elements
   (``tasks_per_element``), a ``runner`` set in the config, sweeps submitted through a remote
-  login node, a multi-node task (``HSM_TASK_LAUNCHER``) and a job whose warning before the
-  walltime is the runner's own timer (``HSM_WARNING_AT``) take the Python runner.
+  login node and a multi-node task (``HSM_TASK_LAUNCHER``) take the Python runner. The warning
+  before the walltime of schedulers without a directive for it (``HSM_WARNING_AT``, PBS and
+  Torque) is a timer here as in the Python runner.
 
 SIGUSR1 (the warning before the walltime) is forwarded only when a process of the task handles it,
 as the Python runner does: a script without a handler runs on to the walltime.
@@ -56,6 +60,7 @@ from hsm_core.taskdir import (
     COMMAND_FILE,
     COMMAND_SCRIPT,
     EXIT_MARKER,
+    PARAMS_FILE,
     PID_FILE,
     PRUNING_FILE,
     RESULTS_DIR,
@@ -75,6 +80,11 @@ __all__ = ["PROGRAM_NAME", "command_script", "finish", "program", "write_for_tas
 
 #: The file name of the program in a sweep's ``scripts/job_scripts`` (sourced by job scripts).
 PROGRAM_NAME = "hsm-fastrun.bash"
+
+#: Lines per page of the rows an element makes its task dir from (:mod:`hsm_core.fastrun_rows`),
+#: and what names a page: ``<list stem>`` + :data:`ROWS_INFIX` + the page number.
+ROWS_PAGE = 100
+ROWS_INFIX = ".rows."
 
 #: The ``runner`` recorded by the standalone runner (``hsm-task``'s ``--runner`` default).
 STANDALONE = "standalone"
@@ -235,6 +245,9 @@ def program(python: str = sys.executable) -> str:
         "USR1": str(int(signal.SIGUSR1)),
         "PRUNING": PRUNING_FILE,
         "PYTHON": _q(python),
+        "PARAMS": PARAMS_FILE,
+        "ROWS_PAGE": str(ROWS_PAGE),
+        "ROWS_INFIX": ROWS_INFIX,
     }
     text = _PROGRAM
     for key, value in values.items():
@@ -288,11 +301,64 @@ _hsm_mv=mv _hsm_rm=rm
 for _hsm_bin in /usr/bin /bin; do
   [ -x "$_hsm_bin/mv" ] && [ -x "$_hsm_bin/rm" ] && { _hsm_mv=$_hsm_bin/mv _hsm_rm=$_hsm_bin/rm; break; }
 done
+# rm as one of bash's loadable builtins where the system ships them (Debian's bash-builtins, the
+# loadables of Fedora's bash), looked for where bash looks ($BASH_LOADABLES_PATH, when set) or
+# where systems keep them: a removal without a process. Loaded only around each use, so that
+# nothing else (a setup command, the task's own command) ever runs it in place of the real rm.
+_hsm_find_loadable() {  # $1: a builtin's name; _hsm_so: the file bash loads it from, or empty
+  local IFS=: _hsm_d
+  _hsm_so=
+  for _hsm_d in ${BASH_LOADABLES_PATH-/usr/lib/bash:/usr/lib64/bash:/usr/local/lib/bash}; do
+    [ -n "$_hsm_d" ] && [ -f "$_hsm_d/$1" ] && { _hsm_so=$_hsm_d/$1; return 0; }
+  done
+  return 1
+}
+_hsm_find_loadable rm; _hsm_rm_so=$_hsm_so
+
+_hsm_remove() {  # rm -f -- "$@", without a process when the loadable rm loads
+  if [ -n "$_hsm_rm_so" ] && enable -f "$_hsm_rm_so" rm 2>/dev/null; then
+    rm -f -- "$@"
+    local _hsm_rc=$?
+    enable -d rm
+    return $_hsm_rc
+  fi
+  "$_hsm_rm" -f -- "$@"
+}
+
+_hsm_make_dir() {  # the missing task dir $_hsm_dir, from line $_hsm_index of the chunk's rows
+  # (hsm_core/fastrun_rows.py), made whole in a temporary sibling renamed into place as
+  # hsm_core.task_manifest.materialize makes it; fails when a racer's rename won (or could).
+  local -a _hsm_row=()
+  mapfile -t -s $((_hsm_index % @ROWS_PAGE@)) -n 1 _hsm_row 2>/dev/null \
+    < "${_hsm_list%.*}@ROWS_INFIX@$((_hsm_index / @ROWS_PAGE@))" || return 1
+  case ${_hsm_row[0]-} in "_hsm_mk_params=\$'"*) ;; *) return 1 ;; esac
+  local _hsm_mk_params= _hsm_mk_json= _hsm_mk_sh=
+  eval "${_hsm_row[0]}" || return 1
+  [ -n "$_hsm_mk_json" ] && [ -n "$_hsm_mk_sh" ] || return 1
+  local _hsm_parent=${_hsm_dir%/*} _hsm_so=
+  [ -d "$_hsm_parent" ] || command mkdir -p -- "$_hsm_parent" 2>/dev/null || return 1  # the sweep's tasks/
+  local _hsm_tmp="$_hsm_parent/.${_hsm_dir##*/}.$$.$RANDOM.making" _hsm_ok=
+  if _hsm_find_loadable mkdir && enable -f "$_hsm_so" mkdir 2>/dev/null; then
+    mkdir -- "$_hsm_tmp" && mkdir -- "$_hsm_tmp/@RESULTS@" && _hsm_ok=1
+    enable -d mkdir
+  else
+    command mkdir -- "$_hsm_tmp" && command mkdir -- "$_hsm_tmp/@RESULTS@" && _hsm_ok=1
+  fi
+  # -T: never into a dir of that name made meanwhile (an mv without it fails: the Python runner's).
+  if [ -n "$_hsm_ok" ] && printf '%s' "$_hsm_mk_params" > "$_hsm_tmp/@PARAMS@" \
+      && printf '%s' "$_hsm_mk_json" > "$_hsm_tmp/@COMMAND_JSON@" \
+      && printf '%s' "$_hsm_mk_sh" > "$_hsm_tmp/@COMMAND_SH@" \
+      && "$_hsm_mv" -T -- "$_hsm_tmp" "$_hsm_dir" 2>/dev/null; then
+    return 0
+  fi
+  "$_hsm_rm" -rf -- "$_hsm_tmp" 2>/dev/null
+  return 1
+}
 
 _hsm_write_status() {  # $1: the whole record; temporary file + rename, as hsm writes it
   local _hsm_tmp="$_hsm_t/.@STATUS@.$$.$RANDOM.tmp"
   printf '%s' "$1" > "$_hsm_tmp" && "$_hsm_mv" -f -- "$_hsm_tmp" "$_hsm_t/@STATUS@" && return 0
-  "$_hsm_rm" -f -- "$_hsm_tmp" 2>/dev/null
+  _hsm_remove "$_hsm_tmp" 2>/dev/null
   return 1
 }
 
@@ -335,6 +401,31 @@ _hsm_catches_usr1() {  # a process of the task but its wrapper handles SIGUSR1: 
   return 1
 }
 
+_hsm_start_timer() {  # SIGUSR1 to this shell in $1 s (at once when past), as the Python runner's
+  # timer thread sends it to the runner: _hsm_timer, the timer's process group, is stopped when
+  # the task ends. It signals only while this shell is its parent, so never a process that took
+  # this pid later. bash's loadable sleep where the system has it, else the sleep command.
+  local _hsm_so= _hsm_me=$$ _hsm_delay=$1
+  [ "$_hsm_delay" -gt 0 ] 2>/dev/null || _hsm_delay=0
+  _hsm_find_loadable sleep
+  set -m
+  (
+    trap - TERM INT USR1 USR2
+    if [ -n "$_hsm_so" ] && enable -f "$_hsm_so" sleep 2>/dev/null; then
+      sleep "$_hsm_delay"
+    else
+      command sleep "$_hsm_delay"
+    fi
+    local _hsm_s
+    IFS= read -r _hsm_s 2>/dev/null < "/proc/$BASHPID/stat" || exit 0
+    local -a _hsm_f=(${_hsm_s##*) })
+    [ "${_hsm_f[1]-}" = "$_hsm_me" ] && kill -s USR1 "$_hsm_me"
+  ) < /dev/null > /dev/null 2>&1 &
+  _hsm_timer=$!
+  set +m
+  disown "$_hsm_timer"  # no "Killed" in the job's log when it is stopped
+}
+
 _hsm_on_signal() {  # forwarded to the task; the first one is recorded (the job is being stopped)
   _hsm_woke=1
   # The warning before the walltime, and no process of the task handles it: not passed on (its
@@ -371,14 +462,21 @@ _hsm_fast() {
   case $_hsm_index in ''|*[!0-9]*) return 1 ;; esac
   # A launcher before the command (srun for a task of several nodes): the Python runner's job.
   [ -z "${HSM_TASK_LAUNCHER:-}" ] || return 1
-  # The warning timer of schedulers without a warning directive is the Python runner's.
-  [ -z "${HSM_WARNING_AT:-}" ] || return 1
+  # The warning time of schedulers without a warning directive (epoch seconds, from the job
+  # script): a timer here, as in the Python runner; a value bash cannot count with is Python's.
+  case ${HSM_WARNING_AT:-} in *[!0-9]*) return 1 ;; esac
   case $_hsm_list in /*) ;; *) return 1 ;; esac
   local -a _hsm_line=()
   mapfile -t -s "$_hsm_index" -n 1 _hsm_line 2>/dev/null < "$_hsm_list" || return 1
   local _hsm_dir=${_hsm_line[0]-}
   [ -n "$_hsm_dir" ] || return 1
   case $_hsm_dir in /*) ;; *) _hsm_dir=${_hsm_list%/*}/$_hsm_dir ;; esac
+  # A dir the controller left to the element: made here, and run only when this rename made it.
+  local _hsm_made=
+  if [ ! -e "$_hsm_dir" ]; then
+    _hsm_make_dir || return 1
+    _hsm_made=1
+  fi
   # The task dir as the Python runner resolves it (symbolic links followed).
   local _hsm_here=$PWD _hsm_t
   cd -P -- "$_hsm_dir" 2>/dev/null || return 1
@@ -386,7 +484,11 @@ _hsm_fast() {
   cd -- "$_hsm_here" 2>/dev/null || return 1
   [ -f "$_hsm_t/@COMMAND_SH@" ] || return 1
   local _hsm_st _hsm_at _hsm_atts _hsm_sd _hsm_proc
-  _hsm_read_status "$_hsm_t/@STATUS@" || return 1
+  if [ -n "$_hsm_made" ] && [ ! -e "$_hsm_t/@STATUS@" ]; then
+    _hsm_st=@SUBMITTED@ _hsm_at=0 _hsm_atts= _hsm_sd= _hsm_proc=  # submitted with its array job
+  else
+    _hsm_read_status "$_hsm_t/@STATUS@" || return 1
+  fi
   [ "$_hsm_st" = @SUBMITTED@ ] && [ -z "$_hsm_proc" ] || return 1
   case $_hsm_at in ''|*[!0-9]*) return 1 ;; esac
   local _hsm_command_json= _hsm_json_now= _hsm_ids_yaml _hsm_sweep_id _hsm_task_id _hsm_task_index _hsm_cwd
@@ -402,7 +504,7 @@ _hsm_fast() {
   [ -d "$_hsm_t/@RESULTS@" ] || mkdir -p -- "$_hsm_t/@RESULTS@" 2>/dev/null || return 1
   # From here on the fast path runs the task: nothing returns to the Python runner.
   if [ -e "$_hsm_t/@EXIT_MARKER@" ] || [ -e "$_hsm_t/@PID_FILE@" ]; then
-    "$_hsm_rm" -f -- "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
+    _hsm_remove "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
   fi
   # This host's name as Python's socket.gethostname() gives it: $HOSTNAME may have come with the
   # environment of the submitting host (bash sets it only when it is not set).
@@ -465,6 +567,8 @@ $_hsm_attempts_text"
   trap '_hsm_on_signal INT' INT
   trap '_hsm_on_signal USR1' USR1
   trap '_hsm_on_signal USR2' USR2
+  local _hsm_timer=
+  [ -n "${HSM_WARNING_AT:-}" ] && _hsm_start_timer $((HSM_WARNING_AT - EPOCHSECONDS))
   while :; do
     _hsm_woke=
     wait "$_hsm_pid"
@@ -481,6 +585,7 @@ $_hsm_attempts_text"
     done
   fi
   trap - TERM INT USR1 USR2
+  [ -n "$_hsm_timer" ] && kill -s KILL -- "-$_hsm_timer" 2>/dev/null
   [ -n "$_hsm_received" ] && kill -s KILL -- "-$_hsm_pid" 2>/dev/null
 
   # How the attempt ended, read as the Python runner reads it (see runner.finish_task).
@@ -548,7 +653,7 @@ duration: $_hsm_duration
 $_hsm_atts$_hsm_entry$_hsm_end$_hsm_extra"
   _hsm_text+="last_process: '$_hsm_ident'"$'\n'
   _hsm_write_status "$_hsm_text" || exit 1   # the markers stay: hsm records the end from them
-  "$_hsm_rm" -f -- "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
+  _hsm_remove "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
   if [ "$_hsm_code" -ge 0 ] && [ "$_hsm_code" -lt 256 ]; then exit "$_hsm_code"; fi
   exit 1
 }

@@ -6,13 +6,14 @@
 #   parallel                           the GNU parallel baseline of the local benchmarks
 #   chromium                           headless browser that renders the HTML reports in tests
 #   strace                             kills a process at an exact system call (the lock-window chaos)
+#   bash-builtins                      bash's loadable rm and sleep, which the shell fast path uses when present
 # Then start them with scripts/slurm.sh and scripts/sshd.sh (the tests do that themselves).
 #
 # A no-op (a few milliseconds, no apt-get) when everything is already installed. Needs root
 # otherwise; without root it prints the apt-get line to run and exits 1.
 set -euo pipefail
 
-PACKAGES=(slurm-wlm slurm-wlm-torque munge slurmdbd mariadb-server openssh-server rsync parallel chromium strace)
+PACKAGES=(slurm-wlm slurm-wlm-torque munge slurmdbd mariadb-server openssh-server rsync parallel chromium strace bash-builtins)
 
 log() { printf 'install-test-services.sh: %s\n' "$*" >&2; }
 

@@ -227,6 +227,49 @@ def test_the_warning_signal_lets_a_training_script_checkpoint_and_complete(tmp_p
     assert (results["fast"][3][0].task_dir / "checkpoint.saved").exists()
 
 
+def test_the_runner_s_own_warning_timer_lets_a_training_script_checkpoint(tmp_path: Path) -> None:
+    """PBS and Torque have no warning directive: the job script sets ``HSM_WARNING_AT`` and the
+    runner warns the task itself at that time. The fast path's timer does as the Python runner's."""
+    def scenario(runner: str, specs, lst: Path) -> int:
+        proc = _start(runner, lst, 0, HSM_WARNING_AT=str(int(time.time()) + 2))
+        return proc.wait(timeout=60)  # the task waits (up to 30 s) for a release that never comes
+
+    started = time.monotonic()
+    results = _both(tmp_path, [{"mode": "checkpoint"}], scenario)
+    # (The output differs in HSM_WARNING_AT's value, which the task prints with its environment.)
+    (rc, (status,), _, _), (rc_f, statuses_f, _, _) = results["python"], results["fast"]
+    assert statuses_f == [status] and rc_f == rc
+    assert status["state"] == "completed" and status["signal_received"] == "SIGUSR1" and rc == 0
+    assert (results["fast"][3][0].task_dir / "checkpoint.saved").exists()
+    assert time.monotonic() - started < 20, "the warning came at its time, not at the task's end"
+
+
+@pytest.mark.parametrize("loadables", [None, ""], ids=["bash-sleep-where-shipped", "sleep-command"])
+def test_a_warning_time_that_never_comes_leaves_no_timer_behind(tmp_path: Path, loadables: str | None) -> None:
+    at = str(int(time.time()) + 3600)
+    env = {"HSM_WARNING_AT": at, **({} if loadables is None else {"BASH_LOADABLES_PATH": loadables})}
+
+    def scenario(runner: str, specs, lst: Path) -> int:
+        return _start(runner, lst, 0, **env).wait(timeout=60)
+
+    rc, (status,) = _same(_both(tmp_path, [{"mode": "ok"}], scenario))
+    assert status["state"] == "completed" and "signal_received" not in status and rc == 0
+    assert not _processes_with(f"HSM_WARNING_AT={at}")
+
+
+def _processes_with(variable: str) -> list[int]:
+    """Live processes whose environment holds ``variable`` (NAME=value)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if variable.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def test_a_killed_wrapper_is_recorded_lost_and_its_command_stopped(tmp_path: Path) -> None:
     def scenario(runner: str, specs, lst: Path) -> int:
         proc = _start(runner, lst, 0)
@@ -420,3 +463,100 @@ def test_a_task_the_pruner_keeps_a_record_of_ends_as_the_python_runner_says(tmp_
 
     rc, (status,) = _same(_both(tmp_path, [{"mode": "wait"}], scenario))
     assert status["state"] == ("pruned" if decision.get("pruned") else "preempted")
+
+
+def test_without_bash_s_loadable_rm_the_markers_go_all_the_same(tmp_path: Path) -> None:
+    """Where bash has no loadable ``rm`` (a compute node without bash-builtins, here an empty
+    ``BASH_LOADABLES_PATH``) the fast path removes the wrapper's markers with the ``rm`` command:
+    the records are the Python runner's, and no marker is left (checked by ``_both``)."""
+    def without_loadables(runner: str, specs, lst: Path) -> int:
+        return _start(runner, lst, 0, BASH_LOADABLES_PATH="").wait(timeout=60)
+
+    rc, (status,) = _same(_both(tmp_path, [{"mode": "fail"}], without_loadables))
+    assert status["state"] == "failed" and rc == 3
+
+
+def _unmade(root: Path, params: list[dict[str, Any]]):
+    """A chunk submitted as a large submission leaves it: no task dirs, their rows in the chunk's
+    task file (the Python runner's) and in its pages for bash (the fast path's)."""
+    import shutil
+
+    from hsm_core.fastrun_rows import write_rows
+    from hsm_core.task_manifest import write_chunk_tasks
+    from hsm_core.taskdir import read_params
+
+    sweep, specs, lst = _sweep(root, params)
+    rows = []
+    for spec in specs:
+        doc = read_params(spec.task_dir)
+        rows.append({"params": {"task_id": doc["task_id"], "index": doc["index"], "params": doc["params"]},
+                     "command": read_command(spec.task_dir)})
+        shutil.rmtree(spec.task_dir)
+    write_chunk_tasks(lst, rows)
+    write_rows(lst, rows)
+    (lst.parent / fastrun.PROGRAM_NAME).write_text(fastrun.program())
+    return sweep, specs, lst
+
+
+def test_a_task_dir_left_to_the_element_is_made_by_the_fast_path_as_by_the_python_runner(tmp_path: Path) -> None:
+    """The element makes the dir (the same params.yaml and command.json as the Python runner
+    makes) and runs the task through the fast path, recording what the Python runner records."""
+    results = {}
+    for runner in RUNNERS:
+        root = (tmp_path / runner).resolve()
+        _, specs, lst = _unmade(root, [{"mode": "ok"}, {"mode": "fail"}])
+        codes = [_start(runner, lst, i).wait(timeout=60) for i in range(2)]
+        assert FALLBACK not in codes, "the fast path did not apply"
+        files = [{name: (s.task_dir / name).read_text().replace(str(root), "<root>")
+                  for name in ("params.yaml", "command.json")} for s in specs]
+        statuses = [_comparable(read_status(s.task_dir) or {}, root) for s in specs]
+        assert all((s.task_dir / "results").is_dir() for s in specs)
+        assert not list(specs[0].task_dir.parent.glob(".*making"))
+        results[runner] = (codes, statuses, files, [_output(s, root) for s in specs])
+    assert results["fast"] == results["python"]
+    assert results["fast"][0] == [0, 3]
+    assert [s["state"] for s in results["fast"][1]] == ["completed", "failed"]
+
+
+def test_an_element_far_down_a_large_chunk_reads_its_own_page(tmp_path: Path) -> None:
+    from hsm_core.fastrun_rows import PAGE
+
+    root = tmp_path.resolve()
+    _, specs, lst = _unmade(root, [{"mode": "ok", "i": i} for i in range(PAGE + 2)])
+    assert _start("fast", lst, PAGE + 1).wait(timeout=60) == 0
+    from hsm_core.taskdir import read_params
+
+    assert read_params(specs[PAGE + 1].task_dir)["params"]["i"] == PAGE + 1
+    assert (read_status(specs[PAGE + 1].task_dir) or {})["state"] == "completed"
+    assert not specs[PAGE].task_dir.exists()
+
+
+def test_a_task_dir_a_racer_made_meanwhile_is_left_to_the_python_runner(tmp_path: Path) -> None:
+    """The dir appeared between the element's look and its rename (another copy of the element,
+    a verdict written by the controller): the fast path runs nothing; no half-made dir is left."""
+    root = tmp_path.resolve()
+    _, specs, lst = _unmade(root, [{"mode": "ok"}])
+    program = lst.parent / fastrun.PROGRAM_NAME
+    # The racer wins just before this element's rename.
+    racer = f'command mkdir -p {specs[0].task_dir}; : > {specs[0].task_dir}/params.yaml; '
+    program.write_text(program.read_text().replace('      && "$_hsm_mv" -T --', f'      && {{ {racer}:; }} && "$_hsm_mv" -T --', 1))
+    assert _start("fast", lst, 0).wait(timeout=60) == FALLBACK
+    assert sorted(p.name for p in specs[0].task_dir.iterdir()) == ["params.yaml"]
+    assert not list(specs[0].task_dir.parent.glob(".*making"))
+
+
+def test_rows_are_one_line_bash_words_whatever_the_text() -> None:
+    from hsm_core.fastrun_rows import bash_word
+
+    text = "it's \\ $HOME `x` \"q\"\n\ttab\x01\x7f é \\x41"
+    out = subprocess.run(["bash", "-c", f"v={bash_word(text)}; printf '%s' \"$v\""], capture_output=True,
+                         text=True, check=True).stdout
+    assert out == text and "\n" not in bash_word(text)
+
+
+def test_the_first_element_of_a_sweep_without_a_tasks_dir_makes_it(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    _, specs, lst = _unmade(root, [{"mode": "ok"}])
+    specs[0].task_dir.parent.rmdir()
+    assert _start("fast", lst, 0).wait(timeout=60) == 0
+    assert (read_status(specs[0].task_dir) or {})["state"] == "completed"

@@ -26,7 +26,7 @@ LOWER = {"hsm_core", "hsm_core.errors", "hsm_core.taskstate", "hsm_core.atomic",
          "hsm_core.state", "hsm_core.taskdir", "hsm_core.install_hints", "hsm_core.secrecy",
          # the task runner's shell fast path: array job files are made with it (imported when they
          # are, so that importing the API does not load the runner)
-         "hsm_core.fastrun",
+         "hsm_core.fastrun", "hsm_core.fastrun_rows",
          # the one manifest task dirs are made from: array elements make theirs when they start
          "hsm_core.task_manifest"}
 

@@ -76,7 +76,7 @@ def test_pbs_warning_is_a_time_the_script_gives_the_runner() -> None:
 
     assert warning.WARNING_AT == jobenv.WARNING_AT  # what the script exports is what the runner reads
     lines = timer_lines(60, 3600)
-    assert lines[-1] == "export HSM_WARNING_AT=$(( $(date +%s) + 3540 ))"
+    assert lines[-1] == "export HSM_WARNING_AT=$(( ${EPOCHSECONDS:-$(date +%s)} + 3540 ))"
     assert timer_lines(None, 3600) == [] and timer_lines(60, None) == []
 
 
@@ -138,7 +138,7 @@ def test_slurm_scripts_get_the_warning_and_packed_walltime(tmp_path: Path) -> No
 def test_pbs_scripts_get_a_timer_and_no_slurm_directive(tmp_path: Path, system: str) -> None:
     hpc = f'hpc:\n  system: {system}\n  max_array_size: 10\n  walltime: "01:00:00"\n  signal_before_walltime: 120\n'
     lines = _dry_run_script(tmp_path, hpc, system, "#")
-    assert "export HSM_WARNING_AT=$(( $(date +%s) + 3480 ))" in lines
+    assert "export HSM_WARNING_AT=$(( ${EPOCHSECONDS:-$(date +%s)} + 3480 ))" in lines
     assert not any("--signal" in ln or "SBATCH" in ln for ln in lines)
 
 

@@ -70,7 +70,7 @@ def test_torque_timer_warns_the_task_before_the_walltime(tmp_path: Path, torque_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sweep = project.only_sweep()
     script = (sweep / "scripts" / "job_scripts" / "torque_001.sh").read_text()
-    assert "export HSM_WARNING_AT=$(( $(date +%s) + 10 ))" in script and "--signal" not in script
+    assert "export HSM_WARNING_AT=$(( ${EPOCHSECONDS:-$(date +%s)} + 10 ))" in script and "--signal" not in script
     wait_for(lambda: _states(project, sweep) == ["preempted"], 90, interval=0.5, what="task warned")
     (status,) = project.statuses(sweep).values()
     assert status["signal_received"] == "SIGUSR1"

@@ -44,6 +44,8 @@ def test_a_large_torque_sweep_runs_each_task_once_in_a_dir_its_element_made(tmp_
     job_dir = sweep / "scripts" / "job_scripts"
     # Submitted without dirs: the controller wrote one task file per array job, no command.sh.
     assert list(job_dir.glob("*.tasks.jsonl")), sorted(p.name for p in job_dir.iterdir())
+    # ... and the same rows for the shell fast path's bash, in pages of 100 (hsm_core/fastrun_rows.py).
+    assert len(list(job_dir.glob("*.rows.*"))) == UNMADE_FROM // 100, sorted(p.name for p in job_dir.iterdir())
     runs = [line.split() for line in (project.root / "runs.log").read_text().splitlines()]
     per_task = Counter(task_id for task_id, _ in runs)
     assert len(per_task) == UNMADE_FROM and set(per_task.values()) == {1}, per_task.most_common(3)

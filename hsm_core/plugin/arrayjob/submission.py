@@ -64,6 +64,7 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
             previous = {}
             append_chunk(files.job_dir, sub, src.name, scheduler=src.scheduler_name, after=after)
             src.watcher.follow_chunk(sub, chunk)
+            files.write_fast_rows(written.list_file, chunk)  # tasks left to their elements: bash's rows
     except BaseException:
         if previous:
             roll_back(chunk, previous)  # the chunk the scheduler refused

@@ -72,13 +72,15 @@ def timer_lines(seconds: int | None, walltime: int | None) -> list[str]:
     runner is to warn the task (``HSM_WARNING_AT``, epoch seconds: ``seconds`` before ``walltime``
     from the job's start). The runner, which the script execs, sends itself SIGUSR1 then
     from a timer thread and forwards it to the task: nothing outlives the job, and no other
-    process can get the signal. No lines when either is unknown."""
+    process can get the signal (the shell fast path, :mod:`hsm_core.fastrun`, does the same with
+    a timer process it stops when the task ends). No lines when either is unknown."""
     if not seconds or not walltime or walltime <= seconds:
         return []
     return [
         f"# Warning signal {seconds} s before the walltime ({format_walltime(walltime)}): the task runner sends",
         "# SIGUSR1 to the task then (save a checkpoint and exit; hsm complete resumes it).",
-        f"export {WARNING_AT}=$(( $(date +%s) + {walltime - seconds} ))",
+        # bash's clock where there is one (no `date` process per element), else date's.
+        f"export {WARNING_AT}=$(( ${{EPOCHSECONDS:-$(date +%s)}} + {walltime - seconds} ))",
     ]
 
 
