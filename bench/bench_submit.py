@@ -3,7 +3,13 @@ with a bare ``sbatch --array`` of the same size in the same run (issue 19: withi
 sbatch's own time). The tasks are held (the ``--hold`` escape hatch), so nothing runs; every job
 is cancelled afterwards.
 
-    python bench/bench_submit.py [--tasks 10000] [--repeat 1] [--profile OUT.prof]
+    python bench/bench_submit.py [--tasks 10000] [--repeat 1] [--profile OUT.prof] [--peer PYTHON]
+
+hsm runs with its bytecode cached, as an installed hsm does (in a temporary
+``PYTHONPYCACHEPREFIX``, filled by one untimed 1,000-task run of each installation first), even
+where ``PYTHONDONTWRITEBYTECODE`` is set; ``--compile`` runs it without (every module compiled on
+every run: about 0.3 s more). ``--peer`` also times another installation's hsm (its interpreter, e.g. the main checkout's
+``.venv/bin/python``), alternating with this one's in the same run: before and after side by side.
 
 ``--profile`` runs the hsm command under cProfile (slower; for finding what costs, not timing).
 The cluster is started with hsm_core.testing.services.start_slurm() when SLURM_CONF is not set.
@@ -20,6 +26,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+#: The environment of the hsm commands (see --compile).
+HSM_ENV: dict[str, str] | None = None
 
 
 def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
@@ -39,12 +49,12 @@ def project(root: Path, n: int) -> Path:
     return sweep
 
 
-def hsm_submission(root: Path, n: int, profile: str | None = None) -> float:
+def hsm_submission(root: Path, n: int, profile: str | None = None, python: str = sys.executable) -> float:
     """Seconds of the whole ``hsm run --no-wait`` command (a fresh process), then scancel."""
     sweep = project(root, n)
-    prefix = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "hsm_core"] if profile else [sys.executable, "-m", "hsm_core"]
+    prefix = [python, "-m", "cProfile", "-o", profile, "-m", "hsm_core"] if profile else [python, "-m", "hsm_core"]
     start = time.perf_counter()
-    run([*prefix, "run", "--config", str(sweep), "--sources", "slurm", "--no-wait"], cwd=root)
+    run([*prefix, "run", "--config", str(sweep), "--sources", "slurm", "--no-wait"], cwd=root, env=HSM_ENV)
     elapsed = time.perf_counter() - start
     jobs = [json.loads(line)["job_id"] for d in (root / "sweeps" / "outputs").iterdir()
             for line in (d / "scripts/job_scripts/jobs.jsonl").read_text().splitlines()]
@@ -69,21 +79,35 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=1, help="best of N")
     ap.add_argument("--profile", help="write a cProfile of one hsm run here (not timed)")
+    ap.add_argument("--peer", help="another installation's Python: its hsm is timed too, alternating")
+    ap.add_argument("--compile", action="store_true", help="no bytecode cache: every module compiled on every run")
     args = ap.parse_args()
     if not os.environ.get("SLURM_CONF"):
         from hsm_core.testing.services import start_slurm
 
         os.environ["SLURM_CONF"] = str(start_slurm().conf)
-    hsm_s, bare_s = [], []
+    hsm_s, bare_s, peer_s = [], [], []
     with tempfile.TemporaryDirectory(dir=os.environ.get("HSM_BENCH_DIR")) as tmp:
+        if not args.compile:
+            global HSM_ENV
+            HSM_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            HSM_ENV["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+            for python in [sys.executable, *([args.peer] if args.peer else [])]:
+                hsm_submission(Path(tmp) / f"warm-{len(python)}-{abs(hash(python))}", 1000, python=python)
         for i in range(args.repeat):
             bare_s.append(bare_sbatch(Path(tmp) / f"bare{i}", args.tasks))
+            if args.peer:
+                peer_s.append(hsm_submission(Path(tmp) / f"peer{i}", args.tasks, python=args.peer))
             hsm_s.append(hsm_submission(Path(tmp) / f"hsm{i}", args.tasks))
         if args.profile:
             hsm_submission(Path(tmp) / "profiled", args.tasks, args.profile)
     b, h = min(bare_s), min(hsm_s)
     print(f"Submission of {args.tasks:,} held tasks (best of {args.repeat}): bare sbatch --array {b:.3f}s, "
-          f"hsm run --no-wait {h:.2f}s (whole command), hsm - sbatch {h - b:.2f}s")
+          f"hsm run --no-wait {h:.2f}s (whole command), hsm - sbatch {h - b:.2f}s; each run: "
+          + " ".join(f"{x:.2f}" for x in hsm_s))
+    if peer_s:
+        print(f"  peer ({args.peer}): best {min(peer_s):.2f}s; each run: " + " ".join(f"{x:.2f}" for x in peer_s))
+    print(f"  load average {os.getloadavg()[0]:.1f}; bytecode {'compiled every run' if args.compile else 'cached'}")
 
 
 if __name__ == "__main__":

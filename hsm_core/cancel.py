@@ -71,7 +71,7 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
     """
     from hsm_core.plugin import TaskSpec, TaskState
     from hsm_core.plugin.arrayjob.manifest import read_manifest
-    from hsm_core.plugin.arrayjob.unmade import make_dir_from_jobs
+    from hsm_core.plugin.arrayjob.unmade import ChunkRows, make_dir_from_jobs
     from hsm_core.sources import create_sources, parse_sources
     from hsm_core.state import now_iso, read_status, write_status
     from hsm_core.targets import source_context
@@ -154,6 +154,7 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
     counts: dict[str, int] = {}
     job_dir = sweep.path / "scripts" / "job_scripts"
     jobs: dict[str, Any] | None = None  # jobs.jsonl, read once, when a first task dir is missing
+    chunk_rows = ChunkRows()  # and each chunk's task file once, not once per task
     for src, specs in followed.values():
         for tid, spec in specs.items():
             status = read_status(spec.task_dir) or {}
@@ -170,7 +171,7 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
                     # An array element cancelled before it made its task dir: made now, as it would have.
                     if not spec.task_dir.is_dir():
                         jobs = read_manifest(job_dir) if jobs is None else jobs
-                        make_dir_from_jobs(spec.task_dir, job_dir, tid, jobs)
+                        make_dir_from_jobs(spec.task_dir, job_dir, tid, jobs, chunk_rows)
                     write_status(spec.task_dir, status)
             counts[status["state"]] = counts.get(status["state"], 0) + 1
         try:

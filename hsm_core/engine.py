@@ -168,6 +168,7 @@ class Engine:
         self._last_save = 0.0
         self._save_cost = 0.0
         self._mapping_saved = False
+        self._mapping_current = False  # the last save wrote task_mapping.yaml too
         self._collectors = load_collectors(registry)
         #: Adopted tasks watched through their files (no source of this run can attach them).
         self._watched: dict[str, TaskSpec] = {}
@@ -236,7 +237,10 @@ class Engine:
             if self._pruner is not None:
                 self._pruner.close()
             self._settle()
-            self._save(mapping=True)
+            if self._dirty or not self._mapping_current:
+                # (else the last save wrote this very index and mapping: ``hsm run --no-wait`` of
+                # 10,000 tasks wrote both twice; the index's columns are then the first reader's)
+                self._save(mapping=True)
             self._end_outages()
             for rt in self.sources:
                 if rt.io is not None:
@@ -766,6 +770,7 @@ class Engine:
         # are left to the first reader rather than taken from the tasks' start.
         self.sweep.save_index(self.records.values(), mapping=mapping, columns=self._mapping_saved)
         self._mapping_saved = True
+        self._mapping_current = mapping
         self._dirty = False
         self._last_save = time.time()
         self._save_cost = self._last_save - start

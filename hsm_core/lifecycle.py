@@ -26,12 +26,12 @@ from hsm_core.cancel_request import cancel_requested, clear_cancel_request
 from hsm_core.lease import ControllerLease, Holder, lease_timeout
 from hsm_core.on_finish import ENDED, run_on_finish
 from hsm_core.plugin import ComputeSourceRecord, HsmError, SourceContext, StrategyRecord, TaskSpec, TaskState
-from hsm_core.prepare import command_plan, prepare_task
+from hsm_core.prepare import EnvBlocks, command_plan, prepare_task
 from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.spec_queue import SpecQueue
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, task_dir_name, validate_sweep_id
-from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict
+from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict, task_id_maker
 from hsm_core.taskstate import DONE
 
 
@@ -70,10 +70,11 @@ def _expand_records(spec: SweepSpec, registry: Any, max_runs: int | None, start_
     next_index = start_index
     duplicates = 0
     seen: set[str] = set()
+    task_id_of = task_id_maker(registry)
     for params in expand(spec, registry):
         if max_runs is not None and len(seen) >= max_runs:
             break
-        task_id = make_task_id(params, registry)
+        task_id = task_id_of(params)
         if task_id in seen:
             duplicates += 1
             continue
@@ -85,6 +86,15 @@ def _expand_records(spec: SweepSpec, registry: Any, max_runs: int | None, start_
 
 
 MAX_TASKS = 1_000_000
+
+
+def _empty_dir(path: Path) -> bool:
+    """True when ``path`` holds nothing (or does not exist)."""
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return True
 
 
 def _check_size(spec: SweepSpec, registry: Any, max_runs: int | None) -> int:
@@ -553,8 +563,10 @@ def _execute(
     to_run = list(plan.to_run)
     # Each spec made when the engine reaches its task: 100,000 specs and paths up front took a
     # second before the first task could start.
-    specs = SpecQueue(to_run, lambda r: TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index),
-                                                 plan.sweep.sweep_id, sweep_path))
+    def make_spec(r: TaskRecord) -> TaskSpec:
+        return TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index), plan.sweep.sweep_id, sweep_path)
+
+    specs = SpecQueue(to_run, make_spec)
 
     adaptive = AdaptiveSearch(plan.sweep, search, registry) if search is not None else None
     if adaptive is not None:
@@ -567,10 +579,15 @@ def _execute(
     from hsm_core.prepare import prepare_unmade
 
     unmade_dirs = adaptive is None and unmade_wanted(sources, len(to_run))
+    # A sweep this run made has no task dir yet (hsm complete's may have some: each is looked for).
+    fresh_sweep = plan.new_sweep and _empty_dir(plan.sweep.tasks_dir)
+
+    envs = EnvBlocks(to_run, make_spec, registry, plan.spec.settings)
 
     def prepare(spec: TaskSpec) -> TaskSpec:
         if unmade_dirs:
-            return prepare_unmade(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings, spec)
+            return prepare_unmade(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings, spec,
+                                  new_sweep=fresh_sweep, env=envs.env(spec))
         if adaptive is not None:  # a search trial gets its parameters now, from the results so far
             adaptive.params_for(plan.records[spec.task_id])
         return prepare_task(plan.sweep, plan.records[spec.task_id], cmd, registry, plan.spec.settings)

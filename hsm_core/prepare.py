@@ -14,7 +14,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core.config.project_config import ProjectConfig
 from hsm_core.hydra_app import HydraApp, find_hydra_app, hydra_override_value
@@ -198,17 +198,20 @@ def task_command(sweep: SweepDir, record: TaskRecord, plan: CommandPlan, env: Ma
 
 def prepare_unmade(
     sweep: SweepDir, record: TaskRecord, plan: CommandPlan, registry: Any, settings: Mapping[str, Any],
-    spec: TaskSpec | None = None,
+    spec: TaskSpec | None = None, *, new_sweep: bool = False, env: Mapping[str, str] | None = None,
 ) -> TaskSpec:
     """Like :func:`prepare_task` for a task an array element makes the dir of when it starts
     (hsm_core.plugin.arrayjob.unmade): nothing is written; the spec carries what the dir is made
-    from. A task whose dir exists already (run before) is refreshed as :func:`prepare_task` does."""
+    from. A task whose dir exists already (run before) is refreshed as :func:`prepare_task` does;
+    ``new_sweep``: the sweep was made by this run, so no task has a dir yet (none is looked for);
+    ``env``: the plugins' environment of the task, when the caller asked for a block of tasks at
+    once (:func:`task_envs`)."""
     from hsm_core.plugin.arrayjob.unmade import UnmadeTaskSpec
 
     spec = spec or task_spec(sweep, record)  # (``spec``: the engine's, already made)
-    if spec.task_dir.is_dir():
+    if not new_sweep and spec.task_dir.is_dir():
         return prepare_task(sweep, record, plan, registry, settings)
-    command = task_command(sweep, record, plan, task_env(registry, spec, settings))
+    command = task_command(sweep, record, plan, task_env(registry, spec, settings) if env is None else env)
     made_from = {"params": {"task_id": record.task_id, "index": record.index, "params": record.params}, "command": command}
     return UnmadeTaskSpec(spec.task_id, spec.index, spec.params, spec.task_dir, spec.sweep_id, spec.sweep_dir, made_from)
 
@@ -227,12 +230,87 @@ def _resolved(path: str) -> Path:
 
 
 def task_env(registry: Any, spec: TaskSpec, sweep_settings: Mapping[str, Any]) -> dict[str, str]:
-    """Merge ``hsm_task_env`` results of every plugin."""
-    env: dict[str, str] = {}
-    for part in registry.hook.hsm_task_env(task=spec, sweep_config=sweep_settings):
-        if part:
-            env.update({str(k): str(v) for k, v in part.items()})
-    return env
+    """Merge the extra environment every plugin gives the task (see :func:`task_envs`)."""
+    return task_envs(registry, [spec], sweep_settings)[0]
+
+
+def task_envs(registry: Any, specs: Sequence[TaskSpec], sweep_settings: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The extra environment of each task of ``specs``, merged over the plugins: one
+    ``hsm_task_env_batch`` call per plugin that implements it (API 1.5), and ``hsm_task_env`` per
+    task for the others (a plugin implementing both is asked the batch only). The per-task
+    answers are merged first, then the batch ones; later plugins win on equal keys."""
+    envs: list[dict[str, str]] = [{} for _ in specs]
+    batch_hook = getattr(registry.hook, "hsm_task_env_batch", None)
+    batch_plugins = [impl.plugin for impl in batch_hook.get_hookimpls()] if batch_hook is not None else []
+    per_task = registry.hook.hsm_task_env
+    if batch_plugins:
+        per_task = _per_task_caller(getattr(registry, "pm", registry), batch_plugins)
+    if per_task.get_hookimpls():
+        for env, spec in zip(envs, specs):
+            for part in per_task(task=spec, sweep_config=sweep_settings):
+                _merge(env, part)
+    if batch_plugins:
+        for answer in batch_hook(tasks=list(specs), sweep_config=sweep_settings):
+            if answer is None:
+                continue
+            if len(answer) != len(specs):
+                raise HsmError(f"a plugin's hsm_task_env_batch gave {len(answer)} environments for {len(specs)} tasks",
+                               hint="report it to the plugin's authors (hsm plugins lists them)")
+            for env, part in zip(envs, answer):
+                _merge(env, part)
+    return envs
+
+
+class EnvBlocks:
+    """The plugins' environment of the tasks of a big submission, asked for in blocks of
+    :attr:`BLOCK` tasks in queue order (one ``hsm_task_env_batch`` call per block, not one hook
+    call per task): :meth:`env` of a task not asked for yet asks for it and the tasks after it."""
+
+    BLOCK = 1000
+
+    def __init__(self, records: Sequence[Any], make_spec: Any, registry: Any, settings: Mapping[str, Any]) -> None:
+        self._records = records  # (TaskRecord, in launch order)
+        self._make_spec = make_spec
+        self._registry = registry
+        self._settings = settings
+        self._position: dict[str, int] | None = None
+        self._envs: dict[str, dict[str, str]] = {}
+
+    def env(self, spec: TaskSpec) -> dict[str, str]:
+        """The environment of ``spec``'s task (each task's asked for once; a task handed back and
+        prepared again is asked for again)."""
+        env = self._envs.pop(spec.task_id, None)
+        if env is not None:
+            return env
+        if self._position is None:
+            self._position = {r.task_id: i for i, r in enumerate(self._records)}
+        at = self._position.get(spec.task_id)
+        if at is None:  # (not one of the records: a task added later)
+            return task_env(self._registry, spec, self._settings)
+        block = [spec] + [self._make_spec(r) for r in self._records[at + 1:at + self.BLOCK]]
+        self._envs = dict(zip((s.task_id for s in block), task_envs(self._registry, block, self._settings)))
+        return self._envs.pop(spec.task_id)
+
+
+#: (manager, plugins answering in batches) -> ``hsm_task_env`` of the other plugins: made once
+#: (making one per task tripled the cost of a task's environment). It follows the manager's
+#: plugins as they come and go; only the plugins it leaves out are fixed.
+_PER_TASK_CALLERS: dict[tuple[int, ...], tuple[Any, Any]] = {}
+
+
+def _per_task_caller(manager: Any, batch_plugins: list[Any]) -> Any:
+    key = (id(manager), *map(id, batch_plugins))
+    hit = _PER_TASK_CALLERS.get(key)
+    if hit is None or hit[0] is not manager:
+        if len(_PER_TASK_CALLERS) > 16:
+            _PER_TASK_CALLERS.clear()
+        hit = _PER_TASK_CALLERS[key] = (manager, manager.subset_hook_caller("hsm_task_env", remove_plugins=batch_plugins))
+    return hit[1]
+
+
+def _merge(env: dict[str, str], part: Mapping[str, Any] | None) -> None:
+    if part:
+        env.update({str(k): str(v) for k, v in part.items()})
 
 
 def prepare_task(

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from hsm_core.config.lines import LineDict, display_path, line_of
 from hsm_core.config.sweep_file import load_sweep_file
@@ -236,10 +236,16 @@ def default_task_id(params: Mapping[str, Any]) -> str:
 
 def make_task_id(params: Mapping[str, Any], registry: Any) -> str:
     """Ask ``hsm_make_task_id`` (first result wins), falling back to :func:`default_task_id`."""
+    return task_id_maker(registry)(params)
+
+
+def task_id_maker(registry: Any) -> Callable[[Mapping[str, Any]], str]:
+    """:func:`make_task_id` for many parameter sets: whether a plugin implements
+    ``hsm_make_task_id`` is asked once, not once per task."""
     hook = registry.hook.hsm_make_task_id
-    # No plugin implements it (the usual case): skip the hook call, a tenth of expanding 100,000 tasks.
-    result = hook(params=params) if hook.get_hookimpls() else None
-    return result or default_task_id(params)
+    if not hook.get_hookimpls():
+        return default_task_id  # (the usual case: no hook call, a tenth of expanding 100,000 tasks)
+    return lambda params: hook(params=params) or default_task_id(params)
 
 
 def parameter_table(spec: SweepSpec, registry: Any = None) -> list[tuple[str, str]]:

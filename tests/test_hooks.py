@@ -246,3 +246,42 @@ def test_hsm_test_asks_the_source_first_and_the_deprecated_hook_only_without_a_t
     bare = build_registry(entry_points=False)
     with pytest.raises(HsmError, match="no installed plugin tests 'local'"):
         check_target("local", project.root, bare, timeout=5, echo=said)
+
+
+def test_plugins_answering_per_task_and_in_blocks_both_reach_every_task(tmp_path) -> None:
+    # hsm asks a big submission's environment in blocks (hsm_task_env_batch, API 1.5); a plugin
+    # implementing only the per-task hook is still asked for each task, and a plugin implementing
+    # both is asked once, through the batch.
+    from hsm_core.plugin import TaskSpec, hookimpl
+    from hsm_core.prepare import task_env, task_envs
+    from hsm_core.testing import check_task_env_batch, fresh_registry
+
+    class PerTask:
+        @hookimpl
+        def hsm_task_env(self, task, sweep_config):
+            return {"PER_TASK": task.task_id}
+
+    class Both:
+        batch_calls = 0
+
+        @hookimpl
+        def hsm_task_env(self, task, sweep_config):
+            raise AssertionError("a plugin with the batch hook is asked through it")
+
+        @hookimpl
+        def hsm_task_env_batch(self, tasks, sweep_config):
+            Both.batch_calls += 1
+            return [{"BATCH": t.task_id, "N": str(len(tasks))} for t in tasks]
+
+    registry = fresh_registry(extra=[("per_task", PerTask()), ("both", Both())])
+    tasks = [TaskSpec(f"t{i}", i, {}, tmp_path / f"task_{i}", "s", tmp_path) for i in range(3)]
+    assert task_envs(registry, tasks, {}) == [{"PER_TASK": f"t{i}", "BATCH": f"t{i}", "N": "3"} for i in range(3)]
+    assert Both.batch_calls == 1
+    assert task_env(registry, tasks[1], {}) == {"PER_TASK": "t1", "BATCH": "t1", "N": "1"}
+    check_task_env_batch(PerTask(), tasks, {})
+    try:
+        check_task_env_batch(Both(), tasks, {})  # (its answers depend on the block: the check says so)
+    except AssertionError as exc:
+        assert "in a block than alone" in str(exc)
+    else:
+        raise AssertionError("check_task_env_batch let a block-dependent answer pass")

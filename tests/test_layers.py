@@ -95,7 +95,7 @@ LAYERS: list[tuple[str, str]] = [
         testing testing.contracts testing.controller testing.expanders testing.helpers
         testing.inprocess testing.observer testing.project testing.pytest_plugin testing.runlog
         testing.services testing.slurm_fixtures testing.sync testing.pruners testing.slurm_accounting testing.timeline
-        testing.slurm_signals testing.recording_scheduler
+        testing.slurm_signals testing.recording_scheduler testing.task_env
     """),
 ]
 

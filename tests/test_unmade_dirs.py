@@ -47,3 +47,48 @@ def test_a_verdict_makes_the_dir_its_element_would_have_made(tmp_path: Path) -> 
     assert "x: 2" in (task_dir / "params.yaml").read_text()
     assert not make_dir_from_jobs(sweep.tasks_dir / "task_003", job_dir, "id3", read_manifest(job_dir))
     assert not (sweep.tasks_dir / "task_003").exists()
+
+
+def test_the_dirs_of_a_whole_cancelled_chunk_are_made_with_one_read_of_its_task_file(tmp_path: Path, monkeypatch) -> None:
+    # The queue watcher's verdicts for a cancelled 10,000-task chunk re-read the chunk's task file
+    # from the top for each task (quadratic); with a ChunkRows, as the watcher and hsm cancel
+    # keep, the file is read once and every dir is still made whole from its own line.
+    from hsm_core.plugin.arrayjob.manifest import SubmittedChunk
+    from hsm_core.plugin.arrayjob.unmade import ChunkRows, make_dir
+    from hsm_core.task_manifest import chunk_tasks_path
+
+    n = 2000
+    job_dir = tmp_path / "sweep" / "scripts" / "job_scripts"
+    job_dir.mkdir(parents=True)
+    list_file = job_dir / "slurm_001.list"
+    list_file.write_text("".join(f"../../tasks/task_{i:05d}\n" for i in range(1, n + 1)))
+    write_chunk_tasks(list_file, [
+        {"params": {"task_id": f"id{i}", "index": i, "params": {"x": i}},
+         "command": {"task_id": f"id{i}", "index": i, "argv": ["echo", str(i)], "cwd": str(tmp_path), "env": {}}}
+        for i in range(1, n + 1)])
+    chunk = SubmittedChunk("77", "n", "slurm_001.sh", "slurm_001.list", [f"id{i}" for i in range(1, n + 1)])
+    reads = []
+    real_read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (reads.append(self), real_read_bytes(self))[1])
+    rows = ChunkRows()
+    tasks = tmp_path / "sweep" / "tasks"
+    for i in reversed(range(1, n + 1)):  # (any order: a poll reports them as the scheduler lists them)
+        assert make_dir(tasks / f"task_{i:05d}", list_file, chunk.line_of(f"id{i}"), rows)
+    assert reads.count(chunk_tasks_path(list_file)) == 1
+    for i in (1, 1000, n):
+        command = json.loads((tasks / f"task_{i:05d}" / "command.json").read_text())
+        assert (command["task_id"], command["argv"]) == (f"id{i}", ["echo", str(i)])
+        assert f"x: {i}" in (tasks / f"task_{i:05d}" / "params.yaml").read_text()
+    assert chunk.element_of(f"id{n}") == n - 1
+
+
+def test_list_file_lines_are_the_task_dirs_relative_to_the_job_dir() -> None:
+    # (one relpath per parent dir, not per task: the same lines as os.path.relpath writes)
+    import os
+
+    from hsm_core.plugin.arrayjob.jobfiles import relative_paths
+
+    start = Path("/p/sweeps/outputs/s/scripts/job_scripts")
+    paths = [Path("/p/sweeps/outputs/s/tasks/task_00001"), Path("/p/sweeps/outputs/s/tasks/task_00002"),
+             start / "x", start, start.parent, Path("/"), Path("/elsewhere/task_1"), start.parent / "job_scripts2" / "y"]
+    assert relative_paths(paths, start) == [os.path.relpath(p, start) for p in paths]

@@ -175,7 +175,20 @@ def hsm_worker_feature(name: str, log: Callable[[str], None]) -> WorkerFeature |
 def hsm_task_env(task: TaskSpec, sweep_config: Mapping[str, Any]) -> dict[str, str] | None:
     """Return extra environment variables for a task (merged over all plugins).
 
-    Called when a task's ``command.json`` is written, before it is launched.
+    Called when a task's ``command.json`` is written, before it is launched; not called for a
+    plugin that implements :func:`hsm_task_env_batch` (the core asks that one instead).
+    """
+
+
+@hookspec
+def hsm_task_env_batch(tasks: Sequence[TaskSpec], sweep_config: Mapping[str, Any]) -> Sequence[Mapping[str, str] | None] | None:
+    """Since plugin API 1.5: :func:`hsm_task_env` for many tasks at once (one call for a block of
+    up to 1,000 tasks of a big submission, instead of one call per task).
+
+    Return one mapping (or None) per task of ``tasks``, in the same order, or None for none of
+    them. A plugin implementing this hook (it declares ``HSM_PLUGIN_API = "1.5"``) is not asked
+    :func:`hsm_task_env`; a plugin implementing both must give the same variables through each.
+    :func:`hsm_core.testing.check_task_env_batch` checks a plugin's answers.
     """
 
 

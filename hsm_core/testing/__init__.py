@@ -45,6 +45,7 @@ _CONTRACTS = {
     "ExpanderContract": "hsm_core.testing.expanders",
     "SyncTransportContract": "hsm_core.testing.sync",
     "check_pruner_contract": "hsm_core.testing.pruners",
+    "check_task_env_batch": "hsm_core.testing.task_env",
 }
 
 
@@ -63,6 +64,7 @@ __all__ = [
     "SCRIPT",
     "SyncTransportContract",
     "check_pruner_contract",
+    "check_task_env_batch",
     "fresh_registry",
     "make_sweep",
     "read_task_status",

@@ -3,7 +3,7 @@ wandb and the modules doing the work are imported inside the hooks."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import click
 
@@ -11,7 +11,7 @@ from hsm_core.plugin import SyncItem, TaskRegistryRecord, TaskSpec, WorkerFeatur
 
 #: The plugin-API version this plugin is written for (see hsm_core.plugin.PLUGIN_API_VERSION): hsm
 #: loads it only under a core whose API has the same major, else says "upgrade the plugin/hsm-core".
-HSM_PLUGIN_API = "1.1"  # 1.1: hsm_worker_feature (--wandb-buffer)
+HSM_PLUGIN_API = "1.5"  # 1.1: hsm_worker_feature (--wandb-buffer); 1.5: hsm_task_env_batch
 
 REGISTRY_SCHEMA = {
     "type": "object",
@@ -29,6 +29,22 @@ def hsm_task_env(task: TaskSpec, sweep_config: Mapping[str, Any]) -> dict[str, s
     from hsm_plugin_wandb_sync.env import project_wandb_settings, task_env
 
     return task_env(task.sweep_id, task.task_id, project_wandb_settings(task.sweep_dir)) or None
+
+
+@hookimpl
+def hsm_task_env_batch(tasks: Sequence[TaskSpec], sweep_config: Mapping[str, Any]) -> list[dict[str, str] | None]:
+    """The same variables as :func:`hsm_task_env`, the project's settings read once per block."""
+    from hsm_plugin_wandb_sync.env import environ_read, project_wandb_settings, task_env
+
+    environ = environ_read()  # (once: os.environ's lookups were most of the time per task)
+    settings: dict[str, Any] = {}
+    out: list[dict[str, str] | None] = []
+    for task in tasks:
+        key = str(task.sweep_dir)
+        if key not in settings:
+            settings[key] = project_wandb_settings(task.sweep_dir)
+        out.append(task_env(task.sweep_id, task.task_id, settings[key], environ) or None)
+    return out
 
 
 @hookimpl

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hsm_core.plugin.values import TaskSpec
-from hsm_core.task_manifest import chunk_tasks_path, ensure_task_dir, write_chunk_tasks
+from hsm_core.task_manifest import ChunkRows, chunk_tasks_path, ensure_task_dir, write_chunk_tasks
 
-__all__ = ["UnmadeTaskSpec", "UNMADE_FROM", "wanted", "unmade", "write_chunk_file", "make_dir", "make_dir_from_jobs"]
+__all__ = ["ChunkRows", "UnmadeTaskSpec", "UNMADE_FROM", "wanted", "unmade", "write_chunk_file", "make_dir", "make_dir_from_jobs"]
 
 #: Submissions of at least this many tasks leave the task dirs to the elements. Smaller ones get
 #: their dirs (and the shell fast path's ``command.sh``, which saves an element the Python task
@@ -56,37 +56,47 @@ def unmade(spec: Any) -> bool:
     return isinstance(spec, UnmadeTaskSpec) and not spec.task_dir.is_dir()
 
 
-def write_chunk_file(list_file: Path, chunk: Sequence[Any]) -> Path | None:
+def write_chunk_file(list_file: Path, chunk: Sequence[Any], missing: Sequence[bool] | None = None) -> Path | None:
     """Write the task file of the chunk whose list file is ``list_file`` (``chunk``: its specs in
     list order) when any of its tasks has no dir; a task that has one gets an empty line object.
-    The file is the owner's only when a command's environment holds a plugin's token."""
-    missing = [unmade(s) for s in chunk]
+    ``missing``: :func:`unmade` of each spec, when the caller knows it already. The file is the
+    owner's only when a command's environment holds a plugin's token."""
+    missing = [unmade(s) for s in chunk] if missing is None else missing
     if not any(missing):
         return None
-    from hsm_core.secrecy import holds_secret
+    from hsm_core.secrecy import is_secret_name
 
-    rows = [dict(s.made_from) if m else {} for s, m in zip(chunk, missing)]
-    private = any(holds_secret((row.get("command") or {}).get("env")) for row in rows)
+    rows = [s.made_from if m else {} for s, m in zip(chunk, missing)]
+    # Each variable name once (the tasks of a sweep share their names), not once per task.
+    names = {k for row in rows for k, v in ((row.get("command") or {}).get("env") or {}).items() if v not in (None, "")}
+    private = any(is_secret_name(k) for k in names)
     return write_chunk_tasks(list_file, rows, private=private)
 
 
-def make_dir(task_dir: Path, list_file: Path, line: int) -> bool:
+def make_dir(task_dir: Path, list_file: Path, line: int, rows: ChunkRows | None = None) -> bool:
     """Make the missing ``task_dir`` of line ``line`` of the chunk whose list file is
-    ``list_file`` (as its element would). True when the dir exists now."""
-    return ensure_task_dir(Path(task_dir), list_file=Path(list_file), line=line)
+    ``list_file`` (as its element would). True when the dir exists now. ``rows``: a
+    :class:`~hsm_core.task_manifest.ChunkRows` kept by a caller making the dirs of many tasks of
+    one chunk, so that the chunk's task file is read once, not once per task."""
+    return ensure_task_dir(Path(task_dir), list_file=Path(list_file), line=line, rows=rows)
 
 
-def make_dir_from_jobs(task_dir: Path, job_dir: Path, task_id: str, chunks: Mapping[str, Any]) -> bool:
+def make_dir_from_jobs(task_dir: Path, job_dir: Path, task_id: str, chunks: Mapping[str, Any],
+                       rows: ChunkRows | None = None) -> bool:
     """Make the missing ``task_dir`` of ``task_id`` from the latest array job of ``chunks`` (the
     sweep's ``jobs.jsonl`` in ``job_dir``, as :func:`.manifest.read_manifest` reads it) that names
-    it. True when the dir exists now."""
+    it. True when the dir exists now. ``rows``: as for :func:`make_dir`."""
     if Path(task_dir).is_dir():
         return True
     for chunk in reversed(list(chunks.values())):
-        if task_id in chunk.task_ids and chunk.list_file:
+        try:
+            line = chunk.line_of(task_id)
+        except ValueError:
+            continue
+        if chunk.list_file:
             list_file = Path(job_dir) / chunk.list_file
             if chunk_tasks_path(list_file).is_file():
-                return make_dir(task_dir, list_file, chunk.task_ids.index(task_id))
+                return make_dir(task_dir, list_file, line, rows)
     return False
 
 

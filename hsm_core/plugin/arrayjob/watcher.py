@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from hsm_core.plugin.arrayjob.final_status import write_verdict
 from hsm_core.plugin.arrayjob.manifest import SubmittedChunk
-from hsm_core.plugin.arrayjob.unmade import make_dir, submitted_record
+from hsm_core.plugin.arrayjob.unmade import ChunkRows, make_dir, submitted_record
 from hsm_core.plugin.arrayjob.states import (
     JobInfo,
     QueryFailed,
@@ -66,6 +66,8 @@ class QueueWatcher:
         self.query_failures = 0
         self.last_query_error = ""
         self.pending_updates: list[TaskUpdate] = []
+        #: The last chunk task file read to make a dir its element never made (:mod:`.unmade`).
+        self._chunk_rows = ChunkRows()
         #: Tasks being stopped whose element the scheduler did not name when the cancel was asked
         #: (a pending array shown as one line): cancelled once the runner records the element's id.
         self.cancel_when_named: set[str] = set()
@@ -79,8 +81,8 @@ class QueueWatcher:
     def follow_chunk(self, chunk: SubmittedChunk, specs: Sequence[TaskSpec]) -> None:
         """Follow the tasks of a chunk just submitted (``specs`` in array order)."""
         self.chunks[chunk.job_id] = chunk
-        for spec in specs:
-            keys = self.source.element_keys(chunk.job_id, chunk.element_of(spec.task_id))
+        for line, spec in enumerate(specs):
+            keys = self.source.element_keys(chunk.job_id, line // chunk.per_element)
             # The status is read from the file on the next poll: the runner may have started it.
             self.tracked[spec.task_id] = Tracked(spec, keys, chunk_id=chunk.job_id, status={"state": TaskState.SUBMITTED.value})
 
@@ -334,10 +336,14 @@ class QueueWatcher:
         if t.spec.task_dir.is_dir():
             return t.status
         chunk = self.chunks.get(t.chunk_id or "")
-        if chunk is None or t.spec.task_id not in chunk.task_ids:
+        if chunk is None:
             return t.status
-        line = chunk.task_ids.index(t.spec.task_id)
-        if not make_dir(t.spec.task_dir, self.source.job_dir / chunk.list_file, line):
+        try:
+            line = chunk.line_of(t.spec.task_id)
+        except ValueError:
+            return t.status
+        # (one read of the chunk's task file for all its tasks, when a whole chunk was cancelled)
+        if not make_dir(t.spec.task_dir, self.source.job_dir / chunk.list_file, line, self._chunk_rows):
             return t.status
         if t.status.get("task_id"):
             return t.status
