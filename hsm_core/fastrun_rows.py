@@ -4,7 +4,9 @@ A large array-job submission writes no task dirs (:mod:`hsm_core.plugin.arrayjob
 element makes its own from the chunk's task file (``<list>.tasks.jsonl``), which only Python reads.
 Without this module such an element started the Python task runner (about 70 ms of CPU) just to
 make its dir. Beside that file the controller now writes the same rows for bash, once the job is
-submitted (they cost about 0.1 ms a task, which the submission need not wait for): pages of
+submitted, from a process of their own (:func:`start_writer`: they cost about 0.1 ms a task, 1 s
+for 10,000, which the submission need not wait for: ``hsm run --no-wait`` returns meanwhile), from
+the chunk's task file, which holds the same rows: pages of
 :data:`PAGE` lines (``<list stem>.rows.<page>``; line ``i % PAGE`` of page ``i // PAGE`` is element
 ``i``'s), each line one bash assignment of the dir's ``params.yaml``, ``command.json`` and
 ``command.sh`` exactly as :func:`hsm_core.task_manifest.materialize` and
@@ -19,7 +21,10 @@ a token and its files must be the owner's only) leaves the element to the Python
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -27,8 +32,10 @@ from hsm_core.atomic import atomic_write_text, dump_yaml
 from hsm_core.fastrun import ROWS_INFIX, command_script
 from hsm_core.fastrun import ROWS_PAGE as PAGE
 from hsm_core.secrecy import holds_secret
+from hsm_core.task_manifest import chunk_tasks_path
 
-__all__ = ["PAGE", "ROWS_INFIX", "bash_word", "row", "rows_path", "write_rows"]
+__all__ = ["PAGE", "ROWS_INFIX", "bash_word", "row", "rows_path", "write_rows", "write_rows_from_task_file",
+           "start_writer"]
 
 
 def rows_path(list_file: Path, page: int) -> Path:
@@ -80,3 +87,54 @@ def write_rows(list_file: Path, made_from: Sequence[Mapping[str, Any] | None]) -
         atomic_write_text(path, "".join(row(m) + "\n" for m in page), fsync=False)
         written.append(path)
     return written
+
+
+def write_rows_from_task_file(list_file: Path) -> list[Path]:
+    """Write the pages of the chunk whose list file is ``list_file`` from its task file
+    (``<list>.tasks.jsonl``: an empty object for a task whose dir exists). The rows are those of
+    the same decoded lines the Python runner makes a dir from, so both make the same files."""
+    made_from: list[Mapping[str, Any] | None] = []
+    for line in chunk_tasks_path(Path(list_file)).read_bytes().splitlines():
+        try:
+            decoded = json.loads(line)
+        except ValueError:
+            decoded = None
+        made_from.append(decoded if isinstance(decoded, dict) and decoded else None)
+    return write_rows(Path(list_file), made_from)
+
+
+def start_writer(list_files: Sequence[Path], log: Path) -> None:
+    """Write the pages of these chunks (whose task files are written) from a process of its own,
+    in its own session (a Ctrl-C of the controller does not cut it short; it ends by itself once
+    the pages are written), its errors appended to ``log``. If no process can be started, the
+    pages are written here and now."""
+    if not list_files:
+        return
+    argv = [sys.executable, "-m", "hsm_core.fastrun_rows", *(str(Path(p)) for p in list_files)]
+    env = dict(os.environ)
+    # The controller's own hsm, whatever sys.path it was found through (an API user's notebook).
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    try:
+        with open(log, "ab") as err:
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
+                             start_new_session=True, close_fds=True)
+    except OSError:
+        for list_file in list_files:
+            write_rows_from_task_file(Path(list_file))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hsm_core.fastrun_rows LIST_FILE...``: what :func:`start_writer` starts."""
+    failed = 0
+    for list_file in (sys.argv[1:] if argv is None else argv):
+        try:
+            write_rows_from_task_file(Path(list_file))
+        except OSError as exc:  # the sweep removed meanwhile, a full disk: the Python runner serves
+            print(f"hsm: fast path rows of {list_file} not written: {exc}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())

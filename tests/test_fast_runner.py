@@ -531,6 +531,25 @@ def test_an_element_far_down_a_large_chunk_reads_its_own_page(tmp_path: Path) ->
     assert not specs[PAGE].task_dir.exists()
 
 
+def test_the_rows_written_by_a_process_of_their_own_are_those_of_the_chunk_task_file(tmp_path: Path) -> None:
+    """A submission does not wait for the rows: a process of their own writes them from the
+    chunk's task file, the same bytes as from the specs, and an element then runs from them."""
+    from hsm_core.fastrun_rows import PAGE, rows_path, start_writer
+
+    root = tmp_path.resolve()
+    _, specs, lst = _unmade(root, [{"mode": "ok", "i": i} for i in range(PAGE + 1)])
+    expected = [rows_path(lst, page).read_text() for page in (0, 1)]
+    for page in (0, 1):
+        rows_path(lst, page).unlink()
+    log = tmp_path / "rows.log"
+    start_writer([lst], log)
+    _wait_for(rows_path(lst, 1))
+    assert [rows_path(lst, page).read_text() for page in (0, 1)] == expected
+    assert _start("fast", lst, PAGE).wait(timeout=60) == 0
+    assert (read_status(specs[PAGE].task_dir) or {})["state"] == "completed"
+    assert log.read_text() == ""
+
+
 def test_a_task_dir_a_racer_made_meanwhile_is_left_to_the_python_runner(tmp_path: Path) -> None:
     """The dir appeared between the element's look and its rename (another copy of the element,
     a verdict written by the controller): the fast path runs nothing; no half-made dir is left."""

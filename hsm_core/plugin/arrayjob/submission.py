@@ -48,6 +48,7 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
     # their own, cut at the array size limit, placed in the throttle's lanes.
     plan = plan_chunks(src, tasks)
     job_ids: list[str] = []
+    rows_for: list[tuple[Path, Sequence[Any]]] = []  # chunks whose elements make their dirs
     try:
         for planned in plan.chunks:
             chunk, slot = planned.tasks, planned.slot
@@ -64,7 +65,9 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
             previous = {}
             append_chunk(files.job_dir, sub, src.name, scheduler=src.scheduler_name, after=after)
             src.watcher.follow_chunk(sub, chunk)
-            files.write_fast_rows(written.list_file, chunk)  # tasks left to their elements: bash's rows
+            rows_for.append((written.list_file, chunk))
+        # Tasks left to their elements: bash's rows, written while the scheduler starts them.
+        files.write_fast_rows(rows_for, Path(src.context.sweep_dir) / "logs" / "jobs" / "fast_rows.log")
     except BaseException:
         if previous:
             roll_back(chunk, previous)  # the chunk the scheduler refused
