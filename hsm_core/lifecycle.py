@@ -566,8 +566,6 @@ def _execute(
     def make_spec(r: TaskRecord) -> TaskSpec:
         return TaskSpec(r.task_id, r.index, r.params, tasks_path / task_dir_name(r.index), plan.sweep.sweep_id, sweep_path)
 
-    specs = SpecQueue(to_run, make_spec)
-
     adaptive = AdaptiveSearch(plan.sweep, search, registry) if search is not None else None
     if adaptive is not None:
         adaptive.write_settings()
@@ -583,6 +581,8 @@ def _execute(
     fresh_sweep = plan.new_sweep and _empty_dir(plan.sweep.tasks_dir)
 
     envs = EnvBlocks(to_run, make_spec, registry, plan.spec.settings)
+    # (The queue takes the specs a block of environments was asked for with: made once.)
+    specs = SpecQueue(to_run, envs.spec if unmade_dirs else make_spec)
 
     def prepare(spec: TaskSpec) -> TaskSpec:
         if unmade_dirs:

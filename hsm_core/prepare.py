@@ -275,6 +275,13 @@ class EnvBlocks:
         self._settings = settings
         self._position: dict[str, int] | None = None
         self._envs: dict[str, dict[str, str]] = {}
+        self._specs: dict[str, TaskSpec] = {}  # made for a block, not taken by the queue yet
+
+    def spec(self, record: Any) -> TaskSpec:
+        """The spec of ``record``'s task: the one made when its block was asked for, else a new
+        one (the engine's queue makes its specs here, so a block's specs are made once)."""
+        spec = self._specs.pop(record.task_id, None)
+        return spec if spec is not None else self._make_spec(record)
 
     def env(self, spec: TaskSpec) -> dict[str, str]:
         """The environment of ``spec``'s task (each task's asked for once; a task handed back and
@@ -287,7 +294,9 @@ class EnvBlocks:
         at = self._position.get(spec.task_id)
         if at is None:  # (not one of the records: a task added later)
             return task_env(self._registry, spec, self._settings)
-        block = [spec] + [self._make_spec(r) for r in self._records[at + 1:at + self.BLOCK]]
+        later = [self._make_spec(r) for r in self._records[at + 1:at + self.BLOCK]]
+        self._specs = {s.task_id: s for s in later}
+        block = [spec, *later]
         self._envs = dict(zip((s.task_id for s in block), task_envs(self._registry, block, self._settings)))
         return self._envs.pop(spec.task_id)
 
