@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from functools import lru_cache
-from typing import Iterable
+from typing import Callable, Iterable
 
 #: Seconds two start times of one process may differ by (psutil derives them from boot time and
 #: clock ticks; identities written by another psutil version or a legacy tick count compare loosely).
@@ -340,18 +340,24 @@ def wait_gone(leader: int, timeout: float, *, poll: float = 0.05, until: Iterabl
     """Wait up to ``timeout`` seconds until no process of the task led by ``leader`` lives (or
     none of the pids ``until`` when given), nor any of the pinned processes ``also`` (see
     :func:`stop_group`). True when they are gone."""
-    deadline = time.monotonic() + timeout
     watch = list(until)
     pinned = list(also)
-    while True:
+
+    def gone() -> bool:
         left = [p for p in watch if start_time(p) is not None] if watch else members(leader)
-        if not left:
-            pinned = [p for p in pinned if _still_alive(p)]
-            if not pinned:
-                return True
+        return not left and not any(map(_still_alive, pinned))
+
+    return _wait_until(gone, timeout, poll)
+
+
+def _wait_until(done: Callable[[], bool], timeout: float, poll: float) -> bool:
+    """Poll ``done`` every ``poll`` seconds for up to ``timeout``; True once it says so."""
+    deadline = time.monotonic() + timeout
+    while not done():
         if time.monotonic() >= deadline:
             return False
         time.sleep(poll)
+    return True
 
 
 def stop_group(leader: int, grace: float, *, task_dir: "os.PathLike[str] | str | None" = None) -> bool:
@@ -424,14 +430,7 @@ def signal_pids(pids: Iterable[int], signum: int) -> None:
 
 
 def _wait_pinned(procs: list, timeout: float, poll: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        procs = [p for p in procs if _still_alive(p)]
-        if not procs:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll)
+    return _wait_until(lambda: not any(map(_still_alive, procs)), timeout, poll)
 
 
 @lru_cache(maxsize=1)
