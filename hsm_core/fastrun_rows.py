@@ -21,7 +21,6 @@ a token and its files must be the owner's only) leaves the element to the Python
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from hsm_core.atomic import atomic_write_text, dump_yaml
 from hsm_core.fastrun import ROWS_INFIX, command_script
 from hsm_core.fastrun import ROWS_PAGE as PAGE
 from hsm_core.secrecy import holds_secret
-from hsm_core.task_manifest import chunk_tasks_path
+from hsm_core.task_manifest import read_chunk_tasks
 
 __all__ = ["PAGE", "ROWS_INFIX", "bash_word", "row", "rows_path", "write_rows", "write_rows_from_task_file",
            "start_writer"]
@@ -93,14 +92,8 @@ def write_rows_from_task_file(list_file: Path) -> list[Path]:
     """Write the pages of the chunk whose list file is ``list_file`` from its task file
     (``<list>.tasks.jsonl``: an empty object for a task whose dir exists). The rows are those of
     the same decoded lines the Python runner makes a dir from, so both make the same files."""
-    made_from: list[Mapping[str, Any] | None] = []
-    for line in chunk_tasks_path(Path(list_file)).read_bytes().splitlines():
-        try:
-            decoded = json.loads(line)
-        except ValueError:
-            decoded = None
-        made_from.append(decoded if isinstance(decoded, dict) and decoded else None)
-    return write_rows(Path(list_file), made_from)
+    # (An empty object: the task had its dir.)
+    return write_rows(Path(list_file), [row or None for row in read_chunk_tasks(list_file)])
 
 
 def start_writer(list_files: Sequence[Path], log: Path) -> None:
@@ -110,14 +103,11 @@ def start_writer(list_files: Sequence[Path], log: Path) -> None:
     pages are written here and now."""
     if not list_files:
         return
+    # This Python, as the task runner is started (jobfiles: ``sys.executable -m hsm_core.runner``).
     argv = [sys.executable, "-m", "hsm_core.fastrun_rows", *(str(Path(p)) for p in list_files)]
-    env = dict(os.environ)
-    # The controller's own hsm, whatever sys.path it was found through (an API user's notebook).
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     try:
         with open(log, "ab") as err:
-            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                              start_new_session=True, close_fds=True)
     except OSError:
         for list_file in list_files:

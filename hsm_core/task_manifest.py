@@ -215,6 +215,12 @@ def _chunk_row(list_file: Path, line: int) -> dict[str, Any] | None:
     return None
 
 
+def read_chunk_tasks(list_file: Path) -> list[dict[str, Any] | None]:
+    """Every line of the task file of the chunk whose list file is ``list_file``, decoded as
+    :func:`ensure_task_dir` decodes one (None for a damaged line). Raises OSError when unreadable."""
+    return [_row(text) for text in chunk_tasks_path(Path(list_file)).read_bytes().splitlines()]
+
+
 def _row(text: bytes) -> dict[str, Any] | None:
     try:
         row = json.loads(text)
