@@ -46,7 +46,8 @@ def edited_file_note(sweep_path: Path, metadata: dict[str, Any], sweep_id: str, 
 
 
 def _new_combinations(source: Path, known: set[str], registry: Any) -> int:
-    from hsm_core.sweep import expand, load_spec, make_task_id
+    from hsm_core.sweep import expand, load_spec, task_id_maker
 
     spec = load_spec(source, registry)
-    return sum(1 for params in expand(spec, registry) if make_task_id(params, registry) not in known)
+    task_id_of = task_id_maker(registry)
+    return sum(1 for params in expand(spec, registry) if task_id_of(params) not in known)

@@ -31,7 +31,7 @@ from hsm_core.retries import Retrier, due_for_retry, policy_from
 from hsm_core.sources import create_sources, parse_sources
 from hsm_core.spec_queue import SpecQueue
 from hsm_core.state import SweepDir, TaskRecord, new_sweep_id, now_iso, task_dir_name, validate_sweep_id
-from hsm_core.sweep import SweepSpec, count, expand, load_spec, make_task_id, spec_from_dict, task_id_maker
+from hsm_core.sweep import SweepSpec, count, expand, load_spec, spec_from_dict, task_id_maker
 from hsm_core.taskstate import DONE
 
 
@@ -209,8 +209,9 @@ def _plan_complete(project: ProjectConfig, sweep: SweepDir, registry: Any, *, re
     start = max((r.index for r in existing.values()), default=0) + 1
     records, dups = _expand_records(spec, registry, max_runs, start, existing)
     wanted_ids = set()
+    task_id_of = task_id_maker(registry)
     for params in expand(spec, registry):
-        wanted_ids.add(make_task_id(params, registry))
+        wanted_ids.add(task_id_of(params))
         if max_runs is not None and len(wanted_ids) >= max_runs:
             break
     plan = Plan(project, spec, sweep, records, [], new_sweep=False, retry_failed=retry_failed)

@@ -30,7 +30,7 @@ from hsm_core.atomic import atomic_write_text
 from hsm_core.config.lines import display_path, line_of
 from hsm_core.plugin import ConfigError, HsmError, TaskSpec
 from hsm_core.state import SweepDir, TaskRecord, now_iso, validate_sweep_id
-from hsm_core.sweep import SweepSpec, count, expand, make_task_id
+from hsm_core.sweep import SweepSpec, count, expand, task_id_maker
 from hsm_core.taskdir import checkpoints_dir, write_command, write_params_once
 from hsm_core.workers.settings import resolve_settings
 
@@ -150,8 +150,9 @@ def expand_tasks(spec: SweepSpec, registry: Any) -> list[WorkTask]:
                        hint="narrow the grid")
     out: list[WorkTask] = []
     seen: set[str] = set()
+    run_id_of = task_id_maker(registry)
     for params in expand(spec, registry):
-        run_id = make_task_id(params, registry)
+        run_id = run_id_of(params)
         if run_id in seen:
             continue
         seen.add(run_id)
