@@ -11,6 +11,12 @@ where ``PYTHONDONTWRITEBYTECODE`` is set; ``--compile`` runs it without (every m
 every run: about 0.3 s more). ``--peer`` also times another installation's hsm (its interpreter, e.g. the main checkout's
 ``.venv/bin/python``), alternating with this one's in the same run: before and after side by side.
 
+Each timed run starts on a quiet CPU, as a user's single submission does: after each hsm run
+the bench waits (untimed) for that run's detached row writer (``python -m hsm_core.fastrun_rows``,
+about 1 s of CPU for 10,000 tasks) to end and for its cancelled jobs to leave the queue, so the
+next run does not share this 2-core machine with them. It reports the median, the spread and
+every run, not only the best.
+
 ``--profile`` runs the hsm command under cProfile (slower; for finding what costs, not timing).
 The cluster is started with hsm_core.testing.services.start_slurm() when SLURM_CONF is not set.
 Run it under the cluster lock: ``flock -o /work/cluster.lock python bench/bench_submit.py``.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,7 +66,41 @@ def hsm_submission(root: Path, n: int, profile: str | None = None, python: str =
     jobs = [json.loads(line)["job_id"] for d in (root / "sweeps" / "outputs").iterdir()
             for line in (d / "scripts/job_scripts/jobs.jsonl").read_text().splitlines()]
     run(["scancel", *jobs])
+    settle(root, jobs)
     return elapsed
+
+
+def row_writers(root: Path) -> list[int]:
+    """Pids of the detached row writers (``python -m hsm_core.fastrun_rows``) of the sweep under
+    ``root`` (read from /proc: the writer is in a session of its own, no child of ours)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"hsm_core.fastrun_rows" in argv and any(a.startswith(str(root).encode()) for a in argv):
+            pids.append(int(proc.name))
+    return pids
+
+
+#: What the last settle() waited for (printed with the results).
+SETTLED: list[float] = []
+
+
+def settle(root: Path, jobs: list[str], timeout: float = 120.0) -> None:
+    """Wait (untimed) until the run under ``root`` has no row writer left and its cancelled
+    ``jobs`` are out of the queue: the next timed run then has the CPU to itself."""
+    start = time.perf_counter()
+    deadline = start + timeout
+    while time.perf_counter() < deadline:
+        queued = run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(jobs)]).stdout.split() if jobs else []
+        if not row_writers(root) and not queued:
+            break
+        time.sleep(0.1)
+    SETTLED.append(time.perf_counter() - start)
 
 
 def bare_sbatch(root: Path, n: int) -> float:
@@ -71,13 +112,20 @@ def bare_sbatch(root: Path, n: int) -> float:
     job = run(["sbatch", "--parsable", str(bare)]).stdout.strip().split(";")[0]
     elapsed = time.perf_counter() - start
     run(["scancel", job])
+    settle(root, [job])
     return elapsed
+
+
+def summary(times: list[float]) -> str:
+    """Median, spread (min-max) and each run of ``times``."""
+    return (f"median {statistics.median(times):.2f}s, spread {min(times):.2f}-{max(times):.2f}s; each run: "
+            + " ".join(f"{x:.2f}" for x in times))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", type=int, default=10_000)
-    ap.add_argument("--repeat", type=int, default=1, help="best of N")
+    ap.add_argument("--repeat", type=int, default=1, help="N timed runs (median, spread, best)")
     ap.add_argument("--profile", help="write a cProfile of one hsm run here (not timed)")
     ap.add_argument("--peer", help="another installation's Python: its hsm is timed too, alternating")
     ap.add_argument("--compile", action="store_true", help="no bytecode cache: every module compiled on every run")
@@ -96,17 +144,22 @@ def main() -> None:
                 hsm_submission(Path(tmp) / f"warm-{len(python)}-{abs(hash(python))}", 1000, python=python)
         for i in range(args.repeat):
             bare_s.append(bare_sbatch(Path(tmp) / f"bare{i}", args.tasks))
-            if args.peer:
+            # Alternating which goes first, so neither always follows the bare sbatch.
+            if args.peer and i % 2 == 0:
                 peer_s.append(hsm_submission(Path(tmp) / f"peer{i}", args.tasks, python=args.peer))
             hsm_s.append(hsm_submission(Path(tmp) / f"hsm{i}", args.tasks))
+            if args.peer and i % 2 == 1:
+                peer_s.append(hsm_submission(Path(tmp) / f"peer{i}", args.tasks, python=args.peer))
         if args.profile:
             hsm_submission(Path(tmp) / "profiled", args.tasks, args.profile)
-    b, h = min(bare_s), min(hsm_s)
-    print(f"Submission of {args.tasks:,} held tasks (best of {args.repeat}): bare sbatch --array {b:.3f}s, "
-          f"hsm run --no-wait {h:.2f}s (whole command), hsm - sbatch {h - b:.2f}s; each run: "
-          + " ".join(f"{x:.2f}" for x in hsm_s))
+    b = min(bare_s)
+    print(f"Submission of {args.tasks:,} held tasks, {args.repeat} run(s) each: bare sbatch --array "
+          f"{b:.3f}s (best)")
+    print("  hsm run --no-wait (whole command): " + summary(hsm_s) + f"; median - sbatch {statistics.median(hsm_s) - b:.2f}s")
     if peer_s:
-        print(f"  peer ({args.peer}): best {min(peer_s):.2f}s; each run: " + " ".join(f"{x:.2f}" for x in peer_s))
+        print(f"  peer ({args.peer}): " + summary(peer_s))
+    print(f"  each run started after the previous run's row writer ended and its jobs left the queue "
+          f"(waited {min(SETTLED):.1f}-{max(SETTLED):.1f}s, untimed)")
     print(f"  load average {os.getloadavg()[0]:.1f}; bytecode {'compiled every run' if args.compile else 'cached'}")
 
 
