@@ -579,9 +579,11 @@ class SweepDir:
         """``task_mapping.yaml``: one line per task. Each entry is JSON, which is valid YAML, so the
         file is written ~20x faster than through a YAML emitter (100,000 tasks in well under 1 s)."""
         lines = [f"sweep_id: {json.dumps(self.sweep_id)}", "tasks:"]
+        # One encoder for all (json.dumps with options makes a new encoder for every call).
+        dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
         for r in sorted(records, key=lambda r: r.index):
             entry = {"task_id": r.task_id, "state": r.state, "source": r.source, "params": r.params}
-            lines.append(f"  {r.name}: {json.dumps(entry, ensure_ascii=False, default=str)}")
+            lines.append(f"  {r.name}: {dumps(entry)}")
         atomic_write_text(self.path / MAPPING_FILE, "\n".join(lines) + "\n", fsync=False)
 
     def rebuild_index(self) -> dict[str, TaskRecord]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hsm_core.plugin.arrayjob.script import ArrayJob
-from hsm_core.plugin.arrayjob.unmade import unmade, write_chunk_file
+from hsm_core.plugin.arrayjob.unmade import unmade, unmade_flags, write_chunk_file
 from hsm_core.plugin.arrayjob.warning import element_resources
 from hsm_core.plugin.files import atomic_write_text
 
@@ -131,7 +131,7 @@ class JobFiles:
             same = False
         if not same:
             atomic_write_text(program, text, fsync=False)
-        missing = [unmade(spec) for spec in chunk] if missing is None else missing
+        missing = unmade_flags(chunk) if missing is None else missing
         for spec, dirless in zip(chunk, missing):
             if not dirless:  # (a dir its element makes: the Python runner's, which makes it)
                 fastrun.write_for_task(spec.task_dir)  # none without a command.json: the Python runner's
@@ -176,7 +176,7 @@ class JobFiles:
         job_dir = self.job_dir
         list_path = job_dir / f"{stem}.list"
         script_path = job_dir / f"{stem}.sh"
-        missing = [unmade(s) for s in chunk]  # (one look per task, for the files below)
+        missing = unmade_flags(chunk)  # (one listing of the tasks dir, for the files below)
         if self.fast_path():
             self.write_fast_path(chunk, missing)
         # Relative to the list file: the list stays valid on a cluster with another root.

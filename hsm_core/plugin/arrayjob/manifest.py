@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from hsm_core.plugin.arrayjob.unmade import unmade
+from hsm_core.plugin.arrayjob.unmade import unmade_flags
 from hsm_core.plugin.taskfiles import now_iso, read_status, write_status
 from hsm_core.taskdir import carry_kept
 from hsm_core.taskstate import TaskState
@@ -118,8 +118,8 @@ def write_submitted(specs: Sequence[Any], *, source: str, per_element: int, scri
     """
     stamp = now_iso()
     previous: dict[str, dict[str, Any] | None] = {}
-    for i, spec in enumerate(specs):
-        if unmade(spec):
+    for i, (spec, dirless) in enumerate(zip(specs, unmade_flags(specs))):
+        if dirless:
             continue  # no dir yet: submitted per array job (the index and jobs.jsonl say so)
         before = read_status(spec.task_dir)
         previous[spec.task_id] = before

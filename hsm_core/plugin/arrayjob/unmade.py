@@ -21,6 +21,7 @@ from; only array-job sources on this machine's file system are handed one.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -28,7 +29,7 @@ from typing import Any, Mapping, Sequence
 from hsm_core.plugin.values import TaskSpec
 from hsm_core.task_manifest import ChunkRows, chunk_tasks_path, ensure_task_dir, write_chunk_tasks
 
-__all__ = ["ChunkRows", "UnmadeTaskSpec", "UNMADE_FROM", "wanted", "unmade", "write_chunk_file", "make_dir", "make_dir_from_jobs"]
+__all__ = ["ChunkRows", "UnmadeTaskSpec", "UNMADE_FROM", "wanted", "unmade", "unmade_flags", "write_chunk_file", "make_dir", "make_dir_from_jobs"]
 
 #: Submissions of at least this many tasks leave the task dirs to the elements. Smaller ones get
 #: their dirs (and the shell fast path's ``command.sh``, which saves an element the Python task
@@ -56,12 +57,35 @@ def unmade(spec: Any) -> bool:
     return isinstance(spec, UnmadeTaskSpec) and not spec.task_dir.is_dir()
 
 
+def unmade_flags(specs: Sequence[Any]) -> list[bool]:
+    """:func:`unmade` of each of ``specs``, with one listing of each parent dir instead of one
+    ``is_dir`` per task (10,000 stats were about 30 ms of a submission, made twice per chunk);
+    a name that is listed is checked as :func:`unmade` checks it (a file is not a dir)."""
+    listed: dict[str, set[str] | None] = {}
+    flags = []
+    for spec in specs:
+        if not isinstance(spec, UnmadeTaskSpec):
+            flags.append(False)
+            continue
+        parent, name = str(spec.task_dir.parent), spec.task_dir.name
+        if parent not in listed:
+            try:
+                listed[parent] = set(os.listdir(parent))
+            except FileNotFoundError:  # (no tasks dir yet: no task has its dir)
+                listed[parent] = set()
+            except OSError:  # (unreadable: looked at task by task)
+                listed[parent] = None
+        names = listed[parent]
+        flags.append(unmade(spec) if names is None or name in names else True)
+    return flags
+
+
 def write_chunk_file(list_file: Path, chunk: Sequence[Any], missing: Sequence[bool] | None = None) -> Path | None:
     """Write the task file of the chunk whose list file is ``list_file`` (``chunk``: its specs in
     list order) when any of its tasks has no dir; a task that has one gets an empty line object.
     ``missing``: :func:`unmade` of each spec, when the caller knows it already. The file is the
     owner's only when a command's environment holds a plugin's token."""
-    missing = [unmade(s) for s in chunk] if missing is None else missing
+    missing = unmade_flags(chunk) if missing is None else missing
     if not any(missing):
         return None
     from hsm_core.secrecy import is_secret_name
