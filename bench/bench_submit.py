@@ -14,8 +14,9 @@ every run: about 0.3 s more). ``--peer`` also times another installation's hsm (
 Each timed run starts on a quiet CPU, as a user's single submission does: after each hsm run
 the bench waits (untimed) for that run's detached row writer (``python -m hsm_core.fastrun_rows``,
 about 1 s of CPU for 10,000 tasks) to end and for its cancelled jobs to leave the queue, so the
-next run does not share this 2-core machine with them. It reports the median, the spread and
-every run, not only the best.
+next run does not share this 2-core machine with them; and before each run, for room in
+slurmctld's job table (cancelled elements stay there for ``MinJobAge``; a full table refuses
+``sbatch``). It reports the median, the spread and every run, not only the best.
 
 ``--profile`` runs the hsm command under cProfile (slower; for finding what costs, not timing).
 The cluster is started with hsm_core.testing.services.start_slurm() when SLURM_CONF is not set.
@@ -59,6 +60,7 @@ def project(root: Path, n: int) -> Path:
 def hsm_submission(root: Path, n: int, profile: str | None = None, python: str = sys.executable) -> float:
     """Seconds of the whole ``hsm run --no-wait`` command (a fresh process), then scancel."""
     sweep = project(root, n)
+    room_for(n)
     prefix = [python, "-m", "cProfile", "-o", profile, "-m", "hsm_core"] if profile else [python, "-m", "hsm_core"]
     start = time.perf_counter()
     run([*prefix, "run", "--config", str(sweep), "--sources", "slurm", "--no-wait"], cwd=root, env=HSM_ENV)
@@ -84,6 +86,21 @@ def row_writers(root: Path) -> list[int]:
         if b"hsm_core.fastrun_rows" in argv and any(a.startswith(str(root).encode()) for a in argv):
             pids.append(int(proc.name))
     return pids
+
+
+def room_for(n: int, timeout: float = 400.0) -> None:
+    """Wait (untimed) until slurmctld's job table has room for ``n`` more jobs: cancelled array
+    elements stay in it until ``MinJobAge`` (300 s) has passed, and a full table (``MaxJobCount``)
+    refuses ``sbatch`` ("Resource temporarily unavailable"), which hsm retries with a backoff (one
+    run of 56 s). Runs that follow each other fill it (10,000 records a run here)."""
+    config = run(["scontrol", "show", "config"]).stdout
+    limit = next((int(line.split("=")[1]) for line in config.splitlines() if line.startswith("MaxJobCount")), 0)
+    deadline = time.perf_counter() + timeout
+    while limit and time.perf_counter() < deadline:
+        records = len(run(["squeue", "-h", "-r", "--states=all", "-o", "%i"]).stdout.split())
+        if records + n + 1000 <= limit:
+            return
+        time.sleep(5)
 
 
 #: What the last settle() waited for (printed with the results).

@@ -92,3 +92,40 @@ def test_list_file_lines_are_the_task_dirs_relative_to_the_job_dir() -> None:
     paths = [Path("/p/sweeps/outputs/s/tasks/task_00001"), Path("/p/sweeps/outputs/s/tasks/task_00002"),
              start / "x", start, start.parent, Path("/"), Path("/elsewhere/task_1"), start.parent / "job_scripts2" / "y"]
     assert relative_paths(paths, start) == [os.path.relpath(p, start) for p in paths]
+
+
+def test_a_chunk_mixing_made_and_unmade_dirs_gets_submitted_statuses_and_task_rows_for_the_right_ones(tmp_path: Path) -> None:
+    """Which tasks of a chunk still need their dir is read from one listing of the tasks dir: a
+    task whose dir exists gets its ``submitted`` status and an empty task-file line; one without
+    (also when a plain file has its dir's name, or the tasks dir does not exist yet) gets no
+    status file and its full line."""
+    from hsm_core.plugin.arrayjob.manifest import write_submitted
+    from hsm_core.plugin.arrayjob.unmade import UnmadeTaskSpec, unmade_flags, write_chunk_file
+    from hsm_core.plugin.values import TaskSpec
+    from hsm_core.state import read_status
+    from hsm_core.task_manifest import read_chunk_tasks
+
+    tasks = tmp_path / "sweep" / "tasks"
+
+    def spec(i: int, cls: type = UnmadeTaskSpec) -> TaskSpec:
+        made_from = {"params": {"task_id": f"id{i}", "index": i, "params": {"x": i}},
+                     "command": {"argv": ["true"], "cwd": str(tmp_path), "env": {}}}
+        extra = (made_from,) if cls is UnmadeTaskSpec else ()
+        return cls(f"id{i}", i, {"x": i}, tasks / f"task_{i:03d}", "sweep", tmp_path / "sweep", *extra)
+
+    chunk = [spec(1), spec(2), spec(3), spec(4, TaskSpec)]
+    assert unmade_flags(chunk) == [True, True, True, False]  # no tasks dir at all yet
+    tasks.mkdir(parents=True)
+    (tasks / "task_002").mkdir()  # made by an earlier attempt's element
+    (tasks / "task_003").write_text("not a dir")
+    (tasks / "task_004").mkdir()
+    assert unmade_flags(chunk) == [True, False, True, False]
+
+    write_submitted(chunk, source="slurm", per_element=1, script="slurm_001.sh")
+    assert [(read_status(tasks / f"task_{i:03d}") or {}).get("state") for i in (2, 4)] == ["submitted", "submitted"]
+    assert not (tasks / "task_001").exists()
+    list_file = tmp_path / "slurm_001.list"
+    write_chunk_file(list_file, chunk)
+    rows = read_chunk_tasks(list_file)
+    assert [bool(r) for r in rows] == [True, False, True, False]
+    assert rows[0]["params"]["task_id"] == "id1" and rows[2]["params"]["task_id"] == "id3"
