@@ -290,6 +290,11 @@ def _checked_resources(plan: Any, requests: Any, registry: Any, given: dict[str,
     from hsm_core.run_resources import check_directives, from_command_line, run_resources, unused_resources
 
     command_line = from_command_line(given or {})
+    from hsm_core.walltime_note import ambiguous_walltime_note
+
+    note = ambiguous_walltime_note("--walltime", (given or {}).get("walltime") or "")
+    if note:
+        click.echo(f"Note: {note}", err=True)
     if earlier and earlier[0]:
         first = from_command_line(earlier[0])
         first.origins = {k: f"{earlier[1]}:" for k in first.origins}  # said as a file's, never fatal
