@@ -9,26 +9,18 @@ sixty minutes for hsm, sixty seconds for PBS). The job scripts are the real PBS 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from hsm_core.testing.project import Project, make_project
+from fake_batch_clients import project_with_fake_clients
+
+from hsm_core.testing.project import Project
 
 
 @pytest.fixture
 def torque_project(tmp_path: Path) -> Project:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("qsub", "sbatch"):
-        (bin_dir / name).write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'SUBMITTED'}\nexit 1\n")
-    for name in ("qstat", "qdel", "squeue", "scancel", "pbsnodes"):
-        (bin_dir / name).write_text("#!/bin/sh\nexit 0\n")
-    for p in bin_dir.iterdir():
-        p.chmod(0o755)
-    path = f"{bin_dir}:{os.environ['PATH']}"
-    return make_project(tmp_path / "proj", config_extra=f'hpc:\n  env: {{PATH: "{path}"}}\n', env={"PATH": path})
+    return project_with_fake_clients(tmp_path)
 
 
 def _dry_run(project: Project, walltime: str):

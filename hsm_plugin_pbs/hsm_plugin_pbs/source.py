@@ -15,7 +15,6 @@ from hsm_core.plugin import (
     ArrayJob,
     ArrayJobSource,
     CommandResult,
-    ConfigError,
     JobInfo,
     Resources,
     QueryFailed,
@@ -112,10 +111,10 @@ class PbsSource(ArrayJobSource):
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         # The flavour and the query first: the base class checks hsm run --after (the scheduler's
         # name, a query of the jobs to wait for).
+        # A system of another scheduler (hpc.system: slurm, which says what --sources hpc means)
+        # is not this source's business: --sources pbs named PBS itself.
         system = str(options.get("system") or self.default_flavour).lower()
         self.flavour = system if system in ("pbs", "torque") else self.default_flavour
-        if system not in ("pbs", "torque", "auto", "hpc", "openpbs", "pbspro"):
-            raise ConfigError(f"system {system!r} is not PBS", key="system", hint="use pbs or torque")
         if self.flavour == "torque":
             self.scheduler_name = "Torque"
         default_args = ["-x", "-t"] if self.flavour == "pbs" else ["-t"]
