@@ -27,6 +27,13 @@ def _project_root(project_dir: str | None) -> Path:
     return resolve_project_root(project_dir)
 
 
+def _complete_config(config: str | None, root: Path) -> Path | None:
+    """``hsm complete -c FILE``: the file, found from a sub-directory of the project too."""
+    from hsm_core.sweep_file_path import sweep_file_path
+
+    return sweep_file_path(config, root) if config else None
+
+
 def _default_config(root: Path) -> Path:
     for cand in DEFAULT_CONFIGS:
         if (root / cand).exists():
@@ -217,7 +224,9 @@ def _common_run(
         raise HsmError("--json goes with --count-only or --dry-run", hint="follow a running sweep with: hsm status --json")
     registry = _registry()
     root = _project_root(project_dir)
-    cfg = Path(config) if config else _default_config(root)
+    from hsm_core.sweep_file_path import sweep_file_path
+
+    cfg = sweep_file_path(config, root) if config else _default_config(root)
     if count_only:
         spec = load_spec(cfg, registry)
         total = count(spec, registry)
@@ -434,7 +443,7 @@ def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, pa
         click.echo(f"hsm: {what} is being run by {holder.describe()}; waiting for it to end (Ctrl-C to stop waiting)",
                    err=True)
 
-    plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None,
+    plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=_complete_config(config, root),
                          take_lease=not dry_run, wait=wait_for_lease, on_wait=waiting)
     sweep_id = plan.sweep.sweep_id
     if config is None:
