@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import getpass
 import re
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from hsm_core.plugin import (
     ArrayJob,
@@ -172,6 +172,22 @@ class PbsSource(ArrayJobSource):
         if self.flavour == "torque" and tracked.chunk_id and "[" not in str(tracked.chunk_id):
             return []
         return super().control_keys(tracked)
+
+    def cannot_cancel_alone(self, task_ids: Iterable[str]) -> list[str]:
+        # Slurm's Torque front-end: no id stops one element (see control_keys; its qdel of the
+        # element's own job id fails or does nothing), only the whole array can be cancelled.
+        w = self.watcher
+        wanted = {tid for tid in task_ids if tid in w.tracked}
+        out = []
+        for tid in sorted(wanted):
+            t = w.tracked[tid]
+            if self.flavour != "torque" or not t.chunk_id or "[" in str(t.chunk_id):
+                continue
+            chunk = w.chunks.get(t.chunk_id)
+            rest = [x for x in chunk.task_ids if x in w.tracked] if chunk is not None else [tid]
+            if not set(rest) <= wanted:
+                out.append(tid)
+        return out
 
     def status_keys(self, status: Mapping[str, Any]) -> list[str]:
         job_id = status.get("job_id")
