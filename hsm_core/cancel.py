@@ -126,8 +126,9 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
             alone = set(src.cannot_cancel_alone([s.task_id for s in chosen])) if hasattr(src, "cannot_cancel_alone") else set()
             if alone:
                 names = ", ".join(s.name for s in chosen if s.task_id in alone)
+                runs_on = "it keeps running" if len(alone) == 1 else "they keep running"
                 echo(f"{name}: cannot stop {names} alone: {getattr(src, 'scheduler_name', name)} cannot cancel one "
-                     f"element of an array job here; they keep running (cancel the whole sweep, or run with a "
+                     f"element of an array job here; {runs_on} (cancel the whole sweep, or run with a "
                      f"source that names elements, such as --sources slurm)")
                 unreachable += len(alone)
                 chosen = [s for s in chosen if s.task_id not in alone]
