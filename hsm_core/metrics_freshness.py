@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from operator import itemgetter
 from typing import Any
 
@@ -29,6 +30,8 @@ from hsm_core.taskdir import METRICS_FILE
 STAMPS_FILE = "task_metrics.stamps.json"
 #: Below this size of the metrics file (about 10,000 tasks) the check runs in this process.
 FORK_ABOVE_BYTES = 1 << 20
+#: Seconds export waits for the forked check before it kills it and checks by itself.
+CHILD_TIMEOUT = 60.0
 
 def changed(sweep_path: str) -> set[str]:
     """Ids of the tasks whose ``metrics.json`` is no longer the file their kept metrics were read
@@ -89,16 +92,41 @@ class Check:
         if self._answer is not None:
             return self._answer
         if self._pid:
-            with os.fdopen(self._fd, "rb") as fh:
-                raw = fh.read()
-            _, status = os.waitpid(self._pid, 0)
-            self._pid = 0
+            raw, status = self._collect()
             if status == 0 and raw.startswith(b"ok\n"):
                 body = raw[3:].decode()
                 self._answer = set(body.split("\n")) if body else set()
                 return self._answer
         self._answer = changed(self._path)
         return self._answer
+
+    def _collect(self) -> tuple[bytes, int]:
+        """The child's answer and exit status; a child that has not answered in
+        :data:`CHILD_TIMEOUT` seconds (stuck: a lock some library held when we forked) is killed,
+        and the check is made here instead."""
+        import select
+        import signal
+
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        with os.fdopen(self._fd, "rb", buffering=0) as fh:
+            while True:
+                left = deadline - time.monotonic()
+                ready = select.select([fh], [], [], max(0.0, left))[0] if left > 0 else []
+                if not ready:
+                    try:
+                        os.kill(self._pid, signal.SIGKILL)  # (our own child, not yet reaped: its pid is ours)
+                    except OSError:
+                        pass
+                    chunks = []
+                    break
+                chunk = fh.read(1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = 0
+        return b"".join(chunks), status if chunks else -1
 
 
 Stamps = tuple[list[str], list[str], list[Any]]

@@ -88,3 +88,28 @@ def test_hsm_export_of_a_big_sweep_shows_what_an_evaluation_added(tmp_path: Path
     assert len(rows) == n
     assert rows[6]["test_acc"] == 0.5 and rows[6]["task"] == "task_007"
     assert [r["test_acc"] for r in rows if r["task"] != "task_007"] == [None] * (n - 1)
+
+
+def test_a_forked_check_that_never_answers_is_killed_and_made_in_process(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep = _kept_sweep(tmp_path, 5)
+    _evaluate(sweep)
+    parent = os.getpid()
+    real = metrics_freshness.changed
+
+    def stuck_in_the_child(path: str) -> set[str]:
+        if os.getpid() != parent:
+            import time
+
+            time.sleep(600)  # (a lock held at the fork, never released in the child)
+        return real(path)
+
+    monkeypatch.setattr(metrics_freshness, "FORK_ABOVE_BYTES", 0)
+    monkeypatch.setattr(metrics_freshness, "CHILD_TIMEOUT", 0.5)
+    monkeypatch.setattr(metrics_freshness, "changed", stuck_in_the_child)
+    check = metrics_freshness.Check(str(sweep))
+    child = check._pid
+    assert child
+    assert check.result() == {"id1", "id2", "id3", "id4"}
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # killed and reaped: nothing of it is left
