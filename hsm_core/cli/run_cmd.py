@@ -176,6 +176,10 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
     if best is not None:
         console.print(f"Best: {describe_best(best)}", markup=False, soft_wrap=True)
     console.print(f"Status: hsm status {plan.sweep.sweep_id}")
+    if counts.get("preempted"):
+        # Not a failure (the exit code stays 0), but not done either: say what resumes them.
+        console.print(f"{counts['preempted']} task(s) preempted: resume with hsm complete {plan.sweep.sweep_id} "
+                      "(from their checkpoints, if they saved one)")
     from hsm_core.lifecycle import exit_code
 
     if exit_code(plan, counts):
