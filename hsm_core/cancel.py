@@ -129,7 +129,7 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
                 runs_on = "it keeps running" if len(alone) == 1 else "they keep running"
                 echo(f"{name}: cannot stop {names} alone: {getattr(src, 'scheduler_name', name)} cannot cancel one "
                      f"element of an array job here; {runs_on} (cancel the whole sweep, or run with a "
-                     f"source that names elements, such as --sources slurm)")
+                     f"source whose scheduler can cancel one element)")
                 unreachable += len(alone)
                 chosen = [s for s in chosen if s.task_id not in alone]
         if not chosen:

@@ -24,10 +24,10 @@ def ambiguous_walltime_note(flag: str, value: object) -> str | None:
     m = _TWO_FIELDS.match(text)
     if m:
         a, b = int(m.group("a")), int(m.group("b"))
-        return (f"{flag} {text} is read as {a:02d}:{b:02d}:00 ({a} h {b} min, HH:MM); Slurm reads it as "
+        return (f"{flag} {text} is read as {a:02d}:{b:02d}:00 ({a} h {b} min, HH:MM); a job script's MM:SS reads it as "
                 f"{a} min {b} s: write 00:{a:02d}:{b:02d} for that, or {a:02d}:{b:02d}:00 to silence this note")
     if text.isdigit() and int(text) > 0:
         n = int(text)
-        return (f"{flag} {text} is read as {n} minutes; PBS and Torque read a bare number as seconds: "
+        return (f"{flag} {text} is read as {n} minutes; a job script's bare number of seconds reads it as {n} s: "
                 f"write {n}s for that, or {n}m to silence this note")
     return None

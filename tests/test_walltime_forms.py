@@ -41,8 +41,8 @@ def test_slurms_days_hours_minutes_keep_the_days(torque_project: Project, tmp_pa
 
 
 @pytest.mark.parametrize(("given", "directive", "note"), [
-    ("1:00", "#PBS -l walltime=01:00:00", "Note: --walltime 1:00 is read as 01:00:00 (1 h 0 min, HH:MM); Slurm reads it as 1 min 0 s: write 00:01:00"),
-    ("60", "#PBS -l walltime=01:00:00", "Note: --walltime 60 is read as 60 minutes; PBS and Torque read a bare number as seconds: write 60s"),
+    ("1:00", "#PBS -l walltime=01:00:00", "Note: --walltime 1:00 is read as 01:00:00 (1 h 0 min, HH:MM); a job script's MM:SS reads it as 1 min 0 s: write 00:01:00"),
+    ("60", "#PBS -l walltime=01:00:00", "Note: --walltime 60 is read as 60 minutes; a job script's bare number of seconds reads it as 60 s: write 60s"),
 ])
 def test_a_walltime_another_tool_reads_otherwise_is_one_note(torque_project: Project, given: str, directive: str, note: str) -> None:
     proc = _dry_run(torque_project, given)
