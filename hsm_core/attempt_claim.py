@@ -141,6 +141,13 @@ def planned_attempt(task_dir: Path, status: Mapping[str, Any] | None, job: Mappi
         attempt += 1
 
 
+def read_status_attempt(task_dir: Path) -> int:
+    """The attempt the task's status records now (0: none)."""
+    from hsm_core.taskdir import read_status
+
+    return int((read_status(task_dir) or {}).get("attempt") or 0)
+
+
 def claim(task_dir: Path, attempt: int, job: Mapping[str, str] | None = None) -> Path:
     """Claim ``attempt`` of the task: returns the claim file, or raises :class:`AttemptTaken` when
     another starter has it (or a later attempt was claimed). On success the claims of earlier

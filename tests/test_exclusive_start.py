@@ -179,3 +179,177 @@ def test_a_claim_left_by_a_start_cut_off_before_its_command_is_planned_past(tmp_
     attempt_claim.claim_path(d, 1).write_text("node7 4242 77 -\n")
     assert attempt_claim.planned_attempt(d, {}, {"HSM_JOB_ID": "77", "HSM_JOB_RESTART": "1"}) == 2
     assert attempt_claim.planned_attempt(d, {}, {"HSM_JOB_ID": "77"}) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Array elements: the real job script's runners (the shell fast path, then the Python runner)
+# --------------------------------------------------------------------------------------------
+
+#: The task: logs its start and end (pid, time) to the shared log, and waits for a release file
+#: when its parameter says so (a task still running when its duplicate starts).
+ELEMENT_TASK = r'''
+import os, sys, time
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+log = args["log"]
+def note(word):
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, ("%s %s %.6f %d\n" % (word, os.environ["HSM_TASK_ID"], time.time(), os.getpid())).encode())
+    os.close(fd)
+note("start")
+release = args.get("release")
+if release:
+    while not os.path.exists(release):
+        time.sleep(0.02)
+note("end")
+sys.exit(int(args.get("code", "0")))
+'''
+
+
+def _element_sweep(tmp_path: Path, **params: str):
+    from hsm_core import fastrun
+    from hsm_core.plugin.arrayjob.manifest import write_submitted
+    from hsm_core.testing import make_sweep
+
+    root = (tmp_path / "proj").resolve()
+    log = tmp_path / "runs.log"
+    sweep, specs, _ = make_sweep(root, [{"log": str(log), **params}], script=ELEMENT_TASK)
+    job_dir = sweep.path / "scripts" / "job_scripts"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    lst = job_dir / "dict_001.list"
+    lst.write_text(os.path.relpath(specs[0].task_dir, job_dir) + "\n")
+
+    def submit() -> None:
+        write_submitted(specs, source="dict", per_element=1, script="dict_001.sh")
+        (job_dir / fastrun.PROGRAM_NAME).write_text(fastrun.program())
+        assert fastrun.write_for_task(specs[0].task_dir)
+
+    submit()
+    return specs[0], lst, log, submit
+
+
+def _element(lst: Path, how: str, job: str = "77_0", restart: str = "") -> subprocess.Popen:
+    """One run of element 0's job script: ``script`` as hsm's job scripts do it (the shell fast
+    path, else the Python runner), ``python`` the Python runner alone."""
+    from hsm_core import fastrun
+
+    args = ["--list", str(lst), "--source", "dict", "--index", "0"]
+    env = {**os.environ, "HSM_JOB_ID": job, "HSM_JOB_RESTART": restart, "HSM_ARRAY_INDEX": "0"}
+    if how == "python":
+        argv = [sys.executable, "-m", "hsm_core.runner", *args]
+    else:
+        argv = ["bash", "-c", f'. "$0" "$@"; exec {sys.executable} -m hsm_core.runner "$@"',
+                str(lst.parent / fastrun.PROGRAM_NAME), *args]
+    return subprocess.Popen(argv, env=env, cwd=lst.parent, stderr=subprocess.PIPE, text=True)
+
+
+def _executions(log: Path) -> list[tuple[str, ...]]:
+    return [tuple(line.split()) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.mark.parametrize("how", ["script", "python"])
+def test_an_element_whose_job_script_runs_twice_runs_its_task_once(tmp_path: Path, how: str) -> None:
+    """The job script of one element run a second time while the first still runs (a job
+    submitted twice, a script started twice): the second starts nothing and changes nothing."""
+    release = tmp_path / "release"
+    spec, lst, log, _ = _element_sweep(tmp_path, release=str(release))
+    first = _element(lst, how)
+    wait_until(lambda: len(_executions(log)) == 1, 30, "the task to start")
+    wait_until(lambda: (attempt_claim.read_status_attempt(spec.task_dir) == 1), 30, "its running record")
+    before = {p.name: p.read_bytes() for p in spec.task_dir.iterdir() if p.is_file()}
+    second = _element(lst, how)
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert "attempt 1 not started here: it was already started by pid" in err, err
+    assert {p.name: p.read_bytes() for p in spec.task_dir.iterdir() if p.is_file()} == before
+    release.write_text("")
+    assert first.wait(timeout=60) == 0, first.stderr.read()
+    runs = _executions(log)
+    assert [r[0] for r in runs] == ["start", "end"], runs
+    from hsm_core.taskdir import read_status
+
+    status = read_status(spec.task_dir)
+    assert status["state"] == "completed" and status["attempt"] == 1, status
+    # Once it ended, a third run (another job's element for the same submission) starts nothing either.
+    third = _element(lst, how, job="88_0")
+    _, err = third.communicate(timeout=60)
+    assert third.returncode == 0 and len(_executions(log)) == 2
+
+
+def test_a_duplicate_element_after_the_attempt_failed_does_not_run_it_again(tmp_path: Path) -> None:
+    """Two jobs were submitted for one attempt; the first ran it and it failed: the second job's
+    element finds the attempt done by another job and runs nothing (hsm decides about a retry)."""
+    spec, lst, log, _ = _element_sweep(tmp_path, code="3")
+    assert _element(lst, "script", job="77_0").wait(timeout=60) == 3
+    dup = _element(lst, "script", job="88_0")
+    _, err = dup.communicate(timeout=60)
+    assert dup.returncode == 0 and "attempt 1 not started here" in err, err
+    assert [r[0] for r in _executions(log)] == ["start", "end"]
+
+
+def test_a_claim_taken_by_a_live_runner_holds_and_a_dead_one_s_is_planned_past(tmp_path: Path) -> None:
+    """Both runs read ``submitted`` (the first claimed, and has not recorded its start yet): the
+    second runs nothing while the claimer lives; a claimer gone before recording its start (killed
+    with its job) blocks nothing: the next run starts the attempt after it."""
+    import socket
+
+    spec, lst, log, _ = _element_sweep(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        attempt_claim.claim_path(spec.task_dir, 1).write_text(f"{socket.gethostname()} {holder.pid} - -\n")
+        run = _element(lst, "script")
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 0 and "attempt 1 not started here" in err, err
+        assert _executions(log) == []
+    finally:
+        holder.kill()
+        holder.wait()
+    run = _element(lst, "script")
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    from hsm_core.taskdir import read_status
+
+    assert [r[0] for r in _executions(log)] == ["start", "end"]
+    assert read_status(spec.task_dir)["attempt"] == 2
+    assert attempt_claim.claimed(spec.task_dir) == [2]
+
+
+@pytest.mark.parametrize("how", ["script", "python"])
+def test_a_requeued_element_and_a_resubmitted_task_still_run(tmp_path: Path, how: str) -> None:
+    """Legitimate new attempts: the element killed with its job and requeued by the scheduler
+    (same job, restart count 1), then a resubmission (``hsm complete`` after a failure)."""
+    release = tmp_path / "release"
+    spec, lst, log, submit = _element_sweep(tmp_path, release=str(release))
+    first = _element(lst, how, restart="")
+    wait_until(lambda: attempt_claim.read_status_attempt(spec.task_dir) == 1 and len(_executions(log)) == 1, 30,
+               "the task to start")
+    # The node dies: the job's processes all go at once (nothing records the end).
+    pids = [int(r[3]) for r in _executions(log)] + [first.pid]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    first.wait(timeout=30)
+    wrapper = (spec.task_dir / ".hsm_pid")
+    if wrapper.exists():
+        try:
+            os.kill(int(wrapper.read_text().split()[0]), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    release.write_text("")
+    requeued = _element(lst, how, restart="1")
+    _, err = requeued.communicate(timeout=60)
+    assert requeued.returncode == 0, err
+    from hsm_core.taskdir import read_status
+
+    status = read_status(spec.task_dir)
+    assert status["state"] == "completed" and status["attempt"] == 2, status
+    # A resubmission after that (the task edited and run again by hsm complete --force-like flows
+    # write "submitted" with the last attempt's number): attempt 3 runs.
+    submit()
+    again = _element(lst, how, job="99_0")
+    _, err = again.communicate(timeout=60)
+    status = read_status(spec.task_dir)
+    assert again.returncode == 0 and status["attempt"] == 3, (err, status)
+    assert [r[0] for r in _executions(log)] == ["start", "start", "end", "start", "end"]
+    assert attempt_claim.claimed(spec.task_dir) == [3]
