@@ -130,10 +130,14 @@ def _line(job: Mapping[str, str] | None) -> bytes:
 
 
 def planned_attempt(task_dir: Path, status: Mapping[str, Any] | None, job: Mapping[str, str] | None = None) -> int:
-    """The attempt a start decided now makes: 1 + the attempt ``status`` recorded, past any claim
-    of a later attempt whose runner is provably gone before recording it (cut off before its
-    command started, see the module docstring)."""
+    """The attempt a start decided now makes: 1 + the attempt ``status`` recorded (at least the
+    latest claimed one), past any claim whose runner is provably gone (cut off before its command
+    started, or the status no longer says how far it got; see the module docstring)."""
     attempt = int((status or {}).get("attempt") or 0) + 1
+    # Never below the latest claim: a status that lost its count (torn, rebuilt) must not plan an
+    # attempt that a later claim turns away for ever. A live claimer of it keeps it (this start
+    # then finds it taken); one gone hands on to the next.
+    attempt = max([attempt, *claimed(task_dir)])
     while True:
         holder = read_claim(task_dir, attempt)
         if holder is None or not holder.gone(job):

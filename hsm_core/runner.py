@@ -446,6 +446,7 @@ def run_blocking(
     status_extra: Mapping[str, Any] | None = None,
     forward_signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2),
     force: bool = False,
+    attempt: int | None = None,
 ) -> dict[str, Any]:
     """Run one task to its end in this process, forwarding signals. Returns the final status.
 
@@ -466,7 +467,7 @@ def run_blocking(
         status_extra=status_extra,
         # Which attempt this run is for, judged from the job it runs in: a requeue is a new
         # attempt, a second run of an attempt another run already started is not (AttemptTaken).
-        attempt=attempt_claim.planned_for_job(task_dir, previous, jobenv.job_from_variables()),
+        attempt=attempt or attempt_claim.planned_for_job(task_dir, previous, jobenv.job_from_variables()),
     )
     received: list[int] = []
 
@@ -683,6 +684,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project-root", default=None)
     parser.add_argument("--python", default=None)
     parser.add_argument("--force", action="store_true", help="run even if the task already completed")
+    # The attempt its source planned (TaskSpec.attempt): run only if no other run claimed it.
+    parser.add_argument("--attempt", type=int, default=None, help=argparse.SUPPRESS)
     # The job script's setup commands failed: record the element's tasks failed, run nothing.
     parser.add_argument("--setup-failed", metavar="REASON", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -713,6 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             python=args.python,
             status_extra=_scheduler_extra(),
             force=args.force,
+            attempt=args.attempt,
         )
     except AttemptTaken as exc:
         return _not_started(exc)

@@ -181,6 +181,20 @@ def test_a_claim_left_by_a_start_cut_off_before_its_command_is_planned_past(tmp_
     assert attempt_claim.planned_attempt(d, {}, {"HSM_JOB_ID": "77"}) == 1
 
 
+def test_a_status_that_lost_its_count_never_plans_below_the_latest_claim(tmp_path: Path) -> None:
+    """A torn or rebuilt status reads as "never started": the task must still run (as attempt 4
+    after a dead runner's claim of 3), and wait for a live claimer of 3 rather than start 1."""
+    import socket
+
+    d = tmp_path / "task_001"
+    d.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    attempt_claim.claim_path(d, 3).write_text(f"{socket.gethostname()} {int(dead.stdout)} - -\n")
+    assert attempt_claim.planned_attempt(d, None) == 4
+    attempt_claim.claim_path(d, 3).write_text(f"{socket.gethostname()} {os.getpid()} - -\n")
+    assert attempt_claim.planned_attempt(d, None) == 3
+
+
 # --------------------------------------------------------------------------------------------
 # Array elements: the real job script's runners (the shell fast path, then the Python runner)
 # --------------------------------------------------------------------------------------------

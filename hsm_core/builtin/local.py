@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core import runner
 from hsm_core.attempt_claim import AttemptTaken, read_claim
+from hsm_core.attempt_claim import claimed as claimed_attempts
 from hsm_core.state import SweepDir, now_iso, read_status, reconcile_status, stop_orphaned_command, with_history, write_status
 from hsm_core.taskdir import carry_kept
 from hsm_core.plugin import (
@@ -207,6 +208,8 @@ class LocalSource(ComputeSource):
             if int((read_status(spec.task_dir) or {}).get("attempt") or 0) >= claimed:
                 break
             holder = read_claim(spec.task_dir, claimed)
+            if holder is None and claimed_attempts(spec.task_dir) and max(claimed_attempts(spec.task_dir)) > claimed:
+                break  # a later attempt started since: its status says how the task goes
             if holder is not None and holder.gone() and int((read_status(spec.task_dir) or {}).get("attempt") or 0) < claimed:
                 with self._lock:
                     self._attached.pop(spec.task_id, None)
