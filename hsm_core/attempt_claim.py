@@ -132,8 +132,14 @@ def _line(job: Mapping[str, str] | None) -> bytes:
 def planned_attempt(task_dir: Path, status: Mapping[str, Any] | None, job: Mapping[str, str] | None = None) -> int:
     """The attempt a start decided now makes: 1 + the attempt ``status`` recorded (at least the
     latest claimed one), past any claim whose runner is provably gone (cut off before its command
-    started, or the status no longer says how far it got; see the module docstring)."""
-    attempt = int((status or {}).get("attempt") or 0) + 1
+    started, or the status no longer says how far it got; see the module docstring). A ``running``
+    attempt whose runner lives is that attempt again (claimed already: this start is a duplicate)."""
+    last = int((status or {}).get("attempt") or 0)
+    if last >= 1 and _in_progress(read_claim(task_dir, last), status or {}, job):
+        # Its claimer still lives and has not ended it (or not started it yet): this start would
+        # be a second copy of that attempt (it finds the attempt claimed).
+        return last
+    attempt = last + 1
     # Never below the latest claim: a status that lost its count (torn, rebuilt) must not plan an
     # attempt that a later claim turns away for ever. A live claimer of it keeps it (this start
     # then finds it taken); one gone hands on to the next.
@@ -150,6 +156,21 @@ def read_status_attempt(task_dir: Path) -> int:
     from hsm_core.taskdir import read_status
 
     return int((read_status(task_dir) or {}).get("attempt") or 0)
+
+
+def _in_progress(holder: Claim | None, status: Mapping[str, Any], job: Mapping[str, str] | None) -> bool:
+    """True while the attempt ``status`` names is its claimer's to carry on: the claimer lives and
+    the status says the attempt runs, or says it ended without an exit code while the claimer is
+    another process (a look by another controller closed a start that was slow to come: a
+    claimer stopped past the grace of ``process: starting``, which will still start it)."""
+    if holder is None or holder.gone(job):
+        return False
+    state = status.get("state")
+    if state == "running":
+        return True
+    if state in (None, "pending", "submitted") or status.get("exit_code") is not None:
+        return False
+    return not (holder.host == socket.gethostname() and holder.pid == os.getpid())
 
 
 def claim(task_dir: Path, attempt: int, job: Mapping[str, str] | None = None) -> Path:
@@ -202,9 +223,6 @@ def planned_for_job(task_dir: Path, status: Mapping[str, Any] | None, job: Mappi
     if state in (None, "submitted", "pending") or last < 1:
         return planned_attempt(task_dir, status, job)
     if state == "running":
-        holder = read_claim(task_dir, last)
-        if holder is not None and not holder.gone(job):
-            return last
         return planned_attempt(task_dir, status, job)
     theirs = status.get("job_id")
     mine = (job or {}).get("HSM_JOB_ID")

@@ -18,8 +18,7 @@ import time
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core import runner
-from hsm_core.attempt_claim import AttemptTaken, read_claim
-from hsm_core.attempt_claim import claimed as claimed_attempts
+from hsm_core.attempt_claim import AttemptTaken, planned_attempt, read_claim
 from hsm_core.state import SweepDir, now_iso, read_status, reconcile_status, stop_orphaned_command, with_history, write_status
 from hsm_core.taskdir import carry_kept
 from hsm_core.plugin import (
@@ -205,18 +204,24 @@ class LocalSource(ComputeSource):
         there is nothing else to watch, and a claimer gone before that (killed as it started the
         task) makes the task lost: the next start plans the attempt after it."""
         while claimed is not None:
-            if int((read_status(spec.task_dir) or {}).get("attempt") or 0) >= claimed:
+            status = read_status(spec.task_dir) or {}
+            attempt = int(status.get("attempt") or 0)
+            if planned_attempt(spec.task_dir, status) != claimed:
+                # No longer held back by that claim: ended, superseded, or its claimer is gone.
+                if attempt < claimed or (attempt == claimed and status.get("exit_code") is None
+                                         and status.get("state") != TaskState.RUNNING.value):
+                    holder = read_claim(spec.task_dir, claimed)
+                    with self._lock:
+                        self._attached.pop(spec.task_id, None)
+                    self._updates.put(TaskUpdate(spec.task_id, TaskState.LOST, infrastructure_failure=True,
+                                                 message=f"attempt {claimed} was claimed by "
+                                                         f"{holder.describe() if holder else 'another runner'}, "
+                                                         "which ended before starting it"))
+                    self.context.wake()
+                    return
                 break
-            holder = read_claim(spec.task_dir, claimed)
-            if holder is None and claimed_attempts(spec.task_dir) and max(claimed_attempts(spec.task_dir)) > claimed:
-                break  # a later attempt started since: its status says how the task goes
-            if holder is not None and holder.gone() and int((read_status(spec.task_dir) or {}).get("attempt") or 0) < claimed:
-                with self._lock:
-                    self._attached.pop(spec.task_id, None)
-                self._updates.put(TaskUpdate(spec.task_id, TaskState.LOST, infrastructure_failure=True,
-                                             message=f"attempt {claimed} was claimed by {holder.describe()}, which ended before starting it"))
-                self.context.wake()
-                return
+            if status.get("state") == TaskState.RUNNING.value and attempt >= claimed:
+                break
             time.sleep(0.2)
         while True:
             with self._lock:
