@@ -39,7 +39,7 @@ LEASE_TIMEOUT = 1.5
 #: point of a launch. ``start_task``: after the controller's last lease check, before the start
 #: (before the claim); ``open_output``: inside the start, its attempt planned (and claimed).
 STOPPED_AT = r'''
-import os, runpy, signal, sys
+import os, runpy, signal, sys, threading
 flag, point = sys.argv[1], sys.argv[2]
 import hsm_core.runner as runner
 original = getattr(runner, point)
@@ -48,7 +48,9 @@ def stopping(*args, **kwargs):
     if not done:
         done.append(1)
         open(flag, "w").close()
-        os.kill(os.getpid(), signal.SIGSTOP)
+        # To this thread: it stops before it runs one more line (a signal to the process may be
+        # taken by another thread while this one goes on for a moment).
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
     return original(*args, **kwargs)
 setattr(runner, point, stopping)
 sys.argv = ["hsm", *sys.argv[3:]]
