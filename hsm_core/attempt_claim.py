@@ -160,16 +160,16 @@ def read_status_attempt(task_dir: Path) -> int:
 
 def _in_progress(holder: Claim | None, status: Mapping[str, Any], job: Mapping[str, str] | None) -> bool:
     """True while the attempt ``status`` names is its claimer's to carry on: the claimer lives and
-    the status says the attempt runs, or says it ended without an exit code while the claimer is
-    another process (a look by another controller closed a start that was slow to come: a
-    claimer stopped past the grace of ``process: starting``, which will still start it)."""
+    the status says the attempt runs, or says it ended with neither an exit code nor a process
+    while the claimer is another process (a look by another controller closed a start that was slow
+    to come: a claimer stopped past the grace of ``process: starting``, which will still start it)."""
     if holder is None or holder.gone(job):
         return False
     state = status.get("state")
     if state == "running":
         return True
-    if state in (None, "pending", "submitted") or status.get("exit_code") is not None:
-        return False
+    if state in (None, "pending", "submitted") or status.get("exit_code") is not None or status.get("last_process"):
+        return False  # (an attempt whose process ran and was closed by a look is over)
     return not (holder.host == socket.gethostname() and holder.pid == os.getpid())
 
 

@@ -35,23 +35,33 @@ CORE = {"HSM_DISABLE_PLUGINS": "all"}
 LEASE_TIMEOUT = 1.5
 
 #: Runs ``hsm ARGS`` (argv[3:]) in a process that SIGSTOPs itself the first time the task runner's
-#: function argv[2] is called (having touched argv[1] first): a controller suspended at that exact
-#: point of a launch. ``start_task``: after the controller's last lease check, before the start
-#: (before the claim); ``open_output``: inside the start, its attempt planned (and claimed).
+#: function argv[2] is called (having touched argv[1] first; ``NAME+``: once it returned): a controller
+#: suspended at that exact point of a launch. ``start_task``: after the controller's last lease
+#: check, before the start (before the claim); ``open_output``: inside the start, its attempt
+#: planned (and claimed); ``write_status+``: its ``process: starting`` record written, the command
+#: not started yet (a record the new holder's look closes as interrupted once it is old enough).
 STOPPED_AT = r'''
 import os, runpy, signal, sys, threading
 flag, point = sys.argv[1], sys.argv[2]
+after = point.endswith("+")  # stop once the function has returned
+point = point.rstrip("+")
 import hsm_core.runner as runner
 original = getattr(runner, point)
 done = []
-def stopping(*args, **kwargs):
+def stop():
     if not done:
         done.append(1)
         open(flag, "w").close()
         # To this thread: it stops before it runs one more line (a signal to the process may be
         # taken by another thread while this one goes on for a moment).
         signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
-    return original(*args, **kwargs)
+def stopping(*args, **kwargs):
+    if not after:
+        stop()
+    result = original(*args, **kwargs)
+    if after:
+        stop()
+    return result
 setattr(runner, point, stopping)
 sys.argv = ["hsm", *sys.argv[3:]]
 runpy.run_module("hsm_core", run_name="__main__")
@@ -87,7 +97,7 @@ def _state(pid: int) -> str:
         return "gone"
 
 
-@pytest.mark.parametrize("point", ["start_task", "open_output"])
+@pytest.mark.parametrize("point", ["start_task", "open_output", "write_status+"])
 def test_controller_suspended_inside_a_launch_starts_nothing_twice(tmp_path: Path, point: str) -> None:
     """`hsm run` stopped inside its first launch until its lease is stale; `hsm complete` from a
     second terminal takes over; the first is continued once the second has started what it could.
