@@ -54,6 +54,10 @@ class TaskSpec:
     task_dir: Path  #: absolute path of the task dir in the local sweep directory
     sweep_id: str
     sweep_dir: Path
+    #: The attempt this launch starts, planned from the task's status before the controller's last
+    #: check that it is still in charge; set only for sources whose ``plans_attempts`` is True
+    #: (pass it to the runner: ``start_task(..., attempt=spec.attempt)``). None: the runner plans it.
+    attempt: int | None = None
 
     @property
     def name(self) -> str:
