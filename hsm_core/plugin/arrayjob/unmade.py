@@ -32,7 +32,7 @@ __all__ = ["ChunkRows", "UnmadeTaskSpec", "UNMADE_FROM", "wanted", "unmade", "wr
 
 #: Submissions of at least this many tasks leave the task dirs to the elements. Smaller ones get
 #: their dirs (and the shell fast path's ``command.sh``, which saves an element the Python task
-#: runner's start) at submission, where they cost little.
+#: runner's start) from the controller, right after the job is submitted (:mod:`.late_dirs`).
 UNMADE_FROM = 1000
 
 
