@@ -110,7 +110,12 @@ def build_finished(python: str, root: Path, n: int) -> None:
             rec.update_from_status({{"state": "failed" if failed else "completed", "source": "local",
                                     "duration": 20 + i % 7, "exit_code": 1 if failed else 0, "attempt": 1}})
             if indexed_metrics is not None and not failed:
-                indexed_metrics.remember(sweep.path, rec.task_id, 1, {{"loss": metrics["loss"], "val.acc": metrics["val"]["acc"]}})
+                values = {{"loss": metrics["loss"], "val.acc": metrics["val"]["acc"]}}
+                if hasattr(indexed_metrics, "file_stamp"):  # (as a controller keeps them: with the file's stamp)
+                    indexed_metrics.remember(sweep.path, rec.task_id, 1, values, task_dir=d.name,
+                                             stamp=indexed_metrics.file_stamp(str(d / "metrics.json")))
+                else:
+                    indexed_metrics.remember(sweep.path, rec.task_id, 1, values)
             records.append(rec)
         sweep.save_index(records, mapping=True)
         sweep.write_metadata({{"sweep_id": "done", "created": now_iso(), "status": "completed", "sources": "local:2"}})

@@ -120,6 +120,18 @@ def _cancel_active(project: Any, sweep: Any, registry: Any, *, wait: float,
             unreachable += len(items)
             continue
         chosen = [s for s in specs if only is None or s.task_id in only]
+        if only is not None and chosen:
+            # A scheduler that cannot stop one element alone (Slurm's Torque front-end): say so
+            # now rather than "cancel requested" for tasks that then run on.
+            alone = set(src.cannot_cancel_alone([s.task_id for s in chosen])) if hasattr(src, "cannot_cancel_alone") else set()
+            if alone:
+                names = ", ".join(s.name for s in chosen if s.task_id in alone)
+                runs_on = "it keeps running" if len(alone) == 1 else "they keep running"
+                echo(f"{name}: cannot stop {names} alone: {getattr(src, 'scheduler_name', name)} cannot cancel one "
+                     f"element of an array job here; {runs_on} (cancel the whole sweep, or run with a "
+                     f"source whose scheduler can cancel one element)")
+                unreachable += len(alone)
+                chosen = [s for s in chosen if s.task_id not in alone]
         if not chosen:
             continue
         try:

@@ -537,9 +537,12 @@ class Engine:
             self._collect_metrics(d)
             from hsm_core import indexed_metrics
             from hsm_core.monitor.export import read_metrics
+            from hsm_core.taskdir import metrics_path
 
-            # export reads one file, not 100,000
-            indexed_metrics.remember(self.sweep.path, rec.task_id, rec.attempt, read_metrics(d))
+            # export reads one file, not 100,000 (the stamp first: a later rewrite is seen)
+            stamp = indexed_metrics.file_stamp(str(metrics_path(d)))
+            indexed_metrics.remember(self.sweep.path, rec.task_id, rec.attempt, read_metrics(d),
+                                     task_dir=d.name, stamp=stamp)
         else:
             self.sweep.log(
                 f"sources/{rec.source}.log", f"{rec.name} {rec.state} exit_code={rec.exit_code}"

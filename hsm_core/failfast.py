@@ -114,7 +114,31 @@ class FailFast:
         pattern, category, message, first = self._patterns[0]
         sid = self.sweep.sweep_id
         ran = f"{running} running task(s) finish, " if running else ""
+        fix = _fix_for(category, message)
         return (f"Fail fast: the first {len(self._patterns)} finished tasks all failed with {_what(category, pattern, message)} "
                 f"(see tasks/{first}/{STDERR_LOG}); no more tasks are started: {ran}{pending} stay pending. "
-                f"Fix: {_fix_for(category, message)}, then run hsm complete {sid} --retry-failed "
+                f"Fix: {fix}, then run hsm complete {sid} --retry-failed{self._edited_file_clause(fix)} "
                 f"(compute.fail_fast: 0 in hsm_config.yaml turns this check off)")
+
+    def _edited_file_clause(self, fix: str) -> str:
+        """When the fix may be in the sweep file: how to run the corrected file. ``hsm complete``
+        runs the sweep's own copy, so after a misspelt key is corrected it would fail again; no
+        task has completed, so starting the corrected file afresh loses nothing."""
+        if "sweep file" not in fix and "parameters" not in fix:
+            return ""
+        from pathlib import Path
+
+        try:
+            meta = self.sweep.read_metadata()
+        except (OSError, ValueError):
+            return ""
+        given = meta.get("config_file")
+        if not given:
+            return ""
+        path = Path(str(given))
+        try:
+            path = path.relative_to(Path(str(meta.get("project_root") or "")).resolve())
+        except ValueError:
+            pass
+        return f"; a parameter corrected in the sweep file: start it again with hsm run -c {path}"
+

@@ -8,6 +8,10 @@ attempt (an append, no rewrite; the index itself stays as small as ``hsm status`
 takes a task's metrics from its latest line while that line's attempt is the one the index
 records; a task with no line (finished with no controller watching: ``--no-wait``, workers) or run
 again since has its own file read, as before.
+
+Each line also names the task's dir and the ``metrics.json`` it was read from (inode, size,
+modification time): an evaluation that rewrites the file after the sweep changes that stamp, and
+export reads that task's file again (:mod:`hsm_core.metrics_freshness`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,26 @@ from typing import Any, Mapping
 METRICS_INDEX = "task_metrics.jsonl"
 
 
-def remember(sweep_path: Path, task_id: str, attempt: int, values: Mapping[str, Any]) -> None:
-    """Append the completed attempt's metrics (flattened) to the sweep's metrics file. Never
+def file_stamp(path: str) -> list[int] | None:
+    """``[inode, size, mtime_ns]`` of the file at ``path``; None when there is none. Taken before
+    the file is read, so a write racing the read changes the stamp and is read again later."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def remember(sweep_path: Path, task_id: str, attempt: int, values: Mapping[str, Any], *,
+             task_dir: str | None = None, stamp: list[int] | None = None) -> None:
+    """Append the completed attempt's metrics (flattened) to the sweep's metrics file, with the
+    task's dir name and the :func:`file_stamp` of the ``metrics.json`` they were read from. Never
     raises: export reads the task's own file when this line is missing."""
-    line = json.dumps({"id": task_id, "attempt": attempt, "values": dict(values)}, separators=(",", ":"),
-                      ensure_ascii=False, default=str)
+    row: dict[str, Any] = {"id": task_id, "attempt": attempt, "values": dict(values)}
+    if task_dir is not None:
+        row["dir"] = task_dir
+        row["stamp"] = stamp
+    line = json.dumps(row, separators=(",", ":"), ensure_ascii=False, default=str)
     try:
         with open(os.path.join(str(sweep_path), METRICS_INDEX), "a", encoding="utf-8") as fh:
             fh.write(line + "\n")

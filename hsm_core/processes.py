@@ -167,6 +167,13 @@ def escaped(task_dir: "os.PathLike[str] | str", leader: int | None = None) -> li
     return found
 
 
+def by_task_dir() -> dict[str, list[int]]:
+    """Task dir (real path) -> this user's live processes whose environment names it (not hsm
+    itself nor its ancestors), from one pass over the machine that began after this call: the
+    search of :func:`escaped`, once for many task dirs."""
+    return _tagged()
+
+
 _tag_lock = threading.Condition()
 _tag_state: dict = {"started": 0, "done": 0, "running": False, "result": {}}
 

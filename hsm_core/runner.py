@@ -682,6 +682,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         status_extra=_scheduler_extra(),
         force=args.force,
     )
+    if not args.list_file and status.get("state") in (TaskState.COMPLETED.value, TaskState.FAILED.value):
+        # An SSH task (no job container) that ended on its own: what it left running ends too.
+        from hsm_core.ended_task_processes import grace_from_environment, stop_left_running
+
+        stop_left_running([(task_dir, time.time())], grace_from_environment())
     code = status.get("exit_code")
     return int(code) if isinstance(code, int) and 0 <= code < 256 else 1
 

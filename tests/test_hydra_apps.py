@@ -203,7 +203,8 @@ FAIL_FAST_LINE = re.compile(
     r"Fail fast: the first 3 finished tasks all failed with \"Could not override 'learning_rate'\.\" "
     r"\(see tasks/task_00\d/stderr\.log\); no more tasks are started: (?:1 running task\(s\) finish, )?(\d) stay pending\. "
     r"Fix: the app's config has no key 'learning_rate': correct the parameter name in the sweep file, or write "
-    r"\+learning_rate to add it, then run hsm complete (sweep_\w+) --retry-failed "
+    r"\+learning_rate to add it, then run hsm complete (sweep_\w+) --retry-failed; "
+    r"a parameter corrected in the sweep file: start it again with hsm run -c sweeps/sweep\.yaml "
     r"\(compute\.fail_fast: 0 in hsm_config\.yaml turns this check off\)"
 )
 
@@ -248,7 +249,8 @@ def test_fail_fast_k_is_configurable_and_0_turns_it_off(project: Project) -> Non
     line = " ".join(proc.stderr.split())
     assert ('Fail fast: the first 2 finished tasks all failed with exit code 4 (last line of stderr: "error output") '
             "(see tasks/task_001/stderr.log); no more tasks are started: 4 stay pending. Fix: fix the script or its parameters, then run "
-            "hsm complete k2 --retry-failed (compute.fail_fast: 0 in hsm_config.yaml turns this check off)") in line, line
+            "hsm complete k2 --retry-failed; a parameter corrected in the sweep file: start it again with hsm run -c sweeps/sweep.yaml "
+            "(compute.fail_fast: 0 in hsm_config.yaml turns this check off)") in line, line
     assert "Done: 2 failed, 4 pending" in proc.stdout
 
     project.hsm("config", "set", "compute.fail_fast", "0", check=True)

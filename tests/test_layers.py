@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, str]] = [
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
         hsm_core errors atomic processes whole_file taskstate jobenv install_hints durations progress secrecy taskdir task_manifest index_columns state
-        user_cache intermediate runner fastrun fastrun_rows setup_failure
+        user_cache intermediate runner fastrun fastrun_rows setup_failure ended_task_processes walltime_note sweep_file_path
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
     # entry points are: they are in the cli layer).
@@ -72,10 +72,10 @@ LAYERS: list[tuple[str, str]] = [
     # commands (plugin.project: locate_project, locate_sweep ...; sync uses its SweepLocation).
     ("engine", """
         spec_queue failfast retries on_finish engine metrics indexed_metrics metrics_columns bulk_read outages lease sweep_select lifecycle adaptive
-        search_turn plugin.project edited_sweep_file unfollowed
+        search_turn plugin.project edited_sweep_file unfollowed metrics_freshness
         cancel_request cancel target_check verdicts sweep_end
         workers workers.claims workers.execute workers.gitcheck workers.registries workers.status
-        workers.stop workers.submit workers.pick_queue workers.worker
+        workers.stop workers.submit workers.pick_queue workers.worker workers.walltime_warning
         monitor monitor.logs monitor.svg monitor.snapshot monitor.export monitor.export_columns monitor.errors
         monitor.best monitor.svg_search monitor.best_report monitor.dashboard_hint monitor.cleanup monitor.view monitor.report monitor.shared_params monitor.status monitor.watch
         monitor.follow monitor.scheduler_link monitor.task_view task_control

@@ -144,11 +144,6 @@ with open(os.path.join(os.environ["HSM_TASK_DIR"], "metrics.json"), "w") as fh:
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a known limit (docs/monitoring.md): export reads task_metrics.jsonl (what the task had written "
-    "when it ended) and never looks at metrics.json again, so a post-hoc evaluation's metrics are "
-    "not exported. Checking every task's file costs 0.6-0.9 s at 100,000 tasks (far more on Lustre), "
-    "past export's 1 s goal; a way for evaluations to append to task_metrics.jsonl is the likely fix"))
 def test_export_shows_metrics_an_evaluation_wrote_after_the_sweep(tmp_path: Path) -> None:
     """A researcher's habit: after the sweep, an evaluation script adds test metrics to each task's
     metrics.json. ``hsm export`` must show them (before the metrics index it read every file)."""

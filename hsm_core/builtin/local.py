@@ -94,6 +94,10 @@ class LocalSource(ComputeSource):
         if self._gpu_slots:
             self._capacity = min(self._capacity, len(self._gpu_slots))
         self._grace = float(options.get("kill_grace", 10.0))
+        from hsm_core.ended_task_processes import Sweeper
+
+        #: What a task that ended on its own left running is stopped (hsm_core/ended_task_processes.py).
+        self._ended = Sweeper(self._grace)
         self._running: dict[str, runner.StartedTask] = {}
         self._slot_of: dict[str, str] = {}
         self._free_slots = list(self._gpu_slots)
@@ -148,6 +152,8 @@ class LocalSource(ComputeSource):
 
     def _wait(self, task_id: str, started: runner.StartedTask) -> None:
         rc = started.process.wait()
+        if started.stop_reason is None:
+            self._ended.ended(started.task_dir)  # (a stop took its daemons already)
         try:
             update = TaskUpdate(task_id, TaskState(runner.finish_task(started, rc)["state"]))
         except OSError as exc:
@@ -236,6 +242,10 @@ class LocalSource(ComputeSource):
                 if not self._running and not self._attached:
                     break
             time.sleep(0.05)
+
+    def close(self) -> None:
+        """Stop what the tasks that ended last left running before the controller exits."""
+        self._ended.close()
 
     def health(self) -> HealthReport:
         return HealthReport(True, f"{len(self._running)}/{self._capacity} running")

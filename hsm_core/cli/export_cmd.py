@@ -27,7 +27,10 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, best: boo
     from hsm_core.atomic import atomic_write_text
     from hsm_core.monitor.status import locate_sweep
 
+    from hsm_core.metrics_freshness import Check
+
     sweep = locate_sweep(project_dir, sweep_id)
+    fresh = Check(str(sweep.path))  # (a big sweep's stats run beside the index's reading)
     records = list(sweep.records().values())
     if best or os.path.isdir(os.path.join(sweep.path, "search")):  # (a grid: the search machinery, 12 ms, not imported)
         from hsm_core.adaptive import with_trial_params
@@ -45,7 +48,7 @@ def export_command(sweep_id: str | None, fmt: str, output: str | None, best: boo
 
     # export_text's bytes, built a column at a time (100,000 tasks within a second); --sort,
     # --desc and --top reorder the columns by the one sorted by
-    table = ordered(export_columns(sweep, records, links=links), sweep, sort=sort, desc=desc, top=top)
+    table = ordered(export_columns(sweep, records, links=links, fresh=fresh), sweep, sort=sort, desc=desc, top=top)
     text = csv_text(table) if fmt == "csv" else json_text(table)
     if output is None:
         sys.stdout.write(text)

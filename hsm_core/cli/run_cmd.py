@@ -27,6 +27,13 @@ def _project_root(project_dir: str | None) -> Path:
     return resolve_project_root(project_dir)
 
 
+def _complete_config(config: str | None, root: Path) -> Path | None:
+    """``hsm complete -c FILE``: the file, found from a sub-directory of the project too."""
+    from hsm_core.sweep_file_path import sweep_file_path
+
+    return sweep_file_path(config, root) if config else None
+
+
 def _default_config(root: Path) -> Path:
     for cand in DEFAULT_CONFIGS:
         if (root / cand).exists():
@@ -169,6 +176,10 @@ def _carry_out(plan: Any, opts: Any, registry: Any, *, quiet: bool = False) -> N
     if best is not None:
         console.print(f"Best: {describe_best(best)}", markup=False, soft_wrap=True)
     console.print(f"Status: hsm status {plan.sweep.sweep_id}")
+    if counts.get("preempted"):
+        # Not a failure (the exit code stays 0), but not done either: say what resumes them.
+        console.print(f"{counts['preempted']} task(s) preempted: resume with hsm complete {plan.sweep.sweep_id} "
+                      "(from their checkpoints, if they saved one)")
     from hsm_core.lifecycle import exit_code
 
     if exit_code(plan, counts):
@@ -217,7 +228,9 @@ def _common_run(
         raise HsmError("--json goes with --count-only or --dry-run", hint="follow a running sweep with: hsm status --json")
     registry = _registry()
     root = _project_root(project_dir)
-    cfg = Path(config) if config else _default_config(root)
+    from hsm_core.sweep_file_path import sweep_file_path
+
+    cfg = sweep_file_path(config, root) if config else _default_config(root)
     if count_only:
         spec = load_spec(cfg, registry)
         total = count(spec, registry)
@@ -290,6 +303,11 @@ def _checked_resources(plan: Any, requests: Any, registry: Any, given: dict[str,
     from hsm_core.run_resources import check_directives, from_command_line, run_resources, unused_resources
 
     command_line = from_command_line(given or {})
+    from hsm_core.walltime_note import ambiguous_walltime_note
+
+    note = ambiguous_walltime_note("--walltime", (given or {}).get("walltime") or "")
+    if note:
+        click.echo(f"Note: {note}", err=True)
     if earlier and earlier[0]:
         first = from_command_line(earlier[0])
         first.origins = {k: f"{earlier[1]}:" for k in first.origins}  # said as a file's, never fatal
@@ -429,7 +447,7 @@ def complete_command(sweep_id, sources, retry_failed, only_category, dry_run, pa
         click.echo(f"hsm: {what} is being run by {holder.describe()}; waiting for it to end (Ctrl-C to stop waiting)",
                    err=True)
 
-    plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=Path(config) if config else None,
+    plan = plan_complete(sweep_id, registry, project_root=root, retry_failed=retry_failed, config_file=_complete_config(config, root),
                          take_lease=not dry_run, wait=wait_for_lease, on_wait=waiting)
     sweep_id = plan.sweep.sweep_id
     if config is None:

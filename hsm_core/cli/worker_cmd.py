@@ -32,7 +32,10 @@ def _setup(sweep_file: str | None, project_dir: str | None, cluster: str, storag
 
     if not sweep_file:
         raise HsmError("which sweep? pass --sweep FILE", hint="e.g. hsm worker --sweep sweeps/my_sweep.yaml")
-    path = Path(sweep_file)
+    from hsm_core.config.project_root import resolve_project_root
+    from hsm_core.sweep_file_path import sweep_file_path
+
+    path = sweep_file_path(sweep_file, resolve_project_root(project_dir))
     if not path.is_file():
         raise HsmError(f"sweep file {sweep_file} does not exist")
     registry = _registry()

@@ -8,7 +8,8 @@ or metric whose name clashes with a fixed column or an earlier column gets a ``p
 
 Task facts come from the index, the metrics of tasks a controller saw complete from one file
 beside it (:mod:`hsm_core.indexed_metrics`); only other tasks' ``metrics.json`` is read (and only for tasks
-that started), so exporting 100,000 tasks takes about a second.
+that started), and those a later evaluation rewrote (:mod:`hsm_core.metrics_freshness`), so
+exporting 100,000 tasks takes about a second.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def _read_metrics_file(path: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return flatten(data) if isinstance(data, dict) else {}
+
+
+def without_changed(kept: dict[str, tuple[int, dict[str, Any]]], sweep: SweepDir,
+                    fresh: Any = None) -> dict[str, tuple[int, dict[str, Any]]]:
+    """``kept`` less the tasks whose ``metrics.json`` changed since it was kept (an evaluation
+    after the sweep): those are read from their file (:mod:`hsm_core.metrics_freshness`)."""
+    from hsm_core.metrics_freshness import Check
+
+    for task_id in (fresh if fresh is not None else Check(str(sweep.path))).result():
+        kept.pop(task_id, None)
+    return kept
 
 
 def _metrics_of(record: TaskRecord, tasks_dir: str, kept: Mapping[str, tuple[int, dict[str, Any]]]) -> dict[str, Any]:
@@ -108,7 +120,7 @@ def build_table(sweep: SweepDir, records: Iterable[TaskRecord], *, metrics: bool
     recs = sorted(records, key=lambda r: r.index)
     # Paths as strings: pathlib costs more than the read itself at 100,000 tasks.
     tasks_dir = str(sweep.tasks_dir)
-    kept = known_metrics(sweep.path) if metrics else {}
+    kept = without_changed(known_metrics(sweep.path), sweep) if metrics else {}
     per_task_metrics = [
         _metrics_of(r, tasks_dir, kept) if metrics and r.state != "pending" else {}
         for r in recs

@@ -80,16 +80,17 @@ class Columns:
 
 
 def export_columns(sweep: SweepDir, records: Iterable[TaskRecord],
-                   links: Mapping[str, Mapping[str, Any]] | None = None) -> Columns:
+                   links: Mapping[str, Mapping[str, Any]] | None = None, fresh: Any = None) -> Columns:
     """The export's columns, rows by task index: the same names and values as
-    :func:`~hsm_core.monitor.export.build_table` (with ``add_link_columns``) gives."""
+    :func:`~hsm_core.monitor.export.build_table` (with ``add_link_columns``) gives. ``fresh``: a
+    :class:`hsm_core.metrics_freshness.Check` started earlier (else one is made here)."""
     recs = sorted(records, key=attrgetter("index"))
     # Each column is one C-level map over the records (a comprehension per column was a Python
     # step per task: 0.1 s of a 100,000-task export).
     ids = list(map(attrgetter("task_id"), recs))
     states = list(map(attrgetter("state"), recs))
     params_of = list(map(attrgetter("params"), recs))
-    found = _found_metrics(sweep, recs, ids, states)
+    found = _found_metrics(sweep, recs, ids, states, fresh)
     # Names in the order they first appear (as _ordered_union, in C).
     params = list(dict.fromkeys(chain.from_iterable(params_of)))
     metric_names = list(dict.fromkeys(chain.from_iterable(found)))
@@ -124,11 +125,15 @@ def export_columns(sweep: SweepDir, records: Iterable[TaskRecord],
 _MISS = (None, None)
 
 
-def _found_metrics(sweep: SweepDir, recs: list[TaskRecord], ids: list[str], states: list[str]) -> list[Any]:
+def _found_metrics(sweep: SweepDir, recs: list[TaskRecord], ids: list[str], states: list[str],
+                   fresh: Any = None) -> list[Any]:
     """Each task's metrics, as :func:`~hsm_core.monitor.export._metrics_of` gives them: what the
-    sweep kept for the task's current attempt, else its file; {} for a pending task. The kept ones
-    are matched in C; only the others (no line kept, another attempt, pending) are visited."""
-    kept = known_metrics(sweep.path)
+    sweep kept for the task's current attempt unless its file changed since, else its file; {} for
+    a pending task. The kept ones are matched in C; only the others (no line kept, another
+    attempt, file changed, pending) are visited."""
+    from hsm_core.monitor.export import without_changed
+
+    kept = without_changed(known_metrics(sweep.path), sweep, fresh)
     hits = list(map(kept.get, ids, repeat(_MISS)))
     found: list[Any] = list(map(itemgetter(1), hits))
     current = map(eq, map(itemgetter(0), hits), map(attrgetter("attempt"), recs))

@@ -113,6 +113,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         STDERR_LOG,
         STDOUT_LOG,
         WRAPPER_NAME,
+        RESULTS_DIR,
         finalize_status,
         keep_source_data,
         left_exit_code,
@@ -225,6 +226,7 @@ _SUBMODULE: dict[str, str] = {
         "EXIT_MARKER",
         "PID_FILE",
         "WRAPPER_NAME",
+        "RESULTS_DIR",
     ),
     **_names("sweepdir", "source_log", "refresh_sweep_index"),
     **_names(
@@ -353,6 +355,7 @@ __all__ = [
     "EXIT_MARKER",
     "PID_FILE",
     "WRAPPER_NAME",
+    "RESULTS_DIR",
     # sweepdir
     "source_log",
     "refresh_sweep_index",

@@ -32,6 +32,7 @@ from hsm_core.state import (
 from hsm_core.taskdir import (
     EXIT_MARKER,
     PID_FILE,
+    RESULTS_DIR,
     SOURCE_DATA,
     STATUS_FILE,
     STDERR_LOG,
@@ -76,6 +77,7 @@ __all__ = [
     "EXIT_MARKER",
     "PID_FILE",
     "WRAPPER_NAME",
+    "RESULTS_DIR",
 ]
 
 #: The task runner's module: a source runs ``PYTHON -m hsm_core.runner [--source NAME] TASK_DIR``

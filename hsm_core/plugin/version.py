@@ -13,7 +13,7 @@ __all__ = ["PLUGIN_API_VERSION", "CORE_VERSION"]
 #: the plugin"); the minor grows when something is only added (a plugin that needs the addition
 #: declares the new minor, and an older core says "upgrade hsm-core"). A new major comes only with a
 #: new hsm-core release line (0.1 -> 0.2), so a plugin for API 1.0 requires ``hsm-core>=0.1,<0.2``.
-PLUGIN_API_VERSION: tuple[int, int] = (1, 5)
+PLUGIN_API_VERSION: tuple[int, int] = (1, 6)
 #: 1.1 added: ComputeSourceRecord.batch_scheduler, config_section, job_from_env; ComputeSource.submit_workers,
 #: WorkerArray, WorkersSubmitted, WorkerFeature and the hsm_worker_feature hook.
 #: 1.2 added: ComputeSource.test (with TargetTest) and ComputeSource.before_run (with RunStart), the

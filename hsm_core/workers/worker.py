@@ -236,6 +236,11 @@ class Worker:
         if marked:
             self.log(f"marked {marked} started task(s) of a sweep made by an earlier hsm for picking")
         self.signals.install()
+        from hsm_core.workers import walltime_warning
+
+        warn_in = walltime_warning.arm()  # (PBS/Torque worker jobs; Slurm's send the signal themselves)
+        if warn_in is not None:
+            self.log(f"warning before the walltime: SIGUSR1 in {warn_in:.0f} s (passed on to a task that handles it)")
         if self.pruning is not None:
             from hsm_core.pruning import PruneMonitor
             from hsm_core.workers.execute import stop_pruned

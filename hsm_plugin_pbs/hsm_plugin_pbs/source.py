@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import getpass
 import re
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from hsm_core.plugin import (
     ArrayJob,
     ArrayJobSource,
     CommandResult,
-    ConfigError,
     JobInfo,
     Resources,
     QueryFailed,
@@ -112,10 +111,10 @@ class PbsSource(ArrayJobSource):
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         # The flavour and the query first: the base class checks hsm run --after (the scheduler's
         # name, a query of the jobs to wait for).
+        # A system of another scheduler (hpc.system: slurm, which says what --sources hpc means)
+        # is not this source's business: --sources pbs named PBS itself.
         system = str(options.get("system") or self.default_flavour).lower()
         self.flavour = system if system in ("pbs", "torque") else self.default_flavour
-        if system not in ("pbs", "torque", "auto", "hpc", "openpbs", "pbspro"):
-            raise ConfigError(f"system {system!r} is not PBS", key="system", hint="use pbs or torque")
         if self.flavour == "torque":
             self.scheduler_name = "Torque"
         default_args = ["-x", "-t"] if self.flavour == "pbs" else ["-t"]
@@ -173,6 +172,22 @@ class PbsSource(ArrayJobSource):
         if self.flavour == "torque" and tracked.chunk_id and "[" not in str(tracked.chunk_id):
             return []
         return super().control_keys(tracked)
+
+    def cannot_cancel_alone(self, task_ids: Iterable[str]) -> list[str]:
+        # Slurm's Torque front-end: no id stops one element (see control_keys; its qdel of the
+        # element's own job id fails or does nothing), only the whole array can be cancelled.
+        w = self.watcher
+        wanted = {tid for tid in task_ids if tid in w.tracked}
+        out = []
+        for tid in sorted(wanted):
+            t = w.tracked[tid]
+            if self.flavour != "torque" or not t.chunk_id or "[" in str(t.chunk_id):
+                continue
+            chunk = w.chunks.get(t.chunk_id)
+            rest = [x for x in chunk.task_ids if x in w.tracked] if chunk is not None else [tid]
+            if not set(rest) <= wanted:
+                out.append(tid)
+        return out
 
     def status_keys(self, status: Mapping[str, Any]) -> list[str]:
         job_id = status.get("job_id")

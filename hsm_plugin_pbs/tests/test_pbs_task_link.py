@@ -49,6 +49,9 @@ def test_torque_elements_are_named_and_never_acted_on_wrongly(tmp_path: Path, pb
                 assert f"{name}: Torque has no id for this task's array element alone" in proc.stdout
         out = project.hsm("cancel", sweep.name, "--tasks", "1", "--wait", "5", check=True).stdout
         assert "1 not cancelled" in out
+        # Said at once, not "cancel requested" for a task that then runs on (a user who waits
+        # the task out would otherwise read only "1 completed").
+        assert "cannot stop task_001 alone" in out and "cancel requested" not in out, out
         assert state("task_001") == "running" and state("task_002") == "submitted"
         active = pbs_cluster.run(["squeue", "-h", "-r", "-j", job, "-t", "PD,R", "-o", "%i"], check=False).stdout.split()
         assert sorted(active) == [f"{job}_0", f"{job}_1", f"{job}_2"]  # nothing was stopped or held

@@ -155,5 +155,9 @@ def render_slurm_worker_script(job: ArrayJob) -> str:
         *slurm_resource_lines(job.resources),
         f"{PREFIX} --requeue",
     ]
+    if job.signal_before:
+        # The warning before the walltime, to the batch shell (the worker after its exec), which
+        # passes it on to a task that handles SIGUSR1 (checkpoint and exit) and takes no new task.
+        d.append(f"{PREFIX} --signal=B:USR1@{job.signal_before}")
     d = finish_directives(PREFIX, d, job.extra_directives, job.skip_directives)
     return "\n".join(["#!/bin/bash", *d, "", *script_body(job)]) + "\n"

@@ -313,6 +313,8 @@ class SshSource(ComputeSource):
 
     def _task_env(self, t: RemoteTask) -> dict[str, str]:
         env = dict(self.env)
+        # The grace the runner there gives what a task that ended left running (hsm_core/ended_task_processes.py).
+        env["HSM_KILL_GRACE"] = f"{self.kill_grace:g}"
         if t.slot is not None:
             env["CUDA_VISIBLE_DEVICES"] = t.slot
         return env

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from hsm_core.plugin import RESULTS_DIR
 from hsm_plugin_wandb_sync.runlog import ArtifactFile, LogSummary, read_log
 
 _DIR = re.compile(r"^(offline-)?run-(\d{8}_\d{6})-(.+)$")
@@ -227,13 +228,21 @@ def shared_dirs(project_root: Path, project_config: Mapping[str, Any], environ: 
     return seen
 
 
+#: Where a task's runs may be, relative to its dir: ``wandb/`` (the ``WANDB_DIR`` the plugin sets),
+#: and the task's output dir (``HSM_OUTPUT_DIR``, ``results/``) and a Hydra app's run dir
+#: (``hydra/``), for scripts that pass their output dir to ``wandb.init(dir=...)`` or run wandb
+#: from Hydra's cwd. Each is looked at as a ``WANDB_DIR`` (itself and its ``wandb/``).
+TASK_RUN_PLACES = ("wandb", RESULTS_DIR, "hydra")
+
+
 def task_wandb_dirs(sweep_dir: Path) -> list[Path]:
-    """``tasks/*/wandb`` of a sweep."""
+    """The places of :data:`TASK_RUN_PLACES` in every task dir of a sweep (``tasks/*/wandb`` ...)."""
     tasks = Path(sweep_dir) / "tasks"
     try:
-        return sorted(Path(e.path) / "wandb" for e in os.scandir(tasks) if e.is_dir())
+        task_dirs = sorted(Path(e.path) for e in os.scandir(tasks) if e.is_dir())
     except OSError:
         return []
+    return [d / place for d in task_dirs for place in TASK_RUN_PLACES]
 
 
 def discover(

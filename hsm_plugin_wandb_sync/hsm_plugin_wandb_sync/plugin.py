@@ -11,7 +11,7 @@ from hsm_core.plugin import SyncItem, TaskRegistryRecord, TaskSpec, WorkerFeatur
 
 #: The plugin-API version this plugin is written for (see hsm_core.plugin.PLUGIN_API_VERSION): hsm
 #: loads it only under a core whose API has the same major, else says "upgrade the plugin/hsm-core".
-HSM_PLUGIN_API = "1.5"  # 1.1: hsm_worker_feature (--wandb-buffer); 1.5: hsm_task_env_batch
+HSM_PLUGIN_API = "1.6"  # 1.1: hsm_worker_feature (--wandb-buffer); 1.5: hsm_task_env_batch; 1.6: RESULTS_DIR
 
 REGISTRY_SCHEMA = {
     "type": "object",

@@ -53,8 +53,9 @@ def parse_walltime(value: Any, *, key: str = "walltime") -> int:
         d, h = int(m.group("d") or 0), int(m.group("h"))
         mm, ss = int(m.group("m") or 0), int(m.group("s") or 0)
         if m.group("m") is not None and m.group("s") is None:
-            # HH:MM (PBS accepts it; Slurm's MM:SS reading of two fields surprises people)
-            seconds = h * 3600 + mm * 60
+            # HH:MM (PBS accepts it; Slurm's MM:SS reading of two fields surprises people), and
+            # Slurm's D-HH:MM, whose days count too
+            seconds = d * 86400 + h * 3600 + mm * 60
         else:
             seconds = d * 86400 + h * 3600 + mm * 60 + ss
         if mm > 59 or ss > 59:

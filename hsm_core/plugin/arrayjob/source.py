@@ -408,6 +408,11 @@ class ArrayJobSource(ComputeSource):
             self.log(f"cancel of {' '.join(ids)} returned {res.returncode}: {submission.said(res)}")
         return res
 
+    def cannot_cancel_alone(self, task_ids: Iterable[str]) -> list[str]:
+        """Of these attached tasks, those whose array element this scheduler cannot stop without
+        stopping others (``hsm cancel --tasks`` then leaves them alone and says so). Default: none."""
+        return []
+
     def cancel(self, task_ids: Iterable[str], reason: TaskState = TaskState.CANCELLED) -> None:
         """Cancel the jobs of these tasks; polls then mark them ``reason`` once the jobs ended."""
         w = self.watcher

@@ -21,6 +21,7 @@ from hsm_core.plugin.arrayjob.chunk_plan import lanes_of, plan_chunks  # noqa: F
 from hsm_core.plugin.arrayjob.directives import check_name
 from hsm_core.plugin.arrayjob.manifest import SubmittedChunk, append_chunk, roll_back, write_submitted
 from hsm_core.plugin.arrayjob.script import ArrayJob
+from hsm_core.plugin.arrayjob.warning import warning_seconds
 from hsm_core.plugin.values import CommandResult, WorkerArray, WorkersSubmitted
 
 __all__ = ["launch", "submit", "submit_workers", "said"]
@@ -167,6 +168,9 @@ def submit_workers(src: Any, workers: WorkerArray, *, dry_run: bool = False) -> 
         # Absolute: the script may be submitted (again, by hand) from any directory.
         log_dir=str(Path(workers.log_dir).resolve()),
         command=tuple(workers.command),
+        # The warning before the walltime, as the tasks' array jobs get it (the worker passes
+        # SIGUSR1 on to a task that handles it; hsm_core/workers/walltime_warning.py).
+        signal_before=warning_seconds(src.options, src.resources.walltime),
     )
     script = script_dir / f"workers_{workers.stamp}{src.script_suffix}"
     atomic_write_text(script, src.render_worker_script(job))
