@@ -497,7 +497,10 @@ class Engine:
         if rec is None:
             return
         d = self.sweep.task_dir(rec.index)
-        status = read_status(d) or {}
+        # Only a final update takes what the file says (a 'running' one uses nothing of it: a file
+        # that says the task ended already is the next poll's final update, so that _finished runs
+        # once per end; a status.yaml parsed per update was half the controller's CPU in a run).
+        status = (read_status(d) or {}) if upd.state.finished else {}
         if upd.state.finished and upd.infrastructure_failure and upd.state != TaskState.COMPLETED:
             # Lost to the infrastructure (host down, node failure): run it again elsewhere.
             rt.active.discard(upd.task_id)

@@ -33,7 +33,7 @@ from hsm_core.fastrun import ROWS_PAGE as PAGE
 from hsm_core.secrecy import holds_secret
 from hsm_core.task_manifest import read_chunk_tasks
 
-__all__ = ["PAGE", "ROWS_INFIX", "bash_word", "row", "rows_path", "write_rows", "write_rows_from_task_file",
+__all__ = ["PAGE", "ROWS_INFIX", "bash_word", "row", "row_texts", "rows_path", "write_rows", "write_rows_from_task_file",
            "start_writer"]
 
 
@@ -55,35 +55,49 @@ def bash_word(text: str) -> str:
     return "$'" + text + "'"
 
 
-def row(made_from: Mapping[str, Any] | None) -> str:
-    """The line of one task (``made_from``: ``{"params": {task_id, index, params}, "command":
-    {...}}``, what its dir is made from); empty when the fast path must leave it to Python."""
+def row_texts(made_from: Mapping[str, Any] | None) -> tuple[str, str, str | None] | None:
+    """``params.yaml``, ``command.json`` and ``command.sh`` (None: the fast path cannot run the
+    command) of one task exactly as :func:`hsm_core.task_manifest.materialize` and
+    :func:`hsm_core.fastrun.write_for_task` write them; None when ``made_from`` is not a task's."""
     if not made_from:
-        return ""
+        return None
     params, command = made_from.get("params"), made_from.get("command")
-    if not isinstance(params, dict) or not isinstance(command, dict) or holds_secret(command.get("env")):
-        return ""
+    if not isinstance(params, dict) or not isinstance(command, dict):
+        return None
     # As materialize writes them: write_params_once's document, write_command's text.
     params_text = dump_yaml({"task_id": str(params.get("task_id")), "index": int(params.get("index") or 0),
                              "params": dict(params.get("params") or {})})
     json_text = json.dumps(dict(command), indent=1)
-    script = command_script(command, json_text)
+    return params_text, json_text, command_script(command, json_text)
+
+
+def row(made_from: Mapping[str, Any] | None, texts: tuple[str, str, str | None] | None = None) -> str:
+    """The line of one task (``made_from``: ``{"params": {task_id, index, params}, "command":
+    {...}}``, what its dir is made from; ``texts``: its :func:`row_texts`, when the caller made
+    them already); empty when the fast path must leave it to Python."""
+    texts = texts if texts is not None else row_texts(made_from)
+    if texts is None or holds_secret(made_from["command"].get("env")):  # (row_texts: a dict)
+        return ""
+    params_text, json_text, script = texts
     if script is None or "\0" in params_text:
         return ""
     return (f"_hsm_mk_params={bash_word(params_text)} _hsm_mk_json={bash_word(json_text)} "
             f"_hsm_mk_sh={bash_word(script)}")
 
 
-def write_rows(list_file: Path, made_from: Sequence[Mapping[str, Any] | None]) -> list[Path]:
+def write_rows(list_file: Path, made_from: Sequence[Mapping[str, Any] | None],
+               texts: Sequence[tuple[str, str, str | None] | None] | None = None) -> list[Path]:
     """Write the pages of a chunk (``made_from``: per element in list order, None for a task whose
-    dir exists) that hold any task to make; returns the pages written."""
+    dir exists) that hold any task to make; returns the pages written. ``texts``: each task's
+    :func:`row_texts`, when the caller made them already."""
     written = []
     for start in range(0, len(made_from), PAGE):
         page = made_from[start:start + PAGE]
         if not any(page):
             continue
         path = rows_path(list_file, start // PAGE)
-        atomic_write_text(path, "".join(row(m) + "\n" for m in page), fsync=False)
+        page_texts = texts[start:start + PAGE] if texts is not None else [None] * len(page)
+        atomic_write_text(path, "".join(row(m, t) + "\n" for m, t in zip(page, page_texts)), fsync=False)
         written.append(path)
     return written
 

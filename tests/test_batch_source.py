@@ -5,6 +5,7 @@ failed status queries, the query backoff, elements that vanish, submissions with
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -235,3 +236,23 @@ def test_task_files_are_checked_as_often_as_stays_cheap_unless_configured(tmp_pa
     src.launch(specs)
     src.poll()
     assert src.poll_interval == 3.0
+
+
+def test_a_busy_machine_does_not_slow_the_checks_of_task_files(tmp_path: Path, monkeypatch) -> None:
+    """The pace follows the checks' CPU, not their wall time: with the array's elements busy on
+    every core a cheap check waits for a core, and pacing by that wait saw the last task end up to
+    a second late."""
+    from hsm_core.plugin.arrayjob import watcher
+    from hsm_core.plugin.arrayjob.poll_pace import FASTEST
+
+    _, specs, src = _setup(tmp_path, 3)
+    src.launch(specs)
+    real = watcher.status_path
+
+    def descheduled(task_dir):  # what waiting for a core looks like from the check: time, no work
+        time.sleep(0.01)
+        return real(task_dir)
+
+    monkeypatch.setattr(watcher, "status_path", descheduled)
+    src.poll()
+    assert src.poll_interval == FASTEST

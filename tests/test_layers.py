@@ -48,7 +48,7 @@ LAYERS: list[tuple[str, str]] = [
         plugin.arrayjob.staging plugin.arrayjob.submission plugin.arrayjob.watcher
         plugin.arrayjob.vocabulary plugin.arrayjob.per_task
         plugin.arrayjob.task_link plugin.arrayjob.task_control
-        plugin.arrayjob.throttle plugin.arrayjob.chunk_plan plugin.arrayjob.unmade plugin.arrayjob.dependencies
+        plugin.arrayjob.throttle plugin.arrayjob.chunk_plan plugin.arrayjob.unmade plugin.arrayjob.late_dirs plugin.arrayjob.dependencies
         plugin.arrayjob.warning plugin.arrayjob.poll_pace
         plugin_compat entry_points registry
     """),

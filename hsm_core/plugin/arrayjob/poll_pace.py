@@ -2,7 +2,8 @@
 
 A poll between scheduler queries reads only the stat of each followed task's ``status.yaml`` (and
 the files that changed), so its cost grows with the number of tasks followed: about 1 ms for 200
-tasks, tens of ms for 10,000. A fixed interval is either slow to see the last task end (1 s: on
+tasks, tens of ms for 10,000 (the CPU time of the check, measured by the watcher: its wall time
+grows with whatever else runs on the machine, the array's own elements first). A fixed interval is either slow to see the last task end (1 s: on
 average half a second of ``hsm run`` after the sweep is done, a tenth of a 200-task run of trivial
 tasks) or costly at scale. :class:`PollPace` chooses the next interval from the cost of the last
 file check: the checks take at most :data:`BUDGET` of the controller's time, never more often than

@@ -357,6 +357,13 @@ class ArrayJobSource(ComputeSource):
         own runner (which makes the dir from the chunk's task file)."""
         return not self.remote and self.per_element == 1 and not self.options.get("runner")
 
+    @property
+    def makes_dirs_after_submission(self) -> bool:
+        """Whether a small submission's task dirs are made right after the job is submitted, while
+        the scheduler starts it (:mod:`.late_dirs`), rather than before: whenever the elements
+        could make them (:attr:`accepts_unmade_dirs`)."""
+        return self.accepts_unmade_dirs
+
     def max_array_size(self) -> int:
         """Tasks per array job: the smaller of ``max_array_size`` and the scheduler's limit."""
         if self._max_array_size is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hsm_core.errors import HsmError, SourceUnavailable
+from hsm_core.plugin.arrayjob import late_dirs
 from hsm_core.plugin.arrayjob.chunk_plan import lanes_of, plan_chunks  # noqa: F401 (lanes_of: imported from here before)
 from hsm_core.plugin.arrayjob.directives import check_name
 from hsm_core.plugin.arrayjob.manifest import SubmittedChunk, append_chunk, roll_back, write_submitted
@@ -50,12 +51,18 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
     plan = plan_chunks(src, tasks)
     job_ids: list[str] = []
     rows_for: list[tuple[Path, Sequence[Any]]] = []  # chunks whose elements make their dirs
+    # A small submission without dirs: made here once the scheduler has the job (.late_dirs).
+    late = late_dirs.wanted(files, tasks)
+    late_chunks: list[tuple[Sequence[Any], Any, SubmittedChunk]] = []
     try:
         for planned in plan.chunks:
             chunk, slot = planned.tasks, planned.slot
             after = plan.after(planned, job_ids)
             written = files.write_chunk(chunk, src.render_script, planned.resources,
                                         parallelism=slot.parallelism, after=tuple(after))
+            # Before the scheduler can start the job: the rows an element that starts before its
+            # dir is made makes it from.
+            texts = late_dirs.prepare_chunk(written.list_file, chunk) if late else None
             # 'submitted' before the scheduler can start the job: the runner writes over it.
             previous = write_submitted(chunk, source=src.name, per_element=src.per_element, script=written.script.name)
             job_id = submit(src, written.script.name, written.job)
@@ -66,7 +73,10 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
             previous = {}
             append_chunk(files.job_dir, sub, src.name, scheduler=src.scheduler_name, after=after)
             src.watcher.follow_chunk(sub, chunk)
-            rows_for.append((written.list_file, chunk))
+            if late:
+                late_chunks.append((chunk, texts, sub))
+            else:
+                rows_for.append((written.list_file, chunk))
         # Tasks left to their elements: bash's rows, written while the scheduler starts them.
         files.write_fast_rows(rows_for, Path(src.context.sweep_dir) / "logs" / "jobs" / "fast_rows.log")
     except BaseException:
@@ -80,6 +90,10 @@ def launch(src: Any, tasks: Sequence[Any]) -> list[SubmittedChunk]:
                 roll_back(specs, before)
             src.log("launch failed: cancelled the chunks already submitted: " + ", ".join(s.job_id for s, _, _ in submitted))
         raise
+    # Small submissions: their dirs, while the scheduler starts the elements (after the all or
+    # nothing above: the jobs stand, and an element whose dir could not be made here makes it).
+    for chunk, texts, sub in late_chunks:
+        late_dirs.make_dirs(chunk, texts, source=src.name, per_element=src.per_element, script=sub.script, log=src.log)
     src.after_jobs = ()  # waited for by this submission's heads; later ones wait for those
     src.watcher.query_soon()
     return [sub for sub, _, _ in submitted]

@@ -33,7 +33,7 @@ __all__ = ["ChunkRows", "UnmadeTaskSpec", "UNMADE_FROM", "wanted", "unmade", "un
 
 #: Submissions of at least this many tasks leave the task dirs to the elements. Smaller ones get
 #: their dirs (and the shell fast path's ``command.sh``, which saves an element the Python task
-#: runner's start) at submission, where they cost little.
+#: runner's start) from the controller, right after the job is submitted (:mod:`.late_dirs`).
 UNMADE_FROM = 1000
 
 
@@ -46,9 +46,13 @@ class UnmadeTaskSpec(TaskSpec):
 
 
 def wanted(sources: Sequence[Any], tasks: int) -> bool:
-    """Whether a run of ``tasks`` tasks on ``sources`` leaves task dirs to the array elements: only
-    when every source says it can (:attr:`accepts_unmade_dirs`) and the run is large."""
-    return tasks >= UNMADE_FROM and bool(sources) and all(getattr(s, "accepts_unmade_dirs", False) for s in sources)
+    """Whether a run of ``tasks`` tasks on ``sources`` hands its tasks over without their dirs: only
+    when every source says it can (:attr:`accepts_unmade_dirs`), and the run is large (the elements
+    make the dirs) or every source makes the dirs itself once the job is submitted
+    (:attr:`makes_dirs_after_submission`, :mod:`.late_dirs`)."""
+    if not sources or not all(getattr(s, "accepts_unmade_dirs", False) for s in sources):
+        return False
+    return tasks >= UNMADE_FROM or all(getattr(s, "makes_dirs_after_submission", False) for s in sources)
 
 
 def unmade(spec: Any) -> bool:
