@@ -209,18 +209,21 @@ def test_find_entry_bisects_to_any_task_of_a_big_manifest(tmp_path: Path) -> Non
     assert find_entry(tmp_path / "none", 1) is None
 
 
-def test_export_takes_a_completed_tasks_metrics_from_the_sweeps_metrics_file_until_it_runs_again(checking: Project) -> None:
+def test_export_takes_a_completed_tasks_metrics_from_the_sweeps_metrics_file_until_it_changes(checking: Project) -> None:
     cfg = checking.write_sweep({"grid": {"x": [1, 2]}})
     assert checking.hsm("run", "--config", str(cfg), "--sweep-id", "m").returncode == 0
     sweep = checking.outputs / "m"
     kept = [json.loads(line) for line in (sweep / "task_metrics.jsonl").read_text().splitlines()]
     assert sorted((k["attempt"], k["values"]["score"]) for k in kept) == [(1, 1.0), (1, 2.0)]
-    # What the controller kept is what export shows (no metrics.json read) ...
-    (sweep / "tasks" / "task_001" / "metrics.json").write_text('{"score": 99}')
     out = checking.root / "m.json"
     assert checking.hsm("export", "m", "--format", "json", "--output", str(out)).returncode == 0
     assert sorted(r["score"] for r in json.loads(out.read_text())) == [1.0, 2.0]
-    # ... until the task has another attempt: then its own file is read again.
+    # What the controller kept is what export shows until the file changes: an evaluation that
+    # rewrites metrics.json after the sweep is seen (hsm_core/metrics_freshness.py) ...
+    (sweep / "tasks" / "task_001" / "metrics.json").write_text('{"score": 99}')
+    assert checking.hsm("export", "m", "--format", "json", "--output", str(out)).returncode == 0
+    assert sorted(r["score"] for r in json.loads(out.read_text())) == [2.0, 99]
+    # ... and so is the file of a task that ran again.
     status_file = sweep / "tasks" / "task_001" / "status.yaml"
     status = yaml.safe_load(status_file.read_text())
     status.update(attempt=2, state="running")

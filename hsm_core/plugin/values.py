@@ -57,7 +57,8 @@ class TaskSpec:
     #: The attempt this launch starts, planned from the task's status before the controller's last
     #: check that it is still in charge; set only for sources whose ``plans_attempts`` is True
     #: (pass it to the runner: ``start_task(..., attempt=spec.attempt)``). None: the runner plans it.
-    attempt: int | None = None
+    #: Keyword-only, so that positional constructions of a TaskSpec or a subclass keep their meaning.
+    attempt: int | None = field(default=None, kw_only=True)
 
     @property
     def name(self) -> str:

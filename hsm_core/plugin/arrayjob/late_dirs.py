@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hsm_core.atomic import dump_yaml
-from hsm_core.fastrun_rows import row_texts, write_rows
 from hsm_core.plugin.arrayjob.unmade import UNMADE_FROM, unmade
 from hsm_core.plugin.taskfiles import now_iso
 from hsm_core.secrecy import holds_secret
@@ -54,6 +53,10 @@ def wanted(files: Any, tasks: Sequence[Any]) -> bool:
 def prepare_chunk(list_file: Path, chunk: Sequence[Any]) -> ChunkTexts:
     """Before the chunk is submitted: its tasks' texts, and the fast path's rows written from them
     (the chunk's task file, for the Python runner, is :mod:`.jobfiles`' own)."""
+    # (imported here, as the other users of the fast path's files do: importing the plugin API
+    # must not load the task runner it imports)
+    from hsm_core.fastrun_rows import row_texts, write_rows
+
     made_from = [s.made_from if unmade(s) else None for s in chunk]
     texts: ChunkTexts = [row_texts(m) if m else None for m in made_from]
     write_rows(Path(list_file), made_from, texts)
