@@ -57,3 +57,17 @@ def test_an_unambiguous_walltime_says_nothing(torque_project: Project, given: st
     proc = _dry_run(torque_project, given)
     assert proc.returncode == 0, proc.stderr
     assert "Note: --walltime" not in proc.stderr
+
+
+def test_a_sweep_files_walltime_gets_the_same_note_with_its_line(torque_project: Project) -> None:
+    """``resources.walltime: 1:30`` in the sweep file is read as 1 h 30 min, as the flag is: the
+    note names the file, line and key (the flag, when given, is what counts and what is noted)."""
+    cfg = torque_project.write_sweep({"grid": {"lr": [0.1]}, "resources": {"walltime": "1:30"}})
+    proc = torque_project.hsm("run", "--config", str(cfg), "--sources", "torque", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "#PBS -l walltime=01:30:00" in proc.stdout.splitlines()
+    notes = [ln for ln in proc.stderr.splitlines() if ln.startswith("Note: ")]
+    assert len(notes) == 1 and "resources.walltime 1:30 is read as 01:30:00" in notes[0], proc.stderr
+    assert f"{cfg.name}:" in notes[0], proc.stderr
+    proc = torque_project.hsm("run", "--config", str(cfg), "--sources", "torque", "--walltime", "02:00:00", "--dry-run")
+    assert proc.returncode == 0 and "Note: " not in proc.stderr, proc.stderr

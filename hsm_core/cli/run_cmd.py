@@ -294,6 +294,22 @@ def _after_for(after: str, requests: Any, registry: Any) -> str:
     return after
 
 
+def _sweep_file_walltime_note(spec: Any) -> str | None:
+    """The walltime note for the sweep file's ``resources.walltime`` (``file:line resources.walltime``
+    in place of the flag), when the command line gave none."""
+    from hsm_core.config.lines import display_path, line_of
+    from hsm_core.walltime_note import ambiguous_walltime_note
+
+    section = spec.settings.get("resources")
+    value = section.get("walltime") if isinstance(section, dict) else None
+    if value in (None, ""):
+        return None
+    where = "resources.walltime"
+    if spec.path:
+        where = f"{display_path(spec.path)}:{line_of(spec.settings, ['resources', 'walltime'])} {where}"
+    return ambiguous_walltime_note(where, value)
+
+
 def _checked_resources(plan: Any, requests: Any, registry: Any, given: dict[str, Any] | None,
                        earlier: tuple[dict[str, Any], str] | None = None) -> Any:
     """The command line's resources (over ``earlier``: those of the run that started the sweep, and
@@ -305,7 +321,8 @@ def _checked_resources(plan: Any, requests: Any, registry: Any, given: dict[str,
     command_line = from_command_line(given or {})
     from hsm_core.walltime_note import ambiguous_walltime_note
 
-    note = ambiguous_walltime_note("--walltime", (given or {}).get("walltime") or "")
+    walltime = (given or {}).get("walltime")
+    note = ambiguous_walltime_note("--walltime", walltime) if walltime else _sweep_file_walltime_note(plan.spec)
     if note:
         click.echo(f"Note: {note}", err=True)
     if earlier and earlier[0]:
