@@ -19,14 +19,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from chaos_support import assert_clean_exit, hsm, hsm_popen, output_of, stop, task_ids, wait_until
+from chaos_support import assert_clean_exit, hsm, hsm_popen, output_of, stop, task_ids, wait_until, write_chaos_project
 from hsm_core import attempt_claim
 from hsm_core.taskdir import ATTEMPT_CLAIM_PREFIX
 from hsm_core.testing.runlog import RUNLOG_SCRIPT, check_once, read_runs
@@ -69,21 +68,9 @@ runpy.run_module("hsm_core", run_name="__main__")
 
 
 def _project(root: Path, parallel: int = 2) -> Path:
-    root.mkdir(parents=True)
     log = root / "runs.log"
-    (root / "train.py").write_text(RUNLOG_SCRIPT.format(log=str(log), fail_flag=str(root / "fail.flag")))
-    (root / "hsm_config.yaml").write_text(textwrap.dedent(f"""\
-        project:
-          name: excl
-        paths:
-          python_interpreter: {sys.executable}
-          train_script: train.py
-        compute:
-          local:
-            max_parallel_jobs: {parallel}
-            kill_grace: 2
-          controller_lease_timeout: {LEASE_TIMEOUT}
-        """))
+    write_chaos_project(root, parallel=parallel, extra_config=f"  controller_lease_timeout: {LEASE_TIMEOUT}\n",
+                        script=RUNLOG_SCRIPT.format(log=str(log), fail_flag=str(root / "fail.flag")))
     sweep = root / "sweeps" / "sweep.yaml"
     sweep.parent.mkdir(parents=True)
     sweep.write_text(yaml.safe_dump({"grid": {"x": [0, 1, 2], "sleep": [1.0]}}))
