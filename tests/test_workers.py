@@ -630,3 +630,21 @@ def test_a_misspelt_worker_option_names_the_one_meant(wp: Project) -> None:
         "Error: unknown worker option 'wandb-bufer', did you mean 'wandb-buffer'? (--feature wandb-buffer, "
         "or --wandb-buffer)"], proc.stderr
     assert executions(wp) == []
+
+
+def test_worker_status_table_in_80_columns_keeps_its_headers_and_params(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A user's 80-column terminal: `hsm worker --status` cut "attempt" and "heartbeat" to
+    "attemp" and "heartbea", and dropped the params column when a claim was shown."""
+    from hsm_core.workers.status import Row, StatusTable, render
+
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = [Row(1, "run_0001", "wandb-abcdef12", {"lr": 0.1, "batch": 32, "model": "resnet50", "seed": 1}, "running",
+                "running", 2, claimed_by="node12.cluster/123456/torque", heartbeat_age=3.2),
+            Row(2, "run_0002", "wandb-0123abcd", {"lr": 0.2, "batch": 32, "model": "resnet50", "seed": 1}, "resumable",
+                "preempted", 1, note="resumes from step 7")]
+    render(StatusTable("/tmp/s", "g", rows, counts={"running": 1, "resumable": 1}), all_rows=True)
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    for header in ("attempt", "heartbeat", "params"):
+        assert header in out.split(), out
+    assert "lr=0.1" in out and "model=resnet50" in out.replace("\n", " "), out

@@ -131,6 +131,10 @@ def _params_text(params: dict[str, Any], width: int = 48) -> str:
 LONG_TABLE = 500
 
 
+#: Columns that fold onto more lines in a narrow terminal, with the width they keep.
+_FOLDING = {"params": 16, "note": 12, "claimed by (host/pid/cluster)": 12}
+
+
 def render(table: StatusTable, *, all_rows: bool | None = None) -> None:
     """Print the summary and the table with rich. ``all_rows``: True every configuration, False
     none, None (default) every one for small sweeps, else only running/resumable/failed ones."""
@@ -163,7 +167,10 @@ def render(table: StatusTable, *, all_rows: bool | None = None) -> None:
         cols.append("note")
     t = Table(show_lines=False, pad_edge=False, box=None)
     for col in cols:
-        t.add_column(col, no_wrap=col != "params" and col != "note", overflow="fold")
+        # Short columns keep their whole header (rich cut "attempt" to "attemp" in 80 columns);
+        # the long ones fold, but never below a readable width (rich dropped params altogether).
+        folds = _FOLDING.get(col)
+        t.add_column(col, no_wrap=folds is None, overflow="fold", min_width=folds or len(col))
     styles = {"done": "green", "running": "cyan", "resumable": "yellow", "failed": "red", "pending": ""}
     for r in rows:
         style = styles[r.category]
