@@ -13,7 +13,6 @@ the middle of a launch: a task whose process was started is always known, and st
 from __future__ import annotations
 
 import collections
-import dataclasses
 import signal
 import threading
 import time
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from hsm_core import runner
-from hsm_core.attempt_claim import planned_attempt
 from hsm_core.metrics import collect_metrics, load_collectors
 from hsm_core.outages import Outage, backoff, write_outages
 from hsm_core.plugin import (
@@ -324,12 +322,6 @@ class Engine:
         """``rt.source.launch(batch)`` on the source's thread, asking ``may_launch`` once more right
         before: a controller stopped (SIGSTOP, a suspended laptop) since the engine's own check may
         have been replaced meanwhile."""
-        if getattr(rt.source, "plans_attempts", False):
-            # Which attempt each start is, decided before the check below: a controller stopped
-            # after it (inside the launch) and continued after its replacement started the task
-            # claims the attempt the replacement has, and starts nothing (hsm_core.attempt_claim).
-            batch = [dataclasses.replace(spec, attempt=planned_attempt(spec.task_dir, read_status(spec.task_dir)))
-                     for spec in batch]
         if self._may_launch is not None and not self._may_launch():
             raise _NotInCharge()
         if self._cancelled():

@@ -28,11 +28,6 @@ It applies, and otherwise returns before writing anything so that the job script
   before the walltime of schedulers without a directive for it (``HSM_WARNING_AT``, PBS and
   Torque) is a timer here as in the Python runner.
 
-Before it touches anything of the task it claims the attempt (``.hsm_attempt.N``, created with
-``set -o noclobber``: :mod:`hsm_core.attempt_claim`); a claim already taken (the job submitted
-twice, its script run twice) leaves the element to the Python runner, which runs nothing then and
-says why in the job's log.
-
 SIGUSR1 (the warning before the walltime) is forwarded only when a process of the task handles it,
 as the Python runner does: a script without a handler runs on to the walltime.
 
@@ -62,7 +57,6 @@ from hsm_core.runner import ATTEMPT_BANNER, NOT_STARTED_EXIT, TASK_PATH_VARS, WR
 from hsm_core.secrecy import holds_secret
 from hsm_core.state import ATTEMPT_FIELDS
 from hsm_core.taskdir import (
-    ATTEMPT_CLAIM_PREFIX,
     COMMAND_FILE,
     COMMAND_SCRIPT,
     EXIT_MARKER,
@@ -229,7 +223,6 @@ def program(python: str = sys.executable) -> str:
         "COMMAND_JSON": COMMAND_FILE,
         "COMMAND_SH": COMMAND_SCRIPT,
         "PID_FILE": PID_FILE,
-        "CLAIM": ATTEMPT_CLAIM_PREFIX,
         "EXIT_MARKER": EXIT_MARKER,
         "STDOUT": STDOUT_LOG,
         "STDERR": STDERR_LOG,
@@ -259,8 +252,7 @@ def program(python: str = sys.executable) -> str:
     text = _PROGRAM
     for key, value in values.items():
         text = text.replace("@" + key + "@", value)
-    bash_arrays = text.replace("${_hsm_argv[@]}", "").replace("${_hsm_old[@]}", "").replace("${#_hsm_old[@]}", "")
-    assert "@" not in bash_arrays.replace('"$@"', ""), "an unfilled place in the fast path"
+    assert "@" not in text.replace("${_hsm_argv[@]}", "").replace('"$@"', ""), "an unfilled place in the fast path"
     return text
 
 
@@ -510,38 +502,15 @@ _hsm_fast() {
   _hsm_cwd=${_hsm_root:-${_hsm_cwd:-$PWD}}
   [ -d "$_hsm_cwd" ] || return 1
   [ -d "$_hsm_t/@RESULTS@" ] || mkdir -p -- "$_hsm_t/@RESULTS@" 2>/dev/null || return 1
+  # From here on the fast path runs the task: nothing returns to the Python runner.
+  if [ -e "$_hsm_t/@EXIT_MARKER@" ] || [ -e "$_hsm_t/@PID_FILE@" ]; then
+    _hsm_remove "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@"
+  fi
   # This host's name as Python's socket.gethostname() gives it: $HOSTNAME may have come with the
   # environment of the submitting host (bash sets it only when it is not set).
   local _hsm_attempt=$((_hsm_at + 1)) _hsm_host= _hsm_us _hsm_iso _hsm_quoted _hsm_text
   IFS= read -r _hsm_host 2>/dev/null < /proc/sys/kernel/hostname || _hsm_host=${HOSTNAME:-}
   [ -n "$_hsm_host" ] || _hsm_host=${HOSTNAME:-}
-  # The claim of this attempt (hsm_core/attempt_claim.py), before anything of the task is touched:
-  # noclobber's O_EXCL create. Taken (the job submitted twice, its script run twice, a claim left
-  # by a run cut off): nothing was written, the Python runner judges (and says why it runs nothing).
-  local _hsm_claim="$_hsm_t/@CLAIM@$_hsm_attempt" _hsm_c _hsm_rc_claim _hsm_clobber=
-  local -a _hsm_old=()
-  [[ $- == *C* ]] || _hsm_clobber=1
-  set -C
-  { printf '%s %s %s %s\n' "${_hsm_host// /_}" "$$" "${HSM_JOB_KEY:-${HSM_JOB_ID:--}}" "${HSM_JOB_RESTART:--}" \
-      > "$_hsm_claim"; } 2>/dev/null
-  _hsm_rc_claim=$?
-  [ -n "$_hsm_clobber" ] && set +C
-  [ "$_hsm_rc_claim" = 0 ] || return 1
-  # From here on the fast path runs the task: nothing returns to the Python runner.
-  for _hsm_c in "$_hsm_t"/@CLAIM@*; do  # a later attempt claimed: this one is over; earlier claims go
-    _hsm_c=${_hsm_c##*/@CLAIM@}
-    case $_hsm_c in ''|*[!0-9]*) continue ;; esac
-    if [ "$_hsm_c" -gt "$_hsm_attempt" ]; then
-      printf 'hsm-task: %s: attempt %s not started here: attempt %s was started since\n' \
-        "${_hsm_t##*/}" "$_hsm_attempt" "$_hsm_c" >&2
-      _hsm_remove "$_hsm_claim"
-      exit 0
-    fi
-    [ "$_hsm_c" -lt "$_hsm_attempt" ] && _hsm_old+=("$_hsm_t/@CLAIM@$_hsm_c")
-  done
-  if [ -e "$_hsm_t/@EXIT_MARKER@" ] || [ -e "$_hsm_t/@PID_FILE@" ] || [ ${#_hsm_old[@]} -gt 0 ]; then
-    _hsm_remove "$_hsm_t/@EXIT_MARKER@" "$_hsm_t/@PID_FILE@" "${_hsm_old[@]}"
-  fi
   _hsm_now
   local _hsm_start_us=$_hsm_us _hsm_start_iso=$_hsm_iso
   local _hsm_start_epoch="${_hsm_us:0:-6}.${_hsm_us: -6:3}"

@@ -15,9 +15,7 @@ refuse every other controller until it timed out.
   on another machine sharing the filesystem only once its file has not been rewritten for
   ``compute.controller_lease_timeout`` seconds (the longer of the taker's and the holder's own).
 * A holder that finds its lease taken over (it was suspended past the timeout) launches nothing
-  more: :meth:`ControllerLease.may_launch` is asked before every launch batch. One stopped *inside*
-  a launch, after that question, starts nothing either: its starts were planned before it, and
-  the attempt it planned is claimed by then (:mod:`hsm_core.attempt_claim`).
+  more: :meth:`ControllerLease.may_launch` is asked before every launch batch.
 
 The lease has its own directory, not the workers' ``.locks/``: everything there is read as the claim
 of a task (``hsm status`` of a worker sweep, ``hsm cancel``'s list of workers to stop).

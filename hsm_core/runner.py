@@ -43,8 +43,7 @@ from hsm_core.state import (
     process_identity,
     still_starting,
 )
-from hsm_core import attempt_claim, jobenv
-from hsm_core.attempt_claim import AttemptTaken
+from hsm_core import jobenv
 from hsm_core.taskdir import (
     PID_FILE,
     WRAPPER_NAME,
@@ -150,16 +149,12 @@ def start_task(
     extra_env: Mapping[str, str] | None = None,
     echo: Callable[[str, bytes], None] | None = None,
     status_extra: Mapping[str, Any] | None = None,
-    attempt: int | None = None,
 ) -> StartedTask:
     """Start the task's command and write its ``running`` status. Raises OSError if it cannot start.
 
     ``project_root`` / ``python`` override the working directory and interpreter recorded in
     ``command.json`` (a remote host has its own). ``echo(task_name, line)`` receives output lines
-    for ``--show-output``. ``attempt``: the attempt this start was planned as (by a controller,
-    before its last check that it is still in charge; :func:`hsm_core.attempt_claim.planned_attempt`
-    of the status now when None). Raises :class:`~hsm_core.attempt_claim.AttemptTaken`, having
-    changed nothing, when another starter claimed that attempt.
+    for ``--show-output``.
     """
     task_dir = Path(task_dir)
     command = read_command(task_dir)
@@ -169,30 +164,12 @@ def start_task(
     argv = jobenv.launcher_prefix() + argv  # srun in a job of several nodes (the job script says)
     cwd = project_root or command.get("cwd") or os.getcwd()
     env = task_environment(command, task_dir, extra_env)
-    previous = read_status(task_dir) or {}
-    job = jobenv.job_from_variables()
-    if attempt is None:
-        attempt = attempt_claim.planned_attempt(task_dir, previous, job)
-    # Before anything of the task is touched (its markers, an earlier attempt's processes, its
-    # status): a second starter of this attempt (a controller stopped inside its launch and
-    # continued after its replacement started the task) gets AttemptTaken and changes nothing.
-    attempt_claim.claim(task_dir, attempt, job)
-    try:
-        return _start_claimed(task_dir, command, argv, cwd, env, previous, attempt, source=source, runner=runner,
-                              echo=echo, status_extra=status_extra)
-    except BaseException:
-        # Not started: the attempt is free again (the next start plans the same number).
-        attempt_claim.release(task_dir, attempt)
-        raise
-
-
-def _start_claimed(task_dir: Path, command: Mapping[str, Any], argv: list[str], cwd: str, env: dict[str, str],
-                   previous: Mapping[str, Any], attempt: int, *, source: str, runner: str,
-                   echo: Callable[[str, bytes], None] | None, status_extra: Mapping[str, Any] | None) -> StartedTask:
-    """:func:`start_task` once its attempt is claimed."""
     results_dir(task_dir).mkdir(exist_ok=True)
     clear_markers(task_dir)
+
+    previous = read_status(task_dir) or {}
     _stop_leftovers(task_dir, previous)
+    attempt = int(previous.get("attempt") or 0) + 1
     out, err = open_output(task_dir)
     if attempt > 1:
         banner = ATTEMPT_BANNER.format(attempt=attempt, host=socket.gethostname(), time=now_iso()).encode()
@@ -446,13 +423,11 @@ def run_blocking(
     status_extra: Mapping[str, Any] | None = None,
     forward_signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2),
     force: bool = False,
-    attempt: int | None = None,
 ) -> dict[str, Any]:
     """Run one task to its end in this process, forwarding signals. Returns the final status.
 
     A task already ``completed`` is not run again (a requeued array job must not repeat finished
-    work) unless ``force``. Raises :class:`~hsm_core.attempt_claim.AttemptTaken` (nothing run,
-    nothing written) when another run started the attempt this one was for.
+    work) unless ``force``.
     """
     previous = read_status(task_dir)
     if previous and previous.get("state") == TaskState.COMPLETED.value and not force:
@@ -465,9 +440,6 @@ def run_blocking(
         python=python,
         extra_env=extra_env,
         status_extra=status_extra,
-        # Which attempt this run is for, judged from the job it runs in: a requeue is a new
-        # attempt, a second run of an attempt another run already started is not (AttemptTaken).
-        attempt=attempt or attempt_claim.planned_for_job(task_dir, previous, jobenv.job_from_variables()),
     )
     received: list[int] = []
 
@@ -628,19 +600,15 @@ def _run_packed(list_file: Path, element: int, args: Any) -> int:
     for i in range(first, min(first + args.count, total)):
         if _WARNED:
             return 128 + signal.SIGUSR1  # warned before the walltime: the rest waits for the next attempt
-        try:
-            status = run_blocking(
-                _element_task_dir(list_file, i),
-                source=args.source,
-                runner=args.runner,
-                project_root=args.project_root,
-                python=args.python,
-                status_extra=_scheduler_extra(),
-                force=args.force,
-            )
-        except AttemptTaken as exc:
-            _not_started(exc)
-            continue
+        status = run_blocking(
+            _element_task_dir(list_file, i),
+            source=args.source,
+            runner=args.runner,
+            project_root=args.project_root,
+            python=args.python,
+            status_extra=_scheduler_extra(),
+            force=args.force,
+        )
         code = status.get("exit_code")
         code = int(code) if isinstance(code, int) and 0 <= code < 256 else (0 if status.get("state") == "completed" else 1)
         worst = worst or code
@@ -684,8 +652,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project-root", default=None)
     parser.add_argument("--python", default=None)
     parser.add_argument("--force", action="store_true", help="run even if the task already completed")
-    # The attempt its source planned (TaskSpec.attempt): run only if no other run claimed it.
-    parser.add_argument("--attempt", type=int, default=None, help=argparse.SUPPRESS)
     # The job script's setup commands failed: record the element's tasks failed, run nothing.
     parser.add_argument("--setup-failed", metavar="REASON", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -707,19 +673,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             ensure_task_dir(task_dir)  # (from the sweep's manifest, when it holds the command)
     else:
         parser.error("give TASK_DIR or --list FILE")
-    try:
-        status = run_blocking(
-            task_dir,
-            source=args.source,
-            runner=args.runner,
-            project_root=args.project_root,
-            python=args.python,
-            status_extra=_scheduler_extra(),
-            force=args.force,
-            attempt=args.attempt,
-        )
-    except AttemptTaken as exc:
-        return _not_started(exc)
+    status = run_blocking(
+        task_dir,
+        source=args.source,
+        runner=args.runner,
+        project_root=args.project_root,
+        python=args.python,
+        status_extra=_scheduler_extra(),
+        force=args.force,
+    )
     if not args.list_file and status.get("state") in (TaskState.COMPLETED.value, TaskState.FAILED.value):
         # An SSH task (no job container) that ended on its own: what it left running ends too.
         from hsm_core.ended_task_processes import grace_from_environment, stop_left_running
@@ -727,13 +689,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop_left_running([(task_dir, time.time())], grace_from_environment())
     code = status.get("exit_code")
     return int(code) if isinstance(code, int) and 0 <= code < 256 else 1
-
-
-def _not_started(exc: AttemptTaken) -> int:
-    """A run that found its attempt started by another: one line in the job's log, exit 0 (this
-    element did what it had to: the task runs, once, under the run that claimed it first)."""
-    print(f"hsm-task: {exc}", file=sys.stderr, flush=True)
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,6 @@
     results/       the task's ``HSM_OUTPUT_DIR``
     checkpoints/   a worker task's ``HSM_CHECKPOINT_DIR`` (pull-based workers)
     runner.log     the task runner's own output, where a source starts it detached (ssh)
-    .hsm_attempt.N the start of attempt N, claimed once (see hsm_core.attempt_claim): the latest only
     .hsm_pid       the runner's wrapper writes its pid here before the command starts ...
     .exit_code     ... and its command's exit code here when it ends (see :func:`left_exit_code`)
 
@@ -69,14 +68,11 @@ RUNNER_LOG = "runner.log"
 PID_FILE = ".hsm_pid"
 #: Written by the task's shell wrapper when its command ends: the exit code.
 EXIT_MARKER = ".exit_code"
-#: What names the claim of attempt N of the task (this prefix + N; see :mod:`hsm_core.attempt_claim`):
-#: created exclusively by the one runner that starts that attempt, before it touches anything else.
-ATTEMPT_CLAIM_PREFIX = ".hsm_attempt."
 #: ``$0`` of the task's shell wrapper: how its process is recognised (see :func:`started_process`).
 WRAPPER_NAME = "hsm-task"
 #: Every file name above, for tests that hold the rest of the code to this module.
 TASK_FILE_NAMES = (STATUS_FILE, PARAMS_FILE, COMMAND_FILE, COMMAND_SCRIPT, STDOUT_LOG, STDERR_LOG, METRICS_FILE,
-                   PID_FILE, EXIT_MARKER, RUNNER_LOG, INTERMEDIATE_FILE, PRUNING_FILE, ATTEMPT_CLAIM_PREFIX)
+                   PID_FILE, EXIT_MARKER, RUNNER_LOG, INTERMEDIATE_FILE, PRUNING_FILE)
 #: The directories above: words too common to look for inside other strings.
 TASK_DIR_NAMES = (RESULTS_DIR, CHECKPOINTS_DIR)
 

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, str]] = [
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
         hsm_core errors atomic processes whole_file taskstate jobenv install_hints durations progress secrecy taskdir task_manifest index_columns state
-        user_cache intermediate attempt_claim runner fastrun fastrun_rows setup_failure ended_task_processes walltime_note sweep_file_path
+        user_cache intermediate runner fastrun fastrun_rows setup_failure ended_task_processes walltime_note sweep_file_path
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as
     # entry points are: they are in the cli layer).

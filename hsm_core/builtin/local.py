@@ -18,8 +18,7 @@ import time
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core import runner
-from hsm_core.attempt_claim import AttemptTaken, planned_attempt, read_claim
-from hsm_core.state import SweepDir, now_iso, read_status, reconcile_status, stop_orphaned_command, with_history, write_status
+from hsm_core.state import now_iso, read_status, reconcile_status, stop_orphaned_command, with_history, write_status
 from hsm_core.taskdir import carry_kept
 from hsm_core.plugin import (
     ComputeSource,
@@ -79,8 +78,6 @@ class LocalSource(ComputeSource):
     """Runs tasks as child processes of the controller."""
 
     poll_interval = 2.0  # finished tasks wake the engine at once; this is only a safety net
-    #: The engine plans each start's attempt before its last check that it is in charge (TaskSpec.attempt).
-    plans_attempts = True
 
     def __init__(self, name: str, options: Mapping[str, Any], context: SourceContext) -> None:
         super().__init__(name, options, context)
@@ -129,15 +126,7 @@ class LocalSource(ComputeSource):
                     runner="local",
                     extra_env=env,
                     echo=_echo if self.context.show_output else None,
-                    attempt=spec.attempt,
                 )
-            except AttemptTaken as exc:
-                # Another controller started this attempt (this one was stopped inside its launch,
-                # or the other one is): it runs once, under that one. Watched from here to its end.
-                self._release(spec.task_id)
-                self._not_started(spec, exc)
-                started_ids.append(spec.task_id)
-                continue
             except (OSError, ValueError) as exc:
                 self._release(spec.task_id)
                 if _cannot_exec(exc):
@@ -154,22 +143,6 @@ class LocalSource(ComputeSource):
                 self._running[spec.task_id] = started
             started_ids.append(spec.task_id)
             threading.Thread(target=self._wait, args=(spec.task_id, started), daemon=True).start()
-
-    def _not_started(self, spec: TaskSpec, exc: AttemptTaken) -> None:
-        """Say why a task was not started (the controller's log and terminal), and watch the copy
-        that was, through its files."""
-        line = f"{exc}; watched from here to its end"
-        try:
-            SweepDir(spec.sweep_dir).log("sweep.log", line)
-        except (OSError, ValueError):
-            pass
-        try:
-            print(f"hsm: {line}", file=sys.stderr, flush=True)
-        except (OSError, ValueError):
-            pass
-        with self._lock:
-            self._attached[spec.task_id] = spec
-        threading.Thread(target=self._watch_attached, args=(spec, exc.attempt), daemon=True).start()
 
     def _release(self, task_id: str) -> None:
         with self._lock:
@@ -204,31 +177,7 @@ class LocalSource(ComputeSource):
                 self._attached[spec.task_id] = spec
             threading.Thread(target=self._watch_attached, args=(spec,), daemon=True).start()
 
-    def _watch_attached(self, spec: TaskSpec, claimed: int | None = None) -> None:
-        """Watch a task started by another process until it ends. ``claimed``: the attempt another
-        starter claimed while this controller meant to start it; until its start is recorded
-        there is nothing else to watch, and a claimer gone before that (killed as it started the
-        task) makes the task lost: the next start plans the attempt after it."""
-        while claimed is not None:
-            status = read_status(spec.task_dir) or {}
-            attempt = int(status.get("attempt") or 0)
-            if planned_attempt(spec.task_dir, status) != claimed:
-                # No longer held back by that claim: ended, superseded, or its claimer is gone.
-                if attempt < claimed or (attempt == claimed and status.get("exit_code") is None
-                                         and status.get("state") != TaskState.RUNNING.value):
-                    holder = read_claim(spec.task_dir, claimed)
-                    with self._lock:
-                        self._attached.pop(spec.task_id, None)
-                    self._updates.put(TaskUpdate(spec.task_id, TaskState.LOST, infrastructure_failure=True,
-                                                 message=f"attempt {claimed} was claimed by "
-                                                         f"{holder.describe() if holder else 'another runner'}, "
-                                                         "which ended before starting it"))
-                    self.context.wake()
-                    return
-                break
-            if status.get("state") == TaskState.RUNNING.value and attempt >= claimed:
-                break
-            time.sleep(0.2)
+    def _watch_attached(self, spec: TaskSpec) -> None:
         while True:
             with self._lock:
                 reason = self._stopping.get(spec.task_id)

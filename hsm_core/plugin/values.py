@@ -54,11 +54,6 @@ class TaskSpec:
     task_dir: Path  #: absolute path of the task dir in the local sweep directory
     sweep_id: str
     sweep_dir: Path
-    #: The attempt this launch starts, planned from the task's status before the controller's last
-    #: check that it is still in charge; set only for sources whose ``plans_attempts`` is True
-    #: (pass it to the runner: ``start_task(..., attempt=spec.attempt)``). None: the runner plans it.
-    #: Keyword-only, so that positional constructions of a TaskSpec or a subclass keep their meaning.
-    attempt: int | None = field(default=None, kw_only=True)
 
     @property
     def name(self) -> str:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hsm_core.attempt_claim import AttemptTaken
 from hsm_core.config.project_config import ProjectConfig
 from hsm_core.jobenv import claim_job, current_job, status_fields
 from hsm_core.metrics import collect_metrics, load_collectors
@@ -428,10 +427,6 @@ class Worker:
             try:
                 outcome = run_task(task_dir, session, self.signals, source=f"worker:{self.settings.cluster}",
                                    extra_env=extra_env, status_extra=status_extra)
-            except AttemptTaken as exc:
-                # Another runner started this attempt (hsm_core.attempt_claim): it runs once, there.
-                self.log(str(exc))
-                return
             finally:
                 if self._pruner is not None:
                     self._pruner.watch({})

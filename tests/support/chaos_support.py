@@ -137,13 +137,11 @@ def chaos(request: pytest.FixtureRequest) -> Iterator[Chaos]:
 # --------------------------------------------------------------------------------------------
 
 
-def write_chaos_project(root: Path, *, count_file: Path | None = None, parallel: int = 2, extra_config: str = "",
-                        script: str | None = None) -> Path:
-    """Make ``root`` a project whose train.py is :data:`TASK_SCRIPT` (or ``script``, the whole
-    text); returns the count file. ``extra_config`` is appended (two spaces: a key of ``compute``)."""
+def write_chaos_project(root: Path, *, count_file: Path | None = None, parallel: int = 2, extra_config: str = "") -> Path:
+    """Make ``root`` a project whose train.py is :data:`TASK_SCRIPT`; returns the count file."""
     root.mkdir(parents=True, exist_ok=True)
     count_file = count_file or root / "executions.log"
-    (root / "train.py").write_text(script if script is not None else TASK_SCRIPT.format(count_file=str(count_file)))
+    (root / "train.py").write_text(TASK_SCRIPT.format(count_file=str(count_file)))
     (root / "hsm_config.yaml").write_text(
         textwrap.dedent(
             f"""\
