@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from hsm_core.atomic import atomic_write_text
 from hsm_core.taskdir import write_command, write_params_once
@@ -139,6 +139,18 @@ def materialize(task_dir: Path, params_doc: Mapping[str, Any], command: Mapping[
     ``task_dir``. When two processes race (two array elements, a requeued one and its ghost), one
     rename wins and the other's temporary dir is removed. True when this call made it; False
     when it existed already (made earlier, or by the racer)."""
+    def fill(tmp: Path) -> None:
+        write_params_once(tmp, str(params_doc.get("task_id")), int(params_doc.get("index") or 0),
+                          dict(params_doc.get("params") or {}), atomic=False)
+        write_command(tmp, command, atomic=False)
+
+    return make_whole(task_dir, fill)
+
+
+def make_whole(task_dir: Path, fill: Callable[[Path], None]) -> bool:
+    """Make the missing ``task_dir``, complete before it appears: ``fill`` writes its files into a
+    temporary sibling dir, which is then renamed to ``task_dir`` (one rename wins a race; the
+    loser's temporary is removed). True when this call made it; False when it existed already."""
     task_dir = Path(task_dir)
     if task_dir.is_dir():
         return False
@@ -149,9 +161,7 @@ def materialize(task_dir: Path, params_doc: Mapping[str, Any], command: Mapping[
     try:
         # Straight into the files (no temporary file and rename each): nobody sees the dir
         # before the rename below makes it whole.
-        write_params_once(tmp, str(params_doc.get("task_id")), int(params_doc.get("index") or 0),
-                          dict(params_doc.get("params") or {}), atomic=False)
-        write_command(tmp, command, atomic=False)
+        fill(tmp)
         try:
             os.rename(tmp, task_dir)  # atomic; fails when task_dir exists (and is not empty)
         except OSError:

@@ -24,16 +24,16 @@ more): ``hsm run --no-wait`` returns once every dir exists, as before.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 from hsm_core.atomic import dump_yaml
+from hsm_core.plugin.arrayjob.manifest import submitted_status
 from hsm_core.plugin.arrayjob.unmade import UNMADE_FROM, unmade
 from hsm_core.plugin.taskfiles import now_iso
 from hsm_core.secrecy import holds_secret
+from hsm_core.task_manifest import make_whole
 from hsm_core.taskdir import COMMAND_FILE, COMMAND_SCRIPT, PARAMS_FILE, RESULTS_DIR, STATUS_FILE
-from hsm_core.taskstate import TaskState
 
 __all__ = ["wanted", "ChunkTexts", "prepare_chunk", "make_dirs"]
 
@@ -74,17 +74,7 @@ def make_dirs(chunk: Sequence[Any], texts: ChunkTexts, *, source: str, per_eleme
     for i, (spec, text) in enumerate(zip(chunk, texts)):
         if text is None:
             continue
-        status = {
-            "task_id": spec.task_id,
-            "index": spec.index,
-            "state": TaskState.SUBMITTED.value,
-            "source": source,
-            "runner": "batch",
-            "attempt": 0,
-            "array_index": i // per_element,
-            "job_script": script,
-            "submit_time": stamp,
-        }
+        status = submitted_status(spec, i, source=source, per_element=per_element, script=script, stamp=stamp)
         try:
             private = holds_secret((spec.made_from.get("command") or {}).get("env"))
             if _make_one(Path(spec.task_dir), text, dump_yaml(status), private):
@@ -98,33 +88,17 @@ def make_dirs(chunk: Sequence[Any], texts: ChunkTexts, *, source: str, per_eleme
 def _make_one(task_dir: Path, texts: tuple[str, str, str | None], status_text: str, private: bool) -> bool:
     """Make the missing ``task_dir`` whole under a temporary name, then rename it into place, as
     :func:`hsm_core.task_manifest.materialize` does; False when it exists (its element's rename won)."""
-    if task_dir.is_dir():
-        return False
     params_text, json_text, script = texts
-    tmp = task_dir.parent / f".{task_dir.name}.{os.getpid()}.{os.urandom(4).hex()}.making"
-    try:
-        tmp.mkdir(parents=False)
-    except FileNotFoundError:
-        task_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    try:
-        # Straight into the files: nobody sees the dir before the rename makes it whole.
+
+    def fill(tmp: Path) -> None:
         _write(tmp / PARAMS_FILE, params_text)
         _write(tmp / COMMAND_FILE, json_text, private)
         if script is not None:  # (none: the Python runner runs it, as for a dir made at submission)
             _write(tmp / COMMAND_SCRIPT, script, private)
             (tmp / RESULTS_DIR).mkdir()
         _write(tmp / STATUS_FILE, status_text)
-        try:
-            os.rename(tmp, task_dir)  # atomic; fails when the element's own rename made it first
-        except OSError:
-            if task_dir.is_dir():
-                return False
-            raise
-        return True
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    return make_whole(task_dir, fill)  # (False: the element's own rename made it first)
 
 
 def _write(path: Path, text: str, private: bool = False) -> None:

@@ -108,6 +108,28 @@ def element_ids(job_dir: Path, element_keys: Any, source: str | None = None) -> 
     return out
 
 
+def submitted_status(spec: Any, position: int, *, source: str, per_element: int, script: str, stamp: str,
+                     before: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``submitted`` record of the task at ``position`` of a chunk (its element:
+    ``position // per_element``), over its status ``before`` (its attempt count, attempts and
+    what a source keeps in status.yaml carry over)."""
+    before = before or {}
+    status: dict[str, Any] = {
+        "task_id": spec.task_id,
+        "index": spec.index,
+        "state": TaskState.SUBMITTED.value,
+        "source": source,
+        "runner": "batch",
+        "attempt": int(before.get("attempt") or 0),
+        "array_index": position // per_element,
+        "job_script": script,
+        "submit_time": stamp,
+    }
+    if before.get("attempts"):
+        status["attempts"] = before["attempts"]
+    return carry_kept(before, status)  # what a source keeps in status.yaml survives
+
+
 def write_submitted(specs: Sequence[Any], *, source: str, per_element: int, script: str) -> dict[str, dict[str, Any] | None]:
     """Write ``submitted`` into the status of each task of one chunk, before its submission.
 
@@ -123,21 +145,8 @@ def write_submitted(specs: Sequence[Any], *, source: str, per_element: int, scri
             continue  # no dir yet: submitted per array job (the index and jobs.jsonl say so)
         before = read_status(spec.task_dir)
         previous[spec.task_id] = before
-        before = before or {}
-        status: dict[str, Any] = {
-            "task_id": spec.task_id,
-            "index": spec.index,
-            "state": TaskState.SUBMITTED.value,
-            "source": source,
-            "runner": "batch",
-            "attempt": int(before.get("attempt") or 0),
-            "array_index": i // per_element,
-            "job_script": script,
-            "submit_time": stamp,
-        }
-        if before.get("attempts"):
-            status["attempts"] = before["attempts"]
-        status = carry_kept(before, status)  # what a source keeps in status.yaml survives
+        status = submitted_status(spec, i, source=source, per_element=per_element, script=script,
+                                  stamp=stamp, before=before or {})
         # 10,000 tasks at once: no fsync per file (a crash here leaves 'submitted' with no job in
         # the manifest, which a later hsm complete records as lost and runs again).
         write_status(spec.task_dir, status, fsync=False)
