@@ -44,6 +44,30 @@ WARNING_AT = "HSM_WARNING_AT"
 TASK_LAUNCHER = "HSM_TASK_LAUNCHER"
 
 
+def warning_delay(environ: Mapping[str, str] | None = None) -> float | None:
+    """Seconds until ``HSM_WARNING_AT`` (epoch seconds, exported by job scripts of schedulers
+    without a warning directive; negative when past), None when unset or not a number."""
+    import time
+
+    environ = os.environ if environ is None else environ
+    try:
+        return float(environ.get(WARNING_AT, "")) - time.time()
+    except ValueError:
+        return None
+
+
+def warn_self_after(delay: float) -> None:
+    """Send this process SIGUSR1 in ``delay`` seconds (at once when past), from a daemon timer
+    thread: it ends with the process, so it never signals one that took this pid later."""
+    import signal
+    import threading
+
+    timer = threading.Timer(max(0.0, delay), os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.daemon = True
+    timer.name = "hsm-walltime-warning"
+    timer.start()
+
+
 def launcher_prefix(environ: Mapping[str, str] | None = None) -> list[str]:
     """The argv ``HSM_TASK_LAUNCHER`` puts before a task's command (empty when unset)."""
     import shlex

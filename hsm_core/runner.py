@@ -568,21 +568,15 @@ def _arm_warning(packed: bool) -> None:
     so it never signals a process that took this pid later. Between the tasks of a packed element
     SIGUSR1 (this timer's, or Slurm's ``--signal``) is noted, not fatal: no further task starts."""
     _WARNED.clear()
-    try:
-        delay = float(os.environ.get(jobenv.WARNING_AT, "")) - time.time()
-    except ValueError:
-        delay = None
+    delay = jobenv.warning_delay()
     if delay is None and not packed:
         return
     try:
         signal.signal(signal.SIGUSR1, lambda signum, _frame: _WARNED.append(signum))
     except ValueError:  # not the main thread (an in-process caller): no signals to handle here
         return
-    if delay is None:
-        return
-    timer = threading.Timer(max(0.0, delay), os.kill, (os.getpid(), signal.SIGUSR1))
-    timer.daemon = True
-    timer.start()
+    if delay is not None:
+        jobenv.warn_self_after(delay)
 
 
 def _run_packed(list_file: Path, element: int, args: Any) -> int:

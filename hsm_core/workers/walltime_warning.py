@@ -16,9 +16,6 @@ worker and never signals a process that later got the worker's pid.
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 from typing import Mapping
 
 from hsm_core import jobenv
@@ -28,15 +25,8 @@ def arm(environ: Mapping[str, str] = os.environ) -> float | None:
     """Send this process SIGUSR1 at ``HSM_WARNING_AT`` (now when that is past). Returns the
     seconds until then, None when the job script set no warning time (Slurm's scripts ask the
     scheduler for the signal instead; local workers have no walltime)."""
-    raw = environ.get(jobenv.WARNING_AT, "").strip()
-    if not raw:
+    delay = jobenv.warning_delay(environ)
+    if delay is None:
         return None
-    try:
-        delay = max(0.0, float(raw) - time.time())
-    except ValueError:
-        return None
-    timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGUSR1))
-    timer.daemon = True
-    timer.name = "hsm-walltime-warning"
-    timer.start()
-    return delay
+    jobenv.warn_self_after(delay)  # (the task runner's timer, the same)
+    return max(0.0, delay)
