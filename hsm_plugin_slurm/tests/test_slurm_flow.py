@@ -126,6 +126,26 @@ def test_after_refuses_what_it_cannot_wait_for(tmp_path: Path, slurm_cluster) ->
     assert project.sweep_ids() == ["ran_here"]  # a refused run leaves no sweep behind
 
 
+def test_a_warning_that_comes_before_the_task_runner_is_up_does_not_kill_the_element(tmp_path: Path, slurm_cluster) -> None:
+    # Slurm may send --signal=B:USR1@N up to a minute early: to a batch shell still running its
+    # setup commands, whose default action for SIGUSR1 is to die, and the element with it before
+    # its task ran. A setup command sends it here, at the worst moment.
+    hpc = ('hpc:\n  system: slurm\n  walltime: "00:05:00"\n  signal_before_walltime: 60\n'
+           '  setup_commands: ["kill -USR1 $$"]\n')
+    project = timed_project(tmp_path / "proj", slurm_cluster, hpc)
+    cfg = project.write_sweep({"grid": {"x": [1], "sleep": [1]}})
+    proc = project.hsm("run", "--config", str(cfg), "--sources", "slurm", timeout=240)
+    sweep = project.only_sweep()
+    (status,) = project.statuses(sweep).values()
+    spans = intervals(sweep)
+    # The task ran, once. Warned at once it saves a checkpoint and reads preempted; when the
+    # warning came before its handler was set, it is not passed on and the task completes.
+    assert len(spans) == 1, (spans, status, proc.stdout + proc.stderr)
+    assert status["state"] in ("completed", "preempted"), status
+    if status["state"] == "preempted":
+        assert status["signal_received"] == "SIGUSR1", status
+
+
 @pytest.mark.parametrize("watching", [True, False], ids=["controller", "no-wait"])
 def test_the_warning_signal_lets_a_task_checkpoint_and_complete_resumes_it(tmp_path: Path, slurm_cluster, watching: bool) -> None:
     # Walltime 1 min, warned 50 s before: the task saves a checkpoint on SIGUSR1 and exits; it

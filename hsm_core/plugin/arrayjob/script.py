@@ -21,6 +21,17 @@ from hsm_core.plugin.arrayjob.resources import Resources
 #: a task of several nodes exports it. The same name as hsm_core.jobenv.TASK_LAUNCHER.
 LAUNCHER_VARIABLE = "HSM_TASK_LAUNCHER"
 
+#: The first lines of a job script whose scheduler sends the warning before the walltime
+#: (``ArrayJob.signal_before``). A scheduler may send it early (up to a minute before the time asked,
+#: its timer's step): a shell that has not yet ``exec``-ed the runner would die of SIGUSR1, and
+#: the element with it before its task ran. Caught here instead, it is passed on as
+#: ``HSM_WARNING_AT`` (a time already past): the task runner, or the worker, warns at once. A trap
+#: is reset by ``exec`` and in the setup commands, so nothing else sees it.
+EARLY_WARNING_LINES = (
+    "# The warning before the walltime, come before the task runner is up: noted, and passed on.",
+    "trap 'export HSM_WARNING_AT=${EPOCHSECONDS:-0}' USR1",
+)
+
 __all__ = ["ArrayJob", "script_body", "chunk_ranges", "ScriptRenderer", "LAUNCHER_VARIABLE"]
 
 
@@ -72,6 +83,8 @@ def script_body(job: ArrayJob, *, index_expr: str | None = None, header: Sequenc
     """
     q = shlex.quote
     lines = [*header]
+    if job.signal_before:
+        lines += EARLY_WARNING_LINES
     lines.append(f"cd {q(job.project_root)} || exit 1")
     argv = [*job.runner, "--list", job.list_file, "--source", job.source]
     if job.pass_project_root:
