@@ -137,7 +137,9 @@ def submit(src: Any, script_name: str, job: ArrayJob) -> str:
         raise SourceUnavailable(f"{src.scheduler_name} did not accept the job after {src.submit_retries + 1} tries: {said(result)}")
     raise HsmError(
         f"{src.scheduler_name} rejected the job ({cmd}, exit {result.returncode}): {said(result)}",
-        hint=f"fix the resources in hsm_config.yaml (hpc:); the job script is {job_dir / script_name}",
+        # Not only resources: a client that cannot reach or configure itself is refused the same way.
+        hint=(f"fix what it names: resources in hsm_config.yaml (hpc:), or the {src.scheduler_name} client here "
+              f"('hsm test hpc' checks it); the job script is {job_dir / script_name}"),
     )
 
 
