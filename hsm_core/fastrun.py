@@ -357,7 +357,7 @@ _hsm_make_dir() {  # the missing task dir $_hsm_dir, from line $_hsm_index of th
 
 _hsm_write_status() {  # $1: the whole record; temporary file + rename, as hsm writes it
   local _hsm_tmp="$_hsm_t/.@STATUS@.$$.$RANDOM.tmp"
-  printf '%s' "$1" > "$_hsm_tmp" && "$_hsm_mv" -f -- "$_hsm_tmp" "$_hsm_t/@STATUS@" && return 0
+  printf '%s' "$1" > "$_hsm_tmp" && "$_hsm_mv" -f -- "$_hsm_tmp" "$_hsm_t/@STATUS@" && { _hsm_written=$1; return 0; }
   _hsm_remove "$_hsm_tmp" 2>/dev/null
   return 1
 }
@@ -376,7 +376,10 @@ $2$_hsm_sdtext$_hsm_jobtext"
 }
 
 _hsm_keep_source_data() {  # what a source kept in @STATUS@ since we read it stays
-  local _hsm_st _hsm_at _hsm_atts _hsm_proc _hsm_sd0=$_hsm_sd
+  local _hsm_st _hsm_at _hsm_atts _hsm_proc _hsm_sd0=$_hsm_sd _hsm_now_text=
+  # Still the record we wrote last (as almost always): nothing was kept since, nothing to parse.
+  IFS= read -r -d '' _hsm_now_text 2>/dev/null < "$_hsm_t/@STATUS@"
+  [ -n "$_hsm_written" ] && [ "$_hsm_now_text" = "$_hsm_written" ] && return 0
   _hsm_read_status "$_hsm_t/@STATUS@" || _hsm_sd=
   [ -n "$_hsm_sd" ] || _hsm_sd=$_hsm_sd0
 }
@@ -448,6 +451,7 @@ ${_hsm_attempts_text}signal_received: $_hsm_received
 # Its variables are the job shell's (none is exported).
   set +e +u
   IFS=$' \t\n'
+  _hsm_written=
   [ -n "${EPOCHREALTIME:-}" ] && [ "${BASH_VERSINFO[0]:-0}" -ge 5 ] || return 1
   declare _hsm_list= _hsm_source=unknown _hsm_index= _hsm_root= _hsm_python=
   while [ $# -gt 0 ]; do
