@@ -105,6 +105,33 @@ def bench_hand_written(root: Path, n: int) -> float:
     return elapsed
 
 
+def machine_cpu() -> float | None:
+    """CPU seconds this machine has spent busy (user, nice, system, irq, softirq: every process,
+    Slurm's daemons and the elements included) since it booted; None without ``/proc/stat``. On a
+    quiet machine the difference across a row is what that row cost, with far less spread than
+    its wall time."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+#: Machine CPU seconds of each row, per run (:func:`machine_cpu`).
+CPU: dict[str, list[float]] = {}
+
+
+def measured(name: str, row: dict[str, float], fn, *args, **kw) -> None:
+    """Run one tool's row: its wall time into ``row``, the machine's CPU meanwhile into CPU."""
+    before = machine_cpu()
+    row[name] = fn(*args, **kw)
+    after = machine_cpu()
+    if before is not None and after is not None:
+        row["cpu:" + name] = after - before
+
+
 #: Where the default hsm row's time went, per run (seconds after ``hsm run`` started).
 PHASES: list[dict[str, float]] = []
 
@@ -224,14 +251,14 @@ def main() -> None:
             base = Path(tmp) / f"r{attempts}"
             row: dict[str, float] = {}
             try:
-                row["hand-written sbatch --array"] = bench_hand_written(base / "hand", n)
+                measured("hand-written sbatch --array", row, bench_hand_written, base / "hand", n)
                 if args.baseline:
-                    row[hsm_baseline] = bench_hsm(base / "hsm_baseline", n, checkout=os.path.abspath(args.baseline))
-                row[hsm_default] = bench_hsm(base / "hsm", n, record_phases=True)
+                    measured(hsm_baseline, row, bench_hsm, base / "hsm_baseline", n, checkout=os.path.abspath(args.baseline))
+                measured(hsm_default, row, bench_hsm, base / "hsm", n, record_phases=True)
                 if not args.no_python_runner:
-                    row[hsm_python] = bench_hsm(base / "hsm_python", n, f'  runner: "{sys.executable} -m hsm_core.runner"\n')
+                    measured(hsm_python, row, bench_hsm, base / "hsm_python", n, f'  runner: "{sys.executable} -m hsm_core.runner"\n')
                 if not args.no_packed:
-                    row[hsm_packed] = bench_hsm(base / "hsm_packed", n, "  tasks_per_element: 10\n")
+                    measured(hsm_packed, row, bench_hsm, base / "hsm_packed", n, "  tasks_per_element: 10\n")
                 s = None if args.no_submitit else bench_submitit(base / "submitit", n)
                 if s is not None:
                     row["submitit map_array"] = s
@@ -242,7 +269,10 @@ def main() -> None:
                 del PHASES[done:]
                 continue
             for name, value in row.items():
-                results[name].append(value)
+                if name.startswith("cpu:"):
+                    CPU.setdefault(name[4:], []).append(value)
+                else:
+                    results[name].append(value)
             done += 1
         big = bench_big_submission(Path(tmp) / "big", args.big) if args.big else None
     hand = results["hand-written sbatch --array"]
@@ -261,6 +291,14 @@ def main() -> None:
         if results[hsm_packed]:
             line += f", packed {statistics.median(results[hsm_packed]) / sub:.2f}x"
         print(line)
+    hand_cpu = CPU.get("hand-written sbatch --array")
+    if hand_cpu:
+        print("The machine's CPU during each row (every process: Slurm's daemons, the elements, the controller;"
+              " meaningful on a quiet machine):")
+        for name, values in CPU.items():
+            paired = " ".join(f"{c / h:.2f}x" for c, h in zip(values, hand_cpu))
+            print(f"  {name:32s} {statistics.median(values):7.2f} s  {min(values):5.2f}-{max(values):5.2f}"
+                  f"  {statistics.median(values) / statistics.median(hand_cpu):6.2f}x  {paired}")
     if PHASES:
         print(f"{hsm_default}, where the time went (median s after the command started, min-max):")
         for key in PHASES[0]:
