@@ -3,6 +3,15 @@ submitit's ``map_array``, in one run; and the submission time of a 10,000-task s
 
 * hand-written: one ``sbatch --array=0-199`` script running ``python task.py x=$SLURM_ARRAY_TASK_ID``
   with its output in a file per element, then ``squeue`` every 0.5 s until the array is gone.
+  With ``--system torque`` (``pbs``) it is what a PBS user writes by hand on that system instead:
+  ``qsub -t 0-199`` (``-J 0-199``) of a script running ``python task.py x=$PBS_ARRAYID``
+  (``$PBS_ARRAY_INDEX``), with the front-end's own output file per element (``NAME.oID.INDEX``,
+  which qsub names so when the array is given on its command line), then ``qstat`` every 0.5 s
+  until no element of the array is left unfinished. Slurm's qsub front-end sets only
+  ``SLURM_ARRAY_TASK_ID`` in the elements (not ``PBS_ARRAYID``), and its ``qstat`` lists every
+  element as a job of its own (ids known only once they start; finished ones stay, state ``C``,
+  while slurmctld remembers them), so the script falls back to ``SLURM_ARRAY_TASK_ID`` and the
+  poll looks for the array's rows by its unique job name.
 * hsm: ``hsm run --sources slurm`` on a sweep of the same 200 commands, end to end (expansion,
   task dirs, one array job, status per task, index) until the command exits; once as configured
   by default (one task per array element) and once with ``tasks_per_element: 10`` (packing: each
@@ -66,8 +75,8 @@ def wait_gone(job_id: str, interval: float = 0.5) -> None:
         time.sleep(interval)
 
 
-#: ``hpc.system`` of the hsm rows (``--system``): ``slurm``, or ``torque`` / ``pbs`` through Slurm's
-#: qsub front-end (the hand-written and submitit rows stay plain Slurm: the same cluster).
+#: ``hpc.system`` of the hsm rows and the hand-written one (``--system``): ``slurm``, or ``torque`` /
+#: ``pbs`` through Slurm's qsub front-end (the submitit row stays plain Slurm: the same cluster).
 SYSTEM = "slurm"
 
 
@@ -102,6 +111,39 @@ def bench_hand_written(root: Path, n: int) -> float:
     wait_gone(job_id)
     elapsed = time.perf_counter() - start
     assert len(list((root / "out").iterdir())) == n
+    return elapsed
+
+
+#: ``-t`` for Torque, ``-J`` for PBS Pro, and the variable each sets in an element (Slurm's qsub
+#: front-end sets neither: the script falls back to ``SLURM_ARRAY_TASK_ID``).
+PBS_ARRAY = {"torque": ("-t", "PBS_ARRAYID"), "pbs": ("-J", "PBS_ARRAY_INDEX")}
+
+
+def array_unfinished(name: str) -> bool:
+    """True while ``qstat`` lists a row of the job named ``name`` not finished (state C, F, X)."""
+    for line in run(["qstat"]).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == name and parts[-2] not in ("C", "F", "X"):
+            return True
+    return False
+
+
+def bench_hand_written_pbs(root: Path, n: int, name: str) -> float:
+    """``qsub -t 0-N`` (``-J``) of a plain script, then ``qstat`` every 0.5 s until it is done."""
+    root.mkdir(parents=True)
+    (root / "task.py").write_text(TASK)
+    out = root / "out"
+    out.mkdir()
+    flag, var = PBS_ARRAY[SYSTEM]
+    script = root / "array.sh"
+    script.write_text(f"#!/bin/bash\ncd {root}\nexec {sys.executable} task.py x=${{{var}:-$SLURM_ARRAY_TASK_ID}}\n")
+    start = time.perf_counter()
+    # Submitted from out/: the element logs (NAME.oID.INDEX, -j oe: one per element) land there.
+    run(["qsub", flag, f"0-{n - 1}", "-N", name, "-j", "oe", "-l", "walltime=00:10:00", str(script)], cwd=out)
+    while array_unfinished(name):
+        time.sleep(0.5)
+    elapsed = time.perf_counter() - start
+    assert len(list(out.iterdir())) == n
     return elapsed
 
 
@@ -213,8 +255,9 @@ def main() -> None:
     # path leaves to it, runs): the default before hsm_core/fastrun.py.
     hsm_python = "hsm, Python task runner"
     hsm_baseline = "same, baseline checkout"
+    hand_name = "hand-written sbatch --array" if SYSTEM == "slurm" else f"hand-written qsub {PBS_ARRAY[SYSTEM][0]}"
     results: dict[str, list[float]] = {
-        "hand-written sbatch --array": [], hsm_baseline: [], hsm_default: [], hsm_python: [], hsm_packed: [],
+        hand_name: [], hsm_baseline: [], hsm_default: [], hsm_python: [], hsm_packed: [],
         "submitit map_array": [],
     }
     with tempfile.TemporaryDirectory(dir=os.environ.get("HSM_BENCH_DIR")) as tmp:
@@ -224,7 +267,10 @@ def main() -> None:
             base = Path(tmp) / f"r{attempts}"
             row: dict[str, float] = {}
             try:
-                row["hand-written sbatch --array"] = bench_hand_written(base / "hand", n)
+                if SYSTEM == "slurm":
+                    row[hand_name] = bench_hand_written(base / "hand", n)
+                else:  # a name of its own in qstat's 16-character column
+                    row[hand_name] = bench_hand_written_pbs(base / "hand", n, f"hw{os.getpid() % 100000}r{attempts}")
                 if args.baseline:
                     row[hsm_baseline] = bench_hsm(base / "hsm_baseline", n, checkout=os.path.abspath(args.baseline))
                 row[hsm_default] = bench_hsm(base / "hsm", n, record_phases=True)
@@ -245,9 +291,9 @@ def main() -> None:
                 results[name].append(value)
             done += 1
         big = bench_big_submission(Path(tmp) / "big", args.big) if args.big else None
-    hand = results["hand-written sbatch --array"]
+    hand = results[hand_name]
     base_s = statistics.median(hand)
-    print(f"Slurm, {n} trivial tasks, hsm rows with system: {SYSTEM} ({args.repeat} interleaved runs: "
+    print(f"Slurm, {n} trivial tasks, hsm and hand-written rows with system: {SYSTEM} ({args.repeat} interleaved runs: "
           "median, spread; lower is better)")
     print(f"{'tool':34s} {'median s':>9s} {'min-max s':>12s} {'vs hand-written':>16s} {'per run':>s}")
     for name, times in results.items():
