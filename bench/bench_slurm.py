@@ -149,6 +149,8 @@ def bench_hand_written_pbs(root: Path, n: int, name: str) -> float:
 
 #: Where the default hsm row's time went, per run (seconds after ``hsm run`` started).
 PHASES: list[dict[str, float]] = []
+#: The baseline row's controller CPU, per run (``--baseline``): before and after side by side.
+BASELINE_CPU: list[float] = []
 
 
 def phases(root: Path, started: float, elapsed: float) -> dict[str, float]:
@@ -181,10 +183,13 @@ def bench_hsm(root: Path, n: int, hpc_extra: str = "", record_phases: bool = Fal
     run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", SYSTEM], cwd=root, env=env)
     elapsed = time.perf_counter() - start
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The controller's own CPU (with its sbatch and squeue calls), taken from the elements' 2 cores.
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     if record_phases:
         PHASES.append(phases(root, started, elapsed))
-        # The controller's own CPU (with its sbatch and squeue calls), taken from the elements' 2 cores.
-        PHASES[-1]["controller CPU"] = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+        PHASES[-1]["controller CPU"] = cpu
+    elif checkout:
+        BASELINE_CPU.append(cpu)
     out = run([sys.executable, "-m", "hsm_core", "status", "--json"], cwd=root, env=env).stdout
     assert json.loads(out)["counts"]["completed"] == n, out
     return elapsed
@@ -286,6 +291,7 @@ def main() -> None:
                 # is left out whole, so that every row keeps the same runs.
                 print(f"run {attempts} left out: {exc.cmd[:3]} failed: {exc.stderr.strip()[-200:]}", file=sys.stderr)
                 del PHASES[done:]
+                del BASELINE_CPU[done:]
                 continue
             for name, value in row.items():
                 results[name].append(value)
@@ -312,6 +318,9 @@ def main() -> None:
         for key in PHASES[0]:
             values = [p[key] for p in PHASES]
             print(f"  {key:12s} {statistics.median(values):6.2f}  {min(values):5.2f}-{max(values):5.2f}")
+    if BASELINE_CPU:
+        print(f"  (baseline's controller CPU {statistics.median(BASELINE_CPU):6.2f}  "
+              f"{min(BASELINE_CPU):5.2f}-{max(BASELINE_CPU):5.2f})")
     if big:
         print(f"Submission of {args.big:,} held tasks: hsm run --no-wait {big[0]:.2f}s (whole command), bare sbatch --array {big[1]:.2f}s")
 
