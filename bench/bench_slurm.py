@@ -170,11 +170,20 @@ def phases(root: Path, started: float, elapsed: float) -> dict[str, float]:
             "last end": max(ends) - started, "exit": elapsed, "exit - last end": elapsed - (max(ends) - started)}
 
 
+def checkout_path(checkout: str) -> str:
+    """``PYTHONPATH`` that runs ``checkout``'s hsm_core and plugins. Each plugin's package is one
+    level down (``hsm_plugin_pbs/hsm_plugin_pbs``): with the checkout alone on the path, its
+    ``hsm_plugin_pbs/`` project dir is only a namespace package, and the installed (editable)
+    plugins of this checkout were imported instead."""
+    plugins = sorted(str(d) for d in Path(checkout).glob("hsm_plugin_*") if (d / d.name / "__init__.py").is_file())
+    return os.pathsep.join([checkout, *plugins])
+
+
 def bench_hsm(root: Path, n: int, hpc_extra: str = "", record_phases: bool = False, checkout: str | None = None) -> float:
     """``checkout``: run the hsm of that checkout (its packages first on ``PYTHONPATH``, which the
     elements inherit through the scheduler) instead of this one: before and after in one run."""
     sweep = project(root, n, hpc_extra)
-    env = dict(os.environ, PYTHONPATH=checkout) if checkout else None
+    env = dict(os.environ, PYTHONPATH=checkout_path(checkout)) if checkout else None
     import resource
 
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
