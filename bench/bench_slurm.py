@@ -3,6 +3,15 @@ submitit's ``map_array``, in one run; and the submission time of a 10,000-task s
 
 * hand-written: one ``sbatch --array=0-199`` script running ``python task.py x=$SLURM_ARRAY_TASK_ID``
   with its output in a file per element, then ``squeue`` every 0.5 s until the array is gone.
+  With ``--system torque`` (``pbs``) it is what a PBS user writes by hand on that system instead:
+  ``qsub -t 0-199`` (``-J 0-199``) of a script running ``python task.py x=$PBS_ARRAYID``
+  (``$PBS_ARRAY_INDEX``), with the front-end's own output file per element (``NAME.oID.INDEX``,
+  which qsub names so when the array is given on its command line), then ``qstat`` every 0.5 s
+  until no element of the array is left unfinished. Slurm's qsub front-end sets only
+  ``SLURM_ARRAY_TASK_ID`` in the elements (not ``PBS_ARRAYID``), and its ``qstat`` lists every
+  element as a job of its own (ids known only once they start; finished ones stay, state ``C``,
+  while slurmctld remembers them), so the script falls back to ``SLURM_ARRAY_TASK_ID`` and the
+  poll looks for the array's rows by its unique job name.
 * hsm: ``hsm run --sources slurm`` on a sweep of the same 200 commands, end to end (expansion,
   task dirs, one array job, status per task, index) until the command exits; once as configured
   by default (one task per array element) and once with ``tasks_per_element: 10`` (packing: each
@@ -66,8 +75,8 @@ def wait_gone(job_id: str, interval: float = 0.5) -> None:
         time.sleep(interval)
 
 
-#: ``hpc.system`` of the hsm rows (``--system``): ``slurm``, or ``torque`` / ``pbs`` through Slurm's
-#: qsub front-end (the hand-written and submitit rows stay plain Slurm: the same cluster).
+#: ``hpc.system`` of the hsm rows and the hand-written one (``--system``): ``slurm``, or ``torque`` /
+#: ``pbs`` through Slurm's qsub front-end (the submitit row stays plain Slurm: the same cluster).
 SYSTEM = "slurm"
 
 
@@ -132,8 +141,43 @@ def measured(name: str, row: dict[str, float], fn, *args, **kw) -> None:
         row["cpu:" + name] = after - before
 
 
+#: ``-t`` for Torque, ``-J`` for PBS Pro, and the variable each sets in an element (Slurm's qsub
+#: front-end sets neither: the script falls back to ``SLURM_ARRAY_TASK_ID``).
+PBS_ARRAY = {"torque": ("-t", "PBS_ARRAYID"), "pbs": ("-J", "PBS_ARRAY_INDEX")}
+
+
+def array_unfinished(name: str) -> bool:
+    """True while ``qstat`` lists a row of the job named ``name`` not finished (state C, F, X)."""
+    for line in run(["qstat"]).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == name and parts[-2] not in ("C", "F", "X"):
+            return True
+    return False
+
+
+def bench_hand_written_pbs(root: Path, n: int, name: str) -> float:
+    """``qsub -t 0-N`` (``-J``) of a plain script, then ``qstat`` every 0.5 s until it is done."""
+    root.mkdir(parents=True)
+    (root / "task.py").write_text(TASK)
+    out = root / "out"
+    out.mkdir()
+    flag, var = PBS_ARRAY[SYSTEM]
+    script = root / "array.sh"
+    script.write_text(f"#!/bin/bash\ncd {root}\nexec {sys.executable} task.py x=${{{var}:-$SLURM_ARRAY_TASK_ID}}\n")
+    start = time.perf_counter()
+    # Submitted from out/: the element logs (NAME.oID.INDEX, -j oe: one per element) land there.
+    run(["qsub", flag, f"0-{n - 1}", "-N", name, "-j", "oe", "-l", "walltime=00:10:00", str(script)], cwd=out)
+    while array_unfinished(name):
+        time.sleep(0.5)
+    elapsed = time.perf_counter() - start
+    assert len(list(out.iterdir())) == n
+    return elapsed
+
+
 #: Where the default hsm row's time went, per run (seconds after ``hsm run`` started).
 PHASES: list[dict[str, float]] = []
+#: The baseline row's controller CPU, per run (``--baseline``): before and after side by side.
+BASELINE_CPU: list[float] = []
 
 
 def phases(root: Path, started: float, elapsed: float) -> dict[str, float]:
@@ -153,11 +197,20 @@ def phases(root: Path, started: float, elapsed: float) -> dict[str, float]:
             "last end": max(ends) - started, "exit": elapsed, "exit - last end": elapsed - (max(ends) - started)}
 
 
+def checkout_path(checkout: str) -> str:
+    """``PYTHONPATH`` that runs ``checkout``'s hsm_core and plugins. Each plugin's package is one
+    level down (``hsm_plugin_pbs/hsm_plugin_pbs``): with the checkout alone on the path, its
+    ``hsm_plugin_pbs/`` project dir is only a namespace package, and the installed (editable)
+    plugins of this checkout were imported instead."""
+    plugins = sorted(str(d) for d in Path(checkout).glob("hsm_plugin_*") if (d / d.name / "__init__.py").is_file())
+    return os.pathsep.join([checkout, *plugins])
+
+
 def bench_hsm(root: Path, n: int, hpc_extra: str = "", record_phases: bool = False, checkout: str | None = None) -> float:
     """``checkout``: run the hsm of that checkout (its packages first on ``PYTHONPATH``, which the
     elements inherit through the scheduler) instead of this one: before and after in one run."""
     sweep = project(root, n, hpc_extra)
-    env = dict(os.environ, PYTHONPATH=checkout) if checkout else None
+    env = dict(os.environ, PYTHONPATH=checkout_path(checkout)) if checkout else None
     import resource
 
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -166,10 +219,13 @@ def bench_hsm(root: Path, n: int, hpc_extra: str = "", record_phases: bool = Fal
     run([sys.executable, "-m", "hsm_core", "run", "--config", str(sweep), "--sources", SYSTEM], cwd=root, env=env)
     elapsed = time.perf_counter() - start
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The controller's own CPU (with its sbatch and squeue calls), taken from the elements' 2 cores.
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     if record_phases:
         PHASES.append(phases(root, started, elapsed))
-        # The controller's own CPU (with its sbatch and squeue calls), taken from the elements' 2 cores.
-        PHASES[-1]["controller CPU"] = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+        PHASES[-1]["controller CPU"] = cpu
+    elif checkout:
+        BASELINE_CPU.append(cpu)
     out = run([sys.executable, "-m", "hsm_core", "status", "--json"], cwd=root, env=env).stdout
     assert json.loads(out)["counts"]["completed"] == n, out
     return elapsed
@@ -240,8 +296,9 @@ def main() -> None:
     # path leaves to it, runs): the default before hsm_core/fastrun.py.
     hsm_python = "hsm, Python task runner"
     hsm_baseline = "same, baseline checkout"
+    hand_name = "hand-written sbatch --array" if SYSTEM == "slurm" else f"hand-written qsub {PBS_ARRAY[SYSTEM][0]}"
     results: dict[str, list[float]] = {
-        "hand-written sbatch --array": [], hsm_baseline: [], hsm_default: [], hsm_python: [], hsm_packed: [],
+        hand_name: [], hsm_baseline: [], hsm_default: [], hsm_python: [], hsm_packed: [],
         "submitit map_array": [],
     }
     with tempfile.TemporaryDirectory(dir=os.environ.get("HSM_BENCH_DIR")) as tmp:
@@ -251,7 +308,10 @@ def main() -> None:
             base = Path(tmp) / f"r{attempts}"
             row: dict[str, float] = {}
             try:
-                measured("hand-written sbatch --array", row, bench_hand_written, base / "hand", n)
+                if SYSTEM == "slurm":
+                    measured(hand_name, row, bench_hand_written, base / "hand", n)
+                else:  # a name of its own in qstat's 16-character column
+                    measured(hand_name, row, bench_hand_written_pbs, base / "hand", n, f"hw{os.getpid() % 100000}r{attempts}")
                 if args.baseline:
                     measured(hsm_baseline, row, bench_hsm, base / "hsm_baseline", n, checkout=os.path.abspath(args.baseline))
                 measured(hsm_default, row, bench_hsm, base / "hsm", n, record_phases=True)
@@ -267,6 +327,7 @@ def main() -> None:
                 # is left out whole, so that every row keeps the same runs.
                 print(f"run {attempts} left out: {exc.cmd[:3]} failed: {exc.stderr.strip()[-200:]}", file=sys.stderr)
                 del PHASES[done:]
+                del BASELINE_CPU[done:]
                 continue
             for name, value in row.items():
                 if name.startswith("cpu:"):
@@ -275,9 +336,9 @@ def main() -> None:
                     results[name].append(value)
             done += 1
         big = bench_big_submission(Path(tmp) / "big", args.big) if args.big else None
-    hand = results["hand-written sbatch --array"]
+    hand = results[hand_name]
     base_s = statistics.median(hand)
-    print(f"Slurm, {n} trivial tasks, hsm rows with system: {SYSTEM} ({args.repeat} interleaved runs: "
+    print(f"Slurm, {n} trivial tasks, hsm and hand-written rows with system: {SYSTEM} ({args.repeat} interleaved runs: "
           "median, spread; lower is better)")
     print(f"{'tool':34s} {'median s':>9s} {'min-max s':>12s} {'vs hand-written':>16s} {'per run':>s}")
     for name, times in results.items():
@@ -291,7 +352,7 @@ def main() -> None:
         if results[hsm_packed]:
             line += f", packed {statistics.median(results[hsm_packed]) / sub:.2f}x"
         print(line)
-    hand_cpu = CPU.get("hand-written sbatch --array")
+    hand_cpu = CPU.get(hand_name)
     if hand_cpu:
         print("The machine's CPU during each row (every process: Slurm's daemons, the elements, the controller;"
               " meaningful on a quiet machine):")
@@ -304,6 +365,9 @@ def main() -> None:
         for key in PHASES[0]:
             values = [p[key] for p in PHASES]
             print(f"  {key:12s} {statistics.median(values):6.2f}  {min(values):5.2f}-{max(values):5.2f}")
+    if BASELINE_CPU:
+        print(f"  (baseline's controller CPU {statistics.median(BASELINE_CPU):6.2f}  "
+              f"{min(BASELINE_CPU):5.2f}-{max(BASELINE_CPU):5.2f})")
     if big:
         print(f"Submission of {args.big:,} held tasks: hsm run --no-wait {big[0]:.2f}s (whole command), bare sbatch --array {big[1]:.2f}s")
 

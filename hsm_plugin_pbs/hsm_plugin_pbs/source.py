@@ -2,7 +2,9 @@
 
 The same code talks to Slurm's ``qsub``/``qstat``/``qdel`` front-ends (slurm-wlm-torque), which
 accept fewer options: a status query that the front-end refuses (``qstat -x -t``) is retried once
-with plain ``qstat -f`` and the plainer form is kept.
+with plain ``qstat -f`` and the plainer form is kept. Once a sweep's array job is known to be the
+front-end's (:meth:`PbsSource.on_slurm_front_end`), its jobs are read from the plain ``qstat``
+listing instead (:func:`parse_qstat_listing`): the same states for a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -90,6 +92,22 @@ def parse_qstat_full(stdout: str, flavour: str = "pbs") -> dict[str, JobInfo]:
         if a and current:
             attrs[a.group("key")] = a.group("value").strip()
     flush()
+    return out
+
+
+def parse_qstat_listing(stdout: str, ids: Sequence[str], flavour: str = "pbs") -> dict[str, JobInfo]:
+    """The rows of ``ids`` in a ``qstat`` listing (``Job id  Name  User  Time  S  Queue``) ->
+    id -> JobInfo, keyed by the full and the short id as :func:`parse_qstat_full` does."""
+    wanted = {*ids, *(short_id(i) for i in ids)}
+    out: dict[str, JobInfo] = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) < 3 or not parts[0][:1].isdigit() or (parts[0] not in wanted and short_id(parts[0]) not in wanted):
+            continue
+        letter = parts[-2]  # the state, before the queue (as filter_qstat_rows reads it)
+        info = JobInfo(map_pbs_state(letter, None, flavour), letter, "")
+        out[parts[0]] = info
+        out.setdefault(short_id(parts[0]), info)
     return out
 
 
@@ -196,9 +214,17 @@ class PbsSource(ArrayJobSource):
         return list(dict.fromkeys([str(job_id), short_id(str(job_id))]))
 
     # -- status
+    def on_slurm_front_end(self) -> bool:
+        """True when the sweep's array jobs went to Slurm's qsub front-end (slurm-wlm-torque): it
+        names an array job by a plain number, where PBS Pro and Torque name it ``123[]``."""
+        return any("[" not in job_id and pbs_is_array(_sized(len(chunk.task_ids)), self.flavour)
+                   for job_id, chunk in self.chunks.items())
+
     def query(self, ids: Sequence[str]) -> dict[str, JobInfo]:
         if not ids:
             return {}
+        if self.on_slurm_front_end():
+            return self._query_front_end(ids)
         res = self._qstat(ids)
         if res.returncode != 0 and self.qstat_args and _refused_options(res):
             self.log(f"qstat refused {' '.join(self.qstat_args)}; polling with plain qstat -f")
@@ -215,6 +241,20 @@ class PbsSource(ArrayJobSource):
 
     def _qstat(self, ids: Sequence[str]) -> CommandResult:
         return self.run(["qstat", "-f", *self.qstat_args, *ids], timeout=60)
+
+    def _query_front_end(self, ids: Sequence[str]) -> dict[str, JobInfo]:
+        """The jobs ``ids`` from the front-end's plain ``qstat`` listing. Its ``qstat`` loads every
+        job of the cluster whatever it is asked, then matches each against every id given (a Perl
+        regex per pair): ``qstat -f`` of a running array's 200 element ids cost 0.4-0.5 s of CPU
+        where the whole listing costs 0.2 s, and its ``-f`` shows nothing more than the listing
+        (the state letter only: no exit status, no comment). It refuses ``-t`` (Torque) and
+        ``-x`` (PBS Pro), so no query is spent finding that out either."""
+        res = self.run(["qstat"], timeout=60)
+        found = parse_qstat_listing(res.stdout, ids, self.flavour)
+        # 153: no job at all in the cluster (the front-end's "nothing found"), an answer too.
+        if res.returncode not in (0, 153) and not found:
+            raise QueryFailed(f"qstat exit {res.returncode}: {(res.stderr or res.stdout).strip()[:300]}")
+        return found
 
     # -- commands
     def health_argv(self) -> list[str]:
