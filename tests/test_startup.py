@@ -175,16 +175,19 @@ def test_run_and_complete_check_the_config_once_per_change(project: Project, mon
     config = project.root / "hsm_config.yaml"
     good = config.read_text()
     _settle(config)
+    # A run refused after the check records nothing (a refused run writes nothing); one that
+    # starts records the check.
+    assert project.hsm("run", "--config", str(sweep), "--sources", "lcoal").returncode == 2
+    assert not (project.root / ".hsm").exists()
+    project.hsm("run", "--config", str(sweep), "--sweep-id", "s1", check=True)
+    assert (project.root / ".hsm" / "checked_config.json").is_file()
+
+    # The same files under the same plugins: planning a run or a complete checks nothing again.
     checks = _count_checks(monkeypatch)
     registry = get_registry()  # the installed plugins, as the command line has them
     plan_run(sweep, registry, project_root=project.root)
-    assert len(checks) == 1 and (project.root / ".hsm" / "checked_config.json").is_file()
-
-    # The same files under the same plugins: planning a run or a complete checks nothing again.
-    plan_run(sweep, registry, project_root=project.root)
-    project.hsm("run", "--config", str(sweep), "--sweep-id", "s1", check=True)
     plan_complete("s1", registry, project_root=project.root, take_lease=False)
-    assert len(checks) == 1
+    assert checks == []
 
     # Edited (same size, dated back): checked again, and the run stops with the error as always.
     config.write_text(good.replace("max_parallel_jobs: 2", "max_paralel_jobs: 2"))
@@ -206,8 +209,10 @@ def test_a_run_with_plugins_of_its_own_always_checks(project: Project, monkeypat
 
     sweep = project.write_sweep({"grid": {"x": [1]}})
     _settle(project.root / "hsm_config.yaml")
-    plan_run(sweep, get_registry(), project_root=project.root)  # recorded
+    project.hsm("run", "--config", str(sweep), check=True)  # recorded
     checks = _count_checks(monkeypatch)
+    plan_run(sweep, get_registry(), project_root=project.root)
+    assert checks == []
     own = build_registry()
     plan_run(sweep, own, project_root=project.root)
     assert len(checks) == 1

@@ -44,7 +44,7 @@ RECORD_FILE = Path(".hsm") / "checked_config.json"
 #: Files modified more recently than this (seconds) are not recorded as checked.
 SETTLE_SECONDS = 2.0
 
-__all__ = ["RECORD_FILE", "load_checked_project_config"]
+__all__ = ["RECORD_FILE", "load_checked_project_config", "record_check"]
 
 
 def _schema_file() -> Path:
@@ -93,23 +93,41 @@ def _installed_registry(registry: Any) -> bool:
     return bool(module.is_installed_registry(registry))
 
 
-def load_checked_project_config(project_root: Path, registry: Any = None) -> ProjectConfig:
+def load_checked_project_config(project_root: Path, registry: Any = None, *, record: bool = True) -> ProjectConfig:
     """:func:`~hsm_core.config.project_config.load_project_config` with the schema check skipped
     when these very files passed it before under the same plugins and hsm (see above).
-    ``registry`` as there; one other than the installed plugins' is always checked against."""
-    from hsm_core.user_cache import cache_dir, read_answer, write_answer
+    ``registry`` as there; one other than the installed plugins' is always checked against.
+    ``record=False``: a check made now is recorded only by :func:`record_check` (``hsm run``
+    writes nothing before the run is accepted, not even this record)."""
+    from hsm_core.user_cache import cache_dir, read_answer
 
     root = Path(project_root).expanduser().absolute()
-    record = root / RECORD_FILE
     if cache_dir() is None or not _installed_registry(registry):
         return load_project_config(root, registry)  # HSM_CACHE_DIR=off: every cache off, this record too
     inputs = _inputs(root)
     if not inputs[-1]:
         return load_project_config(root, registry)  # no file at all: defaults, nothing to check
-    if read_answer(record, inputs) is True:
+    if read_answer(root / RECORD_FILE, inputs) is True:
         return load_project_config(root, validate=False)
     config = load_project_config(root, registry)
-    # Record only what was read: the same files before and after, and none of them just written.
-    if _settled(inputs) and _inputs(root) == inputs:
-        write_answer(record, inputs, True)  # makes .hsm/ if needed; a read-only project keeps no record
+    _CHECKED[id(config)] = (config, inputs)
+    if record:
+        record_check(config)
     return config
+
+
+#: Configurations checked by this process and not recorded yet: id -> (config, what was checked).
+_CHECKED: dict[int, tuple[ProjectConfig, list[Any]]] = {}
+
+
+def record_check(config: ProjectConfig) -> None:
+    """Record that ``config``'s files passed the check :func:`load_checked_project_config` made
+    (nothing when it made none): only if they are still what was read, and none was just written."""
+    from hsm_core.user_cache import write_answer
+
+    entry = _CHECKED.pop(id(config), None)
+    if entry is None or entry[0] is not config:
+        return
+    inputs = entry[1]
+    if _settled(inputs) and _inputs(config.root) == inputs:
+        write_answer(config.root / RECORD_FILE, inputs, True)  # makes .hsm/ if needed; a read-only project keeps no record
