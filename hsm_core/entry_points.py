@@ -6,9 +6,9 @@ paid by every ``hsm`` command. The answer changes only when distributions are in
 or upgraded, or when ``sys.path`` changes, so it is kept in hsm's user cache
 (:mod:`hsm_core.user_cache`) under a fingerprint of exactly that: every ``sys.path`` entry, in
 order, with the name of every ``*.dist-info`` / ``*.egg-info`` in it and the inode, size and
-modification time of its ``entry_points.txt`` (an entry holding none, such as the current directory
-under ``python -m hsm_core``, adds nothing to the answer and is left out). Working the fingerprint out is one directory
-listing per ``sys.path`` entry and one ``stat`` per distribution (under a millisecond here); any
+modification time of its ``entry_points.txt`` (an entry holding none, such as the current
+directory under ``python -m hsm_core``, adds nothing to the answer and is left out). Working the
+fingerprint out is one directory listing per ``sys.path`` entry and one ``stat`` per distribution (under a millisecond here); any
 install, uninstall, upgrade or ``PYTHONPATH`` change gives another fingerprint, and the entry
 points are read again with ``importlib.metadata``, exactly as without the cache.
 """
