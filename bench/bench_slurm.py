@@ -210,7 +210,10 @@ def bench_hsm(root: Path, n: int, hpc_extra: str = "", record_phases: bool = Fal
     """``checkout``: run the hsm of that checkout (its packages first on ``PYTHONPATH``, which the
     elements inherit through the scheduler) instead of this one: before and after in one run."""
     sweep = project(root, n, hpc_extra)
-    env = dict(os.environ, PYTHONPATH=checkout_path(checkout)) if checkout else None
+    # Each checkout keeps its own caches (entry points, command index), as an installed hsm does:
+    # sharing one, the two would find each other's answers stale at every run.
+    cache = root.parent.parent / ("cache-baseline" if checkout else "cache")
+    env = dict(os.environ, HSM_CACHE_DIR=str(cache), **({"PYTHONPATH": checkout_path(checkout)} if checkout else {}))
     import resource
 
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)

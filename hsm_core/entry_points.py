@@ -6,8 +6,9 @@ paid by every ``hsm`` command. The answer changes only when distributions are in
 or upgraded, or when ``sys.path`` changes, so it is kept in hsm's user cache
 (:mod:`hsm_core.user_cache`) under a fingerprint of exactly that: every ``sys.path`` entry, in
 order, with the name of every ``*.dist-info`` / ``*.egg-info`` in it and the inode, size and
-modification time of its ``entry_points.txt``. Working the fingerprint out is one directory
-listing per ``sys.path`` entry and one ``stat`` per distribution (under a millisecond here); any
+modification time of its ``entry_points.txt`` (an entry holding none, such as the current
+directory under ``python -m hsm_core``, adds nothing to the answer and is left out). Working the
+fingerprint out is one directory listing per ``sys.path`` entry and one ``stat`` per distribution (under a millisecond here); any
 install, uninstall, upgrade or ``PYTHONPATH`` change gives another fingerprint, and the entry
 points are read again with ``importlib.metadata``, exactly as without the cache.
 """
@@ -64,6 +65,14 @@ def installation_fingerprint() -> list[Any]:
             out.append([entry, file_stamp(where)])  # a zip file on sys.path
             continue
         except OSError:
+            names = None
+        if not names and not where.lower().endswith(".egg"):
+            # No distribution here (or no such directory): nothing it adds to the answer, whatever
+            # its name (the current directory under `python -m hsm_core`, a source checkout on
+            # PYTHONPATH). Left out, so that running from another directory finds the same answer.
+            # (An .egg directory keeps its metadata in EGG-INFO: it stays, as before.)
+            continue
+        if names is None:
             out.append([entry, None])
             continue
         dists = []
@@ -95,7 +104,7 @@ def plugin_entry_points(group: str = GROUP) -> list[PluginEntryPoint]:
     this process, and across processes under the installation's fingerprint)."""
     if group in _FOUND:
         return _FOUND[group]
-    path = user_cache_file(f"entry_points-{group}")
+    path = user_cache_file(f"entry_points-{group}-v2")  # (v2: entries without distributions left out)
     key = installation_fingerprint() if path is not None else None
     cached = read_answer(path, key)
     if isinstance(cached, list):

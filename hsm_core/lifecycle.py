@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hsm_core import __version__
-from hsm_core.config.project_config import ProjectConfig, load_project_config
+from hsm_core.config.checked_cache import load_checked_project_config, record_check
+from hsm_core.config.project_config import ProjectConfig
 from hsm_core.config.project_root import resolve_project_root
 from hsm_core.engine import Engine, WakeEvent
 from hsm_core.failfast import FailFast, fail_fast_limit
@@ -118,7 +119,7 @@ def plan_run(
 ) -> Plan:
     """Plan a new sweep from ``config_file`` (nothing is written yet) in the project at ``project_root``
     (default: the project holding the current directory)."""
-    project = load_project_config(project_root or resolve_project_root(), registry)
+    project = load_checked_project_config(project_root or resolve_project_root(), registry, record=False)
     spec = load_spec(config_file, registry)
     _check_size(spec, registry, max_runs)
     records, dups = _expand_records(spec, registry, max_runs)
@@ -166,7 +167,7 @@ def plan_complete(
     while another controller runs would be stale. A held lease raises
     :class:`~hsm_core.lease.LeaseHeld`, or with ``wait`` is waited for (``on_wait(holder)`` once).
     """
-    project = load_project_config(project_root or resolve_project_root(), registry)
+    project = load_checked_project_config(project_root or resolve_project_root(), registry, record=False)
     from hsm_core.sweep_select import resolve_sweep
     from hsm_core.workers.layout import continue_command
 
@@ -181,7 +182,7 @@ def plan_complete(
             hint=f"finish it with: {continue_command(meta, retry_failed=retry_failed)} (or hsm worker submit on a cluster)",
         )
     if meta.get("project_root") and Path(meta["project_root"]).is_dir() and project_root is None:
-        project = load_project_config(Path(meta["project_root"]), registry)
+        project = load_checked_project_config(Path(meta["project_root"]), registry, record=False)
     lease = None
     if take_lease:
         lease = ControllerLease.acquire(sweep, command="hsm complete", timeout=lease_timeout(project.data),
@@ -557,6 +558,7 @@ def _execute(
         plan.sweep.create_layout()
         plan.sweep.update_metadata(status="running", last_complete=now_iso(), total_tasks=len(plan.records))
 
+    record_check(plan.project)  # the run is accepted: its configuration passed (config.checked_cache)
     if on_ready is not None:
         on_ready(plan)
     sweep_path = plan.sweep.path.resolve()

@@ -420,13 +420,20 @@ def build_registry(
 
 
 _REGISTRY: PluginRegistry | None = None
+#: The registry :func:`get_registry` built itself, and the plugin selection it was built under.
+_BUILT: tuple[PluginRegistry, tuple[str | None, str | None]] | None = None
+
+
+def _plugin_selection() -> tuple[str | None, str | None]:
+    return os.environ.get("HSM_DISABLE_PLUGINS"), os.environ.get("HSM_LOAD_PLUGINS")
 
 
 def get_registry() -> PluginRegistry:
     """The process-wide registry, built on first use."""
-    global _REGISTRY
+    global _REGISTRY, _BUILT
     if _REGISTRY is None:
         _REGISTRY = build_registry()
+        _BUILT = (_REGISTRY, _plugin_selection())
     return _REGISTRY
 
 
@@ -434,6 +441,18 @@ def set_registry(registry: PluginRegistry | None) -> None:
     """Replace the process-wide registry (for tests: ``hsm_core.testing`` fixtures use it)."""
     global _REGISTRY
     _REGISTRY = registry
+
+
+def is_installed_registry(registry: Any = None) -> bool:
+    """True when ``registry`` (None: the process-wide one, built or still to be built) is what
+    :func:`get_registry` makes of the installed plugins' entry points under the current
+    ``HSM_DISABLE_PLUGINS`` / ``HSM_LOAD_PLUGINS``: what :mod:`hsm_core.config.checked_cache`
+    records a check under. A registry a caller built or set (tests) is not."""
+    if registry is None:
+        if _REGISTRY is None:
+            return True  # get_registry will build it from what is installed
+        registry = _REGISTRY
+    return _BUILT is not None and registry is _BUILT[0] and registry is _REGISTRY and _BUILT[1] == _plugin_selection()
 
 
 # --------------------------------------------------------------------------------------------

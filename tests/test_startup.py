@@ -149,3 +149,106 @@ def test_status_checks_the_config_once_per_change(project: Project, tmp_path: Pa
     user.write_text("compute:\n  local:\n    max_paralel_jobs: 4\n")
     layered = project.hsm("status", "s1", env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
     assert layered.returncode == 2 and "max_paralel_jobs" in layered.stderr
+
+
+def _count_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the schema checks of project configurations made in this process."""
+    from hsm_core.config import project_config
+
+    checks: list[int] = []
+    real = project_config._check_project
+
+    def counted(*args, **kwargs):
+        checks.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(project_config, "_check_project", counted)
+    return checks
+
+
+def test_run_and_complete_check_the_config_once_per_change(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hsm_core.errors import ConfigError
+    from hsm_core.lifecycle import plan_complete, plan_run
+    from hsm_core.registry import get_registry
+
+    sweep = project.write_sweep({"grid": {"x": [1, 2]}})
+    config = project.root / "hsm_config.yaml"
+    good = config.read_text()
+    _settle(config)
+    # A run refused after the check records nothing (a refused run writes nothing); one that
+    # starts records the check.
+    assert project.hsm("run", "--config", str(sweep), "--sources", "lcoal").returncode == 2
+    assert not (project.root / ".hsm").exists()
+    project.hsm("run", "--config", str(sweep), "--sweep-id", "s1", check=True)
+    assert (project.root / ".hsm" / "checked_config.json").is_file()
+
+    # The same files under the same plugins: planning a run or a complete checks nothing again.
+    checks = _count_checks(monkeypatch)
+    registry = get_registry()  # the installed plugins, as the command line has them
+    plan_run(sweep, registry, project_root=project.root)
+    plan_complete("s1", registry, project_root=project.root, take_lease=False)
+    assert checks == []
+
+    # Edited (same size, dated back): checked again, and the run stops with the error as always.
+    config.write_text(good.replace("max_parallel_jobs: 2", "max_paralel_jobs: 2"))
+    _settle(config)
+    with pytest.raises(ConfigError, match="max_paralel_jobs"):
+        plan_run(sweep, registry, project_root=project.root)
+    bad = project.hsm("run", "--config", str(sweep))
+    assert bad.returncode == 2 and "hsm_config.yaml" in bad.stderr and "max_paralel_jobs" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    bad = project.hsm("complete", "s1")
+    assert bad.returncode == 2 and "max_paralel_jobs" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_run_with_plugins_of_its_own_always_checks(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The record says what passed under the installed plugins: a registry built or set by the
+    # caller (tests, scripts with plugins of their own) may have other schemas.
+    from hsm_core.lifecycle import plan_run
+    from hsm_core.registry import build_registry, get_registry, set_registry
+
+    sweep = project.write_sweep({"grid": {"x": [1]}})
+    _settle(project.root / "hsm_config.yaml")
+    project.hsm("run", "--config", str(sweep), check=True)  # recorded
+    checks = _count_checks(monkeypatch)
+    plan_run(sweep, get_registry(), project_root=project.root)
+    assert checks == []
+    own = build_registry()
+    plan_run(sweep, own, project_root=project.root)
+    assert len(checks) == 1
+    old = get_registry.__globals__["_REGISTRY"]
+    set_registry(own)
+    try:
+        plan_run(sweep, own, project_root=project.root)
+    finally:
+        set_registry(old)
+    assert len(checks) == 2
+    plan_run(sweep, get_registry(), project_root=project.root)
+    assert len(checks) == 2
+
+
+def test_the_installed_entry_points_are_found_again_from_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `python -m hsm_core` puts the current directory first on sys.path: a directory holding no
+    # distribution changes nothing installed, so the cached answer holds; one holding a
+    # distribution is read.
+    import sys
+
+    from hsm_core import entry_points
+
+    scans: list[str] = []
+    real = entry_points._scan
+    monkeypatch.setattr(entry_points, "_scan", lambda group: scans.append(group) or real(group))
+    first, second, with_dist = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for d in (first, second, with_dist):
+        d.mkdir()
+    for here in (first, second, tmp_path / "missing"):
+        monkeypatch.setattr(sys, "path", [str(here), *sys.path[1:]])
+        entry_points.forget()
+        before = entry_points.plugin_entry_points()
+    assert len(scans) == 1
+    make_dist(with_dist, "hsm-hello", "hello", "hsm_hello", HELLO)
+    monkeypatch.setattr(sys, "path", [str(with_dist), *sys.path[1:]])
+    entry_points.forget()
+    found = entry_points.plugin_entry_points()
+    assert len(scans) == 2 and "hello" in [ep.name for ep in found] and "hello" not in [ep.name for ep in before]
+    entry_points.forget()

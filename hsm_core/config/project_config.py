@@ -22,7 +22,7 @@ from hsm_core.config.yaml_io import load_yaml
 from hsm_core.errors import ConfigError
 
 # (The schema checks, and the plugin registry they need, are imported when a file is checked:
-# commands that only read sweeps skip them while the files are unchanged, config.checked_cache.)
+# most commands skip them while the files are unchanged, config.checked_cache.)
 
 DEFAULT_OUTPUT_DIR = "sweeps/outputs"
 
