@@ -225,6 +225,9 @@ class PbsSource(ArrayJobSource):
             return {}
         if self.on_slurm_front_end():
             return self._query_front_end(ids)
+        return self._query_full(ids)
+
+    def _query_full(self, ids: Sequence[str]) -> dict[str, JobInfo]:
         res = self._qstat(ids)
         if res.returncode != 0 and self.qstat_args and _refused_options(res):
             self.log(f"qstat refused {' '.join(self.qstat_args)}; polling with plain qstat -f")
@@ -254,6 +257,11 @@ class PbsSource(ArrayJobSource):
         # 153: no job at all in the cluster (the front-end's "nothing found"), an answer too.
         if res.returncode not in (0, 153) and not found:
             raise QueryFailed(f"qstat exit {res.returncode}: {(res.stderr or res.stdout).strip()[:300]}")
+        # An id the listing does not show as such (an array cancelled before any element started
+        # is listed under another name): asked the way it always was, so it is answered as before.
+        missing = [i for i in ids if i not in found and short_id(i) not in found]
+        if missing:
+            found.update(self._query_full(missing))
         return found
 
     # -- commands
