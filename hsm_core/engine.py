@@ -27,6 +27,7 @@ from hsm_core.plugin import (
     ComputeSource,
     DispatchStrategy,
     HsmError,
+    NotInCharge,
     SourceSlot,
     SourceUnavailable,
     TaskSpec,
@@ -353,7 +354,22 @@ class Engine:
             else:
                 self._stop_launching(pending)
             return
-        if error is not None:
+        if isinstance(error, NotInCharge):
+            # Replaced while stopped inside this launch (each start asks the lease): what started
+            # is watched here to its end; the rest is the new holder's, and nothing more launches.
+            failed = [spec for spec in batch if spec.task_id not in error.started]
+            for spec in failed:
+                rt.active.discard(spec.task_id)
+                self._owner.pop(spec.task_id, None)
+            rt.launched_total -= len(failed)
+            pending.extendleft(reversed(failed))
+            self._stop_launching(pending)
+            self.sweep.log("sweep.log", f"{rt.name}: {error}")
+            batch = [spec for spec in batch if spec.task_id in error.started]
+            if not batch:
+                return
+            error = None
+        elif error is not None:
             started = error.started if isinstance(error, SourceUnavailable) else frozenset()
             failed = [spec for spec in batch if spec.task_id not in started]
             for spec in failed:

@@ -81,3 +81,18 @@ class SourceUnavailable(HsmError):
         self.retry_after = retry_after
         self.lost_at = lost_at
         self.lost_setting = lost_setting
+
+
+class NotInCharge(HsmError):
+    """This controller no longer holds the sweep: another one took it over while it was stopped.
+
+    Raised by :meth:`ComputeSource.launch` when :attr:`SourceContext.may_launch` says no right
+    before a task's start (a source that starts processes itself asks it for each task, under
+    the task's start lock, see :mod:`hsm_core.start_lock`). *started* names the task ids of the
+    batch that were started before: the engine keeps watching those, gives the others back to the
+    controller that holds the sweep now, and launches nothing more.
+    """
+
+    def __init__(self, message: str = "another controller took the sweep over", *, started: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.started: frozenset[str] = frozenset(started)

@@ -15,7 +15,9 @@ refuse every other controller until it timed out.
   on another machine sharing the filesystem only once its file has not been rewritten for
   ``compute.controller_lease_timeout`` seconds (the longer of the taker's and the holder's own).
 * A holder that finds its lease taken over (it was suspended past the timeout) launches nothing
-  more: :meth:`ControllerLease.may_launch` is asked before every launch batch.
+  more: :meth:`ControllerLease.may_launch` is asked before every launch batch, and again by each
+  start of a local process under the task's start lock (:mod:`hsm_core.start_lock`), so a holder
+  stopped inside a launch and continued after its replacement planned starts nothing twice.
 
 The lease has its own directory, not the workers' ``.locks/``: everything there is read as the claim
 of a task (``hsm status`` of a worker sweep, ``hsm cancel``'s list of workers to stop).

@@ -513,6 +513,8 @@ def _execute(
         project_config=plan.project.data,
         wake=wake.set,
         show_output=opts.show_output,
+        # Asked when a start is made: a new sweep's lease is taken later, with its directory.
+        may_launch=lambda: plan.lease is None or plan.lease.may_launch(),
     )
     from hsm_core.hosts import get_host
 

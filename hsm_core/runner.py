@@ -44,6 +44,8 @@ from hsm_core.state import (
     still_starting,
 )
 from hsm_core import jobenv
+from hsm_core.errors import NotInCharge
+from hsm_core.start_lock import start_lock
 from hsm_core.taskdir import (
     PID_FILE,
     WRAPPER_NAME,
@@ -149,14 +151,66 @@ def start_task(
     extra_env: Mapping[str, str] | None = None,
     echo: Callable[[str, bytes], None] | None = None,
     status_extra: Mapping[str, Any] | None = None,
+    may_start: Callable[[], bool] | None = None,
+    wait: bool = True,
+    on_wait: Callable[[], None] | None = None,
 ) -> StartedTask:
     """Start the task's command and write its ``running`` status. Raises OSError if it cannot start.
 
     ``project_root`` / ``python`` override the working directory and interpreter recorded in
     ``command.json`` (a remote host has its own). ``echo(task_name, line)`` receives output lines
     for ``--show-output``.
+
+    ``may_start``: a controller's lease question (``SourceContext.may_launch``). Given, the start
+    is made under the task's start lock (:mod:`hsm_core.start_lock`), asking it first: raises
+    :class:`NotInCharge` (nothing started, nothing written) when it says no, and
+    :class:`StartedElsewhere` when another controller of this machine started the task meanwhile
+    (watch that one). ``wait=False`` raises :class:`~hsm_core.start_lock.StartLockBusy` instead of
+    waiting for a start of the task in progress; ``on_wait()`` is called once if it is long in coming.
     """
-    task_dir = Path(task_dir)
+    if may_start is None:
+        return _start(Path(task_dir), source, runner, project_root, python, extra_env, echo, status_extra)
+    with start_lock(Path(task_dir), wait=wait, on_wait=on_wait):
+        if not may_start():
+            raise NotInCharge()
+        if _started_elsewhere(Path(task_dir)):
+            raise StartedElsewhere(str(task_dir))
+        return _start(Path(task_dir), source, runner, project_root, python, extra_env, echo, status_extra)
+
+
+class StartedElsewhere(Exception):
+    """Another controller on this machine started the task while this one was about to."""
+
+
+def _started_elsewhere(task_dir: Path) -> bool:
+    """True when the task's status shows an attempt of another process of this machine that runs
+    or is being started: a controller stopped inside its launch, continued after its replacement
+    planned, made it (its record was written before the replacement took the lease)."""
+    status = read_status(task_dir)
+    if not status or status.get("state") != TaskState.RUNNING.value or status.get("host") != socket.gethostname():
+        return False
+    if status.get("starter") == process_identity(os.getpid()):
+        return False  # this controller's own earlier start: what it left is stopped as usual
+    if left_exit_code(task_dir) is not None:
+        return False  # its command has ended
+    ident = recorded_process(task_dir, status)
+    if ident:
+        from hsm_core import processes
+
+        return processes.is_running(ident) is not False
+    return status.get("process") == STARTING and still_starting(task_dir, status)
+
+
+def _start(
+    task_dir: Path,
+    source: str,
+    runner: str,
+    project_root: str | None,
+    python: str | None,
+    extra_env: Mapping[str, str] | None,
+    echo: Callable[[str, bytes], None] | None,
+    status_extra: Mapping[str, Any] | None,
+) -> StartedTask:
     command = read_command(task_dir)
     argv = list(command["argv"])
     if python and command.get("python_arg0"):

@@ -23,6 +23,7 @@ import yaml
 from hsm_core import processes
 from hsm_core.atomic import atomic_write_text, atomic_write_yaml, read_json, read_yaml
 from hsm_core.errors import HsmError
+from hsm_core.start_lock import start_lock_held
 from hsm_core.taskdir import (  # noqa: F401 - the task files' names and readers, re-exported for core
     EXIT_MARKER,
     PID_FILE,
@@ -276,8 +277,10 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
                 except OSError:
                     pass
                 return new
-            if still_starting(task_dir, status):
-                return status  # its controller, or the wrapper it asked for, is starting it
+            if still_starting(task_dir, status) or start_lock_held(task_dir):
+                # Its controller, or the wrapper it asked for, is starting it (one that holds the
+                # start lock makes it good however long it was stopped: hsm_core.start_lock).
+                return status
         parsed = processes.parse_identity(proc) if proc != STARTING else None
         pid = parsed[0] if parsed else 0
         if pid and _gone(proc) and processes.task_members(pid, task_dir):

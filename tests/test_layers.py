@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, str]] = [
     # Errors, atomic files, processes, task states and the sweep directory on disk: what the
     # contract is built on (the task runner, started once per array element, uses only these).
     ("base", """
-        hsm_core errors atomic processes whole_file taskstate jobenv install_hints durations progress secrecy taskdir task_manifest index_columns state
+        hsm_core errors atomic processes whole_file start_lock taskstate jobenv install_hints durations progress secrecy taskdir task_manifest index_columns state
         user_cache intermediate runner fastrun fastrun_rows setup_failure ended_task_processes walltime_note sweep_file_path
     """),
     # The plugin contract and the plugin manager (built-in plugins are loaded by name, as

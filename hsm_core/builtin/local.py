@@ -18,6 +18,7 @@ import time
 from typing import Any, Iterable, Mapping, Sequence
 
 from hsm_core import runner
+from hsm_core.start_lock import StartLockBusy
 from hsm_core.state import now_iso, read_status, reconcile_status, stop_orphaned_command, with_history, write_status
 from hsm_core.taskdir import carry_kept
 from hsm_core.plugin import (
@@ -25,6 +26,7 @@ from hsm_core.plugin import (
     ComputeSourceRecord,
     ConfigError,
     HealthReport,
+    NotInCharge,
     SourceContext,
     SourceUnavailable,
     TaskSpec,
@@ -56,6 +58,11 @@ def _cannot_exec(exc: BaseException) -> bool:
     """True for a launch error caused by the task's command itself, not by this machine: E2BIG
     (arguments plus environment too long) or a ValueError ("embedded null byte")."""
     return isinstance(exc, ValueError) or getattr(exc, "errno", None) == errno.E2BIG
+
+
+def _waiting_note(spec: TaskSpec) -> None:
+    print(f"hsm: {spec.name}: waiting for another controller that is starting it (stopped, e.g. by Ctrl-Z? "
+          "continue it with fg, or end it)", file=sys.stderr, flush=True)
 
 
 def _record_not_started(spec: TaskSpec, source: str, exc: BaseException) -> TaskUpdate:
@@ -112,37 +119,67 @@ class LocalSource(ComputeSource):
 
     def launch(self, tasks: Sequence[TaskSpec]) -> None:
         started_ids: list[str] = []
+        # A task another start holds the lock of (a controller stopped inside its start, see
+        # hsm_core.start_lock) waits for it after the others, so that one stopped start does not
+        # hold up the rest of the batch.
+        busy: list[TaskSpec] = []
         for spec in tasks:
-            env: dict[str, str] = {}
-            with self._lock:
-                if self._gpu_slots:
-                    slot = self._free_slots.pop(0)
-                    self._slot_of[spec.task_id] = slot
-                    env["CUDA_VISIBLE_DEVICES"] = slot
-            try:
-                started = runner.start_task(
-                    spec.task_dir,
-                    source=self.name,
-                    runner="local",
-                    extra_env=env,
-                    echo=_echo if self.context.show_output else None,
-                )
-            except (OSError, ValueError) as exc:
-                self._release(spec.task_id)
-                if _cannot_exec(exc):
-                    # This task's own command can never start (too long for exec, a NUL in it): the
-                    # task fails, the source stays healthy (retrying it anywhere fails the same way,
-                    # and counting it against the source would disable and re-enable it forever).
-                    self._updates.put(_record_not_started(spec, self.name, exc))
-                    self.context.wake()
-                    started_ids.append(spec.task_id)
-                    continue
-                # The ones started before this one run on: only the rest are to be started again.
-                raise SourceUnavailable(f"cannot start a process: {exc}", started=started_ids) from exc
-            with self._lock:
-                self._running[spec.task_id] = started
+            if not self._launch_one(spec, started_ids, wait=False):
+                busy.append(spec)
+        for spec in busy:
+            self._launch_one(spec, started_ids, wait=True)
+
+    def _launch_one(self, spec: TaskSpec, started_ids: list[str], *, wait: bool) -> bool:
+        """Start one task; False when ``wait`` is False and another start holds its lock."""
+        env: dict[str, str] = {}
+        with self._lock:
+            if self._gpu_slots:
+                slot = self._free_slots.pop(0)
+                self._slot_of[spec.task_id] = slot
+                env["CUDA_VISIBLE_DEVICES"] = slot
+        try:
+            started = runner.start_task(
+                spec.task_dir,
+                source=self.name,
+                runner="local",
+                extra_env=env,
+                echo=_echo if self.context.show_output else None,
+                may_start=self.context.may_launch,
+                wait=wait,
+                on_wait=lambda: _waiting_note(spec),
+            )
+        except StartLockBusy:
+            self._release(spec.task_id)
+            return False
+        except NotInCharge as exc:
+            # Replaced while stopped inside this launch: nothing more starts here.
+            self._release(spec.task_id)
+            raise NotInCharge(f"not started here: {spec.name}; another controller holds the sweep now",
+                              started=started_ids) from exc
+        except runner.StartedElsewhere:
+            # The controller this one replaced had started it (its record predates our lease):
+            # watch that copy, as one adopted from a controller that died.
+            self._release(spec.task_id)
+            self.attach([spec])
             started_ids.append(spec.task_id)
-            threading.Thread(target=self._wait, args=(spec.task_id, started), daemon=True).start()
+            return True
+        except (OSError, ValueError) as exc:
+            self._release(spec.task_id)
+            if _cannot_exec(exc):
+                # This task's own command can never start (too long for exec, a NUL in it): the
+                # task fails, the source stays healthy (retrying it anywhere fails the same way,
+                # and counting it against the source would disable and re-enable it forever).
+                self._updates.put(_record_not_started(spec, self.name, exc))
+                self.context.wake()
+                started_ids.append(spec.task_id)
+                return True
+            # The ones started before this one run on: only the rest are to be started again.
+            raise SourceUnavailable(f"cannot start a process: {exc}", started=started_ids) from exc
+        with self._lock:
+            self._running[spec.task_id] = started
+        started_ids.append(spec.task_id)
+        threading.Thread(target=self._wait, args=(spec.task_id, started), daemon=True).start()
+        return True
 
     def _release(self, task_id: str) -> None:
         with self._lock:

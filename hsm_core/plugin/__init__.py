@@ -65,7 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy loading below resolves, fo
         TaskRegistry,
         WorkerFeature,
     )
-    from hsm_core.plugin.errors import ComponentNotFound, ConfigError, HsmError, SourceUnavailable
+    from hsm_core.plugin.errors import ComponentNotFound, ConfigError, HsmError, NotInCharge, SourceUnavailable
     from hsm_core.plugin.files import (
         atomic_write_bytes,
         atomic_write_json,
@@ -199,7 +199,7 @@ _SUBMODULE: dict[str, str] = {
         "RunStart",
         "TargetTest",
     ),
-    **_names("errors", "HsmError", "ConfigError", "ComponentNotFound", "SourceUnavailable"),
+    **_names("errors", "HsmError", "ConfigError", "ComponentNotFound", "SourceUnavailable", "NotInCharge"),
     **_names(
         "taskfiles",
         "RUNNER_MODULE",
@@ -330,6 +330,7 @@ __all__ = [
     "ConfigError",
     "ComponentNotFound",
     "SourceUnavailable",
+    "NotInCharge",
     # taskfiles
     "RUNNER_MODULE",
     "read_status",

@@ -7,6 +7,6 @@ The CLI prints an :class:`HsmError` as one line (``Error: <message> (<hint>)``) 
 
 from __future__ import annotations
 
-from hsm_core.errors import ComponentNotFound, ConfigError, HsmError, SourceUnavailable
+from hsm_core.errors import ComponentNotFound, ConfigError, HsmError, NotInCharge, SourceUnavailable
 
-__all__ = ["HsmError", "ConfigError", "ComponentNotFound", "SourceUnavailable"]
+__all__ = ["HsmError", "ConfigError", "ComponentNotFound", "SourceUnavailable", "NotInCharge"]

@@ -96,6 +96,13 @@ class SourceContext:
     get_host: Callable[[str], "Host"] | None = None
     #: Stream task output to the terminal (``--show-output``).
     show_output: bool = False
+    #: True while this controller holds the sweep (its lease, :mod:`hsm_core.lease`); None where no
+    #: lease is kept (a test's engine). The engine asks it before every launch batch; a source that
+    #: starts the task's process itself asks it again right before each start, under the task's
+    #: start lock (:func:`hsm_core.runner.start_task` does both for the processes it starts), and
+    #: raises :class:`NotInCharge` when it says no: a controller stopped inside a launch and
+    #: replaced meanwhile must not start a second copy next to its replacement's.
+    may_launch: Callable[[], bool] | None = None
 
 
 @dataclass
