@@ -45,7 +45,7 @@ from hsm_core.state import (
 )
 from hsm_core import jobenv
 from hsm_core.errors import NotInCharge
-from hsm_core.start_lock import start_lock
+from hsm_core.start_lock import start_lock, start_lock_held
 from hsm_core.taskdir import (
     PID_FILE,
     WRAPPER_NAME,
@@ -154,6 +154,7 @@ def start_task(
     may_start: Callable[[], bool] | None = None,
     wait: bool = True,
     on_wait: Callable[[], None] | None = None,
+    abort: Callable[[], bool] | None = None,
 ) -> StartedTask:
     """Start the task's command and write its ``running`` status. Raises OSError if it cannot start.
 
@@ -166,11 +167,12 @@ def start_task(
     :class:`NotInCharge` (nothing started, nothing written) when it says no, and
     :class:`StartedElsewhere` when another controller of this machine started the task meanwhile
     (watch that one). ``wait=False`` raises :class:`~hsm_core.start_lock.StartLockBusy` instead of
-    waiting for a start of the task in progress; ``on_wait()`` is called once if it is long in coming.
+    waiting for a start of the task in progress, and so does a wait that ``abort()`` ends;
+    ``on_wait()`` is called once if it is long in coming.
     """
     if may_start is None:
         return _start(Path(task_dir), source, runner, project_root, python, extra_env, echo, status_extra)
-    with start_lock(Path(task_dir), wait=wait, on_wait=on_wait):
+    with start_lock(Path(task_dir), wait=wait, on_wait=on_wait, abort=abort):
         if not may_start():
             raise NotInCharge()
         if _started_elsewhere(Path(task_dir)):
@@ -189,6 +191,8 @@ def _started_elsewhere(task_dir: Path) -> bool:
     status = read_status(task_dir)
     if not status or status.get("state") != TaskState.RUNNING.value or status.get("host") != socket.gethostname():
         return False
+    if status.get("runner") != "local":
+        return False  # another source's run on this machine: that source decides, as before
     if status.get("starter") == process_identity(os.getpid()):
         return False  # this controller's own earlier start: what it left is stopped as usual
     if left_exit_code(task_dir) is not None:
@@ -447,7 +451,7 @@ def settle_stopped(task_dir: Path, reason: TaskState) -> dict[str, Any] | None:
     parsed = processes.parse_identity(ident)
     if parsed and (processes.is_running(ident) is not False or processes.task_members(parsed[0], task_dir)):
         return status
-    if status.get("process") == STARTING and not parsed and still_starting(task_dir, status):
+    if status.get("process") == STARTING and not parsed and (still_starting(task_dir, status) or start_lock_held(task_dir)):
         return status  # its controller, or the wrapper it asked for, may still be starting it
     # Nothing recorded how it ended (its wrapper was killed as well): it was stopped, not finished.
     # Unless its own controller recorded the end meanwhile (the status first, then the markers

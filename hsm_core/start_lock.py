@@ -45,11 +45,13 @@ def _open(task_dir: Path) -> int | None:
 
 
 @contextmanager
-def start_lock(task_dir: Path, *, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[bool]:
+def start_lock(task_dir: Path, *, wait: bool = True, on_wait: Callable[[], None] | None = None,
+               abort: Callable[[], bool] | None = None) -> Iterator[bool]:
     """Hold the start lock of ``task_dir``; yields True when held, False where it cannot be had
     (no ``flock`` here: the start goes on without it). ``wait=False`` raises
     :class:`StartLockBusy` when another start holds it; else it waits, calling ``on_wait()`` once
-    after :data:`WAIT_NOTE_AFTER` seconds."""
+    after :data:`WAIT_NOTE_AFTER` seconds, and raises :class:`StartLockBusy` as soon as
+    ``abort()`` says so (Ctrl-C, a cancel: a holder stopped for good must not hold them up)."""
     fd = _open(Path(task_dir))
     if fd is None:
         yield False
@@ -62,7 +64,7 @@ def start_lock(task_dir: Path, *, wait: bool = True, on_wait: Callable[[], None]
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if not wait:
+                if not wait or (abort is not None and abort()):
                     raise StartLockBusy(str(task_dir)) from None
             except OSError as exc:
                 if exc.errno in (errno.EINTR,):

@@ -29,7 +29,7 @@ import yaml
 
 from chaos_support import assert_clean_exit, hsm, hsm_popen, output_of, stop, task_ids, wait_until
 from hsm_core.start_lock import StartLockBusy, start_lock, start_lock_held
-from hsm_core.testing.runlog import RUNLOG_SCRIPT, check_once, read_runs
+from hsm_core.testing.runlog import RUNLOG_SCRIPT, check_once, overlapping, read_runs
 
 CORE = {"HSM_DISABLE_PLUGINS": "all"}
 LEASE_TIMEOUT = 1.5
@@ -215,3 +215,37 @@ def test_no_directory_no_lock(tmp_path: Path) -> None:
     with start_lock(tmp_path / "missing") as held:
         assert held is False
     assert start_lock_held(tmp_path / "missing") is False
+
+
+def test_ctrl_c_of_a_replacement_waiting_for_a_stopped_start_ends_it(tmp_path: Path) -> None:
+    """The first controller is stopped inside a start, holding that task's lock, and stays
+    stopped (a forgotten Ctrl-Z). The replacement starts the other tasks; Ctrl-C in its terminal
+    ends it (exit 130) without waiting for the stopped one, and nothing runs twice."""
+    root = tmp_path / "proj"
+    log = _project(root)
+    sweep_dir = root / "sweeps" / "outputs" / "s"
+    lease = sweep_dir / ".controller" / "lease.lock"
+    flag = tmp_path / "stopped"
+    first = hsm_popen(root, "run", "--config", "sweeps/sweep.yaml", "--sweep-id", "s", env=CORE,
+                      python_prefix=["-c", STOPPED_AT, str(flag), "_started_elsewhere"])
+    second = None
+    try:
+        wait_until(lambda: flag.exists() and _state(first.pid) == "T" or first.poll() is not None, 60,
+                   "the controller to stop inside its start")
+        assert first.poll() is None, output_of(first)
+        wait_until(lambda: time.time() - lease.stat().st_mtime > LEASE_TIMEOUT + 0.3, 30, "its lease to go stale")
+        second = hsm_popen(root, "complete", "s", env=CORE)
+        wait_until(lambda: len(read_runs(log)) >= 1 or second.poll() is not None, 60, "the new holder to start a task")
+        assert second.poll() is None, output_of(second)
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=60)  # a hang fails here (the stopped start must not hold Ctrl-C up)
+        assert_clean_exit(second, (130,), output_of(second))
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                stop(proc)
+    # (The task the replacement ran was interrupted by the Ctrl-C: ended or not, each ran once.)
+    runs = read_runs(log)
+    assert runs and all(len(execs) == 1 for execs in runs.values()), runs
+    assert not overlapping(runs), runs

@@ -111,6 +111,10 @@ class LocalSource(ComputeSource):
         self._attached: dict[str, TaskSpec] = {}
         #: Adopted tasks being stopped, and why (their watcher records the end).
         self._stopping: dict[str, TaskState] = {}
+        #: Tasks whose start waits for another start to let go of their lock (see _launch_one).
+        self._deferred: dict[str, TaskSpec] = {}
+        #: Set by interrupt(): deferred starts give up, nothing more starts.
+        self._closing = False
         self._updates: "queue.SimpleQueue[TaskUpdate]" = queue.SimpleQueue()
         self._lock = threading.Lock()
 
@@ -119,18 +123,14 @@ class LocalSource(ComputeSource):
 
     def launch(self, tasks: Sequence[TaskSpec]) -> None:
         started_ids: list[str] = []
-        # A task another start holds the lock of (a controller stopped inside its start, see
-        # hsm_core.start_lock) waits for it after the others, so that one stopped start does not
-        # hold up the rest of the batch.
-        busy: list[TaskSpec] = []
         for spec in tasks:
-            if not self._launch_one(spec, started_ids, wait=False):
-                busy.append(spec)
-        for spec in busy:
-            self._launch_one(spec, started_ids, wait=True)
+            self._launch_one(spec, started_ids)
 
-    def _launch_one(self, spec: TaskSpec, started_ids: list[str], *, wait: bool) -> bool:
-        """Start one task; False when ``wait`` is False and another start holds its lock."""
+    def _launch_one(self, spec: TaskSpec, started_ids: list[str], *, deferred: bool = False) -> None:
+        """Start one task and note it in ``started_ids``. A task whose start lock another start
+        holds (a controller stopped inside its start, see hsm_core.start_lock) is started by a
+        thread of its own once the lock is free: one stopped start must not hold up the batch,
+        the engine, or Ctrl-C."""
         env: dict[str, str] = {}
         with self._lock:
             if self._gpu_slots:
@@ -145,41 +145,75 @@ class LocalSource(ComputeSource):
                 extra_env=env,
                 echo=_echo if self.context.show_output else None,
                 may_start=self.context.may_launch,
-                wait=wait,
+                wait=deferred,
                 on_wait=lambda: _waiting_note(spec),
+                abort=lambda: self._closing or spec.task_id in self._stopping,
             )
         except StartLockBusy:
             self._release(spec.task_id)
-            return False
+            if deferred:
+                # Ctrl-C or a cancel while it waited: nothing was started or written.
+                with self._lock:
+                    self._deferred.pop(spec.task_id, None)
+                    reason = self._stopping.pop(spec.task_id, TaskState.INTERRUPTED)
+                self._report(TaskUpdate(spec.task_id, reason, message="not started: another controller was starting it"))
+                return
+            with self._lock:
+                self._deferred[spec.task_id] = spec
+            started_ids.append(spec.task_id)
+            threading.Thread(target=self._launch_one, args=(spec, []), kwargs={"deferred": True}, daemon=True).start()
+            return
         except NotInCharge as exc:
             # Replaced while stopped inside this launch: nothing more starts here.
             self._release(spec.task_id)
-            raise NotInCharge(f"not started here: {spec.name}; another controller holds the sweep now",
-                              started=started_ids) from exc
+            message = f"not started here: {spec.name}; another controller holds the sweep now"
+            if deferred:
+                with self._lock:
+                    self._deferred.pop(spec.task_id, None)
+                self._report(TaskUpdate(spec.task_id, TaskState.INTERRUPTED, message=message))
+                return
+            raise NotInCharge(message, started=started_ids) from exc
         except runner.StartedElsewhere:
             # The controller this one replaced had started it (its record predates our lease):
             # watch that copy, as one adopted from a controller that died.
             self._release(spec.task_id)
+            with self._lock:
+                self._deferred.pop(spec.task_id, None)
+                stop = spec.task_id in self._stopping  # a cancel came while it waited
             self.attach([spec])
             started_ids.append(spec.task_id)
-            return True
+            if stop:
+                runner.stop_recorded(spec.task_dir, self._grace)
+            return
         except (OSError, ValueError) as exc:
             self._release(spec.task_id)
-            if _cannot_exec(exc):
+            with self._lock:
+                self._deferred.pop(spec.task_id, None)
+            if _cannot_exec(exc) or deferred:
                 # This task's own command can never start (too long for exec, a NUL in it): the
                 # task fails, the source stays healthy (retrying it anywhere fails the same way,
                 # and counting it against the source would disable and re-enable it forever).
-                self._updates.put(_record_not_started(spec, self.name, exc))
-                self.context.wake()
+                # (A deferred start has no launch to fail: its failure is the task's.)
+                self._report(_record_not_started(spec, self.name, exc))
                 started_ids.append(spec.task_id)
-                return True
+                return
             # The ones started before this one run on: only the rest are to be started again.
             raise SourceUnavailable(f"cannot start a process: {exc}", started=started_ids) from exc
         with self._lock:
+            self._deferred.pop(spec.task_id, None)
             self._running[spec.task_id] = started
+            late = self._closing or spec.task_id in self._stopping
         started_ids.append(spec.task_id)
         threading.Thread(target=self._wait, args=(spec.task_id, started), daemon=True).start()
-        return True
+        if late:
+            # A deferred start that got its lock as Ctrl-C or a cancel came: stop it as they do.
+            with self._lock:
+                reason = self._stopping.pop(spec.task_id, TaskState.INTERRUPTED)
+            runner.terminate(started, self._grace, reason)
+
+    def _report(self, update: TaskUpdate) -> None:
+        self._updates.put(update)
+        self.context.wake()
 
     def _release(self, task_id: str) -> None:
         with self._lock:
@@ -259,6 +293,9 @@ class LocalSource(ComputeSource):
             adopted = [self._attached[t] for t in task_ids if t in self._attached]
             for spec in adopted:
                 self._stopping[spec.task_id] = reason
+            for t in task_ids:
+                if t in self._deferred:
+                    self._stopping[t] = reason  # its waiting start gives up and reports this
         threads = [threading.Thread(target=runner.terminate, args=(t, self._grace, reason)) for t in targets]
         threads += [threading.Thread(target=runner.stop_recorded, args=(spec.task_dir, self._grace)) for spec in adopted]
         for th in threads:
@@ -270,13 +307,14 @@ class LocalSource(ComputeSource):
         """Ctrl-C: stop every task this source runs or adopted (SIGTERM, SIGKILL after the grace
         period); what did not finish in the grace reads ``interrupted``."""
         with self._lock:
-            ids = list(self._running) + list(self._attached)
+            self._closing = True
+            ids = list(self._running) + list(self._attached) + list(self._deferred)
         self.cancel(ids, reason=TaskState.INTERRUPTED)
         # Let the waiter and watcher threads write the final statuses before the process exits.
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._running and not self._attached:
+                if not self._running and not self._attached and not self._deferred:
                     break
             time.sleep(0.05)
 
@@ -290,7 +328,7 @@ class LocalSource(ComputeSource):
     @property
     def active(self) -> int:
         with self._lock:
-            return len(self._running) + len(self._attached)
+            return len(self._running) + len(self._attached) + len(self._deferred)
 
 
 @hookimpl
