@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -27,7 +28,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaos_support import assert_clean_exit, hsm, hsm_popen, output_of, stop, task_ids, wait_until
+from chaos_support import (
+    assert_clean_exit,
+    hsm,
+    hsm_popen,
+    lease_holder,
+    output_of,
+    stop,
+    task_ids,
+    wait_until,
+    write_chaos_project,
+)
 from hsm_core.start_lock import StartLockBusy, start_lock, start_lock_held
 from hsm_core.testing.runlog import RUNLOG_SCRIPT, check_once, overlapping, read_runs
 
@@ -67,22 +78,10 @@ runpy.run_module("hsm_core", run_name="__main__")
 '''
 
 
-def _project(root: Path, parallel: int = 2) -> Path:
-    root.mkdir(parents=True)
+def _project(root: Path) -> Path:
     log = root / "runs.log"
-    (root / "train.py").write_text(RUNLOG_SCRIPT.format(log=str(log), fail_flag=str(root / "fail.flag")))
-    (root / "hsm_config.yaml").write_text(textwrap.dedent(f"""\
-        project:
-          name: fence
-        paths:
-          python_interpreter: {sys.executable}
-          train_script: train.py
-        compute:
-          local:
-            max_parallel_jobs: {parallel}
-            kill_grace: 2
-          controller_lease_timeout: {LEASE_TIMEOUT}
-        """))
+    write_chaos_project(root, script=RUNLOG_SCRIPT.format(log=str(log), fail_flag=str(root / "fail.flag")),
+                        extra_config=f"  controller_lease_timeout: {LEASE_TIMEOUT}\n")
     sweep = root / "sweeps" / "sweep.yaml"
     sweep.parent.mkdir(parents=True)
     sweep.write_text(yaml.safe_dump({"grid": {"x": [0, 1, 2], "sleep": [1.0]}}))
@@ -96,60 +95,74 @@ def _state(pid: int) -> str:
         return "gone"
 
 
-@pytest.mark.parametrize("point", ["start_task", "_started_elsewhere", "write_status+"])
-def test_controller_stopped_inside_a_launch_starts_nothing_twice(tmp_path: Path, point: str) -> None:
-    """`hsm run` stopped inside its first launch until its lease is stale; `hsm complete` from a
-    second terminal takes over and starts what it can; the first is continued. Every task runs
-    once, no copies overlap, the second ends 0 with every task completed."""
-    root = tmp_path / "proj"
-    log = _project(root)
-    sweep_dir = root / "sweeps" / "outputs" / "s"
-    lease = sweep_dir / ".controller" / "lease.lock"
-    flag = tmp_path / "stopped"
-    first = hsm_popen(root, "run", "--config", "sweeps/sweep.yaml", "--sweep-id", "s", env=CORE,
-                      python_prefix=["-c", STOPPED_AT, str(flag), point])
-    procs = [first]
-    second = None
-    try:
+class Takeover:
+    """A real ``hsm run`` stopped at ``point`` of its first launch until its lease is stale, and
+    a second terminal's ``hsm complete`` that has taken the sweep over and started a task."""
+
+    def __init__(self, tmp_path: Path, point: str) -> None:
+        root = tmp_path / "proj"
+        self.root = root
+        self.log = _project(root)
+        self.sweep_dir = root / "sweeps" / "outputs" / "s"
+        lease = self.sweep_dir / ".controller" / "lease.lock"
+        flag = tmp_path / "stopped"
+        self.first = hsm_popen(root, "run", "--config", "sweeps/sweep.yaml", "--sweep-id", "s", env=CORE,
+                               python_prefix=["-c", STOPPED_AT, str(flag), point])
+        self.second: subprocess.Popen | None = None
+        first = self.first
         wait_until(lambda: flag.exists() and _state(first.pid) == "T" or first.poll() is not None, 60,
                    "the controller to stop inside its launch")
         assert first.poll() is None, output_of(first)
         wait_until(lambda: time.time() - lease.stat().st_mtime > LEASE_TIMEOUT + 0.3, 30, "its lease to go stale")
-        second = hsm_popen(root, "complete", "s", env=CORE)
-        procs.append(second)
+        second = self.second = hsm_popen(root, "complete", "s", env=CORE)
+        wait_until(lambda: lease_holder(lease) == second.pid or second.poll() is not None, 60,
+                   "the second controller to take over")
+        # The new holder plans and starts what it can (the tasks run 1 s).
+        wait_until(lambda: len(read_runs(self.log)) >= 1 or second.poll() is not None, 60, "the new holder to start a task")
 
-        def taken() -> bool:
-            try:
-                return json.loads(lease.read_text()).get("pid") == second.pid
-            except (OSError, ValueError):
-                return False
-        wait_until(lambda: taken() or second.poll() is not None, 60, "the second controller to take over")
-        # The new holder plans and starts what it can (the tasks run 1 s); then the first goes on.
-        wait_until(lambda: len(read_runs(log)) >= 1 or second.poll() is not None, 60, "the new holder to start a task")
-        time.sleep(0.3)
-        first.send_signal(signal.SIGCONT)
-        for proc in procs:
-            proc.wait(timeout=90)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
+    def said(self) -> str:
+        return "\n--- first:\n" + output_of(self.first) + "\n--- second:\n" + (output_of(self.second) if self.second else "")
+
+    def end(self) -> None:
+        """Whatever a failed assertion left running: continued, then stopped."""
+        for proc in (self.first, self.second):
+            if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
                 stop(proc)
-    ids = task_ids(sweep_dir)
-    runs = read_runs(log)
-    problems = check_once(runs, ids.values())
-    said = "\n--- first:\n" + output_of(first) + "\n--- second:\n" + output_of(second)
-    assert not problems, "\n".join(problems) + said
-    assert sum(1 for execs in runs.values() for e in execs if e.end is not None) == 3, said
-    assert_clean_exit(second, (0,), said)
-    assert_clean_exit(first, (0, 2), said)
-    if first.returncode == 2:
-        assert "taken over by hsm complete" in output_of(first), said
-    info = json.loads(hsm(root, "status", "s", "--json", env=CORE).stdout)
+
+
+@pytest.fixture
+def takeovers():
+    made: list[Takeover] = []
+    yield made
+    for t in made:
+        t.end()
+
+
+@pytest.mark.parametrize("point", ["start_task", "_started_elsewhere", "write_status+"])
+def test_controller_stopped_inside_a_launch_starts_nothing_twice(tmp_path: Path, point: str, takeovers) -> None:
+    """`hsm run` stopped inside its first launch until its lease is stale; `hsm complete` from a
+    second terminal takes over and starts what it can; the first is continued. Every task runs
+    once, no copies overlap, the second ends 0 with every task completed."""
+    t = Takeover(tmp_path, point)
+    takeovers.append(t)
+    time.sleep(0.3)
+    t.first.send_signal(signal.SIGCONT)
+    for proc in (t.first, t.second):
+        proc.wait(timeout=90)
+    runs = read_runs(t.log)
+    problems = check_once(runs, task_ids(t.sweep_dir).values())
+    assert not problems, "\n".join(problems) + t.said()
+    assert sum(1 for execs in runs.values() for e in execs if e.end is not None) == 3, t.said()
+    assert_clean_exit(t.second, (0,), t.said())
+    assert_clean_exit(t.first, (0, 2), t.said())
+    if t.first.returncode == 2:
+        assert "taken over by hsm complete" in output_of(t.first), t.said()
+    info = json.loads(hsm(t.root, "status", "s", "--json", env=CORE).stdout)
     assert info["counts"].get("completed") == 3 and info["status"] == "completed", info
     if point == "start_task":
         # The start the continued controller did not make is in the sweep's log.
-        assert "not started here" in (sweep_dir / "logs" / "sweep.log").read_text()
+        assert "not started here" in (t.sweep_dir / "logs" / "sweep.log").read_text()
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +182,6 @@ def test_the_start_lock_excludes_a_second_start_and_is_let_go_when_its_holder_en
                 pass
     assert not start_lock_held(task)
     # A holder that dies (here: a child killed while it holds it) leaves the task unlocked.
-    import subprocess
 
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
         import time
@@ -217,35 +229,17 @@ def test_no_directory_no_lock(tmp_path: Path) -> None:
     assert start_lock_held(tmp_path / "missing") is False
 
 
-def test_ctrl_c_of_a_replacement_waiting_for_a_stopped_start_ends_it(tmp_path: Path) -> None:
+def test_ctrl_c_of_a_replacement_waiting_for_a_stopped_start_ends_it(tmp_path: Path, takeovers) -> None:
     """The first controller is stopped inside a start, holding that task's lock, and stays
     stopped (a forgotten Ctrl-Z). The replacement starts the other tasks; Ctrl-C in its terminal
     ends it (exit 130) without waiting for the stopped one, and nothing runs twice."""
-    root = tmp_path / "proj"
-    log = _project(root)
-    sweep_dir = root / "sweeps" / "outputs" / "s"
-    lease = sweep_dir / ".controller" / "lease.lock"
-    flag = tmp_path / "stopped"
-    first = hsm_popen(root, "run", "--config", "sweeps/sweep.yaml", "--sweep-id", "s", env=CORE,
-                      python_prefix=["-c", STOPPED_AT, str(flag), "_started_elsewhere"])
-    second = None
-    try:
-        wait_until(lambda: flag.exists() and _state(first.pid) == "T" or first.poll() is not None, 60,
-                   "the controller to stop inside its start")
-        assert first.poll() is None, output_of(first)
-        wait_until(lambda: time.time() - lease.stat().st_mtime > LEASE_TIMEOUT + 0.3, 30, "its lease to go stale")
-        second = hsm_popen(root, "complete", "s", env=CORE)
-        wait_until(lambda: len(read_runs(log)) >= 1 or second.poll() is not None, 60, "the new holder to start a task")
-        assert second.poll() is None, output_of(second)
-        second.send_signal(signal.SIGINT)
-        second.wait(timeout=60)  # a hang fails here (the stopped start must not hold Ctrl-C up)
-        assert_clean_exit(second, (130,), output_of(second))
-    finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                stop(proc)
+    t = Takeover(tmp_path, "_started_elsewhere")
+    takeovers.append(t)
+    assert t.second.poll() is None, t.said()
+    t.second.send_signal(signal.SIGINT)
+    t.second.wait(timeout=60)  # a hang fails here (the stopped start must not hold Ctrl-C up)
+    assert_clean_exit(t.second, (130,), t.said())
     # (The task the replacement ran was interrupted by the Ctrl-C: ended or not, each ran once.)
-    runs = read_runs(log)
+    runs = read_runs(t.log)
     assert runs and all(len(execs) == 1 for execs in runs.values()), runs
     assert not overlapping(runs), runs

@@ -26,6 +26,7 @@ from chaos_support import (  # noqa: F401 - chaos is a fixture
     chaos,
     hsm,
     hsm_popen,
+    lease_holder,
     output_of,
     stop,
     task_ids,
@@ -247,13 +248,8 @@ def test_suspended_controller_is_replaced(chaos: Chaos, tmp_path: Path) -> None:
                     wait_until(stale, 30, "the suspended controller's lease to go stale")
                 second = hsm_popen(root, "complete", sweep_id, "--retry-failed", env=CORE)
                 procs.append(second)
-
-                def taken() -> bool:
-                    try:
-                        return json.loads(lease.read_text()).get("pid") == second.pid
-                    except (OSError, ValueError):
-                        return False
-                wait_until(lambda: taken() or second.poll() is not None, 60, "the second controller to take over")
+                wait_until(lambda: lease_holder(lease) == second.pid or second.poll() is not None, 60,
+                           "the second controller to take over")
                 time.sleep(rng.uniform(0.0, 1.0))
             finally:
                 if stopped:

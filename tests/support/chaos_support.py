@@ -137,11 +137,13 @@ def chaos(request: pytest.FixtureRequest) -> Iterator[Chaos]:
 # --------------------------------------------------------------------------------------------
 
 
-def write_chaos_project(root: Path, *, count_file: Path | None = None, parallel: int = 2, extra_config: str = "") -> Path:
-    """Make ``root`` a project whose train.py is :data:`TASK_SCRIPT`; returns the count file."""
+def write_chaos_project(root: Path, *, count_file: Path | None = None, parallel: int = 2, extra_config: str = "",
+                        script: str | None = None) -> Path:
+    """Make ``root`` a project whose train.py is :data:`TASK_SCRIPT` (or ``script``, the whole
+    text); returns the count file. ``extra_config`` is appended (two spaces: a key of ``compute``)."""
     root.mkdir(parents=True, exist_ok=True)
     count_file = count_file or root / "executions.log"
-    (root / "train.py").write_text(TASK_SCRIPT.format(count_file=str(count_file)))
+    (root / "train.py").write_text(script if script is not None else TASK_SCRIPT.format(count_file=str(count_file)))
     (root / "hsm_config.yaml").write_text(
         textwrap.dedent(
             f"""\
@@ -258,6 +260,14 @@ def hsm(root: Path, *args: str, env: dict[str, str] | None = None, timeout: floa
     full.update(env or {})
     return subprocess.run([sys.executable, "-m", "hsm_core", *args], cwd=root, env=full, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def lease_holder(lease: Path) -> int | None:
+    """The pid written in a sweep's controller lease file, or None (no lease, or unreadable)."""
+    try:
+        return json.loads(lease.read_text()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def hsm_popen(root: Path, *args: str, env: dict[str, str] | None = None, python_prefix: list[str] | None = None,
