@@ -28,7 +28,9 @@ LOWER = {"hsm_core", "hsm_core.errors", "hsm_core.taskstate", "hsm_core.atomic",
          # are, so that importing the API does not load the runner)
          "hsm_core.fastrun", "hsm_core.fastrun_rows",
          # the one manifest task dirs are made from: array elements make theirs when they start
-         "hsm_core.task_manifest"}
+         "hsm_core.task_manifest",
+         # a task's start lock: the task files' reader asks it of a "starting" record (stdlib only)
+         "hsm_core.start_lock"}
 
 
 def _fresh(code: str) -> list[str]:

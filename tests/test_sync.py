@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,8 +49,8 @@ class Proj:
             raise AssertionError(f"hsm {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def sync_json(self, *args: str, code: int = 0) -> list[dict[str, Any]]:
-        proc = self.hsm("sync", "to", *args, "--json")
+    def sync_json(self, *args: str, code: int = 0, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        proc = self.hsm("sync", "to", *args, "--json", env=env)
         assert proc.returncode == code, proc.stdout + proc.stderr
         return json.loads(proc.stdout)
 
@@ -249,18 +250,22 @@ def test_ssh_target_one_connection_incremental(proj: Proj, ssh_host: LocalSshd, 
     remote = tmp_path / "remote"
     write_sync_config(proj.root, {"desktop": ssh_target(ssh_host, remote, parallel_transfers=4)}, default="desktop")
     before = auth_count(ssh_host)
-    # Another run (a killed one, another session) may have left its own: only ours count.
-    sockets_before = set(Path(tempfile.gettempdir()).glob("hsm-sync-ssh-*"))
-    [report] = proj.sync_json("s1", "--sweep-only")
-    assert tree(remote / "sweeps" / "outputs" / "s1") == sweep_files(proj)
-    assert report["where"] == f"{ssh_host.user}@127.0.0.1:{ssh_host.port}"
-    # One SSH login for the whole sync (the ControlMaster), whatever the number of rsyncs.
-    assert auth_count(ssh_host) - before == 1
-    [again] = proj.sync_json("s1", "--sweep-only")
-    assert again["files"] == 0 and again["changed"] == []
-    assert auth_count(ssh_host) - before == 2
-    # No control socket (nor its private directory) is left behind.
-    assert set(Path(tempfile.gettempdir()).glob("hsm-sync-ssh-*")) <= sockets_before
+    # A temporary directory of these syncs' own (short: it holds a socket), so that what other
+    # tests running meanwhile make in /tmp is not taken for what these leave.
+    own_tmp = Path(tempfile.mkdtemp(prefix="hs", dir="/tmp"))
+    try:
+        [report] = proj.sync_json("s1", "--sweep-only", env={"TMPDIR": str(own_tmp)})
+        assert tree(remote / "sweeps" / "outputs" / "s1") == sweep_files(proj)
+        assert report["where"] == f"{ssh_host.user}@127.0.0.1:{ssh_host.port}"
+        # One SSH login for the whole sync (the ControlMaster), whatever the number of rsyncs.
+        assert auth_count(ssh_host) - before == 1
+        [again] = proj.sync_json("s1", "--sweep-only", env={"TMPDIR": str(own_tmp)})
+        assert again["files"] == 0 and again["changed"] == []
+        assert auth_count(ssh_host) - before == 2
+        # No control socket (nor its private directory) is left behind.
+        assert list(own_tmp.iterdir()) == []
+    finally:
+        shutil.rmtree(own_tmp, ignore_errors=True)
 
 
 @pytest.mark.sshd
