@@ -74,9 +74,11 @@ def _run(pytester: pytest.Pytester, suite: str, name: str, checks: list[str]) ->
 
 BROKEN_SOURCES = {
     # defect: the checks that must fail, and words of the failure they must give
+    # (Its two queued copies start together: the second either runs beside the first, or takes
+    # the first's record for a leftover attempt and stops it; either way a copy is caught.)
     "NoSubmittedSource": (["test_launch_records_each_task_before_it_can_start",
                            "test_tasks_survive_the_controller_dying[right_after_launch]"],
-                          ["when launch() returned", "ran 2 times"]),
+                          ["when launch() returned", ("ran 2 times", "and never ended")]),
     "ForgetsSourceDataSource": (["test_source_data_survives_every_rewrite"],
                                 ["lost the source_data another source kept"]),
     "NoAttachSource": (["test_tasks_survive_the_controller_dying[while_tasks_run]",
@@ -100,7 +102,9 @@ def test_the_source_contract_fails_a_broken_source(pytester: pytest.Pytester, na
     run = _run(pytester, SOURCE_SUITE, name, checks)
     assert set(run["outcomes"].values()) == {"failed"}, f"{name}: {run['outcomes']}\n{run['text'][-3000:]}"
     for w in words:
-        assert w in run["text"], f"{name}: the failure does not say {w!r}:\n{run['text'][-3000:]}"
+        # A tuple: any one of these words will do.
+        assert any(one in run["text"] for one in ((w,) if isinstance(w, str) else w)), \
+            f"{name}: the failure does not say {w!r}:\n{run['text'][-3000:]}"
 
 
 def test_the_unbroken_template_source_passes_the_same_checks(pytester: pytest.Pytester) -> None:
@@ -122,7 +126,9 @@ def test_the_expander_contract_fails_a_broken_expander(pytester: pytest.Pytester
     run = _run(pytester, EXPANDER_SUITE, name, checks)
     assert set(run["outcomes"].values()) == {"failed"}, f"{name}: {run['outcomes']}\n{run['text'][-3000:]}"
     for w in words:
-        assert w in run["text"], f"{name}: the failure does not say {w!r}:\n{run['text'][-3000:]}"
+        # A tuple: any one of these words will do.
+        assert any(one in run["text"] for one in ((w,) if isinstance(w, str) else w)), \
+            f"{name}: the failure does not say {w!r}:\n{run['text'][-3000:]}"
 
 
 def test_a_plugin_expander_passes_the_whole_expander_contract(pytester: pytest.Pytester) -> None:
