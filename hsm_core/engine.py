@@ -357,7 +357,11 @@ class Engine:
         if isinstance(error, NotInCharge):
             # Replaced while stopped inside this launch (each start asks the lease): what started
             # is watched here to its end; the rest is the new holder's, and nothing more launches.
-            failed = self._not_started(rt, batch, error.started)
+            failed = [spec for spec in batch if spec.task_id not in error.started]
+            for spec in failed:
+                rt.active.discard(spec.task_id)
+                self._owner.pop(spec.task_id, None)
+            rt.launched_total -= len(failed)
             pending.extendleft(reversed(failed))
             self._stop_launching(pending)
             self.sweep.log("sweep.log", f"{rt.name}: {error}")
@@ -367,7 +371,11 @@ class Engine:
             error = None
         elif error is not None:
             started = error.started if isinstance(error, SourceUnavailable) else frozenset()
-            failed = self._not_started(rt, batch, started)
+            failed = [spec for spec in batch if spec.task_id not in started]
+            for spec in failed:
+                rt.active.discard(spec.task_id)
+                self._owner.pop(spec.task_id, None)
+            rt.launched_total -= len(failed)
             if not isinstance(error, SourceUnavailable):
                 raise error
             # Infrastructure trouble: the tasks that did not start go back to the queue, the source
@@ -393,15 +401,6 @@ class Engine:
             self._recovered(rt)
         rt.next_poll = min(rt.next_poll or now + rt.source.poll_interval, now + rt.source.poll_interval)
         self._log_utilization()
-
-    def _not_started(self, rt: SourceRuntime, batch: list[TaskSpec], started: frozenset[str]) -> list[TaskSpec]:
-        """The tasks of a launch that did not start, their slots on ``rt`` given back."""
-        failed = [spec for spec in batch if spec.task_id not in started]
-        for spec in failed:
-            rt.active.discard(spec.task_id)
-            self._owner.pop(spec.task_id, None)
-        rt.launched_total -= len(failed)
-        return failed
 
     # -- calls on sources ---------------------------------------------------------------------
     def _submit(self, rt: SourceRuntime, kind: str, fn: Callable[..., Any], *args: Any,

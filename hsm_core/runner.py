@@ -38,7 +38,6 @@ from typing import IO, Any, Callable, Mapping, Sequence
 
 from hsm_core.state import (
     STARTING,
-    being_started,
     finalize_status,
     now_iso,
     process_identity,
@@ -46,7 +45,7 @@ from hsm_core.state import (
 )
 from hsm_core import jobenv
 from hsm_core.errors import NotInCharge
-from hsm_core.start_lock import start_lock
+from hsm_core.start_lock import start_lock, start_lock_held
 from hsm_core.taskdir import (
     PID_FILE,
     WRAPPER_NAME,
@@ -452,7 +451,7 @@ def settle_stopped(task_dir: Path, reason: TaskState) -> dict[str, Any] | None:
     parsed = processes.parse_identity(ident)
     if parsed and (processes.is_running(ident) is not False or processes.task_members(parsed[0], task_dir)):
         return status
-    if status.get("process") == STARTING and not parsed and being_started(task_dir, status):
+    if status.get("process") == STARTING and not parsed and (still_starting(task_dir, status) or start_lock_held(task_dir)):
         return status  # its controller, or the wrapper it asked for, may still be starting it
     # Nothing recorded how it ended (its wrapper was killed as well): it was stopped, not finished.
     # Unless its own controller recorded the end meanwhile (the status first, then the markers

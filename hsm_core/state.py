@@ -88,13 +88,6 @@ def still_starting(task_dir: Path, status: Mapping[str, Any]) -> bool:
     return bool(processes.wrappers_of(task_dir, WRAPPER_NAME))
 
 
-def being_started(task_dir: Path, status: Mapping[str, Any]) -> bool:
-    """A ``process: starting`` record someone is making good: :func:`still_starting`, or a start
-    that holds the task's start lock, however long it was stopped (:mod:`hsm_core.start_lock`).
-    Not for a holder of the lock itself (it would see its own hold)."""
-    return still_starting(task_dir, status) or start_lock_held(task_dir)
-
-
 def _shown(path: Path) -> str:
     """``path`` as the user would type it: relative to the cwd when below it."""
     try:
@@ -284,7 +277,9 @@ def reconcile_status(task_dir: Path, status: dict[str, Any] | None) -> dict[str,
                 except OSError:
                     pass
                 return new
-            if being_started(task_dir, status):
+            if still_starting(task_dir, status) or start_lock_held(task_dir):
+                # Its controller, or the wrapper it asked for, is starting it (one that holds the
+                # start lock makes it good however long it was stopped: hsm_core.start_lock).
                 return status
         parsed = processes.parse_identity(proc) if proc != STARTING else None
         pid = parsed[0] if parsed else 0
