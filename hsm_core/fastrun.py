@@ -429,6 +429,10 @@ _hsm_start_timer() {  # SIGUSR1 to this shell in $1 s (at once when past), as th
   disown "$_hsm_timer"  # no "Killed" in the job's log when it is stopped
 }
 
+_hsm_held_signal() {  # a stop signal while the task is being started: handled once its start is recorded
+  _hsm_held+=" $1"
+}
+
 _hsm_on_signal() {  # forwarded to the task; the first one is recorded (the job is being stopped)
   _hsm_woke=1
   # The warning before the walltime, and no process of the task handles it: not passed on (its
@@ -536,7 +540,14 @@ ${_hsm_attempts_text}signal_received: $_hsm_received
   [ -n "$_hsm_atts" ] && _hsm_attempts_text="attempts:"$'\n'"$_hsm_atts"
 
   # The command, under the Python runner's /bin/sh wrapper, in a process group of its own.
-  declare _hsm_pid
+  # A scheduler's stop signal from here on is held until the start is recorded, then passed on:
+  # at its default action it would kill this shell between the fork and the record, leaving the
+  # task running with nobody to stop it (a scheduler signals only the processes it found, and
+  # the task's own may not have been forked yet). The subshell gets the default actions back.
+  declare _hsm_pid _hsm_held=
+  trap '_hsm_held_signal TERM' TERM
+  trap '_hsm_held_signal INT' INT
+  trap '_hsm_held_signal USR2' USR2
   set -m
   (
     cd -- "$_hsm_cwd" || exit 1
@@ -574,6 +585,8 @@ $_hsm_attempts_text"
   trap '_hsm_on_signal INT' INT
   trap '_hsm_on_signal USR1' USR1
   trap '_hsm_on_signal USR2' USR2
+  declare _hsm_s
+  for _hsm_s in $_hsm_held; do _hsm_on_signal "$_hsm_s"; done
   declare _hsm_timer=
   [ -n "${HSM_WARNING_AT:-}" ] && _hsm_start_timer $((HSM_WARNING_AT - EPOCHSECONDS))
   while :; do

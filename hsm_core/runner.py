@@ -490,18 +490,19 @@ def run_blocking(
     previous = read_status(task_dir)
     if previous and previous.get("state") == TaskState.COMPLETED.value and not force:
         return previous
-    task = start_task(
-        task_dir,
-        source=source,
-        runner=runner,
-        project_root=project_root,
-        python=python,
-        extra_env=extra_env,
-        status_extra=status_extra,
-    )
     received: list[int] = []
+    held: list[int] = []
+    started: list[StartedTask] = []
 
     def forward(signum: int, _frame: Any) -> None:
+        if not started:
+            # The task is being started: passed on once its start is recorded. At its default
+            # action the signal would kill this runner between the fork and the record, and the
+            # task would run on with nobody to stop it (a scheduler signals only the processes
+            # it found; the task's own may not have been forked yet).
+            held.append(signum)
+            return
+        task = started[0]
         if signum == signal.SIGUSR1 and not task_catches(task.process.pid, signum):
             # The warning before the walltime, and no process of the task handles it: passed on,
             # SIGUSR1's default action would kill the task a minute early. It runs on instead,
@@ -516,7 +517,28 @@ def run_blocking(
         if signum in (signal.SIGTERM, signal.SIGINT):
             _signal_escaped(task_dir, signum)  # its daemons that left the session: the same stop
 
-    old = {s: signal.signal(s, forward) for s in forward_signals}
+    # The warning before the walltime keeps the job script's own handling (it arms the runner's
+    # warning) until the task has started; the stop signals are held from before its start.
+    early = [s for s in forward_signals if s != signal.SIGUSR1]
+    old = {s: signal.signal(s, forward) for s in early}
+    try:
+        task = start_task(
+            task_dir,
+            source=source,
+            runner=runner,
+            project_root=project_root,
+            python=python,
+            extra_env=extra_env,
+            status_extra=status_extra,
+        )
+    except BaseException:
+        for s, h in old.items():
+            signal.signal(s, h)
+        raise
+    started.append(task)
+    old.update({s: signal.signal(s, forward) for s in forward_signals if s not in old})
+    for signum in held:
+        forward(signum, None)
     try:
         while True:
             try:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import IO, Any, Mapping
 
@@ -333,14 +334,20 @@ def wrapper_script(not_started_exit: int) -> str:
     :func:`left_exit_code`). The wrapper traps the stop signals (its command gets them at default,
     as a trap is not inherited): a signal sent to the task's group must not kill the wrapper
     before its command has ended, or the command's own exit code (0 from a script that saved its
-    checkpoint and exited) would be lost; the trap runs only once the command has ended.
+    checkpoint and exited) would be lost; the trap runs only once the command has ended. A
+    SIGTERM or SIGINT that reaches the wrapper before its command started is not lost that way:
+    the command is not started, and the wrapper records the exit code it would have died with
+    (128 + the signal). A scheduler signals the processes it found, and the command, forked
+    just after, would otherwise run on unsignalled after its job was cancelled.
     """
     pid = f'"$HSM_TASK_DIR/{PID_FILE}"'
     code = f'"$HSM_TASK_DIR/{EXIT_MARKER}"'
     # .exit_code is written in place, not renamed into place (no mv process per task): a reader
     # that catches it empty has the code from .hsm_pid, which was appended first and is read first.
     return (
-        f'trap "" HUP; trap : TERM INT USR1 USR2; printf "%s" "$$" > {pid} || exit {not_started_exit}; "$@"; rc=$?; '
+        f'trap "" HUP; hsm_stop=; trap hsm_stop={128 + signal.SIGTERM} TERM; trap hsm_stop={128 + signal.SIGINT} INT; '
+        f'trap : USR1 USR2; printf "%s" "$$" > {pid} || exit {not_started_exit}; '
+        'if [ -z "$hsm_stop" ]; then "$@"; rc=$?; else rc=$hsm_stop; fi; '
         f'printf " exit %s" "$rc" >> {pid}; '
         f'printf "%s" "$rc" > {code}; '
         "exit $rc"

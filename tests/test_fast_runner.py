@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pytest
 
@@ -36,6 +37,7 @@ from hsm_core.taskdir import (
     write_command,
 )
 from hsm_core.testing import make_sweep
+from hsm_core.testing.services import require_service
 
 RUNNERS = ("python", "fast")
 FALLBACK = 99
@@ -92,14 +94,15 @@ def _submit(specs, lst: Path) -> None:
         assert fastrun.write_for_task(spec.task_dir)
 
 
-def _start(runner: str, lst: Path, index: int, **env: str) -> subprocess.Popen:
+def _start(runner: str, lst: Path, index: int, wrap: Sequence[str] = (), **env: str) -> subprocess.Popen:
+    """Run element ``index`` with ``runner``; ``wrap``: a command to run it under (strace)."""
     args = ["--list", str(lst), "--source", "dict", "--index", str(index)]
     environ = {**os.environ, "HSM_JOB_ID": f"77_{index}", "HSM_JOB_RESTART": "0", "HSM_ARRAY_INDEX": str(index), **env}
     if runner == "python":
         argv = [sys.executable, "-m", "hsm_core.runner", *args]
     else:
         argv = ["bash", "-c", f'. "$0" "$@"; exit {FALLBACK}', str(lst.parent / fastrun.PROGRAM_NAME), *args]
-    return subprocess.Popen(argv, env=environ, cwd=lst.parent.parent.parent.parent.parent)
+    return subprocess.Popen([*wrap, *argv], env=environ, cwd=lst.parent.parent.parent.parent.parent)
 
 
 def _wait_for(path: Path, timeout: float = 30.0) -> None:
@@ -281,6 +284,35 @@ def test_a_killed_wrapper_is_recorded_lost_and_its_command_stopped(tmp_path: Pat
     rc, (status,) = _same(_both(tmp_path, [{"mode": "wait"}], scenario))
     assert status["state"] == "lost" and status["exit_code"] == -signal.SIGKILL and rc == 1
     assert status["error"] == "the task runner was killed (SIGKILL); its command was stopped"
+
+
+def _sigterm_while_recording_the_start(runner: str, task_dir: Path) -> list[str]:
+    """strace arguments that send the runner SIGTERM after it forked the task and before it
+    recorded the start: the fast path reads ``/proc/stat`` once, for the task's start time; the
+    Python runner reads ``status.yaml`` back (its third read) to keep what a source added."""
+    strace = shutil.which("strace")
+    if strace is None:
+        require_service("strace", "no strace on PATH")
+    path, nth = ("/proc/stat", 1) if runner == "fast" else (str(task_dir / "status.yaml"), 3)
+    return [strace, "-qq", "-o", os.devnull, "-P", path, "-e", "trace=openat", "-e", f"inject=openat:signal=SIGTERM:when={nth}"]
+
+
+def test_a_stop_signal_while_the_task_is_being_started_still_stops_it(tmp_path: Path) -> None:
+    """A scheduler's SIGTERM that reaches the runner while it starts the task (a cancel as the
+    element begins): the runner used to die of it between the fork and the record, and the task
+    ran on with nobody to stop it. The signal is passed on once the start is recorded."""
+    def scenario(runner: str, specs, lst: Path) -> int:
+        task_dir = specs[0].task_dir
+        proc = _start(runner, lst, 0, wrap=_sigterm_while_recording_the_start(runner, task_dir))
+        try:
+            return proc.wait(timeout=60)
+        finally:
+            (task_dir / "task.release").touch()  # a task left running (the failure) ends now
+
+    for runner, (rc, (status,), (output,), _) in _both(tmp_path, [{"mode": "wait"}], scenario).items():
+        assert status["state"] == "preempted" and status["signal_received"] == "SIGTERM", (runner, status)
+        assert status["exit_code"] == 143 and rc == 143, (runner, rc, status)
+        assert "done wait" not in output, f"{runner}: the task ran to its end"
 
 
 def test_a_resubmitted_task_keeps_its_attempt_history_and_output(tmp_path: Path) -> None:
