@@ -135,6 +135,30 @@ def test_an_element_that_vanishes_mid_run_is_lost_after_a_second_look(tmp_path: 
     assert written["state"] == "lost" and "without a final status" in written["message"]
 
 
+def test_a_cancelled_element_is_reported_soon_after_it_leaves_a_queue_polled_at_its_slowest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel Slurm finishes only at KillWait (30 s; the element was being launched): by then
+    the queries come every ``poll_interval_max``. The look that confirms the job has gone comes
+    2 s after the first, not another full interval later."""
+    _, specs, src = _setup(tmp_path, 1, poll_interval_max=30)
+    now = [1000.0]
+    monkeypatch.setattr(watcher.time, "monotonic", lambda: now[0])
+    src.launch(specs)
+    src.queue = {"77_0": JobInfo(QueueState.COMPLETING, "COMPLETING")}
+    src.cancel([specs[0].task_id])
+    reported = None
+    for _ in range(1200):  # 120 s in steps of 0.1 s
+        if now[0] - 1000.0 >= 31.0:
+            src.queue = {}  # Slurm ended the job at KillWait
+        if any(u.state is TaskState.CANCELLED for u in src.poll()):
+            reported = now[0] - 1000.0
+            break
+        now[0] += 0.1
+    # Queries at 0, 2, 6, 14, 30, 60 s: the first that finds it gone is at 60 s; confirmed at 62 s
+    # (before: at 90 s, the next step of the backoff).
+    assert reported is not None and reported <= 63.0, reported
+
+
 def test_timeout_reported_by_the_scheduler_wins_over_the_runner_s_preempted(tmp_path: Path) -> None:
     _, specs, src = _setup(tmp_path, 1)
     src.launch(specs)

@@ -73,13 +73,15 @@ class Watch:
             if upd.state.finished:
                 self.final[upd.task_id] = upd.state
 
-    def until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
-        """Poll until ``done()``; AssertionError naming ``what`` after ``timeout`` seconds."""
+    def until(self, done: Callable[[], bool], timeout: float, what: str | Callable[[], str]) -> None:
+        """Poll until ``done()``; AssertionError naming ``what`` (or what it returns then) after
+        ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         interval = 0.05
         while not done():
             if time.monotonic() > deadline:
-                raise AssertionError(f"{what} (waited {timeout:.0f}s)")
+                said = what() if callable(what) else what
+                raise AssertionError(f"{said} (waited {timeout:.0f}s)")
             self.poll()
             if done():
                 return
@@ -89,7 +91,7 @@ class Watch:
     def until_final(self, specs: Sequence[TaskSpec], timeout: float) -> dict[str, TaskState]:
         """Poll until every task of ``specs`` was reported final; their final states."""
         self.until(lambda: all(s.task_id in self.final for s in specs), timeout,
-                   "poll() never reported a final state for " + ", ".join(s.name for s in specs if s.task_id not in self.final))
+                   lambda: "poll() never reported a final state for " + ", ".join(s.name for s in specs if s.task_id not in self.final))
         return {s.task_id: self.final[s.task_id] for s in specs}
 
 

@@ -7,7 +7,8 @@ or attach, then 2, 4, 8 ... s, capped), asks the scheduler about every job of th
 call. A job the queue has forgotten is looked up in the scheduler's accounting, when it has one.
 The task files and the scheduler's answer together decide each task's state
 (:func:`~hsm_core.plugin.resolve_task_state`); a final state decided from an absence is confirmed
-by a second query before it is written (:func:`~.final_status.write_verdict`).
+by a second query, :data:`CONFIRM_AFTER` seconds later whatever the backoff, before it is written
+(:func:`~.final_status.write_verdict`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from hsm_core.taskdir import STATUS_FILE, status_path
 from hsm_core.plugin.values import TaskSpec, TaskState, TaskUpdate
 
 __all__ = ["QueueWatcher", "Tracked"]
+
+
+#: Seconds between the query that found a job ended or gone and the one that confirms it. Not the
+#: backoff's pace: at its cap (``poll_interval_max``, 30 s by default) the second look came that
+#: much later, and a cancelled element was shown running that long after the scheduler ended it.
+CONFIRM_AFTER = 2.0
 
 
 @dataclass
@@ -227,6 +234,8 @@ class QueueWatcher:
         self.source.staging.fetch([t.spec for t, v, _ in decided if v.final and (not v.confirm or t.confirmations >= 1)])
         for t, verdict, info in decided:
             self._apply(t, verdict, info, updates)
+        if queue is not None and any(t.confirmations for t in self.tracked.values()):
+            self._next_query = min(self._next_query, now + CONFIRM_AFTER)
         self.last_check_seconds = max(0.0, time.thread_time() - cpu_start - query_seconds)
         return updates
 
