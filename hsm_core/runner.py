@@ -517,9 +517,11 @@ def run_blocking(
         if signum in (signal.SIGTERM, signal.SIGINT):
             _signal_escaped(task_dir, signum)  # its daemons that left the session: the same stop
 
-    # The warning before the walltime keeps the job script's own handling (it arms the runner's
-    # warning) until the task has started; the stop signals are held from before its start.
-    early = [s for s in forward_signals if s != signal.SIGUSR1]
+    # The warning before the walltime keeps the handling it has (a packed element's, which notes
+    # it) until the task has started; the stop signals are held from before its start, and so is
+    # the warning where nothing handles it: at its default action (the job script's trap is gone
+    # with its exec) it would kill this runner between the fork and the record as well.
+    early = [s for s in forward_signals if s != signal.SIGUSR1 or signal.getsignal(s) == signal.SIG_DFL]
     old = {s: signal.signal(s, forward) for s in early}
     try:
         task = start_task(

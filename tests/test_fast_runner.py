@@ -286,15 +286,15 @@ def test_a_killed_wrapper_is_recorded_lost_and_its_command_stopped(tmp_path: Pat
     assert status["error"] == "the task runner was killed (SIGKILL); its command was stopped"
 
 
-def _sigterm_while_recording_the_start(runner: str, task_dir: Path) -> list[str]:
-    """strace arguments that send the runner SIGTERM after it forked the task and before it
+def _sigterm_while_recording_the_start(runner: str, task_dir: Path, signame: str = "SIGTERM") -> list[str]:
+    """strace arguments that send the runner SIGTERM (or ``signame``) after it forked the task and before it
     recorded the start: the fast path reads ``/proc/stat`` once, for the task's start time; the
     Python runner reads ``status.yaml`` back (its third read) to keep what a source added."""
     strace = shutil.which("strace")
     if strace is None:
         require_service("strace", "no strace on PATH")
     path, nth = ("/proc/stat", 1) if runner == "fast" else (str(task_dir / "status.yaml"), 3)
-    return [strace, "-qq", "-o", os.devnull, "-P", path, "-e", "trace=openat", "-e", f"inject=openat:signal=SIGTERM:when={nth}"]
+    return [strace, "-qq", "-o", os.devnull, "-P", path, "-e", "trace=openat", "-e", f"inject=openat:signal={signame}:when={nth}"]
 
 
 def test_a_stop_signal_while_the_task_is_being_started_still_stops_it(tmp_path: Path) -> None:
@@ -313,6 +313,25 @@ def test_a_stop_signal_while_the_task_is_being_started_still_stops_it(tmp_path: 
         assert status["state"] == "preempted" and status["signal_received"] == "SIGTERM", (runner, status)
         assert status["exit_code"] == 143 and rc == 143, (runner, rc, status)
         assert "done wait" not in output, f"{runner}: the task ran to its end"
+
+
+def test_the_warning_signal_while_the_python_runner_starts_the_task_does_not_leave_it_unwatched(tmp_path: Path) -> None:
+    """SIGUSR1 (Slurm's ``--signal=B:USR1@N``, which may come up to a minute early) as the Python
+    runner starts the task: the job script's trap is gone with its ``exec``, so at its default
+    action it killed the runner between the fork and the record, and the task ran on with nobody
+    to stop it. It is held like the stop signals; the task, which does not handle it, runs on."""
+    root = tmp_path.resolve()
+    _, (spec,), lst = _sweep(root, [{"mode": "wait"}])
+    _submit([spec], lst)
+    wrap = _sigterm_while_recording_the_start("python", spec.task_dir, "SIGUSR1")
+    proc = _start("python", lst, 0, wrap=wrap)
+    try:
+        _wait_for(spec.task_dir / "task.started")
+    finally:
+        (spec.task_dir / "task.release").touch()
+    rc = proc.wait(timeout=60)
+    status = read_status(spec.task_dir) or {}
+    assert rc == 0 and status["state"] == "completed", (rc, status)
 
 
 def test_a_resubmitted_task_keeps_its_attempt_history_and_output(tmp_path: Path) -> None:
