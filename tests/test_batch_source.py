@@ -159,6 +159,36 @@ def test_a_cancelled_element_is_reported_soon_after_it_leaves_a_queue_polled_at_
     assert reported is not None and reported <= 63.0, reported
 
 
+def test_an_element_whose_runner_died_mid_run_is_lost_though_polls_come_between_queries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner recorded ``running`` and died without a final record (its node went away, or it
+    was SIGKILLed): the job leaves the queue. Polls read the task files every 0.1 s and the
+    scheduler on its backoff; the polls in between must not undo the first look's count, or the
+    task stays ``running`` for ever."""
+    from hsm_core.state import write_status
+
+    _, specs, src = _setup(tmp_path, 1, poll_interval_max=30)
+    now = [1000.0]
+    monkeypatch.setattr(watcher.time, "monotonic", lambda: now[0])
+    src.launch(specs)
+    status = read_task_status(specs[0])
+    status["state"] = "running"
+    write_status(specs[0].task_dir, status)
+    src.queue = {"77_0": JobInfo(QueueState.RUNNING, "RUNNING")}
+    reported = None
+    for _ in range(1200):  # 120 s in steps of 0.1 s
+        if now[0] - 1000.0 >= 20.0:
+            src.queue = {}
+        updates = src.poll()
+        if any(u.state is TaskState.LOST for u in updates):
+            reported = now[0] - 1000.0
+            break
+        now[0] += 0.1
+    # Queries at 0, 2, 6, 14, 30 s: gone at 30 s, confirmed 2 s later.
+    assert reported is not None and reported <= 33.0, reported
+    assert read_task_status(specs[0])["state"] == "lost"
+
+
 def test_timeout_reported_by_the_scheduler_wins_over_the_runner_s_preempted(tmp_path: Path) -> None:
     _, specs, src = _setup(tmp_path, 1)
     src.launch(specs)

@@ -121,6 +121,38 @@ def test_an_outside_scancel_is_cancelled_whoever_watched(tmp_path: Path, slurm_c
     assert project.executions() == []
 
 
+def test_an_element_whose_runner_died_mid_run_is_recorded_and_the_run_ends(tmp_path: Path, slurm_cluster: SlurmCluster) -> None:
+    """The element's job script and its task are SIGKILLed mid-run (the node's processes went, as
+    in a node failure or the OOM killer taking the job's shell): no final record is ever written,
+    and the job ends. ``hsm run`` records the task from Slurm's word and ends. Before, its polls of
+    the task files between two queries undid the first query's "gone", so the task stayed
+    ``running`` and ``hsm run`` waited for ever."""
+    import os
+    import signal
+
+    project = make_project(tmp_path / "proj", slurm_cluster, 'hpc:\n  system: slurm\n  default_walltime: "00:10:00"\n')
+    cfg = project.write_sweep({"grid": {"x": [1], "sleep": [600]}})
+    proc = project.popen("run", "--config", str(cfg), "--sources", "slurm")
+    try:
+        sweep = wait_for(lambda: project.outputs.is_dir() and next(iter(project.outputs.iterdir()), None), 60, what="sweep")
+        wait_for(lambda: [s.get("state") for s in project.statuses(sweep).values()] == ["running"], 120, what="the task running")
+        wrapper = int(_one_status(project)["process"].split(":")[0])
+        with open(f"/proc/{wrapper}/stat") as f:
+            job_shell = int(f.read().rsplit(")", 1)[1].split()[1])
+        os.killpg(wrapper, signal.SIGKILL)
+        os.kill(job_shell, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out + err
+    status = _one_status(project)
+    assert status["state"] in ("failed", "lost"), status
+    assert "without a final status" in status.get("message", "") or status["state"] == "failed", status
+    assert project.executions() == []  # killed before its end, and not run again
+
+
 @pytest.mark.parametrize("watched", [True, False], ids=["controller", "no-wait"])
 def test_a_task_stopped_by_the_warning_signal_is_preempted(tmp_path: Path, slurm_cluster: SlurmCluster, watched: bool) -> None:
     # USR1 to the batch shell (the task runner, which forwards it) 110 s before a 2-minute limit:

@@ -233,7 +233,7 @@ class QueueWatcher:
                 decided.append((t, verdict, info))
         self.source.staging.fetch([t.spec for t, v, _ in decided if v.final and (not v.confirm or t.confirmations >= 1)])
         for t, verdict, info in decided:
-            self._apply(t, verdict, info, updates)
+            self._apply(t, verdict, info, updates, asked=queue is not None)
         if queue is not None and any(t.confirmations for t in self.tracked.values()):
             self._next_query = min(self._next_query, now + CONFIRM_AFTER)
         self.last_check_seconds = max(0.0, time.thread_time() - cpu_start - query_seconds)
@@ -273,12 +273,18 @@ class QueueWatcher:
             self.source.log(f"accounting not available ({exc}); final states come from the queue and the task files")
             return {}
 
-    def _apply(self, t: Tracked, verdict: Verdict, info: JobInfo | None, updates: list[TaskUpdate]) -> None:
+    def _apply(self, t: Tracked, verdict: Verdict, info: JobInfo | None, updates: list[TaskUpdate], *,
+               asked: bool = True) -> None:
+        """Act on ``verdict``; ``asked``: the scheduler was queried in this poll (else the verdict
+        comes from the task files alone)."""
         if verdict.confirm:
             t.confirmations += 1
             if t.confirmations < 2:
                 return  # decided from an absence: look once more before writing anything
-        else:
+        elif asked:
+            # The scheduler shows the job again: a later absence is counted anew. Not on a poll
+            # between queries: the files' "running" said nothing of the job, and resetting there
+            # left a task whose runner died without a final record "running" for ever.
             t.confirmations = 0
         if verdict.write:
             self.write_final(t, verdict, info)
