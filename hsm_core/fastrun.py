@@ -426,7 +426,7 @@ _hsm_start_timer() {  # SIGUSR1 to this shell in $1 s (at once when past), as th
   ) < /dev/null > /dev/null 2>&1 &
   _hsm_timer=$!
   set +m
-  disown "$_hsm_timer"  # no "Killed" in the job's log when it is stopped
+  disown "$_hsm_timer" 2>/dev/null  # no "Killed" in the job's log when it is stopped (gone already: a warning time past)
 }
 
 _hsm_held_signal() {  # a stop signal while the task is being started: handled once its start is recorded

@@ -335,9 +335,10 @@ def wrapper_script(not_started_exit: int) -> str:
     as a trap is not inherited): a signal sent to the task's group must not kill the wrapper
     before its command has ended, or the command's own exit code (0 from a script that saved its
     checkpoint and exited) would be lost; the trap runs only once the command has ended. A
-    SIGTERM or SIGINT that reaches the wrapper before its command started is not lost that way:
-    the command is not started, and the wrapper records the exit code it would have died with
-    (128 + the signal). A scheduler signals the processes it found, and the command, forked
+    SIGTERM, SIGINT or SIGUSR2 (the signals the runners pass on as a stop) that reaches the
+    wrapper before its command started is not lost that way: the command is not started, and the
+    wrapper records the exit code it would have died with (128 + the signal). SIGUSR1, the
+    warning before the walltime, is only for a command that handles it. A scheduler signals the processes it found, and the command, forked
     just after, would otherwise run on unsignalled after its job was cancelled.
     """
     pid = f'"$HSM_TASK_DIR/{PID_FILE}"'
@@ -345,9 +346,9 @@ def wrapper_script(not_started_exit: int) -> str:
     # .exit_code is written in place, not renamed into place (no mv process per task): a reader
     # that catches it empty has the code from .hsm_pid, which was appended first and is read first.
     return (
-        f'trap "" HUP; hsm_stop=; trap hsm_stop={128 + signal.SIGTERM} TERM; trap hsm_stop={128 + signal.SIGINT} INT; '
-        f'trap : USR1 USR2; printf "%s" "$$" > {pid} || exit {not_started_exit}; '
-        'if [ -z "$hsm_stop" ]; then "$@"; rc=$?; else rc=$hsm_stop; fi; '
+        f'trap "" HUP; _hsm_stop=; trap _hsm_stop={128 + signal.SIGTERM} TERM; trap _hsm_stop={128 + signal.SIGINT} INT; '
+        f'trap _hsm_stop={128 + signal.SIGUSR2} USR2; trap : USR1; printf "%s" "$$" > {pid} || exit {not_started_exit}; '
+        'if [ -z "$_hsm_stop" ]; then "$@"; rc=$?; else rc=$_hsm_stop; fi; '
         f'printf " exit %s" "$rc" >> {pid}; '
         f'printf "%s" "$rc" > {code}; '
         "exit $rc"

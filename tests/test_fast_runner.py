@@ -311,7 +311,9 @@ def test_a_stop_signal_while_the_task_is_being_started_still_stops_it(tmp_path: 
 
     for runner, (rc, (status,), (output,), _) in _both(tmp_path, [{"mode": "wait"}], scenario).items():
         assert status["state"] == "preempted" and status["signal_received"] == "SIGTERM", (runner, status)
-        assert status["exit_code"] == 143 and rc == 143, (runner, rc, status)
+        # 143: the wrapper recorded its command's end by SIGTERM (or that it did not start it);
+        # -15: the signal came before even the wrapper's traps, and ended the wrapper itself.
+        assert (status["exit_code"], rc) in ((143, 143), (-15, 1)), (runner, rc, status)
         assert "done wait" not in output, f"{runner}: the task ran to its end"
 
 

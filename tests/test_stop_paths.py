@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hsm_core.taskdir import EXIT_MARKER, PID_FILE, wrapper_script
@@ -500,8 +501,11 @@ def test_a_status_naming_a_reused_pid_is_neither_waited_for_nor_killed(tmp_path:
         obs.assert_no_problems("a reused pid in status.yaml")
 
 
-def test_a_stop_signal_that_reaches_the_wrapper_before_its_command_keeps_the_command_from_starting(tmp_path: Path) -> None:
-    """SIGTERM to the task's ``/bin/sh`` wrapper after it set its traps and before it started the
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT", "SIGUSR2"])
+def test_a_stop_signal_that_reaches_the_wrapper_before_its_command_keeps_the_command_from_starting(
+        tmp_path: Path, signame: str) -> None:
+    """A stop signal (SIGTERM, SIGINT, or SIGUSR2, which the runners also pass on as a stop) to
+    the task's ``/bin/sh`` wrapper after it set its traps and before it started the
     command (a scheduler signals the processes it found; the command, forked a moment later, gets
     nothing): the wrapper used to swallow it and start the command, which then ran on after its
     job was cancelled. Now the command never starts and the wrapper records the exit code it
@@ -511,11 +515,12 @@ def test_a_stop_signal_that_reaches_the_wrapper_before_its_command_keeps_the_com
         require_service("strace", "no strace on PATH")
     ran = tmp_path / "ran"
     argv = [strace, "-qq", "-o", os.devnull, "-P", str(tmp_path / PID_FILE), "-e", "trace=openat",
-            "-e", "inject=openat:signal=SIGTERM:when=1",
+            "-e", f"inject=openat:signal={signame}:when=1",
             "/bin/sh", "-c", wrapper_script(75), "hsm-task", "/bin/sh", "-c", f"echo ran > {ran}"]
     rc = subprocess.run(argv, env=dict(os.environ, HSM_TASK_DIR=str(tmp_path)), timeout=60).returncode
     assert not ran.exists(), "the command started after its wrapper was told to stop"
-    assert rc == 128 + signal.SIGTERM
-    pid, word, code = (tmp_path / PID_FILE).read_text().split()
-    assert pid.isdigit() and (word, code) == ("exit", "143")
-    assert (tmp_path / EXIT_MARKER).read_text() == "143"
+    code = str(128 + signal.Signals[signame])
+    assert rc == int(code)
+    pid, word, recorded = (tmp_path / PID_FILE).read_text().split()
+    assert pid.isdigit() and (word, recorded) == ("exit", code)
+    assert (tmp_path / EXIT_MARKER).read_text() == code
