@@ -533,15 +533,10 @@ def run_blocking(
             extra_env=extra_env,
             status_extra=status_extra,
         )
-    except BaseException:
-        for s, h in old.items():
-            signal.signal(s, h)
-        raise
-    started.append(task)
-    old.update({s: signal.signal(s, forward) for s in forward_signals if s not in old})
-    for signum in held:
-        forward(signum, None)
-    try:
+        started.append(task)
+        old.update({s: signal.signal(s, forward) for s in forward_signals if s not in old})
+        for signum in held:
+            forward(signum, None)
         while True:
             try:
                 rc = task.process.wait()
