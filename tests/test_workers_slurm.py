@@ -22,11 +22,14 @@ def cluster():
 
 
 def _element_running_a_task(project: Project, group: str, element: str) -> bool:
-    for st in statuses(project, group).values() if (sweep_dir(project, group) / "tasks").is_dir() else []:
+    """True when the element runs a task that has saved its second checkpoint (that task's own:
+    another task's steps said nothing of how far the one to be requeued had come)."""
+    tasks = sweep_dir(project, group) / "tasks"
+    for name, st in statuses(project, group).items() if tasks.is_dir() else []:
         if st.get("state") == "running" and str(st.get("array_index")) == element:
-            ck = sweep_dir(project, group) / "tasks"
-            steps = [int(p.read_text() or 0) for p in ck.glob("*/checkpoints/step.txt") if p.read_text().strip()]
-            return bool(steps) and max(steps) >= 2
+            step = tasks / name / "checkpoints" / "step.txt"
+            text = step.read_text().strip() if step.exists() else ""
+            return text.isdigit() and int(text) >= 2
     return False
 
 
