@@ -337,9 +337,10 @@ def wrapper_script(not_started_exit: int) -> str:
     checkpoint and exited) would be lost; the trap runs only once the command has ended. A
     SIGTERM, SIGINT or SIGUSR2 (the signals the runners pass on as a stop) that reaches the
     wrapper before its command started is not lost that way: the command is not started, and the
-    wrapper records the exit code it would have died with (128 + the signal). SIGUSR1, the
-    warning before the walltime, is only for a command that handles it. A scheduler signals the processes it found, and the command, forked
-    just after, would otherwise run on unsignalled after its job was cancelled.
+    wrapper records the exit code it would have died with (128 + the signal). A scheduler
+    signals the processes it found, and the command, forked just after, would otherwise run on
+    unsignalled after its job was cancelled. SIGUSR1, the warning before the walltime, is only
+    for a command that handles it.
     """
     pid = f'"$HSM_TASK_DIR/{PID_FILE}"'
     code = f'"$HSM_TASK_DIR/{EXIT_MARKER}"'

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from hsm_core.taskdir import (
     write_command,
 )
 from hsm_core.testing import make_sweep
-from hsm_core.testing.services import require_service
+from signal_at_syscall import signal_at_open
 
 RUNNERS = ("python", "fast")
 FALLBACK = 99
@@ -286,15 +285,13 @@ def test_a_killed_wrapper_is_recorded_lost_and_its_command_stopped(tmp_path: Pat
     assert status["error"] == "the task runner was killed (SIGKILL); its command was stopped"
 
 
-def _sigterm_while_recording_the_start(runner: str, task_dir: Path, signame: str = "SIGTERM") -> list[str]:
-    """strace arguments that send the runner SIGTERM (or ``signame``) after it forked the task and before it
-    recorded the start: the fast path reads ``/proc/stat`` once, for the task's start time; the
+def _signal_while_recording_the_start(runner: str, task_dir: Path, signame: str = "SIGTERM") -> list[str]:
+    """What to run ``runner`` under so that it gets ``signame`` after it forked the task and before
+    it recorded the start: the fast path reads ``/proc/stat`` once, for the task's start time; the
     Python runner reads ``status.yaml`` back (its third read) to keep what a source added."""
-    strace = shutil.which("strace")
-    if strace is None:
-        require_service("strace", "no strace on PATH")
-    path, nth = ("/proc/stat", 1) if runner == "fast" else (str(task_dir / "status.yaml"), 3)
-    return [strace, "-qq", "-o", os.devnull, "-P", path, "-e", "trace=openat", "-e", f"inject=openat:signal={signame}:when={nth}"]
+    if runner == "fast":
+        return signal_at_open("/proc/stat", signame)
+    return signal_at_open(task_dir / "status.yaml", signame, nth=3)
 
 
 def test_a_stop_signal_while_the_task_is_being_started_still_stops_it(tmp_path: Path) -> None:
@@ -303,7 +300,7 @@ def test_a_stop_signal_while_the_task_is_being_started_still_stops_it(tmp_path: 
     ran on with nobody to stop it. The signal is passed on once the start is recorded."""
     def scenario(runner: str, specs, lst: Path) -> int:
         task_dir = specs[0].task_dir
-        proc = _start(runner, lst, 0, wrap=_sigterm_while_recording_the_start(runner, task_dir))
+        proc = _start(runner, lst, 0, wrap=_signal_while_recording_the_start(runner, task_dir))
         try:
             return proc.wait(timeout=60)
         finally:
@@ -325,7 +322,7 @@ def test_the_warning_signal_while_the_python_runner_starts_the_task_does_not_lea
     root = tmp_path.resolve()
     _, (spec,), lst = _sweep(root, [{"mode": "wait"}])
     _submit([spec], lst)
-    wrap = _sigterm_while_recording_the_start("python", spec.task_dir, "SIGUSR1")
+    wrap = _signal_while_recording_the_start("python", spec.task_dir, "SIGUSR1")
     proc = _start("python", lst, 0, wrap=wrap)
     try:
         _wait_for(spec.task_dir / "task.started")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -21,11 +20,11 @@ import pytest
 import yaml
 
 from hsm_core.taskdir import EXIT_MARKER, PID_FILE, wrapper_script
-from hsm_core.testing.services import require_service
 
 # The observer lives with the chaos suite, which runs the same stops at random moments.
 
 from chaos_support import kill_tree, output_of, read_state  # noqa: E402
+from signal_at_syscall import signal_at_open  # noqa: E402
 from stop_observer import (  # noqa: E402
     FAST_WORKERS,
     Hang,
@@ -510,12 +509,8 @@ def test_a_stop_signal_that_reaches_the_wrapper_before_its_command_keeps_the_com
     nothing): the wrapper used to swallow it and start the command, which then ran on after its
     job was cancelled. Now the command never starts and the wrapper records the exit code it
     would have died with. strace sends the signal as the wrapper opens its pid file."""
-    strace = shutil.which("strace")
-    if strace is None:
-        require_service("strace", "no strace on PATH")
     ran = tmp_path / "ran"
-    argv = [strace, "-qq", "-o", os.devnull, "-P", str(tmp_path / PID_FILE), "-e", "trace=openat",
-            "-e", f"inject=openat:signal={signame}:when=1",
+    argv = [*signal_at_open(tmp_path / PID_FILE, signame),
             "/bin/sh", "-c", wrapper_script(75), "hsm-task", "/bin/sh", "-c", f"echo ran > {ran}"]
     rc = subprocess.run(argv, env=dict(os.environ, HSM_TASK_DIR=str(tmp_path)), timeout=60).returncode
     assert not ran.exists(), "the command started after its wrapper was told to stop"
